@@ -1,0 +1,267 @@
+// lowp/format/convert.h — the scalar reference: encode a real number into a
+// format's code, and decode a code back, exactly.
+//
+// Every other path in lowp (bulk kernels, block formats, file writers) must give
+// the same bits as these functions. They are constexpr so that tests can pin
+// values at compile time.
+//
+// Input is a double: every fp32, fp16 and bf16 value is exactly a double, so one
+// encoder rounds each of those inputs correctly (no double rounding), and fp64
+// inputs are rounded once, directly, too.
+//
+// Semantics (docs/formats.md has the full table):
+//  * Rounding: nearest-even (default), nearest-ties-away, toward zero, or
+//    stochastic. For a format without mantissa bits (E8M0, eXm0) every normal
+//    significand is 1, so "even" can only pick the larger neighbour; lowp does,
+//    as ml_dtypes does.
+//  * Stochastic rounding rounds |x| up with probability equal to the fraction of
+//    a unit in the last place that it drops (to 2^-32 resolution): with r the 32
+//    random bits, it rounds up iff floor(fraction * 2^32) + r >= 2^32. The bits
+//    come from stochastic_bits(seed, element index), so results do not depend on
+//    how the work is split between threads.
+//  * Overflow (a finite input whose rounded magnitude exceeds the largest finite
+//    value, or an infinite input): with `saturate`, or for formats without Inf
+//    and NaN, ±max finite. Otherwise IEEE formats give ±Inf, FN formats the NaN of
+//    the input's sign, FNUZ formats their NaN (0x80), and E8M0 its NaN (0xFF). As
+//    in IEEE 754, rounding toward zero carries finite overflow to ±max finite.
+//    `saturate` also maps ±Inf inputs to ±max (as PTX's .satfinite does).
+//  * NaN inputs give the format's NaN, keeping the sign where the format has a
+//    signed NaN. Formats without NaN (fp6, fp4, eXmYfin) give the negative-zero
+//    code, the stand-in ml_dtypes uses; integers give 0.
+//  * Zero keeps its sign where the format has -0; FNUZ formats have no -0, so a
+//    negative input that rounds to zero gives +0.
+//  * E8M0 (no zero, no sign): zero and negative inputs give NaN, or with
+//    `saturate` the smallest value 2^-127 (code 0x00); positive inputs below
+//    2^-127 give 2^-127 in every rounding mode.
+//  * Integers: round, then clamp to the format's range (always saturating); NaN
+//    gives 0.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <limits>
+
+#include "lowp/format/format.h"
+
+namespace lowp {
+
+enum class Rounding : std::uint8_t { kNearestEven, kNearestAway, kTowardZero, kStochastic };
+
+struct EncodeOptions {
+  Rounding rounding = Rounding::kNearestEven;
+  bool saturate = false;
+};
+
+// murmur3's 32-bit finaliser: a bijection with full avalanche.
+constexpr std::uint32_t mix32(std::uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  h ^= h >> 16;
+  return h;
+}
+
+// The key that stochastic_bits uses for elements index with the same high 32
+// bits. Kernels compute it once per 2^32 elements.
+constexpr std::uint32_t stochastic_key(std::uint64_t seed, std::uint32_t index_high) {
+  const auto seed_lo = static_cast<std::uint32_t>(seed);
+  const auto seed_hi = static_cast<std::uint32_t>(seed >> 32);
+  return mix32(seed_lo + mix32(seed_hi + mix32(index_high + 0x9E3779B9u)));
+}
+constexpr std::uint32_t stochastic_bits_keyed(std::uint32_t key, std::uint32_t index_low) {
+  return mix32(mix32(index_low ^ key) + key);
+}
+// 32 random bits for element `index` of a stream seeded with `seed`.
+constexpr std::uint32_t stochastic_bits(std::uint64_t seed, std::uint64_t index) {
+  return stochastic_bits_keyed(stochastic_key(seed, static_cast<std::uint32_t>(index >> 32)),
+                               static_cast<std::uint32_t>(index));
+}
+
+namespace detail {
+
+// A double split into sign, class, and (for finite nonzero values) the exponent
+// and a 64-bit significand normalised so that bit 63 is set:
+//   |x| = significand * 2^(exponent - 63),  2^exponent <= |x| < 2^(exponent+1).
+struct Unpacked {
+  enum Class : std::uint8_t { kZero, kFinite, kInf, kNan };
+  bool negative = false;
+  Class cls = kZero;
+  int exponent = 0;
+  std::uint64_t significand = 0;
+};
+
+constexpr Unpacked unpack(double x) {
+  const auto b = std::bit_cast<std::uint64_t>(x);
+  const bool negative = (b >> 63) != 0;
+  const auto exp_field = static_cast<int>((b >> 52) & 0x7FF);
+  const std::uint64_t frac = b & ((std::uint64_t{1} << 52) - 1);
+  if (exp_field == 0x7FF) return {negative, frac != 0 ? Unpacked::kNan : Unpacked::kInf, 0, 0};
+  if (exp_field == 0) {
+    if (frac == 0) return {negative, Unpacked::kZero, 0, 0};
+    const int lz = std::countl_zero(frac);  // subnormal: frac * 2^-1074
+    return {negative, Unpacked::kFinite, 63 - lz - 1074, frac << lz};
+  }
+  return {negative, Unpacked::kFinite, exp_field - 1023, ((std::uint64_t{1} << 52) | frac) << 11};
+}
+
+// |x| / 2^unit_exp rounded to an integer, where |x| = sig * 2^(exp - 63).
+// Requires unit_exp > exp - 63 (at least one bit is dropped: every format here has
+// far fewer significand bits than a double).
+constexpr std::uint64_t round_to_unit(std::uint64_t sig, int exp, int unit_exp, Rounding mode,
+                                      std::uint32_t random) {
+  // Step 1: split into the integer part n and the dropped fraction, left-aligned
+  // in 64 bits (0.64 fixed point). Past 64 dropped bits only the top of the
+  // fraction matters: it is then below one half.
+  const int shift = 63 - exp + unit_exp;  // >= 1
+  std::uint64_t n = 0;
+  std::uint64_t fraction = 0;
+  if (shift < 64) {
+    n = sig >> shift;
+    fraction = sig << (64 - shift);
+  } else if (shift < 128) {
+    fraction = shift == 64 ? sig : sig >> (shift - 64);
+  }
+  // Step 2: decide whether to round the magnitude up.
+  constexpr std::uint64_t kHalf = std::uint64_t{1} << 63;
+  switch (mode) {
+    case Rounding::kNearestEven:
+      return n + ((fraction > kHalf || (fraction == kHalf && (n & 1) != 0)) ? 1 : 0);
+    case Rounding::kNearestAway:
+      return n + (fraction >= kHalf ? 1 : 0);
+    case Rounding::kTowardZero:
+      return n;
+    case Rounding::kStochastic:
+      return n + (((fraction >> 32) + random) >> 32);
+  }
+  return n;
+}
+
+constexpr std::uint32_t encode_int(const Format& f, const Unpacked& u, Rounding mode,
+                                   std::uint32_t random) {
+  const std::int64_t lo = int_min(f);
+  const std::int64_t hi = int_max(f);
+  auto code_of = [&](std::int64_t v) {
+    v = v < lo ? lo : v > hi ? hi : v;
+    return static_cast<std::uint32_t>(v) & code_mask(f);
+  };
+  switch (u.cls) {
+    case Unpacked::kNan:
+    case Unpacked::kZero:
+      return 0;
+    case Unpacked::kInf:
+      return code_of(u.negative ? lo : hi);
+    case Unpacked::kFinite:
+      break;
+  }
+  if (u.exponent > 40) return code_of(u.negative ? lo : hi);  // far beyond any range
+  const auto n = static_cast<std::int64_t>(round_to_unit(u.significand, u.exponent, 0, mode, random));
+  return code_of(u.negative ? -n : n);
+}
+
+constexpr std::uint32_t encode_e8m0(const Format& f, const Unpacked& u, EncodeOptions opt,
+                                    std::uint32_t random) {
+  constexpr std::uint32_t kMin = 0x00;
+  const std::uint32_t nan = nan_code(f);
+  const std::uint32_t max = max_magnitude_code(f);
+  if (u.cls == Unpacked::kNan) return nan;
+  if (u.cls == Unpacked::kZero || u.negative) return opt.saturate ? kMin : nan;
+  if (u.cls == Unpacked::kInf) return opt.saturate ? max : nan;
+  const bool clamp_high = opt.saturate || opt.rounding == Rounding::kTowardZero;
+  if (u.exponent > emax(f)) return clamp_high ? max : nan;
+  if (u.exponent < emin(f)) return kMin;  // nothing below 2^-127 to round to
+  // Significand 1 or 2 after rounding at the unit 2^exponent.
+  const std::uint64_t n = round_to_unit(u.significand, u.exponent, u.exponent, opt.rounding, random);
+  const auto code = static_cast<std::uint32_t>(u.exponent - emin(f)) + static_cast<std::uint32_t>(n - 1);
+  if (code > max) return clamp_high ? max : nan;
+  return code;
+}
+
+constexpr std::uint32_t encode_float(const Format& f, const Unpacked& u, EncodeOptions opt,
+                                     std::uint32_t random) {
+  const std::uint32_t sign = u.negative ? sign_mask(f) : 0;
+  const bool clamps = opt.saturate || f.specials == Specials::kFinite;
+  // The code for a magnitude beyond the largest finite value.
+  auto overflow = [&](bool finite_input) -> std::uint32_t {
+    if (clamps || (finite_input && opt.rounding == Rounding::kTowardZero)) {
+      return max_magnitude_code(f) | sign;
+    }
+    switch (f.specials) {
+      case Specials::kIeee: return inf_code(f) | sign;
+      case Specials::kFn: return nan_code(f) | sign;
+      default: return nan_code(f);  // FNUZ: the one NaN
+    }
+  };
+  const std::uint32_t zero = has_negative_zero(f) ? sign : 0;
+  switch (u.cls) {
+    case Unpacked::kNan:
+      // Formats without NaN: the negative-zero stand-in. FNUZ's NaN already has
+      // the sign bit set.
+      return has_nan(f) ? nan_code(f) | sign : sign_mask(f);
+    case Unpacked::kInf:
+      return overflow(false);
+    case Unpacked::kZero:
+      return zero;
+    case Unpacked::kFinite:
+      break;
+  }
+  if (u.exponent > emax(f)) return overflow(true);
+  // Step 1: the unit in the last place at x's binade, never finer than the
+  // subnormals' spacing 2^(emin - M).
+  const int e_min = emin(f);
+  const int binade = u.exponent > e_min ? u.exponent : e_min;
+  const std::uint64_t n =
+      round_to_unit(u.significand, u.exponent, binade - f.man_bits, opt.rounding, random);
+  // Step 2: code = (binade - emin) * 2^M + n. For a normal binade n includes the
+  // implicit bit, which adds the 1 of the biased exponent; a carry out of the
+  // mantissa (n = 2^(M+1)) moves to the next binade by itself; in the subnormal
+  // binade n is the mantissa.
+  const std::uint64_t magnitude =
+      (static_cast<std::uint64_t>(binade - e_min) << f.man_bits) + n;
+  if (magnitude == 0) return zero;
+  if (magnitude > max_magnitude_code(f)) return overflow(true);
+  return static_cast<std::uint32_t>(magnitude) | sign;
+}
+
+}  // namespace detail
+
+// Encode x into format f. `random` is used only by Rounding::kStochastic; pass
+// stochastic_bits(seed, index).
+constexpr std::uint32_t encode(const Format& f, double x, EncodeOptions opt = {},
+                               std::uint32_t random = 0) {
+  const detail::Unpacked u = detail::unpack(x);
+  if (f.kind == Kind::kInt) return detail::encode_int(f, u, opt.rounding, random);
+  if (f.specials == Specials::kE8m0) return detail::encode_e8m0(f, u, opt, random);
+  return detail::encode_float(f, u, opt, random);
+}
+
+// The exact value of a code (only its low f.bits bits are read). NaN codes give a
+// quiet NaN (with the code's sign where the format's NaN is signed).
+constexpr double decode(const Format& f, std::uint32_t code) {
+  code &= code_mask(f);
+  if (f.kind == Kind::kInt) {
+    if (is_signed(f) && (code >> (f.bits - 1)) != 0) {
+      return static_cast<double>(static_cast<std::int64_t>(code) - (std::int64_t{1} << f.bits));
+    }
+    return static_cast<double>(code);
+  }
+  const bool negative = (code & sign_mask(f)) != 0;
+  if (is_nan_code(f, code)) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    return negative && f.specials != Specials::kFnuz ? -nan : nan;
+  }
+  if (is_inf_code(f, code)) {
+    return negative ? -std::numeric_limits<double>::infinity()
+                    : std::numeric_limits<double>::infinity();
+  }
+  const double v = magnitude_value(f, code & magnitude_mask(f));
+  return negative ? -v : v;
+}
+
+// Every code of a registered or parsed format decodes exactly into a float (the
+// parser rejects formats whose range fp32 cannot hold).
+constexpr float decode_f32(const Format& f, std::uint32_t code) {
+  return static_cast<float>(decode(f, code));
+}
+
+}  // namespace lowp

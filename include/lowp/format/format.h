@@ -1,0 +1,213 @@
+// lowp/format/format.h — the runtime descriptor of a scalar number format.
+//
+// Every scalar format lowp knows (the OCP FP8 formats, the MX element formats,
+// fp16/bf16/fp32, E8M0, narrow integers, and any user-spelled minifloat eXmY)
+// is one `Format` value: a handful of bit counts and a special-value policy.
+// Everything else (limits, special encodings, the value of each code) is derived
+// from those fields by the constexpr functions below, so no fact is written twice.
+//
+// Code layout. A float code holds, from the most significant bit down: the sign
+// (absent for E8M0), `exp_bits` exponent bits and `man_bits` mantissa bits, in the
+// low `bits` bits of a uint32_t. An integer code is the two's complement (or
+// unsigned) value in the low `bits` bits.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+namespace lowp {
+
+enum class Kind : std::uint8_t { kFloat, kInt };
+
+// How a float format spends its top codes. The names follow the conventions of
+// the OCP FP8 spec and ml_dtypes.
+enum class Specials : std::uint8_t {
+  // IEEE 754 style: the all-ones exponent holds ±Inf (mantissa 0) and NaNs.
+  // OCP E5M2, fp16, bf16, fp32.
+  kIeee,
+  // "Finite + NaN": no Inf; the one all-ones code S.11..1.11..1 is NaN and the
+  // rest of the top binade holds numbers. OCP E4M3 (E4M3FN).
+  kFn,
+  // "Finite, unsigned zero": no Inf, no -0; the negative-zero code 1.00..0.00..0
+  // is the only NaN. Default bias is one more than IEEE's. E4M3FNUZ, E5M2FNUZ.
+  kFnuz,
+  // Every code is a number: no Inf, no NaN. OCP FP6 (E3M2, E2M3), FP4 (E2M1).
+  kFinite,
+  // OCP MX scale: unsigned, 8 exponent bits, no mantissa, no zero, no
+  // subnormals; value 2^(code-127); 0xFF is NaN.
+  kE8m0,
+};
+
+// Integer ranges.
+enum class IntRange : std::uint8_t {
+  kFull,       // two's complement: [-2^(b-1), 2^(b-1)-1]
+  kSymmetric,  // [-(2^(b-1)-1), 2^(b-1)-1]: the most negative code is unused
+  kUnsigned,   // [0, 2^b - 1]
+};
+
+struct Format {
+  Kind kind = Kind::kFloat;
+  int bits = 0;      // total bits of a code
+  int exp_bits = 0;  // floats only
+  int man_bits = 0;  // floats only (explicit mantissa bits)
+  int bias = 0;      // floats only
+  Specials specials = Specials::kIeee;
+  IntRange int_range = IntRange::kFull;  // integers only
+
+  friend constexpr bool operator==(const Format&, const Format&) = default;
+};
+
+// ---- derived properties (all constexpr, all from the fields above) ----
+
+constexpr bool is_float(const Format& f) { return f.kind == Kind::kFloat; }
+constexpr bool is_signed(const Format& f) {
+  return is_float(f) ? f.specials != Specials::kE8m0 : f.int_range != IntRange::kUnsigned;
+}
+constexpr std::uint32_t code_mask(const Format& f) {
+  return f.bits >= 32 ? 0xFFFFFFFFu : (std::uint32_t{1} << f.bits) - 1;
+}
+// Sign bit of a float code (0 for unsigned formats).
+constexpr std::uint32_t sign_mask(const Format& f) {
+  return is_float(f) && is_signed(f) ? std::uint32_t{1} << (f.bits - 1) : 0;
+}
+// Mask of the magnitude bits (exponent and mantissa) of a float code.
+constexpr std::uint32_t magnitude_mask(const Format& f) {
+  return code_mask(f) & ~sign_mask(f);
+}
+constexpr bool has_inf(const Format& f) {
+  return is_float(f) && f.specials == Specials::kIeee;
+}
+constexpr bool has_nan(const Format& f) {
+  return is_float(f) && f.specials != Specials::kFinite;
+}
+constexpr bool has_negative_zero(const Format& f) {
+  return is_float(f) && (f.specials == Specials::kIeee || f.specials == Specials::kFn ||
+                         f.specials == Specials::kFinite);
+}
+constexpr bool has_subnormals(const Format& f) {
+  return is_float(f) && f.specials != Specials::kE8m0;
+}
+// Unbiased exponent of the smallest normal binade (also the exponent of the
+// subnormals' scale): 1 - bias, or -bias for E8M0 whose code 0 is 2^-127.
+constexpr int emin(const Format& f) {
+  return f.specials == Specials::kE8m0 ? -f.bias : 1 - f.bias;
+}
+// The largest finite magnitude code (sign bit clear).
+constexpr std::uint32_t max_magnitude_code(const Format& f) {
+  const std::uint32_t all = magnitude_mask(f);
+  switch (f.specials) {
+    case Specials::kIeee:
+      return all - (std::uint32_t{1} << f.man_bits);  // exponent 11..10, mantissa all ones
+    case Specials::kFn:
+    case Specials::kE8m0:
+      return all - 1;  // all ones is NaN
+    case Specials::kFnuz:
+    case Specials::kFinite:
+      return all;
+  }
+  return all;
+}
+// Canonical NaN code, or 0 where the format has none (check has_nan first).
+constexpr std::uint32_t nan_code(const Format& f) {
+  switch (f.specials) {
+    case Specials::kIeee:  // quiet NaN: all-ones exponent, mantissa MSB set
+      return (magnitude_mask(f) >> f.man_bits << f.man_bits) |
+             (f.man_bits > 0 ? std::uint32_t{1} << (f.man_bits - 1) : 0);
+    case Specials::kFn:
+    case Specials::kE8m0:
+      return magnitude_mask(f);
+    case Specials::kFnuz:
+      return sign_mask(f);
+    case Specials::kFinite:
+      return 0;
+  }
+  return 0;
+}
+// +Inf code, or 0 where the format has none (check has_inf first).
+constexpr std::uint32_t inf_code(const Format& f) {
+  return has_inf(f) ? magnitude_mask(f) >> f.man_bits << f.man_bits : 0;
+}
+// Is `code` (in the low bits) a NaN of this format?
+constexpr bool is_nan_code(const Format& f, std::uint32_t code) {
+  if (!has_nan(f)) return false;
+  code &= code_mask(f);
+  switch (f.specials) {
+    case Specials::kIeee:
+      return (code & magnitude_mask(f)) > inf_code(f);
+    case Specials::kFn:
+      return (code & magnitude_mask(f)) == magnitude_mask(f);
+    case Specials::kFnuz:
+    case Specials::kE8m0:
+      return code == nan_code(f);
+    case Specials::kFinite:
+      return false;
+  }
+  return false;
+}
+constexpr bool is_inf_code(const Format& f, std::uint32_t code) {
+  return has_inf(f) && (code & magnitude_mask(f)) == inf_code(f);
+}
+
+// Smallest and largest integer value of an integer format.
+constexpr std::int64_t int_min(const Format& f) {
+  switch (f.int_range) {
+    case IntRange::kFull: return -(std::int64_t{1} << (f.bits - 1));
+    case IntRange::kSymmetric: return -(std::int64_t{1} << (f.bits - 1)) + 1;
+    case IntRange::kUnsigned: return 0;
+  }
+  return 0;
+}
+constexpr std::int64_t int_max(const Format& f) {
+  return f.int_range == IntRange::kUnsigned ? (std::int64_t{1} << f.bits) - 1
+                                            : (std::int64_t{1} << (f.bits - 1)) - 1;
+}
+
+// 2^e as a double, exact for -1074 <= e <= 1023 (constexpr, no <cmath>).
+constexpr double exp2i(int e) {
+  double r = 1.0;
+  double b = e >= 0 ? 2.0 : 0.5;
+  for (int n = e >= 0 ? e : -e; n > 0; n >>= 1, b *= b) {
+    if (n & 1) r *= b;
+  }
+  return r;
+}
+
+// Value of a finite magnitude code (sign bit clear) of a float format.
+constexpr double magnitude_value(const Format& f, std::uint32_t mag) {
+  if (f.specials == Specials::kE8m0) return exp2i(static_cast<int>(mag) - f.bias);
+  const std::uint32_t exp_field = mag >> f.man_bits;
+  const std::uint32_t mantissa = mag & ((std::uint32_t{1} << f.man_bits) - 1);
+  if (exp_field == 0) {  // subnormal (or zero): mantissa * 2^(emin - M)
+    return static_cast<double>(mantissa) * exp2i(emin(f) - f.man_bits);
+  }
+  const std::uint32_t significand = (std::uint32_t{1} << f.man_bits) | mantissa;
+  return static_cast<double>(significand) *
+         exp2i(static_cast<int>(exp_field) - f.bias - f.man_bits);
+}
+
+constexpr double max_finite(const Format& f) {
+  return is_float(f) ? magnitude_value(f, max_magnitude_code(f))
+                     : static_cast<double>(int_max(f));
+}
+// Smallest positive normal value (floats), 1 for integers.
+constexpr double min_normal(const Format& f) {
+  if (!is_float(f)) return 1.0;
+  return exp2i(emin(f));
+}
+// Smallest positive value (the smallest subnormal where there are any).
+constexpr double min_positive(const Format& f) {
+  if (!is_float(f)) return 1.0;
+  return has_subnormals(f) ? exp2i(emin(f) - f.man_bits) : exp2i(emin(f));
+}
+// Exponent of the largest finite binade (emax of the OCP/MX specs).
+constexpr int emax(const Format& f) {
+  if (!is_float(f)) return 0;
+  const std::uint32_t mag = max_magnitude_code(f);
+  if (f.specials == Specials::kE8m0) return static_cast<int>(mag) - f.bias;
+  return static_cast<int>(mag >> f.man_bits) - f.bias;
+}
+
+// Bytes of the smallest unsigned integer holding one code: 1, 2 or 4.
+constexpr int code_bytes(const Format& f) { return f.bits <= 8 ? 1 : f.bits <= 16 ? 2 : 4; }
+
+}  // namespace lowp

@@ -1,0 +1,42 @@
+// lowp/format/registry.h — the one table of named scalar formats, and the parser
+// for format names (registered names, aliases, and any minifloat eXmY).
+//
+// The CLI (`lowp formats`), docs/formats.md and the test sweeps all iterate this
+// table; a fact about a format is written here once.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "lowp/error.h"
+#include "lowp/format/format.h"
+
+namespace lowp {
+
+struct NamedFormat {
+  std::string_view name;
+  Format format;
+  std::string_view summary;  // one line: what the format is and where it comes from
+};
+
+// Every registered scalar format, in display order.
+std::span<const NamedFormat> registry();
+
+// Parses a format name: a registered name, an alias (e.g. "float16",
+// "e4m3fn"), or a minifloat spelled eXmY[bB][fn|fnuz|fin]:
+//   X exponent bits (1..8), Y mantissa bits (0..10), optional bias B (default
+//   2^(X-1)-1, or 2^(X-1) for fnuz), and the special-value policy suffix:
+//   none = IEEE (Inf and NaN in the top binade), fn = NaN only at all ones,
+//   fnuz = NaN at negative zero only, fin = every code a number.
+// Throws lowp::Error naming the closest known names when nothing matches, and
+// when a spelled format is out of range (its values must all be exact fp32s).
+Format parse_format(std::string_view name);
+
+// The canonical name of a format: its registry name, or its eXmY spelling.
+std::string format_name(const Format& f);
+
+// Registered names and aliases closest to `name` (edit distance), best first.
+std::string suggest_format_names(std::string_view name);
+
+}  // namespace lowp

@@ -1,0 +1,205 @@
+// The registry of named scalar formats and the format-name parser.
+//
+// Sources: OCP 8-bit Floating Point Specification (OFP8) v1.0 for E4M3/E5M2;
+// OCP Microscaling Formats (MX) v1.0 §5 for FP6/FP4 elements and the E8M0 scale;
+// the FNUZ variants as defined by ml_dtypes / ONNX (bias + 1, NaN = 0x80).
+#include "lowp/format/registry.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lowp/format/convert.h"
+
+namespace lowp {
+namespace {
+
+constexpr Format float_format(int e, int m, int bias, Specials s) {
+  return Format{Kind::kFloat, (s == Specials::kE8m0 ? 0 : 1) + e + m, e, m, bias, s, IntRange::kFull};
+}
+constexpr Format int_format(int bits, IntRange r) {
+  return Format{Kind::kInt, bits, 0, 0, 0, Specials::kIeee, r};
+}
+
+constexpr std::array kRegistry = {
+    NamedFormat{"fp32", float_format(8, 23, 127, Specials::kIeee), "IEEE 754 binary32"},
+    NamedFormat{"bf16", float_format(8, 7, 127, Specials::kIeee), "bfloat16: fp32's range, 8-bit significand"},
+    NamedFormat{"fp16", float_format(5, 10, 15, Specials::kIeee), "IEEE 754 binary16"},
+    NamedFormat{"fp8_e4m3", float_format(4, 3, 7, Specials::kFn), "OCP FP8 E4M3 (E4M3FN): no Inf, NaN = S.1111.111"},
+    NamedFormat{"fp8_e5m2", float_format(5, 2, 15, Specials::kIeee), "OCP FP8 E5M2: IEEE-like, Inf and NaN"},
+    NamedFormat{"fp8_e4m3fnuz", float_format(4, 3, 8, Specials::kFnuz), "E4M3 with bias 8, no Inf, no -0, NaN = 0x80"},
+    NamedFormat{"fp8_e5m2fnuz", float_format(5, 2, 16, Specials::kFnuz), "E5M2 with bias 16, no Inf, no -0, NaN = 0x80"},
+    NamedFormat{"fp6_e3m2", float_format(3, 2, 3, Specials::kFinite), "OCP MX FP6 E3M2: no Inf, no NaN"},
+    NamedFormat{"fp6_e2m3", float_format(2, 3, 1, Specials::kFinite), "OCP MX FP6 E2M3: no Inf, no NaN"},
+    NamedFormat{"fp4_e2m1", float_format(2, 1, 1, Specials::kFinite), "OCP MX FP4 E2M1: no Inf, no NaN"},
+    NamedFormat{"e8m0", float_format(8, 0, 127, Specials::kE8m0), "OCP MX scale: unsigned power of two 2^(code-127), 0xFF = NaN, no zero"},
+    NamedFormat{"int8", int_format(8, IntRange::kFull), "two's complement, [-128, 127]"},
+    NamedFormat{"int7", int_format(7, IntRange::kFull), "two's complement, [-64, 63]"},
+    NamedFormat{"int6", int_format(6, IntRange::kFull), "two's complement, [-32, 31]"},
+    NamedFormat{"int5", int_format(5, IntRange::kFull), "two's complement, [-16, 15]"},
+    NamedFormat{"int4", int_format(4, IntRange::kFull), "two's complement, [-8, 7]"},
+    NamedFormat{"int3", int_format(3, IntRange::kFull), "two's complement, [-4, 3]"},
+    NamedFormat{"int2", int_format(2, IntRange::kFull), "two's complement, [-2, 1]"},
+    NamedFormat{"int8_sym", int_format(8, IntRange::kSymmetric), "symmetric, [-127, 127]; code 0x80 unused"},
+    NamedFormat{"int7_sym", int_format(7, IntRange::kSymmetric), "symmetric, [-63, 63]"},
+    NamedFormat{"int6_sym", int_format(6, IntRange::kSymmetric), "symmetric, [-31, 31]"},
+    NamedFormat{"int5_sym", int_format(5, IntRange::kSymmetric), "symmetric, [-15, 15]"},
+    NamedFormat{"int4_sym", int_format(4, IntRange::kSymmetric), "symmetric, [-7, 7]"},
+    NamedFormat{"int3_sym", int_format(3, IntRange::kSymmetric), "symmetric, [-3, 3]"},
+    NamedFormat{"int2_sym", int_format(2, IntRange::kSymmetric), "symmetric, [-1, 1]"},
+    NamedFormat{"uint8", int_format(8, IntRange::kUnsigned), "unsigned, [0, 255]"},
+    NamedFormat{"uint7", int_format(7, IntRange::kUnsigned), "unsigned, [0, 127]"},
+    NamedFormat{"uint6", int_format(6, IntRange::kUnsigned), "unsigned, [0, 63]"},
+    NamedFormat{"uint5", int_format(5, IntRange::kUnsigned), "unsigned, [0, 31]"},
+    NamedFormat{"uint4", int_format(4, IntRange::kUnsigned), "unsigned, [0, 15]"},
+    NamedFormat{"uint3", int_format(3, IntRange::kUnsigned), "unsigned, [0, 7]"},
+    NamedFormat{"uint2", int_format(2, IntRange::kUnsigned), "unsigned, [0, 3]"},
+};
+
+// Other spellings users bring from PyTorch, ml_dtypes and papers.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 14> kAliases = {{
+    {"float32", "fp32"},
+    {"bfloat16", "bf16"},
+    {"float16", "fp16"},
+    {"half", "fp16"},
+    {"fp8_e4m3fn", "fp8_e4m3"},
+    {"float8_e4m3fn", "fp8_e4m3"},
+    {"float8_e5m2", "fp8_e5m2"},
+    {"float8_e4m3fnuz", "fp8_e4m3fnuz"},
+    {"float8_e5m2fnuz", "fp8_e5m2fnuz"},
+    {"float6_e3m2fn", "fp6_e3m2"},
+    {"float6_e2m3fn", "fp6_e2m3"},
+    {"float4_e2m1fn", "fp4_e2m1"},
+    {"fp8_e8m0", "e8m0"},
+    {"float8_e8m0fnu", "e8m0"},
+}};
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+bool read_int(std::string_view& s, int& out) {
+  const char* end = s.data() + s.size();
+  auto [ptr, ec] = std::from_chars(s.data(), end, out);
+  if (ec != std::errc() || ptr == s.data()) return false;
+  s.remove_prefix(static_cast<std::size_t>(ptr - s.data()));
+  return true;
+}
+
+// Parses eXmY[bB][fn|fnuz|fin]; returns false if `name` is not of that shape.
+// Throws for a well-formed spelling whose parameters are out of range.
+bool parse_minifloat(std::string_view name, Format& out) {
+  std::string_view s = name;
+  int e = 0;
+  int m = 0;
+  if (s.empty() || s[0] != 'e') return false;
+  s.remove_prefix(1);
+  if (!read_int(s, e) || s.empty() || s[0] != 'm') return false;
+  s.remove_prefix(1);
+  if (!read_int(s, m)) return false;
+  bool has_bias = false;
+  int bias = 0;
+  if (!s.empty() && s[0] == 'b') {
+    s.remove_prefix(1);
+    std::string_view digits = s;
+    bool negative = !digits.empty() && digits[0] == '-';
+    if (negative) s.remove_prefix(1);
+    if (!read_int(s, bias)) return false;
+    if (negative) bias = -bias;
+    has_bias = true;
+  }
+  Specials specials;
+  if (s.empty()) specials = Specials::kIeee;
+  else if (s == "fn") specials = Specials::kFn;
+  else if (s == "fnuz") specials = Specials::kFnuz;
+  else if (s == "fin") specials = Specials::kFinite;
+  else return false;
+
+  const std::string where = "format '" + std::string(name) + "': ";
+  if (e < 1 || e > 8) throw Error(where + "exponent bits must be 1..8");
+  if (m < 0 || m > 10) throw Error(where + "mantissa bits must be 0..10");
+  if (specials == Specials::kIeee && e < 2) {
+    throw Error(where + "an IEEE-style format needs at least 2 exponent bits (try the 'fin' suffix)");
+  }
+  if (!has_bias) bias = (1 << (e - 1)) - (specials == Specials::kFnuz ? 0 : 1);
+  out = float_format(e, m, bias, specials);
+  if (max_magnitude_code(out) == 0 || max_finite(out) <= 0) {
+    throw Error(where + "has no nonzero finite value");
+  }
+  if (max_finite(out) > static_cast<double>(std::numeric_limits<float>::max()) ||
+      min_positive(out) < static_cast<double>(std::numeric_limits<float>::denorm_min())) {
+    throw Error(where + "bias " + std::to_string(bias) +
+                " puts values outside fp32's range; choose a bias that keeps max finite <= 3.4e38 "
+                "and the smallest value >= 2^-149");
+  }
+  return true;
+}
+
+}  // namespace
+
+std::span<const NamedFormat> registry() { return kRegistry; }
+
+std::string suggest_format_names(std::string_view name) {
+  std::vector<std::pair<std::size_t, std::string_view>> scored;
+  for (const NamedFormat& nf : kRegistry) scored.emplace_back(edit_distance(name, nf.name), nf.name);
+  for (const auto& [alias, target] : kAliases) scored.emplace_back(edit_distance(name, alias), alias);
+  std::stable_sort(scored.begin(), scored.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::string out;
+  for (std::size_t i = 0; i < scored.size() && i < 3; ++i) {
+    if (i > 0) out += ", ";
+    out += scored[i].second;
+  }
+  return out;
+}
+
+Format parse_format(std::string_view name) {
+  for (const NamedFormat& nf : kRegistry) {
+    if (nf.name == name) return nf.format;
+  }
+  for (const auto& [alias, target] : kAliases) {
+    if (alias == name) return parse_format(target);
+  }
+  Format f;
+  if (parse_minifloat(name, f)) return f;
+  throw Error("unknown format '" + std::string(name) + "' (closest: " + suggest_format_names(name) +
+              "; see 'lowp formats', or spell a minifloat as eXmY[bB][fn|fnuz|fin])");
+}
+
+std::string format_name(const Format& f) {
+  for (const NamedFormat& nf : kRegistry) {
+    if (nf.format == f) return std::string(nf.name);
+  }
+  if (f.kind == Kind::kInt) {
+    std::string base = f.int_range == IntRange::kUnsigned ? "uint" : "int";
+    return base + std::to_string(f.bits) + (f.int_range == IntRange::kSymmetric ? "_sym" : "");
+  }
+  std::string s = "e" + std::to_string(f.exp_bits) + "m" + std::to_string(f.man_bits);
+  const int default_bias = (1 << (f.exp_bits - 1)) - (f.specials == Specials::kFnuz ? 0 : 1);
+  if (f.bias != default_bias) s += "b" + std::to_string(f.bias);
+  switch (f.specials) {
+    case Specials::kFn: s += "fn"; break;
+    case Specials::kFnuz: s += "fnuz"; break;
+    case Specials::kFinite: s += "fin"; break;
+    default: break;
+  }
+  return s;
+}
+
+}  // namespace lowp
