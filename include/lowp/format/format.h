@@ -109,6 +109,7 @@ constexpr std::uint32_t max_magnitude_code(const Format& f) {
 }
 // Canonical NaN code, or 0 where the format has none (check has_nan first).
 constexpr std::uint32_t nan_code(const Format& f) {
+  if (!has_nan(f)) return 0;
   switch (f.specials) {
     case Specials::kIeee:  // quiet NaN: all-ones exponent, mantissa MSB set
       return (magnitude_mask(f) >> f.man_bits << f.man_bits) |
