@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the `lowp` tool: every verb, and every bad-input case.
+
+Runs the binary named by $LOWP as a user would. Uses only the standard library:
+.npy files are written and read here with `struct`, so the tests do not depend on
+numpy (and do not trust lowp's own npy code to check itself).
+"""
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+
+LOWP = os.environ.get("LOWP", "build/bin/lowp")
+SOURCE_DIR = os.environ.get("LOWP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def npy_bytes(descr, shape, payload, version=1, fortran=False):
+    shape_text = "(" + "".join(f"{d}, " for d in shape).rstrip(" ") + ")" if len(shape) != 1 else f"({shape[0]},)"
+    if len(shape) == 0:
+        shape_text = "()"
+    header = "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (descr, "True" if fortran else "False", shape_text)
+    prefix = 10 if version == 1 else 12
+    pad = 64 - (prefix + len(header) + 1) % 64
+    header = header + " " * pad + "\n"
+    if version == 1:
+        head = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header))
+    else:
+        head = b"\x93NUMPY" + bytes([version, 0]) + struct.pack("<I", len(header))
+    return head + header.encode("latin1") + payload
+
+
+def write_npy(path, descr, shape, payload, **kw):
+    with open(path, "wb") as f:
+        f.write(npy_bytes(descr, shape, payload, **kw))
+
+
+def read_npy(path):
+    data = open(path, "rb").read()
+    assert data[:6] == b"\x93NUMPY", data[:10]
+    if data[6] == 1:
+        hlen = struct.unpack("<H", data[8:10])[0]
+        start = 10
+    else:
+        hlen = struct.unpack("<I", data[8:12])[0]
+        start = 12
+    header = eval(data[start:start + hlen].decode("latin1"))  # a Python dict literal
+    assert (start + hlen) % 64 == 0, "data is 64-byte aligned as numpy writes it"
+    return header["descr"], header["shape"], data[start + hlen:]
+
+
+def f32(values):
+    return struct.pack(f"<{len(values)}f", *values)
+
+
+def run(*args):
+    return subprocess.run([LOWP, *args], capture_output=True, text=True)
+
+
+# An independent decoder for E4M3 (OCP OFP8 v1.0): bias 7, NaN = S.1111.111.
+def e4m3_value(code):
+    s = -1.0 if code & 0x80 else 1.0
+    e = (code >> 3) & 0xF
+    m = code & 7
+    if e == 15 and m == 7:
+        return math.nan
+    if e == 0:
+        return s * m * 2.0 ** -9
+    return s * (1 + m / 8) * 2.0 ** (e - 7)
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def assert_fails(self, args, message_part, out=None):
+        """Exit 1, one line on stderr naming the problem, and no output file."""
+        before = set(os.listdir(self.dir))
+        r = run(*args)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertTrue(lines[0].startswith("lowp: error: "), lines[0])
+        self.assertIn(message_part, lines[0])
+        self.assertEqual(r.stdout, "")
+        if out is not None:
+            self.assertFalse(os.path.exists(out), "an output file was left behind")
+        self.assertEqual(set(os.listdir(self.dir)), before, "stray files left behind")
+        return lines[0]
+
+
+class Formats(Base):
+    def test_table(self):
+        r = run("formats")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        row = next(l for l in r.stdout.splitlines() if l.startswith("fp8_e4m3 "))
+        self.assertIn("448", row)
+        self.assertIn("0x7F 0xFF", row)
+        self.assertIn("e8m0", r.stdout)
+
+    def test_json(self):
+        r = run("formats", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        table = {f["name"]: f for f in json.loads(r.stdout)}
+        self.assertGreaterEqual(len(table), 32)
+        self.assertEqual(table["fp8_e5m2"]["max_finite"], 57344)
+        self.assertEqual(table["fp8_e5m2"]["inf_codes"], "0x7C 0xFC")
+        self.assertEqual(table["fp8_e4m3fnuz"]["nan_codes"], "0x80")
+        self.assertEqual(table["fp4_e2m1"]["nan_codes"], "none")
+        self.assertEqual(table["fp6_e2m3"]["min_subnormal"], 0.125)
+        self.assertEqual(table["e8m0"]["min_normal"], 2.0 ** -127)
+        self.assertEqual(table["int8_sym"]["min"], -127)
+        self.assertEqual(table["bf16"]["max_finite"], 3.3895313892515355e38)
+
+    def test_docs_table_is_the_registry(self):
+        r = run("formats", "--markdown")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        docs = open(os.path.join(SOURCE_DIR, "docs", "formats.md")).read()
+        self.assertIn(r.stdout, docs, "docs/formats.md is stale: paste `lowp formats --markdown` into it")
+
+    def test_help(self):
+        for verb in ("formats", "encode", "decode"):
+            r = run(verb, "--help")
+            self.assertEqual(r.returncode, 0)
+            self.assertIn("Usage", r.stdout)
+
+
+class Encode(Base):
+    def test_e4m3_values_and_shape(self):
+        values = [0.0, 1.0, 448.0, 464.0, 500.0, -1.0, math.nan, math.inf, 2.0 ** -10, -0.0, 0.3, -3.1e-3]
+        write_npy(self.path("x.npy"), "<f4", (2, 3, 2), f32(values))
+        r = run("encode", "--format", "fp8_e4m3", self.path("x.npy"), self.path("y.npy"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        descr, shape, data = read_npy(self.path("y.npy"))
+        self.assertEqual((descr, shape), ("|u1", (2, 3, 2)))
+        self.assertEqual(list(data), [0x00, 0x38, 0x7E, 0x7E, 0x7F, 0xB8, 0x7F, 0x7F, 0x00, 0x80, 0x2A, 0x82])
+
+    def test_saturate_and_rounding_modes(self):
+        write_npy(self.path("x.npy"), "<f4", (4,), f32([500.0, -math.inf, 1.0625, -1.0625]))
+        out = self.path("y.npy")
+        cases = {
+            (): [0x7F, 0xFF, 0x38, 0xB8],
+            ("--saturate",): [0x7E, 0xFE, 0x38, 0xB8],
+            ("--round", "away"): [0x7F, 0xFF, 0x39, 0xB9],
+            ("--round", "zero"): [0x7E, 0xFF, 0x38, 0xB8],
+        }
+        for extra, expected in cases.items():
+            r = run("encode", "-f", "fp8_e4m3", *extra, self.path("x.npy"), out)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(list(read_npy(out)[2]), expected, extra)
+
+    def test_stochastic_is_seeded(self):
+        x = [1.3] * 4096
+        write_npy(self.path("x.npy"), "<f8", (4096,), struct.pack("<4096d", *x))
+        outs = {}
+        for seed in ("1", "1", "2"):
+            out = self.path(f"y{len(outs)}.npy")
+            r = run("encode", "-f", "fp6_e2m3", "--round", "stochastic", "--seed", seed, self.path("x.npy"), out)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            outs[len(outs)] = read_npy(out)[2]
+        self.assertEqual(outs[0], outs[1])
+        self.assertNotEqual(outs[0], outs[2])
+        # only the two neighbours 1.25 (0x0A) and 1.375 (0x0B); 1.3 is 40% of the way up
+        self.assertEqual(set(outs[0]), {0x0A, 0x0B})
+        ups = outs[0].count(0x0B) / 4096
+        self.assertAlmostEqual(ups, 0.4, delta=0.04)
+
+    def test_input_dtypes(self):
+        # float16 1.5 = 0x3E00, bfloat16 1.5 = 0x3FC0 (saved by ml_dtypes as '<V2')
+        for descr, payload in (("<f2", struct.pack("<H", 0x3E00)), ("<V2", struct.pack("<H", 0x3FC0)),
+                               ("<f8", struct.pack("<d", 1.5)), ("<f4", f32([1.5]))):
+            write_npy(self.path("x.npy"), descr, (1,), payload)
+            r = run("encode", "-f", "fp4_e2m1", self.path("x.npy"), self.path("y.npy"))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(list(read_npy(self.path("y.npy"))[2]), [0x3], descr)
+
+    def test_wide_formats_and_versions(self):
+        write_npy(self.path("x.npy"), "<f4", (), f32([1.0]), version=2)
+        r = run("encode", "-f", "fp16", self.path("x.npy"), self.path("y.npy"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(read_npy(self.path("y.npy")), ("<u2", (), struct.pack("<H", 0x3C00)))
+        write_npy(self.path("x.npy"), "<f4", (1,), f32([1.0]), version=3)
+        r = run("encode", "-f", "e8m10", self.path("x.npy"), self.path("y.npy"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(read_npy(self.path("y.npy"))[:2], ("<u4", (1,)))
+        self.assertEqual(struct.unpack("<I", read_npy(self.path("y.npy"))[2])[0], 127 << 10)
+
+    def test_empty_array(self):
+        write_npy(self.path("x.npy"), "<f4", (0, 5), b"")
+        r = run("encode", "-f", "int4", self.path("x.npy"), self.path("y.npy"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(read_npy(self.path("y.npy")), ("|u1", (0, 5), b""))
+
+
+class Decode(Base):
+    def test_all_e4m3_codes(self):
+        write_npy(self.path("c.npy"), "|u1", (16, 16), bytes(range(256)))
+        for dtype, descr, fmt in (("float32", "<f4", "f"), ("float64", "<f8", "d")):
+            r = run("decode", "-f", "fp8_e4m3", "--dtype", dtype, self.path("c.npy"), self.path("v.npy"))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got_descr, shape, data = read_npy(self.path("v.npy"))
+            self.assertEqual((got_descr, shape), (descr, (16, 16)))
+            values = struct.unpack(f"<256{fmt}", data)
+            for code, v in enumerate(values):
+                want = e4m3_value(code)
+                if math.isnan(want):
+                    self.assertTrue(math.isnan(v), code)
+                else:
+                    self.assertEqual(v, want, hex(code))
+                    self.assertEqual(math.copysign(1, v), math.copysign(1, want), hex(code))
+
+    def test_round_trip_every_code(self):
+        for name, n in (("fp6_e3m2", 64), ("fp4_e2m1", 16), ("int4_sym", 16), ("e8m0", 255)):
+            codes = [c for c in range(n) if not (name == "int4_sym" and c == 8)]
+            write_npy(self.path("c.npy"), "|u1", (len(codes),), bytes(codes))
+            self.assertEqual(run("decode", "-f", name, self.path("c.npy"), self.path("v.npy")).returncode, 0)
+            self.assertEqual(run("encode", "-f", name, self.path("v.npy"), self.path("c2.npy")).returncode, 0)
+            self.assertEqual(list(read_npy(self.path("c2.npy"))[2]), codes, name)
+
+
+class BadInput(Base):
+    def setUp(self):
+        super().setUp()
+        write_npy(self.path("x.npy"), "<f4", (2,), f32([1.0, 2.0]))
+        self.out = self.path("out.npy")
+
+    def test_unknown_format_suggests(self):
+        line = self.assert_fails(["encode", "-f", "fp8_e4m2", self.path("x.npy"), self.out], "unknown format 'fp8_e4m2'", self.out)
+        self.assertIn("fp8_e4m3", line)
+
+    def test_bad_minifloat(self):
+        self.assert_fails(["encode", "-f", "e9m2", self.path("x.npy"), self.out], "exponent bits", self.out)
+
+    def test_missing_file(self):
+        self.assert_fails(["encode", "-f", "fp8_e4m3", self.path("nope.npy"), self.out], "nope.npy", self.out)
+
+    def test_truncated(self):
+        full = npy_bytes("<f4", (4,), f32([1, 2, 3, 4]))
+        for cut in (5, 20, len(full) - 3):
+            with open(self.path("t.npy"), "wb") as f:
+                f.write(full[:cut])
+            self.assert_fails(["encode", "-f", "fp8_e4m3", self.path("t.npy"), self.out], "t.npy", self.out)
+
+    def test_not_npy(self):
+        with open(self.path("t.npy"), "w") as f:
+            f.write("hello, world, this is not a numpy file at all\n")
+        self.assert_fails(["encode", "-f", "fp8_e4m3", self.path("t.npy"), self.out], "t.npy", self.out)
+
+    def test_wrong_dtype(self):
+        write_npy(self.path("i.npy"), "|u1", (2,), b"\x01\x02")
+        self.assert_fails(["encode", "-f", "fp8_e4m3", self.path("i.npy"), self.out], "uint8 cannot be encoded", self.out)
+        self.assert_fails(["decode", "-f", "fp8_e4m3", self.path("x.npy"), self.out], "does not hold codes", self.out)
+
+    def test_code_out_of_range(self):
+        write_npy(self.path("c.npy"), "|u1", (3,), b"\x01\x0F\x10")
+        self.assert_fails(["decode", "-f", "fp4_e2m1", self.path("c.npy"), self.out], "element 2 holds 16", self.out)
+
+    def test_big_endian_and_fortran(self):
+        write_npy(self.path("b.npy"), ">f4", (1,), struct.pack(">f", 1.0))
+        self.assert_fails(["encode", "-f", "fp8_e4m3", self.path("b.npy"), self.out], "big-endian", self.out)
+        write_npy(self.path("o.npy"), "<f4", (1, 1), f32([1.0]), fortran=True)
+        self.assert_fails(["encode", "-f", "fp8_e4m3", self.path("o.npy"), self.out], "Fortran", self.out)
+
+    def test_unwritable_output(self):
+        out = os.path.join(self.dir, "no_such_dir", "y.npy")
+        self.assert_fails(["encode", "-f", "fp8_e4m3", self.path("x.npy"), out], "no_such_dir", out)
+
+    def test_existing_output_untouched_on_error(self):
+        with open(self.out, "wb") as f:
+            f.write(b"keep me")
+        write_npy(self.path("i.npy"), "|u1", (2,), b"\x01\x02")
+        r = run("encode", "-f", "fp8_e4m3", self.path("i.npy"), self.out)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(open(self.out, "rb").read(), b"keep me")
+
+    def test_bad_options(self):
+        self.assert_fails(["encode", "-f", "fp8_e4m3", "--round", "up", self.path("x.npy"), self.out], "unknown rounding 'up'", self.out)
+        self.assert_fails(["decode", "-f", "fp8_e4m3", "--dtype", "int8", self.path("x.npy"), self.out], "unknown output dtype", self.out)
+        r = run("encode", self.path("x.npy"), self.out)  # --format missing: a usage error
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--format", r.stderr)
+        self.assertFalse(os.path.exists(self.out))
+        r = run("frobnicate")
+        self.assertNotEqual(r.returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

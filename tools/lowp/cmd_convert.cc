@@ -1,0 +1,196 @@
+// `lowp encode` (real numbers -> codes) and `lowp decode` (codes -> real
+// numbers) over .npy arrays of any shape, using the scalar reference.
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "commands.h"
+#include "lowp/error.h"
+#include "lowp/format/convert.h"
+#include "lowp/format/registry.h"
+#include "lowp/io/npy.h"
+
+namespace lowp::cli {
+namespace {
+
+using io::DType;
+
+template <typename T>
+T load(const std::byte* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Every element of a floating-point array as a double (exact for all four dtypes).
+std::vector<double> real_values(const io::NpyArray& a, const std::string& path) {
+  const std::size_t n = a.element_count();
+  std::vector<double> out(n);
+  const std::byte* p = a.data.data();
+  switch (a.dtype) {
+    case DType::kF64:
+      for (std::size_t i = 0; i < n; ++i) out[i] = load<double>(p + 8 * i);
+      break;
+    case DType::kF32:
+      for (std::size_t i = 0; i < n; ++i) out[i] = load<float>(p + 4 * i);
+      break;
+    case DType::kF16:
+    case DType::kBF16: {
+      const Format f = parse_format(a.dtype == DType::kF16 ? "fp16" : "bf16");
+      for (std::size_t i = 0; i < n; ++i) out[i] = decode(f, load<std::uint16_t>(p + 2 * i));
+      break;
+    }
+    default:
+      throw Error(fmt::format("{}: dtype {} cannot be encoded; expected float32, float64, "
+                              "float16 or bfloat16",
+                              path, io::dtype_name(a.dtype)));
+  }
+  return out;
+}
+
+// Every element of an integer array as a code of `f`, checked to fit its bits.
+std::vector<std::uint32_t> code_values(const io::NpyArray& a, const Format& f,
+                                       const std::string& format_text, const std::string& path) {
+  const std::size_t n = a.element_count();
+  const std::byte* p = a.data.data();
+  std::vector<std::uint32_t> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::int64_t v = 0;
+    switch (a.dtype) {
+      case DType::kU8: v = load<std::uint8_t>(p + i); break;
+      case DType::kI8: v = load<std::int8_t>(p + i); break;
+      case DType::kU16: v = load<std::uint16_t>(p + 2 * i); break;
+      case DType::kI16: v = load<std::int16_t>(p + 2 * i); break;
+      case DType::kU32: v = load<std::uint32_t>(p + 4 * i); break;
+      case DType::kI32: v = load<std::int32_t>(p + 4 * i); break;
+      case DType::kI64: v = load<std::int64_t>(p + 8 * i); break;
+      case DType::kU64: {
+        const auto u = load<std::uint64_t>(p + 8 * i);
+        v = u > 0xFFFFFFFFu ? -1 : static_cast<std::int64_t>(u);
+        break;
+      }
+      default:
+        throw Error(fmt::format("{}: dtype {} does not hold codes; expected an unsigned integer "
+                                "array (uint8 for formats of up to 8 bits)",
+                                path, io::dtype_name(a.dtype)));
+    }
+    if (v < 0 || static_cast<std::uint64_t>(v) > code_mask(f)) {
+      throw Error(fmt::format("{}: element {} holds {}, which is not a code of {} ({} bits)", path,
+                              i, v, format_text, f.bits));
+    }
+    out[i] = static_cast<std::uint32_t>(v);
+  }
+  return out;
+}
+
+Rounding parse_rounding(const std::string& s) {
+  if (s == "rne") return Rounding::kNearestEven;
+  if (s == "away") return Rounding::kNearestAway;
+  if (s == "zero") return Rounding::kTowardZero;
+  if (s == "stochastic") return Rounding::kStochastic;
+  throw Error("unknown rounding '" + s + "' (expected rne, away, zero or stochastic)");
+}
+
+template <typename T>
+void store_all(std::vector<std::byte>& bytes, const std::vector<T>& values) {
+  bytes.resize(values.size() * sizeof(T));
+  if (!values.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());
+}
+
+struct EncodeArgs {
+  std::string format, round = "rne", in, out;
+  std::uint64_t seed = 0;
+  bool saturate = false;
+};
+
+void run_encode(const EncodeArgs& args) {
+  const Format f = parse_format(args.format);
+  EncodeOptions opt;
+  opt.rounding = parse_rounding(args.round);
+  opt.saturate = args.saturate;
+  const io::NpyArray in = io::read_npy(args.in);
+  const std::vector<double> x = real_values(in, args.in);
+  std::vector<std::uint32_t> codes(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const std::uint32_t random =
+        opt.rounding == Rounding::kStochastic ? stochastic_bits(args.seed, i) : 0;
+    codes[i] = encode(f, x[i], opt, random);
+  }
+  std::vector<std::byte> bytes;
+  DType out_type = DType::kU32;
+  switch (code_bytes(f)) {
+    case 1: store_all(bytes, std::vector<std::uint8_t>(codes.begin(), codes.end())); out_type = DType::kU8; break;
+    case 2: store_all(bytes, std::vector<std::uint16_t>(codes.begin(), codes.end())); out_type = DType::kU16; break;
+    default: store_all(bytes, codes); break;
+  }
+  io::write_npy(args.out, out_type, in.shape, bytes);
+}
+
+struct DecodeArgs {
+  std::string format, dtype = "float32", in, out;
+};
+
+void run_decode(const DecodeArgs& args) {
+  const Format f = parse_format(args.format);
+  if (args.dtype != "float32" && args.dtype != "float64") {
+    throw Error("unknown output dtype '" + args.dtype + "' (expected float32 or float64)");
+  }
+  const io::NpyArray in = io::read_npy(args.in);
+  const std::vector<std::uint32_t> codes = code_values(in, f, args.format, args.in);
+  std::vector<std::byte> bytes;
+  if (args.dtype == "float32") {
+    std::vector<float> v(codes.size());
+    for (std::size_t i = 0; i < codes.size(); ++i) v[i] = decode_f32(f, codes[i]);
+    store_all(bytes, v);
+    io::write_npy(args.out, DType::kF32, in.shape, bytes);
+  } else {
+    std::vector<double> v(codes.size());
+    for (std::size_t i = 0; i < codes.size(); ++i) v[i] = decode(f, codes[i]);
+    store_all(bytes, v);
+    io::write_npy(args.out, DType::kF64, in.shape, bytes);
+  }
+}
+
+}  // namespace
+
+void add_encode_command(CLI::App& app) {
+  auto args = std::make_shared<EncodeArgs>();
+  auto* cmd = app.add_subcommand(
+      "encode",
+      "Encode a float array (.npy: float32, float64, float16 or bfloat16, any shape) into codes "
+      "of a format: uint8 for formats of up to 8 bits (code in the low bits), uint16 up to 16, "
+      "else uint32");
+  cmd->add_option("--format,-f", args->format, "Target format (see 'lowp formats', or eXmY...)")
+      ->required();
+  cmd->add_option("--round", args->round,
+                  "Rounding: rne (nearest, ties to even), away (nearest, ties away from zero), "
+                  "zero (toward zero), stochastic")
+      ->default_str("rne");
+  cmd->add_option("--seed", args->seed,
+                  "Seed for stochastic rounding; the result depends only on the seed and each "
+                  "element's index")
+      ->default_str("0");
+  cmd->add_flag("--saturate", args->saturate,
+                "Clamp overflow (and ±Inf) to ±max finite instead of giving Inf/NaN");
+  cmd->add_option("IN", args->in, "Input .npy file")->required();
+  cmd->add_option("OUT", args->out, "Output .npy file (written atomically)")->required();
+  cmd->callback([args] { run_encode(*args); });
+}
+
+void add_decode_command(CLI::App& app) {
+  auto args = std::make_shared<DecodeArgs>();
+  auto* cmd = app.add_subcommand(
+      "decode", "Decode an integer array of codes (.npy, any shape) into exact real values");
+  cmd->add_option("--format,-f", args->format, "Format of the codes")->required();
+  cmd->add_option("--dtype", args->dtype, "Output dtype: float32 or float64")
+      ->default_str("float32");
+  cmd->add_option("IN", args->in, "Input .npy file of codes")->required();
+  cmd->add_option("OUT", args->out, "Output .npy file (written atomically)")->required();
+  cmd->callback([args] { run_decode(*args); });
+}
+
+}  // namespace lowp::cli

@@ -1,0 +1,158 @@
+// `lowp formats [--json | --markdown]`: one row per registered format, every
+// column derived from the registry entry (docs/formats.md is this command's
+// --markdown output; a test keeps the two equal).
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "lowp/format/convert.h"
+#include "lowp/format/registry.h"
+
+namespace lowp::cli {
+namespace {
+
+std::string hex_code(const Format& f, std::uint32_t code) {
+  return fmt::format("0x{:0{}X}", code, (f.bits + 3) / 4);
+}
+
+// The codes holding +Inf and -Inf, or "none".
+std::string inf_codes(const Format& f) {
+  if (!has_inf(f)) return "none";
+  return hex_code(f, inf_code(f)) + " " + hex_code(f, inf_code(f) | sign_mask(f));
+}
+
+// Every NaN code, as ranges.
+std::string nan_codes(const Format& f) {
+  if (!has_nan(f)) return "none";
+  switch (f.specials) {
+    case Specials::kIeee: {
+      const std::uint32_t lo = inf_code(f) + 1;
+      const std::uint32_t hi = magnitude_mask(f);
+      return hex_code(f, lo) + ".." + hex_code(f, hi) + " " + hex_code(f, lo | sign_mask(f)) + ".." +
+             hex_code(f, hi | sign_mask(f));
+    }
+    case Specials::kFn:
+      return hex_code(f, nan_code(f)) + " " + hex_code(f, nan_code(f) | sign_mask(f));
+    default:
+      return hex_code(f, nan_code(f));
+  }
+}
+
+// A positive power of two as "2^k", any other value with 9 significant digits.
+std::string value_text(double v) {
+  int exp = 0;
+  const double mant = std::frexp(v, &exp);
+  if (mant == 0.5 && (exp - 1 < -4 || exp - 1 > 16)) return fmt::format("2^{}", exp - 1);
+  return fmt::format("{:.9g}", v);
+}
+
+struct Row {
+  std::string name, bits, exp_bits, man_bits, bias, max, min_normal, min_subnormal, inf, nan,
+      summary;
+};
+
+Row row_of(const NamedFormat& nf) {
+  const Format& f = nf.format;
+  Row r;
+  r.name = std::string(nf.name);
+  r.bits = std::to_string(f.bits);
+  r.summary = std::string(nf.summary);
+  r.inf = inf_codes(f);
+  r.nan = nan_codes(f);
+  if (is_float(f)) {
+    r.exp_bits = std::to_string(f.exp_bits);
+    r.man_bits = std::to_string(f.man_bits);
+    r.bias = std::to_string(f.bias);
+    r.max = value_text(max_finite(f));
+    r.min_normal = value_text(min_normal(f));
+    r.min_subnormal = has_subnormals(f) ? value_text(min_positive(f)) : "none";
+  } else {
+    r.exp_bits = r.man_bits = r.bias = "-";
+    r.max = fmt::format("{}", int_max(f));
+    r.min_normal = fmt::format("{}", int_min(f));  // shown as "min" for integers
+    r.min_subnormal = "-";
+  }
+  return r;
+}
+
+nlohmann::json json_of(const NamedFormat& nf) {
+  const Format& f = nf.format;
+  nlohmann::json j;
+  j["name"] = nf.name;
+  j["kind"] = is_float(f) ? "float" : "int";
+  j["bits"] = f.bits;
+  j["signed"] = is_signed(f);
+  j["summary"] = nf.summary;
+  if (is_float(f)) {
+    j["exponent_bits"] = f.exp_bits;
+    j["mantissa_bits"] = f.man_bits;
+    j["bias"] = f.bias;
+    j["emax"] = emax(f);
+    j["max_finite"] = max_finite(f);
+    j["min_normal"] = min_normal(f);
+    j["min_subnormal"] = has_subnormals(f) ? nlohmann::json(min_positive(f)) : nlohmann::json();
+    j["has_inf"] = has_inf(f);
+    j["has_nan"] = has_nan(f);
+    j["has_negative_zero"] = has_negative_zero(f);
+    j["inf_codes"] = inf_codes(f);
+    j["nan_codes"] = nan_codes(f);
+  } else {
+    j["min"] = int_min(f);
+    j["max"] = int_max(f);
+  }
+  return j;
+}
+
+void print_text(const std::vector<Row>& rows) {
+  fmt::print("{:<13} {:>4} {:>3} {:>3} {:>4} {:>14} {:>14} {:>10} {:<13} {}\n", "name", "bits",
+             "exp", "man", "bias", "max finite", "min normal", "min subn", "inf", "nan");
+  for (const Row& r : rows) {
+    fmt::print("{:<13} {:>4} {:>3} {:>3} {:>4} {:>14} {:>14} {:>10} {:<13} {}\n", r.name, r.bits,
+               r.exp_bits, r.man_bits, r.bias, r.max, r.min_normal, r.min_subnormal, r.inf, r.nan);
+  }
+  fmt::print(
+      "\nIntegers show their minimum under 'min normal'. Any minifloat can also be named as "
+      "eXmY[bB][fn|fnuz|fin] (see docs/formats.md).\n");
+}
+
+void print_markdown(const std::vector<Row>& rows) {
+  fmt::print(
+      "| name | bits | exp | man | bias | max finite | min normal (int: min) | min subnormal | "
+      "Inf codes | NaN codes | what it is |\n");
+  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const Row& r : rows) {
+    fmt::print("| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.name, r.bits,
+               r.exp_bits, r.man_bits, r.bias, r.max, r.min_normal, r.min_subnormal, r.inf, r.nan,
+               r.summary);
+  }
+}
+
+}  // namespace
+
+void add_formats_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("formats", "List every registered format and its properties");
+  auto json = std::make_shared<bool>(false);
+  auto markdown = std::make_shared<bool>(false);
+  auto* json_opt = cmd->add_flag("--json", *json, "Print a JSON array instead of a table");
+  cmd->add_flag("--markdown", *markdown, "Print the table as Markdown (docs/formats.md)")
+      ->excludes(json_opt);
+  cmd->callback([json, markdown] {
+    if (*json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const NamedFormat& nf : registry()) out.push_back(json_of(nf));
+      fmt::print("{}\n", out.dump(2));
+      return;
+    }
+    std::vector<Row> rows;
+    for (const NamedFormat& nf : registry()) rows.push_back(row_of(nf));
+    if (*markdown) print_markdown(rows);
+    else print_text(rows);
+  });
+}
+
+}  // namespace lowp::cli

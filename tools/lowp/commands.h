@@ -1,0 +1,14 @@
+// The lowp command-line tool: one file per verb, each adding its subcommand to
+// the CLI11 app. Verbs throw lowp::Error for bad input; main() prints the one-line
+// message and exits with status 1.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace lowp::cli {
+
+void add_formats_command(CLI::App& app);
+void add_encode_command(CLI::App& app);
+void add_decode_command(CLI::App& app);
+
+}  // namespace lowp::cli
