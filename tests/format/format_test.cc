@@ -19,6 +19,8 @@ struct Expected {
   int emax;
 };
 
+void PrintTo(const Expected& e, std::ostream* os) { *os << e.name; }
+
 class FloatLimits : public ::testing::TestWithParam<Expected> {};
 
 TEST_P(FloatLimits, MatchSpec) {
