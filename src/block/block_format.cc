@@ -1,0 +1,100 @@
+// Block format names, the block-format registry, and scale-rule names.
+#include "lowp/block/block_format.h"
+
+#include <array>
+#include <charconv>
+#include <string>
+
+#include "lowp/error.h"
+#include "lowp/format/registry.h"
+
+namespace lowp {
+namespace {
+
+constexpr Format kE4m3{Kind::kFloat, 8, 4, 3, 7, Specials::kFn, IntRange::kFull};
+constexpr Format kE5m2{Kind::kFloat, 8, 5, 2, 15, Specials::kIeee, IntRange::kFull};
+constexpr Format kE3m2{Kind::kFloat, 6, 3, 2, 3, Specials::kFinite, IntRange::kFull};
+constexpr Format kE2m3{Kind::kFloat, 6, 2, 3, 1, Specials::kFinite, IntRange::kFull};
+constexpr Format kE2m1{Kind::kFloat, 4, 2, 1, 1, Specials::kFinite, IntRange::kFull};
+constexpr Format kInt8Sym{Kind::kInt, 8, 0, 0, 0, Specials::kIeee, IntRange::kSymmetric};
+
+constexpr std::array kBlockRegistry = {
+    NamedBlockFormat{"mxfp8_e4m3", {BlockFamily::kMx, kE4m3, 32}, "OCP MX: 32 x FP8 E4M3, E8M0 scale"},
+    NamedBlockFormat{"mxfp8_e5m2", {BlockFamily::kMx, kE5m2, 32}, "OCP MX: 32 x FP8 E5M2, E8M0 scale"},
+    NamedBlockFormat{"mxfp6_e3m2", {BlockFamily::kMx, kE3m2, 32}, "OCP MX: 32 x FP6 E3M2, E8M0 scale"},
+    NamedBlockFormat{"mxfp6_e2m3", {BlockFamily::kMx, kE2m3, 32}, "OCP MX: 32 x FP6 E2M3, E8M0 scale"},
+    NamedBlockFormat{"mxfp4", {BlockFamily::kMx, kE2m1, 32}, "OCP MX: 32 x FP4 E2M1, E8M0 scale"},
+    NamedBlockFormat{"mxint8", {BlockFamily::kMx, kInt8Sym, 32}, "OCP MX: 32 x INT8 (6 fraction bits), E8M0 scale"},
+    NamedBlockFormat{"nvfp4", {BlockFamily::kNvfp4, kE2m1, 16}, "NVIDIA: 16 x FP4 E2M1, E4M3 scale, FP32 tensor scale"},
+};
+
+}  // namespace
+
+std::string_view scale_rule_name(ScaleRule r) {
+  switch (r) {
+    case ScaleRule::kFloor: return "floor";
+    case ScaleRule::kRceil: return "rceil";
+    case ScaleRule::kCeil: return "ceil";
+    case ScaleRule::kEven: return "even";
+  }
+  return "floor";
+}
+
+ScaleRule parse_scale_rule(std::string_view name) {
+  for (ScaleRule r : {ScaleRule::kFloor, ScaleRule::kRceil, ScaleRule::kCeil, ScaleRule::kEven}) {
+    if (scale_rule_name(r) == name) return r;
+  }
+  throw Error("unknown scale rule '" + std::string(name) + "' (expected floor, rceil, ceil or even)");
+}
+
+double bits_per_value(const BlockFormat& f) {
+  return f.element.bits + 8.0 / f.block_size;
+}
+
+std::span<const NamedBlockFormat> block_registry() { return kBlockRegistry; }
+
+bool parse_block_format(std::string_view name, BlockFormat& out) {
+  for (const NamedBlockFormat& nb : kBlockRegistry) {
+    if (nb.name == name) {
+      out = nb.format;
+      return true;
+    }
+  }
+  if (name.substr(0, 3) != "mx:") return false;
+  const std::string text(name);
+  const std::size_t colon = name.rfind(':');
+  if (colon == 2) {
+    throw Error("block format '" + text + "': expected mx:<element>:<block size>, e.g. mx:int4:32");
+  }
+  const std::string_view element_name = name.substr(3, colon - 3);
+  const std::string_view k_text = name.substr(colon + 1);
+  int k = 0;
+  const auto [ptr, ec] = std::from_chars(k_text.data(), k_text.data() + k_text.size(), k);
+  if (ec != std::errc() || ptr != k_text.data() + k_text.size() || k < 1) {
+    throw Error("block format '" + text + "': block size '" + std::string(k_text) +
+                "' is not a positive integer");
+  }
+  Format element = parse_format(element_name);
+  if (element.kind == Kind::kInt) {
+    if (element.int_range == IntRange::kUnsigned) {
+      throw Error("block format '" + text + "': MX integer elements are signed");
+    }
+    element.int_range = IntRange::kSymmetric;  // OCP MX §5.3.3: the most negative code is unused
+  } else if (element.specials == Specials::kE8m0) {
+    throw Error("block format '" + text + "': e8m0 is the scale format, not an element format");
+  }
+  out = BlockFormat{BlockFamily::kMx, element, k};
+  return true;
+}
+
+std::string block_format_name(const BlockFormat& f) {
+  for (const NamedBlockFormat& nb : kBlockRegistry) {
+    if (nb.format == f) return std::string(nb.name);
+  }
+  const std::string element = f.element.kind == Kind::kInt ? "int" + std::to_string(f.element.bits)
+                                                            : format_name(f.element);
+  if (f.family == BlockFamily::kNvfp4) return "nvfp4:" + std::to_string(f.block_size);
+  return "mx:" + element + ":" + std::to_string(f.block_size);
+}
+
+}  // namespace lowp
