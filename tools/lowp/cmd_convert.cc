@@ -8,6 +8,7 @@
 
 #include <fmt/core.h>
 
+#include "arrays.h"
 #include "commands.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
@@ -18,39 +19,6 @@ namespace lowp::cli {
 namespace {
 
 using io::DType;
-
-template <typename T>
-T load(const std::byte* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// Every element of a floating-point array as a double (exact for all four dtypes).
-std::vector<double> real_values(const io::NpyArray& a, const std::string& path) {
-  const std::size_t n = a.element_count();
-  std::vector<double> out(n);
-  const std::byte* p = a.data.data();
-  switch (a.dtype) {
-    case DType::kF64:
-      for (std::size_t i = 0; i < n; ++i) out[i] = load<double>(p + 8 * i);
-      break;
-    case DType::kF32:
-      for (std::size_t i = 0; i < n; ++i) out[i] = load<float>(p + 4 * i);
-      break;
-    case DType::kF16:
-    case DType::kBF16: {
-      const Format f = parse_format(a.dtype == DType::kF16 ? "fp16" : "bf16");
-      for (std::size_t i = 0; i < n; ++i) out[i] = decode(f, load<std::uint16_t>(p + 2 * i));
-      break;
-    }
-    default:
-      throw Error(fmt::format("{}: dtype {} cannot be encoded; expected float32, float64, "
-                              "float16 or bfloat16",
-                              path, io::dtype_name(a.dtype)));
-  }
-  return out;
-}
 
 // Every element of an integer array as a code of `f`, checked to fit its bits.
 std::vector<std::uint32_t> code_values(const io::NpyArray& a, const Format& f,
@@ -87,20 +55,6 @@ std::vector<std::uint32_t> code_values(const io::NpyArray& a, const Format& f,
   return out;
 }
 
-Rounding parse_rounding(const std::string& s) {
-  if (s == "rne") return Rounding::kNearestEven;
-  if (s == "away") return Rounding::kNearestAway;
-  if (s == "zero") return Rounding::kTowardZero;
-  if (s == "stochastic") return Rounding::kStochastic;
-  throw Error("unknown rounding '" + s + "' (expected rne, away, zero or stochastic)");
-}
-
-template <typename T>
-void store_all(std::vector<std::byte>& bytes, const std::vector<T>& values) {
-  bytes.resize(values.size() * sizeof(T));
-  if (!values.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());
-}
-
 struct EncodeArgs {
   std::string format, round = "rne", in, out;
   std::uint64_t seed = 0;
@@ -123,9 +77,9 @@ void run_encode(const EncodeArgs& args) {
   std::vector<std::byte> bytes;
   DType out_type = DType::kU32;
   switch (code_bytes(f)) {
-    case 1: store_all(bytes, std::vector<std::uint8_t>(codes.begin(), codes.end())); out_type = DType::kU8; break;
-    case 2: store_all(bytes, std::vector<std::uint16_t>(codes.begin(), codes.end())); out_type = DType::kU16; break;
-    default: store_all(bytes, codes); break;
+    case 1: bytes = bytes_of(std::vector<std::uint8_t>(codes.begin(), codes.end())); out_type = DType::kU8; break;
+    case 2: bytes = bytes_of(std::vector<std::uint16_t>(codes.begin(), codes.end())); out_type = DType::kU16; break;
+    default: bytes = bytes_of(codes); break;
   }
   io::write_npy(args.out, out_type, in.shape, bytes);
 }
@@ -145,12 +99,12 @@ void run_decode(const DecodeArgs& args) {
   if (args.dtype == "float32") {
     std::vector<float> v(codes.size());
     for (std::size_t i = 0; i < codes.size(); ++i) v[i] = decode_f32(f, codes[i]);
-    store_all(bytes, v);
+    bytes = bytes_of(v);
     io::write_npy(args.out, DType::kF32, in.shape, bytes);
   } else {
     std::vector<double> v(codes.size());
     for (std::size_t i = 0; i < codes.size(); ++i) v[i] = decode(f, codes[i]);
-    store_all(bytes, v);
+    bytes = bytes_of(v);
     io::write_npy(args.out, DType::kF64, in.shape, bytes);
   }
 }

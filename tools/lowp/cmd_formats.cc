@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "lowp/block/block_format.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
 
@@ -108,19 +109,54 @@ nlohmann::json json_of(const NamedFormat& nf) {
   return j;
 }
 
-void print_text(const std::vector<Row>& rows) {
+nlohmann::json json_of(const NamedBlockFormat& nb) {
+  const BlockFormat& f = nb.format;
+  nlohmann::json j;
+  j["name"] = nb.name;
+  j["kind"] = "block";
+  j["element"] = format_name(f.element);
+  j["block_size"] = f.block_size;
+  j["scale"] = f.family == BlockFamily::kMx ? "e8m0" : "fp8_e4m3 (unsigned) + fp32 per tensor";
+  j["bits_per_value"] = bits_per_value(f);
+  j["element_max"] = mx_element_max(f.element);
+  j["element_emax"] = mx_element_emax(f.element);
+  j["summary"] = nb.summary;
+  return j;
+}
+
+struct BlockRow {
+  std::string name, element, block, scale, bits, summary;
+};
+
+BlockRow row_of(const NamedBlockFormat& nb) {
+  const BlockFormat& f = nb.format;
+  return {std::string(nb.name),
+          f.element.kind == Kind::kInt ? fmt::format("int{} (fixed point)", f.element.bits)
+                                       : format_name(f.element),
+          std::to_string(f.block_size),
+          f.family == BlockFamily::kMx ? "e8m0" : "e4m3 + fp32/tensor",
+          fmt::format("{:g}", bits_per_value(f)),
+          std::string(nb.summary)};
+}
+
+void print_text(const std::vector<Row>& rows, const std::vector<BlockRow>& blocks) {
   fmt::print("{:<13} {:>4} {:>3} {:>3} {:>4} {:>14} {:>14} {:>10} {:<13} {}\n", "name", "bits",
              "exp", "man", "bias", "max finite", "min normal", "min subn", "inf", "nan");
   for (const Row& r : rows) {
     fmt::print("{:<13} {:>4} {:>3} {:>3} {:>4} {:>14} {:>14} {:>10} {:<13} {}\n", r.name, r.bits,
                r.exp_bits, r.man_bits, r.bias, r.max, r.min_normal, r.min_subnormal, r.inf, r.nan);
   }
+  fmt::print("\n{:<13} {:<22} {:>5} {:<19} {:>9}\n", "block format", "element", "k", "scale",
+             "bits/value");
+  for (const BlockRow& b : blocks) {
+    fmt::print("{:<13} {:<22} {:>5} {:<19} {:>9}\n", b.name, b.element, b.block, b.scale, b.bits);
+  }
   fmt::print(
       "\nIntegers show their minimum under 'min normal'. Any minifloat can also be named as "
-      "eXmY[bB][fn|fnuz|fin] (see docs/formats.md).\n");
+      "eXmY[bB][fn|fnuz|fin], and any MX format as mx:<element>:<k> (see docs/formats.md).\n");
 }
 
-void print_markdown(const std::vector<Row>& rows) {
+void print_markdown(const std::vector<Row>& rows, const std::vector<BlockRow>& blocks) {
   fmt::print(
       "| name | bits | exp | man | bias | max finite | min normal (int: min) | min subnormal | "
       "Inf codes | NaN codes | what it is |\n");
@@ -130,12 +166,18 @@ void print_markdown(const std::vector<Row>& rows) {
                r.exp_bits, r.man_bits, r.bias, r.max, r.min_normal, r.min_subnormal, r.inf, r.nan,
                r.summary);
   }
+  fmt::print("\n| block format | element | k | scale | bits per value | what it is |\n");
+  fmt::print("|---|---|---|---|---|---|\n");
+  for (const BlockRow& b : blocks) {
+    fmt::print("| `{}` | {} | {} | {} | {} | {} |\n", b.name, b.element, b.block, b.scale, b.bits,
+               b.summary);
+  }
 }
 
 }  // namespace
 
 void add_formats_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("formats", "List every registered format and its properties");
+  auto* cmd = app.add_subcommand("formats", "List every registered scalar and block format and its properties");
   auto json = std::make_shared<bool>(false);
   auto markdown = std::make_shared<bool>(false);
   auto* json_opt = cmd->add_flag("--json", *json, "Print a JSON array instead of a table");
@@ -145,13 +187,16 @@ void add_formats_command(CLI::App& app) {
     if (*json) {
       nlohmann::json out = nlohmann::json::array();
       for (const NamedFormat& nf : registry()) out.push_back(json_of(nf));
+      for (const NamedBlockFormat& nb : block_registry()) out.push_back(json_of(nb));
       fmt::print("{}\n", out.dump(2));
       return;
     }
     std::vector<Row> rows;
     for (const NamedFormat& nf : registry()) rows.push_back(row_of(nf));
-    if (*markdown) print_markdown(rows);
-    else print_text(rows);
+    std::vector<BlockRow> blocks;
+    for (const NamedBlockFormat& nb : block_registry()) blocks.push_back(row_of(nb));
+    if (*markdown) print_markdown(rows, blocks);
+    else print_text(rows, blocks);
   });
 }
 

@@ -10,5 +10,6 @@ namespace lowp::cli {
 void add_formats_command(CLI::App& app);
 void add_encode_command(CLI::App& app);
 void add_decode_command(CLI::App& app);
+void add_fake_quant_command(CLI::App& app);
 
 }  // namespace lowp::cli

@@ -9,13 +9,14 @@
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "lowp: exact low-precision number formats (FP8, MX element formats, E8M0, narrow "
-      "integers, any minifloat eXmY)."};
+      "lowp: exact low-precision number formats (FP8, MX and NVFP4 block formats, E8M0, "
+      "narrow integers, any minifloat eXmY)."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lowp 0.1.0");
   lowp::cli::add_formats_command(app);
   lowp::cli::add_encode_command(app);
   lowp::cli::add_decode_command(app);
+  lowp::cli::add_fake_quant_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

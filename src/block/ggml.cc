@@ -1,0 +1,103 @@
+// ggml's block_mxfp4 layout: conversion to and from lowp's packed MXFP4, and
+// ggml's own decoding (ggml.h explains the differences it reproduces).
+#include "lowp/block/ggml.h"
+
+#include <bit>
+#include <cstring>
+#include <string>
+
+#include "lowp/error.h"
+
+namespace lowp {
+namespace {
+
+constexpr int kQk = 32;
+
+// ggml's kvalues_mxfp4: E2M1 values doubled, so they are integers.
+constexpr std::int8_t kDoubledE2m1[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// GGML_E8M0_TO_FP32_HALF: 2^(e-128) built from bits (2^-128 and 2^-127 are fp32
+// subnormals); e = 0xFF gives 2^127.
+float e8m0_half(std::uint8_t e) {
+  const std::uint32_t bits = e < 2 ? (std::uint32_t{0x00200000} << e) : (std::uint32_t{e} - 1) << 23;
+  return std::bit_cast<float>(bits);
+}
+
+BlockFormat mxfp4_format() {
+  BlockFormat f;
+  parse_block_format("mxfp4", f);
+  return f;
+}
+
+bool is_ggml_compatible(const PackedTensor& t) {
+  return t.format == mxfp4_format() && !t.shape.empty() &&
+         t.axis == static_cast<int>(t.shape.size()) - 1 && t.row_length() % kQk == 0;
+}
+
+}  // namespace
+
+std::vector<GgmlBlockMxfp4> to_ggml_mxfp4(const PackedTensor& t) {
+  if (!is_ggml_compatible(t)) {
+    throw Error("ggml's MXFP4 layout needs mxfp4 with 32-element blocks along the last axis, "
+                "whose length is a multiple of 32; got " + block_format_name(t.format) +
+                " along axis " + std::to_string(t.axis));
+  }
+  const std::size_t blocks_per_row = t.blocks_per_row();
+  std::vector<GgmlBlockMxfp4> out(t.rows() * blocks_per_row);
+  for (std::size_t row = 0; row < t.rows(); ++row) {
+    for (std::size_t b = 0; b < blocks_per_row; ++b) {
+      GgmlBlockMxfp4& g = out[row * blocks_per_row + b];
+      g.e = t.scale(row, b);
+      for (std::size_t j = 0; j < kQk / 2; ++j) {
+        const std::uint32_t lo = t.code(row, b * kQk + j);
+        const std::uint32_t hi = t.code(row, b * kQk + j + kQk / 2);
+        g.qs[j] = static_cast<std::uint8_t>(lo | (hi << 4));
+      }
+    }
+  }
+  return out;
+}
+
+PackedTensor from_ggml_mxfp4(std::span<const GgmlBlockMxfp4> blocks,
+                             std::span<const std::int64_t> shape) {
+  PackedTensor t;
+  t.format = mxfp4_format();
+  t.shape.assign(shape.begin(), shape.end());
+  if (shape.empty() || shape.back() < 0 || shape.back() % kQk != 0) {
+    throw Error("ggml MXFP4 tensors need a last dimension that is a multiple of 32");
+  }
+  t.axis = static_cast<int>(shape.size()) - 1;
+  const std::size_t n = t.element_count();
+  if (blocks.size() * kQk != n) {
+    throw Error("ggml MXFP4 data holds " + std::to_string(blocks.size()) + " blocks but the shape needs " +
+                std::to_string(n / kQk));
+  }
+  t.scales.resize(blocks.size());
+  std::vector<std::uint32_t> codes(n);
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    t.scales[b] = blocks[b].e;
+    for (std::size_t j = 0; j < kQk / 2; ++j) {
+      codes[b * kQk + j] = blocks[b].qs[j] & 0x0Fu;
+      codes[b * kQk + j + kQk / 2] = blocks[b].qs[j] >> 4;
+    }
+  }
+  t.elements.assign(packed_bytes(4, n), 0);
+  pack_codes(4, codes, t.elements);
+  return t;
+}
+
+void ggml_mxfp4_dequantize(std::span<const GgmlBlockMxfp4> blocks, std::span<float> out) {
+  if (out.size() != blocks.size() * kQk) {
+    throw Error("ggml MXFP4: output holds " + std::to_string(out.size()) + " values for " +
+                std::to_string(blocks.size()) + " blocks");
+  }
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    const float d = e8m0_half(blocks[b].e);
+    for (std::size_t j = 0; j < kQk / 2; ++j) {
+      out[b * kQk + j] = static_cast<float>(kDoubledE2m1[blocks[b].qs[j] & 0x0F]) * d;
+      out[b * kQk + j + kQk / 2] = static_cast<float>(kDoubledE2m1[blocks[b].qs[j] >> 4]) * d;
+    }
+  }
+}
+
+}  // namespace lowp

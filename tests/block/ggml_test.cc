@@ -1,0 +1,104 @@
+// ggml's block_mxfp4 layout: hand-built bytes, round trips, and ggml's decoding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "lowp/block/ggml.h"
+#include "lowp/error.h"
+
+namespace lowp {
+namespace {
+
+BlockFormat mxfp4() {
+  BlockFormat f;
+  EXPECT_TRUE(parse_block_format("mxfp4", f));
+  return f;
+}
+
+TEST(GgmlMxfp4, HandBuiltBytes) {
+  // One block: element j = (j % 8) * 0.5 in E2M1 magnitudes {0,0.5,1,1.5,2,3,4,6},
+  // i.e. codes j%8, all positive, amax 6 -> floor scale 2^(2-2) = 1, code 127.
+  const double magnitudes[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+  std::vector<float> x(32);
+  for (int j = 0; j < 32; ++j) x[static_cast<std::size_t>(j)] = static_cast<float>(magnitudes[j % 8]);
+  const std::int64_t shape[] = {32};
+  const PackedTensor t = quantize(mxfp4(), x, shape, -1, {});
+  const std::vector<GgmlBlockMxfp4> g = to_ggml_mxfp4(t);
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_EQ(g[0].e, 127);
+  // qs[j] = code(j) | code(j+16) << 4; code(j) = j % 8 and (j+16) % 8 = j % 8.
+  for (int j = 0; j < 16; ++j) EXPECT_EQ(g[0].qs[j], (j % 8) | ((j % 8) << 4)) << j;
+  // lowp's dense layout: byte i = code(2i) | code(2i+1) << 4.
+  for (std::size_t i = 0; i < 16; ++i) {
+    EXPECT_EQ(t.elements[i], ((2 * i) % 8) | (((2 * i + 1) % 8) << 4)) << i;
+  }
+}
+
+TEST(GgmlMxfp4, RoundTripAndDecodeMatchLowp) {
+  std::mt19937 rng(3);
+  std::vector<GgmlBlockMxfp4> blocks(64);
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    // every scale code except NaN, including the fp32-subnormal ones 0 and 1
+    blocks[b].e = static_cast<std::uint8_t>(b < 4 ? b : 2 + rng() % 253);
+    for (auto& q : blocks[b].qs) q = static_cast<std::uint8_t>(rng());
+  }
+  const std::int64_t shape[] = {4, 16 * 32};
+  const PackedTensor t = from_ggml_mxfp4(blocks, shape);
+  const std::vector<GgmlBlockMxfp4> back = to_ggml_mxfp4(t);
+  ASSERT_EQ(back.size(), blocks.size());
+  EXPECT_EQ(std::memcmp(back.data(), blocks.data(), blocks.size() * sizeof(GgmlBlockMxfp4)), 0);
+
+  std::vector<float> ours(t.element_count());
+  std::vector<float> theirs(t.element_count());
+  dequantize(t, ours);
+  ggml_mxfp4_dequantize(blocks, theirs);
+  for (std::size_t i = 0; i < ours.size(); ++i) {
+    // Identical values; ggml has no -0 (its table maps code 8 to +0).
+    ASSERT_EQ(ours[i], theirs[i]) << i;
+    if (ours[i] != 0 && std::isfinite(ours[i])) {
+      ASSERT_EQ(std::signbit(ours[i]), std::signbit(theirs[i])) << i;
+    }
+    if (ours[i] == 0) {
+      ASSERT_FALSE(std::signbit(theirs[i])) << i;
+    }
+  }
+}
+
+TEST(GgmlMxfp4, NanScaleEdge) {
+  // E8M0 0xFF is NaN for lowp and the OCP spec; ggml decodes it as 2^127.
+  GgmlBlockMxfp4 b{};
+  b.e = 0xFF;
+  b.qs[0] = 0x2;  // element 0: E2M1 code 2 = 1.0
+  const std::int64_t shape[] = {32};
+  const PackedTensor t = from_ggml_mxfp4({&b, 1}, shape);
+  std::vector<float> ours(32), theirs(32);
+  dequantize(t, ours);
+  ggml_mxfp4_dequantize({&b, 1}, theirs);
+  EXPECT_TRUE(std::isnan(ours[0]));
+  EXPECT_EQ(theirs[0], 0x1p127f);
+}
+
+TEST(GgmlMxfp4, RejectsIncompatibleTensors) {
+  std::vector<float> x(48, 1.0f);
+  const std::int64_t shape[] = {48};
+  EXPECT_THROW(to_ggml_mxfp4(quantize(mxfp4(), x, shape, 0, {})), Error);  // 48 % 32 != 0
+  BlockFormat e4m3;
+  ASSERT_TRUE(parse_block_format("mxfp8_e4m3", e4m3));
+  const std::int64_t shape32[] = {32};
+  std::vector<float> y(32, 1.0f);
+  EXPECT_THROW(to_ggml_mxfp4(quantize(e4m3, y, shape32, 0, {})), Error);
+  const std::int64_t shape2[] = {32, 2};
+  std::vector<float> z(64, 1.0f);
+  EXPECT_THROW(to_ggml_mxfp4(quantize(mxfp4(), z, shape2, 0, {})), Error);  // not the last axis
+  std::vector<GgmlBlockMxfp4> blocks(2);
+  const std::int64_t wrong[] = {96};
+  EXPECT_THROW(from_ggml_mxfp4(blocks, wrong), Error);
+  const std::int64_t odd[] = {40};
+  EXPECT_THROW(from_ggml_mxfp4(blocks, odd), Error);
+}
+
+}  // namespace
+}  // namespace lowp
