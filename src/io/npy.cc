@@ -548,10 +548,12 @@ NpyArray parse_npy(std::span<const std::byte> bytes, std::string_view source) {
 NpyArray read_npy(const std::filesystem::path& path) {
   const std::string source = path.string();
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) fail(source, "cannot open '" + source + "': " + errno_text(errno));
+  // "cannot open 'path': <reason>" already names the file; no prefix needed.
+  auto cannot_open = [&](int err) { throw Error("cannot open '" + source + "': " + errno_text(err)); };
+  if (fd.get() < 0) cannot_open(errno);
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) fail(source, "cannot open '" + source + "': " + errno_text(errno));
-  if (S_ISDIR(st.st_mode)) fail(source, "cannot open '" + source + "': " + errno_text(EISDIR));
+  if (::fstat(fd.get(), &st) != 0) cannot_open(errno);
+  if (S_ISDIR(st.st_mode)) cannot_open(EISDIR);
   // For regular files we know the true size up front, can reject a lying
   // header before reading anything big, and can report exact byte counts;
   // pipes and the like are simply read as far as they go.
@@ -662,7 +664,7 @@ void write_npy(const std::filesystem::path& path, DType dtype, std::span<const s
 
 void write_file_atomic(const std::filesystem::path& path, std::span<const std::byte> bytes) {
   const std::string target = path.string();
-  auto cannot = [&](int err) { fail(target, "cannot write '" + target + "': " + errno_text(err)); };
+  auto cannot = [&](int err) { throw Error("cannot write '" + target + "': " + errno_text(err)); };
   const std::filesystem::path name = path.filename();
   if (name.empty() || name == "." || name == "..") cannot(EISDIR);
   install_signal_handlers();
