@@ -24,11 +24,11 @@
 #include <bit>
 #include <cerrno>
 #include <csignal>
-#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 
@@ -498,40 +498,19 @@ void unregister_pending(int slot) {
   if (slot >= 0) g_pending[slot].state.store(0, std::memory_order_release);
 }
 
-// Blocks SIGINT/SIGTERM in this thread for a scope, so "file exists" and
-// "file is registered" change together.
-class SignalBlock {
- public:
-  SignalBlock() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int s : kSignals) sigaddset(&set, s);
-    pthread_sigmask(SIG_BLOCK, &set, &old_);
+// A hidden name next to the target: ".name.tmp.XXXXXXXXXXXX" with a random
+// suffix (like mkstemp's, but chosen here so it can be registered before the
+// file exists).
+std::string temp_name_for(const std::filesystem::path& path) {
+  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::string suffix(12, 'x');
+  {
+    std::lock_guard lock(mu);
+    for (char& c : suffix) c = kChars[rng() % (sizeof kChars - 1)];
   }
-  SignalBlock(const SignalBlock&) = delete;
-  SignalBlock& operator=(const SignalBlock&) = delete;
-  ~SignalBlock() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
-
- private:
-  sigset_t old_;
-};
-
-// The process umask, read without changing it (umask(2) can only be read by
-// setting it, which would race with other threads). mkstemp creates 0600
-// files; we give the result the mode a plain open() would have.
-mode_t current_umask() {
-  if (std::FILE* f = std::fopen("/proc/self/status", "re")) {
-    char line[256];
-    while (std::fgets(line, sizeof line, f) != nullptr) {
-      unsigned int mask = 0;
-      if (std::sscanf(line, "Umask: %o", &mask) == 1) {
-        std::fclose(f);
-        return static_cast<mode_t>(mask & 0777u);
-      }
-    }
-    std::fclose(f);
-  }
-  return 022;
+  return (path.parent_path() / ("." + path.filename().string() + ".tmp." + suffix)).string();
 }
 
 }  // namespace
@@ -569,10 +548,12 @@ NpyArray parse_npy(std::span<const std::byte> bytes, std::string_view source) {
 NpyArray read_npy(const std::filesystem::path& path) {
   const std::string source = path.string();
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) fail(source, "cannot open '" + source + "': " + errno_text(errno));
+  // "cannot open 'path': <reason>" already names the file; no prefix needed.
+  auto cannot_open = [&](int err) { throw Error("cannot open '" + source + "': " + errno_text(err)); };
+  if (fd.get() < 0) cannot_open(errno);
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) fail(source, "cannot open '" + source + "': " + errno_text(errno));
-  if (S_ISDIR(st.st_mode)) fail(source, "cannot open '" + source + "': " + errno_text(EISDIR));
+  if (::fstat(fd.get(), &st) != 0) cannot_open(errno);
+  if (S_ISDIR(st.st_mode)) cannot_open(EISDIR);
   // For regular files we know the true size up front, can reject a lying
   // header before reading anything big, and can report exact byte counts;
   // pipes and the like are simply read as far as they go.
@@ -683,60 +664,56 @@ void write_npy(const std::filesystem::path& path, DType dtype, std::span<const s
 
 void write_file_atomic(const std::filesystem::path& path, std::span<const std::byte> bytes) {
   const std::string target = path.string();
-  auto cannot = [&](int err) { fail(target, "cannot write '" + target + "': " + errno_text(err)); };
+  auto cannot = [&](int err) { throw Error("cannot write '" + target + "': " + errno_text(err)); };
   const std::filesystem::path name = path.filename();
   if (name.empty() || name == "." || name == "..") cannot(EISDIR);
   install_signal_handlers();
 
   // The temporary lives next to the target so that rename() is atomic (same
-  // file system) and is hidden (leading '.').
-  std::string tmp = (path.parent_path() / ("." + name.string() + ".tmp.XXXXXX")).string();
+  // file system), and is hidden (leading '.'). Its name is registered for the
+  // signal handler *before* the file is created and unregistered only after
+  // it is renamed or removed, so whenever the file exists a SIGINT/SIGTERM
+  // (delivered to any thread) finds it. Unlinking a registered name that does
+  // not exist (yet, or any more) is harmless.
+  std::string tmp;
   int slot = -1;
   int raw_fd = -1;
-  {
-    SignalBlock block;
-    raw_fd = ::mkstemp(tmp.data());
-    if (raw_fd < 0) cannot(errno);
+  for (int attempt = 0; raw_fd < 0; ++attempt) {
+    tmp = temp_name_for(path);
     slot = register_pending(tmp);
+    // O_EXCL: never reuse an existing file. Mode 0666 is reduced by the umask,
+    // giving the file the permissions any ordinary new file would get.
+    raw_fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (raw_fd < 0) {
+      const int err = errno;
+      unregister_pending(slot);
+      if (err != EEXIST || attempt == 100) cannot(err);
+    }
   }
   Fd fd(raw_fd);
+  // On failure: close, remove the temporary, then forget it.
   auto abandon = [&](int err) {
-    ::close(fd.release());
-    {
-      SignalBlock block;
-      ::unlink(tmp.c_str());
-      unregister_pending(slot);
-    }
+    if (fd.get() >= 0) ::close(fd.release());
+    ::unlink(tmp.c_str());
+    unregister_pending(slot);
     cannot(err);
   };
 
-  if (::fchmod(fd.get(), 0666 & ~current_umask()) != 0) abandon(errno);
   std::size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t w = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
     if (w < 0) {
       if (errno == EINTR) continue;
       abandon(errno);
+    } else {
+      done += static_cast<std::size_t>(w);
     }
-    done += static_cast<std::size_t>(w);
   }
   // No fsync: atomicity against other readers is what we promise, not
   // durability across a power cut. close() can still report a write error
   // (e.g. on NFS or a full disk with delayed allocation), so check it.
-  if (::close(fd.release()) != 0) {
-    const int err = errno;
-    SignalBlock block;
-    ::unlink(tmp.c_str());
-    unregister_pending(slot);
-    cannot(err);
-  }
-  SignalBlock block;
-  if (::rename(tmp.c_str(), target.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    unregister_pending(slot);
-    cannot(err);
-  }
+  if (::close(fd.release()) != 0) abandon(errno);
+  if (::rename(tmp.c_str(), target.c_str()) != 0) abandon(errno);
   unregister_pending(slot);
 }
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang in build-fuzz/ and runs each one for
+# a bounded time over a scratch copy of its seed corpus (the committed corpus
+# is never modified).
+#
+#   scripts/fuzz.sh [SECONDS]     # per target, default 30
+#
+# Exits non-zero if any target crashes (or fails to build); the crashing input
+# is kept as build-fuzz/artifacts/<target>-crash-*. Reproduce with
+#   build-fuzz/bin/<target> build-fuzz/artifacts/<target>-crash-...
+set -euo pipefail
+
+secs="${1:-30}"
+if ! [[ "$secs" =~ ^[0-9]+$ ]] || [ "$secs" -eq 0 ]; then
+  echo "usage: $0 [SECONDS>0]" >&2
+  exit 2
+fi
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="$root/build-fuzz"
+
+CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOWP_FUZZ=ON -DLOWP_BUILD_TESTS=OFF -DLOWP_WERROR=ON >/dev/null
+
+targets=()
+for src in "$root"/fuzz/*_fuzz.cc; do
+  targets+=("$(basename "$src" .cc)")
+done
+cmake --build "$build" --target "${targets[@]}"
+
+mkdir -p "$build/artifacts"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+status=0
+for t in "${targets[@]}"; do
+  corpus="$work/${t%_fuzz}"
+  mkdir -p "$corpus"
+  seeds="$root/fuzz/corpus/${t%_fuzz}"
+  if [ -d "$seeds" ]; then cp -R "$seeds"/. "$corpus"/; fi
+  echo "== $t: ${secs}s over $(find "$corpus" -type f | wc -l) seeds"
+  if ! "$build/bin/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -artifact_prefix="$build/artifacts/$t-" "$corpus" 2>"$work/$t.log"; then
+    status=1
+    echo "!! $t FAILED; log tail:"
+  fi
+  grep -E "^(stat::|Done|INFO: Seed|==[0-9]+==ERROR|SUMMARY)" "$work/$t.log" || tail -n 30 "$work/$t.log"
+  [ "$status" -eq 0 ] || tail -n 40 "$work/$t.log"
+done
+exit "$status"
