@@ -71,7 +71,7 @@ TEST(GgmlMxfp4, NanScaleEdge) {
   // E8M0 0xFF is NaN for lowp and the OCP spec; ggml decodes it as 2^127.
   GgmlBlockMxfp4 b{};
   b.e = 0xFF;
-  b.qs[0] = 0x2;  // element 0: E2M1 code 2 = 1.0
+  b.qs[0] = 0x1;  // element 0: E2M1 code 1 = 0.5, ggml's doubled value 1
   const std::int64_t shape[] = {32};
   const PackedTensor t = from_ggml_mxfp4({&b, 1}, shape);
   std::vector<float> ours(32), theirs(32);

@@ -129,7 +129,7 @@ class Formats(Base):
         self.assertIn(r.stdout, docs, "docs/formats.md is stale: paste `lowp formats --markdown` into it")
 
     def test_help(self):
-        for verb in ("formats", "encode", "decode"):
+        for verb in ("formats", "encode", "decode", "fake-quant"):
             r = run(verb, "--help")
             self.assertEqual(r.returncode, 0)
             self.assertIn("Usage", r.stdout)
@@ -226,6 +226,63 @@ class Decode(Base):
             self.assertEqual(run("decode", "-f", name, self.path("c.npy"), self.path("v.npy")).returncode, 0)
             self.assertEqual(run("encode", "-f", name, self.path("v.npy"), self.path("c2.npy")).returncode, 0)
             self.assertEqual(list(read_npy(self.path("c2.npy"))[2]), codes, name)
+
+
+class FakeQuant(Base):
+    def run_fq(self, values, shape, *args, descr="<f4"):
+        payload = f32(values) if descr == "<f4" else struct.pack(f"<{len(values)}d", *values)
+        write_npy(self.path("x.npy"), descr, shape, payload)
+        r = run("fake-quant", *args, self.path("x.npy"), self.path("y.npy"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got_descr, got_shape, data = read_npy(self.path("y.npy"))
+        self.assertEqual((got_descr, got_shape), ("<f4", tuple(shape)))
+        return list(struct.unpack(f"<{len(values)}f", data))
+
+    def test_worked_example_floor_and_rceil(self):
+        # OCP MX: amax 957 in MXFP8-E4M3. floor: X = 2, 957/2 = 478.5 saturates to 448 -> 896.
+        # rceil: X = 4, 957/4 = 239.25 rounds to 240 -> 960.
+        block = [957.0] + [1.0] * 31
+        self.assertEqual(self.run_fq(block, (32,), "-f", "mxfp8_e4m3")[0], 896.0)
+        self.assertEqual(self.run_fq(block, (32,), "-f", "mxfp8_e4m3", "--scale-rule", "rceil")[0], 960.0)
+
+    def test_scalar_format_is_a_plain_cast(self):
+        out = self.run_fq([1.0625, 500.0, 0.3], (3,), "-f", "fp8_e4m3")
+        self.assertEqual(out[0], 1.0)
+        self.assertTrue(math.isnan(out[1]))
+        self.assertEqual(out[2], 0.3125)
+        self.assertEqual(self.run_fq([500.0], (1,), "-f", "fp8_e4m3", "--saturate"), [448.0])
+
+    def test_axis_and_partial_blocks(self):
+        # A 3x2 array with blocks of 3 along axis 0: column 0 holds 1, 2, 100 (amax 100),
+        # column 1 holds tiny values; mxfp4 floor: X = 2^(6-2) = 16 for column 0.
+        x = [1.0, 0.001, 2.0, 0.002, 100.0, 0.003]
+        out = self.run_fq(x, (3, 2), "-f", "mxfp4", "--axis", "0")
+        self.assertEqual(out[0::2], [0.0, 0.0, 96.0])  # 1/16 and 2/16 round to 0; 100/16 = 6.25 -> 6
+        self.assertNotEqual(out[1], 0.0)  # column 1 has its own small scale
+        # Along the last axis with k = 2 each row is its own block: exact for these values.
+        out = self.run_fq([1.0, 2.0, 3.0, 4.0, 6.0, 0.5], (3, 2), "-f", "mxfp4", "--block", "2")
+        self.assertEqual(out, [1.0, 2.0, 3.0, 4.0, 6.0, 0.5])
+
+    def test_nvfp4_and_generic_mx(self):
+        x = [float(i) for i in range(-8, 8)]
+        out = self.run_fq(x, (16,), "-f", "nvfp4")
+        self.assertEqual(len(out), 16)
+        self.assertEqual(out[8], 0.0)
+        out = self.run_fq([0.5, -1.0, 0.25, 1.0], (4,), "-f", "mx:int4:4")
+        self.assertEqual(out, [0.5, -1.0, 0.25, 1.0])
+
+    def test_bad_block_options(self):
+        write_npy(self.path("x.npy"), "<f4", (2, 4), f32([1.0] * 8))
+        out = self.path("y.npy")
+        self.assert_fails(["fake-quant", "-f", "mxfp4", "--block", "0", self.path("x.npy"), out], "--block 0", out)
+        self.assert_fails(["fake-quant", "-f", "mxfp4", "--block", "5", self.path("x.npy"), out], "length of axis 1 (4)", out)
+        self.assert_fails(["fake-quant", "-f", "mxfp4", "--axis", "2", self.path("x.npy"), out], "axis 2 is out of range", out)
+        self.assert_fails(["fake-quant", "-f", "mxfp4", "--scale-rule", "up", self.path("x.npy"), out], "unknown scale rule 'up'", out)
+        self.assert_fails(["fake-quant", "-f", "fp8_e4m3", "--block", "2", self.path("x.npy"), out], "--block applies to block formats", out)
+        self.assert_fails(["fake-quant", "-f", "mx:int4:x", self.path("x.npy"), out], "is not a positive integer", out)
+        self.assert_fails(["fake-quant", "-f", "mx:e8m0:32", self.path("x.npy"), out], "scale format", out)
+        write_npy(self.path("i.npy"), "|u1", (2,), b"\x01\x02")
+        self.assert_fails(["fake-quant", "-f", "mxfp4", self.path("i.npy"), out], "not a float array", out)
 
 
 class BadInput(Base):
