@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace lowp {
 
@@ -13,5 +14,11 @@ class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
+
+// Untrusted text (a user's format name, a file's header field) quoted for an
+// error message: printable ASCII is kept, everything else (newlines included)
+// is escaped as \xHH, and text past 40 characters is cut with "...", so the
+// message stays one readable line.
+std::string quoted(std::string_view text);
 
 }  // namespace lowp

@@ -44,7 +44,7 @@ ScaleRule parse_scale_rule(std::string_view name) {
   for (ScaleRule r : {ScaleRule::kFloor, ScaleRule::kRceil, ScaleRule::kCeil, ScaleRule::kEven}) {
     if (scale_rule_name(r) == name) return r;
   }
-  throw Error("unknown scale rule '" + std::string(name) + "' (expected floor, rceil, ceil or even)");
+  throw Error("unknown scale rule " + quoted(name) + " (expected floor, rceil, ceil or even)");
 }
 
 double bits_per_value(const BlockFormat& f) {
@@ -61,27 +61,27 @@ bool parse_block_format(std::string_view name, BlockFormat& out) {
     }
   }
   if (name.substr(0, 3) != "mx:") return false;
-  const std::string text(name);
+  const std::string text = quoted(name);
   const std::size_t colon = name.rfind(':');
   if (colon == 2) {
-    throw Error("block format '" + text + "': expected mx:<element>:<block size>, e.g. mx:int4:32");
+    throw Error("block format " + text + ": expected mx:<element>:<block size>, e.g. mx:int4:32");
   }
   const std::string_view element_name = name.substr(3, colon - 3);
   const std::string_view k_text = name.substr(colon + 1);
   int k = 0;
   const auto [ptr, ec] = std::from_chars(k_text.data(), k_text.data() + k_text.size(), k);
   if (ec != std::errc() || ptr != k_text.data() + k_text.size() || k < 1) {
-    throw Error("block format '" + text + "': block size '" + std::string(k_text) +
-                "' is not a positive integer");
+    throw Error("block format " + text + ": block size " + quoted(k_text) +
+                " is not a positive integer");
   }
   Format element = parse_format(element_name);
   if (element.kind == Kind::kInt) {
     if (element.int_range == IntRange::kUnsigned) {
-      throw Error("block format '" + text + "': MX integer elements are signed");
+      throw Error("block format " + text + ": MX integer elements are signed");
     }
     element.int_range = IntRange::kSymmetric;  // OCP MX §5.3.3: the most negative code is unused
   } else if (element.specials == Specials::kE8m0) {
-    throw Error("block format '" + text + "': e8m0 is the scale format, not an element format");
+    throw Error("block format " + text + ": e8m0 is the scale format, not an element format");
   }
   out = BlockFormat{BlockFamily::kMx, element, k};
   return true;

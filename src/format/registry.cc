@@ -131,7 +131,7 @@ bool parse_minifloat(std::string_view name, Format& out) {
   else if (s == "fin") specials = Specials::kFinite;
   else return false;
 
-  const std::string where = "format '" + std::string(name) + "': ";
+  const std::string where = "format " + quoted(name) + ": ";
   if (e < 1 || e > 8) throw Error(where + "exponent bits must be 1..8");
   if (m < 0 || m > 10) throw Error(where + "mantissa bits must be 0..10");
   if (specials == Specials::kIeee && e < 2) {
@@ -178,7 +178,7 @@ Format parse_format(std::string_view name) {
   }
   Format f;
   if (parse_minifloat(name, f)) return f;
-  throw Error("unknown format '" + std::string(name) + "' (closest: " + suggest_format_names(name) +
+  throw Error("unknown format " + quoted(name) + " (closest: " + suggest_format_names(name) +
               "; see 'lowp formats', or spell a minifloat as eXmY[bB][fn|fnuz|fin])");
 }
 

@@ -78,28 +78,6 @@ const DTypeInfo& info(DType t) {
   throw Error(std::string(source) + ": " + what);
 }
 
-// Quotes untrusted header text for an error message: printable ASCII is kept,
-// everything else (newlines included) is escaped, and long text is cut, so the
-// message stays one readable line.
-std::string quoted(std::string_view s) {
-  constexpr std::size_t kMaxShown = 40;
-  std::string out = "'";
-  for (std::size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    }
-  }
-  if (s.size() > kMaxShown) out += "...";
-  out += "'";
-  return out;
-}
-
 std::string shape_repr(std::span<const std::int64_t> shape) {
   // Python's repr of a tuple: "()", "(3,)", "(2, 3)".
   std::string out = "(";
