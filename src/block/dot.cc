@@ -126,9 +126,8 @@ void require_mx(const PackedTensor& t, const char* op, const char* name) {
   }
   if (t.format.block_size < 1) throw Error(who + " has block size " + std::to_string(t.format.block_size));
   const std::size_t n = t.element_count();
-  const std::size_t rows = t.row_length() == 0 ? 0 : t.rows();
   if (t.elements.size() < packed_bytes(t.format.element.bits, n) ||
-      t.scales.size() < rows * t.blocks_per_row()) {
+      t.scales.size() < t.rows() * t.blocks_per_row()) {
     throw Error(who + " (" + dims(t) + ") has too few element or scale bytes for its shape");
   }
 }
@@ -223,8 +222,8 @@ float mx_dot_general(const PackedTensor& a, std::size_t row_a, const PackedTenso
     throw Error("mx_dot_general: rows of A have " + std::to_string(a.row_length()) +
                 " elements but rows of B have " + std::to_string(b.row_length()));
   }
-  const std::size_t rows_a = a.row_length() == 0 ? 0 : a.rows();
-  const std::size_t rows_b = b.row_length() == 0 ? 0 : b.rows();
+  const std::size_t rows_a = a.rows();
+  const std::size_t rows_b = b.rows();
   if (row_a >= rows_a || row_b >= rows_b) {
     throw Error("mx_dot_general: row " + std::to_string(row_a >= rows_a ? row_a : row_b) +
                 " of " + (row_a >= rows_a ? "A" : "B") + " is out of range (it has " +
