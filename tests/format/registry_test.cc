@@ -82,5 +82,14 @@ TEST(Parse, ErrorsNameTheProblem) {
   EXPECT_NE(error_of("").find("unknown format ''"), std::string::npos);
 }
 
+// Found by fuzz/format_name_fuzz: a name holding a newline made a two-line error.
+TEST(Parse, ErrorQuotesControlCharacters) {
+  const std::string e = error_of("2\x01\nfin");
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  EXPECT_NE(e.find("'2\\x01\\x0afin'"), std::string::npos) << e;
+  const std::string long_name(100, 'x');
+  EXPECT_NE(error_of(long_name.c_str()).find("xxx...'"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lowp
