@@ -207,11 +207,14 @@ std::vector<float> random_block(std::mt19937_64& rng, const Elem& e, int k) {
     case 2: top = 250 + u32(rng) % 5; break;   // near FLT_MAX
     default: top = 1 + u32(rng) % 254; break;
   }
+  const bool coarse = (u32(rng) & 1) != 0;
   std::vector<float> v(static_cast<std::size_t>(k));
   for (float& x : v) {
     const std::uint32_t spread = u32(rng) % 14;
     const std::uint32_t ef = top > spread ? top - spread : 0;
-    x = u32(rng) % 8 == 0 ? 0.0f : float_from(ef, u32(rng), (u32(rng) & 1) != 0);
+    // Half the blocks use short significands, so that many V/X are exact ties.
+    const std::uint32_t mantissa = coarse ? u32(rng) & ~(0x7FFFFFu >> (u32(rng) % 7)) : u32(rng);
+    x = u32(rng) % 8 == 0 ? 0.0f : float_from(ef, mantissa, (u32(rng) & 1) != 0);
   }
   const std::size_t at = u32(rng) % v.size();
   const bool neg = (u32(rng) & 1) != 0;
