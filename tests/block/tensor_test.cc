@@ -480,11 +480,15 @@ TEST(Nvfp4, RandomBlocksMatchIndependentReference) {
   std::uniform_int_distribution<int> ex(-140, 120);
   std::uniform_real_distribution<float> mant(-2.0f, 2.0f);
   int blocks = 0;
-  for (int trial = 0; trial < 60; ++trial) {
+  for (int trial = 0; trial < 80; ++trial) {
     const std::size_t n = 16 * (1 + rng() % 8) + rng() % 16;
     const int e0 = ex(rng);
     std::vector<float> v(n);
     for (float& x : v) x = std::ldexp(mant(rng), e0 - static_cast<int>(rng() % 24));
+    if (trial % 2 == 1) {  // tensor_scale 2^j exactly and coarse values: many exact ties
+      for (float& x : v) x = std::ldexp(static_cast<float>(static_cast<int>(rng() % 97) - 48) / 8, e0);
+      v[0] = std::ldexp(2688.0f, e0);
+    }
     if (trial % 7 == 3) v[rng() % n] = std::numeric_limits<float>::quiet_NaN();
     if (trial % 11 == 5) v[rng() % n] = 0x1p-149f;  // only subnormals matter in this block's amax
     for (Rounding mode : {Rounding::kNearestEven, Rounding::kNearestAway, Rounding::kTowardZero,
