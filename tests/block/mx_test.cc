@@ -451,6 +451,26 @@ TEST(MxHandComputed, RceilSaturatesByUlpsThroughFp32Reciprocal) {
   EXPECT_EQ(d[0], 0x1.fcp+52);
 }
 
+// rceil at the bottom of E8M0: with mx:int2 (max_elem 1, so t = amax exactly) t is
+// rounded up to a power of two no smaller than 2^-127 = code 0, which is the fp32
+// subnormal 0x00400000: t <= 2^-127 -> 0x00, just above -> 0x01. torchao's bit-level
+// ceil instead reads exponent field 0 + 1 for any nonzero subnormal: code 0x01.
+TEST(MxHandComputed, RceilAndCeilAtTheSmallestScale) {
+  BlockFormat f;
+  ASSERT_TRUE(parse_block_format("mx:int2:32", f));
+  EXPECT_EQ(mx_element_max(f.element), 1.0);
+  const float p127 = 0x1p-127f;
+  EXPECT_EQ(mx_scale_code(f.element, 0x1p-149f, ScaleRule::kRceil), 0);
+  EXPECT_EQ(mx_scale_code(f.element, p127, ScaleRule::kRceil), 0);
+  EXPECT_EQ(mx_scale_code(f.element, std::nextafter(p127, 1.0f), ScaleRule::kRceil), 1);
+  EXPECT_EQ(mx_scale_code(f.element, 0x1p-126f, ScaleRule::kRceil), 1);
+  EXPECT_EQ(mx_scale_code(f.element, std::nextafter(0x1p-126f, 1.0f), ScaleRule::kRceil), 2);
+  EXPECT_EQ(mx_scale_code(f.element, 0x1p-149f, ScaleRule::kCeil), 1);
+  EXPECT_EQ(mx_scale_code(f.element, p127, ScaleRule::kCeil), 1);
+  EXPECT_EQ(mx_scale_code(f.element, p127, ScaleRule::kFloor), 0);
+  EXPECT_EQ(mx_scale_code(f.element, 0.0f, ScaleRule::kCeil), 0);
+}
+
 // All-zero block: scale 0x00 under every rule, elements +0 (-0 for -0.0 inputs).
 TEST(MxHandComputed, AllZeroBlock) {
   for (const Elem& e : kElems) {
