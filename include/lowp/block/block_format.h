@@ -30,7 +30,10 @@ enum class ScaleRule : std::uint8_t {
   kFloor,
   // NVIDIA's rule (cuBLAS block quantization; PTX cvt.rp.satfinite.ue8m0x2.f32):
   // X = amax * fp32(1/max_elem), computed in fp32 and rounded up to a power of
-  // two, so no element saturates.
+  // two, so elements do not saturate -- up to the rounding of that fp32
+  // product: for MXINT8 (and some eXmY elements) an amax a few ulps above
+  // max_elem * 2^k can land on 2^k and saturate by less than 2^-22 relative.
+  // For the OCP float elements the product gives the same scale as exact division.
   kRceil,
   // torchao's CEIL: X = 2^(ceil(log2(amax)) - emax_elem), with the ceiling
   // read off amax's fp32 bits (exponent field + 1 if any mantissa bit is set).

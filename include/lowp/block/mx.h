@@ -54,9 +54,11 @@ std::uint8_t mx_quantize_block(const BlockFormat& f, std::span<const float> valu
                                std::uint64_t first_index);
 
 // The value of element `code` in a block with scale `scale_code`: X * P, or NaN
-// for the NaN scale. Exact as a double; as a float it is exact unless it
-// overflows fp32 (only possible for hand-made scales, never for scales lowp
-// computes from fp32 data).
+// for the NaN scale. Exact as a double. As a float it is exact unless it reaches
+// 2^128: that happens for hand-made scales, and for fp32 data within a few ulps
+// of FLT_MAX under the ceil, even and rceil rules, where the largest element
+// rounds up into the next binade (e.g. FLT_MAX in MXFP8-E4M3 under rceil: X =
+// 2^120, FLT_MAX/X rounds to 256, and 2^128 decodes to +Inf in fp32).
 double mx_value(const Format& element, std::uint8_t scale_code, std::uint32_t code);
 
 // Element value P of an MX element code (integers are fixed point).
