@@ -1,0 +1,189 @@
+// Exhaustive tier: every one of the 2^32 fp32 bit patterns, encoded with
+// lowp::encode into every registered format of at most 8 bits, in every
+// deterministic rounding mode (and with saturate where it changes anything),
+// compared with the independent oracle (tests/oracle).
+//
+// Speed: the expected code is a piecewise-constant function of the fp32
+// magnitude bit pattern (rounding is monotone), so the oracle is precomputed as
+// a short list of segments (fp32_segments) and walked with a cursor; each
+// magnitude pattern checks +x and -x. Two threads take chunks of the pattern
+// range from a shared counter. The cost is then essentially that of
+// lowp::encode itself, which the test reports in ns per call.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lowp/format/convert.h"
+#include "lowp/format/registry.h"
+#include "oracle/oracle.h"
+
+namespace {
+
+using lowp_oracle::Mode;
+using lowp_oracle::Round;
+using lowp_oracle::Segment;
+
+constexpr unsigned kThreads = 2;
+constexpr std::uint64_t kMagnitudes = std::uint64_t{1} << 31;  // sign clear
+constexpr std::uint32_t kChunk = 1u << 22;
+constexpr std::size_t kKeep = 8;  // failing inputs reported per job
+
+lowp::Rounding to_lowp(Round r) {
+  switch (r) {
+    case Round::kNearestEven: return lowp::Rounding::kNearestEven;
+    case Round::kNearestAway: return lowp::Rounding::kNearestAway;
+    case Round::kTowardZero: return lowp::Rounding::kTowardZero;
+  }
+  return lowp::Rounding::kNearestEven;
+}
+const char* round_name(Round r) {
+  switch (r) {
+    case Round::kNearestEven: return "even";
+    case Round::kNearestAway: return "away";
+    case Round::kTowardZero: return "zero";
+  }
+  return "?";
+}
+
+struct Mismatch {
+  std::uint32_t input;  // fp32 bit pattern, sign included
+  std::uint32_t expected;
+  std::uint32_t actual;
+};
+
+struct Tally {
+  std::uint64_t count = 0;
+  std::vector<Mismatch> first;
+  void add(std::uint32_t input, std::uint32_t expected, std::uint32_t actual) {
+    ++count;
+    if (first.size() < kKeep) first.push_back({input, expected, actual});
+  }
+};
+
+// Checks the magnitude patterns [begin, end) (and their negatives).
+void check_range(const lowp::Format f, const lowp::EncodeOptions opt,
+                 const std::vector<Segment>& segs, std::uint32_t begin, std::uint32_t end,
+                 Tally& tally) {
+  // The segment holding `begin`: the last one whose first pattern is <= begin.
+  auto it = std::upper_bound(segs.begin(), segs.end(), begin,
+                             [](std::uint32_t p, const Segment& s) { return p < s.first; });
+  std::size_t k = static_cast<std::size_t>(it - segs.begin()) - 1;
+  std::uint32_t p = begin;
+  while (p < end) {
+    const std::uint32_t seg_end =
+        k + 1 < segs.size() ? std::min(segs[k + 1].first, end) : end;
+    const std::uint32_t pos = segs[k].pos;
+    const std::uint32_t neg = segs[k].neg;
+    for (; p < seg_end; ++p) {
+      const double x = static_cast<double>(std::bit_cast<float>(p));
+      const std::uint32_t a = lowp::encode(f, x, opt);
+      const std::uint32_t b = lowp::encode(f, -x, opt);
+      if (((a ^ pos) | (b ^ neg)) != 0) [[unlikely]] {
+        if (a != pos) tally.add(p, pos, a);
+        if (b != neg) tally.add(p | 0x80000000u, neg, b);
+      }
+    }
+    ++k;
+  }
+}
+
+struct JobResult {
+  Tally tally;
+  double seconds = 0;
+};
+
+JobResult run_job(const lowp::Format& f, Mode m) {
+  const lowp_oracle::Oracle oracle(f);
+  const std::vector<Segment> segs = lowp_oracle::fp32_segments(oracle, m);
+  const lowp::EncodeOptions opt{to_lowp(m.round), m.saturate};
+  std::atomic<std::uint64_t> next{0};
+  std::vector<Tally> tallies(kThreads);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (;;) {
+        const std::uint64_t b = next.fetch_add(kChunk);
+        if (b >= kMagnitudes) break;
+        const std::uint64_t e = std::min<std::uint64_t>(b + kChunk, kMagnitudes);
+        check_range(f, opt, segs, static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(e),
+                    tallies[t]);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  JobResult r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const Tally& t : tallies) {
+    r.tally.count += t.count;
+    for (const Mismatch& mm : t.first) {
+      if (r.tally.first.size() < kKeep) r.tally.first.push_back(mm);
+    }
+  }
+  std::sort(r.tally.first.begin(), r.tally.first.end(),
+            [](const Mismatch& a, const Mismatch& b) { return a.input < b.input; });
+  return r;
+}
+
+// The registered formats of at most 8 bits.
+std::vector<std::string> small_formats() {
+  std::vector<std::string> names;
+  for (const lowp::NamedFormat& nf : lowp::registry()) {
+    if (nf.format.bits <= 8) names.emplace_back(nf.name);
+  }
+  return names;
+}
+
+double g_total_seconds = 0;
+std::mutex g_mu;
+
+class Exhaustive : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Exhaustive, AllFp32BitPatterns) {
+  const lowp::Format f = lowp::parse_format(GetParam());
+  const lowp_oracle::Oracle oracle(f);
+  // saturate changes results only where a format can produce Inf or NaN.
+  std::vector<bool> saturates{false};
+  if (f.kind == lowp::Kind::kFloat && (oracle.has_inf() || oracle.has_nan())) {
+    saturates.push_back(true);
+  }
+  double format_seconds = 0;
+  for (const bool sat : saturates) {
+    for (const Round r : {Round::kNearestEven, Round::kNearestAway, Round::kTowardZero}) {
+      const JobResult res = run_job(f, Mode{r, sat});
+      format_seconds += res.seconds;
+      const double ns_per_call = res.seconds * 1e9 * kThreads / (2.0 * static_cast<double>(kMagnitudes));
+      std::printf("[ timing ] %-14s %-4s%s %7.2f s  (%.2f ns per encode per thread)\n",
+                  GetParam().c_str(), round_name(r), sat ? " sat" : "    ", res.seconds, ns_per_call);
+      std::string detail;
+      for (const Mismatch& mm : res.tally.first) {
+        char line[128];
+        std::snprintf(line, sizeof line, "\n  input 0x%08" PRIX32 " (%a): expected 0x%02" PRIX32
+                      ", lowp::encode gave 0x%02" PRIX32,
+                      mm.input, static_cast<double>(std::bit_cast<float>(mm.input)), mm.expected,
+                      mm.actual);
+        detail += line;
+      }
+      EXPECT_EQ(res.tally.count, 0u) << GetParam() << " rounding " << round_name(r)
+                                     << " saturate " << sat << ": mismatches, first ones:" << detail;
+    }
+  }
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_total_seconds += format_seconds;
+  std::printf("[ timing ] %-14s total %.1f s (all formats so far %.1f s)\n", GetParam().c_str(),
+              format_seconds, g_total_seconds);
+}
+
+INSTANTIATE_TEST_SUITE_P(Registry, Exhaustive, ::testing::ValuesIn(small_formats()),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+}  // namespace
