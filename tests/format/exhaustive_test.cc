@@ -69,10 +69,18 @@ struct Tally {
   }
 };
 
-// Checks the magnitude patterns [begin, end) (and their negatives).
-void check_range(const lowp::Format f, const lowp::EncodeOptions opt,
-                 const std::vector<Segment>& segs, std::uint32_t begin, std::uint32_t end,
-                 Tally& tally) {
+// Checks the magnitude patterns [begin, end) (and their negatives). The
+// template parameters repeat fields of `fmt` and `opt` as compile-time constants
+// (the caller checks they agree), so that the compiler folds lowp::encode's
+// branches on them: the function called, and the values it is called with, are
+// exactly those of lowp::encode(fmt, x, opt); only the inlining differs.
+template <lowp::Kind K, lowp::Specials S, lowp::Rounding R, bool Sat>
+void check_range(const lowp::Format fmt, const std::vector<Segment>& segs, std::uint32_t begin,
+                 std::uint32_t end, Tally& tally) {
+  lowp::Format f = fmt;
+  f.kind = K;
+  if (K == lowp::Kind::kFloat) f.specials = S;
+  constexpr lowp::EncodeOptions opt{R, Sat};
   // The segment holding `begin`: the last one whose first pattern is <= begin.
   auto it = std::upper_bound(segs.begin(), segs.end(), begin,
                              [](std::uint32_t p, const Segment& s) { return p < s.first; });
@@ -96,6 +104,35 @@ void check_range(const lowp::Format f, const lowp::EncodeOptions opt,
   }
 }
 
+using CheckFn = void (*)(const lowp::Format, const std::vector<Segment>&, std::uint32_t,
+                         std::uint32_t, Tally&);
+
+template <lowp::Kind K, lowp::Specials S, lowp::Rounding R>
+CheckFn pick_sat(bool sat) {
+  return sat ? &check_range<K, S, R, true> : &check_range<K, S, R, false>;
+}
+template <lowp::Kind K, lowp::Specials S>
+CheckFn pick_round(lowp::Rounding r, bool sat) {
+  switch (r) {
+    case lowp::Rounding::kNearestAway: return pick_sat<K, S, lowp::Rounding::kNearestAway>(sat);
+    case lowp::Rounding::kTowardZero: return pick_sat<K, S, lowp::Rounding::kTowardZero>(sat);
+    default: return pick_sat<K, S, lowp::Rounding::kNearestEven>(sat);
+  }
+}
+CheckFn pick(const lowp::Format& f, lowp::EncodeOptions opt) {
+  using lowp::Specials;
+  if (f.kind == lowp::Kind::kInt) return pick_round<lowp::Kind::kInt, Specials::kIeee>(opt.rounding, opt.saturate);
+  constexpr lowp::Kind F = lowp::Kind::kFloat;
+  switch (f.specials) {
+    case Specials::kIeee: return pick_round<F, Specials::kIeee>(opt.rounding, opt.saturate);
+    case Specials::kFn: return pick_round<F, Specials::kFn>(opt.rounding, opt.saturate);
+    case Specials::kFnuz: return pick_round<F, Specials::kFnuz>(opt.rounding, opt.saturate);
+    case Specials::kFinite: return pick_round<F, Specials::kFinite>(opt.rounding, opt.saturate);
+    case Specials::kE8m0: return pick_round<F, Specials::kE8m0>(opt.rounding, opt.saturate);
+  }
+  return nullptr;
+}
+
 struct JobResult {
   Tally tally;
   double seconds = 0;
@@ -105,6 +142,7 @@ JobResult run_job(const lowp::Format& f, Mode m) {
   const lowp_oracle::Oracle oracle(f);
   const std::vector<Segment> segs = lowp_oracle::fp32_segments(oracle, m);
   const lowp::EncodeOptions opt{to_lowp(m.round), m.saturate};
+  const CheckFn check = pick(f, opt);
   std::atomic<std::uint64_t> next{0};
   std::vector<Tally> tallies(kThreads);
   const auto t0 = std::chrono::steady_clock::now();
@@ -115,8 +153,7 @@ JobResult run_job(const lowp::Format& f, Mode m) {
         const std::uint64_t b = next.fetch_add(kChunk);
         if (b >= kMagnitudes) break;
         const std::uint64_t e = std::min<std::uint64_t>(b + kChunk, kMagnitudes);
-        check_range(f, opt, segs, static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(e),
-                    tallies[t]);
+        check(f, segs, static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(e), tallies[t]);
       }
     });
   }

@@ -108,7 +108,8 @@ Oracle::Oracle(const lowp::Format& f) : f_(f) {
       }
       ci.is_inf = has_inf_ && e == e_all_ones && (mag & man_mask) == 0;
       const double v = ci.is_nan ? kNan : ci.is_inf ? kInf : formula_value(e, mag & man_mask, M, f.bias);
-      ci.value = negative ? -v : v;
+      // FNUZ's NaN is unsigned, although its code has the sign bit set.
+      ci.value = negative && !(ci.is_nan && f.specials == Specials::kFnuz) ? -v : v;
     }
   }
 

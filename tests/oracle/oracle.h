@@ -56,8 +56,9 @@ class Oracle {
   // the format has a zero). For integers: the values lo..hi.
   const std::vector<double>& magnitudes() const { return mag_; }
   // The "virtual next value" beyond the largest finite magnitude: the value the
-  // code formula gives to the code after the largest finite one (floats only).
-  double virtual_next() const { return mag_.empty() ? 0.0 : ladder_.back(); }
+  // code formula gives to the code after the largest finite one. For integers:
+  // max + 1.
+  double virtual_next() const { return is_int_ ? max_finite_ + 1 : ladder_.back(); }
   double max_finite() const { return max_finite_; }
   // The code that a NaN input gets (see convert.h: the format's NaN, keeping
   // the sign where the NaN is signed; the negative-zero code where the format
