@@ -75,9 +75,10 @@ struct Tally {
 // template parameters repeat fields of `fmt` and `opt` as compile-time constants
 // (the caller checks they agree), so that the compiler folds lowp::encode's
 // branches on them: the function called, and the values it is called with, are
-// exactly those of lowp::encode(fmt, x, opt); only the inlining differs.
+// exactly those of lowp::encode(fmt, x, opt); only the inlining differs
+// (`flatten` makes GCC inline encode into the loop, or nothing would fold).
 template <lowp::Kind K, lowp::Specials S, lowp::Rounding R, bool Sat>
-void check_range(const lowp::Format fmt, const std::vector<Segment>& segs, std::uint32_t begin,
+[[gnu::flatten]] void check_range(const lowp::Format fmt, const std::vector<Segment>& segs, std::uint32_t begin,
                  std::uint32_t end, Tally& tally) {
   lowp::Format f = fmt;
   f.kind = K;
