@@ -37,10 +37,9 @@ using lowp_oracle::kModes;
 using lowp_oracle::Mode;
 using lowp_oracle::mode_name;
 using lowp_oracle::probe_points;
-using lowp_oracle::Report;
 using lowp_oracle::Oracle;
+using lowp_oracle::Report;
 using lowp_oracle::Round;
-
 
 lowp::EncodeOptions to_lowp(Mode m) {
   switch (m.round) {
@@ -50,6 +49,7 @@ lowp::EncodeOptions to_lowp(Mode m) {
   }
   return {};
 }
+
 // The formats of <= 16 bits in the registry.
 std::vector<lowp::NamedFormat> registered_small() {
   std::vector<lowp::NamedFormat> out;
