@@ -137,6 +137,10 @@ bool parse_minifloat(std::string_view name, Format& out) {
   if (specials == Specials::kIeee && e < 2) {
     throw Error(where + "an IEEE-style format needs at least 2 exponent bits (try the 'fin' suffix)");
   }
+  if (specials == Specials::kIeee && m == 0) {
+    // Its top binade would hold only ±Inf: no code is left for NaN.
+    throw Error(where + "an IEEE-style format needs a mantissa bit to encode NaN (try the 'fn' or 'fin' suffix)");
+  }
   if (!has_bias) bias = (1 << (e - 1)) - (specials == Specials::kFnuz ? 0 : 1);
   out = float_format(e, m, bias, specials);
   if (max_magnitude_code(out) == 0 || max_finite(out) <= 0) {

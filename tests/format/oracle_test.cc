@@ -31,7 +31,6 @@
 namespace {
 
 using lowp_oracle::compare;
-using lowp_oracle::ieee_without_nan;
 using lowp_oracle::kInf;
 using lowp_oracle::kModes;
 using lowp_oracle::Mode;
@@ -271,22 +270,17 @@ TEST(OracleTest, HarnessCatchesWrongEncoders) {
   EXPECT_EQ(compare_lowp(o, pts).mismatches, 0u);
 }
 
-// IEEE-style minifloats without mantissa bits (e2m0 .. e7m0) have Inf in their
-// top binade but no NaN code. By convert.h's rule, "formats without NaN ...
-// give the negative-zero code" for NaN inputs; a NaN must not become Inf.
-TEST(OracleTest, IeeeWithoutMantissaNanInput) {
+// Found by the oracle: IEEE-style eXm0 (X = 2..7) would hold only ±Inf in its
+// top binade, leaving no NaN code, and NaN inputs became ±Inf. The parser now
+// rejects those spellings; the fn and fin variants stay available.
+TEST(OracleTest, IeeeWithoutMantissaIsRejected) {
   for (int e = 2; e <= 7; ++e) {
     const std::string name = "e" + std::to_string(e) + "m0";
-    const lowp::Format f = lowp::parse_format(name);
-    const Oracle o(f);
-    ASSERT_FALSE(o.has_nan());
-    for (const double x : {std::numeric_limits<double>::quiet_NaN(), -std::numeric_limits<double>::quiet_NaN()}) {
-      const std::uint32_t got = lowp::encode(f, x);
-      EXPECT_FALSE(std::isinf(lowp::decode(f, got))) << name << ": NaN input encodes to Inf (code 0x"
-                                                     << std::hex << got << ")";
-      EXPECT_EQ(got, o.nan_input_code(std::signbit(x))) << name;
-    }
+    EXPECT_THROW(lowp::parse_format(name), lowp::Error) << name;
+    EXPECT_NO_THROW(lowp::parse_format(name + "fn")) << name;
+    EXPECT_NO_THROW(lowp::parse_format(name + "fin")) << name;
   }
+  EXPECT_EQ(lowp::parse_format("e8m0").specials, lowp::Specials::kE8m0);  // the MX scale format
 }
 
 }  // namespace

@@ -32,14 +32,9 @@ inline const char* mode_name(Mode m) {
   return names[static_cast<int>(m.round) + (m.saturate ? 3 : 0)];
 }
 
-inline // IEEE-style formats without mantissa bits have Inf but no NaN code at all.
-bool ieee_without_nan(const lowp::Format& f) {
-  return f.kind == lowp::Kind::kFloat && f.specials == lowp::Specials::kIeee && f.man_bits == 0;
-}
-
 // Every minifloat spelling eXmY[fn|fnuz|fin] (X 1..8, Y 0..10) that
 // lowp::parse_format accepts, with its name. (The parser rejects the rest: IEEE
-// with one exponent bit, ranges outside fp32's.)
+// with one exponent bit or no mantissa bit, ranges outside fp32's.)
 struct Spelled {
   std::string name;
   lowp::Format format;
@@ -176,12 +171,9 @@ Report compare(const Oracle& o, const std::vector<double>& points, Enc&& enc,
   const double snan = std::numeric_limits<double>::signaling_NaN();
   const double payload = std::bit_cast<double>(std::uint64_t{0x7FF0000000000123});
   std::vector<double> specials{0.0, -0.0, kInf, -kInf};
-  // (IEEE formats without mantissa bits: see IeeeWithoutMantissaNanInput.)
-  if (!ieee_without_nan(f)) {
-    for (double n : {qnan, snan, payload}) {
-      specials.push_back(n);
-      specials.push_back(-n);
-    }
+  for (double n : {qnan, snan, payload}) {
+    specials.push_back(n);
+    specials.push_back(-n);
   }
   for (double x : specials) {
     for (const Mode m : kModes) r.check(f, x, m, o.encode(x, m), enc(x, m));
