@@ -1,0 +1,88 @@
+// lowp/io/model.h — model files as lists of named tensors, read lazily from a
+// memory-mapped file: safetensors, GGUF, ONNX, npy and npz behind one
+// interface.
+//
+// A reader parses only the file's index (header, tensor infos) when it opens;
+// tensor data is touched when asked for. Every offset, length and count in the
+// index is checked against the file size (with overflow-safe arithmetic) when
+// the file opens, so a reader that opened successfully never reads out of
+// bounds. Errors are lowp::Error with one line naming the file (and the tensor
+// or field at fault).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lowp::io {
+
+// A read-only memory map of a whole file (empty files map to an empty span).
+class MappedFile {
+ public:
+  explicit MappedFile(const std::filesystem::path& path);  // throws lowp::Error naming the path
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  std::span<const std::byte> bytes() const { return {data_, size_}; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// One tensor of a model file.
+struct TensorInfo {
+  std::string name;
+  // The stored element type, in the file format's own words where it has them
+  // ("F32", "BF16", "F8_E4M3" for safetensors; "F32", "Q8_0", "MXFP4" for
+  // GGUF; "FLOAT", "FLOAT16" for ONNX; "float32" for npy), or a lowp format
+  // name for lowp's own packed tensors ("mxfp4", "nvfp4", ...).
+  std::string dtype;
+  std::vector<std::int64_t> shape;  // logical shape, outermost first
+  std::uint64_t offset = 0;         // of the tensor's bytes within the file
+  std::uint64_t nbytes = 0;         // stored bytes (packed size for block formats)
+  bool is_float = true;             // can be read as real numbers (read_f32)
+
+  std::uint64_t element_count() const;
+};
+
+class ModelReader {
+ public:
+  virtual ~ModelReader() = default;
+
+  // "safetensors", "gguf", "onnx", "npy" or "npz".
+  virtual std::string_view kind() const = 0;
+  virtual const std::vector<TensorInfo>& tensors() const = 0;
+  // The file's metadata, each value rendered as text (JSON-like for arrays).
+  virtual std::vector<std::pair<std::string, std::string>> metadata() const = 0;
+  // The tensor's values as fp32 in C order, decoded exactly as the file's
+  // format defines them (ggml's dequantization for GGUF block types, lowp's for
+  // lowp's packed formats). Throws lowp::Error for a non-float tensor.
+  virtual std::vector<float> read_f32(const TensorInfo& t) const = 0;
+  // The tensor's stored bytes.
+  virtual std::span<const std::byte> raw(const TensorInfo& t) const = 0;
+
+  const TensorInfo* find(std::string_view name) const;
+};
+
+// Opens a model file, choosing the reader by its magic bytes (GGUF, npy, zip
+// for npz) and then its extension (.safetensors, .onnx). Throws lowp::Error
+// naming the path if the file is missing, unreadable, of an unknown kind, or
+// malformed.
+std::unique_ptr<ModelReader> open_model(const std::filesystem::path& path);
+
+// Per-format openers (used by open_model; also for tests and fuzzing, which
+// parse in-memory images: `source` names the image in errors).
+std::unique_ptr<ModelReader> open_safetensors(const std::filesystem::path& path);
+std::unique_ptr<ModelReader> open_gguf(const std::filesystem::path& path);
+std::unique_ptr<ModelReader> open_onnx(const std::filesystem::path& path);
+
+}  // namespace lowp::io
