@@ -13,9 +13,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -79,10 +81,35 @@ class ModelReader {
 // malformed.
 std::unique_ptr<ModelReader> open_model(const std::filesystem::path& path);
 
-// Per-format openers (used by open_model; also for tests and fuzzing, which
-// parse in-memory images: `source` names the image in errors).
-std::unique_ptr<ModelReader> open_safetensors(const std::filesystem::path& path);
-std::unique_ptr<ModelReader> open_gguf(const std::filesystem::path& path);
-std::unique_ptr<ModelReader> open_onnx(const std::filesystem::path& path);
+// Per-format parsers over an in-memory image (open_model maps the file and
+// calls one of these; tests and fuzz targets call them directly). `source`
+// names the image in errors. `owner` keeps the bytes alive for the reader's
+// lifetime (the MappedFile), or is null when the caller guarantees it.
+using ImageOwner = std::shared_ptr<const void>;
+std::unique_ptr<ModelReader> parse_safetensors(std::span<const std::byte> image, std::string source,
+                                               ImageOwner owner = nullptr);
+std::unique_ptr<ModelReader> parse_gguf(std::span<const std::byte> image, std::string source,
+                                        ImageOwner owner = nullptr);
+std::unique_ptr<ModelReader> parse_onnx(std::span<const std::byte> image, std::string source,
+                                        ImageOwner owner = nullptr);
+std::unique_ptr<ModelReader> parse_npy_model(std::span<const std::byte> image, std::string source,
+                                             ImageOwner owner = nullptr);
+std::unique_ptr<ModelReader> parse_npz(std::span<const std::byte> image, std::string source,
+                                       ImageOwner owner = nullptr);
+
+// ---- writing (streaming: the header first, then one tensor at a time) ----
+
+// A tensor to write: its name, dtype in the target file format's words (see
+// each writer), logical shape and stored byte count.
+struct OutputTensor {
+  std::string name;
+  std::string dtype;
+  std::vector<std::int64_t> shape;
+  std::uint64_t nbytes = 0;
+};
+// Produces the stored bytes of output tensor `index` (exactly its nbytes);
+// writers call it once per tensor, in order, so only one tensor's bytes need
+// be in memory at a time.
+using ProduceTensor = std::function<std::vector<std::byte>(std::size_t index)>;
 
 }  // namespace lowp::io
