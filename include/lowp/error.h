@@ -20,5 +20,9 @@ class Error : public std::runtime_error {
 // is escaped as \xHH, and text past 40 characters is cut with "...", so the
 // message stays one readable line.
 std::string quoted(std::string_view text);
+// For std::string arguments: a non-template exact match, so that argument-
+// dependent lookup does not pick std::quoted instead.
+inline std::string quoted(const std::string& text) { return quoted(std::string_view(text)); }
+inline std::string quoted(std::string& text) { return quoted(std::string_view(text)); }
 
 }  // namespace lowp

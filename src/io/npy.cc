@@ -411,19 +411,24 @@ std::size_t NpyArray::element_count() const {
   return *n;
 }
 
-NpyArray parse_npy(std::span<const std::byte> bytes, std::string_view source) {
+NpyLayout parse_npy_layout(std::span<const std::byte> bytes, std::string_view source) {
   const Preamble p = parse_preamble(bytes.first(std::min<std::size_t>(bytes.size(), 12)), source);
   const std::size_t after_prefix = bytes.size() - p.prefix_len;
   if (p.header_len > after_prefix) fail_header_past_eof(source, p, after_prefix);
   const auto header_bytes = bytes.subspan(p.prefix_len, p.header_len);
   const std::string_view text(reinterpret_cast<const char*>(header_bytes.data()), header_bytes.size());
   Header h = HeaderParser(text, source).parse();
+  const std::size_t data_offset = p.prefix_len + p.header_len;
+  check_data_length(h.data_bytes, bytes.size() - data_offset, false, source);
+  return NpyLayout{h.dtype, std::move(h.shape), data_offset, h.data_bytes};
+}
 
-  const std::span<const std::byte> data = bytes.subspan(p.prefix_len + p.header_len);
-  check_data_length(h.data_bytes, data.size(), false, source);
+NpyArray parse_npy(std::span<const std::byte> bytes, std::string_view source) {
+  NpyLayout layout = parse_npy_layout(bytes, source);
+  const std::span<const std::byte> data = bytes.subspan(layout.data_offset, layout.data_bytes);
   NpyArray a;
-  a.dtype = h.dtype;
-  a.shape = std::move(h.shape);
+  a.dtype = layout.dtype;
+  a.shape = std::move(layout.shape);
   a.data.assign(data.begin(), data.end());
   return a;
 }

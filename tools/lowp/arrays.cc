@@ -43,7 +43,7 @@ Rounding parse_rounding(const std::string& s) {
   if (s == "away") return Rounding::kNearestAway;
   if (s == "zero") return Rounding::kTowardZero;
   if (s == "stochastic") return Rounding::kStochastic;
-  throw Error("unknown rounding " + lowp::quoted(s) + " (expected rne, away, zero or stochastic)");
+  throw Error("unknown rounding " + quoted(s) + " (expected rne, away, zero or stochastic)");
 }
 
 }  // namespace lowp::cli

@@ -91,7 +91,7 @@ struct DecodeArgs {
 void run_decode(const DecodeArgs& args) {
   const Format f = parse_format(args.format);
   if (args.dtype != "float32" && args.dtype != "float64") {
-    throw Error("unknown output dtype " + lowp::quoted(args.dtype) + " (expected float32 or float64)");
+    throw Error("unknown output dtype " + quoted(args.dtype) + " (expected float32 or float64)");
   }
   const io::NpyArray in = io::read_npy(args.in);
   const std::vector<std::uint32_t> codes = code_values(in, f, args.format, args.in);

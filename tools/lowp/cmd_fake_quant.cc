@@ -44,7 +44,7 @@ void run_fake_quant(const FakeQuantArgs& args) {
   const bool is_block = parse_block_format(args.format, block_format);
   const Format scalar_format = is_block ? Format{} : parse_format(args.format);
   if (!is_block && args.block) {
-    throw Error("--block applies to block formats; " + lowp::quoted(args.format) + " is a scalar format");
+    throw Error("--block applies to block formats; " + quoted(args.format) + " is a scalar format");
   }
   if (is_block && args.saturate) {
     throw Error("--saturate applies to scalar formats; block formats always saturate their elements");

@@ -51,6 +51,16 @@ struct NpyArray {
 // Parses a whole .npy image held in memory; `source` names it in errors.
 NpyArray parse_npy(std::span<const std::byte> bytes, std::string_view source);
 
+// Where the data of a whole .npy image lies, without copying it: the header is
+// parsed and the data length checked exactly as parse_npy does.
+struct NpyLayout {
+  DType dtype = DType::kF32;
+  std::vector<std::int64_t> shape;
+  std::size_t data_offset = 0;
+  std::size_t data_bytes = 0;
+};
+NpyLayout parse_npy_layout(std::span<const std::byte> bytes, std::string_view source);
+
 // Reads a .npy file. Throws lowp::Error naming the path on any problem.
 NpyArray read_npy(const std::filesystem::path& path);
 
