@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <thread>
 
 #include "lowp/error.h"
 
@@ -39,6 +40,24 @@ std::size_t element_count_of(std::span<const std::int64_t> shape) {
     n *= static_cast<std::size_t>(d);
   }
   return n;
+}
+
+// Runs body(begin, end) over [0, rows) split into contiguous ranges, one per
+// thread; small jobs (under 64 Ki elements) stay on the calling thread.
+template <typename Body>
+void parallel_for_rows(std::size_t rows, std::size_t elements, unsigned threads, Body body) {
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  if (threads == 1 || rows < 2 || elements < (std::size_t{1} << 16)) {
+    body(std::size_t{0}, rows);
+    return;
+  }
+  const std::size_t parts = std::min<std::size_t>(threads, rows);
+  std::vector<std::thread> pool;
+  for (std::size_t p = 1; p < parts; ++p) {
+    pool.emplace_back(body, rows * p / parts, rows * (p + 1) / parts);
+  }
+  body(std::size_t{0}, rows / parts);
+  for (std::thread& th : pool) th.join();
 }
 
 }  // namespace
@@ -135,22 +154,28 @@ PackedTensor quantize(const BlockFormat& f, std::span<const float> data,
     }
     t.tensor_scale = nvfp4_tensor_scale(amax);
   }
-  std::vector<float> block(k);
   std::vector<std::uint32_t> codes(n);
-  for (std::size_t row = 0; row < rows; ++row) {
-    for (std::size_t b = 0; b < blocks; ++b) {
-      const std::size_t first = b * k;
-      const std::size_t count = std::min(k, view.length - first);
-      for (std::size_t j = 0; j < count; ++j) block[j] = data[view.flat_index(row, first + j)];
-      const std::size_t position = row * view.length + first;  // in the blocked view
-      const std::span<const float> values(block.data(), count);
-      const std::span<std::uint32_t> out(codes.data() + position, count);
-      t.scales[row * blocks + b] =
-          f.family == BlockFamily::kNvfp4
-              ? nvfp4_quantize_block(values, t.tensor_scale, out, opt, position)
-              : mx_quantize_block(f, values, out, opt, position);
+  // Rows are independent: split them between threads. Every block writes only
+  // its own codes and scale, and stochastic rounding depends only on the
+  // element's position, so the result is the same for any thread count.
+  auto quantize_rows = [&](std::size_t row_begin, std::size_t row_end) {
+    std::vector<float> block(k);
+    for (std::size_t row = row_begin; row < row_end; ++row) {
+      for (std::size_t b = 0; b < blocks; ++b) {
+        const std::size_t first = b * k;
+        const std::size_t count = std::min(k, view.length - first);
+        for (std::size_t j = 0; j < count; ++j) block[j] = data[view.flat_index(row, first + j)];
+        const std::size_t position = row * view.length + first;  // in the blocked view
+        const std::span<const float> values(block.data(), count);
+        const std::span<std::uint32_t> out(codes.data() + position, count);
+        t.scales[row * blocks + b] =
+            f.family == BlockFamily::kNvfp4
+                ? nvfp4_quantize_block(values, t.tensor_scale, out, opt, position)
+                : mx_quantize_block(f, values, out, opt, position);
+      }
     }
-  }
+  };
+  parallel_for_rows(rows, n, opt.threads, quantize_rows);
   pack_codes(f.element.bits, codes, t.elements);
   return t;
 }

@@ -11,5 +11,7 @@ void add_formats_command(CLI::App& app);
 void add_encode_command(CLI::App& app);
 void add_decode_command(CLI::App& app);
 void add_fake_quant_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 
 }  // namespace lowp::cli

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   lowp::cli::add_encode_command(app);
   lowp::cli::add_decode_command(app);
   lowp::cli::add_fake_quant_command(app);
+  lowp::cli::add_inspect_command(app);
+  lowp::cli::add_quantize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

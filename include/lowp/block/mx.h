@@ -35,6 +35,9 @@ struct BlockOptions {
   Rounding rounding = Rounding::kNearestEven;  // elements; stochastic uses seed + element index
   std::uint64_t seed = 0;
   bool flush_subnormals = false;
+  // Threads for whole-tensor quantization (0: one per core). Results do not
+  // depend on it.
+  unsigned threads = 0;
 };
 
 constexpr std::uint8_t kE8m0Nan = 0xFF;
