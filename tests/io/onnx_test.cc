@@ -355,6 +355,95 @@ TEST(Onnx, PatchWriterRoundTrip) {
   }
 }
 
+// ---- the real model (scripts/fetch-models.sh puts it in $LOWP_MODELS_DIR) ----
+fs::path real_model() {
+  const char* dir = std::getenv("LOWP_MODELS_DIR");
+  return dir == nullptr ? fs::path() : fs::path(dir) / "ch_PP-OCRv4_rec_infer.onnx";
+}
+
+#define LOWP_REQUIRE_REAL_MODEL(path)                                                         \
+  const fs::path path = real_model();                                                          \
+  if (path.empty() || !fs::exists(path))                                                       \
+    GTEST_SKIP() << "real model not found (run scripts/fetch-models.sh; LOWP_MODELS_DIR="     \
+                 << (std::getenv("LOWP_MODELS_DIR") ? std::getenv("LOWP_MODELS_DIR") : "unset") << ")"
+
+TEST(OnnxRealModel, PpOcrV4Rec) {
+  LOWP_REQUIRE_REAL_MODEL(path);
+  const auto r = lowp::io::open_model(path);
+  EXPECT_EQ(r->kind(), "onnx");
+  // Paddle2ONNX stores every weight as a Constant node, none as initializers.
+  std::size_t floats = 0, ints = 0;
+  std::uint64_t params = 0;
+  double sum = 0;
+  for (const TensorInfo& t : r->tensors()) {
+    if (t.dtype == "FLOAT") {
+      ++floats;
+      params += t.element_count();
+      const std::vector<float> v = r->read_f32(t);
+      ASSERT_EQ(v.size(), t.element_count());
+      double s = 0;
+      for (float x : v) s += x;
+      EXPECT_TRUE(std::isfinite(s)) << t.name;
+      sum += s;
+    } else {
+      ++ints;
+      EXPECT_FALSE(t.is_float) << t.name;
+    }
+  }
+  EXPECT_EQ(r->tensors().size(), 325u);
+  EXPECT_EQ(floats, 309u);
+  EXPECT_EQ(ints, 16u);  // 15 INT32 and 1 INT64 shape constants
+  EXPECT_EQ(params, 2690296u);
+  EXPECT_TRUE(std::isfinite(sum));
+  auto shape_of = [&](const char* name) {
+    const TensorInfo* t = r->find(name);
+    return t == nullptr ? std::vector<std::int64_t>{-1} : t->shape;
+  };
+  EXPECT_EQ(shape_of("linear_85.w_0"), (std::vector<std::int64_t>{120, 6625}));
+  EXPECT_EQ(shape_of("conv2d_180.w_0"), (std::vector<std::int64_t>{480, 480, 1, 1}));
+  EXPECT_EQ(shape_of("batch_norm2d_148.b_0"), (std::vector<std::int64_t>{60}));
+  const auto list = r->metadata();
+  std::map<std::string, std::string> md(list.begin(), list.end());
+  EXPECT_EQ(md["ir_version"], "8");
+  EXPECT_EQ(md["graph.node_count"], "765");
+}
+
+TEST(OnnxRealModel, PatchWriterDoublesEveryFloat) {
+  LOWP_REQUIRE_REAL_MODEL(path);
+  TempDir dir;
+  const auto r = lowp::io::open_model(path);
+  const fs::path out = dir.path / "doubled.onnx";
+  std::size_t replaced = 0;
+  lowp::io::write_onnx_replacing(out, *r, [&](const TensorInfo& t) -> std::optional<std::vector<float>> {
+    if (t.dtype != "FLOAT") return std::nullopt;
+    ++replaced;
+    std::vector<float> v = r->read_f32(t);
+    for (float& x : v) x *= 2;
+    return v;
+  });
+  EXPECT_EQ(replaced, 309u);
+  EXPECT_EQ(fs::file_size(out), fs::file_size(path));
+  const auto r2 = lowp::io::open_model(out);
+  ASSERT_EQ(r2->tensors().size(), r->tensors().size());
+  for (std::size_t i = 0; i < r->tensors().size(); ++i) {
+    const TensorInfo& a = r->tensors()[i];
+    const TensorInfo& b = r2->tensors()[i];
+    ASSERT_EQ(a.name, b.name);
+    ASSERT_EQ(a.offset, b.offset);
+    ASSERT_EQ(a.shape, b.shape);
+    if (a.dtype != "FLOAT") {
+      const auto x = r->raw(a), y = r2->raw(b);
+      EXPECT_TRUE(std::equal(x.begin(), x.end(), y.begin(), y.end())) << a.name;
+      continue;
+    }
+    const std::vector<float> x = r->read_f32(a), y = r2->read_f32(b);
+    std::size_t bad = 0;
+    for (std::size_t k = 0; k < x.size(); ++k) bad += std::bit_cast<std::uint32_t>(x[k] * 2) != std::bit_cast<std::uint32_t>(y[k]) ? 1 : 0;
+    EXPECT_EQ(bad, 0u) << a.name;
+  }
+  EXPECT_EQ(r2->metadata(), r->metadata());
+}
+
 // Writes the fuzz seed corpus when LOWP_WRITE_ONNX_CORPUS names a directory.
 TEST(OnnxCorpus, Write) {
   const char* dir = std::getenv("LOWP_WRITE_ONNX_CORPUS");
