@@ -373,8 +373,10 @@ const DataType& data_type_of(const TensorInfo& t) {
 }
 
 std::size_t OnnxReader::index_of(const TensorInfo& t) const {
-  for (std::size_t i = 0; i < tensors_.size(); ++i) {
-    if (&tensors_[i] == &t) return i;
+  // One of ours (the usual case): O(1). std::less orders unrelated pointers too.
+  const std::less<const TensorInfo*> before;
+  if (!tensors_.empty() && !before(&t, tensors_.data()) && before(&t, tensors_.data() + tensors_.size())) {
+    return static_cast<std::size_t>(&t - tensors_.data());
   }
   for (std::size_t i = 0; i < tensors_.size(); ++i) {
     const TensorInfo& o = tensors_[i];
