@@ -111,9 +111,11 @@ std::span<const std::byte> bytes_of(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
 
+// The reader points into `image`, which must outlive it (no temporaries).
 std::unique_ptr<ModelReader> parse(const std::string& image) {
   return lowp::io::parse_onnx(bytes_of(image), "t.onnx");
 }
+std::unique_ptr<ModelReader> parse(std::string&& image) = delete;
 
 // Parsing must fail with a one-line lowp::Error containing `needle`.
 void expect_error(const std::string& image, const std::string& needle) {
@@ -178,7 +180,8 @@ TEST(Onnx, ReadsEveryStorage) {
 }
 
 TEST(Onnx, Metadata) {
-  const auto r = parse(full_model());
+  const std::string image = full_model();
+  const auto r = parse(image);
   const auto list = r->metadata();
   std::map<std::string, std::string> md(list.begin(), list.end());
   EXPECT_EQ(md["ir_version"], "8");
@@ -202,7 +205,8 @@ TEST(Onnx, FloatTypes) {
   Pb dd = tensor("dd", 11, {1});
   dd.s(10, Pb{}.le(std::bit_cast<std::uint64_t>(2.5), 8).b);
   g.m(5, dd);
-  const auto r = parse(model(g));
+  const std::string image = model(g);
+  const auto r = parse(image);
   EXPECT_EQ(r->read_f32(*r->find("d")), (std::vector<float>{1.0f, 1.0f + 0x1p-22f}));  // ties to even
   EXPECT_EQ(r->read_f32(*r->find("bf")), (std::vector<float>{1.0f, -3.0f}));
   const std::vector<float> e4 = r->read_f32(*r->find("e4"));
@@ -270,7 +274,8 @@ TEST(Onnx, EveryTruncationThrowsOrParses) {
   std::size_t thrown = 0;
   for (std::size_t n = 0; n < image.size(); ++n) {
     try {
-      const auto r = parse(image.substr(0, n));
+      const std::string prefix = image.substr(0, n);
+      const auto r = parse(prefix);
       for (const TensorInfo& t : r->tensors()) {
         if (t.is_float) r->read_f32(t);
       }
@@ -342,7 +347,8 @@ TEST(Onnx, PatchWriterRoundTrip) {
                                               [](const TensorInfo&) { return std::vector<float>{1.0f}; }),
                lowp::Error);
   EXPECT_FALSE(fs::exists(dir.path / "bad.onnx"));
-  const auto full = parse(full_model());
+  const std::string full_image = full_model();
+  const auto full = parse(full_image);
   try {
     lowp::io::write_onnx_replacing(dir.path / "bad.onnx", *full, [&](const TensorInfo& t) -> std::optional<std::vector<float>> {
       if (t.name != "half") return std::nullopt;
