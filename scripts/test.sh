@@ -13,6 +13,11 @@ scripts/deps.sh
 
 section() { printf '\n==== %s ====\n' "$*"; }
 
+section "Real models"
+# Once per machine (cached in build/models); the real-model tests skip without it.
+scripts/fetch-models.sh build/models ||
+  echo "warning: could not fetch the real models; the real-model tests will skip" >&2
+
 section "Release build"
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs"

@@ -1,0 +1,477 @@
+// ONNX model reading: the tensors stored in a ModelProto, without protobuf.
+//
+// Reference: onnx/onnx.proto (field numbers below) and docs/IR.md. We read
+//   ModelProto { ir_version 1, producer_name 2, producer_version 3, domain 4,
+//                model_version 5, graph 7, opset_import 8, metadata_props 14 }
+//   GraphProto { node 1, name 2, initializer 5 }
+//   NodeProto  { output 2, op_type 4, attribute 5, domain 7 }
+//   AttributeProto { name 1, t 5 }
+//   TensorProto { dims 1, data_type 2, segment 3, float_data 4, int32_data 5,
+//                 string_data 6, int64_data 7, name 8, raw_data 9,
+//                 double_data 10, uint64_data 11, external_data 13,
+//                 data_location 14 }
+// and skip every other field. Tensors are the graph's initializers (named by
+// TensorProto.name) and the tensors of its Constant nodes' "value" attribute
+// (named by the node's first output). Constant nodes inside subgraphs (If,
+// Loop, Scan bodies), sparse initializers and training_info graphs are out of
+// scope and not listed.
+//
+// Strictness (the input is hostile): every length is bounded by its parent
+// message; dims are >= 0 (at most 64 of them) with an overflow-checked element
+// count; the payload size must match the element count exactly; names must be
+// present and distinct; a tensor's data must be in one place (raw_data, or one
+// packed field, or one contiguous run of unpacked fields — split data is
+// rejected); the typed field must be the one the data type uses; unknown data
+// types, segmented tensors and external data are rejected with the tensor's
+// name. Values in int32_data wider than the data type keep their low bits.
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <set>
+
+#include "lowp/error.h"
+#include "lowp/format/convert.h"
+#include "lowp/format/registry.h"
+#include "onnx_internal.h"
+#include "protobuf_wire.h"
+
+namespace lowp::io {
+namespace onnx {
+namespace {
+
+constexpr DataType kTypes[] = {
+    {1, "FLOAT", 32, 4, 1, "fp32"},
+    {2, "UINT8", 8, 5, 1, nullptr},
+    {3, "INT8", 8, 5, 1, nullptr},
+    {4, "UINT16", 16, 5, 1, nullptr},
+    {5, "INT16", 16, 5, 1, nullptr},
+    {6, "INT32", 32, 5, 1, nullptr},
+    {7, "INT64", 64, 7, 1, nullptr},
+    {8, "STRING", 0, 6, 1, nullptr},
+    {9, "BOOL", 8, 5, 1, nullptr},
+    {10, "FLOAT16", 16, 5, 1, "fp16"},
+    {11, "DOUBLE", 64, 10, 1, "fp64"},
+    {12, "UINT32", 32, 11, 1, nullptr},
+    {13, "UINT64", 64, 11, 1, nullptr},
+    {14, "COMPLEX64", 64, 4, 2, nullptr},
+    {15, "COMPLEX128", 128, 10, 2, nullptr},
+    {16, "BFLOAT16", 16, 5, 1, "bf16"},
+    {17, "FLOAT8E4M3FN", 8, 5, 1, "fp8_e4m3"},
+    {18, "FLOAT8E4M3FNUZ", 8, 5, 1, "fp8_e4m3fnuz"},
+    {19, "FLOAT8E5M2", 8, 5, 1, "fp8_e5m2"},
+    {20, "FLOAT8E5M2FNUZ", 8, 5, 1, "fp8_e5m2fnuz"},
+    {21, "UINT4", 4, 0, 1, nullptr},
+    {22, "INT4", 4, 0, 1, nullptr},
+    {23, "FLOAT4E2M1", 4, 0, 1, "fp4_e2m1"},
+    {24, "FLOAT8E8M0", 8, 5, 1, "e8m0"},
+};
+
+constexpr std::size_t kMaxDims = 64;
+constexpr std::uint64_t kMaxElements = std::uint64_t{1} << 56;
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+// One TensorProto's parse state.
+struct TensorParse {
+  TensorInfo info;
+  OnnxReader::Entry entry;
+  bool has_name = false;
+  int data_type = 0;
+  bool has_type = false;
+  bool external = false;
+  std::uint32_t data_field = 0;  // the field holding the values
+  std::size_t run_end = 0;       // end of the current unpacked run
+  std::uint64_t values = 0;      // typed values seen
+};
+
+class Parser {
+ public:
+  Parser(std::span<const std::byte> image, OnnxReader& out) : image_(image), out_(out) {}
+
+  void model() {
+    pb::Reader r(image_, 0, image_.size(), pb::Context{out_.source(), "ModelProto"});
+    pb::Field f;
+    bool has_graph = false;
+    std::string opsets;
+    std::set<std::string, std::less<>> meta_keys;
+    auto& md = out_.metadata_;
+    while (r.next(f)) {
+      switch (f.number) {
+        case 1: md.emplace_back("ir_version", std::to_string(r.int64(f, "ir_version"))); break;
+        case 2: md.emplace_back("producer_name", std::string(r.string(f, "producer_name"))); break;
+        case 3: md.emplace_back("producer_version", std::string(r.string(f, "producer_version"))); break;
+        case 4: md.emplace_back("domain", std::string(r.string(f, "domain"))); break;
+        case 5: md.emplace_back("model_version", std::to_string(r.int64(f, "model_version"))); break;
+        case 7:
+          if (has_graph) r.fail_at(f.tag_offset, "more than one graph");
+          has_graph = true;
+          graph(r.sub(f, "graph"));
+          break;
+        case 8: {
+          pb::Reader o = r.sub(f, "opset_import");
+          pb::Field g;
+          std::string domain;
+          std::int64_t version = 0;
+          while (o.next(g)) {
+            if (g.number == 1) domain = o.string(g, "domain");
+            if (g.number == 2) version = o.int64(g, "version");
+          }
+          opsets += (opsets.empty() ? "[" : ", ") + std::string("{\"domain\": ") +
+                    json_string(domain) + ", \"version\": " + std::to_string(version) + "}";
+          break;
+        }
+        case 14: {
+          pb::Reader e = r.sub(f, "metadata_props");
+          pb::Field g;
+          std::string key, value;
+          while (e.next(g)) {
+            if (g.number == 1) key = e.string(g, "key");
+            if (g.number == 2) value = e.string(g, "value");
+          }
+          if (!meta_keys.insert(key).second) {
+            r.fail_at(f.tag_offset, "duplicate metadata_props key " + lowp::quoted(key));
+          }
+          md.emplace_back("metadata_props." + key, value);
+          break;
+        }
+        default: break;
+      }
+    }
+    if (!has_graph) throw Error(out_.source() + ": not an ONNX model (ModelProto has no graph)");
+    if (!opsets.empty()) md.emplace_back("opset_import", opsets + "]");
+    md.emplace_back("graph.name", graph_name_);
+    md.emplace_back("graph.node_count", std::to_string(node_count_));
+    md.emplace_back("graph.initializer_count", std::to_string(initializer_count_));
+  }
+
+ private:
+  void graph(pb::Reader r) {
+    pb::Field f;
+    while (r.next(f)) {
+      if (f.number == 1) {
+        node(r.sub(f, "graph.node[" + std::to_string(node_count_) + "]"));
+        ++node_count_;
+      } else if (f.number == 2) {
+        graph_name_ = r.string(f, "graph.name");
+      } else if (f.number == 5) {
+        const std::string where = "graph.initializer[" + std::to_string(initializer_count_) + "]";
+        ++initializer_count_;
+        tensor(r.sub(f, where), std::nullopt);
+      }
+    }
+  }
+
+  void node(pb::Reader r) {
+    pb::Field f;
+    std::string_view op_type, domain;
+    std::optional<std::string_view> first_output;
+    std::vector<pb::Field> attributes;
+    while (r.next(f)) {
+      if (f.number == 2 && !first_output) first_output = r.string(f, "output");
+      if (f.number == 2) r.string(f, "output");
+      if (f.number == 4) op_type = r.string(f, "op_type");
+      if (f.number == 7) domain = r.string(f, "domain");
+      if (f.number == 5) {
+        r.expect(f, pb::WireType::kLen, "attribute");
+        attributes.push_back(f);
+      }
+    }
+    if (op_type != "Constant" || !(domain.empty() || domain == "ai.onnx")) return;
+    for (const pb::Field& a : attributes) {
+      pb::Reader ar = r.sub(a, r.context().message + ".attribute");
+      pb::Field g;
+      std::string_view name;
+      std::optional<pb::Field> t;
+      while (ar.next(g)) {
+        if (g.number == 1) name = ar.string(g, "name");
+        if (g.number == 5) {
+          ar.expect(g, pb::WireType::kLen, "t");
+          t = g;
+        }
+      }
+      if (name != "value" || !t) continue;
+      if (!first_output || first_output->empty()) {
+        r.fail_at(a.tag_offset, "Constant node has no output name");
+      }
+      tensor(ar.sub(*t, r.context().message + ".attribute.t"), std::string(*first_output));
+    }
+  }
+
+  // A data field's occurrence: packed payloads must be alone, unpacked
+  // elements one contiguous run.
+  void data(const pb::Reader& r, const pb::Field& f, TensorParse& p) {
+    Storage kind;
+    bool packed = f.type == pb::WireType::kLen;
+    switch (f.number) {
+      case 4:
+        kind = packed ? Storage::kPackedFixed32 : Storage::kUnpackedFixed32;
+        if (!packed) r.expect(f, pb::WireType::kFixed32, "float_data");
+        break;
+      case 10:
+        kind = packed ? Storage::kPackedFixed64 : Storage::kUnpackedFixed64;
+        if (!packed) r.expect(f, pb::WireType::kFixed64, "double_data");
+        break;
+      case 6:
+        r.expect(f, pb::WireType::kLen, "string_data");
+        kind = Storage::kUnpackedBytes;
+        packed = false;
+        break;
+      case 9:
+        r.expect(f, pb::WireType::kLen, "raw_data");
+        kind = Storage::kRaw;
+        packed = true;
+        break;
+      default:  // 5, 7, 11
+        kind = packed ? Storage::kPackedVarint : Storage::kUnpackedVarint;
+        if (!packed) r.expect(f, pb::WireType::kVarint, "int data");
+        break;
+    }
+    if (p.data_field != 0) {
+      const bool continues = !packed && p.data_field == f.number && p.entry.storage == kind &&
+                             p.run_end == f.tag_offset;
+      if (!continues) {
+        r.fail_at(f.tag_offset, p.data_field == f.number
+                                    ? "tensor data split into pieces (unsupported)"
+                                    : "tensor data in more than one field");
+      }
+      ++p.values;
+      p.run_end = f.offset + f.size;
+      p.info.nbytes = p.run_end - p.info.offset;
+      return;
+    }
+    p.data_field = f.number;
+    p.entry.storage = kind;
+    if (packed) {
+      p.info.offset = f.offset;
+      p.info.nbytes = f.size;
+      if (kind == Storage::kPackedFixed32 || kind == Storage::kPackedFixed64) {
+        const std::size_t w = kind == Storage::kPackedFixed32 ? 4 : 8;
+        if (f.size % w != 0) r.fail_at(f.tag_offset, "packed data length not a multiple of " + std::to_string(w));
+        p.values = f.size / w;
+      } else if (kind == Storage::kPackedVarint) {
+        std::size_t pos = f.offset;
+        while (pos < f.offset + f.size) {
+          pb::read_varint(image_, pos, f.offset + f.size, r.context());
+          ++p.values;
+        }
+      }
+    } else {
+      p.info.offset = f.tag_offset;
+      p.run_end = f.offset + f.size;
+      p.info.nbytes = p.run_end - f.tag_offset;
+      p.values = 1;
+    }
+  }
+
+  void tensor(pb::Reader r, std::optional<std::string> constant_output) {
+    TensorParse p;
+    pb::Field f;
+    auto fail = [&](const std::string& what) -> void {
+      const std::string who = p.info.name.empty() ? "" : "tensor " + lowp::quoted(p.info.name) + ": ";
+      throw Error(out_.source() + ": " + who + what + " (in " + r.context().message + ")");
+    };
+    while (r.next(f)) {
+      switch (f.number) {
+        case 1: {
+          const std::int64_t d = r.int64(f, "dims");
+          if (d < 0) r.fail_at(f.tag_offset, "negative dimension " + std::to_string(d));
+          if (p.info.shape.size() == kMaxDims) r.fail_at(f.tag_offset, "more than 64 dimensions");
+          p.info.shape.push_back(d);
+          break;
+        }
+        case 2:
+          p.data_type = r.int32(f, "data_type");
+          p.has_type = true;
+          break;
+        case 3: r.fail_at(f.tag_offset, "segmented tensors are not supported");
+        case 8:
+          p.info.name = r.string(f, "name");
+          p.has_name = true;
+          break;
+        case 13: p.external = true; break;
+        case 14: if (r.int64(f, "data_location") == 1) p.external = true; break;
+        case 4: case 5: case 6: case 7: case 9: case 10: case 11: data(r, f, p); break;
+        default: break;
+      }
+    }
+    if (constant_output) p.info.name = *constant_output;
+    if (p.info.name.empty()) fail("tensor has no name");
+    if (p.external) fail("data stored externally (data_location = EXTERNAL) is not supported");
+    if (!p.has_type) fail("no data_type");
+    const DataType* type = find_data_type(p.data_type);
+    if (type == nullptr) fail("unsupported data type " + std::to_string(p.data_type));
+    p.entry.type = type;
+    p.info.dtype = type->name;
+    p.info.is_float = type->format != nullptr;
+    std::uint64_t n = 1;
+    for (std::int64_t d : p.info.shape) {
+      const auto u = static_cast<std::uint64_t>(d);
+      if (u != 0 && n > kMaxElements / u) fail("element count overflows");
+      n *= u;
+    }
+    if (p.entry.storage == Storage::kNone) {
+      if (n != 0) fail("has " + std::to_string(n) + " elements but no data");
+    } else if (p.entry.storage == Storage::kRaw) {
+      if (type->bits == 0) fail(std::string(type->name) + " data cannot be in raw_data");
+      const std::uint64_t want = type->bits == 4 ? (n + 1) / 2 : n * (type->bits / 8);
+      if (p.info.nbytes != want) {
+        fail("raw_data has " + std::to_string(p.info.nbytes) + " bytes, expected " + std::to_string(want));
+      }
+    } else {
+      if (p.data_field != type->typed) {
+        fail("field " + std::to_string(p.data_field) + " cannot hold " + type->name + " data");
+      }
+      if (p.values != n * type->per_element) {
+        fail("has " + std::to_string(p.values) + " data values, expected " +
+             std::to_string(n * type->per_element));
+      }
+    }
+    if (!names_.insert(p.info.name).second) fail("duplicate tensor name");
+    out_.tensors_.push_back(std::move(p.info));
+    out_.entries_.push_back(p.entry);
+  }
+
+  std::span<const std::byte> image_;
+  OnnxReader& out_;
+  std::set<std::string, std::less<>> names_;
+  std::string graph_name_;
+  std::size_t node_count_ = 0;
+  std::size_t initializer_count_ = 0;
+};
+
+}  // namespace
+
+const DataType* find_data_type(int code) {
+  for (const DataType& t : kTypes) {
+    if (t.code == code) return &t;
+  }
+  return nullptr;
+}
+
+const DataType& data_type_of(const TensorInfo& t) {
+  for (const DataType& d : kTypes) {
+    if (t.dtype == d.name) return d;
+  }
+  throw Error("onnx: unknown data type " + lowp::quoted(t.dtype));
+}
+
+std::size_t OnnxReader::index_of(const TensorInfo& t) const {
+  // One of ours (the usual case): O(1). std::less orders unrelated pointers too.
+  const std::less<const TensorInfo*> before;
+  if (!tensors_.empty() && !before(&t, tensors_.data()) && before(&t, tensors_.data() + tensors_.size())) {
+    return static_cast<std::size_t>(&t - tensors_.data());
+  }
+  for (std::size_t i = 0; i < tensors_.size(); ++i) {
+    const TensorInfo& o = tensors_[i];
+    if (o.name == t.name && o.offset == t.offset && o.nbytes == t.nbytes && o.dtype == t.dtype) return i;
+  }
+  throw Error(source_ + ": tensor " + lowp::quoted(t.name) + " is not in this model");
+}
+
+std::span<const std::byte> OnnxReader::raw(const TensorInfo& t) const {
+  const TensorInfo& o = tensors_[index_of(t)];
+  return image_.subspan(static_cast<std::size_t>(o.offset), static_cast<std::size_t>(o.nbytes));
+}
+
+void OnnxReader::for_each_code(std::size_t i, const std::function<void(std::uint64_t)>& sink) const {
+  const TensorInfo& t = tensors_[i];
+  const Entry& e = entries_[i];
+  const auto begin = static_cast<std::size_t>(t.offset);
+  const auto end = begin + static_cast<std::size_t>(t.nbytes);
+  const pb::Context ctx{source_, "tensor " + lowp::quoted(t.name)};
+  const std::byte* p = image_.data() + begin;
+  switch (e.storage) {
+    case Storage::kNone: return;
+    case Storage::kRaw: {
+      const unsigned bits = e.type->bits;
+      if (bits == 4) {
+        const std::uint64_t n = t.element_count();
+        for (std::uint64_t k = 0; k < n; ++k) {
+          const auto b = static_cast<std::uint8_t>(p[k / 2]);
+          sink((k % 2 == 0 ? b : b >> 4) & 0xF);
+        }
+        return;
+      }
+      const std::size_t w = bits / 8;
+      for (std::size_t k = 0; k + w <= t.nbytes; k += w) {
+        if (w == 16) {  // COMPLEX128: two codes per element (not float: never decoded)
+          sink(pb::load_le64(p + k));
+          sink(pb::load_le64(p + k + 8));
+          continue;
+        }
+        std::uint64_t v = 0;
+        for (std::size_t b = w; b-- > 0;) v = (v << 8) | static_cast<std::uint8_t>(p[k + b]);
+        sink(v);
+      }
+      return;
+    }
+    case Storage::kPackedFixed32:
+      for (std::size_t k = 0; k + 4 <= t.nbytes; k += 4) sink(pb::load_le32(p + k));
+      return;
+    case Storage::kPackedFixed64:
+      for (std::size_t k = 0; k + 8 <= t.nbytes; k += 8) sink(pb::load_le64(p + k));
+      return;
+    case Storage::kPackedVarint:
+      for (std::size_t pos = begin; pos < end;) sink(pb::read_varint(image_, pos, end, ctx));
+      return;
+    case Storage::kUnpackedFixed32:
+    case Storage::kUnpackedFixed64:
+    case Storage::kUnpackedVarint:
+    case Storage::kUnpackedBytes: {
+      pb::Reader r(image_, begin, end, ctx, 1);
+      pb::Field f;
+      while (r.next(f)) sink(f.value);
+      return;
+    }
+  }
+}
+
+std::vector<float> OnnxReader::read_f32(const TensorInfo& t) const {
+  const std::size_t i = index_of(t);
+  const DataType& type = *entries_[i].type;
+  if (type.format == nullptr) {
+    throw Error(source_ + ": tensor " + lowp::quoted(t.name) + " of type " + type.name + " is not a float tensor");
+  }
+  std::vector<float> out;
+  out.reserve(static_cast<std::size_t>(tensors_[i].element_count()));
+  const std::string_view fmt = type.format;
+  if (fmt == "fp32") {
+    for_each_code(i, [&](std::uint64_t c) { out.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(c))); });
+  } else if (fmt == "fp64") {
+    // The conversion rounds to nearest-even (the default floating-point environment).
+    for_each_code(i, [&](std::uint64_t c) { out.push_back(static_cast<float>(std::bit_cast<double>(c))); });
+  } else {
+    const Format f = parse_format(fmt);
+    const auto mask = static_cast<std::uint32_t>((std::uint64_t{1} << f.bits) - 1);
+    for_each_code(i, [&](std::uint64_t c) { out.push_back(decode_f32(f, static_cast<std::uint32_t>(c) & mask)); });
+  }
+  return out;
+}
+
+}  // namespace onnx
+
+std::unique_ptr<ModelReader> parse_onnx(std::span<const std::byte> image, std::string source,
+                                        ImageOwner owner) {
+  auto reader = std::make_unique<onnx::OnnxReader>(image, std::move(source), std::move(owner));
+  onnx::Parser(image, *reader).model();
+  return reader;
+}
+
+}  // namespace lowp::io

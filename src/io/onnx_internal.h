@@ -1,0 +1,81 @@
+// The ONNX reader's class, shared by the reader (onnx.cc) and the patch writer
+// (onnx_write.cc). Internal to lowp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lowp/format/format.h"
+#include "lowp/io/model.h"
+
+namespace lowp::io::onnx {
+
+// How a tensor's values are laid out at [offset, offset + nbytes) in the file.
+enum class Storage : std::uint8_t {
+  kNone,            // no data (zero elements)
+  kRaw,             // raw_data: fixed-width little-endian (4-bit types: two per byte, low first)
+  kPackedFixed32,   // packed float_data
+  kPackedFixed64,   // packed double_data
+  kPackedVarint,    // packed int32_data / int64_data / uint64_data
+  kUnpackedFixed32, // a run of (tag, fixed32) float_data fields
+  kUnpackedFixed64, // a run of (tag, fixed64) double_data fields
+  kUnpackedVarint,  // a run of (tag, varint) fields
+  kUnpackedBytes,   // a run of string_data fields
+};
+
+// What lowp knows of an ONNX data type.
+struct DataType {
+  int code;
+  const char* name;
+  unsigned bits;        // bits per element in raw_data (0: not allowed in raw_data)
+  std::uint32_t typed;  // the TensorProto field that may hold its values (0: none)
+  unsigned per_element; // typed-field values per element (complex: 2)
+  const char* format;   // lowp format for read_f32, "fp32"/"fp64" handled directly; null: not float
+};
+
+const DataType* find_data_type(int code);
+const DataType& data_type_of(const TensorInfo& t);  // by t.dtype name
+
+class OnnxReader final : public ModelReader {
+ public:
+  struct Entry {
+    Storage storage = Storage::kNone;
+    const DataType* type = nullptr;
+  };
+
+  OnnxReader(std::span<const std::byte> image, std::string source, ImageOwner owner)
+      : image_(image), source_(std::move(source)), owner_(std::move(owner)) {}
+
+  std::string_view kind() const override { return "onnx"; }
+  const std::vector<TensorInfo>& tensors() const override { return tensors_; }
+  std::vector<std::pair<std::string, std::string>> metadata() const override { return metadata_; }
+  std::vector<float> read_f32(const TensorInfo& t) const override;
+  std::span<const std::byte> raw(const TensorInfo& t) const override;
+
+  // The element codes of tensor i in C order (the stored bits, zero-extended;
+  // varints as their 64-bit value), one call of `sink` per element.
+  void for_each_code(std::size_t i, const std::function<void(std::uint64_t)>& sink) const;
+  std::size_t index_of(const TensorInfo& t) const;  // throws if not one of ours
+
+  std::span<const std::byte> image() const { return image_; }
+  const std::string& source() const { return source_; }
+  const Entry& entry(std::size_t i) const { return entries_[i]; }
+
+  // Filled by parse_onnx.
+  std::vector<TensorInfo> tensors_;
+  std::vector<Entry> entries_;
+  std::vector<std::pair<std::string, std::string>> metadata_;
+
+ private:
+  std::span<const std::byte> image_;
+  std::string source_;
+  ImageOwner owner_;
+};
+
+}  // namespace lowp::io::onnx
