@@ -1,0 +1,518 @@
+// Tests for GGUF reading and writing (lowp/io/gguf.h): hand-built byte images
+// with hand-computed values, write/read round trips, ggml's Q8_0 quantizer,
+// and rejection of malformed or hostile files.
+#include "lowp/io/gguf.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <iterator>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lowp/block/ggml.h"
+#include "lowp/error.h"
+#include "lowp/format/convert.h"
+#include "lowp/format/registry.h"
+
+namespace lowp::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A GGUF image written byte by byte.
+struct Image {
+  std::vector<std::byte> b;
+
+  Image& u8(std::uint64_t v) { return le(v, 1); }
+  Image& u16(std::uint64_t v) { return le(v, 2); }
+  Image& u32(std::uint64_t v) { return le(v, 4); }
+  Image& u64(std::uint64_t v) { return le(v, 8); }
+  Image& le(std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) b.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
+    return *this;
+  }
+  Image& f32(float v) { return u32(std::bit_cast<std::uint32_t>(v)); }
+  Image& chars(std::string_view s) {
+    for (char c : s) b.push_back(static_cast<std::byte>(c));
+    return *this;
+  }
+  Image& str(std::string_view s) { return u64(s.size()).chars(s); }
+  Image& header(std::uint64_t tensors, std::uint64_t kvs, std::uint32_t version = 3) {
+    return chars("GGUF").u32(version).u64(tensors).u64(kvs);
+  }
+  // A tensor info: name, ne (innermost first), ggml type, data offset.
+  Image& tensor(std::string_view name, std::initializer_list<std::uint64_t> ne, std::uint32_t type,
+                std::uint64_t offset) {
+    str(name).u32(ne.size());
+    for (std::uint64_t n : ne) u64(n);
+    return u32(type).u64(offset);
+  }
+  Image& pad(std::size_t alignment = 32) {
+    while (b.size() % alignment != 0) b.push_back(std::byte{0});
+    return *this;
+  }
+};
+
+std::unique_ptr<ModelReader> parse(const Image& img) { return parse_gguf(img.b, "t.gguf"); }
+
+// The error message parse_gguf gives ("" if none).
+std::string parse_error(const Image& img) {
+  try {
+    parse(img);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+#define EXPECT_REJECTED(img, text)                                     \
+  do {                                                                 \
+    const std::string msg_ = parse_error(img);                         \
+    EXPECT_NE(msg_, "") << "accepted";                                 \
+    EXPECT_EQ(msg_.rfind("t.gguf: ", 0), 0u) << msg_;                  \
+    EXPECT_NE(msg_.find(text), std::string::npos) << msg_;             \
+    EXPECT_EQ(msg_.find('\n'), std::string::npos) << msg_;             \
+  } while (0)
+
+std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
+
+float fp16(std::uint32_t code) { return decode_f32(parse_format("fp16"), code); }
+
+// ---- metadata ----
+
+TEST(GgufRead, EveryValueType) {
+  Image img;
+  img.header(0, 14);
+  img.str("u8").u32(0).u8(200);
+  img.str("i8").u32(1).u8(0xFE);
+  img.str("u16").u32(2).u16(65535);
+  img.str("i16").u32(3).u16(0x8000);
+  img.str("u32").u32(4).u32(4000000000u);
+  img.str("i32").u32(5).u32(0xFFFFFFFFu);
+  img.str("f32").u32(6).f32(0.1f);
+  img.str("bool").u32(7).u8(1);
+  img.str("str").u32(8).str("hi\nthere");
+  img.str("arr").u32(9).u32(8).u64(2).str("a\"b").str("c");
+  img.str("u64").u32(10).u64(18446744073709551615ull);
+  img.str("i64").u32(11).u64(static_cast<std::uint64_t>(-5));
+  img.str("f64").u32(12).u64(std::bit_cast<std::uint64_t>(-2.5));
+  img.str("nested").u32(9).u32(9).u64(2).u32(4).u64(1).u32(7).u32(5).u64(0);
+  const auto r = parse(img);
+  EXPECT_EQ(r->kind(), "gguf");
+  EXPECT_TRUE(r->tensors().empty());
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"u8", "200"},   {"i8", "-2"},          {"u16", "65535"},
+      {"i16", "-32768"}, {"u32", "4000000000"}, {"i32", "-1"},
+      {"f32", "0.1"},  {"bool", "true"},       {"str", "hi\nthere"},
+      {"arr", "[\"a\\\"b\", \"c\"]"}, {"u64", "18446744073709551615"}, {"i64", "-5"},
+      {"f64", "-2.5"}, {"nested", "[[7], []]"}};
+  EXPECT_EQ(r->metadata(), want);
+  const std::vector<GgufKv>& kv = gguf_kv(*r);
+  ASSERT_EQ(kv.size(), 14u);
+  EXPECT_EQ(kv[1].second, GgufValue::i8(-2));
+  EXPECT_EQ(kv[6].second, GgufValue::f32(0.1f));
+  EXPECT_EQ(kv[8].second, GgufValue::string("hi\nthere"));
+  EXPECT_EQ(kv[9].second, GgufValue::strings({"a\"b", "c"}));
+  EXPECT_EQ(kv[13].second.items[0], GgufValue::array(GgufType::kU32, {GgufValue::u32(7)}));
+  EXPECT_EQ(kv[13].second.items[1].elem_type, GgufType::kI32);
+  EXPECT_EQ(kv[5].second.as_i64(), -1);
+  EXPECT_EQ(kv[5].second.as_u64(), std::nullopt);
+  EXPECT_EQ(kv[10].second.as_i64(), std::nullopt);
+  EXPECT_EQ(kv[6].second.as_f64(), static_cast<double>(0.1f));
+}
+
+TEST(GgufRead, LongArraysAreElided) {
+  std::vector<float> v(20);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+  EXPECT_EQ(GgufValue::f32s(v).to_text(),
+            "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, ... (20 items)]");
+  EXPECT_EQ(GgufValue::array(GgufType::kBool, {GgufValue::boolean(false)}).to_text(), "[false]");
+}
+
+TEST(GgufRead, ModelReaderInterfaceOnly) {
+  struct Other : ModelReader {
+    std::string_view kind() const override { return "npy"; }
+    const std::vector<TensorInfo>& tensors() const override { return t; }
+    std::vector<std::pair<std::string, std::string>> metadata() const override { return {}; }
+    std::vector<float> read_f32(const TensorInfo&) const override { return {}; }
+    std::span<const std::byte> raw(const TensorInfo&) const override { return {}; }
+    std::vector<TensorInfo> t;
+  } other;
+  EXPECT_THROW(gguf_kv(other), Error);
+}
+
+// ---- tensors ----
+
+TEST(GgufRead, F32ShapeIsNeReversed) {
+  Image img;
+  img.header(1, 0).tensor("w", {3, 2}, 0, 0).pad();
+  const std::size_t data = img.b.size();
+  for (int i = 1; i <= 6; ++i) img.f32(static_cast<float>(i));
+  const auto r = parse(img);
+  ASSERT_EQ(r->tensors().size(), 1u);
+  const TensorInfo& t = r->tensors()[0];
+  EXPECT_EQ(t.name, "w");
+  EXPECT_EQ(t.dtype, "F32");
+  EXPECT_EQ(t.shape, (std::vector<std::int64_t>{2, 3}));
+  EXPECT_EQ(t.offset, data);
+  EXPECT_EQ(t.nbytes, 24u);
+  EXPECT_TRUE(t.is_float);
+  EXPECT_EQ(r->read_f32(t), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(r->raw(t).data(), img.b.data() + data);
+}
+
+TEST(GgufRead, F16AndBf16AreExact) {
+  Image img;
+  img.header(2, 0).tensor("h", {4}, 1, 0).tensor("b", {2}, 30, 32).pad();
+  img.u16(0x3C00).u16(0xC000).u16(0x7C00).u16(0x0001).pad();
+  img.u16(0x3F80).u16(0xC0A0);
+  const auto r = parse(img);
+  EXPECT_EQ(r->tensors()[0].dtype, "F16");
+  EXPECT_EQ(r->tensors()[1].dtype, "BF16");
+  const std::vector<float> h = r->read_f32(r->tensors()[0]);
+  EXPECT_EQ(h, (std::vector<float>{1.0f, -2.0f, std::numeric_limits<float>::infinity(), std::ldexp(1.0f, -24)}));
+  EXPECT_EQ(r->read_f32(r->tensors()[1]), (std::vector<float>{1.0f, -5.0f}));
+}
+
+TEST(GgufRead, Q8_0Block) {
+  Image img;
+  img.header(1, 0).tensor("q", {32}, 8, 0).pad();
+  img.u16(0x3800);  // d = 0.5
+  for (int q = -3; q <= 28; ++q) img.u8(static_cast<std::uint8_t>(q));
+  const auto r = parse(img);
+  const TensorInfo& t = r->tensors()[0];
+  EXPECT_EQ(t.dtype, "Q8_0");
+  EXPECT_EQ(t.nbytes, 34u);
+  std::vector<float> want;
+  for (int q = -3; q <= 28; ++q) want.push_back(static_cast<float>(q) * 0.5f);
+  EXPECT_EQ(r->read_f32(t), want);
+}
+
+TEST(GgufRead, Q4_0Block) {
+  Image img;
+  img.header(1, 0).tensor("q", {32, 1}, 2, 0).pad();
+  img.u16(0x4000);  // d = 2
+  for (int j = 0; j < 16; ++j) img.u8(static_cast<std::uint8_t>(j | ((15 - j) << 4)));
+  const auto r = parse(img);
+  const TensorInfo& t = r->tensors()[0];
+  EXPECT_EQ(t.dtype, "Q4_0");
+  EXPECT_EQ(t.shape, (std::vector<std::int64_t>{1, 32}));
+  EXPECT_EQ(t.nbytes, 18u);
+  std::vector<float> want(32);
+  for (int j = 0; j < 16; ++j) {
+    want[static_cast<std::size_t>(j)] = static_cast<float>(j - 8) * 2.0f;           // low nibble: element j
+    want[static_cast<std::size_t>(j) + 16] = static_cast<float>(7 - j) * 2.0f;      // high nibble: element j+16
+  }
+  EXPECT_EQ(r->read_f32(t), want);
+}
+
+TEST(GgufRead, Mxfp4Block) {
+  Image img;
+  img.header(1, 0).tensor("m", {32}, 39, 0).pad();
+  img.u8(128);  // scale 2^(128-127) = 2
+  for (int j = 0; j < 16; ++j) img.u8(static_cast<std::uint8_t>(j | ((15 - j) << 4)));
+  const auto r = parse(img);
+  const TensorInfo& t = r->tensors()[0];
+  EXPECT_EQ(t.dtype, "MXFP4");
+  EXPECT_EQ(t.nbytes, 17u);
+  const float e2m1[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, 0, -0.5f, -1, -1.5f, -2, -3, -4, -6};
+  const std::vector<float> got = r->read_f32(t);
+  for (std::size_t j = 0; j < 16; ++j) {
+    EXPECT_EQ(got[j], 2 * e2m1[j]) << j;
+    EXPECT_EQ(got[j + 16], 2 * e2m1[15 - j]) << j;
+  }
+  EXPECT_FALSE(std::signbit(got[8]));  // ggml decodes -0 as +0
+}
+
+TEST(GgufRead, OtherTypesAreListedButNotDecoded) {
+  Image img;
+  img.header(2, 0).tensor("k", {256}, 12, 0).tensor("i", {3}, 26, 160).pad();
+  img.b.resize(img.b.size() + 160 + 12);
+  const auto r = parse(img);
+  EXPECT_EQ(r->tensors()[0].dtype, "Q4_K");
+  EXPECT_EQ(r->tensors()[0].nbytes, 144u);
+  EXPECT_FALSE(r->tensors()[0].is_float);
+  EXPECT_EQ(r->tensors()[1].dtype, "I32");
+  EXPECT_EQ(r->raw(r->tensors()[1]).size(), 12u);
+  try {
+    r->read_f32(r->tensors()[0]);
+    FAIL() << "decoded Q4_K";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'k' has type Q4_K"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GgufRead, Version2AndCustomAlignment) {
+  Image img;
+  img.header(2, 1, 2).str("general.alignment").u32(4).u32(64);
+  img.tensor("a", {2}, 0, 0).tensor("b", {1}, 0, 64).pad(64);
+  const std::size_t data = img.b.size();
+  img.f32(1).f32(2).pad(64).f32(3);
+  const auto r = parse(img);
+  EXPECT_EQ(r->tensors()[0].offset, data);
+  EXPECT_EQ(r->tensors()[1].offset, data + 64);
+  EXPECT_EQ(r->read_f32(r->tensors()[1]), std::vector<float>{3});
+  // Offset 32 is aligned for the default but not for 64.
+  Image bad;
+  bad.header(1, 1).str("general.alignment").u32(4).u32(64).tensor("a", {1}, 0, 32).pad(64);
+  bad.b.resize(bad.b.size() + 64);
+  EXPECT_REJECTED(bad, "'a' offset 32 is not a multiple of the alignment 64");
+}
+
+TEST(GgufRead, DataStartsAtAlignedPositionAfterHeader) {
+  Image img;
+  img.header(1, 0).tensor("abc", {1}, 0, 0);
+  ASSERT_NE(img.b.size() % 32, 0u);
+  img.pad().f32(7);
+  EXPECT_EQ(parse(img)->read_f32(parse(img)->tensors()[0]), std::vector<float>{7});
+}
+
+TEST(GgufRead, EmptyTensorNeedsNoData) {
+  Image img;
+  img.header(1, 0).tensor("e", {0, 4}, 8, 0);  // the file ends before the padding
+  const auto r = parse(img);
+  EXPECT_EQ(r->tensors()[0].shape, (std::vector<std::int64_t>{4, 0}));
+  EXPECT_EQ(r->tensors()[0].nbytes, 0u);
+  EXPECT_TRUE(r->read_f32(r->tensors()[0]).empty());
+}
+
+TEST(GgufRead, ZeroDimsIsAScalar) {
+  Image img;
+  img.header(1, 0).tensor("s", {}, 0, 0).pad().f32(-1.5f);
+  const auto r = parse(img);
+  EXPECT_TRUE(r->tensors()[0].shape.empty());
+  EXPECT_EQ(r->read_f32(r->tensors()[0]), std::vector<float>{-1.5f});
+}
+
+// ---- writing ----
+
+class GgufWrite : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("lowp_gguf_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path path(const std::string& name) const { return dir_ / name; }
+  static std::vector<std::byte> file_bytes(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::vector<char> c((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::byte> out(c.size());
+    if (!c.empty()) std::memcpy(out.data(), c.data(), c.size());
+    return out;
+  }
+  fs::path dir_;
+};
+
+template <typename T>
+std::vector<std::byte> as_bytes(const std::vector<T>& v) {
+  std::vector<std::byte> out(v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+std::vector<GgufKv> every_kind_of_kv() {
+  return {{"general.architecture", GgufValue::string("llama")},
+          {"u8", GgufValue::u8(7)},
+          {"i8", GgufValue::i8(-7)},
+          {"u16", GgufValue::u16(700)},
+          {"i16", GgufValue::i16(-700)},
+          {"u32", GgufValue::u32(70000)},
+          {"i32", GgufValue::i32(-70000)},
+          {"u64", GgufValue::u64(1ull << 40)},
+          {"i64", GgufValue::i64(-(1ll << 40))},
+          {"f32", GgufValue::f32(std::bit_cast<float>(0x7FC00123u))},  // a NaN payload survives
+          {"f64", GgufValue::f64(-0.0)},
+          {"b", GgufValue::boolean(true)},
+          {"tokens", GgufValue::strings({"<s>", "", "\xE2\x96\x81the"})},
+          {"scores", GgufValue::f32s(std::vector<float>{0.5f, -1.0f})},
+          {"types", GgufValue::i32s(std::vector<std::int32_t>{1, 2, 3})},
+          {"nested", GgufValue::array(GgufType::kArray, {GgufValue::array(GgufType::kU8, {GgufValue::u8(1)})})},
+          {"empty", GgufValue::array(GgufType::kString, {})}};
+}
+
+TEST_F(GgufWrite, RoundTripsEveryDtypeBitExactly) {
+  std::mt19937 rng(42);
+  std::vector<float> f32(2 * 64);
+  for (float& x : f32) x = std::bit_cast<float>(static_cast<std::uint32_t>(rng()));
+  f32[0] = -0.0f;
+  std::vector<std::uint16_t> f16(64), bf16(64);
+  for (std::uint16_t& x : f16) x = static_cast<std::uint16_t>(rng());
+  for (std::uint16_t& x : bf16) x = static_cast<std::uint16_t>(rng());
+  std::vector<float> src(3 * 64);
+  for (float& x : src) x = std::normal_distribution<float>(0.0f, 3.0f)(rng);
+  const std::vector<std::byte> q8 = ggml_quantize_q8_0(src);
+  std::vector<GgmlBlockMxfp4> mx(4);
+  for (GgmlBlockMxfp4& blk : mx) {
+    blk.e = static_cast<std::uint8_t>(rng());
+    for (std::uint8_t& q : blk.qs) q = static_cast<std::uint8_t>(rng());
+  }
+  std::vector<std::vector<std::byte>> data = {as_bytes(f32), as_bytes(f16), as_bytes(bf16), q8, as_bytes(mx)};
+  const std::vector<OutputTensor> tensors = {{"a.f32", "F32", {2, 64}, 512},
+                                             {"b.f16", "F16", {64}, 128},
+                                             {"c.bf16", "BF16", {4, 16}, 128},
+                                             {"d.q8", "Q8_0", {3, 64}, 204},
+                                             {"e.mx", "MXFP4", {2, 2, 32}, 68}};
+  const std::vector<GgufKv> kv = every_kind_of_kv();
+  write_gguf(path("out.gguf"), kv, tensors, [&](std::size_t i) { return data[i]; });
+
+  const auto r = open_model(path("out.gguf"));
+  EXPECT_EQ(r->kind(), "gguf");
+  EXPECT_EQ(gguf_kv(*r), kv);
+  ASSERT_EQ(r->tensors().size(), tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const TensorInfo& t = r->tensors()[i];
+    EXPECT_EQ(t.name, tensors[i].name);
+    EXPECT_EQ(t.dtype, tensors[i].dtype);
+    EXPECT_EQ(t.shape, tensors[i].shape);
+    EXPECT_EQ(t.offset % 32, 0u);
+    const std::span<const std::byte> raw = r->raw(t);
+    EXPECT_TRUE(std::equal(raw.begin(), raw.end(), data[i].begin(), data[i].end())) << t.name;
+  }
+  auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (bits(a[i]) != bits(b[i])) return false;
+    }
+    return true;
+  };
+  EXPECT_TRUE(same_bits(r->read_f32(r->tensors()[0]), f32));
+  std::vector<float> want(64);
+  for (std::size_t i = 0; i < 64; ++i) want[i] = fp16(f16[i]);
+  EXPECT_TRUE(same_bits(r->read_f32(r->tensors()[1]), want));
+  for (std::size_t i = 0; i < 64; ++i) want[i] = std::bit_cast<float>(std::uint32_t{bf16[i]} << 16);
+  EXPECT_TRUE(same_bits(r->read_f32(r->tensors()[2]), want));
+  want.assign(192, 0.0f);
+  for (std::size_t i = 0; i < 192; ++i) {
+    const std::byte* blk = q8.data() + 34 * (i / 32);
+    const float d = fp16(std::to_integer<std::uint32_t>(blk[0]) | (std::to_integer<std::uint32_t>(blk[1]) << 8));
+    want[i] = static_cast<float>(static_cast<std::int8_t>(std::to_integer<std::uint8_t>(blk[2 + i % 32]))) * d;
+  }
+  EXPECT_TRUE(same_bits(r->read_f32(r->tensors()[3]), want));
+  want.assign(128, 0.0f);
+  ggml_mxfp4_dequantize(mx, want);
+  EXPECT_TRUE(same_bits(r->read_f32(r->tensors()[4]), want));
+}
+
+TEST_F(GgufWrite, CopyingKvAndTensorsGivesTheSameFile) {
+  const std::vector<OutputTensor> tensors = {{"x", "F32", {3}, 12}, {"k", "Q4_K", {256}, 144}};
+  std::vector<std::vector<std::byte>> data = {std::vector<std::byte>(12, std::byte{1}),
+                                              std::vector<std::byte>(144, std::byte{2})};
+  std::vector<GgufKv> kv = every_kind_of_kv();
+  kv.emplace_back("general.alignment", GgufValue::u32(64));
+  write_gguf(path("a.gguf"), kv, tensors, [&](std::size_t i) { return data[i]; });
+  const auto a = open_model(path("a.gguf"));
+  EXPECT_EQ(a->tensors()[1].offset % 64, 0u);
+  std::vector<OutputTensor> copy;
+  for (const TensorInfo& t : a->tensors()) copy.push_back({t.name, t.dtype, t.shape, t.nbytes});
+  write_gguf(path("b.gguf"), gguf_kv(*a), copy, [&](std::size_t i) {
+    const auto raw = a->raw(a->tensors()[i]);
+    return std::vector<std::byte>(raw.begin(), raw.end());
+  });
+  EXPECT_EQ(file_bytes(path("a.gguf")), file_bytes(path("b.gguf")));
+}
+
+TEST_F(GgufWrite, LayoutMatchesGgml) {
+  write_gguf(path("t.gguf"), {}, std::vector<OutputTensor>{{"w", "F32", {2, 3}, 24}},
+             [](std::size_t) { return std::vector<std::byte>(24, std::byte{0x11}); });
+  Image want;
+  want.header(1, 0).tensor("w", {3, 2}, 0, 0).pad();
+  want.b.resize(want.b.size() + 24, std::byte{0x11});
+  want.pad();
+  EXPECT_EQ(file_bytes(path("t.gguf")), want.b);
+}
+
+TEST_F(GgufWrite, RejectsBadInputAndLeavesTargetAlone) {
+  const fs::path p = path("keep.gguf");
+  std::ofstream(p) << "old";
+  auto produce = [](std::size_t) { return std::vector<std::byte>(4); };
+  auto error = [&](std::span<const GgufKv> kv, std::vector<OutputTensor> t, const ProduceTensor& f) -> std::string {
+    try {
+      write_gguf(p, kv, t, f);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::vector<GgufKv> none;
+  EXPECT_NE(error(none, {{"w", "F32", {2}, 4}}, produce).find("needs 8 bytes, not 4"), std::string::npos);
+  EXPECT_NE(error(none, {{"w", "Q9_9", {2}, 4}}, produce).find("unknown GGUF tensor type 'Q9_9'"), std::string::npos);
+  EXPECT_NE(error(none, {{"w", "Q8_0", {16}, 17}}, produce).find("multiple of 32"), std::string::npos);
+  EXPECT_NE(error(none, {{"w", "F32", {1}, 4}, {"w", "F32", {1}, 4}}, produce).find("duplicate tensor name"),
+            std::string::npos);
+  EXPECT_NE(error(none, {{"w", "F32", {2}, 8}}, produce).find("got 4 bytes, expected 8"), std::string::npos);
+  const std::vector<GgufKv> dup = {{"a", GgufValue::u8(1)}, {"a", GgufValue::u8(2)}};
+  EXPECT_NE(error(dup, {}, produce).find("duplicate metadata key 'a'"), std::string::npos);
+  const std::vector<GgufKv> mixed = {{"a", GgufValue::array(GgufType::kU8, {GgufValue::u16(1)})}};
+  EXPECT_NE(error(mixed, {}, produce).find("item 0 is UINT16 in an array of UINT8"), std::string::npos);
+  const std::vector<GgufKv> align = {{"general.alignment", GgufValue::u32(48)}};
+  EXPECT_NE(error(align, {}, produce).find("power of two"), std::string::npos);
+  std::ifstream in(p);
+  std::string content;
+  in >> content;
+  EXPECT_EQ(content, "old");
+}
+
+TEST(GgufTensorNbytes, Sizes) {
+  EXPECT_EQ(gguf_tensor_nbytes("F32", std::vector<std::int64_t>{2, 3}), 24u);
+  EXPECT_EQ(gguf_tensor_nbytes("Q8_0", std::vector<std::int64_t>{2, 64}), 136u);
+  EXPECT_EQ(gguf_tensor_nbytes("Q4_0", std::vector<std::int64_t>{32}), 18u);
+  EXPECT_EQ(gguf_tensor_nbytes("MXFP4", std::vector<std::int64_t>{5, 64}), 170u);
+  EXPECT_EQ(gguf_tensor_nbytes("Q6_K", std::vector<std::int64_t>{256}), 210u);
+  EXPECT_THROW(gguf_tensor_nbytes("F32", std::vector<std::int64_t>{-1}), Error);
+  EXPECT_THROW(gguf_tensor_nbytes("F32", std::vector<std::int64_t>{1ll << 40, 1ll << 40}), Error);
+}
+
+// ---- ggml_quantize_q8_0 ----
+
+std::vector<std::int8_t> qs_of(const std::vector<std::byte>& blk) {
+  std::vector<std::int8_t> q;
+  for (std::size_t j = 2; j < blk.size(); ++j) q.push_back(static_cast<std::int8_t>(std::to_integer<std::uint8_t>(blk[j])));
+  return q;
+}
+
+TEST(GgmlQuantizeQ8_0, HandComputedWithTies) {
+  // amax 127: d = 1 (fp16 0x3C00), q = roundf(x), ties away from zero.
+  std::vector<float> x(32, 0.0f);
+  const float in[] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.4f, -1.6f, 126.5f, -127.0f, 3.49f};
+  const std::int8_t out[] = {127, 3, -3, 1, -1, 1, -2, 127, -127, 3};
+  std::copy(std::begin(in), std::end(in), x.begin());
+  const std::vector<std::byte> q = ggml_quantize_q8_0(x);
+  ASSERT_EQ(q.size(), 34u);
+  EXPECT_EQ(q[0], std::byte{0x00});
+  EXPECT_EQ(q[1], std::byte{0x3C});
+  std::vector<std::int8_t> want(32, 0);
+  std::copy(std::begin(out), std::end(out), want.begin());
+  EXPECT_EQ(qs_of(q), want);
+}
+
+TEST(GgmlQuantizeQ8_0, ScaleRoundsToNearestEvenInFp16) {
+  // amax 1: d = 1/127 = 0.00787401..., the fp16 neighbours are 0x2008
+  // (0.0078735) and 0x2009 (0.0078773): nearest is 0x2008.
+  std::vector<float> x(32, 0.0f);
+  x[5] = -1.0f;
+  const std::vector<std::byte> q = ggml_quantize_q8_0(x);
+  EXPECT_EQ(q[0], std::byte{0x08});
+  EXPECT_EQ(q[1], std::byte{0x20});
+  EXPECT_EQ(qs_of(q)[5], -127);
+}
+
+TEST(GgmlQuantizeQ8_0, ZeroBlockAndErrors) {
+  const std::vector<std::byte> q = ggml_quantize_q8_0(std::vector<float>(64, 0.0f));
+  EXPECT_EQ(q, std::vector<std::byte>(68, std::byte{0}));
+  EXPECT_TRUE(ggml_quantize_q8_0({}).empty());
+  EXPECT_THROW(ggml_quantize_q8_0(std::vector<float>(33)), Error);
+}
+
+}  // namespace
+}  // namespace lowp::io
