@@ -11,7 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <initializer_list>
 #include <iterator>
 #include <limits>
 #include <random>
@@ -22,66 +21,16 @@
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
+#include "io/gguf_image.h"
 
 namespace lowp::io {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A GGUF image written byte by byte.
-struct Image {
-  std::vector<std::byte> b;
-
-  Image& u8(std::uint64_t v) { return le(v, 1); }
-  Image& u16(std::uint64_t v) { return le(v, 2); }
-  Image& u32(std::uint64_t v) { return le(v, 4); }
-  Image& u64(std::uint64_t v) { return le(v, 8); }
-  Image& le(std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) b.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
-    return *this;
-  }
-  Image& f32(float v) { return u32(std::bit_cast<std::uint32_t>(v)); }
-  Image& chars(std::string_view s) {
-    for (char c : s) b.push_back(static_cast<std::byte>(c));
-    return *this;
-  }
-  Image& str(std::string_view s) { return u64(s.size()).chars(s); }
-  Image& header(std::uint64_t tensors, std::uint64_t kvs, std::uint32_t version = 3) {
-    return chars("GGUF").u32(version).u64(tensors).u64(kvs);
-  }
-  // A tensor info: name, ne (innermost first), ggml type, data offset.
-  Image& tensor(std::string_view name, std::initializer_list<std::uint64_t> ne, std::uint32_t type,
-                std::uint64_t offset) {
-    str(name).u32(ne.size());
-    for (std::uint64_t n : ne) u64(n);
-    return u32(type).u64(offset);
-  }
-  Image& pad(std::size_t alignment = 32) {
-    while (b.size() % alignment != 0) b.push_back(std::byte{0});
-    return *this;
-  }
-};
-
-std::unique_ptr<ModelReader> parse(const Image& img) { return parse_gguf(img.b, "t.gguf"); }
-
-// The error message parse_gguf gives ("" if none).
-std::string parse_error(const Image& img) {
-  try {
-    parse(img);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-#define EXPECT_REJECTED(img, text)                                     \
-  do {                                                                 \
-    const std::string msg_ = parse_error(img);                         \
-    EXPECT_NE(msg_, "") << "accepted";                                 \
-    EXPECT_EQ(msg_.rfind("t.gguf: ", 0), 0u) << msg_;                  \
-    EXPECT_NE(msg_.find(text), std::string::npos) << msg_;             \
-    EXPECT_EQ(msg_.find('\n'), std::string::npos) << msg_;             \
-  } while (0)
+using gguf_testing::as_bytes;
+using gguf_testing::Image;
+using gguf_testing::parse;
+using gguf_testing::parse_error;
 
 std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
 
@@ -110,11 +59,9 @@ TEST(GgufRead, EveryValueType) {
   EXPECT_EQ(r->kind(), "gguf");
   EXPECT_TRUE(r->tensors().empty());
   const std::vector<std::pair<std::string, std::string>> want = {
-      {"u8", "200"},   {"i8", "-2"},          {"u16", "65535"},
-      {"i16", "-32768"}, {"u32", "4000000000"}, {"i32", "-1"},
-      {"f32", "0.1"},  {"bool", "true"},       {"str", "hi\nthere"},
-      {"arr", "[\"a\\\"b\", \"c\"]"}, {"u64", "18446744073709551615"}, {"i64", "-5"},
-      {"f64", "-2.5"}, {"nested", "[[7], []]"}};
+      {"u8", "200"}, {"i8", "-2"}, {"u16", "65535"}, {"i16", "-32768"}, {"u32", "4000000000"},
+      {"i32", "-1"}, {"f32", "0.1"}, {"bool", "true"}, {"str", "hi\nthere"}, {"arr", "[\"a\\\"b\", \"c\"]"},
+      {"u64", "18446744073709551615"}, {"i64", "-5"}, {"f64", "-2.5"}, {"nested", "[[7], []]"}};
   EXPECT_EQ(r->metadata(), want);
   const std::vector<GgufKv>& kv = gguf_kv(*r);
   ASSERT_EQ(kv.size(), 14u);
@@ -276,21 +223,18 @@ TEST(GgufRead, DataStartsAtAlignedPositionAfterHeader) {
   EXPECT_EQ(parse(img)->read_f32(parse(img)->tensors()[0]), std::vector<float>{7});
 }
 
-TEST(GgufRead, EmptyTensorNeedsNoData) {
+TEST(GgufRead, EmptyAndScalarTensors) {
   Image img;
   img.header(1, 0).tensor("e", {0, 4}, 8, 0);  // the file ends before the padding
   const auto r = parse(img);
   EXPECT_EQ(r->tensors()[0].shape, (std::vector<std::int64_t>{4, 0}));
   EXPECT_EQ(r->tensors()[0].nbytes, 0u);
   EXPECT_TRUE(r->read_f32(r->tensors()[0]).empty());
-}
-
-TEST(GgufRead, ZeroDimsIsAScalar) {
-  Image img;
-  img.header(1, 0).tensor("s", {}, 0, 0).pad().f32(-1.5f);
-  const auto r = parse(img);
-  EXPECT_TRUE(r->tensors()[0].shape.empty());
-  EXPECT_EQ(r->read_f32(r->tensors()[0]), std::vector<float>{-1.5f});
+  Image scalar;  // n_dims 0: one element
+  scalar.header(1, 0).tensor("s", {}, 0, 0).pad().f32(-1.5f);
+  const auto s = parse(scalar);
+  EXPECT_TRUE(s->tensors()[0].shape.empty());
+  EXPECT_EQ(s->read_f32(s->tensors()[0]), std::vector<float>{-1.5f});
 }
 
 // ---- writing ----
@@ -313,13 +257,6 @@ class GgufWrite : public ::testing::Test {
   }
   fs::path dir_;
 };
-
-template <typename T>
-std::vector<std::byte> as_bytes(const std::vector<T>& v) {
-  std::vector<std::byte> out(v.size() * sizeof(T));
-  if (!v.empty()) std::memcpy(out.data(), v.data(), out.size());
-  return out;
-}
 
 std::vector<GgufKv> every_kind_of_kv() {
   return {{"general.architecture", GgufValue::string("llama")},
@@ -512,6 +449,150 @@ TEST(GgmlQuantizeQ8_0, ZeroBlockAndErrors) {
   EXPECT_EQ(q, std::vector<std::byte>(68, std::byte{0}));
   EXPECT_TRUE(ggml_quantize_q8_0({}).empty());
   EXPECT_THROW(ggml_quantize_q8_0(std::vector<float>(33)), Error);
+}
+
+// ---- rejections ----
+
+// A valid file whose last tensor ends the file (no trailing padding), so that
+// every proper prefix is invalid.
+Image valid_file() {
+  Image img;
+  img.header(2, 3).str("general.name").u32(8).str("x");
+  img.str("list").u32(9).u32(5).u64(2).u32(1).u32(2).str("flag").u32(7).u8(0);
+  img.tensor("a", {32}, 8, 0).tensor("b", {2}, 0, 64).pad();
+  img.u16(0x3C00);
+  for (int j = 0; j < 32; ++j) img.u8(static_cast<std::uint8_t>(j));
+  img.pad().f32(1).f32(2);
+  return img;
+}
+
+TEST(GgufReject, EveryTruncation) {
+  const Image full = valid_file();
+  ASSERT_EQ(parse_error(full), "");
+  for (std::size_t n = 0; n < full.b.size(); ++n) {
+    Image cut;
+    cut.b.assign(full.b.begin(), full.b.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::string msg = parse_error(cut);
+    EXPECT_NE(msg, "") << "prefix of " << n << " bytes accepted";
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  Image cut;
+  cut.b.assign(full.b.begin(), full.b.begin() + 64);
+  EXPECT_REJECTED(cut, "truncated file: metadata entry 1 key length at byte 57 needs 8 bytes, only 7 left");
+}
+
+TEST(GgufReject, MagicAndVersion) {
+  Image bad;
+  bad.chars("GGUX").u32(3).u64(0).u64(0);
+  EXPECT_REJECTED(bad, "not a GGUF file");
+  Image tiny;
+  tiny.chars("GG");
+  EXPECT_REJECTED(tiny, "truncated file: magic");
+  Image v1;
+  v1.header(0, 0, 1);
+  EXPECT_REJECTED(v1, "unsupported GGUF version 1 (supported: 2, 3)");
+  Image big_endian;
+  big_endian.header(0, 0, 0x03000000);
+  EXPECT_REJECTED(big_endian, "unsupported GGUF version 50331648");
+}
+
+TEST(GgufReject, HostileCountsAndLengths) {
+  Image tensors;
+  tensors.header(1ull << 60, 0);
+  EXPECT_REJECTED(tensors, "tensor count 1152921504606846976 is more than the file can hold");
+  Image kvs;
+  kvs.header(0, 1ull << 60);
+  EXPECT_REJECTED(kvs, "metadata count 1152921504606846976 is more than the file can hold");
+  Image key;
+  key.header(0, 1).u64(1000).chars("abcdefghijklmnop");
+  EXPECT_REJECTED(key, "metadata entry 0 key (1000 bytes)");
+  Image huge_key;
+  huge_key.header(0, 1).u64(~0ull).chars("abcdefghijklm");
+  EXPECT_REJECTED(huge_key, "truncated file");
+  Image value;
+  value.header(0, 1).str("k").u32(8).u64(1ull << 62);
+  EXPECT_REJECTED(value, "metadata 'k' string");
+  Image array;
+  array.header(0, 1).str("k").u32(9).u32(6).u64(1ull << 61).f32(1);
+  EXPECT_REJECTED(array, "metadata 'k': array of 2305843009213693952 items runs past the end");
+  Image strings;
+  strings.header(0, 1).str("k").u32(9).u32(8).u64(3).str("a").u64(500).chars("abcdefgh");
+  EXPECT_REJECTED(strings, "metadata 'k'[1] string");
+  Image nested;
+  nested.header(0, 1).str("k").u32(9);
+  for (int i = 0; i < 9; ++i) nested.u32(9).u64(1);
+  nested.u32(0).u64(0);
+  EXPECT_REJECTED(nested, "arrays nested more than 8 deep");
+  Image ne;
+  ne.header(1, 0).tensor("t", {1ull << 40, 1ull << 40}, 0, 0);
+  EXPECT_REJECTED(ne, "tensor 't' has too many elements");
+  Image ne_sign;
+  ne_sign.header(1, 0).tensor("t", {1ull << 63}, 0, 0);
+  EXPECT_REJECTED(ne_sign, "tensor 't' ne[0] = 9223372036854775808 is too large");
+}
+
+TEST(GgufReject, BadValues) {
+  Image type;
+  type.header(0, 1).str("k").u32(13).u32(0);
+  EXPECT_REJECTED(type, "metadata 'k' type is 13, not a GGUF value type");
+  Image item_type;
+  item_type.header(0, 1).str("k").u32(9).u32(99).u64(0);
+  EXPECT_REJECTED(item_type, "metadata 'k' array item type is 99");
+  Image boolean;
+  boolean.header(0, 1).str("k").u32(7).u8(2);
+  EXPECT_REJECTED(boolean, "metadata 'k': bool value 2 is not 0 or 1");
+  Image dup;
+  dup.header(0, 2).str("k").u32(0).u8(1).str("k").u32(0).u8(2);
+  EXPECT_REJECTED(dup, "duplicate metadata key 'k'");
+  Image align_type;
+  align_type.header(0, 1).str("general.alignment").u32(10).u64(32);
+  EXPECT_REJECTED(align_type, "general.alignment must be a UINT32 power of two, not UINT64 '32'");
+  Image align_zero;
+  align_zero.header(0, 1).str("general.alignment").u32(4).u32(0);
+  EXPECT_REJECTED(align_zero, "power of two");
+  Image align_odd;
+  align_odd.header(0, 1).str("general.alignment").u32(4).u32(48);
+  EXPECT_REJECTED(align_odd, "power of two");
+  Image escaped;
+  escaped.header(0, 1).str("bad\nkey").u32(42);
+  EXPECT_REJECTED(escaped, "metadata 'bad\\x0akey' type is 42");
+}
+
+TEST(GgufReject, BadTensorInfos) {
+  Image unknown;
+  unknown.header(1, 0).tensor("t", {1}, 99, 0).pad().f32(0);
+  EXPECT_REJECTED(unknown, "tensor 't' has unknown ggml type 99");
+  Image removed;
+  removed.header(1, 0).tensor("t", {32}, 4, 0).pad().f32(0);
+  EXPECT_REJECTED(removed, "tensor 't' has unknown ggml type 4");
+  Image dims;
+  dims.header(1, 0).tensor("t", {1, 1, 1, 1, 1, 1, 1, 1, 1}, 0, 0).pad().f32(0);
+  EXPECT_REJECTED(dims, "tensor 't' has 9 dimensions (at most 8)");
+  Image block;
+  block.header(1, 0).tensor("t", {16, 2}, 8, 0).pad();
+  block.b.resize(block.b.size() + 68);
+  EXPECT_REJECTED(block, "tensor 't' of type Q8_0 has ne[0] = 16, not a multiple of the block size 32");
+  Image misaligned;
+  misaligned.header(1, 0).tensor("t", {1}, 0, 4).pad().f32(0).f32(0);
+  EXPECT_REJECTED(misaligned, "tensor 't' offset 4 is not a multiple of the alignment 32");
+  Image past;
+  past.header(1, 0).tensor("t", {4}, 0, 0).pad().f32(0).f32(0).f32(0);
+  EXPECT_REJECTED(past, "tensor 't' (16 bytes at data offset 0) runs past the end of the file (data section has 12 bytes)");
+  Image far;
+  far.header(1, 0).tensor("t", {1}, 0, ~0ull - 31).pad().f32(0);
+  EXPECT_REJECTED(far, "runs past the end of the file");
+  Image overlap;
+  overlap.header(2, 0).tensor("a", {16}, 0, 0).tensor("b", {1}, 0, 32).pad();
+  overlap.b.resize(overlap.b.size() + 64);
+  EXPECT_REJECTED(overlap, "tensors 'a' and 'b' overlap");
+  Image overlap_reordered;
+  overlap_reordered.header(2, 0).tensor("b", {1}, 0, 32).tensor("a", {16}, 0, 0).pad();
+  overlap_reordered.b.resize(overlap_reordered.b.size() + 64);
+  EXPECT_REJECTED(overlap_reordered, "tensors 'a' and 'b' overlap");
+  Image dup;
+  dup.header(2, 0).tensor("t", {1}, 0, 0).tensor("t", {1}, 0, 32).pad();
+  dup.b.resize(dup.b.size() + 64);
+  EXPECT_REJECTED(dup, "duplicate tensor name 't'");
 }
 
 }  // namespace
