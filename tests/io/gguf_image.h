@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lowp/error.h"
+#include "lowp/io/gguf.h"
 #include "lowp/io/model.h"
 
 namespace lowp::io::gguf_testing {
@@ -81,6 +82,27 @@ std::vector<std::byte> as_bytes(const std::vector<T>& v) {
   std::vector<std::byte> out(v.size() * sizeof(T));
   if (!v.empty()) std::memcpy(out.data(), v.data(), out.size());
   return out;
+}
+
+// Metadata with a value of every type.
+inline std::vector<GgufKv> every_kind_of_kv() {
+  return {{"general.architecture", GgufValue::string("llama")},
+          {"u8", GgufValue::u8(7)},
+          {"i8", GgufValue::i8(-7)},
+          {"u16", GgufValue::u16(700)},
+          {"i16", GgufValue::i16(-700)},
+          {"u32", GgufValue::u32(70000)},
+          {"i32", GgufValue::i32(-70000)},
+          {"u64", GgufValue::u64(1ull << 40)},
+          {"i64", GgufValue::i64(-(1ll << 40))},
+          {"f32", GgufValue::f32(std::bit_cast<float>(0x7FC00123u))},  // a NaN payload survives
+          {"f64", GgufValue::f64(-0.0)},
+          {"b", GgufValue::boolean(true)},
+          {"tokens", GgufValue::strings({"<s>", "", "\xE2\x96\x81the"})},
+          {"scores", GgufValue::f32s(std::vector<float>{0.5f, -1.0f})},
+          {"types", GgufValue::i32s(std::vector<std::int32_t>{1, 2, 3})},
+          {"nested", GgufValue::array(GgufType::kArray, {GgufValue::array(GgufType::kU8, {GgufValue::u8(1)})})},
+          {"empty", GgufValue::array(GgufType::kString, {})}};
 }
 
 }  // namespace lowp::io::gguf_testing

@@ -28,6 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using gguf_testing::as_bytes;
+using gguf_testing::every_kind_of_kv;
 using gguf_testing::Image;
 using gguf_testing::parse;
 using gguf_testing::parse_error;
@@ -258,26 +259,6 @@ class GgufWrite : public ::testing::Test {
   fs::path dir_;
 };
 
-std::vector<GgufKv> every_kind_of_kv() {
-  return {{"general.architecture", GgufValue::string("llama")},
-          {"u8", GgufValue::u8(7)},
-          {"i8", GgufValue::i8(-7)},
-          {"u16", GgufValue::u16(700)},
-          {"i16", GgufValue::i16(-700)},
-          {"u32", GgufValue::u32(70000)},
-          {"i32", GgufValue::i32(-70000)},
-          {"u64", GgufValue::u64(1ull << 40)},
-          {"i64", GgufValue::i64(-(1ll << 40))},
-          {"f32", GgufValue::f32(std::bit_cast<float>(0x7FC00123u))},  // a NaN payload survives
-          {"f64", GgufValue::f64(-0.0)},
-          {"b", GgufValue::boolean(true)},
-          {"tokens", GgufValue::strings({"<s>", "", "\xE2\x96\x81the"})},
-          {"scores", GgufValue::f32s(std::vector<float>{0.5f, -1.0f})},
-          {"types", GgufValue::i32s(std::vector<std::int32_t>{1, 2, 3})},
-          {"nested", GgufValue::array(GgufType::kArray, {GgufValue::array(GgufType::kU8, {GgufValue::u8(1)})})},
-          {"empty", GgufValue::array(GgufType::kString, {})}};
-}
-
 TEST_F(GgufWrite, RoundTripsEveryDtypeBitExactly) {
   std::mt19937 rng(42);
   std::vector<float> f32(2 * 64);
@@ -449,6 +430,23 @@ TEST(GgmlQuantizeQ8_0, ZeroBlockAndErrors) {
   EXPECT_EQ(q, std::vector<std::byte>(68, std::byte{0}));
   EXPECT_TRUE(ggml_quantize_q8_0({}).empty());
   EXPECT_THROW(ggml_quantize_q8_0(std::vector<float>(33)), Error);
+}
+
+TEST(GgmlQuantizeQ8_0, NanFollowsGgmlMax) {
+  // MAX(amax, v) keeps v when the comparison is false: a NaN is replaced by
+  // the next value, and a NaN at the end makes d NaN (fp16 0x7E00) and every
+  // q roundf(NaN) -> 0.
+  std::vector<float> x(64, 1.0f);
+  x[3] = std::numeric_limits<float>::quiet_NaN();
+  x[40] = 127.0f;
+  x[63] = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<std::byte> q = ggml_quantize_q8_0(x);
+  EXPECT_EQ(q[0], std::byte{0x08});  // amax 1 despite the NaN
+  EXPECT_EQ(q[1], std::byte{0x20});
+  EXPECT_EQ(q[2 + 3], std::byte{0});
+  EXPECT_EQ(q[34], std::byte{0x00});
+  EXPECT_EQ(q[35], std::byte{0x7E});
+  for (std::size_t j = 0; j < 32; ++j) EXPECT_EQ(q[36 + j], std::byte{0}) << j;
 }
 
 // ---- rejections ----
