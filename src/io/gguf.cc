@@ -248,6 +248,10 @@ namespace {
 
 constexpr int kMaxArrayDepth = 8;
 constexpr std::uint32_t kMaxDims = 8;
+// Metadata values held in memory take ~80 bytes each whatever their size in
+// the file, so the number of array items is capped (large real tokenizers
+// have about a million).
+constexpr std::uint64_t kMaxArrayItems = std::uint64_t{1} << 23;
 
 class Cursor {
  public:
@@ -296,7 +300,7 @@ GgufType value_type(Cursor& c, const std::string& what) {
   return static_cast<GgufType>(t);
 }
 
-GgufValue read_value(Cursor& c, GgufType type, const std::string& where, int depth) {
+GgufValue read_value(Cursor& c, GgufType type, const std::string& where, int depth, std::uint64_t& items_left) {
   if (type == GgufType::kString) return GgufValue::string(c.str(where + " string"));
   if (type != GgufType::kArray) {
     GgufValue v;
@@ -316,6 +320,11 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& where, int dep
   if (count > c.left() / min_item) {
     c.fail(where + ": array of " + std::to_string(count) + " items runs past the end of the file");
   }
+  if (count > items_left) {
+    c.fail(where + ": array of " + std::to_string(count) + " items exceeds lowp's limit of " +
+           std::to_string(kMaxArrayItems) + " metadata array items per file");
+  }
+  items_left -= count;
   v.items.reserve(static_cast<std::size_t>(count));
   const std::size_t size = scalar_size(v.elem_type);
   for (std::uint64_t i = 0; i < count; ++i) {
@@ -324,7 +333,7 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& where, int dep
       v.items.back().type = v.elem_type;
       v.items.back().bits = c.uint(size, where);
     } else {
-      v.items.push_back(read_value(c, v.elem_type, where + "[" + std::to_string(i) + "]", depth + 1));
+      v.items.push_back(read_value(c, v.elem_type, where + "[" + std::to_string(i) + "]", depth + 1, items_left));
     }
   }
   return v;
@@ -352,6 +361,9 @@ class GgufReader final : public ModelReader {
   }
   std::span<const std::byte> raw(const TensorInfo& t) const override {
     const TensorInfo& mine = tensors_[index_of(t)];
+    // (An empty tensor's offset may lie past the end when the file stops
+    // before the data section's padding.)
+    if (mine.nbytes == 0) return {};
     return image_.subspan(static_cast<std::size_t>(mine.offset), static_cast<std::size_t>(mine.nbytes));
   }
   std::vector<float> read_f32(const TensorInfo& t) const override;
@@ -361,6 +373,9 @@ class GgufReader final : public ModelReader {
  private:
   [[noreturn]] void fail(const std::string& what) const { throw Error(source_ + ": " + what); }
   std::size_t index_of(const TensorInfo& t) const {
+    if (&t >= tensors_.data() && &t < tensors_.data() + tensors_.size()) {
+      return static_cast<std::size_t>(&t - tensors_.data());
+    }
     for (std::size_t i = 0; i < tensors_.size(); ++i) {
       if (tensors_[i].name == t.name) return i;
     }
@@ -395,12 +410,13 @@ void GgufReader::parse() {
   if (kv_count > c.left() / 13) fail("metadata count " + std::to_string(kv_count) + " is more than the file can hold");
   kv_.reserve(static_cast<std::size_t>(kv_count));
   std::unordered_set<std::string> keys;
+  std::uint64_t items_left = kMaxArrayItems;
   for (std::uint64_t i = 0; i < kv_count; ++i) {
     const std::string where = "metadata entry " + std::to_string(i);
     std::string key = c.str(where + " key");
     const std::string named = "metadata " + lowp::quoted(key);
     const GgufType type = value_type(c, named + " type");
-    GgufValue value = read_value(c, type, named, 0);
+    GgufValue value = read_value(c, type, named, 0, items_left);
     if (!keys.insert(key).second) fail("duplicate metadata key " + lowp::quoted(key));
     kv_.emplace_back(std::move(key), std::move(value));
   }
