@@ -1,0 +1,43 @@
+// What gguf.cc (reading, values) and gguf_write.cc share: ggml's tensor type
+// table and the sizes of GGUF's scalar value types.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "lowp/io/gguf.h"
+
+namespace lowp::io::gguf_detail {
+
+// One ggml tensor type: its number in GGUF files, its name (gguf-py's
+// GGMLQuantizationType spelling), elements per block and bytes per block
+// (ggml's type_traits blck_size and type_size).
+struct GgmlType {
+  std::uint32_t id;
+  std::string_view name;
+  std::uint32_t block;
+  std::uint32_t size;
+  bool is_float;  // read_f32 decodes it
+};
+
+// ggml type numbers lowp decodes.
+inline constexpr std::uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kBF16 = 30, kMxfp4 = 39;
+
+const GgmlType* ggml_type_by_id(std::uint32_t id);        // null if unknown or removed
+const GgmlType* ggml_type_by_name(std::string_view name);  // null if unknown
+
+// The stored bytes of a tensor with dimensions `ne` (innermost first), or
+// nullopt if ne[0] is not a multiple of the block size or the count
+// overflows. Every ne must be at most INT64_MAX.
+std::optional<std::uint64_t> ggml_nbytes(const GgmlType& t, std::span<const std::uint64_t> ne);
+
+// The byte size of a scalar value type (0 for kString and kArray).
+std::size_t scalar_size(GgufType t);
+bool is_valid_type(std::uint32_t t);
+
+inline constexpr std::uint32_t kDefaultAlignment = 32;
+inline constexpr std::string_view kAlignmentKey = "general.alignment";
+
+}  // namespace lowp::io::gguf_detail
