@@ -129,7 +129,7 @@ class Formats(Base):
         self.assertIn(r.stdout, docs, "docs/formats.md is stale: paste `lowp formats --markdown` into it")
 
     def test_help(self):
-        for verb in ("formats", "encode", "decode", "fake-quant"):
+        for verb in ("formats", "encode", "decode", "fake-quant", "inspect", "quantize"):
             r = run(verb, "--help")
             self.assertEqual(r.returncode, 0)
             self.assertIn("Usage", r.stdout)
@@ -283,6 +283,96 @@ class FakeQuant(Base):
         self.assert_fails(["fake-quant", "-f", "mx:e8m0:32", self.path("x.npy"), out], "scale format", out)
         write_npy(self.path("i.npy"), "|u1", (2,), b"\x01\x02")
         self.assert_fails(["fake-quant", "-f", "mxfp4", self.path("i.npy"), out], "not a float array", out)
+
+
+def npz_bytes(arrays):
+    """A zip of .npy members, as np.savez writes (stored)."""
+    import io as _io
+    import zipfile
+    buf = _io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, (descr, shape, payload) in arrays.items():
+            z.writestr(name + ".npy", npy_bytes(descr, shape, payload))
+    return buf.getvalue()
+
+
+def sample_model(path):
+    """Two weight matrices, a 3-d tensor and a bias, with deterministic values."""
+    import random
+    rng = random.Random(7)
+    w1 = [rng.gauss(0, 1) for _ in range(64 * 96)]
+    w2 = [rng.gauss(0, 0.02) for _ in range(32 * 64)]
+    conv = [rng.gauss(0, 0.1) for _ in range(8 * 4 * 3 * 3)]
+    bias = [rng.gauss(0, 1) for _ in range(64)]
+    with open(path, "wb") as f:
+        f.write(npz_bytes({"w1": ("<f4", (64, 96), f32(w1)), "w2": ("<f4", (32, 64), f32(w2)),
+                           "conv": ("<f4", (8, 4, 3, 3), f32(conv)), "bias": ("<f4", (64,), f32(bias))}))
+
+
+class Quantize(Base):
+    def test_npz_to_gguf_report_and_inspect(self):
+        sample_model(self.path("m.npz"))
+        sqnr = {}
+        for fmt in ("fp16", "q8_0", "mxfp4"):
+            out = self.path(f"m_{fmt}.gguf")
+            r = run("quantize", self.path("m.npz"), "-o", out, "-f", fmt, "--report", self.path(f"{fmt}.json"))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("SQNR", r.stdout)
+            rep = json.load(open(self.path(f"{fmt}.json")))
+            rows = {t["name"]: t for t in rep["tensors"]}
+            self.assertTrue(rows["w1"]["quantized"])
+            self.assertFalse(rows["bias"]["quantized"])  # 1-D: kept
+            sqnr[fmt] = rep["totals"]["sqnr_db"]
+            info = json.loads(run("inspect", "--json", out).stdout)
+            types = {t["name"]: t["dtype"] for t in info["tensors"]}
+            self.assertEqual(types["bias"], "F32")
+            want = {"fp16": "F16", "q8_0": "Q8_0", "mxfp4": "MXFP4"}[fmt]
+            self.assertEqual(types["w1"], want)
+            if fmt == "mxfp4":
+                # conv's last dimension (3) is not a multiple of 32: GGUF keeps it in F32
+                self.assertEqual(types["conv"], "F32")
+                self.assertAlmostEqual(rows["w1"]["bits_per_value"], 4.25)
+        self.assertGreater(sqnr["fp16"], sqnr["q8_0"])
+        self.assertGreater(sqnr["q8_0"], sqnr["mxfp4"])
+
+    def test_include_exclude_and_min_elements(self):
+        sample_model(self.path("m.npz"))
+        r = run("quantize", self.path("m.npz"), "-o", self.path("o.gguf"), "-f", "bf16", "--exclude", "w2",
+                "--report", self.path("r.json"), "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "")
+        rows = {t["name"]: t["quantized"] for t in json.load(open(self.path("r.json")))["tensors"]}
+        self.assertEqual(rows, {"w1": True, "w2": False, "conv": True, "bias": False})
+        r = run("quantize", self.path("m.npz"), "-o", self.path("o.gguf"), "-f", "bf16", "--include", "w*",
+                "--min-elements", "4000", "--report", self.path("r.json"), "-q")
+        rows = {t["name"]: t["quantized"] for t in json.load(open(self.path("r.json")))["tensors"]}
+        self.assertEqual(rows, {"w1": True, "w2": False, "conv": False, "bias": False})
+
+    def test_bad_requests_leave_nothing(self):
+        sample_model(self.path("m.npz"))
+        m = self.path("m.npz")
+        self.assert_fails(["quantize", m, "-o", self.path("o.bin"), "-f", "mxfp4"], "cannot tell the output format", self.path("o.bin"))
+        self.assert_fails(["quantize", m, "-o", self.path("o.gguf"), "-f", "mxfp6_e3m2"], "GGUF has no tensor type for mxfp6_e3m2", self.path("o.gguf"))
+        self.assert_fails(["quantize", m, "-o", self.path("o.gguf"), "-f", "int8"], "needs a scale", self.path("o.gguf"))
+        self.assert_fails(["quantize", m, "-o", self.path("o.gguf"), "-f", "mxfp9"], "unknown format", self.path("o.gguf"))
+        self.assert_fails(["quantize", m, "-o", self.path("o.onnx"), "-f", "mxfp4", "--fake"], "ONNX output needs an ONNX input", self.path("o.onnx"))
+        self.assert_fails(["quantize", self.path("none.npz"), "-o", self.path("o.gguf"), "-f", "mxfp4"], "none.npz", self.path("o.gguf"))
+
+    def test_real_model_onnx_fake(self):
+        models = os.environ.get("LOWP_MODELS_DIR", "")
+        model = os.path.join(models, "ch_PP-OCRv4_rec_infer.onnx")
+        if not os.path.exists(model):
+            self.skipTest("real model not fetched (scripts/fetch-models.sh)")
+        sqnr = {}
+        for fmt in ("mxfp8_e4m3", "mxfp6_e3m2", "mxfp4"):
+            out = self.path(f"pp_{fmt}.onnx")
+            r = run("quantize", model, "-o", out, "-f", fmt, "--fake", "--report", self.path("r.json"), "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(os.path.getsize(out), os.path.getsize(model))
+            sqnr[fmt] = json.load(open(self.path("r.json")))["totals"]["sqnr_db"]
+        self.assertGreater(sqnr["mxfp8_e4m3"], sqnr["mxfp6_e3m2"])
+        self.assertGreater(sqnr["mxfp6_e3m2"], sqnr["mxfp4"])
+        self.assert_fails(["quantize", model, "-o", self.path("pp.gguf"), "-f", "mxfp4"], "keeps its weights in its graph", self.path("pp.gguf"))
 
 
 class BadInput(Base):

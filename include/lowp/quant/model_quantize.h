@@ -1,0 +1,81 @@
+// lowp/quant/model_quantize.h — quantize a whole model file, tensor by tensor,
+// and say what each tensor lost and what it saves. The engine behind
+// `lowp quantize`.
+//
+// Tensors are read, quantized and written one at a time (peak memory is about
+// one tensor in and out, not the model). By default the float tensors of rank
+// 2 or more are quantized and the rest (norms, biases, integer tensors) are
+// copied unchanged. The output is written atomically: it appears whole or not
+// at all.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lowp/block/mx.h"
+#include "lowp/io/model.h"
+#include "lowp/quant/metrics.h"
+
+namespace lowp {
+
+struct QuantizeRequest {
+  std::string format;              // a scalar or block format name
+  std::optional<int> block_size;   // overrides the block format's k
+  // The axis blocks run along, in the tensor's block view: tensors of rank 3+
+  // are seen as 2-D [d0, d1*d2*...] (a convolution's output channels by its
+  // reduction). -1 (the last) suits [out, in] weights (PyTorch, safetensors);
+  // 0 suits [in, out] weights (ONNX MatMul, Paddle). GGUF block types need -1.
+  int axis = -1;
+  BlockOptions block;              // scale rule, rounding, seed, subnormal flush, threads
+  bool saturate = false;           // scalar formats: clamp overflow instead of Inf/NaN
+  std::vector<std::string> include;  // shell globs on tensor names; empty = all
+  std::vector<std::string> exclude;
+  std::uint64_t min_elements = 1;
+  std::size_t min_rank = 2;
+  // Keep each tensor's dtype and layout, holding fake-quantized values (the
+  // only mode for ONNX output).
+  bool fake = false;
+  std::string output_kind;  // "safetensors", "gguf" or "onnx"
+  // Called before each tensor is processed (index, total), e.g. for progress.
+  std::function<void(std::size_t, std::size_t, const io::TensorInfo&)> on_tensor;
+};
+
+struct TensorReport {
+  std::string name;
+  std::string dtype_in;
+  std::string stored_as;  // the output dtype or format
+  std::vector<std::int64_t> shape;
+  bool quantized = false;
+  std::uint64_t elements = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;  // stored bytes, scales included
+  ErrorStats stats;             // quantized tensors only
+
+  double bits_per_value() const {
+    return elements == 0 ? 0.0 : 8.0 * static_cast<double>(bytes_out) / static_cast<double>(elements);
+  }
+};
+
+struct ModelReport {
+  std::string input, output, format, output_kind;
+  bool fake = false;
+  std::vector<TensorReport> tensors;
+  ErrorStats quantized_stats;  // over all quantized tensors
+  std::uint64_t parameters = 0, quantized_parameters = 0, bytes_in = 0, bytes_out = 0;
+};
+
+// "safetensors", "gguf" or "onnx" from `to` if given, else from the output
+// path's extension. Throws lowp::Error naming the path otherwise.
+std::string output_kind_for(const std::filesystem::path& out, const std::string& to);
+
+// Whether the request quantizes tensor `t` (float, rank, size, globs).
+bool is_selected(const io::TensorInfo& t, const QuantizeRequest& req);
+
+ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::path& out,
+                           const QuantizeRequest& req);
+
+}  // namespace lowp

@@ -1,0 +1,183 @@
+// Whole-model quantization (model_quantize.h): select tensors, quantize them
+// one at a time, write the output file in streaming fashion, report errors.
+#include "lowp/quant/model_quantize.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+#include "lowp/block/tensor.h"
+#include "lowp/error.h"
+#include "lowp/format/convert.h"
+#include "lowp/format/registry.h"
+#include "lowp/io/gguf.h"
+#include "lowp/io/onnx.h"
+#include "model_quantize_internal.h"
+
+namespace lowp {
+namespace detail {
+
+ResolvedFormat resolve_format(const QuantizeRequest& req) {
+  ResolvedFormat r;
+  r.name = req.format;
+  if (req.format == "q8_0") {  // ggml's own 8-bit blocks: 32 int8 with an fp16 scale
+    if (req.output_kind != "gguf") throw Error("q8_0 is ggml's format: write a .gguf file");
+    if (req.block_size && *req.block_size != 32) throw Error("q8_0 blocks hold 32 values");
+    r.is_ggml_q8_0 = true;
+    return r;
+  }
+  if (parse_block_format(req.format, r.block)) {
+    r.is_block = true;
+    if (req.block_size) {
+      if (*req.block_size < 1) throw Error("--block must be at least 1");
+      r.block.block_size = *req.block_size;
+    }
+    r.name = block_format_name(r.block);
+    return r;
+  }
+  if (req.block_size) throw Error("--block applies to block formats; " + quoted(req.format) + " is a scalar format");
+  r.scalar = parse_format(req.format);
+  if (!is_float(r.scalar)) {
+    throw Error("integer format " + quoted(req.format) +
+                " needs a scale; use a block format such as mxint8 or mx:int4:32");
+  }
+  r.name = format_name(r.scalar);
+  return r;
+}
+
+std::vector<std::int64_t> block_view(std::span<const std::int64_t> shape) {
+  if (shape.size() < 3) return {shape.begin(), shape.end()};
+  std::int64_t rest = 1;
+  for (std::size_t i = 1; i < shape.size(); ++i) rest *= shape[i];
+  return {shape[0], rest};
+}
+
+void reject_onnx_input(const io::ModelReader& in, const std::string& output_kind) {
+  if (in.kind() == "onnx") {
+    throw Error("an ONNX model keeps its weights in its graph: write an .onnx file with --fake, not " +
+                output_kind);
+  }
+}
+
+std::vector<float> fake_values(const ResolvedFormat& f, std::span<const float> values,
+                               std::span<const std::int64_t> shape, const QuantizeRequest& req) {
+  if (f.is_ggml_q8_0) {
+    // Dequantize ggml's Q8_0 blocks: fp16 d, then 32 int8 (34 bytes a block).
+    const std::vector<std::byte> bytes = io::ggml_quantize_q8_0(values);
+    const Format fp16 = parse_format("fp16");
+    std::vector<float> out(values.size());
+    for (std::size_t b = 0; b * 32 < values.size(); ++b) {
+      std::uint16_t d_bits;
+      std::memcpy(&d_bits, bytes.data() + 34 * b, 2);
+      const float d = decode_f32(fp16, d_bits);
+      for (std::size_t j = 0; j < 32 && b * 32 + j < values.size(); ++j) {
+        out[b * 32 + j] = static_cast<float>(static_cast<std::int8_t>(bytes[34 * b + 2 + j])) * d;
+      }
+    }
+    return out;
+  }
+  if (f.is_block) return fake_quantize(f.block, values, block_view(shape), req.axis, req.block);
+  const EncodeOptions opt{req.block.rounding, req.saturate};
+  std::vector<float> out(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::uint32_t random =
+        opt.rounding == Rounding::kStochastic ? stochastic_bits(req.block.seed, i) : 0;
+    out[i] = decode_f32(f.scalar, encode(f.scalar, values[i], opt, random));
+  }
+  return out;
+}
+
+TensorReport base_report(const io::TensorInfo& t) {
+  TensorReport r;
+  r.name = t.name;
+  r.dtype_in = t.dtype;
+  r.stored_as = t.dtype;
+  r.shape = t.shape;
+  r.elements = t.element_count();
+  r.bytes_in = t.nbytes;
+  r.bytes_out = t.nbytes;
+  return r;
+}
+
+void finish(ModelReport& report) {
+  for (const TensorReport& t : report.tensors) {
+    report.parameters += t.elements;
+    report.bytes_in += t.bytes_in;
+    report.bytes_out += t.bytes_out;
+    if (t.quantized) {
+      report.quantized_parameters += t.elements;
+      report.quantized_stats.merge(t.stats);
+    }
+  }
+}
+
+}  // namespace detail
+
+std::string output_kind_for(const std::filesystem::path& out, const std::string& to) {
+  const std::string kind = !to.empty() ? to : out.extension().string().substr(out.extension().empty() ? 0 : 1);
+  if (kind == "safetensors" || kind == "gguf" || kind == "onnx") return kind;
+  throw Error("cannot tell the output format of " + quoted(out.string()) +
+              " (use a .safetensors, .gguf or .onnx name, or --to)");
+}
+
+bool is_selected(const io::TensorInfo& t, const QuantizeRequest& req) {
+  if (!t.is_float || t.shape.size() < req.min_rank || t.element_count() < req.min_elements) return false;
+  auto matches = [&](const std::string& glob) { return ::fnmatch(glob.c_str(), t.name.c_str(), 0) == 0; };
+  if (!req.include.empty() && std::none_of(req.include.begin(), req.include.end(), matches)) return false;
+  return std::none_of(req.exclude.begin(), req.exclude.end(), matches);
+}
+
+ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::path& out,
+                           const QuantizeRequest& req) {
+  const detail::ResolvedFormat f = detail::resolve_format(req);
+  ModelReport report;
+  report.output = out.string();
+  report.format = f.name;
+  report.output_kind = req.output_kind;
+  report.fake = req.fake;
+
+  if (req.output_kind == "onnx") {
+    if (in.kind() != "onnx") throw Error("ONNX output needs an ONNX input (it patches the input graph)");
+    if (!req.fake) throw Error("ONNX output keeps the graph's dtypes: add --fake");
+    // The patch writer offers every float tensor once, in file order; the
+    // others are copied as they are.
+    std::size_t index = 0;
+    const std::size_t total = in.tensors().size();
+    for (const io::TensorInfo& t : in.tensors()) {
+      if (!t.is_float) report.tensors.push_back(detail::base_report(t));
+    }
+    io::write_onnx_replacing(out, in, [&](const io::TensorInfo& t) -> std::optional<std::vector<float>> {
+      if (req.on_tensor) req.on_tensor(index++, total, t);
+      TensorReport r = detail::base_report(t);
+      if (!is_selected(t, req)) {
+        report.tensors.push_back(std::move(r));
+        return std::nullopt;
+      }
+      const std::vector<float> values = in.read_f32(t);
+      std::vector<float> q = detail::fake_values(f, values, t.shape, req);
+      r.quantized = true;
+      r.stats.add(values, q);
+      r.stored_as = t.dtype + " (fake " + f.name + ")";
+      report.tensors.push_back(std::move(r));
+      return q;
+    });
+  } else if (req.output_kind == "safetensors") {
+    detail::write_safetensors_output(in, out, f, req, report);
+  } else if (req.output_kind == "gguf") {
+    detail::write_gguf_output(in, out, f, req, report);
+  } else {
+    throw Error("unknown output kind " + quoted(req.output_kind));
+  }
+  // Report rows in the input's tensor order, whatever order the writer used.
+  std::unordered_map<std::string, std::size_t> position;
+  for (std::size_t i = 0; i < in.tensors().size(); ++i) position[in.tensors()[i].name] = i;
+  std::stable_sort(report.tensors.begin(), report.tensors.end(), [&](const TensorReport& a, const TensorReport& b) {
+    return position[a.name] < position[b.name];
+  });
+  detail::finish(report);
+  return report;
+}
+
+}  // namespace lowp

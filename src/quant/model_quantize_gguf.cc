@@ -1,0 +1,150 @@
+// quantize_model's GGUF output: F32/F16/BF16 casts, MXFP4 in ggml's block
+// layout, and ggml's Q8_0; other tensors are copied in their own type.
+#include <cstring>
+#include <string>
+
+#include "lowp/block/ggml.h"
+#include "lowp/block/tensor.h"
+#include "lowp/error.h"
+#include "lowp/format/convert.h"
+#include "lowp/format/registry.h"
+#include "lowp/io/gguf.h"
+#include "model_quantize_internal.h"
+
+namespace lowp::detail {
+namespace {
+
+// The GGUF type that stores a quantized tensor in `f`, or "" if GGUF has none.
+std::string gguf_type_for(const ResolvedFormat& f) {
+  if (f.is_ggml_q8_0) return "Q8_0";
+  if (f.is_block) {
+    BlockFormat mxfp4;
+    parse_block_format("mxfp4", mxfp4);
+    return f.block == mxfp4 ? "MXFP4" : "";
+  }
+  if (f.name == "fp32") return "F32";
+  if (f.name == "fp16") return "F16";
+  if (f.name == "bf16") return "BF16";
+  return "";
+}
+
+// GGUF's name for a tensor copied unchanged from `in`, or "" if there is none.
+std::string gguf_copy_type(const io::ModelReader& in, const io::TensorInfo& t) {
+  if (in.kind() == "gguf") return t.dtype;
+  static const std::pair<const char*, const char*> kNames[] = {
+      {"F32", "F32"},     {"FLOAT", "F32"},     {"float32", "F32"},  {"F16", "F16"},     {"FLOAT16", "F16"},
+      {"float16", "F16"}, {"BF16", "BF16"},     {"BFLOAT16", "BF16"}, {"bfloat16", "BF16"}, {"F64", "F64"},
+      {"DOUBLE", "F64"},  {"float64", "F64"},   {"I8", "I8"},        {"INT8", "I8"},     {"int8", "I8"},
+      {"I16", "I16"},     {"INT16", "I16"},     {"int16", "I16"},    {"I32", "I32"},     {"INT32", "I32"},
+      {"int32", "I32"},   {"I64", "I64"},       {"INT64", "I64"},    {"int64", "I64"},
+  };
+  for (const auto& [from, to] : kNames) {
+    if (t.dtype == from) return to;
+  }
+  return "";
+}
+
+std::vector<std::byte> encode_all(const Format& f, std::span<const float> values) {
+  const auto width = static_cast<std::size_t>(code_bytes(f));
+  std::vector<std::byte> out(values.size() * width);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::uint32_t c = encode(f, values[i]);
+    std::memcpy(out.data() + i * width, &c, width);  // little-endian low bytes
+  }
+  return out;
+}
+
+}  // namespace
+
+void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& out,
+                       const ResolvedFormat& f, const QuantizeRequest& req, ModelReport& report) {
+  reject_onnx_input(in, "GGUF");
+  if (!req.fake && (f.is_block || f.is_ggml_q8_0) && req.axis != -1) {
+    throw Error("GGUF's block types run along each row (the last axis): --axis must be -1");
+  }
+  const std::string stored_type = gguf_type_for(f);
+  if (!req.fake && stored_type.empty()) {
+    throw Error("GGUF has no tensor type for " + f.name +
+                " (it stores fp32, fp16, bf16, mxfp4 and q8_0); write .safetensors instead, or add --fake");
+  }
+  // Step 1: decide every output tensor up front (the header needs all sizes).
+  struct Plan {
+    const io::TensorInfo* in;
+    bool quantize;
+    std::string note;
+  };
+  std::vector<Plan> plans;
+  std::vector<io::OutputTensor> outputs;
+  for (const io::TensorInfo& t : in.tensors()) {
+    Plan p{&t, is_selected(t, req), ""};
+    const bool blocked = !req.fake && (stored_type == "MXFP4" || stored_type == "Q8_0");
+    if (p.quantize && blocked && (t.shape.empty() || t.shape.back() % 32 != 0)) {
+      p.quantize = false;
+      p.note = "kept: " + stored_type + " needs a last dimension that is a multiple of 32";
+    }
+    io::OutputTensor o{t.name, "", t.shape, 0};
+    if (p.quantize && !req.fake) {
+      o.dtype = stored_type;
+    } else if (p.quantize) {
+      o.dtype = in.kind() == "gguf" && (t.dtype == "F16" || t.dtype == "BF16") ? t.dtype : "F32";
+    } else {
+      o.dtype = gguf_copy_type(in, t);
+      if (o.dtype.empty()) {
+        throw Error("tensor " + quoted(t.name) + " of type " + t.dtype + " has no GGUF type to be copied as");
+      }
+    }
+    o.nbytes = io::gguf_tensor_nbytes(o.dtype, o.shape);
+    outputs.push_back(std::move(o));
+    plans.push_back(std::move(p));
+  }
+  std::vector<io::GgufKv> kv;
+  if (in.kind() == "gguf") kv = io::gguf_kv(in);
+  kv.emplace_back("lowp.quantized_format", io::GgufValue::string(f.name + (req.fake ? " (fake)" : "")));
+
+  // Step 2: stream the tensors; each is quantized when the writer asks for it.
+  io::write_gguf(out, kv, outputs, [&](std::size_t i) -> std::vector<std::byte> {
+    const Plan& p = plans[i];
+    const io::TensorInfo& t = *p.in;
+    const io::OutputTensor& o = outputs[i];
+    if (req.on_tensor) req.on_tensor(i, plans.size(), t);
+    TensorReport r = base_report(t);
+    r.stored_as = o.dtype;
+    r.bytes_out = o.nbytes;
+    if (!p.quantize) {
+      r.stored_as = p.note.empty() ? o.dtype : o.dtype + " (" + p.note + ")";
+      report.tensors.push_back(std::move(r));
+      // Every reader that gets here stores plain little-endian values, so the
+      // bytes carry over as they are (gguf_copy_type kept the type).
+      const auto raw = in.raw(t);
+      return {raw.begin(), raw.end()};
+    }
+    const std::vector<float> values = in.read_f32(t);
+    std::vector<float> q;
+    std::vector<std::byte> bytes;
+    if (req.fake) {
+      q = fake_values(f, values, t.shape, req);
+      bytes = o.dtype == "F32" ? encode_all(parse_format("fp32"), q)
+                               : encode_all(parse_format(o.dtype == "F16" ? "fp16" : "bf16"), q);
+      r.stored_as = o.dtype + " (fake " + f.name + ")";
+    } else if (o.dtype == "Q8_0") {
+      bytes = io::ggml_quantize_q8_0(values);
+      q = fake_values(f, values, t.shape, req);
+    } else if (o.dtype == "MXFP4") {
+      const PackedTensor packed = quantize(f.block, values, t.shape, -1, req.block);
+      const std::vector<GgmlBlockMxfp4> blocks = to_ggml_mxfp4(packed);
+      bytes.resize(blocks.size() * sizeof(GgmlBlockMxfp4));
+      std::memcpy(bytes.data(), blocks.data(), bytes.size());
+      q.resize(values.size());
+      ggml_mxfp4_dequantize(blocks, q);  // what ggml will read back
+    } else {
+      bytes = encode_all(f.scalar, values);
+      q = fake_values(f, values, t.shape, req);
+    }
+    r.quantized = true;
+    r.stats.add(values, q);
+    report.tensors.push_back(std::move(r));
+    return bytes;
+  });
+}
+
+}  // namespace lowp::detail

@@ -1,0 +1,45 @@
+// Pieces shared by the output writers of quantize_model (not public API).
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lowp/block/block_format.h"
+#include "lowp/quant/model_quantize.h"
+
+namespace lowp::detail {
+
+struct ResolvedFormat {
+  std::string name;  // canonical
+  bool is_block = false;
+  bool is_ggml_q8_0 = false;  // ggml's Q8_0 (GGUF output only)
+  BlockFormat block;
+  Format scalar;
+};
+
+ResolvedFormat resolve_format(const QuantizeRequest& req);
+
+// The shape block formats see: tensors of rank 3 or more are viewed as 2-D,
+// [d0, d1*d2*...], so that a convolution's blocks run along its whole
+// reduction (in_channels x kernel), not along the kernel's last axis.
+std::vector<std::int64_t> block_view(std::span<const std::int64_t> shape);
+
+// Quantize-then-dequantize values of a tensor of `shape` (blocks along
+// req.axis of block_view(shape)), as the request asks.
+std::vector<float> fake_values(const ResolvedFormat& f, std::span<const float> values,
+                               std::span<const std::int64_t> shape, const QuantizeRequest& req);
+
+// ONNX graphs keep their constants in the graph: whole-model output from an
+// ONNX input is an ONNX file (--fake). Throws for any other output kind.
+void reject_onnx_input(const io::ModelReader& in, const std::string& output_kind);
+
+// A report row for a tensor copied unchanged.
+TensorReport base_report(const io::TensorInfo& t);
+
+void write_safetensors_output(const io::ModelReader& in, const std::filesystem::path& out,
+                              const ResolvedFormat& f, const QuantizeRequest& req, ModelReport& report);
+void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& out,
+                       const ResolvedFormat& f, const QuantizeRequest& req, ModelReport& report);
+
+}  // namespace lowp::detail

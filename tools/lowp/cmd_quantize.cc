@@ -1,0 +1,177 @@
+// `lowp quantize IN -o OUT --format F ...`: quantize a whole model file tensor
+// by tensor, write it (safetensors, GGUF, or ONNX with --fake), and report what
+// each tensor lost (MSE, SQNR, max error) and what the file saves.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "arrays.h"
+#include "commands.h"
+#include "lowp/error.h"
+#include "lowp/io/atomic_file.h"
+#include "lowp/io/model.h"
+#include "lowp/quant/model_quantize.h"
+
+namespace lowp::cli {
+namespace {
+
+struct QuantizeArgs {
+  std::string in, out, format, round = "rne", scale_rule = "floor", to, report_path;
+  std::optional<int> block;
+  std::uint64_t seed = 0;
+  std::uint64_t min_elements = 1;
+  std::vector<std::string> include, exclude;
+  unsigned threads = 0;
+  int axis = -1;
+  bool saturate = false, fake = false, quiet = false;
+};
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string s;
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? "x" : "") + std::to_string(shape[i]);
+  return s.empty() ? "scalar" : s;
+}
+
+std::string db_text(double db) {
+  if (std::isinf(db)) return db > 0 ? "exact" : "-inf";
+  return fmt::format("{:.2f}", db);
+}
+
+nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+
+nlohmann::json report_json(const ModelReport& r) {
+  nlohmann::json j;
+  j["input"] = r.input;
+  j["output"] = r.output;
+  j["output_kind"] = r.output_kind;
+  j["format"] = r.format;
+  j["fake"] = r.fake;
+  j["tensors"] = nlohmann::json::array();
+  for (const TensorReport& t : r.tensors) {
+    nlohmann::json row = {{"name", t.name},         {"shape", t.shape},         {"dtype_in", t.dtype_in},
+                          {"stored_as", t.stored_as}, {"quantized", t.quantized}, {"elements", t.elements},
+                          {"bytes_in", t.bytes_in},  {"bytes_out", t.bytes_out},
+                          {"bits_per_value", t.bits_per_value()}};
+    if (t.quantized) {
+      row["mse"] = t.stats.mse();
+      row["sqnr_db"] = finite_or_null(t.stats.sqnr_db());
+      row["max_abs_error"] = t.stats.max_abs_error;
+      row["nonfinite"] = t.stats.nonfinite;
+    }
+    j["tensors"].push_back(std::move(row));
+  }
+  const double bits = r.parameters == 0 ? 0.0 : 8.0 * static_cast<double>(r.bytes_out) / static_cast<double>(r.parameters);
+  j["totals"] = {{"parameters", r.parameters},
+                 {"quantized_parameters", r.quantized_parameters},
+                 {"bytes_in", r.bytes_in},
+                 {"bytes_out", r.bytes_out},
+                 {"bits_per_parameter", bits},
+                 {"mse", r.quantized_stats.mse()},
+                 {"sqnr_db", finite_or_null(r.quantized_stats.sqnr_db())},
+                 {"max_abs_error", r.quantized_stats.max_abs_error}};
+  return j;
+}
+
+void print_report(const ModelReport& r) {
+  std::size_t width = 6;
+  for (const TensorReport& t : r.tensors) width = std::max(width, t.name.size());
+  width = std::min<std::size_t>(width, 48);
+  fmt::print("{:<{}}  {:<14} {:<22} {:>10} {:>9} {:>12} {:>9} {:>11}\n", "tensor", width, "shape", "stored as",
+             "elements", "bits/val", "MSE", "SQNR dB", "max |err|");
+  for (const TensorReport& t : r.tensors) {
+    if (t.quantized) {
+      fmt::print("{:<{}}  {:<14} {:<22} {:>10} {:>9.3f} {:>12.4g} {:>9} {:>11.4g}\n", t.name, width,
+                 shape_text(t.shape), t.stored_as, t.elements, t.bits_per_value(), t.stats.mse(),
+                 db_text(t.stats.sqnr_db()), t.stats.max_abs_error);
+    } else {
+      fmt::print("{:<{}}  {:<14} {:<22} {:>10} {:>9.3f} {:>12} {:>9} {:>11}\n", t.name, width, shape_text(t.shape),
+                 t.stored_as, t.elements, t.bits_per_value(), "-", "kept", "-");
+    }
+  }
+  const double bits = r.parameters == 0 ? 0.0 : 8.0 * static_cast<double>(r.bytes_out) / static_cast<double>(r.parameters);
+  fmt::print("\n{} -> {} ({}{}): {} tensors, {} of {} parameters quantized\n", r.input, r.output, r.format,
+             r.fake ? ", fake" : "", r.tensors.size(), r.quantized_parameters, r.parameters);
+  fmt::print("bytes {} -> {} ({:.3f}x), {:.3f} bits per parameter; quantized tensors: SQNR {} dB, MSE {:.4g}, "
+             "max |err| {:.4g}\n",
+             r.bytes_in, r.bytes_out,
+             r.bytes_out == 0 ? 0.0 : static_cast<double>(r.bytes_in) / static_cast<double>(r.bytes_out), bits,
+             db_text(r.quantized_stats.sqnr_db()), r.quantized_stats.mse(), r.quantized_stats.max_abs_error);
+}
+
+void run_quantize(const QuantizeArgs& a) {
+  QuantizeRequest req;
+  req.format = a.format;
+  req.block_size = a.block;
+  req.axis = a.axis;
+  req.block.rounding = parse_rounding(a.round);
+  req.block.scale_rule = parse_scale_rule(a.scale_rule);
+  req.block.seed = a.seed;
+  req.block.threads = a.threads;
+  req.saturate = a.saturate;
+  req.include = a.include;
+  req.exclude = a.exclude;
+  req.min_elements = a.min_elements;
+  req.fake = a.fake;
+  req.output_kind = output_kind_for(a.out, a.to);
+  // A progress line on a terminal, nothing otherwise.
+  const bool progress = !a.quiet && ::isatty(STDERR_FILENO) != 0;
+  if (progress) {
+    req.on_tensor = [](std::size_t i, std::size_t n, const io::TensorInfo& t) {
+      std::fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, n, t.name.c_str());
+      std::fflush(stderr);
+    };
+  }
+  const std::unique_ptr<io::ModelReader> in = io::open_model(a.in);
+  ModelReport report = quantize_model(*in, a.out, req);
+  report.input = a.in;
+  if (progress) std::fprintf(stderr, "\r\033[K");
+  if (!a.report_path.empty()) {
+    const std::string text = report_json(report).dump(2) + "\n";
+    io::write_file_atomic(a.report_path, std::as_bytes(std::span(text.data(), text.size())));
+  }
+  if (!a.quiet) print_report(report);
+}
+
+}  // namespace
+
+void add_quantize_command(CLI::App& app) {
+  auto a = std::make_shared<QuantizeArgs>();
+  auto* cmd = app.add_subcommand(
+      "quantize",
+      "Quantize a model file (.safetensors, .gguf, .onnx, .npz, .npy) tensor by tensor and report what each "
+      "tensor lost. By default float tensors of rank >= 2 are quantized and the rest (norms, biases) kept. "
+      "Outputs: .safetensors (any format; block formats packed), .gguf (fp32, fp16, bf16, mxfp4, q8_0), "
+      ".onnx (--fake only)");
+  cmd->add_option("IN", a->in, "Input model file")->required();
+  cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
+  cmd->add_option("--format,-f", a->format, "Format (see 'lowp formats'; q8_0 for GGUF)")->required();
+  cmd->add_option("--block", a->block, "Block size for block formats");
+  cmd->add_option("--axis", a->axis,
+                  "Block axis in each tensor's 2-D view (rank 3+ is seen as [d0, rest]): -1 for [out, in] "
+                  "weights, 0 for [in, out] (ONNX MatMul)")
+      ->default_str("-1");
+  cmd->add_option("--scale-rule", a->scale_rule, "MX shared-scale rule: floor, rceil, ceil, even")
+      ->default_str("floor");
+  cmd->add_option("--round", a->round, "Rounding: rne, away, zero, stochastic")->default_str("rne");
+  cmd->add_option("--seed", a->seed, "Seed for stochastic rounding")->default_str("0");
+  cmd->add_flag("--saturate", a->saturate, "Scalar formats: clamp overflow to ±max finite");
+  cmd->add_option("--include", a->include, "Quantize only tensors whose name matches a glob (repeatable)");
+  cmd->add_option("--exclude", a->exclude, "Never quantize tensors whose name matches a glob (repeatable)");
+  cmd->add_option("--min-elements", a->min_elements, "Keep tensors with fewer elements")->default_str("1");
+  cmd->add_flag("--fake", a->fake, "Keep each tensor's dtype, holding fake-quantized values");
+  cmd->add_option("--to", a->to, "Output kind when OUT's extension does not say: safetensors, gguf, onnx");
+  cmd->add_option("--report", a->report_path, "Also write the per-tensor report as JSON");
+  cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->default_str("0");
+  cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
+  cmd->callback([a] { run_quantize(*a); });
+}
+
+}  // namespace lowp::cli
