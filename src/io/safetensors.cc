@@ -377,7 +377,8 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const std::strin
   for (const char* key : kKeys) {
     if (!d.contains(key)) fail(source_, where + ": metadata lacks '" + key + "'");
   }
-  for (const auto& [key, value] : d.items()) {
+  for (const auto& item : d.items()) {
+    const std::string& key = item.key();
     if (std::none_of(std::begin(kKeys), std::end(kKeys), [&](const char* k) { return key == k; })) {
       fail(source_, where + ": unexpected metadata key " + lowp::quoted(key));
     }
