@@ -71,7 +71,9 @@ std::size_t safetensors_dtype_size(std::string_view dtype) {
 namespace {
 
 using namespace safetensors_detail;
-using Json = nlohmann::ordered_json;
+// std::map-backed: ordered_json's lookups are linear, which a header with a
+// million keys would turn into quadratic time.
+using Json = nlohmann::json;
 
 [[noreturn]] void fail(std::string_view source, const std::string& what) {
   throw Error(std::string(source) + ": " + what);
@@ -87,37 +89,79 @@ std::string sanitize(std::string_view text) {
   return out;
 }
 
-// Parses `text` as JSON, rejecting duplicate keys in any object (nlohmann
-// would silently keep the last) and arrays or objects nested `max_depth` or
-// more levels deep (the format never needs them; this bounds the work a
-// hostile header can cause).
-Json parse_json(std::string_view text, std::string_view source, const std::string& what, int max_depth) {
-  std::vector<std::unordered_set<std::string>> keys;
-  auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) {
-    switch (event) {
-      case Json::parse_event_t::object_start:
-      case Json::parse_event_t::array_start:
-        if (depth >= max_depth) fail(source, what + " is nested too deeply");
-        if (event == Json::parse_event_t::object_start) keys.emplace_back();
-        break;
-      case Json::parse_event_t::key:
-        if (keys.empty() || !keys.back().insert(parsed.get<std::string>()).second) {
-          fail(source, what + " has a duplicate key " + lowp::quoted(parsed.get<std::string>()));
-        }
-        break;
-      case Json::parse_event_t::object_end:
-        if (!keys.empty()) keys.pop_back();
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
+// nlohmann's DOM builder behind a SAX filter that rejects duplicate keys in
+// any object (nlohmann would silently keep the last) and arrays or objects
+// nested `max_depth` or more levels deep (the format never needs them; this
+// bounds the work a hostile header can cause), and records the top-level keys
+// in text order. (nlohmann's parse callbacks are not used: they rescan the
+// parent object at every nested object's end, quadratic in the tensor count.)
+class CheckedSax {
+ public:
+  using Dom = nlohmann::detail::json_sax_dom_parser<Json>;
+  CheckedSax(Json& result, std::string_view source, const std::string& what, int max_depth,
+             std::vector<std::string>* top_keys)
+      : dom_(result, true), source_(source), what_(what), max_depth_(max_depth), top_keys_(top_keys) {}
+
+  bool null() { return dom_.null(); }
+  bool boolean(bool v) { return dom_.boolean(v); }
+  bool number_integer(Json::number_integer_t v) { return dom_.number_integer(v); }
+  bool number_unsigned(Json::number_unsigned_t v) { return dom_.number_unsigned(v); }
+  bool number_float(Json::number_float_t v, const Json::string_t& s) { return dom_.number_float(v, s); }
+  bool string(Json::string_t& v) { return dom_.string(v); }
+  bool binary(Json::binary_t& v) { return dom_.binary(v); }
+  bool start_object(std::size_t n) {
+    open();
+    keys_.emplace_back();
+    return dom_.start_object(n);
+  }
+  bool key(Json::string_t& k) {
+    if (!keys_.back().insert(k).second) fail(source_, what_ + " has a duplicate key " + lowp::quoted(k));
+    if (depth_ == 1 && top_keys_ != nullptr) top_keys_->push_back(k);
+    return dom_.key(k);
+  }
+  bool end_object() {
+    keys_.pop_back();
+    --depth_;
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t n) {
+    open();
+    return dom_.start_array(n);
+  }
+  bool end_array() {
+    --depth_;
+    return dom_.end_array();
+  }
+  bool parse_error(std::size_t position, const std::string& token, const nlohmann::detail::exception& e) {
+    return dom_.parse_error(position, token, e);  // throws e
+  }
+
+ private:
+  void open() {
+    if (depth_ >= max_depth_) fail(source_, what_ + " is nested too deeply");
+    ++depth_;
+  }
+
+  Dom dom_;
+  std::string_view source_;
+  const std::string& what_;
+  int max_depth_;
+  int depth_ = 0;
+  std::vector<std::string>* top_keys_;
+  std::vector<std::unordered_set<std::string>> keys_;
+};
+
+// Parses `text` as JSON through CheckedSax.
+Json parse_json(std::string_view text, std::string_view source, const std::string& what, int max_depth,
+                std::vector<std::string>* top_keys = nullptr) {
+  Json result;
+  CheckedSax sax(result, source, what, max_depth, top_keys);
   try {
-    return Json::parse(text.begin(), text.end(), callback);
+    Json::sax_parse(text.begin(), text.end(), &sax);
   } catch (const Json::exception& e) {
     fail(source, what + " is not valid JSON: " + sanitize(e.what()));
   }
+  return result;
 }
 
 // A JSON integer as uint64 (nullopt for non-integers and negative values).
@@ -219,6 +263,9 @@ struct Entry {
   std::uint64_t scales_offset = 0, scales_bytes = 0;  // absolute
 };
 
+// Raw tensors by name (views into the RawTensors, which stay put).
+using RawIndex = std::unordered_map<std::string_view, std::size_t>;
+
 struct Combined {
   TensorInfo info;
   Entry entry;
@@ -251,9 +298,10 @@ class SafetensorsReader final : public ModelReader {
     if (it == by_name_.end()) fail(source_, "no tensor " + lowp::quoted(t.name) + " in this file");
     return it->second;
   }
-  void add_packed(std::vector<RawTensor>& raw, const std::string& name, const std::string& description,
+  void add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name, const std::string& description,
                   std::uint64_t data_start, std::vector<Combined>& out) const;
-  void add_mxfp4_pairs(std::vector<RawTensor>& raw, std::uint64_t data_start, std::vector<Combined>& out) const;
+  void add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index, std::uint64_t data_start,
+                       std::vector<Combined>& out) const;
 
   std::span<const std::byte> image_;
   std::string source_;
@@ -264,11 +312,9 @@ class SafetensorsReader final : public ModelReader {
   std::vector<std::pair<std::string, std::string>> metadata_;
 };
 
-RawTensor* find_raw(std::vector<RawTensor>& raw, std::string_view name) {
-  for (RawTensor& t : raw) {
-    if (t.name == name) return &t;
-  }
-  return nullptr;
+RawTensor* find_raw(std::vector<RawTensor>& raw, const RawIndex& index, std::string_view name) {
+  const auto it = index.find(name);
+  return it == index.end() ? nullptr : &raw[it->second];
 }
 
 void SafetensorsReader::parse() {
@@ -291,7 +337,8 @@ void SafetensorsReader::parse() {
   const std::uint64_t data_start = 8 + n;
   const std::uint64_t data_size = size - data_start;
   // Depth: the header object (0), its entries (1), their shape arrays (2).
-  const Json header = parse_json(text, source_, "header", 3);
+  std::vector<std::string> header_order;
+  const Json header = parse_json(text, source_, "header", 3, &header_order);
   if (!header.is_object()) fail(source_, "header must be a JSON object");
 
   std::vector<RawTensor> raw;
@@ -321,11 +368,15 @@ void SafetensorsReader::parse() {
   }
 
   // Combine lowp's packed tensors, then published MXFP4 pairs.
+  RawIndex index;
+  for (std::size_t i = 0; i < raw.size(); ++i) index.emplace(raw[i].name, i);
   std::vector<Combined> combined;
   for (const auto& [key, value] : metadata_) {
-    if (key.starts_with(kPackedPrefix)) add_packed(raw, key.substr(kPackedPrefix.size()), value, data_start, combined);
+    if (key.starts_with(kPackedPrefix)) {
+      add_packed(raw, index, key.substr(kPackedPrefix.size()), value, data_start, combined);
+    }
   }
-  add_mxfp4_pairs(raw, data_start, combined);
+  add_mxfp4_pairs(raw, index, data_start, combined);
 
   std::vector<Combined> all = std::move(combined);
   for (const RawTensor& t : raw) {
@@ -340,9 +391,16 @@ void SafetensorsReader::parse() {
     c.entry.dtype = t.dtype;
     all.push_back(std::move(c));
   }
-  // File order. (Header order is not kept by every writer; offsets are.)
-  std::stable_sort(all.begin(), all.end(),
-                   [](const Combined& a, const Combined& b) { return a.info.offset < b.info.offset; });
+  // File order; ties (empty tensors) in header order.
+  std::unordered_map<std::string_view, std::size_t> position;
+  for (std::size_t i = 0; i < header_order.size(); ++i) position.emplace(header_order[i], i);
+  auto rank = [&](const std::string& name) {
+    const auto it = position.find(name);  // combined tensors' names need not be header keys
+    return it == position.end() ? header_order.size() : it->second;
+  };
+  std::stable_sort(all.begin(), all.end(), [&](const Combined& a, const Combined& b) {
+    return a.info.offset != b.info.offset ? a.info.offset < b.info.offset : rank(a.info.name) < rank(b.info.name);
+  });
   for (Combined& c : all) {
     // A combined tensor's name may collide with a plain tensor's.
     if (!by_name_.emplace(c.info.name, tensors_.size()).second) {
@@ -355,12 +413,12 @@ void SafetensorsReader::parse() {
 
 // lowp's packed form: "<name>" (element bit stream) + "<name>.scales", both
 // U8 and 1-d, described by the JSON in metadata "lowp.<name>".
-void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const std::string& name, const std::string& description,
+void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name, const std::string& description,
                                    std::uint64_t data_start, std::vector<Combined>& out) const {
   const std::string where = "packed tensor " + lowp::quoted(name);
   const std::string scales_name = packed_scales_name(name);
-  RawTensor* elements = find_raw(raw, name);
-  RawTensor* scales = find_raw(raw, scales_name);
+  RawTensor* elements = find_raw(raw, index, name);
+  RawTensor* scales = find_raw(raw, index, scales_name);
   if (elements == nullptr) fail(source_, "metadata " + lowp::quoted(packed_metadata_key(name)) + " describes tensor " + lowp::quoted(name) + ", which is missing");
   if (scales == nullptr) fail(source_, where + ": its scales tensor " + lowp::quoted(scales_name) + " is missing");
   for (const RawTensor* t : {elements, scales}) {
@@ -453,7 +511,7 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const std::strin
 
 // Published MXFP4 (gpt-oss): "<base>_blocks" U8 [..., G, 16] and
 // "<base>_scales" U8 [..., G] (or ".blocks"/".scales").
-void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, std::uint64_t data_start,
+void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index, std::uint64_t data_start,
                                         std::vector<Combined>& out) const {
   for (std::size_t i = 0; i < raw.size(); ++i) {
     RawTensor& blocks = raw[i];
@@ -467,7 +525,7 @@ void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, std::uint64
     }
     if (scales_name.empty()) continue;
     const std::string where = "MXFP4 tensor " + lowp::quoted(blocks.name);
-    RawTensor* scales = find_raw(raw, scales_name);
+    RawTensor* scales = find_raw(raw, index, scales_name);
     if (scales == nullptr) fail(source_, where + " has no scales: tensor " + lowp::quoted(scales_name) + " is missing");
     std::vector<std::int64_t> expected(blocks.shape.begin(), blocks.shape.end() - 1);
     if (scales->consumed || scales->dtype->name != "U8" || scales->shape != expected) {

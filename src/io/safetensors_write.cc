@@ -58,32 +58,39 @@ void put_u64le(std::uint64_t v, std::byte* out) {
 void write_safetensors(const std::filesystem::path& path, const std::vector<OutputTensor>& tensors,
                        const Metadata& metadata, const ProduceTensor& produce) {
   const std::string file = path.string();
-  Json header = Json::object();
-  if (!metadata.empty()) {
-    Json meta = Json::object();
-    for (const auto& [key, value] : metadata) {
-      if (meta.contains(key)) throw Error(file + ": duplicate metadata key " + lowp::quoted(key));
-      meta[key] = value;
+  // The header is assembled as text: ordered_json's linear lookups would
+  // make a model with many tensors quadratic.
+  std::string text = "{";
+  // A JSON string; names and metadata must be UTF-8 (the format says so).
+  auto json_string = [&](const std::string& s) {
+    try {
+      return Json(s).dump(-1, ' ', false, Json::error_handler_t::strict);
+    } catch (const Json::exception&) {
+      throw Error(file + ": " + lowp::quoted(s) + " is not valid UTF-8");
     }
-    header["__metadata__"] = std::move(meta);
+  };
+  if (!metadata.empty()) {
+    std::unordered_set<std::string_view> keys;
+    text += "\"__metadata__\":{";
+    for (const auto& [key, value] : metadata) {
+      if (!keys.insert(key).second) throw Error(file + ": duplicate metadata key " + lowp::quoted(key));
+      text += (keys.size() > 1 ? "," : "") + json_string(key) + ":" + json_string(value);
+    }
+    text += "}";
   }
+  std::unordered_set<std::string_view> names;
   std::uint64_t offset = 0;
   for (const OutputTensor& t : tensors) {
     const std::string where = file + ": tensor " + lowp::quoted(t.name);
     if (t.name == "__metadata__") throw Error(where + ": the name is reserved");
-    if (header.contains(t.name)) throw Error(where + ": duplicate tensor name");
+    if (!names.insert(t.name).second) throw Error(where + ": duplicate tensor name");
     check_output(t, where);
     if (t.nbytes > std::numeric_limits<std::uint64_t>::max() - offset) throw Error(where + ": data exceeds 2^64 bytes");
-    header[t.name] = Json{{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+    const Json entry = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+    text += (text.size() > 1 ? "," : "") + json_string(t.name) + ":" + entry.dump();
     offset += t.nbytes;
   }
-  std::string text;
-  try {
-    // strict: names and metadata must be UTF-8 (the format says so).
-    text = header.dump(-1, ' ', false, Json::error_handler_t::strict);
-  } catch (const Json::exception&) {
-    throw Error(file + ": a tensor name or metadata string is not valid UTF-8");
-  }
+  text += "}";
   // Pad with spaces so the data buffer starts 8-byte aligned, as the
   // reference implementation does.
   text.append((8 - text.size() % 8) % 8, ' ');

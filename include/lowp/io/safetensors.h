@@ -23,9 +23,10 @@
 //    shape is the logical one. The "lowp." metadata prefix is reserved for this.
 //  For these combined tensors, TensorInfo's offset and nbytes (and raw())
 //  cover the element bytes; read_f32 decodes exactly as lowp::dequantize.
-//  Tensors are listed in file order (by data offset; header order among
-//  tensors at the same offset). Gaps between tensors and bytes after the last
-//  one are allowed; overlapping tensors are not.
+//  Tensors are listed in file order (by data offset; in header order among
+//  empty tensors at the same offset), metadata sorted by key. Gaps between tensors and
+//  bytes after the last one are allowed (the reference implementation rejects
+//  them); overlapping tensors are not.
 #pragma once
 
 #include <cstddef>
