@@ -354,17 +354,20 @@ void SafetensorsReader::parse() {
     raw.push_back(parse_entry(key, value, data_size, source_));
   }
 
-  // No two tensors may share bytes: sort by range and compare neighbours
-  // (empty tensors hold no bytes and overlap nothing).
+  // No two tensors may share bytes: sorted by start, each must begin at or
+  // after the end of the furthest-reaching one before it. Empty tensors hold
+  // no bytes and overlap nothing.
   std::vector<const RawTensor*> order;
   for (const RawTensor& t : raw) {
     if (t.begin != t.end) order.push_back(&t);
   }
   std::stable_sort(order.begin(), order.end(), [](const RawTensor* a, const RawTensor* b) { return a->begin < b->begin; });
-  for (std::size_t i = 1; i < order.size(); ++i) {
-    if (order[i]->begin < order[i - 1]->end) {
-      fail(source_, "tensors " + lowp::quoted(order[i - 1]->name) + " and " + lowp::quoted(order[i]->name) + " overlap");
+  const RawTensor* reach = nullptr;
+  for (const RawTensor* t : order) {
+    if (reach != nullptr && t->begin < reach->end) {
+      fail(source_, "tensors " + lowp::quoted(reach->name) + " and " + lowp::quoted(t->name) + " overlap");
     }
+    if (reach == nullptr || t->end > reach->end) reach = t;
   }
 
   // Combine lowp's packed tensors, then published MXFP4 pairs.

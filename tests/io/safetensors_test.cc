@@ -349,6 +349,10 @@ TEST(Safetensors, RejectsMalformedHeaders) {
   EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
                              "y": {"dtype": "U8", "shape": [2], "data_offsets": [3, 5]}})", data),
                   "tensors 'x' and 'y' overlap");
+  // A tensor nested inside another.
+  EXPECT_REJECTED(image(R"({"a": {"dtype": "U8", "shape": [6], "data_offsets": [0, 6]},
+                             "b": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}})", data),
+                  "tensors 'a' and 'b' overlap");
   EXPECT_REJECTED(image("{" + ok_entry + ", " + ok_entry + "}", data), "header has a duplicate key 'x'");
   EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", data),
                   "duplicate key 'dtype'");
