@@ -24,180 +24,10 @@
 #include "safetensors_common.h"
 
 namespace lowp::io {
-namespace safetensors_detail {
-
-const DTypeInfo* find_dtype(std::string_view name) {
-  static constexpr DTypeInfo kDTypes[] = {
-      {"F64", 8, Decode::kF64, ""},          {"F32", 4, Decode::kF32, ""},
-      {"F16", 2, Decode::kCode, "fp16"},     {"BF16", 2, Decode::kCode, "bf16"},
-      {"F8_E4M3", 1, Decode::kCode, "fp8_e4m3"}, {"F8_E5M2", 1, Decode::kCode, "fp8_e5m2"},
-      {"F8_E8M0", 1, Decode::kCode, "e8m0"}, {"I8", 1, Decode::kNone, ""},
-      {"U8", 1, Decode::kNone, ""},          {"I16", 2, Decode::kNone, ""},
-      {"U16", 2, Decode::kNone, ""},         {"I32", 4, Decode::kNone, ""},
-      {"U32", 4, Decode::kNone, ""},         {"I64", 8, Decode::kNone, ""},
-      {"U64", 8, Decode::kNone, ""},         {"BOOL", 1, Decode::kNone, ""},
-  };
-  for (const DTypeInfo& d : kDTypes) {
-    if (d.name == name) return &d;
-  }
-  return nullptr;
-}
-
-std::optional<std::uint64_t> checked_bytes(std::span<const std::int64_t> shape, std::uint64_t itemsize) {
-  if (std::any_of(shape.begin(), shape.end(), [](std::int64_t d) { return d < 0; })) return std::nullopt;
-  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
-  std::uint64_t n = itemsize;
-  for (std::int64_t d : shape) {
-    const auto ud = static_cast<std::uint64_t>(d);
-    if (n > std::numeric_limits<std::uint64_t>::max() / ud) return std::nullopt;
-    n *= ud;
-  }
-  return n;
-}
-
-std::string shape_text(std::span<const std::int64_t> shape) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) out += (i > 0 ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
-
-}  // namespace safetensors_detail
-
-std::size_t safetensors_dtype_size(std::string_view dtype) {
-  const safetensors_detail::DTypeInfo* d = safetensors_detail::find_dtype(dtype);
-  return d == nullptr ? 0 : d->size;
-}
-
 namespace {
 
 using namespace safetensors_detail;
-// std::map-backed: ordered_json's lookups are linear, which a header with a
-// million keys would turn into quadratic time.
-using Json = nlohmann::json;
 
-[[noreturn]] void fail(std::string_view source, const std::string& what) {
-  throw Error(std::string(source) + ": " + what);
-}
-
-// nlohmann's messages may quote raw input bytes: keep them one printable line.
-std::string sanitize(std::string_view text) {
-  std::string out;
-  for (char c : text.substr(0, 200)) {
-    const auto u = static_cast<unsigned char>(c);
-    out += (u >= 0x20 && u < 0x7f) ? c : '?';
-  }
-  return out;
-}
-
-// nlohmann's DOM builder behind a SAX filter that rejects duplicate keys in
-// any object (nlohmann would silently keep the last) and arrays or objects
-// nested `max_depth` or more levels deep (the format never needs them; this
-// bounds the work a hostile header can cause), and records the top-level keys
-// in text order. (nlohmann's parse callbacks are not used: they rescan the
-// parent object at every nested object's end, quadratic in the tensor count.)
-class CheckedSax {
- public:
-  using Dom = nlohmann::detail::json_sax_dom_parser<Json>;
-  CheckedSax(Json& result, std::string_view source, const std::string& what, int max_depth,
-             std::vector<std::string>* top_keys)
-      : dom_(result, true), source_(source), what_(what), max_depth_(max_depth), top_keys_(top_keys) {}
-
-  bool null() { return dom_.null(); }
-  bool boolean(bool v) { return dom_.boolean(v); }
-  bool number_integer(Json::number_integer_t v) { return dom_.number_integer(v); }
-  bool number_unsigned(Json::number_unsigned_t v) { return dom_.number_unsigned(v); }
-  bool number_float(Json::number_float_t v, const Json::string_t& s) { return dom_.number_float(v, s); }
-  bool string(Json::string_t& v) { return dom_.string(v); }
-  bool binary(Json::binary_t& v) { return dom_.binary(v); }
-  bool start_object(std::size_t n) {
-    open();
-    keys_.emplace_back();
-    return dom_.start_object(n);
-  }
-  bool key(Json::string_t& k) {
-    if (!keys_.back().insert(k).second) fail(source_, what_ + " has a duplicate key " + lowp::quoted(k));
-    if (depth_ == 1 && top_keys_ != nullptr) top_keys_->push_back(k);
-    return dom_.key(k);
-  }
-  bool end_object() {
-    keys_.pop_back();
-    --depth_;
-    return dom_.end_object();
-  }
-  bool start_array(std::size_t n) {
-    open();
-    return dom_.start_array(n);
-  }
-  bool end_array() {
-    --depth_;
-    return dom_.end_array();
-  }
-  bool parse_error(std::size_t position, const std::string& token, const nlohmann::detail::exception& e) {
-    return dom_.parse_error(position, token, e);  // throws e
-  }
-
- private:
-  void open() {
-    if (depth_ >= max_depth_) fail(source_, what_ + " is nested too deeply");
-    ++depth_;
-  }
-
-  Dom dom_;
-  std::string_view source_;
-  const std::string& what_;
-  int max_depth_;
-  int depth_ = 0;
-  std::vector<std::string>* top_keys_;
-  std::vector<std::unordered_set<std::string>> keys_;
-};
-
-// Parses `text` as JSON through CheckedSax.
-Json parse_json(std::string_view text, std::string_view source, const std::string& what, int max_depth,
-                std::vector<std::string>* top_keys = nullptr) {
-  Json result;
-  CheckedSax sax(result, source, what, max_depth, top_keys);
-  try {
-    Json::sax_parse(text.begin(), text.end(), &sax);
-  } catch (const Json::exception& e) {
-    fail(source, what + " is not valid JSON: " + sanitize(e.what()));
-  }
-  return result;
-}
-
-// A JSON integer as uint64 (nullopt for non-integers and negative values).
-std::optional<std::uint64_t> json_u64(const Json& j) {
-  if (j.is_number_unsigned()) return j.get<std::uint64_t>();
-  if (j.is_number_integer() && j.get<std::int64_t>() == 0) return 0;  // "-0"
-  return std::nullopt;
-}
-// A JSON integer as int64 (nullopt for non-integers and values past 2^63).
-std::optional<std::int64_t> json_i64(const Json& j) {
-  if (j.is_number_unsigned()) {
-    const auto v = j.get<std::uint64_t>();
-    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
-    return static_cast<std::int64_t>(v);
-  }
-  if (j.is_number_integer()) return j.get<std::int64_t>();
-  return std::nullopt;
-}
-
-// A shape: a JSON array of integers in [0, 2^63).
-std::vector<std::int64_t> json_shape(const Json& j, std::string_view source, const std::string& where) {
-  if (!j.is_array()) fail(source, where + ": 'shape' must be an array of integers");
-  std::vector<std::int64_t> shape;
-  for (const Json& d : j) {
-    if (d.is_number_integer() && !d.is_number_unsigned() && d.get<std::int64_t>() < 0) {
-      fail(source, where + ": negative dimension " + std::to_string(d.get<std::int64_t>()) + " in 'shape'");
-    }
-    const std::optional<std::uint64_t> v = json_u64(d);
-    if (!v) fail(source, where + ": 'shape' must be an array of integers");
-    if (*v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      fail(source, where + ": dimension " + std::to_string(*v) + " in 'shape' does not fit in 63 bits");
-    }
-    shape.push_back(static_cast<std::int64_t>(*v));
-  }
-  return shape;
-}
 
 // One entry of the header, validated on its own.
 struct RawTensor {
@@ -241,12 +71,13 @@ RawTensor parse_entry(const std::string& name, const Json& j, std::uint64_t data
   // The byte range must lie inside the data buffer.
   if (t.begin > t.end) fail(source, where + ": " + range + " end before they begin");
   if (t.end > data_size) {
-    fail(source, where + ": " + range + " run past the end of the data buffer (" + std::to_string(data_size) +
-                     " bytes)");
+    fail(source,
+         where + ": " + range + " run past the end of the data buffer (" + std::to_string(data_size) + " bytes)");
   }
   // The shape must describe exactly those bytes (no product overflow).
   const std::optional<std::uint64_t> bytes = checked_bytes(t.shape, t.dtype->size);
-  if (!bytes) fail(source, where + ": shape " + shape_text(t.shape) + " is too large (its byte size overflows 64 bits)");
+  if (!bytes)
+    fail(source, where + ": shape " + shape_text(t.shape) + " is too large (its byte size overflows 64 bits)");
   if (*bytes != t.end - t.begin) {
     fail(source, where + ": shape " + shape_text(t.shape) + " of " + std::string(t.dtype->name) + " needs " +
                      std::to_string(*bytes) + " bytes but " + range + " hold " + std::to_string(t.end - t.begin));
@@ -298,8 +129,8 @@ class SafetensorsReader final : public ModelReader {
     if (it == by_name_.end()) fail(source_, "no tensor " + lowp::quoted(t.name) + " in this file");
     return it->second;
   }
-  void add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name, const std::string& description,
-                  std::uint64_t data_start, std::vector<Combined>& out) const;
+  void add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name,
+                  const std::string& description, std::uint64_t data_start, std::vector<Combined>& out) const;
   void add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index, std::uint64_t data_start,
                        std::vector<Combined>& out) const;
 
@@ -321,13 +152,14 @@ void SafetensorsReader::parse() {
   const std::uint64_t size = image_.size();
   // The 8-byte header length, then a header that must fit in the file (and
   // under the cap, so a hostile length cannot make us parse gigabytes).
-  if (size < 8) fail(source_, "truncated: a safetensors file starts with an 8-byte header length, file has " +
-                                  std::to_string(size) + " bytes");
+  if (size < 8)
+    fail(source_, "truncated: a safetensors file starts with an 8-byte header length, file has " +
+                      std::to_string(size) + " bytes");
   std::uint64_t n = 0;
   for (std::size_t i = 8; i-- > 0;) n = (n << 8) | std::to_integer<std::uint64_t>(image_[i]);
   if (n > size - 8) {
-    fail(source_, "header length " + std::to_string(n) + " runs past the end of the file (" +
-                      std::to_string(size - 8) + " bytes follow the length)");
+    fail(source_, "header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size - 8) +
+                      " bytes follow the length)");
   }
   if (n > kSafetensorsMaxHeader) {
     fail(source_, "header length " + std::to_string(n) + " exceeds the limit of " +
@@ -361,7 +193,8 @@ void SafetensorsReader::parse() {
   for (const RawTensor& t : raw) {
     if (t.begin != t.end) order.push_back(&t);
   }
-  std::stable_sort(order.begin(), order.end(), [](const RawTensor* a, const RawTensor* b) { return a->begin < b->begin; });
+  std::stable_sort(order.begin(), order.end(),
+                   [](const RawTensor* a, const RawTensor* b) { return a->begin < b->begin; });
   const RawTensor* reach = nullptr;
   for (const RawTensor* t : order) {
     if (reach != nullptr && t->begin < reach->end) {
@@ -416,16 +249,20 @@ void SafetensorsReader::parse() {
 
 // lowp's packed form: "<name>" (element bit stream) + "<name>.scales", both
 // U8 and 1-d, described by the JSON in metadata "lowp.<name>".
-void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name, const std::string& description,
-                                   std::uint64_t data_start, std::vector<Combined>& out) const {
+void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name,
+                                   const std::string& description, std::uint64_t data_start,
+                                   std::vector<Combined>& out) const {
   const std::string where = "packed tensor " + lowp::quoted(name);
   const std::string scales_name = packed_scales_name(name);
   RawTensor* elements = find_raw(raw, index, name);
   RawTensor* scales = find_raw(raw, index, scales_name);
-  if (elements == nullptr) fail(source_, "metadata " + lowp::quoted(packed_metadata_key(name)) + " describes tensor " + lowp::quoted(name) + ", which is missing");
+  if (elements == nullptr)
+    fail(source_, "metadata " + lowp::quoted(packed_metadata_key(name)) + " describes tensor " + lowp::quoted(name) +
+                      ", which is missing");
   if (scales == nullptr) fail(source_, where + ": its scales tensor " + lowp::quoted(scales_name) + " is missing");
   for (const RawTensor* t : {elements, scales}) {
-    if (t->consumed) fail(source_, where + ": tensor " + lowp::quoted(t->name) + " is already part of another packed tensor");
+    if (t->consumed)
+      fail(source_, where + ": tensor " + lowp::quoted(t->name) + " is already part of another packed tensor");
     if (t->dtype->name != "U8" || t->shape.size() != 1) {
       fail(source_, where + ": tensor " + lowp::quoted(t->name) + " must be U8 and 1-d, is " +
                         std::string(t->dtype->name) + " " + shape_text(t->shape));
@@ -457,7 +294,8 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& 
   }
   const std::optional<std::uint64_t> k = json_u64(d["block_size"]);
   if (!k || *k != static_cast<std::uint64_t>(e.format.block_size)) {
-    fail(source_, where + ": 'block_size' must be " + std::to_string(e.format.block_size) + " for format " + lowp::quoted(format));
+    fail(source_, where + ": 'block_size' must be " + std::to_string(e.format.block_size) + " for format " +
+                      lowp::quoted(format));
   }
   if (!d["scale_rule"].is_string()) fail(source_, where + ": 'scale_rule' must be a string");
   try {
@@ -494,13 +332,13 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& 
   const std::uint64_t blocks = len / *k + (len % *k != 0 ? 1 : 0);
   if (elements->end - elements->begin != stream) {
     fail(source_, where + ": " + lowp::quoted(name) + " holds " + std::to_string(elements->end - elements->begin) +
-                      " bytes but shape " + shape_text(c.info.shape) + " in " + block_format_name(e.format) + " needs " +
-                      std::to_string(stream));
+                      " bytes but shape " + shape_text(c.info.shape) + " in " + block_format_name(e.format) +
+                      " needs " + std::to_string(stream));
   }
   if (scales->end - scales->begin != rows * blocks) {
     fail(source_, where + ": " + lowp::quoted(scales_name) + " holds " + std::to_string(scales->end - scales->begin) +
-                      " scales but shape " + shape_text(c.info.shape) + " in " + block_format_name(e.format) + " needs " +
-                      std::to_string(rows * blocks));
+                      " scales but shape " + shape_text(c.info.shape) + " in " + block_format_name(e.format) +
+                      " needs " + std::to_string(rows * blocks));
   }
   elements->consumed = scales->consumed = true;
   c.info.name = name;
@@ -532,8 +370,8 @@ void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIn
     if (scales == nullptr) fail(source_, where + " has no scales: tensor " + lowp::quoted(scales_name) + " is missing");
     std::vector<std::int64_t> expected(blocks.shape.begin(), blocks.shape.end() - 1);
     if (scales->consumed || scales->dtype->name != "U8" || scales->shape != expected) {
-      fail(source_, where + ": scales " + lowp::quoted(scales_name) + " must be U8 of shape " + shape_text(expected) + ", is " +
-                        std::string(scales->dtype->name) + " " + shape_text(scales->shape));
+      fail(source_, where + ": scales " + lowp::quoted(scales_name) + " must be U8 of shape " + shape_text(expected) +
+                        ", is " + std::string(scales->dtype->name) + " " + shape_text(scales->shape));
     }
     // G * 32 must fit (G can be huge when another dimension is 0).
     const std::int64_t groups = expected.back();

@@ -7,6 +7,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace lowp::io::safetensors_detail {
 
@@ -41,5 +44,25 @@ std::string shape_text(std::span<const std::int64_t> shape);
 inline std::string packed_metadata_key(std::string_view name) { return "lowp." + std::string(name); }
 inline std::string packed_scales_name(std::string_view name) { return std::string(name) + ".scales"; }
 constexpr std::string_view kPackedPrefix = "lowp.";
+
+// std::map-backed: ordered_json's lookups are linear, which a header with a
+// million keys would turn into quadratic time.
+using Json = nlohmann::json;
+
+// Throws lowp::Error "SOURCE: WHAT".
+[[noreturn]] void fail(std::string_view source, const std::string& what);
+
+// Parses `text` as JSON, rejecting duplicate keys in any object and arrays or
+// objects nested `max_depth` or more levels deep; the top-level keys are
+// appended to `top_keys` (if given) in text order. Errors name `what`.
+Json parse_json(std::string_view text, std::string_view source, const std::string& what, int max_depth,
+                std::vector<std::string>* top_keys = nullptr);
+
+// A JSON integer as uint64 (nullopt for non-integers and negative values).
+std::optional<std::uint64_t> json_u64(const Json& j);
+// A JSON integer as int64 (nullopt for non-integers and values past 2^63).
+std::optional<std::int64_t> json_i64(const Json& j);
+// A shape: a JSON array of integers in [0, 2^63); errors start with `where`.
+std::vector<std::int64_t> json_shape(const Json& j, std::string_view source, const std::string& where);
 
 }  // namespace lowp::io::safetensors_detail

@@ -14,7 +14,7 @@ namespace lowp::io {
 namespace {
 
 using namespace safetensors_detail;
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;  // keeps the key order written
 
 // The checks write_safetensors makes of one entry: a known dtype, dimensions
 // >= 0, and nbytes equal to what the shape needs (overflow-safe).
@@ -86,7 +86,7 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Outp
     if (!names.insert(t.name).second) throw Error(where + ": duplicate tensor name");
     check_output(t, where);
     if (t.nbytes > std::numeric_limits<std::uint64_t>::max() - offset) throw Error(where + ": data exceeds 2^64 bytes");
-    const Json entry = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+    const OrderedJson entry = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
     text += (text.size() > 1 ? "," : "") + json_string(t.name) + ":" + entry.dump();
     offset += t.nbytes;
   }
@@ -94,7 +94,8 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Outp
   // Pad with spaces so the data buffer starts 8-byte aligned, as the
   // reference implementation does.
   text.append((8 - text.size() % 8) % 8, ' ');
-  if (text.size() > kSafetensorsMaxHeader) throw Error(file + ": header exceeds " + std::to_string(kSafetensorsMaxHeader) + " bytes");
+  if (text.size() > kSafetensorsMaxHeader)
+    throw Error(file + ": header exceeds " + std::to_string(kSafetensorsMaxHeader) + " bytes");
 
   AtomicFile out(path);
   std::byte length[8];
@@ -104,8 +105,8 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Outp
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const std::vector<std::byte> bytes = produce(i);
     if (bytes.size() != tensors[i].nbytes) {
-      throw Error(file + ": tensor " + lowp::quoted(tensors[i].name) + ": producer returned " + std::to_string(bytes.size()) +
-                  " bytes, expected " + std::to_string(tensors[i].nbytes));
+      throw Error(file + ": tensor " + lowp::quoted(tensors[i].name) + ": producer returned " +
+                  std::to_string(bytes.size()) + " bytes, expected " + std::to_string(tensors[i].nbytes));
     }
     out.write(bytes);
   }
@@ -115,7 +116,7 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Outp
 std::vector<OutputTensor> packed_tensor_outputs(const std::string& name, const PackedTensor& t, ScaleRule rule,
                                                 Metadata& metadata) {
   check_packed(name, t);
-  const Json description = {{"format", block_format_name(t.format)},
+  const OrderedJson description = {{"format", block_format_name(t.format)},
                             {"block_size", t.format.block_size},
                             {"axis", t.axis},
                             {"shape", t.shape},
