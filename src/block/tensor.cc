@@ -62,6 +62,15 @@ void parallel_for_rows(std::size_t rows, std::size_t elements, unsigned threads,
 
 }  // namespace
 
+float nvfp4_tensor_scale_of(std::span<const float> data, const BlockOptions& opt) {
+  float amax = 0.0f;
+  for (float v : data) {
+    if (opt.flush_subnormals && std::fpclassify(v) == FP_SUBNORMAL) continue;
+    if (std::isfinite(v)) amax = std::max(amax, std::fabs(v));
+  }
+  return nvfp4_tensor_scale(amax);
+}
+
 int normalize_axis(int axis, std::size_t rank) {
   const int r = static_cast<int>(rank);
   if (rank == 0 && (axis == 0 || axis == -1)) return 0;
@@ -146,14 +155,7 @@ PackedTensor quantize(const BlockFormat& f, std::span<const float> data,
   t.scales.assign(rows * blocks, 0);
   t.elements.assign(packed_bytes(f.element.bits, n), 0);
 
-  if (f.family == BlockFamily::kNvfp4) {
-    float amax = 0.0f;
-    for (float v : data) {
-      if (opt.flush_subnormals && std::fpclassify(v) == FP_SUBNORMAL) continue;
-      if (std::isfinite(v)) amax = std::max(amax, std::fabs(v));
-    }
-    t.tensor_scale = nvfp4_tensor_scale(amax);
-  }
+  if (f.family == BlockFamily::kNvfp4) t.tensor_scale = nvfp4_tensor_scale_of(data, opt);
   std::vector<std::uint32_t> codes(n);
   // Rows are independent: split them between threads. Every block writes only
   // its own codes and scale, and stochastic rounding depends only on the

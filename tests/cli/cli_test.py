@@ -335,6 +335,33 @@ class Quantize(Base):
         self.assertGreater(sqnr["fp16"], sqnr["q8_0"])
         self.assertGreater(sqnr["q8_0"], sqnr["mxfp4"])
 
+    def read_safetensors_f32(self, path):
+        data = open(path, "rb").read()
+        n = struct.unpack("<Q", data[:8])[0]
+        header = json.loads(data[8:8 + n])
+        out = {}
+        for name, t in header.items():
+            if name == "__metadata__":
+                continue
+            self.assertEqual(t["dtype"], "F32", name)
+            b, e = t["data_offsets"]
+            out[name] = data[8 + n + b:8 + n + e]
+        return out
+
+    def test_safetensors_packed_equals_fake(self):
+        # Packed MX in safetensors, decoded by lowp, equals the fake-quantized F32 file.
+        sample_model(self.path("m.npz"))
+        for fmt in ("mxfp4", "nvfp4", "mxfp6_e2m3", "mx:int4:16"):
+            packed, fake, back = self.path("p.safetensors"), self.path("f.safetensors"), self.path("b.safetensors")
+            for args in (["-o", packed, "-f", fmt], ["-o", fake, "-f", fmt, "--fake"]):
+                r = run("quantize", self.path("m.npz"), *args, "-q")
+                self.assertEqual(r.returncode, 0, r.stderr)
+            info = {t["name"]: t for t in json.loads(run("inspect", "--json", packed).stdout)["tensors"]}
+            self.assertEqual(info["w1"]["dtype"], fmt)
+            r = run("quantize", packed, "-o", back, "-f", "fp32", "-q")  # decode the packed tensors to F32
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(self.read_safetensors_f32(back)["w1"], self.read_safetensors_f32(fake)["w1"], fmt)
+
     def test_include_exclude_and_min_elements(self):
         sample_model(self.path("m.npz"))
         r = run("quantize", self.path("m.npz"), "-o", self.path("o.gguf"), "-f", "bf16", "--exclude", "w2",

@@ -60,6 +60,10 @@ int normalize_axis(int axis, std::size_t rank);
 PackedTensor quantize(const BlockFormat& f, std::span<const float> data,
                       std::span<const std::int64_t> shape, int axis, const BlockOptions& opt);
 
+// The FP32 tensor scale quantize() gives an NVFP4 tensor holding `data`
+// (from the largest finite magnitude), for writers that need it up front.
+float nvfp4_tensor_scale_of(std::span<const float> data, const BlockOptions& opt);
+
 // Decodes into a C-order fp32 array of the tensor's shape.
 void dequantize(const PackedTensor& t, std::span<float> out);
 

@@ -1,0 +1,82 @@
+// lowp/io/safetensors.h — safetensors files (Hugging Face's format), with
+// lowp's packed block formats and published MXFP4 checkpoints on top.
+//
+// File layout: an 8-byte little-endian header length N, N bytes of UTF-8 JSON
+// (possibly padded with trailing spaces), then the data buffer. The JSON is an
+// object of tensor entries {"dtype": "F32", "shape": [..], "data_offsets":
+// [begin, end]} (offsets relative to the data buffer) plus an optional
+// "__metadata__" object of string values.
+//
+// Reading (parse_safetensors in model.h / open_model):
+//  * Plain dtypes F64, F32, F16, BF16, F8_E4M3, F8_E5M2, F8_E8M0 read as fp32
+//    (F64 rounded to nearest-even, the others exactly); I8, U8, I16, U16, I32,
+//    U32, I64, U64 and BOOL are listed with is_float = false.
+//  * Published MXFP4 checkpoints (OpenAI gpt-oss): a pair "<name>_blocks" (U8,
+//    shape [..., G, 16], 32 E2M1 codes per 16 bytes, element 2i in the low
+//    nibble) and "<name>_scales" (U8, shape [..., G], E8M0) is one tensor
+//    "<name>" of dtype "mxfp4" and shape [..., G*32]. The ".blocks"/".scales"
+//    spelling of the original gpt-oss checkpoints is accepted too.
+//  * lowp's packed tensors (written by packed_tensor_outputs): U8 tensors
+//    "<name>" (the element bit stream) and "<name>.scales" plus the metadata
+//    entry "lowp.<name>" describing them are one tensor "<name>" whose dtype is
+//    the block format's name ("mxfp4", "nvfp4", "mx:e3m4:32", ...) and whose
+//    shape is the logical one. The "lowp." metadata prefix is reserved for this.
+//  For these combined tensors, TensorInfo's offset and nbytes (and raw())
+//  cover the element bytes; read_f32 decodes exactly as lowp::dequantize.
+//  Tensors are listed in file order (by data offset; in header order among
+//  empty tensors at the same offset), metadata sorted by key. Gaps between tensors and
+//  bytes after the last one are allowed (the reference implementation rejects
+//  them); overlapping tensors are not.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "lowp/block/block_format.h"
+#include "lowp/block/tensor.h"
+#include "lowp/io/model.h"
+
+namespace lowp::io {
+
+// The largest JSON header accepted (and written): 100 MB, as the reference
+// implementation's MAX_HEADER_SIZE.
+constexpr std::uint64_t kSafetensorsMaxHeader = 100'000'000;
+
+// Bytes per element of a safetensors dtype ("F32" -> 4), or 0 if unknown.
+std::size_t safetensors_dtype_size(std::string_view dtype);
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+// Writes a safetensors file through an AtomicFile (the file appears whole or
+// not at all): the header lists `tensors` in the given order with contiguous
+// data offsets, `metadata` as "__metadata__" (omitted when empty), and is
+// padded with spaces so the data starts 8-byte aligned. Then produce(i) is
+// called once per tensor, in order, and must return exactly tensors[i].nbytes
+// bytes. Throws lowp::Error (naming the path and tensor) for an unknown dtype,
+// a negative dimension, nbytes that do not match the shape, duplicate or
+// reserved names ("__metadata__"), duplicate metadata keys, text that is not
+// UTF-8, a producer that returns the wrong size, or an I/O error.
+void write_safetensors(const std::filesystem::path& path, const std::vector<OutputTensor>& tensors,
+                       const Metadata& metadata, const ProduceTensor& produce);
+
+// lowp's packed form of `t` under `name`: returns the two output tensors
+// ("<name>" and "<name>.scales", both U8 and 1-d) and appends the "lowp.<name>"
+// metadata entry (format, block_size, axis, shape, scale_rule, tensor_scale).
+// `rule` is recorded for information only; decoding does not depend on it.
+// Throws lowp::Error if t is inconsistent (sizes that do not match its shape
+// and format, a non-finite tensor_scale).
+std::vector<OutputTensor> packed_tensor_outputs(const std::string& name, const PackedTensor& t,
+                                                ScaleRule rule, Metadata& metadata);
+// The bytes of packed_tensor_outputs' entry `part` (0: elements, 1: scales).
+std::vector<std::byte> packed_tensor_bytes(const PackedTensor& t, std::size_t part);
+
+// Helpers for plain tensors: an F32 output entry, and its bytes (little-endian).
+OutputTensor f32_output(const std::string& name, std::vector<std::int64_t> shape);
+std::vector<std::byte> f32_bytes(std::span<const float> values);
+
+}  // namespace lowp::io

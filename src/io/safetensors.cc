@@ -1,0 +1,450 @@
+// safetensors reading: the header, lowp's packed tensors and published MXFP4
+// pairs on top of it (safetensors.h describes the format and the rules).
+//
+// Input is hostile: the header length is checked against the file before the
+// JSON is looked at, the JSON parser rejects nesting deeper than the format
+// needs and duplicate keys, every tensor's shape is checked (overflow-safe)
+// against its byte range, every byte range against the data buffer and against
+// the other tensors. A reader that opened successfully never reads out of
+// bounds. Every problem is a one-line lowp::Error starting with the source.
+#include "lowp/io/safetensors.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "lowp/error.h"
+#include "lowp/format/convert.h"
+#include "lowp/format/registry.h"
+#include "safetensors_common.h"
+
+namespace lowp::io {
+namespace {
+
+using namespace safetensors_detail;
+
+
+// One entry of the header, validated on its own.
+struct RawTensor {
+  std::string name;
+  const DTypeInfo* dtype = nullptr;
+  std::vector<std::int64_t> shape;
+  std::uint64_t begin = 0, end = 0;  // relative to the data buffer
+  bool consumed = false;             // part of a combined (packed) tensor
+};
+
+RawTensor parse_entry(const std::string& name, const Json& j, std::uint64_t data_size, std::string_view source) {
+  const std::string where = "tensor " + lowp::quoted(name);
+  if (!j.is_object()) fail(source, where + ": entry must be an object");
+  // Exactly dtype, shape and data_offsets: anything else means a format we do
+  // not understand, not one to guess at.
+  for (const char* key : {"dtype", "shape", "data_offsets"}) {
+    if (!j.contains(key)) fail(source, where + ": missing key '" + key + "'");
+  }
+  for (const auto& [key, value] : j.items()) {
+    if (key != "dtype" && key != "shape" && key != "data_offsets") {
+      fail(source, where + ": unexpected key " + lowp::quoted(key));
+    }
+  }
+  RawTensor t;
+  t.name = name;
+  const Json& dtype = j["dtype"];
+  if (!dtype.is_string()) fail(source, where + ": 'dtype' must be a string");
+  t.dtype = find_dtype(dtype.get<std::string>());
+  if (t.dtype == nullptr) fail(source, "unknown dtype " + lowp::quoted(dtype.get<std::string>()) + " for " + where);
+  t.shape = json_shape(j["shape"], source, where);
+  const Json& offsets = j["data_offsets"];
+  std::optional<std::uint64_t> begin, end;
+  if (offsets.is_array() && offsets.size() == 2) {
+    begin = json_u64(offsets[0]);
+    end = json_u64(offsets[1]);
+  }
+  if (!begin || !end) fail(source, where + ": 'data_offsets' must be two non-negative integers [begin, end]");
+  t.begin = *begin;
+  t.end = *end;
+  const std::string range = "data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) + "]";
+  // The byte range must lie inside the data buffer.
+  if (t.begin > t.end) fail(source, where + ": " + range + " end before they begin");
+  if (t.end > data_size) {
+    fail(source,
+         where + ": " + range + " run past the end of the data buffer (" + std::to_string(data_size) + " bytes)");
+  }
+  // The shape must describe exactly those bytes (no product overflow).
+  const std::optional<std::uint64_t> bytes = checked_bytes(t.shape, t.dtype->size);
+  if (!bytes)
+    fail(source, where + ": shape " + shape_text(t.shape) + " is too large (its byte size overflows 64 bits)");
+  if (*bytes != t.end - t.begin) {
+    fail(source, where + ": shape " + shape_text(t.shape) + " of " + std::string(t.dtype->name) + " needs " +
+                     std::to_string(*bytes) + " bytes but " + range + " hold " + std::to_string(t.end - t.begin));
+  }
+  return t;
+}
+
+// How read_f32 decodes a tensor.
+struct Entry {
+  const DTypeInfo* dtype = nullptr;  // plain tensors; null for packed ones
+  BlockFormat format;                // packed tensors:
+  int axis = 0;
+  float tensor_scale = 1.0f;
+  std::uint64_t scales_offset = 0, scales_bytes = 0;  // absolute
+};
+
+// Raw tensors by name (views into the RawTensors, which stay put).
+using RawIndex = std::unordered_map<std::string_view, std::size_t>;
+
+struct Combined {
+  TensorInfo info;
+  Entry entry;
+};
+
+class SafetensorsReader final : public ModelReader {
+ public:
+  SafetensorsReader(std::span<const std::byte> image, std::string source, ImageOwner owner)
+      : image_(image), source_(std::move(source)), owner_(std::move(owner)) {}
+
+  std::string_view kind() const override { return "safetensors"; }
+  const std::vector<TensorInfo>& tensors() const override { return tensors_; }
+  std::vector<std::pair<std::string, std::string>> metadata() const override { return metadata_; }
+  std::vector<float> read_f32(const TensorInfo& t) const override;
+  std::span<const std::byte> raw(const TensorInfo& t) const override {
+    const TensorInfo& own = tensors_[index_of(t)];
+    return image_.subspan(static_cast<std::size_t>(own.offset), static_cast<std::size_t>(own.nbytes));
+  }
+
+  void parse();
+
+ private:
+  // Our own record of `t` (found by name when t is a copy), so that a
+  // caller's edited TensorInfo can never make us read out of bounds.
+  std::size_t index_of(const TensorInfo& t) const {
+    if (!tensors_.empty() && &t >= tensors_.data() && &t < tensors_.data() + tensors_.size()) {
+      return static_cast<std::size_t>(&t - tensors_.data());
+    }
+    const auto it = by_name_.find(t.name);
+    if (it == by_name_.end()) fail(source_, "no tensor " + lowp::quoted(t.name) + " in this file");
+    return it->second;
+  }
+  void add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name,
+                  const std::string& description, std::uint64_t data_start, std::vector<Combined>& out) const;
+  void add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index, std::uint64_t data_start,
+                       std::vector<Combined>& out) const;
+
+  std::span<const std::byte> image_;
+  std::string source_;
+  ImageOwner owner_;
+  std::vector<TensorInfo> tensors_;
+  std::vector<Entry> entries_;
+  std::unordered_map<std::string, std::size_t> by_name_;
+  std::vector<std::pair<std::string, std::string>> metadata_;
+};
+
+RawTensor* find_raw(std::vector<RawTensor>& raw, const RawIndex& index, std::string_view name) {
+  const auto it = index.find(name);
+  return it == index.end() ? nullptr : &raw[it->second];
+}
+
+void SafetensorsReader::parse() {
+  const std::uint64_t size = image_.size();
+  // The 8-byte header length, then a header that must fit in the file (and
+  // under the cap, so a hostile length cannot make us parse gigabytes).
+  if (size < 8)
+    fail(source_, "truncated: a safetensors file starts with an 8-byte header length, file has " +
+                      std::to_string(size) + " bytes");
+  std::uint64_t n = 0;
+  for (std::size_t i = 8; i-- > 0;) n = (n << 8) | std::to_integer<std::uint64_t>(image_[i]);
+  if (n > size - 8) {
+    fail(source_, "header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size - 8) +
+                      " bytes follow the length)");
+  }
+  if (n > kSafetensorsMaxHeader) {
+    fail(source_, "header length " + std::to_string(n) + " exceeds the limit of " +
+                      std::to_string(kSafetensorsMaxHeader) + " bytes");
+  }
+  const std::string_view text(reinterpret_cast<const char*>(image_.data()) + 8, static_cast<std::size_t>(n));
+  const std::uint64_t data_start = 8 + n;
+  const std::uint64_t data_size = size - data_start;
+  // Depth: the header object (0), its entries (1), their shape arrays (2).
+  std::vector<std::string> header_order;
+  const Json header = parse_json(text, source_, "header", 3, &header_order);
+  if (!header.is_object()) fail(source_, "header must be a JSON object");
+
+  std::vector<RawTensor> raw;
+  for (const auto& [key, value] : header.items()) {
+    if (key == "__metadata__") {
+      if (!value.is_object()) fail(source_, "'__metadata__' must be an object of strings");
+      for (const auto& [mkey, mvalue] : value.items()) {
+        if (!mvalue.is_string()) fail(source_, "metadata " + lowp::quoted(mkey) + " must be a string");
+        metadata_.emplace_back(mkey, mvalue.get<std::string>());
+      }
+      continue;
+    }
+    raw.push_back(parse_entry(key, value, data_size, source_));
+  }
+
+  // No two tensors may share bytes: sorted by start, each must begin at or
+  // after the end of the furthest-reaching one before it. Empty tensors hold
+  // no bytes and overlap nothing.
+  std::vector<const RawTensor*> order;
+  for (const RawTensor& t : raw) {
+    if (t.begin != t.end) order.push_back(&t);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const RawTensor* a, const RawTensor* b) { return a->begin < b->begin; });
+  const RawTensor* reach = nullptr;
+  for (const RawTensor* t : order) {
+    if (reach != nullptr && t->begin < reach->end) {
+      fail(source_, "tensors " + lowp::quoted(reach->name) + " and " + lowp::quoted(t->name) + " overlap");
+    }
+    if (reach == nullptr || t->end > reach->end) reach = t;
+  }
+
+  // Combine lowp's packed tensors, then published MXFP4 pairs.
+  RawIndex index;
+  for (std::size_t i = 0; i < raw.size(); ++i) index.emplace(raw[i].name, i);
+  std::vector<Combined> combined;
+  for (const auto& [key, value] : metadata_) {
+    if (key.starts_with(kPackedPrefix)) {
+      add_packed(raw, index, key.substr(kPackedPrefix.size()), value, data_start, combined);
+    }
+  }
+  add_mxfp4_pairs(raw, index, data_start, combined);
+
+  std::vector<Combined> all = std::move(combined);
+  for (const RawTensor& t : raw) {
+    if (t.consumed) continue;
+    Combined c;
+    c.info.name = t.name;
+    c.info.dtype = std::string(t.dtype->name);
+    c.info.shape = t.shape;
+    c.info.offset = data_start + t.begin;
+    c.info.nbytes = t.end - t.begin;
+    c.info.is_float = t.dtype->decode != Decode::kNone;
+    c.entry.dtype = t.dtype;
+    all.push_back(std::move(c));
+  }
+  // File order; ties (empty tensors) in header order.
+  std::unordered_map<std::string_view, std::size_t> position;
+  for (std::size_t i = 0; i < header_order.size(); ++i) position.emplace(header_order[i], i);
+  auto rank = [&](const std::string& name) {
+    const auto it = position.find(name);  // combined tensors' names need not be header keys
+    return it == position.end() ? header_order.size() : it->second;
+  };
+  std::stable_sort(all.begin(), all.end(), [&](const Combined& a, const Combined& b) {
+    return a.info.offset != b.info.offset ? a.info.offset < b.info.offset : rank(a.info.name) < rank(b.info.name);
+  });
+  for (Combined& c : all) {
+    // A combined tensor's name may collide with a plain tensor's.
+    if (!by_name_.emplace(c.info.name, tensors_.size()).second) {
+      fail(source_, "two tensors are named " + lowp::quoted(c.info.name));
+    }
+    tensors_.push_back(std::move(c.info));
+    entries_.push_back(c.entry);
+  }
+}
+
+// lowp's packed form: "<name>" (element bit stream) + "<name>.scales", both
+// U8 and 1-d, described by the JSON in metadata "lowp.<name>".
+void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name,
+                                   const std::string& description, std::uint64_t data_start,
+                                   std::vector<Combined>& out) const {
+  const std::string where = "packed tensor " + lowp::quoted(name);
+  const std::string scales_name = packed_scales_name(name);
+  RawTensor* elements = find_raw(raw, index, name);
+  RawTensor* scales = find_raw(raw, index, scales_name);
+  if (elements == nullptr)
+    fail(source_, "metadata " + lowp::quoted(packed_metadata_key(name)) + " describes tensor " + lowp::quoted(name) +
+                      ", which is missing");
+  if (scales == nullptr) fail(source_, where + ": its scales tensor " + lowp::quoted(scales_name) + " is missing");
+  for (const RawTensor* t : {elements, scales}) {
+    if (t->consumed)
+      fail(source_, where + ": tensor " + lowp::quoted(t->name) + " is already part of another packed tensor");
+    if (t->dtype->name != "U8" || t->shape.size() != 1) {
+      fail(source_, where + ": tensor " + lowp::quoted(t->name) + " must be U8 and 1-d, is " +
+                        std::string(t->dtype->name) + " " + shape_text(t->shape));
+    }
+  }
+  // Depth: the description object (0), its shape array (1).
+  const Json d = parse_json(description, source_, "metadata " + lowp::quoted(packed_metadata_key(name)), 2);
+  if (!d.is_object()) fail(source_, where + ": its metadata must be a JSON object");
+  static constexpr const char* kKeys[] = {"format", "block_size", "axis", "shape", "scale_rule", "tensor_scale"};
+  for (const char* key : kKeys) {
+    if (!d.contains(key)) fail(source_, where + ": metadata lacks '" + key + "'");
+  }
+  for (const auto& item : d.items()) {
+    const std::string& key = item.key();
+    if (std::none_of(std::begin(kKeys), std::end(kKeys), [&](const char* k) { return key == k; })) {
+      fail(source_, where + ": unexpected metadata key " + lowp::quoted(key));
+    }
+  }
+  Combined c;
+  Entry& e = c.entry;
+  // The format must be a block format, and agree with block_size.
+  if (!d["format"].is_string()) fail(source_, where + ": 'format' must be a string");
+  const std::string format = d["format"].get<std::string>();
+  try {
+    if (!parse_block_format(format, e.format)) fail(source_, where + ": unknown block format " + lowp::quoted(format));
+  } catch (const Error& err) {
+    if (std::string_view(err.what()).starts_with(source_ + ": ")) throw;
+    fail(source_, where + ": " + err.what());
+  }
+  const std::optional<std::uint64_t> k = json_u64(d["block_size"]);
+  if (!k || *k != static_cast<std::uint64_t>(e.format.block_size)) {
+    fail(source_, where + ": 'block_size' must be " + std::to_string(e.format.block_size) + " for format " +
+                      lowp::quoted(format));
+  }
+  if (!d["scale_rule"].is_string()) fail(source_, where + ": 'scale_rule' must be a string");
+  try {
+    (void)parse_scale_rule(d["scale_rule"].get<std::string>());
+  } catch (const Error& err) {
+    fail(source_, where + ": " + err.what());
+  }
+  const Json& ts = d["tensor_scale"];
+  if (!ts.is_number()) fail(source_, where + ": 'tensor_scale' must be a number");
+  // (Checked before the cast: a double beyond fp32's range has no fp32 value.)
+  const auto scale = ts.get<double>();
+  if (!(std::fabs(scale) <= std::numeric_limits<float>::max())) {
+    fail(source_, where + ": 'tensor_scale' is not a finite fp32");
+  }
+  e.tensor_scale = static_cast<float>(scale);
+  c.info.shape = json_shape(d["shape"], source_, where);
+  const std::size_t rank = c.info.shape.size();
+  // The axis: -r <= axis < r (0 or -1 for a 0-d tensor).
+  const std::optional<std::int64_t> axis = json_i64(d["axis"]);
+  const auto r = static_cast<std::int64_t>(std::max<std::size_t>(rank, 1));
+  if (!axis || *axis < -r || *axis >= r) {
+    fail(source_, where + ": 'axis' must be an integer in range for shape " + shape_text(c.info.shape));
+  }
+  e.axis = normalize_axis(static_cast<int>(*axis), rank);
+  // Sizes: the element stream and the scale count the shape and format imply
+  // (computed without overflow: elements fit in 64 bits, bits <= 32).
+  const std::optional<std::uint64_t> count = checked_bytes(c.info.shape, 1);
+  if (!count || *count > std::numeric_limits<std::uint64_t>::max() / 32) {
+    fail(source_, where + ": shape " + shape_text(c.info.shape) + " is too large");
+  }
+  const std::uint64_t stream = (*count * static_cast<std::uint64_t>(e.format.element.bits) + 7) / 8;
+  const std::uint64_t len = rank == 0 ? 1 : static_cast<std::uint64_t>(c.info.shape[static_cast<std::size_t>(e.axis)]);
+  const std::uint64_t rows = len == 0 ? 0 : *count / len;
+  const std::uint64_t blocks = len / *k + (len % *k != 0 ? 1 : 0);
+  if (elements->end - elements->begin != stream) {
+    fail(source_, where + ": " + lowp::quoted(name) + " holds " + std::to_string(elements->end - elements->begin) +
+                      " bytes but shape " + shape_text(c.info.shape) + " in " + block_format_name(e.format) +
+                      " needs " + std::to_string(stream));
+  }
+  if (scales->end - scales->begin != rows * blocks) {
+    fail(source_, where + ": " + lowp::quoted(scales_name) + " holds " + std::to_string(scales->end - scales->begin) +
+                      " scales but shape " + shape_text(c.info.shape) + " in " + block_format_name(e.format) +
+                      " needs " + std::to_string(rows * blocks));
+  }
+  elements->consumed = scales->consumed = true;
+  c.info.name = name;
+  c.info.dtype = block_format_name(e.format);
+  c.info.offset = data_start + elements->begin;
+  c.info.nbytes = stream;
+  e.scales_offset = data_start + scales->begin;
+  e.scales_bytes = rows * blocks;
+  out.push_back(std::move(c));
+}
+
+// Published MXFP4 (gpt-oss): "<base>_blocks" U8 [..., G, 16] and
+// "<base>_scales" U8 [..., G] (or ".blocks"/".scales").
+void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index, std::uint64_t data_start,
+                                        std::vector<Combined>& out) const {
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    RawTensor& blocks = raw[i];
+    if (blocks.consumed || blocks.dtype->name != "U8" || blocks.shape.size() < 2 || blocks.shape.back() != 16) continue;
+    std::string base, scales_name;
+    for (const auto& [b, s] : {std::pair{"_blocks", "_scales"}, std::pair{".blocks", ".scales"}}) {
+      if (blocks.name.ends_with(b)) {
+        base = blocks.name.substr(0, blocks.name.size() - std::strlen(b));
+        scales_name = base + s;
+      }
+    }
+    if (scales_name.empty()) continue;
+    const std::string where = "MXFP4 tensor " + lowp::quoted(blocks.name);
+    RawTensor* scales = find_raw(raw, index, scales_name);
+    if (scales == nullptr) fail(source_, where + " has no scales: tensor " + lowp::quoted(scales_name) + " is missing");
+    std::vector<std::int64_t> expected(blocks.shape.begin(), blocks.shape.end() - 1);
+    if (scales->consumed || scales->dtype->name != "U8" || scales->shape != expected) {
+      fail(source_, where + ": scales " + lowp::quoted(scales_name) + " must be U8 of shape " + shape_text(expected) +
+                        ", is " + std::string(scales->dtype->name) + " " + shape_text(scales->shape));
+    }
+    // G * 32 must fit (G can be huge when another dimension is 0).
+    const std::int64_t groups = expected.back();
+    if (groups > std::numeric_limits<std::int64_t>::max() / 32) fail(source_, where + ": too many blocks per row");
+    Combined c;
+    c.info.name = base;
+    c.info.dtype = "mxfp4";
+    c.info.shape = expected;
+    c.info.shape.back() = groups * 32;
+    c.info.offset = data_start + blocks.begin;
+    c.info.nbytes = blocks.end - blocks.begin;
+    c.entry.format = BlockFormat{BlockFamily::kMx, parse_format("fp4_e2m1"), 32};
+    c.entry.axis = static_cast<int>(c.info.shape.size() - 1);
+    c.entry.scales_offset = data_start + scales->begin;
+    c.entry.scales_bytes = scales->end - scales->begin;
+    blocks.consumed = scales->consumed = true;
+    out.push_back(std::move(c));
+  }
+}
+
+std::vector<float> SafetensorsReader::read_f32(const TensorInfo& t) const {
+  const std::size_t index = index_of(t);
+  const TensorInfo& info = tensors_[index];
+  const Entry& e = entries_[index];
+  const std::span<const std::byte> bytes = raw(info);
+  const auto n = static_cast<std::size_t>(info.element_count());
+  std::vector<float> out(n);
+  if (e.dtype == nullptr) {  // packed: decode exactly as lowp::dequantize
+    PackedTensor p;
+    p.format = e.format;
+    p.shape = info.shape;
+    p.axis = e.axis;
+    p.tensor_scale = e.tensor_scale;
+    const auto* u8 = reinterpret_cast<const std::uint8_t*>(bytes.data());
+    p.elements.assign(u8, u8 + bytes.size());
+    const auto* s = reinterpret_cast<const std::uint8_t*>(image_.data() + e.scales_offset);
+    p.scales.assign(s, s + e.scales_bytes);
+    dequantize(p, out);
+    return out;
+  }
+  if (e.dtype->decode == Decode::kNone) {
+    fail(source_, "tensor " + lowp::quoted(info.name) + " has dtype " + info.dtype + ", which is not a float type");
+  }
+  // Little-endian loads that do not assume alignment.
+  auto load = [&](std::size_t i, std::size_t size) {
+    std::uint64_t v = 0;
+    for (std::size_t b = size; b-- > 0;) v = (v << 8) | std::to_integer<std::uint64_t>(bytes[i * size + b]);
+    return v;
+  };
+  switch (e.dtype->decode) {
+    case Decode::kF64:
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(std::bit_cast<double>(load(i, 8)));
+      break;
+    case Decode::kF32:
+      for (std::size_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(static_cast<std::uint32_t>(load(i, 4)));
+      break;
+    case Decode::kCode: {
+      const Format f = parse_format(e.dtype->format);
+      for (std::size_t i = 0; i < n; ++i) out[i] = decode_f32(f, static_cast<std::uint32_t>(load(i, e.dtype->size)));
+      break;
+    }
+    case Decode::kNone:
+      break;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<ModelReader> parse_safetensors(std::span<const std::byte> image, std::string source, ImageOwner owner) {
+  auto reader = std::make_unique<SafetensorsReader>(image, std::move(source), std::move(owner));
+  reader->parse();
+  return reader;
+}
+
+}  // namespace lowp::io

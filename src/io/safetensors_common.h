@@ -1,0 +1,68 @@
+// Internal helpers shared by the safetensors reader and writer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lowp::io::safetensors_detail {
+
+// How a dtype's elements read as fp32.
+enum class Decode : std::uint8_t {
+  kF64,   // rounded to nearest-even
+  kF32,   // as is
+  kCode,  // a lowp scalar format code, decoded exactly
+  kNone,  // integers and bool: not float
+};
+
+struct DTypeInfo {
+  std::string_view name;    // as safetensors spells it
+  std::size_t size;         // bytes per element
+  Decode decode;
+  std::string_view format;  // lowp format name for kCode
+};
+
+// The dtype named `name`, or null.
+const DTypeInfo* find_dtype(std::string_view name);
+
+// Number of bytes of `itemsize`-byte elements in `shape`, or nullopt when a
+// dimension is negative or the product overflows 64 bits. A zero dimension
+// makes the tensor empty whatever the other dimensions are.
+std::optional<std::uint64_t> checked_bytes(std::span<const std::int64_t> shape, std::uint64_t itemsize);
+
+// "[2, 3]" for errors.
+std::string shape_text(std::span<const std::int64_t> shape);
+
+// The metadata key that describes lowp's packed tensor `name`, and the name of
+// its scales tensor.
+inline std::string packed_metadata_key(std::string_view name) { return "lowp." + std::string(name); }
+inline std::string packed_scales_name(std::string_view name) { return std::string(name) + ".scales"; }
+constexpr std::string_view kPackedPrefix = "lowp.";
+
+// std::map-backed: ordered_json's lookups are linear, which a header with a
+// million keys would turn into quadratic time.
+using Json = nlohmann::json;
+
+// Throws lowp::Error "SOURCE: WHAT".
+[[noreturn]] void fail(std::string_view source, const std::string& what);
+
+// Parses `text` as JSON, rejecting duplicate keys in any object and arrays or
+// objects nested `max_depth` or more levels deep; the top-level keys are
+// appended to `top_keys` (if given) in text order. Errors name `what`.
+Json parse_json(std::string_view text, std::string_view source, const std::string& what, int max_depth,
+                std::vector<std::string>* top_keys = nullptr);
+
+// A JSON integer as uint64 (nullopt for non-integers and negative values).
+std::optional<std::uint64_t> json_u64(const Json& j);
+// A JSON integer as int64 (nullopt for non-integers and values past 2^63).
+std::optional<std::int64_t> json_i64(const Json& j);
+// A shape: a JSON array of integers in [0, 2^63); errors start with `where`.
+std::vector<std::int64_t> json_shape(const Json& j, std::string_view source, const std::string& where);
+
+}  // namespace lowp::io::safetensors_detail

@@ -1,0 +1,154 @@
+// safetensors writing (streaming, atomic) and lowp's packed-tensor entries.
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
+
+#include "lowp/error.h"
+#include "lowp/io/atomic_file.h"
+#include "lowp/io/safetensors.h"
+#include "safetensors_common.h"
+
+namespace lowp::io {
+namespace {
+
+using namespace safetensors_detail;
+using OrderedJson = nlohmann::ordered_json;  // keeps the key order written
+
+// The checks write_safetensors makes of one entry: a known dtype, dimensions
+// >= 0, and nbytes equal to what the shape needs (overflow-safe).
+void check_output(const OutputTensor& t, const std::string& where) {
+  const DTypeInfo* d = find_dtype(t.dtype);
+  if (d == nullptr) throw Error(where + ": unknown safetensors dtype " + lowp::quoted(t.dtype));
+  const std::optional<std::uint64_t> bytes = checked_bytes(t.shape, d->size);
+  if (!bytes) throw Error(where + ": invalid shape " + shape_text(t.shape) + " (negative or too large)");
+  if (*bytes != t.nbytes) {
+    throw Error(where + ": shape " + shape_text(t.shape) + " of " + t.dtype + " needs " + std::to_string(*bytes) +
+                " bytes, not " + std::to_string(t.nbytes));
+  }
+}
+
+// The consistency of a PackedTensor: sizes that match its shape and format.
+void check_packed(const std::string& name, const PackedTensor& t) {
+  const std::string where = "packed tensor " + lowp::quoted(name);
+  if (t.format.block_size < 1) throw Error(where + ": block size must be at least 1");
+  const std::optional<std::uint64_t> count = checked_bytes(t.shape, 1);
+  if (!count || *count > std::numeric_limits<std::uint64_t>::max() / 32) {
+    throw Error(where + ": invalid shape " + shape_text(t.shape));
+  }
+  if (normalize_axis(t.axis, t.shape.size()) != t.axis) throw Error(where + ": axis must be normalized");
+  if (t.elements.size() != packed_bytes(t.format.element.bits, static_cast<std::size_t>(*count))) {
+    throw Error(where + ": " + std::to_string(t.elements.size()) + " element bytes do not match shape " +
+                shape_text(t.shape));
+  }
+  const std::size_t rows = t.row_length() == 0 ? 0 : t.rows();
+  if (t.scales.size() != rows * t.blocks_per_row()) {
+    throw Error(where + ": " + std::to_string(t.scales.size()) + " scales do not match shape " + shape_text(t.shape));
+  }
+  if (!std::isfinite(t.tensor_scale)) throw Error(where + ": tensor_scale is not finite");
+}
+
+void put_u64le(std::uint64_t v, std::byte* out) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<std::byte>(v >> (8 * i));
+}
+
+}  // namespace
+
+void write_safetensors(const std::filesystem::path& path, const std::vector<OutputTensor>& tensors,
+                       const Metadata& metadata, const ProduceTensor& produce) {
+  const std::string file = path.string();
+  // The header is assembled as text: ordered_json's linear lookups would
+  // make a model with many tensors quadratic.
+  std::string text = "{";
+  // A JSON string; names and metadata must be UTF-8 (the format says so).
+  auto json_string = [&](const std::string& s) {
+    try {
+      return Json(s).dump(-1, ' ', false, Json::error_handler_t::strict);
+    } catch (const Json::exception&) {
+      throw Error(file + ": " + lowp::quoted(s) + " is not valid UTF-8");
+    }
+  };
+  if (!metadata.empty()) {
+    std::unordered_set<std::string_view> keys;
+    text += "\"__metadata__\":{";
+    for (const auto& [key, value] : metadata) {
+      if (!keys.insert(key).second) throw Error(file + ": duplicate metadata key " + lowp::quoted(key));
+      text += (keys.size() > 1 ? "," : "") + json_string(key) + ":" + json_string(value);
+    }
+    text += "}";
+  }
+  std::unordered_set<std::string_view> names;
+  std::uint64_t offset = 0;
+  for (const OutputTensor& t : tensors) {
+    const std::string where = file + ": tensor " + lowp::quoted(t.name);
+    if (t.name == "__metadata__") throw Error(where + ": the name is reserved");
+    if (!names.insert(t.name).second) throw Error(where + ": duplicate tensor name");
+    check_output(t, where);
+    if (t.nbytes > std::numeric_limits<std::uint64_t>::max() - offset) throw Error(where + ": data exceeds 2^64 bytes");
+    const OrderedJson entry = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+    text += (text.size() > 1 ? "," : "") + json_string(t.name) + ":" + entry.dump();
+    offset += t.nbytes;
+  }
+  text += "}";
+  // Pad with spaces so the data buffer starts 8-byte aligned, as the
+  // reference implementation does.
+  text.append((8 - text.size() % 8) % 8, ' ');
+  if (text.size() > kSafetensorsMaxHeader)
+    throw Error(file + ": header exceeds " + std::to_string(kSafetensorsMaxHeader) + " bytes");
+
+  AtomicFile out(path);
+  std::byte length[8];
+  put_u64le(text.size(), length);
+  out.write(length);
+  out.write(std::as_bytes(std::span(text)));
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const std::vector<std::byte> bytes = produce(i);
+    if (bytes.size() != tensors[i].nbytes) {
+      throw Error(file + ": tensor " + lowp::quoted(tensors[i].name) + ": producer returned " +
+                  std::to_string(bytes.size()) + " bytes, expected " + std::to_string(tensors[i].nbytes));
+    }
+    out.write(bytes);
+  }
+  out.commit();
+}
+
+std::vector<OutputTensor> packed_tensor_outputs(const std::string& name, const PackedTensor& t, ScaleRule rule,
+                                                Metadata& metadata) {
+  check_packed(name, t);
+  const OrderedJson description = {{"format", block_format_name(t.format)},
+                            {"block_size", t.format.block_size},
+                            {"axis", t.axis},
+                            {"shape", t.shape},
+                            {"scale_rule", std::string(scale_rule_name(rule))},
+                            {"tensor_scale", static_cast<double>(t.tensor_scale)}};
+  metadata.emplace_back(packed_metadata_key(name), description.dump());
+  const auto elements = static_cast<std::int64_t>(t.elements.size());
+  const auto scales = static_cast<std::int64_t>(t.scales.size());
+  return {OutputTensor{name, "U8", {elements}, t.elements.size()},
+          OutputTensor{packed_scales_name(name), "U8", {scales}, t.scales.size()}};
+}
+
+std::vector<std::byte> packed_tensor_bytes(const PackedTensor& t, std::size_t part) {
+  if (part > 1) throw Error("packed_tensor_bytes: part must be 0 (elements) or 1 (scales)");
+  const std::vector<std::uint8_t>& src = part == 0 ? t.elements : t.scales;
+  const auto bytes = std::as_bytes(std::span(src));
+  return {bytes.begin(), bytes.end()};
+}
+
+OutputTensor f32_output(const std::string& name, std::vector<std::int64_t> shape) {
+  const std::optional<std::uint64_t> bytes = checked_bytes(shape, 4);
+  if (!bytes) throw Error("tensor " + lowp::quoted(name) + ": invalid shape " + shape_text(shape));
+  return OutputTensor{name, "F32", std::move(shape), *bytes};
+}
+
+std::vector<std::byte> f32_bytes(std::span<const float> values) {
+  std::vector<std::byte> out(values.size() * 4);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const auto bits = std::bit_cast<std::uint32_t>(values[i]);
+    for (std::size_t b = 0; b < 4; ++b) out[4 * i + b] = static_cast<std::byte>(bits >> (8 * b));
+  }
+  return out;
+}
+
+}  // namespace lowp::io

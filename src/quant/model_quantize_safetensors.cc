@@ -1,0 +1,183 @@
+// quantize_model's safetensors output: scalar float formats in safetensors'
+// own dtypes (F32, BF16, F16, F8_E4M3, F8_E5M2), block formats in lowp's
+// packed form (elements + scales + metadata naming the format), everything
+// else copied as it is.
+#include <cstring>
+#include <string>
+
+#include "lowp/block/tensor.h"
+#include "lowp/error.h"
+#include "lowp/format/convert.h"
+#include "lowp/format/registry.h"
+#include "lowp/io/safetensors.h"
+#include "model_quantize_internal.h"
+
+namespace lowp::detail {
+namespace {
+
+// safetensors' dtype for a scalar float format, or "" if it has none.
+std::string safetensors_dtype_for(const std::string& format) {
+  static const std::pair<const char*, const char*> kNames[] = {
+      {"fp32", "F32"}, {"bf16", "BF16"}, {"fp16", "F16"}, {"fp8_e4m3", "F8_E4M3"}, {"fp8_e5m2", "F8_E5M2"}};
+  for (const auto& [lowp_name, st_name] : kNames) {
+    if (format == lowp_name) return st_name;
+  }
+  return "";
+}
+
+// safetensors' name for a tensor copied from `in` (plain little-endian values).
+std::string safetensors_copy_dtype(const io::ModelReader& in, const io::TensorInfo& t) {
+  if (in.kind() == "safetensors") return t.dtype;
+  static const std::pair<const char*, const char*> kNames[] = {
+      {"F32", "F32"},   {"float32", "F32"}, {"F16", "F16"},   {"float16", "F16"},   {"BF16", "BF16"},
+      {"bfloat16", "BF16"}, {"F64", "F64"}, {"float64", "F64"}, {"I8", "I8"},     {"int8", "I8"},
+      {"U8", "U8"},     {"uint8", "U8"},    {"I16", "I16"},   {"int16", "I16"},     {"U16", "U16"},
+      {"uint16", "U16"}, {"I32", "I32"},    {"int32", "I32"}, {"U32", "U32"},       {"uint32", "U32"},
+      {"I64", "I64"},   {"int64", "I64"},   {"U64", "U64"},   {"uint64", "U64"},    {"bool", "BOOL"},
+  };
+  for (const auto& [from, to] : kNames) {
+    if (t.dtype == from) return to;
+  }
+  return "";
+}
+
+std::vector<std::byte> encode_all(const Format& f, std::span<const float> values, const QuantizeRequest& req) {
+  const auto width = static_cast<std::size_t>(code_bytes(f));
+  const EncodeOptions opt{req.block.rounding, req.saturate};
+  std::vector<std::byte> out(values.size() * width);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::uint32_t random = opt.rounding == Rounding::kStochastic ? stochastic_bits(req.block.seed, i) : 0;
+    const std::uint32_t c = encode(f, values[i], opt, random);
+    std::memcpy(out.data() + i * width, &c, width);  // little-endian low bytes
+  }
+  return out;
+}
+
+}  // namespace
+
+void write_safetensors_output(const io::ModelReader& in, const std::filesystem::path& out,
+                              const ResolvedFormat& f, const QuantizeRequest& req, ModelReport& report) {
+  reject_onnx_input(in, "safetensors");
+  if (f.is_ggml_q8_0) throw Error("q8_0 is ggml's format: write a .gguf file");
+  const std::string scalar_dtype = f.is_block ? "" : safetensors_dtype_for(f.name);
+  if (!req.fake && !f.is_block && scalar_dtype.empty()) {
+    throw Error("safetensors has no dtype for " + f.name +
+                "; use a block format (e.g. mx:" + f.name + ":32) or add --fake");
+  }
+  // Step 1: plan every output tensor (the header comes first). A packed
+  // tensor's sizes follow from its shape, so a PackedTensor without data
+  // stands in for it until the tensor is quantized.
+  struct Plan {
+    const io::TensorInfo* in;
+    bool quantize;
+    std::size_t first_output;  // index into outputs
+    std::size_t parts;         // outputs it owns (2 for packed: elements, scales)
+  };
+  std::vector<Plan> plans;
+  std::vector<float> planned_scale;  // NVFP4 tensor scales written into the header
+  std::vector<io::OutputTensor> outputs;
+  io::Metadata metadata = in.kind() == "safetensors" ? in.metadata() : io::Metadata{};
+  // lowp's own keys describe the input's packing, not the output's.
+  std::erase_if(metadata, [](const auto& kv) {
+    return kv.first.rfind("lowp.", 0) == 0 || kv.first.rfind("lowp_", 0) == 0;
+  });
+  metadata.emplace_back("lowp_quantized_format", f.name + (req.fake ? " (fake)" : ""));
+  for (const io::TensorInfo& t : in.tensors()) {
+    Plan p{&t, is_selected(t, req), outputs.size(), 1};
+    float tensor_scale = 1.0f;
+    if (p.quantize && f.is_block && !req.fake) {
+      PackedTensor shape_only;
+      shape_only.format = f.block;
+      shape_only.shape = block_view(t.shape);
+      shape_only.axis = normalize_axis(req.axis, shape_only.shape.size());
+      shape_only.elements.resize(packed_bytes(f.block.element.bits, shape_only.element_count()));
+      shape_only.scales.resize(shape_only.rows() * shape_only.blocks_per_row());
+      // NVFP4's FP32 tensor scale goes into the header, before the data: one
+      // extra read of the tensor finds it.
+      if (f.block.family == BlockFamily::kNvfp4) {
+        tensor_scale = nvfp4_tensor_scale_of(in.read_f32(t), req.block);
+      }
+      shape_only.tensor_scale = tensor_scale;
+      std::vector<io::OutputTensor> parts = io::packed_tensor_outputs(t.name, shape_only, req.block.scale_rule, metadata);
+      if (shape_only.shape != t.shape) {
+        // Stored in its 2-D block view; keep the original shape on record.
+        std::string text = "[";
+        for (std::size_t i = 0; i < t.shape.size(); ++i) text += (i ? ", " : "") + std::to_string(t.shape[i]);
+        metadata.emplace_back("lowp_original_shape." + t.name, text + "]");
+      }
+      p.parts = parts.size();
+      for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
+    } else {
+      io::OutputTensor o{t.name, "", t.shape, 0};
+      if (p.quantize) {
+        o.dtype = req.fake ? (t.dtype == "BF16" || t.dtype == "F16" ? t.dtype : "F32") : scalar_dtype;
+      } else {
+        o.dtype = safetensors_copy_dtype(in, t);
+        if (o.dtype.empty()) {
+          throw Error("tensor " + quoted(t.name) + " of type " + t.dtype + " cannot be copied into safetensors");
+        }
+      }
+      o.nbytes = t.element_count() * io::safetensors_dtype_size(o.dtype);
+      outputs.push_back(std::move(o));
+    }
+    plans.push_back(p);
+    planned_scale.push_back(tensor_scale);
+  }
+  std::vector<std::size_t> owner(outputs.size());
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    for (std::size_t k = 0; k < plans[i].parts; ++k) owner[plans[i].first_output + k] = i;
+  }
+
+  // Step 2: stream. A packed tensor is quantized when its first part is
+  // asked for; its scales (the next part) are kept until then.
+  std::optional<PackedTensor> pending;
+  io::write_safetensors(out, outputs, metadata, [&](std::size_t index) -> std::vector<std::byte> {
+    const Plan& p = plans[owner[index]];
+    const io::TensorInfo& t = *p.in;
+    const io::OutputTensor& o = outputs[index];
+    const std::size_t part = index - p.first_output;
+    if (part > 0) return io::packed_tensor_bytes(*pending, part);
+    if (req.on_tensor) req.on_tensor(owner[index], plans.size(), t);
+    TensorReport r = base_report(t);
+    r.stored_as = o.dtype;
+    r.bytes_out = 0;
+    for (std::size_t k = 0; k < p.parts; ++k) r.bytes_out += outputs[p.first_output + k].nbytes;
+    if (!p.quantize) {
+      report.tensors.push_back(std::move(r));
+      const auto raw = in.raw(t);
+      return {raw.begin(), raw.end()};
+    }
+    const std::vector<float> values = in.read_f32(t);
+    std::vector<float> q;
+    std::vector<std::byte> bytes;
+    if (f.is_block && !req.fake) {
+      pending = quantize(f.block, values, block_view(t.shape), req.axis, req.block);
+      if (pending->tensor_scale != planned_scale[owner[index]]) {
+        throw Error("tensor " + quoted(t.name) + " changed while it was being quantized");
+      }
+      q.resize(values.size());
+      dequantize(*pending, q);
+      bytes = io::packed_tensor_bytes(*pending, 0);
+      r.stored_as = f.name;
+    } else if (req.fake) {
+      q = fake_values(f, values, t.shape, req);
+      bytes = o.dtype == "F32" ? io::f32_bytes(q) : encode_all(parse_format(o.dtype == "F16" ? "fp16" : "bf16"), q, {});
+      r.stored_as = o.dtype + " (fake " + f.name + ")";
+    } else {
+      bytes = encode_all(f.scalar, values, req);
+      q.resize(values.size());
+      const auto width = static_cast<std::size_t>(code_bytes(f.scalar));
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        std::uint32_t c = 0;
+        std::memcpy(&c, bytes.data() + i * width, width);
+        q[i] = decode_f32(f.scalar, c);
+      }
+    }
+    r.quantized = true;
+    r.stats.add(values, q);
+    report.tensors.push_back(std::move(r));
+    return bytes;
+  });
+}
+
+}  // namespace lowp::detail
