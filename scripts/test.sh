@@ -38,6 +38,6 @@ ctest --preset asan -j "$jobs"
 
 if [[ -x scripts/fuzz.sh ]]; then
   section "Fuzzing (bounded)"
-  scripts/fuzz.sh "${LOWP_FUZZ_SECONDS:-60}"
+  scripts/fuzz.sh "${LOWP_FUZZ_SECONDS:-30}"
 fi
 section "all tests passed"
