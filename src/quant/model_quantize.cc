@@ -79,14 +79,46 @@ std::vector<float> fake_values(const ResolvedFormat& f, std::span<const float> v
     return out;
   }
   if (f.is_block) return fake_quantize(f.block, values, block_view(shape), req.axis, req.block);
-  const EncodeOptions opt{req.block.rounding, req.saturate};
-  std::vector<float> out(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const std::uint32_t random =
-        opt.rounding == Rounding::kStochastic ? stochastic_bits(req.block.seed, i) : 0;
-    out[i] = decode_f32(f.scalar, encode(f.scalar, values[i], opt, random));
+  return decode_codes(f.scalar, encode_codes(f.scalar, values, req));
+}
+
+std::vector<float> decode_codes(const Format& f, std::span<const std::byte> codes) {
+  const auto width = static_cast<std::size_t>(code_bytes(f));
+  std::vector<float> out(codes.size() / width);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    std::uint32_t c = 0;
+    std::memcpy(&c, codes.data() + i * width, width);
+    out[i] = decode_f32(f, c);
   }
   return out;
+}
+
+std::vector<std::byte> encode_codes(const Format& f, std::span<const float> values, const QuantizeRequest& req) {
+  const auto width = static_cast<std::size_t>(code_bytes(f));
+  const EncodeOptions opt{req.block.rounding, req.saturate};
+  std::vector<std::byte> out(values.size() * width);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::uint32_t random = opt.rounding == Rounding::kStochastic ? stochastic_bits(req.block.seed, i) : 0;
+    const std::uint32_t c = encode(f, values[i], opt, random);
+    std::memcpy(out.data() + i * width, &c, width);  // the low bytes, little-endian
+  }
+  return out;
+}
+
+std::string plain_dtype(const io::TensorInfo& t) {
+  static const std::pair<const char*, const char*> kNames[] = {
+      {"F32", "F32"},   {"FLOAT", "F32"},    {"float32", "F32"},  {"F16", "F16"},     {"FLOAT16", "F16"},
+      {"float16", "F16"}, {"BF16", "BF16"},  {"BFLOAT16", "BF16"}, {"bfloat16", "BF16"}, {"F64", "F64"},
+      {"DOUBLE", "F64"}, {"float64", "F64"}, {"I8", "I8"},       {"INT8", "I8"},     {"int8", "I8"},
+      {"U8", "U8"},     {"UINT8", "U8"},     {"uint8", "U8"},     {"I16", "I16"},     {"INT16", "I16"},
+      {"int16", "I16"}, {"U16", "U16"},      {"uint16", "U16"},   {"I32", "I32"},     {"INT32", "I32"},
+      {"int32", "I32"}, {"U32", "U32"},      {"uint32", "U32"},   {"I64", "I64"},     {"INT64", "I64"},
+      {"int64", "I64"}, {"U64", "U64"},      {"uint64", "U64"},   {"BOOL", "BOOL"},   {"bool", "BOOL"},
+  };
+  for (const auto& [from, to] : kNames) {
+    if (t.dtype == from) return to;
+  }
+  return "";
 }
 
 TensorReport base_report(const io::TensorInfo& t) {

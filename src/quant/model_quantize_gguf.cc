@@ -31,27 +31,11 @@ std::string gguf_type_for(const ResolvedFormat& f) {
 // GGUF's name for a tensor copied unchanged from `in`, or "" if there is none.
 std::string gguf_copy_type(const io::ModelReader& in, const io::TensorInfo& t) {
   if (in.kind() == "gguf") return t.dtype;
-  static const std::pair<const char*, const char*> kNames[] = {
-      {"F32", "F32"},     {"FLOAT", "F32"},     {"float32", "F32"},  {"F16", "F16"},     {"FLOAT16", "F16"},
-      {"float16", "F16"}, {"BF16", "BF16"},     {"BFLOAT16", "BF16"}, {"bfloat16", "BF16"}, {"F64", "F64"},
-      {"DOUBLE", "F64"},  {"float64", "F64"},   {"I8", "I8"},        {"INT8", "I8"},     {"int8", "I8"},
-      {"I16", "I16"},     {"INT16", "I16"},     {"int16", "I16"},    {"I32", "I32"},     {"INT32", "I32"},
-      {"int32", "I32"},   {"I64", "I64"},       {"INT64", "I64"},    {"int64", "I64"},
-  };
-  for (const auto& [from, to] : kNames) {
-    if (t.dtype == from) return to;
+  const std::string plain = plain_dtype(t);
+  for (const char* gguf : {"F32", "F16", "BF16", "F64", "I8", "I16", "I32", "I64"}) {
+    if (plain == gguf) return plain;
   }
   return "";
-}
-
-std::vector<std::byte> encode_all(const Format& f, std::span<const float> values) {
-  const auto width = static_cast<std::size_t>(code_bytes(f));
-  std::vector<std::byte> out(values.size() * width);
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const std::uint32_t c = encode(f, values[i]);
-    std::memcpy(out.data() + i * width, &c, width);  // little-endian low bytes
-  }
-  return out;
 }
 
 }  // namespace
@@ -123,8 +107,8 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
     std::vector<std::byte> bytes;
     if (req.fake) {
       q = fake_values(f, values, t.shape, req);
-      bytes = o.dtype == "F32" ? encode_all(parse_format("fp32"), q)
-                               : encode_all(parse_format(o.dtype == "F16" ? "fp16" : "bf16"), q);
+      // The container's own rounding (nearest-even), not the request's.
+      bytes = encode_codes(parse_format(o.dtype == "F32" ? "fp32" : o.dtype == "F16" ? "fp16" : "bf16"), q, {});
       r.stored_as = o.dtype + " (fake " + f.name + ")";
     } else if (o.dtype == "Q8_0") {
       bytes = io::ggml_quantize_q8_0(values);
@@ -137,8 +121,8 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
       q.resize(values.size());
       ggml_mxfp4_dequantize(blocks, q);  // what ggml will read back
     } else {
-      bytes = encode_all(f.scalar, values);
-      q = fake_values(f, values, t.shape, req);
+      bytes = encode_codes(f.scalar, values, req);
+      q = decode_codes(f.scalar, bytes);
     }
     r.quantized = true;
     r.stats.add(values, q);

@@ -34,6 +34,17 @@ std::vector<float> fake_values(const ResolvedFormat& f, std::span<const float> v
 // ONNX input is an ONNX file (--fake). Throws for any other output kind.
 void reject_onnx_input(const io::ModelReader& in, const std::string& output_kind);
 
+// The codes of `values` in scalar format f (each in code_bytes(f) little-endian
+// bytes), rounded as the request asks.
+std::vector<std::byte> encode_codes(const Format& f, std::span<const float> values, const QuantizeRequest& req);
+
+// The inverse: the values of such codes.
+std::vector<float> decode_codes(const Format& f, std::span<const std::byte> codes);
+
+// A plain (little-endian, unpacked) dtype of any reader in safetensors' words
+// ("F32", "BF16", "I64", "BOOL", ...), or "" for anything else.
+std::string plain_dtype(const io::TensorInfo& t);
+
 // A report row for a tensor copied unchanged.
 TensorReport base_report(const io::TensorInfo& t);
 

@@ -27,30 +27,7 @@ std::string safetensors_dtype_for(const std::string& format) {
 
 // safetensors' name for a tensor copied from `in` (plain little-endian values).
 std::string safetensors_copy_dtype(const io::ModelReader& in, const io::TensorInfo& t) {
-  if (in.kind() == "safetensors") return t.dtype;
-  static const std::pair<const char*, const char*> kNames[] = {
-      {"F32", "F32"},   {"float32", "F32"}, {"F16", "F16"},   {"float16", "F16"},   {"BF16", "BF16"},
-      {"bfloat16", "BF16"}, {"F64", "F64"}, {"float64", "F64"}, {"I8", "I8"},     {"int8", "I8"},
-      {"U8", "U8"},     {"uint8", "U8"},    {"I16", "I16"},   {"int16", "I16"},     {"U16", "U16"},
-      {"uint16", "U16"}, {"I32", "I32"},    {"int32", "I32"}, {"U32", "U32"},       {"uint32", "U32"},
-      {"I64", "I64"},   {"int64", "I64"},   {"U64", "U64"},   {"uint64", "U64"},    {"bool", "BOOL"},
-  };
-  for (const auto& [from, to] : kNames) {
-    if (t.dtype == from) return to;
-  }
-  return "";
-}
-
-std::vector<std::byte> encode_all(const Format& f, std::span<const float> values, const QuantizeRequest& req) {
-  const auto width = static_cast<std::size_t>(code_bytes(f));
-  const EncodeOptions opt{req.block.rounding, req.saturate};
-  std::vector<std::byte> out(values.size() * width);
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const std::uint32_t random = opt.rounding == Rounding::kStochastic ? stochastic_bits(req.block.seed, i) : 0;
-    const std::uint32_t c = encode(f, values[i], opt, random);
-    std::memcpy(out.data() + i * width, &c, width);  // little-endian low bytes
-  }
-  return out;
+  return in.kind() == "safetensors" ? t.dtype : plain_dtype(t);
 }
 
 }  // namespace
@@ -161,17 +138,12 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       r.stored_as = f.name;
     } else if (req.fake) {
       q = fake_values(f, values, t.shape, req);
-      bytes = o.dtype == "F32" ? io::f32_bytes(q) : encode_all(parse_format(o.dtype == "F16" ? "fp16" : "bf16"), q, {});
+      // The container's own rounding (nearest-even), not the request's.
+      bytes = encode_codes(parse_format(o.dtype == "F32" ? "fp32" : o.dtype == "F16" ? "fp16" : "bf16"), q, {});
       r.stored_as = o.dtype + " (fake " + f.name + ")";
     } else {
-      bytes = encode_all(f.scalar, values, req);
-      q.resize(values.size());
-      const auto width = static_cast<std::size_t>(code_bytes(f.scalar));
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        std::uint32_t c = 0;
-        std::memcpy(&c, bytes.data() + i * width, width);
-        q[i] = decode_f32(f.scalar, c);
-      }
+      bytes = encode_codes(f.scalar, values, req);
+      q = decode_codes(f.scalar, bytes);
     }
     r.quantized = true;
     r.stats.add(values, q);
