@@ -117,7 +117,7 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
       const PackedTensor packed = quantize(f.block, values, t.shape, -1, req.block);
       const std::vector<GgmlBlockMxfp4> blocks = to_ggml_mxfp4(packed);
       bytes.resize(blocks.size() * sizeof(GgmlBlockMxfp4));
-      std::memcpy(bytes.data(), blocks.data(), bytes.size());
+      if (!blocks.empty()) std::memcpy(bytes.data(), blocks.data(), bytes.size());
       q.resize(values.size());
       ggml_mxfp4_dequantize(blocks, q);  // what ggml will read back
     } else {
