@@ -1,0 +1,292 @@
+// src/kernels/convert-inl.h — per-target vector kernels: fp32 -> float-format
+// codes and back, bit-identical to lowp::encode / lowp::decode_f32
+// (lowp/format/convert.h, whose header states the semantics followed here).
+//
+// Compiled once per Highway target (convert.cc includes it through
+// foreach_target.h). All format facts arrive in EncodeParams / DecodeParams.
+//
+// The encoder works on 32-bit lanes, for any float format with bits <= 16,
+// emin >= -126 and man_bits M <= 10 (not E8M0):
+//  1. Split the fp32 bits into sign, |x| bits, exponent field E and fraction.
+//  2. Significand sig (24 bits, with the implicit bit for normals) and effective
+//     exponent e = max(E, 1) - 127, so that |x| = sig * 2^(e - 23) for every
+//     finite x, fp32 subnormals included (their e = -126 <= emin).
+//  3. The binade max(e, emin) fixes the unit 2^(binade - M); |x| / unit has
+//     integer part n = sig >> s and dropped fraction F (0.32 fixed point, the
+//     floor of fraction * 2^32 as the reference's `fraction >> 32`), where
+//     s = binade - M - e + 23 >= 13. Shift counts are clamped below 32 (Highway's
+//     variable shifts are undefined at >= 32); beyond 24 the bits are zero anyway.
+//  4. Round up iff F + a carries out of 32 bits, with a = 2^31 - 1 + (n & 1)
+//     (nearest-even: F > 1/2, or = 1/2 with n odd), 2^31 (ties away: F >= 1/2),
+//     the random bits r (stochastic: floor(fraction * 2^32) + r >= 2^32), or no
+//     addition (toward zero).
+//  5. magnitude = ((binade - emin) << M) + n + up (a carry moves to the next
+//     binade by itself), then the special cases in increasing priority: zero,
+//     finite overflow, Inf input, NaN input — each code given for both signs.
+
+#if defined(LOWP_KERNELS_CONVERT_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef LOWP_KERNELS_CONVERT_INL_H_
+#undef LOWP_KERNELS_CONVERT_INL_H_
+#else
+#define LOWP_KERNELS_CONVERT_INL_H_
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include <hwy/highway.h>
+
+#include "kernels/params.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lowp::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using detail::DecodeParams;
+using detail::EncodeParams;
+using detail::RoundKind;
+
+constexpr std::size_t kMaxLanes32 = HWY_MAX_BYTES / 4;
+
+template <class DI>
+HWY_INLINE hn::Vec<DI> SetBits(DI di, std::uint32_t bits) {
+  return hn::Set(di, static_cast<std::int32_t>(bits));
+}
+
+// murmur3's finaliser, as lowp::mix32.
+template <class V>
+HWY_INLINE V Mix32(hn::DFromV<V> du, V h) {
+  h = hn::Xor(h, hn::ShiftRight<16>(h));
+  h = h * hn::Set(du, 0x85EBCA6Bu);
+  h = hn::Xor(h, hn::ShiftRight<13>(h));
+  h = h * hn::Set(du, 0xC2B2AE35u);
+  return hn::Xor(h, hn::ShiftRight<16>(h));
+}
+
+// stochastic_bits_keyed(key, index_low) for the lanes' indices.
+template <class DU>
+HWY_INLINE hn::Vec<DU> StochasticBits(DU du, hn::Vec<DU> index_low, std::uint32_t key) {
+  const auto k = hn::Set(du, key);
+  return Mix32(du, Mix32(du, hn::Xor(index_low, k)) + k);
+}
+
+// The code (in an int32 lane) of each fp32 lane; steps 1-5 of the file comment.
+template <RoundKind R, class DU>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& p,
+                                                     hn::Vec<DU> bits, hn::Vec<DU> random) {
+  const hn::RebindToSigned<DU> di;
+  using VI = hn::Vec<decltype(di)>;
+  const VI zero = hn::Zero(di);
+  // Step 1.
+  const VI ibits = hn::BitCast(di, bits);
+  const auto negative = hn::Lt(ibits, zero);
+  const VI abs = hn::And(ibits, hn::Set(di, 0x7FFFFFFF));
+  const VI exp_field = hn::ShiftRight<23>(abs);
+  // Step 2.
+  const VI sig = hn::Or(hn::And(abs, hn::Set(di, 0x7FFFFF)),
+                        hn::IfThenZeroElse(hn::Eq(exp_field, zero), hn::Set(di, 0x800000)));
+  const VI e = hn::Sub(hn::Max(exp_field, hn::Set(di, 1)), hn::Set(di, 127));
+  // Step 3.
+  const VI binade = hn::Max(e, hn::Set(di, p.emin));
+  const VI s = hn::Add(hn::Sub(binade, e), hn::Set(di, 23 - p.man_bits));
+  const auto sigu = hn::BitCast(du, sig);
+  const auto n = hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31))));
+  const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
+  const auto right =
+      hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
+  const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
+  // Step 4.
+  auto rounded = n;
+  if constexpr (R != RoundKind::kTowardZero) {
+    hn::Vec<DU> addend;
+    if constexpr (R == RoundKind::kNearestEven) {
+      addend = hn::Add(hn::Set(du, 0x7FFFFFFFu), hn::And(n, hn::Set(du, 1u)));
+    } else if constexpr (R == RoundKind::kNearestAway) {
+      addend = hn::Set(du, 0x80000000u);
+    } else {
+      addend = random;
+    }
+    const auto sum = hn::Add(fraction, addend);
+    const auto carry = hn::Or(hn::And(fraction, addend), hn::AndNot(sum, hn::Or(fraction, addend)));
+    rounded = hn::Add(n, hn::ShiftRight<31>(carry));
+  }
+  // Step 5.
+  const VI magnitude =
+      hn::Add(hn::ShiftLeftSame(hn::Sub(binade, hn::Set(di, p.emin)), p.man_bits),
+              hn::BitCast(di, rounded));
+  VI code = hn::Or(magnitude, hn::IfThenElseZero(negative, SetBits(di, p.sign_mask)));
+  auto by_sign = [&](const std::uint32_t (&c)[2]) {
+    return hn::IfThenElse(negative, SetBits(di, c[1]), SetBits(di, c[0]));
+  };
+  code = hn::IfThenElse(hn::Eq(magnitude, zero), by_sign(p.zero), code);
+  code = hn::IfThenElse(hn::Gt(magnitude, SetBits(di, p.max_magnitude)), by_sign(p.overflow), code);
+  const VI inf_bits = hn::Set(di, 0x7F800000);
+  code = hn::IfThenElse(hn::Eq(abs, inf_bits), by_sign(p.inf), code);
+  return hn::IfThenElse(hn::Gt(abs, inf_bits), by_sign(p.nan), code);
+}
+
+template <RoundKind R, typename CodeT>
+HWY_NOINLINE void EncodeLoop(const EncodeParams& p, const float* HWY_RESTRICT in, std::size_t count,
+                             CodeT* HWY_RESTRICT out, std::uint32_t key, std::uint32_t first_low) {
+  const hn::ScalableTag<std::uint32_t> du;
+  const hn::Rebind<float, decltype(du)> df;
+  const hn::Rebind<CodeT, decltype(du)> dc;
+  const std::size_t lanes = hn::Lanes(du);
+  const auto iota = hn::Iota(du, 0u);
+  auto random_at = [&](std::size_t i) {
+    if constexpr (R == RoundKind::kStochastic) {
+      const auto index = hn::Add(iota, hn::Set(du, first_low + static_cast<std::uint32_t>(i)));
+      return StochasticBits(du, index, key);
+    } else {
+      return hn::Zero(du);
+    }
+  };
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    const auto bits = hn::BitCast(du, hn::LoadU(df, in + i));
+    hn::StoreU(hn::DemoteTo(dc, EncodeVec<R>(du, p, bits, random_at(i))), dc, out + i);
+  }
+  if (i == count) return;
+  // The tail goes through the same vector code via a padded copy.
+  HWY_ALIGN float tail_in[kMaxLanes32] = {};
+  HWY_ALIGN CodeT tail_out[kMaxLanes32] = {};
+  const std::size_t rest = count - i;
+  std::memcpy(tail_in, in + i, rest * sizeof(float));
+  const auto bits = hn::BitCast(du, hn::Load(df, tail_in));
+  hn::Store(hn::DemoteTo(dc, EncodeVec<R>(du, p, bits, random_at(i))), dc, tail_out);
+  std::memcpy(out + i, tail_out, rest * sizeof(CodeT));
+}
+
+// Encodes in[0, count) into codes of p.code_bytes bytes. `first_low` is the low
+// half of the first element's stochastic index; the caller guarantees that the
+// run does not cross a multiple of 2^32 (so `key` is the same for all).
+void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* out,
+               std::uint32_t key, std::uint32_t first_low) {
+  auto run = [&](auto* codes) {
+    switch (p.round) {
+      case RoundKind::kNearestEven:
+        return EncodeLoop<RoundKind::kNearestEven>(p, in, count, codes, key, first_low);
+      case RoundKind::kNearestAway:
+        return EncodeLoop<RoundKind::kNearestAway>(p, in, count, codes, key, first_low);
+      case RoundKind::kTowardZero:
+        return EncodeLoop<RoundKind::kTowardZero>(p, in, count, codes, key, first_low);
+      case RoundKind::kStochastic:
+        return EncodeLoop<RoundKind::kStochastic>(p, in, count, codes, key, first_low);
+    }
+  };
+  if (p.code_bytes == 1) {
+    run(static_cast<std::uint8_t*>(out));
+  } else {
+    run(static_cast<std::uint16_t*>(out));
+  }
+}
+
+// The fp32 bits (in int32 lanes) of each code: normal codes by re-biasing the
+// exponent field, subnormals as mantissa * 2^(emin - M) (exact), then Inf, NaN.
+template <class DI>
+HWY_INLINE hn::Vec<DI> DecodeVec(DI di, const DecodeParams& p, hn::Vec<DI> code) {
+  const hn::Rebind<float, DI> df;
+  using VI = hn::Vec<DI>;
+  const VI zero = hn::Zero(di);
+  const VI magnitude = hn::And(code, SetBits(di, p.magnitude_mask));
+  const VI sign = hn::IfThenZeroElse(hn::Eq(hn::And(code, SetBits(di, p.sign_mask)), zero),
+                                     SetBits(di, 0x80000000u));
+  const VI exp_field = hn::ShiftRightSame(magnitude, p.man_bits);
+  const VI mantissa = hn::And(magnitude, hn::Set(di, (1 << p.man_bits) - 1));
+  const VI normal = hn::Or(hn::ShiftLeft<23>(hn::Add(exp_field, SetBits(di, p.exp_rebias))),
+                           hn::ShiftLeftSame(mantissa, 23 - p.man_bits));
+  const VI subnormal =
+      hn::BitCast(di, hn::Mul(hn::ConvertTo(df, mantissa), hn::Set(df, p.subnormal_scale)));
+  VI bits = hn::Or(hn::IfThenElse(hn::Eq(exp_field, zero), subnormal, normal), sign);
+  bits = hn::IfThenElse(hn::Eq(magnitude, SetBits(di, p.inf_magnitude)),
+                        hn::Or(hn::Set(di, 0x7F800000), sign), bits);
+  const auto is_nan = hn::Or(hn::Gt(magnitude, SetBits(di, p.nan_above)),
+                             hn::Eq(code, SetBits(di, p.nan_code)));
+  const VI quiet_nan = hn::Set(di, 0x7FC00000);
+  return hn::IfThenElse(is_nan, p.nan_signed ? hn::Or(quiet_nan, sign) : quiet_nan, bits);
+}
+
+template <typename CodeT>
+HWY_NOINLINE void DecodeLoop(const DecodeParams& p, const CodeT* HWY_RESTRICT codes,
+                             std::size_t count, float* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::int32_t> di;
+  const hn::Rebind<float, decltype(di)> df;
+  const hn::Rebind<CodeT, decltype(di)> dc;
+  const hn::RebindToUnsigned<decltype(di)> du;
+  const std::size_t lanes = hn::Lanes(di);
+  auto load = [&](const CodeT* from) {
+    return hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(dc, from)));
+  };
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    hn::StoreU(hn::BitCast(df, DecodeVec(di, p, load(codes + i))), df, out + i);
+  }
+  if (i == count) return;
+  HWY_ALIGN CodeT tail_in[kMaxLanes32] = {};
+  HWY_ALIGN float tail_out[kMaxLanes32] = {};
+  const std::size_t rest = count - i;
+  std::memcpy(tail_in, codes + i, rest * sizeof(CodeT));
+  hn::Store(hn::BitCast(df, DecodeVec(di, p, load(tail_in))), df, tail_out);
+  std::memcpy(out + i, tail_out, rest * sizeof(float));
+}
+
+void DecodeToF32(const DecodeParams& p, const void* codes, std::size_t count, float* out) {
+  if (p.code_bytes == 1) {
+    DecodeLoop(p, static_cast<const std::uint8_t*>(codes), count, out);
+  } else {
+    DecodeLoop(p, static_cast<const std::uint16_t*>(codes), count, out);
+  }
+}
+
+// ---- bandwidth ceilings (benchmark only): the same traffic, trivial work ----
+
+template <typename CodeT>
+HWY_NOINLINE void CeilingNarrow(const float* HWY_RESTRICT in, std::size_t count,
+                                CodeT* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::int32_t> di;
+  const hn::Rebind<float, decltype(di)> df;
+  const hn::Rebind<CodeT, decltype(di)> dc;
+  const std::size_t lanes = hn::Lanes(di);
+  constexpr int kShift = 32 - 8 * static_cast<int>(sizeof(CodeT));
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    const auto top = hn::BitCast(di, hn::ShiftRight<kShift>(
+                                         hn::BitCast(hn::RebindToUnsigned<decltype(di)>(),
+                                                     hn::LoadU(df, in + i))));
+    hn::StoreU(hn::DemoteTo(dc, top), dc, out + i);
+  }
+  for (; i < count; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, in + i, 4);
+    out[i] = static_cast<CodeT>(bits >> kShift);
+  }
+}
+
+void CeilingF32ToU8(const float* in, std::size_t count, std::uint8_t* out) {
+  CeilingNarrow(in, count, out);
+}
+void CeilingF32ToU16(const float* in, std::size_t count, std::uint16_t* out) {
+  CeilingNarrow(in, count, out);
+}
+
+HWY_NOINLINE void CeilingU8ToF32(const std::uint8_t* HWY_RESTRICT in, std::size_t count,
+                                 float* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::uint32_t> du;
+  const hn::Rebind<float, decltype(du)> df;
+  const hn::Rebind<std::uint8_t, decltype(du)> d8;
+  const std::size_t lanes = hn::Lanes(du);
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    const auto wide = hn::ShiftLeft<24>(hn::PromoteTo(du, hn::LoadU(d8, in + i)));
+    hn::StoreU(hn::BitCast(df, wide), df, out + i);
+  }
+  for (; i < count; ++i) {
+    const std::uint32_t bits = std::uint32_t{in[i]} << 24;
+    std::memcpy(out + i, &bits, 4);
+  }
+}
+
+}  // namespace lowp::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard
