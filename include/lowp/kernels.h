@@ -55,6 +55,7 @@ void set_target_for_testing(std::int64_t target);
 void ceiling_f32_to_u8(std::span<const float> in, std::uint8_t* out, unsigned threads = 1);
 void ceiling_f32_to_u16(std::span<const float> in, std::uint16_t* out, unsigned threads = 1);
 void ceiling_u8_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
+void ceiling_u16_to_f32(const std::uint16_t* in, std::span<float> out, unsigned threads = 1);
 
 }  // namespace kernels
 }  // namespace lowp

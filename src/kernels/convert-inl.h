@@ -182,7 +182,8 @@ void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* 
 }
 
 // The fp32 bits (in int32 lanes) of each code: normal codes by re-biasing the
-// exponent field, subnormals as mantissa * 2^(emin - M) (exact), then Inf, NaN.
+// exponent field, subnormals as mantissa * 2^(emin - M) (exact; see
+// DecodeParams::subnormal_shift), then Inf, NaN.
 template <class DI>
 HWY_INLINE hn::Vec<DI> DecodeVec(DI di, const DecodeParams& p, hn::Vec<DI> code) {
   const hn::Rebind<float, DI> df;
@@ -196,7 +197,9 @@ HWY_INLINE hn::Vec<DI> DecodeVec(DI di, const DecodeParams& p, hn::Vec<DI> code)
   const VI normal = hn::Or(hn::ShiftLeft<23>(hn::Add(exp_field, SetBits(di, p.exp_rebias))),
                            hn::ShiftLeftSame(mantissa, 23 - p.man_bits));
   const VI subnormal =
-      hn::BitCast(di, hn::Mul(hn::ConvertTo(df, mantissa), hn::Set(df, p.subnormal_scale)));
+      p.subnormal_shift >= 0
+          ? hn::ShiftLeftSame(mantissa, p.subnormal_shift)
+          : hn::BitCast(di, hn::Mul(hn::ConvertTo(df, mantissa), hn::Set(df, p.subnormal_scale)));
   VI bits = hn::Or(hn::IfThenElse(hn::Eq(exp_field, zero), subnormal, normal), sign);
   bits = hn::IfThenElse(hn::Eq(magnitude, SetBits(di, p.inf_magnitude)),
                         hn::Or(hn::Set(di, 0x7F800000), sign), bits);
@@ -269,21 +272,30 @@ void CeilingF32ToU16(const float* in, std::size_t count, std::uint16_t* out) {
   CeilingNarrow(in, count, out);
 }
 
-HWY_NOINLINE void CeilingU8ToF32(const std::uint8_t* HWY_RESTRICT in, std::size_t count,
-                                 float* HWY_RESTRICT out) {
+template <typename CodeT>
+HWY_NOINLINE void CeilingWiden(const CodeT* HWY_RESTRICT in, std::size_t count,
+                               float* HWY_RESTRICT out) {
   const hn::ScalableTag<std::uint32_t> du;
   const hn::Rebind<float, decltype(du)> df;
-  const hn::Rebind<std::uint8_t, decltype(du)> d8;
+  const hn::Rebind<CodeT, decltype(du)> dc;
   const std::size_t lanes = hn::Lanes(du);
+  constexpr int kShift = 32 - 8 * static_cast<int>(sizeof(CodeT));
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
-    const auto wide = hn::ShiftLeft<24>(hn::PromoteTo(du, hn::LoadU(d8, in + i)));
+    const auto wide = hn::ShiftLeft<kShift>(hn::PromoteTo(du, hn::LoadU(dc, in + i)));
     hn::StoreU(hn::BitCast(df, wide), df, out + i);
   }
   for (; i < count; ++i) {
-    const std::uint32_t bits = std::uint32_t{in[i]} << 24;
+    const std::uint32_t bits = std::uint32_t{in[i]} << kShift;
     std::memcpy(out + i, &bits, 4);
   }
+}
+
+void CeilingU8ToF32(const std::uint8_t* in, std::size_t count, float* out) {
+  CeilingWiden(in, count, out);
+}
+void CeilingU16ToF32(const std::uint16_t* in, std::size_t count, float* out) {
+  CeilingWiden(in, count, out);
 }
 
 }  // namespace lowp::kernels::HWY_NAMESPACE

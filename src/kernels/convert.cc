@@ -35,6 +35,7 @@ HWY_EXPORT(DecodeToF32);
 HWY_EXPORT(CeilingF32ToU8);
 HWY_EXPORT(CeilingF32ToU16);
 HWY_EXPORT(CeilingU8ToF32);
+HWY_EXPORT(CeilingU16ToF32);
 
 namespace {
 
@@ -87,6 +88,9 @@ DecodeParams decode_params(const Format& f) {
   p.magnitude_mask = magnitude_mask(f);
   p.exp_rebias = static_cast<std::uint32_t>(127 - f.bias);
   p.subnormal_scale = static_cast<float>(exp2i(emin(f) - f.man_bits));
+  // Below 2^-125 an fp32's bits are value / 2^-149 (subnormals and the first
+  // normal binade alike); the largest subnormal code is below 2^emin.
+  if (emin(f) <= -125) p.subnormal_shift = emin(f) - f.man_bits + 149;
   p.inf_magnitude = has_inf(f) ? inf_code(f) : kNone;
   p.nan_above = kNone;
   p.nan_code = kNone;
@@ -176,6 +180,11 @@ void ceiling_f32_to_u16(std::span<const float> in, std::uint16_t* out, unsigned 
 void ceiling_u8_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads) {
   parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
     HWY_DYNAMIC_DISPATCH(CeilingU8ToF32)(in + b, e - b, out.data() + b);
+  });
+}
+void ceiling_u16_to_f32(const std::uint16_t* in, std::span<float> out, unsigned threads) {
+  parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(CeilingU16ToF32)(in + b, e - b, out.data() + b);
   });
 }
 

@@ -32,6 +32,12 @@ struct DecodeParams {
   std::uint32_t sign_mask = 0;
   std::uint32_t magnitude_mask = 0;
   std::uint32_t exp_rebias = 0;       // 127 - bias, added to a normal exponent field
+  // A subnormal code's value mantissa * 2^(emin - man_bits) as fp32 bits: the
+  // mantissa shifted left by subnormal_shift where all those values lie below
+  // 2^-125 (fp32's bit patterns are linear in the value there), else computed
+  // as float(mantissa) * subnormal_scale (no fp32 subnormal products, which
+  // are slow on x86).
+  std::int32_t subnormal_shift = -1;  // -1: multiply
   float subnormal_scale = 0;          // 2^(emin - man_bits)
   std::uint32_t nan_above = 0;        // magnitudes > this are NaN (0xFFFFFFFF: none)
   std::uint32_t nan_code = 0;         // the one signless NaN code (FNUZ), else 0xFFFFFFFF
