@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include "kernels/params.h"
@@ -47,6 +48,9 @@ using detail::EncodeParams;
 using detail::RoundKind;
 
 constexpr std::size_t kMaxLanes32 = HWY_MAX_BYTES / 4;
+// Software prefetch distance in bytes of input: measured on the development VM,
+// the hardware prefetchers alone left the encoders ~3x slower than in cache.
+constexpr std::size_t kPrefetchBytes = 4096;
 
 template <class DI>
 HWY_INLINE hn::Vec<DI> SetBits(DI di, std::uint32_t bits) {
@@ -143,6 +147,7 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& p, const float* HWY_RESTRICT in
   };
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
+    hwy::Prefetch(in + i + kPrefetchBytes / sizeof(float));
     const auto bits = hn::BitCast(du, hn::LoadU(df, in + i));
     hn::StoreU(hn::DemoteTo(dc, EncodeVec<R>(du, p, bits, random_at(i))), dc, out + i);
   }
@@ -222,6 +227,7 @@ HWY_NOINLINE void DecodeLoop(const DecodeParams& p, const CodeT* HWY_RESTRICT co
   };
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
+    hwy::Prefetch(codes + i + kPrefetchBytes / sizeof(CodeT));
     hn::StoreU(hn::BitCast(df, DecodeVec(di, p, load(codes + i))), df, out + i);
   }
   if (i == count) return;
@@ -253,6 +259,7 @@ HWY_NOINLINE void CeilingNarrow(const float* HWY_RESTRICT in, std::size_t count,
   constexpr int kShift = 32 - 8 * static_cast<int>(sizeof(CodeT));
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
+    hwy::Prefetch(in + i + kPrefetchBytes / sizeof(float));
     const auto top = hn::BitCast(di, hn::ShiftRight<kShift>(
                                          hn::BitCast(hn::RebindToUnsigned<decltype(di)>(),
                                                      hn::LoadU(df, in + i))));
@@ -282,6 +289,7 @@ HWY_NOINLINE void CeilingWiden(const CodeT* HWY_RESTRICT in, std::size_t count,
   constexpr int kShift = 32 - 8 * static_cast<int>(sizeof(CodeT));
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
+    hwy::Prefetch(in + i + kPrefetchBytes / sizeof(CodeT));
     const auto wide = hn::ShiftLeft<kShift>(hn::PromoteTo(du, hn::LoadU(dc, in + i)));
     hn::StoreU(hn::BitCast(df, wide), df, out + i);
   }
