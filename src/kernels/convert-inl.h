@@ -130,8 +130,12 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& 
 }
 
 template <RoundKind R, typename CodeT>
-HWY_NOINLINE void EncodeLoop(const EncodeParams& p, const float* HWY_RESTRICT in, std::size_t count,
-                             CodeT* HWY_RESTRICT out, std::uint32_t key, std::uint32_t first_low) {
+HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRICT in,
+                             std::size_t count, CodeT* HWY_RESTRICT out, std::uint32_t key,
+                             std::uint32_t first_low) {
+  // A local copy: byte stores through `out` could alias the caller's struct,
+  // which would reload every parameter in every iteration.
+  const EncodeParams p = params;
   const hn::ScalableTag<std::uint32_t> du;
   const hn::Rebind<float, decltype(du)> df;
   const hn::Rebind<CodeT, decltype(du)> dc;
@@ -215,8 +219,9 @@ HWY_INLINE hn::Vec<DI> DecodeVec(DI di, const DecodeParams& p, hn::Vec<DI> code)
 }
 
 template <typename CodeT>
-HWY_NOINLINE void DecodeLoop(const DecodeParams& p, const CodeT* HWY_RESTRICT codes,
+HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRICT codes,
                              std::size_t count, float* HWY_RESTRICT out) {
+  const DecodeParams p = params;  // not aliased by the stores (see EncodeLoop)
   const hn::ScalableTag<std::int32_t> di;
   const hn::Rebind<float, decltype(di)> df;
   const hn::Rebind<CodeT, decltype(di)> dc;
