@@ -34,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
@@ -129,7 +130,64 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& 
   return hn::IfThenElse(hn::Gt(abs, inf_bits), by_sign(p.nan), code);
 }
 
-template <RoundKind R, typename CodeT>
+// E8M0 with bias 127 (2^(code-127), no sign, no zero; convert.h's header has
+// the rules). A positive finite x = 1.f * 2^e, e >= -127, has n = 1 at the unit
+// 2^e, so it rounds up iff F + a carries (step 4 above, a odd-n even = ties up),
+// and code = e + 127 + up: the fp32 exponent field E plus up (E = 0 with bit 22
+// set is 2^-127 * 1.f'). Smaller subnormals give code 0 in every mode; codes
+// above the max, zero, negative, Inf and NaN inputs take the given codes.
+template <RoundKind R, class DU>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVecE8m0(DU du, const EncodeParams& p,
+                                                         hn::Vec<DU> bits, hn::Vec<DU> random) {
+  const hn::RebindToSigned<DU> di;
+  using VI = hn::Vec<decltype(di)>;
+  const VI zero = hn::Zero(di);
+  const VI ibits = hn::BitCast(di, bits);
+  const auto negative = hn::Lt(ibits, zero);
+  const VI abs = hn::And(ibits, hn::Set(di, 0x7FFFFFFF));
+  const VI exp_field = hn::ShiftRight<23>(abs);
+  const auto subnormal = hn::Eq(exp_field, zero);
+  // Fraction below the leading bit, left-aligned: bits 22..0 (normal) or 21..0
+  // (subnormal with bit 22 set; the others are below 2^-127).
+  const auto fraction = hn::BitCast(
+      du, hn::IfThenElse(subnormal, hn::ShiftLeft<10>(abs), hn::ShiftLeft<9>(abs)));
+  VI code = exp_field;
+  if constexpr (R != RoundKind::kTowardZero) {
+    hn::Vec<DU> addend;
+    if constexpr (R == RoundKind::kStochastic) {
+      addend = random;
+    } else {
+      addend = hn::Set(du, 0x80000000u);  // n = 1 is odd: ties go up in both modes
+    }
+    const auto sum = hn::Add(fraction, addend);
+    const auto carry = hn::Or(hn::And(fraction, addend), hn::AndNot(sum, hn::Or(fraction, addend)));
+    const VI up = hn::BitCast(di, hn::ShiftRight<31>(carry));
+    const auto rounds = hn::Or(hn::Not(subnormal), hn::Gt(abs, hn::Set(di, 0x3FFFFF)));
+    code = hn::Add(code, hn::IfThenElseZero(rounds, up));
+  }
+  code = hn::IfThenElse(hn::Gt(code, SetBits(di, p.max_magnitude)), SetBits(di, p.overflow[0]),
+                        code);
+  code = hn::IfThenElse(negative, SetBits(di, p.e8m0_negative), code);
+  auto by_sign = [&](const std::uint32_t (&c)[2]) {
+    return hn::IfThenElse(negative, SetBits(di, c[1]), SetBits(di, c[0]));
+  };
+  code = hn::IfThenElse(hn::Eq(abs, zero), by_sign(p.zero), code);
+  const VI inf_bits = hn::Set(di, 0x7F800000);
+  code = hn::IfThenElse(hn::Eq(abs, inf_bits), by_sign(p.inf), code);
+  return hn::IfThenElse(hn::Gt(abs, inf_bits), by_sign(p.nan), code);
+}
+
+template <RoundKind R, bool kE8m0, class DU>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeAny(DU du, const EncodeParams& p,
+                                                     hn::Vec<DU> bits, hn::Vec<DU> random) {
+  if constexpr (kE8m0) {
+    return EncodeVecE8m0<R>(du, p, bits, random);
+  } else {
+    return EncodeVec<R>(du, p, bits, random);
+  }
+}
+
+template <RoundKind R, bool kE8m0, typename CodeT>
 HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRICT in,
                              std::size_t count, CodeT* HWY_RESTRICT out, std::uint32_t key,
                              std::uint32_t first_low) {
@@ -153,7 +211,7 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
   for (; i + lanes <= count; i += lanes) {
     hwy::Prefetch(in + i + kPrefetchBytes / sizeof(float));
     const auto bits = hn::BitCast(du, hn::LoadU(df, in + i));
-    hn::StoreU(hn::DemoteTo(dc, EncodeVec<R>(du, p, bits, random_at(i))), dc, out + i);
+    hn::StoreU(hn::DemoteTo(dc, EncodeAny<R, kE8m0>(du, p, bits, random_at(i))), dc, out + i);
   }
   if (i == count) return;
   // The tail goes through the same vector code via a padded copy.
@@ -162,7 +220,7 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
   const std::size_t rest = count - i;
   std::memcpy(tail_in, in + i, rest * sizeof(float));
   const auto bits = hn::BitCast(du, hn::Load(df, tail_in));
-  hn::Store(hn::DemoteTo(dc, EncodeVec<R>(du, p, bits, random_at(i))), dc, tail_out);
+  hn::Store(hn::DemoteTo(dc, EncodeAny<R, kE8m0>(du, p, bits, random_at(i))), dc, tail_out);
   std::memcpy(out + i, tail_out, rest * sizeof(CodeT));
 }
 
@@ -171,22 +229,25 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
 // run does not cross a multiple of 2^32 (so `key` is the same for all).
 void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* out,
                std::uint32_t key, std::uint32_t first_low) {
-  auto run = [&](auto* codes) {
+  auto run = [&](auto e8m0, auto* codes) {
+    constexpr bool kE8m0 = decltype(e8m0)::value;
     switch (p.round) {
       case RoundKind::kNearestEven:
-        return EncodeLoop<RoundKind::kNearestEven>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kNearestEven, kE8m0>(p, in, count, codes, key, first_low);
       case RoundKind::kNearestAway:
-        return EncodeLoop<RoundKind::kNearestAway>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kNearestAway, kE8m0>(p, in, count, codes, key, first_low);
       case RoundKind::kTowardZero:
-        return EncodeLoop<RoundKind::kTowardZero>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kTowardZero, kE8m0>(p, in, count, codes, key, first_low);
       case RoundKind::kStochastic:
-        return EncodeLoop<RoundKind::kStochastic>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kStochastic, kE8m0>(p, in, count, codes, key, first_low);
     }
   };
-  if (p.code_bytes == 1) {
-    run(static_cast<std::uint8_t*>(out));
+  if (p.e8m0) {
+    run(std::true_type{}, static_cast<std::uint8_t*>(out));
+  } else if (p.code_bytes == 1) {
+    run(std::false_type{}, static_cast<std::uint8_t*>(out));
   } else {
-    run(static_cast<std::uint16_t*>(out));
+    run(std::false_type{}, static_cast<std::uint16_t*>(out));
   }
 }
 
@@ -218,7 +279,25 @@ HWY_INLINE hn::Vec<DI> DecodeVec(DI di, const DecodeParams& p, hn::Vec<DI> code)
   return hn::IfThenElse(is_nan, p.nan_signed ? hn::Or(quiet_nan, sign) : quiet_nan, bits);
 }
 
-template <typename CodeT>
+// E8M0 (bias 127): code c is 2^(c - 127), whose fp32 bits are c << 23 for
+// c >= 1 and 0x00400000 (2^-127, subnormal) for c = 0; 0xFF is NaN.
+template <class DI>
+HWY_INLINE hn::Vec<DI> DecodeVecE8m0(DI di, hn::Vec<DI> code) {
+  const auto bits = hn::IfThenElse(hn::Eq(code, hn::Zero(di)), hn::Set(di, 0x00400000),
+                                   hn::ShiftLeft<23>(code));
+  return hn::IfThenElse(hn::Eq(code, hn::Set(di, 0xFF)), hn::Set(di, 0x7FC00000), bits);
+}
+
+template <bool kE8m0, class DI>
+HWY_INLINE hn::Vec<DI> DecodeAny(DI di, const DecodeParams& p, hn::Vec<DI> code) {
+  if constexpr (kE8m0) {
+    return DecodeVecE8m0(di, code);
+  } else {
+    return DecodeVec(di, p, code);
+  }
+}
+
+template <bool kE8m0, typename CodeT>
 HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRICT codes,
                              std::size_t count, float* HWY_RESTRICT out) {
   const DecodeParams p = params;  // not aliased by the stores (see EncodeLoop)
@@ -233,22 +312,24 @@ HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRI
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
     hwy::Prefetch(codes + i + kPrefetchBytes / sizeof(CodeT));
-    hn::StoreU(hn::BitCast(df, DecodeVec(di, p, load(codes + i))), df, out + i);
+    hn::StoreU(hn::BitCast(df, DecodeAny<kE8m0>(di, p, load(codes + i))), df, out + i);
   }
   if (i == count) return;
   HWY_ALIGN CodeT tail_in[kMaxLanes32] = {};
   HWY_ALIGN float tail_out[kMaxLanes32] = {};
   const std::size_t rest = count - i;
   std::memcpy(tail_in, codes + i, rest * sizeof(CodeT));
-  hn::Store(hn::BitCast(df, DecodeVec(di, p, load(tail_in))), df, tail_out);
+  hn::Store(hn::BitCast(df, DecodeAny<kE8m0>(di, p, load(tail_in))), df, tail_out);
   std::memcpy(out + i, tail_out, rest * sizeof(float));
 }
 
 void DecodeToF32(const DecodeParams& p, const void* codes, std::size_t count, float* out) {
-  if (p.code_bytes == 1) {
-    DecodeLoop(p, static_cast<const std::uint8_t*>(codes), count, out);
+  if (p.e8m0) {
+    DecodeLoop<true>(p, static_cast<const std::uint8_t*>(codes), count, out);
+  } else if (p.code_bytes == 1) {
+    DecodeLoop<false>(p, static_cast<const std::uint8_t*>(codes), count, out);
   } else {
-    DecodeLoop(p, static_cast<const std::uint16_t*>(codes), count, out);
+    DecodeLoop<false>(p, static_cast<const std::uint16_t*>(codes), count, out);
   }
 }
 

@@ -43,13 +43,19 @@ using detail::DecodeParams;
 using detail::EncodeParams;
 using detail::RoundKind;
 
-// The formats the vector code handles: float (not E8M0), at most 16 bits, every
+// The formats the generic vector code handles: float (not E8M0), at most 16 bits, every
 // binade's fp32 exponent representable as a normal (emin >= -126), and a
 // mantissa that leaves >= 13 dropped bits of an fp32 significand (M <= 10).
 bool vector_format(const Format& f) {
   return f.kind == Kind::kFloat && f.specials != Specials::kE8m0 && f.bits <= 16 &&
          emin(f) >= -126 && f.man_bits <= 10 && f.bits == 1 + f.exp_bits + f.man_bits;
 }
+// E8M0 with the OCP bias: its own kernels (convert-inl.h).
+bool vector_e8m0(const Format& f) {
+  return f.kind == Kind::kFloat && f.specials == Specials::kE8m0 && f.bits == 8 &&
+         f.bias == 127;
+}
+bool vectorized(const Format& f) { return vector_format(f) || vector_e8m0(f); }
 
 EncodeParams encode_params(const Format& f, const EncodeOptions& opt) {
   EncodeParams p;
@@ -58,6 +64,8 @@ EncodeParams encode_params(const Format& f, const EncodeOptions& opt) {
   p.sign_mask = sign_mask(f);
   p.max_magnitude = max_magnitude_code(f);
   p.code_bytes = code_bytes(f);
+  p.e8m0 = vector_e8m0(f);
+  p.e8m0_negative = encode(f, -1.0, opt);
   switch (opt.rounding) {
     case Rounding::kNearestEven: p.round = RoundKind::kNearestEven; break;
     case Rounding::kNearestAway: p.round = RoundKind::kNearestAway; break;
@@ -105,6 +113,7 @@ DecodeParams decode_params(const Format& f) {
     default: break;
   }
   p.code_bytes = code_bytes(f);
+  p.e8m0 = vector_e8m0(f);
   return p;
 }
 
@@ -147,8 +156,8 @@ void decode_scalar(const Format& f, const CodeT* codes, std::size_t count, float
 
 }  // namespace
 
-bool encode_is_vectorized(const Format& f) { return vector_format(f); }
-bool decode_is_vectorized(const Format& f) { return vector_format(f); }
+bool encode_is_vectorized(const Format& f) { return vectorized(f); }
+bool decode_is_vectorized(const Format& f) { return vectorized(f); }
 
 std::vector<std::int64_t> available_targets() {
   std::vector<std::int64_t> out;
@@ -194,7 +203,7 @@ void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
                 const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
                 unsigned threads) {
   const int width = code_bytes(f);
-  if (!kernels::vector_format(f)) {
+  if (!kernels::vectorized(f)) {
     kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
       const float* from = in.data() + b;
       const std::uint64_t index = first_index + b;
@@ -227,7 +236,7 @@ void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
 
 void decode_to_f32(const Format& f, const void* codes, std::span<float> out, unsigned threads) {
   const int width = code_bytes(f);
-  if (!kernels::vector_format(f)) {
+  if (!kernels::vectorized(f)) {
     kernels::parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
       float* to = out.data() + b;
       if (width == 1) {

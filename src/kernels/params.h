@@ -12,7 +12,8 @@ namespace lowp::kernels::detail {
 enum class RoundKind : std::uint8_t { kNearestEven, kNearestAway, kTowardZero, kStochastic };
 
 // Encoding fp32 into a float format with bits <= 16, emin >= -126, man_bits <= 10
-// (not E8M0). Codes for the special cases are given for both signs.
+// (not E8M0), or into E8M0 with bias 127. Codes for the special cases are given
+// for both signs.
 struct EncodeParams {
   std::int32_t man_bits = 0;
   std::int32_t emin = 0;
@@ -24,6 +25,10 @@ struct EncodeParams {
   std::uint32_t nan[2] = {};        // NaN input (by its sign)
   RoundKind round = RoundKind::kNearestEven;
   int code_bytes = 1;  // 1 or 2
+  // E8M0 with bias 127 (the OCP MX scale) takes its own kernel; it also needs
+  // the code of a negative nonzero input (NaN, or 2^-127 with saturate).
+  bool e8m0 = false;
+  std::uint32_t e8m0_negative = 0;
 };
 
 // Decoding a float format with the same limits into fp32.
@@ -42,6 +47,7 @@ struct DecodeParams {
   std::uint32_t nan_above = 0;        // magnitudes > this are NaN (0xFFFFFFFF: none)
   std::uint32_t nan_code = 0;         // the one signless NaN code (FNUZ), else 0xFFFFFFFF
   bool nan_signed = true;             // NaN keeps the code's sign
+  bool e8m0 = false;                  // E8M0 with bias 127 (its own kernel)
   std::uint32_t inf_magnitude = 0;    // magnitude of Inf (0xFFFFFFFF: none)
   int code_bytes = 1;
 };

@@ -197,12 +197,12 @@ TEST(Kernels, TargetsAreListed) {
 }
 
 TEST(Kernels, CoverageOfTheVectorPath) {
-  for (const char* name : {"fp8_e4m3", "fp8_e5m2", "fp16", "bf16", "fp6_e3m2", "fp4_e2m1"}) {
+  for (const char* name : {"fp8_e4m3", "fp8_e5m2", "fp16", "bf16", "fp6_e3m2", "fp4_e2m1", "e8m0"}) {
     EXPECT_TRUE(lowp::kernels::encode_is_vectorized(lowp::parse_format(name))) << name;
     EXPECT_TRUE(lowp::kernels::decode_is_vectorized(lowp::parse_format(name))) << name;
   }
-  // The scalar fallback: E8M0, integers, binades below fp32's normals, > 16 bits.
-  for (const char* name : {"e8m0", "int8", "int4", "e8m3b130", "fp32"}) {
+  // The scalar fallback: integers, binades below fp32's normals, > 16 bits.
+  for (const char* name : {"int8", "int4", "e8m3b130", "fp32"}) {
     EXPECT_FALSE(lowp::kernels::encode_is_vectorized(lowp::parse_format(name))) << name;
   }
 }
