@@ -177,17 +177,67 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVecE8m0(DU du, const EncodePara
   return hn::IfThenElse(hn::Gt(abs, inf_bits), by_sign(p.nan), code);
 }
 
-template <RoundKind R, bool kE8m0, class DU>
+// Integers of at most 16 bits: |x| rounded at the unit 1 as in steps 3-4 (with
+// e = max(E, 1) - 127, s = 23 - e >= 4 once |x| < 2^20; larger magnitudes,
+// Inf included, are clamped anyway), negated, clamped to [int_min, int_max]
+// and masked to the code's bits; NaN gives 0.
+template <RoundKind R, class DU>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVecInt(DU du, const EncodeParams& p,
+                                                        hn::Vec<DU> bits, hn::Vec<DU> random) {
+  const hn::RebindToSigned<DU> di;
+  using VI = hn::Vec<decltype(di)>;
+  const VI zero = hn::Zero(di);
+  const VI ibits = hn::BitCast(di, bits);
+  const auto negative = hn::Lt(ibits, zero);
+  const VI abs = hn::And(ibits, hn::Set(di, 0x7FFFFFFF));
+  const VI exp_field = hn::ShiftRight<23>(abs);
+  const VI sig = hn::Or(hn::And(abs, hn::Set(di, 0x7FFFFF)),
+                        hn::IfThenZeroElse(hn::Eq(exp_field, zero), hn::Set(di, 0x800000)));
+  const VI e = hn::Sub(hn::Max(exp_field, hn::Set(di, 1)), hn::Set(di, 127));
+  const auto huge = hn::Gt(e, hn::Set(di, 19));
+  const VI s = hn::Max(hn::Sub(hn::Set(di, 23), e), hn::Set(di, 4));
+  const auto sigu = hn::BitCast(du, sig);
+  const auto n = hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31))));
+  const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
+  const auto right =
+      hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
+  const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
+  auto rounded = n;
+  if constexpr (R != RoundKind::kTowardZero) {
+    hn::Vec<DU> addend;
+    if constexpr (R == RoundKind::kNearestEven) {
+      addend = hn::Add(hn::Set(du, 0x7FFFFFFFu), hn::And(n, hn::Set(du, 1u)));
+    } else if constexpr (R == RoundKind::kNearestAway) {
+      addend = hn::Set(du, 0x80000000u);
+    } else {
+      addend = random;
+    }
+    const auto sum = hn::Add(fraction, addend);
+    const auto carry = hn::Or(hn::And(fraction, addend), hn::AndNot(sum, hn::Or(fraction, addend)));
+    rounded = hn::Add(n, hn::ShiftRight<31>(carry));
+  }
+  const VI magnitude = hn::IfThenElse(huge, hn::Set(di, 1 << 20), hn::BitCast(di, rounded));
+  VI value = hn::IfThenElse(negative, hn::Neg(magnitude), magnitude);
+  value = hn::Min(hn::Max(value, hn::Set(di, p.int_min)), hn::Set(di, p.int_max));
+  const VI code = hn::And(value, SetBits(di, p.code_mask));
+  return hn::IfThenZeroElse(hn::Gt(abs, hn::Set(di, 0x7F800000)), code);
+}
+
+enum Kernel { kFloatKernel, kE8m0Kernel, kIntKernel };
+
+template <RoundKind R, int K, class DU>
 HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeAny(DU du, const EncodeParams& p,
                                                      hn::Vec<DU> bits, hn::Vec<DU> random) {
-  if constexpr (kE8m0) {
+  if constexpr (K == kE8m0Kernel) {
     return EncodeVecE8m0<R>(du, p, bits, random);
+  } else if constexpr (K == kIntKernel) {
+    return EncodeVecInt<R>(du, p, bits, random);
   } else {
     return EncodeVec<R>(du, p, bits, random);
   }
 }
 
-template <RoundKind R, bool kE8m0, typename CodeT>
+template <RoundKind R, int K, typename CodeT>
 HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRICT in,
                              std::size_t count, CodeT* HWY_RESTRICT out, std::uint32_t key,
                              std::uint32_t first_low) {
@@ -211,7 +261,7 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
   for (; i + lanes <= count; i += lanes) {
     hwy::Prefetch(in + i + kPrefetchBytes / sizeof(float));
     const auto bits = hn::BitCast(du, hn::LoadU(df, in + i));
-    hn::StoreU(hn::DemoteTo(dc, EncodeAny<R, kE8m0>(du, p, bits, random_at(i))), dc, out + i);
+    hn::StoreU(hn::DemoteTo(dc, EncodeAny<R, K>(du, p, bits, random_at(i))), dc, out + i);
   }
   if (i == count) return;
   // The tail goes through the same vector code via a padded copy.
@@ -220,7 +270,7 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
   const std::size_t rest = count - i;
   std::memcpy(tail_in, in + i, rest * sizeof(float));
   const auto bits = hn::BitCast(du, hn::Load(df, tail_in));
-  hn::Store(hn::DemoteTo(dc, EncodeAny<R, kE8m0>(du, p, bits, random_at(i))), dc, tail_out);
+  hn::Store(hn::DemoteTo(dc, EncodeAny<R, K>(du, p, bits, random_at(i))), dc, tail_out);
   std::memcpy(out + i, tail_out, rest * sizeof(CodeT));
 }
 
@@ -229,25 +279,31 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
 // run does not cross a multiple of 2^32 (so `key` is the same for all).
 void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* out,
                std::uint32_t key, std::uint32_t first_low) {
-  auto run = [&](auto e8m0, auto* codes) {
-    constexpr bool kE8m0 = decltype(e8m0)::value;
+  auto run = [&](auto kernel, auto* codes) {
+    constexpr int K = decltype(kernel)::value;
     switch (p.round) {
       case RoundKind::kNearestEven:
-        return EncodeLoop<RoundKind::kNearestEven, kE8m0>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kNearestEven, K>(p, in, count, codes, key, first_low);
       case RoundKind::kNearestAway:
-        return EncodeLoop<RoundKind::kNearestAway, kE8m0>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kNearestAway, K>(p, in, count, codes, key, first_low);
       case RoundKind::kTowardZero:
-        return EncodeLoop<RoundKind::kTowardZero, kE8m0>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kTowardZero, K>(p, in, count, codes, key, first_low);
       case RoundKind::kStochastic:
-        return EncodeLoop<RoundKind::kStochastic, kE8m0>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kStochastic, K>(p, in, count, codes, key, first_low);
     }
   };
+  using Float = std::integral_constant<int, kFloatKernel>;
+  using Int = std::integral_constant<int, kIntKernel>;
   if (p.e8m0) {
-    run(std::true_type{}, static_cast<std::uint8_t*>(out));
+    run(std::integral_constant<int, kE8m0Kernel>{}, static_cast<std::uint8_t*>(out));
+  } else if (p.integer && p.code_bytes == 1) {
+    run(Int{}, static_cast<std::uint8_t*>(out));
+  } else if (p.integer) {
+    run(Int{}, static_cast<std::uint16_t*>(out));
   } else if (p.code_bytes == 1) {
-    run(std::false_type{}, static_cast<std::uint8_t*>(out));
+    run(Float{}, static_cast<std::uint8_t*>(out));
   } else {
-    run(std::false_type{}, static_cast<std::uint16_t*>(out));
+    run(Float{}, static_cast<std::uint16_t*>(out));
   }
 }
 
@@ -288,16 +344,31 @@ HWY_INLINE hn::Vec<DI> DecodeVecE8m0(DI di, hn::Vec<DI> code) {
   return hn::IfThenElse(hn::Eq(code, hn::Set(di, 0xFF)), hn::Set(di, 0x7FC00000), bits);
 }
 
-template <bool kE8m0, class DI>
+// Integers: sign-extend from int_bits (when signed), then convert (exact).
+template <class DI>
+HWY_INLINE hn::Vec<DI> DecodeVecInt(DI di, const DecodeParams& p, hn::Vec<DI> code) {
+  const hn::Rebind<float, DI> df;
+  hn::Vec<DI> value = code;
+  if (p.int_signed) {
+    const int unused = 32 - p.int_bits;
+    value = hn::ShiftRightSame(hn::ShiftLeftSame(code, unused), unused);
+  }
+  return hn::BitCast(di, hn::ConvertTo(df, value));
+}
+
+template <int K, class DI>
 HWY_INLINE hn::Vec<DI> DecodeAny(DI di, const DecodeParams& p, hn::Vec<DI> code) {
-  if constexpr (kE8m0) {
+  code = hn::And(code, SetBits(di, p.code_mask));  // as lowp::decode: low f.bits bits
+  if constexpr (K == kE8m0Kernel) {
     return DecodeVecE8m0(di, code);
+  } else if constexpr (K == kIntKernel) {
+    return DecodeVecInt(di, p, code);
   } else {
     return DecodeVec(di, p, code);
   }
 }
 
-template <bool kE8m0, typename CodeT>
+template <int K, typename CodeT>
 HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRICT codes,
                              std::size_t count, float* HWY_RESTRICT out) {
   const DecodeParams p = params;  // not aliased by the stores (see EncodeLoop)
@@ -312,24 +383,30 @@ HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRI
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
     hwy::Prefetch(codes + i + kPrefetchBytes / sizeof(CodeT));
-    hn::StoreU(hn::BitCast(df, DecodeAny<kE8m0>(di, p, load(codes + i))), df, out + i);
+    hn::StoreU(hn::BitCast(df, DecodeAny<K>(di, p, load(codes + i))), df, out + i);
   }
   if (i == count) return;
   HWY_ALIGN CodeT tail_in[kMaxLanes32] = {};
   HWY_ALIGN float tail_out[kMaxLanes32] = {};
   const std::size_t rest = count - i;
   std::memcpy(tail_in, codes + i, rest * sizeof(CodeT));
-  hn::Store(hn::BitCast(df, DecodeAny<kE8m0>(di, p, load(tail_in))), df, tail_out);
+  hn::Store(hn::BitCast(df, DecodeAny<K>(di, p, load(tail_in))), df, tail_out);
   std::memcpy(out + i, tail_out, rest * sizeof(float));
 }
 
 void DecodeToF32(const DecodeParams& p, const void* codes, std::size_t count, float* out) {
+  const auto* bytes = static_cast<const std::uint8_t*>(codes);
+  const auto* words = static_cast<const std::uint16_t*>(codes);
   if (p.e8m0) {
-    DecodeLoop<true>(p, static_cast<const std::uint8_t*>(codes), count, out);
+    DecodeLoop<kE8m0Kernel>(p, bytes, count, out);
+  } else if (p.integer && p.code_bytes == 1) {
+    DecodeLoop<kIntKernel>(p, bytes, count, out);
+  } else if (p.integer) {
+    DecodeLoop<kIntKernel>(p, words, count, out);
   } else if (p.code_bytes == 1) {
-    DecodeLoop<false>(p, static_cast<const std::uint8_t*>(codes), count, out);
+    DecodeLoop<kFloatKernel>(p, bytes, count, out);
   } else {
-    DecodeLoop<false>(p, static_cast<const std::uint16_t*>(codes), count, out);
+    DecodeLoop<kFloatKernel>(p, words, count, out);
   }
 }
 

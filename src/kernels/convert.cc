@@ -55,7 +55,11 @@ bool vector_e8m0(const Format& f) {
   return f.kind == Kind::kFloat && f.specials == Specials::kE8m0 && f.bits == 8 &&
          f.bias == 127;
 }
-bool vectorized(const Format& f) { return vector_format(f) || vector_e8m0(f); }
+// Integers of at most 16 bits (their values are exact in int32 and fp32).
+bool vector_int(const Format& f) { return f.kind == Kind::kInt && f.bits <= 16; }
+bool vectorized(const Format& f) {
+  return vector_format(f) || vector_e8m0(f) || vector_int(f);
+}
 
 EncodeParams encode_params(const Format& f, const EncodeOptions& opt) {
   EncodeParams p;
@@ -66,6 +70,12 @@ EncodeParams encode_params(const Format& f, const EncodeOptions& opt) {
   p.code_bytes = code_bytes(f);
   p.e8m0 = vector_e8m0(f);
   p.e8m0_negative = encode(f, -1.0, opt);
+  p.integer = vector_int(f);
+  if (p.integer) {
+    p.int_min = static_cast<std::int32_t>(int_min(f));
+    p.int_max = static_cast<std::int32_t>(int_max(f));
+    p.code_mask = code_mask(f);
+  }
   switch (opt.rounding) {
     case Rounding::kNearestEven: p.round = RoundKind::kNearestEven; break;
     case Rounding::kNearestAway: p.round = RoundKind::kNearestAway; break;
@@ -114,6 +124,10 @@ DecodeParams decode_params(const Format& f) {
   }
   p.code_bytes = code_bytes(f);
   p.e8m0 = vector_e8m0(f);
+  p.integer = vector_int(f);
+  p.code_mask = code_mask(f);
+  p.int_bits = f.bits;
+  p.int_signed = is_signed(f);
   return p;
 }
 

@@ -29,6 +29,11 @@ struct EncodeParams {
   // the code of a negative nonzero input (NaN, or 2^-127 with saturate).
   bool e8m0 = false;
   std::uint32_t e8m0_negative = 0;
+  // Integer formats of at most 16 bits take a third kernel.
+  bool integer = false;
+  std::int32_t int_min = 0;
+  std::int32_t int_max = 0;
+  std::uint32_t code_mask = 0;
 };
 
 // Decoding a float format with the same limits into fp32.
@@ -48,6 +53,10 @@ struct DecodeParams {
   std::uint32_t nan_code = 0;         // the one signless NaN code (FNUZ), else 0xFFFFFFFF
   bool nan_signed = true;             // NaN keeps the code's sign
   bool e8m0 = false;                  // E8M0 with bias 127 (its own kernel)
+  std::uint32_t code_mask = 0;        // only a code's low f.bits bits are read
+  bool integer = false;               // integer formats (their own kernel)
+  int int_bits = 0;
+  bool int_signed = false;
   std::uint32_t inf_magnitude = 0;    // magnitude of Inf (0xFFFFFFFF: none)
   int code_bytes = 1;
 };
