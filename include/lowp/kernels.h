@@ -4,8 +4,8 @@
 // lowp/format/convert.h (lowp::encode of each element, lowp::decode_f32 of each
 // code), on every SIMD target and for any thread count. The vector path covers
 // every float format of at most 16 bits with emin >= -126 and at most 10
-// mantissa bits, and E8M0; the others (integers, fp32, exotic biases) fall back
-// to a scalar loop over that reference.
+// mantissa bits, E8M0, and integers of at most 16 bits; the others (fp32,
+// exotic biases) fall back to a scalar loop over that reference.
 //
 // Codes are stored code_bytes(f) wide (uint8_t, uint16_t or uint32_t), the code
 // in the low f.bits bits.
