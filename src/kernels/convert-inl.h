@@ -23,6 +23,8 @@
 //  5. magnitude = ((binade - emin) << M) + n + up (a carry moves to the next
 //     binade by itself), then the special cases in increasing priority: zero,
 //     finite overflow, Inf input, NaN input — each code given for both signs.
+// E8M0 and the integer formats have their own encoders below (steps 3-4 at a
+// fixed unit), and each kind of format its own decoder.
 
 #if defined(LOWP_KERNELS_CONVERT_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LOWP_KERNELS_CONVERT_INL_H_
@@ -53,6 +55,13 @@ constexpr std::size_t kMaxLanes32 = HWY_MAX_BYTES / 4;
 // the hardware prefetchers alone left the encoders ~3x slower than in cache.
 constexpr std::size_t kPrefetchBytes = 4096;
 
+// Prefetches p[i + kPrefetchBytes / sizeof(T)] when that is inside the array.
+template <typename T>
+HWY_INLINE void PrefetchAhead(const T* p, std::size_t i, std::size_t count) {
+  constexpr std::size_t kAhead = kPrefetchBytes / sizeof(T);
+  if (i + kAhead < count) hwy::Prefetch(p + i + kAhead);
+}
+
 template <class DI>
 HWY_INLINE hn::Vec<DI> SetBits(DI di, std::uint32_t bits) {
   return hn::Set(di, static_cast<std::int32_t>(bits));
@@ -77,8 +86,8 @@ HWY_INLINE hn::Vec<DU> StochasticBits(DU du, hn::Vec<DU> index_low, std::uint32_
 
 // The code (in an int32 lane) of each fp32 lane; steps 1-5 of the file comment.
 template <RoundKind R, class DU>
-HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& p,
-                                                     hn::Vec<DU> bits, hn::Vec<DU> random) {
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& p, hn::Vec<DU> bits,
+                                                     hn::Vec<DU> random) {
   const hn::RebindToSigned<DU> di;
   using VI = hn::Vec<decltype(di)>;
   const VI zero = hn::Zero(di);
@@ -116,11 +125,10 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& 
     rounded = hn::Add(n, hn::ShiftRight<31>(carry));
   }
   // Step 5.
-  const VI magnitude =
-      hn::Add(hn::ShiftLeftSame(hn::Sub(binade, hn::Set(di, p.emin)), p.man_bits),
-              hn::BitCast(di, rounded));
+  const VI magnitude = hn::Add(hn::ShiftLeftSame(hn::Sub(binade, hn::Set(di, p.emin)), p.man_bits),
+                               hn::BitCast(di, rounded));
   VI code = hn::Or(magnitude, hn::IfThenElseZero(negative, SetBits(di, p.sign_mask)));
-  auto by_sign = [&](const std::uint32_t (&c)[2]) {
+  auto by_sign = [&](const std::uint32_t(&c)[2]) {
     return hn::IfThenElse(negative, SetBits(di, c[1]), SetBits(di, c[0]));
   };
   code = hn::IfThenElse(hn::Eq(magnitude, zero), by_sign(p.zero), code);
@@ -149,8 +157,8 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVecE8m0(DU du, const EncodePara
   const auto subnormal = hn::Eq(exp_field, zero);
   // Fraction below the leading bit, left-aligned: bits 22..0 (normal) or 21..0
   // (subnormal with bit 22 set; the others are below 2^-127).
-  const auto fraction = hn::BitCast(
-      du, hn::IfThenElse(subnormal, hn::ShiftLeft<10>(abs), hn::ShiftLeft<9>(abs)));
+  const auto fraction =
+      hn::BitCast(du, hn::IfThenElse(subnormal, hn::ShiftLeft<10>(abs), hn::ShiftLeft<9>(abs)));
   VI code = exp_field;
   if constexpr (R != RoundKind::kTowardZero) {
     hn::Vec<DU> addend;
@@ -165,10 +173,10 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVecE8m0(DU du, const EncodePara
     const auto rounds = hn::Or(hn::Not(subnormal), hn::Gt(abs, hn::Set(di, 0x3FFFFF)));
     code = hn::Add(code, hn::IfThenElseZero(rounds, up));
   }
-  code = hn::IfThenElse(hn::Gt(code, SetBits(di, p.max_magnitude)), SetBits(di, p.overflow[0]),
-                        code);
+  code =
+      hn::IfThenElse(hn::Gt(code, SetBits(di, p.max_magnitude)), SetBits(di, p.overflow[0]), code);
   code = hn::IfThenElse(negative, SetBits(di, p.e8m0_negative), code);
-  auto by_sign = [&](const std::uint32_t (&c)[2]) {
+  auto by_sign = [&](const std::uint32_t(&c)[2]) {
     return hn::IfThenElse(negative, SetBits(di, c[1]), SetBits(di, c[0]));
   };
   code = hn::IfThenElse(hn::Eq(abs, zero), by_sign(p.zero), code);
@@ -226,8 +234,8 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVecInt(DU du, const EncodeParam
 enum Kernel { kFloatKernel, kE8m0Kernel, kIntKernel };
 
 template <RoundKind R, int K, class DU>
-HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeAny(DU du, const EncodeParams& p,
-                                                     hn::Vec<DU> bits, hn::Vec<DU> random) {
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeAny(DU du, const EncodeParams& p, hn::Vec<DU> bits,
+                                                     hn::Vec<DU> random) {
   if constexpr (K == kE8m0Kernel) {
     return EncodeVecE8m0<R>(du, p, bits, random);
   } else if constexpr (K == kIntKernel) {
@@ -259,7 +267,7 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
   };
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
-    hwy::Prefetch(in + i + kPrefetchBytes / sizeof(float));
+    PrefetchAhead(in, i, count);
     const auto bits = hn::BitCast(du, hn::LoadU(df, in + i));
     hn::StoreU(hn::DemoteTo(dc, EncodeAny<R, K>(du, p, bits, random_at(i))), dc, out + i);
   }
@@ -329,8 +337,8 @@ HWY_INLINE hn::Vec<DI> DecodeVec(DI di, const DecodeParams& p, hn::Vec<DI> code)
   VI bits = hn::Or(hn::IfThenElse(hn::Eq(exp_field, zero), subnormal, normal), sign);
   bits = hn::IfThenElse(hn::Eq(magnitude, SetBits(di, p.inf_magnitude)),
                         hn::Or(hn::Set(di, 0x7F800000), sign), bits);
-  const auto is_nan = hn::Or(hn::Gt(magnitude, SetBits(di, p.nan_above)),
-                             hn::Eq(code, SetBits(di, p.nan_code)));
+  const auto is_nan =
+      hn::Or(hn::Gt(magnitude, SetBits(di, p.nan_above)), hn::Eq(code, SetBits(di, p.nan_code)));
   const VI quiet_nan = hn::Set(di, 0x7FC00000);
   return hn::IfThenElse(is_nan, p.nan_signed ? hn::Or(quiet_nan, sign) : quiet_nan, bits);
 }
@@ -339,8 +347,8 @@ HWY_INLINE hn::Vec<DI> DecodeVec(DI di, const DecodeParams& p, hn::Vec<DI> code)
 // c >= 1 and 0x00400000 (2^-127, subnormal) for c = 0; 0xFF is NaN.
 template <class DI>
 HWY_INLINE hn::Vec<DI> DecodeVecE8m0(DI di, hn::Vec<DI> code) {
-  const auto bits = hn::IfThenElse(hn::Eq(code, hn::Zero(di)), hn::Set(di, 0x00400000),
-                                   hn::ShiftLeft<23>(code));
+  const auto bits =
+      hn::IfThenElse(hn::Eq(code, hn::Zero(di)), hn::Set(di, 0x00400000), hn::ShiftLeft<23>(code));
   return hn::IfThenElse(hn::Eq(code, hn::Set(di, 0xFF)), hn::Set(di, 0x7FC00000), bits);
 }
 
@@ -382,7 +390,7 @@ HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRI
   };
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
-    hwy::Prefetch(codes + i + kPrefetchBytes / sizeof(CodeT));
+    PrefetchAhead(codes, i, count);
     hn::StoreU(hn::BitCast(df, DecodeAny<K>(di, p, load(codes + i))), df, out + i);
   }
   if (i == count) return;
@@ -422,10 +430,10 @@ HWY_NOINLINE void CeilingNarrow(const float* HWY_RESTRICT in, std::size_t count,
   constexpr int kShift = 32 - 8 * static_cast<int>(sizeof(CodeT));
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
-    hwy::Prefetch(in + i + kPrefetchBytes / sizeof(float));
-    const auto top = hn::BitCast(di, hn::ShiftRight<kShift>(
-                                         hn::BitCast(hn::RebindToUnsigned<decltype(di)>(),
-                                                     hn::LoadU(df, in + i))));
+    PrefetchAhead(in, i, count);
+    const auto top =
+        hn::BitCast(di, hn::ShiftRight<kShift>(hn::BitCast(hn::RebindToUnsigned<decltype(di)>(),
+                                                           hn::LoadU(df, in + i))));
     hn::StoreU(hn::DemoteTo(dc, top), dc, out + i);
   }
   for (; i < count; ++i) {
@@ -452,7 +460,7 @@ HWY_NOINLINE void CeilingWiden(const CodeT* HWY_RESTRICT in, std::size_t count,
   constexpr int kShift = 32 - 8 * static_cast<int>(sizeof(CodeT));
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
-    hwy::Prefetch(in + i + kPrefetchBytes / sizeof(CodeT));
+    PrefetchAhead(in, i, count);
     const auto wide = hn::ShiftLeft<kShift>(hn::PromoteTo(du, hn::LoadU(dc, in + i)));
     hn::StoreU(hn::BitCast(df, wide), df, out + i);
   }

@@ -52,14 +52,11 @@ bool vector_format(const Format& f) {
 }
 // E8M0 with the OCP bias: its own kernels (convert-inl.h).
 bool vector_e8m0(const Format& f) {
-  return f.kind == Kind::kFloat && f.specials == Specials::kE8m0 && f.bits == 8 &&
-         f.bias == 127;
+  return f.kind == Kind::kFloat && f.specials == Specials::kE8m0 && f.bits == 8 && f.bias == 127;
 }
 // Integers of at most 16 bits (their values are exact in int32 and fp32).
 bool vector_int(const Format& f) { return f.kind == Kind::kInt && f.bits <= 16; }
-bool vectorized(const Format& f) {
-  return vector_format(f) || vector_e8m0(f) || vector_int(f);
-}
+bool vectorized(const Format& f) { return vector_format(f) || vector_e8m0(f) || vector_int(f); }
 
 EncodeParams encode_params(const Format& f, const EncodeOptions& opt) {
   EncodeParams p;
@@ -77,10 +74,18 @@ EncodeParams encode_params(const Format& f, const EncodeOptions& opt) {
     p.code_mask = code_mask(f);
   }
   switch (opt.rounding) {
-    case Rounding::kNearestEven: p.round = RoundKind::kNearestEven; break;
-    case Rounding::kNearestAway: p.round = RoundKind::kNearestAway; break;
-    case Rounding::kTowardZero: p.round = RoundKind::kTowardZero; break;
-    case Rounding::kStochastic: p.round = RoundKind::kStochastic; break;
+    case Rounding::kNearestEven:
+      p.round = RoundKind::kNearestEven;
+      break;
+    case Rounding::kNearestAway:
+      p.round = RoundKind::kNearestAway;
+      break;
+    case Rounding::kTowardZero:
+      p.round = RoundKind::kTowardZero;
+      break;
+    case Rounding::kStochastic:
+      p.round = RoundKind::kStochastic;
+      break;
   }
   // The special cases are the reference's own answers, so no policy is restated
   // here: every value below is an encode() of a representative input.
@@ -114,13 +119,18 @@ DecodeParams decode_params(const Format& f) {
   p.nan_code = kNone;
   p.nan_signed = true;
   switch (f.specials) {
-    case Specials::kIeee: p.nan_above = inf_code(f); break;
-    case Specials::kFn: p.nan_above = magnitude_mask(f) - 1; break;
+    case Specials::kIeee:
+      p.nan_above = inf_code(f);
+      break;
+    case Specials::kFn:
+      p.nan_above = magnitude_mask(f) - 1;
+      break;
     case Specials::kFnuz:
       p.nan_code = nan_code(f);
       p.nan_signed = false;
       break;
-    default: break;
+    default:
+      break;
   }
   p.code_bytes = code_bytes(f);
   p.e8m0 = vector_e8m0(f);
@@ -222,11 +232,14 @@ void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
       const float* from = in.data() + b;
       const std::uint64_t index = first_index + b;
       if (width == 1) {
-        kernels::encode_scalar(f, from, e - b, static_cast<std::uint8_t*>(out_codes) + b, opt, seed, index);
+        kernels::encode_scalar(f, from, e - b, static_cast<std::uint8_t*>(out_codes) + b, opt, seed,
+                               index);
       } else if (width == 2) {
-        kernels::encode_scalar(f, from, e - b, static_cast<std::uint16_t*>(out_codes) + b, opt, seed, index);
+        kernels::encode_scalar(f, from, e - b, static_cast<std::uint16_t*>(out_codes) + b, opt,
+                               seed, index);
       } else {
-        kernels::encode_scalar(f, from, e - b, static_cast<std::uint32_t*>(out_codes) + b, opt, seed, index);
+        kernels::encode_scalar(f, from, e - b, static_cast<std::uint32_t*>(out_codes) + b, opt,
+                               seed, index);
       }
     });
     return;
@@ -240,9 +253,9 @@ void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
       const std::uint64_t to_wrap = (std::uint64_t{1} << 32) - (index & 0xFFFFFFFFu);
       const std::size_t run = static_cast<std::size_t>(std::min<std::uint64_t>(e - b, to_wrap));
       const std::uint32_t key = stochastic_key(seed, static_cast<std::uint32_t>(index >> 32));
-      HWY_DYNAMIC_DISPATCH(kernels::EncodeF32)(p, in.data() + b, run,
-                                               out_bytes + b * static_cast<std::size_t>(width), key,
-                                               static_cast<std::uint32_t>(index));
+      HWY_DYNAMIC_DISPATCH(kernels::EncodeF32)
+      (p, in.data() + b, run, out_bytes + b * static_cast<std::size_t>(width), key,
+       static_cast<std::uint32_t>(index));
       b += run;
     }
   });
@@ -266,8 +279,8 @@ void decode_to_f32(const Format& f, const void* codes, std::span<float> out, uns
   const kernels::detail::DecodeParams p = kernels::decode_params(f);
   const auto* bytes = static_cast<const unsigned char*>(codes);
   kernels::parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(kernels::DecodeToF32)(p, bytes + b * static_cast<std::size_t>(width), e - b,
-                                               out.data() + b);
+    HWY_DYNAMIC_DISPATCH(kernels::DecodeToF32)
+    (p, bytes + b * static_cast<std::size_t>(width), e - b, out.data() + b);
   });
 }
 

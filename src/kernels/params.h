@@ -41,7 +41,7 @@ struct DecodeParams {
   std::int32_t man_bits = 0;
   std::uint32_t sign_mask = 0;
   std::uint32_t magnitude_mask = 0;
-  std::uint32_t exp_rebias = 0;       // 127 - bias, added to a normal exponent field
+  std::uint32_t exp_rebias = 0;  // 127 - bias, added to a normal exponent field
   // A subnormal code's value mantissa * 2^(emin - man_bits) as fp32 bits: the
   // mantissa shifted left by subnormal_shift where all those values lie below
   // 2^-125 (fp32's bit patterns are linear in the value there), else computed
@@ -57,7 +57,7 @@ struct DecodeParams {
   bool integer = false;               // integer formats (their own kernel)
   int int_bits = 0;
   bool int_signed = false;
-  std::uint32_t inf_magnitude = 0;    // magnitude of Inf (0xFFFFFFFF: none)
+  std::uint32_t inf_magnitude = 0;  // magnitude of Inf (0xFFFFFFFF: none)
   int code_bytes = 1;
 };
 

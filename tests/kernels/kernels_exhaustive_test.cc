@@ -49,11 +49,16 @@ template <typename CodeT>
 void reference_for(const lowp::Format& f, const float* in, std::size_t count, CodeT* out) {
   ASSERT_EQ(f.kind, lowp::Kind::kFloat);
   switch (f.specials) {
-    case lowp::Specials::kIeee: return reference<lowp::Specials::kIeee>(f, in, count, out);
-    case lowp::Specials::kFn: return reference<lowp::Specials::kFn>(f, in, count, out);
-    case lowp::Specials::kFnuz: return reference<lowp::Specials::kFnuz>(f, in, count, out);
-    case lowp::Specials::kFinite: return reference<lowp::Specials::kFinite>(f, in, count, out);
-    case lowp::Specials::kE8m0: return reference<lowp::Specials::kE8m0>(f, in, count, out);
+    case lowp::Specials::kIeee:
+      return reference<lowp::Specials::kIeee>(f, in, count, out);
+    case lowp::Specials::kFn:
+      return reference<lowp::Specials::kFn>(f, in, count, out);
+    case lowp::Specials::kFnuz:
+      return reference<lowp::Specials::kFnuz>(f, in, count, out);
+    case lowp::Specials::kFinite:
+      return reference<lowp::Specials::kFinite>(f, in, count, out);
+    case lowp::Specials::kE8m0:
+      return reference<lowp::Specials::kE8m0>(f, in, count, out);
   }
 }
 

@@ -197,8 +197,8 @@ TEST(Kernels, TargetsAreListed) {
 }
 
 TEST(Kernels, CoverageOfTheVectorPath) {
-  for (const char* name : {"fp8_e4m3", "fp8_e5m2", "fp16", "bf16", "fp6_e3m2", "fp4_e2m1", "e8m0",
-                           "int8", "int4"}) {
+  for (const char* name :
+       {"fp8_e4m3", "fp8_e5m2", "fp16", "bf16", "fp6_e3m2", "fp4_e2m1", "e8m0", "int8", "int4"}) {
     EXPECT_TRUE(lowp::kernels::encode_is_vectorized(lowp::parse_format(name))) << name;
     EXPECT_TRUE(lowp::kernels::decode_is_vectorized(lowp::parse_format(name))) << name;
   }
@@ -281,13 +281,14 @@ TEST(Kernels, DecodeEveryCode) {
     // Every value of the code's storage word: bits above f.bits are ignored, as
     // by lowp::decode.
     const int w = lowp::code_bytes(f);
-    const std::uint32_t codes = std::uint32_t{1} << (8 * w);
+    const std::uint32_t codes = std::uint32_t{1} << (w < 4 ? 8 * w : f.bits);
     // Every code, then a few extra so the length is odd.
     std::vector<unsigned char> raw((codes + 5) * static_cast<std::size_t>(w));
     std::vector<std::uint32_t> code_of(codes + 5);
     for (std::uint32_t i = 0; i < codes + 5; ++i) {
       code_of[i] = i % codes;
-      std::memcpy(raw.data() + i * static_cast<std::size_t>(w), &code_of[i], static_cast<std::size_t>(w));
+      std::memcpy(raw.data() + i * static_cast<std::size_t>(w), &code_of[i],
+                  static_cast<std::size_t>(w));
     }
     for_each_target([&] {
       std::vector<float> out(codes + 5);

@@ -72,9 +72,10 @@ void run_bench(const Options& o) {
   std::vector<float> out32(n);
   const unsigned t = o.threads;
   std::vector<Result> results;
-  auto bench = [&](std::string name, std::string ceiling, int bytes, const std::function<void()>& fn) {
-    results.push_back({std::move(name), std::move(ceiling), bytes,
-                       median_ns_per_element(fn, n, o.reps)});
+  auto bench = [&](std::string name, std::string ceiling, int bytes,
+                   const std::function<void()>& fn) {
+    results.push_back(
+        {std::move(name), std::move(ceiling), bytes, median_ns_per_element(fn, n, o.reps)});
   };
   bench("ceiling f32->u8", "", 5, [&] { kernels::ceiling_f32_to_u8(in, out8.data(), t); });
   bench("ceiling f32->u16", "", 6, [&] { kernels::ceiling_f32_to_u16(in, out16.data(), t); });
@@ -88,7 +89,9 @@ void run_bench(const Options& o) {
     bench(fmt::format("encode {}", name), wide ? "ceiling f32->u16" : "ceiling f32->u8", bytes,
           [&] { encode_f32(f, in, codes, {}, 0, 0, t); });
     bench(fmt::format("encode {} stochastic", name), wide ? "ceiling f32->u16" : "ceiling f32->u8",
-          bytes, [&] { encode_f32(f, in, codes, {Rounding::kStochastic, false}, 42, 0, t); });
+          bytes, [&] {
+            encode_f32(f, in, codes, {Rounding::kStochastic, false}, 42, 0, t);
+          });
     bench(fmt::format("decode {}", name), wide ? "ceiling u16->f32" : "ceiling u8->f32", bytes,
           [&] { decode_to_f32(f, codes, out32, t); });
   }
@@ -109,8 +112,11 @@ void run_bench(const Options& o) {
                       {"ceiling", r.ceiling},
                       {"ratio_to_ceiling", ceiling_ns(r) / r.ns_per_element}});
     }
-    nlohmann::json out = {{"target", target}, {"threads", o.threads},
-                          {"elements", o.elements}, {"reps", o.reps}, {"results", rows}};
+    nlohmann::json out = {{"target", target},
+                          {"threads", o.threads},
+                          {"elements", o.elements},
+                          {"reps", o.reps},
+                          {"results", rows}};
     fmt::print("{}\n", out.dump(2));
     return;
   }
