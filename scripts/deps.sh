@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   cmake ninja-build g++ clang libclang-rt-14-dev python3
-  libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
+  libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libhwy-dev
 )
 missing=()
 for p in "${packages[@]}"; do

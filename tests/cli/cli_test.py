@@ -129,7 +129,7 @@ class Formats(Base):
         self.assertIn(r.stdout, docs, "docs/formats.md is stale: paste `lowp formats --markdown` into it")
 
     def test_help(self):
-        for verb in ("formats", "encode", "decode", "fake-quant", "inspect", "quantize"):
+        for verb in ("formats", "encode", "decode", "fake-quant", "inspect", "quantize", "bench"):
             r = run(verb, "--help")
             self.assertEqual(r.returncode, 0)
             self.assertIn("Usage", r.stdout)
@@ -409,6 +409,22 @@ class Quantize(Base):
         self.assertIsNone(totals["sqnr_db"])  # infinite: no error at all
         self.assertEqual(open(self.path("again.onnx"), "rb").read(), open(self.path("pp_mxfp4.onnx"), "rb").read())
         self.assert_fails(["quantize", model, "-o", self.path("pp.gguf"), "-f", "mxfp4"], "keeps its weights in its graph", self.path("pp.gguf"))
+
+
+class Bench(Base):
+    def test_json_rows(self):
+        r = run("bench", "--elements", "5000", "--reps", "1", "--threads", "2", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["threads"], 2)
+        rows = {row["kernel"]: row for row in out["results"]}
+        for name in ("ceiling f32->u8", "ceiling f32->u16", "ceiling u8->f32", "encode fp8_e4m3",
+                     "encode fp8_e5m2", "encode bf16", "encode fp16", "decode fp8_e4m3", "decode fp16"):
+            self.assertGreater(rows[name]["ns_per_element"], 0, name)
+        self.assertEqual(rows["encode bf16"]["ceiling"], "ceiling f32->u16")
+
+    def test_rejects_zero(self):
+        self.assertIn("positive", self.assert_fails(["bench", "--elements", "0"], "bench"))
 
 
 class BadInput(Base):

@@ -13,5 +13,6 @@ void add_decode_command(CLI::App& app);
 void add_fake_quant_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace lowp::cli

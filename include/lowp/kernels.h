@@ -1,0 +1,63 @@
+// lowp/kernels.h — bulk encode/decode of fp32 arrays into scalar-format codes.
+//
+// Every function here gives exactly the bits of the scalar reference in
+// lowp/format/convert.h (lowp::encode of each element, lowp::decode_f32 of each
+// code), on every SIMD target and for any thread count. The vector path covers
+// every float format of at most 16 bits with emin >= -126 and at most 10
+// mantissa bits, E8M0, and integers of at most 16 bits; the others (fp32,
+// exotic biases) fall back to a scalar loop over that reference.
+//
+// Codes are stored code_bytes(f) wide (uint8_t, uint16_t or uint32_t), the code
+// in the low f.bits bits.
+//
+// Stochastic rounding of element i uses stochastic_bits(seed, first_index + i),
+// so splitting an array into pieces (and passing each piece's first_index) or
+// across threads never changes the result.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lowp/format/convert.h"
+#include "lowp/format/format.h"
+
+namespace lowp {
+
+// codes[i] = encode(f, in[i], opt, stochastic_bits(seed, first_index + i)).
+// `threads` >= 1 splits the array into contiguous pieces, one std::thread each.
+void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
+                const EncodeOptions& opt, std::uint64_t seed = 0, std::uint64_t first_index = 0,
+                unsigned threads = 1);
+
+// out[i] = decode_f32(f, codes[i]) (bit for bit, NaNs included).
+void decode_to_f32(const Format& f, const void* codes, std::span<float> out, unsigned threads = 1);
+
+namespace kernels {
+
+// Whether encode_f32 / decode_to_f32 take the vector path for f (else the scalar
+// loop over the reference).
+bool encode_is_vectorized(const Format& f);
+bool decode_is_vectorized(const Format& f);
+
+// Highway targets compiled into lowp and supported by this CPU, best first.
+std::vector<std::int64_t> available_targets();
+std::string target_name(std::int64_t target);
+// The target the next call dispatches to.
+std::int64_t current_target();
+// Restricts dispatch to one target (a value from available_targets()); 0 restores
+// the normal choice. For tests and benchmarks; not thread-safe with running kernels.
+void set_target_for_testing(std::int64_t target);
+
+// Bandwidth ceilings for the benchmark: the same memory traffic as the
+// converters, with a trivial computation (the top bits of each fp32 word, or a
+// byte moved to the top of a word).
+void ceiling_f32_to_u8(std::span<const float> in, std::uint8_t* out, unsigned threads = 1);
+void ceiling_f32_to_u16(std::span<const float> in, std::uint16_t* out, unsigned threads = 1);
+void ceiling_u8_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
+void ceiling_u16_to_f32(const std::uint16_t* in, std::span<float> out, unsigned threads = 1);
+
+}  // namespace kernels
+}  // namespace lowp

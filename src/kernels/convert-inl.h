@@ -1,0 +1,483 @@
+// src/kernels/convert-inl.h — per-target vector kernels: fp32 -> float-format
+// codes and back, bit-identical to lowp::encode / lowp::decode_f32
+// (lowp/format/convert.h, whose header states the semantics followed here).
+//
+// Compiled once per Highway target (convert.cc includes it through
+// foreach_target.h). All format facts arrive in EncodeParams / DecodeParams.
+//
+// The encoder works on 32-bit lanes, for any float format with bits <= 16,
+// emin >= -126 and man_bits M <= 10 (not E8M0):
+//  1. Split the fp32 bits into sign, |x| bits, exponent field E and fraction.
+//  2. Significand sig (24 bits, with the implicit bit for normals) and effective
+//     exponent e = max(E, 1) - 127, so that |x| = sig * 2^(e - 23) for every
+//     finite x, fp32 subnormals included (their e = -126 <= emin).
+//  3. The binade max(e, emin) fixes the unit 2^(binade - M); |x| / unit has
+//     integer part n = sig >> s and dropped fraction F (0.32 fixed point, the
+//     floor of fraction * 2^32 as the reference's `fraction >> 32`), where
+//     s = binade - M - e + 23 >= 13. Shift counts are clamped below 32 (Highway's
+//     variable shifts are undefined at >= 32); beyond 24 the bits are zero anyway.
+//  4. Round up iff F + a carries out of 32 bits, with a = 2^31 - 1 + (n & 1)
+//     (nearest-even: F > 1/2, or = 1/2 with n odd), 2^31 (ties away: F >= 1/2),
+//     the random bits r (stochastic: floor(fraction * 2^32) + r >= 2^32), or no
+//     addition (toward zero).
+//  5. magnitude = ((binade - emin) << M) + n + up (a carry moves to the next
+//     binade by itself), then the special cases in increasing priority: zero,
+//     finite overflow, Inf input, NaN input — each code given for both signs.
+// E8M0 and the integer formats have their own encoders below (steps 3-4 at a
+// fixed unit), and each kind of format its own decoder.
+
+#if defined(LOWP_KERNELS_CONVERT_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef LOWP_KERNELS_CONVERT_INL_H_
+#undef LOWP_KERNELS_CONVERT_INL_H_
+#else
+#define LOWP_KERNELS_CONVERT_INL_H_
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
+
+#include "kernels/params.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lowp::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using detail::DecodeParams;
+using detail::EncodeParams;
+using detail::RoundKind;
+
+constexpr std::size_t kMaxLanes32 = HWY_MAX_BYTES / 4;
+// Software prefetch distance in bytes of input: measured on the development VM,
+// the hardware prefetchers alone left the encoders ~3x slower than in cache.
+constexpr std::size_t kPrefetchBytes = 4096;
+
+// Prefetches p[i + kPrefetchBytes / sizeof(T)] when that is inside the array.
+template <typename T>
+HWY_INLINE void PrefetchAhead(const T* p, std::size_t i, std::size_t count) {
+  constexpr std::size_t kAhead = kPrefetchBytes / sizeof(T);
+  if (i + kAhead < count) hwy::Prefetch(p + i + kAhead);
+}
+
+template <class DI>
+HWY_INLINE hn::Vec<DI> SetBits(DI di, std::uint32_t bits) {
+  return hn::Set(di, static_cast<std::int32_t>(bits));
+}
+
+// murmur3's finaliser, as lowp::mix32.
+template <class V>
+HWY_INLINE V Mix32(hn::DFromV<V> du, V h) {
+  h = hn::Xor(h, hn::ShiftRight<16>(h));
+  h = h * hn::Set(du, 0x85EBCA6Bu);
+  h = hn::Xor(h, hn::ShiftRight<13>(h));
+  h = h * hn::Set(du, 0xC2B2AE35u);
+  return hn::Xor(h, hn::ShiftRight<16>(h));
+}
+
+// stochastic_bits_keyed(key, index_low) for the lanes' indices.
+template <class DU>
+HWY_INLINE hn::Vec<DU> StochasticBits(DU du, hn::Vec<DU> index_low, std::uint32_t key) {
+  const auto k = hn::Set(du, key);
+  return Mix32(du, Mix32(du, hn::Xor(index_low, k)) + k);
+}
+
+// The code (in an int32 lane) of each fp32 lane; steps 1-5 of the file comment.
+template <RoundKind R, class DU>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& p, hn::Vec<DU> bits,
+                                                     hn::Vec<DU> random) {
+  const hn::RebindToSigned<DU> di;
+  using VI = hn::Vec<decltype(di)>;
+  const VI zero = hn::Zero(di);
+  // Step 1.
+  const VI ibits = hn::BitCast(di, bits);
+  const auto negative = hn::Lt(ibits, zero);
+  const VI abs = hn::And(ibits, hn::Set(di, 0x7FFFFFFF));
+  const VI exp_field = hn::ShiftRight<23>(abs);
+  // Step 2.
+  const VI sig = hn::Or(hn::And(abs, hn::Set(di, 0x7FFFFF)),
+                        hn::IfThenZeroElse(hn::Eq(exp_field, zero), hn::Set(di, 0x800000)));
+  const VI e = hn::Sub(hn::Max(exp_field, hn::Set(di, 1)), hn::Set(di, 127));
+  // Step 3.
+  const VI binade = hn::Max(e, hn::Set(di, p.emin));
+  const VI s = hn::Add(hn::Sub(binade, e), hn::Set(di, 23 - p.man_bits));
+  const auto sigu = hn::BitCast(du, sig);
+  const auto n = hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31))));
+  const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
+  const auto right =
+      hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
+  const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
+  // Step 4.
+  auto rounded = n;
+  if constexpr (R != RoundKind::kTowardZero) {
+    hn::Vec<DU> addend;
+    if constexpr (R == RoundKind::kNearestEven) {
+      addend = hn::Add(hn::Set(du, 0x7FFFFFFFu), hn::And(n, hn::Set(du, 1u)));
+    } else if constexpr (R == RoundKind::kNearestAway) {
+      addend = hn::Set(du, 0x80000000u);
+    } else {
+      addend = random;
+    }
+    const auto sum = hn::Add(fraction, addend);
+    const auto carry = hn::Or(hn::And(fraction, addend), hn::AndNot(sum, hn::Or(fraction, addend)));
+    rounded = hn::Add(n, hn::ShiftRight<31>(carry));
+  }
+  // Step 5.
+  const VI magnitude = hn::Add(hn::ShiftLeftSame(hn::Sub(binade, hn::Set(di, p.emin)), p.man_bits),
+                               hn::BitCast(di, rounded));
+  VI code = hn::Or(magnitude, hn::IfThenElseZero(negative, SetBits(di, p.sign_mask)));
+  auto by_sign = [&](const std::uint32_t(&c)[2]) {
+    return hn::IfThenElse(negative, SetBits(di, c[1]), SetBits(di, c[0]));
+  };
+  code = hn::IfThenElse(hn::Eq(magnitude, zero), by_sign(p.zero), code);
+  code = hn::IfThenElse(hn::Gt(magnitude, SetBits(di, p.max_magnitude)), by_sign(p.overflow), code);
+  const VI inf_bits = hn::Set(di, 0x7F800000);
+  code = hn::IfThenElse(hn::Eq(abs, inf_bits), by_sign(p.inf), code);
+  return hn::IfThenElse(hn::Gt(abs, inf_bits), by_sign(p.nan), code);
+}
+
+// E8M0 with bias 127 (2^(code-127), no sign, no zero; convert.h's header has
+// the rules). A positive finite x = 1.f * 2^e, e >= -127, has n = 1 at the unit
+// 2^e, so it rounds up iff F + a carries (step 4 above, a odd-n even = ties up),
+// and code = e + 127 + up: the fp32 exponent field E plus up (E = 0 with bit 22
+// set is 2^-127 * 1.f'). Smaller subnormals give code 0 in every mode; codes
+// above the max, zero, negative, Inf and NaN inputs take the given codes.
+template <RoundKind R, class DU>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVecE8m0(DU du, const EncodeParams& p,
+                                                         hn::Vec<DU> bits, hn::Vec<DU> random) {
+  const hn::RebindToSigned<DU> di;
+  using VI = hn::Vec<decltype(di)>;
+  const VI zero = hn::Zero(di);
+  const VI ibits = hn::BitCast(di, bits);
+  const auto negative = hn::Lt(ibits, zero);
+  const VI abs = hn::And(ibits, hn::Set(di, 0x7FFFFFFF));
+  const VI exp_field = hn::ShiftRight<23>(abs);
+  const auto subnormal = hn::Eq(exp_field, zero);
+  // Fraction below the leading bit, left-aligned: bits 22..0 (normal) or 21..0
+  // (subnormal with bit 22 set; the others are below 2^-127).
+  const auto fraction =
+      hn::BitCast(du, hn::IfThenElse(subnormal, hn::ShiftLeft<10>(abs), hn::ShiftLeft<9>(abs)));
+  VI code = exp_field;
+  if constexpr (R != RoundKind::kTowardZero) {
+    hn::Vec<DU> addend;
+    if constexpr (R == RoundKind::kStochastic) {
+      addend = random;
+    } else {
+      addend = hn::Set(du, 0x80000000u);  // n = 1 is odd: ties go up in both modes
+    }
+    const auto sum = hn::Add(fraction, addend);
+    const auto carry = hn::Or(hn::And(fraction, addend), hn::AndNot(sum, hn::Or(fraction, addend)));
+    const VI up = hn::BitCast(di, hn::ShiftRight<31>(carry));
+    const auto rounds = hn::Or(hn::Not(subnormal), hn::Gt(abs, hn::Set(di, 0x3FFFFF)));
+    code = hn::Add(code, hn::IfThenElseZero(rounds, up));
+  }
+  code =
+      hn::IfThenElse(hn::Gt(code, SetBits(di, p.max_magnitude)), SetBits(di, p.overflow[0]), code);
+  code = hn::IfThenElse(negative, SetBits(di, p.e8m0_negative), code);
+  auto by_sign = [&](const std::uint32_t(&c)[2]) {
+    return hn::IfThenElse(negative, SetBits(di, c[1]), SetBits(di, c[0]));
+  };
+  code = hn::IfThenElse(hn::Eq(abs, zero), by_sign(p.zero), code);
+  const VI inf_bits = hn::Set(di, 0x7F800000);
+  code = hn::IfThenElse(hn::Eq(abs, inf_bits), by_sign(p.inf), code);
+  return hn::IfThenElse(hn::Gt(abs, inf_bits), by_sign(p.nan), code);
+}
+
+// Integers of at most 16 bits: |x| rounded at the unit 1 as in steps 3-4 (with
+// e = max(E, 1) - 127, s = 23 - e >= 4 once |x| < 2^20; larger magnitudes,
+// Inf included, are clamped anyway), negated, clamped to [int_min, int_max]
+// and masked to the code's bits; NaN gives 0.
+template <RoundKind R, class DU>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVecInt(DU du, const EncodeParams& p,
+                                                        hn::Vec<DU> bits, hn::Vec<DU> random) {
+  const hn::RebindToSigned<DU> di;
+  using VI = hn::Vec<decltype(di)>;
+  const VI zero = hn::Zero(di);
+  const VI ibits = hn::BitCast(di, bits);
+  const auto negative = hn::Lt(ibits, zero);
+  const VI abs = hn::And(ibits, hn::Set(di, 0x7FFFFFFF));
+  const VI exp_field = hn::ShiftRight<23>(abs);
+  const VI sig = hn::Or(hn::And(abs, hn::Set(di, 0x7FFFFF)),
+                        hn::IfThenZeroElse(hn::Eq(exp_field, zero), hn::Set(di, 0x800000)));
+  const VI e = hn::Sub(hn::Max(exp_field, hn::Set(di, 1)), hn::Set(di, 127));
+  const auto huge = hn::Gt(e, hn::Set(di, 19));
+  const VI s = hn::Max(hn::Sub(hn::Set(di, 23), e), hn::Set(di, 4));
+  const auto sigu = hn::BitCast(du, sig);
+  const auto n = hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31))));
+  const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
+  const auto right =
+      hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
+  const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
+  auto rounded = n;
+  if constexpr (R != RoundKind::kTowardZero) {
+    hn::Vec<DU> addend;
+    if constexpr (R == RoundKind::kNearestEven) {
+      addend = hn::Add(hn::Set(du, 0x7FFFFFFFu), hn::And(n, hn::Set(du, 1u)));
+    } else if constexpr (R == RoundKind::kNearestAway) {
+      addend = hn::Set(du, 0x80000000u);
+    } else {
+      addend = random;
+    }
+    const auto sum = hn::Add(fraction, addend);
+    const auto carry = hn::Or(hn::And(fraction, addend), hn::AndNot(sum, hn::Or(fraction, addend)));
+    rounded = hn::Add(n, hn::ShiftRight<31>(carry));
+  }
+  const VI magnitude = hn::IfThenElse(huge, hn::Set(di, 1 << 20), hn::BitCast(di, rounded));
+  VI value = hn::IfThenElse(negative, hn::Neg(magnitude), magnitude);
+  value = hn::Min(hn::Max(value, hn::Set(di, p.int_min)), hn::Set(di, p.int_max));
+  const VI code = hn::And(value, SetBits(di, p.code_mask));
+  return hn::IfThenZeroElse(hn::Gt(abs, hn::Set(di, 0x7F800000)), code);
+}
+
+enum Kernel { kFloatKernel, kE8m0Kernel, kIntKernel };
+
+template <RoundKind R, int K, class DU>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeAny(DU du, const EncodeParams& p, hn::Vec<DU> bits,
+                                                     hn::Vec<DU> random) {
+  if constexpr (K == kE8m0Kernel) {
+    return EncodeVecE8m0<R>(du, p, bits, random);
+  } else if constexpr (K == kIntKernel) {
+    return EncodeVecInt<R>(du, p, bits, random);
+  } else {
+    return EncodeVec<R>(du, p, bits, random);
+  }
+}
+
+template <RoundKind R, int K, typename CodeT>
+HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRICT in,
+                             std::size_t count, CodeT* HWY_RESTRICT out, std::uint32_t key,
+                             std::uint32_t first_low) {
+  // A local copy: byte stores through `out` could alias the caller's struct,
+  // which would reload every parameter in every iteration.
+  const EncodeParams p = params;
+  const hn::ScalableTag<std::uint32_t> du;
+  const hn::Rebind<float, decltype(du)> df;
+  const hn::Rebind<CodeT, decltype(du)> dc;
+  const std::size_t lanes = hn::Lanes(du);
+  const auto iota = hn::Iota(du, 0u);
+  auto random_at = [&](std::size_t i) {
+    if constexpr (R == RoundKind::kStochastic) {
+      const auto index = hn::Add(iota, hn::Set(du, first_low + static_cast<std::uint32_t>(i)));
+      return StochasticBits(du, index, key);
+    } else {
+      return hn::Zero(du);
+    }
+  };
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    PrefetchAhead(in, i, count);
+    const auto bits = hn::BitCast(du, hn::LoadU(df, in + i));
+    hn::StoreU(hn::DemoteTo(dc, EncodeAny<R, K>(du, p, bits, random_at(i))), dc, out + i);
+  }
+  if (i == count) return;
+  // The tail goes through the same vector code via a padded copy.
+  HWY_ALIGN float tail_in[kMaxLanes32] = {};
+  HWY_ALIGN CodeT tail_out[kMaxLanes32] = {};
+  const std::size_t rest = count - i;
+  std::memcpy(tail_in, in + i, rest * sizeof(float));
+  const auto bits = hn::BitCast(du, hn::Load(df, tail_in));
+  hn::Store(hn::DemoteTo(dc, EncodeAny<R, K>(du, p, bits, random_at(i))), dc, tail_out);
+  std::memcpy(out + i, tail_out, rest * sizeof(CodeT));
+}
+
+// Encodes in[0, count) into codes of p.code_bytes bytes. `first_low` is the low
+// half of the first element's stochastic index; the caller guarantees that the
+// run does not cross a multiple of 2^32 (so `key` is the same for all).
+void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* out,
+               std::uint32_t key, std::uint32_t first_low) {
+  auto run = [&](auto kernel, auto* codes) {
+    constexpr int K = decltype(kernel)::value;
+    switch (p.round) {
+      case RoundKind::kNearestEven:
+        return EncodeLoop<RoundKind::kNearestEven, K>(p, in, count, codes, key, first_low);
+      case RoundKind::kNearestAway:
+        return EncodeLoop<RoundKind::kNearestAway, K>(p, in, count, codes, key, first_low);
+      case RoundKind::kTowardZero:
+        return EncodeLoop<RoundKind::kTowardZero, K>(p, in, count, codes, key, first_low);
+      case RoundKind::kStochastic:
+        return EncodeLoop<RoundKind::kStochastic, K>(p, in, count, codes, key, first_low);
+    }
+  };
+  using Float = std::integral_constant<int, kFloatKernel>;
+  using Int = std::integral_constant<int, kIntKernel>;
+  if (p.e8m0) {
+    run(std::integral_constant<int, kE8m0Kernel>{}, static_cast<std::uint8_t*>(out));
+  } else if (p.integer && p.code_bytes == 1) {
+    run(Int{}, static_cast<std::uint8_t*>(out));
+  } else if (p.integer) {
+    run(Int{}, static_cast<std::uint16_t*>(out));
+  } else if (p.code_bytes == 1) {
+    run(Float{}, static_cast<std::uint8_t*>(out));
+  } else {
+    run(Float{}, static_cast<std::uint16_t*>(out));
+  }
+}
+
+// The fp32 bits (in int32 lanes) of each code: normal codes by re-biasing the
+// exponent field, subnormals as mantissa * 2^(emin - M) (exact; see
+// DecodeParams::subnormal_shift), then Inf, NaN.
+template <class DI>
+HWY_INLINE hn::Vec<DI> DecodeVec(DI di, const DecodeParams& p, hn::Vec<DI> code) {
+  const hn::Rebind<float, DI> df;
+  using VI = hn::Vec<DI>;
+  const VI zero = hn::Zero(di);
+  const VI magnitude = hn::And(code, SetBits(di, p.magnitude_mask));
+  const VI sign = hn::IfThenZeroElse(hn::Eq(hn::And(code, SetBits(di, p.sign_mask)), zero),
+                                     SetBits(di, 0x80000000u));
+  const VI exp_field = hn::ShiftRightSame(magnitude, p.man_bits);
+  const VI mantissa = hn::And(magnitude, hn::Set(di, (1 << p.man_bits) - 1));
+  const VI normal = hn::Or(hn::ShiftLeft<23>(hn::Add(exp_field, SetBits(di, p.exp_rebias))),
+                           hn::ShiftLeftSame(mantissa, 23 - p.man_bits));
+  const VI subnormal =
+      p.subnormal_shift >= 0
+          ? hn::ShiftLeftSame(mantissa, p.subnormal_shift)
+          : hn::BitCast(di, hn::Mul(hn::ConvertTo(df, mantissa), hn::Set(df, p.subnormal_scale)));
+  VI bits = hn::Or(hn::IfThenElse(hn::Eq(exp_field, zero), subnormal, normal), sign);
+  bits = hn::IfThenElse(hn::Eq(magnitude, SetBits(di, p.inf_magnitude)),
+                        hn::Or(hn::Set(di, 0x7F800000), sign), bits);
+  const auto is_nan =
+      hn::Or(hn::Gt(magnitude, SetBits(di, p.nan_above)), hn::Eq(code, SetBits(di, p.nan_code)));
+  const VI quiet_nan = hn::Set(di, 0x7FC00000);
+  return hn::IfThenElse(is_nan, p.nan_signed ? hn::Or(quiet_nan, sign) : quiet_nan, bits);
+}
+
+// E8M0 (bias 127): code c is 2^(c - 127), whose fp32 bits are c << 23 for
+// c >= 1 and 0x00400000 (2^-127, subnormal) for c = 0; 0xFF is NaN.
+template <class DI>
+HWY_INLINE hn::Vec<DI> DecodeVecE8m0(DI di, hn::Vec<DI> code) {
+  const auto bits =
+      hn::IfThenElse(hn::Eq(code, hn::Zero(di)), hn::Set(di, 0x00400000), hn::ShiftLeft<23>(code));
+  return hn::IfThenElse(hn::Eq(code, hn::Set(di, 0xFF)), hn::Set(di, 0x7FC00000), bits);
+}
+
+// Integers: sign-extend from int_bits (when signed), then convert (exact).
+template <class DI>
+HWY_INLINE hn::Vec<DI> DecodeVecInt(DI di, const DecodeParams& p, hn::Vec<DI> code) {
+  const hn::Rebind<float, DI> df;
+  hn::Vec<DI> value = code;
+  if (p.int_signed) {
+    const int unused = 32 - p.int_bits;
+    value = hn::ShiftRightSame(hn::ShiftLeftSame(code, unused), unused);
+  }
+  return hn::BitCast(di, hn::ConvertTo(df, value));
+}
+
+template <int K, class DI>
+HWY_INLINE hn::Vec<DI> DecodeAny(DI di, const DecodeParams& p, hn::Vec<DI> code) {
+  code = hn::And(code, SetBits(di, p.code_mask));  // as lowp::decode: low f.bits bits
+  if constexpr (K == kE8m0Kernel) {
+    return DecodeVecE8m0(di, code);
+  } else if constexpr (K == kIntKernel) {
+    return DecodeVecInt(di, p, code);
+  } else {
+    return DecodeVec(di, p, code);
+  }
+}
+
+template <int K, typename CodeT>
+HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRICT codes,
+                             std::size_t count, float* HWY_RESTRICT out) {
+  const DecodeParams p = params;  // not aliased by the stores (see EncodeLoop)
+  const hn::ScalableTag<std::int32_t> di;
+  const hn::Rebind<float, decltype(di)> df;
+  const hn::Rebind<CodeT, decltype(di)> dc;
+  const hn::RebindToUnsigned<decltype(di)> du;
+  const std::size_t lanes = hn::Lanes(di);
+  auto load = [&](const CodeT* from) {
+    return hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(dc, from)));
+  };
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    PrefetchAhead(codes, i, count);
+    hn::StoreU(hn::BitCast(df, DecodeAny<K>(di, p, load(codes + i))), df, out + i);
+  }
+  if (i == count) return;
+  HWY_ALIGN CodeT tail_in[kMaxLanes32] = {};
+  HWY_ALIGN float tail_out[kMaxLanes32] = {};
+  const std::size_t rest = count - i;
+  std::memcpy(tail_in, codes + i, rest * sizeof(CodeT));
+  hn::Store(hn::BitCast(df, DecodeAny<K>(di, p, load(tail_in))), df, tail_out);
+  std::memcpy(out + i, tail_out, rest * sizeof(float));
+}
+
+void DecodeToF32(const DecodeParams& p, const void* codes, std::size_t count, float* out) {
+  const auto* bytes = static_cast<const std::uint8_t*>(codes);
+  const auto* words = static_cast<const std::uint16_t*>(codes);
+  if (p.e8m0) {
+    DecodeLoop<kE8m0Kernel>(p, bytes, count, out);
+  } else if (p.integer && p.code_bytes == 1) {
+    DecodeLoop<kIntKernel>(p, bytes, count, out);
+  } else if (p.integer) {
+    DecodeLoop<kIntKernel>(p, words, count, out);
+  } else if (p.code_bytes == 1) {
+    DecodeLoop<kFloatKernel>(p, bytes, count, out);
+  } else {
+    DecodeLoop<kFloatKernel>(p, words, count, out);
+  }
+}
+
+// ---- bandwidth ceilings (benchmark only): the same traffic, trivial work ----
+
+template <typename CodeT>
+HWY_NOINLINE void CeilingNarrow(const float* HWY_RESTRICT in, std::size_t count,
+                                CodeT* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::int32_t> di;
+  const hn::Rebind<float, decltype(di)> df;
+  const hn::Rebind<CodeT, decltype(di)> dc;
+  const std::size_t lanes = hn::Lanes(di);
+  constexpr int kShift = 32 - 8 * static_cast<int>(sizeof(CodeT));
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    PrefetchAhead(in, i, count);
+    const auto top =
+        hn::BitCast(di, hn::ShiftRight<kShift>(hn::BitCast(hn::RebindToUnsigned<decltype(di)>(),
+                                                           hn::LoadU(df, in + i))));
+    hn::StoreU(hn::DemoteTo(dc, top), dc, out + i);
+  }
+  for (; i < count; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, in + i, 4);
+    out[i] = static_cast<CodeT>(bits >> kShift);
+  }
+}
+
+void CeilingF32ToU8(const float* in, std::size_t count, std::uint8_t* out) {
+  CeilingNarrow(in, count, out);
+}
+void CeilingF32ToU16(const float* in, std::size_t count, std::uint16_t* out) {
+  CeilingNarrow(in, count, out);
+}
+
+template <typename CodeT>
+HWY_NOINLINE void CeilingWiden(const CodeT* HWY_RESTRICT in, std::size_t count,
+                               float* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::uint32_t> du;
+  const hn::Rebind<float, decltype(du)> df;
+  const hn::Rebind<CodeT, decltype(du)> dc;
+  const std::size_t lanes = hn::Lanes(du);
+  constexpr int kShift = 32 - 8 * static_cast<int>(sizeof(CodeT));
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    PrefetchAhead(in, i, count);
+    const auto wide = hn::ShiftLeft<kShift>(hn::PromoteTo(du, hn::LoadU(dc, in + i)));
+    hn::StoreU(hn::BitCast(df, wide), df, out + i);
+  }
+  for (; i < count; ++i) {
+    const std::uint32_t bits = std::uint32_t{in[i]} << kShift;
+    std::memcpy(out + i, &bits, 4);
+  }
+}
+
+void CeilingU8ToF32(const std::uint8_t* in, std::size_t count, float* out) {
+  CeilingWiden(in, count, out);
+}
+void CeilingU16ToF32(const std::uint16_t* in, std::size_t count, float* out) {
+  CeilingWiden(in, count, out);
+}
+
+}  // namespace lowp::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

@@ -1,0 +1,289 @@
+// src/kernels/convert.cc — dispatch for lowp/kernels.h: derives the kernel
+// parameters from a Format, splits arrays across threads (and at multiples of
+// 2^32 elements, where the stochastic key changes), and calls the best Highway
+// target of convert-inl.h; formats the vector path does not cover go through a
+// scalar loop over the reference (lowp::encode / lowp::decode_f32).
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/convert.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+
+#include <hwy/highway.h>
+
+#include "kernels/convert-inl.h"
+
+#if HWY_ONCE
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <cstring>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include <hwy/targets.h>
+
+#include "kernels/params.h"
+#include "lowp/kernels.h"
+
+namespace lowp {
+namespace kernels {
+
+HWY_EXPORT(EncodeF32);
+HWY_EXPORT(DecodeToF32);
+HWY_EXPORT(CeilingF32ToU8);
+HWY_EXPORT(CeilingF32ToU16);
+HWY_EXPORT(CeilingU8ToF32);
+HWY_EXPORT(CeilingU16ToF32);
+
+namespace {
+
+using detail::DecodeParams;
+using detail::EncodeParams;
+using detail::RoundKind;
+
+// The formats the generic vector code handles: float (not E8M0), at most 16 bits, every
+// binade's fp32 exponent representable as a normal (emin >= -126), and a
+// mantissa that leaves >= 13 dropped bits of an fp32 significand (M <= 10).
+bool vector_format(const Format& f) {
+  return f.kind == Kind::kFloat && f.specials != Specials::kE8m0 && f.bits <= 16 &&
+         emin(f) >= -126 && f.man_bits <= 10 && f.bits == 1 + f.exp_bits + f.man_bits;
+}
+// E8M0 with the OCP bias: its own kernels (convert-inl.h).
+bool vector_e8m0(const Format& f) {
+  return f.kind == Kind::kFloat && f.specials == Specials::kE8m0 && f.bits == 8 && f.bias == 127;
+}
+// Integers of at most 16 bits (their values are exact in int32 and fp32).
+bool vector_int(const Format& f) { return f.kind == Kind::kInt && f.bits <= 16; }
+bool vectorized(const Format& f) { return vector_format(f) || vector_e8m0(f) || vector_int(f); }
+
+EncodeParams encode_params(const Format& f, const EncodeOptions& opt) {
+  EncodeParams p;
+  p.man_bits = f.man_bits;
+  p.emin = emin(f);
+  p.sign_mask = sign_mask(f);
+  p.max_magnitude = max_magnitude_code(f);
+  p.code_bytes = code_bytes(f);
+  p.e8m0 = vector_e8m0(f);
+  p.e8m0_negative = encode(f, -1.0, opt);
+  p.integer = vector_int(f);
+  if (p.integer) {
+    p.int_min = static_cast<std::int32_t>(int_min(f));
+    p.int_max = static_cast<std::int32_t>(int_max(f));
+    p.code_mask = code_mask(f);
+  }
+  switch (opt.rounding) {
+    case Rounding::kNearestEven:
+      p.round = RoundKind::kNearestEven;
+      break;
+    case Rounding::kNearestAway:
+      p.round = RoundKind::kNearestAway;
+      break;
+    case Rounding::kTowardZero:
+      p.round = RoundKind::kTowardZero;
+      break;
+    case Rounding::kStochastic:
+      p.round = RoundKind::kStochastic;
+      break;
+  }
+  // The special cases are the reference's own answers, so no policy is restated
+  // here: every value below is an encode() of a representative input.
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  for (int neg = 0; neg < 2; ++neg) {
+    const double s = neg ? -1.0 : 1.0;
+    p.zero[neg] = encode(f, s * 0.0, opt);
+    p.inf[neg] = encode(f, s * kInf, opt);
+    // (copysign: the sign of s * NaN is not specified.)
+    p.nan[neg] = encode(f, std::copysign(std::numeric_limits<double>::quiet_NaN(), s), opt);
+    // Finite overflow: the reference's answer for a finite input above max.
+    // (2 * max_finite is finite in double even where it is not in fp32.)
+    p.overflow[neg] = encode(f, s * 2.0 * max_finite(f), opt);
+  }
+  return p;
+}
+
+DecodeParams decode_params(const Format& f) {
+  DecodeParams p;
+  constexpr std::uint32_t kNone = 0x7FFFFFFF;  // above every magnitude and code
+  p.man_bits = f.man_bits;
+  p.sign_mask = sign_mask(f);
+  p.magnitude_mask = magnitude_mask(f);
+  p.exp_rebias = static_cast<std::uint32_t>(127 - f.bias);
+  p.subnormal_scale = static_cast<float>(exp2i(emin(f) - f.man_bits));
+  // Below 2^-125 an fp32's bits are value / 2^-149 (subnormals and the first
+  // normal binade alike); the largest subnormal code is below 2^emin.
+  if (emin(f) <= -125) p.subnormal_shift = emin(f) - f.man_bits + 149;
+  p.inf_magnitude = has_inf(f) ? inf_code(f) : kNone;
+  p.nan_above = kNone;
+  p.nan_code = kNone;
+  p.nan_signed = true;
+  switch (f.specials) {
+    case Specials::kIeee:
+      p.nan_above = inf_code(f);
+      break;
+    case Specials::kFn:
+      p.nan_above = magnitude_mask(f) - 1;
+      break;
+    case Specials::kFnuz:
+      p.nan_code = nan_code(f);
+      p.nan_signed = false;
+      break;
+    default:
+      break;
+  }
+  p.code_bytes = code_bytes(f);
+  p.e8m0 = vector_e8m0(f);
+  p.integer = vector_int(f);
+  p.code_mask = code_mask(f);
+  p.int_bits = f.bits;
+  p.int_signed = is_signed(f);
+  return p;
+}
+
+// Runs body(begin, end) over [0, count) in `threads` contiguous pieces, the
+// first on the calling thread.
+void parallel_for(std::size_t count, unsigned threads,
+                  const std::function<void(std::size_t, std::size_t)>& body) {
+  constexpr std::size_t kMinPiece = 1 << 14;
+  std::size_t pieces = std::max<std::size_t>(1, std::min<std::size_t>(threads, count / kMinPiece));
+  if (pieces <= 1) {
+    body(0, count);
+    return;
+  }
+  // Piece boundaries on multiples of 64 elements (whole cache lines).
+  const std::size_t step = (count / pieces + 63) / 64 * 64;
+  std::vector<std::thread> workers;
+  for (std::size_t p = 1; p < pieces; ++p) {
+    const std::size_t begin = std::min(count, p * step);
+    const std::size_t end = p + 1 == pieces ? count : std::min(count, (p + 1) * step);
+    if (begin < end) workers.emplace_back(body, begin, end);
+  }
+  body(0, std::min(count, step));
+  for (auto& w : workers) w.join();
+}
+
+template <typename CodeT>
+void encode_scalar(const Format& f, const float* in, std::size_t count, CodeT* out,
+                   const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index) {
+  const bool stochastic = opt.rounding == Rounding::kStochastic;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::uint32_t r = stochastic ? stochastic_bits(seed, first_index + i) : 0;
+    out[i] = static_cast<CodeT>(encode(f, static_cast<double>(in[i]), opt, r));
+  }
+}
+
+template <typename CodeT>
+void decode_scalar(const Format& f, const CodeT* codes, std::size_t count, float* out) {
+  for (std::size_t i = 0; i < count; ++i) out[i] = decode_f32(f, codes[i]);
+}
+
+}  // namespace
+
+bool encode_is_vectorized(const Format& f) { return vectorized(f); }
+bool decode_is_vectorized(const Format& f) { return vectorized(f); }
+
+std::vector<std::int64_t> available_targets() {
+  std::vector<std::int64_t> out;
+  const std::int64_t supported = hwy::SupportedTargets() & HWY_TARGETS;
+  // Highway's bits are ordered best (lowest bit) first.
+  for (std::int64_t t = supported; t != 0; t &= t - 1) out.push_back(t & -t);
+  return out;
+}
+
+std::string target_name(std::int64_t target) { return hwy::TargetName(target); }
+
+std::int64_t current_target() {
+  const std::int64_t supported = hwy::SupportedTargets() & HWY_TARGETS;
+  return supported & -supported;
+}
+
+void set_target_for_testing(std::int64_t target) { hwy::SetSupportedTargetsForTest(target); }
+
+void ceiling_f32_to_u8(std::span<const float> in, std::uint8_t* out, unsigned threads) {
+  parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(CeilingF32ToU8)(in.data() + b, e - b, out + b);
+  });
+}
+void ceiling_f32_to_u16(std::span<const float> in, std::uint16_t* out, unsigned threads) {
+  parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(CeilingF32ToU16)(in.data() + b, e - b, out + b);
+  });
+}
+void ceiling_u8_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads) {
+  parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(CeilingU8ToF32)(in + b, e - b, out.data() + b);
+  });
+}
+void ceiling_u16_to_f32(const std::uint16_t* in, std::span<float> out, unsigned threads) {
+  parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(CeilingU16ToF32)(in + b, e - b, out.data() + b);
+  });
+}
+
+}  // namespace kernels
+
+void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
+                const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
+                unsigned threads) {
+  const int width = code_bytes(f);
+  if (!kernels::vectorized(f)) {
+    kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
+      const float* from = in.data() + b;
+      const std::uint64_t index = first_index + b;
+      if (width == 1) {
+        kernels::encode_scalar(f, from, e - b, static_cast<std::uint8_t*>(out_codes) + b, opt, seed,
+                               index);
+      } else if (width == 2) {
+        kernels::encode_scalar(f, from, e - b, static_cast<std::uint16_t*>(out_codes) + b, opt,
+                               seed, index);
+      } else {
+        kernels::encode_scalar(f, from, e - b, static_cast<std::uint32_t*>(out_codes) + b, opt,
+                               seed, index);
+      }
+    });
+    return;
+  }
+  const kernels::detail::EncodeParams p = kernels::encode_params(f, opt);
+  auto* out_bytes = static_cast<unsigned char*>(out_codes);
+  kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
+    // Runs that do not cross a multiple of 2^32 in the stochastic index.
+    while (b < e) {
+      const std::uint64_t index = first_index + b;
+      const std::uint64_t to_wrap = (std::uint64_t{1} << 32) - (index & 0xFFFFFFFFu);
+      const std::size_t run = static_cast<std::size_t>(std::min<std::uint64_t>(e - b, to_wrap));
+      const std::uint32_t key = stochastic_key(seed, static_cast<std::uint32_t>(index >> 32));
+      HWY_DYNAMIC_DISPATCH(kernels::EncodeF32)
+      (p, in.data() + b, run, out_bytes + b * static_cast<std::size_t>(width), key,
+       static_cast<std::uint32_t>(index));
+      b += run;
+    }
+  });
+}
+
+void decode_to_f32(const Format& f, const void* codes, std::span<float> out, unsigned threads) {
+  const int width = code_bytes(f);
+  if (!kernels::vectorized(f)) {
+    kernels::parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
+      float* to = out.data() + b;
+      if (width == 1) {
+        kernels::decode_scalar(f, static_cast<const std::uint8_t*>(codes) + b, e - b, to);
+      } else if (width == 2) {
+        kernels::decode_scalar(f, static_cast<const std::uint16_t*>(codes) + b, e - b, to);
+      } else {
+        kernels::decode_scalar(f, static_cast<const std::uint32_t*>(codes) + b, e - b, to);
+      }
+    });
+    return;
+  }
+  const kernels::detail::DecodeParams p = kernels::decode_params(f);
+  const auto* bytes = static_cast<const unsigned char*>(codes);
+  kernels::parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(kernels::DecodeToF32)
+    (p, bytes + b * static_cast<std::size_t>(width), e - b, out.data() + b);
+  });
+}
+
+}  // namespace lowp
+
+#endif  // HWY_ONCE

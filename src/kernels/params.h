@@ -1,0 +1,64 @@
+// src/kernels/params.h — the per-format constants the vector kernels read,
+// derived once per call from a lowp::Format (convert.cc) so that the per-target
+// code (convert-inl.h) holds no format logic of its own.
+#pragma once
+
+#include <cstdint>
+
+namespace lowp::kernels::detail {
+
+// Rounding as the addend whose carry out of 32 bits rounds the magnitude up
+// (see convert-inl.h step 4).
+enum class RoundKind : std::uint8_t { kNearestEven, kNearestAway, kTowardZero, kStochastic };
+
+// Encoding fp32 into a float format with bits <= 16, emin >= -126, man_bits <= 10
+// (not E8M0), or into E8M0 with bias 127. Codes for the special cases are given
+// for both signs.
+struct EncodeParams {
+  std::int32_t man_bits = 0;
+  std::int32_t emin = 0;
+  std::uint32_t sign_mask = 0;
+  std::uint32_t max_magnitude = 0;  // largest finite magnitude code
+  std::uint32_t zero[2] = {};       // [negative]
+  std::uint32_t overflow[2] = {};   // finite input beyond max
+  std::uint32_t inf[2] = {};        // ±Inf input
+  std::uint32_t nan[2] = {};        // NaN input (by its sign)
+  RoundKind round = RoundKind::kNearestEven;
+  int code_bytes = 1;  // 1 or 2
+  // E8M0 with bias 127 (the OCP MX scale) takes its own kernel; it also needs
+  // the code of a negative nonzero input (NaN, or 2^-127 with saturate).
+  bool e8m0 = false;
+  std::uint32_t e8m0_negative = 0;
+  // Integer formats of at most 16 bits take a third kernel.
+  bool integer = false;
+  std::int32_t int_min = 0;
+  std::int32_t int_max = 0;
+  std::uint32_t code_mask = 0;
+};
+
+// Decoding a float format with the same limits into fp32.
+struct DecodeParams {
+  std::int32_t man_bits = 0;
+  std::uint32_t sign_mask = 0;
+  std::uint32_t magnitude_mask = 0;
+  std::uint32_t exp_rebias = 0;  // 127 - bias, added to a normal exponent field
+  // A subnormal code's value mantissa * 2^(emin - man_bits) as fp32 bits: the
+  // mantissa shifted left by subnormal_shift where all those values lie below
+  // 2^-125 (fp32's bit patterns are linear in the value there), else computed
+  // as float(mantissa) * subnormal_scale (no fp32 subnormal products, which
+  // are slow on x86).
+  std::int32_t subnormal_shift = -1;  // -1: multiply
+  float subnormal_scale = 0;          // 2^(emin - man_bits)
+  std::uint32_t nan_above = 0;        // magnitudes > this are NaN (0xFFFFFFFF: none)
+  std::uint32_t nan_code = 0;         // the one signless NaN code (FNUZ), else 0xFFFFFFFF
+  bool nan_signed = true;             // NaN keeps the code's sign
+  bool e8m0 = false;                  // E8M0 with bias 127 (its own kernel)
+  std::uint32_t code_mask = 0;        // only a code's low f.bits bits are read
+  bool integer = false;               // integer formats (their own kernel)
+  int int_bits = 0;
+  bool int_signed = false;
+  std::uint32_t inf_magnitude = 0;  // magnitude of Inf (0xFFFFFFFF: none)
+  int code_bytes = 1;
+};
+
+}  // namespace lowp::kernels::detail

@@ -1,0 +1,147 @@
+// `lowp bench [--threads N] [--elements N] [--reps N] [--json]`: throughput of
+// the bulk kernels (lowp/kernels.h) against bandwidth ceilings that move the
+// same bytes with trivial work (docs/performance.md describes the method).
+//
+// Each kernel runs once to warm up, then --reps times over pre-faulted buffers;
+// the median time per element is reported, with the bytes moved per second
+// (input + output) and the ceiling's time divided by the kernel's (1 = at the
+// ceiling).
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "lowp/error.h"
+#include "lowp/format/registry.h"
+#include "lowp/kernels.h"
+
+namespace lowp::cli {
+namespace {
+
+struct Options {
+  unsigned threads = 1;
+  std::size_t elements = std::size_t{64} << 20;
+  int reps = 7;
+  bool json = false;
+};
+
+struct Result {
+  std::string name;
+  std::string ceiling;  // the row it is compared with ("" for a ceiling)
+  int bytes_per_element = 0;
+  double ns_per_element = 0;
+};
+
+double median_ns_per_element(const std::function<void()>& run, std::size_t elements, int reps) {
+  run();  // warm-up
+  std::vector<double> ns;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    const auto stop = std::chrono::steady_clock::now();
+    ns.push_back(std::chrono::duration<double, std::nano>(stop - start).count() /
+                 static_cast<double>(elements));
+  }
+  std::sort(ns.begin(), ns.end());
+  return ns[ns.size() / 2];
+}
+
+void run_bench(const Options& o) {
+  if (o.elements == 0 || o.threads == 0 || o.reps <= 0) {
+    throw Error("bench: --elements, --threads and --reps must be positive");
+  }
+  const std::size_t n = o.elements;
+  // Value-initialised vectors: every page is written (faulted) before timing.
+  // Inputs: a deterministic spread of magnitudes around 1 with both signs, as
+  // weights and activations have.
+  std::vector<float> in(n);
+  std::uint32_t state = 12345;
+  for (auto& v : in) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<float>(static_cast<std::int32_t>(state)) * 0x1p-29f;
+  }
+  std::vector<std::uint8_t> out8(n), codes8(n);
+  std::vector<std::uint16_t> out16(n), codes16(n);
+  std::vector<float> out32(n);
+  const unsigned t = o.threads;
+  std::vector<Result> results;
+  auto bench = [&](std::string name, std::string ceiling, int bytes,
+                   const std::function<void()>& fn) {
+    results.push_back(
+        {std::move(name), std::move(ceiling), bytes, median_ns_per_element(fn, n, o.reps)});
+  };
+  bench("ceiling f32->u8", "", 5, [&] { kernels::ceiling_f32_to_u8(in, out8.data(), t); });
+  bench("ceiling f32->u16", "", 6, [&] { kernels::ceiling_f32_to_u16(in, out16.data(), t); });
+  bench("ceiling u8->f32", "", 5, [&] { kernels::ceiling_u8_to_f32(codes8.data(), out32, t); });
+  bench("ceiling u16->f32", "", 6, [&] { kernels::ceiling_u16_to_f32(codes16.data(), out32, t); });
+  for (const char* name : {"fp8_e4m3", "fp8_e5m2", "bf16", "fp16"}) {
+    const Format f = parse_format(name);
+    const bool wide = code_bytes(f) == 2;
+    void* codes = wide ? static_cast<void*>(codes16.data()) : static_cast<void*>(codes8.data());
+    const int bytes = 4 + code_bytes(f);
+    bench(fmt::format("encode {}", name), wide ? "ceiling f32->u16" : "ceiling f32->u8", bytes,
+          [&] { encode_f32(f, in, codes, {}, 0, 0, t); });
+    bench(fmt::format("encode {} stochastic", name), wide ? "ceiling f32->u16" : "ceiling f32->u8",
+          bytes, [&] {
+            encode_f32(f, in, codes, {Rounding::kStochastic, false}, 42, 0, t);
+          });
+    bench(fmt::format("decode {}", name), wide ? "ceiling u16->f32" : "ceiling u8->f32", bytes,
+          [&] { decode_to_f32(f, codes, out32, t); });
+  }
+
+  auto ceiling_ns = [&](const Result& r) {
+    for (const Result& c : results) {
+      if (c.name == r.ceiling) return c.ns_per_element;
+    }
+    return r.ns_per_element;
+  };
+  const std::string target = kernels::target_name(kernels::current_target());
+  if (o.json) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const Result& r : results) {
+      rows.push_back({{"kernel", r.name},
+                      {"ns_per_element", r.ns_per_element},
+                      {"gb_per_s", r.bytes_per_element / r.ns_per_element},
+                      {"ceiling", r.ceiling},
+                      {"ratio_to_ceiling", ceiling_ns(r) / r.ns_per_element}});
+    }
+    nlohmann::json out = {{"target", target},
+                          {"threads", o.threads},
+                          {"elements", o.elements},
+                          {"reps", o.reps},
+                          {"results", rows}};
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  fmt::print("target {}, {} thread(s), {} elements, median of {} runs\n", target, o.threads,
+             o.elements, o.reps);
+  fmt::print("{:<28} {:>9} {:>8} {:>10}\n", "kernel", "ns/elem", "GB/s", "vs ceiling");
+  for (const Result& r : results) {
+    fmt::print("{:<28} {:>9.3f} {:>8.2f} {:>10.2f}\n", r.name, r.ns_per_element,
+               r.bytes_per_element / r.ns_per_element, ceiling_ns(r) / r.ns_per_element);
+  }
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "bench", "Measure the bulk encode/decode kernels against memory-bandwidth ceilings");
+  auto o = std::make_shared<Options>();
+  cmd->add_option("--threads", o->threads, "Threads per kernel call")->capture_default_str();
+  cmd->add_option("--elements", o->elements, "Elements per array (default 64 Mi)")
+      ->capture_default_str();
+  cmd->add_option("--reps", o->reps, "Timed repetitions per kernel (the median is reported)")
+      ->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print JSON instead of a table");
+  cmd->callback([o] { run_bench(*o); });
+}
+
+}  // namespace lowp::cli
