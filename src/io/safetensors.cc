@@ -208,7 +208,7 @@ void SafetensorsReader::parse() {
   for (std::size_t i = 0; i < raw.size(); ++i) index.emplace(raw[i].name, i);
   std::vector<Combined> combined;
   for (const auto& [key, value] : metadata_) {
-    if (key.starts_with(kPackedPrefix)) {
+    if (key.starts_with(kPackedPrefix) && key != kArchKey) {
       add_packed(raw, index, key.substr(kPackedPrefix.size()), value, data_start, combined);
     }
   }

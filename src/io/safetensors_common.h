@@ -44,6 +44,9 @@ std::string shape_text(std::span<const std::int64_t> shape);
 inline std::string packed_metadata_key(std::string_view name) { return "lowp." + std::string(name); }
 inline std::string packed_scales_name(std::string_view name) { return std::string(name) + ".scales"; }
 constexpr std::string_view kPackedPrefix = "lowp.";
+// The one "lowp." key that is not a packed tensor's description: the model
+// architecture of a lowp checkpoint (python/lowp/examples/charlm.py, src/nn).
+constexpr std::string_view kArchKey = "lowp.arch";
 
 // std::map-backed: ordered_json's lookups are linear, which a header with a
 // million keys would turn into quadratic time.

@@ -50,11 +50,11 @@ GptConfig read_config(const io::ModelReader& reader, const std::string& source) 
   if (arch == meta.end()) {
     throw Error(
         source +
-        ": not a lowp gpt checkpoint: metadata \"lowp.arch\" is missing (expected \"gpt\")");
+        ": not a lowp gpt checkpoint: metadata 'lowp.arch' is missing (expected 'gpt')");
   }
   if (arch->second != "gpt") {
-    throw Error(source + ": metadata \"lowp.arch\" is " + quoted(arch->second) +
-                ", expected \"gpt\" (the only architecture the runtime runs)");
+    throw Error(source + ": metadata 'lowp.arch' is " + quoted(arch->second) +
+                ", expected 'gpt' (the only architecture the runtime runs)");
   }
   GptConfig c;
   c.vocab_size = metadata_int(meta, "vocab_size", source);
@@ -64,17 +64,17 @@ GptConfig read_config(const io::ModelReader& reader, const std::string& source) 
   c.n_layer = metadata_int(meta, "n_layer", source);
   c.d_ff = metadata_int(meta, "d_ff", source);
   if (c.vocab_size != 256) {
-    throw Error(source + ": metadata \"vocab_size\" is " + std::to_string(c.vocab_size) +
+    throw Error(source + ": metadata 'vocab_size' is " + std::to_string(c.vocab_size) +
                 ", expected 256 (the runtime is byte-level)");
   }
   if (c.d_model % c.n_head != 0) {
-    throw Error(source + ": metadata \"d_model\" (" + std::to_string(c.d_model) +
-                ") is not a multiple of \"n_head\" (" + std::to_string(c.n_head) + ")");
+    throw Error(source + ": metadata 'd_model' (" + std::to_string(c.d_model) +
+                ") is not a multiple of 'n_head' (" + std::to_string(c.n_head) + ")");
   }
   if (const auto tied = meta.find("tied_head"); tied != meta.end()) {
     if (tied->second != "0" && tied->second != "1") {
-      throw Error(source + ": metadata \"tied_head\" is " + quoted(tied->second) +
-                  ", expected \"0\" or \"1\"");
+      throw Error(source + ": metadata 'tied_head' is " + quoted(tied->second) +
+                  ", expected '0' or '1'");
     }
     c.tied_head = tied->second == "1";
   } else {
@@ -85,7 +85,7 @@ GptConfig read_config(const io::ModelReader& reader, const std::string& source) 
     char* end = nullptr;
     const double v = text.empty() ? 0.0 : std::strtod(text.c_str(), &end);
     if (text.empty() || end != text.c_str() + text.size() || !(v > 0.0) || !(v < 1.0)) {
-      throw Error(source + ": metadata \"ln_eps\" is " + quoted(text) +
+      throw Error(source + ": metadata 'ln_eps' is " + quoted(text) +
                   ", expected a number between 0 and 1 (e.g. 1e-05)");
     }
     c.ln_eps = static_cast<float>(v);

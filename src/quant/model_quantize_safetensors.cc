@@ -54,9 +54,10 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   std::vector<float> planned_scale;  // NVFP4 tensor scales written into the header
   std::vector<io::OutputTensor> outputs;
   io::Metadata metadata = in.kind() == "safetensors" ? in.metadata() : io::Metadata{};
-  // lowp's own keys describe the input's packing, not the output's.
+  // lowp's own keys describe the input's packing, not the output's; the
+  // model architecture ("lowp.arch") stays, so the runtime can load the output.
   std::erase_if(metadata, [](const auto& kv) {
-    return kv.first.rfind("lowp.", 0) == 0 || kv.first.rfind("lowp_", 0) == 0;
+    return kv.first != "lowp.arch" && (kv.first.rfind("lowp.", 0) == 0 || kv.first.rfind("lowp_", 0) == 0);
   });
   metadata.emplace_back("lowp_quantized_format", f.name + (req.fake ? " (fake)" : ""));
   for (const io::TensorInfo& t : in.tensors()) {

@@ -20,7 +20,9 @@
 //    "<name>" (the element bit stream) and "<name>.scales" plus the metadata
 //    entry "lowp.<name>" describing them are one tensor "<name>" whose dtype is
 //    the block format's name ("mxfp4", "nvfp4", "mx:e3m4:32", ...) and whose
-//    shape is the logical one. The "lowp." metadata prefix is reserved for this.
+//    shape is the logical one. The "lowp." metadata prefix is reserved for this,
+//    except "lowp.arch", the architecture of a lowp model checkpoint
+//    (lowp/nn/gpt.h).
 //  For these combined tensors, TensorInfo's offset and nbytes (and raw())
 //  cover the element bytes; read_f32 decodes exactly as lowp::dequantize.
 //  Tensors are listed in file order (by data offset; in header order among
