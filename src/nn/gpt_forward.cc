@@ -47,20 +47,40 @@ void add(float* x, const float* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
-// One head of causal attention for one query: out = softmax(q . k_j * scale
-// over j < n_keys) applied to v_j. Key and value j lie at k + j * stride and
-// v + j * stride; `scores` holds n_keys floats. The forward pass and the
-// generator both call this, so their attention rounds identically.
-void attend(const float* q, const float* k, const float* v, std::size_t stride, std::size_t n_keys,
-            std::size_t d_head, float scale, float* scores, float* out) {
-  float max = -std::numeric_limits<float>::infinity();
+// Causal attention for one query of one head, in two halves:
+// scores[j] = (q . k_j) * scale for j < n_keys, the dot product summed in
+// order i = 0, 1, ..., d_head - 1 whatever the layout of the keys (so the
+// forward pass and the generator round identically), then
+// out = sum_j softmax(scores)_j v_j with v_j at v + j * v_stride.
+
+// Keys as rows: k_j at k + j * stride (the generator's cache).
+void scores_from_rows(const float* q, const float* k, std::size_t stride, std::size_t n_keys,
+                      std::size_t d_head, float scale, float* scores) {
   for (std::size_t j = 0; j < n_keys; ++j) {
     const float* kj = k + j * stride;
     float dot = 0.0f;
     for (std::size_t i = 0; i < d_head; ++i) dot += q[i] * kj[i];
     scores[j] = dot * scale;
-    max = std::max(max, scores[j]);
   }
+}
+
+// Keys transposed: component i of k_j at kt[i * ld + j] (the forward pass);
+// the inner loop runs along j, so it vectorizes without reordering any sum.
+void scores_from_columns(const float* q, const float* kt, std::size_t ld, std::size_t n_keys,
+                         std::size_t d_head, float scale, float* scores) {
+  std::fill(scores, scores + n_keys, 0.0f);
+  for (std::size_t i = 0; i < d_head; ++i) {
+    const float qi = q[i];
+    const float* row = kt + i * ld;
+    for (std::size_t j = 0; j < n_keys; ++j) scores[j] += qi * row[j];
+  }
+  for (std::size_t j = 0; j < n_keys; ++j) scores[j] *= scale;
+}
+
+void softmax_mix(float* scores, std::size_t n_keys, const float* v, std::size_t v_stride,
+                 std::size_t d_head, float* out) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (std::size_t j = 0; j < n_keys; ++j) max = std::max(max, scores[j]);
   float sum = 0.0f;
   for (std::size_t j = 0; j < n_keys; ++j) {
     scores[j] = std::exp(scores[j] - max);
@@ -70,7 +90,7 @@ void attend(const float* q, const float* k, const float* v, std::size_t stride, 
   std::fill(out, out + d_head, 0.0f);
   for (std::size_t j = 0; j < n_keys; ++j) {
     const float p = scores[j] * inv;
-    const float* vj = v + j * stride;
+    const float* vj = v + j * v_stride;
     for (std::size_t i = 0; i < d_head; ++i) out[i] += p * vj[i];
   }
 }
@@ -124,12 +144,15 @@ void Gpt::run(std::span<const std::uint8_t> tokens, float* logits, unsigned thre
       }
     }
     parallel_for(heads, threads, [&](std::size_t h0, std::size_t h1) {
-      std::vector<float> scores(n);
+      std::vector<float> scores(n), kt(dh * n);
       for (std::size_t hd = h0; hd < h1; ++hd) {
         const float* base = qkv.data() + hd * dh;
+        for (std::size_t j = 0; j < n; ++j) {
+          for (std::size_t i = 0; i < dh; ++i) kt[i * n + j] = base[j * 3 * d + d + i];
+        }
         for (std::size_t i = 0; i < n; ++i) {
-          attend(base + i * 3 * d, base + d, base + 2 * d, 3 * d, i + 1, dh, scale, scores.data(),
-                 y.data() + i * d + hd * dh);
+          scores_from_columns(base + i * 3 * d, kt.data(), n, i + 1, dh, scale, scores.data());
+          softmax_mix(scores.data(), i + 1, base + 2 * d, 3 * d, dh, y.data() + i * d + hd * dh);
         }
       }
     });
@@ -247,8 +270,8 @@ void Generator::step(std::uint8_t token) {
     std::copy_n(qkv.data() + d, d, kc + pos * d);
     std::copy_n(qkv.data() + 2 * d, d, vc + pos * d);
     for (std::size_t hd = 0; hd < heads; ++hd) {
-      attend(qkv.data() + hd * dh, kc + hd * dh, vc + hd * dh, d, pos + 1, dh, scale, scores.data(),
-             y.data() + hd * dh);
+      scores_from_rows(qkv.data() + hd * dh, kc + hd * dh, d, pos + 1, dh, scale, scores.data());
+      softmax_mix(scores.data(), pos + 1, vc + hd * dh, d, dh, y.data() + hd * dh);
     }
     m.linear(l.attn_proj, y.data(), 1, o.data(), threads_);
     add(x.data(), o.data(), d);
