@@ -4,10 +4,13 @@
 #include "lowp/nn/gpt.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <string>
@@ -15,6 +18,7 @@
 
 #include "lowp/error.h"
 #include "lowp/io/model.h"
+#include "lowp/quant/model_quantize.h"
 
 namespace lowp::nn {
 namespace {
@@ -515,6 +519,40 @@ TEST(Gpt, LoadsBf16Tensors) {
   }
   const std::vector<std::uint8_t> tokens = some_text(12, 20);
   EXPECT_EQ(logits_of(from_bf16, tokens), logits_of(load_model(m), tokens));
+}
+
+// A checkpoint whose linear weights `lowp quantize` stored as MXFP4 loads
+// (read as its decoded values) and runs as the original does in MXFP4.
+// Regression: the reader took "lowp.arch" for a packed tensor's description,
+// and lowp quantize dropped it.
+TEST(Gpt, LoadsALowpQuantizedCheckpoint) {
+  const TinyModel m = random_model(tiny_config(false), 27);
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("lowp_gpt_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  struct Cleanup {
+    std::filesystem::path dir;
+    ~Cleanup() { std::filesystem::remove_all(dir); }
+  } cleanup{dir};
+  const std::vector<std::byte> image = safetensors_image(m);
+  {
+    std::ofstream out(dir / "model.safetensors", std::ios::binary);
+    out.write(reinterpret_cast<const char*>(image.data()),
+              static_cast<std::streamsize>(image.size()));
+  }
+  QuantizeRequest req;
+  req.format = "mxfp4";
+  req.exclude = {"wte.weight", "wpe.weight"};
+  req.output_kind = "safetensors";
+  const auto in = io::open_model(dir / "model.safetensors");
+  quantize_model(*in, dir / "mxfp4.safetensors", req);
+  const Gpt q = Gpt::load(dir / "mxfp4.safetensors");
+  const Gpt want = load_model(m).with_weights(parse_weight_format("mxfp4"));
+  const std::vector<std::uint8_t> tokens = some_text(20, 28);
+  const std::vector<float> l = logits_of(want, tokens);
+  EXPECT_LT(relative_error(logits_of(q, tokens), std::vector<double>(l.begin(), l.end())), 1e-6);
+  // Re-quantizing MXFP4 values to MXFP4 changes nothing.
+  EXPECT_EQ(logits_of(q.with_weights(parse_weight_format("mxfp4")), tokens), l);
 }
 
 // ---- checkpoint validation ----
