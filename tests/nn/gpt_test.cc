@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -553,6 +555,33 @@ TEST(Gpt, LoadsALowpQuantizedCheckpoint) {
   EXPECT_LT(relative_error(logits_of(q, tokens), std::vector<double>(l.begin(), l.end())), 1e-6);
   // Re-quantizing MXFP4 values to MXFP4 changes nothing.
   EXPECT_EQ(logits_of(q.with_weights(parse_weight_format("mxfp4")), tokens), l);
+}
+
+// The embedded checkpoint (models/kjv-char, trained by scripts/train_kjv.py),
+// when present: direct-cast losses on the start of its validation text order
+// as the MX paper reports, fp32 ~ bf16 ~ mxfp8 < mxfp4.
+TEST(GptCheckpoint, LossOrderingOnTheEmbeddedModel) {
+  const char* source = std::getenv("LOWP_SOURCE_DIR");
+  const std::filesystem::path dir =
+      std::filesystem::path(source != nullptr ? source : ".") / "models" / "kjv-char";
+  if (!std::filesystem::exists(dir / "model.safetensors") ||
+      !std::filesystem::exists(dir / "val.txt")) {
+    GTEST_SKIP() << dir << " has no model.safetensors and val.txt";
+  }
+  const Gpt g = Gpt::load(dir / "model.safetensors");
+  std::ifstream in(dir / "val.txt", std::ios::binary);
+  std::vector<std::uint8_t> text(8192);
+  in.read(reinterpret_cast<char*>(text.data()), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  auto loss = [&](const char* format) {
+    return g.with_weights(parse_weight_format(format)).evaluate(text, 2).nats_per_byte;
+  };
+  const double fp32 = loss("fp32"), bf16 = loss("bf16"), mxfp8 = loss("mxfp8_e4m3"),
+               mxfp4 = loss("mxfp4");
+  EXPECT_LT(fp32, 2.0);  // trained: well below ln 256 = 5.5
+  EXPECT_NEAR(bf16, fp32, 0.01);
+  EXPECT_NEAR(mxfp8, fp32, 0.03);
+  EXPECT_GT(mxfp4, std::max({fp32, bf16, mxfp8}));
 }
 
 // ---- checkpoint validation ----
