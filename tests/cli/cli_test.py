@@ -427,6 +427,120 @@ class Bench(Base):
         self.assertIn("positive", self.assert_fails(["bench", "--elements", "0"], "bench"))
 
 
+def safetensors_bytes(tensors, metadata=None):
+    """A safetensors image of float32 tensors {name: (shape, values)}."""
+    header = {}
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    blobs, offset = [], 0
+    for name, (shape, values) in tensors.items():
+        data = f32(values)
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+class Report(Base):
+    """`lowp report` and `lowp generate` on the embedded model (small slices of
+    text so the tests stay quick under the sanitizers)."""
+
+    def setUp(self):
+        super().setUp()
+        val = open(os.path.join(SOURCE_DIR, "models", "kjv-char", "val.txt"), "rb").read()
+        self.text = self.path("val.txt")
+        with open(self.text, "wb") as f:
+            f.write(val[:1500])
+
+    def report(self, *args):
+        r = run("report", "--text", self.text, "--threads", "2", *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r
+
+    def test_json_rows_bits_and_bytes(self):
+        svg = self.path("chart.svg")
+        out = json.loads(self.report("--formats", "fp32,bf16,mxfp8_e4m3,mxfp4,int4:group32", "--json",
+                                     "--svg", svg).stdout)
+        rows = {row["format"]: row for row in out["rows"]}
+        self.assertEqual([row["format"] for row in out["rows"]], ["fp32", "bf16", "mxfp8_e4m3", "mxfp4", "int4:group32"])
+        # Every matrix of the model has a row length that is a multiple of 32,
+        # so bits per weight are exactly element bits + scale bits / block.
+        self.assertEqual(rows["fp32"]["bits_per_weight"], 32.0)
+        self.assertEqual(rows["bf16"]["bits_per_weight"], 16.0)
+        self.assertEqual(rows["mxfp8_e4m3"]["bits_per_weight"], 8.25)
+        self.assertEqual(rows["mxfp4"]["bits_per_weight"], 4.25)
+        self.assertEqual(rows["int4:group32"]["bits_per_weight"], 4.5)
+        # Bytes: fp32 parameters outside the matrices + the matrices as stored.
+        params = out["parameters"]
+        linear = (rows["fp32"]["model_bytes"] - rows["mxfp4"]["model_bytes"]) / (4 - 4.25 / 8)
+        self.assertEqual(rows["fp32"]["model_bytes"], params * 4)
+        self.assertAlmostEqual(rows["bf16"]["model_bytes"], params * 4 - linear * 2, delta=1)
+        self.assertEqual(rows["fp32"]["delta_bits_per_byte"], 0.0)
+        self.assertEqual(rows["fp32"]["tokens"], 1500 - math.ceil(1500 / 128))
+        for row in out["rows"]:
+            self.assertGreater(row["tokens_per_second"], 0)
+            self.assertAlmostEqual(row["bits_per_byte"], row["nats_per_byte"] / math.log(2), places=9)
+            self.assertAlmostEqual(row["perplexity"], math.exp(row["nats_per_byte"]), places=6)
+        # What the MX paper reports for direct casts: bf16 and MXFP8 barely move
+        # the loss, MXFP4 costs clearly more.
+        self.assertLess(abs(rows["bf16"]["delta_percent"]), 0.5)
+        self.assertLess(abs(rows["mxfp8_e4m3"]["delta_percent"]), 2.0)
+        self.assertGreater(rows["mxfp4"]["delta_bits_per_byte"], rows["mxfp8_e4m3"]["delta_bits_per_byte"])
+        # The chart: one point per format, valid XML.
+        import xml.etree.ElementTree as ET
+        root = ET.parse(svg).getroot()
+        circles = root.findall(".//{http://www.w3.org/2000/svg}circle")
+        self.assertEqual(len(circles), 5)
+
+    def test_table_and_determinism(self):
+        a = self.report("--formats", "mxfp6_e3m2,nvfp4", "--no-svg").stdout
+        self.assertIn("mxfp6_e3m2", a)
+        self.assertIn("nvfp4", a)
+        one = json.loads(run("report", "--text", self.text, "--threads", "1", "--formats", "nvfp4,int8:channel",
+                             "--json", "--no-svg").stdout)
+        two = json.loads(run("report", "--text", self.text, "--threads", "3", "--formats", "nvfp4,int8:channel",
+                             "--json", "--no-svg").stdout)
+        for x, y in zip(one["rows"], two["rows"]):
+            self.assertEqual(x["nats_per_byte"], y["nats_per_byte"])
+
+    def test_activations(self):
+        out = json.loads(self.report("--formats", "fp32", "--activations", "mxfp4", "--json", "--no-svg").stdout)
+        self.assertEqual(out["activations"], "mxfp4")
+        base = json.loads(self.report("--formats", "fp32", "--json", "--no-svg").stdout)
+        self.assertGreater(out["rows"][0]["nats_per_byte"], base["rows"][0]["nats_per_byte"])
+
+    def test_bad_input(self):
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--formats", "fp32,mxfp3", "--svg", svg], "mxfp3", svg)
+        self.assert_fails(["report", "--text", self.text, "--activations", "bogus", "--svg", svg], "bogus", svg)
+        self.assert_fails(["report", self.path("missing.safetensors"), "--svg", svg], "missing.safetensors", svg)
+        empty = self.path("empty.txt")
+        open(empty, "wb").close()
+        self.assert_fails(["report", "--text", empty, "--svg", svg], "is empty", svg)
+        latin1 = self.path("latin1.txt")
+        with open(latin1, "wb") as f:
+            f.write("In the beginning caf\u00e9".encode("latin1"))
+        self.assert_fails(["report", "--text", latin1, "--svg", svg], "not UTF-8", svg)
+        other = self.path("other.safetensors")
+        with open(other, "wb") as f:
+            f.write(safetensors_bytes({"conv.weight": ((2, 2), [1, 2, 3, 4])}, {"lowp.arch": "resnet"}))
+        self.assert_fails(["report", other, "--text", self.text, "--svg", svg], "other.safetensors", svg)
+
+    def test_generate(self):
+        args = [LOWP, "generate", "--format", "mxfp4", "-n", "40", "--seed", "7", "In the beginning"]
+        a = subprocess.run(args, capture_output=True)
+        self.assertEqual(a.returncode, 0, a.stderr)
+        self.assertTrue(a.stdout.startswith(b"In the beginning"))
+        self.assertEqual(len(a.stdout), len("In the beginning") + 40 + 1)
+        b = subprocess.run(args + ["--threads", "2"], capture_output=True)
+        self.assertEqual(a.stdout, b.stdout)
+        greedy = run("generate", "--temperature", "0", "-n", "30", "And God said")
+        self.assertEqual(greedy.returncode, 0, greedy.stderr)
+        self.assert_fails(["generate", "--format", "fp9", "x"], "fp9")
+
+
 class BadInput(Base):
     def setUp(self):
         super().setUp()

@@ -1,0 +1,201 @@
+// `lowp report [MODEL] [--text FILE] [--formats LIST] [--activations F]
+//              [--threads N] [--json] [--svg FILE | --no-svg]`:
+// what each number format costs a model (validation loss) and what it saves
+// (bytes, speed), measured by running the model on packed weights. With no
+// MODEL it runs on the embedded KJV byte-level GPT and its held-out text.
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "embedded.h"
+#include "lowp/error.h"
+#include "lowp/io/model.h"
+#include "lowp/io/npy.h"
+#include "lowp/nn/gpt.h"
+#include "lowp/nn/report.h"
+
+namespace lowp::cli {
+namespace {
+
+struct ReportArgs {
+  std::string model;
+  std::string text;
+  std::string formats;
+  std::string activations;
+  unsigned threads = 0;
+  bool json = false;
+  std::string svg = "lowp-report.svg";
+  bool no_svg = false;
+};
+
+std::vector<std::string> split_list(const std::string &s) {
+  std::vector<std::string> out;
+  std::size_t b = 0;
+  while (b <= s.size()) {
+    std::size_t e = s.find(',', b);
+    if (e == std::string::npos)
+      e = s.size();
+    std::string item = s.substr(b, e - b);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (item.empty())
+      throw Error("--formats: empty entry in " + quoted(s));
+    out.push_back(item);
+    b = e + 1;
+  }
+  return out;
+}
+
+std::string thousands(std::uint64_t v) {
+  std::string s = std::to_string(v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
+    s.insert(static_cast<std::size_t>(i), ",");
+  return s;
+}
+
+void run_report(const ReportArgs &a) {
+  // Everything that can be wrong with the input fails before any evaluation.
+  nn::ReportOptions opt;
+  if (!a.formats.empty())
+    opt.formats = split_list(a.formats);
+  for (const std::string &f : opt.formats)
+    (void)nn::parse_weight_format(f);
+  if (!a.activations.empty())
+    (void)nn::parse_weight_format(a.activations);
+  opt.activations = a.activations;
+  opt.threads =
+      a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  std::unique_ptr<io::MappedFile> model_file, text_file;
+  std::unique_ptr<io::ModelReader> reader;
+  std::string model_name = "embedded KJV byte-level GPT";
+  if (a.model.empty()) {
+    reader = io::parse_safetensors(embedded_model(), "embedded model");
+  } else {
+    reader = io::open_model(a.model);
+    model_name = a.model;
+  }
+  const nn::Gpt gpt =
+      nn::Gpt::load(*reader, a.model.empty() ? "embedded model" : a.model);
+
+  std::span<const std::uint8_t> text;
+  std::string text_name;
+  if (a.text.empty()) {
+    text = embedded_validation_text();
+    text_name = "embedded KJV held-out text";
+  } else {
+    text_file = std::make_unique<io::MappedFile>(a.text);
+    const auto b = text_file->bytes();
+    text = {reinterpret_cast<const std::uint8_t *>(b.data()), b.size()};
+    text_name = a.text;
+  }
+  nn::check_validation_text(text, text_name);
+
+  if (!a.json) {
+    fmt::print(
+        "lowp report: {} ({} parameters; {} layers, d_model {}, context {})\n",
+        model_name, thousands(gpt.parameter_count()), gpt.config().n_layer,
+        gpt.config().d_model, gpt.config().n_ctx);
+    fmt::print("validation: {} ({} bytes); activations: {}; {} thread{}\n\n",
+               text_name, thousands(text.size()),
+               a.activations.empty() ? "fp32" : a.activations, opt.threads,
+               opt.threads == 1 ? "" : "s");
+    fmt::print("{:<14} {:>11} {:>12} {:>10} {:>11} {:>15} {:>10}\n", "format",
+               "bits/weight", "model bytes", "bits/byte", "perplexity",
+               "vs fp32", "tokens/s");
+    std::fflush(stdout);
+  }
+  auto print_row = [&](const nn::ReportRow &r) {
+    if (a.json)
+      return;
+    const std::string delta =
+        r.format == "fp32"
+            ? "-"
+            : fmt::format("{:+.4f} ({:+.2f}%)", r.delta_bits, r.delta_percent);
+    fmt::print("{:<14} {:>11.3f} {:>12} {:>10.4f} {:>11.4f} {:>15} {:>10.0f}\n",
+               r.format, r.bits_per_weight, thousands(r.model_bytes),
+               r.bits_per_byte, r.perplexity, delta, r.tokens_per_second);
+    std::fflush(stdout);
+  };
+  nn::Report rep = nn::run_report(gpt, text, opt, print_row);
+  rep.model = model_name;
+  rep.text = text_name;
+
+  if (!a.no_svg && !a.svg.empty()) {
+    const std::string svg = nn::report_svg(rep);
+    io::write_file_atomic(a.svg, std::as_bytes(std::span<const char>(svg)));
+  }
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = model_name;
+    j["parameters"] = rep.parameters;
+    j["text"] = text_name;
+    j["text_bytes"] = text.size();
+    j["activations"] = rep.activations;
+    j["threads"] = rep.threads;
+    j["rows"] = nlohmann::json::array();
+    for (const nn::ReportRow &r : rep.rows) {
+      j["rows"].push_back({{"format", r.format},
+                           {"bits_per_weight", r.bits_per_weight},
+                           {"model_bytes", r.model_bytes},
+                           {"nats_per_byte", r.nats_per_byte},
+                           {"bits_per_byte", r.bits_per_byte},
+                           {"perplexity", r.perplexity},
+                           {"delta_bits_per_byte", r.delta_bits},
+                           {"delta_percent", r.delta_percent},
+                           {"tokens", r.tokens},
+                           {"tokens_per_second", r.tokens_per_second}});
+    }
+    if (!a.no_svg && !a.svg.empty())
+      j["svg"] = a.svg;
+    fmt::print("{}\n", j.dump(2));
+  } else if (!a.no_svg && !a.svg.empty()) {
+    fmt::print("\nchart (model size vs loss): {}\n", a.svg);
+  }
+}
+
+} // namespace
+
+void add_report_command(CLI::App &app) {
+  auto a = std::make_shared<ReportArgs>();
+  auto *cmd = app.add_subcommand(
+      "report", "What each format costs a model and what it saves: cast its "
+                "matrices to each format, run it "
+                "on the packed weights over validation text, and tabulate bits "
+                "per weight, model bytes, "
+                "validation loss (bits per byte, perplexity), the change "
+                "against fp32 and tokens/s. With no "
+                "MODEL: the embedded byte-level GPT trained on the King James "
+                "Bible and its held-out text");
+  cmd->add_option(
+      "MODEL", a->model,
+      "A checkpoint of lowp's GPT architecture (.safetensors or .gguf; see "
+      "docs/embedded-model.md)");
+  cmd->add_option(
+      "--text", a->text,
+      "Validation text (UTF-8; default: the embedded KJV held-out text)");
+  cmd->add_option(
+      "--formats", a->formats,
+      "Comma-separated weight formats (default: "
+      "fp32,bf16,fp8_e4m3,fp8_e5m2,mxfp8_e4m3,"
+      "mxfp6_e3m2,mxfp6_e2m3,mxfp4,mxint8,nvfp4,int8:channel,int4:group32)");
+  cmd->add_option("--activations", a->activations,
+                  "Also quantize the input of every matrix product to this "
+                  "format (MX blocks along "
+                  "the reduction dimension), e.g. mxfp8_e4m3");
+  cmd->add_option("--threads", a->threads, "Threads (default: one per core)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", a->json, "Print JSON instead of a table");
+  cmd->add_option("--svg", a->svg,
+                  "Where to write the chart (default: lowp-report.svg)");
+  cmd->add_flag("--no-svg", a->no_svg, "Do not write the chart");
+  cmd->callback([a] { run_report(*a); });
+}
+
+} // namespace lowp::cli
