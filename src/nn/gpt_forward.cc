@@ -13,6 +13,17 @@
 #include "lowp/nn/gpt.h"
 #include "parallel.h"
 
+// The attention loops are also compiled for AVX-512 and AVX2, the clone chosen
+// when the library loads (GCC on x86-64). They never reorder a sum, and this
+// file is compiled with -ffp-contract=off (CMakeLists.txt: no fused
+// multiply-adds), so every clone gives the same bits; only the vector width
+// differs.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define LOWP_NN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LOWP_NN_CLONES
+#endif
+
 namespace lowp::nn {
 namespace {
 
@@ -54,8 +65,9 @@ void add(float* x, const float* y, std::size_t n) {
 // out = sum_j softmax(scores)_j v_j with v_j at v + j * v_stride.
 
 // Keys as rows: k_j at k + j * stride (the generator's cache).
-void scores_from_rows(const float* q, const float* k, std::size_t stride, std::size_t n_keys,
-                      std::size_t d_head, float scale, float* scores) {
+LOWP_NN_CLONES void scores_from_rows(const float* q, const float* k, std::size_t stride,
+                                     std::size_t n_keys, std::size_t d_head, float scale,
+                                     float* scores) {
   for (std::size_t j = 0; j < n_keys; ++j) {
     const float* kj = k + j * stride;
     float dot = 0.0f;
@@ -64,21 +76,34 @@ void scores_from_rows(const float* q, const float* k, std::size_t stride, std::s
   }
 }
 
-// Keys transposed: component i of k_j at kt[i * ld + j] (the forward pass);
-// the inner loop runs along j, so it vectorizes without reordering any sum.
-void scores_from_columns(const float* q, const float* kt, std::size_t ld, std::size_t n_keys,
-                         std::size_t d_head, float scale, float* scores) {
-  std::fill(scores, scores + n_keys, 0.0f);
-  for (std::size_t i = 0; i < d_head; ++i) {
-    const float qi = q[i];
-    const float* row = kt + i * ld;
-    for (std::size_t j = 0; j < n_keys; ++j) scores[j] += qi * row[j];
+// Keys transposed: component i of k_j at kt[i * ld + j] (the forward pass).
+// Sixteen keys at a time accumulate in a local array (registers) over i, so
+// the loop vectorizes along j without reordering any sum.
+LOWP_NN_CLONES void scores_from_columns(const float* q, const float* kt, std::size_t ld,
+                                        std::size_t n_keys, std::size_t d_head, float scale,
+                                        float* scores) {
+  constexpr std::size_t kLanes = 16;
+  std::size_t j0 = 0;
+  for (; j0 + kLanes <= n_keys; j0 += kLanes) {
+    float acc[kLanes] = {};
+    for (std::size_t i = 0; i < d_head; ++i) {
+      const float qi = q[i];
+      const float* row = kt + i * ld + j0;
+      for (std::size_t l = 0; l < kLanes; ++l) acc[l] += qi * row[l];
+    }
+    for (std::size_t l = 0; l < kLanes; ++l) scores[j0 + l] = acc[l] * scale;
   }
-  for (std::size_t j = 0; j < n_keys; ++j) scores[j] *= scale;
+  for (std::size_t j = j0; j < n_keys; ++j) {
+    float dot = 0.0f;
+    for (std::size_t i = 0; i < d_head; ++i) dot += q[i] * kt[i * ld + j];
+    scores[j] = dot * scale;
+  }
 }
 
-void softmax_mix(float* scores, std::size_t n_keys, const float* v, std::size_t v_stride,
-                 std::size_t d_head, float* out) {
+// out = sum_j softmax(scores)_j v_j, summed in order j = 0, 1, ...; sixteen
+// components of out at a time stay in a local array (registers).
+LOWP_NN_CLONES void softmax_mix(float* scores, std::size_t n_keys, const float* v,
+                                std::size_t v_stride, std::size_t d_head, float* out) {
   float max = -std::numeric_limits<float>::infinity();
   for (std::size_t j = 0; j < n_keys; ++j) max = std::max(max, scores[j]);
   float sum = 0.0f;
@@ -87,11 +112,22 @@ void softmax_mix(float* scores, std::size_t n_keys, const float* v, std::size_t 
     sum += scores[j];
   }
   const float inv = 1.0f / sum;
-  std::fill(out, out + d_head, 0.0f);
-  for (std::size_t j = 0; j < n_keys; ++j) {
-    const float p = scores[j] * inv;
-    const float* vj = v + j * v_stride;
-    for (std::size_t i = 0; i < d_head; ++i) out[i] += p * vj[i];
+  for (std::size_t j = 0; j < n_keys; ++j) scores[j] *= inv;
+  constexpr std::size_t kLanes = 16;
+  std::size_t i0 = 0;
+  for (; i0 + kLanes <= d_head; i0 += kLanes) {
+    float acc[kLanes] = {};
+    for (std::size_t j = 0; j < n_keys; ++j) {
+      const float p = scores[j];
+      const float* vj = v + j * v_stride + i0;
+      for (std::size_t l = 0; l < kLanes; ++l) acc[l] += p * vj[l];
+    }
+    for (std::size_t l = 0; l < kLanes; ++l) out[i0 + l] = acc[l];
+  }
+  for (std::size_t i = i0; i < d_head; ++i) {
+    float acc = 0.0f;
+    for (std::size_t j = 0; j < n_keys; ++j) acc += scores[j] * v[j * v_stride + i];
+    out[i] = acc;
   }
 }
 

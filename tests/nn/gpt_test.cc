@@ -570,15 +570,17 @@ TEST(GptCheckpoint, LossOrderingOnTheEmbeddedModel) {
   }
   const Gpt g = Gpt::load(dir / "model.safetensors");
   std::ifstream in(dir / "val.txt", std::ios::binary);
-  std::vector<std::uint8_t> text(8192);
+  std::vector<std::uint8_t> text(4096);
   in.read(reinterpret_cast<char*>(text.data()), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<std::size_t>(in.gcount()));
   auto loss = [&](const char* format) {
     return g.with_weights(parse_weight_format(format)).evaluate(text, 2).nats_per_byte;
   };
-  const double fp32 = loss("fp32"), bf16 = loss("bf16"), mxfp8 = loss("mxfp8_e4m3"),
-               mxfp4 = loss("mxfp4");
-  EXPECT_LT(fp32, 2.0);  // trained: well below ln 256 = 5.5
+  const double fp32 = loss("fp32");
+  // A trained model is far below ln 256 = 5.5 nats per byte; the ordering of
+  // an untrained one means nothing.
+  ASSERT_LT(fp32, 2.0) << dir << "/model.safetensors looks untrained";
+  const double bf16 = loss("bf16"), mxfp8 = loss("mxfp8_e4m3"), mxfp4 = loss("mxfp4");
   EXPECT_NEAR(bf16, fp32, 0.01);
   EXPECT_NEAR(mxfp8, fp32, 0.03);
   EXPECT_GT(mxfp4, std::max({fp32, bf16, mxfp8}));
