@@ -14,5 +14,7 @@ void add_fake_quant_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+// `lowp bench gemv`, a subcommand of bench (cmd_bench_gemv.cc).
+void add_bench_gemv_command(CLI::App& bench);
 
 }  // namespace lowp::cli
