@@ -33,6 +33,15 @@
 
 #include "kernels/gemv.h"
 
+// On AVX-512 a 4-bit code is decoded by a lane permute of a 16-entry fp32
+// table (vpermps); elsewhere by a byte shuffle to int8, widened.
+#undef LOWP_GEMV_LANE_TABLE
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define LOWP_GEMV_LANE_TABLE 1
+#else
+#define LOWP_GEMV_LANE_TABLE 0
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace lowp::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
@@ -41,8 +50,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 constexpr std::size_t kTileRows = 4;
 constexpr std::size_t kTileCols = HWY_MAX_BYTES >= 64 ? 4 : 2;
 
-// IEEE half -> float, exact (scalar, for the group scales and the tail).
-HWY_INLINE float HalfToFloat(std::uint16_t h) {
+// IEEE half -> float by its bits, exact.
+HWY_INLINE float HalfToFloatBits(std::uint16_t h) {
   const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
   const std::uint32_t exponent = (h >> 10) & 0x1Fu, mantissa = h & 0x3FFu;
   std::uint32_t bits;
@@ -59,6 +68,20 @@ HWY_INLINE float HalfToFloat(std::uint16_t h) {
   float out;
   std::memcpy(&out, &bits, sizeof(out));
   return out;
+}
+
+// IEEE half -> float, exact (scalar, for the group scales and the tail), with
+// the target's conversion instruction where it has one.
+HWY_INLINE float HalfToFloat(std::uint16_t h) {
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SSSE3 && \
+    HWY_TARGET != HWY_SSE4
+  const hn::CappedTag<float, 1> d1;
+  const hn::Rebind<std::uint16_t, decltype(d1)> du1;
+  const hn::Rebind<hwy::float16_t, decltype(d1)> dh1;
+  return hn::GetLane(hn::PromoteTo(d1, hn::BitCast(dh1, hn::Set(du1, h))));
+#else
+  return HalfToFloatBits(h);
+#endif
 }
 
 HWY_INLINE float Multiplier(const GemvParams& p, std::size_t r, std::size_t segment) {
@@ -105,48 +128,57 @@ HWY_INLINE float ScalarWeight(const GemvParams& p, const std::uint8_t* row, std:
   return v * Multiplier(p, r, c >> p.segment_shift);
 }
 
-// Decodes the chunk of a row that starts at column c into kVecs vectors,
-// multiplied by m.
+// Decodes the chunk of a row that starts at column c into kVecs vectors of
+// fast values (not yet multiplied).
 template <WeightDecode K>
 struct Decoder {
   static constexpr std::size_t kVecs = K == WeightDecode::kNibble ? 2 : 1;
 
   template <class D>
   static HWY_INLINE void Decode(D d, const GemvParams& p, const std::uint8_t* row, std::size_t c,
-                                hn::Vec<D> m, hn::Vec<D>* w) {
+                                hn::Vec<D>* w) {
     if constexpr (K == WeightDecode::kF32) {
-      w[0] = hn::Mul(hn::LoadU(d, reinterpret_cast<const float*>(row) + c), m);
+      w[0] = hn::LoadU(d, reinterpret_cast<const float*>(row) + c);
     } else if constexpr (K == WeightDecode::kBf16) {
       const hn::Rebind<std::uint16_t, D> d16;
       const hn::Rebind<std::uint32_t, D> d32;
       const auto u =
           hn::PromoteTo(d32, hn::LoadU(d16, reinterpret_cast<const std::uint16_t*>(row) + c));
-      w[0] = hn::Mul(hn::BitCast(d, hn::ShiftLeft<16>(u)), m);
+      w[0] = hn::BitCast(d, hn::ShiftLeft<16>(u));
     } else if constexpr (K == WeightDecode::kF16) {
       const hn::Rebind<hwy::float16_t, D> dh;
-      w[0] = hn::Mul(
-          hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row) + c)), m);
+      w[0] = hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row) + c));
     } else if constexpr (K == WeightDecode::kViaF16) {
       const hn::Rebind<std::uint8_t, D> d8;
       const hn::Rebind<std::uint16_t, D> d16;
       const hn::Rebind<hwy::float16_t, D> dh;
       const auto b = hn::PromoteTo(d16, hn::LoadU(d8, row + c));
-      const auto bits = hn::Or(hn::ShiftLeft<8>(hn::And(b, hn::Set(d16, 0x80))),
+      const auto bits = hn::Or(hn::And(hn::ShiftLeft<8>(b), hn::Set(d16, 0x8000)),
                                hn::ShiftLeftSame(hn::And(b, hn::Set(d16, 0x7F)), p.f16_shift));
-      w[0] = hn::Mul(hn::PromoteTo(d, hn::BitCast(dh, bits)), m);
+      w[0] = hn::PromoteTo(d, hn::BitCast(dh, bits));
     } else if constexpr (K == WeightDecode::kInt8) {
       const hn::Rebind<std::int8_t, D> d8;
       const hn::Rebind<std::int32_t, D> d32;
-      const auto v =
-          hn::PromoteTo(d32, hn::LoadU(d8, reinterpret_cast<const std::int8_t*>(row) + c));
-      w[0] = hn::Mul(hn::ConvertTo(d, v), m);
+      w[0] = hn::ConvertTo(
+          d, hn::PromoteTo(d32, hn::LoadU(d8, reinterpret_cast<const std::int8_t*>(row) + c)));
     } else {
       // Lanes(d) bytes hold the chunk's 2 * Lanes(d) nibbles: low nibbles are
       // the even columns, high nibbles the odd ones.
       const hn::Rebind<std::uint8_t, D> d8;
+      const auto bytes = hn::LoadU(d8, row + c / 2);
+#if LOWP_GEMV_LANE_TABLE
+      // 16 lanes: the fast values form one vector, indexed by the nibbles.
+      const hn::RebindToUnsigned<D> du;
+      const hn::RebindToSigned<D> di;
+      const auto wide = hn::PromoteTo(du, bytes);
+      const auto table = hn::LoadU(d, p.fast_value);
+      w[0] = hn::TableLookupLanes(
+          table, hn::IndicesFromVec(d, hn::BitCast(di, hn::And(wide, hn::Set(du, 0xFu)))));
+      w[1] = hn::TableLookupLanes(table,
+                                  hn::IndicesFromVec(d, hn::BitCast(di, hn::ShiftRight<4>(wide))));
+#else
       const hn::Rebind<std::int8_t, D> di8;
       const hn::Rebind<std::int32_t, D> d32;
-      const auto bytes = hn::LoadU(d8, row + c / 2);
       const auto lo = hn::And(bytes, hn::Set(d8, 0x0F));
       const auto hi = hn::ShiftRight<4>(bytes);
 #if HWY_TARGET == HWY_SCALAR
@@ -159,25 +191,52 @@ struct Decoder {
       const auto vlo = hn::BitCast(di8, hn::TableLookupBytes(table, lo));
       const auto vhi = hn::BitCast(di8, hn::TableLookupBytes(table, hi));
 #endif
-      w[0] = hn::Mul(hn::ConvertTo(d, hn::PromoteTo(d32, vlo)), m);
-      w[1] = hn::Mul(hn::ConvertTo(d, hn::PromoteTo(d32, vhi)), m);
+      w[0] = hn::ConvertTo(d, hn::PromoteTo(d32, vlo));
+      w[1] = hn::ConvertTo(d, hn::PromoteTo(d32, vhi));
+#endif
     }
   }
 };
 
-// The vector tag of a decode: nibble chunks use at most 8 fp32 lanes, so that a
-// chunk (16 columns) fits in an NVFP4 block.
+// The vector tag of a decode. Byte-shuffle nibble chunks use at most 8 fp32
+// lanes, so that a chunk (16 columns) fits in an NVFP4 block; lane-table
+// chunks are 32 columns, whose two halves may have their own multipliers.
 template <WeightDecode K>
-using TagFor =
-    std::conditional_t<K == WeightDecode::kNibble, hn::CappedTag<float, 8>, hn::ScalableTag<float>>;
+using TagFor = std::conditional_t<K == WeightDecode::kNibble && !LOWP_GEMV_LANE_TABLE,
+                                  hn::CappedTag<float, 8>, hn::ScalableTag<float>>;
 
 template <WeightDecode K>
 HWY_INLINE std::size_t ChunkOf() {
   return Decoder<K>::kVecs * hn::Lanes(TagFor<K>());
 }
 
-// Fused path for NR activation rows.
-template <WeightDecode K, std::size_t NR>
+// Columns a segment must be a multiple of.
+template <WeightDecode K>
+HWY_INLINE std::size_t SegmentQuantumOf() {
+  if constexpr (K == WeightDecode::kNibble && LOWP_GEMV_LANE_TABLE) {
+    return ChunkOf<K>() / 2;
+  }
+  return ChunkOf<K>();
+}
+
+// The multipliers of the chunk at column c of row r, per lane.
+template <WeightDecode K, class D>
+HWY_INLINE hn::Vec<D> MultiplierVec(D d, const GemvParams& p, std::size_t r, std::size_t c) {
+  if constexpr (K == WeightDecode::kNibble && LOWP_GEMV_LANE_TABLE) {
+    // Lanes 0-7 (of both halves) are columns c..c+15, lanes 8-15 the next 16.
+    const std::size_t half = ChunkOf<K>() / 2;
+    if ((std::size_t{1} << p.segment_shift) == half) {
+      const std::size_t s = c >> p.segment_shift;
+      return hn::IfThenElse(hn::FirstN(d, hn::Lanes(d) / 2), hn::Set(d, Multiplier(p, r, s)),
+                            hn::Set(d, Multiplier(p, r, s + 1)));
+    }
+  }
+  return hn::Set(d, Multiplier(p, r, c >> p.segment_shift));
+}
+
+// Fused path for NR activation rows. kRowScale: one multiplier per row,
+// applied to the row's vector sum instead of to every chunk.
+template <WeightDecode K, std::size_t NR, bool kRowScale>
 HWY_NOINLINE void FusedRows(const GemvParams& p, const float* x, std::size_t ldx, float* y,
                             std::size_t ldy, std::size_t r0, std::size_t r1) {
   const TagFor<K> d;
@@ -190,24 +249,44 @@ HWY_NOINLINE void FusedRows(const GemvParams& p, const float* x, std::size_t ldx
     const std::uint8_t* row = p.codes + r * p.row_bytes;
     V acc[NR][2];
     for (std::size_t j = 0; j < NR; ++j) acc[j][0] = acc[j][1] = hn::Zero(d);
-    auto step = [&](std::size_t c, std::size_t h) HWY_ATTR {
-      V w[kVecs];
-      Decoder<K>::Decode(d, p, row, c, hn::Set(d, Multiplier(p, r, c >> p.segment_shift)), w);
-      for (std::size_t v = 0; v < kVecs; ++v) {
+    std::size_t c = 0;
+    // Two chunks per iteration, the second into the other accumulator.
+    for (; c + 2 * chunk <= vector_end; c += 2 * chunk) {
+      V w[2 * kVecs];
+      Decoder<K>::Decode(d, p, row, c, w);
+      Decoder<K>::Decode(d, p, row, c + chunk, w + kVecs);
+      if constexpr (!kRowScale) {
+        const V m0 = MultiplierVec<K>(d, p, r, c), m1 = MultiplierVec<K>(d, p, r, c + chunk);
+        for (std::size_t v = 0; v < kVecs; ++v) {
+          w[v] = hn::Mul(w[v], m0);
+          w[kVecs + v] = hn::Mul(w[kVecs + v], m1);
+        }
+      }
+      for (std::size_t v = 0; v < 2 * kVecs; ++v) {
         for (std::size_t j = 0; j < NR; ++j) {
-          V& a = acc[j][(h + v) & 1];
+          V& a = acc[j][v & 1];
           a = hn::MulAdd(w[v], hn::LoadU(d, x + j * ldx + c + v * lanes), a);
         }
       }
-    };
-    std::size_t c = 0;
-    for (; c + 2 * chunk <= vector_end; c += 2 * chunk) {
-      step(c, 0);
-      step(c + chunk, 1);
     }
-    if (c < vector_end) step(c, 0);
+    if (c < vector_end) {
+      V w[kVecs];
+      Decoder<K>::Decode(d, p, row, c, w);
+      if constexpr (!kRowScale) {
+        const V m = MultiplierVec<K>(d, p, r, c);
+        for (std::size_t v = 0; v < kVecs; ++v) w[v] = hn::Mul(w[v], m);
+      }
+      for (std::size_t v = 0; v < kVecs; ++v) {
+        for (std::size_t j = 0; j < NR; ++j) {
+          V& a = acc[j][v & 1];
+          a = hn::MulAdd(w[v], hn::LoadU(d, x + j * ldx + c + v * lanes), a);
+        }
+      }
+    }
+    const float row_multiplier = kRowScale ? Multiplier(p, r, 0) : 1.0f;
     for (std::size_t j = 0; j < NR; ++j) {
       float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[j][0], acc[j][1])));
+      if constexpr (kRowScale) sum *= row_multiplier;
       for (std::size_t t = vector_end; t < p.cols; ++t) {
         sum += ScalarWeight(p, row, r, t) * x[j * ldx + t];
       }
@@ -231,8 +310,9 @@ HWY_NOINLINE void DecodeRows(const GemvParams& p, std::size_t r, std::size_t cou
     float* out = tile + i * ld;
     for (std::size_t c = 0; c < vector_end; c += chunk) {
       V w[kVecs];
-      Decoder<K>::Decode(d, p, row, c, hn::Set(d, Multiplier(p, r + i, c >> p.segment_shift)), w);
-      for (std::size_t v = 0; v < kVecs; ++v) hn::StoreU(w[v], d, out + c + v * lanes);
+      Decoder<K>::Decode(d, p, row, c, w);
+      const V m = MultiplierVec<K>(d, p, r + i, c);
+      for (std::size_t v = 0; v < kVecs; ++v) hn::StoreU(hn::Mul(w[v], m), d, out + c + v * lanes);
     }
     for (std::size_t c = vector_end; c < p.cols; ++c) out[c] = ScalarWeight(p, row, r + i, c);
   }
@@ -294,22 +374,29 @@ HWY_INLINE void TileTimesX(const float* tile, std::size_t ld, std::size_t count,
   }
 }
 
+template <WeightDecode K, bool kRowScale>
+void FusedOf(const GemvParams& p, const float* x, std::size_t n, std::size_t ldx, float* y,
+             std::size_t ldy, std::size_t r0, std::size_t r1) {
+  switch (n) {
+    case 1:
+      return FusedRows<K, 1, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+    case 2:
+      return FusedRows<K, 2, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+    case 3:
+      return FusedRows<K, 3, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+    case 4:
+      return FusedRows<K, 4, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+    default:
+      return;
+  }
+}
+
 template <WeightDecode K>
 void PackedGemmOf(const GemvParams& p, const float* x, std::size_t n, std::size_t ldx, float* y,
                   std::size_t ldy, std::size_t r0, std::size_t r1) {
-  switch (n) {
-    case 0:
-      return;
-    case 1:
-      return FusedRows<K, 1>(p, x, ldx, y, ldy, r0, r1);
-    case 2:
-      return FusedRows<K, 2>(p, x, ldx, y, ldy, r0, r1);
-    case 3:
-      return FusedRows<K, 3>(p, x, ldx, y, ldy, r0, r1);
-    case 4:
-      return FusedRows<K, 4>(p, x, ldx, y, ldy, r0, r1);
-    default:
-      break;
+  if (n <= 4) {
+    if (p.scale == ScaleSource::kRow) return FusedOf<K, true>(p, x, n, ldx, y, ldy, r0, r1);
+    return FusedOf<K, false>(p, x, n, ldx, y, ldy, r0, r1);
   }
   std::vector<float> tile(kTileRows * p.cols);
   for (std::size_t r = r0; r < r1; r += kTileRows) {
@@ -353,6 +440,15 @@ std::size_t GemvChunk(WeightDecode decode) {
       return ChunkOf<WeightDecode::kNibble>();
     default:
       return ChunkOf<WeightDecode::kF32>();
+  }
+}
+
+std::size_t GemvSegmentQuantum(WeightDecode decode) {
+  switch (decode) {
+    case WeightDecode::kNibble:
+      return SegmentQuantumOf<WeightDecode::kNibble>();
+    default:
+      return SegmentQuantumOf<WeightDecode::kF32>();
   }
 }
 

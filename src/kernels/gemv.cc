@@ -17,8 +17,13 @@ namespace lowp::kernels {
 HWY_EXPORT(PackedGemm);
 HWY_EXPORT(DenseGemm);
 HWY_EXPORT(GemvChunk);
+HWY_EXPORT(GemvSegmentQuantum);
 
 std::size_t gemv_chunk(WeightDecode decode) { return HWY_DYNAMIC_DISPATCH(GemvChunk)(decode); }
+
+std::size_t gemv_segment_quantum(WeightDecode decode) {
+  return HWY_DYNAMIC_DISPATCH(GemvSegmentQuantum)(decode);
+}
 
 void permute_x(const GemvParams& p, const float* x, std::size_t n, std::size_t ldx, float* out) {
   const std::size_t chunk = gemv_chunk(p.decode);

@@ -48,7 +48,8 @@ struct GemvParams {
   WeightDecode decode = WeightDecode::kF32;
   int f16_shift = 0;                  // kViaF16: 10 - mantissa bits
   std::int8_t nibble_table[16] = {};  // kNibble
-  // fast(code) of each 8-bit or 4-bit code, for the scalar tail.
+  // fast(code) of each 8-bit or 4-bit code (the scalar tail; the AVX-512
+  // nibble table).
   float fast_value[256] = {};
 
   const std::uint8_t* codes = nullptr;
@@ -67,6 +68,10 @@ struct GemvParams {
 
 // Columns per chunk of the vector path for this decode on the current target.
 std::size_t gemv_chunk(WeightDecode decode);
+// What a segment of several per row must be a multiple of, on the current
+// target: the chunk, or half of it for 4-bit codes on AVX-512 (a chunk of 32
+// columns there may straddle two 16-column NVFP4 blocks).
+std::size_t gemv_segment_quantum(WeightDecode decode);
 
 // Reorders the full chunks of each of the n rows of x (cols values, ldx apart)
 // into out (same layout) for kNibble; see the file comment.

@@ -569,7 +569,7 @@ bool PackedMatrix::vectorized() const {
   const int shift = kernel_->params.segment_shift;
   return shift == kRowSegment ||
          (std::size_t{1} << shift) %
-                 kernels::gemv_chunk(kernel_->params.decode) ==
+                 kernels::gemv_segment_quantum(kernel_->params.decode) ==
              0;
 }
 
