@@ -1,14 +1,22 @@
-// The weight formats of the runtime and a straightforward implementation of
-// their matrix products: each row is decoded into a small fp32 buffer and
-// multiplied with fp32 accumulation.
+// The weight formats of the runtime and their matrix products. The products
+// run on the vector kernels of src/kernels/gemv.h, which decode codes in
+// registers; a matrix gets that path when the kernel's decode is exact for
+// every code and scale it holds (checked here, against the scalar reference),
+// else its rows are dequantized (the reference) into a small tile first.
 #include "lowp/nn/packed_matrix.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <thread>
 
+#include "kernels/gemv.h"
+#include "lowp/block/mx.h"
+#include "lowp/block/tensor.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
@@ -84,9 +92,11 @@ void parallel_rows(std::size_t rows, unsigned threads, Fn fn) {
     return;
   }
   std::vector<std::thread> pool;
-  const std::size_t per = (rows + threads - 1) / threads;
+  // Pieces of whole 4-row tiles (the kernels' tile height).
+  const std::size_t per = ((rows + threads - 1) / threads + 3) / 4 * 4;
   for (unsigned t = 0; t < threads; ++t) {
-    const std::size_t b = std::min(rows, t * per), e = std::min(rows, b + per);
+    const std::size_t b = std::min(rows, std::size_t{t} * per),
+                      e = std::min(rows, b + per);
     if (b < e)
       pool.emplace_back([=] { fn(b, e); });
   }
@@ -152,6 +162,213 @@ WeightFormat parse_weight_format(std::string_view name) {
   w.scheme = WeightScheme::kTensor;
   w.element = scaled_element(f);
   return w;
+}
+
+// ---- the vector kernels' view of a matrix ----
+
+constexpr int kRowSegment = 63; // GemvParams::segment_shift for one scale/row
+
+struct PackedMatrix::Kernel {
+  kernels::GemvParams params; // the storage pointers are set per call
+  std::vector<float> row_multiplier;
+  std::vector<float> u8_table;
+};
+
+namespace {
+
+// Equal bits, or both NaN; or both zeros: the nibble tables decode -0 (FP4's
+// code 8) as +0, which changes no sum but the sign of an all-zero one.
+bool same_value(float a, float b) {
+  return (std::isnan(a) && std::isnan(b)) || (a == 0.0f && b == 0.0f) ||
+         std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
+}
+
+// s * 2^k as an fp32 multiplier, if that product is exact (so that
+// fast * multiplier rounds the same real number as value * s does).
+bool exact_multiplier(float s, int k, float &out) {
+  if (!std::isfinite(s)) {
+    out = s;
+    return true;
+  }
+  const double m = std::ldexp(static_cast<double>(s), k);
+  out = static_cast<float>(m);
+  return static_cast<double>(out) == m && (out == 0.0f || std::isnormal(out));
+}
+
+// Finds the int8 values that a 4-bit format's codes are, up to one power of
+// two 2^k (the largest k that makes every finite value an integer in
+// [-127, 127]); false if there is none.
+bool nibble_table(const std::array<float, 256> &exact, std::int8_t *table,
+                  int &k) {
+  for (int kk = 24; kk >= -40; --kk) {
+    bool ok = true;
+    for (int c = 0; c < 16 && ok; ++c) {
+      if (!std::isfinite(exact[static_cast<std::size_t>(c)]))
+        continue;
+      const double v = std::ldexp(
+          static_cast<double>(exact[static_cast<std::size_t>(c)]), -kk);
+      ok = v == std::trunc(v) && std::fabs(v) <= 127.0;
+    }
+    if (!ok)
+      continue;
+    for (int c = 0; c < 16; ++c) {
+      const float e = exact[static_cast<std::size_t>(c)];
+      table[c] = std::isfinite(e) ? static_cast<std::int8_t>(
+                                        std::ldexp(static_cast<double>(e), -kk))
+                                  : 0;
+    }
+    k = kk;
+    return true;
+  }
+  return false;
+}
+
+} // namespace
+
+std::shared_ptr<const PackedMatrix::Kernel>
+PackedMatrix::make_kernel(const PackedMatrix &m) {
+  using kernels::ScaleSource;
+  using kernels::WeightDecode;
+  auto kernel = std::make_shared<Kernel>();
+  kernels::GemvParams &p = kernel->params;
+  const WeightFormat &f = m.format_;
+  p.segment_shift = kRowSegment;
+  if (f.scheme == WeightScheme::kPlain) {
+    p.decode = f.element.bits == 32      ? WeightDecode::kF32
+               : f.element.exp_bits == 8 ? WeightDecode::kBf16
+                                         : WeightDecode::kF16;
+    return kernel;
+  }
+  const bool block = f.scheme == WeightScheme::kBlock;
+  const bool mx = block && f.block.family == BlockFamily::kMx;
+  const Format e = block ? f.block.element : f.element;
+  if (e.bits != 8 && e.bits != 4)
+    return nullptr;
+
+  // 1. The exact element value of every code (as dequantize_row takes it) and
+  //    the value the kernel decodes, fast = exact / 2^k.
+  const std::size_t count = std::size_t{1} << e.bits;
+  std::array<float, 256> exact{}, fast{};
+  for (std::size_t c = 0; c < count; ++c) {
+    const auto code = static_cast<std::uint32_t>(c);
+    exact[c] = mx ? static_cast<float>(mx_element_value(e, code))
+                  : decode_f32(e, code);
+  }
+  int k = 0;
+  if (e.bits == 8 && e.kind == Kind::kInt) {
+    p.decode = WeightDecode::kInt8;
+    for (std::size_t c = 0; c < count; ++c)
+      fast[c] = static_cast<float>(static_cast<std::int8_t>(c));
+  } else if (e.bits == 8 && e.kind == Kind::kFloat &&
+             e.specials != Specials::kE8m0 && e.exp_bits <= 5 &&
+             1 + e.exp_bits + e.man_bits == 8) {
+    p.decode = WeightDecode::kViaF16;
+    p.f16_shift = 10 - e.man_bits;
+    for (std::size_t c = 0; c < count; ++c) {
+      const auto half = static_cast<std::uint32_t>(
+          ((c & 0x80u) << 8) | ((c & 0x7Fu) << p.f16_shift));
+      fast[c] = decode_f32(kFp16, half);
+    }
+  } else if (e.bits == 4) {
+    p.decode = WeightDecode::kNibble;
+    if (!nibble_table(exact, p.nibble_table, k))
+      return nullptr;
+    for (std::size_t c = 0; c < 16; ++c)
+      fast[c] = p.nibble_table[c];
+  } else {
+    return nullptr;
+  }
+  if (p.decode != WeightDecode::kNibble) {
+    // k from any code that is finite and nonzero both ways.
+    bool found = false;
+    for (std::size_t c = 0; c < count && !found; ++c) {
+      if (std::isfinite(fast[c]) && std::isfinite(exact[c]) && fast[c] != 0 &&
+          exact[c] != 0) {
+        k = std::ilogb(static_cast<double>(exact[c]) /
+                       static_cast<double>(fast[c]));
+        found = true;
+      }
+    }
+    if (!found)
+      return nullptr;
+  }
+  std::copy(fast.begin(), fast.end(), p.fast_value);
+
+  // 2. The codes whose fast value is not exact (NaN codes that the decode
+  //    maps to a number, say) must not occur in the matrix.
+  std::array<bool, 256> good{};
+  for (std::size_t c = 0; c < count; ++c) {
+    good[c] = same_value(
+        static_cast<float>(std::ldexp(static_cast<double>(fast[c]), k)),
+        exact[c]);
+  }
+  if (!std::all_of(good.begin(), good.begin() + static_cast<long>(count),
+                   [](bool g) { return g; })) {
+    for (std::uint8_t byte : m.codes_) {
+      const bool ok =
+          e.bits == 8 ? good[byte] : good[byte & 0xFu] && good[byte >> 4];
+      if (!ok)
+        return nullptr;
+    }
+  }
+
+  // 3. The multipliers: scale * 2^k, exact.
+  std::size_t segment = m.cols_;
+  switch (f.scheme) {
+  case WeightScheme::kPlain:
+    break;
+  case WeightScheme::kTensor:
+  case WeightScheme::kChannel: {
+    p.scale = ScaleSource::kRow;
+    kernel->row_multiplier.resize(m.rows_);
+    for (std::size_t r = 0; r < m.rows_; ++r) {
+      const float s = f.scheme == WeightScheme::kTensor ? m.tensor_scale_
+                                                        : m.row_scales_[r];
+      if (!exact_multiplier(s, k, kernel->row_multiplier[r]))
+        return nullptr;
+    }
+    break;
+  }
+  case WeightScheme::kGroup: {
+    // fp16 scales times 2^k stay normal fp32 numbers for |k| < 100.
+    if (k <= -100 || k >= 100)
+      return nullptr;
+    p.scale = ScaleSource::kF16;
+    p.f16_factor = static_cast<float>(std::ldexp(1.0, k));
+    segment = static_cast<std::size_t>(f.group);
+    break;
+  }
+  case WeightScheme::kBlock: {
+    p.scale = ScaleSource::kU8Table;
+    segment = static_cast<std::size_t>(f.block.block_size);
+    kernel->u8_table.resize(256);
+    std::array<bool, 256> exact_scale{};
+    const std::uint32_t one = encode(e, 1.0);
+    for (std::size_t s = 0; s < 256; ++s) {
+      const auto code = static_cast<std::uint8_t>(s);
+      const float scale =
+          mx ? static_cast<float>(mx_value(kFp16, code, 0x3C00)) // 2^(s-127)
+             : nvfp4_value(m.tensor_scale_, code, one);
+      exact_scale[s] = exact_multiplier(scale, k, kernel->u8_table[s]);
+      if (mx && code == 0xFF) { // the NaN scale
+        kernel->u8_table[s] = std::numeric_limits<float>::quiet_NaN();
+        exact_scale[s] = true;
+      }
+    }
+    for (std::uint8_t s : m.block_scales_) {
+      if (!exact_scale[s])
+        return nullptr;
+    }
+    break;
+  }
+  }
+  if (segment < m.cols_) {
+    if (!std::has_single_bit(segment))
+      return nullptr;
+    p.segment_shift = std::countr_zero(segment);
+    p.segments_per_row = (m.cols_ + segment - 1) / segment;
+  }
+  return kernel;
 }
 
 PackedMatrix PackedMatrix::quantize(const WeightFormat &f,
@@ -237,10 +454,30 @@ PackedMatrix PackedMatrix::quantize(const WeightFormat &f,
                                    static_cast<std::int64_t>(cols)};
     BlockOptions opt;
     opt.threads = 0;
-    m.block_ = lowp::quantize(f.block, w, shape, 1, opt);
+    const PackedTensor t = lowp::quantize(f.block, w, shape, 1, opt);
+    const int bits = f.block.element.bits;
+    m.row_bytes_ = packed_bytes(bits, cols);
+    m.codes_.assign(rows * m.row_bytes_, 0);
+    if (static_cast<std::size_t>(bits) * cols % 8 == 0) {
+      if (!m.codes_.empty())
+        std::memcpy(m.codes_.data(), t.elements.data(), m.codes_.size());
+    } else {
+      // Rows of t's stream do not start on a byte: re-pack each row.
+      std::vector<std::uint32_t> codes(cols);
+      for (std::size_t r = 0; r < rows; ++r) {
+        for (std::size_t j = 0; j < cols; ++j)
+          codes[j] = t.code(r, j);
+        pack_codes(bits, codes,
+                   std::span<std::uint8_t>(m.codes_.data() + r * m.row_bytes_,
+                                           m.row_bytes_));
+      }
+    }
+    m.block_scales_ = t.scales;
+    m.tensor_scale_ = t.tensor_scale;
     break;
   }
   }
+  m.kernel_ = make_kernel(m);
   return m;
 }
 
@@ -255,8 +492,8 @@ std::size_t PackedMatrix::bytes() const {
   case WeightScheme::kGroup:
     return codes_.size() + group_scales_.size() * sizeof(std::uint16_t);
   case WeightScheme::kBlock:
-    return block_.elements.size() + block_.scales.size() +
-           (block_.format.family == BlockFamily::kNvfp4 ? sizeof(float) : 0);
+    return codes_.size() + block_scales_.size() +
+           (format_.block.family == BlockFamily::kNvfp4 ? sizeof(float) : 0);
   }
   return 0;
 }
@@ -298,10 +535,20 @@ void PackedMatrix::dequantize_row(std::size_t row, std::span<float> out) const {
     }
     return;
   }
-  case WeightScheme::kBlock:
-    for (std::size_t j = 0; j < cols_; ++j)
-      out[j] = block_.value(row, j);
+  case WeightScheme::kBlock: {
+    const BlockFormat &b = format_.block;
+    const std::size_t k = static_cast<std::size_t>(b.block_size);
+    const std::uint8_t *scales =
+        block_scales_.data() + row * ((cols_ + k - 1) / k);
+    const std::span<const std::uint8_t> stream(codes, row_bytes_);
+    for (std::size_t j = 0; j < cols_; ++j) {
+      const std::uint32_t c = unpack_code(b.element.bits, stream, j);
+      out[j] = b.family == BlockFamily::kNvfp4
+                   ? nvfp4_value(tensor_scale_, scales[j / k], c)
+                   : static_cast<float>(mx_value(b.element, scales[j / k], c));
+    }
     return;
+  }
   }
 }
 
@@ -316,20 +563,54 @@ void PackedMatrix::gemv(const float *x, float *y, unsigned threads) const {
   gemm(x, 1, y, threads);
 }
 
+bool PackedMatrix::vectorized() const {
+  if (!kernel_)
+    return false;
+  const int shift = kernel_->params.segment_shift;
+  return shift == kRowSegment ||
+         (std::size_t{1} << shift) %
+                 kernels::gemv_segment_quantum(kernel_->params.decode) ==
+             0;
+}
+
 void PackedMatrix::gemm(const float *x, std::size_t n, float *y,
                         unsigned threads) const {
+  if (rows_ == 0 || n == 0)
+    return;
+  if (cols_ == 0) {
+    std::fill(y, y + n * rows_, 0.0f);
+    return;
+  }
+  if (!vectorized()) {
+    const auto fill = [](const void *self, std::size_t r, float *out) {
+      const auto *m = static_cast<const PackedMatrix *>(self);
+      m->dequantize_row(r, std::span<float>(out, m->cols_));
+    };
+    parallel_rows(rows_, threads, [&](std::size_t r0, std::size_t r1) {
+      kernels::dense_gemm(fill, this, cols_, x, n, cols_, y, rows_, r0, r1);
+    });
+    return;
+  }
+  kernels::GemvParams p = kernel_->params;
+  p.codes = codes_.data();
+  p.row_bytes = row_bytes_;
+  p.rows = rows_;
+  p.cols = cols_;
+  p.row_multiplier = kernel_->row_multiplier.empty()
+                         ? nullptr
+                         : kernel_->row_multiplier.data();
+  p.u8_scales = block_scales_.data();
+  p.u8_table = kernel_->u8_table.data();
+  p.f16_scales = group_scales_.data();
+  std::vector<float> permuted;
+  const float *xs = x;
+  if (p.decode == kernels::WeightDecode::kNibble) {
+    permuted.resize(n * cols_);
+    kernels::permute_x(p, x, n, cols_, permuted.data());
+    xs = permuted.data();
+  }
   parallel_rows(rows_, threads, [&](std::size_t r0, std::size_t r1) {
-    std::vector<float> w(cols_);
-    for (std::size_t r = r0; r < r1; ++r) {
-      dequantize_row(r, w);
-      for (std::size_t i = 0; i < n; ++i) {
-        const float *xi = x + i * cols_;
-        float acc = 0.0f;
-        for (std::size_t c = 0; c < cols_; ++c)
-          acc += w[c] * xi[c];
-        y[i * rows_ + r] = acc;
-      }
-    }
+    kernels::packed_gemm(p, xs, n, cols_, y, rows_, r0, r1);
   });
 }
 

@@ -141,7 +141,12 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--reps", o->reps, "Timed repetitions per kernel (the median is reported)")
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
-  cmd->callback([o] { run_bench(*o); });
+  add_bench_gemv_command(*cmd);
+  cmd->require_subcommand(0, 1);
+  // `lowp bench gemv` runs its own callback only.
+  cmd->callback([o, cmd] {
+    if (cmd->get_subcommands().empty()) run_bench(*o);
+  });
 }
 
 }  // namespace lowp::cli

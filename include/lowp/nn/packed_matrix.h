@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -66,7 +67,8 @@ public:
   const WeightFormat &format() const { return format_; }
   std::size_t rows() const { return rows_; }
   std::size_t cols() const { return cols_; }
-  // Storage in bytes: codes + scales (+ 4 for a tensor scale).
+  // Storage in bytes: codes + scales (+ 4 for a tensor scale). Every row's
+  // codes start on a byte.
   std::size_t bytes() const;
   double bits_per_weight() const;
 
@@ -77,22 +79,35 @@ public:
   // y[r] = sum_c W[r][c] x[c] for every row; x has cols() entries, y rows().
   void gemv(const float *x, float *y, unsigned threads = 1) const;
   // Y = X W^T: X is n x cols() row-major, Y is n x rows() row-major.
+  // Threads split the rows of W; the result does not depend on their number.
   void gemm(const float *x, std::size_t n, float *y,
             unsigned threads = 1) const;
+
+  // Whether gemv/gemm decode this matrix in vector registers on the current
+  // Highway target (else they multiply rows from dequantize_row, still with
+  // vector FMAs).
+  bool vectorized() const;
 
 private:
   WeightFormat format_;
   std::size_t rows_ = 0, cols_ = 0;
-  // kPlain/kTensor/kChannel/kGroup: codes, code_bytes(element) wide each for
-  // kPlain (fp32 stored as its bits), else the little-endian bit stream of
-  // element.bits-bit fields, row-major, each row starting on a byte.
+  // Codes, code_bytes(element) wide each for kPlain (fp32 stored as its bits),
+  // else the little-endian bit stream of element.bits-bit fields (the block
+  // element for kBlock), row-major, each row starting on a byte.
   std::vector<std::uint8_t> codes_;
   std::size_t row_bytes_ = 0;     // bytes per row in codes_
   std::vector<float> row_scales_; // kChannel: one per row
   std::vector<std::uint16_t>
       group_scales_;          // kGroup: fp16 codes, rows x ceil(cols/group)
-  float tensor_scale_ = 1.0f; // kTensor
-  PackedTensor block_;        // kBlock: shape {rows, cols}, axis 1
+  float tensor_scale_ = 1.0f; // kTensor, and NVFP4's FP32 tensor scale
+  // kBlock: one scale byte (E8M0, or E4M3 for NVFP4) per block of a row,
+  // rows x ceil(cols / block_size).
+  std::vector<std::uint8_t> block_scales_;
+  // What the vector kernels need beyond the storage (src/nn/packed_matrix.cc);
+  // null when the codes cannot be decoded exactly in registers.
+  struct Kernel;
+  std::shared_ptr<const Kernel> kernel_;
+  static std::shared_ptr<const Kernel> make_kernel(const PackedMatrix &m);
 };
 
 } // namespace lowp::nn

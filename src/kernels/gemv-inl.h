@@ -1,0 +1,458 @@
+// src/kernels/gemv-inl.h — per-target kernels for products with packed weights
+// (gemv.h states the weight model and the column order; gemv.cc dispatches).
+//
+// Two paths:
+//  * Fused (n <= 4 activation rows, i.e. GEMV and small batches): each chunk of
+//    a weight row is loaded as codes, decoded in registers (widening, a byte
+//    table lookup, or an 8-bit float placed into an IEEE half and converted),
+//    multiplied by its segment's multiplier and FMA'd into two fp32
+//    accumulators per activation row; the accumulators are summed across lanes
+//    at the end of the row, then the scalar tail is added in column order.
+//  * Tiled (n > 4): kTileRows weight rows are decoded once into an fp32 tile
+//    (the same decoded values), then a register-blocked kernel multiplies the
+//    tile with kTileRows x kTileCols blocks of activation rows, one accumulator
+//    per (weight row, activation row) pair, so every decoded weight is reused
+//    n times from cache.
+// Both orders of summation depend only on the target and the path, never on
+// which rows a thread was given.
+
+#if defined(LOWP_KERNELS_GEMV_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef LOWP_KERNELS_GEMV_INL_H_
+#undef LOWP_KERNELS_GEMV_INL_H_
+#else
+#define LOWP_KERNELS_GEMV_INL_H_
+#endif
+
+#include <hwy/highway.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/gemv.h"
+
+// On AVX-512 a 4-bit code is decoded by a lane permute of a 16-entry fp32
+// table (vpermps); elsewhere by a byte shuffle to int8, widened.
+#undef LOWP_GEMV_LANE_TABLE
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define LOWP_GEMV_LANE_TABLE 1
+#else
+#define LOWP_GEMV_LANE_TABLE 0
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace lowp::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Weight rows decoded per tile, and activation rows per register block.
+constexpr std::size_t kTileRows = 4;
+constexpr std::size_t kTileCols = HWY_MAX_BYTES >= 64 ? 4 : 2;
+
+// IEEE half -> float by its bits, exact.
+HWY_INLINE float HalfToFloatBits(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t exponent = (h >> 10) & 0x1Fu, mantissa = h & 0x3FFu;
+  std::uint32_t bits;
+  if (exponent == 0x1F) {
+    bits = sign | 0x7F800000u | (mantissa << 13);
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else {
+    // Subnormal (or zero): mantissa * 2^-24 is exact in fp32.
+    const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
+    std::memcpy(&bits, &magnitude, sizeof(bits));
+    bits |= sign;
+  }
+  float out;
+  std::memcpy(&out, &bits, sizeof(out));
+  return out;
+}
+
+// IEEE half -> float, exact (scalar, for the group scales and the tail), with
+// the target's conversion instruction where it has one.
+HWY_INLINE float HalfToFloat(std::uint16_t h) {
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SSSE3 && \
+    HWY_TARGET != HWY_SSE4
+  const hn::CappedTag<float, 1> d1;
+  const hn::Rebind<std::uint16_t, decltype(d1)> du1;
+  const hn::Rebind<hwy::float16_t, decltype(d1)> dh1;
+  return hn::GetLane(hn::PromoteTo(d1, hn::BitCast(dh1, hn::Set(du1, h))));
+#else
+  return HalfToFloatBits(h);
+#endif
+}
+
+HWY_INLINE float Multiplier(const GemvParams& p, std::size_t r, std::size_t segment) {
+  switch (p.scale) {
+    case ScaleSource::kRow:
+      return p.row_multiplier != nullptr ? p.row_multiplier[r] : 1.0f;
+    case ScaleSource::kU8Table:
+      return p.u8_table[p.u8_scales[r * p.segments_per_row + segment]];
+    case ScaleSource::kF16:
+      return HalfToFloat(p.f16_scales[r * p.segments_per_row + segment]) * p.f16_factor;
+  }
+  return 1.0f;
+}
+
+// The weight at (r, c), scalar (the tail of a row).
+HWY_INLINE float ScalarWeight(const GemvParams& p, const std::uint8_t* row, std::size_t r,
+                              std::size_t c) {
+  float v = 0.0f;
+  switch (p.decode) {
+    case WeightDecode::kF32:
+      std::memcpy(&v, row + 4 * c, sizeof(v));
+      break;
+    case WeightDecode::kBf16: {
+      std::uint16_t h;
+      std::memcpy(&h, row + 2 * c, sizeof(h));
+      const std::uint32_t bits = static_cast<std::uint32_t>(h) << 16;
+      std::memcpy(&v, &bits, sizeof(v));
+      break;
+    }
+    case WeightDecode::kF16: {
+      std::uint16_t h;
+      std::memcpy(&h, row + 2 * c, sizeof(h));
+      v = HalfToFloat(h);
+      break;
+    }
+    case WeightDecode::kViaF16:
+    case WeightDecode::kInt8:
+      v = p.fast_value[row[c]];
+      break;
+    case WeightDecode::kNibble:
+      v = p.fast_value[(row[c / 2] >> (4 * (c & 1))) & 0xF];
+      break;
+  }
+  return v * Multiplier(p, r, c >> p.segment_shift);
+}
+
+// Decodes the chunk of a row that starts at column c into kVecs vectors of
+// fast values (not yet multiplied).
+template <WeightDecode K>
+struct Decoder {
+  static constexpr std::size_t kVecs = K == WeightDecode::kNibble ? 2 : 1;
+
+  template <class D>
+  static HWY_INLINE void Decode(D d, const GemvParams& p, const std::uint8_t* row, std::size_t c,
+                                hn::Vec<D>* w) {
+    if constexpr (K == WeightDecode::kF32) {
+      w[0] = hn::LoadU(d, reinterpret_cast<const float*>(row) + c);
+    } else if constexpr (K == WeightDecode::kBf16) {
+      const hn::Rebind<std::uint16_t, D> d16;
+      const hn::Rebind<std::uint32_t, D> d32;
+      const auto u =
+          hn::PromoteTo(d32, hn::LoadU(d16, reinterpret_cast<const std::uint16_t*>(row) + c));
+      w[0] = hn::BitCast(d, hn::ShiftLeft<16>(u));
+    } else if constexpr (K == WeightDecode::kF16) {
+      const hn::Rebind<hwy::float16_t, D> dh;
+      w[0] = hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row) + c));
+    } else if constexpr (K == WeightDecode::kViaF16) {
+      const hn::Rebind<std::uint8_t, D> d8;
+      const hn::Rebind<std::uint16_t, D> d16;
+      const hn::Rebind<hwy::float16_t, D> dh;
+      const auto b = hn::PromoteTo(d16, hn::LoadU(d8, row + c));
+      const auto bits = hn::Or(hn::And(hn::ShiftLeft<8>(b), hn::Set(d16, 0x8000)),
+                               hn::ShiftLeftSame(hn::And(b, hn::Set(d16, 0x7F)), p.f16_shift));
+      w[0] = hn::PromoteTo(d, hn::BitCast(dh, bits));
+    } else if constexpr (K == WeightDecode::kInt8) {
+      const hn::Rebind<std::int8_t, D> d8;
+      const hn::Rebind<std::int32_t, D> d32;
+      w[0] = hn::ConvertTo(
+          d, hn::PromoteTo(d32, hn::LoadU(d8, reinterpret_cast<const std::int8_t*>(row) + c)));
+    } else {
+      // Lanes(d) bytes hold the chunk's 2 * Lanes(d) nibbles: low nibbles are
+      // the even columns, high nibbles the odd ones.
+      const hn::Rebind<std::uint8_t, D> d8;
+      const auto bytes = hn::LoadU(d8, row + c / 2);
+#if LOWP_GEMV_LANE_TABLE
+      // 16 lanes: the fast values form one vector, indexed by the nibbles.
+      const hn::RebindToUnsigned<D> du;
+      const hn::RebindToSigned<D> di;
+      const auto wide = hn::PromoteTo(du, bytes);
+      const auto table = hn::LoadU(d, p.fast_value);
+      w[0] = hn::TableLookupLanes(
+          table, hn::IndicesFromVec(d, hn::BitCast(di, hn::And(wide, hn::Set(du, 0xFu)))));
+      w[1] = hn::TableLookupLanes(table,
+                                  hn::IndicesFromVec(d, hn::BitCast(di, hn::ShiftRight<4>(wide))));
+#else
+      const hn::Rebind<std::int8_t, D> di8;
+      const hn::Rebind<std::int32_t, D> d32;
+      const auto lo = hn::And(bytes, hn::Set(d8, 0x0F));
+      const auto hi = hn::ShiftRight<4>(bytes);
+#if HWY_TARGET == HWY_SCALAR
+      // One lane: the table lookup is a scalar load.
+      const auto vlo = hn::Set(di8, p.nibble_table[hn::GetLane(lo)]);
+      const auto vhi = hn::Set(di8, p.nibble_table[hn::GetLane(hi)]);
+#else
+      const hn::Full128<std::int8_t> dt;
+      const auto table = hn::LoadU(dt, p.nibble_table);
+      const auto vlo = hn::BitCast(di8, hn::TableLookupBytes(table, lo));
+      const auto vhi = hn::BitCast(di8, hn::TableLookupBytes(table, hi));
+#endif
+      w[0] = hn::ConvertTo(d, hn::PromoteTo(d32, vlo));
+      w[1] = hn::ConvertTo(d, hn::PromoteTo(d32, vhi));
+#endif
+    }
+  }
+};
+
+// The vector tag of a decode. Byte-shuffle nibble chunks use at most 8 fp32
+// lanes, so that a chunk (16 columns) fits in an NVFP4 block; lane-table
+// chunks are 32 columns, whose two halves may have their own multipliers.
+template <WeightDecode K>
+using TagFor = std::conditional_t<K == WeightDecode::kNibble && !LOWP_GEMV_LANE_TABLE,
+                                  hn::CappedTag<float, 8>, hn::ScalableTag<float>>;
+
+template <WeightDecode K>
+HWY_INLINE std::size_t ChunkOf() {
+  return Decoder<K>::kVecs * hn::Lanes(TagFor<K>());
+}
+
+// Columns a segment must be a multiple of.
+template <WeightDecode K>
+HWY_INLINE std::size_t SegmentQuantumOf() {
+  if constexpr (K == WeightDecode::kNibble && LOWP_GEMV_LANE_TABLE) {
+    return ChunkOf<K>() / 2;
+  }
+  return ChunkOf<K>();
+}
+
+// The multipliers of the chunk at column c of row r, per lane.
+template <WeightDecode K, class D>
+HWY_INLINE hn::Vec<D> MultiplierVec(D d, const GemvParams& p, std::size_t r, std::size_t c) {
+  if constexpr (K == WeightDecode::kNibble && LOWP_GEMV_LANE_TABLE) {
+    // Lanes 0-7 (of both halves) are columns c..c+15, lanes 8-15 the next 16.
+    const std::size_t half = ChunkOf<K>() / 2;
+    if ((std::size_t{1} << p.segment_shift) == half) {
+      const std::size_t s = c >> p.segment_shift;
+      return hn::IfThenElse(hn::FirstN(d, hn::Lanes(d) / 2), hn::Set(d, Multiplier(p, r, s)),
+                            hn::Set(d, Multiplier(p, r, s + 1)));
+    }
+  }
+  return hn::Set(d, Multiplier(p, r, c >> p.segment_shift));
+}
+
+// Fused path for NR activation rows. kRowScale: one multiplier per row,
+// applied to the row's vector sum instead of to every chunk.
+template <WeightDecode K, std::size_t NR, bool kRowScale>
+HWY_NOINLINE void FusedRows(const GemvParams& p, const float* x, std::size_t ldx, float* y,
+                            std::size_t ldy, std::size_t r0, std::size_t r1) {
+  const TagFor<K> d;
+  using V = hn::Vec<decltype(d)>;
+  constexpr std::size_t kVecs = Decoder<K>::kVecs;
+  const std::size_t lanes = hn::Lanes(d);
+  const std::size_t chunk = kVecs * lanes;
+  const std::size_t vector_end = p.cols - p.cols % chunk;
+  for (std::size_t r = r0; r < r1; ++r) {
+    const std::uint8_t* row = p.codes + r * p.row_bytes;
+    V acc[NR][2];
+    for (std::size_t j = 0; j < NR; ++j) acc[j][0] = acc[j][1] = hn::Zero(d);
+    std::size_t c = 0;
+    // Two chunks per iteration, the second into the other accumulator.
+    for (; c + 2 * chunk <= vector_end; c += 2 * chunk) {
+      V w[2 * kVecs];
+      Decoder<K>::Decode(d, p, row, c, w);
+      Decoder<K>::Decode(d, p, row, c + chunk, w + kVecs);
+      if constexpr (!kRowScale) {
+        const V m0 = MultiplierVec<K>(d, p, r, c), m1 = MultiplierVec<K>(d, p, r, c + chunk);
+        for (std::size_t v = 0; v < kVecs; ++v) {
+          w[v] = hn::Mul(w[v], m0);
+          w[kVecs + v] = hn::Mul(w[kVecs + v], m1);
+        }
+      }
+      for (std::size_t v = 0; v < 2 * kVecs; ++v) {
+        for (std::size_t j = 0; j < NR; ++j) {
+          V& a = acc[j][v & 1];
+          a = hn::MulAdd(w[v], hn::LoadU(d, x + j * ldx + c + v * lanes), a);
+        }
+      }
+    }
+    if (c < vector_end) {
+      V w[kVecs];
+      Decoder<K>::Decode(d, p, row, c, w);
+      if constexpr (!kRowScale) {
+        const V m = MultiplierVec<K>(d, p, r, c);
+        for (std::size_t v = 0; v < kVecs; ++v) w[v] = hn::Mul(w[v], m);
+      }
+      for (std::size_t v = 0; v < kVecs; ++v) {
+        for (std::size_t j = 0; j < NR; ++j) {
+          V& a = acc[j][v & 1];
+          a = hn::MulAdd(w[v], hn::LoadU(d, x + j * ldx + c + v * lanes), a);
+        }
+      }
+    }
+    const float row_multiplier = kRowScale ? Multiplier(p, r, 0) : 1.0f;
+    for (std::size_t j = 0; j < NR; ++j) {
+      float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[j][0], acc[j][1])));
+      if constexpr (kRowScale) sum *= row_multiplier;
+      for (std::size_t t = vector_end; t < p.cols; ++t) {
+        sum += ScalarWeight(p, row, r, t) * x[j * ldx + t];
+      }
+      y[j * ldy + r] = sum;
+    }
+  }
+}
+
+// Decodes rows [r, r + count) into tile (cols values per row, ld apart).
+template <WeightDecode K>
+HWY_NOINLINE void DecodeRows(const GemvParams& p, std::size_t r, std::size_t count, float* tile,
+                             std::size_t ld) {
+  const TagFor<K> d;
+  using V = hn::Vec<decltype(d)>;
+  constexpr std::size_t kVecs = Decoder<K>::kVecs;
+  const std::size_t lanes = hn::Lanes(d);
+  const std::size_t chunk = kVecs * lanes;
+  const std::size_t vector_end = p.cols - p.cols % chunk;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::uint8_t* row = p.codes + (r + i) * p.row_bytes;
+    float* out = tile + i * ld;
+    for (std::size_t c = 0; c < vector_end; c += chunk) {
+      V w[kVecs];
+      Decoder<K>::Decode(d, p, row, c, w);
+      const V m = MultiplierVec<K>(d, p, r + i, c);
+      for (std::size_t v = 0; v < kVecs; ++v) hn::StoreU(hn::Mul(w[v], m), d, out + c + v * lanes);
+    }
+    for (std::size_t c = vector_end; c < p.cols; ++c) out[c] = ScalarWeight(p, row, r + i, c);
+  }
+}
+
+// y[j * ldy + i] = tile row i . x row j for i < MR, j < NR.
+template <std::size_t MR, std::size_t NR>
+HWY_INLINE void TileBlock(const float* tile, std::size_t ld, std::size_t cols, const float* x,
+                          std::size_t ldx, float* y, std::size_t ldy) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  const std::size_t lanes = hn::Lanes(d);
+  const std::size_t vector_end = cols - cols % lanes;
+  V acc[MR][NR];
+  for (std::size_t i = 0; i < MR; ++i) {
+    for (std::size_t j = 0; j < NR; ++j) acc[i][j] = hn::Zero(d);
+  }
+  for (std::size_t k = 0; k < vector_end; k += lanes) {
+    V w[MR];
+    for (std::size_t i = 0; i < MR; ++i) w[i] = hn::LoadU(d, tile + i * ld + k);
+    for (std::size_t j = 0; j < NR; ++j) {
+      const V xv = hn::LoadU(d, x + j * ldx + k);
+      for (std::size_t i = 0; i < MR; ++i) acc[i][j] = hn::MulAdd(w[i], xv, acc[i][j]);
+    }
+  }
+  for (std::size_t i = 0; i < MR; ++i) {
+    for (std::size_t j = 0; j < NR; ++j) {
+      float sum = hn::GetLane(hn::SumOfLanes(d, acc[i][j]));
+      for (std::size_t c = vector_end; c < cols; ++c) sum += tile[i * ld + c] * x[j * ldx + c];
+      y[j * ldy + i] = sum;
+    }
+  }
+}
+
+template <std::size_t MR>
+HWY_NOINLINE void TileRowsTimesX(const float* tile, std::size_t ld, std::size_t cols,
+                                 const float* x, std::size_t n, std::size_t ldx, float* y,
+                                 std::size_t ldy) {
+  std::size_t j = 0;
+  for (; j + kTileCols <= n; j += kTileCols) {
+    TileBlock<MR, kTileCols>(tile, ld, cols, x + j * ldx, ldx, y + j * ldy, ldy);
+  }
+  for (; j < n; ++j) TileBlock<MR, 1>(tile, ld, cols, x + j * ldx, ldx, y + j * ldy, ldy);
+}
+
+HWY_INLINE void TileTimesX(const float* tile, std::size_t ld, std::size_t count, std::size_t cols,
+                           const float* x, std::size_t n, std::size_t ldx, float* y,
+                           std::size_t ldy) {
+  static_assert(kTileRows == 4);
+  switch (count) {
+    case 4:
+      return TileRowsTimesX<4>(tile, ld, cols, x, n, ldx, y, ldy);
+    case 3:
+      return TileRowsTimesX<3>(tile, ld, cols, x, n, ldx, y, ldy);
+    case 2:
+      return TileRowsTimesX<2>(tile, ld, cols, x, n, ldx, y, ldy);
+    default:
+      return TileRowsTimesX<1>(tile, ld, cols, x, n, ldx, y, ldy);
+  }
+}
+
+template <WeightDecode K, bool kRowScale>
+void FusedOf(const GemvParams& p, const float* x, std::size_t n, std::size_t ldx, float* y,
+             std::size_t ldy, std::size_t r0, std::size_t r1) {
+  switch (n) {
+    case 1:
+      return FusedRows<K, 1, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+    case 2:
+      return FusedRows<K, 2, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+    case 3:
+      return FusedRows<K, 3, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+    case 4:
+      return FusedRows<K, 4, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+    default:
+      return;
+  }
+}
+
+template <WeightDecode K>
+void PackedGemmOf(const GemvParams& p, const float* x, std::size_t n, std::size_t ldx, float* y,
+                  std::size_t ldy, std::size_t r0, std::size_t r1) {
+  if (n <= 4) {
+    if (p.scale == ScaleSource::kRow) return FusedOf<K, true>(p, x, n, ldx, y, ldy, r0, r1);
+    return FusedOf<K, false>(p, x, n, ldx, y, ldy, r0, r1);
+  }
+  std::vector<float> tile(kTileRows * p.cols);
+  for (std::size_t r = r0; r < r1; r += kTileRows) {
+    const std::size_t count = r1 - r < kTileRows ? r1 - r : kTileRows;
+    DecodeRows<K>(p, r, count, tile.data(), p.cols);
+    TileTimesX(tile.data(), p.cols, count, p.cols, x, n, ldx, y + r, ldy);
+  }
+}
+
+void PackedGemm(const GemvParams& p, const float* x, std::size_t n, std::size_t ldx, float* y,
+                std::size_t ldy, std::size_t r0, std::size_t r1) {
+  switch (p.decode) {
+    case WeightDecode::kF32:
+      return PackedGemmOf<WeightDecode::kF32>(p, x, n, ldx, y, ldy, r0, r1);
+    case WeightDecode::kBf16:
+      return PackedGemmOf<WeightDecode::kBf16>(p, x, n, ldx, y, ldy, r0, r1);
+    case WeightDecode::kF16:
+      return PackedGemmOf<WeightDecode::kF16>(p, x, n, ldx, y, ldy, r0, r1);
+    case WeightDecode::kViaF16:
+      return PackedGemmOf<WeightDecode::kViaF16>(p, x, n, ldx, y, ldy, r0, r1);
+    case WeightDecode::kInt8:
+      return PackedGemmOf<WeightDecode::kInt8>(p, x, n, ldx, y, ldy, r0, r1);
+    case WeightDecode::kNibble:
+      return PackedGemmOf<WeightDecode::kNibble>(p, x, n, ldx, y, ldy, r0, r1);
+  }
+}
+
+void DenseGemm(FillRow fill, const void* ctx, std::size_t cols, const float* x, std::size_t n,
+               std::size_t ldx, float* y, std::size_t ldy, std::size_t r0, std::size_t r1) {
+  std::vector<float> tile(kTileRows * cols);
+  for (std::size_t r = r0; r < r1; r += kTileRows) {
+    const std::size_t count = r1 - r < kTileRows ? r1 - r : kTileRows;
+    for (std::size_t i = 0; i < count; ++i) fill(ctx, r + i, tile.data() + i * cols);
+    TileTimesX(tile.data(), cols, count, cols, x, n, ldx, y + r, ldy);
+  }
+}
+
+std::size_t GemvChunk(WeightDecode decode) {
+  switch (decode) {
+    case WeightDecode::kNibble:
+      return ChunkOf<WeightDecode::kNibble>();
+    default:
+      return ChunkOf<WeightDecode::kF32>();
+  }
+}
+
+std::size_t GemvSegmentQuantum(WeightDecode decode) {
+  switch (decode) {
+    case WeightDecode::kNibble:
+      return SegmentQuantumOf<WeightDecode::kNibble>();
+    default:
+      return SegmentQuantumOf<WeightDecode::kF32>();
+  }
+}
+
+}  // namespace lowp::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // LOWP_KERNELS_GEMV_INL_H_
