@@ -108,6 +108,26 @@ py::array dequantize_array(const PackedTensor& t) {
   return adopt(std::move(out), t.shape);
 }
 
+template <typename Code>
+py::array unpacked_codes_as(const PackedTensor& t) {
+  std::vector<Code> codes(t.element_count());
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    codes[i] = static_cast<Code>(unpack_code(t.format.element.bits, t.elements, i));
+  }
+  const std::int64_t shape[] = {static_cast<std::int64_t>(t.rows()),
+                                static_cast<std::int64_t>(t.row_length())};
+  return adopt(std::move(codes), shape);
+}
+
+// The element codes of the blocked view, code_bytes(element) wide.
+py::array unpacked_codes(const PackedTensor& t) {
+  switch (code_bytes(t.format.element)) {
+    case 1: return unpacked_codes_as<std::uint8_t>(t);
+    case 2: return unpacked_codes_as<std::uint16_t>(t);
+    default: return unpacked_codes_as<std::uint32_t>(t);
+  }
+}
+
 py::tuple shape_tuple(const PackedTensor& t) {
   py::tuple shape(t.shape.size());
   for (std::size_t i = 0; i < t.shape.size(); ++i) shape[i] = t.shape[i];
@@ -180,20 +200,9 @@ shape and layout.)doc")
           "nbytes", [](const PackedTensor& t) { return t.elements.size() + t.scales.size(); },
           "Stored bytes: elements plus scales (NVFP4's 4-byte tensor scale not counted).")
       .def(
-          "codes",
-          [](const PackedTensor& t) {
-            // Element codes unpacked, in the blocked view: [rows, row_length].
-            std::vector<std::uint8_t> codes(t.element_count());
-            for (std::size_t i = 0; i < codes.size(); ++i) {
-              codes[i] =
-                  static_cast<std::uint8_t>(unpack_code(t.format.element.bits, t.elements, i));
-            }
-            const std::int64_t shape[] = {static_cast<std::int64_t>(t.rows()),
-                                          static_cast<std::int64_t>(t.row_length())};
-            return adopt(std::move(codes), shape);
-          },
-          "The element codes unpacked, one uint8 each, as a [rows, row_length] array of the "
-          "blocked view (the block axis last).")
+          "codes", &unpacked_codes,
+          "The element codes unpacked, as a [rows, row_length] array of the blocked view (the "
+          "block axis last): uint8 for elements of up to 8 bits, uint16 up to 16, else uint32.")
       .def("dequantize", &dequantize_array,
            "The values as a new float32 array of the tensor's shape (NaN for blocks with a NaN "
            "scale).")

@@ -253,6 +253,10 @@ def test_packed_tensor_object():
     codes = t.codes()
     assert codes.shape == (4, 64)
     assert np.array_equal(t.elements, codes.ravel()[0::2] | (codes.ravel()[1::2] << 4))
+    # Wider elements: 16-bit codes, little-endian in the stream.
+    wide = lowp.quantize(x, "mx:fp16:8")
+    assert wide.codes().dtype == np.uint16
+    assert np.array_equal(wide.codes().ravel(), wide.elements.view("<u2"))
     # From parts, and through pickle.
     again = lowp.PackedTensor("mxfp4", [4, 64], t.elements, t.scales, axis=-1)
     assert_same_bits(again.dequantize(), t.dequantize())
