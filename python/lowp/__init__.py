@@ -52,3 +52,13 @@ __all__ = [
 for _name in ("Error", "Model", "PackedTensor"):
     globals()[_name].__module__ = __name__
 del _name
+
+
+def __getattr__(name):
+    # `lowp.torch` after a plain `import lowp`: the PyTorch subpackage is imported
+    # on first use only, so that `import lowp` never needs torch.
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -372,6 +372,10 @@ def test_import_without_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "56"
+    # lowp.torch is imported on first use, and says so when torch is missing.
+    code = "import sys; sys.modules['torch'] = None; import lowp; lowp.torch"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
+    assert r.returncode != 0 and "ImportError" in r.stderr or "ModuleNotFoundError" in r.stderr, r.stderr
 
 
 def test_docstrings():
