@@ -193,13 +193,14 @@ tensor as float32, like read()).)doc")
       .def_property_readonly("metadata", &Model::metadata,
                              "The file's metadata as a dict of str to str (arrays rendered as "
                              "JSON-like text).")
-      .def("names", &Model::names, "The tensor names, in file order.")
+      .def("names", &Model::names, "names() -> list[str]\n\nThe tensor names, in file order.")
       .def(
           "info",
           [](const Model& model, const std::string& name) {
             return Model::info_dict(model.info(name));
           },
-          py::arg("name"), "The dict of one tensor (see .tensors). KeyError if absent.")
+          py::arg("name"),
+          "info(name) -> dict\n\nThe dict of one tensor (see .tensors). KeyError if absent.")
       .def("read", &Model::read, py::arg("name"),
            R"doc(read(name) -> numpy.ndarray
 
@@ -207,7 +208,8 @@ The tensor's values as a new float32 array of its shape, decoded exactly as
 its file format defines them (ggml's dequantization for GGUF block types,
 lowp's for lowp's packed formats). KeyError if there is no such tensor;
 lowp.Error if the tensor does not hold real numbers (e.g. integers).)doc")
-      .def("raw", &Model::raw, py::arg("name"), "The tensor's stored bytes, as a new uint8 array.")
+      .def("raw", &Model::raw, py::arg("name"),
+           "raw(name) -> numpy.ndarray\n\nThe tensor's stored bytes, as a new uint8 array.")
       .def("__getitem__", &Model::read, py::arg("name"))
       .def("__contains__", &Model::contains, py::arg("name"))
       .def("__len__", &Model::size)

@@ -1,7 +1,6 @@
 // lowp.quantize and lowp.PackedTensor: block-quantized tensors in packed
 // storage (lowp/block/tensor.h), with their bytes as numpy arrays.
 #include <cstdint>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,9 +53,13 @@ PackedTensor quantize_array(py::handle x, const std::string& format, std::option
 }
 
 std::vector<std::uint8_t> bytes_of(py::handle a, const char* what) {
+  if (py::isinstance<py::bytes>(a)) {
+    const std::string text = a.cast<std::string>();
+    return {text.begin(), text.end()};
+  }
   py::array arr = py::array::ensure(a);
   if (!arr || arr.dtype().kind() != 'u' || arr.dtype().itemsize() != 1) {
-    throw Error(std::string(what) + ": expected a uint8 array");
+    throw Error(std::string(what) + ": expected a uint8 array or bytes");
   }
   auto c = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>::ensure(arr);
   return {c.data(), c.data() + c.size()};
@@ -172,7 +175,10 @@ shape and layout.)doc")
       .def(py::init(&from_parts), py::arg("format"), py::arg("shape"), py::arg("elements"),
            py::arg("scales"), py::kw_only(), py::arg("axis") = -1, py::arg("tensor_scale") = 1.0f,
            py::arg("block") = py::none(),
-           "Builds a PackedTensor from its parts (copied), checking their sizes.")
+           "PackedTensor(format, shape, elements, scales, *, axis=-1, tensor_scale=1.0, "
+           "block=None)\n\n"
+           "Builds a PackedTensor from its parts (copied: uint8 arrays or bytes), checking "
+           "that their sizes fit the format and shape.")
       .def_property_readonly(
           "format", [](const PackedTensor& t) { return block_format_name(t.format); },
           "The block format's name, e.g. 'mxfp4' or 'mx:int4:16'.")
@@ -199,12 +205,13 @@ shape and layout.)doc")
       .def_property_readonly(
           "nbytes", [](const PackedTensor& t) { return t.elements.size() + t.scales.size(); },
           "Stored bytes: elements plus scales (NVFP4's 4-byte tensor scale not counted).")
-      .def(
-          "codes", &unpacked_codes,
-          "The element codes unpacked, as a [rows, row_length] array of the blocked view (the "
-          "block axis last): uint8 for elements of up to 8 bits, uint16 up to 16, else uint32.")
+      .def("codes", &unpacked_codes,
+           "codes() -> numpy.ndarray\n\nThe element codes unpacked, as a [rows, row_length] array "
+           "of the blocked view (the "
+           "block axis last): uint8 for elements of up to 8 bits, uint16 up to 16, else uint32.")
       .def("dequantize", &dequantize_array,
-           "The values as a new float32 array of the tensor's shape (NaN for blocks with a NaN "
+           "dequantize() -> numpy.ndarray\n\nThe values as a new float32 array of the tensor's "
+           "shape (NaN for blocks with a NaN "
            "scale).")
       .def(
           "__array__",
@@ -215,7 +222,8 @@ shape and layout.)doc")
                        : py::array(values.attr("astype")(dtype, py::arg("copy") = false));
           },
           py::arg("dtype") = py::none(), py::arg("copy") = py::none(),
-          "np.asarray(t): the dequantized values.")
+          "__array__(dtype=None, copy=None) -> numpy.ndarray\n\nnp.asarray(t): the dequantized "
+          "values.")
       .def("__repr__", &repr)
       .def(py::pickle(
           [](const PackedTensor& t) {
@@ -227,15 +235,8 @@ shape and layout.)doc")
           },
           [](const py::tuple& s) {
             if (s.size() != 6) throw Error("PackedTensor: bad pickled state");
-            auto bytes = [](py::handle b) {
-              const std::string text = b.cast<std::string>();
-              py::array_t<std::uint8_t> a(static_cast<py::ssize_t>(text.size()));
-              std::memcpy(a.mutable_data(), text.data(), text.size());
-              return a;
-            };
             return from_parts(s[0].cast<std::string>(), s[1].cast<std::vector<std::int64_t>>(),
-                              bytes(s[2]), bytes(s[3]), s[4].cast<int>(), s[5].cast<float>(),
-                              std::nullopt);
+                              s[2], s[3], s[4].cast<int>(), s[5].cast<float>(), std::nullopt);
           }));
 
   m.def(

@@ -260,6 +260,10 @@ def test_packed_tensor_object():
     # From parts, and through pickle.
     again = lowp.PackedTensor("mxfp4", [4, 64], t.elements, t.scales, axis=-1)
     assert_same_bits(again.dequantize(), t.dequantize())
+    from_bytes = lowp.PackedTensor("mxfp4", (4, 64), t.elements.tobytes(), t.scales.tobytes())
+    assert_same_bits(from_bytes.dequantize(), t.dequantize())
+    with pytest.raises(lowp.Error, match="elements: expected a uint8 array or bytes"):
+        lowp.PackedTensor("mxfp4", [4, 64], t.elements.astype(np.int16), t.scales)
     restored = pickle.loads(pickle.dumps(t))
     assert repr(restored) == repr(t)
     assert_same_bits(restored.dequantize(), t.dequantize())
