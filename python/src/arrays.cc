@@ -57,6 +57,17 @@ py::dtype code_dtype(const Format& f) {
   }
 }
 
+void apply_block_size(BlockFormat& f, std::optional<int> block, std::span<const std::int64_t> shape,
+                      int axis) {
+  if (!block) return;
+  const std::int64_t length = shape.empty() ? 1 : shape[static_cast<std::size_t>(axis)];
+  if (*block < 1 || *block > length) {
+    throw Error("block " + std::to_string(*block) + " must be between 1 and the length of axis " +
+                std::to_string(axis) + " (" + std::to_string(length) + ")");
+  }
+  f.block_size = *block;
+}
+
 Rounding parse_rounding(const std::string& name) {
   if (name == "rne") return Rounding::kNearestEven;
   if (name == "away") return Rounding::kNearestAway;

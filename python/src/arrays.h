@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -62,6 +63,11 @@ py::array_t<T> adopt(std::vector<T>&& values, std::span<const std::int64_t> shap
 // The numpy dtype that holds codes of `f`: uint8 up to 8 bits, uint16 up to 16,
 // else uint32.
 py::dtype code_dtype(const Format& f);
+
+// Sets f.block_size from the user's `block` (if given), checked as the CLI's
+// --block is: 1 <= block <= the length of `axis` (already normalized) of `shape`.
+void apply_block_size(BlockFormat& f, std::optional<int> block, std::span<const std::int64_t> shape,
+                      int axis);
 
 // "rne", "away", "zero" or "stochastic" (the CLI's --round).
 Rounding parse_rounding(const std::string& name);

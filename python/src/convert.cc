@@ -186,15 +186,7 @@ py::array fake_quant_array(py::handle x, const std::string& format, std::optiona
   // Block quantization reads fp32 values; float64 input is rounded to fp32 first.
   const FloatInput in = float_input(x, "x", /*want_f32=*/true);
   const int resolved_axis = normalize_axis(axis, in.shape.size());
-  const std::int64_t length =
-      in.shape.empty() ? 1 : in.shape[static_cast<std::size_t>(resolved_axis)];
-  if (block) {
-    if (*block < 1 || *block > length) {
-      throw Error("block " + std::to_string(*block) + " must be between 1 and the length of axis " +
-                  std::to_string(resolved_axis) + " (" + std::to_string(length) + ")");
-    }
-    block_format.block_size = *block;
-  }
+  apply_block_size(block_format, block, in.shape, resolved_axis);
   std::vector<float> out;
   {
     py::gil_scoped_release release;

@@ -1,6 +1,7 @@
 // lowp.quantize and lowp.PackedTensor: block-quantized tensors in packed
 // storage (lowp/block/tensor.h), with their bytes as numpy arrays.
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,15 +40,7 @@ PackedTensor quantize_array(py::handle x, const std::string& format, std::option
   opt.flush_subnormals = flush_subnormals;
   const FloatInput in = float_input(x, "x", /*want_f32=*/true);
   const int resolved_axis = normalize_axis(axis, in.shape.size());
-  const std::int64_t length =
-      in.shape.empty() ? 1 : in.shape[static_cast<std::size_t>(resolved_axis)];
-  if (block) {
-    if (*block < 1 || *block > length) {
-      throw Error("block " + std::to_string(*block) + " must be between 1 and the length of axis " +
-                  std::to_string(resolved_axis) + " (" + std::to_string(length) + ")");
-    }
-    f.block_size = *block;
-  }
+  apply_block_size(f, block, in.shape, resolved_axis);
   py::gil_scoped_release release;
   return quantize(f, in.f32(), in.shape, resolved_axis, opt);
 }
@@ -72,8 +65,15 @@ PackedTensor from_parts(const std::string& format, const std::vector<std::int64_
                         std::optional<int> block) {
   PackedTensor t;
   t.format = block_format_of(format, block);
+  // The element count must not overflow (the library multiplies the dimensions).
+  std::size_t count = 1;
   for (std::int64_t d : shape) {
     if (d < 0) throw Error("negative dimension " + std::to_string(d) + " in shape");
+    const auto size = static_cast<std::size_t>(d);
+    if (size != 0 && count > std::numeric_limits<std::size_t>::max() / size) {
+      throw Error("shape: too many elements");
+    }
+    count *= size;
   }
   t.shape = shape;
   t.axis = normalize_axis(axis, shape.size());

@@ -273,6 +273,10 @@ def test_packed_tensor_object():
     assert_same_bits(pickle.loads(pickle.dumps(n)).dequantize(), n.dequantize())
     with pytest.raises(lowp.Error, match="elements: 127 bytes, but mxfp4 needs 128"):
         lowp.PackedTensor("mxfp4", [4, 64], t.elements[:127], t.scales)
+    with pytest.raises(lowp.Error, match="shape: too many elements"):
+        lowp.PackedTensor("mxfp4", [1 << 40, 1 << 40], t.elements, t.scales)
+    with pytest.raises(lowp.Error, match="negative dimension"):
+        lowp.PackedTensor("mxfp4", [4, -64], t.elements, t.scales)
     with pytest.raises(lowp.Error, match="scales: 7 bytes"):
         lowp.PackedTensor("mxfp4", [4, 64], t.elements, t.scales[:7])
 
