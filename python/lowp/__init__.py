@@ -17,22 +17,29 @@ MX format "mx:<element>:<k>". The PyTorch part is the subpackage lowp.torch
 (imported separately; it needs torch).
 """
 
-from ._lowp import (
-    Error,
-    __version__,
-    Model,
-    PackedTensor,
-    decode,
-    encode,
-    fake_quant,
-    format_info,
-    formats,
-    open_model,
-    quantize,
-    quantize_model,
-)
-
-
+try:
+    from ._lowp import (
+        Error,
+        __version__,
+        Model,
+        PackedTensor,
+        decode,
+        encode,
+        fake_quant,
+        format_info,
+        formats,
+        open_model,
+        quantize,
+        quantize_model,
+    )
+except ModuleNotFoundError as e:
+    if e.name != __name__ + "._lowp":
+        raise
+    raise ImportError(
+        "lowp: the extension module lowp._lowp is not built. Build lowp with CMake "
+        "(cmake --preset release && cmake --build --preset release; it needs pybind11-dev, "
+        "python3-dev and python3-numpy), then install it (cmake --install build --component "
+        "python) or put build/python on PYTHONPATH") from e
 
 __all__ = [
     "Error",
@@ -52,7 +59,6 @@ __all__ = [
 for _name in ("Error", "Model", "PackedTensor"):
     globals()[_name].__module__ = __name__
 del _name
-
 
 def __getattr__(name):
     # `lowp.torch` after a plain `import lowp`: the PyTorch subpackage is imported

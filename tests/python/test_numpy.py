@@ -383,7 +383,16 @@ def test_import_without_torch():
     # lowp.torch is imported on first use, and says so when torch is missing.
     code = "import sys; sys.modules['torch'] = None; import lowp; lowp.torch"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
-    assert r.returncode != 0 and "ImportError" in r.stderr or "ModuleNotFoundError" in r.stderr, r.stderr
+    assert r.returncode != 0 and ("ImportError" in r.stderr or "ModuleNotFoundError" in r.stderr), r.stderr
+
+
+def test_missing_extension_says_how_to_build_it(tmp_path):
+    (tmp_path / "lowp").mkdir()
+    (tmp_path / "lowp" / "__init__.py").write_text(open(lowp.__file__).read())
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import lowp"
+    r = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "ImportError: lowp: the extension module lowp._lowp is not built" in r.stderr, r.stderr
 
 
 def test_docstrings():
