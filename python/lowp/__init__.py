@@ -1,0 +1,70 @@
+"""lowp: exact low-precision number formats for deep learning, for numpy.
+
+The C++ core of lowp (the same code as the ``lowp`` command-line tool, with the
+same results bit for bit) over numpy arrays:
+
+  formats(), format_info(name)       the registered formats and their properties
+  encode(x, format, ...)             real numbers -> codes (uint8/uint16/uint32)
+  decode(codes, format, ...)         codes -> exact values (float32)
+  fake_quant(x, format, ...)         quantize then dequantize (scalar or block formats)
+  quantize(x, format, ...)           -> PackedTensor: MX / NVFP4 in packed bytes
+  open_model(path)                   -> Model: tensors of safetensors/GGUF/ONNX/npy/npz files
+  quantize_model(input, output, format, ...)   a whole model file, tensor by tensor
+
+Errors are lowp.Error, a subclass of ValueError, with a one-line message.
+Format names: see formats() and docs/formats.md; any minifloat is "eXmY", any
+MX format "mx:<element>:<k>". The PyTorch part is the subpackage lowp.torch
+(imported separately; it needs torch).
+"""
+
+try:
+    from ._lowp import (
+        Error,
+        __version__,
+        Model,
+        PackedTensor,
+        decode,
+        encode,
+        fake_quant,
+        format_info,
+        formats,
+        open_model,
+        quantize,
+        quantize_model,
+    )
+except ModuleNotFoundError as e:
+    if e.name != __name__ + "._lowp":
+        raise
+    raise ImportError(
+        "lowp: the extension module lowp._lowp is not built. Build lowp with CMake "
+        "(cmake --preset release && cmake --build --preset release; it needs pybind11-dev, "
+        "python3-dev and python3-numpy), then install it (cmake --install build --component "
+        "python) or put build/python on PYTHONPATH") from e
+
+__all__ = [
+    "Error",
+    "Model",
+    "PackedTensor",
+    "decode",
+    "encode",
+    "fake_quant",
+    "format_info",
+    "formats",
+    "open_model",
+    "quantize",
+    "quantize_model",
+]
+
+# The extension's types show (and pickle) as lowp.X, where users find them.
+for _name in ("Error", "Model", "PackedTensor"):
+    globals()[_name].__module__ = __name__
+del _name
+
+def __getattr__(name):
+    # `lowp.torch` after a plain `import lowp`: the PyTorch subpackage is imported
+    # on first use only, so that `import lowp` never needs torch.
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

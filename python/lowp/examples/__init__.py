@@ -1,0 +1,1 @@
+"""Examples built on lowp (run with python -m lowp.examples.<name>)."""
