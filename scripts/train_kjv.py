@@ -182,23 +182,29 @@ def train(args, train_data, val_data):
                 line["val_probe"] = round(windowed_loss(model, val_probe)[0], 4)
             history.append(line)
             print(json.dumps(line), flush=True)
+        if args.partial_every and (step + 1) % args.partial_every == 0 and step + 1 < args.steps:
+            # A fallback if the run has to be cut short (lr not yet decayed).
+            charlm.save_safetensors(model, os.path.join(args.out, "model.partial.safetensors"))
     return model, time.time() - t0, run, history
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "kjv-char"))
-    ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=2200)
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--lr-floor", type=float, default=0.1, help="final lr / peak lr")
-    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--log-every", type=int, default=10)
-    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads; 1 on a shared 2-core machine (2 was ~5x slower there)")
+    ap.add_argument("--log-every", type=int, default=25)
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--partial-every", type=int, default=200,
+                    help="save OUT/model.partial.safetensors every N steps (0: never)")
     ap.add_argument("--eval-only", action="store_true", help="evaluate OUT/model.safetensors")
     ap.add_argument("--sample", metavar="PROMPT", help="generate from OUT/model.safetensors")
     ap.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
@@ -226,6 +232,9 @@ def main():
         tmp = path + ".tmp"
         charlm.save_safetensors(model, tmp)
         os.replace(tmp, path)
+        partial = os.path.join(args.out, "model.partial.safetensors")
+        if os.path.exists(partial):
+            os.remove(partial)
         result["training"] = {
             "steps": args.steps, "batch": args.batch, "n_ctx": model.cfg.n_ctx,
             "lr": args.lr, "lr_floor": args.lr_floor, "warmup": args.warmup,
