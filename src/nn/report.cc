@@ -232,31 +232,60 @@ std::string report_svg(const Report &r) {
   s += "<text transform=\"translate(20 " + num(kTop + ph / 2, 1) +
        ") rotate(-90)\" text-anchor=\"middle\">validation loss (bits per "
        "byte)</text>\n";
-  // Points, labels alternating right/left of their point by size order so
-  // neighbours do not print on top of each other.
-  std::vector<std::size_t> order(r.rows.size());
-  for (std::size_t i = 0; i < order.size(); ++i)
-    order[i] = i;
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return r.rows[a].model_bytes < r.rows[b].model_bytes;
-  });
-  for (std::size_t k = 0; k < order.size(); ++k) {
-    const ReportRow &row = r.rows[order[k]];
-    if (!std::isfinite(row.bits_per_byte))
-      continue;
+  // Points first, then labels placed greedily: each label takes the first of
+  // a list of positions around its point (right, left, then rows above and
+  // below with a leader line) that overlaps no point and no earlier label.
+  struct Box {
+    double x0, y0, x1, y1;
+  };
+  std::vector<Box> taken;
+  std::vector<std::pair<double, double>> at(r.rows.size());
+  for (std::size_t i = 0; i < r.rows.size(); ++i) {
+    const ReportRow& row = r.rows[i];
+    if (!std::isfinite(row.bits_per_byte)) continue;
     const double x = px(static_cast<double>(row.model_bytes) / 1e6);
     const double y = py(std::clamp(row.bits_per_byte, ymin, ymax));
-    const bool left = k % 2 == 1;
-    s += "<circle cx=\"" + num(x, 1) + "\" cy=\"" + num(y, 1) +
-         "\" r=\"5\" fill=\"" + colour_of(row.format) + "\"><title>" +
-         xml_escape(
-             row.format + ": " + num(row.bits_per_byte, 4) + " bits/byte, " +
-             num(static_cast<double>(row.model_bytes) / 1e6, 3) + " MB") +
+    at[i] = {x, y};
+    taken.push_back({x - 6, y - 6, x + 6, y + 6});
+    s += "<circle cx=\"" + num(x, 1) + "\" cy=\"" + num(y, 1) + "\" r=\"5\" fill=\"" +
+         colour_of(row.format) + "\"><title>" +
+         xml_escape(row.format + ": " + num(row.bits_per_byte, 4) + " bits/byte, " +
+                    num(static_cast<double>(row.model_bytes) / 1e6, 3) + " MB") +
          "</title></circle>\n";
-    s += "<text x=\"" + num(left ? x - 8 : x + 8, 1) + "\" y=\"" +
-         num(y + (left ? -6 : 14), 1) + "\" text-anchor=\"" +
-         (left ? "end" : "start") + "\">" + xml_escape(row.format) +
-         "</text>\n";
+  }
+  auto overlaps = [&](const Box& b) {
+    if (b.x0 < kLeft || b.x1 > kLeft + pw || b.y0 < kTop || b.y1 > kTop + ph) return true;
+    for (const Box& t : taken) {
+      if (b.x0 < t.x1 && t.x0 < b.x1 && b.y0 < t.y1 && t.y0 < b.y1) return true;
+    }
+    return false;
+  };
+  for (std::size_t i = 0; i < r.rows.size(); ++i) {
+    const ReportRow& row = r.rows[i];
+    if (!std::isfinite(row.bits_per_byte)) continue;
+    const auto [x, y] = at[i];
+    const double w = 7.0 * static_cast<double>(row.format.size()), h = 13;
+    bool placed = false;
+    for (int level = 0; level <= 12 && !placed; ++level) {
+      const double dy = (level % 2 ? -1.0 : 1.0) * 15.0 * ((level + 1) / 2);
+      for (int side = 0; side < 2 && !placed; ++side) {
+        const bool left = side == 1;
+        const double lx = left ? x - 9 - w : x + 9;
+        const double ly = y + dy;  // the label's vertical centre
+        const Box box{lx, ly - h / 2, lx + w, ly + h / 2};
+        if (overlaps(box) && level < 12) continue;
+        taken.push_back(box);
+        if (level > 0) {
+          s += "<line x1=\"" + num(x, 1) + "\" y1=\"" + num(y, 1) + "\" x2=\"" +
+               num(left ? lx + w : lx, 1) + "\" y2=\"" + num(ly, 1) +
+               "\" stroke=\"#999\" stroke-width=\"0.7\"/>\n";
+        }
+        s += "<text x=\"" + num(left ? lx + w : lx, 1) + "\" y=\"" + num(ly + 4, 1) +
+             "\" text-anchor=\"" + (left ? "end" : "start") + "\">" + xml_escape(row.format) +
+             "</text>\n";
+        placed = true;
+      }
+    }
   }
   s += "</svg>\n";
   return s;
