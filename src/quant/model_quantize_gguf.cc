@@ -82,7 +82,17 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
     plans.push_back(std::move(p));
   }
   std::vector<io::GgufKv> kv;
-  if (in.kind() == "gguf") kv = io::gguf_kv(in);
+  if (in.kind() == "gguf") {
+    kv = io::gguf_kv(in);
+  } else if (in.kind() == "safetensors") {
+    // safetensors metadata (all strings) carries over as GGUF strings, less
+    // lowp's keys describing the input's packing; "lowp.arch" stays, so the
+    // runtime (lowp/nn/gpt.h) can load the output.
+    for (const auto& [key, value] : in.metadata()) {
+      if (key != "lowp.arch" && (key.rfind("lowp.", 0) == 0 || key.rfind("lowp_", 0) == 0)) continue;
+      kv.emplace_back(key, io::GgufValue::string(value));
+    }
+  }
   kv.emplace_back("lowp.quantized_format", io::GgufValue::string(f.name + (req.fake ? " (fake)" : "")));
 
   // Step 2: stream the tensors; each is quantized when the writer asks for it.

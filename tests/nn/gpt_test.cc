@@ -555,6 +555,13 @@ TEST(Gpt, LoadsALowpQuantizedCheckpoint) {
   EXPECT_LT(relative_error(logits_of(q, tokens), std::vector<double>(l.begin(), l.end())), 1e-6);
   // Re-quantizing MXFP4 values to MXFP4 changes nothing.
   EXPECT_EQ(logits_of(q.with_weights(parse_weight_format("mxfp4")), tokens), l);
+  // The same as GGUF (its MXFP4 type; the metadata carried over as strings).
+  req.output_kind = "gguf";
+  quantize_model(*in, dir / "mxfp4.gguf", req);
+  const Gpt from_gguf = Gpt::load(dir / "mxfp4.gguf");
+  EXPECT_EQ(from_gguf.config().n_layer, 2);
+  EXPECT_LT(relative_error(logits_of(from_gguf, tokens), std::vector<double>(l.begin(), l.end())),
+            1e-6);
 }
 
 // The embedded checkpoint (models/kjv-char, trained by scripts/train_kjv.py),
