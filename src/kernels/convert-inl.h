@@ -25,6 +25,9 @@
 //     finite overflow, Inf input, NaN input — each code given for both signs.
 // E8M0 and the integer formats have their own encoders below (steps 3-4 at a
 // fixed unit), and each kind of format its own decoder.
+//
+// The exported entry points are `inline`: block-inl.h includes this file too
+// (for DecodeAny), in another translation unit.
 
 #if defined(LOWP_KERNELS_CONVERT_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LOWP_KERNELS_CONVERT_INL_H_
@@ -285,7 +288,7 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
 // Encodes in[0, count) into codes of p.code_bytes bytes. `first_low` is the low
 // half of the first element's stochastic index; the caller guarantees that the
 // run does not cross a multiple of 2^32 (so `key` is the same for all).
-void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* out,
+inline void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* out,
                std::uint32_t key, std::uint32_t first_low) {
   auto run = [&](auto kernel, auto* codes) {
     constexpr int K = decltype(kernel)::value;
@@ -402,7 +405,7 @@ HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRI
   std::memcpy(out + i, tail_out, rest * sizeof(float));
 }
 
-void DecodeToF32(const DecodeParams& p, const void* codes, std::size_t count, float* out) {
+inline void DecodeToF32(const DecodeParams& p, const void* codes, std::size_t count, float* out) {
   const auto* bytes = static_cast<const std::uint8_t*>(codes);
   const auto* words = static_cast<const std::uint16_t*>(codes);
   if (p.e8m0) {
@@ -443,10 +446,10 @@ HWY_NOINLINE void CeilingNarrow(const float* HWY_RESTRICT in, std::size_t count,
   }
 }
 
-void CeilingF32ToU8(const float* in, std::size_t count, std::uint8_t* out) {
+inline void CeilingF32ToU8(const float* in, std::size_t count, std::uint8_t* out) {
   CeilingNarrow(in, count, out);
 }
-void CeilingF32ToU16(const float* in, std::size_t count, std::uint16_t* out) {
+inline void CeilingF32ToU16(const float* in, std::size_t count, std::uint16_t* out) {
   CeilingNarrow(in, count, out);
 }
 
@@ -470,10 +473,10 @@ HWY_NOINLINE void CeilingWiden(const CodeT* HWY_RESTRICT in, std::size_t count,
   }
 }
 
-void CeilingU8ToF32(const std::uint8_t* in, std::size_t count, float* out) {
+inline void CeilingU8ToF32(const std::uint8_t* in, std::size_t count, float* out) {
   CeilingWiden(in, count, out);
 }
-void CeilingU16ToF32(const std::uint16_t* in, std::size_t count, float* out) {
+inline void CeilingU16ToF32(const std::uint16_t* in, std::size_t count, float* out) {
   CeilingWiden(in, count, out);
 }
 

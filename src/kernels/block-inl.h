@@ -1,0 +1,401 @@
+// src/kernels/block-inl.h — per-target kernels for MX (OCP Microscaling v1.0
+// §6.3) and NVFP4 blocks: fp32 -> packed elements + scale bytes, and back,
+// bit-identical to the scalar reference (lowp/block/mx.h states the rules,
+// lowp/block/tensor.h the packed layout).
+//
+// Compiled once per Highway target (block.cc includes it through
+// foreach_target.h). The kernels take whole blocks of k (a multiple of 16)
+// values in a group of up to kGroup elements at a time:
+//  1. Per block, amax = the largest |x| as fp32 bits (an integer max of the
+//     bits without sign). Bits >= 0x7F800000 mean NaN or Inf: a NaN block.
+//  2. The scale, as scalar code per block: MX by the scale rule
+//     (mx_scale_code_of_bits), NVFP4 by torchao's fp32 steps (Nvfp4Scale).
+//  3. Elements, in element order: MX multiplies by 2^-s (exact; two factors
+//     when 2^-s is not a normal fp32, see MxFactors), NVFP4 divides by the
+//     block's total scale and clamps to ±6; then the fast nearest-even encoder
+//     (FastEncode). Codes go to a byte buffer (8-bit elements: straight out).
+//  4. FP6 and FP4 codes are packed into the little-endian bit stream with
+//     interleaved byte loads/stores (four codes -> three bytes, two -> one).
+// Decoding runs the same steps backwards: unpack to bytes, decode the element
+// (convert-inl.h's DecodeAny), multiply by the block's scale.
+//
+// Vectors are capped at 16 lanes of 32 bits, so that a vector never straddles
+// two blocks.
+
+#if defined(LOWP_KERNELS_BLOCK_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef LOWP_KERNELS_BLOCK_INL_H_
+#undef LOWP_KERNELS_BLOCK_INL_H_
+#else
+#define LOWP_KERNELS_BLOCK_INL_H_
+#endif
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
+
+#include "kernels/block_params.h"
+#include "kernels/convert-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lowp::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using detail::BlockDequantParams;
+using detail::BlockQuantParams;
+
+// Elements per group: the codes of one group sit in a stack buffer between
+// steps 3 and 4 (a multiple of every interleaved unit: 4 x 64 byte lanes).
+constexpr std::size_t kGroup = 512;
+
+using BlockTagU = hn::CappedTag<std::uint32_t, 16>;
+
+// The element code (int32 lanes) of finite fp32 values, nearest-even with
+// saturation: magnitude by the integer rounding of the fp32 bits (normals of
+// the element) or by the fp32 adder (subnormals: |x| + magic has its unit at
+// the element's subnormal unit), clamped to the largest finite magnitude, and
+// the sign moved to the element's sign bit. Integer elements: |x| < 2^22, so
+// x + 1.5 * 2^23 rounds x to an integer in the low mantissa bits.
+template <class DU>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>>
+FastEncode(DU du, const BlockQuantParams &p, hn::Vec<DU> bits) {
+  const hn::RebindToSigned<DU> di;
+  const hn::Rebind<float, DU> df;
+  if (p.integer) {
+    const auto magic = hn::Set(df, 12582912.0f); // 1.5 * 2^23
+    auto value = hn::Sub(hn::BitCast(di, hn::Add(hn::BitCast(df, bits), magic)),
+                         hn::BitCast(di, magic));
+    value =
+        hn::Min(hn::Max(value, hn::Set(di, p.int_min)), hn::Set(di, p.int_max));
+    return hn::And(value, hn::Set(di, static_cast<std::int32_t>(p.code_mask)));
+  }
+  const auto abs = hn::And(bits, hn::Set(du, 0x7FFFFFFFu));
+  const int drop = 23 - p.man_bits;
+  const auto lsb = hn::And(hn::ShiftRightSame(abs, drop), hn::Set(du, 1u));
+  const auto half = hn::Set(du, (std::uint32_t{1} << (drop - 1)) - 1);
+  const auto normal =
+      hn::Sub(hn::ShiftRightSame(hn::Add(hn::Add(abs, half), lsb), drop),
+              hn::Set(du, p.exp_rebias));
+  const auto magic = hn::Set(df, p.subnormal_magic);
+  const auto subnormal =
+      hn::Sub(hn::BitCast(du, hn::Add(hn::BitCast(df, abs), magic)),
+              hn::BitCast(du, magic));
+  const auto is_sub =
+      hn::Lt(hn::BitCast(di, abs),
+             hn::Set(di, static_cast<std::int32_t>(p.min_normal_bits)));
+  auto magnitude = hn::BitCast(
+      di, hn::IfThenElse(hn::RebindMask(du, is_sub), subnormal, normal));
+  magnitude = hn::Min(magnitude,
+                      hn::Set(di, static_cast<std::int32_t>(p.max_magnitude)));
+  const auto sign =
+      hn::ShiftRightSame(hn::And(bits, hn::Set(du, 0x80000000u)), p.sign_shift);
+  return hn::Or(magnitude, hn::BitCast(di, sign));
+}
+
+// Step 1: the largest |x| of n values (a multiple of the lanes) as fp32 bits.
+template <class DU>
+HWY_INLINE std::uint32_t AmaxBits(DU du, const float *HWY_RESTRICT in,
+                                  std::size_t n) {
+  const hn::RebindToSigned<DU> di;
+  const hn::Rebind<float, DU> df;
+  auto m = hn::Zero(di);
+  for (std::size_t j = 0; j < n; j += hn::Lanes(du)) {
+    m = hn::Max(m, hn::And(hn::BitCast(di, hn::LoadU(df, in + j)),
+                           hn::Set(di, 0x7FFFFFFF)));
+  }
+  return static_cast<std::uint32_t>(hn::GetLane(hn::MaxOfLanes(di, m)));
+}
+
+// MX: x / 2^s (times 2^fraction_bits for integers) as x * first * second with
+// both factors normal fp32 powers of two; `first` is the whole factor when it
+// is normal. Otherwise the first product is exact or below 2^-126 (where every
+// element rounds to zero anyway), and the second exact.
+struct MxFactors {
+  float first, second;
+};
+inline MxFactors MxEncodeFactors(const BlockQuantParams &p,
+                                 std::uint8_t scale) {
+  const int f = 127 - static_cast<int>(scale) + p.fraction_bits;
+  const int f1 = std::clamp(f, -126, 127);
+  return {std::bit_cast<float>(detail::pow2_bits(f1)),
+          std::bit_cast<float>(detail::pow2_bits(f - f1))};
+}
+
+// NVFP4 step 2 (nvfp4_quantize_block's fp32 steps): the E4M3 scale code of a
+// finite block and the total scale tensor_scale * e4m3; `valid` is false where
+// that total is 0 or not finite (the elements are then 0).
+struct Nvfp4Scale {
+  std::uint8_t code;
+  float total;
+  bool valid;
+};
+inline Nvfp4Scale Nvfp4ScaleOf(float tensor_scale, std::uint32_t amax_bits) {
+  const float amax = std::bit_cast<float>(amax_bits);
+  float relative = (amax / 6.0f) / tensor_scale;
+  if (!(relative >= 0x1p-6f))
+    relative = relative > 448.0f ? 448.0f : 0x1p-6f;
+  relative = std::min(relative, 448.0f);
+  // E4M3 nearest-even of a normal in [2^-6, 448]: round the fp32 bits to 3
+  // mantissa bits and re-bias the exponent (120 = 127 - 7).
+  const auto r = std::bit_cast<std::uint32_t>(relative);
+  std::uint32_t code = ((r + 0x7FFFFu + ((r >> 20) & 1u)) >> 20) - (120u << 3);
+  code = std::min<std::uint32_t>(code, 0x7E);
+  const float e4m3 = std::bit_cast<float>((code << 20) + (120u << 23));
+  const float total = tensor_scale * e4m3;
+  return {static_cast<std::uint8_t>(code), total,
+          total > 0.0f && std::isfinite(total)};
+}
+
+// Step 4 for one group: n codes (bytes, n a multiple of 16) -> packed bits.
+// `codes` is readable up to kGroup bytes; `out` receives n * bits / 8 bytes.
+HWY_INLINE void PackGroup(int bits, const std::uint8_t *HWY_RESTRICT codes,
+                          std::size_t n, std::uint8_t *HWY_RESTRICT out) {
+  const hn::CappedTag<std::uint8_t, 64> d8;
+  const std::size_t lanes = hn::Lanes(d8);
+  HWY_ALIGN std::uint8_t staged[kGroup];
+  const bool direct = n == kGroup;
+  std::uint8_t *to = direct ? out : staged;
+  if (bits == 4) {
+    for (std::size_t i = 0; i < n; i += 2 * lanes) {
+      hn::Vec<decltype(d8)> a, b;
+      hn::LoadInterleaved2(d8, codes + i, a, b);
+      hn::StoreU(hn::Or(a, hn::ShiftLeft<4>(b)), d8, to + i / 2);
+    }
+  } else { // 6
+    for (std::size_t i = 0; i < n; i += 4 * lanes) {
+      hn::Vec<decltype(d8)> a, b, c, d;
+      hn::LoadInterleaved4(d8, codes + i, a, b, c, d);
+      const auto o0 = hn::Or(a, hn::ShiftLeft<6>(b));
+      const auto o1 = hn::Or(hn::ShiftRight<2>(b), hn::ShiftLeft<4>(c));
+      const auto o2 = hn::Or(hn::ShiftRight<4>(c), hn::ShiftLeft<2>(d));
+      hn::StoreInterleaved3(o0, o1, o2, d8, to + i / 4 * 3);
+    }
+  }
+  if (!direct)
+    std::memcpy(out, staged, n * static_cast<std::size_t>(bits) / 8);
+}
+
+// The inverse of PackGroup: n codes (a multiple of 16) from n * bits / 8 bytes.
+HWY_INLINE void UnpackGroup(int bits, const std::uint8_t *HWY_RESTRICT in,
+                            std::size_t n, std::uint8_t *HWY_RESTRICT codes) {
+  const hn::CappedTag<std::uint8_t, 64> d8;
+  const std::size_t lanes = hn::Lanes(d8);
+  HWY_ALIGN std::uint8_t staged[kGroup];
+  const std::uint8_t *from = in;
+  if (n != kGroup) { // the loops below read whole units
+    std::memcpy(staged, in, n * static_cast<std::size_t>(bits) / 8);
+    from = staged;
+  }
+  if (bits == 4) {
+    const auto low = hn::Set(d8, std::uint8_t{0x0F});
+    for (std::size_t i = 0; i < n; i += 2 * lanes) {
+      const auto v = hn::LoadU(d8, from + i / 2);
+      hn::StoreInterleaved2(hn::And(v, low), hn::ShiftRight<4>(v), d8,
+                            codes + i);
+    }
+  } else { // 6
+    const auto six = hn::Set(d8, std::uint8_t{0x3F});
+    for (std::size_t i = 0; i < n; i += 4 * lanes) {
+      hn::Vec<decltype(d8)> o0, o1, o2;
+      hn::LoadInterleaved3(d8, from + i / 4 * 3, o0, o1, o2);
+      const auto a = hn::And(o0, six);
+      const auto b =
+          hn::And(hn::Or(hn::ShiftRight<6>(o0), hn::ShiftLeft<2>(o1)), six);
+      const auto c =
+          hn::And(hn::Or(hn::ShiftRight<4>(o1), hn::ShiftLeft<4>(o2)), six);
+      const auto d = hn::ShiftRight<2>(o2);
+      hn::StoreInterleaved4(a, b, c, d, d8, codes + i);
+    }
+  }
+}
+
+// Quantizes `blocks` full blocks of p.block_size values: packed element bits to
+// `elements` (byte-aligned), one scale byte per block to `scales`.
+HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams &params,
+                                     const float *HWY_RESTRICT in,
+                                     std::size_t blocks,
+                                     std::uint8_t *HWY_RESTRICT elements,
+                                     std::uint8_t *HWY_RESTRICT scales) {
+  const BlockQuantParams p = params; // not aliased by the byte stores
+  const BlockTagU du;
+  const hn::Rebind<float, decltype(du)> df;
+  const hn::Rebind<std::uint8_t, decltype(du)> d8;
+  const std::size_t lanes = hn::Lanes(du);
+  const std::size_t k = static_cast<std::size_t>(p.block_size);
+  const std::size_t group_blocks = std::max<std::size_t>(1, kGroup / k);
+  HWY_ALIGN std::uint8_t codes[kGroup] = {};
+  const bool bytes_out = p.element_bits == 8;
+  for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
+    const std::size_t nb = std::min(group_blocks, blocks - b0);
+    std::uint8_t *code_out = bytes_out ? elements + b0 * k : codes;
+    for (std::size_t b = 0; b < nb; ++b) {
+      const float *block = in + (b0 + b) * k;
+      for (std::size_t line = 0; line < k; line += 16)
+        hwy::Prefetch(block + line + 1024);
+      std::uint8_t *dst = code_out + b * k;
+      const std::uint32_t amax_bits = AmaxBits(du, block, k);
+      if (amax_bits >= 0x7F800000u) { // NaN or Inf in the block
+        scales[b0 + b] = p.nvfp4 ? 0x7F : 0xFF;
+        std::memset(dst, static_cast<int>(p.nan_code), k);
+        continue;
+      }
+      if (p.nvfp4) {
+        const Nvfp4Scale s = Nvfp4ScaleOf(p.tensor_scale, amax_bits);
+        scales[b0 + b] = s.code;
+        if (!s.valid) {
+          std::memset(dst, 0, k);
+          continue;
+        }
+        const auto total = hn::Set(df, s.total);
+        const auto six = hn::Set(du, 0x40C00000u); // 6.0f
+        for (std::size_t j = 0; j < k; j += lanes) {
+          const auto q =
+              hn::BitCast(du, hn::Div(hn::LoadU(df, block + j), total));
+          const auto abs = hn::Min(hn::And(q, hn::Set(du, 0x7FFFFFFFu)), six);
+          const auto clamped =
+              hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u)));
+          hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, clamped)), d8, dst + j);
+        }
+        continue;
+      }
+      const std::uint8_t scale = detail::mx_scale_code_of_bits(p, amax_bits);
+      scales[b0 + b] = scale;
+      const MxFactors f = MxEncodeFactors(p, scale);
+      const auto first = hn::Set(df, f.first);
+      const auto second = hn::Set(df, f.second);
+      for (std::size_t j = 0; j < k; j += lanes) {
+        const auto scaled =
+            hn::Mul(hn::Mul(hn::LoadU(df, block + j), first), second);
+        hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, hn::BitCast(du, scaled))),
+                   d8, dst + j);
+      }
+    }
+    if (!bytes_out) {
+      PackGroup(p.element_bits, codes, nb * k,
+                elements +
+                    b0 * k * static_cast<std::size_t>(p.element_bits) / 8);
+    }
+  }
+}
+
+void QuantizeBlocks(const BlockQuantParams &p, const float *in,
+                    std::size_t blocks, std::uint8_t *elements,
+                    std::uint8_t *scales) {
+  QuantizeBlocksImpl(p, in, blocks, elements, scales);
+}
+
+template <int K>
+HWY_NOINLINE void
+DequantizeBlocksImpl(const BlockDequantParams &params,
+                     const std::uint8_t *HWY_RESTRICT elements,
+                     const std::uint8_t *HWY_RESTRICT scales,
+                     std::size_t blocks, float *HWY_RESTRICT out) {
+  const BlockDequantParams p = params;
+  const BlockTagU du;
+  const hn::RebindToSigned<decltype(du)> di;
+  const hn::Rebind<float, decltype(du)> df;
+  const hn::Rebind<std::uint8_t, decltype(du)> d8;
+  const std::size_t lanes = hn::Lanes(du);
+  const std::size_t k = static_cast<std::size_t>(p.block_size);
+  const std::size_t group_blocks = std::max<std::size_t>(1, kGroup / k);
+  HWY_ALIGN std::uint8_t codes[kGroup] = {};
+  const bool bytes_in = p.element_bits == 8;
+  const auto nan = hn::BitCast(df, hn::Set(du, 0x7FC00000u));
+  for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
+    const std::size_t nb = std::min(group_blocks, blocks - b0);
+    const std::uint8_t *code_in = codes;
+    if (bytes_in) {
+      code_in = elements + b0 * k;
+    } else {
+      UnpackGroup(p.element_bits,
+                  elements +
+                      b0 * k * static_cast<std::size_t>(p.element_bits) / 8,
+                  nb * k, codes);
+    }
+    for (std::size_t b = 0; b < nb; ++b) {
+      float *dst = out + (b0 + b) * k;
+      const std::uint8_t *src = code_in + b * k;
+      hwy::Prefetch(src + 4096);
+      const std::uint8_t scale = scales[b0 + b];
+      float first = 1.0f, second;
+      if (p.nvfp4) {
+        second = p.e4m3_values[scale];
+        if (std::isnan(second)) {
+          for (std::size_t j = 0; j < k; j += lanes)
+            hn::StoreU(nan, df, dst + j);
+          continue;
+        }
+        second = p.tensor_scale * second;
+      } else {
+        if (scale == 0xFF) {
+          for (std::size_t j = 0; j < k; j += lanes)
+            hn::StoreU(nan, df, dst + j);
+          continue;
+        }
+        // P * 2^t, t = s - fraction_bits: exact times 2^(t - tb), then one
+        // rounding by the normal 2^tb (as the double product cast to fp32).
+        const int t = static_cast<int>(scale) - 127 - p.fraction_bits;
+        const int tb = std::max(t, -126);
+        first = std::bit_cast<float>(detail::pow2_bits(t - tb));
+        second = std::bit_cast<float>(detail::pow2_bits(tb));
+      }
+      const auto vfirst = hn::Set(df, first);
+      const auto vsecond = hn::Set(df, second);
+      for (std::size_t j = 0; j < k; j += lanes) {
+        const auto code =
+            hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, src + j)));
+        const auto value = hn::BitCast(df, DecodeAny<K>(di, p.element, code));
+        hn::StoreU(hn::Mul(hn::Mul(value, vfirst), vsecond), df, dst + j);
+      }
+    }
+  }
+}
+
+void DequantizeBlocks(const BlockDequantParams &p, const std::uint8_t *elements,
+                      const std::uint8_t *scales, std::size_t blocks,
+                      float *out) {
+  if (p.integer) {
+    DequantizeBlocksImpl<kIntKernel>(p, elements, scales, blocks, out);
+  } else {
+    DequantizeBlocksImpl<kFloatKernel>(p, elements, scales, blocks, out);
+  }
+}
+
+// The largest finite |x| of in[0, count) as fp32 bits (NVFP4's tensor amax).
+std::uint32_t FiniteAmaxBits(const float *HWY_RESTRICT in, std::size_t count) {
+  const hn::ScalableTag<std::int32_t> di;
+  const hn::Rebind<float, decltype(di)> df;
+  const std::size_t lanes = hn::Lanes(di);
+  const auto inf = hn::Set(di, 0x7F800000);
+  auto m0 = hn::Zero(di), m1 = hn::Zero(di);
+  auto finite_abs = [&](const float *from) {
+    const auto abs =
+        hn::And(hn::BitCast(di, hn::LoadU(df, from)), hn::Set(di, 0x7FFFFFFF));
+    return hn::IfThenElseZero(hn::Lt(abs, inf), abs);
+  };
+  std::size_t i = 0;
+  for (; i + 2 * lanes <= count; i += 2 * lanes) {
+    PrefetchAhead(in, i, count);
+    m0 = hn::Max(m0, finite_abs(in + i));
+    m1 = hn::Max(m1, finite_abs(in + i + lanes));
+  }
+  auto best = static_cast<std::uint32_t>(
+      hn::GetLane(hn::MaxOfLanes(di, hn::Max(m0, m1))));
+  for (; i < count; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, in + i, 4);
+    bits &= 0x7FFFFFFFu;
+    if (bits < 0x7F800000u)
+      best = std::max(best, bits);
+  }
+  return best;
+}
+
+} // namespace lowp::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif // per-target include guard
