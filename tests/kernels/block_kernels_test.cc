@@ -311,6 +311,51 @@ TEST(BlockKernels, FallbackOptionsMatchReference) {
   }
 }
 
+// lowp::quantize / dequantize on a block axis that is not the last (gathered
+// into the blocked view by a tiled transpose) and on the last.
+TEST(BlockKernels, TensorQuantizeAlongAnyAxis) {
+  const std::vector<std::int64_t> shape = {5, 70, 9};
+  const std::vector<float> data = test_data(5 * 70 * 9, 32, 21);
+  for (const char *name : {"mxfp6_e2m3", "nvfp4", "mxint8"}) {
+    BlockFormat f;
+    ASSERT_TRUE(lowp::parse_block_format(name, f));
+    for (int axis : {0, 1, 2}) {
+      // The blocked view by hand.
+      const std::size_t length =
+          static_cast<std::size_t>(shape[static_cast<std::size_t>(axis)]);
+      std::size_t inner = 1;
+      for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < 3; ++d) {
+        inner *= static_cast<std::size_t>(shape[d]);
+      }
+      std::vector<float> blocked(data.size());
+      for (std::size_t flat = 0; flat < data.size(); ++flat) {
+        const std::size_t i = flat % inner, j = flat / inner % length,
+                          o = flat / inner / length;
+        blocked[(o * inner + i) * length + j] = data[flat];
+      }
+      const BlockOptions opt;
+      const lowp::PackedTensor t = lowp::quantize(f, data, shape, axis, opt);
+      const Packed want =
+          reference_quantize(f, blocked, length, t.tensor_scale, opt);
+      const std::string what =
+          std::string(name) + " axis " + std::to_string(axis);
+      expect_same(t.scales, want.scales, what + " scales");
+      expect_same(t.elements, want.elements, what + " elements");
+      std::vector<float> back(data.size());
+      lowp::dequantize(t, back);
+      const std::vector<std::uint32_t> want_blocked =
+          reference_dequantize(f, want, data.size(), length, t.tensor_scale);
+      for (std::size_t flat = 0; flat < data.size(); ++flat) {
+        const std::size_t i = flat % inner, j = flat / inner % length,
+                          o = flat / inner / length;
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(back[flat]),
+                  want_blocked[(o * inner + i) * length + j])
+            << what << " at " << flat;
+      }
+    }
+  }
+}
+
 TEST(BlockKernels, FiniteAmax) {
   std::vector<float> v = test_data(300001, 32, 8);
   float want = 0.0f;
