@@ -31,25 +31,30 @@ namespace lowp {
 // `tensor_scale` (see nvfp4_tensor_scale_of); MX ignores it. Threads:
 // opt.threads (0: one per core). Stochastic rounding of element i uses stream
 // position i, as lowp::quantize.
-void quantize_blocked(const BlockFormat &f, std::span<const float> in,
-                      std::size_t row_length, float tensor_scale,
-                      const BlockOptions &opt, std::uint8_t *elements,
-                      std::uint8_t *scales);
+void quantize_blocked(const BlockFormat& f, std::span<const float> in, std::size_t row_length,
+                      float tensor_scale, const BlockOptions& opt, std::uint8_t* elements,
+                      std::uint8_t* scales);
 
 // The inverse: out[i] = the value of element i (PackedTensor::value).
-void dequantize_blocked(const BlockFormat &f, const std::uint8_t *elements,
-                        const std::uint8_t *scales, float tensor_scale,
-                        std::size_t row_length, std::span<float> out,
-                        unsigned threads = 1);
+void dequantize_blocked(const BlockFormat& f, const std::uint8_t* elements,
+                        const std::uint8_t* scales, float tensor_scale, std::size_t row_length,
+                        std::span<float> out, unsigned threads = 1);
 
 // The largest finite |x| of `in` (NVFP4's tensor amax; NaN and Inf skipped).
 float finite_amax(std::span<const float> in, unsigned threads = 1);
 
 namespace kernels {
 // Whether quantize_blocked / dequantize_blocked take the vector path.
-bool block_quantize_is_vectorized(const BlockFormat &f,
-                                  const BlockOptions &opt);
-bool block_dequantize_is_vectorized(const BlockFormat &f);
-} // namespace kernels
+bool block_quantize_is_vectorized(const BlockFormat& f, const BlockOptions& opt);
+bool block_dequantize_is_vectorized(const BlockFormat& f);
 
-} // namespace lowp
+// Bandwidth ceilings for the benchmark (as those of lowp/kernels.h): fp32 in,
+// 1/2 or 3/4 byte out per value (the traffic of 4- and 6-bit elements), and
+// back. `out` / `in` hold count / 2 or count / 4 * 3 bytes.
+void ceiling_f32_to_u4(std::span<const float> in, std::uint8_t* out, unsigned threads = 1);
+void ceiling_f32_to_u6(std::span<const float> in, std::uint8_t* out, unsigned threads = 1);
+void ceiling_u4_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
+void ceiling_u6_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
+}  // namespace kernels
+
+}  // namespace lowp

@@ -29,15 +29,15 @@
 #define LOWP_KERNELS_BLOCK_INL_H_
 #endif
 
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-
-#include <hwy/cache_control.h>
-#include <hwy/highway.h>
 
 #include "kernels/block_params.h"
 #include "kernels/convert-inl.h"
@@ -61,51 +61,42 @@ using BlockTagU = hn::CappedTag<std::uint32_t, 16>;
 // the sign moved to the element's sign bit. Integer elements: |x| < 2^22, so
 // x + 1.5 * 2^23 rounds x to an integer in the low mantissa bits.
 template <class DU>
-HWY_INLINE hn::Vec<hn::RebindToSigned<DU>>
-FastEncode(DU du, const BlockQuantParams &p, hn::Vec<DU> bits) {
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> FastEncode(DU du, const BlockQuantParams& p,
+                                                      hn::Vec<DU> bits) {
   const hn::RebindToSigned<DU> di;
   const hn::Rebind<float, DU> df;
   if (p.integer) {
-    const auto magic = hn::Set(df, 12582912.0f); // 1.5 * 2^23
-    auto value = hn::Sub(hn::BitCast(di, hn::Add(hn::BitCast(df, bits), magic)),
-                         hn::BitCast(di, magic));
-    value =
-        hn::Min(hn::Max(value, hn::Set(di, p.int_min)), hn::Set(di, p.int_max));
+    const auto magic = hn::Set(df, 12582912.0f);  // 1.5 * 2^23
+    auto value =
+        hn::Sub(hn::BitCast(di, hn::Add(hn::BitCast(df, bits), magic)), hn::BitCast(di, magic));
+    value = hn::Min(hn::Max(value, hn::Set(di, p.int_min)), hn::Set(di, p.int_max));
     return hn::And(value, hn::Set(di, static_cast<std::int32_t>(p.code_mask)));
   }
   const auto abs = hn::And(bits, hn::Set(du, 0x7FFFFFFFu));
   const int drop = 23 - p.man_bits;
   const auto lsb = hn::And(hn::ShiftRightSame(abs, drop), hn::Set(du, 1u));
   const auto half = hn::Set(du, (std::uint32_t{1} << (drop - 1)) - 1);
-  const auto normal =
-      hn::Sub(hn::ShiftRightSame(hn::Add(hn::Add(abs, half), lsb), drop),
-              hn::Set(du, p.exp_rebias));
+  const auto normal = hn::Sub(hn::ShiftRightSame(hn::Add(hn::Add(abs, half), lsb), drop),
+                              hn::Set(du, p.exp_rebias));
   const auto magic = hn::Set(df, p.subnormal_magic);
   const auto subnormal =
-      hn::Sub(hn::BitCast(du, hn::Add(hn::BitCast(df, abs), magic)),
-              hn::BitCast(du, magic));
+      hn::Sub(hn::BitCast(du, hn::Add(hn::BitCast(df, abs), magic)), hn::BitCast(du, magic));
   const auto is_sub =
-      hn::Lt(hn::BitCast(di, abs),
-             hn::Set(di, static_cast<std::int32_t>(p.min_normal_bits)));
-  auto magnitude = hn::BitCast(
-      di, hn::IfThenElse(hn::RebindMask(du, is_sub), subnormal, normal));
-  magnitude = hn::Min(magnitude,
-                      hn::Set(di, static_cast<std::int32_t>(p.max_magnitude)));
-  const auto sign =
-      hn::ShiftRightSame(hn::And(bits, hn::Set(du, 0x80000000u)), p.sign_shift);
+      hn::Lt(hn::BitCast(di, abs), hn::Set(di, static_cast<std::int32_t>(p.min_normal_bits)));
+  auto magnitude = hn::BitCast(di, hn::IfThenElse(hn::RebindMask(du, is_sub), subnormal, normal));
+  magnitude = hn::Min(magnitude, hn::Set(di, static_cast<std::int32_t>(p.max_magnitude)));
+  const auto sign = hn::ShiftRightSame(hn::And(bits, hn::Set(du, 0x80000000u)), p.sign_shift);
   return hn::Or(magnitude, hn::BitCast(di, sign));
 }
 
 // Step 1: the largest |x| of n values (a multiple of the lanes) as fp32 bits.
 template <class DU>
-HWY_INLINE std::uint32_t AmaxBits(DU du, const float *HWY_RESTRICT in,
-                                  std::size_t n) {
+HWY_INLINE std::uint32_t AmaxBits(DU du, const float* HWY_RESTRICT in, std::size_t n) {
   const hn::RebindToSigned<DU> di;
   const hn::Rebind<float, DU> df;
   auto m = hn::Zero(di);
   for (std::size_t j = 0; j < n; j += hn::Lanes(du)) {
-    m = hn::Max(m, hn::And(hn::BitCast(di, hn::LoadU(df, in + j)),
-                           hn::Set(di, 0x7FFFFFFF)));
+    m = hn::Max(m, hn::And(hn::BitCast(di, hn::LoadU(df, in + j)), hn::Set(di, 0x7FFFFFFF)));
   }
   return static_cast<std::uint32_t>(hn::GetLane(hn::MaxOfLanes(di, m)));
 }
@@ -117,8 +108,7 @@ HWY_INLINE std::uint32_t AmaxBits(DU du, const float *HWY_RESTRICT in,
 struct MxFactors {
   float first, second;
 };
-inline MxFactors MxEncodeFactors(const BlockQuantParams &p,
-                                 std::uint8_t scale) {
+inline MxFactors MxEncodeFactors(const BlockQuantParams& p, std::uint8_t scale) {
   const int f = 127 - static_cast<int>(scale) + p.fraction_bits;
   const int f1 = std::clamp(f, -126, 127);
   return {std::bit_cast<float>(detail::pow2_bits(f1)),
@@ -136,8 +126,7 @@ struct Nvfp4Scale {
 inline Nvfp4Scale Nvfp4ScaleOf(float tensor_scale, std::uint32_t amax_bits) {
   const float amax = std::bit_cast<float>(amax_bits);
   float relative = (amax / 6.0f) / tensor_scale;
-  if (!(relative >= 0x1p-6f))
-    relative = relative > 448.0f ? 448.0f : 0x1p-6f;
+  if (!(relative >= 0x1p-6f)) relative = relative > 448.0f ? 448.0f : 0x1p-6f;
   relative = std::min(relative, 448.0f);
   // E4M3 nearest-even of a normal in [2^-6, 448]: round the fp32 bits to 3
   // mantissa bits and re-bias the exponent (120 = 127 - 7).
@@ -146,26 +135,25 @@ inline Nvfp4Scale Nvfp4ScaleOf(float tensor_scale, std::uint32_t amax_bits) {
   code = std::min<std::uint32_t>(code, 0x7E);
   const float e4m3 = std::bit_cast<float>((code << 20) + (120u << 23));
   const float total = tensor_scale * e4m3;
-  return {static_cast<std::uint8_t>(code), total,
-          total > 0.0f && std::isfinite(total)};
+  return {static_cast<std::uint8_t>(code), total, total > 0.0f && std::isfinite(total)};
 }
 
 // Step 4 for one group: n codes (bytes, n a multiple of 16) -> packed bits.
 // `codes` is readable up to kGroup bytes; `out` receives n * bits / 8 bytes.
-HWY_INLINE void PackGroup(int bits, const std::uint8_t *HWY_RESTRICT codes,
-                          std::size_t n, std::uint8_t *HWY_RESTRICT out) {
+HWY_INLINE void PackGroup(int bits, const std::uint8_t* HWY_RESTRICT codes, std::size_t n,
+                          std::uint8_t* HWY_RESTRICT out) {
   const hn::CappedTag<std::uint8_t, 64> d8;
   const std::size_t lanes = hn::Lanes(d8);
   HWY_ALIGN std::uint8_t staged[kGroup];
   const bool direct = n == kGroup;
-  std::uint8_t *to = direct ? out : staged;
+  std::uint8_t* to = direct ? out : staged;
   if (bits == 4) {
     for (std::size_t i = 0; i < n; i += 2 * lanes) {
       hn::Vec<decltype(d8)> a, b;
       hn::LoadInterleaved2(d8, codes + i, a, b);
       hn::StoreU(hn::Or(a, hn::ShiftLeft<4>(b)), d8, to + i / 2);
     }
-  } else { // 6
+  } else {  // 6
     for (std::size_t i = 0; i < n; i += 4 * lanes) {
       hn::Vec<decltype(d8)> a, b, c, d;
       hn::LoadInterleaved4(d8, codes + i, a, b, c, d);
@@ -175,18 +163,17 @@ HWY_INLINE void PackGroup(int bits, const std::uint8_t *HWY_RESTRICT codes,
       hn::StoreInterleaved3(o0, o1, o2, d8, to + i / 4 * 3);
     }
   }
-  if (!direct)
-    std::memcpy(out, staged, n * static_cast<std::size_t>(bits) / 8);
+  if (!direct) std::memcpy(out, staged, n * static_cast<std::size_t>(bits) / 8);
 }
 
 // The inverse of PackGroup: n codes (a multiple of 16) from n * bits / 8 bytes.
-HWY_INLINE void UnpackGroup(int bits, const std::uint8_t *HWY_RESTRICT in,
-                            std::size_t n, std::uint8_t *HWY_RESTRICT codes) {
+HWY_INLINE void UnpackGroup(int bits, const std::uint8_t* HWY_RESTRICT in, std::size_t n,
+                            std::uint8_t* HWY_RESTRICT codes) {
   const hn::CappedTag<std::uint8_t, 64> d8;
   const std::size_t lanes = hn::Lanes(d8);
   HWY_ALIGN std::uint8_t staged[kGroup];
-  const std::uint8_t *from = in;
-  if (n != kGroup) { // the loops below read whole units
+  const std::uint8_t* from = in;
+  if (n != kGroup) {  // the loops below read whole units
     std::memcpy(staged, in, n * static_cast<std::size_t>(bits) / 8);
     from = staged;
   }
@@ -194,19 +181,16 @@ HWY_INLINE void UnpackGroup(int bits, const std::uint8_t *HWY_RESTRICT in,
     const auto low = hn::Set(d8, std::uint8_t{0x0F});
     for (std::size_t i = 0; i < n; i += 2 * lanes) {
       const auto v = hn::LoadU(d8, from + i / 2);
-      hn::StoreInterleaved2(hn::And(v, low), hn::ShiftRight<4>(v), d8,
-                            codes + i);
+      hn::StoreInterleaved2(hn::And(v, low), hn::ShiftRight<4>(v), d8, codes + i);
     }
-  } else { // 6
+  } else {  // 6
     const auto six = hn::Set(d8, std::uint8_t{0x3F});
     for (std::size_t i = 0; i < n; i += 4 * lanes) {
       hn::Vec<decltype(d8)> o0, o1, o2;
       hn::LoadInterleaved3(d8, from + i / 4 * 3, o0, o1, o2);
       const auto a = hn::And(o0, six);
-      const auto b =
-          hn::And(hn::Or(hn::ShiftRight<6>(o0), hn::ShiftLeft<2>(o1)), six);
-      const auto c =
-          hn::And(hn::Or(hn::ShiftRight<4>(o1), hn::ShiftLeft<4>(o2)), six);
+      const auto b = hn::And(hn::Or(hn::ShiftRight<6>(o0), hn::ShiftLeft<2>(o1)), six);
+      const auto c = hn::And(hn::Or(hn::ShiftRight<4>(o1), hn::ShiftLeft<4>(o2)), six);
       const auto d = hn::ShiftRight<2>(o2);
       hn::StoreInterleaved4(a, b, c, d, d8, codes + i);
     }
@@ -215,12 +199,10 @@ HWY_INLINE void UnpackGroup(int bits, const std::uint8_t *HWY_RESTRICT in,
 
 // Quantizes `blocks` full blocks of p.block_size values: packed element bits to
 // `elements` (byte-aligned), one scale byte per block to `scales`.
-HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams &params,
-                                     const float *HWY_RESTRICT in,
-                                     std::size_t blocks,
-                                     std::uint8_t *HWY_RESTRICT elements,
-                                     std::uint8_t *HWY_RESTRICT scales) {
-  const BlockQuantParams p = params; // not aliased by the byte stores
+HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float* HWY_RESTRICT in,
+                                     std::size_t blocks, std::uint8_t* HWY_RESTRICT elements,
+                                     std::uint8_t* HWY_RESTRICT scales) {
+  const BlockQuantParams p = params;  // not aliased by the byte stores
   const BlockTagU du;
   const hn::Rebind<float, decltype(du)> df;
   const hn::Rebind<std::uint8_t, decltype(du)> d8;
@@ -231,14 +213,13 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams &params,
   const bool bytes_out = p.element_bits == 8;
   for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
     const std::size_t nb = std::min(group_blocks, blocks - b0);
-    std::uint8_t *code_out = bytes_out ? elements + b0 * k : codes;
+    std::uint8_t* code_out = bytes_out ? elements + b0 * k : codes;
     for (std::size_t b = 0; b < nb; ++b) {
-      const float *block = in + (b0 + b) * k;
-      for (std::size_t line = 0; line < k; line += 16)
-        hwy::Prefetch(block + line + 1024);
-      std::uint8_t *dst = code_out + b * k;
+      const float* block = in + (b0 + b) * k;
+      for (std::size_t line = 0; line < k; line += 16) hwy::Prefetch(block + line + 1024);
+      std::uint8_t* dst = code_out + b * k;
       const std::uint32_t amax_bits = AmaxBits(du, block, k);
-      if (amax_bits >= 0x7F800000u) { // NaN or Inf in the block
+      if (amax_bits >= 0x7F800000u) {  // NaN or Inf in the block
         scales[b0 + b] = p.nvfp4 ? 0x7F : 0xFF;
         std::memset(dst, static_cast<int>(p.nan_code), k);
         continue;
@@ -251,13 +232,11 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams &params,
           continue;
         }
         const auto total = hn::Set(df, s.total);
-        const auto six = hn::Set(du, 0x40C00000u); // 6.0f
+        const auto six = hn::Set(du, 0x40C00000u);  // 6.0f
         for (std::size_t j = 0; j < k; j += lanes) {
-          const auto q =
-              hn::BitCast(du, hn::Div(hn::LoadU(df, block + j), total));
+          const auto q = hn::BitCast(du, hn::Div(hn::LoadU(df, block + j), total));
           const auto abs = hn::Min(hn::And(q, hn::Set(du, 0x7FFFFFFFu)), six);
-          const auto clamped =
-              hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u)));
+          const auto clamped = hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u)));
           hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, clamped)), d8, dst + j);
         }
         continue;
@@ -268,32 +247,27 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams &params,
       const auto first = hn::Set(df, f.first);
       const auto second = hn::Set(df, f.second);
       for (std::size_t j = 0; j < k; j += lanes) {
-        const auto scaled =
-            hn::Mul(hn::Mul(hn::LoadU(df, block + j), first), second);
-        hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, hn::BitCast(du, scaled))),
-                   d8, dst + j);
+        const auto scaled = hn::Mul(hn::Mul(hn::LoadU(df, block + j), first), second);
+        hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, hn::BitCast(du, scaled))), d8, dst + j);
       }
     }
     if (!bytes_out) {
       PackGroup(p.element_bits, codes, nb * k,
-                elements +
-                    b0 * k * static_cast<std::size_t>(p.element_bits) / 8);
+                elements + b0 * k * static_cast<std::size_t>(p.element_bits) / 8);
     }
   }
 }
 
-void QuantizeBlocks(const BlockQuantParams &p, const float *in,
-                    std::size_t blocks, std::uint8_t *elements,
-                    std::uint8_t *scales) {
+void QuantizeBlocks(const BlockQuantParams& p, const float* in, std::size_t blocks,
+                    std::uint8_t* elements, std::uint8_t* scales) {
   QuantizeBlocksImpl(p, in, blocks, elements, scales);
 }
 
 template <int K>
-HWY_NOINLINE void
-DequantizeBlocksImpl(const BlockDequantParams &params,
-                     const std::uint8_t *HWY_RESTRICT elements,
-                     const std::uint8_t *HWY_RESTRICT scales,
-                     std::size_t blocks, float *HWY_RESTRICT out) {
+HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
+                                       const std::uint8_t* HWY_RESTRICT elements,
+                                       const std::uint8_t* HWY_RESTRICT scales, std::size_t blocks,
+                                       float* HWY_RESTRICT out) {
   const BlockDequantParams p = params;
   const BlockTagU du;
   const hn::RebindToSigned<decltype(du)> di;
@@ -307,33 +281,29 @@ DequantizeBlocksImpl(const BlockDequantParams &params,
   const auto nan = hn::BitCast(df, hn::Set(du, 0x7FC00000u));
   for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
     const std::size_t nb = std::min(group_blocks, blocks - b0);
-    const std::uint8_t *code_in = codes;
+    const std::uint8_t* code_in = codes;
     if (bytes_in) {
       code_in = elements + b0 * k;
     } else {
-      UnpackGroup(p.element_bits,
-                  elements +
-                      b0 * k * static_cast<std::size_t>(p.element_bits) / 8,
+      UnpackGroup(p.element_bits, elements + b0 * k * static_cast<std::size_t>(p.element_bits) / 8,
                   nb * k, codes);
     }
     for (std::size_t b = 0; b < nb; ++b) {
-      float *dst = out + (b0 + b) * k;
-      const std::uint8_t *src = code_in + b * k;
+      float* dst = out + (b0 + b) * k;
+      const std::uint8_t* src = code_in + b * k;
       hwy::Prefetch(src + 4096);
       const std::uint8_t scale = scales[b0 + b];
       float first = 1.0f, second;
       if (p.nvfp4) {
         second = p.e4m3_values[scale];
         if (std::isnan(second)) {
-          for (std::size_t j = 0; j < k; j += lanes)
-            hn::StoreU(nan, df, dst + j);
+          for (std::size_t j = 0; j < k; j += lanes) hn::StoreU(nan, df, dst + j);
           continue;
         }
         second = p.tensor_scale * second;
       } else {
         if (scale == 0xFF) {
-          for (std::size_t j = 0; j < k; j += lanes)
-            hn::StoreU(nan, df, dst + j);
+          for (std::size_t j = 0; j < k; j += lanes) hn::StoreU(nan, df, dst + j);
           continue;
         }
         // P * 2^t, t = s - fraction_bits: exact times 2^(t - tb), then one
@@ -346,8 +316,7 @@ DequantizeBlocksImpl(const BlockDequantParams &params,
       const auto vfirst = hn::Set(df, first);
       const auto vsecond = hn::Set(df, second);
       for (std::size_t j = 0; j < k; j += lanes) {
-        const auto code =
-            hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, src + j)));
+        const auto code = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, src + j)));
         const auto value = hn::BitCast(df, DecodeAny<K>(di, p.element, code));
         hn::StoreU(hn::Mul(hn::Mul(value, vfirst), vsecond), df, dst + j);
       }
@@ -355,9 +324,8 @@ DequantizeBlocksImpl(const BlockDequantParams &params,
   }
 }
 
-void DequantizeBlocks(const BlockDequantParams &p, const std::uint8_t *elements,
-                      const std::uint8_t *scales, std::size_t blocks,
-                      float *out) {
+void DequantizeBlocks(const BlockDequantParams& p, const std::uint8_t* elements,
+                      const std::uint8_t* scales, std::size_t blocks, float* out) {
   if (p.integer) {
     DequantizeBlocksImpl<kIntKernel>(p, elements, scales, blocks, out);
   } else {
@@ -366,15 +334,14 @@ void DequantizeBlocks(const BlockDequantParams &p, const std::uint8_t *elements,
 }
 
 // The largest finite |x| of in[0, count) as fp32 bits (NVFP4's tensor amax).
-std::uint32_t FiniteAmaxBits(const float *HWY_RESTRICT in, std::size_t count) {
+std::uint32_t FiniteAmaxBits(const float* HWY_RESTRICT in, std::size_t count) {
   const hn::ScalableTag<std::int32_t> di;
   const hn::Rebind<float, decltype(di)> df;
   const std::size_t lanes = hn::Lanes(di);
   const auto inf = hn::Set(di, 0x7F800000);
   auto m0 = hn::Zero(di), m1 = hn::Zero(di);
-  auto finite_abs = [&](const float *from) {
-    const auto abs =
-        hn::And(hn::BitCast(di, hn::LoadU(df, from)), hn::Set(di, 0x7FFFFFFF));
+  auto finite_abs = [&](const float* from) {
+    const auto abs = hn::And(hn::BitCast(di, hn::LoadU(df, from)), hn::Set(di, 0x7FFFFFFF));
     return hn::IfThenElseZero(hn::Lt(abs, inf), abs);
   };
   std::size_t i = 0;
@@ -383,19 +350,85 @@ std::uint32_t FiniteAmaxBits(const float *HWY_RESTRICT in, std::size_t count) {
     m0 = hn::Max(m0, finite_abs(in + i));
     m1 = hn::Max(m1, finite_abs(in + i + lanes));
   }
-  auto best = static_cast<std::uint32_t>(
-      hn::GetLane(hn::MaxOfLanes(di, hn::Max(m0, m1))));
+  auto best = static_cast<std::uint32_t>(hn::GetLane(hn::MaxOfLanes(di, hn::Max(m0, m1))));
   for (; i < count; ++i) {
     std::uint32_t bits;
     std::memcpy(&bits, in + i, 4);
     bits &= 0x7FFFFFFFu;
-    if (bits < 0x7F800000u)
-      best = std::max(best, bits);
+    if (bits < 0x7F800000u) best = std::max(best, bits);
   }
   return best;
 }
 
-} // namespace lowp::kernels::HWY_NAMESPACE
+// ---- bandwidth ceilings (benchmark only): packed-size traffic, trivial work ----
+
+// fp32 in, kOut bytes out per kIn values: the top byte of the first kOut of
+// every kIn vectors (kIn = 2, kOut = 1: 4-bit elements; 4 and 3: 6-bit).
+template <int kIn, int kOut>
+HWY_NOINLINE void CeilingToPacked(const float* HWY_RESTRICT in, std::size_t count,
+                                  std::uint8_t* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::int32_t> di;
+  const hn::Rebind<float, decltype(di)> df;
+  const hn::Rebind<std::uint8_t, decltype(di)> d8;
+  const std::size_t lanes = hn::Lanes(di);
+  std::size_t i = 0;
+  for (; i + kIn * lanes <= count; i += kIn * lanes) {
+    PrefetchAhead(in, i, count);
+    for (std::size_t v = 0; v < kOut; ++v) {
+      const auto top = hn::ShiftRight<24>(
+          hn::And(hn::BitCast(di, hn::LoadU(df, in + i + v * lanes)), hn::Set(di, 0x7FFFFFFF)));
+      hn::StoreU(hn::DemoteTo(d8, top), d8, out + i / kIn * kOut + v * lanes);
+    }
+  }
+  for (; i + kIn <= count; i += kIn) {
+    for (std::size_t v = 0; v < kOut; ++v) {
+      std::uint32_t bits;
+      std::memcpy(&bits, in + i + v, 4);
+      out[i / kIn * kOut + v] = static_cast<std::uint8_t>(bits >> 24);
+    }
+  }
+}
+
+// kIn bytes in per kOut fp32 values out: each byte moved to the top of a word,
+// the last kOut - kIn vectors repeating the first.
+template <int kIn, int kOut>
+HWY_NOINLINE void CeilingFromPacked(const std::uint8_t* HWY_RESTRICT in, std::size_t count,
+                                    float* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::uint32_t> du;
+  const hn::Rebind<float, decltype(du)> df;
+  const hn::Rebind<std::uint8_t, decltype(du)> d8;
+  const std::size_t lanes = hn::Lanes(du);
+  std::size_t i = 0;
+  for (; i + kOut * lanes <= count; i += kOut * lanes) {
+    PrefetchAhead(in, i / kOut * kIn, count / kOut * kIn);
+    for (std::size_t v = 0; v < kOut; ++v) {
+      const std::size_t from = i / kOut * kIn + (v % kIn) * lanes;
+      const auto wide = hn::ShiftLeft<24>(hn::PromoteTo(du, hn::LoadU(d8, in + from)));
+      hn::StoreU(hn::BitCast(df, wide), df, out + i + v * lanes);
+    }
+  }
+  for (; i + kOut <= count; i += kOut) {
+    for (std::size_t v = 0; v < kOut; ++v) {
+      const std::uint32_t bits = std::uint32_t{in[i / kOut * kIn + v % kIn]} << 24;
+      std::memcpy(out + i + v, &bits, 4);
+    }
+  }
+}
+
+inline void CeilingF32ToU4(const float* in, std::size_t count, std::uint8_t* out) {
+  CeilingToPacked<2, 1>(in, count, out);
+}
+inline void CeilingF32ToU6(const float* in, std::size_t count, std::uint8_t* out) {
+  CeilingToPacked<4, 3>(in, count, out);
+}
+inline void CeilingU4ToF32(const std::uint8_t* in, std::size_t count, float* out) {
+  CeilingFromPacked<1, 2>(in, count, out);
+}
+inline void CeilingU6ToF32(const std::uint8_t* in, std::size_t count, float* out) {
+  CeilingFromPacked<3, 4>(in, count, out);
+}
+
+}  // namespace lowp::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
-#endif // per-target include guard
+#endif  // per-target include guard
