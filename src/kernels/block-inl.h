@@ -197,6 +197,107 @@ HWY_INLINE void UnpackGroup(int bits, const std::uint8_t* HWY_RESTRICT in, std::
   }
 }
 
+// MX step 2 for a vector of block maxima (fp32 bits; >= 0x7F800000: a NaN
+// block): mx_scale_code_of_bits lane by lane, 0xFF for NaN blocks. A
+// subnormal amax takes floor(log2) from the exponent of float(mantissa).
+template <class DU>
+HWY_INLINE hn::Vec<DU> MxScaleCodes(DU du, const BlockQuantParams& p, hn::Vec<DU> amax_bits) {
+  const hn::RebindToSigned<DU> di;
+  const hn::Rebind<float, DU> df;
+  using VI = hn::Vec<decltype(di)>;
+  const VI a = hn::BitCast(di, amax_bits);
+  const VI zero = hn::Zero(di);
+  const VI exp_field = hn::ShiftRight<23>(a);
+  const VI mantissa = hn::And(a, hn::Set(di, 0x7FFFFF));
+  const VI emax = hn::Set(di, p.emax_elem);
+  VI shared;
+  switch (p.scale_rule) {
+    case ScaleRule::kFloor: {
+      const VI subnormal_log2 = hn::Sub(
+          hn::ShiftRight<23>(hn::BitCast(di, hn::ConvertTo(df, mantissa))), hn::Set(di, 127 + 149));
+      const VI log2 = hn::IfThenElse(hn::Eq(exp_field, zero), subnormal_log2,
+                                     hn::Sub(exp_field, hn::Set(di, 127)));
+      shared = hn::IfThenElse(hn::Eq(a, zero), hn::Set(di, -127), hn::Sub(log2, emax));
+      break;
+    }
+    case ScaleRule::kCeil: {
+      const VI up = hn::IfThenZeroElse(hn::Eq(mantissa, zero), hn::Set(di, 1));
+      shared = hn::Sub(hn::Add(hn::Sub(exp_field, hn::Set(di, 127)), up), emax);
+      break;
+    }
+    case ScaleRule::kEven: {
+      const std::int32_t add = p.element_mbits < 23 ? std::int32_t{1} << (22 - p.element_mbits) : 0;
+      shared = hn::Sub(hn::ShiftRight<23>(hn::Add(a, hn::Set(di, add))), hn::Set(di, 127));
+      shared = hn::Sub(shared, emax);
+      break;
+    }
+    case ScaleRule::kRceil: {
+      const VI t = hn::BitCast(di, hn::Mul(hn::BitCast(df, a), hn::Set(df, p.rceil_reciprocal)));
+      const VI t_exp = hn::ShiftRight<23>(t);
+      const VI t_mantissa = hn::And(t, hn::Set(di, 0x7FFFFF));
+      const VI up = hn::IfThenElse(
+          hn::Eq(t_exp, zero),
+          hn::IfThenElseZero(hn::Gt(t_mantissa, hn::Set(di, 0x400000)), hn::Set(di, 1)),
+          hn::IfThenZeroElse(hn::Eq(t_mantissa, zero), hn::Set(di, 1)));
+      shared = hn::Sub(hn::Add(t_exp, up), hn::Set(di, 127));
+      break;
+    }
+  }
+  const VI code =
+      hn::Add(hn::Min(hn::Max(shared, hn::Set(di, -127)), hn::Set(di, 127)), hn::Set(di, 127));
+  return hn::BitCast(du,
+                     hn::IfThenElse(hn::Gt(a, hn::Set(di, 0x7F7FFFFF)), hn::Set(di, 0xFF), code));
+}
+
+// MX, k = lanes * vectors per block: steps 1-2 for nb blocks at once. The
+// lane-wise maxima of each block (one vector per block) are folded pairwise
+// (odd/even lanes of two vectors: after log2(lanes) rounds lane j holds block
+// j's amax), then the scale rule runs on whole vectors. Writes each block's
+// scale code and its two factors (MxEncodeFactors).
+template <class DU>
+HWY_INLINE void MxScalesOfGroup(DU du, const BlockQuantParams& p, const float* HWY_RESTRICT in,
+                                std::size_t nb, std::uint8_t* HWY_RESTRICT scales,
+                                float* HWY_RESTRICT first, float* HWY_RESTRICT second) {
+  const hn::RebindToSigned<DU> di;
+  const hn::Rebind<float, DU> df;
+  const std::size_t lanes = hn::Lanes(du);
+  const std::size_t k = static_cast<std::size_t>(p.block_size);
+  constexpr std::size_t kMaxBlocks = kGroup / 16;
+  HWY_ALIGN std::uint32_t folded[kMaxBlocks * 16];
+  HWY_ALIGN std::uint32_t codes[kMaxBlocks];
+  const std::size_t padded = (nb + lanes - 1) / lanes * lanes;
+  for (std::size_t b = 0; b < padded; ++b) {
+    auto m = hn::Zero(di);
+    if (b < nb) {
+      const float* block = in + b * k;
+      for (std::size_t j = 0; j < k; j += lanes) {
+        m = hn::Max(m, hn::And(hn::BitCast(di, hn::LoadU(df, block + j)), hn::Set(di, 0x7FFFFFFF)));
+      }
+    }
+    hn::Store(hn::BitCast(du, m), du, folded + b * lanes);
+  }
+  for (std::size_t s = 0; s < padded; s += lanes) {
+    std::uint32_t* set = folded + s * lanes;
+#if HWY_TARGET != HWY_SCALAR
+    for (std::size_t count = lanes; count > 1; count /= 2) {
+      for (std::size_t i = 0; i < count / 2; ++i) {
+        const auto lo = hn::Load(du, set + 2 * i * lanes);
+        const auto hi = hn::Load(du, set + (2 * i + 1) * lanes);
+        hn::Store(hn::Max(hn::ConcatOdd(du, hi, lo), hn::ConcatEven(du, hi, lo)), du,
+                  set + i * lanes);
+      }
+    }
+#endif
+    hn::Store(MxScaleCodes(du, p, hn::Load(du, set)), du, codes + s);
+  }
+  for (std::size_t b = 0; b < nb; ++b) {
+    scales[b] = static_cast<std::uint8_t>(codes[b]);
+    const MxFactors f = MxEncodeFactors(p, scales[b]);
+    first[b] = f.first;
+    second[b] = f.second;
+  }
+}
+
 // Quantizes `blocks` full blocks of p.block_size values: packed element bits to
 // `elements` (byte-aligned), one scale byte per block to `scales`.
 HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float* HWY_RESTRICT in,
@@ -210,45 +311,51 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
   const std::size_t k = static_cast<std::size_t>(p.block_size);
   const std::size_t group_blocks = std::max<std::size_t>(1, kGroup / k);
   HWY_ALIGN std::uint8_t codes[kGroup] = {};
+  HWY_ALIGN float first[kGroup / 16], second[kGroup / 16];  // MX factors per block
   const bool bytes_out = p.element_bits == 8;
   for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
     const std::size_t nb = std::min(group_blocks, blocks - b0);
     std::uint8_t* code_out = bytes_out ? elements + b0 * k : codes;
+    if (!p.nvfp4) MxScalesOfGroup(du, p, in + b0 * k, nb, scales + b0, first, second);
     for (std::size_t b = 0; b < nb; ++b) {
       const float* block = in + (b0 + b) * k;
       for (std::size_t line = 0; line < k; line += 16) hwy::Prefetch(block + line + 1024);
       std::uint8_t* dst = code_out + b * k;
+      if (!p.nvfp4) {
+        if (scales[b0 + b] == 0xFF) {  // NaN or Inf in the block
+          std::memset(dst, static_cast<int>(p.nan_code), k);
+          continue;
+        }
+        const auto vfirst = hn::Set(df, first[b]);
+        const auto vsecond = hn::Set(df, second[b]);
+        for (std::size_t j = 0; j < k; j += lanes) {
+          const auto scaled = hn::Mul(hn::Mul(hn::LoadU(df, block + j), vfirst), vsecond);
+          hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, hn::BitCast(du, scaled))), d8, dst + j);
+        }
+        continue;
+      }
+      // NVFP4: the scale per block (its fp32 steps are scalar), then a
+      // division per element (the reference's v / total, which a reciprocal
+      // would not reproduce).
       const std::uint32_t amax_bits = AmaxBits(du, block, k);
       if (amax_bits >= 0x7F800000u) {  // NaN or Inf in the block
-        scales[b0 + b] = p.nvfp4 ? 0x7F : 0xFF;
+        scales[b0 + b] = 0x7F;
         std::memset(dst, static_cast<int>(p.nan_code), k);
         continue;
       }
-      if (p.nvfp4) {
-        const Nvfp4Scale s = Nvfp4ScaleOf(p.tensor_scale, amax_bits);
-        scales[b0 + b] = s.code;
-        if (!s.valid) {
-          std::memset(dst, 0, k);
-          continue;
-        }
-        const auto total = hn::Set(df, s.total);
-        const auto six = hn::Set(du, 0x40C00000u);  // 6.0f
-        for (std::size_t j = 0; j < k; j += lanes) {
-          const auto q = hn::BitCast(du, hn::Div(hn::LoadU(df, block + j), total));
-          const auto abs = hn::Min(hn::And(q, hn::Set(du, 0x7FFFFFFFu)), six);
-          const auto clamped = hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u)));
-          hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, clamped)), d8, dst + j);
-        }
+      const Nvfp4Scale s = Nvfp4ScaleOf(p.tensor_scale, amax_bits);
+      scales[b0 + b] = s.code;
+      if (!s.valid) {
+        std::memset(dst, 0, k);
         continue;
       }
-      const std::uint8_t scale = detail::mx_scale_code_of_bits(p, amax_bits);
-      scales[b0 + b] = scale;
-      const MxFactors f = MxEncodeFactors(p, scale);
-      const auto first = hn::Set(df, f.first);
-      const auto second = hn::Set(df, f.second);
+      const auto total = hn::Set(df, s.total);
+      const auto six = hn::Set(du, 0x40C00000u);  // 6.0f
       for (std::size_t j = 0; j < k; j += lanes) {
-        const auto scaled = hn::Mul(hn::Mul(hn::LoadU(df, block + j), first), second);
-        hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, hn::BitCast(du, scaled))), d8, dst + j);
+        const auto q = hn::BitCast(du, hn::Div(hn::LoadU(df, block + j), total));
+        const auto abs = hn::Min(hn::And(q, hn::Set(du, 0x7FFFFFFFu)), six);
+        const auto clamped = hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u)));
+        hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, clamped)), d8, dst + j);
       }
     }
     if (!bytes_out) {
