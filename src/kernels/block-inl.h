@@ -288,14 +288,16 @@ HWY_INLINE void MxScalesOfGroup(DU du, const BlockQuantParams& p, const float* H
       }
     }
 #endif
-    hn::Store(MxScaleCodes(du, p, hn::Load(du, set)), du, codes + s);
+    const auto code = MxScaleCodes(du, p, hn::Load(du, set));
+    hn::Store(code, du, codes + s);
+    // MxEncodeFactors on whole vectors.
+    const auto f = hn::Sub(hn::Set(di, 127 + p.fraction_bits), hn::BitCast(di, code));
+    const auto f1 = hn::Min(hn::Max(f, hn::Set(di, -126)), hn::Set(di, 127));
+    const auto bias = hn::Set(di, 127);
+    hn::Store(hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(f1, bias))), df, first + s);
+    hn::Store(hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(hn::Sub(f, f1), bias))), df, second + s);
   }
-  for (std::size_t b = 0; b < nb; ++b) {
-    scales[b] = static_cast<std::uint8_t>(codes[b]);
-    const MxFactors f = MxEncodeFactors(p, scales[b]);
-    first[b] = f.first;
-    second[b] = f.second;
-  }
+  for (std::size_t b = 0; b < nb; ++b) scales[b] = static_cast<std::uint8_t>(codes[b]);
 }
 
 // Quantizes `blocks` full blocks of p.block_size values: packed element bits to
@@ -311,7 +313,8 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
   const std::size_t k = static_cast<std::size_t>(p.block_size);
   const std::size_t group_blocks = std::max<std::size_t>(1, kGroup / k);
   HWY_ALIGN std::uint8_t codes[kGroup] = {};
-  HWY_ALIGN float first[kGroup / 16], second[kGroup / 16];  // MX factors per block
+  // MX factors per block (padded to whole vectors of blocks).
+  HWY_ALIGN float first[kGroup / 16 + 16], second[kGroup / 16 + 16];
   const bool bytes_out = p.element_bits == 8;
   for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
     const std::size_t nb = std::min(group_blocks, blocks - b0);
@@ -327,6 +330,13 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
           continue;
         }
         const auto vfirst = hn::Set(df, first[b]);
+        if (second[b] == 1.0f) {  // all but the extreme scales: one product
+          for (std::size_t j = 0; j < k; j += lanes) {
+            const auto scaled = hn::Mul(hn::LoadU(df, block + j), vfirst);
+            hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, hn::BitCast(du, scaled))), d8, dst + j);
+          }
+          continue;
+        }
         const auto vsecond = hn::Set(df, second[b]);
         for (std::size_t j = 0; j < k; j += lanes) {
           const auto scaled = hn::Mul(hn::Mul(hn::LoadU(df, block + j), vfirst), vsecond);
