@@ -322,7 +322,9 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
     if (!p.nvfp4) MxScalesOfGroup(du, p, in + b0 * k, nb, scales + b0, first, second);
     for (std::size_t b = 0; b < nb; ++b) {
       const float* block = in + (b0 + b) * k;
-      for (std::size_t line = 0; line < k; line += 16) hwy::Prefetch(block + line + 1024);
+      for (std::size_t line = 0; line < k; line += 16) {
+        PrefetchAhead(in, (b0 + b) * k + line, blocks * k);
+      }
       std::uint8_t* dst = code_out + b * k;
       if (!p.nvfp4) {
         if (scales[b0 + b] == 0xFF) {  // NaN or Inf in the block
@@ -408,7 +410,8 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
     for (std::size_t b = 0; b < nb; ++b) {
       float* dst = out + (b0 + b) * k;
       const std::uint8_t* src = code_in + b * k;
-      hwy::Prefetch(src + 4096);
+      const std::size_t packed_bytes = k * static_cast<std::size_t>(p.element_bits) / 8;
+      PrefetchAhead(elements, (b0 + b) * packed_bytes, blocks * packed_bytes);
       const std::uint8_t scale = scales[b0 + b];
       float first = 1.0f, second;
       if (p.nvfp4) {
