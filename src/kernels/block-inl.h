@@ -47,6 +47,7 @@ namespace lowp::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using detail::BlockDequantParams;
 using detail::BlockQuantParams;
+using detail::DecodeParams;
 
 // Elements per group: the codes of one group sit in a stack buffer between
 // steps 3 and 4 (a multiple of every interleaved unit: 4 x 64 byte lanes).
@@ -382,6 +383,41 @@ void QuantizeBlocks(const BlockQuantParams& p, const float* in, std::size_t bloc
   QuantizeBlocksImpl(p, in, blocks, elements, scales);
 }
 
+// A float element times its block's scale, in one rounding: the magnitude's
+// bits moved to fp32's exponent/mantissa fields with the exponent raised by
+// `offset` (>= 1, so every code is a normal fp32: an element subnormal gets
+// offset + 1 and its false leading one subtracted, exactly), then one multiply
+// by `factor` (a normal fp32) rounds the exact product P * scale as the
+// reference's double product cast to fp32 does. NaN and Inf codes by their
+// sign, as decode_f32 (only MX reaches them: an NVFP4 element is E2M1).
+struct FastDecodeBlock {
+  int offset;
+  float factor;
+};
+template <class DI>
+HWY_INLINE hn::Vec<DI> FastDecode(DI di, const BlockDequantParams& p, const FastDecodeBlock& block,
+                                  hn::Vec<DI> code) {
+  const hn::Rebind<float, DI> df;
+  const DecodeParams& e = p.element;
+  const auto magnitude = hn::And(code, SetBits(di, e.magnitude_mask));
+  const auto subnormal = hn::Lt(magnitude, hn::Set(di, 1 << e.man_bits));
+  const auto offset_bits = hn::IfThenElse(subnormal, hn::Set(di, (block.offset + 1) << 23),
+                                          hn::Set(di, block.offset << 23));
+  const auto moved = hn::Add(hn::ShiftLeftSame(magnitude, 23 - e.man_bits), offset_bits);
+  const auto leading_one = std::bit_cast<float>(detail::pow2_bits(block.offset + 1 - 127));
+  const auto exact =
+      hn::Sub(hn::BitCast(df, moved),
+              hn::IfThenElseZero(hn::RebindMask(df, subnormal), hn::Set(df, leading_one)));
+  // The sign goes on before the product (NVFP4's total scale may be negative).
+  const auto sign = hn::And(hn::ShiftLeftSame(code, 32 - p.element_bits), SetBits(di, 0x80000000u));
+  const auto signed_value = hn::Or(hn::BitCast(di, exact), sign);
+  auto bits = hn::BitCast(di, hn::Mul(hn::BitCast(df, signed_value), hn::Set(df, block.factor)));
+  bits = hn::IfThenElse(hn::Eq(magnitude, SetBits(di, e.inf_magnitude)),
+                        hn::Or(hn::Set(di, 0x7F800000), sign), bits);
+  return hn::IfThenElse(hn::Gt(magnitude, SetBits(di, e.nan_above)),
+                        hn::Or(hn::Set(di, 0x7FC00000), sign), bits);
+}
+
 template <int K>
 HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
                                        const std::uint8_t* HWY_RESTRICT elements,
@@ -414,6 +450,9 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
       PrefetchAhead(elements, (b0 + b) * packed_bytes, blocks * packed_bytes);
       const std::uint8_t scale = scales[b0 + b];
       float first = 1.0f, second;
+      // Float elements: the exponent offset that FastDecode adds (kept inside
+      // fp32's normal exponents) and the factor left for one multiply.
+      int offset = 0;
       if (p.nvfp4) {
         second = p.e4m3_values[scale];
         if (std::isnan(second)) {
@@ -421,6 +460,7 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
           continue;
         }
         second = p.tensor_scale * second;
+        offset = static_cast<int>(p.element.exp_rebias);  // exactly P, times total
       } else {
         if (scale == 0xFF) {
           for (std::size_t j = 0; j < k; j += lanes) hn::StoreU(nan, df, dst + j);
@@ -432,13 +472,27 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
         const int tb = std::max(t, -126);
         first = std::bit_cast<float>(detail::pow2_bits(t - tb));
         second = std::bit_cast<float>(detail::pow2_bits(tb));
+        if constexpr (K == kFloatKernel) {
+          const int total = static_cast<int>(p.element.exp_rebias) + t;
+          offset = std::clamp(
+              total, 1, 254 - static_cast<int>(p.element.magnitude_mask >> p.element.man_bits));
+          second = std::bit_cast<float>(detail::pow2_bits(total - offset));
+        }
       }
-      const auto vfirst = hn::Set(df, first);
-      const auto vsecond = hn::Set(df, second);
-      for (std::size_t j = 0; j < k; j += lanes) {
-        const auto code = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, src + j)));
-        const auto value = hn::BitCast(df, DecodeAny<K>(di, p.element, code));
-        hn::StoreU(hn::Mul(hn::Mul(value, vfirst), vsecond), df, dst + j);
+      if constexpr (K == kFloatKernel) {
+        const FastDecodeBlock block{offset, second};
+        for (std::size_t j = 0; j < k; j += lanes) {
+          const auto code = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, src + j)));
+          hn::StoreU(hn::BitCast(df, FastDecode(di, p, block, code)), df, dst + j);
+        }
+      } else {
+        const auto vfirst = hn::Set(df, first);
+        const auto vsecond = hn::Set(df, second);
+        for (std::size_t j = 0; j < k; j += lanes) {
+          const auto code = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, src + j)));
+          const auto value = hn::BitCast(df, DecodeAny<K>(di, p.element, code));
+          hn::StoreU(hn::Mul(hn::Mul(value, vfirst), vsecond), df, dst + j);
+        }
       }
     }
   }
