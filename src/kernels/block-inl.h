@@ -336,14 +336,18 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
         if (second[b] == 1.0f) {  // all but the extreme scales: one product
           for (std::size_t j = 0; j < k; j += lanes) {
             const auto scaled = hn::Mul(hn::LoadU(df, block + j), vfirst);
-            hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, hn::BitCast(du, scaled))), d8, dst + j);
+            hn::StoreU(
+                hn::TruncateTo(d8, hn::BitCast(du, FastEncode(du, p, hn::BitCast(du, scaled)))), d8,
+                dst + j);
           }
           continue;
         }
         const auto vsecond = hn::Set(df, second[b]);
         for (std::size_t j = 0; j < k; j += lanes) {
           const auto scaled = hn::Mul(hn::Mul(hn::LoadU(df, block + j), vfirst), vsecond);
-          hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, hn::BitCast(du, scaled))), d8, dst + j);
+          hn::StoreU(
+              hn::TruncateTo(d8, hn::BitCast(du, FastEncode(du, p, hn::BitCast(du, scaled)))), d8,
+              dst + j);
         }
         continue;
       }
@@ -368,7 +372,7 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
         const auto q = hn::BitCast(du, hn::Div(hn::LoadU(df, block + j), total));
         const auto abs = hn::Min(hn::And(q, hn::Set(du, 0x7FFFFFFFu)), six);
         const auto clamped = hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u)));
-        hn::StoreU(hn::DemoteTo(d8, FastEncode(du, p, clamped)), d8, dst + j);
+        hn::StoreU(hn::TruncateTo(d8, hn::BitCast(du, FastEncode(du, p, clamped))), d8, dst + j);
       }
     }
     if (!bytes_out) {
