@@ -36,6 +36,7 @@
 #define LOWP_KERNELS_CONVERT_INL_H_
 #endif
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -99,37 +100,64 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& 
   const auto negative = hn::Lt(ibits, zero);
   const VI abs = hn::And(ibits, hn::Set(di, 0x7FFFFFFF));
   const VI exp_field = hn::ShiftRight<23>(abs);
-  // Step 2.
-  const VI sig = hn::Or(hn::And(abs, hn::Set(di, 0x7FFFFF)),
-                        hn::IfThenZeroElse(hn::Eq(exp_field, zero), hn::Set(di, 0x800000)));
-  const VI e = hn::Sub(hn::Max(exp_field, hn::Set(di, 1)), hn::Set(di, 127));
-  // Step 3.
-  const VI binade = hn::Max(e, hn::Set(di, p.emin));
-  const VI s = hn::Add(hn::Sub(binade, e), hn::Set(di, 23 - p.man_bits));
-  const auto sigu = hn::BitCast(du, sig);
-  const auto n = hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31))));
-  const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
-  const auto right =
-      hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
-  const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
-  // Step 4.
-  auto rounded = n;
-  if constexpr (R != RoundKind::kTowardZero) {
-    hn::Vec<DU> addend;
-    if constexpr (R == RoundKind::kNearestEven) {
-      addend = hn::Add(hn::Set(du, 0x7FFFFFFFu), hn::And(n, hn::Set(du, 1u)));
-    } else if constexpr (R == RoundKind::kNearestAway) {
-      addend = hn::Set(du, 0x80000000u);
-    } else {
-      addend = random;
+  VI magnitude;
+  if constexpr (R == RoundKind::kNearestEven) {
+    // Steps 2-4 for nearest-even in fewer operations (the same magnitude for
+    // every input): at or above 2^emin, round the fp32 bits at bit 23 - M
+    // (add half - 1 plus the kept lsb) and re-bias the exponent field by
+    // 127 - bias = 126 + emin; below 2^emin, |x| + 2^(emin - M + 23) has its
+    // unit at the format's subnormal unit, so the fp32 adder rounds it and the
+    // difference of the bits is the magnitude.
+    (void)exp_field;
+    const hn::Rebind<float, DU> df;
+    const int drop = 23 - p.man_bits;
+    const auto uabs = hn::BitCast(du, abs);
+    // The kept lsb is n's (step 3): the mantissa's lowest kept bit, or with
+    // M = 0 the implicit bit, always 1 (ties then round up, as the reference).
+    const auto rebias = static_cast<std::uint32_t>(126 + p.emin) << p.man_bits;
+    const std::uint32_t lsb_mask = p.man_bits > 0 ? 1u : 0u;
+    const auto lsb = hn::And(hn::ShiftRightSame(uabs, drop), hn::Set(du, lsb_mask));
+    const auto half = hn::Set(du, (std::uint32_t{1} << (drop - 1)) - lsb_mask);
+    const auto normal =
+        hn::Sub(hn::BitCast(di, hn::ShiftRightSame(hn::Add(hn::Add(uabs, half), lsb), drop)),
+                hn::BitCast(di, hn::Set(du, rebias)));
+    const auto magic = hn::Set(
+        df, std::bit_cast<float>(static_cast<std::uint32_t>(p.emin - p.man_bits + 23 + 127) << 23));
+    const auto subnormal =
+        hn::Sub(hn::BitCast(di, hn::Add(hn::BitCast(df, abs), magic)), hn::BitCast(di, magic));
+    magnitude = hn::IfThenElse(hn::Lt(abs, hn::Set(di, (p.emin + 127) << 23)), subnormal, normal);
+  } else {
+    // Step 2.
+    const VI sig = hn::Or(hn::And(abs, hn::Set(di, 0x7FFFFF)),
+                          hn::IfThenZeroElse(hn::Eq(exp_field, zero), hn::Set(di, 0x800000)));
+    const VI e = hn::Sub(hn::Max(exp_field, hn::Set(di, 1)), hn::Set(di, 127));
+    // Step 3.
+    const VI binade = hn::Max(e, hn::Set(di, p.emin));
+    const VI s = hn::Add(hn::Sub(binade, e), hn::Set(di, 23 - p.man_bits));
+    const auto sigu = hn::BitCast(du, sig);
+    const auto n = hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31))));
+    const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
+    const auto right =
+        hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
+    const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
+    // Step 4.
+    auto rounded = n;
+    if constexpr (R != RoundKind::kTowardZero) {
+      hn::Vec<DU> addend;
+      if constexpr (R == RoundKind::kNearestAway) {
+        addend = hn::Set(du, 0x80000000u);
+      } else {
+        addend = random;
+      }
+      const auto sum = hn::Add(fraction, addend);
+      const auto carry =
+          hn::Or(hn::And(fraction, addend), hn::AndNot(sum, hn::Or(fraction, addend)));
+      rounded = hn::Add(n, hn::ShiftRight<31>(carry));
     }
-    const auto sum = hn::Add(fraction, addend);
-    const auto carry = hn::Or(hn::And(fraction, addend), hn::AndNot(sum, hn::Or(fraction, addend)));
-    rounded = hn::Add(n, hn::ShiftRight<31>(carry));
+    // Step 5.
+    magnitude = hn::Add(hn::ShiftLeftSame(hn::Sub(binade, hn::Set(di, p.emin)), p.man_bits),
+                        hn::BitCast(di, rounded));
   }
-  // Step 5.
-  const VI magnitude = hn::Add(hn::ShiftLeftSame(hn::Sub(binade, hn::Set(di, p.emin)), p.man_bits),
-                               hn::BitCast(di, rounded));
   VI code = hn::Or(magnitude, hn::IfThenElseZero(negative, SetBits(di, p.sign_mask)));
   auto by_sign = [&](const std::uint32_t(&c)[2]) {
     return hn::IfThenElse(negative, SetBits(di, c[1]), SetBits(di, c[0]));
@@ -272,7 +300,8 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
   for (; i + lanes <= count; i += lanes) {
     PrefetchAhead(in, i, count);
     const auto bits = hn::BitCast(du, hn::LoadU(df, in + i));
-    hn::StoreU(hn::DemoteTo(dc, EncodeAny<R, K>(du, p, bits, random_at(i))), dc, out + i);
+    hn::StoreU(hn::TruncateTo(dc, hn::BitCast(du, EncodeAny<R, K>(du, p, bits, random_at(i)))), dc,
+               out + i);
   }
   if (i == count) return;
   // The tail goes through the same vector code via a padded copy.
@@ -281,7 +310,8 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
   const std::size_t rest = count - i;
   std::memcpy(tail_in, in + i, rest * sizeof(float));
   const auto bits = hn::BitCast(du, hn::Load(df, tail_in));
-  hn::Store(hn::DemoteTo(dc, EncodeAny<R, K>(du, p, bits, random_at(i))), dc, tail_out);
+  hn::Store(hn::TruncateTo(dc, hn::BitCast(du, EncodeAny<R, K>(du, p, bits, random_at(i)))), dc,
+            tail_out);
   std::memcpy(out + i, tail_out, rest * sizeof(CodeT));
 }
 
@@ -289,7 +319,7 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
 // half of the first element's stochastic index; the caller guarantees that the
 // run does not cross a multiple of 2^32 (so `key` is the same for all).
 inline void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* out,
-               std::uint32_t key, std::uint32_t first_low) {
+                      std::uint32_t key, std::uint32_t first_low) {
   auto run = [&](auto kernel, auto* codes) {
     constexpr int K = decltype(kernel)::value;
     switch (p.round) {
