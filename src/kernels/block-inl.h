@@ -257,8 +257,9 @@ HWY_INLINE hn::Vec<DU> MxScaleCodes(DU du, const BlockQuantParams& p, hn::Vec<DU
 // scale code and its two factors (MxEncodeFactors).
 template <class DU>
 HWY_INLINE void MxScalesOfGroup(DU du, const BlockQuantParams& p, const float* HWY_RESTRICT in,
-                                std::size_t nb, std::uint8_t* HWY_RESTRICT scales,
-                                float* HWY_RESTRICT first, float* HWY_RESTRICT second) {
+                                std::size_t nb, std::size_t values_left,
+                                std::uint8_t* HWY_RESTRICT scales, float* HWY_RESTRICT first,
+                                float* HWY_RESTRICT second) {
   const hn::RebindToSigned<DU> di;
   const hn::Rebind<float, DU> df;
   const std::size_t lanes = hn::Lanes(du);
@@ -271,6 +272,8 @@ HWY_INLINE void MxScalesOfGroup(DU du, const BlockQuantParams& p, const float* H
     auto m = hn::Zero(di);
     if (b < nb) {
       const float* block = in + b * k;
+      // This pass is the first to touch the input: prefetch from here.
+      for (std::size_t line = 0; line < k; line += 16) PrefetchAhead(in, b * k + line, values_left);
       for (std::size_t j = 0; j < k; j += lanes) {
         m = hn::Max(m, hn::And(hn::BitCast(di, hn::LoadU(df, block + j)), hn::Set(di, 0x7FFFFFFF)));
       }
@@ -302,11 +305,14 @@ HWY_INLINE void MxScalesOfGroup(DU du, const BlockQuantParams& p, const float* H
 }
 
 // Quantizes `blocks` full blocks of p.block_size values: packed element bits to
-// `elements` (byte-aligned), one scale byte per block to `scales`.
+// `elements` (byte-aligned), one scale byte per block to `scales`. The input
+// array goes on to `in_end` (>= the blocks' end): prefetching may run ahead
+// into the next row.
 HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float* HWY_RESTRICT in,
                                      std::size_t blocks, std::uint8_t* HWY_RESTRICT elements,
-                                     std::uint8_t* HWY_RESTRICT scales) {
+                                     std::uint8_t* HWY_RESTRICT scales, const float* in_end) {
   const BlockQuantParams p = params;  // not aliased by the byte stores
+  const auto readable = static_cast<std::size_t>(in_end - in);
   const BlockTagU du;
   const hn::Rebind<float, decltype(du)> df;
   const hn::Rebind<std::uint8_t, decltype(du)> d8;
@@ -320,11 +326,15 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
   for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
     const std::size_t nb = std::min(group_blocks, blocks - b0);
     std::uint8_t* code_out = bytes_out ? elements + b0 * k : codes;
-    if (!p.nvfp4) MxScalesOfGroup(du, p, in + b0 * k, nb, scales + b0, first, second);
+    if (!p.nvfp4) {
+      MxScalesOfGroup(du, p, in + b0 * k, nb, readable - b0 * k, scales + b0, first, second);
+    }
     for (std::size_t b = 0; b < nb; ++b) {
       const float* block = in + (b0 + b) * k;
-      for (std::size_t line = 0; line < k; line += 16) {
-        PrefetchAhead(in, (b0 + b) * k + line, blocks * k);
+      if (p.nvfp4) {
+        for (std::size_t line = 0; line < k; line += 16) {
+          PrefetchAhead(in, (b0 + b) * k + line, readable);
+        }
       }
       std::uint8_t* dst = code_out + b * k;
       if (!p.nvfp4) {
@@ -383,8 +393,8 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
 }
 
 void QuantizeBlocks(const BlockQuantParams& p, const float* in, std::size_t blocks,
-                    std::uint8_t* elements, std::uint8_t* scales) {
-  QuantizeBlocksImpl(p, in, blocks, elements, scales);
+                    std::uint8_t* elements, std::uint8_t* scales, const float* in_end) {
+  QuantizeBlocksImpl(p, in, blocks, elements, scales, in_end);
 }
 
 // A float element times its block's scale, in one rounding: the magnitude's
@@ -426,8 +436,9 @@ template <int K>
 HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
                                        const std::uint8_t* HWY_RESTRICT elements,
                                        const std::uint8_t* HWY_RESTRICT scales, std::size_t blocks,
-                                       float* HWY_RESTRICT out) {
+                                       float* HWY_RESTRICT out, const std::uint8_t* elements_end) {
   const BlockDequantParams p = params;
+  const auto readable = static_cast<std::size_t>(elements_end - elements);
   const BlockTagU du;
   const hn::RebindToSigned<decltype(du)> di;
   const hn::Rebind<float, decltype(du)> df;
@@ -451,7 +462,7 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
       float* dst = out + (b0 + b) * k;
       const std::uint8_t* src = code_in + b * k;
       const std::size_t packed_bytes = k * static_cast<std::size_t>(p.element_bits) / 8;
-      PrefetchAhead(elements, (b0 + b) * packed_bytes, blocks * packed_bytes);
+      PrefetchAhead(elements, (b0 + b) * packed_bytes, readable);
       const std::uint8_t scale = scales[b0 + b];
       float first = 1.0f, second;
       // Float elements: the exponent offset that FastDecode adds (kept inside
@@ -502,12 +513,14 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
   }
 }
 
+// (`elements_end`: as QuantizeBlocks' in_end, for the packed input.)
 void DequantizeBlocks(const BlockDequantParams& p, const std::uint8_t* elements,
-                      const std::uint8_t* scales, std::size_t blocks, float* out) {
+                      const std::uint8_t* scales, std::size_t blocks, float* out,
+                      const std::uint8_t* elements_end) {
   if (p.integer) {
-    DequantizeBlocksImpl<kIntKernel>(p, elements, scales, blocks, out);
+    DequantizeBlocksImpl<kIntKernel>(p, elements, scales, blocks, out, elements_end);
   } else {
-    DequantizeBlocksImpl<kFloatKernel>(p, elements, scales, blocks, out);
+    DequantizeBlocksImpl<kFloatKernel>(p, elements, scales, blocks, out, elements_end);
   }
 }
 

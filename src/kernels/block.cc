@@ -237,7 +237,8 @@ void quantize_blocked(const BlockFormat& f, std::span<const float> in, std::size
       const std::size_t n = std::min(e, full) - b;
       const std::size_t bit = (row_pos + b * k) * bits;  // on a byte (see below)
       HWY_DYNAMIC_DISPATCH(kernels::QuantizeBlocks)
-      (p, in.data() + row_pos + b * k, n, elements + bit / 8, scales + row * per_row + b);
+      (p, in.data() + row_pos + b * k, n, elements + bit / 8, scales + row * per_row + b,
+       in.data() + in.size());
       b += n;
     }
     for (; b < e; ++b) {
@@ -274,7 +275,8 @@ void quantize_blocked(const BlockFormat& f, std::span<const float> in, std::size
           const std::size_t bit0 = row * row_length * bits;
           if (vector && full > 0) {
             HWY_DYNAMIC_DISPATCH(kernels::QuantizeBlocks)
-            (p, in.data() + row * row_length, full, scratch.data(), scales + row * per_row);
+            (p, in.data() + row * row_length, full, scratch.data(), scales + row * per_row,
+             in.data() + in.size());
             const unsigned shift = bit0 % 8;
             std::uint8_t* to = elements + bit0 / 8;
             for (std::size_t i = 0; i < full * k * bits / 8; ++i) {
@@ -339,7 +341,9 @@ void dequantize_blocked(const BlockFormat& f, const std::uint8_t* elements,
               from = scratch.data();
             }
             HWY_DYNAMIC_DISPATCH(kernels::DequantizeBlocks)
-            (p, from, scales + row * per_row + b, n, out.data() + row * row_length + b * k);
+            (p, from, scales + row * per_row + b, n, out.data() + row * row_length + b * k,
+             from == scratch.data() ? scratch.data() + scratch.size()
+                                    : stream.data() + stream.size());
             b += n;
           }
           scalar_blocks(row, b, e);
