@@ -16,8 +16,9 @@
 //     (FastEncode). Codes go to a byte buffer (8-bit elements: straight out).
 //  4. FP6 and FP4 codes are packed into the little-endian bit stream with
 //     interleaved byte loads/stores (four codes -> three bytes, two -> one).
-// Decoding runs the same steps backwards: unpack to bytes, decode the element
-// (convert-inl.h's DecodeAny), multiply by the block's scale.
+// Decoding runs the same steps backwards: unpack to bytes, then a float
+// element with the scale folded in (FastDecode: one rounding), an integer
+// element by conversion (convert-inl.h's DecodeAny) times the scale.
 //
 // Vectors are capped at 16 lanes of 32 bits, so that a vector never straddles
 // two blocks.
