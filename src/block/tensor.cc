@@ -5,15 +5,15 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
-#include <thread>
 
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 
 namespace lowp {
 namespace {
 
 // The blocked view of a C-order array: `outer` slabs, each `length` × `inner`;
-// row r = o * inner + i holds the elements at o*length*inner + j*inner + i.
+// row r = o * inner + i holds the elements at (o * length + j) * inner + i.
 struct BlockedView {
   std::size_t outer = 1, length = 1, inner = 1;
 
@@ -26,11 +26,6 @@ struct BlockedView {
     }
   }
   std::size_t rows() const { return outer * inner; }
-  std::size_t flat_index(std::size_t row, std::size_t j) const {
-    const std::size_t o = row / inner;
-    const std::size_t i = row % inner;
-    return (o * length + j) * inner + i;
-  }
 };
 
 std::size_t element_count_of(std::span<const std::int64_t> shape) {
@@ -42,27 +37,38 @@ std::size_t element_count_of(std::span<const std::int64_t> shape) {
   return n;
 }
 
-// Runs body(begin, end) over [0, rows) split into contiguous ranges, one per
-// thread; small jobs (under 64 Ki elements) stay on the calling thread.
-template <typename Body>
-void parallel_for_rows(std::size_t rows, std::size_t elements, unsigned threads, Body body) {
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  if (threads == 1 || rows < 2 || elements < (std::size_t{1} << 16)) {
-    body(std::size_t{0}, rows);
-    return;
+// The blocked view's rows gathered from (or scattered back to) the C-order
+// array: blocked[(o * inner + i) * length + j] = data[(o * length + j) * inner + i],
+// in 32 x 32 tiles so that both sides stream through whole cache lines.
+template <bool kToBlocked>
+void transpose_blocked(const BlockedView& v, const float* from, float* to) {
+  constexpr std::size_t kTile = 32;
+  for (std::size_t o = 0; o < v.outer; ++o) {
+    const std::size_t base = o * v.length * v.inner;
+    for (std::size_t j0 = 0; j0 < v.length; j0 += kTile) {
+      const std::size_t j1 = std::min(v.length, j0 + kTile);
+      for (std::size_t i0 = 0; i0 < v.inner; i0 += kTile) {
+        const std::size_t i1 = std::min(v.inner, i0 + kTile);
+        for (std::size_t j = j0; j < j1; ++j) {
+          for (std::size_t i = i0; i < i1; ++i) {
+            const std::size_t flat = base + j * v.inner + i;
+            const std::size_t blocked = base + i * v.length + j;
+            if constexpr (kToBlocked) {
+              to[blocked] = from[flat];
+            } else {
+              to[flat] = from[blocked];
+            }
+          }
+        }
+      }
+    }
   }
-  const std::size_t parts = std::min<std::size_t>(threads, rows);
-  std::vector<std::thread> pool;
-  for (std::size_t p = 1; p < parts; ++p) {
-    pool.emplace_back(body, rows * p / parts, rows * (p + 1) / parts);
-  }
-  body(std::size_t{0}, rows / parts);
-  for (std::thread& th : pool) th.join();
 }
 
 }  // namespace
 
 float nvfp4_tensor_scale_of(std::span<const float> data, const BlockOptions& opt) {
+  if (!opt.flush_subnormals) return nvfp4_tensor_scale(finite_amax(data, opt.threads));
   float amax = 0.0f;
   for (float v : data) {
     if (opt.flush_subnormals && std::fpclassify(v) == FP_SUBNORMAL) continue;
@@ -149,36 +155,24 @@ PackedTensor quantize(const BlockFormat& f, std::span<const float> data,
                 std::to_string(n));
   }
   const BlockedView view(shape, t.axis);
-  const std::size_t k = static_cast<std::size_t>(f.block_size);
   const std::size_t rows = n == 0 ? 0 : view.rows();
-  const std::size_t blocks = t.blocks_per_row();
-  t.scales.assign(rows * blocks, 0);
+  t.scales.assign(rows * t.blocks_per_row(), 0);
   t.elements.assign(packed_bytes(f.element.bits, n), 0);
 
   if (f.family == BlockFamily::kNvfp4) t.tensor_scale = nvfp4_tensor_scale_of(data, opt);
-  std::vector<std::uint32_t> codes(n);
-  // Rows are independent: split them between threads. Every block writes only
-  // its own codes and scale, and stochastic rounding depends only on the
-  // element's position, so the result is the same for any thread count.
-  auto quantize_rows = [&](std::size_t row_begin, std::size_t row_end) {
-    std::vector<float> block(k);
-    for (std::size_t row = row_begin; row < row_end; ++row) {
-      for (std::size_t b = 0; b < blocks; ++b) {
-        const std::size_t first = b * k;
-        const std::size_t count = std::min(k, view.length - first);
-        for (std::size_t j = 0; j < count; ++j) block[j] = data[view.flat_index(row, first + j)];
-        const std::size_t position = row * view.length + first;  // in the blocked view
-        const std::span<const float> values(block.data(), count);
-        const std::span<std::uint32_t> out(codes.data() + position, count);
-        t.scales[row * blocks + b] =
-            f.family == BlockFamily::kNvfp4
-                ? nvfp4_quantize_block(values, t.tensor_scale, out, opt, position)
-                : mx_quantize_block(f, values, out, opt, position);
-      }
-    }
-  };
-  parallel_for_rows(rows, n, opt.threads, quantize_rows);
-  pack_codes(f.element.bits, codes, t.elements);
+  if (rows == 0) return t;
+  // The bulk kernels (lowp/block_kernels.h) work on the blocked view's rows;
+  // a block axis other than the last is gathered into them first. Each block
+  // is the scalar reference's (mx_quantize_block / nvfp4_quantize_block), on
+  // any thread count.
+  if (view.inner == 1) {
+    quantize_blocked(f, data, view.length, t.tensor_scale, opt, t.elements.data(), t.scales.data());
+  } else {
+    std::vector<float> blocked(n);
+    transpose_blocked<true>(view, data.data(), blocked.data());
+    quantize_blocked(f, blocked, view.length, t.tensor_scale, opt, t.elements.data(),
+                     t.scales.data());
+  }
   return t;
 }
 
@@ -190,9 +184,15 @@ void dequantize(const PackedTensor& t, std::span<float> out) {
   }
   if (n == 0) return;
   const BlockedView view(t.shape, t.axis);
-  for (std::size_t row = 0; row < view.rows(); ++row) {
-    for (std::size_t j = 0; j < view.length; ++j) out[view.flat_index(row, j)] = t.value(row, j);
+  if (view.inner == 1) {
+    dequantize_blocked(t.format, t.elements.data(), t.scales.data(), t.tensor_scale, view.length,
+                       out, 0);
+    return;
   }
+  std::vector<float> blocked(n);
+  dequantize_blocked(t.format, t.elements.data(), t.scales.data(), t.tensor_scale, view.length,
+                     blocked, 0);
+  transpose_blocked<false>(view, blocked.data(), out.data());
 }
 
 std::vector<float> fake_quantize(const BlockFormat& f, std::span<const float> data,

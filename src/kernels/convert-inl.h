@@ -25,6 +25,9 @@
 //     finite overflow, Inf input, NaN input — each code given for both signs.
 // E8M0 and the integer formats have their own encoders below (steps 3-4 at a
 // fixed unit), and each kind of format its own decoder.
+//
+// The exported entry points are `inline`: block-inl.h includes this file too
+// (for DecodeAny), in another translation unit.
 
 #if defined(LOWP_KERNELS_CONVERT_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LOWP_KERNELS_CONVERT_INL_H_
@@ -33,6 +36,7 @@
 #define LOWP_KERNELS_CONVERT_INL_H_
 #endif
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -96,37 +100,64 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& 
   const auto negative = hn::Lt(ibits, zero);
   const VI abs = hn::And(ibits, hn::Set(di, 0x7FFFFFFF));
   const VI exp_field = hn::ShiftRight<23>(abs);
-  // Step 2.
-  const VI sig = hn::Or(hn::And(abs, hn::Set(di, 0x7FFFFF)),
-                        hn::IfThenZeroElse(hn::Eq(exp_field, zero), hn::Set(di, 0x800000)));
-  const VI e = hn::Sub(hn::Max(exp_field, hn::Set(di, 1)), hn::Set(di, 127));
-  // Step 3.
-  const VI binade = hn::Max(e, hn::Set(di, p.emin));
-  const VI s = hn::Add(hn::Sub(binade, e), hn::Set(di, 23 - p.man_bits));
-  const auto sigu = hn::BitCast(du, sig);
-  const auto n = hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31))));
-  const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
-  const auto right =
-      hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
-  const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
-  // Step 4.
-  auto rounded = n;
-  if constexpr (R != RoundKind::kTowardZero) {
-    hn::Vec<DU> addend;
-    if constexpr (R == RoundKind::kNearestEven) {
-      addend = hn::Add(hn::Set(du, 0x7FFFFFFFu), hn::And(n, hn::Set(du, 1u)));
-    } else if constexpr (R == RoundKind::kNearestAway) {
-      addend = hn::Set(du, 0x80000000u);
-    } else {
-      addend = random;
+  VI magnitude;
+  if constexpr (R == RoundKind::kNearestEven) {
+    // Steps 2-4 for nearest-even in fewer operations (the same magnitude for
+    // every input): at or above 2^emin, round the fp32 bits at bit 23 - M
+    // (add half - 1 plus the kept lsb) and re-bias the exponent field by
+    // 127 - bias = 126 + emin; below 2^emin, |x| + 2^(emin - M + 23) has its
+    // unit at the format's subnormal unit, so the fp32 adder rounds it and the
+    // difference of the bits is the magnitude.
+    (void)exp_field;
+    const hn::Rebind<float, DU> df;
+    const int drop = 23 - p.man_bits;
+    const auto uabs = hn::BitCast(du, abs);
+    // The kept lsb is n's (step 3): the mantissa's lowest kept bit, or with
+    // M = 0 the implicit bit, always 1 (ties then round up, as the reference).
+    const auto rebias = static_cast<std::uint32_t>(126 + p.emin) << p.man_bits;
+    const std::uint32_t lsb_mask = p.man_bits > 0 ? 1u : 0u;
+    const auto lsb = hn::And(hn::ShiftRightSame(uabs, drop), hn::Set(du, lsb_mask));
+    const auto half = hn::Set(du, (std::uint32_t{1} << (drop - 1)) - lsb_mask);
+    const auto normal =
+        hn::Sub(hn::BitCast(di, hn::ShiftRightSame(hn::Add(hn::Add(uabs, half), lsb), drop)),
+                hn::BitCast(di, hn::Set(du, rebias)));
+    const auto magic = hn::Set(
+        df, std::bit_cast<float>(static_cast<std::uint32_t>(p.emin - p.man_bits + 23 + 127) << 23));
+    const auto subnormal =
+        hn::Sub(hn::BitCast(di, hn::Add(hn::BitCast(df, abs), magic)), hn::BitCast(di, magic));
+    magnitude = hn::IfThenElse(hn::Lt(abs, hn::Set(di, (p.emin + 127) << 23)), subnormal, normal);
+  } else {
+    // Step 2.
+    const VI sig = hn::Or(hn::And(abs, hn::Set(di, 0x7FFFFF)),
+                          hn::IfThenZeroElse(hn::Eq(exp_field, zero), hn::Set(di, 0x800000)));
+    const VI e = hn::Sub(hn::Max(exp_field, hn::Set(di, 1)), hn::Set(di, 127));
+    // Step 3.
+    const VI binade = hn::Max(e, hn::Set(di, p.emin));
+    const VI s = hn::Add(hn::Sub(binade, e), hn::Set(di, 23 - p.man_bits));
+    const auto sigu = hn::BitCast(du, sig);
+    const auto n = hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31))));
+    const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
+    const auto right =
+        hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
+    const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
+    // Step 4.
+    auto rounded = n;
+    if constexpr (R != RoundKind::kTowardZero) {
+      hn::Vec<DU> addend;
+      if constexpr (R == RoundKind::kNearestAway) {
+        addend = hn::Set(du, 0x80000000u);
+      } else {
+        addend = random;
+      }
+      const auto sum = hn::Add(fraction, addend);
+      const auto carry =
+          hn::Or(hn::And(fraction, addend), hn::AndNot(sum, hn::Or(fraction, addend)));
+      rounded = hn::Add(n, hn::ShiftRight<31>(carry));
     }
-    const auto sum = hn::Add(fraction, addend);
-    const auto carry = hn::Or(hn::And(fraction, addend), hn::AndNot(sum, hn::Or(fraction, addend)));
-    rounded = hn::Add(n, hn::ShiftRight<31>(carry));
+    // Step 5.
+    magnitude = hn::Add(hn::ShiftLeftSame(hn::Sub(binade, hn::Set(di, p.emin)), p.man_bits),
+                        hn::BitCast(di, rounded));
   }
-  // Step 5.
-  const VI magnitude = hn::Add(hn::ShiftLeftSame(hn::Sub(binade, hn::Set(di, p.emin)), p.man_bits),
-                               hn::BitCast(di, rounded));
   VI code = hn::Or(magnitude, hn::IfThenElseZero(negative, SetBits(di, p.sign_mask)));
   auto by_sign = [&](const std::uint32_t(&c)[2]) {
     return hn::IfThenElse(negative, SetBits(di, c[1]), SetBits(di, c[0]));
@@ -269,7 +300,8 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
   for (; i + lanes <= count; i += lanes) {
     PrefetchAhead(in, i, count);
     const auto bits = hn::BitCast(du, hn::LoadU(df, in + i));
-    hn::StoreU(hn::DemoteTo(dc, EncodeAny<R, K>(du, p, bits, random_at(i))), dc, out + i);
+    hn::StoreU(hn::TruncateTo(dc, hn::BitCast(du, EncodeAny<R, K>(du, p, bits, random_at(i)))), dc,
+               out + i);
   }
   if (i == count) return;
   // The tail goes through the same vector code via a padded copy.
@@ -278,15 +310,16 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
   const std::size_t rest = count - i;
   std::memcpy(tail_in, in + i, rest * sizeof(float));
   const auto bits = hn::BitCast(du, hn::Load(df, tail_in));
-  hn::Store(hn::DemoteTo(dc, EncodeAny<R, K>(du, p, bits, random_at(i))), dc, tail_out);
+  hn::Store(hn::TruncateTo(dc, hn::BitCast(du, EncodeAny<R, K>(du, p, bits, random_at(i)))), dc,
+            tail_out);
   std::memcpy(out + i, tail_out, rest * sizeof(CodeT));
 }
 
 // Encodes in[0, count) into codes of p.code_bytes bytes. `first_low` is the low
 // half of the first element's stochastic index; the caller guarantees that the
 // run does not cross a multiple of 2^32 (so `key` is the same for all).
-void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* out,
-               std::uint32_t key, std::uint32_t first_low) {
+inline void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* out,
+                      std::uint32_t key, std::uint32_t first_low) {
   auto run = [&](auto kernel, auto* codes) {
     constexpr int K = decltype(kernel)::value;
     switch (p.round) {
@@ -402,7 +435,7 @@ HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRI
   std::memcpy(out + i, tail_out, rest * sizeof(float));
 }
 
-void DecodeToF32(const DecodeParams& p, const void* codes, std::size_t count, float* out) {
+inline void DecodeToF32(const DecodeParams& p, const void* codes, std::size_t count, float* out) {
   const auto* bytes = static_cast<const std::uint8_t*>(codes);
   const auto* words = static_cast<const std::uint16_t*>(codes);
   if (p.e8m0) {
@@ -443,10 +476,10 @@ HWY_NOINLINE void CeilingNarrow(const float* HWY_RESTRICT in, std::size_t count,
   }
 }
 
-void CeilingF32ToU8(const float* in, std::size_t count, std::uint8_t* out) {
+inline void CeilingF32ToU8(const float* in, std::size_t count, std::uint8_t* out) {
   CeilingNarrow(in, count, out);
 }
-void CeilingF32ToU16(const float* in, std::size_t count, std::uint16_t* out) {
+inline void CeilingF32ToU16(const float* in, std::size_t count, std::uint16_t* out) {
   CeilingNarrow(in, count, out);
 }
 
@@ -470,10 +503,10 @@ HWY_NOINLINE void CeilingWiden(const CodeT* HWY_RESTRICT in, std::size_t count,
   }
 }
 
-void CeilingU8ToF32(const std::uint8_t* in, std::size_t count, float* out) {
+inline void CeilingU8ToF32(const std::uint8_t* in, std::size_t count, float* out) {
   CeilingWiden(in, count, out);
 }
-void CeilingU16ToF32(const std::uint16_t* in, std::size_t count, float* out) {
+inline void CeilingU16ToF32(const std::uint16_t* in, std::size_t count, float* out) {
   CeilingWiden(in, count, out);
 }
 

@@ -58,7 +58,9 @@ bool vector_e8m0(const Format& f) {
 bool vector_int(const Format& f) { return f.kind == Kind::kInt && f.bits <= 16; }
 bool vectorized(const Format& f) { return vector_format(f) || vector_e8m0(f) || vector_int(f); }
 
-EncodeParams encode_params(const Format& f, const EncodeOptions& opt) {
+}  // namespace
+
+EncodeParams detail::encode_params(const Format& f, const EncodeOptions& opt) {
   EncodeParams p;
   p.man_bits = f.man_bits;
   p.emin = emin(f);
@@ -103,7 +105,7 @@ EncodeParams encode_params(const Format& f, const EncodeOptions& opt) {
   return p;
 }
 
-DecodeParams decode_params(const Format& f) {
+DecodeParams detail::decode_params(const Format& f) {
   DecodeParams p;
   constexpr std::uint32_t kNone = 0x7FFFFFFF;  // above every magnitude and code
   p.man_bits = f.man_bits;
@@ -140,6 +142,8 @@ DecodeParams decode_params(const Format& f) {
   p.int_signed = is_signed(f);
   return p;
 }
+
+namespace {
 
 // Runs body(begin, end) over [0, count) in `threads` contiguous pieces, the
 // first on the calling thread.
@@ -244,7 +248,7 @@ void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
     });
     return;
   }
-  const kernels::detail::EncodeParams p = kernels::encode_params(f, opt);
+  const kernels::detail::EncodeParams p = kernels::detail::encode_params(f, opt);
   auto* out_bytes = static_cast<unsigned char*>(out_codes);
   kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
     // Runs that do not cross a multiple of 2^32 in the stochastic index.
@@ -276,7 +280,7 @@ void decode_to_f32(const Format& f, const void* codes, std::span<float> out, uns
     });
     return;
   }
-  const kernels::detail::DecodeParams p = kernels::decode_params(f);
+  const kernels::detail::DecodeParams p = kernels::detail::decode_params(f);
   const auto* bytes = static_cast<const unsigned char*>(codes);
   kernels::parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
     HWY_DYNAMIC_DISPATCH(kernels::DecodeToF32)

@@ -5,6 +5,11 @@
 
 #include <cstdint>
 
+namespace lowp {
+struct Format;
+struct EncodeOptions;
+}  // namespace lowp
+
 namespace lowp::kernels::detail {
 
 // Rounding as the addend whose carry out of 32 bits rounds the magnitude up
@@ -60,5 +65,10 @@ struct DecodeParams {
   std::uint32_t inf_magnitude = 0;  // magnitude of Inf (0xFFFFFFFF: none)
   int code_bytes = 1;
 };
+
+// The parameters of a format (convert.cc); the vector path must cover it
+// (kernels::encode_is_vectorized / decode_is_vectorized).
+EncodeParams encode_params(const Format& f, const EncodeOptions& opt);
+DecodeParams decode_params(const Format& f);
 
 }  // namespace lowp::kernels::detail

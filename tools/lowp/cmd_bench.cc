@@ -6,18 +6,21 @@
 // the median time per element is reported, with the bytes moved per second
 // (input + output) and the ceiling's time divided by the kernel's (1 = at the
 // ceiling).
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <fmt/core.h>
-#include <nlohmann/json.hpp>
-
 #include "commands.h"
+#include "lowp/block/block_format.h"
+#include "lowp/block/mx.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
 #include "lowp/kernels.h"
@@ -35,7 +38,7 @@ struct Options {
 struct Result {
   std::string name;
   std::string ceiling;  // the row it is compared with ("" for a ceiling)
-  int bytes_per_element = 0;
+  double bytes_per_element = 0;
   double ns_per_element = 0;
 };
 
@@ -72,7 +75,7 @@ void run_bench(const Options& o) {
   std::vector<float> out32(n);
   const unsigned t = o.threads;
   std::vector<Result> results;
-  auto bench = [&](std::string name, std::string ceiling, int bytes,
+  auto bench = [&](std::string name, std::string ceiling, double bytes,
                    const std::function<void()>& fn) {
     results.push_back(
         {std::move(name), std::move(ceiling), bytes, median_ns_per_element(fn, n, o.reps)});
@@ -81,6 +84,10 @@ void run_bench(const Options& o) {
   bench("ceiling f32->u16", "", 6, [&] { kernels::ceiling_f32_to_u16(in, out16.data(), t); });
   bench("ceiling u8->f32", "", 5, [&] { kernels::ceiling_u8_to_f32(codes8.data(), out32, t); });
   bench("ceiling u16->f32", "", 6, [&] { kernels::ceiling_u16_to_f32(codes16.data(), out32, t); });
+  bench("ceiling f32->u6", "", 4.75, [&] { kernels::ceiling_f32_to_u6(in, out8.data(), t); });
+  bench("ceiling f32->u4", "", 4.5, [&] { kernels::ceiling_f32_to_u4(in, out8.data(), t); });
+  bench("ceiling u6->f32", "", 4.75, [&] { kernels::ceiling_u6_to_f32(codes8.data(), out32, t); });
+  bench("ceiling u4->f32", "", 4.5, [&] { kernels::ceiling_u4_to_f32(codes8.data(), out32, t); });
   for (const char* name : {"fp8_e4m3", "fp8_e5m2", "bf16", "fp16"}) {
     const Format f = parse_format(name);
     const bool wide = code_bytes(f) == 2;
@@ -94,6 +101,55 @@ void run_bench(const Options& o) {
           });
     bench(fmt::format("decode {}", name), wide ? "ceiling u16->f32" : "ceiling u8->f32", bytes,
           [&] { decode_to_f32(f, codes, out32, t); });
+  }
+
+  // Block formats: rows of kRowLength values (the last axis of a weight
+  // matrix), floor scale rule, nearest-even; the packed elements and the scale
+  // bytes both count as bytes moved. The ceiling is the one for the element
+  // width (scale bytes are 1/k byte more per value, not in the ceiling).
+  constexpr std::size_t kRowLength = 4096;
+  const std::size_t blocked_n = n / kRowLength * kRowLength;
+  if (blocked_n > 0) {
+    const std::span<const float> blocked_in(in.data(), blocked_n);
+    const std::span<float> blocked_out(out32.data(), blocked_n);
+    std::vector<std::uint8_t> scales(blocked_n / 16);
+    for (const NamedBlockFormat& nb : block_registry()) {
+      const BlockFormat& f = nb.format;
+      const int bits = f.element.bits;
+      const double bytes = 4.0 + bits / 8.0 + 1.0 / f.block_size;
+      const std::string encode_ceiling = bits == 8   ? "ceiling f32->u8"
+                                         : bits == 6 ? "ceiling f32->u6"
+                                                     : "ceiling f32->u4";
+      const std::string decode_ceiling = bits == 8   ? "ceiling u8->f32"
+                                         : bits == 6 ? "ceiling u6->f32"
+                                                     : "ceiling u4->f32";
+      BlockOptions opt;
+      opt.threads = t;
+      const bool nvfp4 = f.family == BlockFamily::kNvfp4;
+      const float ts = nvfp4 ? nvfp4_tensor_scale(finite_amax(blocked_in, t)) : 1.0f;
+      if (nvfp4) {
+        // The whole job reads the input twice (tensor amax, then blocks).
+        bench(fmt::format("quantize {}", nb.name), encode_ceiling, bytes + 4, [&] {
+          const float scale = nvfp4_tensor_scale(finite_amax(blocked_in, t));
+          quantize_blocked(f, blocked_in, kRowLength, scale, opt, codes8.data(), scales.data());
+        });
+      }
+      bench(fmt::format(fmt::runtime(nvfp4 ? "quantize {} (tensor scale given)" : "quantize {}"),
+                        nb.name),
+            encode_ceiling, bytes, [&] {
+              quantize_blocked(f, blocked_in, kRowLength, ts, opt, codes8.data(), scales.data());
+            });
+      if (nb.name == "mxfp4") {
+        BlockOptions rceil = opt;
+        rceil.scale_rule = ScaleRule::kRceil;
+        bench("quantize mxfp4 rceil", encode_ceiling, bytes, [&] {
+          quantize_blocked(f, blocked_in, kRowLength, ts, rceil, codes8.data(), scales.data());
+        });
+      }
+      bench(fmt::format("dequantize {}", nb.name), decode_ceiling, bytes, [&] {
+        dequantize_blocked(f, codes8.data(), scales.data(), ts, kRowLength, blocked_out, t);
+      });
+    }
   }
 
   auto ceiling_ns = [&](const Result& r) {
@@ -122,9 +178,9 @@ void run_bench(const Options& o) {
   }
   fmt::print("target {}, {} thread(s), {} elements, median of {} runs\n", target, o.threads,
              o.elements, o.reps);
-  fmt::print("{:<28} {:>9} {:>8} {:>10}\n", "kernel", "ns/elem", "GB/s", "vs ceiling");
+  fmt::print("{:<40} {:>9} {:>8} {:>10}\n", "kernel", "ns/elem", "GB/s", "vs ceiling");
   for (const Result& r : results) {
-    fmt::print("{:<28} {:>9.3f} {:>8.2f} {:>10.2f}\n", r.name, r.ns_per_element,
+    fmt::print("{:<40} {:>9.3f} {:>8.2f} {:>10.2f}\n", r.name, r.ns_per_element,
                r.bytes_per_element / r.ns_per_element, ceiling_ns(r) / r.ns_per_element);
   }
 }
@@ -132,8 +188,9 @@ void run_bench(const Options& o) {
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "bench", "Measure the bulk encode/decode kernels against memory-bandwidth ceilings");
+  auto* cmd = app.add_subcommand("bench",
+                                 "Measure the bulk encode/decode kernels "
+                                 "against memory-bandwidth ceilings");
   auto o = std::make_shared<Options>();
   cmd->add_option("--threads", o->threads, "Threads per kernel call")->capture_default_str();
   cmd->add_option("--elements", o->elements, "Elements per array (default 64 Mi)")

@@ -1,0 +1,60 @@
+// lowp/block_kernels.h — bulk MX / NVFP4 quantization into lowp's packed
+// layout (lowp/block/tensor.h) and back, bit-identical to the scalar reference
+// (lowp/block/mx.h) on every SIMD target and for any thread count.
+//
+// The arrays here are the "blocked view" of tensor.h: rows of row_length
+// contiguous fp32 values, each row cut into blocks of k (the last one partial
+// when k does not divide row_length). lowp::quantize / dequantize /
+// fake_quantize call these, transposing first when the block axis is not the
+// last.
+//
+// Vector path (Highway, runtime dispatch; the other cases run the scalar
+// reference block by block, split across the same threads): the MX formats of
+// the registry (mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8)
+// with any block size that is a multiple of 16 up to 512, and NVFP4 with such
+// a block size; quantization with nearest-even elements and no
+// flush_subnormals (every scale rule). Partial blocks take the reference.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "lowp/block/block_format.h"
+#include "lowp/block/mx.h"
+
+namespace lowp {
+
+// Quantizes in (rows x row_length, rows = in.size() / row_length) into
+// `elements` (packed_bytes(f.element.bits, in.size()) bytes, which must be
+// zero on entry) and `scales` (rows * ceil(row_length / k) bytes). NVFP4 uses
+// `tensor_scale` (see nvfp4_tensor_scale_of); MX ignores it. Threads:
+// opt.threads (0: one per core). Stochastic rounding of element i uses stream
+// position i, as lowp::quantize.
+void quantize_blocked(const BlockFormat& f, std::span<const float> in, std::size_t row_length,
+                      float tensor_scale, const BlockOptions& opt, std::uint8_t* elements,
+                      std::uint8_t* scales);
+
+// The inverse: out[i] = the value of element i (PackedTensor::value).
+void dequantize_blocked(const BlockFormat& f, const std::uint8_t* elements,
+                        const std::uint8_t* scales, float tensor_scale, std::size_t row_length,
+                        std::span<float> out, unsigned threads = 1);
+
+// The largest finite |x| of `in` (NVFP4's tensor amax; NaN and Inf skipped).
+float finite_amax(std::span<const float> in, unsigned threads = 1);
+
+namespace kernels {
+// Whether quantize_blocked / dequantize_blocked take the vector path.
+bool block_quantize_is_vectorized(const BlockFormat& f, const BlockOptions& opt);
+bool block_dequantize_is_vectorized(const BlockFormat& f);
+
+// Bandwidth ceilings for the benchmark (as those of lowp/kernels.h): fp32 in,
+// 1/2 or 3/4 byte out per value (the traffic of 4- and 6-bit elements), and
+// back. `out` / `in` hold count / 2 or count / 4 * 3 bytes.
+void ceiling_f32_to_u4(std::span<const float> in, std::uint8_t* out, unsigned threads = 1);
+void ceiling_f32_to_u6(std::span<const float> in, std::uint8_t* out, unsigned threads = 1);
+void ceiling_u4_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
+void ceiling_u6_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
+}  // namespace kernels
+
+}  // namespace lowp

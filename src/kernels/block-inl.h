@@ -1,0 +1,626 @@
+// src/kernels/block-inl.h — per-target kernels for MX (OCP Microscaling v1.0
+// §6.3) and NVFP4 blocks: fp32 -> packed elements + scale bytes, and back,
+// bit-identical to the scalar reference (lowp/block/mx.h states the rules,
+// lowp/block/tensor.h the packed layout).
+//
+// Compiled once per Highway target (block.cc includes it through
+// foreach_target.h). The kernels take whole blocks of k (a multiple of 16)
+// values in a group of up to kGroup elements at a time:
+//  1. Per block, amax = the largest |x| as fp32 bits (an integer max of the
+//     bits without sign). Bits >= 0x7F800000 mean NaN or Inf: a NaN block.
+//  2. The scale, as scalar code per block: MX by the scale rule
+//     (mx_scale_code_of_bits), NVFP4 by torchao's fp32 steps (Nvfp4Scale).
+//  3. Elements, in element order: MX multiplies by 2^-s (exact; two factors
+//     when 2^-s is not a normal fp32, see MxFactors), NVFP4 divides by the
+//     block's total scale and clamps to ±6; then the fast nearest-even encoder
+//     (FastEncode). Codes go to a byte buffer (8-bit elements: straight out).
+//  4. FP6 and FP4 codes are packed into the little-endian bit stream with
+//     interleaved byte loads/stores (four codes -> three bytes, two -> one).
+// Decoding runs the same steps backwards: unpack to bytes, then a float
+// element with the scale folded in (FastDecode: one rounding), an integer
+// element by conversion (convert-inl.h's DecodeAny) times the scale.
+//
+// Vectors are capped at 16 lanes of 32 bits, so that a vector never straddles
+// two blocks.
+
+#if defined(LOWP_KERNELS_BLOCK_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef LOWP_KERNELS_BLOCK_INL_H_
+#undef LOWP_KERNELS_BLOCK_INL_H_
+#else
+#define LOWP_KERNELS_BLOCK_INL_H_
+#endif
+
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/block_params.h"
+#include "kernels/convert-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lowp::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using detail::BlockDequantParams;
+using detail::BlockQuantParams;
+using detail::DecodeParams;
+
+// Elements per group: the codes of one group sit in a stack buffer between
+// steps 3 and 4 (a multiple of every interleaved unit: 4 x 64 byte lanes).
+constexpr std::size_t kGroup = 512;
+
+using BlockTagU = hn::CappedTag<std::uint32_t, 16>;
+
+// The element code (int32 lanes) of finite fp32 values, nearest-even with
+// saturation: magnitude by the integer rounding of the fp32 bits (normals of
+// the element) or by the fp32 adder (subnormals: |x| + magic has its unit at
+// the element's subnormal unit), clamped to the largest finite magnitude, and
+// the sign moved to the element's sign bit. Integer elements: |x| < 2^22, so
+// x + 1.5 * 2^23 rounds x to an integer in the low mantissa bits.
+template <class DU>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> FastEncode(DU du, const BlockQuantParams& p,
+                                                      hn::Vec<DU> bits) {
+  const hn::RebindToSigned<DU> di;
+  const hn::Rebind<float, DU> df;
+  if (p.integer) {
+    const auto magic = hn::Set(df, 12582912.0f);  // 1.5 * 2^23
+    auto value =
+        hn::Sub(hn::BitCast(di, hn::Add(hn::BitCast(df, bits), magic)), hn::BitCast(di, magic));
+    value = hn::Min(hn::Max(value, hn::Set(di, p.int_min)), hn::Set(di, p.int_max));
+    return hn::And(value, hn::Set(di, static_cast<std::int32_t>(p.code_mask)));
+  }
+  const auto abs = hn::And(bits, hn::Set(du, 0x7FFFFFFFu));
+  const int drop = 23 - p.man_bits;
+  const auto lsb = hn::And(hn::ShiftRightSame(abs, drop), hn::Set(du, 1u));
+  const auto half = hn::Set(du, (std::uint32_t{1} << (drop - 1)) - 1);
+  const auto normal = hn::Sub(hn::ShiftRightSame(hn::Add(hn::Add(abs, half), lsb), drop),
+                              hn::Set(du, p.exp_rebias));
+  const auto magic = hn::Set(df, p.subnormal_magic);
+  const auto subnormal =
+      hn::Sub(hn::BitCast(du, hn::Add(hn::BitCast(df, abs), magic)), hn::BitCast(du, magic));
+  const auto is_sub =
+      hn::Lt(hn::BitCast(di, abs), hn::Set(di, static_cast<std::int32_t>(p.min_normal_bits)));
+  auto magnitude = hn::BitCast(di, hn::IfThenElse(hn::RebindMask(du, is_sub), subnormal, normal));
+  magnitude = hn::Min(magnitude, hn::Set(di, static_cast<std::int32_t>(p.max_magnitude)));
+  const auto sign = hn::ShiftRightSame(hn::And(bits, hn::Set(du, 0x80000000u)), p.sign_shift);
+  return hn::Or(magnitude, hn::BitCast(di, sign));
+}
+
+// Step 1: the largest |x| of n values (a multiple of the lanes) as fp32 bits.
+template <class DU>
+HWY_INLINE std::uint32_t AmaxBits(DU du, const float* HWY_RESTRICT in, std::size_t n) {
+  const hn::RebindToSigned<DU> di;
+  const hn::Rebind<float, DU> df;
+  auto m = hn::Zero(di);
+  for (std::size_t j = 0; j < n; j += hn::Lanes(du)) {
+    m = hn::Max(m, hn::And(hn::BitCast(di, hn::LoadU(df, in + j)), hn::Set(di, 0x7FFFFFFF)));
+  }
+  return static_cast<std::uint32_t>(hn::GetLane(hn::MaxOfLanes(di, m)));
+}
+
+// MX: x / 2^s (times 2^fraction_bits for integers) as x * first * second with
+// both factors normal fp32 powers of two; `first` is the whole factor when it
+// is normal. Otherwise the first product is exact or below 2^-126 (where every
+// element rounds to zero anyway), and the second exact.
+struct MxFactors {
+  float first, second;
+};
+inline MxFactors MxEncodeFactors(const BlockQuantParams& p, std::uint8_t scale) {
+  const int f = 127 - static_cast<int>(scale) + p.fraction_bits;
+  const int f1 = std::clamp(f, -126, 127);
+  return {std::bit_cast<float>(detail::pow2_bits(f1)),
+          std::bit_cast<float>(detail::pow2_bits(f - f1))};
+}
+
+// NVFP4 step 2 (nvfp4_quantize_block's fp32 steps): the E4M3 scale code of a
+// finite block and the total scale tensor_scale * e4m3; `valid` is false where
+// that total is 0 or not finite (the elements are then 0).
+struct Nvfp4Scale {
+  std::uint8_t code;
+  float total;
+  bool valid;
+};
+inline Nvfp4Scale Nvfp4ScaleOf(float tensor_scale, std::uint32_t amax_bits) {
+  const float amax = std::bit_cast<float>(amax_bits);
+  float relative = (amax / 6.0f) / tensor_scale;
+  if (!(relative >= 0x1p-6f)) relative = relative > 448.0f ? 448.0f : 0x1p-6f;
+  relative = std::min(relative, 448.0f);
+  // E4M3 nearest-even of a normal in [2^-6, 448]: round the fp32 bits to 3
+  // mantissa bits and re-bias the exponent (120 = 127 - 7).
+  const auto r = std::bit_cast<std::uint32_t>(relative);
+  std::uint32_t code = ((r + 0x7FFFFu + ((r >> 20) & 1u)) >> 20) - (120u << 3);
+  code = std::min<std::uint32_t>(code, 0x7E);
+  const float e4m3 = std::bit_cast<float>((code << 20) + (120u << 23));
+  const float total = tensor_scale * e4m3;
+  return {static_cast<std::uint8_t>(code), total, total > 0.0f && std::isfinite(total)};
+}
+
+// Step 4 for one group: n codes (bytes, n a multiple of 16) -> packed bits.
+// `codes` is readable up to kGroup bytes; `out` receives n * bits / 8 bytes.
+HWY_INLINE void PackGroup(int bits, const std::uint8_t* HWY_RESTRICT codes, std::size_t n,
+                          std::uint8_t* HWY_RESTRICT out) {
+  const hn::CappedTag<std::uint8_t, 64> d8;
+  const std::size_t lanes = hn::Lanes(d8);
+  HWY_ALIGN std::uint8_t staged[kGroup];
+  const bool direct = n == kGroup;
+  std::uint8_t* to = direct ? out : staged;
+  if (bits == 4) {
+    for (std::size_t i = 0; i < n; i += 2 * lanes) {
+      hn::Vec<decltype(d8)> a, b;
+      hn::LoadInterleaved2(d8, codes + i, a, b);
+      hn::StoreU(hn::Or(a, hn::ShiftLeft<4>(b)), d8, to + i / 2);
+    }
+  } else {  // 6
+    for (std::size_t i = 0; i < n; i += 4 * lanes) {
+      hn::Vec<decltype(d8)> a, b, c, d;
+      hn::LoadInterleaved4(d8, codes + i, a, b, c, d);
+      const auto o0 = hn::Or(a, hn::ShiftLeft<6>(b));
+      const auto o1 = hn::Or(hn::ShiftRight<2>(b), hn::ShiftLeft<4>(c));
+      const auto o2 = hn::Or(hn::ShiftRight<4>(c), hn::ShiftLeft<2>(d));
+      hn::StoreInterleaved3(o0, o1, o2, d8, to + i / 4 * 3);
+    }
+  }
+  if (!direct) std::memcpy(out, staged, n * static_cast<std::size_t>(bits) / 8);
+}
+
+// The inverse of PackGroup: n codes (a multiple of 16) from n * bits / 8 bytes.
+HWY_INLINE void UnpackGroup(int bits, const std::uint8_t* HWY_RESTRICT in, std::size_t n,
+                            std::uint8_t* HWY_RESTRICT codes) {
+  const hn::CappedTag<std::uint8_t, 64> d8;
+  const std::size_t lanes = hn::Lanes(d8);
+  HWY_ALIGN std::uint8_t staged[kGroup];
+  const std::uint8_t* from = in;
+  if (n != kGroup) {  // the loops below read whole units
+    std::memcpy(staged, in, n * static_cast<std::size_t>(bits) / 8);
+    from = staged;
+  }
+  if (bits == 4) {
+    const auto low = hn::Set(d8, std::uint8_t{0x0F});
+    for (std::size_t i = 0; i < n; i += 2 * lanes) {
+      const auto v = hn::LoadU(d8, from + i / 2);
+      hn::StoreInterleaved2(hn::And(v, low), hn::ShiftRight<4>(v), d8, codes + i);
+    }
+  } else {  // 6
+    const auto six = hn::Set(d8, std::uint8_t{0x3F});
+    for (std::size_t i = 0; i < n; i += 4 * lanes) {
+      hn::Vec<decltype(d8)> o0, o1, o2;
+      hn::LoadInterleaved3(d8, from + i / 4 * 3, o0, o1, o2);
+      const auto a = hn::And(o0, six);
+      const auto b = hn::And(hn::Or(hn::ShiftRight<6>(o0), hn::ShiftLeft<2>(o1)), six);
+      const auto c = hn::And(hn::Or(hn::ShiftRight<4>(o1), hn::ShiftLeft<4>(o2)), six);
+      const auto d = hn::ShiftRight<2>(o2);
+      hn::StoreInterleaved4(a, b, c, d, d8, codes + i);
+    }
+  }
+}
+
+// MX step 2 for a vector of block maxima (fp32 bits; >= 0x7F800000: a NaN
+// block): mx_scale_code_of_bits lane by lane, 0xFF for NaN blocks. A
+// subnormal amax takes floor(log2) from the exponent of float(mantissa).
+template <class DU>
+HWY_INLINE hn::Vec<DU> MxScaleCodes(DU du, const BlockQuantParams& p, hn::Vec<DU> amax_bits) {
+  const hn::RebindToSigned<DU> di;
+  const hn::Rebind<float, DU> df;
+  using VI = hn::Vec<decltype(di)>;
+  const VI a = hn::BitCast(di, amax_bits);
+  const VI zero = hn::Zero(di);
+  const VI exp_field = hn::ShiftRight<23>(a);
+  const VI mantissa = hn::And(a, hn::Set(di, 0x7FFFFF));
+  const VI emax = hn::Set(di, p.emax_elem);
+  VI shared;
+  switch (p.scale_rule) {
+    case ScaleRule::kFloor: {
+      const VI subnormal_log2 = hn::Sub(
+          hn::ShiftRight<23>(hn::BitCast(di, hn::ConvertTo(df, mantissa))), hn::Set(di, 127 + 149));
+      const VI log2 = hn::IfThenElse(hn::Eq(exp_field, zero), subnormal_log2,
+                                     hn::Sub(exp_field, hn::Set(di, 127)));
+      shared = hn::IfThenElse(hn::Eq(a, zero), hn::Set(di, -127), hn::Sub(log2, emax));
+      break;
+    }
+    case ScaleRule::kCeil: {
+      const VI up = hn::IfThenZeroElse(hn::Eq(mantissa, zero), hn::Set(di, 1));
+      shared = hn::Sub(hn::Add(hn::Sub(exp_field, hn::Set(di, 127)), up), emax);
+      break;
+    }
+    case ScaleRule::kEven: {
+      const std::int32_t add = p.element_mbits < 23 ? std::int32_t{1} << (22 - p.element_mbits) : 0;
+      shared = hn::Sub(hn::ShiftRight<23>(hn::Add(a, hn::Set(di, add))), hn::Set(di, 127));
+      shared = hn::Sub(shared, emax);
+      break;
+    }
+    case ScaleRule::kRceil: {
+      const VI t = hn::BitCast(di, hn::Mul(hn::BitCast(df, a), hn::Set(df, p.rceil_reciprocal)));
+      const VI t_exp = hn::ShiftRight<23>(t);
+      const VI t_mantissa = hn::And(t, hn::Set(di, 0x7FFFFF));
+      const VI up = hn::IfThenElse(
+          hn::Eq(t_exp, zero),
+          hn::IfThenElseZero(hn::Gt(t_mantissa, hn::Set(di, 0x400000)), hn::Set(di, 1)),
+          hn::IfThenZeroElse(hn::Eq(t_mantissa, zero), hn::Set(di, 1)));
+      shared = hn::Sub(hn::Add(t_exp, up), hn::Set(di, 127));
+      break;
+    }
+  }
+  const VI code =
+      hn::Add(hn::Min(hn::Max(shared, hn::Set(di, -127)), hn::Set(di, 127)), hn::Set(di, 127));
+  return hn::BitCast(du,
+                     hn::IfThenElse(hn::Gt(a, hn::Set(di, 0x7F7FFFFF)), hn::Set(di, 0xFF), code));
+}
+
+// MX, k = lanes * vectors per block: steps 1-2 for nb blocks at once. The
+// lane-wise maxima of each block (one vector per block) are folded pairwise
+// (odd/even lanes of two vectors: after log2(lanes) rounds lane j holds block
+// j's amax), then the scale rule runs on whole vectors. Writes each block's
+// scale code and its two factors (MxEncodeFactors).
+template <class DU>
+HWY_INLINE void MxScalesOfGroup(DU du, const BlockQuantParams& p, const float* HWY_RESTRICT in,
+                                std::size_t nb, std::size_t values_left,
+                                std::uint8_t* HWY_RESTRICT scales, float* HWY_RESTRICT first,
+                                float* HWY_RESTRICT second) {
+  const hn::RebindToSigned<DU> di;
+  const hn::Rebind<float, DU> df;
+  const std::size_t lanes = hn::Lanes(du);
+  const std::size_t k = static_cast<std::size_t>(p.block_size);
+  constexpr std::size_t kMaxBlocks = kGroup / 16;
+  HWY_ALIGN std::uint32_t folded[kMaxBlocks * 16];
+  HWY_ALIGN std::uint32_t codes[kMaxBlocks];
+  const std::size_t padded = (nb + lanes - 1) / lanes * lanes;
+  for (std::size_t b = 0; b < padded; ++b) {
+    auto m = hn::Zero(di);
+    if (b < nb) {
+      const float* block = in + b * k;
+      // This pass is the first to touch the input: prefetch from here.
+      for (std::size_t line = 0; line < k; line += 16) PrefetchAhead(in, b * k + line, values_left);
+      for (std::size_t j = 0; j < k; j += lanes) {
+        m = hn::Max(m, hn::And(hn::BitCast(di, hn::LoadU(df, block + j)), hn::Set(di, 0x7FFFFFFF)));
+      }
+    }
+    hn::Store(hn::BitCast(du, m), du, folded + b * lanes);
+  }
+  for (std::size_t s = 0; s < padded; s += lanes) {
+    std::uint32_t* set = folded + s * lanes;
+#if HWY_TARGET != HWY_SCALAR
+    for (std::size_t count = lanes; count > 1; count /= 2) {
+      for (std::size_t i = 0; i < count / 2; ++i) {
+        const auto lo = hn::Load(du, set + 2 * i * lanes);
+        const auto hi = hn::Load(du, set + (2 * i + 1) * lanes);
+        hn::Store(hn::Max(hn::ConcatOdd(du, hi, lo), hn::ConcatEven(du, hi, lo)), du,
+                  set + i * lanes);
+      }
+    }
+#endif
+    const auto code = MxScaleCodes(du, p, hn::Load(du, set));
+    hn::Store(code, du, codes + s);
+    // MxEncodeFactors on whole vectors.
+    const auto f = hn::Sub(hn::Set(di, 127 + p.fraction_bits), hn::BitCast(di, code));
+    const auto f1 = hn::Min(hn::Max(f, hn::Set(di, -126)), hn::Set(di, 127));
+    const auto bias = hn::Set(di, 127);
+    hn::Store(hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(f1, bias))), df, first + s);
+    hn::Store(hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(hn::Sub(f, f1), bias))), df, second + s);
+  }
+  for (std::size_t b = 0; b < nb; ++b) scales[b] = static_cast<std::uint8_t>(codes[b]);
+}
+
+// Quantizes `blocks` full blocks of p.block_size values: packed element bits to
+// `elements` (byte-aligned), one scale byte per block to `scales`. The input
+// array goes on to `in_end` (>= the blocks' end): prefetching may run ahead
+// into the next row.
+HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float* HWY_RESTRICT in,
+                                     std::size_t blocks, std::uint8_t* HWY_RESTRICT elements,
+                                     std::uint8_t* HWY_RESTRICT scales, const float* in_end) {
+  const BlockQuantParams p = params;  // not aliased by the byte stores
+  const auto readable = static_cast<std::size_t>(in_end - in);
+  const BlockTagU du;
+  const hn::Rebind<float, decltype(du)> df;
+  const hn::Rebind<std::uint8_t, decltype(du)> d8;
+  const std::size_t lanes = hn::Lanes(du);
+  const std::size_t k = static_cast<std::size_t>(p.block_size);
+  const std::size_t group_blocks = std::max<std::size_t>(1, kGroup / k);
+  HWY_ALIGN std::uint8_t codes[kGroup] = {};
+  // MX factors per block (padded to whole vectors of blocks).
+  HWY_ALIGN float first[kGroup / 16 + 16], second[kGroup / 16 + 16];
+  const bool bytes_out = p.element_bits == 8;
+  for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
+    const std::size_t nb = std::min(group_blocks, blocks - b0);
+    std::uint8_t* code_out = bytes_out ? elements + b0 * k : codes;
+    if (!p.nvfp4) {
+      MxScalesOfGroup(du, p, in + b0 * k, nb, readable - b0 * k, scales + b0, first, second);
+    }
+    for (std::size_t b = 0; b < nb; ++b) {
+      const float* block = in + (b0 + b) * k;
+      if (p.nvfp4) {
+        for (std::size_t line = 0; line < k; line += 16) {
+          PrefetchAhead(in, (b0 + b) * k + line, readable);
+        }
+      }
+      std::uint8_t* dst = code_out + b * k;
+      if (!p.nvfp4) {
+        if (scales[b0 + b] == 0xFF) {  // NaN or Inf in the block
+          std::memset(dst, static_cast<int>(p.nan_code), k);
+          continue;
+        }
+        const auto vfirst = hn::Set(df, first[b]);
+        if (second[b] == 1.0f) {  // all but the extreme scales: one product
+          for (std::size_t j = 0; j < k; j += lanes) {
+            const auto scaled = hn::Mul(hn::LoadU(df, block + j), vfirst);
+            hn::StoreU(
+                hn::TruncateTo(d8, hn::BitCast(du, FastEncode(du, p, hn::BitCast(du, scaled)))), d8,
+                dst + j);
+          }
+          continue;
+        }
+        const auto vsecond = hn::Set(df, second[b]);
+        for (std::size_t j = 0; j < k; j += lanes) {
+          const auto scaled = hn::Mul(hn::Mul(hn::LoadU(df, block + j), vfirst), vsecond);
+          hn::StoreU(
+              hn::TruncateTo(d8, hn::BitCast(du, FastEncode(du, p, hn::BitCast(du, scaled)))), d8,
+              dst + j);
+        }
+        continue;
+      }
+      // NVFP4: the scale per block (its fp32 steps are scalar), then a
+      // division per element (the reference's v / total, which a reciprocal
+      // would not reproduce).
+      const std::uint32_t amax_bits = AmaxBits(du, block, k);
+      if (amax_bits >= 0x7F800000u) {  // NaN or Inf in the block
+        scales[b0 + b] = 0x7F;
+        std::memset(dst, static_cast<int>(p.nan_code), k);
+        continue;
+      }
+      const Nvfp4Scale s = Nvfp4ScaleOf(p.tensor_scale, amax_bits);
+      scales[b0 + b] = s.code;
+      if (!s.valid) {
+        std::memset(dst, 0, k);
+        continue;
+      }
+      const auto total = hn::Set(df, s.total);
+      const auto six = hn::Set(du, 0x40C00000u);  // 6.0f
+      for (std::size_t j = 0; j < k; j += lanes) {
+        const auto q = hn::BitCast(du, hn::Div(hn::LoadU(df, block + j), total));
+        const auto abs = hn::Min(hn::And(q, hn::Set(du, 0x7FFFFFFFu)), six);
+        const auto clamped = hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u)));
+        hn::StoreU(hn::TruncateTo(d8, hn::BitCast(du, FastEncode(du, p, clamped))), d8, dst + j);
+      }
+    }
+    if (!bytes_out) {
+      PackGroup(p.element_bits, codes, nb * k,
+                elements + b0 * k * static_cast<std::size_t>(p.element_bits) / 8);
+    }
+  }
+}
+
+void QuantizeBlocks(const BlockQuantParams& p, const float* in, std::size_t blocks,
+                    std::uint8_t* elements, std::uint8_t* scales, const float* in_end) {
+  QuantizeBlocksImpl(p, in, blocks, elements, scales, in_end);
+}
+
+// A float element times its block's scale, in one rounding: the magnitude's
+// bits moved to fp32's exponent/mantissa fields with the exponent raised by
+// `offset` (>= 1, so every code is a normal fp32: an element subnormal gets
+// offset + 1 and its false leading one subtracted, exactly), then one multiply
+// by `factor` (a normal fp32) rounds the exact product P * scale as the
+// reference's double product cast to fp32 does. NaN and Inf codes by their
+// sign, as decode_f32 (only MX reaches them: an NVFP4 element is E2M1).
+struct FastDecodeBlock {
+  int offset;
+  float factor;
+};
+template <class DI>
+HWY_INLINE hn::Vec<DI> FastDecode(DI di, const BlockDequantParams& p, const FastDecodeBlock& block,
+                                  hn::Vec<DI> code) {
+  const hn::Rebind<float, DI> df;
+  const DecodeParams& e = p.element;
+  const auto magnitude = hn::And(code, SetBits(di, e.magnitude_mask));
+  const auto subnormal = hn::Lt(magnitude, hn::Set(di, 1 << e.man_bits));
+  const auto offset_bits = hn::IfThenElse(subnormal, hn::Set(di, (block.offset + 1) << 23),
+                                          hn::Set(di, block.offset << 23));
+  const auto moved = hn::Add(hn::ShiftLeftSame(magnitude, 23 - e.man_bits), offset_bits);
+  const auto leading_one = std::bit_cast<float>(detail::pow2_bits(block.offset + 1 - 127));
+  const auto exact =
+      hn::Sub(hn::BitCast(df, moved),
+              hn::IfThenElseZero(hn::RebindMask(df, subnormal), hn::Set(df, leading_one)));
+  // The sign goes on before the product (NVFP4's total scale may be negative).
+  const auto sign = hn::And(hn::ShiftLeftSame(code, 32 - p.element_bits), SetBits(di, 0x80000000u));
+  const auto signed_value = hn::Or(hn::BitCast(di, exact), sign);
+  auto bits = hn::BitCast(di, hn::Mul(hn::BitCast(df, signed_value), hn::Set(df, block.factor)));
+  bits = hn::IfThenElse(hn::Eq(magnitude, SetBits(di, e.inf_magnitude)),
+                        hn::Or(hn::Set(di, 0x7F800000), sign), bits);
+  return hn::IfThenElse(hn::Gt(magnitude, SetBits(di, e.nan_above)),
+                        hn::Or(hn::Set(di, 0x7FC00000), sign), bits);
+}
+
+template <int K>
+HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
+                                       const std::uint8_t* HWY_RESTRICT elements,
+                                       const std::uint8_t* HWY_RESTRICT scales, std::size_t blocks,
+                                       float* HWY_RESTRICT out, const std::uint8_t* elements_end) {
+  const BlockDequantParams p = params;
+  const auto readable = static_cast<std::size_t>(elements_end - elements);
+  const BlockTagU du;
+  const hn::RebindToSigned<decltype(du)> di;
+  const hn::Rebind<float, decltype(du)> df;
+  const hn::Rebind<std::uint8_t, decltype(du)> d8;
+  const std::size_t lanes = hn::Lanes(du);
+  const std::size_t k = static_cast<std::size_t>(p.block_size);
+  const std::size_t group_blocks = std::max<std::size_t>(1, kGroup / k);
+  HWY_ALIGN std::uint8_t codes[kGroup] = {};
+  const bool bytes_in = p.element_bits == 8;
+  const auto nan = hn::BitCast(df, hn::Set(du, 0x7FC00000u));
+  for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
+    const std::size_t nb = std::min(group_blocks, blocks - b0);
+    const std::uint8_t* code_in = codes;
+    if (bytes_in) {
+      code_in = elements + b0 * k;
+    } else {
+      UnpackGroup(p.element_bits, elements + b0 * k * static_cast<std::size_t>(p.element_bits) / 8,
+                  nb * k, codes);
+    }
+    for (std::size_t b = 0; b < nb; ++b) {
+      float* dst = out + (b0 + b) * k;
+      const std::uint8_t* src = code_in + b * k;
+      const std::size_t packed_bytes = k * static_cast<std::size_t>(p.element_bits) / 8;
+      PrefetchAhead(elements, (b0 + b) * packed_bytes, readable);
+      const std::uint8_t scale = scales[b0 + b];
+      float first = 1.0f, second;
+      // Float elements: the exponent offset that FastDecode adds (kept inside
+      // fp32's normal exponents) and the factor left for one multiply.
+      int offset = 0;
+      if (p.nvfp4) {
+        second = p.e4m3_values[scale];
+        if (std::isnan(second)) {
+          for (std::size_t j = 0; j < k; j += lanes) hn::StoreU(nan, df, dst + j);
+          continue;
+        }
+        second = p.tensor_scale * second;
+        offset = static_cast<int>(p.element.exp_rebias);  // exactly P, times total
+      } else {
+        if (scale == 0xFF) {
+          for (std::size_t j = 0; j < k; j += lanes) hn::StoreU(nan, df, dst + j);
+          continue;
+        }
+        // P * 2^t, t = s - fraction_bits: exact times 2^(t - tb), then one
+        // rounding by the normal 2^tb (as the double product cast to fp32).
+        const int t = static_cast<int>(scale) - 127 - p.fraction_bits;
+        const int tb = std::max(t, -126);
+        first = std::bit_cast<float>(detail::pow2_bits(t - tb));
+        second = std::bit_cast<float>(detail::pow2_bits(tb));
+        if constexpr (K == kFloatKernel) {
+          const int total = static_cast<int>(p.element.exp_rebias) + t;
+          offset = std::clamp(
+              total, 1, 254 - static_cast<int>(p.element.magnitude_mask >> p.element.man_bits));
+          second = std::bit_cast<float>(detail::pow2_bits(total - offset));
+        }
+      }
+      if constexpr (K == kFloatKernel) {
+        const FastDecodeBlock block{offset, second};
+        for (std::size_t j = 0; j < k; j += lanes) {
+          const auto code = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, src + j)));
+          hn::StoreU(hn::BitCast(df, FastDecode(di, p, block, code)), df, dst + j);
+        }
+      } else {
+        const auto vfirst = hn::Set(df, first);
+        const auto vsecond = hn::Set(df, second);
+        for (std::size_t j = 0; j < k; j += lanes) {
+          const auto code = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, src + j)));
+          const auto value = hn::BitCast(df, DecodeAny<K>(di, p.element, code));
+          hn::StoreU(hn::Mul(hn::Mul(value, vfirst), vsecond), df, dst + j);
+        }
+      }
+    }
+  }
+}
+
+// (`elements_end`: as QuantizeBlocks' in_end, for the packed input.)
+void DequantizeBlocks(const BlockDequantParams& p, const std::uint8_t* elements,
+                      const std::uint8_t* scales, std::size_t blocks, float* out,
+                      const std::uint8_t* elements_end) {
+  if (p.integer) {
+    DequantizeBlocksImpl<kIntKernel>(p, elements, scales, blocks, out, elements_end);
+  } else {
+    DequantizeBlocksImpl<kFloatKernel>(p, elements, scales, blocks, out, elements_end);
+  }
+}
+
+// The largest finite |x| of in[0, count) as fp32 bits (NVFP4's tensor amax).
+std::uint32_t FiniteAmaxBits(const float* HWY_RESTRICT in, std::size_t count) {
+  const hn::ScalableTag<std::int32_t> di;
+  const hn::Rebind<float, decltype(di)> df;
+  const std::size_t lanes = hn::Lanes(di);
+  const auto inf = hn::Set(di, 0x7F800000);
+  auto m0 = hn::Zero(di), m1 = hn::Zero(di);
+  auto finite_abs = [&](const float* from) {
+    const auto abs = hn::And(hn::BitCast(di, hn::LoadU(df, from)), hn::Set(di, 0x7FFFFFFF));
+    return hn::IfThenElseZero(hn::Lt(abs, inf), abs);
+  };
+  std::size_t i = 0;
+  for (; i + 2 * lanes <= count; i += 2 * lanes) {
+    PrefetchAhead(in, i, count);
+    m0 = hn::Max(m0, finite_abs(in + i));
+    m1 = hn::Max(m1, finite_abs(in + i + lanes));
+  }
+  auto best = static_cast<std::uint32_t>(hn::GetLane(hn::MaxOfLanes(di, hn::Max(m0, m1))));
+  for (; i < count; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, in + i, 4);
+    bits &= 0x7FFFFFFFu;
+    if (bits < 0x7F800000u) best = std::max(best, bits);
+  }
+  return best;
+}
+
+// ---- bandwidth ceilings (benchmark only): packed-size traffic, trivial work ----
+
+// fp32 in, kOut bytes out per kIn values: the top byte of the first kOut of
+// every kIn vectors (kIn = 2, kOut = 1: 4-bit elements; 4 and 3: 6-bit).
+template <int kIn, int kOut>
+HWY_NOINLINE void CeilingToPacked(const float* HWY_RESTRICT in, std::size_t count,
+                                  std::uint8_t* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::int32_t> di;
+  const hn::Rebind<float, decltype(di)> df;
+  const hn::Rebind<std::uint8_t, decltype(di)> d8;
+  const std::size_t lanes = hn::Lanes(di);
+  std::size_t i = 0;
+  for (; i + kIn * lanes <= count; i += kIn * lanes) {
+    PrefetchAhead(in, i, count);
+    for (std::size_t v = 0; v < kOut; ++v) {
+      const auto top = hn::ShiftRight<24>(
+          hn::And(hn::BitCast(di, hn::LoadU(df, in + i + v * lanes)), hn::Set(di, 0x7FFFFFFF)));
+      hn::StoreU(hn::DemoteTo(d8, top), d8, out + i / kIn * kOut + v * lanes);
+    }
+  }
+  for (; i + kIn <= count; i += kIn) {
+    for (std::size_t v = 0; v < kOut; ++v) {
+      std::uint32_t bits;
+      std::memcpy(&bits, in + i + v, 4);
+      out[i / kIn * kOut + v] = static_cast<std::uint8_t>(bits >> 24);
+    }
+  }
+}
+
+// kIn bytes in per kOut fp32 values out: each byte moved to the top of a word,
+// the last kOut - kIn vectors repeating the first.
+template <int kIn, int kOut>
+HWY_NOINLINE void CeilingFromPacked(const std::uint8_t* HWY_RESTRICT in, std::size_t count,
+                                    float* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::uint32_t> du;
+  const hn::Rebind<float, decltype(du)> df;
+  const hn::Rebind<std::uint8_t, decltype(du)> d8;
+  const std::size_t lanes = hn::Lanes(du);
+  std::size_t i = 0;
+  for (; i + kOut * lanes <= count; i += kOut * lanes) {
+    PrefetchAhead(in, i / kOut * kIn, count / kOut * kIn);
+    for (std::size_t v = 0; v < kOut; ++v) {
+      const std::size_t from = i / kOut * kIn + (v % kIn) * lanes;
+      const auto wide = hn::ShiftLeft<24>(hn::PromoteTo(du, hn::LoadU(d8, in + from)));
+      hn::StoreU(hn::BitCast(df, wide), df, out + i + v * lanes);
+    }
+  }
+  for (; i + kOut <= count; i += kOut) {
+    for (std::size_t v = 0; v < kOut; ++v) {
+      const std::uint32_t bits = std::uint32_t{in[i / kOut * kIn + v % kIn]} << 24;
+      std::memcpy(out + i + v, &bits, 4);
+    }
+  }
+}
+
+inline void CeilingF32ToU4(const float* in, std::size_t count, std::uint8_t* out) {
+  CeilingToPacked<2, 1>(in, count, out);
+}
+inline void CeilingF32ToU6(const float* in, std::size_t count, std::uint8_t* out) {
+  CeilingToPacked<4, 3>(in, count, out);
+}
+inline void CeilingU4ToF32(const std::uint8_t* in, std::size_t count, float* out) {
+  CeilingFromPacked<1, 2>(in, count, out);
+}
+inline void CeilingU6ToF32(const std::uint8_t* in, std::size_t count, float* out) {
+  CeilingFromPacked<3, 4>(in, count, out);
+}
+
+}  // namespace lowp::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

@@ -1,0 +1,369 @@
+// src/kernels/block.cc — dispatch for lowp/block_kernels.h: derives the block
+// kernel parameters from a BlockFormat, walks the rows of the blocked view
+// (full blocks to the best Highway target of block-inl.h, partial blocks and
+// uncovered formats or options to the scalar reference), and splits the work
+// across threads so that no two threads write the same byte.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/block.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/block-inl.h"
+
+#if HWY_ONCE
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "kernels/block_params.h"
+#include "lowp/block/tensor.h"
+#include "lowp/block_kernels.h"
+#include "lowp/format/registry.h"
+#include "lowp/kernels.h"
+
+namespace lowp {
+namespace kernels {
+
+HWY_EXPORT(QuantizeBlocks);
+HWY_EXPORT(DequantizeBlocks);
+HWY_EXPORT(FiniteAmaxBits);
+HWY_EXPORT(CeilingF32ToU4);
+HWY_EXPORT(CeilingF32ToU6);
+HWY_EXPORT(CeilingU4ToF32);
+HWY_EXPORT(CeilingU6ToF32);
+
+namespace {
+
+using detail::BlockDequantParams;
+using detail::BlockQuantParams;
+
+// The element formats of the registry's MX formats (the fast encoder's
+// saturation and sign rules hold for them; block_params.h).
+bool registry_mx_element(const Format& e) {
+  for (const NamedBlockFormat& nb : block_registry()) {
+    if (nb.format.family == BlockFamily::kMx && nb.format.element == e) return true;
+  }
+  return false;
+}
+
+bool vector_layout(const BlockFormat& f) {
+  if (f.block_size < 16 || f.block_size % 16 != 0 || f.block_size > 512) return false;
+  if (f.family == BlockFamily::kNvfp4) return f.element == parse_format("fp4_e2m1");
+  return registry_mx_element(f.element);
+}
+
+BlockQuantParams quant_params(const BlockFormat& f, const BlockOptions& opt, float tensor_scale) {
+  const Format& e = f.element;
+  BlockQuantParams p;
+  p.nvfp4 = f.family == BlockFamily::kNvfp4;
+  p.block_size = f.block_size;
+  p.element_bits = e.bits;
+  p.scale_rule = opt.scale_rule;
+  p.emax_elem = mx_element_emax(e);
+  p.element_mbits = e.kind == Kind::kInt ? mx_int_fraction_bits(e) : e.man_bits;
+  p.rceil_reciprocal = static_cast<float>(1.0 / mx_element_max(e));
+  p.fraction_bits = mx_int_fraction_bits(e);
+  p.integer = e.kind == Kind::kInt;
+  if (p.integer) {
+    p.int_min = static_cast<std::int32_t>(int_min(e));
+    p.int_max = static_cast<std::int32_t>(int_max(e));
+    p.code_mask = code_mask(e);
+  } else {
+    p.man_bits = e.man_bits;
+    p.min_normal_bits = detail::pow2_bits(emin(e));
+    p.exp_rebias = static_cast<std::uint32_t>(127 - e.bias) << e.man_bits;
+    p.subnormal_magic = std::bit_cast<float>(detail::pow2_bits(emin(e) - e.man_bits + 23));
+    p.max_magnitude = max_magnitude_code(e);
+    p.sign_shift = 32 - e.bits;
+  }
+  p.nan_code = encode(e, std::numeric_limits<double>::quiet_NaN());  // as the reference
+  p.tensor_scale = tensor_scale;
+  return p;
+}
+
+const float* e4m3_values() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    const Format e4m3 = parse_format("fp8_e4m3");
+    for (std::uint32_t c = 0; c < 256; ++c) t[c] = decode_f32(e4m3, c);
+    return t;
+  }();
+  return table.data();
+}
+
+BlockDequantParams dequant_params(const BlockFormat& f, float tensor_scale) {
+  BlockDequantParams p;
+  p.nvfp4 = f.family == BlockFamily::kNvfp4;
+  p.block_size = f.block_size;
+  p.element_bits = f.element.bits;
+  p.integer = f.element.kind == Kind::kInt;
+  p.fraction_bits = mx_int_fraction_bits(f.element);
+  p.element = detail::decode_params(f.element);
+  p.tensor_scale = tensor_scale;
+  p.e4m3_values = e4m3_values();
+  return p;
+}
+
+unsigned resolve_threads(unsigned threads) {
+  return threads == 0 ? std::max(1u, std::thread::hardware_concurrency()) : threads;
+}
+
+// Runs body(begin, end) over [0, count) in up to `threads` contiguous pieces
+// whose boundaries are multiples of `align`, each at least `min_piece` long;
+// the first piece runs on the calling thread.
+void parallel_pieces(std::size_t count, unsigned threads, std::size_t align, std::size_t min_piece,
+                     const std::function<void(std::size_t, std::size_t)>& body) {
+  std::size_t pieces = std::min<std::size_t>(threads, count / std::max<std::size_t>(min_piece, 1));
+  if (pieces <= 1) {
+    if (count > 0) body(0, count);
+    return;
+  }
+  const std::size_t step = (count / pieces + align - 1) / align * align;
+  std::vector<std::thread> workers;
+  for (std::size_t p = 1; p < pieces; ++p) {
+    const std::size_t begin = std::min(count, p * step);
+    const std::size_t end = p + 1 == pieces ? count : std::min(count, (p + 1) * step);
+    if (begin < end) workers.emplace_back(body, begin, end);
+  }
+  body(0, std::min(count, step));
+  for (auto& w : workers) w.join();
+}
+
+// ORs the low `bits` bits of codes[0, n) into the stream at bit `bit_offset`.
+void or_codes_at(int bits, const std::uint32_t* codes, std::size_t n, std::uint8_t* stream,
+                 std::size_t bit_offset) {
+  const std::uint32_t mask = (std::uint32_t{1} << bits) - 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint32_t field = codes[i] & mask;
+    std::size_t bit = bit_offset + static_cast<std::size_t>(bits) * i;
+    for (int left = bits; left > 0;) {
+      const int offset = static_cast<int>(bit % 8);
+      const int take = std::min(left, 8 - offset);
+      stream[bit / 8] =
+          static_cast<std::uint8_t>(stream[bit / 8] | ((field & ((1u << take) - 1)) << offset));
+      field >>= take;
+      bit += static_cast<std::size_t>(take);
+      left -= take;
+    }
+  }
+}
+
+// One block through the scalar reference: `count` values at stream position
+// `position`, codes ORed into the stream, the scale returned.
+std::uint8_t quantize_block_scalar(const BlockFormat& f, const float* values, std::size_t count,
+                                   std::size_t position, float tensor_scale,
+                                   const BlockOptions& opt, std::uint8_t* stream) {
+  std::uint32_t codes[512];
+  std::vector<std::uint32_t> big;
+  std::uint32_t* out = codes;
+  if (count > 512) {
+    big.resize(count);
+    out = big.data();
+  }
+  const std::span<const float> in(values, count);
+  const std::span<std::uint32_t> code_span(out, count);
+  const std::uint8_t scale = f.family == BlockFamily::kNvfp4
+                                 ? nvfp4_quantize_block(in, tensor_scale, code_span, opt, position)
+                                 : mx_quantize_block(f, in, code_span, opt, position);
+  or_codes_at(f.element.bits, out, count, stream,
+              position * static_cast<std::size_t>(f.element.bits));
+  return scale;
+}
+
+float value_scalar(const BlockFormat& f, std::uint8_t scale, std::uint32_t code,
+                   float tensor_scale) {
+  if (f.family == BlockFamily::kNvfp4) return nvfp4_value(tensor_scale, scale, code);
+  return static_cast<float>(mx_value(f.element, scale, code));
+}
+
+constexpr std::size_t kMinPieceElements = std::size_t{1} << 16;
+
+}  // namespace
+
+bool block_quantize_is_vectorized(const BlockFormat& f, const BlockOptions& opt) {
+  return vector_layout(f) && opt.rounding == Rounding::kNearestEven && !opt.flush_subnormals;
+}
+bool block_dequantize_is_vectorized(const BlockFormat& f) { return vector_layout(f); }
+
+// Pieces on multiples of 64 values (whole units of the ceilings' 2 or 4).
+void ceiling_f32_to_u4(std::span<const float> in, std::uint8_t* out, unsigned threads) {
+  parallel_pieces(in.size(), threads, 64, kMinPieceElements, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(CeilingF32ToU4)(in.data() + b, e - b, out + b / 2);
+  });
+}
+void ceiling_f32_to_u6(std::span<const float> in, std::uint8_t* out, unsigned threads) {
+  parallel_pieces(in.size(), threads, 64, kMinPieceElements, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(CeilingF32ToU6)(in.data() + b, e - b, out + b / 4 * 3);
+  });
+}
+void ceiling_u4_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads) {
+  parallel_pieces(out.size(), threads, 64, kMinPieceElements, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(CeilingU4ToF32)(in + b / 2, e - b, out.data() + b);
+  });
+}
+void ceiling_u6_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads) {
+  parallel_pieces(out.size(), threads, 64, kMinPieceElements, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(CeilingU6ToF32)(in + b / 4 * 3, e - b, out.data() + b);
+  });
+}
+
+}  // namespace kernels
+
+void quantize_blocked(const BlockFormat& f, std::span<const float> in, std::size_t row_length,
+                      float tensor_scale, const BlockOptions& opt, std::uint8_t* elements,
+                      std::uint8_t* scales) {
+  if (in.empty() || row_length == 0) return;
+  const std::size_t k = static_cast<std::size_t>(f.block_size);
+  const std::size_t rows = in.size() / row_length;
+  const std::size_t per_row = (row_length + k - 1) / k;
+  const std::size_t full = row_length / k;
+  const auto bits = static_cast<std::size_t>(f.element.bits);
+  const unsigned threads = kernels::resolve_threads(opt.threads);
+  const bool vector = kernels::block_quantize_is_vectorized(f, opt);
+  const kernels::detail::BlockQuantParams p = kernels::quant_params(f, opt, tensor_scale);
+
+  // Blocks [b, e) of one row, at most to the row's end.
+  auto row_blocks = [&](std::size_t row, std::size_t b, std::size_t e) {
+    const std::size_t row_pos = row * row_length;
+    if (vector && b < std::min(e, full)) {
+      const std::size_t n = std::min(e, full) - b;
+      const std::size_t bit = (row_pos + b * k) * bits;  // on a byte (see below)
+      HWY_DYNAMIC_DISPATCH(kernels::QuantizeBlocks)
+      (p, in.data() + row_pos + b * k, n, elements + bit / 8, scales + row * per_row + b,
+       in.data() + in.size());
+      b += n;
+    }
+    for (; b < e; ++b) {
+      const std::size_t first = b * k;
+      const std::size_t count = std::min(k, row_length - first);
+      scales[row * per_row + b] = kernels::quantize_block_scalar(
+          f, in.data() + row_pos + first, count, row_pos + first, tensor_scale, opt, elements);
+    }
+  };
+
+  if ((k * bits) % 8 == 0 && ((row_length * bits) % 8 == 0 || rows == 1)) {
+    // Every row and every block starts on a byte: split the blocks of all rows.
+    kernels::parallel_pieces(rows * per_row, threads, 1, kernels::kMinPieceElements / k,
+                             [&](std::size_t begin, std::size_t end) {
+                               for (std::size_t g = begin; g < end;) {
+                                 const std::size_t row = g / per_row;
+                                 const std::size_t b = g % per_row;
+                                 const std::size_t e = std::min(per_row, b + (end - g));
+                                 row_blocks(row, b, e);
+                                 g += e - b;
+                               }
+                             });
+    return;
+  }
+  // Rows or blocks that start inside a byte (e.g. FP6 with row_length % 4 != 0,
+  // FP4 with an odd row_length): full blocks are quantized into an aligned
+  // scratch row and shifted into place; threads take multiples of 8 rows
+  // (which start on a byte).
+  kernels::parallel_pieces(
+      rows, threads, 8, std::max<std::size_t>(1, kernels::kMinPieceElements / row_length),
+      [&](std::size_t begin, std::size_t end) {
+        std::vector<std::uint8_t> scratch(full * k * bits / 8 + 1);
+        for (std::size_t row = begin; row < end; ++row) {
+          const std::size_t bit0 = row * row_length * bits;
+          if (vector && full > 0) {
+            HWY_DYNAMIC_DISPATCH(kernels::QuantizeBlocks)
+            (p, in.data() + row * row_length, full, scratch.data(), scales + row * per_row,
+             in.data() + in.size());
+            const unsigned shift = bit0 % 8;
+            std::uint8_t* to = elements + bit0 / 8;
+            for (std::size_t i = 0; i < full * k * bits / 8; ++i) {
+              to[i] = static_cast<std::uint8_t>(to[i] | (scratch[i] << shift));
+              to[i + 1] = static_cast<std::uint8_t>(to[i + 1] | (scratch[i] >> (8 - shift)));
+            }
+            row_blocks(row, full, per_row);
+          } else {
+            row_blocks(row, 0, per_row);
+          }
+        }
+      });
+}
+
+void dequantize_blocked(const BlockFormat& f, const std::uint8_t* elements,
+                        const std::uint8_t* scales, float tensor_scale, std::size_t row_length,
+                        std::span<float> out, unsigned threads) {
+  if (out.empty() || row_length == 0) return;
+  const std::size_t k = static_cast<std::size_t>(f.block_size);
+  const std::size_t rows = out.size() / row_length;
+  const std::size_t per_row = (row_length + k - 1) / k;
+  const std::size_t full = row_length / k;
+  const auto bits = static_cast<std::size_t>(f.element.bits);
+  const bool vector = kernels::block_dequantize_is_vectorized(f);
+  const kernels::detail::BlockDequantParams p = kernels::dequant_params(f, tensor_scale);
+  const std::span<const std::uint8_t> stream(elements, packed_bytes(f.element.bits, out.size()));
+  threads = kernels::resolve_threads(threads);
+
+  auto scalar_blocks = [&](std::size_t row, std::size_t b, std::size_t e) {
+    for (; b < e; ++b) {
+      const std::size_t first = b * k;
+      const std::size_t count = std::min(k, row_length - first);
+      const std::uint8_t scale = scales[row * per_row + b];
+      for (std::size_t j = first; j < first + count; ++j) {
+        const std::size_t i = row * row_length + j;
+        out[i] =
+            kernels::value_scalar(f, scale, unpack_code(f.element.bits, stream, i), tensor_scale);
+      }
+    }
+  };
+  const bool aligned = (row_length * bits) % 8 == 0 || rows == 1;
+  kernels::parallel_pieces(
+      rows * per_row, threads, 1, kernels::kMinPieceElements / k,
+      [&](std::size_t begin, std::size_t end) {
+        std::vector<std::uint8_t> scratch;
+        for (std::size_t g = begin; g < end;) {
+          const std::size_t row = g / per_row;
+          std::size_t b = g % per_row;
+          const std::size_t e = std::min(per_row, b + (end - g));
+          g += e - b;
+          if (vector && b < std::min(e, full)) {
+            const std::size_t n = std::min(e, full) - b;
+            const std::size_t bit = (row * row_length + b * k) * bits;
+            const std::uint8_t* from = elements + bit / 8;
+            if (!aligned && bit % 8 != 0) {  // shift the bits onto a byte
+              const unsigned shift = bit % 8;
+              scratch.resize(n * k * bits / 8);
+              for (std::size_t i = 0; i < scratch.size(); ++i) {
+                scratch[i] =
+                    static_cast<std::uint8_t>((from[i] >> shift) | (from[i + 1] << (8 - shift)));
+              }
+              from = scratch.data();
+            }
+            HWY_DYNAMIC_DISPATCH(kernels::DequantizeBlocks)
+            (p, from, scales + row * per_row + b, n, out.data() + row * row_length + b * k,
+             from == scratch.data() ? scratch.data() + scratch.size()
+                                    : stream.data() + stream.size());
+            b += n;
+          }
+          scalar_blocks(row, b, e);
+        }
+      });
+}
+
+float finite_amax(std::span<const float> in, unsigned threads) {
+  std::mutex lock;
+  std::uint32_t best = 0;
+  kernels::parallel_pieces(in.size(), kernels::resolve_threads(threads), 64,
+                           kernels::kMinPieceElements, [&](std::size_t begin, std::size_t end) {
+                             const std::uint32_t piece = HWY_DYNAMIC_DISPATCH(
+                                 kernels::FiniteAmaxBits)(in.data() + begin, end - begin);
+                             const std::lock_guard<std::mutex> hold(lock);
+                             best = std::max(best, piece);
+                           });
+  return std::bit_cast<float>(best);
+}
+
+}  // namespace lowp
+
+#endif  // HWY_ONCE

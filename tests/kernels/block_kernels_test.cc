@@ -1,0 +1,344 @@
+// Block kernels (lowp/block_kernels.h) against the scalar reference
+// (lowp/block/mx.h: mx_quantize_block, nvfp4_quantize_block, mx_value,
+// nvfp4_value, packed with pack_codes as tensor.h lays it out), byte for byte,
+// on every Highway target this machine supports: every registry block format
+// (and a few mx:<element>:<k> spellings) x every scale rule, on random blocks
+// spread over fp32's whole exponent range and on edge blocks (zeros, -0,
+// fp32 subnormals, FP32 max, NaN/Inf, values at element rounding midpoints,
+// random bit patterns), row lengths that are not multiples of k (partial
+// blocks; FP6/FP4 rows that start inside a byte), and 1, 2 and 3 threads.
+// Dequantization decodes random packed bytes and random scale codes (NaN,
+// 0, 254, negative E4M3 included).
+#include "lowp/block_kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lowp/block/block_format.h"
+#include "lowp/block/mx.h"
+#include "lowp/block/tensor.h"
+#include "lowp/kernels.h"
+
+namespace {
+
+using lowp::BlockFamily;
+using lowp::BlockFormat;
+using lowp::BlockOptions;
+using lowp::ScaleRule;
+
+constexpr ScaleRule kRules[] = {ScaleRule::kFloor, ScaleRule::kRceil, ScaleRule::kCeil,
+                                ScaleRule::kEven};
+
+struct Packed {
+  std::vector<std::uint8_t> elements, scales;
+};
+
+// tensor.cc's loop over the blocked view, on the scalar reference.
+Packed reference_quantize(const BlockFormat& f, const std::vector<float>& data,
+                          std::size_t row_length, float tensor_scale, const BlockOptions& opt) {
+  const std::size_t k = static_cast<std::size_t>(f.block_size);
+  const std::size_t rows = data.size() / row_length;
+  const std::size_t per_row = (row_length + k - 1) / k;
+  std::vector<std::uint32_t> codes(data.size());
+  Packed out;
+  out.scales.resize(rows * per_row);
+  for (std::size_t row = 0; row < rows; ++row) {
+    for (std::size_t b = 0; b < per_row; ++b) {
+      const std::size_t pos = row * row_length + b * k;
+      const std::size_t count = std::min(k, row_length - b * k);
+      const std::span<const float> values(data.data() + pos, count);
+      const std::span<std::uint32_t> c(codes.data() + pos, count);
+      out.scales[row * per_row + b] =
+          f.family == BlockFamily::kNvfp4
+              ? lowp::nvfp4_quantize_block(values, tensor_scale, c, opt, pos)
+              : lowp::mx_quantize_block(f, values, c, opt, pos);
+    }
+  }
+  out.elements.assign(lowp::packed_bytes(f.element.bits, data.size()), 0);
+  lowp::pack_codes(f.element.bits, codes, out.elements);
+  return out;
+}
+
+std::vector<std::uint32_t> reference_dequantize(const BlockFormat& f, const Packed& p,
+                                                std::size_t count, std::size_t row_length,
+                                                float tensor_scale) {
+  const std::size_t k = static_cast<std::size_t>(f.block_size);
+  const std::size_t per_row = (row_length + k - 1) / k;
+  std::vector<std::uint32_t> out(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t row = i / row_length, j = i % row_length;
+    const std::uint8_t s = p.scales[row * per_row + j / k];
+    const std::uint32_t c = lowp::unpack_code(f.element.bits, p.elements, i);
+    const float v = f.family == BlockFamily::kNvfp4
+                        ? lowp::nvfp4_value(tensor_scale, s, c)
+                        : static_cast<float>(lowp::mx_value(f.element, s, c));
+    out[i] = std::bit_cast<std::uint32_t>(v);
+  }
+  return out;
+}
+
+template <typename T>
+void expect_same(const std::vector<T>& got, const std::vector<T>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (got[i] != want[i]) {
+      FAIL() << what << ": first difference at " << i << ": got 0x" << std::hex << +got[i]
+             << ", want 0x" << +want[i];
+    }
+  }
+}
+
+// Blocks of k values: random magnitudes per block (2^-149 .. 2^127), with edge
+// blocks mixed in. n values in all.
+std::vector<float> test_data(std::size_t n, std::size_t k, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<float> v(n);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-150, 127);
+  std::uniform_int_distribution<int> kind(0, 15);
+  std::uniform_int_distribution<std::uint32_t> any_bits;
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (std::size_t b0 = 0; b0 < n; b0 += k) {
+    const std::size_t b1 = std::min(n, b0 + k);
+    const int e = exponent(rng);
+    const int which = kind(rng);
+    for (std::size_t i = b0; i < b1; ++i) {
+      float x = std::ldexp(normal(rng), e);
+      switch (which) {
+        case 0:
+          x = 0.0f;
+          break;
+        case 1:
+          x = (i % 3 == 0) ? -0.0f : 0.0f;
+          break;
+        case 2:
+          x = std::bit_cast<float>(any_bits(rng) & 0x807FFFFFu);
+          break;  // subnormals
+        case 3:
+          x = (i == b0) ? std::numeric_limits<float>::max() : x;
+          break;
+        case 4:
+          x = (i == b1 - 1) ? -std::numeric_limits<float>::max() : std::ldexp(normal(rng), 126);
+          break;
+        case 5:
+          x = (i == b0 + 1 || b1 - b0 == 1) ? nan : x;
+          break;
+        case 6:
+          x = (i == b1 - 1) ? (i % 2 ? inf : -inf) : x;
+          break;
+        case 7:
+          x = std::bit_cast<float>(any_bits(rng));
+          break;   // NaNs and Infs too
+        case 8: {  // element-grid midpoints: odd multiples of 2^-4 of a power of
+                   // two
+          const int m = static_cast<int>(any_bits(rng) % 255) - 127;
+          x = std::ldexp(static_cast<float>(m) + 0.5f, e / 8);
+          break;
+        }
+        case 9:
+          x = std::ldexp(normal(rng), -135);
+          break;  // tiny: the smallest scales
+        default:
+          break;
+      }
+      v[i] = x;
+    }
+  }
+  return v;
+}
+
+std::vector<BlockFormat> test_formats() {
+  std::vector<BlockFormat> out;
+  for (const auto& nb : lowp::block_registry()) out.push_back(nb.format);
+  for (const char* name : {"mx:fp8_e4m3:16", "mx:fp4_e2m1:64", "mx:int8:32", "mx:fp6_e3m2:20"}) {
+    BlockFormat f;
+    if (lowp::parse_block_format(name, f)) out.push_back(f);
+  }
+  return out;
+}
+
+template <class Fn>
+void for_each_target(Fn&& fn) {
+  const std::vector<std::int64_t> targets = lowp::kernels::available_targets();
+  ASSERT_FALSE(targets.empty());
+  for (const std::int64_t t : targets) {
+    lowp::kernels::set_target_for_testing(t);
+    SCOPED_TRACE("target " + lowp::kernels::target_name(t));
+    fn();
+  }
+  lowp::kernels::set_target_for_testing(0);
+}
+
+void check_quantize(const BlockFormat& f, const std::vector<float>& data, std::size_t row_length,
+                    const BlockOptions& opt, const std::string& what) {
+  const float ts = f.family == BlockFamily::kNvfp4 ? lowp::nvfp4_tensor_scale_of(data, opt) : 1.0f;
+  const Packed want = reference_quantize(f, data, row_length, ts, opt);
+  Packed got;
+  got.elements.assign(want.elements.size(), 0);
+  got.scales.assign(want.scales.size(), 0xAA);
+  lowp::quantize_blocked(f, data, row_length, ts, opt, got.elements.data(), got.scales.data());
+  expect_same(got.scales, want.scales, what + " scales");
+  expect_same(got.elements, want.elements, what + " elements");
+  std::vector<float> back(data.size());
+  lowp::dequantize_blocked(f, got.elements.data(), got.scales.data(), ts, row_length, back,
+                           opt.threads);
+  std::vector<std::uint32_t> back_bits(back.size());
+  std::memcpy(back_bits.data(), back.data(), back.size() * 4);
+  expect_same(back_bits, reference_dequantize(f, want, data.size(), row_length, ts),
+              what + " dequantize");
+}
+
+TEST(BlockKernels, QuantizeMatchesReferenceOnEveryTarget) {
+  for_each_target([] {
+    for (const BlockFormat& f : test_formats()) {
+      const auto k = static_cast<std::size_t>(f.block_size);
+      for (ScaleRule rule : kRules) {
+        if (f.family == BlockFamily::kNvfp4 && rule != ScaleRule::kFloor) continue;
+        BlockOptions opt;
+        opt.scale_rule = rule;
+        opt.threads = 1;
+        const std::string name =
+            lowp::block_format_name(f) + " " + std::string(lowp::scale_rule_name(rule));
+        // Whole blocks, then rows with a partial last block (and FP6/FP4 rows
+        // that start inside a byte), then rows shorter than a block.
+        const std::size_t lengths[] = {64 * k, 3 * k + 5, 2 * k + 1, 2 * k + 2, k - 3, 7};
+        std::uint32_t seed = 1;
+        for (std::size_t row_length : lengths) {
+          const std::size_t rows = row_length >= 64 * k ? 8 : 9;
+          const std::vector<float> data = test_data(rows * row_length, k, seed++);
+          check_quantize(f, data, row_length, opt, name + " row " + std::to_string(row_length));
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+  });
+}
+
+TEST(BlockKernels, ThreadCountsGiveTheSameBytes) {
+  for (const BlockFormat& f : test_formats()) {
+    const auto k = static_cast<std::size_t>(f.block_size);
+    for (const std::size_t row_length : {std::size_t{1} << 18, 4096 * k + 3, 1001 * k + 1}) {
+      const std::size_t rows = row_length > 100000 ? 1 : 3;
+      const std::vector<float> data = test_data(rows * row_length, k, 77);
+      for (unsigned threads : {1u, 2u, 3u}) {
+        BlockOptions opt;
+        opt.threads = threads;
+        check_quantize(f, data, row_length, opt,
+                       lowp::block_format_name(f) + " row " + std::to_string(row_length) +
+                           " threads " + std::to_string(threads));
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
+// Hand-made packed data: every element code, every scale code.
+TEST(BlockKernels, DequantizeAnyBytes) {
+  for_each_target([] {
+    for (const BlockFormat& f : test_formats()) {
+      const auto k = static_cast<std::size_t>(f.block_size);
+      std::mt19937 rng(99);
+      for (const std::size_t row_length : {40 * k, 5 * k + 3}) {
+        const std::size_t count = 7 * row_length;
+        const std::size_t per_row = (row_length + k - 1) / k;
+        Packed p;
+        p.elements.resize(lowp::packed_bytes(f.element.bits, count));
+        p.scales.resize(7 * per_row);
+        for (auto& b : p.elements) b = static_cast<std::uint8_t>(rng());
+        for (std::size_t i = 0; i < p.scales.size(); ++i) {
+          p.scales[i] = static_cast<std::uint8_t>(i < 256 ? i : rng());
+        }
+        for (const float ts : {1.0f, 0x1p-20f, 3.5e-3f, 1e30f}) {
+          std::vector<float> out(count);
+          lowp::dequantize_blocked(f, p.elements.data(), p.scales.data(), ts, row_length, out, 1);
+          std::vector<std::uint32_t> bits(count);
+          std::memcpy(bits.data(), out.data(), count * 4);
+          expect_same(bits, reference_dequantize(f, p, count, row_length, ts),
+                      lowp::block_format_name(f) + " ts " + std::to_string(ts));
+          if (::testing::Test::HasFatalFailure()) return;
+        }
+      }
+    }
+  });
+}
+
+TEST(BlockKernels, FallbackOptionsMatchReference) {
+  // Stochastic rounding and flush_subnormals take the scalar reference per
+  // block.
+  for (const char* name : {"mxfp8_e4m3", "mxfp4", "nvfp4"}) {
+    BlockFormat f;
+    ASSERT_TRUE(lowp::parse_block_format(name, f));
+    BlockOptions opt;
+    opt.rounding = lowp::Rounding::kStochastic;
+    opt.seed = 5;
+    EXPECT_FALSE(lowp::kernels::block_quantize_is_vectorized(f, opt));
+    check_quantize(f, test_data(3 * 100, 32, 3), 100, opt, std::string(name) + " stochastic");
+    opt = {};
+    opt.flush_subnormals = true;
+    check_quantize(f, test_data(3 * 100, 32, 4), 100, opt, std::string(name) + " flush");
+    EXPECT_TRUE(lowp::kernels::block_quantize_is_vectorized(f, BlockOptions{}));
+  }
+}
+
+// lowp::quantize / dequantize on a block axis that is not the last (gathered
+// into the blocked view by a tiled transpose) and on the last.
+TEST(BlockKernels, TensorQuantizeAlongAnyAxis) {
+  const std::vector<std::int64_t> shape = {5, 70, 9};
+  const std::vector<float> data = test_data(5 * 70 * 9, 32, 21);
+  for (const char* name : {"mxfp6_e2m3", "nvfp4", "mxint8"}) {
+    BlockFormat f;
+    ASSERT_TRUE(lowp::parse_block_format(name, f));
+    for (int axis : {0, 1, 2}) {
+      // The blocked view by hand.
+      const std::size_t length = static_cast<std::size_t>(shape[static_cast<std::size_t>(axis)]);
+      std::size_t inner = 1;
+      for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < 3; ++d) {
+        inner *= static_cast<std::size_t>(shape[d]);
+      }
+      std::vector<float> blocked(data.size());
+      for (std::size_t flat = 0; flat < data.size(); ++flat) {
+        const std::size_t i = flat % inner, j = flat / inner % length, o = flat / inner / length;
+        blocked[(o * inner + i) * length + j] = data[flat];
+      }
+      const BlockOptions opt;
+      const lowp::PackedTensor t = lowp::quantize(f, data, shape, axis, opt);
+      const Packed want = reference_quantize(f, blocked, length, t.tensor_scale, opt);
+      const std::string what = std::string(name) + " axis " + std::to_string(axis);
+      expect_same(t.scales, want.scales, what + " scales");
+      expect_same(t.elements, want.elements, what + " elements");
+      std::vector<float> back(data.size());
+      lowp::dequantize(t, back);
+      const std::vector<std::uint32_t> want_blocked =
+          reference_dequantize(f, want, data.size(), length, t.tensor_scale);
+      for (std::size_t flat = 0; flat < data.size(); ++flat) {
+        const std::size_t i = flat % inner, j = flat / inner % length, o = flat / inner / length;
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(back[flat]),
+                  want_blocked[(o * inner + i) * length + j])
+            << what << " at " << flat;
+      }
+    }
+  }
+}
+
+TEST(BlockKernels, FiniteAmax) {
+  std::vector<float> v = test_data(300001, 32, 8);
+  float want = 0.0f;
+  for (float x : v) {
+    if (std::isfinite(x)) want = std::max(want, std::fabs(x));
+  }
+  for (unsigned threads : {1u, 2u, 3u}) {
+    EXPECT_EQ(std::bit_cast<std::uint32_t>(lowp::finite_amax(v, threads)),
+              std::bit_cast<std::uint32_t>(want));
+  }
+}
+
+}  // namespace
