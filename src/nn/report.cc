@@ -17,20 +17,20 @@ std::string xml_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-    case '&':
-      out += "&amp;";
-      break;
-    case '<':
-      out += "&lt;";
-      break;
-    case '>':
-      out += "&gt;";
-      break;
-    case '"':
-      out += "&quot;";
-      break;
-    default:
-      out += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
     }
   }
   return out;
@@ -47,8 +47,7 @@ double nice_step(double span, int count) {
   const double raw = span / count;
   const double p = std::pow(10.0, std::floor(std::log10(raw)));
   for (double m : {1.0, 2.0, 5.0, 10.0}) {
-    if (m * p >= raw)
-      return m * p;
+    if (m * p >= raw) return m * p;
   }
   return 10 * p;
 }
@@ -58,38 +57,31 @@ int decimals_for(double step) {
 }
 
 // Colour by family, so the chart reads at a glance.
-const char *colour_of(const std::string &f) {
-  if (f.rfind("mx", 0) == 0)
-    return "#d95f02";
-  if (f.rfind("nvfp4", 0) == 0)
-    return "#7570b3";
-  if (f.rfind("int", 0) == 0 || f.rfind("uint", 0) == 0)
-    return "#1b9e77";
+const char* colour_of(const std::string& f) {
+  if (f.rfind("mx", 0) == 0) return "#d95f02";
+  if (f.rfind("nvfp4", 0) == 0) return "#7570b3";
+  if (f.rfind("int", 0) == 0 || f.rfind("uint", 0) == 0) return "#1b9e77";
   return "#1f4e9c";
 }
 
-} // namespace
+}  // namespace
 
 std::vector<std::string> default_report_formats() {
-  return {"fp32",       "bf16",       "fp8_e4m3",     "fp8_e5m2",
-          "mxfp8_e4m3", "mxfp6_e3m2", "mxfp6_e2m3",   "mxfp4",
-          "mxint8",     "nvfp4",      "int8:channel", "int4:group32"};
+  return {"fp32",       "bf16",  "fp8_e4m3", "fp8_e5m2", "mxfp8_e4m3",   "mxfp6_e3m2",
+          "mxfp6_e2m3", "mxfp4", "mxint8",   "nvfp4",    "int8:channel", "int4:group32"};
 }
 
-void check_validation_text(std::span<const std::uint8_t> text,
-                           std::string_view source) {
+void check_validation_text(std::span<const std::uint8_t> text, std::string_view source) {
   const std::string where = quoted(std::string(source));
-  if (text.empty())
-    throw Error("validation text " + where + " is empty");
+  if (text.empty()) throw Error("validation text " + where + " is empty");
   if (text.size() < 2) {
-    throw Error("validation text " + where +
-                " is too short (need at least 2 bytes)");
+    throw Error("validation text " + where + " is too short (need at least 2 bytes)");
   }
   static constexpr std::uint32_t kMin[4] = {0, 0x80, 0x800, 0x10000};
   std::size_t i = 0;
   while (i < text.size()) {
     const std::uint8_t c = text[i];
-    std::size_t n = 0; // continuation bytes
+    std::size_t n = 0;  // continuation bytes
     std::uint32_t cp = c;
     if (c >= 0x80) {
       if ((c & 0xE0) == 0xC0) {
@@ -99,7 +91,7 @@ void check_validation_text(std::span<const std::uint8_t> text,
       } else if ((c & 0xF8) == 0xF0) {
         n = 3, cp = c & 0x07u;
       } else {
-        n = 4; // never valid as a lead byte
+        n = 4;  // never valid as a lead byte
       }
     }
     bool ok = n < 4 && i + n < text.size();
@@ -108,33 +100,28 @@ void check_validation_text(std::span<const std::uint8_t> text,
       cp = (cp << 6) | (text[i + k] & 0x3Fu);
     }
     // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-    if (ok && n > 0 &&
-        (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)))
+    if (ok && n > 0 && (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)))
       ok = false;
     if (!ok) {
-      throw Error("validation text " + where +
-                  " is not UTF-8 (bad byte sequence at offset " +
+      throw Error("validation text " + where + " is not UTF-8 (bad byte sequence at offset " +
                   std::to_string(i) + ")");
     }
     i += n + 1;
   }
 }
 
-Report run_report(const Gpt &model, std::span<const std::uint8_t> text,
-                  const ReportOptions &opt,
-                  const std::function<void(const ReportRow &)> &progress) {
-  if (opt.formats.empty())
-    throw Error("report: no formats given");
+Report run_report(const Gpt& model, std::span<const std::uint8_t> text, const ReportOptions& opt,
+                  const std::function<void(const ReportRow&)>& progress) {
+  if (opt.formats.empty()) throw Error("report: no formats given");
   // Parse every name first, so a typo fails before minutes of work.
   std::vector<WeightFormat> formats;
-  for (const std::string &name : opt.formats)
-    formats.push_back(parse_weight_format(name));
+  for (const std::string& name : opt.formats) formats.push_back(parse_weight_format(name));
   Report r;
   r.parameters = model.parameter_count();
   r.threads = std::max(1u, opt.threads);
   r.activations = opt.activations.empty() ? "fp32" : opt.activations;
 
-  auto evaluate = [&](const WeightFormat &f) {
+  auto evaluate = [&](const WeightFormat& f) {
     Gpt cast = model.with_weights(f);
     if (!opt.activations.empty())
       cast = cast.with_activations(parse_weight_format(opt.activations));
@@ -147,85 +134,69 @@ Report run_report(const Gpt &model, std::span<const std::uint8_t> text,
     row.bits_per_byte = e.nats_per_byte / std::log(2.0);
     row.perplexity = std::exp(e.nats_per_byte);
     row.tokens = e.tokens;
-    row.tokens_per_second =
-        e.seconds > 0 ? static_cast<double>(e.tokens) / e.seconds : 0.0;
+    row.tokens_per_second = e.seconds > 0 ? static_cast<double>(e.tokens) / e.seconds : 0.0;
     return row;
   };
 
   // The FP32 baseline first, so every row can carry its delta as it is printed.
   ReportRow fp32 = evaluate(parse_weight_format("fp32"));
   const double baseline = fp32.bits_per_byte;
-  for (const WeightFormat &f : formats) {
+  for (const WeightFormat& f : formats) {
     ReportRow row = f.name == "fp32" ? fp32 : evaluate(f);
     row.delta_bits = row.bits_per_byte - baseline;
     row.delta_percent = 100.0 * row.delta_bits / baseline;
-    if (progress)
-      progress(row);
+    if (progress) progress(row);
     r.rows.push_back(std::move(row));
   }
   return r;
 }
 
-std::string report_svg(const Report &r) {
-  constexpr double kW = 760, kH = 480, kLeft = 80, kRight = 30, kTop = 60,
-                   kBottom = 60;
+std::string report_svg(const Report& r) {
+  constexpr double kW = 760, kH = 480, kLeft = 80, kRight = 30, kTop = 60, kBottom = 60;
   const double pw = kW - kLeft - kRight, ph = kH - kTop - kBottom;
   double xmax = 0, ymin = HUGE_VAL, ymax = -HUGE_VAL;
-  for (const ReportRow &row : r.rows) {
+  for (const ReportRow& row : r.rows) {
     xmax = std::max(xmax, static_cast<double>(row.model_bytes) / 1e6);
     if (std::isfinite(row.bits_per_byte)) {
       ymin = std::min(ymin, row.bits_per_byte);
       ymax = std::max(ymax, row.bits_per_byte);
     }
   }
-  if (!(ymin <= ymax))
-    ymin = 0, ymax = 1;
-  if (ymax - ymin < 1e-3)
-    ymin -= 0.01, ymax += 0.01;
+  if (!(ymin <= ymax)) ymin = 0, ymax = 1;
+  if (ymax - ymin < 1e-3) ymin -= 0.01, ymax += 0.01;
   const double ypad = 0.08 * (ymax - ymin);
   ymin -= ypad, ymax += ypad;
   const double xstep = nice_step(xmax > 0 ? xmax : 1, 6);
   xmax = std::ceil((xmax > 0 ? xmax * 1.05 : 1) / xstep) * xstep;
   const double ystep = nice_step(ymax - ymin, 6);
   auto px = [&](double mb) { return kLeft + pw * mb / xmax; };
-  auto py = [&](double b) {
-    return kTop + ph * (1 - (b - ymin) / (ymax - ymin));
-  };
+  auto py = [&](double b) { return kTop + ph * (1 - (b - ymin) / (ymax - ymin)); };
 
   std::string s;
-  s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kW, 0) +
-       "\" height=\"" + num(kH, 0) + "\" viewBox=\"0 0 " + num(kW, 0) + " " +
-       num(kH, 0) + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(kW, 0) + "\" height=\"" +
+       num(kH, 0) + "\" viewBox=\"0 0 " + num(kW, 0) + " " + num(kH, 0) +
+       "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  s += "<text x=\"" + num(kW / 2, 1) +
-       "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" +
-       xml_escape("lowp report: " + r.model +
-                  " — model size vs validation loss") +
-       "</text>\n";
-  s += "<text x=\"" + num(kW / 2, 1) +
-       "\" y=\"42\" text-anchor=\"middle\" fill=\"#555\">" +
-       xml_escape("text: " + r.text + "; activations: " + r.activations) +
-       "</text>\n";
+  s += "<text x=\"" + num(kW / 2, 1) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" +
+       xml_escape("lowp report: " + r.model + " — model size vs validation loss") + "</text>\n";
+  s += "<text x=\"" + num(kW / 2, 1) + "\" y=\"42\" text-anchor=\"middle\" fill=\"#555\">" +
+       xml_escape("text: " + r.text + "; activations: " + r.activations) + "</text>\n";
   // Grid and ticks.
   const int ydec = decimals_for(ystep) + 1, xdec = decimals_for(xstep);
-  for (double y = std::ceil(ymin / ystep) * ystep; y <= ymax + 1e-12;
-       y += ystep) {
-    s += "<line x1=\"" + num(kLeft, 1) + "\" x2=\"" + num(kLeft + pw, 1) +
-         "\" y1=\"" + num(py(y), 1) + "\" y2=\"" + num(py(y), 1) +
-         "\" stroke=\"#e4e4e4\"/>\n";
+  for (double y = std::ceil(ymin / ystep) * ystep; y <= ymax + 1e-12; y += ystep) {
+    s += "<line x1=\"" + num(kLeft, 1) + "\" x2=\"" + num(kLeft + pw, 1) + "\" y1=\"" +
+         num(py(y), 1) + "\" y2=\"" + num(py(y), 1) + "\" stroke=\"#e4e4e4\"/>\n";
     s += "<text x=\"" + num(kLeft - 6, 1) + "\" y=\"" + num(py(y) + 4, 1) +
          "\" text-anchor=\"end\">" + num(y, ydec) + "</text>\n";
   }
   for (double x = 0; x <= xmax + 1e-12; x += xstep) {
-    s += "<line x1=\"" + num(px(x), 1) + "\" x2=\"" + num(px(x), 1) +
-         "\" y1=\"" + num(kTop, 1) + "\" y2=\"" + num(kTop + ph, 1) +
-         "\" stroke=\"#e4e4e4\"/>\n";
+    s += "<line x1=\"" + num(px(x), 1) + "\" x2=\"" + num(px(x), 1) + "\" y1=\"" + num(kTop, 1) +
+         "\" y2=\"" + num(kTop + ph, 1) + "\" stroke=\"#e4e4e4\"/>\n";
     s += "<text x=\"" + num(px(x), 1) + "\" y=\"" + num(kTop + ph + 18, 1) +
          "\" text-anchor=\"middle\">" + num(x, xdec) + "</text>\n";
   }
-  s += "<rect x=\"" + num(kLeft, 1) + "\" y=\"" + num(kTop, 1) + "\" width=\"" +
-       num(pw, 1) + "\" height=\"" + num(ph, 1) +
-       "\" fill=\"none\" stroke=\"#333\"/>\n";
+  s += "<rect x=\"" + num(kLeft, 1) + "\" y=\"" + num(kTop, 1) + "\" width=\"" + num(pw, 1) +
+       "\" height=\"" + num(ph, 1) + "\" fill=\"none\" stroke=\"#333\"/>\n";
   s += "<text x=\"" + num(kLeft + pw / 2, 1) + "\" y=\"" + num(kH - 16, 1) +
        "\" text-anchor=\"middle\">model size (MB, every parameter as "
        "stored)</text>\n";
@@ -291,4 +262,4 @@ std::string report_svg(const Report &r) {
   return s;
 }
 
-} // namespace lowp::nn
+}  // namespace lowp::nn

@@ -21,7 +21,7 @@ namespace lowp::cli {
 namespace {
 
 struct GenerateArgs {
-  std::vector<std::string> positional; // [MODEL] PROMPT
+  std::vector<std::string> positional;  // [MODEL] PROMPT
   std::string format = "fp32";
   std::string activations;
   int tokens = 200;
@@ -31,63 +31,51 @@ struct GenerateArgs {
   unsigned threads = 1;
 };
 
-void run_generate(const GenerateArgs &a) {
+void run_generate(const GenerateArgs& a) {
   if (a.positional.empty() || a.positional.size() > 2) {
     throw Error("generate: expected [MODEL] PROMPT");
   }
   const std::string prompt = a.positional.back();
   const nn::WeightFormat wf = nn::parse_weight_format(a.format);
-  if (a.tokens < 0)
-    throw Error("generate: -n must be >= 0");
-  if (prompt.empty())
-    throw Error("generate: the prompt is empty (give at least one byte)");
-  if (!(a.temperature >= 0))
-    throw Error("generate: --temperature must be >= 0");
-  if (a.top_k < 0)
-    throw Error("generate: --top-k must be >= 0");
+  if (a.tokens < 0) throw Error("generate: -n must be >= 0");
+  if (prompt.empty()) throw Error("generate: the prompt is empty (give at least one byte)");
+  if (!(a.temperature >= 0)) throw Error("generate: --temperature must be >= 0");
+  if (a.top_k < 0) throw Error("generate: --top-k must be >= 0");
   const bool own_model = a.positional.size() == 2;
   std::unique_ptr<io::ModelReader> reader =
       own_model ? io::open_model(a.positional.front())
                 : io::parse_safetensors(embedded_model(), "embedded model");
-  nn::Gpt gpt = nn::Gpt::load(*reader, own_model ? a.positional.front()
-                                                 : "embedded model");
+  nn::Gpt gpt = nn::Gpt::load(*reader, own_model ? a.positional.front() : "embedded model");
   gpt = gpt.with_weights(wf);
-  if (!a.activations.empty())
-    gpt = gpt.with_activations(nn::parse_weight_format(a.activations));
-  const std::vector<std::uint8_t> bytes = nn::generate(
-      gpt,
-      std::span<const std::uint8_t>(
-          reinterpret_cast<const std::uint8_t *>(prompt.data()), prompt.size()),
-      static_cast<std::size_t>(a.tokens), a.temperature, a.top_k, a.seed,
-      a.threads);
+  if (!a.activations.empty()) gpt = gpt.with_activations(nn::parse_weight_format(a.activations));
+  const std::vector<std::uint8_t> bytes =
+      nn::generate(gpt,
+                   std::span<const std::uint8_t>(
+                       reinterpret_cast<const std::uint8_t*>(prompt.data()), prompt.size()),
+                   static_cast<std::size_t>(a.tokens), a.temperature, a.top_k, a.seed, a.threads);
   const std::string out(bytes.begin(), bytes.end());
   fmt::print("{}{}\n", prompt, out);
 }
 
-} // namespace
+}  // namespace
 
-void add_generate_command(CLI::App &app) {
+void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
-  auto *cmd = app.add_subcommand(
-      "generate", "Sample text from a model whose matrices are cast to a "
-                  "format (default model: the embedded "
-                  "KJV byte-level GPT), to see what the format does to it");
-  cmd->add_option("ARGS", a->positional, "[MODEL] PROMPT")
-      ->required()
-      ->expected(1, 2);
+  auto* cmd = app.add_subcommand("generate",
+                                 "Sample text from a model whose matrices are cast to a "
+                                 "format (default model: the embedded "
+                                 "KJV byte-level GPT), to see what the format does to it");
+  cmd->add_option("ARGS", a->positional, "[MODEL] PROMPT")->required()->expected(1, 2);
   cmd->add_option("-f,--format", a->format,
                   "Weight format (default fp32), e.g. mxfp4, int4:group32");
-  cmd->add_option("--activations", a->activations,
-                  "Also quantize activations to this format");
+  cmd->add_option("--activations", a->activations, "Also quantize activations to this format");
   cmd->add_option("-n,--tokens", a->tokens, "Bytes to generate (default 200)");
   cmd->add_option("--temperature", a->temperature,
                   "Sampling temperature; 0 is greedy (default 0.8)");
-  cmd->add_option("--top-k", a->top_k,
-                  "Sample among the k most likely bytes (0: all)");
+  cmd->add_option("--top-k", a->top_k, "Sample among the k most likely bytes (0: all)");
   cmd->add_option("--seed", a->seed, "Random seed (default 1)");
-  cmd->add_option("--threads", a->threads, "Threads (default 1)")
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", a->threads, "Threads (default 1)")->check(CLI::PositiveNumber);
   cmd->callback([a] { run_generate(*a); });
 }
 
-} // namespace lowp::cli
+}  // namespace lowp::cli

@@ -34,18 +34,16 @@ struct ReportArgs {
   bool no_svg = false;
 };
 
-std::vector<std::string> split_list(const std::string &s) {
+std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::size_t b = 0;
   while (b <= s.size()) {
     std::size_t e = s.find(',', b);
-    if (e == std::string::npos)
-      e = s.size();
+    if (e == std::string::npos) e = s.size();
     std::string item = s.substr(b, e - b);
     item.erase(0, item.find_first_not_of(" \t"));
     item.erase(item.find_last_not_of(" \t") + 1);
-    if (item.empty())
-      throw Error("--formats: empty entry in " + quoted(s));
+    if (item.empty()) throw Error("--formats: empty entry in " + quoted(s));
     out.push_back(item);
     b = e + 1;
   }
@@ -59,18 +57,14 @@ std::string thousands(std::uint64_t v) {
   return s;
 }
 
-void run_report(const ReportArgs &a) {
+void run_report(const ReportArgs& a) {
   // Everything that can be wrong with the input fails before any evaluation.
   nn::ReportOptions opt;
-  if (!a.formats.empty())
-    opt.formats = split_list(a.formats);
-  for (const std::string &f : opt.formats)
-    (void)nn::parse_weight_format(f);
-  if (!a.activations.empty())
-    (void)nn::parse_weight_format(a.activations);
+  if (!a.formats.empty()) opt.formats = split_list(a.formats);
+  for (const std::string& f : opt.formats) (void)nn::parse_weight_format(f);
+  if (!a.activations.empty()) (void)nn::parse_weight_format(a.activations);
   opt.activations = a.activations;
-  opt.threads =
-      a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
+  opt.threads = a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
 
   std::unique_ptr<io::MappedFile> model_file, text_file;
   std::unique_ptr<io::ModelReader> reader;
@@ -81,8 +75,7 @@ void run_report(const ReportArgs &a) {
     reader = io::open_model(a.model);
     model_name = a.model;
   }
-  const nn::Gpt gpt =
-      nn::Gpt::load(*reader, a.model.empty() ? "embedded model" : a.model);
+  const nn::Gpt gpt = nn::Gpt::load(*reader, a.model.empty() ? "embedded model" : a.model);
 
   std::span<const std::uint8_t> text;
   std::string text_name;
@@ -92,35 +85,29 @@ void run_report(const ReportArgs &a) {
   } else {
     text_file = std::make_unique<io::MappedFile>(a.text);
     const auto b = text_file->bytes();
-    text = {reinterpret_cast<const std::uint8_t *>(b.data()), b.size()};
+    text = {reinterpret_cast<const std::uint8_t*>(b.data()), b.size()};
     text_name = a.text;
   }
   nn::check_validation_text(text, text_name);
 
   if (!a.json) {
-    fmt::print(
-        "lowp report: {} ({} parameters; {} layers, d_model {}, context {})\n",
-        model_name, thousands(gpt.parameter_count()), gpt.config().n_layer,
-        gpt.config().d_model, gpt.config().n_ctx);
-    fmt::print("validation: {} ({} bytes); activations: {}; {} thread{}\n\n",
-               text_name, thousands(text.size()),
-               a.activations.empty() ? "fp32" : a.activations, opt.threads,
+    fmt::print("lowp report: {} ({} parameters; {} layers, d_model {}, context {})\n", model_name,
+               thousands(gpt.parameter_count()), gpt.config().n_layer, gpt.config().d_model,
+               gpt.config().n_ctx);
+    fmt::print("validation: {} ({} bytes); activations: {}; {} thread{}\n\n", text_name,
+               thousands(text.size()), a.activations.empty() ? "fp32" : a.activations, opt.threads,
                opt.threads == 1 ? "" : "s");
-    fmt::print("{:<14} {:>11} {:>12} {:>10} {:>11} {:>15} {:>10}\n", "format",
-               "bits/weight", "model bytes", "bits/byte", "perplexity",
-               "vs fp32", "tokens/s");
+    fmt::print("{:<14} {:>11} {:>12} {:>10} {:>11} {:>15} {:>10}\n", "format", "bits/weight",
+               "model bytes", "bits/byte", "perplexity", "vs fp32", "tokens/s");
     std::fflush(stdout);
   }
-  auto print_row = [&](const nn::ReportRow &r) {
-    if (a.json)
-      return;
+  auto print_row = [&](const nn::ReportRow& r) {
+    if (a.json) return;
     const std::string delta =
-        r.format == "fp32"
-            ? "-"
-            : fmt::format("{:+.4f} ({:+.2f}%)", r.delta_bits, r.delta_percent);
-    fmt::print("{:<14} {:>11.3f} {:>12} {:>10.4f} {:>11.4f} {:>15} {:>10.0f}\n",
-               r.format, r.bits_per_weight, thousands(r.model_bytes),
-               r.bits_per_byte, r.perplexity, delta, r.tokens_per_second);
+        r.format == "fp32" ? "-" : fmt::format("{:+.4f} ({:+.2f}%)", r.delta_bits, r.delta_percent);
+    fmt::print("{:<14} {:>11.3f} {:>12} {:>10.4f} {:>11.4f} {:>15} {:>10.0f}\n", r.format,
+               r.bits_per_weight, thousands(r.model_bytes), r.bits_per_byte, r.perplexity, delta,
+               r.tokens_per_second);
     std::fflush(stdout);
   };
   nn::Report rep = nn::run_report(gpt, text, opt, print_row);
@@ -140,7 +127,7 @@ void run_report(const ReportArgs &a) {
     j["activations"] = rep.activations;
     j["threads"] = rep.threads;
     j["rows"] = nlohmann::json::array();
-    for (const nn::ReportRow &r : rep.rows) {
+    for (const nn::ReportRow& r : rep.rows) {
       j["rows"].push_back({{"format", r.format},
                            {"bits_per_weight", r.bits_per_weight},
                            {"model_bytes", r.model_bytes},
@@ -152,39 +139,35 @@ void run_report(const ReportArgs &a) {
                            {"tokens", r.tokens},
                            {"tokens_per_second", r.tokens_per_second}});
     }
-    if (!a.no_svg && !a.svg.empty())
-      j["svg"] = a.svg;
+    if (!a.no_svg && !a.svg.empty()) j["svg"] = a.svg;
     fmt::print("{}\n", j.dump(2));
   } else if (!a.no_svg && !a.svg.empty()) {
     fmt::print("\nchart (model size vs loss): {}\n", a.svg);
   }
 }
 
-} // namespace
+}  // namespace
 
-void add_report_command(CLI::App &app) {
+void add_report_command(CLI::App& app) {
   auto a = std::make_shared<ReportArgs>();
-  auto *cmd = app.add_subcommand(
-      "report", "What each format costs a model and what it saves: cast its "
-                "matrices to each format, run it "
-                "on the packed weights over validation text, and tabulate bits "
-                "per weight, model bytes, "
-                "validation loss (bits per byte, perplexity), the change "
-                "against fp32 and tokens/s. With no "
-                "MODEL: the embedded byte-level GPT trained on the King James "
-                "Bible and its held-out text");
-  cmd->add_option(
-      "MODEL", a->model,
-      "A checkpoint of lowp's GPT architecture (.safetensors or .gguf; see "
-      "docs/embedded-model.md)");
-  cmd->add_option(
-      "--text", a->text,
-      "Validation text (UTF-8; default: the embedded KJV held-out text)");
-  cmd->add_option(
-      "--formats", a->formats,
-      "Comma-separated weight formats (default: "
-      "fp32,bf16,fp8_e4m3,fp8_e5m2,mxfp8_e4m3,"
-      "mxfp6_e3m2,mxfp6_e2m3,mxfp4,mxint8,nvfp4,int8:channel,int4:group32)");
+  auto* cmd = app.add_subcommand("report",
+                                 "What each format costs a model and what it saves: cast its "
+                                 "matrices to each format, run it "
+                                 "on the packed weights over validation text, and tabulate bits "
+                                 "per weight, model bytes, "
+                                 "validation loss (bits per byte, perplexity), the change "
+                                 "against fp32 and tokens/s. With no "
+                                 "MODEL: the embedded byte-level GPT trained on the King James "
+                                 "Bible and its held-out text");
+  cmd->add_option("MODEL", a->model,
+                  "A checkpoint of lowp's GPT architecture (.safetensors or .gguf; see "
+                  "docs/embedded-model.md)");
+  cmd->add_option("--text", a->text,
+                  "Validation text (UTF-8; default: the embedded KJV held-out text)");
+  cmd->add_option("--formats", a->formats,
+                  "Comma-separated weight formats (default: "
+                  "fp32,bf16,fp8_e4m3,fp8_e5m2,mxfp8_e4m3,"
+                  "mxfp6_e3m2,mxfp6_e2m3,mxfp4,mxint8,nvfp4,int8:channel,int4:group32)");
   cmd->add_option("--activations", a->activations,
                   "Also quantize the input of every matrix product to this "
                   "format (MX blocks along "
@@ -192,10 +175,9 @@ void add_report_command(CLI::App &app) {
   cmd->add_option("--threads", a->threads, "Threads (default: one per core)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", a->json, "Print JSON instead of a table");
-  cmd->add_option("--svg", a->svg,
-                  "Where to write the chart (default: lowp-report.svg)");
+  cmd->add_option("--svg", a->svg, "Where to write the chart (default: lowp-report.svg)");
   cmd->add_flag("--no-svg", a->no_svg, "Do not write the chart");
   cmd->callback([a] { run_report(*a); });
 }
 
-} // namespace lowp::cli
+}  // namespace lowp::cli

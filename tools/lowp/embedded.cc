@@ -25,15 +25,13 @@ extern "C" const unsigned char lowp_embedded_text_end[];
 namespace lowp::cli {
 
 std::span<const std::byte> embedded_model() {
-  return {reinterpret_cast<const std::byte *>(lowp_embedded_model_begin),
-          static_cast<std::size_t>(lowp_embedded_model_end -
-                                   lowp_embedded_model_begin)};
+  return {reinterpret_cast<const std::byte*>(lowp_embedded_model_begin),
+          static_cast<std::size_t>(lowp_embedded_model_end - lowp_embedded_model_begin)};
 }
 
 std::span<const std::uint8_t> embedded_validation_text() {
   return {lowp_embedded_text_begin,
-          static_cast<std::size_t>(lowp_embedded_text_end -
-                                   lowp_embedded_text_begin)};
+          static_cast<std::size_t>(lowp_embedded_text_end - lowp_embedded_text_begin)};
 }
 
-} // namespace lowp::cli
+}  // namespace lowp::cli

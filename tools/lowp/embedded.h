@@ -13,4 +13,4 @@ namespace lowp::cli {
 std::span<const std::byte> embedded_model();
 std::span<const std::uint8_t> embedded_validation_text();
 
-} // namespace lowp::cli
+}  // namespace lowp::cli

@@ -22,46 +22,44 @@ std::vector<std::string> default_report_formats();
 
 struct ReportRow {
   std::string format;
-  double bits_per_weight = 0; // of the linear layers' matrices, scales included
-  std::uint64_t model_bytes = 0; // every parameter as stored
-  double nats_per_byte = 0; // mean validation cross-entropy per predicted byte
-  double bits_per_byte = 0; // nats / ln 2
-  double perplexity = 0;    // exp(nats)
-  double delta_bits = 0;    // bits_per_byte - the fp32 row's
-  double delta_percent = 0; // 100 * delta / fp32's bits_per_byte
-  double tokens_per_second = 0; // evaluation speed (GEMM path)
-  std::size_t tokens = 0;       // bytes predicted
+  double bits_per_weight = 0;     // of the linear layers' matrices, scales included
+  std::uint64_t model_bytes = 0;  // every parameter as stored
+  double nats_per_byte = 0;       // mean validation cross-entropy per predicted byte
+  double bits_per_byte = 0;       // nats / ln 2
+  double perplexity = 0;          // exp(nats)
+  double delta_bits = 0;          // bits_per_byte - the fp32 row's
+  double delta_percent = 0;       // 100 * delta / fp32's bits_per_byte
+  double tokens_per_second = 0;   // evaluation speed (GEMM path)
+  std::size_t tokens = 0;         // bytes predicted
 };
 
 struct ReportOptions {
   std::vector<std::string> formats = default_report_formats();
-  std::string activations; // empty: FP32 activations
+  std::string activations;  // empty: FP32 activations
   unsigned threads = 1;
 };
 
 struct Report {
-  std::string model; // a name for the model (file or "embedded")
-  std::string text;  // a name for the validation text
+  std::string model;  // a name for the model (file or "embedded")
+  std::string text;   // a name for the validation text
   std::uint64_t parameters = 0;
-  std::string activations; // "fp32" when not quantized
+  std::string activations;  // "fp32" when not quantized
   unsigned threads = 1;
-  std::vector<ReportRow> rows; // in the order of options.formats
+  std::vector<ReportRow> rows;  // in the order of options.formats
 };
 
 // Throws lowp::Error naming `source` when the text is empty, shorter than two
 // bytes, or not valid UTF-8 (with the offset of the first bad byte).
-void check_validation_text(std::span<const std::uint8_t> text,
-                           std::string_view source);
+void check_validation_text(std::span<const std::uint8_t> text, std::string_view source);
 
 // Runs the report. The FP32 baseline (for the deltas) is evaluated even when
 // "fp32" is not among the formats. `progress` (may be empty) is called after
 // each row.
-Report run_report(const Gpt &model, std::span<const std::uint8_t> text,
-                  const ReportOptions &opt,
-                  const std::function<void(const ReportRow &)> &progress = {});
+Report run_report(const Gpt& model, std::span<const std::uint8_t> text, const ReportOptions& opt,
+                  const std::function<void(const ReportRow&)>& progress = {});
 
 // An SVG chart (standalone, no scripts): model size (x) against validation
 // bits per byte (y), one labelled point per format.
-std::string report_svg(const Report &r);
+std::string report_svg(const Report& r);
 
-} // namespace lowp::nn
+}  // namespace lowp::nn
