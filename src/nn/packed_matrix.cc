@@ -261,9 +261,10 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
       fast[c] = static_cast<float>(static_cast<std::int8_t>(c));
   } else if (e.bits == 8 && e.kind == Kind::kFloat &&
              e.specials != Specials::kE8m0 && e.exp_bits <= 5 &&
-             1 + e.exp_bits + e.man_bits == 8) {
+             e.exp_bits >= 2 && 1 + e.exp_bits + e.man_bits == 8) {
     p.decode = WeightDecode::kViaF16;
     p.f16_shift = 10 - e.man_bits;
+    p.f16_mask = static_cast<std::uint16_t>(0x8000u | (0x7Fu << p.f16_shift));
     for (std::size_t c = 0; c < count; ++c) {
       const auto half = static_cast<std::uint32_t>(
           ((c & 0x80u) << 8) | ((c & 0x7Fu) << p.f16_shift));
