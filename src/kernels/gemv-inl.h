@@ -48,7 +48,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 // Weight rows decoded per tile, and activation rows per register block.
 constexpr std::size_t kTileRows = 4;
-constexpr std::size_t kTileCols = HWY_MAX_BYTES >= 64 ? 4 : 2;
+constexpr std::size_t kTileCols = HWY_MAX_BYTES >= 64 ? 6 : 2;
 
 // IEEE half -> float by its bits, exact.
 HWY_INLINE float HalfToFloatBits(std::uint16_t h) {

@@ -541,12 +541,39 @@ void PackedMatrix::dequantize_row(std::size_t row, std::span<float> out) const {
     const std::size_t k = static_cast<std::size_t>(b.block_size);
     const std::uint8_t *scales =
         block_scales_.data() + row * ((cols_ + k - 1) / k);
-    const std::span<const std::uint8_t> stream(codes, row_bytes_);
-    for (std::size_t j = 0; j < cols_; ++j) {
-      const std::uint32_t c = unpack_code(b.element.bits, stream, j);
-      out[j] = b.family == BlockFamily::kNvfp4
-                   ? nvfp4_value(tensor_scale_, scales[j / k], c)
-                   : static_cast<float>(mx_value(b.element, scales[j / k], c));
+    const int bits = b.element.bits;
+    if (b.family == BlockFamily::kNvfp4 || bits > 8) {
+      const std::span<const std::uint8_t> stream(codes, row_bytes_);
+      for (std::size_t j = 0; j < cols_; ++j) {
+        const std::uint32_t c = unpack_code(bits, stream, j);
+        out[j] =
+            b.family == BlockFamily::kNvfp4
+                ? nvfp4_value(tensor_scale_, scales[j / k], c)
+                : static_cast<float>(mx_value(b.element, scales[j / k], c));
+      }
+      return;
+    }
+    // MX with elements of at most 8 bits: mx_value(element, s, c) is
+    // P(c) * 2^(s-127) rounded once to fp32, and that product is exact in
+    // double, so a table of P and one of the powers of two give its bits.
+    std::array<double, 256> element{};
+    for (std::uint32_t c = 0; c < (1u << bits); ++c)
+      element[c] = mx_element_value(b.element, c);
+    const std::uint32_t mask = (1u << bits) - 1;
+    for (std::size_t j0 = 0; j0 < cols_; j0 += k) {
+      const std::uint8_t s = scales[j0 / k];
+      const double scale = s == kE8m0Nan
+                               ? std::numeric_limits<double>::quiet_NaN()
+                               : std::ldexp(1.0, static_cast<int>(s) - 127);
+      for (std::size_t j = j0; j < std::min(cols_, j0 + k); ++j) {
+        const std::size_t bit = j * static_cast<std::size_t>(bits);
+        const std::size_t byte = bit / 8;
+        std::uint32_t word = codes[byte];
+        if (byte + 1 < row_bytes_)
+          word |= static_cast<std::uint32_t>(codes[byte + 1]) << 8;
+        out[j] =
+            static_cast<float>(element[(word >> (bit % 8)) & mask] * scale);
+      }
     }
     return;
   }
