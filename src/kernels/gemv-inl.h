@@ -186,13 +186,12 @@ struct Decoder {
 #if LOWP_GEMV_LANE_TABLE
       // 16 lanes: the fast values form one vector, indexed by the nibbles.
       const hn::RebindToUnsigned<D> du;
-      const hn::RebindToSigned<D> di;
       const auto wide = hn::PromoteTo(du, bytes);
       const auto table = hn::LoadU(d, p.fast_value);
-      w[0] = hn::TableLookupLanes(
-          table, hn::IndicesFromVec(d, hn::BitCast(di, hn::And(wide, hn::Set(du, 0xFu)))));
-      w[1] = hn::TableLookupLanes(table,
-                                  hn::IndicesFromVec(d, hn::BitCast(di, hn::ShiftRight<4>(wide))));
+      // vpermps reads only the low 4 bits of each index: the low nibble needs
+      // no mask.
+      w[0] = hn::Vec<D>{_mm512_permutexvar_ps(wide.raw, table.raw)};
+      w[1] = hn::Vec<D>{_mm512_permutexvar_ps(hn::ShiftRight<4>(wide).raw, table.raw)};
 #else
       const hn::Rebind<std::int8_t, D> di8;
       const hn::Rebind<std::int32_t, D> d32;

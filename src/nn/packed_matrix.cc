@@ -331,9 +331,11 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
     break;
   }
   case WeightScheme::kGroup: {
-    // fp16 scales times 2^k stay normal fp32 numbers for |k| < 100.
-    if (k <= -100 || k >= 100)
-      return nullptr;
+    for (const std::uint16_t h : m.group_scales_) {
+      float unused;
+      if (!exact_multiplier(decode_f32(kFp16, h), k, unused))
+        return nullptr;
+    }
     p.scale = ScaleSource::kF16;
     p.f16_factor = static_cast<float>(std::ldexp(1.0, k));
     segment = static_cast<std::size_t>(f.group);
