@@ -140,6 +140,21 @@ HWY_INLINE float ScalarWeight(const GemvParams& p, const std::uint8_t* row, std:
   return v * Multiplier(p, r, c >> p.segment_shift);
 }
 
+#if LOWP_GEMV_LANE_TABLE
+// 4-bit codes through a 16-lane table (the fast values, or them times a
+// multiplier): vpermps reads only the low 4 bits of each index, so the low
+// nibble needs no mask.
+template <class D>
+HWY_INLINE void DecodeTable(D d, hn::Vec<D> table, const std::uint8_t* row, std::size_t c,
+                            hn::Vec<D>* w) {
+  const hn::Rebind<std::uint8_t, D> d8;
+  const hn::RebindToUnsigned<D> du;
+  const auto wide = hn::PromoteTo(du, hn::LoadU(d8, row + c / 2));
+  w[0] = hn::Vec<D>{_mm512_permutexvar_ps(wide.raw, table.raw)};
+  w[1] = hn::Vec<D>{_mm512_permutexvar_ps(hn::ShiftRight<4>(wide).raw, table.raw)};
+}
+#endif
+
 // Decodes the chunk of a row that starts at column c into kVecs vectors of
 // fast values (not yet multiplied).
 template <WeightDecode K>
@@ -181,18 +196,11 @@ struct Decoder {
     } else {
       // Lanes(d) bytes hold the chunk's 2 * Lanes(d) nibbles: low nibbles are
       // the even columns, high nibbles the odd ones.
+#if LOWP_GEMV_LANE_TABLE
+      DecodeTable(d, hn::LoadU(d, p.fast_value), row, c, w);
+#else
       const hn::Rebind<std::uint8_t, D> d8;
       const auto bytes = hn::LoadU(d8, row + c / 2);
-#if LOWP_GEMV_LANE_TABLE
-      // 16 lanes: the fast values form one vector, indexed by the nibbles.
-      const hn::RebindToUnsigned<D> du;
-      const auto wide = hn::PromoteTo(du, bytes);
-      const auto table = hn::LoadU(d, p.fast_value);
-      // vpermps reads only the low 4 bits of each index: the low nibble needs
-      // no mask.
-      w[0] = hn::Vec<D>{_mm512_permutexvar_ps(wide.raw, table.raw)};
-      w[1] = hn::Vec<D>{_mm512_permutexvar_ps(hn::ShiftRight<4>(wide).raw, table.raw)};
-#else
       const hn::Rebind<std::int8_t, D> di8;
       const hn::Rebind<std::int32_t, D> d32;
       const auto lo = hn::And(bytes, hn::Set(d8, 0x0F));
@@ -280,6 +288,9 @@ HWY_INLINE void FusedBlock(const GemvParams& p, const float* x, std::size_t ldx,
   constexpr bool kRowScale = kScale == ScaleSource::kRow;
   // Whether both chunks of a pair share one multiplier.
   const bool shared = (std::size_t{1} << p.segment_shift) >= 2 * chunk;
+  // Whether a chunk has one multiplier.
+  const bool single = (std::size_t{1} << p.segment_shift) >= chunk;
+  (void)single;
   V acc[MR][NR][2];
   for (std::size_t i = 0; i < MR; ++i) {
     for (std::size_t j = 0; j < NR; ++j) acc[i][j][0] = acc[i][j][1] = hn::Zero(d);
@@ -296,10 +307,28 @@ HWY_INLINE void FusedBlock(const GemvParams& p, const float* x, std::size_t ldx,
     for (std::size_t i = 0; i < MR; ++i) {
       const std::uint8_t* row = p.codes + (r + i) * p.row_bytes;
       V w[kCount * kVecs];
-      for (std::size_t k = 0; k < kCount; ++k) {
-        Decoder<K>::Decode(d, p, row, c + k * chunk, w + k * kVecs);
+      bool decoded = false;
+#if LOWP_GEMV_LANE_TABLE
+      if constexpr (K == WeightDecode::kNibble && !kRowScale) {
+        // One multiplier per chunk: multiply the table instead of the weights.
+        if (single) {
+          const V base = hn::LoadU(d, p.fast_value);
+          for (std::size_t k = 0; k < kCount; ++k) {
+            const std::size_t at = c + k * chunk;
+            const V table =
+                hn::Mul(base, hn::Set(d, MultiplierOf<kScale>(p, r + i, at >> p.segment_shift)));
+            DecodeTable(d, table, row, at, w + k * kVecs);
+          }
+          decoded = true;
+        }
       }
-      if constexpr (!kRowScale) {
+#endif
+      if (!decoded) {
+        for (std::size_t k = 0; k < kCount; ++k) {
+          Decoder<K>::Decode(d, p, row, c + k * chunk, w + k * kVecs);
+        }
+      }
+      if (!kRowScale && !decoded) {
         V m[kCount];
         m[0] = MultiplierVecOf<K, kScale>(d, p, r + i, c);
         if constexpr (kCount == 2) {
