@@ -48,7 +48,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 // Weight rows decoded per tile, and activation rows per register block.
 constexpr std::size_t kTileRows = 4;
-constexpr std::size_t kTileCols = HWY_MAX_BYTES >= 64 ? 4 : 2;
+constexpr std::size_t kTileCols = HWY_MAX_BYTES >= 64 ? 6 : 2;
 
 // IEEE half -> float by its bits, exact.
 HWY_INLINE float HalfToFloatBits(std::uint16_t h) {
@@ -82,6 +82,18 @@ HWY_INLINE float HalfToFloat(std::uint16_t h) {
 #else
   return HalfToFloatBits(h);
 #endif
+}
+
+// The multiplier of a segment, with the scale source known at compile time.
+template <ScaleSource kScale>
+HWY_INLINE float MultiplierOf(const GemvParams& p, std::size_t r, std::size_t segment) {
+  if constexpr (kScale == ScaleSource::kRow) {
+    return p.row_multiplier != nullptr ? p.row_multiplier[r] : 1.0f;
+  } else if constexpr (kScale == ScaleSource::kU8Table) {
+    return p.u8_table[p.u8_scales[r * p.segments_per_row + segment]];
+  } else {
+    return HalfToFloat(p.f16_scales[r * p.segments_per_row + segment]) * p.f16_factor;
+  }
 }
 
 HWY_INLINE float Multiplier(const GemvParams& p, std::size_t r, std::size_t segment) {
@@ -128,6 +140,21 @@ HWY_INLINE float ScalarWeight(const GemvParams& p, const std::uint8_t* row, std:
   return v * Multiplier(p, r, c >> p.segment_shift);
 }
 
+#if LOWP_GEMV_LANE_TABLE
+// 4-bit codes through a 16-lane table (the fast values, or them times a
+// multiplier): vpermps reads only the low 4 bits of each index, so the low
+// nibble needs no mask.
+template <class D>
+HWY_INLINE void DecodeTable(D d, hn::Vec<D> table, const std::uint8_t* row, std::size_t c,
+                            hn::Vec<D>* w) {
+  const hn::Rebind<std::uint8_t, D> d8;
+  const hn::RebindToUnsigned<D> du;
+  const auto wide = hn::PromoteTo(du, hn::LoadU(d8, row + c / 2));
+  w[0] = hn::Vec<D>{_mm512_permutexvar_ps(wide.raw, table.raw)};
+  w[1] = hn::Vec<D>{_mm512_permutexvar_ps(hn::ShiftRight<4>(wide).raw, table.raw)};
+}
+#endif
+
 // Decodes the chunk of a row that starts at column c into kVecs vectors of
 // fast values (not yet multiplied).
 template <WeightDecode K>
@@ -152,9 +179,14 @@ struct Decoder {
       const hn::Rebind<std::uint8_t, D> d8;
       const hn::Rebind<std::uint16_t, D> d16;
       const hn::Rebind<hwy::float16_t, D> dh;
-      const auto b = hn::PromoteTo(d16, hn::LoadU(d8, row + c));
-      const auto bits = hn::Or(hn::And(hn::ShiftLeft<8>(b), hn::Set(d16, 0x8000)),
-                               hn::ShiftLeftSame(hn::And(b, hn::Set(d16, 0x7F)), p.f16_shift));
+      const hn::RebindToSigned<decltype(d16)> di16;
+      // The code in the top byte, then an arithmetic shift right by
+      // 8 - f16_shift, which leaves the sign in bit 15 and copies of it below,
+      // removed by the mask.
+      const auto top =
+          hn::BitCast(di16, hn::ShiftLeft<8>(hn::PromoteTo(d16, hn::LoadU(d8, row + c))));
+      const auto bits = hn::And(hn::ShiftRightSame(top, 8 - p.f16_shift),
+                                hn::Set(di16, static_cast<std::int16_t>(p.f16_mask)));
       w[0] = hn::PromoteTo(d, hn::BitCast(dh, bits));
     } else if constexpr (K == WeightDecode::kInt8) {
       const hn::Rebind<std::int8_t, D> d8;
@@ -164,19 +196,11 @@ struct Decoder {
     } else {
       // Lanes(d) bytes hold the chunk's 2 * Lanes(d) nibbles: low nibbles are
       // the even columns, high nibbles the odd ones.
+#if LOWP_GEMV_LANE_TABLE
+      DecodeTable(d, hn::LoadU(d, p.fast_value), row, c, w);
+#else
       const hn::Rebind<std::uint8_t, D> d8;
       const auto bytes = hn::LoadU(d8, row + c / 2);
-#if LOWP_GEMV_LANE_TABLE
-      // 16 lanes: the fast values form one vector, indexed by the nibbles.
-      const hn::RebindToUnsigned<D> du;
-      const hn::RebindToSigned<D> di;
-      const auto wide = hn::PromoteTo(du, bytes);
-      const auto table = hn::LoadU(d, p.fast_value);
-      w[0] = hn::TableLookupLanes(
-          table, hn::IndicesFromVec(d, hn::BitCast(di, hn::And(wide, hn::Set(du, 0xFu)))));
-      w[1] = hn::TableLookupLanes(table,
-                                  hn::IndicesFromVec(d, hn::BitCast(di, hn::ShiftRight<4>(wide))));
-#else
       const hn::Rebind<std::int8_t, D> di8;
       const hn::Rebind<std::int32_t, D> d32;
       const auto lo = hn::And(bytes, hn::Set(d8, 0x0F));
@@ -220,79 +244,133 @@ HWY_INLINE std::size_t SegmentQuantumOf() {
 }
 
 // The multipliers of the chunk at column c of row r, per lane.
-template <WeightDecode K, class D>
-HWY_INLINE hn::Vec<D> MultiplierVec(D d, const GemvParams& p, std::size_t r, std::size_t c) {
+template <WeightDecode K, ScaleSource kScale, class D>
+HWY_INLINE hn::Vec<D> MultiplierVecOf(D d, const GemvParams& p, std::size_t r, std::size_t c) {
   if constexpr (K == WeightDecode::kNibble && LOWP_GEMV_LANE_TABLE) {
     // Lanes 0-7 (of both halves) are columns c..c+15, lanes 8-15 the next 16.
     const std::size_t half = ChunkOf<K>() / 2;
     if ((std::size_t{1} << p.segment_shift) == half) {
       const std::size_t s = c >> p.segment_shift;
-      return hn::IfThenElse(hn::FirstN(d, hn::Lanes(d) / 2), hn::Set(d, Multiplier(p, r, s)),
-                            hn::Set(d, Multiplier(p, r, s + 1)));
+      return hn::IfThenElse(hn::FirstN(d, hn::Lanes(d) / 2),
+                            hn::Set(d, MultiplierOf<kScale>(p, r, s)),
+                            hn::Set(d, MultiplierOf<kScale>(p, r, s + 1)));
     }
   }
-  return hn::Set(d, Multiplier(p, r, c >> p.segment_shift));
+  return hn::Set(d, MultiplierOf<kScale>(p, r, c >> p.segment_shift));
 }
 
-// Fused path for NR activation rows. kRowScale: one multiplier per row,
-// applied to the row's vector sum instead of to every chunk.
-template <WeightDecode K, std::size_t NR, bool kRowScale>
-HWY_NOINLINE void FusedRows(const GemvParams& p, const float* x, std::size_t ldx, float* y,
-                            std::size_t ldy, std::size_t r0, std::size_t r1) {
+template <WeightDecode K, class D>
+HWY_INLINE hn::Vec<D> MultiplierVec(D d, const GemvParams& p, std::size_t r, std::size_t c) {
+  switch (p.scale) {
+    case ScaleSource::kRow:
+      return MultiplierVecOf<K, ScaleSource::kRow>(d, p, r, c);
+    case ScaleSource::kU8Table:
+      return MultiplierVecOf<K, ScaleSource::kU8Table>(d, p, r, c);
+    default:
+      return MultiplierVecOf<K, ScaleSource::kF16>(d, p, r, c);
+  }
+}
+
+// Fused path: MR weight rows from r times NR activation rows, each chunk of
+// codes decoded once and each activation vector loaded once for all of them.
+// kRowScale: one multiplier per row, applied to the row's vector sum instead
+// of to every chunk. Every (row, activation) pair has two accumulators, for
+// even and odd vectors, whatever MR is.
+template <WeightDecode K, std::size_t MR, std::size_t NR, ScaleSource kScale>
+HWY_INLINE void FusedBlock(const GemvParams& p, const float* x, std::size_t ldx, float* y,
+                           std::size_t ldy, std::size_t r) {
   const TagFor<K> d;
   using V = hn::Vec<decltype(d)>;
   constexpr std::size_t kVecs = Decoder<K>::kVecs;
   const std::size_t lanes = hn::Lanes(d);
   const std::size_t chunk = kVecs * lanes;
   const std::size_t vector_end = p.cols - p.cols % chunk;
-  for (std::size_t r = r0; r < r1; ++r) {
-    const std::uint8_t* row = p.codes + r * p.row_bytes;
-    V acc[NR][2];
-    for (std::size_t j = 0; j < NR; ++j) acc[j][0] = acc[j][1] = hn::Zero(d);
-    std::size_t c = 0;
-    // Two chunks per iteration, the second into the other accumulator.
-    for (; c + 2 * chunk <= vector_end; c += 2 * chunk) {
-      V w[2 * kVecs];
-      Decoder<K>::Decode(d, p, row, c, w);
-      Decoder<K>::Decode(d, p, row, c + chunk, w + kVecs);
-      if constexpr (!kRowScale) {
-        const V m0 = MultiplierVec<K>(d, p, r, c), m1 = MultiplierVec<K>(d, p, r, c + chunk);
-        for (std::size_t v = 0; v < kVecs; ++v) {
-          w[v] = hn::Mul(w[v], m0);
-          w[kVecs + v] = hn::Mul(w[kVecs + v], m1);
-        }
-      }
-      for (std::size_t v = 0; v < 2 * kVecs; ++v) {
-        for (std::size_t j = 0; j < NR; ++j) {
-          V& a = acc[j][v & 1];
-          a = hn::MulAdd(w[v], hn::LoadU(d, x + j * ldx + c + v * lanes), a);
-        }
-      }
-    }
-    if (c < vector_end) {
-      V w[kVecs];
-      Decoder<K>::Decode(d, p, row, c, w);
-      if constexpr (!kRowScale) {
-        const V m = MultiplierVec<K>(d, p, r, c);
-        for (std::size_t v = 0; v < kVecs; ++v) w[v] = hn::Mul(w[v], m);
-      }
-      for (std::size_t v = 0; v < kVecs; ++v) {
-        for (std::size_t j = 0; j < NR; ++j) {
-          V& a = acc[j][v & 1];
-          a = hn::MulAdd(w[v], hn::LoadU(d, x + j * ldx + c + v * lanes), a);
-        }
-      }
-    }
-    const float row_multiplier = kRowScale ? Multiplier(p, r, 0) : 1.0f;
+  constexpr bool kRowScale = kScale == ScaleSource::kRow;
+  // Whether both chunks of a pair share one multiplier.
+  const bool shared = (std::size_t{1} << p.segment_shift) >= 2 * chunk;
+  // Whether a chunk has one multiplier.
+  const bool single = (std::size_t{1} << p.segment_shift) >= chunk;
+  (void)single;
+  V acc[MR][NR][2];
+  for (std::size_t i = 0; i < MR; ++i) {
+    for (std::size_t j = 0; j < NR; ++j) acc[i][j][0] = acc[i][j][1] = hn::Zero(d);
+  }
+  // Columns [c, c + count * chunk), count = 1 or 2.
+  auto chunks = [&](std::size_t c, auto count_tag) HWY_ATTR {
+    constexpr std::size_t kCount = decltype(count_tag)::value;
+    V xv[NR][kCount * kVecs];
     for (std::size_t j = 0; j < NR; ++j) {
-      float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[j][0], acc[j][1])));
+      for (std::size_t v = 0; v < kCount * kVecs; ++v) {
+        xv[j][v] = hn::LoadU(d, x + j * ldx + c + v * lanes);
+      }
+    }
+    for (std::size_t i = 0; i < MR; ++i) {
+      const std::uint8_t* row = p.codes + (r + i) * p.row_bytes;
+      V w[kCount * kVecs];
+      bool decoded = false;
+#if LOWP_GEMV_LANE_TABLE
+      if constexpr (K == WeightDecode::kNibble && !kRowScale) {
+        // One multiplier per chunk: multiply the table instead of the weights.
+        if (single) {
+          const V base = hn::LoadU(d, p.fast_value);
+          for (std::size_t k = 0; k < kCount; ++k) {
+            const std::size_t at = c + k * chunk;
+            const V table =
+                hn::Mul(base, hn::Set(d, MultiplierOf<kScale>(p, r + i, at >> p.segment_shift)));
+            DecodeTable(d, table, row, at, w + k * kVecs);
+          }
+          decoded = true;
+        }
+      }
+#endif
+      if (!decoded) {
+        for (std::size_t k = 0; k < kCount; ++k) {
+          Decoder<K>::Decode(d, p, row, c + k * chunk, w + k * kVecs);
+        }
+      }
+      if (!kRowScale && !decoded) {
+        V m[kCount];
+        m[0] = MultiplierVecOf<K, kScale>(d, p, r + i, c);
+        if constexpr (kCount == 2) {
+          m[1] = shared ? m[0] : MultiplierVecOf<K, kScale>(d, p, r + i, c + chunk);
+        }
+        for (std::size_t v = 0; v < kCount * kVecs; ++v) w[v] = hn::Mul(w[v], m[v / kVecs]);
+      }
+      for (std::size_t v = 0; v < kCount * kVecs; ++v) {
+        for (std::size_t j = 0; j < NR; ++j) {
+          V& a = acc[i][j][v & 1];
+          a = hn::MulAdd(w[v], xv[j][v], a);
+        }
+      }
+    }
+  };
+  std::size_t c = 0;
+  for (; c + 2 * chunk <= vector_end; c += 2 * chunk) {
+    chunks(c, std::integral_constant<std::size_t, 2>());
+  }
+  if (c < vector_end) chunks(c, std::integral_constant<std::size_t, 1>());
+  for (std::size_t i = 0; i < MR; ++i) {
+    const std::uint8_t* row = p.codes + (r + i) * p.row_bytes;
+    const float row_multiplier = kRowScale ? MultiplierOf<kScale>(p, r + i, 0) : 1.0f;
+    for (std::size_t j = 0; j < NR; ++j) {
+      float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[i][j][0], acc[i][j][1])));
       if constexpr (kRowScale) sum *= row_multiplier;
       for (std::size_t t = vector_end; t < p.cols; ++t) {
-        sum += ScalarWeight(p, row, r, t) * x[j * ldx + t];
+        sum += ScalarWeight(p, row, r + i, t) * x[j * ldx + t];
       }
-      y[j * ldy + r] = sum;
+      y[j * ldy + r + i] = sum;
     }
   }
+}
+
+// Rows [r0, r1) for NR activation rows: four weight rows at a time for GEMV.
+template <WeightDecode K, std::size_t NR, ScaleSource kScale>
+HWY_NOINLINE void FusedRows(const GemvParams& p, const float* x, std::size_t ldx, float* y,
+                            std::size_t ldy, std::size_t r0, std::size_t r1) {
+  constexpr std::size_t kRows = NR == 1 ? 4 : 1;
+  std::size_t r = r0;
+  for (; r + kRows <= r1; r += kRows) FusedBlock<K, kRows, NR, kScale>(p, x, ldx, y, ldy, r);
+  for (; r < r1; ++r) FusedBlock<K, 1, NR, kScale>(p, x, ldx, y, ldy, r);
 }
 
 // Decodes rows [r, r + count) into tile (cols values per row, ld apart).
@@ -374,18 +452,18 @@ HWY_INLINE void TileTimesX(const float* tile, std::size_t ld, std::size_t count,
   }
 }
 
-template <WeightDecode K, bool kRowScale>
+template <WeightDecode K, ScaleSource kScale>
 void FusedOf(const GemvParams& p, const float* x, std::size_t n, std::size_t ldx, float* y,
              std::size_t ldy, std::size_t r0, std::size_t r1) {
   switch (n) {
     case 1:
-      return FusedRows<K, 1, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+      return FusedRows<K, 1, kScale>(p, x, ldx, y, ldy, r0, r1);
     case 2:
-      return FusedRows<K, 2, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+      return FusedRows<K, 2, kScale>(p, x, ldx, y, ldy, r0, r1);
     case 3:
-      return FusedRows<K, 3, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+      return FusedRows<K, 3, kScale>(p, x, ldx, y, ldy, r0, r1);
     case 4:
-      return FusedRows<K, 4, kRowScale>(p, x, ldx, y, ldy, r0, r1);
+      return FusedRows<K, 4, kScale>(p, x, ldx, y, ldy, r0, r1);
     default:
       return;
   }
@@ -395,8 +473,14 @@ template <WeightDecode K>
 void PackedGemmOf(const GemvParams& p, const float* x, std::size_t n, std::size_t ldx, float* y,
                   std::size_t ldy, std::size_t r0, std::size_t r1) {
   if (n <= 4) {
-    if (p.scale == ScaleSource::kRow) return FusedOf<K, true>(p, x, n, ldx, y, ldy, r0, r1);
-    return FusedOf<K, false>(p, x, n, ldx, y, ldy, r0, r1);
+    switch (p.scale) {
+      case ScaleSource::kRow:
+        return FusedOf<K, ScaleSource::kRow>(p, x, n, ldx, y, ldy, r0, r1);
+      case ScaleSource::kU8Table:
+        return FusedOf<K, ScaleSource::kU8Table>(p, x, n, ldx, y, ldy, r0, r1);
+      case ScaleSource::kF16:
+        return FusedOf<K, ScaleSource::kF16>(p, x, n, ldx, y, ldy, r0, r1);
+    }
   }
   std::vector<float> tile(kTileRows * p.cols);
   for (std::size_t r = r0; r < r1; r += kTileRows) {

@@ -46,7 +46,8 @@ enum class ScaleSource : std::uint8_t {
 
 struct GemvParams {
   WeightDecode decode = WeightDecode::kF32;
-  int f16_shift = 0;                  // kViaF16: 10 - mantissa bits
+  int f16_shift = 0;                  // kViaF16: 10 - mantissa bits (<= 8)
+  std::uint16_t f16_mask = 0;         // kViaF16: 0x8000 | 0x7F << f16_shift
   std::int8_t nibble_table[16] = {};  // kNibble
   // fast(code) of each 8-bit or 4-bit code (the scalar tail; the AVX-512
   // nibble table).

@@ -261,9 +261,10 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
       fast[c] = static_cast<float>(static_cast<std::int8_t>(c));
   } else if (e.bits == 8 && e.kind == Kind::kFloat &&
              e.specials != Specials::kE8m0 && e.exp_bits <= 5 &&
-             1 + e.exp_bits + e.man_bits == 8) {
+             e.exp_bits >= 2 && 1 + e.exp_bits + e.man_bits == 8) {
     p.decode = WeightDecode::kViaF16;
     p.f16_shift = 10 - e.man_bits;
+    p.f16_mask = static_cast<std::uint16_t>(0x8000u | (0x7Fu << p.f16_shift));
     for (std::size_t c = 0; c < count; ++c) {
       const auto half = static_cast<std::uint32_t>(
           ((c & 0x80u) << 8) | ((c & 0x7Fu) << p.f16_shift));
@@ -330,9 +331,11 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
     break;
   }
   case WeightScheme::kGroup: {
-    // fp16 scales times 2^k stay normal fp32 numbers for |k| < 100.
-    if (k <= -100 || k >= 100)
-      return nullptr;
+    for (const std::uint16_t h : m.group_scales_) {
+      float unused;
+      if (!exact_multiplier(decode_f32(kFp16, h), k, unused))
+        return nullptr;
+    }
     p.scale = ScaleSource::kF16;
     p.f16_factor = static_cast<float>(std::ldexp(1.0, k));
     segment = static_cast<std::size_t>(f.group);
@@ -540,12 +543,39 @@ void PackedMatrix::dequantize_row(std::size_t row, std::span<float> out) const {
     const std::size_t k = static_cast<std::size_t>(b.block_size);
     const std::uint8_t *scales =
         block_scales_.data() + row * ((cols_ + k - 1) / k);
-    const std::span<const std::uint8_t> stream(codes, row_bytes_);
-    for (std::size_t j = 0; j < cols_; ++j) {
-      const std::uint32_t c = unpack_code(b.element.bits, stream, j);
-      out[j] = b.family == BlockFamily::kNvfp4
-                   ? nvfp4_value(tensor_scale_, scales[j / k], c)
-                   : static_cast<float>(mx_value(b.element, scales[j / k], c));
+    const int bits = b.element.bits;
+    if (b.family == BlockFamily::kNvfp4 || bits > 8) {
+      const std::span<const std::uint8_t> stream(codes, row_bytes_);
+      for (std::size_t j = 0; j < cols_; ++j) {
+        const std::uint32_t c = unpack_code(bits, stream, j);
+        out[j] =
+            b.family == BlockFamily::kNvfp4
+                ? nvfp4_value(tensor_scale_, scales[j / k], c)
+                : static_cast<float>(mx_value(b.element, scales[j / k], c));
+      }
+      return;
+    }
+    // MX with elements of at most 8 bits: mx_value(element, s, c) is
+    // P(c) * 2^(s-127) rounded once to fp32, and that product is exact in
+    // double, so a table of P and one of the powers of two give its bits.
+    std::array<double, 256> element{};
+    for (std::uint32_t c = 0; c < (1u << bits); ++c)
+      element[c] = mx_element_value(b.element, c);
+    const std::uint32_t mask = (1u << bits) - 1;
+    for (std::size_t j0 = 0; j0 < cols_; j0 += k) {
+      const std::uint8_t s = scales[j0 / k];
+      const double scale = s == kE8m0Nan
+                               ? std::numeric_limits<double>::quiet_NaN()
+                               : std::ldexp(1.0, static_cast<int>(s) - 127);
+      for (std::size_t j = j0; j < std::min(cols_, j0 + k); ++j) {
+        const std::size_t bit = j * static_cast<std::size_t>(bits);
+        const std::size_t byte = bit / 8;
+        std::uint32_t word = codes[byte];
+        if (byte + 1 < row_bytes_)
+          word |= static_cast<std::uint32_t>(codes[byte + 1]) << 8;
+        out[j] =
+            static_cast<float>(element[(word >> (bit % 8)) & mask] * scale);
+      }
     }
     return;
   }
