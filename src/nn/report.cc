@@ -121,9 +121,9 @@ Report run_report(const Gpt& model, std::span<const std::uint8_t> text, const Re
   r.threads = std::max(1u, opt.threads);
   r.activations = opt.activations.empty() ? "fp32" : opt.activations;
 
-  auto evaluate = [&](const WeightFormat& f) {
+  auto evaluate = [&](const WeightFormat& f, bool quantize_activations) {
     Gpt cast = model.with_weights(f);
-    if (!opt.activations.empty())
+    if (quantize_activations && !opt.activations.empty())
       cast = cast.with_activations(parse_weight_format(opt.activations));
     const EvalResult e = cast.evaluate(text, r.threads);
     ReportRow row;
@@ -138,11 +138,14 @@ Report run_report(const Gpt& model, std::span<const std::uint8_t> text, const Re
     return row;
   };
 
-  // The FP32 baseline first, so every row can carry its delta as it is printed.
-  ReportRow fp32 = evaluate(parse_weight_format("fp32"));
+  // The baseline first, so every row can carry its delta as it is printed:
+  // the FP32 model, with FP32 activations even when the rows quantize them
+  // (so the fp32 row then shows what quantizing the activations alone costs).
+  ReportRow fp32 = evaluate(parse_weight_format("fp32"), false);
+  r.baseline_bits_per_byte = fp32.bits_per_byte;
   const double baseline = fp32.bits_per_byte;
   for (const WeightFormat& f : formats) {
-    ReportRow row = f.name == "fp32" ? fp32 : evaluate(f);
+    ReportRow row = f.name == "fp32" && opt.activations.empty() ? fp32 : evaluate(f, true);
     row.delta_bits = row.bits_per_byte - baseline;
     row.delta_percent = 100.0 * row.delta_bits / baseline;
     if (progress) progress(row);

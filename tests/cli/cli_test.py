@@ -510,6 +510,9 @@ class Report(Base):
         self.assertEqual(out["activations"], "mxfp4")
         base = json.loads(self.report("--formats", "fp32", "--json", "--no-svg").stdout)
         self.assertGreater(out["rows"][0]["nats_per_byte"], base["rows"][0]["nats_per_byte"])
+        # Deltas are against the all-FP32 model, also when activations are quantized.
+        self.assertEqual(out["fp32_bits_per_byte"], base["rows"][0]["bits_per_byte"])
+        self.assertGreater(out["rows"][0]["delta_bits_per_byte"], 0)
 
     def test_bad_input(self):
         svg = self.path("chart.svg")

@@ -104,7 +104,9 @@ void run_report(const ReportArgs& a) {
   auto print_row = [&](const nn::ReportRow& r) {
     if (a.json) return;
     const std::string delta =
-        r.format == "fp32" ? "-" : fmt::format("{:+.4f} ({:+.2f}%)", r.delta_bits, r.delta_percent);
+        r.format == "fp32" && a.activations.empty()
+            ? "-"
+            : fmt::format("{:+.4f} ({:+.2f}%)", r.delta_bits, r.delta_percent);
     fmt::print("{:<14} {:>11.3f} {:>12} {:>10.4f} {:>11.4f} {:>15} {:>10.0f}\n", r.format,
                r.bits_per_weight, thousands(r.model_bytes), r.bits_per_byte, r.perplexity, delta,
                r.tokens_per_second);
@@ -126,6 +128,7 @@ void run_report(const ReportArgs& a) {
     j["text_bytes"] = text.size();
     j["activations"] = rep.activations;
     j["threads"] = rep.threads;
+    j["fp32_bits_per_byte"] = rep.baseline_bits_per_byte;
     j["rows"] = nlohmann::json::array();
     for (const nn::ReportRow& r : rep.rows) {
       j["rows"].push_back({{"format", r.format},

@@ -27,7 +27,7 @@ struct ReportRow {
   double nats_per_byte = 0;       // mean validation cross-entropy per predicted byte
   double bits_per_byte = 0;       // nats / ln 2
   double perplexity = 0;          // exp(nats)
-  double delta_bits = 0;          // bits_per_byte - the fp32 row's
+  double delta_bits = 0;          // bits_per_byte - the FP32 model's (FP32 activations)
   double delta_percent = 0;       // 100 * delta / fp32's bits_per_byte
   double tokens_per_second = 0;   // evaluation speed (GEMM path)
   std::size_t tokens = 0;         // bytes predicted
@@ -45,15 +45,17 @@ struct Report {
   std::uint64_t parameters = 0;
   std::string activations;  // "fp32" when not quantized
   unsigned threads = 1;
-  std::vector<ReportRow> rows;  // in the order of options.formats
+  double baseline_bits_per_byte = 0;  // the FP32 model with FP32 activations
+  std::vector<ReportRow> rows;        // in the order of options.formats
 };
 
 // Throws lowp::Error naming `source` when the text is empty, shorter than two
 // bytes, or not valid UTF-8 (with the offset of the first bad byte).
 void check_validation_text(std::span<const std::uint8_t> text, std::string_view source);
 
-// Runs the report. The FP32 baseline (for the deltas) is evaluated even when
-// "fp32" is not among the formats. `progress` (may be empty) is called after
+// Runs the report. The baseline of the deltas is the FP32 model with FP32
+// activations, evaluated even when "fp32" is not among the formats or when the
+// rows quantize activations. `progress` (may be empty) is called after
 // each row.
 Report run_report(const Gpt& model, std::span<const std::uint8_t> text, const ReportOptions& opt,
                   const std::function<void(const ReportRow&)>& progress = {});
