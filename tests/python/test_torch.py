@@ -313,3 +313,18 @@ def test_bad_input_raises_clear_errors():
         lt.convert(torch.nn.Sequential(torch.nn.Linear(2, 2)), "int3")
     with pytest.raises(ValueError, match="unknown format"):
         lt.format_max("nope")
+
+
+def test_missing_op_library_says_so(tmp_path):
+    """A copy of the package without liblowp_torch_ops.so fails to import with
+    a message that names the missing library and how to build it."""
+    pkg = tmp_path / "lowp" / "torch"
+    pkg.mkdir(parents=True)
+    src = os.path.dirname(lt.__file__)
+    for name in os.listdir(src):
+        if name.endswith(".py"):
+            (pkg / name).write_text(open(os.path.join(src, name)).read())
+    out = subprocess.run([sys.executable, "-c", "import lowp.torch"], capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert out.returncode != 0
+    assert "ImportError" in out.stderr and "op library" in out.stderr and "is missing" in out.stderr
