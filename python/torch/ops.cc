@@ -22,6 +22,10 @@
 // ValueError for an unknown format, rounding or scale rule, an axis out of
 // range or --saturate with a block format; TypeError for a dtype other than
 // float32/bfloat16 or a non-CPU tensor.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -30,10 +34,6 @@
 #include <span>
 #include <string>
 #include <vector>
-
-#include <ATen/Parallel.h>
-#include <torch/library.h>
-#include <torch/torch.h>
 
 #include "lowp/block/mx.h"
 #include "lowp/block/tensor.h"
@@ -45,32 +45,26 @@
 namespace lowp::torch_ops {
 namespace {
 
-Rounding parse_rounding(const std::string &name) {
-  if (name == "rne")
-    return Rounding::kNearestEven;
-  if (name == "away")
-    return Rounding::kNearestAway;
-  if (name == "zero")
-    return Rounding::kTowardZero;
-  if (name == "stochastic")
-    return Rounding::kStochastic;
-  throw Error("unknown rounding " + quoted(name) +
-              " (expected rne, away, zero or stochastic)");
+Rounding parse_rounding(const std::string& name) {
+  if (name == "rne") return Rounding::kNearestEven;
+  if (name == "away") return Rounding::kNearestAway;
+  if (name == "zero") return Rounding::kTowardZero;
+  if (name == "stochastic") return Rounding::kStochastic;
+  throw Error("unknown rounding " + quoted(name) + " (expected rne, away, zero or stochastic)");
 }
 
 // Writes code c as element i of a code_bytes(f)-wide code array.
-void store_code(const Format &f, std::uint8_t *codes, std::size_t i,
-                std::uint32_t c) {
+void store_code(const Format& f, std::uint8_t* codes, std::size_t i, std::uint32_t c) {
   switch (code_bytes(f)) {
-  case 1:
-    codes[i] = static_cast<std::uint8_t>(c);
-    break;
-  case 2:
-    reinterpret_cast<std::uint16_t *>(codes)[i] = static_cast<std::uint16_t>(c);
-    break;
-  default:
-    reinterpret_cast<std::uint32_t *>(codes)[i] = c;
-    break;
+    case 1:
+      codes[i] = static_cast<std::uint8_t>(c);
+      break;
+    case 2:
+      reinterpret_cast<std::uint16_t*>(codes)[i] = static_cast<std::uint16_t>(c);
+      break;
+    default:
+      reinterpret_cast<std::uint32_t*>(codes)[i] = c;
+      break;
   }
 }
 
@@ -94,159 +88,132 @@ unsigned thread_count() {
 //     double-to-float cast of the exact product does.
 // Row ranges run in parallel; each element depends only on its own block and
 // its position, so the result does not depend on the thread count.
-void fake_quant_mx_rows(const BlockFormat &f, const float *in, float *out,
-                        std::int64_t rows, std::int64_t length,
-                        const BlockOptions &opt) {
-  const Format &element = f.element;
+void fake_quant_mx_rows(const BlockFormat& f, const float* in, float* out, std::int64_t rows,
+                        std::int64_t length, const BlockOptions& opt) {
+  const Format& element = f.element;
   const auto k = static_cast<std::int64_t>(f.block_size);
   const int fraction_bits = mx_int_fraction_bits(element);
   const EncodeOptions element_opt{opt.rounding, /*saturate=*/true};
-  const std::int64_t grain =
-      std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(length, 1));
-  at::parallel_for(
-      0, rows, grain, [&](std::int64_t row_begin, std::int64_t row_end) {
-        const auto first = static_cast<std::size_t>(row_begin * length);
-        const auto count =
-            static_cast<std::size_t>((row_end - row_begin) * length);
-        std::vector<float> scaled(count);
-        std::vector<std::uint8_t> codes(
-            count * static_cast<std::size_t>(code_bytes(element)));
-        std::vector<std::uint8_t> scale_codes;
-        std::vector<std::size_t>
-            inexact; // positions (within the range) of subnormal quotients
-        // Steps 1 and 2.
-        for (std::int64_t row = row_begin; row < row_end; ++row) {
-          for (std::int64_t b0 = 0; b0 < length; b0 += k) {
-            const std::int64_t n = std::min(k, length - b0);
-            const float *v = in + row * length + b0;
-            // The largest |v| read as bits (positive floats order as their
-            // bits); bits from 0x7F800000 up are Inf or NaN.
-            std::uint32_t amax_bits = 0;
-            for (std::int64_t j = 0; j < n; ++j) {
-              amax_bits = std::max(
-                  amax_bits, std::bit_cast<std::uint32_t>(v[j]) & 0x7FFFFFFFu);
-            }
-            const float amax = amax_bits >= 0x7F800000u
-                                   ? std::numeric_limits<float>::quiet_NaN()
-                                   : std::bit_cast<float>(amax_bits);
-            const std::uint8_t scale =
-                mx_scale_code(element, amax, opt.scale_rule);
-            scale_codes.push_back(scale);
-            const int exponent = -e8m0_exponent(scale) + fraction_bits;
-            const std::size_t at =
-                static_cast<std::size_t>(row * length + b0) - first;
-            if (scale == kE8m0Nan) {
-              std::fill_n(scaled.begin() + static_cast<std::ptrdiff_t>(at), n,
-                          0.0f);
-              continue;
-            }
-            // 2^exponent as two fp32 factors: integer elements reach 2^133
-            // (scale 2^-127, 6 fraction bits). Each product is exact unless it
-            // is subnormal.
-            const int first_part = std::min(exponent, 127);
-            const float multiplier = std::ldexp(1.0f, first_part);
-            const float multiplier2 = std::ldexp(1.0f, exponent - first_part);
-            float *q = scaled.data() + at;
-            bool any_inexact = false;
-            for (std::int64_t j = 0; j < n; ++j) {
-              q[j] = v[j] * multiplier * multiplier2;
-              const std::uint32_t q_bits =
-                  std::bit_cast<std::uint32_t>(q[j]) & 0x7FFFFFFFu;
-              any_inexact |= (q_bits < 0x00800000u) & (v[j] != 0.0f);
-            }
-            if (any_inexact) {
-              for (std::int64_t j = 0; j < n; ++j) {
-                if (v[j] != 0.0f && !(std::fabs(q[j]) >= 0x1p-126f))
-                  inexact.push_back(at + static_cast<std::size_t>(j));
-              }
-            }
+  const std::int64_t grain = std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(length, 1));
+  at::parallel_for(0, rows, grain, [&](std::int64_t row_begin, std::int64_t row_end) {
+    const auto first = static_cast<std::size_t>(row_begin * length);
+    const auto count = static_cast<std::size_t>((row_end - row_begin) * length);
+    std::vector<float> scaled(count);
+    std::vector<std::uint8_t> codes(count * static_cast<std::size_t>(code_bytes(element)));
+    std::vector<std::uint8_t> scale_codes;
+    std::vector<std::size_t> inexact;  // positions (within the range) of subnormal quotients
+    // Steps 1 and 2.
+    for (std::int64_t row = row_begin; row < row_end; ++row) {
+      for (std::int64_t b0 = 0; b0 < length; b0 += k) {
+        const std::int64_t n = std::min(k, length - b0);
+        const float* v = in + row * length + b0;
+        // The largest |v| read as bits (positive floats order as their
+        // bits); bits from 0x7F800000 up are Inf or NaN.
+        std::uint32_t amax_bits = 0;
+        for (std::int64_t j = 0; j < n; ++j) {
+          amax_bits = std::max(amax_bits, std::bit_cast<std::uint32_t>(v[j]) & 0x7FFFFFFFu);
+        }
+        const float amax = amax_bits >= 0x7F800000u ? std::numeric_limits<float>::quiet_NaN()
+                                                    : std::bit_cast<float>(amax_bits);
+        const std::uint8_t scale = mx_scale_code(element, amax, opt.scale_rule);
+        scale_codes.push_back(scale);
+        const int exponent = -e8m0_exponent(scale) + fraction_bits;
+        const std::size_t at = static_cast<std::size_t>(row * length + b0) - first;
+        if (scale == kE8m0Nan) {
+          std::fill_n(scaled.begin() + static_cast<std::ptrdiff_t>(at), n, 0.0f);
+          continue;
+        }
+        // 2^exponent as two fp32 factors: integer elements reach 2^133
+        // (scale 2^-127, 6 fraction bits). Each product is exact unless it
+        // is subnormal.
+        const int first_part = std::min(exponent, 127);
+        const float multiplier = std::ldexp(1.0f, first_part);
+        const float multiplier2 = std::ldexp(1.0f, exponent - first_part);
+        float* q = scaled.data() + at;
+        bool any_inexact = false;
+        for (std::int64_t j = 0; j < n; ++j) {
+          q[j] = v[j] * multiplier * multiplier2;
+          const std::uint32_t q_bits = std::bit_cast<std::uint32_t>(q[j]) & 0x7FFFFFFFu;
+          any_inexact |= (q_bits < 0x00800000u) & (v[j] != 0.0f);
+        }
+        if (any_inexact) {
+          for (std::int64_t j = 0; j < n; ++j) {
+            if (v[j] != 0.0f && !(std::fabs(q[j]) >= 0x1p-126f))
+              inexact.push_back(at + static_cast<std::size_t>(j));
           }
         }
-        // Step 3.
-        encode_f32(element, scaled, codes.data(), element_opt, opt.seed, first,
-                   /*threads=*/1);
-        for (const std::size_t i : inexact) {
-          const std::size_t pos = first + i;
-          const auto row = static_cast<std::int64_t>(pos) / length;
-          const std::int64_t block =
-              (static_cast<std::int64_t>(pos) % length) / k;
-          const std::size_t scale_index = static_cast<std::size_t>(
-              (row - row_begin) * ((length + k - 1) / k) + block);
-          const int exponent =
-              -e8m0_exponent(scale_codes[scale_index]) + fraction_bits;
-          const double exact =
-              std::ldexp(static_cast<double>(in[pos]), exponent);
-          const std::uint32_t random = opt.rounding == Rounding::kStochastic
-                                           ? stochastic_bits(opt.seed, pos)
-                                           : 0;
-          store_code(element, codes.data(), i,
-                     encode(element, exact, element_opt, random));
+      }
+    }
+    // Step 3.
+    encode_f32(element, scaled, codes.data(), element_opt, opt.seed, first,
+               /*threads=*/1);
+    for (const std::size_t i : inexact) {
+      const std::size_t pos = first + i;
+      const auto row = static_cast<std::int64_t>(pos) / length;
+      const std::int64_t block = (static_cast<std::int64_t>(pos) % length) / k;
+      const std::size_t scale_index =
+          static_cast<std::size_t>((row - row_begin) * ((length + k - 1) / k) + block);
+      const int exponent = -e8m0_exponent(scale_codes[scale_index]) + fraction_bits;
+      const double exact = std::ldexp(static_cast<double>(in[pos]), exponent);
+      const std::uint32_t random =
+          opt.rounding == Rounding::kStochastic ? stochastic_bits(opt.seed, pos) : 0;
+      store_code(element, codes.data(), i, encode(element, exact, element_opt, random));
+    }
+    decode_to_f32(element, codes.data(), std::span<float>(out + first, count), /*threads=*/1);
+    std::size_t scale_index = 0;
+    for (std::int64_t row = row_begin; row < row_end; ++row) {
+      for (std::int64_t b0 = 0; b0 < length; b0 += k) {
+        const std::int64_t n = std::min(k, length - b0);
+        float* o = out + row * length + b0;
+        const std::uint8_t scale = scale_codes[scale_index++];
+        if (scale == kE8m0Nan) {
+          std::fill_n(o, n, std::numeric_limits<float>::quiet_NaN());
+          continue;
         }
-        decode_to_f32(element, codes.data(),
-                      std::span<float>(out + first, count), /*threads=*/1);
-        std::size_t scale_index = 0;
-        for (std::int64_t row = row_begin; row < row_end; ++row) {
-          for (std::int64_t b0 = 0; b0 < length; b0 += k) {
-            const std::int64_t n = std::min(k, length - b0);
-            float *o = out + row * length + b0;
-            const std::uint8_t scale = scale_codes[scale_index++];
-            if (scale == kE8m0Nan) {
-              std::fill_n(o, n, std::numeric_limits<float>::quiet_NaN());
-              continue;
-            }
-            // X / 2^(N-2) as one power of two (at least 2^-133: an fp32
-            // subnormal).
-            const float multiplier =
-                std::ldexp(1.0f, e8m0_exponent(scale) - fraction_bits);
-            for (std::int64_t j = 0; j < n; ++j)
-              o[j] *= multiplier;
-          }
-        }
-      });
+        // X / 2^(N-2) as one power of two (at least 2^-133: an fp32
+        // subnormal).
+        const float multiplier = std::ldexp(1.0f, e8m0_exponent(scale) - fraction_bits);
+        for (std::int64_t j = 0; j < n; ++j) o[j] *= multiplier;
+      }
+    }
+  });
 }
 
 // Plain cast of n fp32 values: encode with the bulk kernel, decode back.
-void fake_quant_scalar(const Format &f, std::span<const float> in,
-                       std::span<float> out, const EncodeOptions &opt,
-                       std::uint64_t seed) {
-  std::vector<std::uint8_t> codes(in.size() *
-                                  static_cast<std::size_t>(code_bytes(f)));
+void fake_quant_scalar(const Format& f, std::span<const float> in, std::span<float> out,
+                       const EncodeOptions& opt, std::uint64_t seed) {
+  std::vector<std::uint8_t> codes(in.size() * static_cast<std::size_t>(code_bytes(f)));
   const unsigned threads = thread_count();
   encode_f32(f, in, codes.data(), opt, seed, /*first_index=*/0, threads);
   decode_to_f32(f, codes.data(), out, threads);
 }
 
-at::Tensor fake_quant(const at::Tensor &x, c10::string_view format_name,
-                      std::int64_t axis, c10::string_view scale_rule,
-                      c10::string_view rounding, std::int64_t seed,
+at::Tensor fake_quant(const at::Tensor& x, c10::string_view format_name, std::int64_t axis,
+                      c10::string_view scale_rule, c10::string_view rounding, std::int64_t seed,
                       bool saturate) {
-  TORCH_CHECK_TYPE(x.device().is_cpu(),
-                   "lowp::fake_quant: expected a CPU tensor, got one on ",
+  TORCH_CHECK_TYPE(x.device().is_cpu(), "lowp::fake_quant: expected a CPU tensor, got one on ",
                    x.device());
-  TORCH_CHECK_TYPE(
-      x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16,
-      "lowp::fake_quant: expected a float32 or bfloat16 tensor, got ",
-      x.scalar_type());
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16,
+                   "lowp::fake_quant: expected a float32 or bfloat16 tensor, got ",
+                   x.scalar_type());
   const std::string name(format_name.data(), format_name.size());
   try {
     BlockFormat block_format;
     const bool is_block = parse_block_format(name, block_format);
     const Format scalar_format = is_block ? Format{} : parse_format(name);
-    const Rounding round =
-        parse_rounding(std::string(rounding.data(), rounding.size()));
-    const ScaleRule rule = parse_scale_rule(
-        std::string_view(scale_rule.data(), scale_rule.size()));
+    const Rounding round = parse_rounding(std::string(rounding.data(), rounding.size()));
+    const ScaleRule rule = parse_scale_rule(std::string_view(scale_rule.data(), scale_rule.size()));
     if (is_block && saturate) {
-      throw Error("saturate applies to scalar formats; block formats always "
-                  "saturate their elements");
+      throw Error(
+          "saturate applies to scalar formats; block formats always "
+          "saturate their elements");
     }
     if (axis < INT32_MIN || axis > INT32_MAX) {
-      throw Error("axis " + std::to_string(axis) +
-                  " is out of range for a tensor of rank " +
+      throw Error("axis " + std::to_string(axis) + " is out of range for a tensor of rank " +
                   std::to_string(x.dim()));
     }
-    const int block_axis = normalize_axis(static_cast<int>(axis),
-                                          static_cast<std::size_t>(x.dim()));
+    const int block_axis =
+        normalize_axis(static_cast<int>(axis), static_cast<std::size_t>(x.dim()));
 
     BlockOptions opt;
     opt.scale_rule = rule;
@@ -261,32 +228,26 @@ at::Tensor fake_quant(const at::Tensor &x, c10::string_view format_name,
       out = at::empty(in.sizes(), in.options().dtype(at::kFloat));
       const std::span<float> result(out.data_ptr<float>(), values.size());
       if (!is_block) {
-        fake_quant_scalar(scalar_format, values, result,
-                          EncodeOptions{round, saturate}, opt.seed);
+        fake_quant_scalar(scalar_format, values, result, EncodeOptions{round, saturate}, opt.seed);
       } else {
-        const std::vector<std::int64_t> shape(in.sizes().begin(),
-                                              in.sizes().end());
-        const std::vector<float> q =
-            fake_quantize(block_format, values, shape, block_axis, opt);
+        const std::vector<std::int64_t> shape(in.sizes().begin(), in.sizes().end());
+        const std::vector<float> q = fake_quantize(block_format, values, shape, block_axis, opt);
         std::copy(q.begin(), q.end(), result.begin());
       }
     } else {
       // MX: the blocked view is the tensor with the block axis moved last, in C
       // order.
       const at::Tensor moved =
-          (x.dim() == 0 ? x.reshape({1}) : x.movedim(block_axis, -1))
-              .to(at::kFloat)
-              .contiguous();
+          (x.dim() == 0 ? x.reshape({1}) : x.movedim(block_axis, -1)).to(at::kFloat).contiguous();
       at::Tensor moved_out = at::empty_like(moved);
       const std::int64_t length = moved.size(-1);
       const std::int64_t rows = length == 0 ? 0 : moved.numel() / length;
-      fake_quant_mx_rows(block_format, moved.data_ptr<float>(),
-                         moved_out.data_ptr<float>(), rows, length, opt);
-      out = x.dim() == 0 ? moved_out.reshape({})
-                         : moved_out.movedim(-1, block_axis).contiguous();
+      fake_quant_mx_rows(block_format, moved.data_ptr<float>(), moved_out.data_ptr<float>(), rows,
+                         length, opt);
+      out = x.dim() == 0 ? moved_out.reshape({}) : moved_out.movedim(-1, block_axis).contiguous();
     }
     return x.scalar_type() == at::kFloat ? out : out.to(x.scalar_type());
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     TORCH_CHECK_VALUE(false, "lowp::fake_quant(format ", name, "): ", e.what());
   }
 }
@@ -295,20 +256,21 @@ double format_max(c10::string_view format_name) {
   const std::string name(format_name.data(), format_name.size());
   try {
     return max_finite(parse_format(name));
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     TORCH_CHECK_VALUE(false, "lowp::format_max(format ", name, "): ", e.what());
   }
 }
 
-} // namespace
+}  // namespace
 
 TORCH_LIBRARY(lowp, m) {
-  m.def("fake_quant(Tensor x, str format, int axis=-1, str scale_rule='floor', "
-        "str rounding='rne', "
-        "int seed=0, bool saturate=False) -> Tensor");
+  m.def(
+      "fake_quant(Tensor x, str format, int axis=-1, str scale_rule='floor', "
+      "str rounding='rne', "
+      "int seed=0, bool saturate=False) -> Tensor");
   m.impl("fake_quant", c10::DispatchKey::CPU, TORCH_FN(fake_quant));
   // The largest finite value of a scalar format (for per-tensor scaling).
   m.def("format_max(str format) -> float", TORCH_FN(format_max));
 }
 
-} // namespace lowp::torch_ops
+}  // namespace lowp::torch_ops
