@@ -47,7 +47,7 @@ VAL_FIRST_BOOK = "Heb"
 REF_RE = re.compile(r"^([1-3]?[A-Za-z]+)(\d+):(\d+) (.*)$")
 RECIPE_ORDER = ["fp32", "mxfp8", "mxfp6", "mxfp4", "fp8-dynamic"]
 COLORS = {"fp32": "#000000", "mxfp8": "#1f77b4", "mxfp6": "#2ca02c", "mxfp4": "#d62728",
-          "fp8-dynamic": "#9467bd"}
+          "fp8-dynamic": "#9467bd", "mxfp8/rceil": "#17becf", "mxfp6/rceil": "#bcbd22"}
 
 
 def load_kjv():
@@ -101,7 +101,10 @@ def train_one(name, args, train_data, val_data, threads=None):
         torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
     cfg = charlm.Config()
-    model = lt.convert(charlm.CharLM(cfg), name)
+    spec = lt.recipe(name)
+    if args.scale_rule != "floor":
+        spec = lt.with_options(spec, scale_rule=args.scale_rule)
+    model = lt.convert(charlm.CharLM(cfg), spec)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -110,6 +113,7 @@ def train_one(name, args, train_data, val_data, threads=None):
     data = torch.frombuffer(bytearray(train_data), dtype=torch.uint8)
     gen = torch.Generator().manual_seed(args.seed + 1)  # the same batches for every recipe
     T = cfg.n_ctx
+    label = name if args.scale_rule == "floor" or name == "fp32" else f"{name}/{args.scale_rule}"
     curve, val_curve = [], []
     start, cpu_start = time.time(), time.process_time()
     for step in range(args.steps):
@@ -129,11 +133,11 @@ def train_one(name, args, train_data, val_data, threads=None):
         if args.eval_every and ((step + 1) % args.eval_every == 0 or last):
             v = val_loss(model, val_data, T)
             val_curve.append((step + 1, v))
-            print(f"  {name:12s} step {step + 1:5d}  train {loss.item():.4f}  val {v:.4f}  "
+            print(f"  {label:12s} step {step + 1:5d}  train {loss.item():.4f}  val {v:.4f}  "
                   f"{time.time() - start:6.1f}s", flush=True)
     final = val_curve[-1][1] if val_curve else val_loss(model, val_data, T)
     seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start
-    return {"recipe": name, "final_val_loss": final, "seconds": seconds,
+    return {"recipe": label, "final_val_loss": final, "seconds": seconds,
             "cpu_seconds": cpu_seconds, "threads": torch.get_num_threads(),
             "train_curve": curve, "val_curve": val_curve}
 
@@ -222,6 +226,8 @@ def main(argv=None):
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--scale-rule", default="floor", choices=["floor", "rceil", "ceil", "even"],
+                    help="MX shared-scale rule for the MX recipes (default: floor, OCP)")
     ap.add_argument("--val-bytes", type=int, default=40000,
                     help="validate on the first N bytes of the validation split")
     ap.add_argument("--eval-every", type=int, default=50)

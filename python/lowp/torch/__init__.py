@@ -46,10 +46,10 @@ def _load_ops():
 _load_ops()
 
 from .ops import fake_quant, fake_quant_per_tensor, format_max  # noqa: E402
-from .spec import QuantSpec, LinearSpec, RECIPES, recipe, with_rounding  # noqa: E402
+from .spec import QuantSpec, LinearSpec, RECIPES, recipe, with_options  # noqa: E402
 from .linear import QuantLinearFunction, Linear, convert, quantized_linear  # noqa: E402
 
 __all__ = [
-    "LIBRARY_PATH", "fake_quant", "fake_quant_per_tensor", "format_max", "QuantSpec", "with_rounding", "LinearSpec", "RECIPES",
+    "LIBRARY_PATH", "fake_quant", "fake_quant_per_tensor", "format_max", "QuantSpec", "with_options", "LinearSpec", "RECIPES",
     "recipe", "QuantLinearFunction", "Linear", "convert", "quantized_linear",
 ]

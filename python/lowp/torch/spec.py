@@ -100,10 +100,12 @@ def recipe(spec):
                     f"{type(spec).__name__}")
 
 
-def with_rounding(spec, rounding, seed=0):
-    """A copy of a LinearSpec whose every quantizer uses `rounding` (and seed)."""
+def with_options(spec, scale_rule=None, rounding=None, seed=None):
+    """A copy of a recipe or LinearSpec whose every quantizer uses the given
+    scale rule, rounding and/or seed (None: unchanged)."""
     spec = recipe(spec)
-    roles = {r: (None if getattr(spec, r) is None
-                 else replace(getattr(spec, r), rounding=rounding, seed=seed))
+    changes = {k: v for k, v in (("scale_rule", scale_rule), ("rounding", rounding),
+                                 ("seed", seed)) if v is not None}
+    roles = {r: (None if getattr(spec, r) is None else replace(getattr(spec, r), **changes))
              for r in ("weight", "input", "grad_output", "weight_bwd", "input_bwd")}
     return replace(spec, **roles)
