@@ -325,6 +325,7 @@ def test_missing_op_library_says_so(tmp_path):
     a message that names the missing library and how to build it."""
     pkg = tmp_path / "lowp" / "torch"
     pkg.mkdir(parents=True)
+    (tmp_path / "lowp" / "__init__.py").write_text("")  # a regular package: wins over others
     src = os.path.dirname(lt.__file__)
     for name in os.listdir(src):
         if name.endswith(".py"):
