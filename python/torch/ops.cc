@@ -68,11 +68,6 @@ void store_code(const Format& f, std::uint8_t* codes, std::size_t i, std::uint32
   }
 }
 
-unsigned thread_count() {
-  const int n = at::get_num_threads();
-  return n < 1 ? 1u : static_cast<unsigned>(n);
-}
-
 // MX fake quantization of `rows` rows of `length` contiguous values (the
 // blocked view: the block axis moved last), blocks of k along each row. The
 // same values as lowp::fake_quantize, bit for bit, computed faster:
@@ -182,10 +177,18 @@ void fake_quant_mx_rows(const BlockFormat& f, const float* in, float* out, std::
 // Plain cast of n fp32 values: encode with the bulk kernel, decode back.
 void fake_quant_scalar(const Format& f, std::span<const float> in, std::span<float> out,
                        const EncodeOptions& opt, std::uint64_t seed) {
-  std::vector<std::uint8_t> codes(in.size() * static_cast<std::size_t>(code_bytes(f)));
-  const unsigned threads = thread_count();
-  encode_f32(f, in, codes.data(), opt, seed, /*first_index=*/0, threads);
-  decode_to_f32(f, codes.data(), out, threads);
+  // Pieces run on ATen's (OpenMP) threads, each through the one-thread kernel
+  // with its first index, so stochastic rounding sees the same positions. (The
+  // kernels' own std::thread pool would compete with OpenMP's spinning workers.)
+  const auto bytes = static_cast<std::size_t>(code_bytes(f));
+  at::parallel_for(0, static_cast<std::int64_t>(in.size()), 1 << 15,
+                   [&](std::int64_t begin, std::int64_t end) {
+                     const auto first = static_cast<std::size_t>(begin);
+                     const auto count = static_cast<std::size_t>(end - begin);
+                     std::vector<std::uint8_t> codes(count * bytes);
+                     encode_f32(f, in.subspan(first, count), codes.data(), opt, seed, first, 1);
+                     decode_to_f32(f, codes.data(), out.subspan(first, count), 1);
+                   });
 }
 
 at::Tensor fake_quant(const at::Tensor& x, c10::string_view format_name, std::int64_t axis,
@@ -219,7 +222,7 @@ at::Tensor fake_quant(const at::Tensor& x, c10::string_view format_name, std::in
     opt.scale_rule = rule;
     opt.rounding = round;
     opt.seed = static_cast<std::uint64_t>(seed);
-    opt.threads = thread_count();
+    opt.threads = 1;  // NVFP4 (lowp::fake_quantize): see fake_quant_scalar on threads
     at::Tensor out;
     if (!is_block || block_format.family == BlockFamily::kNvfp4) {
       const at::Tensor in = x.to(at::kFloat).contiguous();

@@ -278,7 +278,7 @@ def test_charlm_built_with_lowp_linear():
 
 def test_train_mx_smoke(tmp_path):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-m", "lowp.examples.train_mx", "--smoke", "--threads",
+    out = subprocess.run([sys.executable, "-m", "lowp.examples.train_mx", "--smoke", "--jobs",
                           "1", "--out", str(tmp_path)], capture_output=True, text=True, env=env,
                          timeout=600)
     if out.returncode != 0 and "bible" in out.stderr + out.stdout and "missing" in out.stdout:

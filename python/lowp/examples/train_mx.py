@@ -231,14 +231,18 @@ def main(argv=None):
     ap.add_argument("--val-bytes", type=int, default=40000,
                     help="validate on the first N bytes of the validation split")
     ap.add_argument("--eval-every", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
-                    help="torch threads in all (split between --jobs)")
-    ap.add_argument("--jobs", type=int, default=1,
-                    help="train this many recipes at once, in separate processes")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="train this many recipes at once, in separate processes (default: "
+                         "one per core, up to 2)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads in all, split between the jobs (default: one per job; "
+                         "several OpenMP threads per process were much slower on a busy machine)")
     ap.add_argument("--out", default="train_mx_out")
     ap.add_argument("--smoke", action="store_true",
                     help="a few steps of every recipe on a small batch (for the tests)")
     args = ap.parse_args(argv)
+    if args.threads is None:
+        args.threads = args.jobs
     if args.smoke:
         args.steps, args.batch, args.warmup, args.eval_every, args.val_bytes = 3, 2, 1, 3, 2000
     torch.set_num_threads(args.threads)
