@@ -1,0 +1,115 @@
+"""The quantized linear layer of lowp.torch: an autograd Function with a
+straight-through estimator, the nn.Linear drop-in, and convert()."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .spec import LinearSpec, recipe
+
+
+def _quantize(spec, x, axis):
+    return x if spec is None else spec(x, axis)
+
+
+class QuantLinearFunction(torch.autograd.Function):
+    """y = Q_input(x) Q_weight(W)^T + b, with each operand of the backward
+    matmuls quantized by its own role (see LinearSpec). x is [..., in]; the
+    leading dimensions are flattened into N tokens."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, spec):
+        x2 = x.reshape(-1, x.shape[-1])
+        xq = _quantize(spec.input, x2, 1)
+        wq = _quantize(spec.weight, weight, 1)
+        y = xq.matmul(wq.t())
+        if bias is not None:
+            y = y + bias
+        ctx.save_for_backward(x2, weight)
+        ctx.spec = spec
+        ctx.has_bias = bias is not None
+        ctx.x_shape = x.shape
+        return y.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x2, weight = ctx.saved_tensors
+        spec = ctx.spec
+        g = grad_y.reshape(-1, weight.shape[0])
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            # Reduction over out_features: dy along axis 1, W along axis 0.
+            grad_x = _quantize(spec.grad_output, g, 1).matmul(_quantize(spec.weight_bwd, weight, 0))
+            grad_x = grad_x.reshape(ctx.x_shape)
+        if ctx.needs_input_grad[1]:
+            # Reduction over the N tokens: dy and x along axis 0.
+            grad_w = _quantize(spec.grad_output, g, 0).t().matmul(_quantize(spec.input_bwd, x2, 0))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g.sum(0)
+        return grad_x, grad_w, grad_b, None
+
+
+def quantized_linear(x, weight, bias=None, spec=None):
+    """F.linear with the operands quantized by `spec` (a recipe name or LinearSpec)."""
+    spec = recipe(spec)
+    if spec.is_identity():
+        return F.linear(x, weight, bias)
+    return QuantLinearFunction.apply(x, weight, bias, spec)
+
+
+class Linear(nn.Linear):
+    """nn.Linear whose matmuls run in lowp formats: a drop-in with the same
+    parameters (weight [out, in], bias [out]) and state_dict names.
+
+    spec: a recipe name ("fp32", "mxfp8", "mxfp6", "mxfp4", "fp8-dynamic") or
+    a LinearSpec. Build a model with it through functools.partial:
+    CharLM(cfg, linear=functools.partial(lowp.torch.Linear, spec="mxfp6")).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None,
+                 spec="fp32"):
+        super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
+        self.spec = recipe(spec)
+
+    def forward(self, x):
+        return quantized_linear(x, self.weight, self.bias, self.spec)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", spec={self.spec.name}"
+
+    @classmethod
+    def from_linear(cls, linear, spec):
+        """A Linear sharing `linear`'s parameter tensors (no copy)."""
+        new = cls.__new__(cls)
+        nn.Module.__init__(new)
+        new.in_features = linear.in_features
+        new.out_features = linear.out_features
+        new.weight = linear.weight
+        new.bias = linear.bias
+        new.spec = recipe(spec)
+        new.train(linear.training)
+        return new
+
+
+def convert(model, spec):
+    """Swaps every nn.Linear in `model` (recursively, in place) for a
+    lowp.torch.Linear with `spec` that shares its parameters, so an optimizer
+    built before the call keeps working; lowp.torch.Linear layers already
+    there get the new spec. Returns the model (a new module if `model` itself
+    is an nn.Linear)."""
+    spec = recipe(spec)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"lowp.torch.convert: expected an nn.Module, got {type(model).__name__}")
+    if isinstance(model, Linear):
+        model.spec = spec
+        return model
+    if isinstance(model, nn.Linear):
+        return Linear.from_linear(model, spec)
+    for name, child in model.named_children():
+        converted = convert(child, spec)
+        if converted is not child:
+            setattr(model, name, converted)
+    return model
+
+
+__all__ = ["QuantLinearFunction", "quantized_linear", "Linear", "convert", "LinearSpec"]
