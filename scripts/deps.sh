@@ -7,7 +7,7 @@ packages=(
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libhwy-dev
   libbenchmark-dev libopenblas-dev libopenblas0-pthread
   # Python: `import lowp` (numpy) and `lowp.torch` (Debian's PyTorch 1.13 and libtorch)
-  pybind11-dev python3-numpy python3-pytest python3-torch libtorch-dev
+  pybind11-dev python3-dev python3-numpy python3-pytest python3-torch libtorch-dev
   # the KJV text for training the embedded model and the MX training example
   bible-kjv
 )
