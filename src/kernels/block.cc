@@ -410,11 +410,10 @@ void dequantize_blocked_any(const BlockFormat& f, const std::uint8_t* elements,
               }
               from = scratch.data();
             }
-            kernels::dequantize_blocks_vector(p, from, scales + row * per_row + b, n,
-                                              out.data() + row * row_length + b * k,
-                                              from == scratch.data()
-                                                  ? scratch.data() + scratch.size()
-                                                  : stream.data() + stream.size());
+            kernels::dequantize_blocks_vector(
+                p, from, scales + row * per_row + b, n, out.data() + row * row_length + b * k,
+                from == scratch.data() ? scratch.data() + scratch.size()
+                                       : stream.data() + stream.size());
             b += n;
           }
           scalar_blocks(row, b, e);

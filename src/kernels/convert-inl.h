@@ -141,8 +141,8 @@ HWY_INLINE hn::Vec<DU> F32BitsToBF16(DU du, hn::Vec<DU> bits) {
   const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u));
   const auto rounded = hn::ShiftRight<16>(hn::Add(hn::Add(bits, hn::Set(du, 0x7FFFu)), lsb));
   const auto abs = hn::BitCast(di, hn::And(bits, hn::Set(du, 0x7FFFFFFFu)));
-  const auto nan = hn::Or(hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 0x8000u)),
-                          hn::Set(du, 0x7FC0u));
+  const auto nan =
+      hn::Or(hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 0x8000u)), hn::Set(du, 0x7FC0u));
   return hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs, hn::Set(di, 0x7F800000))), nan, rounded);
 }
 
@@ -411,8 +411,8 @@ inline void EncodeF32(const EncodeParams& p, const float* in, std::size_t count,
                       std::uint32_t key, std::uint32_t first_low) {
   EncodeInput<Input::kF32>(p, in, count, out, key, first_low);
 }
-inline void EncodeBF16(const EncodeParams& p, const std::uint16_t* in, std::size_t count,
-                       void* out, std::uint32_t key, std::uint32_t first_low) {
+inline void EncodeBF16(const EncodeParams& p, const std::uint16_t* in, std::size_t count, void* out,
+                       std::uint32_t key, std::uint32_t first_low) {
   EncodeInput<Input::kBF16>(p, in, count, out, key, first_low);
 }
 inline void EncodeF16(const EncodeParams& p, const std::uint16_t* in, std::size_t count, void* out,

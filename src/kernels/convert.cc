@@ -16,9 +16,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -212,7 +212,8 @@ void decode_scalar(const Format& f, const CodeT* codes, std::size_t count, OutT*
 }
 
 // encode_f32 / encode_bf16 / encode_f16: `vector_run(p, in, count, out, key,
-// first_low)` is the Highway entry point for the input type.
+// first_low)` is the Highway entry point for the input type, as chosen for
+// this call (&HWY_DYNAMIC_DISPATCH(...)).
 template <typename InT, typename Widen, typename VectorRun>
 void encode_any(const Format& f, std::span<const InT> in, const Widen& widen,
                 const VectorRun& vector_run, void* out_codes, const EncodeOptions& opt,
@@ -334,41 +335,33 @@ void ceiling_u8_to_u16(const std::uint8_t* in, std::span<std::uint16_t> out, uns
 void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
                 const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
                 unsigned threads) {
-  kernels::encode_any(
-      f, in, kernels::WidenF32{},
-      [](const auto&... args) { HWY_DYNAMIC_DISPATCH(kernels::EncodeF32)(args...); }, out_codes,
-      opt, seed, first_index, threads);
+  kernels::encode_any(f, in, kernels::WidenF32{}, &HWY_DYNAMIC_DISPATCH(kernels::EncodeF32),
+                      out_codes, opt, seed, first_index, threads);
 }
 
 void encode_bf16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
                  const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
                  unsigned threads) {
-  kernels::encode_any(
-      f, in, kernels::WidenBits{parse_format("bf16")},
-      [](const auto&... args) { HWY_DYNAMIC_DISPATCH(kernels::EncodeBF16)(args...); }, out_codes,
-      opt, seed, first_index, threads);
+  kernels::encode_any(f, in, kernels::WidenBits{parse_format("bf16")},
+                      &HWY_DYNAMIC_DISPATCH(kernels::EncodeBF16), out_codes, opt, seed, first_index,
+                      threads);
 }
 
 void encode_f16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
                 const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
                 unsigned threads) {
-  kernels::encode_any(
-      f, in, kernels::WidenBits{parse_format("fp16")},
-      [](const auto&... args) { HWY_DYNAMIC_DISPATCH(kernels::EncodeF16)(args...); }, out_codes,
-      opt, seed, first_index, threads);
+  kernels::encode_any(f, in, kernels::WidenBits{parse_format("fp16")},
+                      &HWY_DYNAMIC_DISPATCH(kernels::EncodeF16), out_codes, opt, seed, first_index,
+                      threads);
 }
 
 void decode_to_f32(const Format& f, const void* codes, std::span<float> out, unsigned threads) {
-  kernels::decode_any(
-      f, codes, out,
-      [](const auto&... args) { HWY_DYNAMIC_DISPATCH(kernels::DecodeToF32)(args...); }, threads);
+  kernels::decode_any(f, codes, out, &HWY_DYNAMIC_DISPATCH(kernels::DecodeToF32), threads);
 }
 
 void decode_to_bf16(const Format& f, const void* codes, std::span<std::uint16_t> out,
                     unsigned threads) {
-  kernels::decode_any(
-      f, codes, out,
-      [](const auto&... args) { HWY_DYNAMIC_DISPATCH(kernels::DecodeToBF16)(args...); }, threads);
+  kernels::decode_any(f, codes, out, &HWY_DYNAMIC_DISPATCH(kernels::DecodeToBF16), threads);
 }
 
 }  // namespace lowp

@@ -86,8 +86,8 @@ std::vector<std::uint16_t> all_patterns(std::size_t extra = 13) {
 }
 
 std::vector<std::uint32_t> run_encode(const Format& f, Input in,
-                                      const std::vector<std::uint16_t>& x,
-                                      const EncodeOptions& opt, unsigned threads) {
+                                      const std::vector<std::uint16_t>& x, const EncodeOptions& opt,
+                                      unsigned threads) {
   const auto w = static_cast<std::size_t>(lowp::code_bytes(f));
   std::vector<unsigned char> raw(x.size() * w + 1);
   if (in == Input::kBF16) {
@@ -154,8 +154,7 @@ TEST(Kernels16, EncodeEveryBf16AndFp16Input) {
           const auto want = reference_encode(f, in, x, opt);
           for_each_target(
               [&] {
-                EXPECT_EQ(compare(x, want, run_encode(f, in, x, opt, 1), describe(f, in, opt)),
-                          0u);
+                EXPECT_EQ(compare(x, want, run_encode(f, in, x, opt, 1), describe(f, in, opt)), 0u);
                 checked += x.size();
               },
               lowp::kernels::encode_is_vectorized(f));
@@ -222,10 +221,10 @@ TEST(Kernels16, DecodeToBf16EveryCode) {
           for (unsigned threads : {1u, 2u, 3u}) {
             std::vector<std::uint16_t> got(codes.size(), 0xABCD);
             lowp::decode_to_bf16(f, raw.data(), got, threads);
-            EXPECT_EQ(compare(codes, want, got,
-                              lowp::format_name(f) + " to bf16, threads " +
-                                  std::to_string(threads)),
-                      0u);
+            EXPECT_EQ(
+                compare(codes, want, got,
+                        lowp::format_name(f) + " to bf16, threads " + std::to_string(threads)),
+                0u);
           }
         },
         lowp::kernels::decode_is_vectorized(f));
@@ -299,8 +298,7 @@ std::vector<std::uint16_t> reference_dequantize_bf16(const BlockFormat& f, const
 // Blocks of k 16-bit values: per block a random binade over the input
 // format's range, with edge blocks (zeros, -0, subnormals, max, NaN, Inf,
 // random bit patterns) mixed in.
-std::vector<std::uint16_t> block_data(Input in, std::size_t n, std::size_t k,
-                                      std::uint32_t seed) {
+std::vector<std::uint16_t> block_data(Input in, std::size_t n, std::size_t k, std::uint32_t seed) {
   const Format& from = input_format(in);
   std::mt19937 rng(seed);
   std::normal_distribution<double> normal(0.0, 1.0);
@@ -317,19 +315,36 @@ std::vector<std::uint16_t> block_data(Input in, std::size_t n, std::size_t k,
     const int e = exponent(rng);
     const int which = kind(rng);
     for (std::size_t i = b0; i < b1; ++i) {
-      auto bits = static_cast<std::uint16_t>(
-          lowp::encode(from, std::ldexp(normal(rng), e), EncodeOptions{Rounding::kNearestEven, true}));
+      auto bits = static_cast<std::uint16_t>(lowp::encode(
+          from, std::ldexp(normal(rng), e), EncodeOptions{Rounding::kNearestEven, true}));
       const auto any = static_cast<std::uint16_t>(rng());
       switch (which) {
-        case 0: bits = 0; break;
-        case 1: bits = (i % 3 == 0) ? 0x8000 : 0; break;
-        case 2: bits = static_cast<std::uint16_t>(any & ~exp_mask); break;  // subnormals
-        case 3: bits = (i == b0) ? max : bits; break;
-        case 4: bits = (i == b1 - 1) ? static_cast<std::uint16_t>(max | 0x8000) : bits; break;
-        case 5: bits = (i == b0 + 1 || b1 - b0 == 1) ? nan : bits; break;
-        case 6: bits = (i == b1 - 1) ? static_cast<std::uint16_t>(inf | (i % 2 ? 0x8000 : 0)) : bits; break;
-        case 7: bits = any; break;
-        default: break;
+        case 0:
+          bits = 0;
+          break;
+        case 1:
+          bits = (i % 3 == 0) ? 0x8000 : 0;
+          break;
+        case 2:
+          bits = static_cast<std::uint16_t>(any & ~exp_mask);
+          break;  // subnormals
+        case 3:
+          bits = (i == b0) ? max : bits;
+          break;
+        case 4:
+          bits = (i == b1 - 1) ? static_cast<std::uint16_t>(max | 0x8000) : bits;
+          break;
+        case 5:
+          bits = (i == b0 + 1 || b1 - b0 == 1) ? nan : bits;
+          break;
+        case 6:
+          bits = (i == b1 - 1) ? static_cast<std::uint16_t>(inf | (i % 2 ? 0x8000 : 0)) : bits;
+          break;
+        case 7:
+          bits = any;
+          break;
+        default:
+          break;
       }
       v[i] = bits;
     }
@@ -392,8 +407,8 @@ TEST(Kernels16, BlocksFrom16BitInputOnEveryTarget) {
       for (Input in : {Input::kBF16, Input::kF16}) {
         BlockOptions opt;
         opt.threads = 1;
-        const std::string name = lowp::block_format_name(f) +
-                                 (in == Input::kBF16 ? " from bf16" : " from fp16");
+        const std::string name =
+            lowp::block_format_name(f) + (in == Input::kBF16 ? " from bf16" : " from fp16");
         // Whole blocks, rows with a partial last block (FP6/FP4 rows that
         // start inside a byte), and rows shorter than a block.
         std::uint32_t seed = 1;
