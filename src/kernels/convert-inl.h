@@ -482,8 +482,8 @@ HWY_INLINE hn::Vec<DI> DecodeAny(DI di, const DecodeParams& p, hn::Vec<DI> code)
 }
 
 // The output of a decode: fp32, or bf16 bits (the fp32 value rounded by
-// F32BitsToBF16).
-template <typename OutT, class DI>
+// F32BitsToBF16, or its top half where every value is a bf16: kExact).
+template <typename OutT, bool kExact, class DI>
 HWY_INLINE void StoreDecoded(DI /*di*/, hn::Vec<DI> bits, OutT* HWY_RESTRICT to) {
   if constexpr (std::is_same_v<OutT, float>) {
     const hn::Rebind<float, DI> df;
@@ -491,11 +491,13 @@ HWY_INLINE void StoreDecoded(DI /*di*/, hn::Vec<DI> bits, OutT* HWY_RESTRICT to)
   } else {
     const hn::RebindToUnsigned<DI> du;
     const hn::Rebind<std::uint16_t, DI> d16;
-    hn::StoreU(hn::TruncateTo(d16, F32BitsToBF16(du, hn::BitCast(du, bits))), d16, to);
+    const auto u = hn::BitCast(du, bits);
+    hn::StoreU(hn::TruncateTo(d16, kExact ? hn::ShiftRight<16>(u) : F32BitsToBF16(du, u)), d16,
+               to);
   }
 }
 
-template <int K, typename CodeT, typename OutT>
+template <int K, typename CodeT, typename OutT, bool kExact = false>
 HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRICT codes,
                              std::size_t count, OutT* HWY_RESTRICT out) {
   const DecodeParams p = params;  // not aliased by the stores (see EncodeLoop)
@@ -509,31 +511,31 @@ HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRI
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
     PrefetchAhead(codes, i, count);
-    StoreDecoded(di, DecodeAny<K>(di, p, load(codes + i)), out + i);
+    StoreDecoded<OutT, kExact>(di, DecodeAny<K>(di, p, load(codes + i)), out + i);
   }
   if (i == count) return;
   HWY_ALIGN CodeT tail_in[kMaxLanes32] = {};
   HWY_ALIGN OutT tail_out[kMaxLanes32] = {};
   const std::size_t rest = count - i;
   std::memcpy(tail_in, codes + i, rest * sizeof(CodeT));
-  StoreDecoded(di, DecodeAny<K>(di, p, load(tail_in)), tail_out);
+  StoreDecoded<OutT, kExact>(di, DecodeAny<K>(di, p, load(tail_in)), tail_out);
   std::memcpy(out + i, tail_out, rest * sizeof(OutT));
 }
 
-template <typename OutT>
+template <typename OutT, bool kExact = false>
 HWY_INLINE void DecodeTo(const DecodeParams& p, const void* codes, std::size_t count, OutT* out) {
   const auto* bytes = static_cast<const std::uint8_t*>(codes);
   const auto* words = static_cast<const std::uint16_t*>(codes);
   if (p.e8m0) {
-    DecodeLoop<kE8m0Kernel>(p, bytes, count, out);
+    DecodeLoop<kE8m0Kernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
   } else if (p.integer && p.code_bytes == 1) {
-    DecodeLoop<kIntKernel>(p, bytes, count, out);
+    DecodeLoop<kIntKernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
   } else if (p.integer) {
-    DecodeLoop<kIntKernel>(p, words, count, out);
+    DecodeLoop<kIntKernel, std::uint16_t, OutT, kExact>(p, words, count, out);
   } else if (p.code_bytes == 1) {
-    DecodeLoop<kFloatKernel>(p, bytes, count, out);
+    DecodeLoop<kFloatKernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
   } else {
-    DecodeLoop<kFloatKernel>(p, words, count, out);
+    DecodeLoop<kFloatKernel, std::uint16_t, OutT, kExact>(p, words, count, out);
   }
 }
 
@@ -542,7 +544,11 @@ inline void DecodeToF32(const DecodeParams& p, const void* codes, std::size_t co
 }
 inline void DecodeToBF16(const DecodeParams& p, const void* codes, std::size_t count,
                          std::uint16_t* out) {
-  DecodeTo(p, codes, count, out);
+  if (p.bf16_exact) {
+    DecodeTo<std::uint16_t, true>(p, codes, count, out);
+  } else {
+    DecodeTo<std::uint16_t, false>(p, codes, count, out);
+  }
 }
 
 // ---- bandwidth ceilings (benchmark only): the same traffic, trivial work ----

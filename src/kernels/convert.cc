@@ -147,6 +147,7 @@ DecodeParams detail::decode_params(const Format& f) {
   p.code_mask = code_mask(f);
   p.int_bits = f.bits;
   p.int_signed = is_signed(f);
+  p.bf16_exact = (vector_format(f) && f.man_bits <= 7) || p.e8m0 || (p.integer && f.bits <= 8);
   return p;
 }
 
