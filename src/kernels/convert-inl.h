@@ -372,6 +372,94 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const InputT<In>* HWY_R
   std::memcpy(out + i, tail_out, rest * sizeof(CodeT));
 }
 
+// bf16 input, nearest-even, float formats with M <= 7: the encoder of
+// EncodeVec on 16-bit lanes (twice the elements per vector), on the bf16 bits
+// themselves. At or above 2^emin the bits are rounded at bit 7 - M and
+// re-biased as in EncodeVec; below, the significand sig (7 bits plus the
+// implicit one) is rounded at the format's subnormal unit by integer
+// arithmetic: n = sig >> s with s = emin - e + 7 - M >= 0 (clamped to 15,
+// beyond which n and the rounding are 0; s = 0 keeps sig), up iff the dropped
+// bits exceed half, or equal it with n odd. The special cases are EncodeVec's step 5.
+#if HWY_TARGET != HWY_SSSE3
+template <class D16>
+HWY_INLINE hn::Vec<D16> EncodeBF16NearestEven(D16 d, const EncodeParams& p, hn::Vec<D16> h) {
+  const hn::RebindToSigned<D16> di;
+  using VU = hn::Vec<D16>;
+  auto set = [&](std::uint32_t v) { return hn::Set(d, static_cast<std::uint16_t>(v)); };
+  const VU abs = hn::And(h, set(0x7FFF));
+  const auto negative = hn::RebindMask(d, hn::Lt(hn::BitCast(di, h), hn::Zero(di)));
+  const int drop = 7 - p.man_bits;
+  const auto rebias = static_cast<std::uint32_t>(126 + p.emin) << p.man_bits;
+  VU normal = abs;
+  if (drop > 0) {
+    const std::uint32_t lsb_mask = p.man_bits > 0 ? 1u : 0u;
+    const VU lsb = hn::And(hn::ShiftRightSame(abs, drop), set(lsb_mask));
+    const VU half = set((1u << (drop - 1)) - lsb_mask);
+    normal = hn::ShiftRightSame(hn::Add(hn::Add(abs, half), lsb), drop);
+  }
+  normal = hn::Sub(normal, set(rebias));
+  const VU exp_field = hn::ShiftRight<7>(abs);
+  const VU sig = hn::Or(hn::And(abs, set(0x7F)),
+                        hn::IfThenZeroElse(hn::Eq(exp_field, hn::Zero(d)), set(0x80)));
+  const auto e_field = hn::Max(hn::BitCast(di, exp_field), hn::Set(di, 1));
+  const auto s_signed =
+      hn::Sub(hn::Set(di, static_cast<std::int16_t>(p.emin + 134 - p.man_bits)), e_field);
+  const VU s = hn::BitCast(d, hn::Min(hn::Max(s_signed, hn::Set(di, 1)), hn::Set(di, 15)));
+  const VU one = set(1);
+  const VU n_odd = hn::And(hn::Shr(sig, s), one);
+  const VU half_s = hn::Sub(hn::Shl(one, hn::Sub(s, one)), one);
+  // s = 0 (M = 7, emin = -126: a bf16 subnormal input is a subnormal code).
+  const VU subnormal = hn::IfThenElse(hn::RebindMask(d, hn::Lt(s_signed, hn::Set(di, 1))), sig,
+                                      hn::Shr(hn::Add(hn::Add(sig, half_s), n_odd), s));
+  const auto is_sub = hn::RebindMask(
+      d, hn::Lt(hn::BitCast(di, abs), hn::Set(di, static_cast<std::int16_t>((p.emin + 127) << 7))));
+  const VU magnitude = hn::IfThenElse(is_sub, subnormal, normal);
+  VU code = hn::Or(magnitude, hn::IfThenElseZero(negative, set(p.sign_mask)));
+  auto by_sign = [&](const std::uint32_t(&c)[2]) {
+    return hn::IfThenElse(negative, set(c[1]), set(c[0]));
+  };
+  code = hn::IfThenElse(hn::Eq(magnitude, hn::Zero(d)), by_sign(p.zero), code);
+  const auto over = hn::RebindMask(
+      d,
+      hn::Gt(hn::BitCast(di, magnitude), hn::Set(di, static_cast<std::int16_t>(p.max_magnitude))));
+  code = hn::IfThenElse(over, by_sign(p.overflow), code);
+  const auto abs_i = hn::BitCast(di, abs);
+  const auto inf_bits = hn::Set(di, 0x7F80);
+  code = hn::IfThenElse(hn::RebindMask(d, hn::Eq(abs_i, inf_bits)), by_sign(p.inf), code);
+  return hn::IfThenElse(hn::RebindMask(d, hn::Gt(abs_i, inf_bits)), by_sign(p.nan), code);
+}
+
+template <typename CodeT>
+HWY_NOINLINE void EncodeLoopBF16NearestEven(const EncodeParams& params,
+                                            const std::uint16_t* HWY_RESTRICT in, std::size_t count,
+                                            CodeT* HWY_RESTRICT out) {
+  const EncodeParams p = params;  // not aliased by the stores (see EncodeLoop)
+  const hn::ScalableTag<std::uint16_t> d;
+  const hn::Rebind<CodeT, decltype(d)> dc;
+  const std::size_t lanes = hn::Lanes(d);
+  auto store = [&](hn::Vec<decltype(d)> code, CodeT* to) {
+    if constexpr (sizeof(CodeT) == 1) {
+      hn::StoreU(hn::TruncateTo(dc, code), dc, to);
+    } else {
+      hn::StoreU(code, d, to);
+    }
+  };
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    PrefetchAhead(in, i, count);
+    store(EncodeBF16NearestEven(d, p, hn::LoadU(d, in + i)), out + i);
+  }
+  if (i == count) return;
+  constexpr std::size_t kMaxLanes16 = HWY_MAX_BYTES / 2;
+  HWY_ALIGN std::uint16_t tail_in[kMaxLanes16] = {};
+  HWY_ALIGN CodeT tail_out[kMaxLanes16] = {};
+  const std::size_t rest = count - i;
+  std::memcpy(tail_in, in + i, rest * sizeof(std::uint16_t));
+  store(EncodeBF16NearestEven(d, p, hn::Load(d, tail_in)), tail_out);
+  std::memcpy(out + i, tail_out, rest * sizeof(CodeT));
+}
+#endif  // HWY_TARGET != HWY_SSSE3
+
 // Encodes in[0, count) (input type In) into codes of p.code_bytes bytes.
 // `first_low` is the low half of the first element's stochastic index; the
 // caller guarantees that the run does not cross a multiple of 2^32 (so `key` is
@@ -394,6 +482,20 @@ HWY_INLINE void EncodeInput(const EncodeParams& p, const InputT<In>* in, std::si
   };
   using Float = std::integral_constant<int, kFloatKernel>;
   using Int = std::integral_constant<int, kIntKernel>;
+  // (Not on SSSE3: Highway 1.0's 16-bit variable shifts there use an SSE4
+  // intrinsic, _mm_packus_epi32, and do not compile.)
+#if HWY_TARGET != HWY_SSSE3
+  if constexpr (In == Input::kBF16) {
+    if (p.round == RoundKind::kNearestEven && !p.e8m0 && !p.integer && p.man_bits <= 7) {
+      if (p.code_bytes == 1) {
+        EncodeLoopBF16NearestEven(p, in, count, static_cast<std::uint8_t*>(out));
+      } else {
+        EncodeLoopBF16NearestEven(p, in, count, static_cast<std::uint16_t*>(out));
+      }
+      return;
+    }
+  }
+#endif
   if (p.e8m0) {
     run(std::integral_constant<int, kE8m0Kernel>{}, static_cast<std::uint8_t*>(out));
   } else if (p.integer && p.code_bytes == 1) {
@@ -492,8 +594,7 @@ HWY_INLINE void StoreDecoded(DI /*di*/, hn::Vec<DI> bits, OutT* HWY_RESTRICT to)
     const hn::RebindToUnsigned<DI> du;
     const hn::Rebind<std::uint16_t, DI> d16;
     const auto u = hn::BitCast(du, bits);
-    hn::StoreU(hn::TruncateTo(d16, kExact ? hn::ShiftRight<16>(u) : F32BitsToBF16(du, u)), d16,
-               to);
+    hn::StoreU(hn::TruncateTo(d16, kExact ? hn::ShiftRight<16>(u) : F32BitsToBF16(du, u)), d16, to);
   }
 }
 

@@ -162,7 +162,9 @@ TEST(Kernels16, EncodeEveryBf16AndFp16Input) {
       }
     }
   }
-  std::printf("checked %zu encodes\n", checked);
+  std::string names;
+  for (auto t : lowp::kernels::available_targets()) names += lowp::kernels::target_name(t) + " ";
+  std::printf("checked %zu encodes on targets %s\n", checked, names.c_str());
 }
 
 TEST(Kernels16, EncodeThreadCountsGiveIdenticalOutput) {
