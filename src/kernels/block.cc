@@ -181,8 +181,8 @@ std::uint8_t quantize_block_scalar(const BlockFormat& f, const float* values, st
   return scale;
 }
 
-// The input types of quantize_blocked_*: fp32 values, or bf16 / fp16 bits
-// with the Highway entry point for them and their exact fp32 value.
+// The input type of quantize_blocked_*: fp32, or bf16 / fp16 bit patterns
+// (which pick the Highway entry point and the scalar widening).
 enum class BlockInput { kF32, kBF16, kF16 };
 
 float widen_scalar(BlockInput kind, std::uint16_t bits) {
@@ -195,9 +195,15 @@ std::uint8_t quantize_block_scalar(const BlockFormat& f, BlockInput kind,
                                    const std::uint16_t* values, std::size_t count,
                                    std::size_t position, float tensor_scale,
                                    const BlockOptions& opt, std::uint8_t* stream) {
-  std::vector<float> wide(count);
+  float small[512];
+  std::vector<float> big;
+  float* wide = small;
+  if (count > 512) {
+    big.resize(count);
+    wide = big.data();
+  }
   for (std::size_t i = 0; i < count; ++i) wide[i] = widen_scalar(kind, values[i]);
-  return quantize_block_scalar(f, wide.data(), count, position, tensor_scale, opt, stream);
+  return quantize_block_scalar(f, wide, count, position, tensor_scale, opt, stream);
 }
 std::uint8_t quantize_block_scalar(const BlockFormat& f, BlockInput /*kind*/, const float* values,
                                    std::size_t count, std::size_t position, float tensor_scale,

@@ -1,6 +1,9 @@
 // src/kernels/convert-inl.h — per-target vector kernels: fp32 -> float-format
 // codes and back, bit-identical to lowp::encode / lowp::decode_f32
 // (lowp/format/convert.h, whose header states the semantics followed here).
+// bf16 / fp16 input is widened to fp32 bits in registers (LoadAsF32Bits) and
+// bf16 output rounded from them (F32BitsToBF16); bf16 into narrow float
+// formats, nearest-even, has its own 16-bit-lane encoder.
 //
 // Compiled once per Highway target (convert.cc includes it through
 // foreach_target.h). All format facts arrive in EncodeParams / DecodeParams.
