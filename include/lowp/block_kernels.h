@@ -1,6 +1,7 @@
-// lowp/block_kernels.h — bulk MX / NVFP4 quantization into lowp's packed
-// layout (lowp/block/tensor.h) and back, bit-identical to the scalar reference
-// (lowp/block/mx.h) on every SIMD target and for any thread count.
+// lowp/block_kernels.h — bulk MX / NVFP4 quantization (from fp32, bf16 or
+// fp16) into lowp's packed layout (lowp/block/tensor.h) and back (to fp32 or
+// bf16), bit-identical to the scalar reference (lowp/block/mx.h) on every SIMD
+// target and for any thread count.
 //
 // The arrays here are the "blocked view" of tensor.h: rows of row_length
 // contiguous fp32 values, each row cut into blocks of k (the last one partial
@@ -35,10 +36,29 @@ void quantize_blocked(const BlockFormat& f, std::span<const float> in, std::size
                       float tensor_scale, const BlockOptions& opt, std::uint8_t* elements,
                       std::uint8_t* scales);
 
+// The same from bf16 or fp16 input (uint16 bit patterns): bit for bit
+// quantize_blocked of the values widened to fp32 (exact). The vector path
+// widens a group of blocks at a time in registers into an L1 buffer and runs
+// the fp32 kernel on it.
+void quantize_blocked_bf16(const BlockFormat& f, std::span<const std::uint16_t> in,
+                           std::size_t row_length, float tensor_scale, const BlockOptions& opt,
+                           std::uint8_t* elements, std::uint8_t* scales);
+void quantize_blocked_f16(const BlockFormat& f, std::span<const std::uint16_t> in,
+                          std::size_t row_length, float tensor_scale, const BlockOptions& opt,
+                          std::uint8_t* elements, std::uint8_t* scales);
+
 // The inverse: out[i] = the value of element i (PackedTensor::value).
 void dequantize_blocked(const BlockFormat& f, const std::uint8_t* elements,
                         const std::uint8_t* scales, float tensor_scale, std::size_t row_length,
                         std::span<float> out, unsigned threads = 1);
+
+// To bf16 bits: the fp32 value of dequantize_blocked rounded to the nearest
+// bf16, ties to even (lowp::encode into bf16 of that value; overflow gives
+// ±Inf); NaN gives 0x7FC0 with the NaN's sign.
+void dequantize_blocked_to_bf16(const BlockFormat& f, const std::uint8_t* elements,
+                                const std::uint8_t* scales, float tensor_scale,
+                                std::size_t row_length, std::span<std::uint16_t> out,
+                                unsigned threads = 1);
 
 // The largest finite |x| of `in` (NVFP4's tensor amax; NaN and Inf skipped).
 float finite_amax(std::span<const float> in, unsigned threads = 1);

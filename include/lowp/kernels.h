@@ -1,4 +1,5 @@
-// lowp/kernels.h — bulk encode/decode of fp32 arrays into scalar-format codes.
+// lowp/kernels.h — bulk encode/decode of fp32, bf16 and fp16 arrays into
+// scalar-format codes, and decode back to fp32 or bf16.
 //
 // Every function here gives exactly the bits of the scalar reference in
 // lowp/format/convert.h (lowp::encode of each element, lowp::decode_f32 of each
@@ -9,6 +10,11 @@
 //
 // Codes are stored code_bytes(f) wide (uint8_t, uint16_t or uint32_t), the code
 // in the low f.bits bits.
+//
+// bf16 and fp16 arrays are passed as their uint16 bit patterns. Their values
+// are exact in fp32, so the 16-bit encoders widen in registers and run the fp32
+// code: the result is encode(f, exact value of in[i]), bit for bit, as
+// encode_f32 of the widened array.
 //
 // Stochastic rounding of element i uses stochastic_bits(seed, first_index + i),
 // so splitting an array into pieces (and passing each piece's first_index) or
@@ -32,12 +38,29 @@ void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
                 const EncodeOptions& opt, std::uint64_t seed = 0, std::uint64_t first_index = 0,
                 unsigned threads = 1);
 
+// The same for bf16 and fp16 input (uint16 bit patterns):
+// codes[i] = encode(f, value of in[i], opt, stochastic_bits(seed, first_index + i)).
+void encode_bf16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
+                 const EncodeOptions& opt, std::uint64_t seed = 0, std::uint64_t first_index = 0,
+                 unsigned threads = 1);
+void encode_f16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
+                const EncodeOptions& opt, std::uint64_t seed = 0, std::uint64_t first_index = 0,
+                unsigned threads = 1);
+
 // out[i] = decode_f32(f, codes[i]) (bit for bit, NaNs included).
 void decode_to_f32(const Format& f, const void* codes, std::span<float> out, unsigned threads = 1);
 
+// out[i] = encode(bf16, decode(f, codes[i])): each code's exact value rounded
+// to the nearest bf16, ties to even (overflow to ±Inf); a NaN code gives bf16's
+// quiet NaN 0x7FC0 with the sign decode gives it (the payload is not kept).
+// The vector path decodes to fp32 (exact for the formats it covers) and rounds
+// that, in registers.
+void decode_to_bf16(const Format& f, const void* codes, std::span<std::uint16_t> out,
+                    unsigned threads = 1);
+
 namespace kernels {
 
-// Whether encode_f32 / decode_to_f32 take the vector path for f (else the scalar
+// Whether encode_* / decode_to_* take the vector path for f (else the scalar
 // loop over the reference).
 bool encode_is_vectorized(const Format& f);
 bool decode_is_vectorized(const Format& f);
@@ -58,6 +81,9 @@ void ceiling_f32_to_u8(std::span<const float> in, std::uint8_t* out, unsigned th
 void ceiling_f32_to_u16(std::span<const float> in, std::uint16_t* out, unsigned threads = 1);
 void ceiling_u8_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
 void ceiling_u16_to_f32(const std::uint16_t* in, std::span<float> out, unsigned threads = 1);
+// 16-bit values in, one byte out (bf16 / fp16 -> 8-bit codes), and back.
+void ceiling_u16_to_u8(std::span<const std::uint16_t> in, std::uint8_t* out, unsigned threads = 1);
+void ceiling_u8_to_u16(const std::uint8_t* in, std::span<std::uint16_t> out, unsigned threads = 1);
 
 }  // namespace kernels
 }  // namespace lowp

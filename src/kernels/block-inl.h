@@ -393,9 +393,48 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
   }
 }
 
-void QuantizeBlocks(const BlockQuantParams& p, const float* in, std::size_t blocks,
-                    std::uint8_t* elements, std::uint8_t* scales, const float* in_end) {
+inline void QuantizeBlocks(const BlockQuantParams& p, const float* in, std::size_t blocks,
+                           std::uint8_t* elements, std::uint8_t* scales, const float* in_end) {
   QuantizeBlocksImpl(p, in, blocks, elements, scales, in_end);
+}
+
+// 16-bit input (bf16 / fp16 bits): each group of blocks is widened, exactly,
+// into an fp32 buffer in L1 (LoadAsF32Bits) and quantized from there by the
+// fp32 kernel, so the result is the fp32 path's on the widened values.
+template <Input In>
+HWY_NOINLINE void QuantizeBlocksFrom16(const BlockQuantParams& p,
+                                       const std::uint16_t* HWY_RESTRICT in, std::size_t blocks,
+                                       std::uint8_t* HWY_RESTRICT elements,
+                                       std::uint8_t* HWY_RESTRICT scales,
+                                       const std::uint16_t* in_end) {
+  const auto readable = static_cast<std::size_t>(in_end - in);
+  const BlockTagU du;
+  const hn::Rebind<float, decltype(du)> df;
+  const std::size_t lanes = hn::Lanes(du);
+  const std::size_t k = static_cast<std::size_t>(p.block_size);
+  const std::size_t group_blocks = std::max<std::size_t>(1, kGroup / k);
+  const auto bits = static_cast<std::size_t>(p.element_bits);
+  HWY_ALIGN float wide[kGroup];
+  for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
+    const std::size_t nb = std::min(group_blocks, blocks - b0);
+    const std::uint16_t* from = in + b0 * k;
+    for (std::size_t j = 0; j < nb * k; j += lanes) {
+      PrefetchAhead(in, b0 * k + j, readable);
+      hn::Store(hn::BitCast(df, LoadAsF32Bits<In>(du, from + j)), df, wide + j);
+    }
+    QuantizeBlocksImpl(p, wide, nb, elements + b0 * k * bits / 8, scales + b0, wide + nb * k);
+  }
+}
+
+inline void QuantizeBlocksBF16(const BlockQuantParams& p, const std::uint16_t* in,
+                               std::size_t blocks, std::uint8_t* elements, std::uint8_t* scales,
+                               const std::uint16_t* in_end) {
+  QuantizeBlocksFrom16<Input::kBF16>(p, in, blocks, elements, scales, in_end);
+}
+inline void QuantizeBlocksF16(const BlockQuantParams& p, const std::uint16_t* in,
+                              std::size_t blocks, std::uint8_t* elements, std::uint8_t* scales,
+                              const std::uint16_t* in_end) {
+  QuantizeBlocksFrom16<Input::kF16>(p, in, blocks, elements, scales, in_end);
 }
 
 // A float element times its block's scale, in one rounding: the magnitude's
@@ -515,14 +554,45 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
 }
 
 // (`elements_end`: as QuantizeBlocks' in_end, for the packed input.)
-void DequantizeBlocks(const BlockDequantParams& p, const std::uint8_t* elements,
-                      const std::uint8_t* scales, std::size_t blocks, float* out,
-                      const std::uint8_t* elements_end) {
+inline void DequantizeBlocks(const BlockDequantParams& p, const std::uint8_t* elements,
+                             const std::uint8_t* scales, std::size_t blocks, float* out,
+                             const std::uint8_t* elements_end) {
   if (p.integer) {
     DequantizeBlocksImpl<kIntKernel>(p, elements, scales, blocks, out, elements_end);
   } else {
     DequantizeBlocksImpl<kFloatKernel>(p, elements, scales, blocks, out, elements_end);
   }
+}
+
+// bf16 output: each group of blocks is dequantized to fp32 in L1 by the
+// kernel above and rounded to bf16 (F32BitsToBF16), as the fp32 value of
+// dequantize_blocked rounded to the nearest bf16.
+HWY_NOINLINE void DequantizeBlocksToBF16Impl(const BlockDequantParams& p,
+                                             const std::uint8_t* HWY_RESTRICT elements,
+                                             const std::uint8_t* HWY_RESTRICT scales,
+                                             std::size_t blocks, std::uint16_t* HWY_RESTRICT out,
+                                             const std::uint8_t* elements_end) {
+  const BlockTagU du;
+  const hn::Rebind<std::uint16_t, decltype(du)> d16;
+  const std::size_t lanes = hn::Lanes(du);
+  const std::size_t k = static_cast<std::size_t>(p.block_size);
+  const std::size_t group_blocks = std::max<std::size_t>(1, kGroup / k);
+  const auto bits = static_cast<std::size_t>(p.element_bits);
+  HWY_ALIGN float wide[kGroup];
+  for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
+    const std::size_t nb = std::min(group_blocks, blocks - b0);
+    DequantizeBlocks(p, elements + b0 * k * bits / 8, scales + b0, nb, wide, elements_end);
+    for (std::size_t j = 0; j < nb * k; j += lanes) {
+      const auto f32 = hn::BitCast(du, hn::Load(hn::Rebind<float, decltype(du)>(), wide + j));
+      hn::StoreU(hn::TruncateTo(d16, F32BitsToBF16(du, f32)), d16, out + b0 * k + j);
+    }
+  }
+}
+
+inline void DequantizeBlocksToBF16(const BlockDequantParams& p, const std::uint8_t* elements,
+                                   const std::uint8_t* scales, std::size_t blocks,
+                                   std::uint16_t* out, const std::uint8_t* elements_end) {
+  DequantizeBlocksToBF16Impl(p, elements, scales, blocks, out, elements_end);
 }
 
 // The largest finite |x| of in[0, count) as fp32 bits (NVFP4's tensor amax).

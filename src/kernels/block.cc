@@ -33,7 +33,10 @@ namespace lowp {
 namespace kernels {
 
 HWY_EXPORT(QuantizeBlocks);
+HWY_EXPORT(QuantizeBlocksBF16);
+HWY_EXPORT(QuantizeBlocksF16);
 HWY_EXPORT(DequantizeBlocks);
+HWY_EXPORT(DequantizeBlocksToBF16);
 HWY_EXPORT(FiniteAmaxBits);
 HWY_EXPORT(CeilingF32ToU4);
 HWY_EXPORT(CeilingF32ToU6);
@@ -178,6 +181,74 @@ std::uint8_t quantize_block_scalar(const BlockFormat& f, const float* values, st
   return scale;
 }
 
+// The input type of quantize_blocked_*: fp32, or bf16 / fp16 bit patterns
+// (which pick the Highway entry point and the scalar widening).
+enum class BlockInput { kF32, kBF16, kF16 };
+
+float widen_scalar(BlockInput kind, std::uint16_t bits) {
+  static const Format bf16 = parse_format("bf16"), fp16 = parse_format("fp16");
+  return decode_f32(kind == BlockInput::kBF16 ? bf16 : fp16, bits);
+}
+
+// quantize_block_scalar on 16-bit input: the values widened (exactly) first.
+std::uint8_t quantize_block_scalar(const BlockFormat& f, BlockInput kind,
+                                   const std::uint16_t* values, std::size_t count,
+                                   std::size_t position, float tensor_scale,
+                                   const BlockOptions& opt, std::uint8_t* stream) {
+  float small[512];
+  std::vector<float> big;
+  float* wide = small;
+  if (count > 512) {
+    big.resize(count);
+    wide = big.data();
+  }
+  for (std::size_t i = 0; i < count; ++i) wide[i] = widen_scalar(kind, values[i]);
+  return quantize_block_scalar(f, wide, count, position, tensor_scale, opt, stream);
+}
+std::uint8_t quantize_block_scalar(const BlockFormat& f, BlockInput /*kind*/, const float* values,
+                                   std::size_t count, std::size_t position, float tensor_scale,
+                                   const BlockOptions& opt, std::uint8_t* stream) {
+  return quantize_block_scalar(f, values, count, position, tensor_scale, opt, stream);
+}
+
+void quantize_blocks_vector(BlockInput /*kind*/, const BlockQuantParams& p, const float* in,
+                            std::size_t blocks, std::uint8_t* elements, std::uint8_t* scales,
+                            const float* in_end) {
+  HWY_DYNAMIC_DISPATCH(QuantizeBlocks)(p, in, blocks, elements, scales, in_end);
+}
+void quantize_blocks_vector(BlockInput kind, const BlockQuantParams& p, const std::uint16_t* in,
+                            std::size_t blocks, std::uint8_t* elements, std::uint8_t* scales,
+                            const std::uint16_t* in_end) {
+  if (kind == BlockInput::kBF16) {
+    HWY_DYNAMIC_DISPATCH(QuantizeBlocksBF16)(p, in, blocks, elements, scales, in_end);
+  } else {
+    HWY_DYNAMIC_DISPATCH(QuantizeBlocksF16)(p, in, blocks, elements, scales, in_end);
+  }
+}
+
+void dequantize_blocks_vector(const BlockDequantParams& p, const std::uint8_t* elements,
+                              const std::uint8_t* scales, std::size_t blocks, float* out,
+                              const std::uint8_t* elements_end) {
+  HWY_DYNAMIC_DISPATCH(DequantizeBlocks)(p, elements, scales, blocks, out, elements_end);
+}
+void dequantize_blocks_vector(const BlockDequantParams& p, const std::uint8_t* elements,
+                              const std::uint8_t* scales, std::size_t blocks, std::uint16_t* out,
+                              const std::uint8_t* elements_end) {
+  HWY_DYNAMIC_DISPATCH(DequantizeBlocksToBF16)(p, elements, scales, blocks, out, elements_end);
+}
+
+// An fp32 value as an output element: itself, or rounded to bf16 (as
+// F32BitsToBF16 in convert-inl.h: nearest-even, NaN -> 0x7FC0 | sign).
+void store_value(float v, float* to) { *to = v; }
+void store_value(float v, std::uint16_t* to) {
+  const auto bits = std::bit_cast<std::uint32_t>(v);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) {
+    *to = static_cast<std::uint16_t>(((bits >> 16) & 0x8000u) | 0x7FC0u);
+    return;
+  }
+  *to = static_cast<std::uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
 float value_scalar(const BlockFormat& f, std::uint8_t scale, std::uint32_t code,
                    float tensor_scale) {
   if (f.family == BlockFamily::kNvfp4) return nvfp4_value(tensor_scale, scale, code);
@@ -217,9 +288,12 @@ void ceiling_u6_to_f32(const std::uint8_t* in, std::span<float> out, unsigned th
 
 }  // namespace kernels
 
-void quantize_blocked(const BlockFormat& f, std::span<const float> in, std::size_t row_length,
-                      float tensor_scale, const BlockOptions& opt, std::uint8_t* elements,
-                      std::uint8_t* scales) {
+namespace {
+
+template <typename InT>
+void quantize_blocked_any(const BlockFormat& f, kernels::BlockInput kind, std::span<const InT> in,
+                          std::size_t row_length, float tensor_scale, const BlockOptions& opt,
+                          std::uint8_t* elements, std::uint8_t* scales) {
   if (in.empty() || row_length == 0) return;
   const std::size_t k = static_cast<std::size_t>(f.block_size);
   const std::size_t rows = in.size() / row_length;
@@ -236,16 +310,16 @@ void quantize_blocked(const BlockFormat& f, std::span<const float> in, std::size
     if (vector && b < std::min(e, full)) {
       const std::size_t n = std::min(e, full) - b;
       const std::size_t bit = (row_pos + b * k) * bits;  // on a byte (see below)
-      HWY_DYNAMIC_DISPATCH(kernels::QuantizeBlocks)
-      (p, in.data() + row_pos + b * k, n, elements + bit / 8, scales + row * per_row + b,
-       in.data() + in.size());
+      kernels::quantize_blocks_vector(kind, p, in.data() + row_pos + b * k, n, elements + bit / 8,
+                                      scales + row * per_row + b, in.data() + in.size());
       b += n;
     }
     for (; b < e; ++b) {
       const std::size_t first = b * k;
       const std::size_t count = std::min(k, row_length - first);
-      scales[row * per_row + b] = kernels::quantize_block_scalar(
-          f, in.data() + row_pos + first, count, row_pos + first, tensor_scale, opt, elements);
+      scales[row * per_row + b] =
+          kernels::quantize_block_scalar(f, kind, in.data() + row_pos + first, count,
+                                         row_pos + first, tensor_scale, opt, elements);
     }
   };
 
@@ -274,9 +348,9 @@ void quantize_blocked(const BlockFormat& f, std::span<const float> in, std::size
         for (std::size_t row = begin; row < end; ++row) {
           const std::size_t bit0 = row * row_length * bits;
           if (vector && full > 0) {
-            HWY_DYNAMIC_DISPATCH(kernels::QuantizeBlocks)
-            (p, in.data() + row * row_length, full, scratch.data(), scales + row * per_row,
-             in.data() + in.size());
+            kernels::quantize_blocks_vector(kind, p, in.data() + row * row_length, full,
+                                            scratch.data(), scales + row * per_row,
+                                            in.data() + in.size());
             const unsigned shift = bit0 % 8;
             std::uint8_t* to = elements + bit0 / 8;
             for (std::size_t i = 0; i < full * k * bits / 8; ++i) {
@@ -291,9 +365,10 @@ void quantize_blocked(const BlockFormat& f, std::span<const float> in, std::size
       });
 }
 
-void dequantize_blocked(const BlockFormat& f, const std::uint8_t* elements,
-                        const std::uint8_t* scales, float tensor_scale, std::size_t row_length,
-                        std::span<float> out, unsigned threads) {
+template <typename OutT>
+void dequantize_blocked_any(const BlockFormat& f, const std::uint8_t* elements,
+                            const std::uint8_t* scales, float tensor_scale, std::size_t row_length,
+                            std::span<OutT> out, unsigned threads) {
   if (out.empty() || row_length == 0) return;
   const std::size_t k = static_cast<std::size_t>(f.block_size);
   const std::size_t rows = out.size() / row_length;
@@ -312,8 +387,9 @@ void dequantize_blocked(const BlockFormat& f, const std::uint8_t* elements,
       const std::uint8_t scale = scales[row * per_row + b];
       for (std::size_t j = first; j < first + count; ++j) {
         const std::size_t i = row * row_length + j;
-        out[i] =
-            kernels::value_scalar(f, scale, unpack_code(f.element.bits, stream, i), tensor_scale);
+        kernels::store_value(
+            kernels::value_scalar(f, scale, unpack_code(f.element.bits, stream, i), tensor_scale),
+            &out[i]);
       }
     }
   };
@@ -340,15 +416,48 @@ void dequantize_blocked(const BlockFormat& f, const std::uint8_t* elements,
               }
               from = scratch.data();
             }
-            HWY_DYNAMIC_DISPATCH(kernels::DequantizeBlocks)
-            (p, from, scales + row * per_row + b, n, out.data() + row * row_length + b * k,
-             from == scratch.data() ? scratch.data() + scratch.size()
-                                    : stream.data() + stream.size());
+            kernels::dequantize_blocks_vector(
+                p, from, scales + row * per_row + b, n, out.data() + row * row_length + b * k,
+                from == scratch.data() ? scratch.data() + scratch.size()
+                                       : stream.data() + stream.size());
             b += n;
           }
           scalar_blocks(row, b, e);
         }
       });
+}
+
+}  // namespace
+
+void quantize_blocked(const BlockFormat& f, std::span<const float> in, std::size_t row_length,
+                      float tensor_scale, const BlockOptions& opt, std::uint8_t* elements,
+                      std::uint8_t* scales) {
+  quantize_blocked_any(f, kernels::BlockInput::kF32, in, row_length, tensor_scale, opt, elements,
+                       scales);
+}
+void quantize_blocked_bf16(const BlockFormat& f, std::span<const std::uint16_t> in,
+                           std::size_t row_length, float tensor_scale, const BlockOptions& opt,
+                           std::uint8_t* elements, std::uint8_t* scales) {
+  quantize_blocked_any(f, kernels::BlockInput::kBF16, in, row_length, tensor_scale, opt, elements,
+                       scales);
+}
+void quantize_blocked_f16(const BlockFormat& f, std::span<const std::uint16_t> in,
+                          std::size_t row_length, float tensor_scale, const BlockOptions& opt,
+                          std::uint8_t* elements, std::uint8_t* scales) {
+  quantize_blocked_any(f, kernels::BlockInput::kF16, in, row_length, tensor_scale, opt, elements,
+                       scales);
+}
+
+void dequantize_blocked(const BlockFormat& f, const std::uint8_t* elements,
+                        const std::uint8_t* scales, float tensor_scale, std::size_t row_length,
+                        std::span<float> out, unsigned threads) {
+  dequantize_blocked_any(f, elements, scales, tensor_scale, row_length, out, threads);
+}
+void dequantize_blocked_to_bf16(const BlockFormat& f, const std::uint8_t* elements,
+                                const std::uint8_t* scales, float tensor_scale,
+                                std::size_t row_length, std::span<std::uint16_t> out,
+                                unsigned threads) {
+  dequantize_blocked_any(f, elements, scales, tensor_scale, row_length, out, threads);
 }
 
 float finite_amax(std::span<const float> in, unsigned threads) {

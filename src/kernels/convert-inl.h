@@ -1,6 +1,9 @@
 // src/kernels/convert-inl.h — per-target vector kernels: fp32 -> float-format
 // codes and back, bit-identical to lowp::encode / lowp::decode_f32
 // (lowp/format/convert.h, whose header states the semantics followed here).
+// bf16 / fp16 input is widened to fp32 bits in registers (LoadAsF32Bits) and
+// bf16 output rounded from them (F32BitsToBF16); bf16 into narrow float
+// formats, nearest-even, has its own 16-bit-lane encoder.
 //
 // Compiled once per Highway target (convert.cc includes it through
 // foreach_target.h). All format facts arrive in EncodeParams / DecodeParams.
@@ -86,6 +89,64 @@ template <class DU>
 HWY_INLINE hn::Vec<DU> StochasticBits(DU du, hn::Vec<DU> index_low, std::uint32_t key) {
   const auto k = hn::Set(du, key);
   return Mix32(du, Mix32(du, hn::Xor(index_low, k)) + k);
+}
+
+// ---- 16-bit inputs: widened to fp32 bits in registers (exactly) ----
+
+// The input element types: fp32, or bf16 / fp16 as uint16 bit patterns.
+enum class Input { kF32, kBF16, kF16 };
+template <Input In>
+using InputT = std::conditional_t<In == Input::kF32, float, std::uint16_t>;
+
+// The fp32 bits of fp16 bits h (uint32 lanes, h < 2^16), exactly: a normal's
+// exponent re-biased by 127 - 15 = 112, Inf/NaN with the exponent field all
+// ones (payload and sign kept), a subnormal m * 2^-24 as float(m) * 2^-24 (no
+// fp32 subnormal arithmetic, which is slow on x86).
+template <class DU>
+HWY_INLINE hn::Vec<DU> F16BitsToF32(DU du, hn::Vec<DU> h) {
+  const hn::RebindToSigned<DU> di;
+  const hn::Rebind<float, DU> df;
+  const auto magnitude = hn::And(h, hn::Set(du, 0x7FFFu));
+  const auto sign = hn::ShiftLeft<16>(hn::And(h, hn::Set(du, 0x8000u)));
+  const auto wide = hn::ShiftLeft<13>(magnitude);
+  const auto normal = hn::Add(wide, hn::Set(du, 112u << 23));
+  const auto subnormal = hn::BitCast(
+      du, hn::Mul(hn::ConvertTo(df, hn::BitCast(di, magnitude)), hn::Set(df, 0x1p-24f)));
+  const auto inf_nan = hn::Or(wide, hn::Set(du, 0x7F800000u));
+  const auto m = hn::BitCast(di, magnitude);  // signed compares (< 2^15)
+  auto bits = hn::IfThenElse(hn::RebindMask(du, hn::Lt(m, hn::Set(di, 0x400))), subnormal, normal);
+  bits = hn::IfThenElse(hn::RebindMask(du, hn::Gt(m, hn::Set(di, 0x7BFF))), inf_nan, bits);
+  return hn::Or(bits, sign);
+}
+
+// Loads lanes elements of `in` (input type In) as fp32 bits in uint32 lanes.
+template <Input In, class DU>
+HWY_INLINE hn::Vec<DU> LoadAsF32Bits(DU du, const InputT<In>* HWY_RESTRICT in) {
+  if constexpr (In == Input::kF32) {
+    return hn::BitCast(du, hn::LoadU(hn::Rebind<float, DU>(), in));
+  } else {
+    const auto h = hn::PromoteTo(du, hn::LoadU(hn::Rebind<std::uint16_t, DU>(), in));
+    if constexpr (In == Input::kBF16) {
+      return hn::ShiftLeft<16>(h);  // bf16 is the top half of an fp32
+    } else {
+      return F16BitsToF32(du, h);
+    }
+  }
+}
+
+// fp32 bits (uint32 lanes) rounded to bf16 bits, nearest-even (lowp::encode
+// into bf16 of the fp32 value, which carries overflow to Inf): add half an ulp
+// minus one plus the kept lsb, keep the top half. NaN gives the quiet NaN of
+// its sign, 0x7FC0 | sign (as encode does; the payload is not kept).
+template <class DU>
+HWY_INLINE hn::Vec<DU> F32BitsToBF16(DU du, hn::Vec<DU> bits) {
+  const hn::RebindToSigned<DU> di;
+  const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u));
+  const auto rounded = hn::ShiftRight<16>(hn::Add(hn::Add(bits, hn::Set(du, 0x7FFFu)), lsb));
+  const auto abs = hn::BitCast(di, hn::And(bits, hn::Set(du, 0x7FFFFFFFu)));
+  const auto nan =
+      hn::Or(hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 0x8000u)), hn::Set(du, 0x7FC0u));
+  return hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs, hn::Set(di, 0x7F800000))), nan, rounded);
 }
 
 // The code (in an int32 lane) of each fp32 lane; steps 1-5 of the file comment.
@@ -276,15 +337,14 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeAny(DU du, const EncodeParams& 
   }
 }
 
-template <RoundKind R, int K, typename CodeT>
-HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRICT in,
+template <RoundKind R, int K, Input In, typename CodeT>
+HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const InputT<In>* HWY_RESTRICT in,
                              std::size_t count, CodeT* HWY_RESTRICT out, std::uint32_t key,
                              std::uint32_t first_low) {
   // A local copy: byte stores through `out` could alias the caller's struct,
   // which would reload every parameter in every iteration.
   const EncodeParams p = params;
   const hn::ScalableTag<std::uint32_t> du;
-  const hn::Rebind<float, decltype(du)> df;
   const hn::Rebind<CodeT, decltype(du)> dc;
   const std::size_t lanes = hn::Lanes(du);
   const auto iota = hn::Iota(du, 0u);
@@ -299,42 +359,146 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const float* HWY_RESTRI
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
     PrefetchAhead(in, i, count);
-    const auto bits = hn::BitCast(du, hn::LoadU(df, in + i));
+    const auto bits = LoadAsF32Bits<In>(du, in + i);
     hn::StoreU(hn::TruncateTo(dc, hn::BitCast(du, EncodeAny<R, K>(du, p, bits, random_at(i)))), dc,
                out + i);
   }
   if (i == count) return;
   // The tail goes through the same vector code via a padded copy.
-  HWY_ALIGN float tail_in[kMaxLanes32] = {};
+  HWY_ALIGN InputT<In> tail_in[kMaxLanes32] = {};
   HWY_ALIGN CodeT tail_out[kMaxLanes32] = {};
   const std::size_t rest = count - i;
-  std::memcpy(tail_in, in + i, rest * sizeof(float));
-  const auto bits = hn::BitCast(du, hn::Load(df, tail_in));
+  std::memcpy(tail_in, in + i, rest * sizeof(InputT<In>));
+  const auto bits = LoadAsF32Bits<In>(du, tail_in);
   hn::Store(hn::TruncateTo(dc, hn::BitCast(du, EncodeAny<R, K>(du, p, bits, random_at(i)))), dc,
             tail_out);
   std::memcpy(out + i, tail_out, rest * sizeof(CodeT));
 }
 
-// Encodes in[0, count) into codes of p.code_bytes bytes. `first_low` is the low
-// half of the first element's stochastic index; the caller guarantees that the
-// run does not cross a multiple of 2^32 (so `key` is the same for all).
-inline void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* out,
-                      std::uint32_t key, std::uint32_t first_low) {
+// bf16 input, nearest-even, float formats with M <= 7: the encoder of
+// EncodeVec on 16-bit lanes (twice the elements per vector), on the bf16 bits
+// themselves. At or above 2^emin the bits are rounded at bit 7 - M and
+// re-biased as in EncodeVec; below, the significand sig (7 bits plus the
+// implicit one) is rounded at the format's subnormal unit by integer
+// arithmetic: n = sig >> s with s = emin - e + 7 - M >= 0 (clamped to 15,
+// beyond which n and the rounding are 0; s = 0 keeps sig), up iff the dropped
+// bits exceed half, or equal it with n odd. The special cases are EncodeVec's step 5.
+#if HWY_TARGET != HWY_SSSE3
+template <class D16>
+HWY_INLINE hn::Vec<D16> EncodeBF16NearestEven(D16 d, const EncodeParams& p, hn::Vec<D16> h) {
+  const hn::RebindToSigned<D16> di;
+  using VU = hn::Vec<D16>;
+  auto set = [&](std::uint32_t v) { return hn::Set(d, static_cast<std::uint16_t>(v)); };
+  const VU abs = hn::And(h, set(0x7FFF));
+  const auto negative = hn::RebindMask(d, hn::Lt(hn::BitCast(di, h), hn::Zero(di)));
+  const int drop = 7 - p.man_bits;
+  const auto rebias = static_cast<std::uint32_t>(126 + p.emin) << p.man_bits;
+  VU normal = abs;
+  if (drop > 0) {
+    const std::uint32_t lsb_mask = p.man_bits > 0 ? 1u : 0u;
+    const VU lsb = hn::And(hn::ShiftRightSame(abs, drop), set(lsb_mask));
+    const VU half = set((1u << (drop - 1)) - lsb_mask);
+    normal = hn::ShiftRightSame(hn::Add(hn::Add(abs, half), lsb), drop);
+  }
+  normal = hn::Sub(normal, set(rebias));
+  const VU exp_field = hn::ShiftRight<7>(abs);
+  const VU sig = hn::Or(hn::And(abs, set(0x7F)),
+                        hn::IfThenZeroElse(hn::Eq(exp_field, hn::Zero(d)), set(0x80)));
+  const auto e_field = hn::Max(hn::BitCast(di, exp_field), hn::Set(di, 1));
+  const auto s_signed =
+      hn::Sub(hn::Set(di, static_cast<std::int16_t>(p.emin + 134 - p.man_bits)), e_field);
+  const VU s = hn::BitCast(d, hn::Min(hn::Max(s_signed, hn::Set(di, 1)), hn::Set(di, 15)));
+  const VU one = set(1);
+  const VU n_odd = hn::And(hn::Shr(sig, s), one);
+  const VU half_s = hn::Sub(hn::Shl(one, hn::Sub(s, one)), one);
+  // s = 0 (M = 7, emin = -126: a bf16 subnormal input is a subnormal code).
+  const VU subnormal = hn::IfThenElse(hn::RebindMask(d, hn::Lt(s_signed, hn::Set(di, 1))), sig,
+                                      hn::Shr(hn::Add(hn::Add(sig, half_s), n_odd), s));
+  const auto is_sub = hn::RebindMask(
+      d, hn::Lt(hn::BitCast(di, abs), hn::Set(di, static_cast<std::int16_t>((p.emin + 127) << 7))));
+  const VU magnitude = hn::IfThenElse(is_sub, subnormal, normal);
+  VU code = hn::Or(magnitude, hn::IfThenElseZero(negative, set(p.sign_mask)));
+  auto by_sign = [&](const std::uint32_t(&c)[2]) {
+    return hn::IfThenElse(negative, set(c[1]), set(c[0]));
+  };
+  code = hn::IfThenElse(hn::Eq(magnitude, hn::Zero(d)), by_sign(p.zero), code);
+  const auto over = hn::RebindMask(
+      d,
+      hn::Gt(hn::BitCast(di, magnitude), hn::Set(di, static_cast<std::int16_t>(p.max_magnitude))));
+  code = hn::IfThenElse(over, by_sign(p.overflow), code);
+  const auto abs_i = hn::BitCast(di, abs);
+  const auto inf_bits = hn::Set(di, 0x7F80);
+  code = hn::IfThenElse(hn::RebindMask(d, hn::Eq(abs_i, inf_bits)), by_sign(p.inf), code);
+  return hn::IfThenElse(hn::RebindMask(d, hn::Gt(abs_i, inf_bits)), by_sign(p.nan), code);
+}
+
+template <typename CodeT>
+HWY_NOINLINE void EncodeLoopBF16NearestEven(const EncodeParams& params,
+                                            const std::uint16_t* HWY_RESTRICT in, std::size_t count,
+                                            CodeT* HWY_RESTRICT out) {
+  const EncodeParams p = params;  // not aliased by the stores (see EncodeLoop)
+  const hn::ScalableTag<std::uint16_t> d;
+  const hn::Rebind<CodeT, decltype(d)> dc;
+  const std::size_t lanes = hn::Lanes(d);
+  auto store = [&](hn::Vec<decltype(d)> code, CodeT* to) {
+    if constexpr (sizeof(CodeT) == 1) {
+      hn::StoreU(hn::TruncateTo(dc, code), dc, to);
+    } else {
+      hn::StoreU(code, d, to);
+    }
+  };
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    PrefetchAhead(in, i, count);
+    store(EncodeBF16NearestEven(d, p, hn::LoadU(d, in + i)), out + i);
+  }
+  if (i == count) return;
+  constexpr std::size_t kMaxLanes16 = HWY_MAX_BYTES / 2;
+  HWY_ALIGN std::uint16_t tail_in[kMaxLanes16] = {};
+  HWY_ALIGN CodeT tail_out[kMaxLanes16] = {};
+  const std::size_t rest = count - i;
+  std::memcpy(tail_in, in + i, rest * sizeof(std::uint16_t));
+  store(EncodeBF16NearestEven(d, p, hn::Load(d, tail_in)), tail_out);
+  std::memcpy(out + i, tail_out, rest * sizeof(CodeT));
+}
+#endif  // HWY_TARGET != HWY_SSSE3
+
+// Encodes in[0, count) (input type In) into codes of p.code_bytes bytes.
+// `first_low` is the low half of the first element's stochastic index; the
+// caller guarantees that the run does not cross a multiple of 2^32 (so `key` is
+// the same for all).
+template <Input In>
+HWY_INLINE void EncodeInput(const EncodeParams& p, const InputT<In>* in, std::size_t count,
+                            void* out, std::uint32_t key, std::uint32_t first_low) {
   auto run = [&](auto kernel, auto* codes) {
     constexpr int K = decltype(kernel)::value;
     switch (p.round) {
       case RoundKind::kNearestEven:
-        return EncodeLoop<RoundKind::kNearestEven, K>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kNearestEven, K, In>(p, in, count, codes, key, first_low);
       case RoundKind::kNearestAway:
-        return EncodeLoop<RoundKind::kNearestAway, K>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kNearestAway, K, In>(p, in, count, codes, key, first_low);
       case RoundKind::kTowardZero:
-        return EncodeLoop<RoundKind::kTowardZero, K>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kTowardZero, K, In>(p, in, count, codes, key, first_low);
       case RoundKind::kStochastic:
-        return EncodeLoop<RoundKind::kStochastic, K>(p, in, count, codes, key, first_low);
+        return EncodeLoop<RoundKind::kStochastic, K, In>(p, in, count, codes, key, first_low);
     }
   };
   using Float = std::integral_constant<int, kFloatKernel>;
   using Int = std::integral_constant<int, kIntKernel>;
+  // (Not on SSSE3: Highway 1.0's 16-bit variable shifts there use an SSE4
+  // intrinsic, _mm_packus_epi32, and do not compile.)
+#if HWY_TARGET != HWY_SSSE3
+  if constexpr (In == Input::kBF16) {
+    if (p.round == RoundKind::kNearestEven && !p.e8m0 && !p.integer && p.man_bits <= 7) {
+      if (p.code_bytes == 1) {
+        EncodeLoopBF16NearestEven(p, in, count, static_cast<std::uint8_t*>(out));
+      } else {
+        EncodeLoopBF16NearestEven(p, in, count, static_cast<std::uint16_t*>(out));
+      }
+      return;
+    }
+  }
+#endif
   if (p.e8m0) {
     run(std::integral_constant<int, kE8m0Kernel>{}, static_cast<std::uint8_t*>(out));
   } else if (p.integer && p.code_bytes == 1) {
@@ -346,6 +510,19 @@ inline void EncodeF32(const EncodeParams& p, const float* in, std::size_t count,
   } else {
     run(Float{}, static_cast<std::uint16_t*>(out));
   }
+}
+
+inline void EncodeF32(const EncodeParams& p, const float* in, std::size_t count, void* out,
+                      std::uint32_t key, std::uint32_t first_low) {
+  EncodeInput<Input::kF32>(p, in, count, out, key, first_low);
+}
+inline void EncodeBF16(const EncodeParams& p, const std::uint16_t* in, std::size_t count, void* out,
+                       std::uint32_t key, std::uint32_t first_low) {
+  EncodeInput<Input::kBF16>(p, in, count, out, key, first_low);
+}
+inline void EncodeF16(const EncodeParams& p, const std::uint16_t* in, std::size_t count, void* out,
+                      std::uint32_t key, std::uint32_t first_low) {
+  EncodeInput<Input::kF16>(p, in, count, out, key, first_low);
 }
 
 // The fp32 bits (in int32 lanes) of each code: normal codes by re-biasing the
@@ -409,12 +586,26 @@ HWY_INLINE hn::Vec<DI> DecodeAny(DI di, const DecodeParams& p, hn::Vec<DI> code)
   }
 }
 
-template <int K, typename CodeT>
+// The output of a decode: fp32, or bf16 bits (the fp32 value rounded by
+// F32BitsToBF16, or its top half where every value is a bf16: kExact).
+template <typename OutT, bool kExact, class DI>
+HWY_INLINE void StoreDecoded(DI /*di*/, hn::Vec<DI> bits, OutT* HWY_RESTRICT to) {
+  if constexpr (std::is_same_v<OutT, float>) {
+    const hn::Rebind<float, DI> df;
+    hn::StoreU(hn::BitCast(df, bits), df, to);
+  } else {
+    const hn::RebindToUnsigned<DI> du;
+    const hn::Rebind<std::uint16_t, DI> d16;
+    const auto u = hn::BitCast(du, bits);
+    hn::StoreU(hn::TruncateTo(d16, kExact ? hn::ShiftRight<16>(u) : F32BitsToBF16(du, u)), d16, to);
+  }
+}
+
+template <int K, typename CodeT, typename OutT, bool kExact = false>
 HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRICT codes,
-                             std::size_t count, float* HWY_RESTRICT out) {
+                             std::size_t count, OutT* HWY_RESTRICT out) {
   const DecodeParams p = params;  // not aliased by the stores (see EncodeLoop)
   const hn::ScalableTag<std::int32_t> di;
-  const hn::Rebind<float, decltype(di)> df;
   const hn::Rebind<CodeT, decltype(di)> dc;
   const hn::RebindToUnsigned<decltype(di)> du;
   const std::size_t lanes = hn::Lanes(di);
@@ -424,30 +615,43 @@ HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRI
   std::size_t i = 0;
   for (; i + lanes <= count; i += lanes) {
     PrefetchAhead(codes, i, count);
-    hn::StoreU(hn::BitCast(df, DecodeAny<K>(di, p, load(codes + i))), df, out + i);
+    StoreDecoded<OutT, kExact>(di, DecodeAny<K>(di, p, load(codes + i)), out + i);
   }
   if (i == count) return;
   HWY_ALIGN CodeT tail_in[kMaxLanes32] = {};
-  HWY_ALIGN float tail_out[kMaxLanes32] = {};
+  HWY_ALIGN OutT tail_out[kMaxLanes32] = {};
   const std::size_t rest = count - i;
   std::memcpy(tail_in, codes + i, rest * sizeof(CodeT));
-  hn::Store(hn::BitCast(df, DecodeAny<K>(di, p, load(tail_in))), df, tail_out);
-  std::memcpy(out + i, tail_out, rest * sizeof(float));
+  StoreDecoded<OutT, kExact>(di, DecodeAny<K>(di, p, load(tail_in)), tail_out);
+  std::memcpy(out + i, tail_out, rest * sizeof(OutT));
 }
 
-inline void DecodeToF32(const DecodeParams& p, const void* codes, std::size_t count, float* out) {
+template <typename OutT, bool kExact = false>
+HWY_INLINE void DecodeTo(const DecodeParams& p, const void* codes, std::size_t count, OutT* out) {
   const auto* bytes = static_cast<const std::uint8_t*>(codes);
   const auto* words = static_cast<const std::uint16_t*>(codes);
   if (p.e8m0) {
-    DecodeLoop<kE8m0Kernel>(p, bytes, count, out);
+    DecodeLoop<kE8m0Kernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
   } else if (p.integer && p.code_bytes == 1) {
-    DecodeLoop<kIntKernel>(p, bytes, count, out);
+    DecodeLoop<kIntKernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
   } else if (p.integer) {
-    DecodeLoop<kIntKernel>(p, words, count, out);
+    DecodeLoop<kIntKernel, std::uint16_t, OutT, kExact>(p, words, count, out);
   } else if (p.code_bytes == 1) {
-    DecodeLoop<kFloatKernel>(p, bytes, count, out);
+    DecodeLoop<kFloatKernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
   } else {
-    DecodeLoop<kFloatKernel>(p, words, count, out);
+    DecodeLoop<kFloatKernel, std::uint16_t, OutT, kExact>(p, words, count, out);
+  }
+}
+
+inline void DecodeToF32(const DecodeParams& p, const void* codes, std::size_t count, float* out) {
+  DecodeTo(p, codes, count, out);
+}
+inline void DecodeToBF16(const DecodeParams& p, const void* codes, std::size_t count,
+                         std::uint16_t* out) {
+  if (p.bf16_exact) {
+    DecodeTo<std::uint16_t, true>(p, codes, count, out);
+  } else {
+    DecodeTo<std::uint16_t, false>(p, codes, count, out);
   }
 }
 
@@ -508,6 +712,33 @@ inline void CeilingU8ToF32(const std::uint8_t* in, std::size_t count, float* out
 }
 inline void CeilingU16ToF32(const std::uint16_t* in, std::size_t count, float* out) {
   CeilingWiden(in, count, out);
+}
+
+// 16-bit values in, 8-bit out (bf16 / fp16 -> 1-byte codes) and back: the top
+// byte of each word, or each byte moved to the top of a word.
+inline void CeilingU16ToU8(const std::uint16_t* HWY_RESTRICT in, std::size_t count,
+                           std::uint8_t* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::uint16_t> d16;
+  const hn::Rebind<std::uint8_t, decltype(d16)> d8;
+  const std::size_t lanes = hn::Lanes(d16);
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    PrefetchAhead(in, i, count);
+    hn::StoreU(hn::TruncateTo(d8, hn::ShiftRight<8>(hn::LoadU(d16, in + i))), d8, out + i);
+  }
+  for (; i < count; ++i) out[i] = static_cast<std::uint8_t>(in[i] >> 8);
+}
+inline void CeilingU8ToU16(const std::uint8_t* HWY_RESTRICT in, std::size_t count,
+                           std::uint16_t* HWY_RESTRICT out) {
+  const hn::ScalableTag<std::uint16_t> d16;
+  const hn::Rebind<std::uint8_t, decltype(d16)> d8;
+  const std::size_t lanes = hn::Lanes(d16);
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    PrefetchAhead(in, i, count);
+    hn::StoreU(hn::ShiftLeft<8>(hn::PromoteTo(d16, hn::LoadU(d8, in + i))), d16, out + i);
+  }
+  for (; i < count; ++i) out[i] = static_cast<std::uint16_t>(in[i] << 8);
 }
 
 }  // namespace lowp::kernels::HWY_NAMESPACE

@@ -16,26 +16,33 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <hwy/targets.h>
 
 #include "kernels/params.h"
+#include "lowp/format/registry.h"
 #include "lowp/kernels.h"
 
 namespace lowp {
 namespace kernels {
 
 HWY_EXPORT(EncodeF32);
+HWY_EXPORT(EncodeBF16);
+HWY_EXPORT(EncodeF16);
 HWY_EXPORT(DecodeToF32);
+HWY_EXPORT(DecodeToBF16);
 HWY_EXPORT(CeilingF32ToU8);
 HWY_EXPORT(CeilingF32ToU16);
 HWY_EXPORT(CeilingU8ToF32);
 HWY_EXPORT(CeilingU16ToF32);
+HWY_EXPORT(CeilingU16ToU8);
+HWY_EXPORT(CeilingU8ToU16);
 
 namespace {
 
@@ -140,6 +147,7 @@ DecodeParams detail::decode_params(const Format& f) {
   p.code_mask = code_mask(f);
   p.int_bits = f.bits;
   p.int_signed = is_signed(f);
+  p.bf16_exact = (vector_format(f) && f.man_bits <= 7) || p.e8m0 || (p.integer && f.bits <= 8);
   return p;
 }
 
@@ -167,19 +175,107 @@ void parallel_for(std::size_t count, unsigned threads,
   for (auto& w : workers) w.join();
 }
 
-template <typename CodeT>
-void encode_scalar(const Format& f, const float* in, std::size_t count, CodeT* out,
-                   const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index) {
+// The exact value of an input element (fp32, or bf16 / fp16 bits).
+struct WidenF32 {
+  double operator()(float x) const { return x; }
+};
+struct WidenBits {
+  Format from;  // bf16 or fp16
+  double operator()(std::uint16_t bits) const { return decode(from, bits); }
+};
+
+template <typename InT, typename Widen, typename CodeT>
+void encode_scalar(const Format& f, const InT* in, std::size_t count, const Widen& widen,
+                   CodeT* out, const EncodeOptions& opt, std::uint64_t seed,
+                   std::uint64_t first_index) {
   const bool stochastic = opt.rounding == Rounding::kStochastic;
   for (std::size_t i = 0; i < count; ++i) {
     const std::uint32_t r = stochastic ? stochastic_bits(seed, first_index + i) : 0;
-    out[i] = static_cast<CodeT>(encode(f, static_cast<double>(in[i]), opt, r));
+    out[i] = static_cast<CodeT>(encode(f, widen(in[i]), opt, r));
   }
 }
 
-template <typename CodeT>
-void decode_scalar(const Format& f, const CodeT* codes, std::size_t count, float* out) {
-  for (std::size_t i = 0; i < count; ++i) out[i] = decode_f32(f, codes[i]);
+// The bf16 code of a value: lowp's own nearest-even encode (NaN: 0x7FC0 | sign).
+const Format& bf16_format() {
+  static const Format f = parse_format("bf16");
+  return f;
+}
+
+template <typename CodeT, typename OutT>
+void decode_scalar(const Format& f, const CodeT* codes, std::size_t count, OutT* out) {
+  for (std::size_t i = 0; i < count; ++i) {
+    if constexpr (std::is_same_v<OutT, float>) {
+      out[i] = decode_f32(f, codes[i]);
+    } else {
+      out[i] = static_cast<std::uint16_t>(encode(bf16_format(), decode(f, codes[i])));
+    }
+  }
+}
+
+// encode_f32 / encode_bf16 / encode_f16: `vector_run(p, in, count, out, key,
+// first_low)` is the Highway entry point for the input type, as chosen for
+// this call (&HWY_DYNAMIC_DISPATCH(...)).
+template <typename InT, typename Widen, typename VectorRun>
+void encode_any(const Format& f, std::span<const InT> in, const Widen& widen,
+                const VectorRun& vector_run, void* out_codes, const EncodeOptions& opt,
+                std::uint64_t seed, std::uint64_t first_index, unsigned threads) {
+  const int width = code_bytes(f);
+  if (!vectorized(f)) {
+    parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
+      const InT* from = in.data() + b;
+      const std::uint64_t index = first_index + b;
+      if (width == 1) {
+        encode_scalar(f, from, e - b, widen, static_cast<std::uint8_t*>(out_codes) + b, opt, seed,
+                      index);
+      } else if (width == 2) {
+        encode_scalar(f, from, e - b, widen, static_cast<std::uint16_t*>(out_codes) + b, opt, seed,
+                      index);
+      } else {
+        encode_scalar(f, from, e - b, widen, static_cast<std::uint32_t*>(out_codes) + b, opt, seed,
+                      index);
+      }
+    });
+    return;
+  }
+  const detail::EncodeParams p = detail::encode_params(f, opt);
+  auto* out_bytes = static_cast<unsigned char*>(out_codes);
+  parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
+    // Runs that do not cross a multiple of 2^32 in the stochastic index.
+    while (b < e) {
+      const std::uint64_t index = first_index + b;
+      const std::uint64_t to_wrap = (std::uint64_t{1} << 32) - (index & 0xFFFFFFFFu);
+      const std::size_t run = static_cast<std::size_t>(std::min<std::uint64_t>(e - b, to_wrap));
+      const std::uint32_t key = stochastic_key(seed, static_cast<std::uint32_t>(index >> 32));
+      vector_run(p, in.data() + b, run, out_bytes + b * static_cast<std::size_t>(width), key,
+                 static_cast<std::uint32_t>(index));
+      b += run;
+    }
+  });
+}
+
+// decode_to_f32 / decode_to_bf16, as encode_any.
+template <typename OutT, typename VectorRun>
+void decode_any(const Format& f, const void* codes, std::span<OutT> out,
+                const VectorRun& vector_run, unsigned threads) {
+  const int width = code_bytes(f);
+  if (!vectorized(f)) {
+    parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
+      OutT* to = out.data() + b;
+      if (width == 1) {
+        decode_scalar(f, static_cast<const std::uint8_t*>(codes) + b, e - b, to);
+      } else if (width == 2) {
+        decode_scalar(f, static_cast<const std::uint16_t*>(codes) + b, e - b, to);
+      } else {
+        decode_scalar(f, static_cast<const std::uint32_t*>(codes) + b, e - b, to);
+      }
+    });
+    return;
+  }
+  const detail::DecodeParams p = detail::decode_params(f);
+  const auto* bytes = static_cast<const unsigned char*>(codes);
+  parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
+    vector_run(p, bytes + b * static_cast<std::size_t>(width), e - b, out.data() + b);
+  });
 }
 
 }  // namespace
@@ -224,68 +320,49 @@ void ceiling_u16_to_f32(const std::uint16_t* in, std::span<float> out, unsigned 
     HWY_DYNAMIC_DISPATCH(CeilingU16ToF32)(in + b, e - b, out.data() + b);
   });
 }
+void ceiling_u16_to_u8(std::span<const std::uint16_t> in, std::uint8_t* out, unsigned threads) {
+  parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(CeilingU16ToU8)(in.data() + b, e - b, out + b);
+  });
+}
+void ceiling_u8_to_u16(const std::uint8_t* in, std::span<std::uint16_t> out, unsigned threads) {
+  parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(CeilingU8ToU16)(in + b, e - b, out.data() + b);
+  });
+}
 
 }  // namespace kernels
 
 void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
                 const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
                 unsigned threads) {
-  const int width = code_bytes(f);
-  if (!kernels::vectorized(f)) {
-    kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
-      const float* from = in.data() + b;
-      const std::uint64_t index = first_index + b;
-      if (width == 1) {
-        kernels::encode_scalar(f, from, e - b, static_cast<std::uint8_t*>(out_codes) + b, opt, seed,
-                               index);
-      } else if (width == 2) {
-        kernels::encode_scalar(f, from, e - b, static_cast<std::uint16_t*>(out_codes) + b, opt,
-                               seed, index);
-      } else {
-        kernels::encode_scalar(f, from, e - b, static_cast<std::uint32_t*>(out_codes) + b, opt,
-                               seed, index);
-      }
-    });
-    return;
-  }
-  const kernels::detail::EncodeParams p = kernels::detail::encode_params(f, opt);
-  auto* out_bytes = static_cast<unsigned char*>(out_codes);
-  kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
-    // Runs that do not cross a multiple of 2^32 in the stochastic index.
-    while (b < e) {
-      const std::uint64_t index = first_index + b;
-      const std::uint64_t to_wrap = (std::uint64_t{1} << 32) - (index & 0xFFFFFFFFu);
-      const std::size_t run = static_cast<std::size_t>(std::min<std::uint64_t>(e - b, to_wrap));
-      const std::uint32_t key = stochastic_key(seed, static_cast<std::uint32_t>(index >> 32));
-      HWY_DYNAMIC_DISPATCH(kernels::EncodeF32)
-      (p, in.data() + b, run, out_bytes + b * static_cast<std::size_t>(width), key,
-       static_cast<std::uint32_t>(index));
-      b += run;
-    }
-  });
+  kernels::encode_any(f, in, kernels::WidenF32{}, &HWY_DYNAMIC_DISPATCH(kernels::EncodeF32),
+                      out_codes, opt, seed, first_index, threads);
+}
+
+void encode_bf16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
+                 const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
+                 unsigned threads) {
+  kernels::encode_any(f, in, kernels::WidenBits{parse_format("bf16")},
+                      &HWY_DYNAMIC_DISPATCH(kernels::EncodeBF16), out_codes, opt, seed, first_index,
+                      threads);
+}
+
+void encode_f16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
+                const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
+                unsigned threads) {
+  kernels::encode_any(f, in, kernels::WidenBits{parse_format("fp16")},
+                      &HWY_DYNAMIC_DISPATCH(kernels::EncodeF16), out_codes, opt, seed, first_index,
+                      threads);
 }
 
 void decode_to_f32(const Format& f, const void* codes, std::span<float> out, unsigned threads) {
-  const int width = code_bytes(f);
-  if (!kernels::vectorized(f)) {
-    kernels::parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
-      float* to = out.data() + b;
-      if (width == 1) {
-        kernels::decode_scalar(f, static_cast<const std::uint8_t*>(codes) + b, e - b, to);
-      } else if (width == 2) {
-        kernels::decode_scalar(f, static_cast<const std::uint16_t*>(codes) + b, e - b, to);
-      } else {
-        kernels::decode_scalar(f, static_cast<const std::uint32_t*>(codes) + b, e - b, to);
-      }
-    });
-    return;
-  }
-  const kernels::detail::DecodeParams p = kernels::detail::decode_params(f);
-  const auto* bytes = static_cast<const unsigned char*>(codes);
-  kernels::parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(kernels::DecodeToF32)
-    (p, bytes + b * static_cast<std::size_t>(width), e - b, out.data() + b);
-  });
+  kernels::decode_any(f, codes, out, &HWY_DYNAMIC_DISPATCH(kernels::DecodeToF32), threads);
+}
+
+void decode_to_bf16(const Format& f, const void* codes, std::span<std::uint16_t> out,
+                    unsigned threads) {
+  kernels::decode_any(f, codes, out, &HWY_DYNAMIC_DISPATCH(kernels::DecodeToBF16), threads);
 }
 
 }  // namespace lowp

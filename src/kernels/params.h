@@ -64,6 +64,10 @@ struct DecodeParams {
   bool int_signed = false;
   std::uint32_t inf_magnitude = 0;  // magnitude of Inf (0xFFFFFFFF: none)
   int code_bytes = 1;
+  // Every finite value is a bf16 (at most 7 mantissa bits and no binade below
+  // 2^-126, or E8M0, or integers of at most 8 bits), and NaN decodes to
+  // 0x7FC00000 | sign: decode_to_bf16 keeps the top half of the fp32 bits.
+  bool bf16_exact = false;
 };
 
 // The parameters of a format (convert.cc); the vector path must cover it

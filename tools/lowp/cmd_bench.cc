@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -103,6 +104,22 @@ void run_bench(const Options& o) {
           [&] { decode_to_f32(f, codes, out32, t); });
   }
 
+  // 16-bit arrays: bf16 in (the top halves of `in`), bf16 out. Their ceilings
+  // move 2 bytes in and 1 out per value, or 1 in and 2 out.
+  std::vector<std::uint16_t> in_bf16(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    in_bf16[i] = static_cast<std::uint16_t>(std::bit_cast<std::uint32_t>(in[i]) >> 16);
+  }
+  bench("ceiling u16->u8", "", 3, [&] { kernels::ceiling_u16_to_u8(in_bf16, out8.data(), t); });
+  bench("ceiling u8->u16", "", 3, [&] { kernels::ceiling_u8_to_u16(codes8.data(), out16, t); });
+  {
+    const Format e4m3 = parse_format("fp8_e4m3");
+    bench("encode fp8_e4m3 from bf16", "ceiling u16->u8", 3,
+          [&] { encode_bf16(e4m3, in_bf16, codes8.data(), {}, 0, 0, t); });
+    bench("decode fp8_e4m3 to bf16", "ceiling u8->u16", 3,
+          [&] { decode_to_bf16(e4m3, codes8.data(), out16, t); });
+  }
+
   // Block formats: rows of kRowLength values (the last axis of a weight
   // matrix), floor scale rule, nearest-even; the packed elements and the scale
   // bytes both count as bytes moved. The ceiling is the one for the element
@@ -149,6 +166,17 @@ void run_bench(const Options& o) {
       bench(fmt::format("dequantize {}", nb.name), decode_ceiling, bytes, [&] {
         dequantize_blocked(f, codes8.data(), scales.data(), ts, kRowLength, blocked_out, t);
       });
+      if (nb.name == "mxfp8_e4m3") {
+        const std::span<const std::uint16_t> blocked_bf16(in_bf16.data(), blocked_n);
+        const double bytes16 = 2.0 + 1.0 + 1.0 / f.block_size;
+        bench("quantize mxfp8_e4m3 from bf16", "ceiling u16->u8", bytes16, [&] {
+          quantize_blocked_bf16(f, blocked_bf16, kRowLength, ts, opt, codes8.data(), scales.data());
+        });
+        bench("dequantize mxfp8_e4m3 to bf16", "ceiling u8->u16", bytes16, [&] {
+          dequantize_blocked_to_bf16(f, codes8.data(), scales.data(), ts, kRowLength,
+                                     std::span<std::uint16_t>(out16.data(), blocked_n), t);
+        });
+      }
     }
   }
 
