@@ -11,34 +11,6 @@
 namespace lowp::python {
 namespace {
 
-std::string hex_code(const Format& f, std::uint32_t code) {
-  char text[16];
-  std::snprintf(text, sizeof text, "0x%0*X", (f.bits + 3) / 4, code);
-  return text;
-}
-
-// The codes holding +Inf and -Inf, or "none" (as `lowp formats` prints them).
-std::string inf_codes(const Format& f) {
-  if (!has_inf(f)) return "none";
-  return hex_code(f, inf_code(f)) + " " + hex_code(f, inf_code(f) | sign_mask(f));
-}
-
-// Every NaN code, as ranges.
-std::string nan_codes(const Format& f) {
-  if (!has_nan(f)) return "none";
-  switch (f.specials) {
-    case Specials::kIeee: {
-      const std::uint32_t lo = inf_code(f) + 1;
-      const std::uint32_t hi = magnitude_mask(f);
-      return hex_code(f, lo) + ".." + hex_code(f, hi) + " " + hex_code(f, lo | sign_mask(f)) +
-             ".." + hex_code(f, hi | sign_mask(f));
-    }
-    case Specials::kFn:
-      return hex_code(f, nan_code(f)) + " " + hex_code(f, nan_code(f) | sign_mask(f));
-    default: return hex_code(f, nan_code(f));
-  }
-}
-
 py::dict scalar_info(const std::string& name, const Format& f, std::string_view summary) {
   py::dict d;
   d["name"] = name;
@@ -57,8 +29,8 @@ py::dict scalar_info(const std::string& name, const Format& f, std::string_view 
     d["has_inf"] = has_inf(f);
     d["has_nan"] = has_nan(f);
     d["has_negative_zero"] = has_negative_zero(f);
-    d["inf_codes"] = inf_codes(f);
-    d["nan_codes"] = nan_codes(f);
+    d["inf_codes"] = inf_codes_text(f);
+    d["nan_codes"] = nan_codes_text(f);
   } else {
     d["min"] = int_min(f);
     d["max"] = int_max(f);

@@ -9,6 +9,7 @@
 #include <array>
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <utility>
@@ -204,6 +205,37 @@ std::string format_name(const Format& f) {
     default: break;
   }
   return s;
+}
+
+namespace {
+
+std::string hex_code(const Format& f, std::uint32_t code) {
+  char text[16];
+  std::snprintf(text, sizeof text, "0x%0*X", (f.bits + 3) / 4, code);
+  return text;
+}
+
+}  // namespace
+
+std::string inf_codes_text(const Format& f) {
+  if (!has_inf(f)) return "none";
+  return hex_code(f, inf_code(f)) + " " + hex_code(f, inf_code(f) | sign_mask(f));
+}
+
+std::string nan_codes_text(const Format& f) {
+  if (!has_nan(f)) return "none";
+  switch (f.specials) {
+    case Specials::kIeee: {
+      const std::uint32_t lo = inf_code(f) + 1;
+      const std::uint32_t hi = magnitude_mask(f);
+      return hex_code(f, lo) + ".." + hex_code(f, hi) + " " + hex_code(f, lo | sign_mask(f)) +
+             ".." + hex_code(f, hi | sign_mask(f));
+    }
+    case Specials::kFn:
+      return hex_code(f, nan_code(f)) + " " + hex_code(f, nan_code(f) | sign_mask(f));
+    default:
+      return hex_code(f, nan_code(f));
+  }
 }
 
 }  // namespace lowp

@@ -17,33 +17,6 @@
 namespace lowp::cli {
 namespace {
 
-std::string hex_code(const Format& f, std::uint32_t code) {
-  return fmt::format("0x{:0{}X}", code, (f.bits + 3) / 4);
-}
-
-// The codes holding +Inf and -Inf, or "none".
-std::string inf_codes(const Format& f) {
-  if (!has_inf(f)) return "none";
-  return hex_code(f, inf_code(f)) + " " + hex_code(f, inf_code(f) | sign_mask(f));
-}
-
-// Every NaN code, as ranges.
-std::string nan_codes(const Format& f) {
-  if (!has_nan(f)) return "none";
-  switch (f.specials) {
-    case Specials::kIeee: {
-      const std::uint32_t lo = inf_code(f) + 1;
-      const std::uint32_t hi = magnitude_mask(f);
-      return hex_code(f, lo) + ".." + hex_code(f, hi) + " " + hex_code(f, lo | sign_mask(f)) + ".." +
-             hex_code(f, hi | sign_mask(f));
-    }
-    case Specials::kFn:
-      return hex_code(f, nan_code(f)) + " " + hex_code(f, nan_code(f) | sign_mask(f));
-    default:
-      return hex_code(f, nan_code(f));
-  }
-}
-
 // A positive power of two as "2^k", any other value with 9 significant digits.
 std::string value_text(double v) {
   int exp = 0;
@@ -63,8 +36,8 @@ Row row_of(const NamedFormat& nf) {
   r.name = std::string(nf.name);
   r.bits = std::to_string(f.bits);
   r.summary = std::string(nf.summary);
-  r.inf = inf_codes(f);
-  r.nan = nan_codes(f);
+  r.inf = inf_codes_text(f);
+  r.nan = nan_codes_text(f);
   if (is_float(f)) {
     r.exp_bits = std::to_string(f.exp_bits);
     r.man_bits = std::to_string(f.man_bits);
@@ -100,8 +73,8 @@ nlohmann::json json_of(const NamedFormat& nf) {
     j["has_inf"] = has_inf(f);
     j["has_nan"] = has_nan(f);
     j["has_negative_zero"] = has_negative_zero(f);
-    j["inf_codes"] = inf_codes(f);
-    j["nan_codes"] = nan_codes(f);
+    j["inf_codes"] = inf_codes_text(f);
+    j["nan_codes"] = nan_codes_text(f);
   } else {
     j["min"] = int_min(f);
     j["max"] = int_max(f);

@@ -39,4 +39,10 @@ std::string format_name(const Format& f);
 // Registered names and aliases closest to `name` (edit distance), best first.
 std::string suggest_format_names(std::string_view name);
 
+// The special codes as `lowp formats` and lowp.formats() print them: the codes
+// of +Inf and -Inf ("0x7C00 0xFC00"), every NaN code as ranges
+// ("0x7C01..0x7FFF 0xFC01..0xFFFF"), or "none".
+std::string inf_codes_text(const Format& f);
+std::string nan_codes_text(const Format& f);
+
 }  // namespace lowp
