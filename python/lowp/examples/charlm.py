@@ -124,6 +124,36 @@ class CharLM(nn.Module):
         return self.lm_head(x)
 
 
+def load_kjv(val_first_book, who):
+    """The King James Bible as (train, val) bytes: `bible -f gen1:1-rev22:21`
+    (Debian bible-kjv) with each verse's reference stripped, one verse per line;
+    the validation split starts at the book abbreviated `val_first_book` (as
+    bible prints it, e.g. "Rom", "Heb") and runs to the end. Errors name `who`."""
+    import re
+    import subprocess
+
+    try:
+        out = subprocess.run(["bible", "-f", "gen1:1-rev22:21"], check=True,
+                             stdout=subprocess.PIPE).stdout.decode("ascii")
+    except FileNotFoundError:
+        raise SystemExit(f"{who}: the `bible` program is missing (Debian: apt-get install bible-kjv)")
+    ref = re.compile(r"^([1-3]?[A-Za-z]+)(\d+):(\d+) (.*)$")
+    train, val = [], []
+    dest = train
+    for line in out.splitlines():
+        if not line.strip():
+            continue
+        m = ref.match(line)
+        if not m:
+            raise SystemExit(f"{who}: unexpected line from bible: {line[:60]!r}")
+        if m.group(1) == val_first_book:
+            dest = val
+        dest.append(m.group(4).strip() + "\n")
+    if not val:
+        raise SystemExit(f"{who}: the validation book {val_first_book!r} was not found in bible's output")
+    return "".join(train).encode("ascii"), "".join(val).encode("ascii")
+
+
 def save_safetensors(model: CharLM, path):
     """Writes the model's parameters (fp32, little-endian) as safetensors."""
     import json

@@ -25,8 +25,6 @@ import argparse
 import json
 import math
 import os
-import re
-import subprocess
 import sys
 import time
 
@@ -44,33 +42,14 @@ except ImportError:  # run as a script
     import charlm
 
 VAL_FIRST_BOOK = "Heb"
-REF_RE = re.compile(r"^([1-3]?[A-Za-z]+)(\d+):(\d+) (.*)$")
 RECIPE_ORDER = ["fp32", "mxfp8", "mxfp6", "mxfp4", "fp8-dynamic"]
 COLORS = {"fp32": "#000000", "mxfp8": "#1f77b4", "mxfp6": "#2ca02c", "mxfp4": "#d62728",
           "fp8-dynamic": "#9467bd", "mxfp8/rceil": "#17becf", "mxfp6/rceil": "#bcbd22"}
 
 
 def load_kjv():
-    """(train, val) as bytes: plain verses, one per line."""
-    try:
-        out = subprocess.run(["bible", "-f", "gen1:1-rev22:21"], check=True,
-                             stdout=subprocess.PIPE).stdout.decode("ascii")
-    except FileNotFoundError:
-        raise SystemExit("train_mx: the `bible` program is missing (Debian: apt-get install bible-kjv)")
-    train, val = [], []
-    dest = train
-    for line in out.splitlines():
-        if not line.strip():
-            continue
-        m = REF_RE.match(line)
-        if not m:
-            raise SystemExit(f"train_mx: unexpected line from bible: {line[:60]!r}")
-        if m.group(1) == VAL_FIRST_BOOK:
-            dest = val
-        dest.append(m.group(4).strip() + "\n")
-    if not val:
-        raise SystemExit("train_mx: the validation book was not found in bible's output")
-    return "".join(train).encode("ascii"), "".join(val).encode("ascii")
+    """(train, val) as bytes: plain verses, one per line (charlm.load_kjv)."""
+    return charlm.load_kjv(VAL_FIRST_BOOK, "train_mx")
 
 
 def lr_at(step, steps, peak, warmup, floor):
