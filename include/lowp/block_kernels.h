@@ -23,6 +23,7 @@
 
 #include "lowp/block/block_format.h"
 #include "lowp/block/mx.h"
+#include "lowp/block/tensor.h"
 
 namespace lowp {
 
@@ -76,5 +77,24 @@ void ceiling_f32_to_u6(std::span<const float> in, std::uint8_t* out, unsigned th
 void ceiling_u4_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
 void ceiling_u6_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
 }  // namespace kernels
+
+// ---- whole tensors along any axis (PackedTensor) ----
+
+// Quantizes a C-order fp32 array. Throws lowp::Error for an axis out of range
+// or data whose size does not match the shape.
+PackedTensor quantize(const BlockFormat& f, std::span<const float> data,
+                      std::span<const std::int64_t> shape, int axis, const BlockOptions& opt);
+
+// The FP32 tensor scale quantize() gives an NVFP4 tensor holding `data`
+// (from the largest finite magnitude), for writers that need it up front.
+float nvfp4_tensor_scale_of(std::span<const float> data, const BlockOptions& opt);
+
+// Decodes into a C-order fp32 array of the tensor's shape.
+void dequantize(const PackedTensor& t, std::span<float> out);
+
+// quantize then dequantize, in the input's layout.
+std::vector<float> fake_quantize(const BlockFormat& f, std::span<const float> data,
+                                 std::span<const std::int64_t> shape, int axis,
+                                 const BlockOptions& opt);
 
 }  // namespace lowp

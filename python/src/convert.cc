@@ -12,6 +12,7 @@
 
 #include "arrays.h"
 #include "lowp/block/tensor.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
 #include "lowp/kernels.h"

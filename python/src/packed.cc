@@ -8,6 +8,7 @@
 
 #include "arrays.h"
 #include "lowp/block/tensor.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
 

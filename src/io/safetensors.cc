@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"

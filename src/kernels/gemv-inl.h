@@ -31,7 +31,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/gemv.h"
+#include "lowp/gemv_kernels.h"
 
 // On AVX-512 a 4-bit code is decoded by a lane permute of a 16-entry fp32
 // table (vpermps); elsewhere by a byte shuffle to int8, widened.

@@ -184,11 +184,11 @@ Gpt Gpt::load(const io::ModelReader& reader, const std::string& source) {
   Gpt g;
   g.config_ = c;
   g.checkpoint_ = std::move(ckpt);
-  g.build(parse_weight_format("fp32"));
+  g.build(parse_matrix_format("fp32"));
   return g;
 }
 
-void Gpt::build(const WeightFormat& f) {
+void Gpt::build(const MatrixFormat& f) {
   const Checkpoint& k = *checkpoint_;
   const auto d = static_cast<std::size_t>(config_.d_model),
              ff = static_cast<std::size_t>(config_.d_ff),
@@ -215,7 +215,7 @@ void Gpt::build(const WeightFormat& f) {
   head_ = linear(config_.tied_head ? k.wte : k.lm_head, {}, v, d);
 }
 
-Gpt Gpt::with_weights(const WeightFormat& f) const {
+Gpt Gpt::with_weights(const MatrixFormat& f) const {
   Gpt g;
   g.config_ = config_;
   g.checkpoint_ = checkpoint_;
@@ -224,7 +224,7 @@ Gpt Gpt::with_weights(const WeightFormat& f) const {
   return g;
 }
 
-Gpt Gpt::with_activations(std::optional<WeightFormat> f) const {
+Gpt Gpt::with_activations(std::optional<MatrixFormat> f) const {
   Gpt g = *this;
   g.activations_ = std::move(f);
   return g;

@@ -144,7 +144,7 @@ double cross_entropy(const float* logits, std::size_t vocab, std::size_t target)
 
 void Gpt::linear(const Linear& l, float* x, std::size_t rows, float* y, unsigned threads) const {
   const std::size_t in = l.weight.cols(), out = l.weight.rows();
-  if (activations_) quantize_activations(*activations_, x, rows, in);
+  if (activations_) fake_quantize_rows(*activations_, x, rows, in);
   if (rows == 1) {
     l.weight.gemv(x, y, threads);
   } else {

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "lowp/error.h"
-#include "lowp/nn/packed_matrix.h"
+#include "lowp/storage/packed_matrix.h"
 
 namespace lowp::nn {
 namespace {
@@ -114,17 +114,17 @@ Report run_report(const Gpt& model, std::span<const std::uint8_t> text, const Re
                   const std::function<void(const ReportRow&)>& progress) {
   if (opt.formats.empty()) throw Error("report: no formats given");
   // Parse every name first, so a typo fails before minutes of work.
-  std::vector<WeightFormat> formats;
-  for (const std::string& name : opt.formats) formats.push_back(parse_weight_format(name));
+  std::vector<MatrixFormat> formats;
+  for (const std::string& name : opt.formats) formats.push_back(parse_matrix_format(name));
   Report r;
   r.parameters = model.parameter_count();
   r.threads = std::max(1u, opt.threads);
   r.activations = opt.activations.empty() ? "fp32" : opt.activations;
 
-  auto evaluate = [&](const WeightFormat& f, bool quantize_activations) {
+  auto evaluate = [&](const MatrixFormat& f, bool with_activations) {
     Gpt cast = model.with_weights(f);
-    if (quantize_activations && !opt.activations.empty())
-      cast = cast.with_activations(parse_weight_format(opt.activations));
+    if (with_activations && !opt.activations.empty())
+      cast = cast.with_activations(parse_matrix_format(opt.activations));
     const EvalResult e = cast.evaluate(text, r.threads);
     ReportRow row;
     row.format = f.name;
@@ -141,10 +141,10 @@ Report run_report(const Gpt& model, std::span<const std::uint8_t> text, const Re
   // The baseline first, so every row can carry its delta as it is printed:
   // the FP32 model, with FP32 activations even when the rows quantize them
   // (so the fp32 row then shows what quantizing the activations alone costs).
-  ReportRow fp32 = evaluate(parse_weight_format("fp32"), false);
+  ReportRow fp32 = evaluate(parse_matrix_format("fp32"), false);
   r.baseline_bits_per_byte = fp32.bits_per_byte;
   const double baseline = fp32.bits_per_byte;
-  for (const WeightFormat& f : formats) {
+  for (const MatrixFormat& f : formats) {
     ReportRow row = f.name == "fp32" && opt.activations.empty() ? fp32 : evaluate(f, true);
     row.delta_bits = row.bits_per_byte - baseline;
     row.delta_percent = 100.0 * row.delta_bits / baseline;

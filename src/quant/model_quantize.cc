@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "lowp/block/tensor.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"

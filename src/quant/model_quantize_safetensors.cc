@@ -6,6 +6,7 @@
 #include <string>
 
 #include "lowp/block/tensor.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"

@@ -1,6 +1,7 @@
 // Tests of the MX dot products (dot.h): hand-computed block dots, the single
 // rounding at the end, overflow/underflow, specials, DotGeneral's fp32 block
 // order, and mx_matmul against references built from dequantized values.
+#include "lowp/block_kernels.h"
 #include "lowp/block/dot.h"
 
 #include <gtest/gtest.h>

@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "lowp/block_kernels.h"
 #include "lowp/block/ggml.h"
 #include "lowp/error.h"
 

@@ -15,6 +15,7 @@
 #include "lowp/block/block_format.h"
 #include "lowp/block/mx.h"
 #include "lowp/block/tensor.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 

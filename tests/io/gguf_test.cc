@@ -1,6 +1,7 @@
 // Tests for GGUF reading and writing (lowp/io/gguf.h): hand-built byte images
 // with hand-computed values, write/read round trips, ggml's Q8_0 quantizer,
 // and rejection of malformed or hostile files.
+#include "lowp/block_kernels.h"
 #include "lowp/io/gguf.h"
 
 #include <gtest/gtest.h>

@@ -2,6 +2,7 @@
 // hand-built images with known values for every dtype, published MXFP4 pairs,
 // lowp's packed tensors (write -> read bit-identical to dequantize), and
 // rejection of malformed or hostile files with useful one-line messages.
+#include "lowp/block_kernels.h"
 #include "lowp/io/safetensors.h"
 
 #include <gtest/gtest.h>

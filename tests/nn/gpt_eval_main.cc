@@ -55,7 +55,7 @@ int run(int argc, char** argv) {
   }
   lowp::nn::Gpt base = lowp::nn::Gpt::load(positional[0]);
   if (!activations.empty())
-    base = base.with_activations(lowp::nn::parse_weight_format(activations));
+    base = base.with_activations(lowp::parse_matrix_format(activations));
   std::ifstream in(positional[1], std::ios::binary);
   if (!in) throw lowp::Error(positional[1] + ": cannot read the text");
   const std::vector<std::uint8_t> text((std::istreambuf_iterator<char>(in)),
@@ -63,7 +63,7 @@ int run(int argc, char** argv) {
   std::printf("%-14s %6s %10s %8s %8s %8s %8s %10s\n", "weights", "bits/w", "bytes", "nats/B",
               "bits/B", "tokens", "seconds", "tokens/s");
   for (const std::string& name : split(weights)) {
-    const lowp::nn::Gpt model = base.with_weights(lowp::nn::parse_weight_format(name));
+    const lowp::nn::Gpt model = base.with_weights(lowp::parse_matrix_format(name));
     const lowp::nn::EvalResult r = model.evaluate(text, threads);
     std::printf("%-14s %6.3f %10zu %8.5f %8.5f %8zu %8.3f %10.0f\n", name.c_str(),
                 model.linear_bits_per_weight(), model.weight_bytes(), r.nats_per_byte,

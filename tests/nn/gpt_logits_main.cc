@@ -58,7 +58,7 @@ int run(int argc, char** argv) {
         "[--threads T]");
   }
   const lowp::nn::Gpt base = lowp::nn::Gpt::load(positional[0]);
-  const lowp::nn::Gpt model = base.with_weights(lowp::nn::parse_weight_format(weights));
+  const lowp::nn::Gpt model = base.with_weights(lowp::parse_matrix_format(weights));
   std::ifstream in(positional[1], std::ios::binary);
   if (!in) throw lowp::Error(positional[1] + ": cannot read the text");
   const std::vector<std::uint8_t> text((std::istreambuf_iterator<char>(in)),

@@ -1,6 +1,7 @@
 // The GPT runtime against an independent FP64 implementation written here from
 // charlm.py's definition, its checkpoint validation, its thread-count
 // independence and the KV-cache path.
+#include "lowp/block_kernels.h"
 #include "lowp/nn/gpt.h"
 
 #include <gtest/gtest.h>
@@ -153,10 +154,10 @@ Gpt load_model(const TinyModel& m) { return load_image(safetensors_image(m)); }
 // ---- the FP64 reference: charlm.py's forward, written out directly ----
 
 // `activations`: the input of every linear layer is rounded to fp32 and
-// passed through quantize_activations (the function under test elsewhere).
+// passed through fake_quantize_rows (the function under test elsewhere).
 std::vector<double> reference_logits(const TinyModel& m, const std::vector<std::uint8_t>& tokens,
-                                     const WeightFormat& weights,
-                                     const WeightFormat* activations = nullptr) {
+                                     const MatrixFormat& weights,
+                                     const MatrixFormat* activations = nullptr) {
   const GptConfig& c = m.config;
   const std::size_t n = tokens.size(), d = static_cast<std::size_t>(c.d_model),
                     ff = static_cast<std::size_t>(c.d_ff),
@@ -179,7 +180,7 @@ std::vector<double> reference_logits(const TinyModel& m, const std::vector<std::
                               std::size_t in, std::size_t out) {
     if (activations != nullptr) {
       std::vector<float> xf(x.begin(), x.end());
-      quantize_activations(*activations, xf.data(), rows, in);
+      fake_quantize_rows(*activations, xf.data(), rows, in);
       x.assign(xf.begin(), xf.end());
     }
     std::vector<double> y(rows * out);
@@ -306,7 +307,7 @@ TEST(Gpt, ForwardMatchesTheFp64Reference) {
     for (const char* name :
          {"fp32", "bf16", "fp8_e4m3", "mxfp4", "nvfp4", "int8:channel", "int4:group32"}) {
       SCOPED_TRACE(std::string(name) + (tied ? " tied" : " untied"));
-      const WeightFormat f = parse_weight_format(name);
+      const MatrixFormat f = parse_matrix_format(name);
       const std::vector<double> want = reference_logits(m, tokens, f);
       const std::vector<float> got = logits_of(g.with_weights(f), tokens);
       EXPECT_LT(relative_error(got, want), 2e-6);
@@ -320,7 +321,7 @@ TEST(Gpt, ForwardMatchesTheFp64Reference) {
 
 TEST(Gpt, ForwardIsIndependentOfThreads) {
   const Gpt g =
-      load_model(random_model(tiny_config(false), 4)).with_weights(parse_weight_format("mxfp4"));
+      load_model(random_model(tiny_config(false), 4)).with_weights(parse_matrix_format("mxfp4"));
   const std::vector<std::uint8_t> tokens = some_text(23, 5);
   const std::vector<float> one = logits_of(g, tokens, 1);
   for (unsigned threads : {2u, 3u}) {
@@ -378,7 +379,7 @@ TEST(Gpt, GeneratorMatchesTheFullForward) {
     const Gpt base = load_model(random_model(tiny_config(tied), 10));
     for (const char* name : {"fp32", "mxfp4"}) {
       SCOPED_TRACE(name);
-      const Gpt g = base.with_weights(parse_weight_format(name));
+      const Gpt g = base.with_weights(parse_matrix_format(name));
       const std::vector<std::uint8_t> tokens = some_text(24, 11);
       const std::vector<float> full = logits_of(g, tokens);
       Generator gen(g, 2);
@@ -441,7 +442,7 @@ TEST(Gpt, EveryReportFormatRuns) {
   std::size_t fp32_bytes = g.weight_bytes();
   for (const char* name : kReportFormats) {
     SCOPED_TRACE(name);
-    const Gpt q = g.with_weights(parse_weight_format(name));
+    const Gpt q = g.with_weights(parse_matrix_format(name));
     EXPECT_EQ(q.weight_format().name, name);
     const EvalResult r = q.evaluate(text);
     EXPECT_TRUE(std::isfinite(r.nats_per_byte));
@@ -450,15 +451,15 @@ TEST(Gpt, EveryReportFormatRuns) {
     EXPECT_LE(q.linear_bits_per_weight(), 32.0);
   }
   // Bits per weight with scales: every linear layer's row is a multiple of 32.
-  EXPECT_DOUBLE_EQ(g.with_weights(parse_weight_format("bf16")).linear_bits_per_weight(), 16.0);
-  EXPECT_DOUBLE_EQ(g.with_weights(parse_weight_format("mxfp8_e4m3")).linear_bits_per_weight(),
+  EXPECT_DOUBLE_EQ(g.with_weights(parse_matrix_format("bf16")).linear_bits_per_weight(), 16.0);
+  EXPECT_DOUBLE_EQ(g.with_weights(parse_matrix_format("mxfp8_e4m3")).linear_bits_per_weight(),
                    8.25);
-  EXPECT_DOUBLE_EQ(g.with_weights(parse_weight_format("mxfp4")).linear_bits_per_weight(), 4.25);
-  EXPECT_DOUBLE_EQ(g.with_weights(parse_weight_format("int4:group32")).linear_bits_per_weight(),
+  EXPECT_DOUBLE_EQ(g.with_weights(parse_matrix_format("mxfp4")).linear_bits_per_weight(), 4.25);
+  EXPECT_DOUBLE_EQ(g.with_weights(parse_matrix_format("int4:group32")).linear_bits_per_weight(),
                    4.5);
   // with_weights quantizes the checkpoint's values, not the current format's.
   const Gpt twice =
-      g.with_weights(parse_weight_format("mxfp4")).with_weights(parse_weight_format("fp32"));
+      g.with_weights(parse_matrix_format("mxfp4")).with_weights(parse_matrix_format("fp32"));
   const std::vector<std::uint8_t> tokens = some_text(10, 15);
   EXPECT_EQ(logits_of(twice, tokens), logits_of(g, tokens));
 }
@@ -478,9 +479,9 @@ TEST(Gpt, ActivationsAreQuantizedRowByRow) {
     x[static_cast<std::size_t>(r) * cols + 3] *= static_cast<float>(1 << (6 * r));
   for (const char* name : kReportFormats) {
     SCOPED_TRACE(name);
-    const WeightFormat f = parse_weight_format(name);
+    const MatrixFormat f = parse_matrix_format(name);
     std::vector<float> got = x;
-    quantize_activations(f, got.data(), rows, cols);
+    fake_quantize_rows(f, got.data(), rows, cols);
     for (std::size_t r = 0; r < rows; ++r) {
       std::vector<float> want(cols);
       PackedMatrix::quantize(f, std::span<const float>(x).subspan(r * cols, cols), 1, cols)
@@ -494,13 +495,13 @@ TEST(Gpt, ActivationsAreQuantizedRowByRow) {
   const TinyModel m = random_model(tiny_config(false), 17);
   const Gpt g = load_model(m);
   const std::vector<std::uint8_t> tokens = some_text(20, 18);
-  EXPECT_EQ(logits_of(g.with_activations(parse_weight_format("fp32")), tokens),
+  EXPECT_EQ(logits_of(g.with_activations(parse_matrix_format("fp32")), tokens),
             logits_of(g, tokens));
-  const Gpt a = g.with_activations(parse_weight_format("mxfp8_e4m3"));
+  const Gpt a = g.with_activations(parse_matrix_format("mxfp8_e4m3"));
   const std::vector<float> la = logits_of(a, tokens), l = logits_of(g, tokens);
   const double change = relative_error(la, std::vector<double>(l.begin(), l.end()));
   EXPECT_GT(change, 1e-3);
-  const WeightFormat fp32 = parse_weight_format("fp32"), mx = parse_weight_format("mxfp8_e4m3");
+  const MatrixFormat fp32 = parse_matrix_format("fp32"), mx = parse_matrix_format("mxfp8_e4m3");
   const double error = relative_error(la, reference_logits(m, tokens, fp32, &mx));
   EXPECT_LT(error, change / 20) << change;
   Generator gen(a);
@@ -549,12 +550,12 @@ TEST(Gpt, LoadsALowpQuantizedCheckpoint) {
   const auto in = io::open_model(dir / "model.safetensors");
   quantize_model(*in, dir / "mxfp4.safetensors", req);
   const Gpt q = Gpt::load(dir / "mxfp4.safetensors");
-  const Gpt want = load_model(m).with_weights(parse_weight_format("mxfp4"));
+  const Gpt want = load_model(m).with_weights(parse_matrix_format("mxfp4"));
   const std::vector<std::uint8_t> tokens = some_text(20, 28);
   const std::vector<float> l = logits_of(want, tokens);
   EXPECT_LT(relative_error(logits_of(q, tokens), std::vector<double>(l.begin(), l.end())), 1e-6);
   // Re-quantizing MXFP4 values to MXFP4 changes nothing.
-  EXPECT_EQ(logits_of(q.with_weights(parse_weight_format("mxfp4")), tokens), l);
+  EXPECT_EQ(logits_of(q.with_weights(parse_matrix_format("mxfp4")), tokens), l);
   // The same as GGUF (its MXFP4 type; the metadata carried over as strings).
   req.output_kind = "gguf";
   quantize_model(*in, dir / "mxfp4.gguf", req);
@@ -581,7 +582,7 @@ TEST(GptCheckpoint, LossOrderingOnTheEmbeddedModel) {
   in.read(reinterpret_cast<char*>(text.data()), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<std::size_t>(in.gcount()));
   auto loss = [&](const char* format) {
-    return g.with_weights(parse_weight_format(format)).evaluate(text, 2).nats_per_byte;
+    return g.with_weights(parse_matrix_format(format)).evaluate(text, 2).nats_per_byte;
   };
   const double fp32 = loss("fp32");
   // A trained model is far below ln 256 = 5.5 nats per byte; the ordering of

@@ -1,5 +1,5 @@
 // `lowp bench gemv [--threads N] [--batch M] [--formats F,...] [--reps N] [--json]`:
-// matrix products on packed weights (lowp::nn::PackedMatrix) against FP32
+// matrix products on packed weights (lowp::PackedMatrix) against FP32
 // OpenBLAS in the same run (docs/performance.md describes the method):
 //  * GEMV y = W x for a 4096 x 4096 and an 11008 x 4096 W, against cblas_sgemv;
 //  * GEMM Y = X W^T for the 4096 x 4096 W and --batch rows of X, against
@@ -25,9 +25,10 @@
 #include <vector>
 
 #include "commands.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/kernels.h"
-#include "lowp/nn/packed_matrix.h"
+#include "lowp/storage/packed_matrix.h"
 
 #if LOWP_HAVE_OPENBLAS
 #include <cblas.h>
@@ -117,9 +118,9 @@ void run_bench_gemv(const GemvOptions& o) {
     throw Error("bench gemv: --clock must be wall or cpu, not " + o.clock);
   }
   const bool cpu = o.clock == "cpu";
-  std::vector<nn::WeightFormat> formats;
+  std::vector<MatrixFormat> formats;
   for (const std::string& name : split_formats(o.formats)) {
-    formats.push_back(nn::parse_weight_format(name));
+    formats.push_back(parse_matrix_format(name));
   }
 #if LOWP_HAVE_OPENBLAS
   openblas_set_num_threads(static_cast<int>(o.threads));
@@ -157,8 +158,8 @@ void run_bench_gemv(const GemvOptions& o) {
                          true, *sgemm_ns, sgemm_ns});
     }
 #endif
-    for (const nn::WeightFormat& f : formats) {
-      const nn::PackedMatrix pm = nn::PackedMatrix::quantize(f, w, rows, kCols);
+    for (const MatrixFormat& f : formats) {
+      const PackedMatrix pm = PackedMatrix::quantize(f, w, rows, kCols);
       Row r{"gemv",          rows, kCols,   1, f.name, pm.bits_per_weight(), pm.bytes(),
             pm.vectorized(), 0,    sgemv_ns};
       r.ns = time_per_call([&] { pm.gemv(x.data(), y.data(), o.threads); }, o.reps, cpu);

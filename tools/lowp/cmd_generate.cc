@@ -15,7 +15,7 @@
 #include "lowp/error.h"
 #include "lowp/io/model.h"
 #include "lowp/nn/gpt.h"
-#include "lowp/nn/packed_matrix.h"
+#include "lowp/storage/packed_matrix.h"
 
 namespace lowp::cli {
 namespace {
@@ -36,7 +36,7 @@ void run_generate(const GenerateArgs& a) {
     throw Error("generate: expected [MODEL] PROMPT");
   }
   const std::string prompt = a.positional.back();
-  const nn::WeightFormat wf = nn::parse_weight_format(a.format);
+  const MatrixFormat wf = parse_matrix_format(a.format);
   if (a.tokens < 0) throw Error("generate: -n must be >= 0");
   if (prompt.empty()) throw Error("generate: the prompt is empty (give at least one byte)");
   if (!(a.temperature >= 0)) throw Error("generate: --temperature must be >= 0");
@@ -47,7 +47,7 @@ void run_generate(const GenerateArgs& a) {
                 : io::parse_safetensors(embedded_model(), "embedded model");
   nn::Gpt gpt = nn::Gpt::load(*reader, own_model ? a.positional.front() : "embedded model");
   gpt = gpt.with_weights(wf);
-  if (!a.activations.empty()) gpt = gpt.with_activations(nn::parse_weight_format(a.activations));
+  if (!a.activations.empty()) gpt = gpt.with_activations(parse_matrix_format(a.activations));
   const std::vector<std::uint8_t> bytes =
       nn::generate(gpt,
                    std::span<const std::uint8_t>(

@@ -15,6 +15,7 @@
 
 #include "arrays.h"
 #include "commands.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/io/atomic_file.h"
 #include "lowp/io/model.h"

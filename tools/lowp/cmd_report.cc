@@ -61,8 +61,8 @@ void run_report(const ReportArgs& a) {
   // Everything that can be wrong with the input fails before any evaluation.
   nn::ReportOptions opt;
   if (!a.formats.empty()) opt.formats = split_list(a.formats);
-  for (const std::string& f : opt.formats) (void)nn::parse_weight_format(f);
-  if (!a.activations.empty()) (void)nn::parse_weight_format(a.activations);
+  for (const std::string& f : opt.formats) (void)parse_matrix_format(f);
+  if (!a.activations.empty()) (void)parse_matrix_format(a.activations);
   opt.activations = a.activations;
   opt.threads = a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
 

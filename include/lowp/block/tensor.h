@@ -55,22 +55,10 @@ struct PackedTensor {
 // the axis if it is out of range.
 int normalize_axis(int axis, std::size_t rank);
 
-// Quantizes a C-order fp32 array. Throws lowp::Error for an axis out of range
-// or data whose size does not match the shape.
-PackedTensor quantize(const BlockFormat& f, std::span<const float> data,
-                      std::span<const std::int64_t> shape, int axis, const BlockOptions& opt);
-
-// The FP32 tensor scale quantize() gives an NVFP4 tensor holding `data`
-// (from the largest finite magnitude), for writers that need it up front.
-float nvfp4_tensor_scale_of(std::span<const float> data, const BlockOptions& opt);
-
-// Decodes into a C-order fp32 array of the tensor's shape.
-void dequantize(const PackedTensor& t, std::span<float> out);
-
-// quantize then dequantize, in the input's layout.
-std::vector<float> fake_quantize(const BlockFormat& f, std::span<const float> data,
-                                 std::span<const std::int64_t> shape, int axis,
-                                 const BlockOptions& opt);
+// Elements of a C-order array of this shape; throws lowp::Error for a
+// negative dimension. (Quantizing into a PackedTensor and back:
+// lowp/block_kernels.h.)
+std::size_t element_count(std::span<const std::int64_t> shape);
 
 // ---- the little-endian bit stream of element codes ----
 

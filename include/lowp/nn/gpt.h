@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "lowp/io/model.h"
-#include "lowp/nn/packed_matrix.h"
+#include "lowp/storage/packed_matrix.h"
 
 namespace lowp::nn {
 
@@ -76,17 +76,17 @@ class Gpt {
   // the head, also when tied) is stored in `f`, quantized from the checkpoint's
   // fp32 values (never from the current format). Embeddings, LayerNorms and
   // biases stay fp32.
-  Gpt with_weights(const WeightFormat& f) const;
-  const WeightFormat& weight_format() const { return weight_format_; }
+  Gpt with_weights(const MatrixFormat& f) const;
+  const MatrixFormat& weight_format() const { return weight_format_; }
 
   // A copy that fake-quantizes the input of every linear layer to `f` (nullopt:
   // none), each row (one token's vector) on its own, exactly as a one-row
   // PackedMatrix of that format would store it: block formats have their
   // blocks along the reduction dimension (the MX paper's direct-cast
   // inference), scalar float formats one dynamic FP32 scale per row, fp32/bf16/
-  // fp16 a plain cast. See quantize_activations.
-  Gpt with_activations(std::optional<WeightFormat> f) const;
-  const std::optional<WeightFormat>& activation_format() const { return activations_; }
+  // fp16 a plain cast. See fake_quantize_rows.
+  Gpt with_activations(std::optional<MatrixFormat> f) const;
+  const std::optional<MatrixFormat>& activation_format() const { return activations_; }
 
   // Bytes of all parameters as this runtime stores them: the packed linear
   // weights (scales included) plus 4 bytes per fp32 value (embeddings,
@@ -123,7 +123,7 @@ class Gpt {
   struct Checkpoint;
 
   Gpt() = default;
-  void build(const WeightFormat& f);
+  void build(const MatrixFormat& f);
   // x [rows, in] -> y [rows, out] = act(x) W^T + b (x is overwritten when
   // activations are quantized); rows == 1 takes the GEMV path.
   void linear(const Linear& l, float* x, std::size_t rows, float* y, unsigned threads) const;
@@ -135,8 +135,8 @@ class Gpt {
 
   GptConfig config_;
   std::shared_ptr<const Checkpoint> checkpoint_;
-  WeightFormat weight_format_;
-  std::optional<WeightFormat> activations_;
+  MatrixFormat weight_format_;
+  std::optional<MatrixFormat> activations_;
   std::vector<Layer> layers_;
   Linear head_;
 };
@@ -176,9 +176,5 @@ class Generator {
 std::vector<std::uint8_t> generate(const Gpt& model, std::span<const std::uint8_t> prompt,
                                    std::size_t count, double temperature, int top_k,
                                    std::uint64_t seed, unsigned threads = 1);
-
-// Fake-quantizes x [rows, cols] in place, each row as a one-row PackedMatrix
-// of format f would store it (quantize, then dequantize).
-void quantize_activations(const WeightFormat& f, float* x, std::size_t rows, std::size_t cols);
 
 }  // namespace lowp::nn

@@ -1,4 +1,4 @@
-// lowp/nn/packed_matrix.h — a weight matrix stored in a low-precision format,
+// lowp/storage/packed_matrix.h — a weight matrix stored in a low-precision format,
 // with the matrix products the runtime needs (y = W x and Y = X W^T) computed
 // straight from the packed storage: rows are decoded a tile at a time, never
 // expanded to a whole FP32 matrix.
@@ -16,55 +16,45 @@
 #include <string_view>
 #include <vector>
 
-#include "lowp/block/block_format.h"
-#include "lowp/block/tensor.h"
-#include "lowp/format/format.h"
+#include "lowp/storage/matrix_format.h"
 
-namespace lowp::nn {
+namespace lowp {
 
-// How a matrix is stored. Spellings (parse_weight_format):
-//   fp32, bf16, fp16         plain casts (round to nearest even), no scale
-//   fp8_e4m3, fp8_e5m2, ...  any other scalar float: one FP32 scale per tensor,
-//                            s = amax / max_finite, codes = encode(w / s),
-//                            saturating
-//   mxfp8_e4m3, mxfp4, nvfp4, mx:<elem>:<k>, ...
-//                            any block format, blocks along each row (OCP floor
-//                            rule; NVFP4 with its FP32 tensor scale)
-//   <F>:channel              one FP32 scale per row: s = amax_row / max(F)
-//   <F>:group<K>             one FP16 scale per K consecutive values of a row:
-//                            s = fp16(amax_group / max(F)) (RNE)
-// In the scaled spellings an integer element intN means the symmetric range
-// [-(2^(N-1)-1), 2^(N-1)-1] (intN_sym); a zero scale stores all-zero codes.
-enum class WeightScheme : std::uint8_t {
-  kPlain,
-  kTensor,
-  kBlock,
-  kChannel,
-  kGroup
+// The scales of a packed matrix, by scheme (the others stay empty):
+//   kTensor        tensor (one FP32)
+//   kChannel       row: one FP32 per row
+//   kGroup         group: FP16 bits, rows x ceil(cols / group), row-major;
+//                  zero: with asymmetric, one unsigned code per group
+//   kBlock         block: one scale byte per block (E8M0, or unsigned E4M3
+//                  for NVFP4), rows x ceil(cols / block_size); tensor: NVFP4's
+//                  FP32 tensor scale
+struct MatrixScales {
+  float tensor = 1.0f;
+  std::vector<float> row;
+  std::vector<std::uint16_t> group;
+  std::vector<std::uint8_t> zero;
+  std::vector<std::uint8_t> block;
 };
-
-struct WeightFormat {
-  std::string
-      name; // canonical spelling, e.g. "int4:group32", "mxfp4", "fp8_e4m3"
-  WeightScheme scheme = WeightScheme::kPlain;
-  Format element;    // the code format (kPlain, kTensor, kChannel, kGroup)
-  BlockFormat block; // kBlock only
-  int group = 0;     // kGroup only
-};
-
-// Throws lowp::Error naming the spelling (and suggesting names) when it is not
-// one.
-WeightFormat parse_weight_format(std::string_view name);
 
 class PackedMatrix {
 public:
   PackedMatrix() = default;
   // Quantizes a row-major rows x cols fp32 matrix (deterministic; uses lowp's
   // bulk kernels and block quantizer).
-  static PackedMatrix quantize(const WeightFormat &f, std::span<const float> w,
+  static PackedMatrix quantize(const MatrixFormat &f, std::span<const float> w,
                                std::size_t rows, std::size_t cols);
+  // A matrix from given storage: `codes` holds each row's codes as row_bytes(f,
+  // cols) bytes (code_bytes(element)-wide codes for the plain formats, else the
+  // little-endian bit stream of element.bits-bit fields, each row starting on
+  // a byte), `scales` what the scheme needs. Throws lowp::Error on any size
+  // that does not fit the format and shape.
+  static PackedMatrix from_codes(const MatrixFormat &f, std::size_t rows,
+                                 std::size_t cols, std::vector<std::uint8_t> codes,
+                                 MatrixScales scales);
+  // Bytes of one row's codes.
+  static std::size_t row_bytes(const MatrixFormat &f, std::size_t cols);
 
-  const WeightFormat &format() const { return format_; }
+  const MatrixFormat &format() const { return format_; }
   std::size_t rows() const { return rows_; }
   std::size_t cols() const { return cols_; }
   // Storage in bytes: codes + scales (+ 4 for a tensor scale). Every row's
@@ -83,31 +73,35 @@ public:
   void gemm(const float *x, std::size_t n, float *y,
             unsigned threads = 1) const;
 
+  // The storage (as from_codes takes it).
+  std::span<const std::uint8_t> codes() const { return codes_; }
+  const MatrixScales &scales() const { return scales_; }
+
   // Whether gemv/gemm decode this matrix in vector registers on the current
   // Highway target (else they multiply rows from dequantize_row, still with
   // vector FMAs).
   bool vectorized() const;
 
 private:
-  WeightFormat format_;
+  MatrixFormat format_;
   std::size_t rows_ = 0, cols_ = 0;
   // Codes, code_bytes(element) wide each for kPlain (fp32 stored as its bits),
   // else the little-endian bit stream of element.bits-bit fields (the block
   // element for kBlock), row-major, each row starting on a byte.
   std::vector<std::uint8_t> codes_;
   std::size_t row_bytes_ = 0;     // bytes per row in codes_
-  std::vector<float> row_scales_; // kChannel: one per row
-  std::vector<std::uint16_t>
-      group_scales_;          // kGroup: fp16 codes, rows x ceil(cols/group)
-  float tensor_scale_ = 1.0f; // kTensor, and NVFP4's FP32 tensor scale
-  // kBlock: one scale byte (E8M0, or E4M3 for NVFP4) per block of a row,
-  // rows x ceil(cols / block_size).
-  std::vector<std::uint8_t> block_scales_;
-  // What the vector kernels need beyond the storage (src/nn/packed_matrix.cc);
+  MatrixScales scales_;
+  // What the vector kernels need beyond the storage (src/storage/packed_matrix.cc);
   // null when the codes cannot be decoded exactly in registers.
   struct Kernel;
   std::shared_ptr<const Kernel> kernel_;
   static std::shared_ptr<const Kernel> make_kernel(const PackedMatrix &m);
+  // The storage alone, no kernel view (fake_quantize_rows needs no more).
+  static PackedMatrix quantize_unchecked(const MatrixFormat &f, std::span<const float> w,
+                                         std::size_t rows, std::size_t cols);
+  // Checks the storage's sizes and builds the kernel view.
+  void finish(bool with_kernel);
+  friend void fake_quantize_rows(const MatrixFormat &, float *, std::size_t, std::size_t);
 };
 
-} // namespace lowp::nn
+}  // namespace lowp

@@ -1,9 +1,9 @@
 // The weight formats of the runtime and their matrix products. The products
-// run on the vector kernels of src/kernels/gemv.h, which decode codes in
+// run on the vector kernels of include/lowp/gemv_kernels.h, which decode codes in
 // registers; a matrix gets that path when the kernel's decode is exact for
 // every code and scale it holds (checked here, against the scalar reference),
 // else its rows are dequantized (the reference) into a small tile first.
-#include "lowp/nn/packed_matrix.h"
+#include "lowp/storage/packed_matrix.h"
 
 #include <algorithm>
 #include <array>
@@ -14,33 +14,20 @@
 #include <string>
 #include <thread>
 
-#include "kernels/gemv.h"
+#include "lowp/gemv_kernels.h"
 #include "lowp/block/mx.h"
 #include "lowp/block/tensor.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
 #include "lowp/kernels.h"
 
-namespace lowp::nn {
+namespace lowp {
 namespace {
 
 constexpr Format kFp16 = {Kind::kFloat,   16, 5, 10, 15, Specials::kIeee,
                           IntRange::kFull};
-
-// intN in a scaled spelling means the symmetric range.
-Format scaled_element(Format f) {
-  if (f.kind == Kind::kInt && f.int_range == IntRange::kFull)
-    f.int_range = IntRange::kSymmetric;
-  return f;
-}
-
-bool is_plain(const Format &f) {
-  return f.kind == Kind::kFloat && f.specials == Specials::kIeee &&
-         ((f.bits == 32 && f.exp_bits == 8) ||
-          (f.bits == 16 && f.exp_bits == 8) ||
-          (f.bits == 16 && f.exp_bits == 5 && f.bias == 15));
-}
 
 float max_of(const Format &f) { return static_cast<float>(max_finite(f)); }
 
@@ -54,32 +41,79 @@ float amax_of(std::span<const float> v) {
   return m;
 }
 
-// Encodes v[i] / s (saturating, nearest even) into `count` codes and packs
-// them into `out` (a row's bit stream).
-void encode_scaled(const Format &f, std::span<const float> v, float s,
+// The codes of one row, element.bits-bit fields packed into `out` (the
+// row's row_bytes): v[i] / s[segment of i] encoded nearest-even, saturating,
+// through the bulk kernels (bit for bit the scalar encode). A scale that is
+// zero or not finite stores zero codes for its segment.
+class RowEncoder {
+ public:
+  RowEncoder(const Format &f, std::size_t cols)
+      : f_(f), scaled_(cols), bytes_(cols * static_cast<std::size_t>(code_bytes(f))),
+        codes_(cols) {}
+
+  // segment: values per scale (cols for one scale); scale(j) the j-th one.
+  template <class Scale>
+  void encode(std::span<const float> v, std::size_t segment, Scale scale, std::uint8_t *out) {
+    for (std::size_t b = 0, j = 0; b < v.size(); b += segment, ++j) {
+      const float s = scale(j);
+      const std::size_t e = std::min(v.size(), b + segment);
+      const bool ok = s > 0.0f && std::isfinite(s);
+      for (std::size_t i = b; i < e; ++i) scaled_[i] = ok ? v[i] / s : 0.0f;
+    }
+    encode_f32(f_, std::span<const float>(scaled_.data(), v.size()), bytes_.data(),
+               {Rounding::kNearestEven, true});
+    widen_and_pack(v.size(), out);
+  }
+
+  // Asymmetric integers: code = clamp(round_even(v / s) + z, 0, 2^N - 1).
+  template <class Scale, class Zero>
+  void encode_asym(std::span<const float> v, std::size_t segment, Scale scale, Zero zero,
                    std::uint8_t *out) {
-  std::vector<float> scaled(v.size());
-  if (s > 0.0f && std::isfinite(s)) {
-    for (std::size_t i = 0; i < v.size(); ++i)
-      scaled[i] = v[i] / s;
+    const auto top = static_cast<float>(int_max(f_));
+    for (std::size_t b = 0, j = 0; b < v.size(); b += segment, ++j) {
+      const float s = scale(j), z = static_cast<float>(zero(j));
+      const bool ok = s > 0.0f && std::isfinite(s);
+      for (std::size_t i = b; i < std::min(v.size(), b + segment); ++i) {
+        const float q = ok ? std::nearbyint(v[i] / s) + z : z;
+        codes_[i] = static_cast<std::uint32_t>(std::isnan(q) ? z : std::clamp(q, 0.0f, top));
+      }
+    }
+    pack_codes(f_.bits, std::span<const std::uint32_t>(codes_.data(), v.size()),
+               std::span<std::uint8_t>(out, packed_bytes(f_.bits, v.size())));
   }
-  std::vector<std::uint32_t> codes(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    codes[i] = encode(f, static_cast<double>(scaled[i]),
-                      {Rounding::kNearestEven, true});
+
+ private:
+  void widen_and_pack(std::size_t n, std::uint8_t *out) {
+    const int width = code_bytes(f_);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::uint32_t c = 0;
+      std::memcpy(&c, bytes_.data() + i * static_cast<std::size_t>(width),
+                  static_cast<std::size_t>(width));  // little-endian hosts only, as the kernels
+      codes_[i] = c;
+    }
+    pack_codes(f_.bits, std::span<const std::uint32_t>(codes_.data(), n),
+               std::span<std::uint8_t>(out, packed_bytes(f_.bits, n)));
   }
-  pack_codes(f.bits, codes,
-             std::span<std::uint8_t>(out, packed_bytes(f.bits, v.size())));
+
+  Format f_;
+  std::vector<float> scaled_;
+  std::vector<std::uint8_t> bytes_;
+  std::vector<std::uint32_t> codes_;
+};
+
+void decode_stream(const Format &f, const std::uint8_t *stream, std::size_t begin,
+                   std::size_t count, float scale, float zero, float *out) {
+  const std::span<const std::uint8_t> s(stream, packed_bytes(f.bits, begin + count));
+  for (std::size_t i = 0; i < count; ++i) {
+    const float v = decode_f32(f, unpack_code(f.bits, s, begin + i));
+    out[i] = (v - zero) * scale;
+  }
 }
 
-void decode_stream(const Format &f, const std::uint8_t *stream,
-                   std::size_t begin, std::size_t count, float scale,
-                   float *out) {
-  const std::span<const std::uint8_t> s(stream,
-                                        packed_bytes(f.bits, begin + count));
-  for (std::size_t i = 0; i < count; ++i) {
-    out[i] = decode_f32(f, unpack_code(f.bits, s, begin + i)) * scale;
-  }
+// The FP16 scale of a group: fp16(amax / max), nearest even, saturating.
+std::uint16_t group_scale(float amax, float max) {
+  return static_cast<std::uint16_t>(
+      encode(kFp16, static_cast<double>(amax / max), {Rounding::kNearestEven, true}));
 }
 
 template <class Fn>
@@ -105,64 +139,6 @@ void parallel_rows(std::size_t rows, unsigned threads, Fn fn) {
 }
 
 } // namespace
-
-WeightFormat parse_weight_format(std::string_view name) {
-  WeightFormat w;
-  w.name = std::string(name);
-  const std::size_t colon = name.rfind(':');
-  if (colon != std::string_view::npos && name.substr(0, 3) != "mx:") {
-    const std::string_view elem = name.substr(0, colon),
-                           how = name.substr(colon + 1);
-    w.element = scaled_element(parse_format(elem));
-    if (w.element.kind == Kind::kFloat &&
-        w.element.specials == Specials::kE8m0) {
-      throw Error("weight format " + quoted(std::string(name)) +
-                  ": e8m0 cannot hold weights");
-    }
-    if (how == "channel") {
-      w.scheme = WeightScheme::kChannel;
-      return w;
-    }
-    if (how.substr(0, 5) == "group") {
-      const std::string digits(how.substr(5));
-      int k = 0;
-      bool ok = !digits.empty() && digits.size() <= 6;
-      for (char c : digits)
-        ok = ok && c >= '0' && c <= '9';
-      if (ok)
-        k = std::stoi(digits);
-      if (!ok || k < 1) {
-        throw Error(
-            "weight format " + quoted(std::string(name)) +
-            ": expected <format>:group<K> with K >= 1, e.g. int4:group32");
-      }
-      w.scheme = WeightScheme::kGroup;
-      w.group = k;
-      return w;
-    }
-    throw Error(
-        "weight format " + quoted(std::string(name)) + ": unknown scaling " +
-        quoted(std::string(how)) +
-        " (expected channel or group<K>, e.g. int8:channel, int4:group32)");
-  }
-  if (parse_block_format(name, w.block)) {
-    w.scheme = WeightScheme::kBlock;
-    return w;
-  }
-  const Format f = parse_format(name);
-  if (is_plain(f)) {
-    w.scheme = WeightScheme::kPlain;
-    w.element = f;
-    return w;
-  }
-  if (f.kind == Kind::kFloat && f.specials == Specials::kE8m0) {
-    throw Error("weight format " + quoted(std::string(name)) +
-                ": e8m0 cannot hold weights");
-  }
-  w.scheme = WeightScheme::kTensor;
-  w.element = scaled_element(f);
-  return w;
-}
 
 // ---- the vector kernels' view of a matrix ----
 
@@ -231,15 +207,17 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
   using kernels::WeightDecode;
   auto kernel = std::make_shared<Kernel>();
   kernels::GemvParams &p = kernel->params;
-  const WeightFormat &f = m.format_;
+  const MatrixFormat &f = m.format_;
   p.segment_shift = kRowSegment;
-  if (f.scheme == WeightScheme::kPlain) {
+  if (f.scheme == MatrixScheme::kPlain) {
     p.decode = f.element.bits == 32      ? WeightDecode::kF32
                : f.element.exp_bits == 8 ? WeightDecode::kBf16
                                          : WeightDecode::kF16;
     return kernel;
   }
-  const bool block = f.scheme == WeightScheme::kBlock;
+  if (f.asymmetric)
+    return nullptr;  // zero points: the kernels have no offset
+  const bool block = f.scheme == MatrixScheme::kBlock;
   const bool mx = block && f.block.family == BlockFamily::kMx;
   const Format e = block ? f.block.element : f.element;
   if (e.bits != 8 && e.bits != 4)
@@ -316,22 +294,22 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
   // 3. The multipliers: scale * 2^k, exact.
   std::size_t segment = m.cols_;
   switch (f.scheme) {
-  case WeightScheme::kPlain:
+  case MatrixScheme::kPlain:
     break;
-  case WeightScheme::kTensor:
-  case WeightScheme::kChannel: {
+  case MatrixScheme::kTensor:
+  case MatrixScheme::kChannel: {
     p.scale = ScaleSource::kRow;
     kernel->row_multiplier.resize(m.rows_);
     for (std::size_t r = 0; r < m.rows_; ++r) {
-      const float s = f.scheme == WeightScheme::kTensor ? m.tensor_scale_
-                                                        : m.row_scales_[r];
+      const float s = f.scheme == MatrixScheme::kTensor ? m.scales_.tensor
+                                                        : m.scales_.row[r];
       if (!exact_multiplier(s, k, kernel->row_multiplier[r]))
         return nullptr;
     }
     break;
   }
-  case WeightScheme::kGroup: {
-    for (const std::uint16_t h : m.group_scales_) {
+  case MatrixScheme::kGroup: {
+    for (const std::uint16_t h : m.scales_.group) {
       float unused;
       if (!exact_multiplier(decode_f32(kFp16, h), k, unused))
         return nullptr;
@@ -341,7 +319,7 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
     segment = static_cast<std::size_t>(f.group);
     break;
   }
-  case WeightScheme::kBlock: {
+  case MatrixScheme::kBlock: {
     p.scale = ScaleSource::kU8Table;
     segment = static_cast<std::size_t>(f.block.block_size);
     kernel->u8_table.resize(256);
@@ -351,14 +329,14 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
       const auto code = static_cast<std::uint8_t>(s);
       const float scale =
           mx ? static_cast<float>(mx_value(kFp16, code, 0x3C00)) // 2^(s-127)
-             : nvfp4_value(m.tensor_scale_, code, one);
+             : nvfp4_value(m.scales_.tensor, code, one);
       exact_scale[s] = exact_multiplier(scale, k, kernel->u8_table[s]);
       if (mx && code == 0xFF) { // the NaN scale
         kernel->u8_table[s] = std::numeric_limits<float>::quiet_NaN();
         exact_scale[s] = true;
       }
     }
-    for (std::uint8_t s : m.block_scales_) {
+    for (std::uint8_t s : m.scales_.block) {
       if (!exact_scale[s])
         return nullptr;
     }
@@ -374,131 +352,183 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
   return kernel;
 }
 
-PackedMatrix PackedMatrix::quantize(const WeightFormat &f,
-                                    std::span<const float> w, std::size_t rows,
-                                    std::size_t cols) {
+std::size_t PackedMatrix::row_bytes(const MatrixFormat &f, std::size_t cols) {
+  switch (f.scheme) {
+    case MatrixScheme::kPlain: return cols * static_cast<std::size_t>(code_bytes(f.element));
+    case MatrixScheme::kBlock: return packed_bytes(f.block.element.bits, cols);
+    default: return packed_bytes(f.element.bits, cols);
+  }
+}
+
+PackedMatrix PackedMatrix::quantize(const MatrixFormat &f, std::span<const float> w,
+                                    std::size_t rows, std::size_t cols) {
+  PackedMatrix m = quantize_unchecked(f, w, rows, cols);
+  m.finish(true);
+  return m;
+}
+
+PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat &f, std::span<const float> w,
+                                              std::size_t rows, std::size_t cols) {
   if (w.size() != rows * cols) {
-    throw Error("packed matrix: " + std::to_string(w.size()) +
-                " values for a " + std::to_string(rows) + "x" +
-                std::to_string(cols) + " matrix");
+    throw Error("packed matrix: " + std::to_string(w.size()) + " values for a " +
+                std::to_string(rows) + "x" + std::to_string(cols) + " matrix");
   }
   PackedMatrix m;
   m.format_ = f;
   m.rows_ = rows;
   m.cols_ = cols;
+  m.row_bytes_ = row_bytes(f, cols);
+  m.codes_.assign(rows * m.row_bytes_, 0);
+  MatrixScales &sc = m.scales_;
+  const float max = f.scheme == MatrixScheme::kBlock ? 0.0f : max_of(f.element);
   switch (f.scheme) {
-  case WeightScheme::kPlain: {
-    m.row_bytes_ = cols * static_cast<std::size_t>(code_bytes(f.element));
-    m.codes_.resize(rows * m.row_bytes_);
-    if (f.element.bits == 32) {
-      if (!w.empty())
-        std::memcpy(m.codes_.data(), w.data(), w.size() * sizeof(float));
-    } else {
-      encode_f32(f.element, w, m.codes_.data(),
-                 {Rounding::kNearestEven, false});
+    case MatrixScheme::kPlain:
+      if (f.element.bits == 32) {
+        if (!w.empty()) std::memcpy(m.codes_.data(), w.data(), w.size() * sizeof(float));
+      } else {
+        encode_f32(f.element, w, m.codes_.data(), {Rounding::kNearestEven, false});
+      }
+      break;
+    case MatrixScheme::kTensor:
+    case MatrixScheme::kChannel: {
+      const bool tensor = f.scheme == MatrixScheme::kTensor;
+      if (tensor) {
+        const float amax = amax_of(w);
+        sc.tensor = amax > 0.0f ? amax / max : 0.0f;
+      } else {
+        sc.row.resize(rows);
+      }
+      RowEncoder enc(f.element, cols);
+      for (std::size_t r = 0; r < rows; ++r) {
+        const auto row = w.subspan(r * cols, cols);
+        float s = sc.tensor;
+        if (!tensor) {
+          const float amax = amax_of(row);
+          s = sc.row[r] = amax > 0.0f ? amax / max : 0.0f;
+        }
+        enc.encode(row, cols, [s](std::size_t) { return s; }, m.codes_.data() + r * m.row_bytes_);
+      }
+      break;
     }
-    break;
-  }
-  case WeightScheme::kTensor: {
-    const float amax = amax_of(w);
-    m.tensor_scale_ = amax > 0.0f ? amax / max_of(f.element) : 0.0f;
-    m.row_bytes_ = packed_bytes(f.element.bits, cols);
-    m.codes_.assign(rows * m.row_bytes_, 0);
-    for (std::size_t r = 0; r < rows; ++r) {
-      encode_scaled(f.element, w.subspan(r * cols, cols), m.tensor_scale_,
-                    m.codes_.data() + r * m.row_bytes_);
-    }
-    break;
-  }
-  case WeightScheme::kChannel: {
-    m.row_bytes_ = packed_bytes(f.element.bits, cols);
-    m.codes_.assign(rows * m.row_bytes_, 0);
-    m.row_scales_.resize(rows);
-    for (std::size_t r = 0; r < rows; ++r) {
-      const auto row = w.subspan(r * cols, cols);
-      const float amax = amax_of(row);
-      m.row_scales_[r] = amax > 0.0f ? amax / max_of(f.element) : 0.0f;
-      encode_scaled(f.element, row, m.row_scales_[r],
-                    m.codes_.data() + r * m.row_bytes_);
-    }
-    break;
-  }
-  case WeightScheme::kGroup: {
-    const std::size_t k = static_cast<std::size_t>(f.group);
-    const std::size_t groups = (cols + k - 1) / k;
-    m.row_bytes_ = packed_bytes(f.element.bits, cols);
-    m.codes_.assign(rows * m.row_bytes_, 0);
-    m.group_scales_.resize(rows * groups);
-    std::vector<std::uint32_t> codes(cols);
-    for (std::size_t r = 0; r < rows; ++r) {
-      for (std::size_t g = 0; g < groups; ++g) {
-        const std::size_t b = g * k, n = std::min(k, cols - b);
-        const auto part = w.subspan(r * cols + b, n);
-        const float amax = amax_of(part);
-        const auto sc = static_cast<std::uint16_t>(
-            encode(kFp16, static_cast<double>(amax / max_of(f.element)),
-                   {Rounding::kNearestEven, true}));
-        m.group_scales_[r * groups + g] = sc;
-        const float s = decode_f32(kFp16, sc);
-        for (std::size_t i = 0; i < n; ++i) {
-          const float v = s > 0.0f ? part[i] / s : 0.0f;
-          codes[b + i] = encode(f.element, static_cast<double>(v),
-                                {Rounding::kNearestEven, true});
+    case MatrixScheme::kGroup: {
+      const auto k = static_cast<std::size_t>(f.group);
+      const std::size_t groups = (cols + k - 1) / k;
+      sc.group.resize(rows * groups);
+      if (f.asymmetric) sc.zero.resize(rows * groups);
+      RowEncoder enc(f.element, cols);
+      std::vector<float> s(groups);
+      for (std::size_t r = 0; r < rows; ++r) {
+        const auto row = w.subspan(r * cols, cols);
+        std::uint16_t *scale = sc.group.data() + r * groups;
+        for (std::size_t g = 0; g < groups; ++g) {
+          const auto part = row.subspan(g * k, std::min(k, cols - g * k));
+          if (!f.asymmetric) {
+            scale[g] = group_scale(amax_of(part), max);
+          } else {
+            // The range [lo, hi] always holds 0, so that 0 is a code (z).
+            float lo = 0.0f, hi = 0.0f;
+            for (float v : part) {
+              if (v < lo) lo = v;
+              if (v > hi) hi = v;
+            }
+            scale[g] = group_scale(hi - lo, max);
+            const float d = decode_f32(kFp16, scale[g]);
+            const float z = d > 0.0f && std::isfinite(d) ? std::nearbyint(-lo / d) : 0.0f;
+            sc.zero[r * groups + g] = static_cast<std::uint8_t>(std::clamp(z, 0.0f, max));
+          }
+          s[g] = decode_f32(kFp16, scale[g]);
+        }
+        std::uint8_t *out = m.codes_.data() + r * m.row_bytes_;
+        const auto scale_of = [&](std::size_t g) { return s[g]; };
+        if (f.asymmetric) {
+          const std::uint8_t *z = sc.zero.data() + r * groups;
+          enc.encode_asym(row, k, scale_of, [z](std::size_t g) { return z[g]; }, out);
+        } else {
+          enc.encode(row, k, scale_of, out);
         }
       }
-      pack_codes(f.element.bits, codes,
-                 std::span<std::uint8_t>(m.codes_.data() + r * m.row_bytes_,
-                                         m.row_bytes_));
+      break;
     }
-    break;
-  }
-  case WeightScheme::kBlock: {
-    const std::int64_t shape[2] = {static_cast<std::int64_t>(rows),
-                                   static_cast<std::int64_t>(cols)};
-    BlockOptions opt;
-    opt.threads = 0;
-    const PackedTensor t = lowp::quantize(f.block, w, shape, 1, opt);
-    const int bits = f.block.element.bits;
-    m.row_bytes_ = packed_bytes(bits, cols);
-    m.codes_.assign(rows * m.row_bytes_, 0);
-    if (static_cast<std::size_t>(bits) * cols % 8 == 0) {
-      if (!m.codes_.empty())
-        std::memcpy(m.codes_.data(), t.elements.data(), m.codes_.size());
-    } else {
-      // Rows of t's stream do not start on a byte: re-pack each row.
-      std::vector<std::uint32_t> codes(cols);
-      for (std::size_t r = 0; r < rows; ++r) {
-        for (std::size_t j = 0; j < cols; ++j)
-          codes[j] = t.code(r, j);
-        pack_codes(bits, codes,
-                   std::span<std::uint8_t>(m.codes_.data() + r * m.row_bytes_,
-                                           m.row_bytes_));
+    case MatrixScheme::kBlock: {
+      const std::int64_t shape[2] = {static_cast<std::int64_t>(rows),
+                                     static_cast<std::int64_t>(cols)};
+      BlockOptions opt;  // threads only for large matrices (results do not depend on them)
+      opt.threads = rows * cols >= (std::size_t{1} << 16) ? 0 : 1;
+      const PackedTensor t = lowp::quantize(f.block, w, shape, 1, opt);
+      const int bits = f.block.element.bits;
+      if (static_cast<std::size_t>(bits) * cols % 8 == 0) {
+        if (!m.codes_.empty()) std::memcpy(m.codes_.data(), t.elements.data(), m.codes_.size());
+      } else {
+        // Rows of t's stream do not start on a byte: re-pack each row.
+        std::vector<std::uint32_t> codes(cols);
+        for (std::size_t r = 0; r < rows; ++r) {
+          for (std::size_t j = 0; j < cols; ++j) codes[j] = t.code(r, j);
+          pack_codes(bits, codes,
+                     std::span<std::uint8_t>(m.codes_.data() + r * m.row_bytes_, m.row_bytes_));
+        }
       }
+      sc.block = t.scales;
+      sc.tensor = t.tensor_scale;
+      break;
     }
-    m.block_scales_ = t.scales;
-    m.tensor_scale_ = t.tensor_scale;
-    break;
   }
-  }
-  m.kernel_ = make_kernel(m);
   return m;
 }
 
-std::size_t PackedMatrix::bytes() const {
-  switch (format_.scheme) {
-  case WeightScheme::kPlain:
-    return codes_.size();
-  case WeightScheme::kTensor:
-    return codes_.size() + sizeof(float);
-  case WeightScheme::kChannel:
-    return codes_.size() + row_scales_.size() * sizeof(float);
-  case WeightScheme::kGroup:
-    return codes_.size() + group_scales_.size() * sizeof(std::uint16_t);
-  case WeightScheme::kBlock:
-    return codes_.size() + block_scales_.size() +
-           (format_.block.family == BlockFamily::kNvfp4 ? sizeof(float) : 0);
+PackedMatrix PackedMatrix::from_codes(const MatrixFormat &f, std::size_t rows, std::size_t cols,
+                                      std::vector<std::uint8_t> codes, MatrixScales scales) {
+  PackedMatrix m;
+  m.format_ = f;
+  m.rows_ = rows;
+  m.cols_ = cols;
+  m.row_bytes_ = row_bytes(f, cols);
+  m.codes_ = std::move(codes);
+  m.scales_ = std::move(scales);
+  m.finish(true);
+  return m;
+}
+
+void PackedMatrix::finish(bool with_kernel) {
+  const auto expect = [&](const char *what, std::size_t got, std::size_t want) {
+    if (got != want) {
+      throw Error("packed matrix " + format_.name + " [" + std::to_string(rows_) + ", " +
+                  std::to_string(cols_) + "]: " + what + " holds " + std::to_string(got) +
+                  " entries, expected " + std::to_string(want));
+    }
+  };
+  const auto segments = [&](int k) {
+    const auto kk = static_cast<std::size_t>(k);
+    return rows_ * ((cols_ + kk - 1) / kk);
+  };
+  const MatrixScheme scheme = format_.scheme;
+  expect("codes", codes_.size(), rows_ * row_bytes_);
+  expect("row scales", scales_.row.size(), scheme == MatrixScheme::kChannel ? rows_ : 0);
+  expect("group scales", scales_.group.size(),
+         scheme == MatrixScheme::kGroup ? segments(format_.group) : 0);
+  expect("zero points", scales_.zero.size(),
+         scheme == MatrixScheme::kGroup && format_.asymmetric ? segments(format_.group) : 0);
+  expect("block scales", scales_.block.size(),
+         scheme == MatrixScheme::kBlock ? segments(format_.block.block_size) : 0);
+  if (format_.asymmetric) {
+    for (std::uint8_t z : scales_.zero) {
+      if (z > int_max(format_.element)) {
+        throw Error("packed matrix " + format_.name + ": zero point " + std::to_string(z) +
+                    " is not a code of " + format_name(format_.element));
+      }
+    }
   }
-  return 0;
+  kernel_ = with_kernel ? make_kernel(*this) : nullptr;
+}
+
+std::size_t PackedMatrix::bytes() const {
+  std::size_t n = codes_.size() + scales_.row.size() * sizeof(float) +
+                  scales_.group.size() * sizeof(std::uint16_t) + scales_.zero.size() +
+                  scales_.block.size();
+  if (format_.scheme == MatrixScheme::kTensor ||
+      (format_.scheme == MatrixScheme::kBlock && format_.block.family == BlockFamily::kNvfp4)) {
+    n += sizeof(float);
+  }
+  return n;
 }
 
 double PackedMatrix::bits_per_weight() const {
@@ -512,7 +542,7 @@ void PackedMatrix::dequantize_row(std::size_t row, std::span<float> out) const {
     throw Error("packed matrix: row or buffer out of range");
   const std::uint8_t *codes = codes_.data() + row * row_bytes_;
   switch (format_.scheme) {
-  case WeightScheme::kPlain:
+  case MatrixScheme::kPlain:
     if (format_.element.bits == 32) {
       if (cols_ != 0)
         std::memcpy(out.data(), codes, cols_ * sizeof(float));
@@ -520,29 +550,32 @@ void PackedMatrix::dequantize_row(std::size_t row, std::span<float> out) const {
       decode_to_f32(format_.element, codes, out.first(cols_));
     }
     return;
-  case WeightScheme::kTensor:
-    decode_stream(format_.element, codes, 0, cols_, tensor_scale_, out.data());
+  case MatrixScheme::kTensor:
+    decode_stream(format_.element, codes, 0, cols_, scales_.tensor, 0.0f, out.data());
     return;
-  case WeightScheme::kChannel:
-    decode_stream(format_.element, codes, 0, cols_, row_scales_[row],
+  case MatrixScheme::kChannel:
+    decode_stream(format_.element, codes, 0, cols_, scales_.row[row], 0.0f,
                   out.data());
     return;
-  case WeightScheme::kGroup: {
+  case MatrixScheme::kGroup: {
     const std::size_t k = static_cast<std::size_t>(format_.group);
     const std::size_t groups = (cols_ + k - 1) / k;
     for (std::size_t g = 0; g < groups; ++g) {
       const std::size_t b = g * k, n = std::min(k, cols_ - b);
       decode_stream(format_.element, codes, b, n,
-                    decode_f32(kFp16, group_scales_[row * groups + g]),
+                    decode_f32(kFp16, scales_.group[row * groups + g]),
+                    format_.asymmetric
+                        ? static_cast<float>(scales_.zero[row * groups + g])
+                        : 0.0f,
                     out.data() + b);
     }
     return;
   }
-  case WeightScheme::kBlock: {
+  case MatrixScheme::kBlock: {
     const BlockFormat &b = format_.block;
     const std::size_t k = static_cast<std::size_t>(b.block_size);
     const std::uint8_t *scales =
-        block_scales_.data() + row * ((cols_ + k - 1) / k);
+        scales_.block.data() + row * ((cols_ + k - 1) / k);
     const int bits = b.element.bits;
     if (b.family == BlockFamily::kNvfp4 || bits > 8) {
       const std::span<const std::uint8_t> stream(codes, row_bytes_);
@@ -550,7 +583,7 @@ void PackedMatrix::dequantize_row(std::size_t row, std::span<float> out) const {
         const std::uint32_t c = unpack_code(bits, stream, j);
         out[j] =
             b.family == BlockFamily::kNvfp4
-                ? nvfp4_value(tensor_scale_, scales[j / k], c)
+                ? nvfp4_value(scales_.tensor, scales[j / k], c)
                 : static_cast<float>(mx_value(b.element, scales[j / k], c));
       }
       return;
@@ -629,9 +662,9 @@ void PackedMatrix::gemm(const float *x, std::size_t n, float *y,
   p.row_multiplier = kernel_->row_multiplier.empty()
                          ? nullptr
                          : kernel_->row_multiplier.data();
-  p.u8_scales = block_scales_.data();
+  p.u8_scales = scales_.block.data();
   p.u8_table = kernel_->u8_table.data();
-  p.f16_scales = group_scales_.data();
+  p.f16_scales = scales_.group.data();
   std::vector<float> permuted;
   const float *xs = x;
   if (p.decode == kernels::WeightDecode::kNibble) {
@@ -644,4 +677,22 @@ void PackedMatrix::gemm(const float *x, std::size_t n, float *y,
   });
 }
 
-} // namespace lowp::nn
+void fake_quantize_rows(const MatrixFormat &f, float *x, std::size_t rows, std::size_t cols) {
+  if (rows == 0 || cols == 0)
+    return;
+  if (f.scheme == MatrixScheme::kPlain && f.element.bits == 32)
+    return;
+  // A per-tensor scale (kTensor, NVFP4's) must be each row's own; every other
+  // scale lies within a row, so the whole matrix is one call.
+  const bool per_row = f.scheme == MatrixScheme::kTensor ||
+                       (f.scheme == MatrixScheme::kBlock && f.block.family == BlockFamily::kNvfp4);
+  const std::size_t step = per_row ? 1 : rows;
+  for (std::size_t r = 0; r < rows; r += step) {
+    const std::span<float> part(x + r * cols, step * cols);
+    const PackedMatrix m = PackedMatrix::quantize_unchecked(f, part, step, cols);
+    for (std::size_t i = 0; i < step; ++i)
+      m.dequantize_row(i, part.subspan(i * cols, cols));
+  }
+}
+
+}  // namespace lowp

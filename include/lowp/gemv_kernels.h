@@ -1,6 +1,6 @@
-// src/kernels/gemv.h — matrix products on packed weights (private to lowp):
+// include/lowp/gemv_kernels.h — matrix products on packed weights (private to lowp):
 // the per-target kernels of gemv-inl.h and their dispatch (gemv.cc), used by
-// lowp::nn::PackedMatrix (src/nn/packed_matrix.cc), which derives a GemvParams
+// lowp::PackedMatrix (src/storage/packed_matrix.cc), which derives a GemvParams
 // from its storage and checks that the decode below is exact for it.
 //
 // A weight row holds `cols` element codes, row_bytes apart, and is cut into

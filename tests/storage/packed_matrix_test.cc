@@ -1,4 +1,4 @@
-// PackedMatrix (lowp/nn/packed_matrix.h): spellings, storage size, quantize ->
+// PackedMatrix (lowp/storage/packed_matrix.h): spellings, storage size, quantize ->
 // dequantize against a per-element scalar reference written here from the
 // header's rules (lowp::encode / decode_f32, and lowp::quantize for block
 // formats), and gemv/gemm against an FP64 product of the dequantized matrix on
@@ -6,7 +6,7 @@
 // with ragged shapes: columns that are not multiples of the blocks, groups or
 // vector chunks, row counts that are not multiples of the tile, n = 1..7 and
 // beyond the fused path.
-#include "lowp/nn/packed_matrix.h"
+#include "lowp/storage/packed_matrix.h"
 
 #include <gtest/gtest.h>
 
@@ -20,6 +20,7 @@
 
 #include "lowp/block/block_format.h"
 #include "lowp/block/tensor.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
@@ -27,9 +28,9 @@
 
 namespace {
 
-using lowp::nn::PackedMatrix;
-using lowp::nn::WeightFormat;
-using lowp::nn::WeightScheme;
+using lowp::PackedMatrix;
+using lowp::MatrixFormat;
+using lowp::MatrixScheme;
 
 // The formats the kernels decode in registers, then others.
 const char* const kVectorFormats[] = {"fp32",
@@ -53,7 +54,9 @@ const char* const kVectorFormats[] = {"fp32",
                                       "fp8_e5m2:group32",
                                       "mx:fp4_e2m1:16"};
 const char* const kOtherFormats[] = {"mxfp6_e3m2", "mxfp6_e2m3",   "fp6_e3m2", "int6:group32",
-                                     "mx:int8:17", "int4:group24", "uint8",    "e3m4:channel"};
+                                     "mx:int8:17", "int4:group24", "uint8",    "e3m4:channel",
+                                     "int4:group32:asym", "int3:group24:asym", "int8:group64:asym",
+                                     "fp8_e4m3:tensor"};
 
 constexpr lowp::Format kFp16 = {lowp::Kind::kFloat,   16, 5, 10, 15, lowp::Specials::kIeee,
                                 lowp::IntRange::kFull};
@@ -89,31 +92,53 @@ void scaled_reference(const lowp::Format& f, const float* v, std::size_t n, floa
 }
 
 // The matrix as the header's spelling rules say it is stored.
-std::vector<float> reference_dequantized(const WeightFormat& wf, const std::vector<float>& w,
+std::vector<float> reference_dequantized(const MatrixFormat& wf, const std::vector<float>& w,
                                          std::size_t rows, std::size_t cols) {
   std::vector<float> out(w.size());
   switch (wf.scheme) {
-    case WeightScheme::kPlain:
+    case MatrixScheme::kPlain:
       for (std::size_t i = 0; i < w.size(); ++i) {
         out[i] = lowp::decode_f32(wf.element, lowp::encode(wf.element, static_cast<double>(w[i]),
                                                            {lowp::Rounding::kNearestEven, false}));
       }
       break;
-    case WeightScheme::kTensor: {
+    case MatrixScheme::kTensor: {
       const float a = amax(w.data(), w.size());
       const float s = a > 0.0f ? a / static_cast<float>(lowp::max_finite(wf.element)) : 0.0f;
       scaled_reference(wf.element, w.data(), w.size(), s, out.data());
       break;
     }
-    case WeightScheme::kChannel:
+    case MatrixScheme::kChannel:
       for (std::size_t r = 0; r < rows; ++r) {
         const float a = amax(&w[r * cols], cols);
         const float s = a > 0.0f ? a / static_cast<float>(lowp::max_finite(wf.element)) : 0.0f;
         scaled_reference(wf.element, &w[r * cols], cols, s, &out[r * cols]);
       }
       break;
-    case WeightScheme::kGroup: {
+    case MatrixScheme::kGroup: {
       const auto k = static_cast<std::size_t>(wf.group);
+      if (wf.asymmetric) {
+        // [lo, hi] holds 0; s = fp16((hi - lo) / qmax); z = rint(-lo / s);
+        // q = clamp(rint(v / s) + z, 0, qmax); value (q - z) * s.
+        const auto qmax = static_cast<float>(lowp::int_max(wf.element));
+        for (std::size_t r = 0; r < rows; ++r) {
+          for (std::size_t b = 0; b < cols; b += k) {
+            const std::size_t n = std::min(k, cols - b);
+            const float* v = &w[r * cols + b];
+            float lo = 0.0f, hi = 0.0f;
+            for (std::size_t i = 0; i < n; ++i) lo = std::min(lo, v[i]), hi = std::max(hi, v[i]);
+            const float s = lowp::decode_f32(
+                kFp16, lowp::encode(kFp16, static_cast<double>((hi - lo) / qmax),
+                                    {lowp::Rounding::kNearestEven, true}));
+            const float z = s > 0.0f ? std::clamp(std::rint(-lo / s), 0.0f, qmax) : 0.0f;
+            for (std::size_t i = 0; i < n; ++i) {
+              const float q = s > 0.0f ? std::clamp(std::rint(v[i] / s) + z, 0.0f, qmax) : z;
+              out[r * cols + b + i] = (q - z) * s;
+            }
+          }
+        }
+        break;
+      }
       for (std::size_t r = 0; r < rows; ++r) {
         for (std::size_t b = 0; b < cols; b += k) {
           const std::size_t n = std::min(k, cols - b);
@@ -127,7 +152,7 @@ std::vector<float> reference_dequantized(const WeightFormat& wf, const std::vect
       }
       break;
     }
-    case WeightScheme::kBlock: {
+    case MatrixScheme::kBlock: {
       const std::int64_t shape[2] = {static_cast<std::int64_t>(rows),
                                      static_cast<std::int64_t>(cols)};
       const lowp::PackedTensor t = lowp::quantize(wf.block, w, shape, 1, {});
@@ -140,19 +165,20 @@ std::vector<float> reference_dequantized(const WeightFormat& wf, const std::vect
   return out;
 }
 
-std::size_t expected_bytes(const WeightFormat& wf, std::size_t rows, std::size_t cols) {
+std::size_t expected_bytes(const MatrixFormat& wf, std::size_t rows, std::size_t cols) {
   switch (wf.scheme) {
-    case WeightScheme::kPlain:
+    case MatrixScheme::kPlain:
       return rows * cols * static_cast<std::size_t>(wf.element.bits / 8);
-    case WeightScheme::kTensor:
+    case MatrixScheme::kTensor:
       return rows * lowp::packed_bytes(wf.element.bits, cols) + 4;
-    case WeightScheme::kChannel:
+    case MatrixScheme::kChannel:
       return rows * lowp::packed_bytes(wf.element.bits, cols) + 4 * rows;
-    case WeightScheme::kGroup: {
+    case MatrixScheme::kGroup: {
       const auto k = static_cast<std::size_t>(wf.group);
-      return rows * lowp::packed_bytes(wf.element.bits, cols) + 2 * rows * ((cols + k - 1) / k);
+      return rows * lowp::packed_bytes(wf.element.bits, cols) +
+             (wf.asymmetric ? 3 : 2) * rows * ((cols + k - 1) / k);
     }
-    case WeightScheme::kBlock: {
+    case MatrixScheme::kBlock: {
       const auto k = static_cast<std::size_t>(wf.block.block_size);
       return rows * lowp::packed_bytes(wf.block.element.bits, cols) + rows * ((cols + k - 1) / k) +
              (wf.block.family == lowp::BlockFamily::kNvfp4 ? 4 : 0);
@@ -227,7 +253,7 @@ void check_products(const PackedMatrix& m, const std::vector<float>& deq, std::s
 
 void check_format(const std::string& name) {
   SCOPED_TRACE(name);
-  const WeightFormat wf = lowp::nn::parse_weight_format(name);
+  const MatrixFormat wf = lowp::parse_matrix_format(name);
   std::uint32_t seed = 1;
   for (const Shape& s : kShapes) {
     SCOPED_TRACE(std::to_string(s.rows) + "x" + std::to_string(s.cols));
@@ -266,11 +292,11 @@ TEST(PackedMatrix, VectorizedFormats) {
   const std::vector<float> w = random_matrix(8, 96, 7);
   for_each_target([&] {
     for (const char* name : kVectorFormats) {
-      const PackedMatrix m = PackedMatrix::quantize(lowp::nn::parse_weight_format(name), w, 8, 96);
+      const PackedMatrix m = PackedMatrix::quantize(lowp::parse_matrix_format(name), w, 8, 96);
       EXPECT_TRUE(m.vectorized()) << name;
     }
     for (const char* name : {"mxfp6_e3m2", "int6:group32", "int4:group24"}) {
-      const PackedMatrix m = PackedMatrix::quantize(lowp::nn::parse_weight_format(name), w, 8, 96);
+      const PackedMatrix m = PackedMatrix::quantize(lowp::parse_matrix_format(name), w, 8, 96);
       EXPECT_FALSE(m.vectorized()) << name;
     }
   });
@@ -284,7 +310,7 @@ TEST(PackedMatrix, NanWeights) {
     SCOPED_TRACE(name);
     std::vector<float> w = random_matrix(6, 70, 3);
     w[2 * 70 + 5] = std::numeric_limits<float>::quiet_NaN();
-    const PackedMatrix m = PackedMatrix::quantize(lowp::nn::parse_weight_format(name), w, 6, 70);
+    const PackedMatrix m = PackedMatrix::quantize(lowp::parse_matrix_format(name), w, 6, 70);
     std::vector<float> x(70, 0.5f), y(6);
     for_each_target([&] {
       m.gemv(x.data(), y.data());
@@ -298,7 +324,7 @@ TEST(PackedMatrix, NanWeights) {
 }
 
 TEST(PackedMatrix, EmptyAndMismatch) {
-  const WeightFormat wf = lowp::nn::parse_weight_format("mxfp4");
+  const MatrixFormat wf = lowp::parse_matrix_format("mxfp4");
   const PackedMatrix empty = PackedMatrix::quantize(wf, {}, 3, 0);
   std::vector<float> y(3, 1.0f);
   empty.gemv(nullptr, y.data());
@@ -307,49 +333,137 @@ TEST(PackedMatrix, EmptyAndMismatch) {
   EXPECT_THROW(PackedMatrix::quantize(wf, w, 3, 4), lowp::Error);
 }
 
-TEST(WeightFormat, Spellings) {
-  using lowp::nn::parse_weight_format;
-  auto f = parse_weight_format("fp32");
-  EXPECT_EQ(f.scheme, WeightScheme::kPlain);
-  EXPECT_EQ(parse_weight_format("bf16").scheme, WeightScheme::kPlain);
-  EXPECT_EQ(parse_weight_format("fp16").scheme, WeightScheme::kPlain);
-  f = parse_weight_format("fp8_e4m3");
-  EXPECT_EQ(f.scheme, WeightScheme::kTensor);
+TEST(MatrixFormat, Spellings) {
+  using lowp::parse_matrix_format;
+  auto f = parse_matrix_format("fp32");
+  EXPECT_EQ(f.scheme, MatrixScheme::kPlain);
+  EXPECT_EQ(parse_matrix_format("bf16").scheme, MatrixScheme::kPlain);
+  EXPECT_EQ(parse_matrix_format("fp16").scheme, MatrixScheme::kPlain);
+  f = parse_matrix_format("fp8_e4m3");
+  EXPECT_EQ(f.scheme, MatrixScheme::kTensor);
   EXPECT_EQ(f.element, lowp::parse_format("fp8_e4m3"));
   // intN in a scaled spelling is the symmetric range.
-  f = parse_weight_format("int8");
-  EXPECT_EQ(f.scheme, WeightScheme::kTensor);
+  f = parse_matrix_format("int8");
+  EXPECT_EQ(f.scheme, MatrixScheme::kTensor);
   EXPECT_EQ(f.element.int_range, lowp::IntRange::kSymmetric);
-  f = parse_weight_format("int8:channel");
-  EXPECT_EQ(f.scheme, WeightScheme::kChannel);
+  f = parse_matrix_format("int8:channel");
+  EXPECT_EQ(f.scheme, MatrixScheme::kChannel);
   EXPECT_EQ(f.element.int_range, lowp::IntRange::kSymmetric);
-  f = parse_weight_format("int4:group32");
-  EXPECT_EQ(f.scheme, WeightScheme::kGroup);
+  f = parse_matrix_format("int4:group32");
+  EXPECT_EQ(f.scheme, MatrixScheme::kGroup);
   EXPECT_EQ(f.group, 32);
   EXPECT_EQ(f.element.bits, 4);
   EXPECT_EQ(f.element.int_range, lowp::IntRange::kSymmetric);
   for (const char* name : {"mxfp4", "mxfp8_e4m3", "nvfp4", "mx:int4:32", "mx:fp4_e2m1:16"}) {
-    f = parse_weight_format(name);
-    EXPECT_EQ(f.scheme, WeightScheme::kBlock) << name;
+    f = parse_matrix_format(name);
+    EXPECT_EQ(f.scheme, MatrixScheme::kBlock) << name;
     lowp::BlockFormat b;
     ASSERT_TRUE(lowp::parse_block_format(name, b));
     EXPECT_EQ(f.block, b) << name;
   }
-  EXPECT_EQ(parse_weight_format("int4:group32").name, "int4:group32");
+  EXPECT_EQ(parse_matrix_format("int4:group32").name, "int4:group32");
 }
 
-TEST(WeightFormat, BadSpellings) {
-  using lowp::nn::parse_weight_format;
+TEST(MatrixFormat, BadSpellings) {
+  using lowp::parse_matrix_format;
   for (const char* name :
        {"nosuch", "int4:groupX", "int4:group", "int4:group0", "int4:group-1", "e8m0:channel",
         "e8m0", "int8:row", "int8:", "nosuch:channel", "mx:int4:0", "mx:nosuch:32"}) {
-    EXPECT_THROW(parse_weight_format(name), lowp::Error) << name;
+    EXPECT_THROW(parse_matrix_format(name), lowp::Error) << name;
   }
   try {
-    parse_weight_format("int4:groupX");
+    parse_matrix_format("int4:groupX");
     FAIL();
   } catch (const lowp::Error& e) {
     EXPECT_NE(std::string(e.what()).find("int4:groupX"), std::string::npos) << e.what();
+  }
+}
+
+// The explicit tensor scale, the asymmetric groups, bits per value.
+TEST(MatrixFormat, ScaledAndAsymmetricSpellings) {
+  EXPECT_EQ(lowp::parse_matrix_format("bf16").scheme, MatrixScheme::kPlain);
+  EXPECT_EQ(lowp::parse_matrix_format("fp8_e4m3").scheme, MatrixScheme::kTensor);
+  EXPECT_EQ(lowp::parse_matrix_format("fp8_e4m3:tensor").scheme, MatrixScheme::kTensor);
+  EXPECT_EQ(lowp::parse_matrix_format("int8:channel").element.int_range,
+            lowp::IntRange::kSymmetric);
+  const MatrixFormat g = lowp::parse_matrix_format("int4:group128:asym");
+  EXPECT_EQ(g.scheme, MatrixScheme::kGroup);
+  EXPECT_EQ(g.group, 128);
+  EXPECT_TRUE(g.asymmetric);
+  EXPECT_EQ(g.element.int_range, lowp::IntRange::kUnsigned);
+  EXPECT_EQ(lowp::parse_matrix_format("nvfp4").scheme, MatrixScheme::kBlock);
+  EXPECT_EQ(lowp::parse_matrix_format("mx:int4:32").block.block_size, 32);
+  EXPECT_DOUBLE_EQ(lowp::parse_matrix_format("int4:group32").bits_per_value(64), 4.5);
+  EXPECT_DOUBLE_EQ(lowp::parse_matrix_format("int4:group32:asym").bits_per_value(64), 4.75);
+  EXPECT_DOUBLE_EQ(lowp::parse_matrix_format("mxfp4").bits_per_value(64), 4.25);
+  for (const char* bad : {"int4:group", "int4:group0", "int4:groupx", "int4:row", "fp8_e4m3:channel:asym",
+                          "fp8_e4m3:group32:asym", "int4:group32:sym", "e8m0", "e8m0:channel", "fp9",
+                          "int16:group32:asym", ""}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THROW(lowp::parse_matrix_format(bad), lowp::Error);
+    EXPECT_FALSE(lowp::is_matrix_format(bad));
+  }
+}
+
+// A matrix rebuilt from its own storage is the same matrix, bit for bit, and
+// storage that does not fit the format and shape is refused.
+TEST(PackedMatrix, FromCodes) {
+  for (const char* name : {"fp32", "bf16", "fp8_e4m3", "int8:channel", "int4:group32",
+                           "int4:group32:asym", "mxfp4", "nvfp4", "mxfp6_e3m2"}) {
+    SCOPED_TRACE(name);
+    const MatrixFormat wf = lowp::parse_matrix_format(name);
+    const std::size_t rows = 5, cols = 96;
+    const std::vector<float> w = random_matrix(rows, cols, 7);
+    const PackedMatrix m = PackedMatrix::quantize(wf, w, rows, cols);
+    const std::vector<std::uint8_t> codes(m.codes().begin(), m.codes().end());
+    const PackedMatrix back = PackedMatrix::from_codes(wf, rows, cols, codes, m.scales());
+    std::vector<float> a(rows * cols), b(rows * cols);
+    m.dequantize(a);
+    back.dequantize(b);
+    for (std::size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(same_bits(a[i], b[i])) << i;
+    EXPECT_EQ(back.bytes(), m.bytes());
+    EXPECT_EQ(back.vectorized(), m.vectorized());
+    std::vector<float> x(cols, 0.5f), y1(rows), y2(rows);
+    m.gemv(x.data(), y1.data());
+    back.gemv(x.data(), y2.data());
+    for (std::size_t r = 0; r < rows; ++r) EXPECT_TRUE(same_bits(y1[r], y2[r]));
+
+    std::vector<std::uint8_t> short_codes = codes;
+    short_codes.pop_back();
+    EXPECT_THROW(PackedMatrix::from_codes(wf, rows, cols, short_codes, m.scales()), lowp::Error);
+    if (wf.scheme != MatrixScheme::kPlain && wf.scheme != MatrixScheme::kTensor) {
+      lowp::MatrixScales fewer = m.scales();
+      fewer.row.resize(fewer.row.empty() ? 1 : fewer.row.size() - 1);
+      fewer.group.resize(fewer.group.empty() ? 0 : fewer.group.size() - 1);
+      EXPECT_THROW(PackedMatrix::from_codes(wf, rows, cols, codes, fewer), lowp::Error);
+    }
+  }
+  // A zero point outside int4's codes.
+  const MatrixFormat a4 = lowp::parse_matrix_format("int4:group32:asym");
+  lowp::MatrixScales s;
+  s.group.assign(2, 0x3C00);
+  s.zero = {3, 16};
+  EXPECT_THROW(PackedMatrix::from_codes(a4, 1, 64, std::vector<std::uint8_t>(32), s), lowp::Error);
+}
+
+// Activations are fake-quantized as a one-row matrix of the format stores
+// each row.
+TEST(PackedMatrix, FakeQuantizeRowsIsOneRowMatrices) {
+  for (const char* name : {"fp16", "fp8_e4m3", "int8:channel", "int4:group32:asym", "mxfp8_e4m3",
+                           "nvfp4", "mx:int4:24"}) {
+    SCOPED_TRACE(name);
+    const MatrixFormat wf = lowp::parse_matrix_format(name);
+    const std::size_t rows = 6, cols = 80;
+    std::vector<float> x = random_matrix(rows, cols, 11);
+    const std::vector<float> original = x;
+    lowp::fake_quantize_rows(wf, x.data(), rows, cols);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::span<const float> row(original.data() + r * cols, cols);
+      const PackedMatrix one = PackedMatrix::quantize(wf, row, 1, cols);
+      std::vector<float> want(cols);
+      one.dequantize_row(0, want);
+      for (std::size_t c = 0; c < cols; ++c) ASSERT_TRUE(same_bits(x[r * cols + c], want[c])) << r << "," << c;
+    }
   }
 }
 

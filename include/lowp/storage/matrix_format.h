@@ -1,0 +1,69 @@
+// lowp/storage/matrix_format.h — how a matrix is stored: the one grammar of
+// matrix formats that the runtime, activation quantization, `lowp quantize`,
+// `lowp fake-quant`, the report and the Python bindings all parse.
+//
+// A matrix has rows x cols values; every scale runs along a row (the
+// reduction dimension of y = W x, and of nn.Linear's [out, in] weight).
+//
+// Spellings (parse_matrix_format):
+//   fp32, bf16, fp16         plain casts (round to nearest even), no scale
+//   <F>  or  <F>:tensor      any other scalar format: one FP32 scale per tensor,
+//                            s = amax / max(F), codes = encode_sat(w / s)
+//   <F>:channel              one FP32 scale per row: s = amax_row / max(F)
+//   <F>:group<K>             one FP16 scale per K consecutive values of a row:
+//                            s = fp16(amax_group / max(F)) (RNE, saturating)
+//   <F>:group<K>:asym        integer F only: an FP16 scale and an 8-bit zero
+//                            point per group, codes = clamp(round(w / s) + z)
+//                            over F's unsigned range (the GPTQ/AWQ layout)
+//   mxfp8_e4m3, mxfp4, nvfp4, q8_0, mx:<elem>:<k>, ...
+//                            any block format of the block table
+//                            (lowp/block/block_format.h), blocks along a row
+// In the scaled spellings (tensor, channel, group) an integer element intN
+// means the symmetric range [-(2^(N-1)-1), 2^(N-1)-1]; a zero scale stores
+// all-zero codes. Scaled elements always saturate.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "lowp/block/block_format.h"
+#include "lowp/format/format.h"
+
+namespace lowp {
+
+enum class MatrixScheme : std::uint8_t {
+  kPlain,    // fp32 / bf16 / fp16 codes, no scale
+  kTensor,   // one FP32 scale
+  kBlock,    // a block format of the table
+  kChannel,  // one FP32 scale per row
+  kGroup,    // one FP16 scale per `group` values of a row (+ a zero point if asymmetric)
+};
+
+struct MatrixFormat {
+  std::string name;  // canonical spelling, e.g. "int4:group32", "mxfp4", "fp8_e4m3"
+  MatrixScheme scheme = MatrixScheme::kPlain;
+  Format element;     // the code format (all schemes but kBlock)
+  BlockFormat block;  // kBlock only
+  int group = 0;      // kGroup only
+  bool asymmetric = false;  // kGroup with an integer element: zero points
+
+  // Bits of storage per value, scales included, for a row of `cols` values
+  // (the tensor scale of kTensor and NVFP4 not counted).
+  double bits_per_value(std::size_t cols) const;
+};
+
+// Throws lowp::Error naming the spelling (and suggesting names) when it is not
+// one.
+MatrixFormat parse_matrix_format(std::string_view name);
+
+// Whether `name` parses as a matrix format (no exception).
+bool is_matrix_format(std::string_view name);
+
+// Fake-quantizes x [rows, cols] in place, each row exactly as a one-row
+// PackedMatrix of format f stores it (quantize, then dequantize); a per-tensor
+// scale is then one row's own. The activation quantizer of the runtime.
+void fake_quantize_rows(const MatrixFormat& f, float* x, std::size_t rows, std::size_t cols);
+
+}  // namespace lowp
