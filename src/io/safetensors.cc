@@ -22,6 +22,7 @@
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
+#include "lowp/storage/packed_matrix.h"
 #include "safetensors_common.h"
 
 namespace lowp::io {
@@ -93,6 +94,10 @@ struct Entry {
   int axis = 0;
   float tensor_scale = 1.0f;
   std::uint64_t scales_offset = 0, scales_bytes = 0;  // absolute
+  // Packed matrices (a scaled matrix format, lowp/storage/matrix_format.h).
+  std::optional<MatrixFormat> matrix;
+  std::size_t rows = 0, cols = 0;
+  std::uint64_t zeros_offset = 0, zeros_bytes = 0;  // absolute
 };
 
 // Raw tensors by name (views into the RawTensors, which stay put).
@@ -132,6 +137,8 @@ class SafetensorsReader final : public ModelReader {
   }
   void add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name,
                   const std::string& description, std::uint64_t data_start, std::vector<Combined>& out) const;
+  void add_packed_matrix(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name,
+                         const Json& d, std::uint64_t data_start, std::vector<Combined>& out) const;
   void add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index, std::uint64_t data_start,
                        std::vector<Combined>& out) const;
 
@@ -254,6 +261,13 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& 
                                    const std::string& description, std::uint64_t data_start,
                                    std::vector<Combined>& out) const {
   const std::string where = "packed tensor " + lowp::quoted(name);
+  // Depth: the description object (0), its shape array (1).
+  const Json d = parse_json(description, source_, "metadata " + lowp::quoted(packed_metadata_key(name)), 2);
+  if (!d.is_object()) fail(source_, where + ": its metadata must be a JSON object");
+  if (!d.contains("block_size") && d.contains("format")) {  // a packed matrix
+    add_packed_matrix(raw, index, name, d, data_start, out);
+    return;
+  }
   const std::string scales_name = packed_scales_name(name);
   RawTensor* elements = find_raw(raw, index, name);
   RawTensor* scales = find_raw(raw, index, scales_name);
@@ -269,9 +283,6 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& 
                         std::string(t->dtype->name) + " " + shape_text(t->shape));
     }
   }
-  // Depth: the description object (0), its shape array (1).
-  const Json d = parse_json(description, source_, "metadata " + lowp::quoted(packed_metadata_key(name)), 2);
-  if (!d.is_object()) fail(source_, where + ": its metadata must be a JSON object");
   static constexpr const char* kKeys[] = {"format", "block_size", "axis", "shape", "scale_rule", "tensor_scale"};
   for (const char* key : kKeys) {
     if (!d.contains(key)) fail(source_, where + ": metadata lacks '" + key + "'");
@@ -351,6 +362,96 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& 
   out.push_back(std::move(c));
 }
 
+// lowp's packed matrix: "<name>" (U8, each row's codes from a byte), its
+// scales "<name>.scales" (F32 for :tensor and :channel, F16 for :group<K>) and
+// with :asym its zero points "<name>.zeros" (U8), all 1-d, described by
+// {"format", "shape"} in metadata "lowp.<name>". The matrix is the 2-D view
+// [shape[0], the rest] (a 1-d tensor is one row).
+void SafetensorsReader::add_packed_matrix(std::vector<RawTensor>& raw, const RawIndex& index,
+                                          const std::string& name, const Json& d, std::uint64_t data_start,
+                                          std::vector<Combined>& out) const {
+  const std::string where = "packed matrix " + lowp::quoted(name);
+  for (const char* key : {"format", "shape"}) {
+    if (!d.contains(key)) fail(source_, where + ": metadata lacks '" + key + "'");
+  }
+  for (const auto& item : d.items()) {
+    if (item.key() != "format" && item.key() != "shape") {
+      fail(source_, where + ": unexpected metadata key " + lowp::quoted(item.key()));
+    }
+  }
+  if (!d["format"].is_string()) fail(source_, where + ": 'format' must be a string");
+  const std::string spelling = d["format"].get<std::string>();
+  MatrixFormat f;
+  try {
+    f = parse_matrix_format(spelling);
+  } catch (const Error& err) {
+    fail(source_, where + ": " + err.what());
+  }
+  if (f.scheme == MatrixScheme::kPlain || f.scheme == MatrixScheme::kBlock) {
+    fail(source_, where + ": " + lowp::quoted(spelling) + " is not a scaled matrix format");
+  }
+  Combined c;
+  c.info.shape = json_shape(d["shape"], source_, where);
+  const std::optional<std::uint64_t> count = checked_bytes(c.info.shape, 1);
+  if (!count || *count > (std::uint64_t{1} << 48)) {
+    fail(source_, where + ": shape " + shape_text(c.info.shape) + " is too large");
+  }
+  const std::uint64_t rows = c.info.shape.size() < 2 ? 1 : static_cast<std::uint64_t>(c.info.shape[0]);
+  const std::uint64_t cols = rows == 0 ? 0 : *count / rows;
+  const auto r = static_cast<std::size_t>(rows), k = static_cast<std::size_t>(cols);
+  const std::uint64_t code_bytes = rows * PackedMatrix::row_bytes(f, k);
+  std::uint64_t scale_count = 1, scale_size = 4;
+  std::string_view scale_dtype = "F32";
+  if (f.scheme == MatrixScheme::kChannel) scale_count = rows;
+  if (f.scheme == MatrixScheme::kGroup) {
+    const auto g = static_cast<std::uint64_t>(f.group);
+    scale_count = rows * ((cols + g - 1) / g);
+    scale_size = 2;
+    scale_dtype = "F16";
+  }
+  struct Part {
+    std::string name;
+    std::string_view dtype;
+    std::uint64_t bytes;
+    RawTensor* raw;
+  };
+  std::vector<Part> parts = {{name, "U8", code_bytes, nullptr},
+                             {packed_scales_name(name), scale_dtype, scale_count * scale_size, nullptr}};
+  if (f.asymmetric) parts.push_back({name + ".zeros", "U8", scale_count, nullptr});
+  for (Part& p : parts) {
+    p.raw = find_raw(raw, index, p.name);
+    if (p.raw == nullptr) fail(source_, where + ": tensor " + lowp::quoted(p.name) + " is missing");
+    if (p.raw->consumed) {
+      fail(source_, where + ": tensor " + lowp::quoted(p.name) + " is already part of another packed tensor");
+    }
+    if (p.raw->dtype->name != p.dtype || p.raw->shape.size() != 1) {
+      fail(source_, where + ": tensor " + lowp::quoted(p.name) + " must be " + std::string(p.dtype) +
+                        " and 1-d, is " + std::string(p.raw->dtype->name) + " " + shape_text(p.raw->shape));
+    }
+    if (p.raw->end - p.raw->begin != p.bytes) {
+      fail(source_, where + ": " + lowp::quoted(p.name) + " holds " + std::to_string(p.raw->end - p.raw->begin) +
+                        " bytes but shape " + shape_text(c.info.shape) + " in " + spelling + " needs " +
+                        std::to_string(p.bytes));
+    }
+  }
+  for (Part& p : parts) p.raw->consumed = true;
+  Entry& e = c.entry;
+  e.matrix = f;
+  e.rows = r;
+  e.cols = k;
+  e.scales_offset = data_start + parts[1].raw->begin;
+  e.scales_bytes = parts[1].bytes;
+  if (f.asymmetric) {
+    e.zeros_offset = data_start + parts[2].raw->begin;
+    e.zeros_bytes = parts[2].bytes;
+  }
+  c.info.name = name;
+  c.info.dtype = spelling;
+  c.info.offset = data_start + parts[0].raw->begin;
+  c.info.nbytes = code_bytes;
+  out.push_back(std::move(c));
+}
+
 // Published MXFP4 (gpt-oss): "<base>_blocks" U8 [..., G, 16] and
 // "<base>_scales" U8 [..., G] (or ".blocks"/".scales").
 void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index, std::uint64_t data_start,
@@ -400,6 +501,39 @@ std::vector<float> SafetensorsReader::read_f32(const TensorInfo& t) const {
   const std::span<const std::byte> bytes = raw(info);
   const auto n = static_cast<std::size_t>(info.element_count());
   std::vector<float> out(n);
+  if (e.matrix) {  // a packed matrix: decode exactly as PackedMatrix::dequantize
+    const auto* u8 = reinterpret_cast<const std::uint8_t*>(bytes.data());
+    const auto* sc = reinterpret_cast<const std::uint8_t*>(image_.data() + e.scales_offset);
+    MatrixScales scales;
+    const auto load = [&](std::size_t i, std::size_t size) {  // little-endian, unaligned
+      std::uint32_t v = 0;
+      for (std::size_t b = size; b-- > 0;) v = (v << 8) | sc[i * size + b];
+      return v;
+    };
+    switch (e.matrix->scheme) {
+      case MatrixScheme::kTensor: scales.tensor = std::bit_cast<float>(load(0, 4)); break;
+      case MatrixScheme::kChannel:
+        for (std::size_t i = 0; i < e.scales_bytes / 4; ++i) scales.row.push_back(std::bit_cast<float>(load(i, 4)));
+        break;
+      case MatrixScheme::kGroup:
+        for (std::size_t i = 0; i < e.scales_bytes / 2; ++i)
+          scales.group.push_back(static_cast<std::uint16_t>(load(i, 2)));
+        break;
+      default: break;
+    }
+    if (e.matrix->asymmetric) {
+      const auto* z = reinterpret_cast<const std::uint8_t*>(image_.data() + e.zeros_offset);
+      scales.zero.assign(z, z + e.zeros_bytes);
+    }
+    try {
+      const PackedMatrix m =
+          PackedMatrix::from_codes(*e.matrix, e.rows, e.cols, {u8, u8 + bytes.size()}, std::move(scales));
+      m.dequantize(out);
+    } catch (const Error& err) {
+      fail(source_, "packed matrix " + lowp::quoted(info.name) + ": " + err.what());
+    }
+    return out;
+  }
   if (e.dtype == nullptr) {  // packed: decode exactly as lowp::dequantize
     PackedTensor p;
     p.format = e.format;

@@ -136,6 +136,63 @@ std::vector<std::byte> packed_tensor_bytes(const PackedTensor& t, std::size_t pa
   return {bytes.begin(), bytes.end()};
 }
 
+std::vector<OutputTensor> packed_matrix_outputs(const std::string& name, const MatrixFormat& f,
+                                                std::span<const std::int64_t> shape, Metadata& metadata) {
+  if (f.scheme == MatrixScheme::kPlain || f.scheme == MatrixScheme::kBlock) {
+    throw Error("tensor " + lowp::quoted(name) + ": " + lowp::quoted(f.name) +
+                " is not a scaled matrix format");
+  }
+  const std::optional<std::uint64_t> count = checked_bytes(shape, 1);
+  if (!count) throw Error("tensor " + lowp::quoted(name) + ": invalid shape " + shape_text(shape));
+  const std::size_t rows = shape.size() < 2 ? 1 : static_cast<std::size_t>(shape[0]);
+  const std::size_t cols = rows == 0 ? 0 : static_cast<std::size_t>(*count) / rows;
+  const OrderedJson description = {{"format", f.name}, {"shape", shape}};
+  metadata.emplace_back(packed_metadata_key(name), description.dump());
+  const std::size_t code_bytes = rows * PackedMatrix::row_bytes(f, cols);
+  std::size_t scales = 1;
+  if (f.scheme == MatrixScheme::kChannel) scales = rows;
+  if (f.scheme == MatrixScheme::kGroup) {
+    const auto g = static_cast<std::size_t>(f.group);
+    scales = rows * ((cols + g - 1) / g);
+  }
+  const bool f16 = f.scheme == MatrixScheme::kGroup;
+  std::vector<OutputTensor> out = {
+      OutputTensor{name, "U8", {static_cast<std::int64_t>(code_bytes)}, code_bytes},
+      OutputTensor{packed_scales_name(name), f16 ? "F16" : "F32", {static_cast<std::int64_t>(scales)},
+                   scales * (f16 ? 2 : 4)}};
+  if (f.asymmetric) {
+    out.push_back(OutputTensor{name + ".zeros", "U8", {static_cast<std::int64_t>(scales)}, scales});
+  }
+  return out;
+}
+
+std::vector<std::byte> packed_matrix_bytes(const PackedMatrix& m, std::size_t part) {
+  const MatrixScales& s = m.scales();
+  std::vector<std::byte> out;
+  const auto put = [&](std::uint32_t bits, std::size_t size) {
+    for (std::size_t b = 0; b < size; ++b) out.push_back(static_cast<std::byte>(bits >> (8 * b)));
+  };
+  switch (part) {
+    case 0: {
+      const auto bytes = std::as_bytes(m.codes());
+      return {bytes.begin(), bytes.end()};
+    }
+    case 1:
+      if (m.format().scheme == MatrixScheme::kTensor) put(std::bit_cast<std::uint32_t>(s.tensor), 4);
+      for (float v : s.row) put(std::bit_cast<std::uint32_t>(v), 4);
+      for (std::uint16_t v : s.group) put(v, 2);
+      return out;
+    case 2:
+      if (m.format().asymmetric) {
+        const auto bytes = std::as_bytes(std::span(s.zero));
+        return {bytes.begin(), bytes.end()};
+      }
+      break;
+    default: break;
+  }
+  throw Error("packed_matrix_bytes: no part " + std::to_string(part) + " for " + m.format().name);
+}
+
 OutputTensor f32_output(const std::string& name, std::vector<std::int64_t> shape) {
   const std::optional<std::uint64_t> bytes = checked_bytes(shape, 4);
   if (!bytes) throw Error("tensor " + lowp::quoted(name) + ": invalid shape " + shape_text(shape));

@@ -15,6 +15,7 @@
 #include "lowp/format/registry.h"
 #include "lowp/io/gguf.h"
 #include "lowp/io/onnx.h"
+#include "lowp/storage/packed_matrix.h"
 #include "model_quantize_internal.h"
 
 namespace lowp {
@@ -39,6 +40,14 @@ ResolvedFormat resolve_format(const QuantizeRequest& req) {
     return r;
   }
   if (req.block_size) throw Error("--block applies to block formats; " + quoted(req.format) + " is a scalar format");
+  if (req.format.find(':') != std::string::npos) {  // a scaled matrix format
+    r.matrix = parse_matrix_format(req.format);
+    if (req.axis != -1 && req.axis != 1) {
+      throw Error(quoted(req.format) + " scales along each row of a tensor's 2-D view [d0, the rest]; --axis " +
+                  std::to_string(req.axis) + " does not apply");
+    }
+    return r;
+  }
   r.scalar = parse_format(req.format);
   if (!is_float(r.scalar)) {
     throw Error("integer format " + quoted(req.format) +
@@ -77,6 +86,15 @@ std::vector<float> fake_values(const ResolvedFormat& f, std::span<const float> v
         out[b * 32 + j] = static_cast<float>(static_cast<std::int8_t>(bytes[34 * b + 2 + j])) * d;
       }
     }
+    return out;
+  }
+  if (f.matrix) {
+    const std::vector<std::int64_t> view = block_view(shape);
+    const std::size_t rows = view.size() < 2 ? 1 : static_cast<std::size_t>(view[0]);
+    const PackedMatrix m =
+        PackedMatrix::quantize(*f.matrix, values, rows, rows == 0 ? 0 : values.size() / rows);
+    std::vector<float> out(values.size());
+    m.dequantize(out);
     return out;
   }
   if (f.is_block) return fake_quantize(f.block, values, block_view(shape), req.axis, req.block);

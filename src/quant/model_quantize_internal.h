@@ -1,11 +1,13 @@
 // Pieces shared by the output writers of quantize_model (not public API).
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "lowp/block/block_format.h"
+#include "lowp/storage/matrix_format.h"
 #include "lowp/quant/model_quantize.h"
 
 namespace lowp::detail {
@@ -16,6 +18,9 @@ struct ResolvedFormat {
   bool is_ggml_q8_0 = false;  // ggml's Q8_0 (GGUF output only)
   BlockFormat block;
   Format scalar;
+  // A scaled matrix format (<F>:tensor, :channel, :group<K>[:asym]): each
+  // tensor stored as a PackedMatrix of its 2-D view [d0, the rest].
+  std::optional<MatrixFormat> matrix;
 };
 
 ResolvedFormat resolve_format(const QuantizeRequest& req);

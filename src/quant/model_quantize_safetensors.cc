@@ -1,7 +1,8 @@
 // quantize_model's safetensors output: scalar float formats in safetensors'
-// own dtypes (F32, BF16, F16, F8_E4M3, F8_E5M2), block formats in lowp's
-// packed form (elements + scales + metadata naming the format), everything
-// else copied as it is.
+// own dtypes (F32, BF16, F16, F8_E4M3, F8_E5M2), block formats and scaled
+// matrix formats (int4:group32, int8:channel, ...) in lowp's packed forms
+// (codes + scales + metadata naming the format), everything else copied as it
+// is.
 #include <cstring>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
 #include "lowp/io/safetensors.h"
+#include "lowp/storage/packed_matrix.h"
 #include "model_quantize_internal.h"
 
 namespace lowp::detail {
@@ -37,8 +39,9 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
                               const ResolvedFormat& f, const QuantizeRequest& req, ModelReport& report) {
   reject_onnx_input(in, "safetensors");
   if (f.is_ggml_q8_0) throw Error("q8_0 is ggml's format: write a .gguf file");
-  const std::string scalar_dtype = f.is_block ? "" : safetensors_dtype_for(f.name);
-  if (!req.fake && !f.is_block && scalar_dtype.empty()) {
+  const bool packed_matrix = f.matrix && !req.fake;
+  const std::string scalar_dtype = f.is_block || f.matrix ? "" : safetensors_dtype_for(f.name);
+  if (!req.fake && !f.is_block && !f.matrix && scalar_dtype.empty()) {
     throw Error("safetensors has no dtype for " + f.name +
                 "; use a block format (e.g. mx:" + f.name + ":32) or add --fake");
   }
@@ -86,6 +89,10 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       }
       p.parts = parts.size();
       for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
+    } else if (p.quantize && packed_matrix) {
+      std::vector<io::OutputTensor> parts = io::packed_matrix_outputs(t.name, *f.matrix, t.shape, metadata);
+      p.parts = parts.size();
+      for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
     } else {
       io::OutputTensor o{t.name, "", t.shape, 0};
       if (p.quantize) {
@@ -110,12 +117,15 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   // Step 2: stream. A packed tensor is quantized when its first part is
   // asked for; its scales (the next part) are kept until then.
   std::optional<PackedTensor> pending;
+  std::optional<PackedMatrix> pending_matrix;
   io::write_safetensors(out, outputs, metadata, [&](std::size_t index) -> std::vector<std::byte> {
     const Plan& p = plans[owner[index]];
     const io::TensorInfo& t = *p.in;
     const io::OutputTensor& o = outputs[index];
     const std::size_t part = index - p.first_output;
-    if (part > 0) return io::packed_tensor_bytes(*pending, part);
+    if (part > 0) {
+      return packed_matrix ? io::packed_matrix_bytes(*pending_matrix, part) : io::packed_tensor_bytes(*pending, part);
+    }
     if (req.on_tensor) req.on_tensor(owner[index], plans.size(), t);
     TensorReport r = base_report(t);
     r.stored_as = o.dtype;
@@ -129,7 +139,15 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     const std::vector<float> values = in.read_f32(t);
     std::vector<float> q;
     std::vector<std::byte> bytes;
-    if (f.is_block && !req.fake) {
+    if (packed_matrix) {
+      const std::vector<std::int64_t> view = block_view(t.shape);
+      const std::size_t rows = view.size() < 2 ? 1 : static_cast<std::size_t>(view[0]);
+      pending_matrix = PackedMatrix::quantize(*f.matrix, values, rows, rows == 0 ? 0 : values.size() / rows);
+      q.resize(values.size());
+      pending_matrix->dequantize(q);
+      bytes = io::packed_matrix_bytes(*pending_matrix, 0);
+      r.stored_as = f.name;
+    } else if (f.is_block && !req.fake) {
       pending = quantize(f.block, values, block_view(t.shape), req.axis, req.block);
       if (pending->tensor_scale != planned_scale[owner[index]]) {
         throw Error("tensor " + quoted(t.name) + " changed while it was being quantized");

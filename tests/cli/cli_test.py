@@ -292,6 +292,23 @@ class FakeQuant(Base):
         out = self.run_fq([0.5, -1.0, 0.25, 1.0], (4,), "-f", "mx:int4:4")
         self.assertEqual(out, [0.5, -1.0, 0.25, 1.0])
 
+    def test_matrix_formats_along_an_axis(self):
+        # int8:channel along the last axis: one scale per row, amax / 127.
+        x = [127.0, 1.4, -63.6, 1.0, -2.0, 127.0]
+        self.assertEqual(self.run_fq(x, (2, 3), "-f", "int8:channel"), [127.0, 1.0, -64.0, 1.0, -2.0, 127.0])
+        # The same values along axis 0: columns (127, 1), (1.4, -2), (-63.6, 127).
+        out = self.run_fq(x, (2, 3), "-f", "int8:channel", "--axis", "0")
+        self.assertEqual(out[0::3], [127.0, 1.0])
+        self.assertEqual(out[2::3], [-64.0, 127.0])
+        # Asymmetric int4 groups: [0, 15] spans the group's range with 0 as a code.
+        out = self.run_fq([0.0, 1.0, 2.0, 15.0], (4,), "-f", "int4:group4:asym")
+        self.assertEqual(out, [0.0, 1.0, 2.0, 15.0])
+        write_npy(self.path("x.npy"), "<f4", (2, 4), f32([1.0] * 8))
+        self.assert_fails(["fake-quant", "-f", "int4:group4", "--round", "zero", self.path("x.npy"), self.path("z.npy")],
+                          "do not apply", self.path("z.npy"))
+        self.assert_fails(["fake-quant", "-f", "int4:group0", self.path("x.npy"), self.path("z.npy")],
+                          "int4:group0", self.path("z.npy"))
+
     def test_bad_block_options(self):
         write_npy(self.path("x.npy"), "<f4", (2, 4), f32([1.0] * 8))
         out = self.path("y.npy")
@@ -382,6 +399,31 @@ class Quantize(Base):
             r = run("quantize", packed, "-o", back, "-f", "fp32", "-q")  # decode the packed tensors to F32
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(self.read_safetensors_f32(back)["w1"], self.read_safetensors_f32(fake)["w1"], fmt)
+
+    def test_safetensors_matrix_formats_packed_equal_fake(self):
+        # The scaled matrix spellings of the runtime (lowp/storage/matrix_format.h)
+        # are written packed (codes + scales [+ zero points]) and read back exactly.
+        sample_model(self.path("m.npz"))
+        for fmt, bits in (("int4:group32", 4.5), ("int4:group32:asym", 4.75), ("int8:channel", 8 + 32 / 96),
+                          ("fp8_e4m3:tensor", 8 + 32 / (64 * 96))):
+            packed, fake, back = self.path("p.safetensors"), self.path("f.safetensors"), self.path("b.safetensors")
+            for args in (["-o", packed, "-f", fmt, "--report", self.path("r.json")], ["-o", fake, "-f", fmt, "--fake"]):
+                r = run("quantize", self.path("m.npz"), *args, "-q")
+                self.assertEqual(r.returncode, 0, r.stderr)
+            rows = {t["name"]: t for t in json.load(open(self.path("r.json")))["tensors"]}
+            self.assertAlmostEqual(rows["w1"]["bits_per_value"], bits, places=6, msg=fmt)
+            info = {t["name"]: t for t in json.loads(run("inspect", "--json", packed).stdout)["tensors"]}
+            self.assertEqual(info["w1"]["dtype"], fmt)
+            self.assertEqual(info["conv"]["shape"], [8, 4, 3, 3])  # stored as its 2-D view [8, 36]
+            r = run("quantize", packed, "-o", back, "-f", "fp32", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got, want = self.read_safetensors_f32(back), self.read_safetensors_f32(fake)
+            for name in ("w1", "w2", "conv"):
+                self.assertEqual(got[name], want[name], (fmt, name))
+        self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x.gguf"), "-f", "int4:group32"],
+                          "GGUF has no tensor type for int4:group32", self.path("x.gguf"))
+        self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x.safetensors"), "-f", "int4:group32",
+                           "--axis", "0"], "--axis 0 does not apply", self.path("x.safetensors"))
 
     def test_include_exclude_and_min_elements(self):
         sample_model(self.path("m.npz"))

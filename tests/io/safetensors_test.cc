@@ -453,5 +453,101 @@ TEST(Safetensors, WriterRejectsBadInputAndLeavesNoFile) {
   EXPECT_TRUE(m.empty());
 }
 
+// Scaled matrix formats in lowp's packed-matrix form read back as the
+// PackedMatrix they were written from, bit for bit.
+TEST(Safetensors, PackedMatrixRoundTripIsBitIdentical) {
+  struct Case {
+    const char* name;
+    const char* format;
+    std::vector<std::int64_t> shape;
+  };
+  const std::vector<Case> cases = {{"a", "int4:group32", {6, 70}},
+                                   {"b", "int4:group16:asym", {5, 40}},
+                                   {"c", "int8:channel", {3, 2, 9}},
+                                   {"d", "fp8_e4m3:tensor", {4, 33}},
+                                   {"e", "int3:group8:asym", {17}}};
+  std::vector<OutputTensor> outputs;
+  Metadata metadata;
+  std::vector<PackedMatrix> packed;
+  std::vector<std::pair<std::size_t, std::size_t>> producers;  // (case, part)
+  packed.reserve(cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    std::size_t n = 1;
+    for (std::int64_t d : c.shape) n *= static_cast<std::size_t>(d);
+    const std::size_t rows = c.shape.size() < 2 ? 1 : static_cast<std::size_t>(c.shape[0]);
+    const MatrixFormat f = parse_matrix_format(c.format);
+    packed.push_back(PackedMatrix::quantize(f, test_data(n, static_cast<std::uint32_t>(i + 3)), rows, n / rows));
+    const std::vector<OutputTensor> parts = packed_matrix_outputs(c.name, f, c.shape, metadata);
+    EXPECT_EQ(parts.size(), f.asymmetric ? 3u : 2u);
+    for (std::size_t k = 0; k < parts.size(); ++k) {
+      outputs.push_back(parts[k]);
+      producers.emplace_back(i, k);
+    }
+  }
+  TempDir dir;
+  const fs::path path = dir.path() / "m.safetensors";
+  write_safetensors(path, outputs, metadata, [&](std::size_t i) {
+    return packed_matrix_bytes(packed[producers[i].first], producers[i].second);
+  });
+  const auto r = open_model(path);
+  ASSERT_EQ(r->tensors().size(), cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const TensorInfo* t = r->find(cases[i].name);
+    ASSERT_NE(t, nullptr) << cases[i].name;
+    EXPECT_EQ(t->dtype, cases[i].format);
+    EXPECT_EQ(t->shape, cases[i].shape);
+    EXPECT_TRUE(t->is_float);
+    std::vector<float> expected(packed[i].rows() * packed[i].cols());
+    packed[i].dequantize(expected);
+    EXPECT_TRUE(same_bits(r->read_f32(*t), expected)) << cases[i].name;
+  }
+}
+
+// A hand-built int4:group4:asym matrix "w" of shape [1, 8]: 4 code bytes, two
+// F16 scales (1.0), two zero points.
+std::string matrix_image(const std::string& description, const std::string& scales_dtype = "F16",
+                         const std::string& zeros = std::string("\x08\x08", 2)) {
+  std::string escaped;
+  for (char c : description) escaped += c == '"' ? std::string("\\\"") : std::string(1, c);
+  const std::string data = std::string("\x98\xBA\x76\x54", 4) + std::string("\x00\x3C\x00\x3C", 4) + zeros;
+  return image(R"({"__metadata__": {"lowp.w": ")" + escaped + R"("},
+      "w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
+      "w.scales": {"dtype": ")" + scales_dtype + R"(", "shape": [2], "data_offsets": [4, 8]},
+      "w.zeros": {"dtype": "U8", "shape": [)" + std::to_string(zeros.size()) + R"(], "data_offsets": [8, )" +
+                   std::to_string(8 + zeros.size()) + "]}}",
+               data);
+}
+
+TEST(Safetensors, PackedMatrixMetadataIsValidated) {
+  const std::string good = R"({"format": "int4:group4:asym", "shape": [1, 8]})";
+  const auto r = parse(matrix_image(good));
+  ASSERT_EQ(r->tensors().size(), 1u);
+  EXPECT_EQ(r->tensors()[0].dtype, "int4:group4:asym");
+  // codes 8 9 10 11 | 6 7 4 5 (low nibble first), zero point 8, scale 1.
+  EXPECT_EQ(r->read_f32(r->tensors()[0]), (std::vector<float>{0, 1, 2, 3, -2, -1, -4, -3}));
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string d = good;
+    d.replace(d.find(from), from.size(), to);
+    return matrix_image(d);
+  };
+  EXPECT_REJECTED(with("[1, 8]", "[1, 9]"), "packed matrix 'w': 'w' holds 4 bytes but shape [1, 9] in int4:group4:asym needs 5");
+  EXPECT_REJECTED(with("group4", "group2"), "'w.scales' holds 4 bytes but shape [1, 8] in int4:group2:asym needs 8");
+  EXPECT_REJECTED(with("int4:group4:asym", "mxfp4"), "packed matrix 'w': 'mxfp4' is not a scaled matrix format");
+  EXPECT_REJECTED(with("int4:group4:asym", "fp16"), "'fp16' is not a scaled matrix format");
+  EXPECT_REJECTED(with("int4:group4:asym", "int4:group4:bogus"), "packed matrix 'w': matrix format");
+  EXPECT_REJECTED(with("[1, 8]}", "[1, 8], \"x\": 1}"), "unexpected metadata key 'x'");
+  EXPECT_REJECTED(with(", \"shape\": [1, 8]", ""), "metadata lacks 'shape'");
+  EXPECT_REJECTED(matrix_image(good, "I16"), "tensor 'w.scales' must be F16 and 1-d, is I16 [2]");
+  // A zero point outside int4's codes is refused when read, naming the tensor.
+  const auto bad_zero = parse(matrix_image(good, "F16", std::string("\x08\x10", 2)));
+  try {
+    (void)bad_zero->read_f32(bad_zero->tensors()[0]);
+    ADD_FAILURE() << "read a zero point of 16 in int4";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("packed matrix 'w'"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace lowp::io

@@ -15,6 +15,7 @@
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
+#include "lowp/storage/packed_matrix.h"
 
 namespace lowp::cli {
 namespace {
@@ -40,9 +41,56 @@ std::vector<float> fake_quant_scalar(const Format& f, const std::vector<double>&
   return out;
 }
 
+// A scaled matrix spelling (lowp/storage/matrix_format.h): the array seen as
+// rows of its --axis (every other axis runs over rows), each row stored as a
+// row of a PackedMatrix.
+std::vector<float> fake_quant_matrix(const MatrixFormat& f, const std::vector<double>& x,
+                                     std::span<const std::int64_t> shape, int axis,
+                                     const FakeQuantArgs& args) {
+  if (args.round != "rne" || args.saturate || args.block || args.scale_rule != "floor" ||
+      args.flush_subnormals) {
+    throw Error(quoted(args.format) +
+                " is a scaled matrix format: it rounds to nearest even and saturates; "
+                "--round, --saturate, --block, --scale-rule and --flush-subnormals do not apply");
+  }
+  std::size_t outer = 1, length = 1, inner = 1;
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    const auto n = static_cast<std::size_t>(shape[d]);
+    if (static_cast<int>(d) < axis) outer *= n;
+    else if (static_cast<int>(d) == axis) length = n;
+    else inner *= n;
+  }
+  // rows[(o * inner + i) * length + j] = x[(o * length + j) * inner + i]
+  std::vector<float> rows(x.size());
+  const auto flat = [&](std::size_t o, std::size_t j, std::size_t i) {
+    return (o * length + j) * inner + i;
+  };
+  for (std::size_t o = 0; o < outer; ++o)
+    for (std::size_t i = 0; i < inner; ++i)
+      for (std::size_t j = 0; j < length; ++j)
+        rows[(o * inner + i) * length + j] = static_cast<float>(x[flat(o, j, i)]);
+  const PackedMatrix m = PackedMatrix::quantize(f, rows, outer * inner, length);
+  m.dequantize(rows);
+  std::vector<float> out(x.size());
+  for (std::size_t o = 0; o < outer; ++o)
+    for (std::size_t i = 0; i < inner; ++i)
+      for (std::size_t j = 0; j < length; ++j)
+        out[flat(o, j, i)] = rows[(o * inner + i) * length + j];
+  return out;
+}
+
 void run_fake_quant(const FakeQuantArgs& args) {
   BlockFormat block_format;
   const bool is_block = parse_block_format(args.format, block_format);
+  if (!is_block && args.format.find(':') != std::string::npos) {
+    const MatrixFormat f = parse_matrix_format(args.format);
+    const io::NpyArray in = io::read_npy(args.in);
+    const std::vector<double> x = real_values(in, args.in);
+    const int axis = normalize_axis(args.axis, in.shape.size());
+    const std::vector<float> out = fake_quant_matrix(f, x, in.shape, axis, args);
+    io::write_npy(args.out, io::DType::kF32, in.shape, bytes_of(out));
+    return;
+  }
   const Format scalar_format = is_block ? Format{} : parse_format(args.format);
   if (!is_block && args.block) {
     throw Error("--block applies to block formats; " + quoted(args.format) + " is a scalar format");
@@ -86,8 +134,11 @@ void add_fake_quant_command(CLI::App& app) {
       "fake-quant",
       "Quantize then dequantize a float array (.npy: float32, float64, float16 or bfloat16): "
       "fp32 out, same shape. Scalar formats are a plain cast; block formats (mxfp8_e4m3, "
-      "mxfp4, nvfp4, mx:<element>:<k>, ...) quantize blocks along --axis");
-  cmd->add_option("--format,-f", args->format, "Scalar or block format (see 'lowp formats')")
+      "mxfp4, nvfp4, mx:<element>:<k>, ...) quantize blocks along --axis; scaled matrix "
+      "formats (<F>:tensor, <F>:channel, <F>:group<K>, int<N>:group<K>:asym) scale along --axis "
+      "as lowp's runtime stores a matrix row");
+  cmd->add_option("--format,-f", args->format,
+                  "Scalar, block or scaled matrix format (see 'lowp formats')")
       ->required();
   cmd->add_option("--block", args->block, "Block size k for block formats (default: the format's)");
   cmd->add_option("--axis", args->axis, "Axis the blocks run along (negative counts from the end)")

@@ -23,6 +23,11 @@
 //    shape is the logical one. The "lowp." metadata prefix is reserved for this,
 //    except "lowp.arch", the architecture of a lowp model checkpoint
 //    (lowp/nn/gpt.h).
+//  * lowp's packed matrices (written by packed_matrix_outputs, below): "<name>",
+//    "<name>.scales" and for :asym "<name>.zeros", described by "lowp.<name>",
+//    are one tensor "<name>" whose dtype is the matrix format's spelling
+//    ("int4:group32", "int8:channel", "fp8_e4m3:tensor", ...); read_f32 decodes
+//    exactly as PackedMatrix::dequantize.
 //  For these combined tensors, TensorInfo's offset and nbytes (and raw())
 //  cover the element bytes; read_f32 decodes exactly as lowp::dequantize.
 //  Tensors are listed in file order (by data offset; in header order among
@@ -42,6 +47,7 @@
 #include "lowp/block/block_format.h"
 #include "lowp/block/tensor.h"
 #include "lowp/io/model.h"
+#include "lowp/storage/packed_matrix.h"
 
 namespace lowp::io {
 
@@ -76,6 +82,18 @@ std::vector<OutputTensor> packed_tensor_outputs(const std::string& name, const P
                                                 ScaleRule rule, Metadata& metadata);
 // The bytes of packed_tensor_outputs' entry `part` (0: elements, 1: scales).
 std::vector<std::byte> packed_tensor_bytes(const PackedTensor& t, std::size_t part);
+
+// lowp's packed form of a tensor stored as a PackedMatrix of a scaled matrix
+// format f (:tensor, :channel, :group<K>[:asym]; lowp/storage/matrix_format.h)
+// over its 2-D view [shape[0], the rest]: "<name>" (U8, the codes, each row
+// from a byte), "<name>.scales" (F32: the tensor or row scales; F16: the group
+// scales, row-major) and with :asym "<name>.zeros" (U8, one per group), all
+// 1-d; appends "lowp.<name>" = {"format", "shape"}. Read back as one tensor
+// "<name>" whose dtype is the format's spelling.
+std::vector<OutputTensor> packed_matrix_outputs(const std::string& name, const MatrixFormat& f,
+                                                std::span<const std::int64_t> shape, Metadata& metadata);
+// The bytes of packed_matrix_outputs' entry `part` (0: codes, 1: scales, 2: zeros).
+std::vector<std::byte> packed_matrix_bytes(const PackedMatrix& m, std::size_t part);
 
 // Helpers for plain tensors: an F32 output entry, and its bytes (little-endian).
 OutputTensor f32_output(const std::string& name, std::vector<std::int64_t> shape);
