@@ -67,6 +67,16 @@ for name, args in {
     entries, data, meta = packed(*args)
     SEEDS[name] = st(entries, data, meta)
 
+# lowp's packed matrices: codes + scales (+ zero points), {"format", "shape"}.
+SEEDS["lowp_int4_group4_asym.safetensors"] = st(
+    [("w", "U8", [4], 4), ("w.scales", "F16", [2], 4), ("w.zeros", "U8", [2], 2)],
+    bytes([0x98, 0xBA, 0x76, 0x54, 0x00, 0x3C, 0x00, 0x3C, 8, 8]),
+    {"lowp.w": json.dumps({"format": "int4:group4:asym", "shape": [1, 8]})})
+SEEDS["lowp_int8_channel.safetensors"] = st(
+    [("m", "U8", [6], 6), ("m.scales", "F32", [2], 8)],
+    bytes([1, 2, 0x81, 127, 0, 0xFF]) + struct.pack("<2f", 0.5, 0.25),
+    {"lowp.m": json.dumps({"format": "int8:channel", "shape": [2, 3]})})
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     for name, content in SEEDS.items():
