@@ -140,7 +140,7 @@ void BM_Quantize(benchmark::State& s, const char* name) {
     lowp::BlockOptions opt;
     opt.threads = t;
     const std::span<const float> in(b.in.data(), n);
-    const float ts = f.family == lowp::BlockFamily::kNvfp4
+    const float ts = f.scale == lowp::BlockScale::kUe4m3
                          ? lowp::nvfp4_tensor_scale(lowp::finite_amax(in, t))
                          : 1.0f;
     lowp::quantize_blocked(f, in, kRowLength, ts, opt, b.bytes.data(), b.scales.data());

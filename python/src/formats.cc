@@ -44,7 +44,7 @@ py::dict block_info(const std::string& name, const BlockFormat& f, std::string_v
   d["kind"] = "block";
   d["element"] = format_name(f.element);
   d["block_size"] = f.block_size;
-  d["scale"] = f.family == BlockFamily::kMx ? "e8m0" : "fp8_e4m3 (unsigned) + fp32 per tensor";
+  d["scale"] = block_scale_info(f.scale).description;
   d["bits_per_value"] = bits_per_value(f);
   d["element_max"] = mx_element_max(f.element);
   d["element_emax"] = mx_element_emax(f.element);

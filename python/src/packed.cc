@@ -149,7 +149,7 @@ std::string repr(const PackedTensor& t) {
                      ", block_size=" + std::to_string(t.format.block_size) +
                      ", elements=" + std::to_string(t.elements.size()) +
                      " bytes, scales=" + std::to_string(t.scales.size()) + " bytes";
-  if (t.format.family == BlockFamily::kNvfp4) {
+  if (t.format.scale == BlockScale::kUe4m3) {
     text += ", tensor_scale=" + std::string(py::str(py::float_(t.tensor_scale)));
   }
   return text + ")";

@@ -225,7 +225,7 @@ at::Tensor fake_quant(const at::Tensor& x, c10::string_view format_name, std::in
     opt.seed = static_cast<std::uint64_t>(seed);
     opt.threads = 1;  // NVFP4 (lowp::fake_quantize): see fake_quant_scalar on threads
     at::Tensor out;
-    if (!is_block || block_format.family == BlockFamily::kNvfp4) {
+    if (!is_block || block_format.scale == BlockScale::kUe4m3) {
       const at::Tensor in = x.to(at::kFloat).contiguous();
       const std::span<const float> values(in.data_ptr<float>(),
                                           static_cast<std::size_t>(in.numel()));

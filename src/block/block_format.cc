@@ -19,16 +19,40 @@ constexpr Format kE2m1{Kind::kFloat, 4, 2, 1, 1, Specials::kFinite, IntRange::kF
 constexpr Format kInt8Sym{Kind::kInt, 8, 0, 0, 0, Specials::kIeee, IntRange::kSymmetric};
 
 constexpr std::array kBlockRegistry = {
-    NamedBlockFormat{"mxfp8_e4m3", {BlockFamily::kMx, kE4m3, 32}, "OCP MX: 32 x FP8 E4M3, E8M0 scale"},
-    NamedBlockFormat{"mxfp8_e5m2", {BlockFamily::kMx, kE5m2, 32}, "OCP MX: 32 x FP8 E5M2, E8M0 scale"},
-    NamedBlockFormat{"mxfp6_e3m2", {BlockFamily::kMx, kE3m2, 32}, "OCP MX: 32 x FP6 E3M2, E8M0 scale"},
-    NamedBlockFormat{"mxfp6_e2m3", {BlockFamily::kMx, kE2m3, 32}, "OCP MX: 32 x FP6 E2M3, E8M0 scale"},
-    NamedBlockFormat{"mxfp4", {BlockFamily::kMx, kE2m1, 32}, "OCP MX: 32 x FP4 E2M1, E8M0 scale"},
-    NamedBlockFormat{"mxint8", {BlockFamily::kMx, kInt8Sym, 32}, "OCP MX: 32 x INT8 (6 fraction bits), E8M0 scale"},
-    NamedBlockFormat{"nvfp4", {BlockFamily::kNvfp4, kE2m1, 16}, "NVIDIA: 16 x FP4 E2M1, E4M3 scale, FP32 tensor scale"},
+    NamedBlockFormat{"mxfp8_e4m3", {BlockScale::kE8m0, kE4m3, 32}, "OCP MX: 32 x FP8 E4M3, E8M0 scale"},
+    NamedBlockFormat{"mxfp8_e5m2", {BlockScale::kE8m0, kE5m2, 32}, "OCP MX: 32 x FP8 E5M2, E8M0 scale"},
+    NamedBlockFormat{"mxfp6_e3m2", {BlockScale::kE8m0, kE3m2, 32}, "OCP MX: 32 x FP6 E3M2, E8M0 scale"},
+    NamedBlockFormat{"mxfp6_e2m3", {BlockScale::kE8m0, kE2m3, 32}, "OCP MX: 32 x FP6 E2M3, E8M0 scale"},
+    NamedBlockFormat{"mxfp4", {BlockScale::kE8m0, kE2m1, 32}, "OCP MX: 32 x FP4 E2M1, E8M0 scale"},
+    NamedBlockFormat{"mxint8", {BlockScale::kE8m0, kInt8Sym, 32}, "OCP MX: 32 x INT8 (6 fraction bits), E8M0 scale"},
+    NamedBlockFormat{"nvfp4", {BlockScale::kUe4m3, kE2m1, 16}, "NVIDIA: 16 x FP4 E2M1, E4M3 scale, FP32 tensor scale"},
 };
 
+constexpr std::array kScaleInfo = {
+    BlockScaleInfo{BlockScale::kE8m0, "e8m0", "e8m0", "e8m0", 8, false, "mx"},
+    BlockScaleInfo{BlockScale::kUe4m3, "ue4m3", "fp8_e4m3 (unsigned) + fp32 per tensor",
+                   "e4m3 + fp32/tensor", 8, true, "nvfp4"},
+};
+
+// k from the text after the last colon of a spelling.
+int parse_block_size(std::string_view name, std::string_view k_text) {
+  int k = 0;
+  const auto [ptr, ec] = std::from_chars(k_text.data(), k_text.data() + k_text.size(), k);
+  if (ec != std::errc() || ptr != k_text.data() + k_text.size() || k < 1) {
+    throw Error("block format " + quoted(name) + ": block size " + quoted(k_text) +
+                " is not a positive integer");
+  }
+  return k;
+}
+
 }  // namespace
+
+const BlockScaleInfo& block_scale_info(BlockScale kind) {
+  for (const BlockScaleInfo& info : kScaleInfo) {
+    if (info.kind == kind) return info;
+  }
+  return kScaleInfo[0];
+}
 
 std::string_view scale_rule_name(ScaleRule r) {
   switch (r) {
@@ -48,7 +72,7 @@ ScaleRule parse_scale_rule(std::string_view name) {
 }
 
 double bits_per_value(const BlockFormat& f) {
-  return f.element.bits + 8.0 / f.block_size;
+  return f.element.bits + static_cast<double>(block_scale_info(f.scale).bits) / f.block_size;
 }
 
 std::span<const NamedBlockFormat> block_registry() { return kBlockRegistry; }
@@ -60,6 +84,13 @@ bool parse_block_format(std::string_view name, BlockFormat& out) {
       return true;
     }
   }
+  if (name.substr(0, 6) == "nvfp4:") {
+    BlockFormat f;
+    parse_block_format("nvfp4", f);
+    f.block_size = parse_block_size(name, name.substr(6));
+    out = f;
+    return true;
+  }
   if (name.substr(0, 3) != "mx:") return false;
   const std::string text = quoted(name);
   const std::size_t colon = name.rfind(':');
@@ -67,13 +98,7 @@ bool parse_block_format(std::string_view name, BlockFormat& out) {
     throw Error("block format " + text + ": expected mx:<element>:<block size>, e.g. mx:int4:32");
   }
   const std::string_view element_name = name.substr(3, colon - 3);
-  const std::string_view k_text = name.substr(colon + 1);
-  int k = 0;
-  const auto [ptr, ec] = std::from_chars(k_text.data(), k_text.data() + k_text.size(), k);
-  if (ec != std::errc() || ptr != k_text.data() + k_text.size() || k < 1) {
-    throw Error("block format " + text + ": block size " + quoted(k_text) +
-                " is not a positive integer");
-  }
+  const int k = parse_block_size(name, name.substr(colon + 1));
   Format element = parse_format(element_name);
   if (element.kind == Kind::kInt) {
     if (element.int_range == IntRange::kUnsigned) {
@@ -83,7 +108,7 @@ bool parse_block_format(std::string_view name, BlockFormat& out) {
   } else if (element.specials == Specials::kE8m0) {
     throw Error("block format " + text + ": e8m0 is the scale format, not an element format");
   }
-  out = BlockFormat{BlockFamily::kMx, element, k};
+  out = BlockFormat{BlockScale::kE8m0, element, k};
   return true;
 }
 
@@ -93,8 +118,9 @@ std::string block_format_name(const BlockFormat& f) {
   }
   const std::string element = f.element.kind == Kind::kInt ? "int" + std::to_string(f.element.bits)
                                                             : format_name(f.element);
-  if (f.family == BlockFamily::kNvfp4) return "nvfp4:" + std::to_string(f.block_size);
-  return "mx:" + element + ":" + std::to_string(f.block_size);
+  const std::string k = std::to_string(f.block_size);
+  if (f.scale == BlockScale::kUe4m3) return std::string(block_scale_info(f.scale).prefix) + ":" + k;
+  return std::string(block_scale_info(f.scale).prefix) + ":" + element + ":" + k;
 }
 
 }  // namespace lowp

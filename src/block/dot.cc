@@ -121,7 +121,7 @@ std::string dims(const PackedTensor& t) {
 // Throws unless `t` is an MX tensor whose storage holds its shape.
 void require_mx(const PackedTensor& t, const char* op, const char* name) {
   const std::string who = std::string(op) + ": " + name;
-  if (t.format.family != BlockFamily::kMx) {
+  if (t.format.scale != BlockScale::kE8m0) {
     throw Error(who + " is " + block_format_name(t.format) + ", not an MX format");
   }
   if (t.format.block_size < 1) throw Error(who + " has block size " + std::to_string(t.format.block_size));

@@ -160,4 +160,13 @@ float nvfp4_value(float tensor_scale, std::uint8_t scale_code, std::uint32_t cod
   return decode_f32(kE2m1, code) * total;
 }
 
+float block_value(const BlockFormat& f, float tensor_scale, std::uint8_t scale_code,
+                  std::uint32_t code) {
+  switch (f.scale) {
+    case BlockScale::kUe4m3: return nvfp4_value(tensor_scale, scale_code, code);
+    case BlockScale::kE8m0: break;
+  }
+  return static_cast<float>(mx_value(f.element, scale_code, code));
+}
+
 }  // namespace lowp

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "lowp/block/mx.h"
 #include "lowp/error.h"
 
 namespace lowp {
@@ -48,8 +49,7 @@ std::uint32_t PackedTensor::code(std::size_t row, std::size_t j) const {
 float PackedTensor::value(std::size_t row, std::size_t j) const {
   const std::uint8_t s = scale(row, j / static_cast<std::size_t>(format.block_size));
   const std::uint32_t c = code(row, j);
-  if (format.family == BlockFamily::kNvfp4) return nvfp4_value(tensor_scale, s, c);
-  return static_cast<float>(mx_value(format.element, s, c));
+  return block_value(format, tensor_scale, s, c);
 }
 
 void pack_codes(int bits, std::span<const std::uint32_t> codes, std::span<std::uint8_t> out) {

@@ -52,21 +52,21 @@ using detail::BlockQuantParams;
 // saturation and sign rules hold for them; block_params.h).
 bool registry_mx_element(const Format& e) {
   for (const NamedBlockFormat& nb : block_registry()) {
-    if (nb.format.family == BlockFamily::kMx && nb.format.element == e) return true;
+    if (nb.format.scale == BlockScale::kE8m0 && nb.format.element == e) return true;
   }
   return false;
 }
 
 bool vector_layout(const BlockFormat& f) {
   if (f.block_size < 16 || f.block_size % 16 != 0 || f.block_size > 512) return false;
-  if (f.family == BlockFamily::kNvfp4) return f.element == parse_format("fp4_e2m1");
+  if (f.scale == BlockScale::kUe4m3) return f.element == parse_format("fp4_e2m1");
   return registry_mx_element(f.element);
 }
 
 BlockQuantParams quant_params(const BlockFormat& f, const BlockOptions& opt, float tensor_scale) {
   const Format& e = f.element;
   BlockQuantParams p;
-  p.nvfp4 = f.family == BlockFamily::kNvfp4;
+  p.nvfp4 = f.scale == BlockScale::kUe4m3;
   p.block_size = f.block_size;
   p.element_bits = e.bits;
   p.scale_rule = opt.scale_rule;
@@ -104,7 +104,7 @@ const float* e4m3_values() {
 
 BlockDequantParams dequant_params(const BlockFormat& f, float tensor_scale) {
   BlockDequantParams p;
-  p.nvfp4 = f.family == BlockFamily::kNvfp4;
+  p.nvfp4 = f.scale == BlockScale::kUe4m3;
   p.block_size = f.block_size;
   p.element_bits = f.element.bits;
   p.integer = f.element.kind == Kind::kInt;
@@ -173,7 +173,7 @@ std::uint8_t quantize_block_scalar(const BlockFormat& f, const float* values, st
   }
   const std::span<const float> in(values, count);
   const std::span<std::uint32_t> code_span(out, count);
-  const std::uint8_t scale = f.family == BlockFamily::kNvfp4
+  const std::uint8_t scale = f.scale == BlockScale::kUe4m3
                                  ? nvfp4_quantize_block(in, tensor_scale, code_span, opt, position)
                                  : mx_quantize_block(f, in, code_span, opt, position);
   or_codes_at(f.element.bits, out, count, stream,
@@ -251,8 +251,7 @@ void store_value(float v, std::uint16_t* to) {
 
 float value_scalar(const BlockFormat& f, std::uint8_t scale, std::uint32_t code,
                    float tensor_scale) {
-  if (f.family == BlockFamily::kNvfp4) return nvfp4_value(tensor_scale, scale, code);
-  return static_cast<float>(mx_value(f.element, scale, code));
+  return block_value(f, tensor_scale, scale, code);
 }
 
 constexpr std::size_t kMinPieceElements = std::size_t{1} << 16;

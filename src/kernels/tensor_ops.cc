@@ -86,7 +86,7 @@ PackedTensor quantize(const BlockFormat& f, std::span<const float> data,
   t.scales.assign(rows * t.blocks_per_row(), 0);
   t.elements.assign(packed_bytes(f.element.bits, n), 0);
 
-  if (f.family == BlockFamily::kNvfp4) t.tensor_scale = nvfp4_tensor_scale_of(data, opt);
+  if (has_tensor_scale(f)) t.tensor_scale = nvfp4_tensor_scale_of(data, opt);
   if (rows == 0) return t;
   // The bulk kernels (lowp/block_kernels.h) work on the blocked view's rows;
   // a block axis other than the last is gathered into them first. Each block

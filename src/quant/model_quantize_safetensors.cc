@@ -76,7 +76,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       shape_only.scales.resize(shape_only.rows() * shape_only.blocks_per_row());
       // NVFP4's FP32 tensor scale goes into the header, before the data: one
       // extra read of the tensor finds it.
-      if (f.block.family == BlockFamily::kNvfp4) {
+      if (has_tensor_scale(f.block)) {
         tensor_scale = nvfp4_tensor_scale_of(in.read_f32(t), req.block);
       }
       shape_only.tensor_scale = tensor_scale;

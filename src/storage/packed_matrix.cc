@@ -218,7 +218,7 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
   if (f.asymmetric)
     return nullptr;  // zero points: the kernels have no offset
   const bool block = f.scheme == MatrixScheme::kBlock;
-  const bool mx = block && f.block.family == BlockFamily::kMx;
+  const bool mx = block && f.block.scale == BlockScale::kE8m0;
   const Format e = block ? f.block.element : f.element;
   if (e.bits != 8 && e.bits != 4)
     return nullptr;
@@ -525,7 +525,7 @@ std::size_t PackedMatrix::bytes() const {
                   scales_.group.size() * sizeof(std::uint16_t) + scales_.zero.size() +
                   scales_.block.size();
   if (format_.scheme == MatrixScheme::kTensor ||
-      (format_.scheme == MatrixScheme::kBlock && format_.block.family == BlockFamily::kNvfp4)) {
+      (format_.scheme == MatrixScheme::kBlock && has_tensor_scale(format_.block))) {
     n += sizeof(float);
   }
   return n;
@@ -577,14 +577,10 @@ void PackedMatrix::dequantize_row(std::size_t row, std::span<float> out) const {
     const std::uint8_t *scales =
         scales_.block.data() + row * ((cols_ + k - 1) / k);
     const int bits = b.element.bits;
-    if (b.family == BlockFamily::kNvfp4 || bits > 8) {
+    if (b.scale != BlockScale::kE8m0 || bits > 8) {
       const std::span<const std::uint8_t> stream(codes, row_bytes_);
       for (std::size_t j = 0; j < cols_; ++j) {
-        const std::uint32_t c = unpack_code(bits, stream, j);
-        out[j] =
-            b.family == BlockFamily::kNvfp4
-                ? nvfp4_value(scales_.tensor, scales[j / k], c)
-                : static_cast<float>(mx_value(b.element, scales[j / k], c));
+        out[j] = block_value(b, scales_.tensor, scales[j / k], unpack_code(bits, stream, j));
       }
       return;
     }
@@ -685,7 +681,7 @@ void fake_quantize_rows(const MatrixFormat &f, float *x, std::size_t rows, std::
   // A per-tensor scale (kTensor, NVFP4's) must be each row's own; every other
   // scale lies within a row, so the whole matrix is one call.
   const bool per_row = f.scheme == MatrixScheme::kTensor ||
-                       (f.scheme == MatrixScheme::kBlock && f.block.family == BlockFamily::kNvfp4);
+                       (f.scheme == MatrixScheme::kBlock && has_tensor_scale(f.block));
   const std::size_t step = per_row ? 1 : rows;
   for (std::size_t r = 0; r < rows; r += step) {
     const std::span<float> part(x + r * cols, step * cols);

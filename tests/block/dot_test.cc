@@ -189,7 +189,7 @@ TEST(MxDot, Fp32ElementsUseTheDoubleFallback) {
 PackedTensor make_tensor(const Format& element, int k, std::vector<std::int64_t> shape, int axis,
                          const Codes& codes, std::vector<std::uint8_t> scales) {
   PackedTensor t;
-  t.format = {BlockFamily::kMx, element, k};
+  t.format = {BlockScale::kE8m0, element, k};
   t.shape = std::move(shape);
   t.axis = axis;
   t.elements.assign(packed_bytes(element.bits, codes.size()), 0);
@@ -233,7 +233,7 @@ TEST_F(DotGeneralFixture, RejectsMismatches) {
   PackedTensor shorter = make_tensor(kE4m3, 4, {1, 8}, 1, Codes(8, 0x38), {127, 127});
   EXPECT_THROW(mx_dot_general(a, 0, shorter, 0), Error);
   PackedTensor nvfp4 = b;
-  nvfp4.format.family = BlockFamily::kNvfp4;
+  nvfp4.format.scale = BlockScale::kUe4m3;
   EXPECT_THROW(mx_dot_general(a, 0, nvfp4, 0), Error);
 }
 

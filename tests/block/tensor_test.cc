@@ -180,7 +180,7 @@ TEST(TensorAxis, EveryAxisMatchesTransposedLastAxis) {
                                            moved.begin() + static_cast<std::ptrdiff_t>(row * len + first + count));
             std::vector<std::uint32_t> codes(count);
             const std::uint64_t pos = row * len + first;
-            const std::uint8_t s = f.family == BlockFamily::kNvfp4
+            const std::uint8_t s = f.scale == BlockScale::kUe4m3
                                        ? nvfp4_quantize_block(block, t.tensor_scale, codes, opt, pos)
                                        : mx_quantize_block(f, block, codes, opt, pos);
             ASSERT_EQ(t.scale(row, b), s) << "row " << row << " block " << b;

@@ -29,7 +29,7 @@
 
 namespace {
 
-using lowp::BlockFamily;
+using lowp::BlockScale;
 using lowp::BlockFormat;
 using lowp::BlockOptions;
 using lowp::ScaleRule;
@@ -57,7 +57,7 @@ Packed reference_quantize(const BlockFormat& f, const std::vector<float>& data,
       const std::span<const float> values(data.data() + pos, count);
       const std::span<std::uint32_t> c(codes.data() + pos, count);
       out.scales[row * per_row + b] =
-          f.family == BlockFamily::kNvfp4
+          f.scale == BlockScale::kUe4m3
               ? lowp::nvfp4_quantize_block(values, tensor_scale, c, opt, pos)
               : lowp::mx_quantize_block(f, values, c, opt, pos);
     }
@@ -77,7 +77,7 @@ std::vector<std::uint32_t> reference_dequantize(const BlockFormat& f, const Pack
     const std::size_t row = i / row_length, j = i % row_length;
     const std::uint8_t s = p.scales[row * per_row + j / k];
     const std::uint32_t c = lowp::unpack_code(f.element.bits, p.elements, i);
-    const float v = f.family == BlockFamily::kNvfp4
+    const float v = f.scale == BlockScale::kUe4m3
                         ? lowp::nvfp4_value(tensor_scale, s, c)
                         : static_cast<float>(lowp::mx_value(f.element, s, c));
     out[i] = std::bit_cast<std::uint32_t>(v);
@@ -180,7 +180,7 @@ void for_each_target(Fn&& fn) {
 
 void check_quantize(const BlockFormat& f, const std::vector<float>& data, std::size_t row_length,
                     const BlockOptions& opt, const std::string& what) {
-  const float ts = f.family == BlockFamily::kNvfp4 ? lowp::nvfp4_tensor_scale_of(data, opt) : 1.0f;
+  const float ts = f.scale == BlockScale::kUe4m3 ? lowp::nvfp4_tensor_scale_of(data, opt) : 1.0f;
   const Packed want = reference_quantize(f, data, row_length, ts, opt);
   Packed got;
   got.elements.assign(want.elements.size(), 0);
@@ -202,7 +202,7 @@ TEST(BlockKernels, QuantizeMatchesReferenceOnEveryTarget) {
     for (const BlockFormat& f : test_formats()) {
       const auto k = static_cast<std::size_t>(f.block_size);
       for (ScaleRule rule : kRules) {
-        if (f.family == BlockFamily::kNvfp4 && rule != ScaleRule::kFloor) continue;
+        if (f.scale == BlockScale::kUe4m3 && rule != ScaleRule::kFloor) continue;
         BlockOptions opt;
         opt.scale_rule = rule;
         opt.threads = 1;

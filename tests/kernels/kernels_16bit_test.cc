@@ -35,7 +35,7 @@
 
 namespace {
 
-using lowp::BlockFamily;
+using lowp::BlockScale;
 using lowp::BlockFormat;
 using lowp::BlockOptions;
 using lowp::EncodeOptions;
@@ -267,7 +267,7 @@ Packed reference_quantize(const BlockFormat& f, const std::vector<float>& data,
       const std::span<const float> values(data.data() + pos, count);
       const std::span<std::uint32_t> c(codes.data() + pos, count);
       out.scales[row * per_row + b] =
-          f.family == BlockFamily::kNvfp4
+          f.scale == BlockScale::kUe4m3
               ? lowp::nvfp4_quantize_block(values, tensor_scale, c, opt, pos)
               : lowp::mx_quantize_block(f, values, c, opt, pos);
     }
@@ -289,7 +289,7 @@ std::vector<std::uint16_t> reference_dequantize_bf16(const BlockFormat& f, const
     const std::size_t row = i / row_length, j = i % row_length;
     const std::uint8_t s = p.scales[row * per_row + j / k];
     const std::uint32_t c = lowp::unpack_code(f.element.bits, p.elements, i);
-    const float v = f.family == BlockFamily::kNvfp4
+    const float v = f.scale == BlockScale::kUe4m3
                         ? lowp::nvfp4_value(tensor_scale, s, c)
                         : static_cast<float>(lowp::mx_value(f.element, s, c));
     out[i] = static_cast<std::uint16_t>(lowp::encode(bf16, static_cast<double>(v)));
@@ -381,7 +381,7 @@ void check_block(const BlockFormat& f, Input in, const std::vector<std::uint16_t
   for (std::size_t i = 0; i < data.size(); ++i) {
     wide[i] = static_cast<float>(lowp::decode(input_format(in), data[i]));
   }
-  const float ts = f.family == BlockFamily::kNvfp4 ? lowp::nvfp4_tensor_scale_of(wide, opt) : 1.0f;
+  const float ts = f.scale == BlockScale::kUe4m3 ? lowp::nvfp4_tensor_scale_of(wide, opt) : 1.0f;
   const Packed want = reference_quantize(f, wide, row_length, ts, opt);
   Packed got;
   got.elements.assign(want.elements.size(), 0);

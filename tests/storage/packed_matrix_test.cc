@@ -181,7 +181,7 @@ std::size_t expected_bytes(const MatrixFormat& wf, std::size_t rows, std::size_t
     case MatrixScheme::kBlock: {
       const auto k = static_cast<std::size_t>(wf.block.block_size);
       return rows * lowp::packed_bytes(wf.block.element.bits, cols) + rows * ((cols + k - 1) / k) +
-             (wf.block.family == lowp::BlockFamily::kNvfp4 ? 4 : 0);
+             (wf.block.scale == lowp::BlockScale::kUe4m3 ? 4 : 0);
     }
   }
   return 0;

@@ -142,7 +142,7 @@ void run_bench(const Options& o) {
                                                      : "ceiling u4->f32";
       BlockOptions opt;
       opt.threads = t;
-      const bool nvfp4 = f.family == BlockFamily::kNvfp4;
+      const bool nvfp4 = f.scale == BlockScale::kUe4m3;
       const float ts = nvfp4 ? nvfp4_tensor_scale(finite_amax(blocked_in, t)) : 1.0f;
       if (nvfp4) {
         // The whole job reads the input twice (tensor amax, then blocks).

@@ -89,7 +89,7 @@ nlohmann::json json_of(const NamedBlockFormat& nb) {
   j["kind"] = "block";
   j["element"] = format_name(f.element);
   j["block_size"] = f.block_size;
-  j["scale"] = f.family == BlockFamily::kMx ? "e8m0" : "fp8_e4m3 (unsigned) + fp32 per tensor";
+  j["scale"] = block_scale_info(f.scale).description;
   j["bits_per_value"] = bits_per_value(f);
   j["element_max"] = mx_element_max(f.element);
   j["element_emax"] = mx_element_emax(f.element);
@@ -107,7 +107,7 @@ BlockRow row_of(const NamedBlockFormat& nb) {
           f.element.kind == Kind::kInt ? fmt::format("int{} (fixed point)", f.element.bits)
                                        : format_name(f.element),
           std::to_string(f.block_size),
-          f.family == BlockFamily::kMx ? "e8m0" : "e4m3 + fp32/tensor",
+          std::string(block_scale_info(f.scale).short_description),
           fmt::format("{:g}", bits_per_value(f)),
           std::string(nb.summary)};
 }

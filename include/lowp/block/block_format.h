@@ -48,15 +48,35 @@ std::string_view scale_rule_name(ScaleRule r);
 // "floor", "rceil", "ceil" or "even"; throws lowp::Error otherwise.
 ScaleRule parse_scale_rule(std::string_view name);
 
-enum class BlockFamily : std::uint8_t { kMx, kNvfp4 };
+// How a block's shared scale is stored and what it multiplies. Each kind's
+// facts are one row of block_scale_info()'s table.
+enum class BlockScale : std::uint8_t {
+  kE8m0,   // OCP MX: a power of two 2^(s-127) chosen by a ScaleRule; 0xFF is NaN
+  kUe4m3,  // NVFP4: an unsigned E4M3 code, times the tensor's FP32 scale
+};
 
+// A block format: k elements of one element format sharing one scale. The
+// named ones are rows of block_registry(); any element and k are allowed.
 struct BlockFormat {
-  BlockFamily family = BlockFamily::kMx;
-  Format element;     // the element format (E2M1 for NVFP4)
+  BlockScale scale = BlockScale::kE8m0;
+  Format element;       // the element format (E2M1 for NVFP4)
   int block_size = 32;  // k: elements per shared scale
 
   friend bool operator==(const BlockFormat&, const BlockFormat&) = default;
 };
+
+struct BlockScaleInfo {
+  BlockScale kind;
+  std::string_view name;         // "e8m0", "ue4m3"
+  std::string_view description;  // for `lowp formats --json` and lowp.formats()
+  std::string_view short_description;  // for the `lowp formats` table
+  int bits;                      // bits per block scale
+  bool tensor_scale;             // one FP32 scale per tensor on top (NVFP4)
+  std::string_view prefix;       // spelling of an unnamed format: "mx" -> mx:<elem>:<k>,
+                                 // "nvfp4" -> nvfp4:<k> (its element is always E2M1)
+};
+const BlockScaleInfo& block_scale_info(BlockScale kind);
+inline bool has_tensor_scale(const BlockFormat& f) { return block_scale_info(f.scale).tensor_scale; }
 
 // Fraction bits of an integer MX element (N - 2); 0 for floats.
 constexpr int mx_int_fraction_bits(const Format& element) {
@@ -87,13 +107,15 @@ struct NamedBlockFormat {
 std::span<const NamedBlockFormat> block_registry();
 
 // Parses mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8, nvfp4,
-// or mx:<element>:<k> with any scalar element name of the registry (or eXmY
-// spelling) and any k >= 1, e.g. mx:int4:32, mx:fp4_e2m1:16, mx:e3m4:32.
+// mx:<element>:<k> with any scalar element name of the registry (or eXmY
+// spelling) and any k >= 1, e.g. mx:int4:32, mx:fp4_e2m1:16, mx:e3m4:32, or
+// nvfp4:<k> (NVFP4 with k elements per scale).
 // Returns false if `name` does not name a block format; throws lowp::Error
 // if it is a malformed mx: spelling.
 bool parse_block_format(std::string_view name, BlockFormat& out);
 
-// mxfp4 etc. for the named ones, else mx:<element>:<k>.
+// mxfp4 etc. for the named ones, else mx:<element>:<k> or nvfp4:<k>; always a
+// spelling that parse_block_format takes back.
 std::string block_format_name(const BlockFormat& f);
 
 }  // namespace lowp

@@ -82,4 +82,10 @@ std::uint8_t nvfp4_quantize_block(std::span<const float> values, float tensor_sc
 // e2m1 * (tensor_scale * e4m3) as fp32 products (NaN for a NaN scale).
 float nvfp4_value(float tensor_scale, std::uint8_t scale_code, std::uint32_t code);
 
+// The value of element `code` in a block of format f with scale `scale_code`
+// (tensor_scale: the tensor's FP32 scale where the format has one): mx_value
+// rounded to fp32, or nvfp4_value. The one place that branches on the scale kind.
+float block_value(const BlockFormat& f, float tensor_scale, std::uint8_t scale_code,
+                  std::uint32_t code);
+
 }  // namespace lowp
