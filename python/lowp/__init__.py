@@ -8,6 +8,8 @@ same results bit for bit) over numpy arrays:
   decode(codes, format, ...)         codes -> exact values (float32)
   fake_quant(x, format, ...)         quantize then dequantize (scalar or block formats)
   quantize(x, format, ...)           -> PackedTensor: MX / NVFP4 in packed bytes
+  quantize_matrix(w, format)         -> PackedMatrix: a weight matrix as the runtime stores it
+  fake_quantize_rows(x, format)      each row quantized as a one-row PackedMatrix
   open_model(path)                   -> Model: tensors of safetensors/GGUF/ONNX/npy/npz files
   quantize_model(input, output, format, ...)   a whole model file, tensor by tensor
 
@@ -22,14 +24,17 @@ try:
         Error,
         __version__,
         Model,
+        PackedMatrix,
         PackedTensor,
         decode,
         encode,
         fake_quant,
+        fake_quantize_rows,
         format_info,
         formats,
         open_model,
         quantize,
+        quantize_matrix,
         quantize_model,
     )
 except ModuleNotFoundError as e:
@@ -44,19 +49,22 @@ except ModuleNotFoundError as e:
 __all__ = [
     "Error",
     "Model",
+    "PackedMatrix",
     "PackedTensor",
     "decode",
     "encode",
     "fake_quant",
+    "fake_quantize_rows",
     "format_info",
     "formats",
     "open_model",
     "quantize",
+    "quantize_matrix",
     "quantize_model",
 ]
 
 # The extension's types show (and pickle) as lowp.X, where users find them.
-for _name in ("Error", "Model", "PackedTensor"):
+for _name in ("Error", "Model", "PackedMatrix", "PackedTensor"):
     globals()[_name].__module__ = __name__
 del _name
 

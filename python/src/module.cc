@@ -6,6 +6,10 @@
 #include "arrays.h"
 #include "lowp/error.h"
 
+namespace lowp::python {
+void add_matrix(py::module_& m);  // matrix.cc: quantize_matrix, PackedMatrix, fake_quantize_rows
+}  // namespace lowp::python
+
 PYBIND11_MODULE(_lowp, m) {
   namespace py = pybind11;
   m.doc() =
@@ -21,5 +25,6 @@ PYBIND11_MODULE(_lowp, m) {
   lowp::python::add_formats(m);
   lowp::python::add_convert(m);
   lowp::python::add_packed(m);
+  lowp::python::add_matrix(m);
   lowp::python::add_model(m);
 }
