@@ -25,30 +25,6 @@ namespace {
 // the element's registry (or eXmY) name, without the ":tensor" that is the
 // default, e.g. "float16" -> "fp16", "int4_sym:group32" -> "int4:group32",
 // "uint4:group32:asym" -> "int4:group32:asym".
-std::string canonical_name(const MatrixFormat& f) {
-  if (f.scheme == MatrixScheme::kBlock) return block_format_name(f.block);
-  // The scaled spellings make intN symmetric (and :asym unsigned): name the
-  // integer by its plain spelling, which parses back to the same range.
-  Format element = f.element;
-  if (element.kind == Kind::kInt && (element.int_range == IntRange::kSymmetric || f.asymmetric)) {
-    element.int_range = IntRange::kFull;
-  }
-  const std::string base = format_name(element);
-  switch (f.scheme) {
-    case MatrixScheme::kChannel:
-      return base + ":channel";
-    case MatrixScheme::kGroup:
-      return base + ":group" + std::to_string(f.group) + (f.asymmetric ? ":asym" : "");
-    default:
-      return base;  // kPlain, kTensor
-  }
-}
-
-MatrixFormat matrix_format_of(const std::string& name) {
-  MatrixFormat f = parse_matrix_format(name);
-  f.name = canonical_name(f);  // so that PackedMatrix's own messages name it too
-  return f;
-}
 
 // Which scales a format stores (MatrixScales, by scheme).
 struct ScaleKinds {
@@ -72,7 +48,7 @@ ScaleKinds scale_kinds(const MatrixFormat& f) {
       break;
     case MatrixScheme::kBlock:
       k.block = true;
-      k.tensor = f.block.family == BlockFamily::kNvfp4;
+      k.tensor = has_tensor_scale(f.block);
       break;
   }
   return k;
@@ -105,7 +81,7 @@ unsigned thread_count(int threads) {
 }
 
 PackedMatrix quantize_matrix(py::handle w, const std::string& format) {
-  const MatrixFormat f = matrix_format_of(format);
+  const MatrixFormat f = parse_matrix_format(format);
   const FloatInput in = matrix_input(w, "w");
   const auto rows = static_cast<std::size_t>(in.shape[0]);
   const auto cols = static_cast<std::size_t>(in.shape[1]);
@@ -114,7 +90,7 @@ PackedMatrix quantize_matrix(py::handle w, const std::string& format) {
 }
 
 py::array fake_quantize_rows_array(py::handle x, const std::string& format) {
-  const MatrixFormat f = matrix_format_of(format);
+  const MatrixFormat f = parse_matrix_format(format);
   const FloatInput in = matrix_input(x, "x");
   std::vector<float> out(in.f32().begin(), in.f32().end());
   {
@@ -197,7 +173,7 @@ std::pair<std::size_t, std::size_t> shape_pair(const std::vector<std::int64_t>& 
 PackedMatrix from_codes(const std::string& format, const std::vector<std::int64_t>& shape,
                         py::handle codes, std::optional<float> tensor, py::handle row,
                         py::handle group, py::handle zero, py::handle block) {
-  const MatrixFormat f = matrix_format_of(format);
+  const MatrixFormat f = parse_matrix_format(format);
   const auto [rows, cols] = shape_pair(shape);
   const ScaleKinds kinds = scale_kinds(f);
   const auto given = [](py::handle h) { return !h.is_none(); };

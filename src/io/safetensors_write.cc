@@ -146,7 +146,9 @@ std::vector<OutputTensor> packed_matrix_outputs(const std::string& name, const M
   if (!count) throw Error("tensor " + lowp::quoted(name) + ": invalid shape " + shape_text(shape));
   const std::size_t rows = shape.size() < 2 ? 1 : static_cast<std::size_t>(shape[0]);
   const std::size_t cols = rows == 0 ? 0 : static_cast<std::size_t>(*count) / rows;
-  const OrderedJson description = {{"format", f.name}, {"shape", shape}};
+  // ":tensor" spelled out: a bare scalar name in a file reads as a plain cast.
+  const std::string spelling = f.scheme == MatrixScheme::kTensor ? f.name + ":tensor" : f.name;
+  const OrderedJson description = {{"format", spelling}, {"shape", shape}};
   metadata.emplace_back(packed_metadata_key(name), description.dump());
   const std::size_t code_bytes = rows * PackedMatrix::row_bytes(f, cols);
   std::size_t scales = 1;

@@ -61,9 +61,10 @@ double MatrixFormat::bits_per_value(std::size_t cols) const {
   return 0.0;
 }
 
-MatrixFormat parse_matrix_format(std::string_view name) {
+namespace {
+
+MatrixFormat parse_spelling(std::string_view name) {
   MatrixFormat w;
-  w.name = std::string(name);
   if (parse_block_format(name, w.block)) {
     w.scheme = MatrixScheme::kBlock;
     return w;
@@ -108,6 +109,31 @@ MatrixFormat parse_matrix_format(std::string_view name) {
     w.element.int_range = IntRange::kUnsigned;  // codes 0 .. 2^N - 1 around the zero point
   }
   return w;
+}
+
+}  // namespace
+
+std::string matrix_format_name(const MatrixFormat& f) {
+  if (f.scheme == MatrixScheme::kBlock) return block_format_name(f.block);
+  // The scaled spellings make intN symmetric (and :asym unsigned): name the
+  // integer by its plain spelling, which parses back to the same range.
+  Format element = f.element;
+  if (element.kind == Kind::kInt && (element.int_range == IntRange::kSymmetric || f.asymmetric)) {
+    element.int_range = IntRange::kFull;
+  }
+  const std::string base = format_name(element);
+  switch (f.scheme) {
+    case MatrixScheme::kChannel: return base + ":channel";
+    case MatrixScheme::kGroup:
+      return base + ":group" + std::to_string(f.group) + (f.asymmetric ? ":asym" : "");
+    default: return base;  // kPlain, kTensor (a bare scalar name means the tensor scale)
+  }
+}
+
+MatrixFormat parse_matrix_format(std::string_view name) {
+  MatrixFormat f = parse_spelling(name);
+  f.name = matrix_format_name(f);
+  return f;
 }
 
 bool is_matrix_format(std::string_view name) {

@@ -15,7 +15,7 @@
 //   <F>:group<K>:asym        integer F only: an FP16 scale and an 8-bit zero
 //                            point per group, codes = clamp(round(w / s) + z)
 //                            over F's unsigned range (the GPTQ/AWQ layout)
-//   mxfp8_e4m3, mxfp4, nvfp4, q8_0, mx:<elem>:<k>, ...
+//   mxfp8_e4m3, mxfp4, nvfp4, mx:<elem>:<k>, nvfp4:<k>, ...
 //                            any block format of the block table
 //                            (lowp/block/block_format.h), blocks along a row
 // In the scaled spellings (tensor, channel, group) an integer element intN
@@ -55,8 +55,13 @@ struct MatrixFormat {
 };
 
 // Throws lowp::Error naming the spelling (and suggesting names) when it is not
-// one.
+// one. The result's name is canonical (matrix_format_name).
 MatrixFormat parse_matrix_format(std::string_view name);
+
+// The canonical spelling, which parses back to the same format: "e4m3" and
+// "fp8_e4m3:tensor" are "fp8_e4m3", "uint4:group32:asym" is
+// "int4:group32:asym", block formats as block_format_name.
+std::string matrix_format_name(const MatrixFormat& f);
 
 // Whether `name` parses as a matrix format (no exception).
 bool is_matrix_format(std::string_view name);
