@@ -9,6 +9,7 @@
 #include "lowp/thread_pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 
 namespace lowp {
@@ -63,7 +64,7 @@ void ThreadPool::stop_workers() {
   {
     const std::lock_guard<std::mutex> hold(mutex_);
     stop_ = true;
-    generation_.fetch_add(1, std::memory_order_relaxed);
+    ++generation_;
   }
   wake_.notify_all();
   for (std::thread& w : workers_) w.join();
@@ -76,13 +77,13 @@ void ThreadPool::work_loop() {
   // late (after jobs, or the stop, were published) must still see them.
   std::uint64_t seen = 0;
   for (;;) {
-    if (generation_.load(std::memory_order_relaxed) == seen) {
+    if (generation_ == seen) {
       ++sleeping_;
-      wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+      wake_.wait(lock, [&] { return generation_ != seen; });
       --sleeping_;
     }
     if (stop_) return;
-    seen = generation_.load(std::memory_order_relaxed);
+    seen = generation_;
     Job* const job = job_;
     if (job == nullptr) continue;  // woke after that job was done
     ++users_;
@@ -104,7 +105,7 @@ void ThreadPool::run_erased(std::size_t tasks, void (*call)(void*, std::size_t),
     {
       const std::lock_guard<std::mutex> hold(mutex_);
       job_ = &job;
-      generation_.fetch_add(1, std::memory_order_relaxed);
+      ++generation_;
       wake = sleeping_;
     }
     // Wake no more sleepers than there are tasks for (the caller takes one).

@@ -16,7 +16,7 @@
 // threads that are not pool tasks are served one at a time.
 #pragma once
 
-#include <atomic>
+#include <algorithm>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -60,9 +60,8 @@ class ThreadPool {
   template <class Body>
   void run_pieces(std::size_t count, std::size_t pieces, std::size_t step, Body&& body) {
     run(pieces, [&](std::size_t p) {
-      const std::size_t begin = p * step < count ? p * step : count;
-      const std::size_t end =
-          p + 1 == pieces ? count : ((p + 1) * step < count ? (p + 1) * step : count);
+      const std::size_t begin = std::min(count, p * step);
+      const std::size_t end = p + 1 == pieces ? count : std::min(count, (p + 1) * step);
       if (begin < end) body(begin, end);
     });
   }
@@ -85,9 +84,8 @@ class ThreadPool {
   // (on the caller's stack) goes away.
   Job* job_ = nullptr;
   unsigned users_ = 0;
-  unsigned sleeping_ = 0;  // workers waiting on wake_ (a notify is needed)
-  // Bumped for each job; read without the lock by spinning workers.
-  std::atomic<std::uint64_t> generation_{0};
+  unsigned sleeping_ = 0;         // workers waiting on wake_ (a notify is needed)
+  std::uint64_t generation_ = 0;  // bumped for each job and for the stop
   bool stop_ = false;
 };
 
