@@ -33,7 +33,8 @@
 namespace lowp {
 
 // codes[i] = encode(f, in[i], opt, stochastic_bits(seed, first_index + i)).
-// `threads` >= 1 splits the array into contiguous pieces, one std::thread each.
+// `threads` >= 1 splits the array into contiguous pieces, run as tasks of the
+// persistent thread pool (lowp/thread_pool.h).
 void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
                 const EncodeOptions& opt, std::uint64_t seed = 0, std::uint64_t first_index = 0,
                 unsigned threads = 1);

@@ -28,6 +28,7 @@
 #include "lowp/block_kernels.h"
 #include "lowp/format/registry.h"
 #include "lowp/kernels.h"
+#include "lowp/thread_pool.h"
 
 namespace lowp {
 namespace kernels {
@@ -120,8 +121,8 @@ unsigned resolve_threads(unsigned threads) {
 }
 
 // Runs body(begin, end) over [0, count) in up to `threads` contiguous pieces
-// whose boundaries are multiples of `align`, each at least `min_piece` long;
-// the first piece runs on the calling thread.
+// whose boundaries are multiples of `align`, each at least `min_piece` long,
+// on the current pool's threads.
 void parallel_pieces(std::size_t count, unsigned threads, std::size_t align, std::size_t min_piece,
                      const std::function<void(std::size_t, std::size_t)>& body) {
   std::size_t pieces = std::min<std::size_t>(threads, count / std::max<std::size_t>(min_piece, 1));
@@ -130,14 +131,7 @@ void parallel_pieces(std::size_t count, unsigned threads, std::size_t align, std
     return;
   }
   const std::size_t step = (count / pieces + align - 1) / align * align;
-  std::vector<std::thread> workers;
-  for (std::size_t p = 1; p < pieces; ++p) {
-    const std::size_t begin = std::min(count, p * step);
-    const std::size_t end = p + 1 == pieces ? count : std::min(count, (p + 1) * step);
-    if (begin < end) workers.emplace_back(body, begin, end);
-  }
-  body(0, std::min(count, step));
-  for (auto& w : workers) w.join();
+  current_pool().run_pieces(count, pieces, step, body);
 }
 
 // ORs the low `bits` bits of codes[0, n) into the stream at bit `bit_offset`.

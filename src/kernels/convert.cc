@@ -19,7 +19,6 @@
 #include <cstring>
 #include <functional>
 #include <limits>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -28,6 +27,7 @@
 #include "kernels/params.h"
 #include "lowp/format/registry.h"
 #include "lowp/kernels.h"
+#include "lowp/thread_pool.h"
 
 namespace lowp {
 namespace kernels {
@@ -153,8 +153,8 @@ DecodeParams detail::decode_params(const Format& f) {
 
 namespace {
 
-// Runs body(begin, end) over [0, count) in `threads` contiguous pieces, the
-// first on the calling thread.
+// Runs body(begin, end) over [0, count) in `threads` contiguous pieces (fewer
+// for short arrays), on the current pool's threads.
 void parallel_for(std::size_t count, unsigned threads,
                   const std::function<void(std::size_t, std::size_t)>& body) {
   constexpr std::size_t kMinPiece = 1 << 14;
@@ -165,14 +165,7 @@ void parallel_for(std::size_t count, unsigned threads,
   }
   // Piece boundaries on multiples of 64 elements (whole cache lines).
   const std::size_t step = (count / pieces + 63) / 64 * 64;
-  std::vector<std::thread> workers;
-  for (std::size_t p = 1; p < pieces; ++p) {
-    const std::size_t begin = std::min(count, p * step);
-    const std::size_t end = p + 1 == pieces ? count : std::min(count, (p + 1) * step);
-    if (begin < end) workers.emplace_back(body, begin, end);
-  }
-  body(0, std::min(count, step));
-  for (auto& w : workers) w.join();
+  current_pool().run_pieces(count, pieces, step, body);
 }
 
 // The exact value of an input element (fp32, or bf16 / fp16 bits).

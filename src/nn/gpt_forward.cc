@@ -11,7 +11,7 @@
 #include "gpt_checkpoint.h"
 #include "lowp/error.h"
 #include "lowp/nn/gpt.h"
-#include "parallel.h"
+#include "lowp/thread_pool.h"
 
 // The attention loops are also compiled for AVX-512 and AVX2, the clone chosen
 // when the library loads (GCC on x86-64). They never reorder a sum, and this

@@ -12,7 +12,6 @@
 #include <cstring>
 #include <limits>
 #include <string>
-#include <thread>
 
 #include "lowp/gemv_kernels.h"
 #include "lowp/block/mx.h"
@@ -22,6 +21,7 @@
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
 #include "lowp/kernels.h"
+#include "lowp/thread_pool.h"
 
 namespace lowp {
 namespace {
@@ -116,27 +116,6 @@ std::uint16_t group_scale(float amax, float max) {
       encode(kFp16, static_cast<double>(amax / max), {Rounding::kNearestEven, true}));
 }
 
-template <class Fn>
-void parallel_rows(std::size_t rows, unsigned threads, Fn fn) {
-  threads = std::max(
-      1u, std::min<unsigned>(
-              threads, static_cast<unsigned>(std::max<std::size_t>(rows, 1))));
-  if (threads == 1) {
-    fn(std::size_t{0}, rows);
-    return;
-  }
-  std::vector<std::thread> pool;
-  // Pieces of whole 4-row tiles (the kernels' tile height).
-  const std::size_t per = ((rows + threads - 1) / threads + 3) / 4 * 4;
-  for (unsigned t = 0; t < threads; ++t) {
-    const std::size_t b = std::min(rows, std::size_t{t} * per),
-                      e = std::min(rows, b + per);
-    if (b < e)
-      pool.emplace_back([=] { fn(b, e); });
-  }
-  for (auto &th : pool)
-    th.join();
-}
 
 } // namespace
 
@@ -645,7 +624,7 @@ void PackedMatrix::gemm(const float *x, std::size_t n, float *y,
       const auto *m = static_cast<const PackedMatrix *>(self);
       m->dequantize_row(r, std::span<float>(out, m->cols_));
     };
-    parallel_rows(rows_, threads, [&](std::size_t r0, std::size_t r1) {
+    parallel_for(rows_, threads, 4, [&](std::size_t r0, std::size_t r1) {
       kernels::dense_gemm(fill, this, cols_, x, n, cols_, y, rows_, r0, r1);
     });
     return;
@@ -668,7 +647,7 @@ void PackedMatrix::gemm(const float *x, std::size_t n, float *y,
     kernels::permute_x(p, x, n, cols_, permuted.data());
     xs = permuted.data();
   }
-  parallel_rows(rows_, threads, [&](std::size_t r0, std::size_t r1) {
+  parallel_for(rows_, threads, 4, [&](std::size_t r0, std::size_t r1) {
     kernels::packed_gemm(p, xs, n, cols_, y, rows_, r0, r1);
   });
 }
