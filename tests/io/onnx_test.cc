@@ -1,9 +1,7 @@
 // ONNX reading (parse_onnx) and patching (write_onnx_replacing): hand-built
 // ModelProto images from a tiny protobuf encoder, hostile inputs, and the real
 // PP-OCRv4 recognition model when scripts/fetch-models.sh has fetched it.
-//
-// Setting LOWP_WRITE_ONNX_CORPUS=DIR makes OnnxCorpus.Write write the fuzz
-// seed corpus (fuzz/corpus/onnx/) from the same builders.
+// fuzz/corpus/gen_onnx_corpus.py writes the fuzz seeds with the same encoder.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -448,27 +446,6 @@ TEST(OnnxRealModel, PatchWriterDoublesEveryFloat) {
     EXPECT_EQ(bad, 0u) << a.name;
   }
   EXPECT_EQ(r2->metadata(), r->metadata());
-}
-
-// Writes the fuzz seed corpus when LOWP_WRITE_ONNX_CORPUS names a directory.
-TEST(OnnxCorpus, Write) {
-  const char* dir = std::getenv("LOWP_WRITE_ONNX_CORPUS");
-  if (dir == nullptr) GTEST_SKIP() << "set LOWP_WRITE_ONNX_CORPUS=DIR to write the fuzz seeds";
-  auto put = [&](const std::string& name, const std::string& bytes) {
-    std::ofstream(fs::path(dir) / name, std::ios::binary) << bytes;
-  };
-  put("full.onnx", full_model());
-  put("raw_only.onnx", one_tensor(tensor("w", 1, {2, 2}).s(9, le_floats({1, 2, 3, 4}))));
-  Pb g;
-  g.m(1, constant_node("c", tensor("", 16, {2}).s(9, Pb{}.le(0x3F80, 2).le(0xC040, 2).b)));
-  g.m(5, tensor("e4", 17, {3}).s(9, "\x38\xC4\x7F"));
-  g.m(5, tensor("f4", 23, {3}).s(9, "\x72\x0F"));
-  put("constant_fp8_fp4.onnx", model(g));
-  Pb dd = tensor("dd", 11, {1});
-  dd.s(10, Pb{}.le(std::bit_cast<std::uint64_t>(2.5), 8).b);
-  put("double.onnx", one_tensor(dd));
-  put("external.onnx", one_tensor(tensor("ext", 1, {2}).i(14, 1)));
-  put("bad_size.onnx", one_tensor(tensor("short", 1, {3}).s(9, le_floats({1, 2}))));
 }
 
 }  // namespace
