@@ -7,6 +7,7 @@ Run: PYTHONPATH=build/python LOWP_CLI=build/bin/lowp /usr/bin/python3 -m pytest 
 (ctest runs it with those set). Skips when torch or the op library is missing.
 """
 
+import collections
 import functools
 import json
 import math
@@ -193,6 +194,27 @@ def test_per_tensor_scaling():
     want = lt.fake_quant(x * scale, "fp8_e4m3", saturate=True) / scale
     assert torch.equal(y, want)
     assert torch.equal(lt.fake_quant_per_tensor(torch.zeros(3), "fp8_e5m2"), torch.zeros(3))
+
+
+def test_per_tensor_scale_of_inf_or_nan_is_an_error_naming_the_tensor():
+    # Bug: a tensor holding Inf or NaN silently got the scale 1.
+    for bad in (math.inf, -math.inf, math.nan):
+        x = torch.tensor([1.0, bad, 2.0])
+        with pytest.raises(ValueError, match="tensor 'w' holds Inf or NaN.*no per-tensor fp8_e4m3 scale"):
+            lt.fake_quant_per_tensor(x, "fp8_e4m3", name="w")
+    # In a converted model the layer's path and the operand's role name it.
+    model = torch.nn.Sequential(collections.OrderedDict(proj=torch.nn.Linear(8, 4)))
+    lt.convert(model, "fp8-dynamic")
+    x = torch.randn(3, 8)
+    with pytest.raises(ValueError, match="'proj input' holds Inf or NaN"):
+        model(torch.cat([x[:2], torch.full((1, 8), math.nan)]))
+    y = model(x)
+    with pytest.raises(ValueError, match="'proj grad_output' holds Inf or NaN"):
+        y.backward(torch.full_like(y, math.inf))
+    with torch.no_grad():
+        model.proj.weight[1, 2] = math.inf
+    with pytest.raises(ValueError, match="'proj weight' holds Inf or NaN"):
+        model(x)
 
 
 # ---- the quantized linear ----

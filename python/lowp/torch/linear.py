@@ -8,25 +8,28 @@ import torch.nn.functional as F
 from .spec import LinearSpec, recipe
 
 
-def _quantize(spec, x, axis):
-    return x if spec is None else spec(x, axis)
+def _quantize(spec, x, axis, name):
+    return x if spec is None else spec(x, axis, name)
 
 
 class QuantLinearFunction(torch.autograd.Function):
     """y = Q_input(x) Q_weight(W)^T + b, with each operand of the backward
     matmuls quantized by its own role (see LinearSpec). x is [..., in]; the
-    leading dimensions are flattened into N tokens."""
+    leading dimensions are flattened into N tokens. `name` names the layer in
+    errors (e.g. a per-tensor scale of a tensor holding Inf or NaN)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, spec):
+    def forward(ctx, x, weight, bias, spec, name=None):
+        layer = name or f"Linear({weight.shape[1]}, {weight.shape[0]})"
         x2 = x.reshape(-1, x.shape[-1])
-        xq = _quantize(spec.input, x2, 1)
-        wq = _quantize(spec.weight, weight, 1)
+        xq = _quantize(spec.input, x2, 1, f"{layer} input")
+        wq = _quantize(spec.weight, weight, 1, f"{layer} weight")
         y = xq.matmul(wq.t())
         if bias is not None:
             y = y + bias
         ctx.save_for_backward(x2, weight)
         ctx.spec = spec
+        ctx.layer = layer
         ctx.has_bias = bias is not None
         ctx.x_shape = x.shape
         return y.reshape(*x.shape[:-1], weight.shape[0])
@@ -34,27 +37,30 @@ class QuantLinearFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         x2, weight = ctx.saved_tensors
-        spec = ctx.spec
+        spec, layer = ctx.spec, ctx.layer
         g = grad_y.reshape(-1, weight.shape[0])
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             # Reduction over out_features: dy along axis 1, W along axis 0.
-            grad_x = _quantize(spec.grad_output, g, 1).matmul(_quantize(spec.weight_bwd, weight, 0))
+            grad_x = _quantize(spec.grad_output, g, 1, f"{layer} grad_output").matmul(
+                _quantize(spec.weight_bwd, weight, 0, f"{layer} weight (backward)"))
             grad_x = grad_x.reshape(ctx.x_shape)
         if ctx.needs_input_grad[1]:
             # Reduction over the N tokens: dy and x along axis 0.
-            grad_w = _quantize(spec.grad_output, g, 0).t().matmul(_quantize(spec.input_bwd, x2, 0))
+            grad_w = _quantize(spec.grad_output, g, 0, f"{layer} grad_output").t().matmul(
+                _quantize(spec.input_bwd, x2, 0, f"{layer} input (backward)"))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g.sum(0)
-        return grad_x, grad_w, grad_b, None
+        return grad_x, grad_w, grad_b, None, None
 
 
-def quantized_linear(x, weight, bias=None, spec=None):
-    """F.linear with the operands quantized by `spec` (a recipe name or LinearSpec)."""
+def quantized_linear(x, weight, bias=None, spec=None, name=None):
+    """F.linear with the operands quantized by `spec` (a recipe name or
+    LinearSpec); `name` names the layer in errors."""
     spec = recipe(spec)
     if spec.is_identity():
         return F.linear(x, weight, bias)
-    return QuantLinearFunction.apply(x, weight, bias, spec)
+    return QuantLinearFunction.apply(x, weight, bias, spec, name)
 
 
 class Linear(nn.Linear):
@@ -64,21 +70,24 @@ class Linear(nn.Linear):
     spec: a recipe name ("fp32", "mxfp8", "mxfp6", "mxfp4", "fp8-dynamic") or
     a LinearSpec. Build a model with it through functools.partial:
     CharLM(cfg, linear=functools.partial(lowp.torch.Linear, spec="mxfp6")).
+    name: what errors call the layer (convert() sets its path in the model,
+    e.g. "h.0.mlp.c_fc"); None: "Linear(in, out)".
     """
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None,
-                 spec="fp32"):
+                 spec="fp32", name=None):
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
         self.spec = recipe(spec)
+        self.name = name
 
     def forward(self, x):
-        return quantized_linear(x, self.weight, self.bias, self.spec)
+        return quantized_linear(x, self.weight, self.bias, self.spec, self.name)
 
     def extra_repr(self):
         return super().extra_repr() + f", spec={self.spec.name}"
 
     @classmethod
-    def from_linear(cls, linear, spec):
+    def from_linear(cls, linear, spec, name=None):
         """A Linear sharing `linear`'s parameter tensors (no copy)."""
         new = cls.__new__(cls)
         nn.Module.__init__(new)
@@ -87,6 +96,7 @@ class Linear(nn.Linear):
         new.weight = linear.weight
         new.bias = linear.bias
         new.spec = recipe(spec)
+        new.name = name
         new.train(linear.training)
         return new
 
@@ -95,21 +105,29 @@ def convert(model, spec):
     """Swaps every nn.Linear in `model` (recursively, in place) for a
     lowp.torch.Linear with `spec` that shares its parameters, so an optimizer
     built before the call keeps working; lowp.torch.Linear layers already
-    there get the new spec. Returns the model (a new module if `model` itself
-    is an nn.Linear)."""
+    there get the new spec. A head tied to an embedding is converted when it
+    is an nn.Linear sharing the embedding's weight (as in CharLM and Hugging
+    Face models); a matmul written out in forward() is not a layer and stays
+    as it is. Each converted layer is named by its path in `model` in errors.
+    Returns the model (a new module if `model` itself is an nn.Linear)."""
     spec = recipe(spec)
     if not isinstance(model, nn.Module):
         raise TypeError(f"lowp.torch.convert: expected an nn.Module, got {type(model).__name__}")
-    if isinstance(model, Linear):
-        model.spec = spec
-        return model
-    if isinstance(model, nn.Linear):
-        return Linear.from_linear(model, spec)
-    for name, child in model.named_children():
-        converted = convert(child, spec)
+    return _convert(model, spec, None)
+
+
+def _convert(module, spec, path):
+    if isinstance(module, Linear):
+        module.spec = spec
+        module.name = path or module.name
+        return module
+    if isinstance(module, nn.Linear):
+        return Linear.from_linear(module, spec, path)
+    for name, child in module.named_children():
+        converted = _convert(child, spec, f"{path}.{name}" if path else name)
         if converted is not child:
-            setattr(model, name, converted)
-    return model
+            setattr(module, name, converted)
+    return module
 
 
 __all__ = ["QuantLinearFunction", "quantized_linear", "Linear", "convert", "LinearSpec"]

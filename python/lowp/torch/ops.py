@@ -43,17 +43,23 @@ def format_max(format):
     return torch.ops.lowp.format_max(str(format))
 
 
-def fake_quant_per_tensor(x, format, rounding="rne", seed=0):
+def fake_quant_per_tensor(x, format, rounding="rne", seed=0, name=None):
     """Per-tensor scaled cast, as in FP8 training recipes ("dynamic" scaling):
     s = max_finite(format) / amax(x) from the tensor's current largest
     magnitude, y = fake_quant(x * s, format, saturate=True) / s. An all-zero
-    tensor (or one whose amax is not finite) gets s = 1.
+    (or empty) tensor gets s = 1. A tensor holding Inf or NaN has no scale:
+    ValueError, naming the tensor by `name` when given (lowp.torch.Linear
+    passes its name and the operand's role, e.g. "h.0.mlp.c_fc grad_output").
     """
     _check_tensor(x, "fake_quant_per_tensor")
     x = x.detach()
     amax = x.abs().max().to(torch.float32) if x.numel() else torch.tensor(0.0)
+    if not torch.isfinite(amax):
+        what = f"tensor {name!r}" if name else "the tensor"
+        raise ValueError(f"lowp.torch.fake_quant_per_tensor: {what} holds Inf or NaN "
+                         f"(amax {amax.item()}): no per-tensor {format} scale")
     limit = format_max(format)
-    if torch.isfinite(amax) and amax > 0:
+    if amax > 0:
         scale = (limit / amax).to(torch.float32)
     else:
         scale = torch.tensor(1.0)

@@ -26,10 +26,11 @@ class QuantSpec:
     rounding: str = "rne"
     seed: int = 0
 
-    def __call__(self, x, axis):
-        """x quantized with this spec; `axis` is the reduction dimension."""
+    def __call__(self, x, axis, name=None):
+        """x quantized with this spec; `axis` is the reduction dimension; `name`
+        names x in errors."""
         if self.per_tensor:
-            return fake_quant_per_tensor(x, self.format, self.rounding, self.seed)
+            return fake_quant_per_tensor(x, self.format, self.rounding, self.seed, name)
         return fake_quant(x, self.format, axis, self.scale_rule, self.rounding, self.seed)
 
 
