@@ -298,6 +298,48 @@ def test_charlm_built_with_lowp_linear():
     assert model(torch.randint(0, 256, (2, 16))).shape == (2, 16, 256)
 
 
+@pytest.mark.parametrize("how", ["convert", "linear"])
+def test_tied_head_is_quantized(how):
+    # Bug: a head tied to wte (a matmul written out in forward) silently stayed
+    # FP32 under convert(); now it is a Linear sharing wte's weight.
+    torch.manual_seed(0)
+    cfg = charlm.Config(n_layer=1, d_model=32, n_head=2, d_ff=64, n_ctx=16, tied_head=True)
+    if how == "convert":
+        model = lt.convert(charlm.CharLM(cfg), "mxfp4")
+    else:
+        model = charlm.CharLM(cfg, linear=functools.partial(lt.Linear, spec="mxfp4"))
+    assert isinstance(model.lm_head, lt.Linear) and model.lm_head.spec.name == "mxfp4"
+    assert model.lm_head.weight is model.wte.weight
+    # One parameter, saved once (the checkpoint layout of a tied model).
+    assert [n for n, _ in model.named_parameters()].count("wte.weight") == 1
+    assert "lm_head.weight" not in [n for n, _ in model.named_parameters()]
+    assert "lm_head.weight" not in model.state_dict()
+    heads = []
+    model.lm_head.register_forward_hook(lambda m, inp, out: heads.append((inp[0], out)))
+    model(torch.randint(0, 256, (2, 16)))
+    h, logits = heads[0]
+    assert torch.equal(logits, lt.quantized_linear(h, model.wte.weight, None, "mxfp4"))
+    assert not torch.equal(logits, h @ model.wte.weight.t())
+    # The gradient reaches wte through the head too.
+    logits.sum().backward()
+    assert model.wte.weight.grad is not None and model.wte.weight.grad.abs().sum() > 0
+
+
+def test_tied_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    cfg = charlm.Config(n_layer=1, d_model=32, n_head=2, d_ff=64, n_ctx=16, tied_head=True)
+    model = charlm.CharLM(cfg)
+    charlm.save_safetensors(model, tmp_path / "t.safetensors")
+    back = charlm.load_safetensors(tmp_path / "t.safetensors")
+    assert back.lm_head.weight is back.wte.weight
+    x = torch.randint(0, 256, (2, 16))
+    assert torch.equal(back(x), model(x))
+    state = model.state_dict()
+    state["lm_head.weight"] = state["wte.weight"].clone()
+    with pytest.raises(RuntimeError, match="the head is tied to wte.weight"):
+        back.load_state_dict(state)
+
+
 def test_train_mx_smoke(tmp_path):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-m", "lowp.examples.train_mx", "--smoke", "--jobs",

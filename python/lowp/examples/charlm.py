@@ -10,7 +10,8 @@ Architecture (decoder-only, GPT-2 style):
     attn: qkv = c_attn(h) (q, k, v concatenated in that order along the
           output), n_head heads, causal softmax(q k^T / sqrt(d_head)) v, c_proj
     mlp:  c_proj(gelu(c_fc(h)))   (exact erf GELU)
-  logits = lm_head(ln_f(x))  (lm_head has no bias; absent when tied to wte)
+  logits = lm_head(ln_f(x))  (lm_head has no bias; when tied, its weight is
+          wte.weight, one parameter, and the checkpoint has no lm_head.weight)
 LayerNorm eps 1e-5. Linear weights are [out, in] as in nn.Linear.
 
 Tensor names in the checkpoint (safetensors, fp32):
@@ -108,7 +109,16 @@ class CharLM(nn.Module):
         self.h = nn.ModuleList([Block(cfg, linear) for _ in range(cfg.n_layer)])
         self.ln_f = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps)
         if cfg.tied_head:
-            self.lm_head = None
+            # A `linear` like the others (so that a quantized Linear class, or
+            # lowp.torch.convert, quantizes the output projection too) whose
+            # weight is wte's. Built without drawing from the random generator,
+            # and kept out of state_dict: a tied model initialises and saves as
+            # if it had no head of its own.
+            with torch.random.fork_rng(devices=[]):
+                self.lm_head = linear(cfg.d_model, cfg.vocab_size, bias=False)
+            self.lm_head.weight = self.wte.weight
+            self._register_state_dict_hook(_drop_tied_head)
+            self._register_load_state_dict_pre_hook(_check_tied_head)
         else:
             self.lm_head = linear(cfg.d_model, cfg.vocab_size, bias=False)
 
@@ -118,10 +128,20 @@ class CharLM(nn.Module):
         x = self.wte(idx) + self.wpe(pos)
         for block in self.h:
             x = block(x)
-        x = self.ln_f(x)
-        if self.lm_head is None:
-            return x @ self.wte.weight.t()
-        return self.lm_head(x)
+        return self.lm_head(self.ln_f(x))
+
+
+def _drop_tied_head(module, state_dict, prefix, local_metadata):
+    state_dict.pop(prefix + "lm_head.weight", None)  # it is wte.weight, saved under that name
+
+
+def _check_tied_head(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                     error_msgs):
+    key = prefix + "lm_head.weight"
+    if key in state_dict:
+        error_msgs.append(f"Unexpected key {key!r}: the head is tied to {prefix}wte.weight.")
+    elif prefix + "wte.weight" in state_dict:
+        state_dict[key] = state_dict[prefix + "wte.weight"]
 
 
 def load_kjv(val_first_book, who):
