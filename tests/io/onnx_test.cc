@@ -17,6 +17,7 @@
 
 #include <unistd.h>
 
+#include "ci.h"
 #include "lowp/error.h"
 #include "lowp/io/model.h"
 #include "lowp/io/onnx.h"
@@ -365,11 +366,12 @@ fs::path real_model() {
   return dir == nullptr ? fs::path() : fs::path(dir) / "ch_PP-OCRv4_rec_infer.onnx";
 }
 
-#define LOWP_REQUIRE_REAL_MODEL(path)                                                         \
-  const fs::path path = real_model();                                                          \
-  if (path.empty() || !fs::exists(path))                                                       \
-    GTEST_SKIP() << "real model not found (run scripts/fetch-models.sh; LOWP_MODELS_DIR="     \
-                 << (std::getenv("LOWP_MODELS_DIR") ? std::getenv("LOWP_MODELS_DIR") : "unset") << ")"
+// Skips without the model, or fails under CI (tests/ci.h).
+#define LOWP_REQUIRE_REAL_MODEL(path)                                                  \
+  const fs::path path = real_model();                                                   \
+  if (path.empty() || !fs::exists(path))                                                \
+  LOWP_SKIP_OR_FAIL_UNDER_CI("real model not found (run scripts/fetch-models.sh; LOWP_MODELS_DIR=" \
+                             << (std::getenv("LOWP_MODELS_DIR") ? std::getenv("LOWP_MODELS_DIR") : "unset") << ")")
 
 TEST(OnnxRealModel, PpOcrV4Rec) {
   LOWP_REQUIRE_REAL_MODEL(path);

@@ -4,7 +4,9 @@ against the straight-through definition, convert() on CharLM with a few
 training steps, the training example's smoke run, and bad input.
 
 Run: PYTHONPATH=build/python LOWP_CLI=build/bin/lowp /usr/bin/python3 -m pytest tests/python/test_torch.py
-(ctest runs it with those set). Skips when torch or the op library is missing.
+(ctest runs it with those set). Skips when numpy, torch or the op library is
+missing, except under ctest (LOWP_TORCH_REQUIRED=1), where a failed import
+fails, and under CI (tests/python/conftest.py).
 """
 
 import collections
@@ -17,13 +19,16 @@ import sys
 
 import pytest
 
-np = pytest.importorskip("numpy")
-torch = pytest.importorskip("torch")
 if os.environ.get("LOWP_TORCH_REQUIRED") == "1":
-    # ctest sets this: the op library was built, so failing to import is a failure
-    # (e.g. another `lowp` package earlier on sys.path), not a reason to skip.
+    # ctest sets this: the op library was built against torch, so failing to
+    # import numpy, torch or lowp.torch (e.g. another `lowp` package earlier on
+    # sys.path) is a failure, not a reason to skip.
+    import numpy as np
+    import torch
     import lowp.torch as lt
 else:
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
     lt = pytest.importorskip("lowp.torch", reason="lowp.torch (its op library) is not built")
 
 from lowp.examples import charlm  # noqa: E402
