@@ -3,7 +3,7 @@
 # sudo). Does nothing when they are all present already.
 set -euo pipefail
 packages=(
-  cmake ninja-build g++ clang libclang-rt-14-dev python3
+  cmake ninja-build g++ clang libclang-rt-14-dev clang-format python3
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libhwy-dev
   libbenchmark-dev libopenblas-dev libopenblas0-pthread
   # Python: `import lowp` (numpy) and `lowp.torch` (Debian's PyTorch 1.13 and libtorch)
