@@ -116,7 +116,10 @@ std::string errno_text(int err) { return std::strerror(err); }
 
 AtomicFile::AtomicFile(const std::filesystem::path& path) : target_(path.string()) {
   const std::filesystem::path name = path.filename();
-  if (name.empty() || name == "." || name == "..") {
+  // A directory in the target's place would fail only at commit(), after the
+  // caller's work: refuse it now.
+  std::error_code ec;
+  if (name.empty() || name == "." || name == ".." || std::filesystem::is_directory(path, ec)) {
     throw Error("cannot write '" + target_ + "': " + errno_text(EISDIR));
   }
   install_signal_handlers();

@@ -464,6 +464,25 @@ class Quantize(Base):
         self.assert_fails(["quantize", m, "-o", self.path("o.onnx"), "-f", "mxfp4", "--fake"], "ONNX output needs an ONNX input", self.path("o.onnx"))
         self.assert_fails(["quantize", self.path("none.npz"), "-o", self.path("o.gguf"), "-f", "mxfp4"], "none.npz", self.path("o.gguf"))
 
+    def test_unwritable_report_leaves_no_model(self):
+        # Bug: with a --report path that cannot be written, the model file was
+        # written anyway (and the error came after it). Both or neither.
+        sample_model(self.path("m.npz"))
+        m = self.path("m.npz")
+        for out in (self.path("o.safetensors"), self.path("o.gguf")):
+            report = os.path.join(self.dir, "no_such_dir", "r.json")
+            self.assert_fails(["quantize", m, "-o", out, "-f", "fp16", "--report", report], "no_such_dir", out)
+            os.mkdir(self.path("a_dir"))  # a directory where the report should go
+            self.assert_fails(["quantize", m, "-o", out, "-f", "fp16", "--report", self.path("a_dir")], "a_dir", out)
+            os.rmdir(self.path("a_dir"))
+        # An existing model keeps its content.
+        out = self.path("o.safetensors")
+        with open(out, "wb") as f:
+            f.write(b"keep me")
+        r = run("quantize", m, "-o", out, "-f", "fp16", "--report", os.path.join(self.dir, "no_such_dir", "r.json"))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(open(out, "rb").read(), b"keep me")
+
     def test_real_model_onnx_fake(self):
         models = os.environ.get("LOWP_MODELS_DIR", "")
         model = os.path.join(models, "ch_PP-OCRv4_rec_infer.onnx")

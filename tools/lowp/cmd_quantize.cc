@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -131,12 +132,25 @@ void run_quantize(const QuantizeArgs& a) {
     };
   }
   const std::unique_ptr<io::ModelReader> in = io::open_model(a.in);
+  // The model and its --report appear together or not at all. The report's
+  // temporary is created first, so a report path that cannot be written fails
+  // before the model is; a report that still fails to complete (a full disk)
+  // takes the just-written model with it.
+  std::optional<io::AtomicFile> report_file;
+  if (!a.report_path.empty()) report_file.emplace(a.report_path);
   ModelReport report = quantize_model(*in, a.out, req);
   report.input = a.in;
   if (progress) std::fprintf(stderr, "\r\033[K");
-  if (!a.report_path.empty()) {
-    const std::string text = report_json(report).dump(2) + "\n";
-    io::write_file_atomic(a.report_path, std::as_bytes(std::span(text.data(), text.size())));
+  if (report_file) {
+    try {
+      const std::string text = report_json(report).dump(2) + "\n";
+      report_file->write(std::as_bytes(std::span(text.data(), text.size())));
+      report_file->commit();
+    } catch (...) {
+      std::error_code ignored;
+      std::filesystem::remove(a.out, ignored);
+      throw;
+    }
   }
   if (!a.quiet) print_report(report);
 }

@@ -18,7 +18,8 @@ namespace lowp::io {
 
 class AtomicFile {
  public:
-  // Creates the temporary. Throws lowp::Error "cannot write 'PATH': reason".
+  // Creates the temporary. Throws lowp::Error "cannot write 'PATH': reason",
+  // also when PATH is a directory (which commit() could not replace).
   explicit AtomicFile(const std::filesystem::path& path);
   ~AtomicFile();  // removes the temporary unless committed
   AtomicFile(const AtomicFile&) = delete;
