@@ -371,20 +371,25 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat &f, std::span<c
     case MatrixScheme::kTensor:
     case MatrixScheme::kChannel: {
       const bool tensor = f.scheme == MatrixScheme::kTensor;
+      // An infinite value leaves no finite scale (every code would be 0).
+      const auto scale_of = [&](std::span<const float> v, std::size_t row) {
+        const float amax = amax_of(v);
+        if (std::isinf(amax)) {
+          throw Error("packed matrix " + f.name + ": " +
+                      (tensor ? std::string("the matrix") : "row " + std::to_string(row)) +
+                      " holds an infinite value, so its scale amax / max would be infinite");
+        }
+        return amax > 0.0f ? amax / max : 0.0f;
+      };
       if (tensor) {
-        const float amax = amax_of(w);
-        sc.tensor = amax > 0.0f ? amax / max : 0.0f;
+        sc.tensor = scale_of(w, 0);
       } else {
         sc.row.resize(rows);
       }
       RowEncoder enc(f.element, cols);
       for (std::size_t r = 0; r < rows; ++r) {
         const auto row = w.subspan(r * cols, cols);
-        float s = sc.tensor;
-        if (!tensor) {
-          const float amax = amax_of(row);
-          s = sc.row[r] = amax > 0.0f ? amax / max : 0.0f;
-        }
+        const float s = tensor ? sc.tensor : (sc.row[r] = scale_of(row, r));
         enc.encode(row, cols, [s](std::size_t) { return s; }, m.codes_.data() + r * m.row_bytes_);
       }
       break;

@@ -323,6 +323,29 @@ TEST(PackedMatrix, NanWeights) {
   }
 }
 
+// An infinite weight would make a per-tensor or per-row scale infinite and
+// store all-zero codes: an error naming the format (and row) instead.
+TEST(PackedMatrix, InfiniteValueHasNoScale) {
+  std::vector<float> w = random_matrix(4, 40, 5);
+  w[2 * 40 + 7] = -std::numeric_limits<float>::infinity();
+  for (const char* name : {"fp8_e4m3", "int8:channel", "int8:tensor"}) {
+    try {
+      (void)PackedMatrix::quantize(lowp::parse_matrix_format(name), w, 4, 40);
+      ADD_FAILURE() << name << " quantized a matrix holding -Inf";
+    } catch (const lowp::Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("infinite"), std::string::npos) << what;
+      if (std::string(name) == "int8:channel") {
+        EXPECT_NE(what.find("row 2"), std::string::npos) << what;
+      }
+    }
+  }
+  // Block and group scales saturate or are NaN by their specs: no error.
+  for (const char* name : {"mxfp4", "nvfp4", "int4:group32", "bf16"}) {
+    EXPECT_NO_THROW((void)PackedMatrix::quantize(lowp::parse_matrix_format(name), w, 4, 40)) << name;
+  }
+}
+
 TEST(PackedMatrix, EmptyAndMismatch) {
   const MatrixFormat wf = lowp::parse_matrix_format("mxfp4");
   const PackedMatrix empty = PackedMatrix::quantize(wf, {}, 3, 0);
