@@ -68,14 +68,6 @@ void apply_block_size(BlockFormat& f, std::optional<int> block, std::span<const 
   f.block_size = *block;
 }
 
-Rounding parse_rounding(const std::string& name) {
-  if (name == "rne") return Rounding::kNearestEven;
-  if (name == "away") return Rounding::kNearestAway;
-  if (name == "zero") return Rounding::kTowardZero;
-  if (name == "stochastic") return Rounding::kStochastic;
-  throw Error("unknown rounding " + quoted(name) + " (expected rne, away, zero or stochastic)");
-}
-
 unsigned threads_for(std::size_t n) {
   constexpr std::size_t kValuesPerThread = std::size_t{1} << 16;
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());

@@ -45,14 +45,6 @@
 namespace lowp::torch_ops {
 namespace {
 
-Rounding parse_rounding(const std::string& name) {
-  if (name == "rne") return Rounding::kNearestEven;
-  if (name == "away") return Rounding::kNearestAway;
-  if (name == "zero") return Rounding::kTowardZero;
-  if (name == "stochastic") return Rounding::kStochastic;
-  throw Error("unknown rounding " + quoted(name) + " (expected rne, away, zero or stochastic)");
-}
-
 // Writes code c as element i of a code_bytes(f)-wide code array.
 void store_code(const Format& f, std::uint8_t* codes, std::size_t i, std::uint32_t c) {
   switch (code_bytes(f)) {
@@ -204,7 +196,7 @@ at::Tensor fake_quant(const at::Tensor& x, c10::string_view format_name, std::in
     BlockFormat block_format;
     const bool is_block = parse_block_format(name, block_format);
     const Format scalar_format = is_block ? Format{} : parse_format(name);
-    const Rounding round = parse_rounding(std::string(rounding.data(), rounding.size()));
+    const Rounding round = parse_rounding(std::string_view(rounding.data(), rounding.size()));
     const ScaleRule rule = parse_scale_rule(std::string_view(scale_rule.data(), scale_rule.size()));
     if (is_block && saturate) {
       throw Error(

@@ -38,12 +38,4 @@ std::vector<double> real_values(const io::NpyArray& a, const std::string& path) 
   return out;
 }
 
-Rounding parse_rounding(const std::string& s) {
-  if (s == "rne") return Rounding::kNearestEven;
-  if (s == "away") return Rounding::kNearestAway;
-  if (s == "zero") return Rounding::kTowardZero;
-  if (s == "stochastic") return Rounding::kStochastic;
-  throw Error("unknown rounding " + quoted(s) + " (expected rne, away, zero or stochastic)");
-}
-
 }  // namespace lowp::cli

@@ -40,12 +40,20 @@
 #include <bit>
 #include <cstdint>
 #include <limits>
+#include <string_view>
 
 #include "lowp/format/format.h"
 
 namespace lowp {
 
 enum class Rounding : std::uint8_t { kNearestEven, kNearestAway, kTowardZero, kStochastic };
+
+// The names of the rounding modes as the CLI's --round and the Python and torch
+// bindings' `rounding` spell them: "rne", "away", "zero", "stochastic".
+std::string_view rounding_name(Rounding r);
+// The inverse of rounding_name; throws lowp::Error naming `name` and the
+// accepted names when it is none of them.
+Rounding parse_rounding(std::string_view name);
 
 struct EncodeOptions {
   Rounding rounding = Rounding::kNearestEven;
