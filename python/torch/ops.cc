@@ -142,9 +142,7 @@ void fake_quant_mx_rows(const BlockFormat& f, const float* in, float* out, std::
           static_cast<std::size_t>((row - row_begin) * ((length + k - 1) / k) + block);
       const int exponent = -e8m0_exponent(scale_codes[scale_index]) + fraction_bits;
       const double exact = std::ldexp(static_cast<double>(in[pos]), exponent);
-      const std::uint32_t random =
-          opt.rounding == Rounding::kStochastic ? stochastic_bits(opt.seed, pos) : 0;
-      store_code(element, codes.data(), i, encode(element, exact, element_opt, random));
+      store_code(element, codes.data(), i, encode_at(element, exact, element_opt, opt.seed, pos));
     }
     decode_to_f32(element, codes.data(), std::span<float>(out + first, count), /*threads=*/1);
     std::size_t scale_index = 0;

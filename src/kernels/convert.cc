@@ -184,14 +184,25 @@ struct WidenBits {
   double operator()(std::uint16_t bits) const { return decode(from, bits); }
 };
 
-template <typename InT, typename Widen, typename CodeT>
+struct WidenF64 {
+  double operator()(double x) const { return x; }
+};
+
+// The scalar loop over the reference: codes (code_bytes(f) wide) of in[0, count).
+template <typename InT, typename Widen>
 void encode_scalar(const Format& f, const InT* in, std::size_t count, const Widen& widen,
-                   CodeT* out, const EncodeOptions& opt, std::uint64_t seed,
+                   void* out_codes, const EncodeOptions& opt, std::uint64_t seed,
                    std::uint64_t first_index) {
-  const bool stochastic = opt.rounding == Rounding::kStochastic;
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::uint32_t r = stochastic ? stochastic_bits(seed, first_index + i) : 0;
-    out[i] = static_cast<CodeT>(encode(f, widen(in[i]), opt, r));
+  auto run = [&](auto* out) {
+    using CodeT = std::remove_pointer_t<decltype(out)>;
+    for (std::size_t i = 0; i < count; ++i) {
+      out[i] = static_cast<CodeT>(encode_at(f, widen(in[i]), opt, seed, first_index + i));
+    }
+  };
+  switch (code_bytes(f)) {
+    case 1: return run(static_cast<std::uint8_t*>(out_codes));
+    case 2: return run(static_cast<std::uint16_t*>(out_codes));
+    default: return run(static_cast<std::uint32_t*>(out_codes));
   }
 }
 
@@ -222,18 +233,9 @@ void encode_any(const Format& f, std::span<const InT> in, const Widen& widen,
   const int width = code_bytes(f);
   if (!vectorized(f)) {
     parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
-      const InT* from = in.data() + b;
-      const std::uint64_t index = first_index + b;
-      if (width == 1) {
-        encode_scalar(f, from, e - b, widen, static_cast<std::uint8_t*>(out_codes) + b, opt, seed,
-                      index);
-      } else if (width == 2) {
-        encode_scalar(f, from, e - b, widen, static_cast<std::uint16_t*>(out_codes) + b, opt, seed,
-                      index);
-      } else {
-        encode_scalar(f, from, e - b, widen, static_cast<std::uint32_t*>(out_codes) + b, opt, seed,
-                      index);
-      }
+      encode_scalar(f, in.data() + b, e - b, widen,
+                    static_cast<unsigned char*>(out_codes) + b * static_cast<std::size_t>(width),
+                    opt, seed, first_index + b);
     });
     return;
   }
@@ -354,6 +356,12 @@ void encode_f16(const Format& f, std::span<const std::uint16_t> in, void* out_co
   kernels::encode_any(f, in, kernels::WidenBits{parse_format("fp16")},
                       &HWY_DYNAMIC_DISPATCH(kernels::EncodeF16), out_codes, opt, seed, first_index,
                       threads);
+}
+
+void encode_f64(const Format& f, std::span<const double> in, void* out_codes,
+                const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index) {
+  kernels::encode_scalar(f, in.data(), in.size(), kernels::WidenF64{}, out_codes, opt, seed,
+                         first_index);
 }
 
 void decode_to_f32(const Format& f, const void* codes, std::span<float> out, unsigned threads) {

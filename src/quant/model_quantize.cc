@@ -14,6 +14,7 @@
 #include "lowp/format/registry.h"
 #include "lowp/io/gguf.h"
 #include "lowp/io/onnx.h"
+#include "lowp/kernels.h"
 #include "model_quantize_internal.h"
 
 namespace lowp {
@@ -94,14 +95,10 @@ std::vector<float> decode_codes(const Format& f, std::span<const std::byte> code
 }
 
 std::vector<std::byte> encode_codes(const Format& f, std::span<const float> values, const QuantizeRequest& req) {
-  const auto width = static_cast<std::size_t>(code_bytes(f));
-  const EncodeOptions opt{req.block.rounding, req.saturate};
-  std::vector<std::byte> out(values.size() * width);
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const std::uint32_t random = opt.rounding == Rounding::kStochastic ? stochastic_bits(req.block.seed, i) : 0;
-    const std::uint32_t c = encode(f, values[i], opt, random);
-    std::memcpy(out.data() + i * width, &c, width);  // the low bytes, little-endian
-  }
+  // The bulk kernel: the scalar reference's codes, code_bytes(f) wide (the low
+  // bytes, little-endian), with element i at stochastic stream position i.
+  std::vector<std::byte> out(values.size() * static_cast<std::size_t>(code_bytes(f)));
+  encode_f32(f, values, out.data(), {req.block.rounding, req.saturate}, req.block.seed);
   return out;
 }
 

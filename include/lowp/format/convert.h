@@ -243,6 +243,15 @@ constexpr std::uint32_t encode(const Format& f, double x, EncodeOptions opt = {}
   return detail::encode_float(f, u, opt, random);
 }
 
+// encode() of element `index` of a stream seeded with `seed`: the random bits
+// stochastic_bits(seed, index) are drawn only for Rounding::kStochastic. Scalar
+// encode loops (lowp::encode_f64 of lowp/kernels.h, the block quantizers) go
+// through here, so an element's code never depends on which path encoded it.
+constexpr std::uint32_t encode_at(const Format& f, double x, const EncodeOptions& opt,
+                                  std::uint64_t seed, std::uint64_t index) {
+  return encode(f, x, opt, opt.rounding == Rounding::kStochastic ? stochastic_bits(seed, index) : 0);
+}
+
 // The exact value of a code (only its low f.bits bits are read). NaN codes give a
 // quiet NaN (with the code's sign where the format's NaN is signed).
 constexpr double decode(const Format& f, std::uint32_t code) {
