@@ -8,6 +8,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "lowp/block/ggml.h"
 #include "lowp/block/tensor.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
@@ -65,18 +66,8 @@ void reject_onnx_input(const io::ModelReader& in, const std::string& output_kind
 std::vector<float> fake_values(const ResolvedFormat& f, std::span<const float> values,
                                std::span<const std::int64_t> shape, const QuantizeRequest& req) {
   if (f.is_ggml_q8_0) {
-    // Dequantize ggml's Q8_0 blocks: fp16 d, then 32 int8 (34 bytes a block).
-    const std::vector<std::byte> bytes = io::ggml_quantize_q8_0(values);
-    const Format fp16 = parse_format("fp16");
     std::vector<float> out(values.size());
-    for (std::size_t b = 0; b * 32 < values.size(); ++b) {
-      std::uint16_t d_bits;
-      std::memcpy(&d_bits, bytes.data() + 34 * b, 2);
-      const float d = decode_f32(fp16, d_bits);
-      for (std::size_t j = 0; j < 32 && b * 32 + j < values.size(); ++j) {
-        out[b * 32 + j] = static_cast<float>(static_cast<std::int8_t>(bytes[34 * b + 2 + j])) * d;
-      }
-    }
+    ggml_q8_0_dequantize(ggml_q8_0_quantize(values), out);
     return out;
   }
   if (f.is_block) return fake_quantize(f.block, values, block_view(shape), req.axis, req.block);

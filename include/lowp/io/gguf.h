@@ -1,5 +1,6 @@
 // lowp/io/gguf.h — GGUF (ggml's model file format, versions 2 and 3): typed
-// metadata values, the writer, and ggml's reference Q8_0 quantizer.
+// metadata values and the writer. (ggml's block layouts, the Q8_0 quantizer
+// among them, are lowp/block/ggml.h.)
 //
 // Reading goes through parse_gguf / open_model (lowp/io/model.h); gguf_kv()
 // gives the typed key-value pairs of such a reader, so that a tool can copy
@@ -105,13 +106,5 @@ std::uint64_t gguf_tensor_nbytes(std::string_view dtype, std::span<const std::in
 // wrong number of bytes; the target is then left untouched.
 void write_gguf(const std::filesystem::path& path, std::span<const GgufKv> kv,
                 std::span<const OutputTensor> tensors, const ProduceTensor& produce);
-
-// ggml's quantize_row_q8_0_ref, bit for bit: per 32 values, amax = max |x|,
-// d = amax / 127, q = roundf(x / d) (ties away from zero; via x * (1/d), as
-// ggml does), d stored as fp16 rounded to nearest even. Returns the 34-byte
-// blocks (fp16 d, 32 int8 q). x.size() must be a multiple of 32. Where ggml
-// relies on undefined behaviour (NaN inputs make roundf NaN, which ggml
-// converts to int8 unchecked) this gives q = 0, as ggml does on x86-64.
-std::vector<std::byte> ggml_quantize_q8_0(std::span<const float> x);
 
 }  // namespace lowp::io
