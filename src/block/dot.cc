@@ -37,7 +37,6 @@ namespace {
 __extension__ typedef __int128 int128;
 __extension__ typedef unsigned __int128 uint128;
 
-constexpr Format kFp32{Kind::kFloat, 32, 8, 23, 127, Specials::kIeee, IntRange::kFull};
 constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 

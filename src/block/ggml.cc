@@ -10,7 +10,6 @@
 
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
-#include "lowp/format/registry.h"
 
 namespace lowp {
 namespace {
@@ -108,7 +107,6 @@ std::vector<GgmlBlockQ8_0> ggml_q8_0_quantize(std::span<const float> x) {
   if (x.size() % kQk != 0) {
     throw Error("Q8_0 quantizes blocks of 32 values; got " + std::to_string(x.size()));
   }
-  static const Format kFp16 = parse_format("fp16");
   std::vector<GgmlBlockQ8_0> out(x.size() / kQk);
   for (std::size_t b = 0; b < out.size(); ++b) {
     const std::span<const float> blk = x.subspan(b * kQk, kQk);
@@ -137,7 +135,6 @@ void ggml_q8_0_dequantize(std::span<const GgmlBlockQ8_0> blocks, std::span<float
     throw Error("ggml Q8_0: output holds " + std::to_string(out.size()) + " values for " +
                 std::to_string(blocks.size()) + " blocks");
   }
-  static const Format kFp16 = parse_format("fp16");
   for (std::size_t b = 0; b < blocks.size(); ++b) {
     const float d = decode_f32(kFp16, blocks[b].d);
     for (std::size_t j = 0; j < kQk; ++j) out[b * kQk + j] = static_cast<float>(blocks[b].qs[j]) * d;

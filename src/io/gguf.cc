@@ -18,7 +18,6 @@
 #include "lowp/block/ggml.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
-#include "lowp/format/registry.h"
 #include "lowp/io/gguf.h"
 
 static_assert(std::endian::native == std::endian::little, "GGUF reading assumes a little-endian host");
@@ -501,10 +500,7 @@ void GgufReader::parse_tensor_info(Cursor& c, std::uint64_t index) {
   entries_.push_back(std::move(e));
 }
 
-float fp16_to_f32(std::uint16_t h) {
-  static const Format kFp16 = parse_format("fp16");
-  return decode_f32(kFp16, h);
-}
+float fp16_to_f32(std::uint16_t h) { return decode_f32(kFp16, h); }
 
 std::uint16_t load16(const std::byte* p) {
   return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) | (std::to_integer<unsigned>(p[1]) << 8));

@@ -383,7 +383,7 @@ void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIn
     c.info.shape.back() = groups * 32;
     c.info.offset = data_start + blocks.begin;
     c.info.nbytes = blocks.end - blocks.begin;
-    c.entry.format = BlockFormat{BlockFamily::kMx, parse_format("fp4_e2m1"), 32};
+    c.entry.format = BlockFormat{BlockFamily::kMx, kFp4E2m1, 32};
     c.entry.axis = static_cast<int>(c.info.shape.size() - 1);
     c.entry.scales_offset = data_start + scales->begin;
     c.entry.scales_bytes = scales->end - scales->begin;

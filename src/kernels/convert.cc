@@ -26,7 +26,6 @@
 #include <hwy/targets.h>
 
 #include "kernels/params.h"
-#include "lowp/format/registry.h"
 #include "lowp/kernels.h"
 
 namespace lowp {
@@ -206,19 +205,14 @@ void encode_scalar(const Format& f, const InT* in, std::size_t count, const Wide
   }
 }
 
-// The bf16 code of a value: lowp's own nearest-even encode (NaN: 0x7FC0 | sign).
-const Format& bf16_format() {
-  static const Format f = parse_format("bf16");
-  return f;
-}
-
 template <typename CodeT, typename OutT>
 void decode_scalar(const Format& f, const CodeT* codes, std::size_t count, OutT* out) {
   for (std::size_t i = 0; i < count; ++i) {
     if constexpr (std::is_same_v<OutT, float>) {
       out[i] = decode_f32(f, codes[i]);
     } else {
-      out[i] = static_cast<std::uint16_t>(encode(bf16_format(), decode(f, codes[i])));
+      // lowp's own nearest-even encode into bf16 (NaN: 0x7FC0 | sign).
+      out[i] = static_cast<std::uint16_t>(encode(kBf16, decode(f, codes[i])));
     }
   }
 }
@@ -345,7 +339,7 @@ void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
 void encode_bf16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
                  const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
                  unsigned threads) {
-  kernels::encode_any(f, in, kernels::WidenBits{parse_format("bf16")},
+  kernels::encode_any(f, in, kernels::WidenBits{kBf16},
                       &HWY_DYNAMIC_DISPATCH(kernels::EncodeBF16), out_codes, opt, seed, first_index,
                       threads);
 }
@@ -353,7 +347,7 @@ void encode_bf16(const Format& f, std::span<const std::uint16_t> in, void* out_c
 void encode_f16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
                 const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
                 unsigned threads) {
-  kernels::encode_any(f, in, kernels::WidenBits{parse_format("fp16")},
+  kernels::encode_any(f, in, kernels::WidenBits{kFp16},
                       &HWY_DYNAMIC_DISPATCH(kernels::EncodeF16), out_codes, opt, seed, first_index,
                       threads);
 }

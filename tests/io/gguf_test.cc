@@ -35,7 +35,7 @@ using gguf_testing::parse_error;
 
 std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
 
-float fp16(std::uint32_t code) { return decode_f32(parse_format("fp16"), code); }
+float fp16(std::uint32_t code) { return decode_f32(kFp16, code); }
 
 // ---- metadata ----
 

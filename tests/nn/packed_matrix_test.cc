@@ -55,9 +55,6 @@ const char* const kVectorFormats[] = {"fp32",
 const char* const kOtherFormats[] = {"mxfp6_e3m2", "mxfp6_e2m3",   "fp6_e3m2", "int6:group32",
                                      "mx:int8:17", "int4:group24", "uint8",    "e3m4:channel"};
 
-constexpr lowp::Format kFp16 = {lowp::Kind::kFloat,   16, 5, 10, 15, lowp::Specials::kIeee,
-                                lowp::IntRange::kFull};
-
 std::vector<float> random_matrix(std::size_t rows, std::size_t cols, std::uint32_t seed) {
   std::mt19937 gen(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -120,7 +117,7 @@ std::vector<float> reference_dequantized(const WeightFormat& wf, const std::vect
           const float* v = &w[r * cols + b];
           const float ratio = amax(v, n) / static_cast<float>(lowp::max_finite(wf.element));
           const float s =
-              lowp::decode_f32(kFp16, lowp::encode(kFp16, static_cast<double>(ratio),
+              lowp::decode_f32(lowp::kFp16, lowp::encode(lowp::kFp16, static_cast<double>(ratio),
                                                    {lowp::Rounding::kNearestEven, true}));
           scaled_reference(wf.element, v, n, s, &out[r * cols + b]);
         }
@@ -315,7 +312,7 @@ TEST(WeightFormat, Spellings) {
   EXPECT_EQ(parse_weight_format("fp16").scheme, WeightScheme::kPlain);
   f = parse_weight_format("fp8_e4m3");
   EXPECT_EQ(f.scheme, WeightScheme::kTensor);
-  EXPECT_EQ(f.element, lowp::parse_format("fp8_e4m3"));
+  EXPECT_EQ(f.element, lowp::kFp8E4m3);
   // intN in a scaled spelling is the symmetric range.
   f = parse_weight_format("int8");
   EXPECT_EQ(f.scheme, WeightScheme::kTensor);

@@ -6,7 +6,6 @@
 #include <fmt/core.h>
 
 #include "lowp/error.h"
-#include "lowp/format/registry.h"
 
 namespace lowp::cli {
 
@@ -26,7 +25,7 @@ std::vector<double> real_values(const io::NpyArray& a, const std::string& path) 
       break;
     case DType::kF16:
     case DType::kBF16: {
-      const Format f = parse_format(a.dtype == DType::kF16 ? "fp16" : "bf16");
+      const Format f = a.dtype == DType::kF16 ? kFp16 : kBf16;
       for (std::size_t i = 0; i < n; ++i) out[i] = decode(f, load<std::uint16_t>(p + 2 * i));
       break;
     }
