@@ -29,7 +29,7 @@ namespace {
 // ggml's enum ggml_type (ggml.h) with type_traits' block and type sizes
 // (ggml.c). Numbers 4, 5 and 31..33, 36..38 were removed from GGUF.
 constexpr std::array<GgmlType, 32> kTypes = {{
-    {0, "F32", 1, 4, true},        {1, "F16", 1, 2, true},        {2, "Q4_0", 32, 18, true},
+    {0, "F32", 1, 4, true, &kFp32}, {1, "F16", 1, 2, true, &kFp16}, {2, "Q4_0", 32, 18, true},
     {3, "Q4_1", 32, 20, false},    {6, "Q5_0", 32, 22, false},    {7, "Q5_1", 32, 24, false},
     {8, "Q8_0", 32, sizeof(GgmlBlockQ8_0), true},  {9, "Q8_1", 32, 36, false},    {10, "Q2_K", 256, 84, false},
     {11, "Q3_K", 256, 110, false}, {12, "Q4_K", 256, 144, false}, {13, "Q5_K", 256, 176, false},
@@ -38,7 +38,7 @@ constexpr std::array<GgmlType, 32> kTypes = {{
     {20, "IQ4_NL", 32, 18, false}, {21, "IQ3_S", 256, 110, false}, {22, "IQ2_S", 256, 82, false},
     {23, "IQ4_XS", 256, 136, false}, {24, "I8", 1, 1, false},     {25, "I16", 1, 2, false},
     {26, "I32", 1, 4, false},      {27, "I64", 1, 8, false},      {28, "F64", 1, 8, false},
-    {29, "IQ1_M", 256, 56, false}, {30, "BF16", 1, 2, true},      {34, "TQ1_0", 256, 54, false},
+    {29, "IQ1_M", 256, 56, false}, {30, "BF16", 1, 2, true, &kBf16},{34, "TQ1_0", 256, 54, false},
     {35, "TQ2_0", 256, 66, false}, {39, "MXFP4", 32, sizeof(GgmlBlockMxfp4), true},
 }};
 
@@ -54,6 +54,13 @@ const GgmlType* ggml_type_by_id(std::uint32_t id) {
 const GgmlType* ggml_type_by_name(std::string_view name) {
   for (const GgmlType& t : kTypes) {
     if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+const GgmlType* ggml_type_by_format(const Format& f) {
+  for (const GgmlType& t : kTypes) {
+    if (t.format != nullptr && *t.format == f) return &t;
   }
   return nullptr;
 }
@@ -567,6 +574,17 @@ const std::vector<GgufKv>& gguf_kv(const ModelReader& reader) {
   const auto* g = dynamic_cast<const GgufReader*>(&reader);
   if (g == nullptr) throw Error("not a GGUF file: " + std::string(reader.kind()) + " files have no GGUF metadata");
   return g->kv();
+}
+
+std::optional<Format> gguf_type_format(std::string_view type) {
+  const gguf_detail::GgmlType* t = gguf_detail::ggml_type_by_name(type);
+  if (t == nullptr || t->format == nullptr) return std::nullopt;
+  return *t->format;
+}
+
+std::string_view gguf_type_for(const Format& f) {
+  const gguf_detail::GgmlType* t = gguf_detail::ggml_type_by_format(f);
+  return t == nullptr ? std::string_view{} : t->name;
 }
 
 }  // namespace lowp::io

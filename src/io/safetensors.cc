@@ -20,7 +20,6 @@
 
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
-#include "lowp/format/registry.h"
 #include "safetensors_common.h"
 
 namespace lowp::io {
@@ -429,7 +428,7 @@ std::vector<float> SafetensorsReader::read_f32(const TensorInfo& t) const {
       for (std::size_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(static_cast<std::uint32_t>(load(i, 4)));
       break;
     case Decode::kCode: {
-      const Format f = parse_format(e.dtype->format);
+      const Format& f = e.dtype->format;
       for (std::size_t i = 0; i < n; ++i) out[i] = decode_f32(f, static_cast<std::uint32_t>(load(i, e.dtype->size)));
       break;
     }

@@ -7,7 +7,6 @@
 #include "lowp/block/tensor.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
-#include "lowp/format/registry.h"
 #include "lowp/io/gguf.h"
 #include "model_quantize_internal.h"
 
@@ -30,10 +29,7 @@ std::string gguf_type_for(const ResolvedFormat& f) {
     parse_block_format("mxfp4", mxfp4);
     return f.block == mxfp4 ? "MXFP4" : "";
   }
-  if (f.name == "fp32") return "F32";
-  if (f.name == "fp16") return "F16";
-  if (f.name == "bf16") return "BF16";
-  return "";
+  return std::string(io::gguf_type_for(f.scalar));
 }
 
 // GGUF's name for a tensor copied unchanged from `in`, or "" if there is none.
@@ -126,7 +122,7 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
     if (req.fake) {
       q = fake_values(f, values, t.shape, req);
       // The container's own rounding (nearest-even), not the request's.
-      bytes = encode_codes(parse_format(o.dtype == "F32" ? "fp32" : o.dtype == "F16" ? "fp16" : "bf16"), q, {});
+      bytes = encode_codes(*io::gguf_type_format(o.dtype), q, {});
       r.stored_as = o.dtype + " (fake " + f.name + ")";
     } else if (o.dtype == "Q8_0") {
       const std::vector<GgmlBlockQ8_0> blocks = ggml_q8_0_quantize(values);

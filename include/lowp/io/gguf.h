@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "lowp/format/format.h"
 #include "lowp/io/model.h"
 
 namespace lowp::io {
@@ -93,6 +94,13 @@ const std::vector<GgufKv>& gguf_kv(const ModelReader& reader);
 // dimension, a last dimension that is not a multiple of the type's block
 // size, or a size that does not fit in 64 bits.
 std::uint64_t gguf_tensor_nbytes(std::string_view dtype, std::span<const std::int64_t> shape);
+
+// The scalar format whose codes a ggml type holds ("F32" -> fp32, "F16" ->
+// fp16, "BF16" -> bf16), or nullopt (block types, integers, F64, unknown
+// names). gguf_type_for is the other direction: the ggml type that stores
+// codes of f, or "" if there is none. One table (src/io/gguf.cc) answers both.
+std::optional<Format> gguf_type_format(std::string_view type);
+std::string_view gguf_type_for(const Format& f);
 
 // Writes a GGUF version 3 file through an AtomicFile: `kv` in order, then the
 // tensor infos, then each tensor's bytes from `produce` (called once per
