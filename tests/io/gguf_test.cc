@@ -391,6 +391,17 @@ TEST(GgufTensorNbytes, Sizes) {
   EXPECT_THROW(gguf_tensor_nbytes("F32", std::vector<std::int64_t>{1ll << 40, 1ll << 40}), Error);
 }
 
+TEST(GgufTypeFormat, TableBothWays) {
+  EXPECT_EQ(gguf_type_format("F32"), kFp32);
+  EXPECT_EQ(gguf_type_format("F16"), kFp16);
+  EXPECT_EQ(gguf_type_format("BF16"), kBf16);
+  for (const char* t : {"Q8_0", "MXFP4", "I8", "F64", "nope"}) EXPECT_EQ(gguf_type_format(t), std::nullopt) << t;
+  EXPECT_EQ(gguf_type_for(kFp32), "F32");
+  EXPECT_EQ(gguf_type_for(kFp16), "F16");
+  EXPECT_EQ(gguf_type_for(kBf16), "BF16");
+  EXPECT_EQ(gguf_type_for(kFp8E4m3), "");
+}
+
 // ---- rejections ----
 
 // A valid file whose last tensor ends the file (no trailing padding), so that
