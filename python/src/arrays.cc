@@ -68,6 +68,10 @@ void apply_block_size(BlockFormat& f, std::optional<int> block, std::span<const 
   f.block_size = *block;
 }
 
+py::object from_json(const std::string& text) {
+  return py::module_::import("json").attr("loads")(text);
+}
+
 unsigned threads_for(std::size_t n) {
   constexpr std::size_t kValuesPerThread = std::size_t{1} << 16;
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());

@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "lowp/format/convert.h"
 
 namespace lowp {
@@ -229,6 +231,33 @@ std::string nan_codes_text(const Format& f) {
     default:
       return hex_code(f, nan_code(f));
   }
+}
+
+std::string format_json(std::string_view name, const Format& f, std::string_view summary) {
+  nlohmann::ordered_json j;
+  j["name"] = name;
+  j["kind"] = is_float(f) ? "float" : "int";
+  j["bits"] = f.bits;
+  j["signed"] = is_signed(f);
+  j["summary"] = summary;
+  if (is_float(f)) {
+    j["exponent_bits"] = f.exp_bits;
+    j["mantissa_bits"] = f.man_bits;
+    j["bias"] = f.bias;
+    j["emax"] = emax(f);
+    j["max_finite"] = max_finite(f);
+    j["min_normal"] = min_normal(f);
+    j["min_subnormal"] = has_subnormals(f) ? nlohmann::ordered_json(min_positive(f)) : nullptr;
+    j["has_inf"] = has_inf(f);
+    j["has_nan"] = has_nan(f);
+    j["has_negative_zero"] = has_negative_zero(f);
+    j["inf_codes"] = inf_codes_text(f);
+    j["nan_codes"] = nan_codes_text(f);
+  } else {
+    j["min"] = int_min(f);
+    j["max"] = int_max(f);
+  }
+  return j.dump();
 }
 
 }  // namespace lowp
