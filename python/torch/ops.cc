@@ -66,7 +66,8 @@ void fake_quant_blocked(const BlockFormat& f, const float* in, float* out, std::
     const auto first = static_cast<std::size_t>(row_begin) * row_length;
     const auto count = static_cast<std::size_t>(row_end - row_begin) * row_length;
     std::vector<std::uint8_t> elements(packed_bytes(f.element.bits, count), 0);
-    std::vector<std::uint8_t> scales(static_cast<std::size_t>(row_end - row_begin) * blocks_per_row);
+    std::vector<std::uint8_t> scales(static_cast<std::size_t>(row_end - row_begin) *
+                                     blocks_per_row);
     BlockOptions range_opt = opt;
     range_opt.threads = threads;
     quantize_blocked(f, std::span<const float>(in + first, count), row_length, tensor_scale,

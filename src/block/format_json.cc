@@ -7,7 +7,8 @@
 
 namespace lowp {
 
-std::string block_format_json(std::string_view name, const BlockFormat& f, std::string_view summary) {
+std::string block_format_json(std::string_view name, const BlockFormat& f,
+                              std::string_view summary) {
   nlohmann::ordered_json j;
   j["name"] = name;
   j["kind"] = "block";

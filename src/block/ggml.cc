@@ -123,7 +123,9 @@ std::vector<GgmlBlockQ8_0> ggml_q8_0_quantize(std::span<const float> x) {
       // C's float -> int8_t conversion of roundf's result; out of int32 range
       // (only Inf or NaN here) x86-64's cvttss2si gives 0x80000000, whose low
       // byte is 0.
-      const std::uint32_t q = std::fabs(r) < 2147483648.0f ? static_cast<std::uint32_t>(static_cast<std::int32_t>(r)) : 0x80000000u;
+      const std::uint32_t q = std::fabs(r) < 2147483648.0f
+                                  ? static_cast<std::uint32_t>(static_cast<std::int32_t>(r))
+                                  : 0x80000000u;
       out[b].qs[j] = static_cast<std::int8_t>(static_cast<std::uint8_t>(q & 0xFF));
     }
   }
@@ -137,7 +139,8 @@ void ggml_q8_0_dequantize(std::span<const GgmlBlockQ8_0> blocks, std::span<float
   }
   for (std::size_t b = 0; b < blocks.size(); ++b) {
     const float d = decode_f32(kFp16, blocks[b].d);
-    for (std::size_t j = 0; j < kQk; ++j) out[b * kQk + j] = static_cast<float>(blocks[b].qs[j]) * d;
+    for (std::size_t j = 0; j < kQk; ++j)
+      out[b * kQk + j] = static_cast<float>(blocks[b].qs[j]) * d;
   }
 }
 

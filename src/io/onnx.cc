@@ -453,18 +453,24 @@ std::vector<float> OnnxReader::read_f32(const TensorInfo& t) const {
   out.reserve(static_cast<std::size_t>(tensors_[i].element_count()));
   switch (type.decode) {
     case Decode::kNone:
-      throw Error(source_ + ": tensor " + lowp::quoted(t.name) + " of type " + type.name + " is not a float tensor");
+      throw Error(source_ + ": tensor " + lowp::quoted(t.name) + " of type " + type.name +
+                  " is not a float tensor");
     case Decode::kF32:
-      for_each_code(i, [&](std::uint64_t c) { out.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(c))); });
+      for_each_code(i, [&](std::uint64_t c) {
+        out.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(c)));
+      });
       break;
     case Decode::kF64:
       // The conversion rounds to nearest-even (the default floating-point environment).
-      for_each_code(i, [&](std::uint64_t c) { out.push_back(static_cast<float>(std::bit_cast<double>(c))); });
+      for_each_code(
+          i, [&](std::uint64_t c) { out.push_back(static_cast<float>(std::bit_cast<double>(c))); });
       break;
     case Decode::kCode: {
       const Format& f = type.format;
       const auto mask = static_cast<std::uint32_t>((std::uint64_t{1} << f.bits) - 1);
-      for_each_code(i, [&](std::uint64_t c) { out.push_back(decode_f32(f, static_cast<std::uint32_t>(c) & mask)); });
+      for_each_code(i, [&](std::uint64_t c) {
+        out.push_back(decode_f32(f, static_cast<std::uint32_t>(c) & mask));
+      });
       break;
     }
   }

@@ -34,9 +34,12 @@ struct Encoder {
   explicit Encoder(const onnx::DataType& t) : type(t) {}
   std::uint64_t operator()(float x) const {
     switch (type.decode) {
-      case detail::Decode::kF32: return std::bit_cast<std::uint32_t>(x);
-      case detail::Decode::kF64: return std::bit_cast<std::uint64_t>(static_cast<double>(x));
-      default: return encode(type.format, static_cast<double>(x));
+      case detail::Decode::kF32:
+        return std::bit_cast<std::uint32_t>(x);
+      case detail::Decode::kF64:
+        return std::bit_cast<std::uint64_t>(static_cast<double>(x));
+      default:
+        return encode(type.format, static_cast<double>(x));
     }
   }
   const onnx::DataType& type;

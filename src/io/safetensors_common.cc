@@ -216,5 +216,4 @@ std::string_view safetensors_dtype_for(const Format& f) {
   return d == nullptr ? std::string_view{} : d->name;
 }
 
-
 }  // namespace lowp::io

@@ -199,9 +199,12 @@ void encode_scalar(const Format& f, const InT* in, std::size_t count, const Wide
     }
   };
   switch (code_bytes(f)) {
-    case 1: return run(static_cast<std::uint8_t*>(out_codes));
-    case 2: return run(static_cast<std::uint16_t*>(out_codes));
-    default: return run(static_cast<std::uint32_t*>(out_codes));
+    case 1:
+      return run(static_cast<std::uint8_t*>(out_codes));
+    case 2:
+      return run(static_cast<std::uint16_t*>(out_codes));
+    default:
+      return run(static_cast<std::uint32_t*>(out_codes));
   }
 }
 
@@ -339,17 +342,15 @@ void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
 void encode_bf16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
                  const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
                  unsigned threads) {
-  kernels::encode_any(f, in, kernels::WidenBits{kBf16},
-                      &HWY_DYNAMIC_DISPATCH(kernels::EncodeBF16), out_codes, opt, seed, first_index,
-                      threads);
+  kernels::encode_any(f, in, kernels::WidenBits{kBf16}, &HWY_DYNAMIC_DISPATCH(kernels::EncodeBF16),
+                      out_codes, opt, seed, first_index, threads);
 }
 
 void encode_f16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
                 const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
                 unsigned threads) {
-  kernels::encode_any(f, in, kernels::WidenBits{kFp16},
-                      &HWY_DYNAMIC_DISPATCH(kernels::EncodeF16), out_codes, opt, seed, first_index,
-                      threads);
+  kernels::encode_any(f, in, kernels::WidenBits{kFp16}, &HWY_DYNAMIC_DISPATCH(kernels::EncodeF16),
+                      out_codes, opt, seed, first_index, threads);
 }
 
 void encode_f64(const Format& f, std::span<const double> in, void* out_codes,

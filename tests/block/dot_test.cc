@@ -21,12 +21,16 @@ namespace lowp {
 namespace {
 
 // The codes used below, checked against the scalar encoder.
-static_assert(encode(kFp8E4m3, 1.0) == 0x38 && encode(kFp8E4m3, 1.25) == 0x3A && encode(kFp8E4m3, 1.5) == 0x3C);
-static_assert(encode(kFp8E4m3, 2.0) == 0x40 && encode(kFp8E4m3, 0.5) == 0x30 && encode(kFp8E4m3, -3.0) == 0xC4);
+static_assert(encode(kFp8E4m3, 1.0) == 0x38 && encode(kFp8E4m3, 1.25) == 0x3A &&
+              encode(kFp8E4m3, 1.5) == 0x3C);
+static_assert(encode(kFp8E4m3, 2.0) == 0x40 && encode(kFp8E4m3, 0.5) == 0x30 &&
+              encode(kFp8E4m3, -3.0) == 0xC4);
 static_assert(encode(kFp8E4m3, 448.0) == 0x7E && encode(kFp8E4m3, 0x1p-6) == 0x08);
 static_assert(encode(kFp8E5m2, 0x1p15) == 0x78 && encode(kFp8E5m2, -0x1p15) == 0xF8);
-static_assert(encode(kFp8E5m2, 0x1p12) == 0x6C && encode(kFp8E5m2, 1.0) == 0x3C && encode(kFp8E5m2, 0x1p-16) == 0x01);
-static_assert(encode(kFp8E5m2, 2.0) == 0x40 && inf_code(kFp8E5m2) == 0x7C && nan_code(kFp8E5m2) == 0x7E);
+static_assert(encode(kFp8E5m2, 0x1p12) == 0x6C && encode(kFp8E5m2, 1.0) == 0x3C &&
+              encode(kFp8E5m2, 0x1p-16) == 0x01);
+static_assert(encode(kFp8E5m2, 2.0) == 0x40 && inf_code(kFp8E5m2) == 0x7C &&
+              nan_code(kFp8E5m2) == 0x7E);
 static_assert(encode(kFp4E2m1, 6.0) == 0x7 && encode(kFp4E2m1, -0.5) == 0x9);
 static_assert(encode(kFp16, 0x1p15) == 0x7800 && encode(kFp16, -0x1p15) == 0xF800 && encode(kFp16, 0x1p-24) == 0x0001);
 static_assert(encode(kFp16, 0x1p12) == 0x6C00 && encode(kFp16, 0x1p13) == 0x7000 && encode(kFp16, 8.0) == 0x4800 && encode(kFp16, -1.0) == 0xBC00);
@@ -42,7 +46,8 @@ float dot(const Format& fa, int scale_a, const Codes& a, const Format& fb, int s
 TEST(MxDot, E4m3HandComputed) {
   // P_A = [1, 1.5, -3, 448], X_A = 2^(130-127) = 8; P_B = [2, 0.5, 1, 2^-6], X_B = 2^-2.
   // sum = 2 + 0.75 - 3 + 7 = 6.75; times 8 * 0.25 = 13.5.
-  EXPECT_EQ(dot(kFp8E4m3, 130, {0x38, 0x3C, 0xC4, 0x7E}, kFp8E4m3, 125, {0x40, 0x30, 0x38, 0x08}), 13.5f);
+  EXPECT_EQ(dot(kFp8E4m3, 130, {0x38, 0x3C, 0xC4, 0x7E}, kFp8E4m3, 125, {0x40, 0x30, 0x38, 0x08}),
+            13.5f);
 }
 
 TEST(MxDot, MixedElementFormats) {
@@ -106,8 +111,10 @@ TEST(MxDot, RoundsTiesToEvenOnce) {
 
 TEST(MxDot, OverflowsToInfinity) {
   // 448 * 448 * 2^127 * 2^127 is far past FLT_MAX.
-  EXPECT_EQ(dot(kFp8E4m3, 0xFE, {0x7E}, kFp8E4m3, 0xFE, {0x7E}), std::numeric_limits<float>::infinity());
-  EXPECT_EQ(dot(kFp8E4m3, 0xFE, {0xFE}, kFp8E4m3, 0xFE, {0x7E}), -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(dot(kFp8E4m3, 0xFE, {0x7E}, kFp8E4m3, 0xFE, {0x7E}),
+            std::numeric_limits<float>::infinity());
+  EXPECT_EQ(dot(kFp8E4m3, 0xFE, {0xFE}, kFp8E4m3, 0xFE, {0x7E}),
+            -std::numeric_limits<float>::infinity());
   // 1 * 2^127 is finite.
   EXPECT_EQ(dot(kFp8E4m3, 0xFE, {0x38}, kFp8E4m3, 127, {0x38}), 0x1p127f);
   // At the boundary (fp16 elements, sum S = 2^25 - d, times 2^103):
@@ -126,12 +133,12 @@ TEST(MxDot, OverflowsToInfinity) {
 TEST(MxDot, UnderflowsWithGradualRounding) {
   // Scales 2^-127 * 2^-23 = 2^-150, half of the smallest fp32 subnormal 2^-149.
   constexpr float kMin = std::numeric_limits<float>::denorm_min();
-  EXPECT_EQ(dot(kFp8E4m3, 0, {0x38}, kFp8E4m3, 104, {0x38}), 0.0f);        // 0.5 ulp: tie -> 0
+  EXPECT_EQ(dot(kFp8E4m3, 0, {0x38}, kFp8E4m3, 104, {0x38}), 0.0f);            // 0.5 ulp: tie -> 0
   EXPECT_TRUE(std::signbit(dot(kFp8E4m3, 0, {0xB8}, kFp8E4m3, 104, {0x38})));  // -0.5 ulp -> -0
-  EXPECT_EQ(dot(kFp8E4m3, 0, {0x3A}, kFp8E4m3, 104, {0x38}), kMin);        // 0.625 ulp -> 1
+  EXPECT_EQ(dot(kFp8E4m3, 0, {0x3A}, kFp8E4m3, 104, {0x38}), kMin);            // 0.625 ulp -> 1
   EXPECT_EQ(dot(kFp8E4m3, 0, {0xBA}, kFp8E4m3, 104, {0x38}), -kMin);
-  EXPECT_EQ(dot(kFp8E4m3, 0, {0x3C}, kFp8E4m3, 104, {0x40}), 2 * kMin);    // 1.5 ulp: tie -> 2
-  EXPECT_EQ(dot(kFp8E4m3, 0, {0x38}, kFp8E4m3, 127, {0x38}), 0x1p-127f);   // exact subnormal
+  EXPECT_EQ(dot(kFp8E4m3, 0, {0x3C}, kFp8E4m3, 104, {0x40}), 2 * kMin);   // 1.5 ulp: tie -> 2
+  EXPECT_EQ(dot(kFp8E4m3, 0, {0x38}, kFp8E4m3, 127, {0x38}), 0x1p-127f);  // exact subnormal
   // 448 * 448 * 2^-254 is about 2^-236: zero.
   EXPECT_EQ(dot(kFp8E4m3, 0, {0x7E}, kFp8E4m3, 0, {0x7E}), 0.0f);
 }
@@ -152,15 +159,19 @@ TEST(MxDot, InfinitiesFollowIeee) {
   EXPECT_EQ(dot(kFp8E5m2, 127, {0xFC}, kFp8E5m2, 127, {0x3C}), -inf);
   EXPECT_EQ(dot(kFp8E5m2, 127, {0x7C}, kFp8E5m2, 127, {0xC0}), -inf);
   EXPECT_EQ(dot(kFp8E5m2, 127, {0x7C}, kFp8E5m2, 127, {0xFC}), -inf);
-  EXPECT_TRUE(std::isnan(dot(kFp8E5m2, 127, {0x7C}, kFp8E5m2, 127, {0x00})));              // Inf * 0
-  EXPECT_TRUE(std::isnan(dot(kFp8E5m2, 127, {0x7C, 0xFC}, kFp8E5m2, 127, {0x3C, 0x3C})));  // Inf - Inf
+  EXPECT_TRUE(std::isnan(dot(kFp8E5m2, 127, {0x7C}, kFp8E5m2, 127, {0x00})));  // Inf * 0
+  EXPECT_TRUE(
+      std::isnan(dot(kFp8E5m2, 127, {0x7C, 0xFC}, kFp8E5m2, 127, {0x3C, 0x3C})));  // Inf - Inf
   EXPECT_TRUE(std::isnan(dot(kFp8E5m2, 0xFF, {0x7C}, kFp8E5m2, 127, {0x3C})));
 }
 
 TEST(MxDot, SignedZeros) {
-  EXPECT_TRUE(std::signbit(dot(kFp8E4m3, 127, {0x80, 0x80}, kFp8E4m3, 127, {0x38, 0x40})));  // -0 + -0
-  EXPECT_FALSE(std::signbit(dot(kFp8E4m3, 127, {0x80, 0x00}, kFp8E4m3, 127, {0x38, 0x40})));  // -0 + +0
-  EXPECT_FALSE(std::signbit(dot(kFp8E4m3, 127, {0x38, 0xB8}, kFp8E4m3, 127, {0x38, 0x38})));  // 1 - 1
+  EXPECT_TRUE(
+      std::signbit(dot(kFp8E4m3, 127, {0x80, 0x80}, kFp8E4m3, 127, {0x38, 0x40})));  // -0 + -0
+  EXPECT_FALSE(
+      std::signbit(dot(kFp8E4m3, 127, {0x80, 0x00}, kFp8E4m3, 127, {0x38, 0x40})));  // -0 + +0
+  EXPECT_FALSE(
+      std::signbit(dot(kFp8E4m3, 127, {0x38, 0xB8}, kFp8E4m3, 127, {0x38, 0x38})));  // 1 - 1
 }
 
 TEST(MxDot, EmptyAndMismatchedBlocks) {
@@ -196,10 +207,11 @@ PackedTensor make_tensor(const Format& element, int k, std::vector<std::int64_t>
 // A row 1: ten ones. B row 0: ten ones; B row 1: ten ones with scales 2.
 struct DotGeneralFixture : ::testing::Test {
   PackedTensor a = make_tensor(kFp8E4m3, 4, {2, 10}, 1,
-                               {0x38, 0, 0, 0, 0x38, 0, 0, 0, 0, 0x38,  //
+                               {0x38, 0,    0,    0,    0x38, 0,    0,    0,    0,    0x38,  //
                                 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38},
                                {127 + 24, 127, 127, 127, 127, 127});
-  PackedTensor b = make_tensor(kFp8E4m3, 4, {2, 10}, 1, Codes(20, 0x38), {127, 127, 127, 128, 128, 128});
+  PackedTensor b =
+      make_tensor(kFp8E4m3, 4, {2, 10}, 1, Codes(20, 0x38), {127, 127, 127, 128, 128, 128});
 };
 
 TEST_F(DotGeneralFixture, AddsBlockResultsInFp32InBlockOrder) {

@@ -16,7 +16,8 @@ namespace lowp {
 // this order): name, kind ("block"), element (its scalar format's name),
 // block_size, scale, bits_per_value (scales included), element_max,
 // element_emax, summary.
-std::string block_format_json(std::string_view name, const BlockFormat& f, std::string_view summary);
+std::string block_format_json(std::string_view name, const BlockFormat& f,
+                              std::string_view summary);
 
 // A JSON array of every registered format, scalar (format_json) then block
 // (block_format_json), each with its registry name and summary.

@@ -249,7 +249,8 @@ constexpr std::uint32_t encode(const Format& f, double x, EncodeOptions opt = {}
 // through here, so an element's code never depends on which path encoded it.
 constexpr std::uint32_t encode_at(const Format& f, double x, const EncodeOptions& opt,
                                   std::uint64_t seed, std::uint64_t index) {
-  return encode(f, x, opt, opt.rounding == Rounding::kStochastic ? stochastic_bits(seed, index) : 0);
+  return encode(f, x, opt,
+                opt.rounding == Rounding::kStochastic ? stochastic_bits(seed, index) : 0);
 }
 
 // The exact value of a code (only its low f.bits bits are read). NaN codes give a

@@ -68,7 +68,8 @@ struct ModelReport {
   std::uint64_t parameters = 0, quantized_parameters = 0, bytes_in = 0, bytes_out = 0;
 
   double bits_per_parameter() const {
-    return parameters == 0 ? 0.0 : 8.0 * static_cast<double>(bytes_out) / static_cast<double>(parameters);
+    return parameters == 0 ? 0.0
+                           : 8.0 * static_cast<double>(bytes_out) / static_cast<double>(parameters);
   }
 };
 
