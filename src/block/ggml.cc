@@ -32,6 +32,14 @@ BlockFormat mxfp4_format() {
   return f;
 }
 
+// A dequantizer's output must hold exactly the blocks' values.
+void check_output(const std::string& type, std::size_t values, std::size_t blocks) {
+  if (values != blocks * kQk) {
+    throw Error("ggml " + type + ": output holds " + std::to_string(values) + " values for " +
+                std::to_string(blocks) + " blocks");
+  }
+}
+
 bool is_ggml_compatible(const PackedTensor& t) {
   return t.format == mxfp4_format() && !t.shape.empty() &&
          t.axis == static_cast<int>(t.shape.size()) - 1 && t.row_length() % kQk == 0;
@@ -90,10 +98,7 @@ PackedTensor from_ggml_mxfp4(std::span<const GgmlBlockMxfp4> blocks,
 }
 
 void ggml_mxfp4_dequantize(std::span<const GgmlBlockMxfp4> blocks, std::span<float> out) {
-  if (out.size() != blocks.size() * kQk) {
-    throw Error("ggml MXFP4: output holds " + std::to_string(out.size()) + " values for " +
-                std::to_string(blocks.size()) + " blocks");
-  }
+  check_output("MXFP4", out.size(), blocks.size());
   for (std::size_t b = 0; b < blocks.size(); ++b) {
     const float d = e8m0_half(blocks[b].e);
     for (std::size_t j = 0; j < kQk / 2; ++j) {
@@ -133,10 +138,7 @@ std::vector<GgmlBlockQ8_0> ggml_q8_0_quantize(std::span<const float> x) {
 }
 
 void ggml_q8_0_dequantize(std::span<const GgmlBlockQ8_0> blocks, std::span<float> out) {
-  if (out.size() != blocks.size() * kQk) {
-    throw Error("ggml Q8_0: output holds " + std::to_string(out.size()) + " values for " +
-                std::to_string(blocks.size()) + " blocks");
-  }
+  check_output("Q8_0", out.size(), blocks.size());
   for (std::size_t b = 0; b < blocks.size(); ++b) {
     const float d = decode_f32(kFp16, blocks[b].d);
     for (std::size_t j = 0; j < kQk; ++j)
