@@ -48,6 +48,12 @@ void encode_f16(const Format& f, std::span<const std::uint16_t> in, void* out_co
                 const EncodeOptions& opt, std::uint64_t seed = 0, std::uint64_t first_index = 0,
                 unsigned threads = 1);
 
+// The same for fp64 input, through the scalar reference on the calling thread
+// (fp64 values are not widened fp32s: no vector path):
+// codes[i] = encode_at(f, in[i], opt, seed, first_index + i).
+void encode_f64(const Format& f, std::span<const double> in, void* out_codes,
+                const EncodeOptions& opt, std::uint64_t seed = 0, std::uint64_t first_index = 0);
+
 // out[i] = decode_f32(f, codes[i]) (bit for bit, NaNs included).
 void decode_to_f32(const Format& f, const void* codes, std::span<float> out, unsigned threads = 1);
 

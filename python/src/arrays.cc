@@ -68,12 +68,8 @@ void apply_block_size(BlockFormat& f, std::optional<int> block, std::span<const 
   f.block_size = *block;
 }
 
-Rounding parse_rounding(const std::string& name) {
-  if (name == "rne") return Rounding::kNearestEven;
-  if (name == "away") return Rounding::kNearestAway;
-  if (name == "zero") return Rounding::kTowardZero;
-  if (name == "stochastic") return Rounding::kStochastic;
-  throw Error("unknown rounding " + quoted(name) + " (expected rne, away, zero or stochastic)");
+py::object from_json(const std::string& text) {
+  return py::module_::import("json").attr("loads")(text);
 }
 
 unsigned threads_for(std::size_t n) {

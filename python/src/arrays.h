@@ -69,8 +69,9 @@ py::dtype code_dtype(const Format& f);
 void apply_block_size(BlockFormat& f, std::optional<int> block, std::span<const std::int64_t> shape,
                       int axis);
 
-// "rne", "away", "zero" or "stochastic" (the CLI's --round).
-Rounding parse_rounding(const std::string& name);
+// JSON text as Python objects (json.loads): the library's serializers
+// (lowp::registry_json, lowp::report_json, ...) are the bindings' too.
+py::object from_json(const std::string& text);
 
 // Threads for a bulk kernel over n values (results never depend on it).
 unsigned threads_for(std::size_t n);

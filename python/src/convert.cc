@@ -20,25 +20,6 @@
 namespace lowp::python {
 namespace {
 
-void store_code(void* codes, int width, std::size_t i, std::uint32_t code) {
-  switch (width) {
-    case 1: static_cast<std::uint8_t*>(codes)[i] = static_cast<std::uint8_t>(code); break;
-    case 2: static_cast<std::uint16_t*>(codes)[i] = static_cast<std::uint16_t>(code); break;
-    default: static_cast<std::uint32_t*>(codes)[i] = code; break;
-  }
-}
-
-// codes[i] = encode(f, x[i]) of the scalar reference over fp64 values.
-void encode_f64(const Format& f, std::span<const double> x, void* codes, const EncodeOptions& opt,
-                std::uint64_t seed) {
-  const int width = code_bytes(f);
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const std::uint32_t random =
-        opt.rounding == Rounding::kStochastic ? stochastic_bits(seed, i) : 0;
-    store_code(codes, width, i, encode(f, x[i], opt, random));
-  }
-}
-
 // Encodes `in` into `codes` (code_bytes(f) wide), without the GIL.
 void encode_into(const Format& f, const FloatInput& in, void* codes, const EncodeOptions& opt,
                  std::uint64_t seed) {

@@ -1,67 +1,27 @@
-// lowp.formats() and lowp.format_info(): the registry as Python dicts, with the
-// same keys and values as `lowp formats --json` (a test keeps the two equal).
+// lowp.formats() and lowp.format_info(): the registry as Python dicts, from the
+// library's JSON (lowp/block/format_json.h), which `lowp formats --json`
+// prints too (a test keeps the two equal).
 #include <cstdint>
 #include <cstdio>
 #include <string>
 
 #include "arrays.h"
 #include "lowp/block/block_format.h"
+#include "lowp/block/format_json.h"
 #include "lowp/format/registry.h"
 
 namespace lowp::python {
 namespace {
 
 py::dict scalar_info(const std::string& name, const Format& f, std::string_view summary) {
-  py::dict d;
-  d["name"] = name;
-  d["kind"] = is_float(f) ? "float" : "int";
-  d["bits"] = f.bits;
-  d["signed"] = is_signed(f);
-  d["summary"] = std::string(summary);
-  if (is_float(f)) {
-    d["exponent_bits"] = f.exp_bits;
-    d["mantissa_bits"] = f.man_bits;
-    d["bias"] = f.bias;
-    d["emax"] = emax(f);
-    d["max_finite"] = max_finite(f);
-    d["min_normal"] = min_normal(f);
-    d["min_subnormal"] = has_subnormals(f) ? py::object(py::float_(min_positive(f))) : py::none();
-    d["has_inf"] = has_inf(f);
-    d["has_nan"] = has_nan(f);
-    d["has_negative_zero"] = has_negative_zero(f);
-    d["inf_codes"] = inf_codes_text(f);
-    d["nan_codes"] = nan_codes_text(f);
-  } else {
-    d["min"] = int_min(f);
-    d["max"] = int_max(f);
-  }
-  return d;
+  return from_json(format_json(name, f, summary));
 }
 
 py::dict block_info(const std::string& name, const BlockFormat& f, std::string_view summary) {
-  py::dict d;
-  d["name"] = name;
-  d["kind"] = "block";
-  d["element"] = format_name(f.element);
-  d["block_size"] = f.block_size;
-  d["scale"] = block_scale_info(f.scale).description;
-  d["bits_per_value"] = bits_per_value(f);
-  d["element_max"] = mx_element_max(f.element);
-  d["element_emax"] = mx_element_emax(f.element);
-  d["summary"] = std::string(summary);
-  return d;
+  return from_json(block_format_json(name, f, summary));
 }
 
-py::list formats() {
-  py::list out;
-  for (const NamedFormat& nf : registry()) {
-    out.append(scalar_info(std::string(nf.name), nf.format, nf.summary));
-  }
-  for (const NamedBlockFormat& nb : block_registry()) {
-    out.append(block_info(std::string(nb.name), nb.format, nb.summary));
-  }
-  return out;
-}
+py::list formats() { return from_json(registry_json()); }
 
 // Any format name the CLI accepts: registered, alias, eXmY, mx:<element>:<k>.
 py::dict format_info(const std::string& name) {

@@ -1,7 +1,6 @@
 // lowp.open_model and lowp.quantize_model: model files (safetensors, GGUF,
 // ONNX, npy, npz) read lazily as named tensors, and quantized tensor by tensor
 // into a new file, as `lowp inspect` and `lowp quantize` do.
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -92,54 +91,6 @@ class Model {
   std::unique_ptr<io::ModelReader> reader_;
 };
 
-py::object finite_or_none(double v) {
-  return std::isfinite(v) ? py::object(py::float_(v)) : py::object(py::none());
-}
-
-// The report as a dict with the keys of `lowp quantize --report`'s JSON.
-py::dict report_dict(const ModelReport& r) {
-  py::dict d;
-  d["input"] = r.input;
-  d["output"] = r.output;
-  d["output_kind"] = r.output_kind;
-  d["format"] = r.format;
-  d["fake"] = r.fake;
-  py::list tensors;
-  for (const TensorReport& t : r.tensors) {
-    py::dict row;
-    row["name"] = t.name;
-    row["shape"] = py::cast(t.shape);
-    row["dtype_in"] = t.dtype_in;
-    row["stored_as"] = t.stored_as;
-    row["quantized"] = t.quantized;
-    row["elements"] = t.elements;
-    row["bytes_in"] = t.bytes_in;
-    row["bytes_out"] = t.bytes_out;
-    row["bits_per_value"] = t.bits_per_value();
-    if (t.quantized) {
-      row["mse"] = t.stats.mse();
-      row["sqnr_db"] = finite_or_none(t.stats.sqnr_db());
-      row["max_abs_error"] = t.stats.max_abs_error;
-      row["nonfinite"] = t.stats.nonfinite;
-    }
-    tensors.append(row);
-  }
-  d["tensors"] = tensors;
-  py::dict totals;
-  totals["parameters"] = r.parameters;
-  totals["quantized_parameters"] = r.quantized_parameters;
-  totals["bytes_in"] = r.bytes_in;
-  totals["bytes_out"] = r.bytes_out;
-  totals["bits_per_parameter"] = r.parameters == 0 ? 0.0
-                                                   : 8.0 * static_cast<double>(r.bytes_out) /
-                                                         static_cast<double>(r.parameters);
-  totals["mse"] = r.quantized_stats.mse();
-  totals["sqnr_db"] = finite_or_none(r.quantized_stats.sqnr_db());
-  totals["max_abs_error"] = r.quantized_stats.max_abs_error;
-  d["totals"] = totals;
-  return d;
-}
-
 py::dict quantize_model_file(const std::filesystem::path& input,
                              const std::filesystem::path& output, const std::string& format,
                              std::optional<int> block, int axis, const std::string& scale_rule,
@@ -168,7 +119,7 @@ py::dict quantize_model_file(const std::filesystem::path& input,
     report = quantize_model(*in, output, req);
   }
   report.input = input.string();
-  return report_dict(report);
+  return from_json(report_json(report));  // the keys of `lowp quantize --report`
 }
 
 }  // namespace

@@ -11,8 +11,9 @@
 // rounded back to bfloat16 at the end). A scalar format (fp8_e4m3, fp6_e3m2,
 // int4, e3m4, ...) is a plain cast through the bulk kernels of lowp/kernels.h;
 // `axis` and `scale_rule` are ignored. A block format (mxfp8_e4m3, mxfp4,
-// nvfp4, mx:<element>:<k>, ...) quantizes blocks along `axis` with
-// lowp::fake_quantize (lowp/block/tensor.h). The values are exactly those of
+// nvfp4, mx:<element>:<k>, ...) quantizes blocks along `axis` with the
+// library's bulk block kernels (lowp/block_kernels.h), exactly as
+// lowp::fake_quantize (lowp/block/tensor.h) does. The values are exactly those of
 // `lowp fake-quant` on the same array: stochastic rounding of an element
 // depends only on the seed and the element's position (its C-order index for
 // scalar formats, its index in the blocked view for block formats), so results
@@ -27,15 +28,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <bit>
-#include <cmath>
 #include <cstdint>
-#include <limits>
 #include <span>
 #include <string>
 #include <vector>
 
-#include "lowp/block/mx.h"
 #include "lowp/block/tensor.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
@@ -46,132 +43,45 @@
 namespace lowp::torch_ops {
 namespace {
 
-Rounding parse_rounding(const std::string& name) {
-  if (name == "rne") return Rounding::kNearestEven;
-  if (name == "away") return Rounding::kNearestAway;
-  if (name == "zero") return Rounding::kTowardZero;
-  if (name == "stochastic") return Rounding::kStochastic;
-  throw Error("unknown rounding " + quoted(name) + " (expected rne, away, zero or stochastic)");
-}
-
-// Writes code c as element i of a code_bytes(f)-wide code array.
-void store_code(const Format& f, std::uint8_t* codes, std::size_t i, std::uint32_t c) {
-  switch (code_bytes(f)) {
-    case 1:
-      codes[i] = static_cast<std::uint8_t>(c);
-      break;
-    case 2:
-      reinterpret_cast<std::uint16_t*>(codes)[i] = static_cast<std::uint16_t>(c);
-      break;
-    default:
-      reinterpret_cast<std::uint32_t*>(codes)[i] = c;
-      break;
-  }
-}
-
-// MX fake quantization of `rows` rows of `length` contiguous values (the
-// blocked view: the block axis moved last), blocks of k along each row. The
-// same values as lowp::fake_quantize, bit for bit, computed faster:
-//  1. per block, amax (NaN if any value is NaN or infinite) and the E8M0
-//     scale code from lowp::mx_scale_code, the library's rule;
-//  2. each element divided by X = 2^s in fp32 (times 2^(N-2) for integer
-//     elements). That is exact except where the quotient is an fp32
-//     subnormal; those elements are re-encoded from the exact double quotient
-//     with the scalar reference, as mx_quantize_block does for all of them;
-//  3. the quotients encoded with the bulk kernel (saturating, the same
-//     rounding and stochastic stream position as the library), decoded, and
-//     multiplied back by X in fp32: P * X rounds once, as the library's
-//     double-to-float cast of the exact product does.
-// Row ranges run in parallel; each element depends only on its own block and
-// its position, so the result does not depend on the thread count.
-void fake_quant_mx_rows(const BlockFormat& f, const float* in, float* out, std::int64_t rows,
+// Block fake quantization (MX or NVFP4) of `rows` rows of `length` contiguous
+// values (the blocked view: the block axis moved last, C order), through the
+// library's bulk block kernels (lowp/block_kernels.h): exactly
+// lowp::fake_quantize, whose stochastic rounding draws element i of the
+// blocked view from stream position i. NVFP4's FP32 tensor scale comes from
+// the whole tensor first. Row ranges run on ATen's (OpenMP) threads, each
+// through the one-thread kernels (see fake_quant_scalar); with stochastic
+// rounding a range would restart the stream at 0, so then the whole view is
+// one call on the kernels' own threads.
+void fake_quant_blocked(const BlockFormat& f, const float* in, float* out, std::int64_t rows,
                         std::int64_t length, const BlockOptions& opt) {
-  const Format& element = f.element;
-  const auto k = static_cast<std::int64_t>(f.block_size);
-  const int fraction_bits = mx_int_fraction_bits(element);
-  const EncodeOptions element_opt{opt.rounding, /*saturate=*/true};
+  const auto n = static_cast<std::size_t>(rows * length);
+  if (n == 0) return;
+  const auto row_length = static_cast<std::size_t>(length);
+  const auto k = static_cast<std::size_t>(f.block_size);
+  const std::size_t blocks_per_row = (row_length + k - 1) / k;
+  const float tensor_scale = has_tensor_scale(f)
+                                 ? nvfp4_tensor_scale_of(std::span<const float>(in, n), opt)
+                                 : 1.0f;
+  auto run = [&](std::int64_t row_begin, std::int64_t row_end, unsigned threads) {
+    const auto first = static_cast<std::size_t>(row_begin) * row_length;
+    const auto count = static_cast<std::size_t>(row_end - row_begin) * row_length;
+    std::vector<std::uint8_t> elements(packed_bytes(f.element.bits, count), 0);
+    std::vector<std::uint8_t> scales(static_cast<std::size_t>(row_end - row_begin) *
+                                     blocks_per_row);
+    BlockOptions range_opt = opt;
+    range_opt.threads = threads;
+    quantize_blocked(f, std::span<const float>(in + first, count), row_length, tensor_scale,
+                     range_opt, elements.data(), scales.data());
+    dequantize_blocked(f, elements.data(), scales.data(), tensor_scale, row_length,
+                       std::span<float>(out + first, count), threads);
+  };
+  if (opt.rounding == Rounding::kStochastic) {
+    run(0, rows, static_cast<unsigned>(std::max(1, at::get_num_threads())));
+    return;
+  }
   const std::int64_t grain = std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(length, 1));
   at::parallel_for(0, rows, grain, [&](std::int64_t row_begin, std::int64_t row_end) {
-    const auto first = static_cast<std::size_t>(row_begin * length);
-    const auto count = static_cast<std::size_t>((row_end - row_begin) * length);
-    std::vector<float> scaled(count);
-    std::vector<std::uint8_t> codes(count * static_cast<std::size_t>(code_bytes(element)));
-    std::vector<std::uint8_t> scale_codes;
-    std::vector<std::size_t> inexact;  // positions (within the range) of subnormal quotients
-    // Steps 1 and 2.
-    for (std::int64_t row = row_begin; row < row_end; ++row) {
-      for (std::int64_t b0 = 0; b0 < length; b0 += k) {
-        const std::int64_t n = std::min(k, length - b0);
-        const float* v = in + row * length + b0;
-        // The largest |v| read as bits (positive floats order as their
-        // bits); bits from 0x7F800000 up are Inf or NaN.
-        std::uint32_t amax_bits = 0;
-        for (std::int64_t j = 0; j < n; ++j) {
-          amax_bits = std::max(amax_bits, std::bit_cast<std::uint32_t>(v[j]) & 0x7FFFFFFFu);
-        }
-        const float amax = amax_bits >= 0x7F800000u ? std::numeric_limits<float>::quiet_NaN()
-                                                    : std::bit_cast<float>(amax_bits);
-        const std::uint8_t scale = mx_scale_code(element, amax, opt.scale_rule);
-        scale_codes.push_back(scale);
-        const int exponent = -e8m0_exponent(scale) + fraction_bits;
-        const std::size_t at = static_cast<std::size_t>(row * length + b0) - first;
-        if (scale == kE8m0Nan) {
-          std::fill_n(scaled.begin() + static_cast<std::ptrdiff_t>(at), n, 0.0f);
-          continue;
-        }
-        // 2^exponent as two fp32 factors: integer elements reach 2^133
-        // (scale 2^-127, 6 fraction bits). Each product is exact unless it
-        // is subnormal.
-        const int first_part = std::min(exponent, 127);
-        const float multiplier = std::ldexp(1.0f, first_part);
-        const float multiplier2 = std::ldexp(1.0f, exponent - first_part);
-        float* q = scaled.data() + at;
-        bool any_inexact = false;
-        for (std::int64_t j = 0; j < n; ++j) {
-          q[j] = v[j] * multiplier * multiplier2;
-          const std::uint32_t q_bits = std::bit_cast<std::uint32_t>(q[j]) & 0x7FFFFFFFu;
-          any_inexact |= (q_bits < 0x00800000u) & (v[j] != 0.0f);
-        }
-        if (any_inexact) {
-          for (std::int64_t j = 0; j < n; ++j) {
-            if (v[j] != 0.0f && !(std::fabs(q[j]) >= 0x1p-126f))
-              inexact.push_back(at + static_cast<std::size_t>(j));
-          }
-        }
-      }
-    }
-    // Step 3.
-    encode_f32(element, scaled, codes.data(), element_opt, opt.seed, first,
-               /*threads=*/1);
-    for (const std::size_t i : inexact) {
-      const std::size_t pos = first + i;
-      const auto row = static_cast<std::int64_t>(pos) / length;
-      const std::int64_t block = (static_cast<std::int64_t>(pos) % length) / k;
-      const std::size_t scale_index =
-          static_cast<std::size_t>((row - row_begin) * ((length + k - 1) / k) + block);
-      const int exponent = -e8m0_exponent(scale_codes[scale_index]) + fraction_bits;
-      const double exact = std::ldexp(static_cast<double>(in[pos]), exponent);
-      const std::uint32_t random =
-          opt.rounding == Rounding::kStochastic ? stochastic_bits(opt.seed, pos) : 0;
-      store_code(element, codes.data(), i, encode(element, exact, element_opt, random));
-    }
-    decode_to_f32(element, codes.data(), std::span<float>(out + first, count), /*threads=*/1);
-    std::size_t scale_index = 0;
-    for (std::int64_t row = row_begin; row < row_end; ++row) {
-      for (std::int64_t b0 = 0; b0 < length; b0 += k) {
-        const std::int64_t n = std::min(k, length - b0);
-        float* o = out + row * length + b0;
-        const std::uint8_t scale = scale_codes[scale_index++];
-        if (scale == kE8m0Nan) {
-          std::fill_n(o, n, std::numeric_limits<float>::quiet_NaN());
-          continue;
-        }
-        // X / 2^(N-2) as one power of two (at least 2^-133: an fp32
-        // subnormal).
-        const float multiplier = std::ldexp(1.0f, e8m0_exponent(scale) - fraction_bits);
-        for (std::int64_t j = 0; j < n; ++j) o[j] *= multiplier;
-      }
-    }
+    run(row_begin, row_end, 1);
   });
 }
 
@@ -205,7 +115,7 @@ at::Tensor fake_quant(const at::Tensor& x, c10::string_view format_name, std::in
     BlockFormat block_format;
     const bool is_block = parse_block_format(name, block_format);
     const Format scalar_format = is_block ? Format{} : parse_format(name);
-    const Rounding round = parse_rounding(std::string(rounding.data(), rounding.size()));
+    const Rounding round = parse_rounding(std::string_view(rounding.data(), rounding.size()));
     const ScaleRule rule = parse_scale_rule(std::string_view(scale_rule.data(), scale_rule.size()));
     if (is_block && saturate) {
       throw Error(
@@ -223,30 +133,25 @@ at::Tensor fake_quant(const at::Tensor& x, c10::string_view format_name, std::in
     opt.scale_rule = rule;
     opt.rounding = round;
     opt.seed = static_cast<std::uint64_t>(seed);
-    opt.threads = 1;  // NVFP4 (lowp::fake_quantize): see fake_quant_scalar on threads
+    opt.threads = 1;  // NVFP4's tensor amax (see fake_quant_blocked on threads)
     at::Tensor out;
-    if (!is_block || block_format.scale == BlockScale::kUe4m3) {
+    if (!is_block) {
       const at::Tensor in = x.to(at::kFloat).contiguous();
       const std::span<const float> values(in.data_ptr<float>(),
                                           static_cast<std::size_t>(in.numel()));
       out = at::empty(in.sizes(), in.options().dtype(at::kFloat));
-      const std::span<float> result(out.data_ptr<float>(), values.size());
-      if (!is_block) {
-        fake_quant_scalar(scalar_format, values, result, EncodeOptions{round, saturate}, opt.seed);
-      } else {
-        const std::vector<std::int64_t> shape(in.sizes().begin(), in.sizes().end());
-        const std::vector<float> q = fake_quantize(block_format, values, shape, block_axis, opt);
-        std::copy(q.begin(), q.end(), result.begin());
-      }
+      fake_quant_scalar(scalar_format, values,
+                        std::span<float>(out.data_ptr<float>(), values.size()),
+                        EncodeOptions{round, saturate}, opt.seed);
     } else {
-      // MX: the blocked view is the tensor with the block axis moved last, in C
+      // The blocked view is the tensor with the block axis moved last, in C
       // order.
       const at::Tensor moved =
           (x.dim() == 0 ? x.reshape({1}) : x.movedim(block_axis, -1)).to(at::kFloat).contiguous();
       at::Tensor moved_out = at::empty_like(moved);
       const std::int64_t length = moved.size(-1);
       const std::int64_t rows = length == 0 ? 0 : moved.numel() / length;
-      fake_quant_mx_rows(block_format, moved.data_ptr<float>(), moved_out.data_ptr<float>(), rows,
+      fake_quant_blocked(block_format, moved.data_ptr<float>(), moved_out.data_ptr<float>(), rows,
                          length, opt);
       out = x.dim() == 0 ? moved_out.reshape({}) : moved_out.movedim(-1, block_axis).contiguous();
     }

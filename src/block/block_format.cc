@@ -11,25 +11,20 @@
 namespace lowp {
 namespace {
 
-constexpr Format kE4m3{Kind::kFloat, 8, 4, 3, 7, Specials::kFn, IntRange::kFull};
-constexpr Format kE5m2{Kind::kFloat, 8, 5, 2, 15, Specials::kIeee, IntRange::kFull};
-constexpr Format kE3m2{Kind::kFloat, 6, 3, 2, 3, Specials::kFinite, IntRange::kFull};
-constexpr Format kE2m3{Kind::kFloat, 6, 2, 3, 1, Specials::kFinite, IntRange::kFull};
-constexpr Format kE2m1{Kind::kFloat, 4, 2, 1, 1, Specials::kFinite, IntRange::kFull};
-constexpr Format kInt8Sym{Kind::kInt, 8, 0, 0, 0, Specials::kIeee, IntRange::kSymmetric};
+constexpr Format kInt8Sym = int_format(8, IntRange::kSymmetric);  // MXINT8 (OCP MX §5.3.3)
 
 constexpr std::array kBlockRegistry = {
-    NamedBlockFormat{"mxfp8_e4m3", {BlockScale::kE8m0, kE4m3, 32}, "OCP MX: 32 x FP8 E4M3, E8M0 scale"},
-    NamedBlockFormat{"mxfp8_e5m2", {BlockScale::kE8m0, kE5m2, 32}, "OCP MX: 32 x FP8 E5M2, E8M0 scale"},
-    NamedBlockFormat{"mxfp6_e3m2", {BlockScale::kE8m0, kE3m2, 32}, "OCP MX: 32 x FP6 E3M2, E8M0 scale"},
-    NamedBlockFormat{"mxfp6_e2m3", {BlockScale::kE8m0, kE2m3, 32}, "OCP MX: 32 x FP6 E2M3, E8M0 scale"},
-    NamedBlockFormat{"mxfp4", {BlockScale::kE8m0, kE2m1, 32}, "OCP MX: 32 x FP4 E2M1, E8M0 scale"},
-    NamedBlockFormat{"mxint8", {BlockScale::kE8m0, kInt8Sym, 32}, "OCP MX: 32 x INT8 (6 fraction bits), E8M0 scale"},
-    NamedBlockFormat{"nvfp4", {BlockScale::kUe4m3, kE2m1, 16}, "NVIDIA: 16 x FP4 E2M1, E4M3 scale, FP32 tensor scale"},
+    NamedBlockFormat{"mxfp8_e4m3", {BlockScale::kUe8m0, kFp8E4m3, 32}, "OCP MX: 32 x FP8 E4M3, E8M0 scale"},
+    NamedBlockFormat{"mxfp8_e5m2", {BlockScale::kUe8m0, kFp8E5m2, 32}, "OCP MX: 32 x FP8 E5M2, E8M0 scale"},
+    NamedBlockFormat{"mxfp6_e3m2", {BlockScale::kUe8m0, kFp6E3m2, 32}, "OCP MX: 32 x FP6 E3M2, E8M0 scale"},
+    NamedBlockFormat{"mxfp6_e2m3", {BlockScale::kUe8m0, kFp6E2m3, 32}, "OCP MX: 32 x FP6 E2M3, E8M0 scale"},
+    NamedBlockFormat{"mxfp4", {BlockScale::kUe8m0, kFp4E2m1, 32}, "OCP MX: 32 x FP4 E2M1, E8M0 scale"},
+    NamedBlockFormat{"mxint8", {BlockScale::kUe8m0, kInt8Sym, 32}, "OCP MX: 32 x INT8 (6 fraction bits), E8M0 scale"},
+    NamedBlockFormat{"nvfp4", {BlockScale::kUe4m3, kFp4E2m1, 16}, "NVIDIA: 16 x FP4 E2M1, E4M3 scale, FP32 tensor scale"},
 };
 
 constexpr std::array kScaleInfo = {
-    BlockScaleInfo{BlockScale::kE8m0, "e8m0", "e8m0", "e8m0", 8, false, "mx"},
+    BlockScaleInfo{BlockScale::kUe8m0, "e8m0", "e8m0", "e8m0", 8, false, "mx"},
     BlockScaleInfo{BlockScale::kUe4m3, "ue4m3", "fp8_e4m3 (unsigned) + fp32 per tensor",
                    "e4m3 + fp32/tensor", 8, true, "nvfp4"},
 };
@@ -108,7 +103,7 @@ bool parse_block_format(std::string_view name, BlockFormat& out) {
   } else if (element.specials == Specials::kE8m0) {
     throw Error("block format " + text + ": e8m0 is the scale format, not an element format");
   }
-  out = BlockFormat{BlockScale::kE8m0, element, k};
+  out = BlockFormat{BlockScale::kUe8m0, element, k};
   return true;
 }
 

@@ -37,7 +37,6 @@ namespace {
 __extension__ typedef __int128 int128;
 __extension__ typedef unsigned __int128 uint128;
 
-constexpr Format kFp32{Kind::kFloat, 32, 8, 23, 127, Specials::kIeee, IntRange::kFull};
 constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
@@ -121,7 +120,7 @@ std::string dims(const PackedTensor& t) {
 // Throws unless `t` is an MX tensor whose storage holds its shape.
 void require_mx(const PackedTensor& t, const char* op, const char* name) {
   const std::string who = std::string(op) + ": " + name;
-  if (t.format.scale != BlockScale::kE8m0) {
+  if (t.format.scale != BlockScale::kUe8m0) {
     throw Error(who + " is " + block_format_name(t.format) + ", not an MX format");
   }
   if (t.format.block_size < 1) throw Error(who + " has block size " + std::to_string(t.format.block_size));

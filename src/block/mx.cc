@@ -11,8 +11,6 @@
 namespace lowp {
 namespace {
 
-constexpr Format kE4m3{Kind::kFloat, 8, 4, 3, 7, Specials::kFn, IntRange::kFull};
-constexpr Format kE2m1{Kind::kFloat, 4, 2, 1, 1, Specials::kFinite, IntRange::kFull};
 constexpr std::uint8_t kE4m3Nan = 0x7F;
 
 float flush_if_subnormal(float v, bool flush) {
@@ -113,9 +111,7 @@ std::uint8_t mx_quantize_block(const BlockFormat& f, std::span<const float> valu
   const int exponent = -e8m0_exponent(scale) + mx_int_fraction_bits(element);
   for (std::size_t i = 0; i < values.size(); ++i) {
     const double scaled = std::ldexp(static_cast<double>(flush_if_subnormal(values[i], opt.flush_subnormals)), exponent);
-    const std::uint32_t random =
-        opt.rounding == Rounding::kStochastic ? stochastic_bits(opt.seed, first_index + i) : 0;
-    codes[i] = encode(element, scaled, element_opt, random);
+    codes[i] = encode_at(element, scaled, element_opt, opt.seed, first_index + i);
   }
   return scale;
 }
@@ -128,7 +124,7 @@ std::uint8_t nvfp4_quantize_block(std::span<const float> values, float tensor_sc
   const auto n = static_cast<std::ptrdiff_t>(values.size());
   const float amax = block_amax(values, opt.flush_subnormals);
   if (std::isnan(amax)) {
-    std::fill(codes.begin(), codes.begin() + n, encode(kE2m1, std::numeric_limits<double>::quiet_NaN()));
+    std::fill(codes.begin(), codes.begin() + n, encode(kFp4E2m1, std::numeric_limits<double>::quiet_NaN()));
     return kE4m3Nan;
   }
   // Step 1: the block scale relative to the tensor scale, clamped to
@@ -136,9 +132,9 @@ std::uint8_t nvfp4_quantize_block(std::span<const float> values, float tensor_sc
   float relative = (amax / 6.0f) / tensor_scale;
   if (!(relative >= 0x1p-6f)) relative = relative > 448.0f ? 448.0f : 0x1p-6f;  // NaN (0/0) too
   relative = std::min(relative, 448.0f);
-  const auto scale = static_cast<std::uint8_t>(encode(kE4m3, relative, {Rounding::kNearestEven, true}));
+  const auto scale = static_cast<std::uint8_t>(encode(kFp8E4m3, relative, {Rounding::kNearestEven, true}));
   // Step 2: elements over the total scale, clamped to ±6, rounded to E2M1.
-  const float total = tensor_scale * decode_f32(kE4m3, scale);
+  const float total = tensor_scale * decode_f32(kFp8E4m3, scale);
   const EncodeOptions element_opt{opt.rounding, /*saturate=*/true};
   for (std::ptrdiff_t i = 0; i < n; ++i) {
     const float v = flush_if_subnormal(values[static_cast<std::size_t>(i)], opt.flush_subnormals);
@@ -147,24 +143,23 @@ std::uint8_t nvfp4_quantize_block(std::span<const float> values, float tensor_sc
       continue;
     }
     const float q = std::clamp(v / total, -6.0f, 6.0f);
-    const std::uint32_t random =
-        opt.rounding == Rounding::kStochastic ? stochastic_bits(opt.seed, first_index + static_cast<std::uint64_t>(i)) : 0;
-    codes[static_cast<std::size_t>(i)] = encode(kE2m1, q, element_opt, random);
+    codes[static_cast<std::size_t>(i)] =
+        encode_at(kFp4E2m1, q, element_opt, opt.seed, first_index + static_cast<std::uint64_t>(i));
   }
   return scale;
 }
 
 float nvfp4_value(float tensor_scale, std::uint8_t scale_code, std::uint32_t code) {
-  if (is_nan_code(kE4m3, scale_code)) return std::numeric_limits<float>::quiet_NaN();
-  const float total = tensor_scale * decode_f32(kE4m3, scale_code);
-  return decode_f32(kE2m1, code) * total;
+  if (is_nan_code(kFp8E4m3, scale_code)) return std::numeric_limits<float>::quiet_NaN();
+  const float total = tensor_scale * decode_f32(kFp8E4m3, scale_code);
+  return decode_f32(kFp4E2m1, code) * total;
 }
 
 float block_value(const BlockFormat& f, float tensor_scale, std::uint8_t scale_code,
                   std::uint32_t code) {
   switch (f.scale) {
     case BlockScale::kUe4m3: return nvfp4_value(tensor_scale, scale_code, code);
-    case BlockScale::kE8m0: break;
+    case BlockScale::kUe8m0: break;
   }
   return static_cast<float>(mx_value(f.element, scale_code, code));
 }

@@ -15,51 +15,46 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "lowp/format/convert.h"
 
 namespace lowp {
 namespace {
 
-constexpr Format float_format(int e, int m, int bias, Specials s) {
-  return Format{Kind::kFloat, (s == Specials::kE8m0 ? 0 : 1) + e + m, e, m, bias, s, IntRange::kFull};
-}
-constexpr Format int_format(int bits, IntRange r) {
-  return Format{Kind::kInt, bits, 0, 0, 0, Specials::kIeee, r};
-}
-
 constexpr std::array kRegistry = {
-    NamedFormat{"fp32", float_format(8, 23, 127, Specials::kIeee), "IEEE 754 binary32"},
-    NamedFormat{"bf16", float_format(8, 7, 127, Specials::kIeee), "bfloat16: fp32's range, 8-bit significand"},
-    NamedFormat{"fp16", float_format(5, 10, 15, Specials::kIeee), "IEEE 754 binary16"},
-    NamedFormat{"fp8_e4m3", float_format(4, 3, 7, Specials::kFn), "OCP FP8 E4M3 (E4M3FN): no Inf, NaN = S.1111.111"},
-    NamedFormat{"fp8_e5m2", float_format(5, 2, 15, Specials::kIeee), "OCP FP8 E5M2: IEEE-like, Inf and NaN"},
-    NamedFormat{"fp8_e4m3fnuz", float_format(4, 3, 8, Specials::kFnuz), "E4M3 with bias 8, no Inf, no -0, NaN = 0x80"},
-    NamedFormat{"fp8_e5m2fnuz", float_format(5, 2, 16, Specials::kFnuz), "E5M2 with bias 16, no Inf, no -0, NaN = 0x80"},
-    NamedFormat{"fp6_e3m2", float_format(3, 2, 3, Specials::kFinite), "OCP MX FP6 E3M2: no Inf, no NaN"},
-    NamedFormat{"fp6_e2m3", float_format(2, 3, 1, Specials::kFinite), "OCP MX FP6 E2M3: no Inf, no NaN"},
-    NamedFormat{"fp4_e2m1", float_format(2, 1, 1, Specials::kFinite), "OCP MX FP4 E2M1: no Inf, no NaN"},
-    NamedFormat{"e8m0", float_format(8, 0, 127, Specials::kE8m0), "OCP MX scale: unsigned power of two 2^(code-127), 0xFF = NaN, no zero"},
-    NamedFormat{"int8", int_format(8, IntRange::kFull), "two's complement, [-128, 127]"},
-    NamedFormat{"int7", int_format(7, IntRange::kFull), "two's complement, [-64, 63]"},
-    NamedFormat{"int6", int_format(6, IntRange::kFull), "two's complement, [-32, 31]"},
-    NamedFormat{"int5", int_format(5, IntRange::kFull), "two's complement, [-16, 15]"},
-    NamedFormat{"int4", int_format(4, IntRange::kFull), "two's complement, [-8, 7]"},
-    NamedFormat{"int3", int_format(3, IntRange::kFull), "two's complement, [-4, 3]"},
-    NamedFormat{"int2", int_format(2, IntRange::kFull), "two's complement, [-2, 1]"},
-    NamedFormat{"int8_sym", int_format(8, IntRange::kSymmetric), "symmetric, [-127, 127]; code 0x80 unused"},
-    NamedFormat{"int7_sym", int_format(7, IntRange::kSymmetric), "symmetric, [-63, 63]"},
-    NamedFormat{"int6_sym", int_format(6, IntRange::kSymmetric), "symmetric, [-31, 31]"},
-    NamedFormat{"int5_sym", int_format(5, IntRange::kSymmetric), "symmetric, [-15, 15]"},
-    NamedFormat{"int4_sym", int_format(4, IntRange::kSymmetric), "symmetric, [-7, 7]"},
-    NamedFormat{"int3_sym", int_format(3, IntRange::kSymmetric), "symmetric, [-3, 3]"},
-    NamedFormat{"int2_sym", int_format(2, IntRange::kSymmetric), "symmetric, [-1, 1]"},
-    NamedFormat{"uint8", int_format(8, IntRange::kUnsigned), "unsigned, [0, 255]"},
-    NamedFormat{"uint7", int_format(7, IntRange::kUnsigned), "unsigned, [0, 127]"},
-    NamedFormat{"uint6", int_format(6, IntRange::kUnsigned), "unsigned, [0, 63]"},
-    NamedFormat{"uint5", int_format(5, IntRange::kUnsigned), "unsigned, [0, 31]"},
-    NamedFormat{"uint4", int_format(4, IntRange::kUnsigned), "unsigned, [0, 15]"},
-    NamedFormat{"uint3", int_format(3, IntRange::kUnsigned), "unsigned, [0, 7]"},
-    NamedFormat{"uint2", int_format(2, IntRange::kUnsigned), "unsigned, [0, 3]"},
+    NamedFormat{"fp32", kFp32, "IEEE 754 binary32"},
+    NamedFormat{"bf16", kBf16, "bfloat16: fp32's range, 8-bit significand"},
+    NamedFormat{"fp16", kFp16, "IEEE 754 binary16"},
+    NamedFormat{"fp8_e4m3", kFp8E4m3, "OCP FP8 E4M3 (E4M3FN): no Inf, NaN = S.1111.111"},
+    NamedFormat{"fp8_e5m2", kFp8E5m2, "OCP FP8 E5M2: IEEE-like, Inf and NaN"},
+    NamedFormat{"fp8_e4m3fnuz", kFp8E4m3Fnuz, "E4M3 with bias 8, no Inf, no -0, NaN = 0x80"},
+    NamedFormat{"fp8_e5m2fnuz", kFp8E5m2Fnuz, "E5M2 with bias 16, no Inf, no -0, NaN = 0x80"},
+    NamedFormat{"fp6_e3m2", kFp6E3m2, "OCP MX FP6 E3M2: no Inf, no NaN"},
+    NamedFormat{"fp6_e2m3", kFp6E2m3, "OCP MX FP6 E2M3: no Inf, no NaN"},
+    NamedFormat{"fp4_e2m1", kFp4E2m1, "OCP MX FP4 E2M1: no Inf, no NaN"},
+    NamedFormat{"e8m0", kE8m0, "OCP MX scale: unsigned power of two 2^(code-127), 0xFF = NaN, no zero"},
+    NamedFormat{"int8", kInt8, "two's complement, [-128, 127]"},
+    NamedFormat{"int7", kInt7, "two's complement, [-64, 63]"},
+    NamedFormat{"int6", kInt6, "two's complement, [-32, 31]"},
+    NamedFormat{"int5", kInt5, "two's complement, [-16, 15]"},
+    NamedFormat{"int4", kInt4, "two's complement, [-8, 7]"},
+    NamedFormat{"int3", kInt3, "two's complement, [-4, 3]"},
+    NamedFormat{"int2", kInt2, "two's complement, [-2, 1]"},
+    NamedFormat{"int8_sym", kInt8Sym, "symmetric, [-127, 127]; code 0x80 unused"},
+    NamedFormat{"int7_sym", kInt7Sym, "symmetric, [-63, 63]"},
+    NamedFormat{"int6_sym", kInt6Sym, "symmetric, [-31, 31]"},
+    NamedFormat{"int5_sym", kInt5Sym, "symmetric, [-15, 15]"},
+    NamedFormat{"int4_sym", kInt4Sym, "symmetric, [-7, 7]"},
+    NamedFormat{"int3_sym", kInt3Sym, "symmetric, [-3, 3]"},
+    NamedFormat{"int2_sym", kInt2Sym, "symmetric, [-1, 1]"},
+    NamedFormat{"uint8", kUint8, "unsigned, [0, 255]"},
+    NamedFormat{"uint7", kUint7, "unsigned, [0, 127]"},
+    NamedFormat{"uint6", kUint6, "unsigned, [0, 63]"},
+    NamedFormat{"uint5", kUint5, "unsigned, [0, 31]"},
+    NamedFormat{"uint4", kUint4, "unsigned, [0, 15]"},
+    NamedFormat{"uint3", kUint3, "unsigned, [0, 7]"},
+    NamedFormat{"uint2", kUint2, "unsigned, [0, 3]"},
 };
 
 // Other spellings users bring from PyTorch, ml_dtypes and papers.
@@ -236,6 +231,33 @@ std::string nan_codes_text(const Format& f) {
     default:
       return hex_code(f, nan_code(f));
   }
+}
+
+std::string format_json(std::string_view name, const Format& f, std::string_view summary) {
+  nlohmann::ordered_json j;
+  j["name"] = name;
+  j["kind"] = is_float(f) ? "float" : "int";
+  j["bits"] = f.bits;
+  j["signed"] = is_signed(f);
+  j["summary"] = summary;
+  if (is_float(f)) {
+    j["exponent_bits"] = f.exp_bits;
+    j["mantissa_bits"] = f.man_bits;
+    j["bias"] = f.bias;
+    j["emax"] = emax(f);
+    j["max_finite"] = max_finite(f);
+    j["min_normal"] = min_normal(f);
+    j["min_subnormal"] = has_subnormals(f) ? nlohmann::ordered_json(min_positive(f)) : nullptr;
+    j["has_inf"] = has_inf(f);
+    j["has_nan"] = has_nan(f);
+    j["has_negative_zero"] = has_negative_zero(f);
+    j["inf_codes"] = inf_codes_text(f);
+    j["nan_codes"] = nan_codes_text(f);
+  } else {
+    j["min"] = int_min(f);
+    j["max"] = int_max(f);
+  }
+  return j.dump();
 }
 
 }  // namespace lowp

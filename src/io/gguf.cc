@@ -18,7 +18,6 @@
 #include "lowp/block/ggml.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
-#include "lowp/format/registry.h"
 #include "lowp/io/gguf.h"
 
 static_assert(std::endian::native == std::endian::little, "GGUF reading assumes a little-endian host");
@@ -30,17 +29,17 @@ namespace {
 // ggml's enum ggml_type (ggml.h) with type_traits' block and type sizes
 // (ggml.c). Numbers 4, 5 and 31..33, 36..38 were removed from GGUF.
 constexpr std::array<GgmlType, 32> kTypes = {{
-    {0, "F32", 1, 4, true},        {1, "F16", 1, 2, true},        {2, "Q4_0", 32, 18, true},
+    {0, "F32", 1, 4, true, &kFp32}, {1, "F16", 1, 2, true, &kFp16}, {2, "Q4_0", 32, 18, true},
     {3, "Q4_1", 32, 20, false},    {6, "Q5_0", 32, 22, false},    {7, "Q5_1", 32, 24, false},
-    {8, "Q8_0", 32, 34, true},     {9, "Q8_1", 32, 36, false},    {10, "Q2_K", 256, 84, false},
+    {8, "Q8_0", 32, sizeof(GgmlBlockQ8_0), true},  {9, "Q8_1", 32, 36, false},    {10, "Q2_K", 256, 84, false},
     {11, "Q3_K", 256, 110, false}, {12, "Q4_K", 256, 144, false}, {13, "Q5_K", 256, 176, false},
     {14, "Q6_K", 256, 210, false}, {15, "Q8_K", 256, 292, false}, {16, "IQ2_XXS", 256, 66, false},
     {17, "IQ2_XS", 256, 74, false}, {18, "IQ3_XXS", 256, 98, false}, {19, "IQ1_S", 256, 50, false},
     {20, "IQ4_NL", 32, 18, false}, {21, "IQ3_S", 256, 110, false}, {22, "IQ2_S", 256, 82, false},
     {23, "IQ4_XS", 256, 136, false}, {24, "I8", 1, 1, false},     {25, "I16", 1, 2, false},
     {26, "I32", 1, 4, false},      {27, "I64", 1, 8, false},      {28, "F64", 1, 8, false},
-    {29, "IQ1_M", 256, 56, false}, {30, "BF16", 1, 2, true},      {34, "TQ1_0", 256, 54, false},
-    {35, "TQ2_0", 256, 66, false}, {39, "MXFP4", 32, 17, true},
+    {29, "IQ1_M", 256, 56, false}, {30, "BF16", 1, 2, true, &kBf16},{34, "TQ1_0", 256, 54, false},
+    {35, "TQ2_0", 256, 66, false}, {39, "MXFP4", 32, sizeof(GgmlBlockMxfp4), true},
 }};
 
 }  // namespace
@@ -55,6 +54,13 @@ const GgmlType* ggml_type_by_id(std::uint32_t id) {
 const GgmlType* ggml_type_by_name(std::string_view name) {
   for (const GgmlType& t : kTypes) {
     if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+const GgmlType* ggml_type_by_format(const Format& f) {
+  for (const GgmlType& t : kTypes) {
+    if (t.format != nullptr && *t.format == f) return &t;
   }
   return nullptr;
 }
@@ -501,13 +507,19 @@ void GgufReader::parse_tensor_info(Cursor& c, std::uint64_t index) {
   entries_.push_back(std::move(e));
 }
 
-float fp16_to_f32(std::uint16_t h) {
-  static const Format kFp16 = parse_format("fp16");
-  return decode_f32(kFp16, h);
-}
+float fp16_to_f32(std::uint16_t h) { return decode_f32(kFp16, h); }
 
 std::uint16_t load16(const std::byte* p) {
   return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) | (std::to_integer<unsigned>(p[1]) << 8));
+}
+
+// The ggml blocks of n elements at p (copied: a tensor's data need not be
+// aligned for the block struct).
+template <typename Block>
+std::vector<Block> blocks_of(const std::byte* p, std::size_t n) {
+  std::vector<Block> blocks(n / kGgmlBlockElements);
+  if (!blocks.empty()) std::memcpy(blocks.data(), p, blocks.size() * sizeof(Block));
+  return blocks;
 }
 
 std::vector<float> GgufReader::read_f32(const TensorInfo& t) const {
@@ -529,14 +541,8 @@ std::vector<float> GgufReader::read_f32(const TensorInfo& t) const {
     case kBF16:
       for (std::size_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(std::uint32_t{load16(p + 2 * i)} << 16);
       break;
-    case kQ8_0:  // block_q8_0: fp16 d, int8 qs[32]; y = qs * d
-      for (std::size_t b = 0; b < n / 32; ++b) {
-        const std::byte* blk = p + 34 * b;
-        const float d = fp16_to_f32(load16(blk));
-        for (std::size_t j = 0; j < 32; ++j) {
-          out[32 * b + j] = static_cast<float>(static_cast<std::int8_t>(std::to_integer<std::uint8_t>(blk[2 + j]))) * d;
-        }
-      }
+    case kQ8_0:
+      ggml_q8_0_dequantize(blocks_of<GgmlBlockQ8_0>(p, n), out);
       break;
     case kQ4_0:  // block_q4_0: fp16 d, qs[16]: element j low nibble, j+16 high; y = (q - 8) * d
       for (std::size_t b = 0; b < n / 32; ++b) {
@@ -549,12 +555,9 @@ std::vector<float> GgufReader::read_f32(const TensorInfo& t) const {
         }
       }
       break;
-    case kMxfp4: {
-      std::vector<GgmlBlockMxfp4> blocks(n / 32);
-      if (!blocks.empty()) std::memcpy(blocks.data(), p, blocks.size() * sizeof(GgmlBlockMxfp4));
-      ggml_mxfp4_dequantize(blocks, out);
+    case kMxfp4:
+      ggml_mxfp4_dequantize(blocks_of<GgmlBlockMxfp4>(p, n), out);
       break;
-    }
     default:
       fail("tensor " + lowp::quoted(info.name) + ": no decoder for " + info.dtype);
   }
@@ -571,6 +574,17 @@ const std::vector<GgufKv>& gguf_kv(const ModelReader& reader) {
   const auto* g = dynamic_cast<const GgufReader*>(&reader);
   if (g == nullptr) throw Error("not a GGUF file: " + std::string(reader.kind()) + " files have no GGUF metadata");
   return g->kv();
+}
+
+std::optional<Format> gguf_type_format(std::string_view type) {
+  const gguf_detail::GgmlType* t = gguf_detail::ggml_type_by_name(type);
+  if (t == nullptr || t->format == nullptr) return std::nullopt;
+  return *t->format;
+}
+
+std::string_view gguf_type_for(const Format& f) {
+  const gguf_detail::GgmlType* t = gguf_detail::ggml_type_by_format(f);
+  return t == nullptr ? std::string_view{} : t->name;
 }
 
 }  // namespace lowp::io

@@ -7,6 +7,7 @@
 #include <span>
 #include <string_view>
 
+#include "lowp/format/format.h"
 #include "lowp/io/gguf.h"
 
 namespace lowp::io::gguf_detail {
@@ -19,7 +20,8 @@ struct GgmlType {
   std::string_view name;
   std::uint32_t block;
   std::uint32_t size;
-  bool is_float;  // read_f32 decodes it
+  bool is_float;                   // read_f32 decodes it
+  const Format* format = nullptr;  // the scalar format whose codes it holds (F32, F16, BF16)
 };
 
 // ggml type numbers lowp decodes.
@@ -27,6 +29,7 @@ inline constexpr std::uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kBF16 =
 
 const GgmlType* ggml_type_by_id(std::uint32_t id);        // null if unknown or removed
 const GgmlType* ggml_type_by_name(std::string_view name);  // null if unknown
+const GgmlType* ggml_type_by_format(const Format& f);      // the type holding f's codes, or null
 
 // The stored bytes of a tensor with dimensions `ne` (innermost first), or
 // nullopt if ne[0] is not a multiple of the block size or the count

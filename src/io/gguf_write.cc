@@ -1,13 +1,10 @@
-// GGUF writing (version 3) and ggml's reference Q8_0 quantizer.
+// GGUF writing (version 3).
 #include <bit>
-#include <cmath>
 #include <limits>
 #include <unordered_set>
 
 #include "gguf_internal.h"
 #include "lowp/error.h"
-#include "lowp/format/convert.h"
-#include "lowp/format/registry.h"
 #include "lowp/io/atomic_file.h"
 #include "lowp/io/gguf.h"
 
@@ -160,38 +157,6 @@ void write_gguf(const std::filesystem::path& path, std::span<const GgufKv> kv,
     out.write_zeros(static_cast<std::size_t>(align_up(bytes.size(), alignment) - bytes.size()));
   }
   out.commit();
-}
-
-std::vector<std::byte> ggml_quantize_q8_0(std::span<const float> x) {
-  constexpr std::size_t kQk = 32;
-  if (x.size() % kQk != 0) {
-    throw Error("Q8_0 quantizes blocks of 32 values; got " + std::to_string(x.size()));
-  }
-  static const Format kFp16 = parse_format("fp16");
-  std::vector<std::byte> out(x.size() / kQk * 34);
-  for (std::size_t b = 0; b < x.size() / kQk; ++b) {
-    const std::span<const float> blk = x.subspan(b * kQk, kQk);
-    float amax = 0.0f;
-    for (float v : blk) {
-      const float a = std::fabs(v);
-      amax = amax > a ? amax : a;  // ggml's MAX(amax, fabsf(v)), NaN behaviour included
-    }
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;  // NaN d is "true" in C too
-    const std::uint32_t h = encode(kFp16, static_cast<double>(d));
-    std::byte* o = out.data() + 34 * b;
-    o[0] = static_cast<std::byte>(h & 0xFF);
-    o[1] = static_cast<std::byte>(h >> 8);
-    for (std::size_t j = 0; j < kQk; ++j) {
-      const float r = std::round(blk[j] * id);
-      // C's float -> int8_t conversion of roundf's result; out of int32 range
-      // (only Inf or NaN here) x86-64's cvttss2si gives 0x80000000, whose low
-      // byte is 0.
-      const std::uint32_t q = std::fabs(r) < 2147483648.0f ? static_cast<std::uint32_t>(static_cast<std::int32_t>(r)) : 0x80000000u;
-      o[2 + j] = static_cast<std::byte>(q & 0xFF);
-    }
-  }
-  return out;
 }
 
 }  // namespace lowp::io

@@ -17,7 +17,6 @@
 
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
-#include "lowp/format/registry.h"
 #include "lowp/io/model.h"
 #include "lowp/io/npy.h"
 
@@ -53,7 +52,7 @@ std::vector<float> npy_to_f32(const NpyLayout& layout, std::span<const std::byte
       break;
     case DType::kF16:
     case DType::kBF16: {
-      const Format f = parse_format(layout.dtype == DType::kF16 ? "fp16" : "bf16");
+      const Format f = layout.dtype == DType::kF16 ? kFp16 : kBf16;
       for (std::size_t i = 0; i < n; ++i) {
         std::uint16_t bits;
         std::memcpy(&bits, p + 2 * i, 2);

@@ -31,7 +31,6 @@
 
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
-#include "lowp/format/registry.h"
 #include "onnx_internal.h"
 #include "protobuf_wire.h"
 
@@ -39,31 +38,35 @@ namespace lowp::io {
 namespace onnx {
 namespace {
 
+using detail::Decode;
+
+// ONNX's TensorProto.DataType (onnx.proto) and the lowp formats of the float
+// types' codes.
 constexpr DataType kTypes[] = {
-    {1, "FLOAT", 32, 4, 1, "fp32"},
-    {2, "UINT8", 8, 5, 1, nullptr},
-    {3, "INT8", 8, 5, 1, nullptr},
-    {4, "UINT16", 16, 5, 1, nullptr},
-    {5, "INT16", 16, 5, 1, nullptr},
-    {6, "INT32", 32, 5, 1, nullptr},
-    {7, "INT64", 64, 7, 1, nullptr},
-    {8, "STRING", 0, 6, 1, nullptr},
-    {9, "BOOL", 8, 5, 1, nullptr},
-    {10, "FLOAT16", 16, 5, 1, "fp16"},
-    {11, "DOUBLE", 64, 10, 1, "fp64"},
-    {12, "UINT32", 32, 11, 1, nullptr},
-    {13, "UINT64", 64, 11, 1, nullptr},
-    {14, "COMPLEX64", 64, 4, 2, nullptr},
-    {15, "COMPLEX128", 128, 10, 2, nullptr},
-    {16, "BFLOAT16", 16, 5, 1, "bf16"},
-    {17, "FLOAT8E4M3FN", 8, 5, 1, "fp8_e4m3"},
-    {18, "FLOAT8E4M3FNUZ", 8, 5, 1, "fp8_e4m3fnuz"},
-    {19, "FLOAT8E5M2", 8, 5, 1, "fp8_e5m2"},
-    {20, "FLOAT8E5M2FNUZ", 8, 5, 1, "fp8_e5m2fnuz"},
-    {21, "UINT4", 4, 0, 1, nullptr},
-    {22, "INT4", 4, 0, 1, nullptr},
-    {23, "FLOAT4E2M1", 4, 0, 1, "fp4_e2m1"},
-    {24, "FLOAT8E8M0", 8, 5, 1, "e8m0"},
+    {1, "FLOAT", 32, 4, 1, Decode::kF32, kFp32},
+    {2, "UINT8", 8, 5, 1, Decode::kNone},
+    {3, "INT8", 8, 5, 1, Decode::kNone},
+    {4, "UINT16", 16, 5, 1, Decode::kNone},
+    {5, "INT16", 16, 5, 1, Decode::kNone},
+    {6, "INT32", 32, 5, 1, Decode::kNone},
+    {7, "INT64", 64, 7, 1, Decode::kNone},
+    {8, "STRING", 0, 6, 1, Decode::kNone},
+    {9, "BOOL", 8, 5, 1, Decode::kNone},
+    {10, "FLOAT16", 16, 5, 1, Decode::kCode, kFp16},
+    {11, "DOUBLE", 64, 10, 1, Decode::kF64},
+    {12, "UINT32", 32, 11, 1, Decode::kNone},
+    {13, "UINT64", 64, 11, 1, Decode::kNone},
+    {14, "COMPLEX64", 64, 4, 2, Decode::kNone},
+    {15, "COMPLEX128", 128, 10, 2, Decode::kNone},
+    {16, "BFLOAT16", 16, 5, 1, Decode::kCode, kBf16},
+    {17, "FLOAT8E4M3FN", 8, 5, 1, Decode::kCode, kFp8E4m3},
+    {18, "FLOAT8E4M3FNUZ", 8, 5, 1, Decode::kCode, kFp8E4m3Fnuz},
+    {19, "FLOAT8E5M2", 8, 5, 1, Decode::kCode, kFp8E5m2},
+    {20, "FLOAT8E5M2FNUZ", 8, 5, 1, Decode::kCode, kFp8E5m2Fnuz},
+    {21, "UINT4", 4, 0, 1, Decode::kNone},
+    {22, "INT4", 4, 0, 1, Decode::kNone},
+    {23, "FLOAT4E2M1", 4, 0, 1, Decode::kCode, kFp4E2m1},
+    {24, "FLOAT8E8M0", 8, 5, 1, Decode::kCode, kE8m0},
 };
 
 constexpr std::size_t kMaxDims = 64;
@@ -319,7 +322,7 @@ class Parser {
     if (type == nullptr) fail("unsupported data type " + std::to_string(p.data_type));
     p.entry.type = type;
     p.info.dtype = type->name;
-    p.info.is_float = type->format != nullptr;
+    p.info.is_float = type->decode != Decode::kNone;
     std::uint64_t n = 1;
     for (std::int64_t d : p.info.shape) {
       const auto u = static_cast<std::uint64_t>(d);
@@ -446,21 +449,30 @@ void OnnxReader::for_each_code(std::size_t i, const std::function<void(std::uint
 std::vector<float> OnnxReader::read_f32(const TensorInfo& t) const {
   const std::size_t i = index_of(t);
   const DataType& type = *entries_[i].type;
-  if (type.format == nullptr) {
-    throw Error(source_ + ": tensor " + lowp::quoted(t.name) + " of type " + type.name + " is not a float tensor");
-  }
   std::vector<float> out;
   out.reserve(static_cast<std::size_t>(tensors_[i].element_count()));
-  const std::string_view fmt = type.format;
-  if (fmt == "fp32") {
-    for_each_code(i, [&](std::uint64_t c) { out.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(c))); });
-  } else if (fmt == "fp64") {
-    // The conversion rounds to nearest-even (the default floating-point environment).
-    for_each_code(i, [&](std::uint64_t c) { out.push_back(static_cast<float>(std::bit_cast<double>(c))); });
-  } else {
-    const Format f = parse_format(fmt);
-    const auto mask = static_cast<std::uint32_t>((std::uint64_t{1} << f.bits) - 1);
-    for_each_code(i, [&](std::uint64_t c) { out.push_back(decode_f32(f, static_cast<std::uint32_t>(c) & mask)); });
+  switch (type.decode) {
+    case Decode::kNone:
+      throw Error(source_ + ": tensor " + lowp::quoted(t.name) + " of type " + type.name +
+                  " is not a float tensor");
+    case Decode::kF32:
+      for_each_code(i, [&](std::uint64_t c) {
+        out.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(c)));
+      });
+      break;
+    case Decode::kF64:
+      // The conversion rounds to nearest-even (the default floating-point environment).
+      for_each_code(
+          i, [&](std::uint64_t c) { out.push_back(static_cast<float>(std::bit_cast<double>(c))); });
+      break;
+    case Decode::kCode: {
+      const Format& f = type.format;
+      const auto mask = static_cast<std::uint32_t>((std::uint64_t{1} << f.bits) - 1);
+      for_each_code(i, [&](std::uint64_t c) {
+        out.push_back(decode_f32(f, static_cast<std::uint32_t>(c) & mask));
+      });
+      break;
+    }
   }
   return out;
 }

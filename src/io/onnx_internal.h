@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "element_type.h"
 #include "lowp/format/format.h"
 #include "lowp/io/model.h"
 
@@ -36,7 +37,8 @@ struct DataType {
   unsigned bits;        // bits per element in raw_data (0: not allowed in raw_data)
   std::uint32_t typed;  // the TensorProto field that may hold its values (0: none)
   unsigned per_element; // typed-field values per element (complex: 2)
-  const char* format;   // lowp format for read_f32, "fp32"/"fp64" handled directly; null: not float
+  detail::Decode decode;  // how its values read as fp32 (and are written from fp32)
+  Format format{};        // the lowp format of its codes (kF32, kCode)
 };
 
 const DataType* find_data_type(int code);

@@ -14,7 +14,6 @@
 
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
-#include "lowp/format/registry.h"
 #include "lowp/io/atomic_file.h"
 #include "lowp/io/onnx.h"
 #include "onnx_internal.h"
@@ -30,18 +29,20 @@ void store_le(std::byte* p, std::uint64_t v, std::size_t width) {
   for (std::size_t b = 0; b < width; ++b) p[b] = static_cast<std::byte>((v >> (8 * b)) & 0xFF);
 }
 
-// The stored code of value x in the tensor's data type.
+// The stored code of value x in the tensor's data type (a float type).
 struct Encoder {
-  explicit Encoder(const onnx::DataType& t) : name(t.format) {
-    if (name != "fp32" && name != "fp64") format = parse_format(name);
-  }
+  explicit Encoder(const onnx::DataType& t) : type(t) {}
   std::uint64_t operator()(float x) const {
-    if (name == "fp32") return std::bit_cast<std::uint32_t>(x);
-    if (name == "fp64") return std::bit_cast<std::uint64_t>(static_cast<double>(x));
-    return encode(format, static_cast<double>(x));
+    switch (type.decode) {
+      case detail::Decode::kF32:
+        return std::bit_cast<std::uint32_t>(x);
+      case detail::Decode::kF64:
+        return std::bit_cast<std::uint64_t>(static_cast<double>(x));
+      default:
+        return encode(type.format, static_cast<double>(x));
+    }
   }
-  std::string_view name;
-  Format format{};
+  const onnx::DataType& type;
 };
 
 // The new payload of tensor i (same size as the old one).

@@ -485,7 +485,7 @@ void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIn
     c.info.shape.back() = groups * 32;
     c.info.offset = data_start + blocks.begin;
     c.info.nbytes = blocks.end - blocks.begin;
-    c.entry.format = BlockFormat{BlockScale::kE8m0, parse_format("fp4_e2m1"), 32};
+    c.entry.format = BlockFormat{BlockScale::kUe8m0, kFp4E2m1, 32};
     c.entry.axis = static_cast<int>(c.info.shape.size() - 1);
     c.entry.scales_offset = data_start + scales->begin;
     c.entry.scales_bytes = scales->end - scales->begin;
@@ -564,7 +564,7 @@ std::vector<float> SafetensorsReader::read_f32(const TensorInfo& t) const {
       for (std::size_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(static_cast<std::uint32_t>(load(i, 4)));
       break;
     case Decode::kCode: {
-      const Format f = parse_format(e.dtype->format);
+      const Format& f = e.dtype->format;
       for (std::size_t i = 0; i < n; ++i) out[i] = decode_f32(f, static_cast<std::uint32_t>(load(i, e.dtype->size)));
       break;
     }

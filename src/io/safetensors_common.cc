@@ -12,27 +12,41 @@
 namespace lowp::io {
 namespace safetensors_detail {
 
+namespace {
+
+// safetensors' dtypes (the safetensors crate's Dtype) and the lowp formats
+// whose codes they hold.
+constexpr DTypeInfo kDTypes[] = {
+    {"F64", 8, Decode::kF64},
+    {"F32", 4, Decode::kF32, kFp32},
+    {"F16", 2, Decode::kCode, kFp16},
+    {"BF16", 2, Decode::kCode, kBf16},
+    {"F8_E4M3", 1, Decode::kCode, kFp8E4m3},
+    {"F8_E5M2", 1, Decode::kCode, kFp8E5m2},
+    {"F8_E8M0", 1, Decode::kCode, kE8m0},
+    {"I8", 1, Decode::kNone},
+    {"U8", 1, Decode::kNone},
+    {"I16", 2, Decode::kNone},
+    {"U16", 2, Decode::kNone},
+    {"I32", 4, Decode::kNone},
+    {"U32", 4, Decode::kNone},
+    {"I64", 8, Decode::kNone},
+    {"U64", 8, Decode::kNone},
+    {"BOOL", 1, Decode::kNone},
+};
+
+}  // namespace
+
 const DTypeInfo* find_dtype(std::string_view name) {
-  static constexpr DTypeInfo kDTypes[] = {
-      {"F64", 8, Decode::kF64, ""},
-      {"F32", 4, Decode::kF32, ""},
-      {"F16", 2, Decode::kCode, "fp16"},
-      {"BF16", 2, Decode::kCode, "bf16"},
-      {"F8_E4M3", 1, Decode::kCode, "fp8_e4m3"},
-      {"F8_E5M2", 1, Decode::kCode, "fp8_e5m2"},
-      {"F8_E8M0", 1, Decode::kCode, "e8m0"},
-      {"I8", 1, Decode::kNone, ""},
-      {"U8", 1, Decode::kNone, ""},
-      {"I16", 2, Decode::kNone, ""},
-      {"U16", 2, Decode::kNone, ""},
-      {"I32", 4, Decode::kNone, ""},
-      {"U32", 4, Decode::kNone, ""},
-      {"I64", 8, Decode::kNone, ""},
-      {"U64", 8, Decode::kNone, ""},
-      {"BOOL", 1, Decode::kNone, ""},
-  };
   for (const DTypeInfo& d : kDTypes) {
     if (d.name == name) return &d;
+  }
+  return nullptr;
+}
+
+const DTypeInfo* find_dtype(const Format& f) {
+  for (const DTypeInfo& d : kDTypes) {
+    if (holds_format(d.decode) && d.format == f) return &d;
   }
   return nullptr;
 }
@@ -191,5 +205,15 @@ std::size_t safetensors_dtype_size(std::string_view dtype) {
   return d == nullptr ? 0 : d->size;
 }
 
+std::optional<Format> safetensors_dtype_format(std::string_view dtype) {
+  const safetensors_detail::DTypeInfo* d = safetensors_detail::find_dtype(dtype);
+  if (d == nullptr || !detail::holds_format(d->decode)) return std::nullopt;
+  return d->format;
+}
+
+std::string_view safetensors_dtype_for(const Format& f) {
+  const safetensors_detail::DTypeInfo* d = safetensors_detail::find_dtype(f);
+  return d == nullptr ? std::string_view{} : d->name;
+}
 
 }  // namespace lowp::io

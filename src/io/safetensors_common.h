@@ -11,25 +11,26 @@
 
 #include <nlohmann/json.hpp>
 
+#include "element_type.h"
+#include "lowp/format/format.h"
+
 namespace lowp::io::safetensors_detail {
 
-// How a dtype's elements read as fp32.
-enum class Decode : std::uint8_t {
-  kF64,   // rounded to nearest-even
-  kF32,   // as is
-  kCode,  // a lowp scalar format code, decoded exactly
-  kNone,  // integers and bool: not float
-};
+using detail::Decode;
 
+// One safetensors dtype: how its elements read as fp32, and the lowp format
+// whose codes they are (kF32 and kCode).
 struct DTypeInfo {
-  std::string_view name;    // as safetensors spells it
-  std::size_t size;         // bytes per element
+  std::string_view name;  // as safetensors spells it
+  std::size_t size;       // bytes per element
   Decode decode;
-  std::string_view format;  // lowp format name for kCode
+  Format format{};
 };
 
 // The dtype named `name`, or null.
 const DTypeInfo* find_dtype(std::string_view name);
+// The dtype that holds the codes of format f, or null.
+const DTypeInfo* find_dtype(const Format& f);
 
 // Number of bytes of `itemsize`-byte elements in `shape`, or nullopt when a
 // dimension is negative or the product overflows 64 bits. A zero dimension

@@ -53,14 +53,14 @@ using detail::BlockQuantParams;
 // saturation and sign rules hold for them; block_params.h).
 bool registry_mx_element(const Format& e) {
   for (const NamedBlockFormat& nb : block_registry()) {
-    if (nb.format.scale == BlockScale::kE8m0 && nb.format.element == e) return true;
+    if (nb.format.scale == BlockScale::kUe8m0 && nb.format.element == e) return true;
   }
   return false;
 }
 
 bool vector_layout(const BlockFormat& f) {
   if (f.block_size < 16 || f.block_size % 16 != 0 || f.block_size > 512) return false;
-  if (f.scale == BlockScale::kUe4m3) return f.element == parse_format("fp4_e2m1");
+  if (f.scale == BlockScale::kUe4m3) return f.element == kFp4E2m1;
   return registry_mx_element(f.element);
 }
 
@@ -96,8 +96,7 @@ BlockQuantParams quant_params(const BlockFormat& f, const BlockOptions& opt, flo
 const float* e4m3_values() {
   static const std::array<float, 256> table = [] {
     std::array<float, 256> t{};
-    const Format e4m3 = parse_format("fp8_e4m3");
-    for (std::uint32_t c = 0; c < 256; ++c) t[c] = decode_f32(e4m3, c);
+    for (std::uint32_t c = 0; c < 256; ++c) t[c] = decode_f32(kFp8E4m3, c);
     return t;
   }();
   return table.data();
@@ -180,8 +179,7 @@ std::uint8_t quantize_block_scalar(const BlockFormat& f, const float* values, st
 enum class BlockInput { kF32, kBF16, kF16 };
 
 float widen_scalar(BlockInput kind, std::uint16_t bits) {
-  static const Format bf16 = parse_format("bf16"), fp16 = parse_format("fp16");
-  return decode_f32(kind == BlockInput::kBF16 ? bf16 : fp16, bits);
+  return decode_f32(kind == BlockInput::kBF16 ? kBf16 : kFp16, bits);
 }
 
 // quantize_block_scalar on 16-bit input: the values widened (exactly) first.

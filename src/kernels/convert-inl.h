@@ -149,6 +149,31 @@ HWY_INLINE hn::Vec<DU> F32BitsToBF16(DU du, hn::Vec<DU> bits) {
   return hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs, hn::Set(di, 0x7F800000))), nan, rounded);
 }
 
+// Step 5's special cases, in increasing priority, over the codes of any lane
+// width: `zero` lanes take the code of a zero of their sign, `overflow` lanes
+// that of a finite overflow, then inputs whose |bits| (`abs`, signed lanes as
+// wide as the codes) equal the input type's Inf pattern `inf_bits` the code of
+// Inf, and those above it the code of NaN. Each code is the one EncodeParams
+// gives for the lane's sign (`negative`). Every encoder of a float format
+// (E8M0 included) ends here.
+template <class D>
+HWY_INLINE hn::Vec<D> SpecialCases(D d, const EncodeParams& p, hn::Vec<D> code,
+                                   hn::Mask<D> negative, hn::Mask<D> zero, hn::Mask<D> overflow,
+                                   hn::Vec<hn::RebindToSigned<D>> abs,
+                                   hn::TFromD<hn::RebindToSigned<D>> inf_bits) {
+  using T = hn::TFromD<D>;
+  auto by_sign = [&](const std::uint32_t(&c)[2]) {
+    return hn::IfThenElse(negative, hn::Set(d, static_cast<T>(c[1])),
+                          hn::Set(d, static_cast<T>(c[0])));
+  };
+  const hn::RebindToSigned<D> di;
+  const auto inf = hn::Set(di, inf_bits);
+  code = hn::IfThenElse(zero, by_sign(p.zero), code);
+  code = hn::IfThenElse(overflow, by_sign(p.overflow), code);
+  code = hn::IfThenElse(hn::RebindMask(d, hn::Eq(abs, inf)), by_sign(p.inf), code);
+  return hn::IfThenElse(hn::RebindMask(d, hn::Gt(abs, inf)), by_sign(p.nan), code);
+}
+
 // The code (in an int32 lane) of each fp32 lane; steps 1-5 of the file comment.
 template <RoundKind R, class DU>
 HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& p, hn::Vec<DU> bits,
@@ -219,15 +244,9 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& 
     magnitude = hn::Add(hn::ShiftLeftSame(hn::Sub(binade, hn::Set(di, p.emin)), p.man_bits),
                         hn::BitCast(di, rounded));
   }
-  VI code = hn::Or(magnitude, hn::IfThenElseZero(negative, SetBits(di, p.sign_mask)));
-  auto by_sign = [&](const std::uint32_t(&c)[2]) {
-    return hn::IfThenElse(negative, SetBits(di, c[1]), SetBits(di, c[0]));
-  };
-  code = hn::IfThenElse(hn::Eq(magnitude, zero), by_sign(p.zero), code);
-  code = hn::IfThenElse(hn::Gt(magnitude, SetBits(di, p.max_magnitude)), by_sign(p.overflow), code);
-  const VI inf_bits = hn::Set(di, 0x7F800000);
-  code = hn::IfThenElse(hn::Eq(abs, inf_bits), by_sign(p.inf), code);
-  return hn::IfThenElse(hn::Gt(abs, inf_bits), by_sign(p.nan), code);
+  const VI code = hn::Or(magnitude, hn::IfThenElseZero(negative, SetBits(di, p.sign_mask)));
+  return SpecialCases(di, p, code, negative, hn::Eq(magnitude, zero),
+                      hn::Gt(magnitude, SetBits(di, p.max_magnitude)), abs, 0x7F800000);
 }
 
 // E8M0 with bias 127 (2^(code-127), no sign, no zero; convert.h's header has
@@ -265,16 +284,11 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVecE8m0(DU du, const EncodePara
     const auto rounds = hn::Or(hn::Not(subnormal), hn::Gt(abs, hn::Set(di, 0x3FFFFF)));
     code = hn::Add(code, hn::IfThenElseZero(rounds, up));
   }
-  code =
-      hn::IfThenElse(hn::Gt(code, SetBits(di, p.max_magnitude)), SetBits(di, p.overflow[0]), code);
+  // Negative inputs (no sign in E8M0) take their own code; overflow is then
+  // only that of positive inputs (zero inputs have code 0, never above max).
+  const auto overflow = hn::AndNot(negative, hn::Gt(code, SetBits(di, p.max_magnitude)));
   code = hn::IfThenElse(negative, SetBits(di, p.e8m0_negative), code);
-  auto by_sign = [&](const std::uint32_t(&c)[2]) {
-    return hn::IfThenElse(negative, SetBits(di, c[1]), SetBits(di, c[0]));
-  };
-  code = hn::IfThenElse(hn::Eq(abs, zero), by_sign(p.zero), code);
-  const VI inf_bits = hn::Set(di, 0x7F800000);
-  code = hn::IfThenElse(hn::Eq(abs, inf_bits), by_sign(p.inf), code);
-  return hn::IfThenElse(hn::Gt(abs, inf_bits), by_sign(p.nan), code);
+  return SpecialCases(di, p, code, negative, hn::Eq(abs, zero), overflow, abs, 0x7F800000);
 }
 
 // Integers of at most 16 bits: |x| rounded at the unit 1 as in steps 3-4 (with
@@ -382,7 +396,8 @@ HWY_NOINLINE void EncodeLoop(const EncodeParams& params, const InputT<In>* HWY_R
 // implicit one) is rounded at the format's subnormal unit by integer
 // arithmetic: n = sig >> s with s = emin - e + 7 - M >= 0 (clamped to 15,
 // beyond which n and the rounding are 0; s = 0 keeps sig), up iff the dropped
-// bits exceed half, or equal it with n odd. The special cases are EncodeVec's step 5.
+// bits exceed half, or equal it with n odd. The special cases are step 5's
+// (SpecialCases).
 #if HWY_TARGET != HWY_SSSE3
 template <class D16>
 HWY_INLINE hn::Vec<D16> EncodeBF16NearestEven(D16 d, const EncodeParams& p, hn::Vec<D16> h) {
@@ -417,19 +432,12 @@ HWY_INLINE hn::Vec<D16> EncodeBF16NearestEven(D16 d, const EncodeParams& p, hn::
   const auto is_sub = hn::RebindMask(
       d, hn::Lt(hn::BitCast(di, abs), hn::Set(di, static_cast<std::int16_t>((p.emin + 127) << 7))));
   const VU magnitude = hn::IfThenElse(is_sub, subnormal, normal);
-  VU code = hn::Or(magnitude, hn::IfThenElseZero(negative, set(p.sign_mask)));
-  auto by_sign = [&](const std::uint32_t(&c)[2]) {
-    return hn::IfThenElse(negative, set(c[1]), set(c[0]));
-  };
-  code = hn::IfThenElse(hn::Eq(magnitude, hn::Zero(d)), by_sign(p.zero), code);
+  const VU code = hn::Or(magnitude, hn::IfThenElseZero(negative, set(p.sign_mask)));
   const auto over = hn::RebindMask(
       d,
       hn::Gt(hn::BitCast(di, magnitude), hn::Set(di, static_cast<std::int16_t>(p.max_magnitude))));
-  code = hn::IfThenElse(over, by_sign(p.overflow), code);
-  const auto abs_i = hn::BitCast(di, abs);
-  const auto inf_bits = hn::Set(di, 0x7F80);
-  code = hn::IfThenElse(hn::RebindMask(d, hn::Eq(abs_i, inf_bits)), by_sign(p.inf), code);
-  return hn::IfThenElse(hn::RebindMask(d, hn::Gt(abs_i, inf_bits)), by_sign(p.nan), code);
+  return SpecialCases(d, p, code, negative, hn::Eq(magnitude, hn::Zero(d)), over,
+                      hn::BitCast(di, abs), std::int16_t{0x7F80});
 }
 
 template <typename CodeT>

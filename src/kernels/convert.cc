@@ -25,7 +25,6 @@
 #include <hwy/targets.h>
 
 #include "kernels/params.h"
-#include "lowp/format/registry.h"
 #include "lowp/kernels.h"
 #include "lowp/thread_pool.h"
 
@@ -177,21 +176,29 @@ struct WidenBits {
   double operator()(std::uint16_t bits) const { return decode(from, bits); }
 };
 
-template <typename InT, typename Widen, typename CodeT>
-void encode_scalar(const Format& f, const InT* in, std::size_t count, const Widen& widen,
-                   CodeT* out, const EncodeOptions& opt, std::uint64_t seed,
-                   std::uint64_t first_index) {
-  const bool stochastic = opt.rounding == Rounding::kStochastic;
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::uint32_t r = stochastic ? stochastic_bits(seed, first_index + i) : 0;
-    out[i] = static_cast<CodeT>(encode(f, widen(in[i]), opt, r));
-  }
-}
+struct WidenF64 {
+  double operator()(double x) const { return x; }
+};
 
-// The bf16 code of a value: lowp's own nearest-even encode (NaN: 0x7FC0 | sign).
-const Format& bf16_format() {
-  static const Format f = parse_format("bf16");
-  return f;
+// The scalar loop over the reference: codes (code_bytes(f) wide) of in[0, count).
+template <typename InT, typename Widen>
+void encode_scalar(const Format& f, const InT* in, std::size_t count, const Widen& widen,
+                   void* out_codes, const EncodeOptions& opt, std::uint64_t seed,
+                   std::uint64_t first_index) {
+  auto run = [&](auto* out) {
+    using CodeT = std::remove_pointer_t<decltype(out)>;
+    for (std::size_t i = 0; i < count; ++i) {
+      out[i] = static_cast<CodeT>(encode_at(f, widen(in[i]), opt, seed, first_index + i));
+    }
+  };
+  switch (code_bytes(f)) {
+    case 1:
+      return run(static_cast<std::uint8_t*>(out_codes));
+    case 2:
+      return run(static_cast<std::uint16_t*>(out_codes));
+    default:
+      return run(static_cast<std::uint32_t*>(out_codes));
+  }
 }
 
 template <typename CodeT, typename OutT>
@@ -200,7 +207,8 @@ void decode_scalar(const Format& f, const CodeT* codes, std::size_t count, OutT*
     if constexpr (std::is_same_v<OutT, float>) {
       out[i] = decode_f32(f, codes[i]);
     } else {
-      out[i] = static_cast<std::uint16_t>(encode(bf16_format(), decode(f, codes[i])));
+      // lowp's own nearest-even encode into bf16 (NaN: 0x7FC0 | sign).
+      out[i] = static_cast<std::uint16_t>(encode(kBf16, decode(f, codes[i])));
     }
   }
 }
@@ -215,18 +223,9 @@ void encode_any(const Format& f, std::span<const InT> in, const Widen& widen,
   const int width = code_bytes(f);
   if (!vectorized(f)) {
     parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
-      const InT* from = in.data() + b;
-      const std::uint64_t index = first_index + b;
-      if (width == 1) {
-        encode_scalar(f, from, e - b, widen, static_cast<std::uint8_t*>(out_codes) + b, opt, seed,
-                      index);
-      } else if (width == 2) {
-        encode_scalar(f, from, e - b, widen, static_cast<std::uint16_t*>(out_codes) + b, opt, seed,
-                      index);
-      } else {
-        encode_scalar(f, from, e - b, widen, static_cast<std::uint32_t*>(out_codes) + b, opt, seed,
-                      index);
-      }
+      encode_scalar(f, in.data() + b, e - b, widen,
+                    static_cast<unsigned char*>(out_codes) + b * static_cast<std::size_t>(width),
+                    opt, seed, first_index + b);
     });
     return;
   }
@@ -336,17 +335,21 @@ void encode_f32(const Format& f, std::span<const float> in, void* out_codes,
 void encode_bf16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
                  const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
                  unsigned threads) {
-  kernels::encode_any(f, in, kernels::WidenBits{parse_format("bf16")},
-                      &HWY_DYNAMIC_DISPATCH(kernels::EncodeBF16), out_codes, opt, seed, first_index,
-                      threads);
+  kernels::encode_any(f, in, kernels::WidenBits{kBf16}, &HWY_DYNAMIC_DISPATCH(kernels::EncodeBF16),
+                      out_codes, opt, seed, first_index, threads);
 }
 
 void encode_f16(const Format& f, std::span<const std::uint16_t> in, void* out_codes,
                 const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
                 unsigned threads) {
-  kernels::encode_any(f, in, kernels::WidenBits{parse_format("fp16")},
-                      &HWY_DYNAMIC_DISPATCH(kernels::EncodeF16), out_codes, opt, seed, first_index,
-                      threads);
+  kernels::encode_any(f, in, kernels::WidenBits{kFp16}, &HWY_DYNAMIC_DISPATCH(kernels::EncodeF16),
+                      out_codes, opt, seed, first_index, threads);
+}
+
+void encode_f64(const Format& f, std::span<const double> in, void* out_codes,
+                const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index) {
+  kernels::encode_scalar(f, in.data(), in.size(), kernels::WidenF64{}, out_codes, opt, seed,
+                         first_index);
 }
 
 void decode_to_f32(const Format& f, const void* codes, std::span<float> out, unsigned threads) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "lowp/block/ggml.h"
 #include "lowp/block/tensor.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
@@ -16,6 +17,7 @@
 #include "lowp/io/gguf.h"
 #include "lowp/io/onnx.h"
 #include "lowp/storage/packed_matrix.h"
+#include "lowp/kernels.h"
 #include "model_quantize_internal.h"
 
 namespace lowp {
@@ -74,18 +76,8 @@ void reject_onnx_input(const io::ModelReader& in, const std::string& output_kind
 std::vector<float> fake_values(const ResolvedFormat& f, std::span<const float> values,
                                std::span<const std::int64_t> shape, const QuantizeRequest& req) {
   if (f.is_ggml_q8_0) {
-    // Dequantize ggml's Q8_0 blocks: fp16 d, then 32 int8 (34 bytes a block).
-    const std::vector<std::byte> bytes = io::ggml_quantize_q8_0(values);
-    const Format fp16 = parse_format("fp16");
     std::vector<float> out(values.size());
-    for (std::size_t b = 0; b * 32 < values.size(); ++b) {
-      std::uint16_t d_bits;
-      std::memcpy(&d_bits, bytes.data() + 34 * b, 2);
-      const float d = decode_f32(fp16, d_bits);
-      for (std::size_t j = 0; j < 32 && b * 32 + j < values.size(); ++j) {
-        out[b * 32 + j] = static_cast<float>(static_cast<std::int8_t>(bytes[34 * b + 2 + j])) * d;
-      }
-    }
+    ggml_q8_0_dequantize(ggml_q8_0_quantize(values), out);
     return out;
   }
   if (f.matrix) {
@@ -113,14 +105,10 @@ std::vector<float> decode_codes(const Format& f, std::span<const std::byte> code
 }
 
 std::vector<std::byte> encode_codes(const Format& f, std::span<const float> values, const QuantizeRequest& req) {
-  const auto width = static_cast<std::size_t>(code_bytes(f));
-  const EncodeOptions opt{req.block.rounding, req.saturate};
-  std::vector<std::byte> out(values.size() * width);
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const std::uint32_t random = opt.rounding == Rounding::kStochastic ? stochastic_bits(req.block.seed, i) : 0;
-    const std::uint32_t c = encode(f, values[i], opt, random);
-    std::memcpy(out.data() + i * width, &c, width);  // the low bytes, little-endian
-  }
+  // The bulk kernel: the scalar reference's codes, code_bytes(f) wide (the low
+  // bytes, little-endian), with element i at stochastic stream position i.
+  std::vector<std::byte> out(values.size() * static_cast<std::size_t>(code_bytes(f)));
+  encode_f32(f, values, out.data(), {req.block.rounding, req.saturate}, req.block.seed);
   return out;
 }
 

@@ -8,12 +8,19 @@
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
-#include "lowp/format/registry.h"
 #include "lowp/io/gguf.h"
 #include "model_quantize_internal.h"
 
 namespace lowp::detail {
 namespace {
+
+// The file bytes of ggml blocks.
+template <typename Block>
+std::vector<std::byte> bytes_of(const std::vector<Block>& blocks) {
+  std::vector<std::byte> bytes(blocks.size() * sizeof(Block));
+  if (!blocks.empty()) std::memcpy(bytes.data(), blocks.data(), bytes.size());
+  return bytes;
+}
 
 // The GGUF type that stores a quantized tensor in `f`, or "" if GGUF has none.
 std::string gguf_type_for(const ResolvedFormat& f) {
@@ -23,10 +30,7 @@ std::string gguf_type_for(const ResolvedFormat& f) {
     parse_block_format("mxfp4", mxfp4);
     return f.block == mxfp4 ? "MXFP4" : "";
   }
-  if (f.name == "fp32") return "F32";
-  if (f.name == "fp16") return "F16";
-  if (f.name == "bf16") return "BF16";
-  return "";
+  return std::string(io::gguf_type_for(f.scalar));
 }
 
 // GGUF's name for a tensor copied unchanged from `in`, or "" if there is none.
@@ -119,16 +123,17 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
     if (req.fake) {
       q = fake_values(f, values, t.shape, req);
       // The container's own rounding (nearest-even), not the request's.
-      bytes = encode_codes(parse_format(o.dtype == "F32" ? "fp32" : o.dtype == "F16" ? "fp16" : "bf16"), q, {});
+      bytes = encode_codes(*io::gguf_type_format(o.dtype), q, {});
       r.stored_as = o.dtype + " (fake " + f.name + ")";
     } else if (o.dtype == "Q8_0") {
-      bytes = io::ggml_quantize_q8_0(values);
-      q = fake_values(f, values, t.shape, req);
+      const std::vector<GgmlBlockQ8_0> blocks = ggml_q8_0_quantize(values);
+      bytes = bytes_of(blocks);
+      q.resize(values.size());
+      ggml_q8_0_dequantize(blocks, q);
     } else if (o.dtype == "MXFP4") {
       const PackedTensor packed = quantize(f.block, values, t.shape, -1, req.block);
       const std::vector<GgmlBlockMxfp4> blocks = to_ggml_mxfp4(packed);
-      bytes.resize(blocks.size() * sizeof(GgmlBlockMxfp4));
-      if (!blocks.empty()) std::memcpy(bytes.data(), blocks.data(), bytes.size());
+      bytes = bytes_of(blocks);
       q.resize(values.size());
       ggml_mxfp4_dequantize(blocks, q);  // what ggml will read back
     } else {

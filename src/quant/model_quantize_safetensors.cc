@@ -10,7 +10,6 @@
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
-#include "lowp/format/registry.h"
 #include "lowp/io/safetensors.h"
 #include "lowp/storage/packed_matrix.h"
 #include "model_quantize_internal.h"
@@ -18,14 +17,12 @@
 namespace lowp::detail {
 namespace {
 
-// safetensors' dtype for a scalar float format, or "" if it has none.
-std::string safetensors_dtype_for(const std::string& format) {
-  static const std::pair<const char*, const char*> kNames[] = {
-      {"fp32", "F32"}, {"bf16", "BF16"}, {"fp16", "F16"}, {"fp8_e4m3", "F8_E4M3"}, {"fp8_e5m2", "F8_E5M2"}};
-  for (const auto& [lowp_name, st_name] : kNames) {
-    if (format == lowp_name) return st_name;
-  }
-  return "";
+// safetensors' dtype that stores weights quantized to a scalar format, or ""
+// if it has none. (E8M0, which has a dtype, holds scales: it has no zero and
+// no sign, so weights are not stored in it.)
+std::string stored_dtype(const Format& f) {
+  if (f.specials == Specials::kE8m0) return "";
+  return std::string(io::safetensors_dtype_for(f));
 }
 
 // safetensors' name for a tensor copied from `in` (plain little-endian values).
@@ -40,7 +37,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   reject_onnx_input(in, "safetensors");
   if (f.is_ggml_q8_0) throw Error("q8_0 is ggml's format: write a .gguf file");
   const bool packed_matrix = f.matrix && !req.fake;
-  const std::string scalar_dtype = f.is_block || f.matrix ? "" : safetensors_dtype_for(f.name);
+  const std::string scalar_dtype = f.is_block || f.matrix ? "" : stored_dtype(f.scalar);
   if (!req.fake && !f.is_block && !f.matrix && scalar_dtype.empty()) {
     throw Error("safetensors has no dtype for " + f.name +
                 "; use a block format (e.g. mx:" + f.name + ":32) or add --fake");
@@ -159,7 +156,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     } else if (req.fake) {
       q = fake_values(f, values, t.shape, req);
       // The container's own rounding (nearest-even), not the request's.
-      bytes = encode_codes(parse_format(o.dtype == "F32" ? "fp32" : o.dtype == "F16" ? "fp16" : "bf16"), q, {});
+      bytes = encode_codes(*io::safetensors_dtype_format(o.dtype), q, {});
       r.stored_as = o.dtype + " (fake " + f.name + ")";
     } else {
       bytes = encode_codes(f.scalar, values, req);

@@ -26,8 +26,6 @@
 namespace lowp {
 namespace {
 
-constexpr Format kFp16 = {Kind::kFloat,   16, 5, 10, 15, Specials::kIeee,
-                          IntRange::kFull};
 
 float max_of(const Format &f) { return static_cast<float>(max_finite(f)); }
 
@@ -197,7 +195,7 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
   if (f.asymmetric)
     return nullptr;  // zero points: the kernels have no offset
   const bool block = f.scheme == MatrixScheme::kBlock;
-  const bool mx = block && f.block.scale == BlockScale::kE8m0;
+  const bool mx = block && f.block.scale == BlockScale::kUe8m0;
   const Format e = block ? f.block.element : f.element;
   if (e.bits != 8 && e.bits != 4)
     return nullptr;
@@ -561,7 +559,7 @@ void PackedMatrix::dequantize_row(std::size_t row, std::span<float> out) const {
     const std::uint8_t *scales =
         scales_.block.data() + row * ((cols_ + k - 1) / k);
     const int bits = b.element.bits;
-    if (b.scale != BlockScale::kE8m0 || bits > 8) {
+    if (b.scale != BlockScale::kUe8m0 || bits > 8) {
       const std::span<const std::uint8_t> stream(codes, row_bytes_);
       for (std::size_t j = 0; j < cols_; ++j) {
         out[j] = block_value(b, scales_.tensor, scales[j / k], unpack_code(bits, stream, j));

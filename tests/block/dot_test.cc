@@ -21,21 +21,18 @@
 namespace lowp {
 namespace {
 
-constexpr Format kE4m3{Kind::kFloat, 8, 4, 3, 7, Specials::kFn, IntRange::kFull};
-constexpr Format kE5m2{Kind::kFloat, 8, 5, 2, 15, Specials::kIeee, IntRange::kFull};
-constexpr Format kE2m1{Kind::kFloat, 4, 2, 1, 1, Specials::kFinite, IntRange::kFull};
-constexpr Format kInt8{Kind::kInt, 8, 0, 0, 0, Specials::kIeee, IntRange::kSymmetric};
-constexpr Format kFp16{Kind::kFloat, 16, 5, 10, 15, Specials::kIeee, IntRange::kFull};
-constexpr Format kFp32{Kind::kFloat, 32, 8, 23, 127, Specials::kIeee, IntRange::kFull};
-
 // The codes used below, checked against the scalar encoder.
-static_assert(encode(kE4m3, 1.0) == 0x38 && encode(kE4m3, 1.25) == 0x3A && encode(kE4m3, 1.5) == 0x3C);
-static_assert(encode(kE4m3, 2.0) == 0x40 && encode(kE4m3, 0.5) == 0x30 && encode(kE4m3, -3.0) == 0xC4);
-static_assert(encode(kE4m3, 448.0) == 0x7E && encode(kE4m3, 0x1p-6) == 0x08);
-static_assert(encode(kE5m2, 0x1p15) == 0x78 && encode(kE5m2, -0x1p15) == 0xF8);
-static_assert(encode(kE5m2, 0x1p12) == 0x6C && encode(kE5m2, 1.0) == 0x3C && encode(kE5m2, 0x1p-16) == 0x01);
-static_assert(encode(kE5m2, 2.0) == 0x40 && inf_code(kE5m2) == 0x7C && nan_code(kE5m2) == 0x7E);
-static_assert(encode(kE2m1, 6.0) == 0x7 && encode(kE2m1, -0.5) == 0x9);
+static_assert(encode(kFp8E4m3, 1.0) == 0x38 && encode(kFp8E4m3, 1.25) == 0x3A &&
+              encode(kFp8E4m3, 1.5) == 0x3C);
+static_assert(encode(kFp8E4m3, 2.0) == 0x40 && encode(kFp8E4m3, 0.5) == 0x30 &&
+              encode(kFp8E4m3, -3.0) == 0xC4);
+static_assert(encode(kFp8E4m3, 448.0) == 0x7E && encode(kFp8E4m3, 0x1p-6) == 0x08);
+static_assert(encode(kFp8E5m2, 0x1p15) == 0x78 && encode(kFp8E5m2, -0x1p15) == 0xF8);
+static_assert(encode(kFp8E5m2, 0x1p12) == 0x6C && encode(kFp8E5m2, 1.0) == 0x3C &&
+              encode(kFp8E5m2, 0x1p-16) == 0x01);
+static_assert(encode(kFp8E5m2, 2.0) == 0x40 && inf_code(kFp8E5m2) == 0x7C &&
+              nan_code(kFp8E5m2) == 0x7E);
+static_assert(encode(kFp4E2m1, 6.0) == 0x7 && encode(kFp4E2m1, -0.5) == 0x9);
 static_assert(encode(kFp16, 0x1p15) == 0x7800 && encode(kFp16, -0x1p15) == 0xF800 && encode(kFp16, 0x1p-24) == 0x0001);
 static_assert(encode(kFp16, 0x1p12) == 0x6C00 && encode(kFp16, 0x1p13) == 0x7000 && encode(kFp16, 8.0) == 0x4800 && encode(kFp16, -1.0) == 0xBC00);
 
@@ -50,12 +47,13 @@ float dot(const Format& fa, int scale_a, const Codes& a, const Format& fb, int s
 TEST(MxDot, E4m3HandComputed) {
   // P_A = [1, 1.5, -3, 448], X_A = 2^(130-127) = 8; P_B = [2, 0.5, 1, 2^-6], X_B = 2^-2.
   // sum = 2 + 0.75 - 3 + 7 = 6.75; times 8 * 0.25 = 13.5.
-  EXPECT_EQ(dot(kE4m3, 130, {0x38, 0x3C, 0xC4, 0x7E}, kE4m3, 125, {0x40, 0x30, 0x38, 0x08}), 13.5f);
+  EXPECT_EQ(dot(kFp8E4m3, 130, {0x38, 0x3C, 0xC4, 0x7E}, kFp8E4m3, 125, {0x40, 0x30, 0x38, 0x08}),
+            13.5f);
 }
 
 TEST(MxDot, MixedElementFormats) {
   // E4M3 [1.5, 448] . E2M1 [6, -0.5] = 9 - 224 = -215, scales 1 and 2^1.
-  EXPECT_EQ(dot(kE4m3, 127, {0x3C, 0x7E}, kE2m1, 128, {0x7, 0x9}), -430.0f);
+  EXPECT_EQ(dot(kFp8E4m3, 127, {0x3C, 0x7E}, kFp4E2m1, 128, {0x7, 0x9}), -430.0f);
 }
 
 TEST(MxDot, ExactAccumulationWhereFp32WouldCancel) {
@@ -66,9 +64,9 @@ TEST(MxDot, ExactAccumulationWhereFp32WouldCancel) {
   naive += 1.0f;
   naive -= 0x1p30f;
   EXPECT_EQ(naive, 0.0f);
-  EXPECT_EQ(dot(kE5m2, 127, {0x78, 0x3C, 0xF8}, kE5m2, 127, {0x78, 0x3C, 0x78}), 1.0f);
+  EXPECT_EQ(dot(kFp8E5m2, 127, {0x78, 0x3C, 0xF8}, kFp8E5m2, 127, {0x78, 0x3C, 0x78}), 1.0f);
   // The same with scales 2^3 * 2^-5: 2^-2.
-  EXPECT_EQ(dot(kE5m2, 130, {0x78, 0x3C, 0xF8}, kE5m2, 122, {0x78, 0x3C, 0x78}), 0.25f);
+  EXPECT_EQ(dot(kFp8E5m2, 130, {0x78, 0x3C, 0xF8}, kFp8E5m2, 122, {0x78, 0x3C, 0x78}), 0.25f);
 }
 
 TEST(MxDot, WideElementsStayExact) {
@@ -80,11 +78,11 @@ TEST(MxDot, WideElementsStayExact) {
 TEST(MxDot, Int8IsExactFixedPoint) {
   // MXINT8 codes are code/64: [127, 127, -127] . [127, 1, 2] / 4096
   // = (16129 + 127 - 254) / 4096 = 16002 / 4096; times 2^3 = 16002/512 = 31.25390625.
-  EXPECT_EQ(dot(kInt8, 130, {127, 127, 0x81}, kInt8, 127, {127, 1, 2}), 31.25390625f);
+  EXPECT_EQ(dot(kInt8Sym, 130, {127, 127, 0x81}, kInt8Sym, 127, {127, 1, 2}), 31.25390625f);
   // A full block of 127 * 127: 32 * 16129 / 4096 = 16129 / 128 = 126.0078125.
-  EXPECT_EQ(dot(kInt8, 127, Codes(32, 127), kInt8, 127, Codes(32, 127)), 126.0078125f);
+  EXPECT_EQ(dot(kInt8Sym, 127, Codes(32, 127), kInt8Sym, 127, Codes(32, 127)), 126.0078125f);
   // -128 (0x80, unused by symmetric MXINT8, but decodable) still multiplies exactly: -2 * -2 = 4.
-  EXPECT_EQ(dot(kInt8, 127, {0x80}, kInt8, 127, {0x80}), 4.0f);
+  EXPECT_EQ(dot(kInt8Sym, 127, {0x80}, kInt8Sym, 127, {0x80}), 4.0f);
 }
 
 // ---- one rounding, at the end, to nearest-even ----
@@ -92,18 +90,18 @@ TEST(MxDot, Int8IsExactFixedPoint) {
 TEST(MxDot, RoundsTiesToEvenOnce) {
   // E5M2: 2^12 * 2^12 = 2^24 plus 1 * 1 terms. 2^24 + 1 is halfway between
   // 2^24 and 2^24 + 2 (fp32 ulp 2 there): even wins, 2^24.
-  EXPECT_EQ(dot(kE5m2, 127, {0x6C, 0x3C}, kE5m2, 127, {0x6C, 0x3C}), 16777216.0f);
+  EXPECT_EQ(dot(kFp8E5m2, 127, {0x6C, 0x3C}, kFp8E5m2, 127, {0x6C, 0x3C}), 16777216.0f);
   // 2^24 + 3: halfway between 2^24 + 2 (odd significand) and 2^24 + 4 (even).
-  EXPECT_EQ(dot(kE5m2, 127, {0x6C, 0x3C, 0x3C, 0x3C}, kE5m2, 127, {0x6C, 0x3C, 0x3C, 0x3C}),
+  EXPECT_EQ(dot(kFp8E5m2, 127, {0x6C, 0x3C, 0x3C, 0x3C}, kFp8E5m2, 127, {0x6C, 0x3C, 0x3C, 0x3C}),
             16777220.0f);
   // Negative ties: -(2^24 + 1) -> -2^24.
-  EXPECT_EQ(dot(kE5m2, 127, {0xEC, 0xBC}, kE5m2, 127, {0x6C, 0x3C}), -16777216.0f);
+  EXPECT_EQ(dot(kFp8E5m2, 127, {0xEC, 0xBC}, kFp8E5m2, 127, {0x6C, 0x3C}), -16777216.0f);
   // 2^24 + 1 + 2^-32 (2^-16 * 2^-16) is just above the tie and rounds up to
   // 2^24 + 2. A double accumulator would first round it to the tie 2^24 + 1
   // (2^-32 is below half of double's ulp 2^-28 there) and then round to 2^24.
   const double in_double = 0x1p24 + 1.0 + 0x1p-32;
   EXPECT_EQ(static_cast<float>(in_double), 16777216.0f);
-  EXPECT_EQ(dot(kE5m2, 127, {0x6C, 0x3C, 0x01}, kE5m2, 127, {0x6C, 0x3C, 0x01}), 16777218.0f);
+  EXPECT_EQ(dot(kFp8E5m2, 127, {0x6C, 0x3C, 0x01}, kFp8E5m2, 127, {0x6C, 0x3C, 0x01}), 16777218.0f);
   // A sum wider than 64 bits (fp16: unit 2^-48): 2^30 + 2^6 + 2^-48 is just
   // above the tie between 2^30 and 2^30 + 2^7 and rounds up. Only the sticky
   // bit, 78 bits below the leading one, says so.
@@ -114,10 +112,12 @@ TEST(MxDot, RoundsTiesToEvenOnce) {
 
 TEST(MxDot, OverflowsToInfinity) {
   // 448 * 448 * 2^127 * 2^127 is far past FLT_MAX.
-  EXPECT_EQ(dot(kE4m3, 0xFE, {0x7E}, kE4m3, 0xFE, {0x7E}), std::numeric_limits<float>::infinity());
-  EXPECT_EQ(dot(kE4m3, 0xFE, {0xFE}, kE4m3, 0xFE, {0x7E}), -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(dot(kFp8E4m3, 0xFE, {0x7E}, kFp8E4m3, 0xFE, {0x7E}),
+            std::numeric_limits<float>::infinity());
+  EXPECT_EQ(dot(kFp8E4m3, 0xFE, {0xFE}, kFp8E4m3, 0xFE, {0x7E}),
+            -std::numeric_limits<float>::infinity());
   // 1 * 2^127 is finite.
-  EXPECT_EQ(dot(kE4m3, 0xFE, {0x38}, kE4m3, 127, {0x38}), 0x1p127f);
+  EXPECT_EQ(dot(kFp8E4m3, 0xFE, {0x38}, kFp8E4m3, 127, {0x38}), 0x1p127f);
   // At the boundary (fp16 elements, sum S = 2^25 - d, times 2^103):
   //   S = 2^25 - 2 = (2^24 - 1) * 2: exactly FLT_MAX;
   //   S = 2^25 - 1: halfway between FLT_MAX and 2^128 -> even -> 2^128 -> +Inf;
@@ -134,46 +134,50 @@ TEST(MxDot, OverflowsToInfinity) {
 TEST(MxDot, UnderflowsWithGradualRounding) {
   // Scales 2^-127 * 2^-23 = 2^-150, half of the smallest fp32 subnormal 2^-149.
   constexpr float kMin = std::numeric_limits<float>::denorm_min();
-  EXPECT_EQ(dot(kE4m3, 0, {0x38}, kE4m3, 104, {0x38}), 0.0f);        // 0.5 ulp: tie -> 0
-  EXPECT_TRUE(std::signbit(dot(kE4m3, 0, {0xB8}, kE4m3, 104, {0x38})));  // -0.5 ulp -> -0
-  EXPECT_EQ(dot(kE4m3, 0, {0x3A}, kE4m3, 104, {0x38}), kMin);        // 0.625 ulp -> 1
-  EXPECT_EQ(dot(kE4m3, 0, {0xBA}, kE4m3, 104, {0x38}), -kMin);
-  EXPECT_EQ(dot(kE4m3, 0, {0x3C}, kE4m3, 104, {0x40}), 2 * kMin);    // 1.5 ulp: tie -> 2
-  EXPECT_EQ(dot(kE4m3, 0, {0x38}, kE4m3, 127, {0x38}), 0x1p-127f);   // exact subnormal
+  EXPECT_EQ(dot(kFp8E4m3, 0, {0x38}, kFp8E4m3, 104, {0x38}), 0.0f);            // 0.5 ulp: tie -> 0
+  EXPECT_TRUE(std::signbit(dot(kFp8E4m3, 0, {0xB8}, kFp8E4m3, 104, {0x38})));  // -0.5 ulp -> -0
+  EXPECT_EQ(dot(kFp8E4m3, 0, {0x3A}, kFp8E4m3, 104, {0x38}), kMin);            // 0.625 ulp -> 1
+  EXPECT_EQ(dot(kFp8E4m3, 0, {0xBA}, kFp8E4m3, 104, {0x38}), -kMin);
+  EXPECT_EQ(dot(kFp8E4m3, 0, {0x3C}, kFp8E4m3, 104, {0x40}), 2 * kMin);   // 1.5 ulp: tie -> 2
+  EXPECT_EQ(dot(kFp8E4m3, 0, {0x38}, kFp8E4m3, 127, {0x38}), 0x1p-127f);  // exact subnormal
   // 448 * 448 * 2^-254 is about 2^-236: zero.
-  EXPECT_EQ(dot(kE4m3, 0, {0x7E}, kE4m3, 0, {0x7E}), 0.0f);
+  EXPECT_EQ(dot(kFp8E4m3, 0, {0x7E}, kFp8E4m3, 0, {0x7E}), 0.0f);
 }
 
 // ---- specials ----
 
 TEST(MxDot, NanScaleOrNanElementGivesNan) {
-  EXPECT_TRUE(std::isnan(dot(kE4m3, 0xFF, {0x00}, kE4m3, 127, {0x00})));
-  EXPECT_TRUE(std::isnan(dot(kE4m3, 127, {0x38}, kE4m3, 0xFF, {0x38})));
-  EXPECT_TRUE(std::isnan(dot(kInt8, 0xFF, {1}, kInt8, 127, {1})));
-  EXPECT_TRUE(std::isnan(dot(kE4m3, 127, {0x38, 0x7F}, kE4m3, 127, {0x38, 0x00})));
-  EXPECT_TRUE(std::isnan(dot(kE5m2, 127, {0x7E}, kE5m2, 127, {0x3C})));
+  EXPECT_TRUE(std::isnan(dot(kFp8E4m3, 0xFF, {0x00}, kFp8E4m3, 127, {0x00})));
+  EXPECT_TRUE(std::isnan(dot(kFp8E4m3, 127, {0x38}, kFp8E4m3, 0xFF, {0x38})));
+  EXPECT_TRUE(std::isnan(dot(kInt8Sym, 0xFF, {1}, kInt8Sym, 127, {1})));
+  EXPECT_TRUE(std::isnan(dot(kFp8E4m3, 127, {0x38, 0x7F}, kFp8E4m3, 127, {0x38, 0x00})));
+  EXPECT_TRUE(std::isnan(dot(kFp8E5m2, 127, {0x7E}, kFp8E5m2, 127, {0x3C})));
 }
 
 TEST(MxDot, InfinitiesFollowIeee) {
   const float inf = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(dot(kE5m2, 127, {0x7C, 0x3C}, kE5m2, 127, {0x40, 0x3C}), inf);
-  EXPECT_EQ(dot(kE5m2, 127, {0xFC}, kE5m2, 127, {0x3C}), -inf);
-  EXPECT_EQ(dot(kE5m2, 127, {0x7C}, kE5m2, 127, {0xC0}), -inf);
-  EXPECT_EQ(dot(kE5m2, 127, {0x7C}, kE5m2, 127, {0xFC}), -inf);
-  EXPECT_TRUE(std::isnan(dot(kE5m2, 127, {0x7C}, kE5m2, 127, {0x00})));              // Inf * 0
-  EXPECT_TRUE(std::isnan(dot(kE5m2, 127, {0x7C, 0xFC}, kE5m2, 127, {0x3C, 0x3C})));  // Inf - Inf
-  EXPECT_TRUE(std::isnan(dot(kE5m2, 0xFF, {0x7C}, kE5m2, 127, {0x3C})));
+  EXPECT_EQ(dot(kFp8E5m2, 127, {0x7C, 0x3C}, kFp8E5m2, 127, {0x40, 0x3C}), inf);
+  EXPECT_EQ(dot(kFp8E5m2, 127, {0xFC}, kFp8E5m2, 127, {0x3C}), -inf);
+  EXPECT_EQ(dot(kFp8E5m2, 127, {0x7C}, kFp8E5m2, 127, {0xC0}), -inf);
+  EXPECT_EQ(dot(kFp8E5m2, 127, {0x7C}, kFp8E5m2, 127, {0xFC}), -inf);
+  EXPECT_TRUE(std::isnan(dot(kFp8E5m2, 127, {0x7C}, kFp8E5m2, 127, {0x00})));  // Inf * 0
+  EXPECT_TRUE(
+      std::isnan(dot(kFp8E5m2, 127, {0x7C, 0xFC}, kFp8E5m2, 127, {0x3C, 0x3C})));  // Inf - Inf
+  EXPECT_TRUE(std::isnan(dot(kFp8E5m2, 0xFF, {0x7C}, kFp8E5m2, 127, {0x3C})));
 }
 
 TEST(MxDot, SignedZeros) {
-  EXPECT_TRUE(std::signbit(dot(kE4m3, 127, {0x80, 0x80}, kE4m3, 127, {0x38, 0x40})));  // -0 + -0
-  EXPECT_FALSE(std::signbit(dot(kE4m3, 127, {0x80, 0x00}, kE4m3, 127, {0x38, 0x40})));  // -0 + +0
-  EXPECT_FALSE(std::signbit(dot(kE4m3, 127, {0x38, 0xB8}, kE4m3, 127, {0x38, 0x38})));  // 1 - 1
+  EXPECT_TRUE(
+      std::signbit(dot(kFp8E4m3, 127, {0x80, 0x80}, kFp8E4m3, 127, {0x38, 0x40})));  // -0 + -0
+  EXPECT_FALSE(
+      std::signbit(dot(kFp8E4m3, 127, {0x80, 0x00}, kFp8E4m3, 127, {0x38, 0x40})));  // -0 + +0
+  EXPECT_FALSE(
+      std::signbit(dot(kFp8E4m3, 127, {0x38, 0xB8}, kFp8E4m3, 127, {0x38, 0x38})));  // 1 - 1
 }
 
 TEST(MxDot, EmptyAndMismatchedBlocks) {
-  EXPECT_EQ(dot(kE4m3, 127, {}, kE4m3, 127, {}), 0.0f);
-  EXPECT_THROW(dot(kE4m3, 127, {0x38}, kE4m3, 127, {0x38, 0x38}), Error);
+  EXPECT_EQ(dot(kFp8E4m3, 127, {}, kFp8E4m3, 127, {}), 0.0f);
+  EXPECT_THROW(dot(kFp8E4m3, 127, {0x38}, kFp8E4m3, 127, {0x38, 0x38}), Error);
 }
 
 TEST(MxDot, Fp32ElementsUseTheDoubleFallback) {
@@ -189,7 +193,7 @@ TEST(MxDot, Fp32ElementsUseTheDoubleFallback) {
 PackedTensor make_tensor(const Format& element, int k, std::vector<std::int64_t> shape, int axis,
                          const Codes& codes, std::vector<std::uint8_t> scales) {
   PackedTensor t;
-  t.format = {BlockScale::kE8m0, element, k};
+  t.format = {BlockScale::kUe8m0, element, k};
   t.shape = std::move(shape);
   t.axis = axis;
   t.elements.assign(packed_bytes(element.bits, codes.size()), 0);
@@ -203,11 +207,12 @@ PackedTensor make_tensor(const Format& element, int k, std::vector<std::int64_t>
 //   block 0 [1,0,0,0] * 2^24, block 1 [1,0,0,0], block 2 [0,1] (the tail).
 // A row 1: ten ones. B row 0: ten ones; B row 1: ten ones with scales 2.
 struct DotGeneralFixture : ::testing::Test {
-  PackedTensor a = make_tensor(kE4m3, 4, {2, 10}, 1,
-                               {0x38, 0, 0, 0, 0x38, 0, 0, 0, 0, 0x38,  //
+  PackedTensor a = make_tensor(kFp8E4m3, 4, {2, 10}, 1,
+                               {0x38, 0,    0,    0,    0x38, 0,    0,    0,    0,    0x38,  //
                                 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38},
                                {127 + 24, 127, 127, 127, 127, 127});
-  PackedTensor b = make_tensor(kE4m3, 4, {2, 10}, 1, Codes(20, 0x38), {127, 127, 127, 128, 128, 128});
+  PackedTensor b =
+      make_tensor(kFp8E4m3, 4, {2, 10}, 1, Codes(20, 0x38), {127, 127, 127, 128, 128, 128});
 };
 
 TEST_F(DotGeneralFixture, AddsBlockResultsInFp32InBlockOrder) {
@@ -230,7 +235,7 @@ TEST_F(DotGeneralFixture, RejectsMismatches) {
   other_k.format.block_size = 5;
   other_k.scales.resize(4);
   EXPECT_THROW(mx_dot_general(a, 0, other_k, 0), Error);
-  PackedTensor shorter = make_tensor(kE4m3, 4, {1, 8}, 1, Codes(8, 0x38), {127, 127});
+  PackedTensor shorter = make_tensor(kFp8E4m3, 4, {1, 8}, 1, Codes(8, 0x38), {127, 127});
   EXPECT_THROW(mx_dot_general(a, 0, shorter, 0), Error);
   PackedTensor nvfp4 = b;
   nvfp4.format.scale = BlockScale::kUe4m3;

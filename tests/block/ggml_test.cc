@@ -1,8 +1,10 @@
-// ggml's block_mxfp4 layout: hand-built bytes, round trips, and ggml's decoding.
+// ggml's block layouts: block_mxfp4 (hand-built bytes, round trips, and
+// ggml's decoding) and block_q8_0 (ggml's reference quantizer and decoder).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -99,6 +101,65 @@ TEST(GgmlMxfp4, RejectsIncompatibleTensors) {
   EXPECT_THROW(from_ggml_mxfp4(blocks, wrong), Error);
   const std::int64_t odd[] = {40};
   EXPECT_THROW(from_ggml_mxfp4(blocks, odd), Error);
+}
+
+// ---- block_q8_0 ----
+
+std::vector<std::int8_t> qs_of(const GgmlBlockQ8_0& blk) { return {std::begin(blk.qs), std::end(blk.qs)}; }
+
+TEST(GgmlQ8_0, HandComputedWithTies) {
+  // amax 127: d = 1 (fp16 0x3C00), q = roundf(x), ties away from zero.
+  std::vector<float> x(32, 0.0f);
+  const float in[] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.4f, -1.6f, 126.5f, -127.0f, 3.49f};
+  const std::int8_t out[] = {127, 3, -3, 1, -1, 1, -2, 127, -127, 3};
+  std::copy(std::begin(in), std::end(in), x.begin());
+  const std::vector<GgmlBlockQ8_0> q = ggml_q8_0_quantize(x);
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].d, 0x3C00);
+  std::vector<std::int8_t> want(32, 0);
+  std::copy(std::begin(out), std::end(out), want.begin());
+  EXPECT_EQ(qs_of(q[0]), want);
+  std::vector<float> back(32);
+  ggml_q8_0_dequantize(q, back);
+  for (std::size_t j = 0; j < 32; ++j) EXPECT_EQ(back[j], static_cast<float>(want[j])) << j;
+}
+
+TEST(GgmlQ8_0, ScaleRoundsToNearestEvenInFp16) {
+  // amax 1: d = 1/127 = 0.00787401..., the fp16 neighbours are 0x2008
+  // (0.0078735) and 0x2009 (0.0078773): nearest is 0x2008.
+  std::vector<float> x(32, 0.0f);
+  x[5] = -1.0f;
+  const std::vector<GgmlBlockQ8_0> q = ggml_q8_0_quantize(x);
+  EXPECT_EQ(q[0].d, 0x2008);
+  EXPECT_EQ(q[0].qs[5], -127);
+}
+
+TEST(GgmlQ8_0, ZeroBlockAndErrors) {
+  const std::vector<GgmlBlockQ8_0> q = ggml_q8_0_quantize(std::vector<float>(64, 0.0f));
+  ASSERT_EQ(q.size(), 2u);
+  for (const GgmlBlockQ8_0& blk : q) {
+    EXPECT_EQ(blk.d, 0);
+    EXPECT_EQ(qs_of(blk), std::vector<std::int8_t>(32, 0));
+  }
+  EXPECT_TRUE(ggml_q8_0_quantize({}).empty());
+  EXPECT_THROW(ggml_q8_0_quantize(std::vector<float>(33)), Error);
+  std::vector<float> out(33);
+  EXPECT_THROW(ggml_q8_0_dequantize(q, out), Error);
+}
+
+TEST(GgmlQ8_0, NanFollowsGgmlMax) {
+  // MAX(amax, v) keeps v when the comparison is false: a NaN is replaced by
+  // the next value, and a NaN at the end makes d NaN (fp16 0x7E00) and every
+  // q roundf(NaN) -> 0.
+  std::vector<float> x(64, 1.0f);
+  x[3] = std::numeric_limits<float>::quiet_NaN();
+  x[40] = 127.0f;
+  x[63] = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<GgmlBlockQ8_0> q = ggml_q8_0_quantize(x);
+  EXPECT_EQ(q[0].d, 0x2008);  // amax 1 despite the NaN
+  EXPECT_EQ(q[0].qs[3], 0);
+  EXPECT_EQ(q[1].d, 0x7E00);
+  EXPECT_EQ(qs_of(q[1]), std::vector<std::int8_t>(32, 0));
 }
 
 }  // namespace

@@ -53,44 +53,44 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& p) { return std::string(p.param.name); });
 
 TEST(Specials, Encodings) {
-  const Format e4m3 = parse_format("fp8_e4m3");
+  const Format e4m3 = kFp8E4m3;
   EXPECT_EQ(nan_code(e4m3), 0x7Fu);
   EXPECT_FALSE(has_inf(e4m3));
   EXPECT_TRUE(is_nan_code(e4m3, 0xFF));
   EXPECT_FALSE(is_nan_code(e4m3, 0xFE));
-  const Format e5m2 = parse_format("fp8_e5m2");
+  const Format e5m2 = kFp8E5m2;
   EXPECT_EQ(inf_code(e5m2), 0x7Cu);
   EXPECT_EQ(nan_code(e5m2), 0x7Eu);
   for (std::uint32_t c : {0x7Du, 0x7Eu, 0x7Fu, 0xFDu, 0xFEu, 0xFFu}) EXPECT_TRUE(is_nan_code(e5m2, c));
   EXPECT_TRUE(is_inf_code(e5m2, 0xFC));
-  const Format fnuz = parse_format("fp8_e4m3fnuz");
+  const Format fnuz = kFp8E4m3Fnuz;
   EXPECT_EQ(nan_code(fnuz), 0x80u);
   EXPECT_FALSE(has_negative_zero(fnuz));
   EXPECT_FALSE(is_nan_code(fnuz, 0x7F));
-  const Format fp4 = parse_format("fp4_e2m1");
+  const Format fp4 = kFp4E2m1;
   EXPECT_FALSE(has_nan(fp4));
   EXPECT_FALSE(has_inf(fp4));
-  const Format e8m0 = parse_format("e8m0");
+  const Format e8m0 = kE8m0;
   EXPECT_FALSE(is_signed(e8m0));
   EXPECT_EQ(nan_code(e8m0), 0xFFu);
   EXPECT_FALSE(has_subnormals(e8m0));
 }
 
 TEST(Integers, Ranges) {
-  EXPECT_EQ(int_min(parse_format("int8")), -128);
-  EXPECT_EQ(int_max(parse_format("int8")), 127);
-  EXPECT_EQ(int_min(parse_format("int8_sym")), -127);
-  EXPECT_EQ(int_min(parse_format("int4")), -8);
-  EXPECT_EQ(int_min(parse_format("int2_sym")), -1);
-  EXPECT_EQ(int_max(parse_format("uint4")), 15);
-  EXPECT_EQ(int_min(parse_format("uint4")), 0);
+  EXPECT_EQ(int_min(kInt8), -128);
+  EXPECT_EQ(int_max(kInt8), 127);
+  EXPECT_EQ(int_min(kInt8Sym), -127);
+  EXPECT_EQ(int_min(kInt4), -8);
+  EXPECT_EQ(int_min(kInt2Sym), -1);
+  EXPECT_EQ(int_max(kUint4), 15);
+  EXPECT_EQ(int_min(kUint4), 0);
 }
 
 TEST(CodeBytes, ByWidth) {
-  EXPECT_EQ(code_bytes(parse_format("fp4_e2m1")), 1);
+  EXPECT_EQ(code_bytes(kFp4E2m1), 1);
   EXPECT_EQ(code_bytes(parse_format("e8m10")), 4);  // 19 bits
   EXPECT_EQ(code_bytes(parse_format("e5m10")), 2);
-  EXPECT_EQ(code_bytes(parse_format("fp32")), 4);
+  EXPECT_EQ(code_bytes(kFp32), 4);
 }
 
 }  // namespace

@@ -181,7 +181,7 @@ TEST(OracleTest, PublishedValues) {
     EXPECT_EQ(smallest, l.min_sub) << l.name;
   }
   // FP4 E2M1 has exactly these magnitudes (MX v1.0 §5.3.3).
-  EXPECT_EQ(Oracle(lowp::parse_format("fp4_e2m1")).magnitudes(),
+  EXPECT_EQ(Oracle(lowp::kFp4E2m1).magnitudes(),
             (std::vector<double>{0, 0.5, 1, 1.5, 2, 3, 4, 6}));
 
   const Mode away{Round::kNearestAway, false}, zero{Round::kTowardZero, false};
@@ -231,7 +231,7 @@ TEST(OracleTest, PublishedValues) {
 
 // Each wrong encoder must be caught by the harness used above.
 TEST(OracleTest, HarnessCatchesWrongEncoders) {
-  const lowp::Format f = lowp::parse_format("fp8_e4m3");
+  const lowp::Format f = lowp::kFp8E4m3;
   const Oracle o(f);
   const std::vector<double> pts = probe_points(o, 99, true);
   // Each wrong encoder takes lowp's options; adapt it to the harness.
@@ -280,7 +280,7 @@ TEST(OracleTest, IeeeWithoutMantissaIsRejected) {
     EXPECT_NO_THROW(lowp::parse_format(name + "fn")) << name;
     EXPECT_NO_THROW(lowp::parse_format(name + "fin")) << name;
   }
-  EXPECT_EQ(lowp::parse_format("e8m0").specials, lowp::Specials::kE8m0);  // the MX scale format
+  EXPECT_EQ(lowp::kE8m0.specials, lowp::Specials::kE8m0);  // the MX scale format
 }
 
 }  // namespace

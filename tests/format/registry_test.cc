@@ -39,12 +39,12 @@ TEST(Registry, EveryCodeDecodesIntoFp32Exactly) {
 }
 
 TEST(Parse, Minifloats) {
-  EXPECT_EQ(parse_format("e4m3fn"), parse_format("fp8_e4m3"));
-  EXPECT_EQ(parse_format("e5m2"), parse_format("fp8_e5m2"));
-  EXPECT_EQ(parse_format("e4m3fnuz"), parse_format("fp8_e4m3fnuz"));
-  EXPECT_EQ(parse_format("e2m1fin"), parse_format("fp4_e2m1"));
-  EXPECT_EQ(parse_format("e5m10"), parse_format("fp16"));
-  EXPECT_EQ(parse_format("e8m7"), parse_format("bf16"));
+  EXPECT_EQ(parse_format("e4m3fn"), kFp8E4m3);
+  EXPECT_EQ(parse_format("e5m2"), kFp8E5m2);
+  EXPECT_EQ(parse_format("e4m3fnuz"), kFp8E4m3Fnuz);
+  EXPECT_EQ(parse_format("e2m1fin"), kFp4E2m1);
+  EXPECT_EQ(parse_format("e5m10"), kFp16);
+  EXPECT_EQ(parse_format("e8m7"), kBf16);
   const Format b11 = parse_format("e4m3b11fnuz");
   EXPECT_EQ(b11.bias, 11);
   EXPECT_EQ(format_name(b11), "e4m3b11fnuz");
@@ -55,10 +55,10 @@ TEST(Parse, Minifloats) {
 }
 
 TEST(Parse, Aliases) {
-  EXPECT_EQ(parse_format("float8_e4m3fn"), parse_format("fp8_e4m3"));
-  EXPECT_EQ(parse_format("bfloat16"), parse_format("bf16"));
-  EXPECT_EQ(parse_format("float4_e2m1fn"), parse_format("fp4_e2m1"));
-  EXPECT_EQ(parse_format("float8_e8m0fnu"), parse_format("e8m0"));
+  EXPECT_EQ(parse_format("float8_e4m3fn"), kFp8E4m3);
+  EXPECT_EQ(parse_format("bfloat16"), kBf16);
+  EXPECT_EQ(parse_format("float4_e2m1fn"), kFp4E2m1);
+  EXPECT_EQ(parse_format("float8_e8m0fnu"), kE8m0);
 }
 
 std::string error_of(const char* name) {

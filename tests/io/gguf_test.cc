@@ -1,6 +1,6 @@
 // Tests for GGUF reading and writing (lowp/io/gguf.h): hand-built byte images
-// with hand-computed values, write/read round trips, ggml's Q8_0 quantizer,
-// and rejection of malformed or hostile files.
+// with hand-computed values, write/read round trips, and rejection of
+// malformed or hostile files. (ggml's Q8_0 quantizer: tests/block/ggml_test.cc.)
 #include "lowp/block_kernels.h"
 #include "lowp/io/gguf.h"
 
@@ -36,7 +36,7 @@ using gguf_testing::parse_error;
 
 std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
 
-float fp16(std::uint32_t code) { return decode_f32(parse_format("fp16"), code); }
+float fp16(std::uint32_t code) { return decode_f32(kFp16, code); }
 
 // ---- metadata ----
 
@@ -271,13 +271,13 @@ TEST_F(GgufWrite, RoundTripsEveryDtypeBitExactly) {
   for (std::uint16_t& x : bf16) x = static_cast<std::uint16_t>(rng());
   std::vector<float> src(3 * 64);
   for (float& x : src) x = std::normal_distribution<float>(0.0f, 3.0f)(rng);
-  const std::vector<std::byte> q8 = ggml_quantize_q8_0(src);
+  const std::vector<GgmlBlockQ8_0> q8 = ggml_q8_0_quantize(src);
   std::vector<GgmlBlockMxfp4> mx(4);
   for (GgmlBlockMxfp4& blk : mx) {
     blk.e = static_cast<std::uint8_t>(rng());
     for (std::uint8_t& q : blk.qs) q = static_cast<std::uint8_t>(rng());
   }
-  std::vector<std::vector<std::byte>> data = {as_bytes(f32), as_bytes(f16), as_bytes(bf16), q8, as_bytes(mx)};
+  std::vector<std::vector<std::byte>> data = {as_bytes(f32), as_bytes(f16), as_bytes(bf16), as_bytes(q8), as_bytes(mx)};
   const std::vector<OutputTensor> tensors = {{"a.f32", "F32", {2, 64}, 512},
                                              {"b.f16", "F16", {64}, 128},
                                              {"c.bf16", "BF16", {4, 16}, 128},
@@ -314,9 +314,8 @@ TEST_F(GgufWrite, RoundTripsEveryDtypeBitExactly) {
   EXPECT_TRUE(same_bits(r->read_f32(r->tensors()[2]), want));
   want.assign(192, 0.0f);
   for (std::size_t i = 0; i < 192; ++i) {
-    const std::byte* blk = q8.data() + 34 * (i / 32);
-    const float d = fp16(std::to_integer<std::uint32_t>(blk[0]) | (std::to_integer<std::uint32_t>(blk[1]) << 8));
-    want[i] = static_cast<float>(static_cast<std::int8_t>(std::to_integer<std::uint8_t>(blk[2 + i % 32]))) * d;
+    const GgmlBlockQ8_0& blk = q8[i / 32];
+    want[i] = static_cast<float>(blk.qs[i % 32]) * fp16(blk.d);
   }
   EXPECT_TRUE(same_bits(r->read_f32(r->tensors()[3]), want));
   want.assign(128, 0.0f);
@@ -393,62 +392,15 @@ TEST(GgufTensorNbytes, Sizes) {
   EXPECT_THROW(gguf_tensor_nbytes("F32", std::vector<std::int64_t>{1ll << 40, 1ll << 40}), Error);
 }
 
-// ---- ggml_quantize_q8_0 ----
-
-std::vector<std::int8_t> qs_of(const std::vector<std::byte>& blk) {
-  std::vector<std::int8_t> q;
-  for (std::size_t j = 2; j < blk.size(); ++j) q.push_back(static_cast<std::int8_t>(std::to_integer<std::uint8_t>(blk[j])));
-  return q;
-}
-
-TEST(GgmlQuantizeQ8_0, HandComputedWithTies) {
-  // amax 127: d = 1 (fp16 0x3C00), q = roundf(x), ties away from zero.
-  std::vector<float> x(32, 0.0f);
-  const float in[] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.4f, -1.6f, 126.5f, -127.0f, 3.49f};
-  const std::int8_t out[] = {127, 3, -3, 1, -1, 1, -2, 127, -127, 3};
-  std::copy(std::begin(in), std::end(in), x.begin());
-  const std::vector<std::byte> q = ggml_quantize_q8_0(x);
-  ASSERT_EQ(q.size(), 34u);
-  EXPECT_EQ(q[0], std::byte{0x00});
-  EXPECT_EQ(q[1], std::byte{0x3C});
-  std::vector<std::int8_t> want(32, 0);
-  std::copy(std::begin(out), std::end(out), want.begin());
-  EXPECT_EQ(qs_of(q), want);
-}
-
-TEST(GgmlQuantizeQ8_0, ScaleRoundsToNearestEvenInFp16) {
-  // amax 1: d = 1/127 = 0.00787401..., the fp16 neighbours are 0x2008
-  // (0.0078735) and 0x2009 (0.0078773): nearest is 0x2008.
-  std::vector<float> x(32, 0.0f);
-  x[5] = -1.0f;
-  const std::vector<std::byte> q = ggml_quantize_q8_0(x);
-  EXPECT_EQ(q[0], std::byte{0x08});
-  EXPECT_EQ(q[1], std::byte{0x20});
-  EXPECT_EQ(qs_of(q)[5], -127);
-}
-
-TEST(GgmlQuantizeQ8_0, ZeroBlockAndErrors) {
-  const std::vector<std::byte> q = ggml_quantize_q8_0(std::vector<float>(64, 0.0f));
-  EXPECT_EQ(q, std::vector<std::byte>(68, std::byte{0}));
-  EXPECT_TRUE(ggml_quantize_q8_0({}).empty());
-  EXPECT_THROW(ggml_quantize_q8_0(std::vector<float>(33)), Error);
-}
-
-TEST(GgmlQuantizeQ8_0, NanFollowsGgmlMax) {
-  // MAX(amax, v) keeps v when the comparison is false: a NaN is replaced by
-  // the next value, and a NaN at the end makes d NaN (fp16 0x7E00) and every
-  // q roundf(NaN) -> 0.
-  std::vector<float> x(64, 1.0f);
-  x[3] = std::numeric_limits<float>::quiet_NaN();
-  x[40] = 127.0f;
-  x[63] = std::numeric_limits<float>::quiet_NaN();
-  const std::vector<std::byte> q = ggml_quantize_q8_0(x);
-  EXPECT_EQ(q[0], std::byte{0x08});  // amax 1 despite the NaN
-  EXPECT_EQ(q[1], std::byte{0x20});
-  EXPECT_EQ(q[2 + 3], std::byte{0});
-  EXPECT_EQ(q[34], std::byte{0x00});
-  EXPECT_EQ(q[35], std::byte{0x7E});
-  for (std::size_t j = 0; j < 32; ++j) EXPECT_EQ(q[36 + j], std::byte{0}) << j;
+TEST(GgufTypeFormat, TableBothWays) {
+  EXPECT_EQ(gguf_type_format("F32"), kFp32);
+  EXPECT_EQ(gguf_type_format("F16"), kFp16);
+  EXPECT_EQ(gguf_type_format("BF16"), kBf16);
+  for (const char* t : {"Q8_0", "MXFP4", "I8", "F64", "nope"}) EXPECT_EQ(gguf_type_format(t), std::nullopt) << t;
+  EXPECT_EQ(gguf_type_for(kFp32), "F32");
+  EXPECT_EQ(gguf_type_for(kFp16), "F16");
+  EXPECT_EQ(gguf_type_for(kBf16), "BF16");
+  EXPECT_EQ(gguf_type_for(kFp8E4m3), "");
 }
 
 // ---- rejections ----

@@ -285,6 +285,21 @@ TEST(Safetensors, LowpPackedRoundTripIsBitIdentical) {
   EXPECT_EQ(bytes[8], '{');
 }
 
+TEST(Safetensors, DtypeFormatTableBothWays) {
+  EXPECT_EQ(safetensors_dtype_format("F32"), kFp32);
+  EXPECT_EQ(safetensors_dtype_format("BF16"), kBf16);
+  EXPECT_EQ(safetensors_dtype_format("F8_E4M3"), kFp8E4m3);
+  EXPECT_EQ(safetensors_dtype_format("F8_E8M0"), kE8m0);
+  EXPECT_EQ(safetensors_dtype_format("F64"), std::nullopt);
+  EXPECT_EQ(safetensors_dtype_format("I8"), std::nullopt);
+  EXPECT_EQ(safetensors_dtype_format("F4"), std::nullopt);
+  for (const char* d : {"F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0"}) {
+    EXPECT_EQ(safetensors_dtype_for(*safetensors_dtype_format(d)), d);
+  }
+  EXPECT_EQ(safetensors_dtype_for(kFp8E4m3Fnuz), "");
+  EXPECT_EQ(safetensors_dtype_for(kInt8), "");
+}
+
 TEST(Safetensors, WriteReadEveryDtype) {
   const char* dtypes[] = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "I8",
                           "U8",  "I16", "U16", "I32",  "U32",     "I64",     "U64",     "BOOL"};

@@ -52,7 +52,7 @@ constexpr Rounding kRoundings[] = {Rounding::kNearestEven, Rounding::kNearestAwa
 enum class Input { kBF16, kF16 };
 
 const Format& input_format(Input in) {
-  static const Format bf16 = lowp::parse_format("bf16"), fp16 = lowp::parse_format("fp16");
+  static const Format bf16 = lowp::kBf16, fp16 = lowp::kFp16;
   return in == Input::kBF16 ? bf16 : fp16;
 }
 
@@ -208,7 +208,7 @@ std::vector<std::uint32_t> codes_of(const Format& f, std::size_t min_count) {
 }
 
 TEST(Kernels16, DecodeToBf16EveryCode) {
-  const Format bf16 = lowp::parse_format("bf16");
+  const Format bf16 = lowp::kBf16;
   for (const Format& f : formats_under_test()) {
     const std::vector<std::uint32_t> codes = codes_of(f, 3 * 16384 + 64);
     const auto w = static_cast<std::size_t>(lowp::code_bytes(f));
@@ -235,7 +235,7 @@ TEST(Kernels16, DecodeToBf16EveryCode) {
 
 // NaN codes become bf16's quiet NaN with decode's sign (the documented payload).
 TEST(Kernels16, DecodeToBf16NanPayload) {
-  const Format e4m3 = lowp::parse_format("fp8_e4m3");
+  const Format e4m3 = lowp::kFp8E4m3;
   const std::uint8_t codes[] = {0x7F, 0xFF, 0x38, 0xB8};
   std::vector<std::uint16_t> out(4);
   lowp::decode_to_bf16(e4m3, codes, out);
@@ -281,7 +281,7 @@ Packed reference_quantize(const BlockFormat& f, const std::vector<float>& data,
 std::vector<std::uint16_t> reference_dequantize_bf16(const BlockFormat& f, const Packed& p,
                                                      std::size_t count, std::size_t row_length,
                                                      float tensor_scale) {
-  static const Format bf16 = lowp::parse_format("bf16");
+  static const Format bf16 = lowp::kBf16;
   const std::size_t k = static_cast<std::size_t>(f.block_size);
   const std::size_t per_row = (row_length + k - 1) / k;
   std::vector<std::uint16_t> out(count);

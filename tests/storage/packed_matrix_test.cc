@@ -28,6 +28,8 @@
 
 namespace {
 
+using lowp::kFp16;
+
 using lowp::PackedMatrix;
 using lowp::MatrixFormat;
 using lowp::MatrixScheme;
@@ -57,9 +59,6 @@ const char* const kOtherFormats[] = {"mxfp6_e3m2", "mxfp6_e2m3",   "fp6_e3m2", "
                                      "mx:int8:17", "int4:group24", "uint8",    "e3m4:channel",
                                      "int4:group32:asym", "int3:group24:asym", "int8:group64:asym",
                                      "fp8_e4m3:tensor"};
-
-constexpr lowp::Format kFp16 = {lowp::Kind::kFloat,   16, 5, 10, 15, lowp::Specials::kIeee,
-                                lowp::IntRange::kFull};
 
 std::vector<float> random_matrix(std::size_t rows, std::size_t cols, std::uint32_t seed) {
   std::mt19937 gen(seed);
@@ -145,7 +144,7 @@ std::vector<float> reference_dequantized(const MatrixFormat& wf, const std::vect
           const float* v = &w[r * cols + b];
           const float ratio = amax(v, n) / static_cast<float>(lowp::max_finite(wf.element));
           const float s =
-              lowp::decode_f32(kFp16, lowp::encode(kFp16, static_cast<double>(ratio),
+              lowp::decode_f32(lowp::kFp16, lowp::encode(lowp::kFp16, static_cast<double>(ratio),
                                                    {lowp::Rounding::kNearestEven, true}));
           scaled_reference(wf.element, v, n, s, &out[r * cols + b]);
         }

@@ -6,7 +6,6 @@
 #include <fmt/core.h>
 
 #include "lowp/error.h"
-#include "lowp/format/registry.h"
 
 namespace lowp::cli {
 
@@ -26,7 +25,7 @@ std::vector<double> real_values(const io::NpyArray& a, const std::string& path) 
       break;
     case DType::kF16:
     case DType::kBF16: {
-      const Format f = parse_format(a.dtype == DType::kF16 ? "fp16" : "bf16");
+      const Format f = a.dtype == DType::kF16 ? kFp16 : kBf16;
       for (std::size_t i = 0; i < n; ++i) out[i] = decode(f, load<std::uint16_t>(p + 2 * i));
       break;
     }
@@ -36,14 +35,6 @@ std::vector<double> real_values(const io::NpyArray& a, const std::string& path) 
                               path, io::dtype_name(a.dtype)));
   }
   return out;
-}
-
-Rounding parse_rounding(const std::string& s) {
-  if (s == "rne") return Rounding::kNearestEven;
-  if (s == "away") return Rounding::kNearestAway;
-  if (s == "zero") return Rounding::kTowardZero;
-  if (s == "stochastic") return Rounding::kStochastic;
-  throw Error("unknown rounding " + quoted(s) + " (expected rne, away, zero or stochastic)");
 }
 
 }  // namespace lowp::cli

@@ -22,9 +22,6 @@ T load(const std::byte* p) {
 // for all four). Throws lowp::Error naming `path` for any other dtype.
 std::vector<double> real_values(const io::NpyArray& a, const std::string& path);
 
-// "rne", "away", "zero" or "stochastic".
-Rounding parse_rounding(const std::string& s);
-
 template <typename T>
 std::vector<std::byte> bytes_of(const std::vector<T>& values) {
   std::vector<std::byte> bytes(values.size() * sizeof(T));

@@ -113,7 +113,7 @@ void run_bench(const Options& o) {
   bench("ceiling u16->u8", "", 3, [&] { kernels::ceiling_u16_to_u8(in_bf16, out8.data(), t); });
   bench("ceiling u8->u16", "", 3, [&] { kernels::ceiling_u8_to_u16(codes8.data(), out16, t); });
   {
-    const Format e4m3 = parse_format("fp8_e4m3");
+    const Format e4m3 = kFp8E4m3;
     bench("encode fp8_e4m3 from bf16", "ceiling u16->u8", 3,
           [&] { encode_bf16(e4m3, in_bf16, codes8.data(), {}, 0, 0, t); });
     bench("decode fp8_e4m3 to bf16", "ceiling u8->u16", 3,

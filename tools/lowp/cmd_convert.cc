@@ -93,15 +93,8 @@ void run_encode(const EncodeArgs& args) {
     case DType::kF16:
       encode_f16(f, elements_of<std::uint16_t>(in), bytes.data(), opt, args.seed);
       break;
-    default: {
-      const std::vector<double> x = real_values(in, args.in);
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::uint32_t random =
-            opt.rounding == Rounding::kStochastic ? stochastic_bits(args.seed, i) : 0;
-        const std::uint32_t code = encode(f, x[i], opt, random);
-        std::memcpy(bytes.data() + i * width, &code, width);  // little-endian host
-      }
-    }
+    default:
+      encode_f64(f, real_values(in, args.in), bytes.data(), opt, args.seed);
   }
   const DType out_type = width == 1 ? DType::kU8 : width == 2 ? DType::kU16 : DType::kU32;
   io::write_npy(args.out, out_type, in.shape, bytes);

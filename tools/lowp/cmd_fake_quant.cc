@@ -16,6 +16,7 @@
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
 #include "lowp/storage/packed_matrix.h"
+#include "lowp/kernels.h"
 
 namespace lowp::cli {
 namespace {
@@ -32,12 +33,10 @@ struct FakeQuantArgs {
 std::vector<float> fake_quant_scalar(const Format& f, const std::vector<double>& x,
                                      const FakeQuantArgs& args) {
   const EncodeOptions opt{parse_rounding(args.round), args.saturate};
+  std::vector<std::byte> codes(x.size() * static_cast<std::size_t>(code_bytes(f)));
+  encode_f64(f, x, codes.data(), opt, args.seed);
   std::vector<float> out(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const std::uint32_t random =
-        opt.rounding == Rounding::kStochastic ? stochastic_bits(args.seed, i) : 0;
-    out[i] = decode_f32(f, encode(f, x[i], opt, random));
-  }
+  decode_to_f32(f, codes.data(), out);
   return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "lowp/block/block_format.h"
+#include "lowp/block/format_json.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
 
@@ -52,49 +53,6 @@ Row row_of(const NamedFormat& nf) {
     r.min_subnormal = "-";
   }
   return r;
-}
-
-nlohmann::json json_of(const NamedFormat& nf) {
-  const Format& f = nf.format;
-  nlohmann::json j;
-  j["name"] = nf.name;
-  j["kind"] = is_float(f) ? "float" : "int";
-  j["bits"] = f.bits;
-  j["signed"] = is_signed(f);
-  j["summary"] = nf.summary;
-  if (is_float(f)) {
-    j["exponent_bits"] = f.exp_bits;
-    j["mantissa_bits"] = f.man_bits;
-    j["bias"] = f.bias;
-    j["emax"] = emax(f);
-    j["max_finite"] = max_finite(f);
-    j["min_normal"] = min_normal(f);
-    j["min_subnormal"] = has_subnormals(f) ? nlohmann::json(min_positive(f)) : nlohmann::json();
-    j["has_inf"] = has_inf(f);
-    j["has_nan"] = has_nan(f);
-    j["has_negative_zero"] = has_negative_zero(f);
-    j["inf_codes"] = inf_codes_text(f);
-    j["nan_codes"] = nan_codes_text(f);
-  } else {
-    j["min"] = int_min(f);
-    j["max"] = int_max(f);
-  }
-  return j;
-}
-
-nlohmann::json json_of(const NamedBlockFormat& nb) {
-  const BlockFormat& f = nb.format;
-  nlohmann::json j;
-  j["name"] = nb.name;
-  j["kind"] = "block";
-  j["element"] = format_name(f.element);
-  j["block_size"] = f.block_size;
-  j["scale"] = block_scale_info(f.scale).description;
-  j["bits_per_value"] = bits_per_value(f);
-  j["element_max"] = mx_element_max(f.element);
-  j["element_emax"] = mx_element_emax(f.element);
-  j["summary"] = nb.summary;
-  return j;
 }
 
 struct BlockRow {
@@ -158,10 +116,8 @@ void add_formats_command(CLI::App& app) {
       ->excludes(json_opt);
   cmd->callback([json, markdown] {
     if (*json) {
-      nlohmann::json out = nlohmann::json::array();
-      for (const NamedFormat& nf : registry()) out.push_back(json_of(nf));
-      for (const NamedBlockFormat& nb : block_registry()) out.push_back(json_of(nb));
-      fmt::print("{}\n", out.dump(2));
+      // The library's JSON, printed with sorted keys and an indent of 2.
+      fmt::print("{}\n", nlohmann::json::parse(registry_json()).dump(2));
       return;
     }
     std::vector<Row> rows;

@@ -47,41 +47,6 @@ std::string db_text(double db) {
   return fmt::format("{:.2f}", db);
 }
 
-nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
-
-nlohmann::json report_json(const ModelReport& r) {
-  nlohmann::json j;
-  j["input"] = r.input;
-  j["output"] = r.output;
-  j["output_kind"] = r.output_kind;
-  j["format"] = r.format;
-  j["fake"] = r.fake;
-  j["tensors"] = nlohmann::json::array();
-  for (const TensorReport& t : r.tensors) {
-    nlohmann::json row = {{"name", t.name},         {"shape", t.shape},         {"dtype_in", t.dtype_in},
-                          {"stored_as", t.stored_as}, {"quantized", t.quantized}, {"elements", t.elements},
-                          {"bytes_in", t.bytes_in},  {"bytes_out", t.bytes_out},
-                          {"bits_per_value", t.bits_per_value()}};
-    if (t.quantized) {
-      row["mse"] = t.stats.mse();
-      row["sqnr_db"] = finite_or_null(t.stats.sqnr_db());
-      row["max_abs_error"] = t.stats.max_abs_error;
-      row["nonfinite"] = t.stats.nonfinite;
-    }
-    j["tensors"].push_back(std::move(row));
-  }
-  const double bits = r.parameters == 0 ? 0.0 : 8.0 * static_cast<double>(r.bytes_out) / static_cast<double>(r.parameters);
-  j["totals"] = {{"parameters", r.parameters},
-                 {"quantized_parameters", r.quantized_parameters},
-                 {"bytes_in", r.bytes_in},
-                 {"bytes_out", r.bytes_out},
-                 {"bits_per_parameter", bits},
-                 {"mse", r.quantized_stats.mse()},
-                 {"sqnr_db", finite_or_null(r.quantized_stats.sqnr_db())},
-                 {"max_abs_error", r.quantized_stats.max_abs_error}};
-  return j;
-}
-
 void print_report(const ModelReport& r) {
   std::size_t width = 6;
   for (const TensorReport& t : r.tensors) width = std::max(width, t.name.size());
@@ -98,13 +63,13 @@ void print_report(const ModelReport& r) {
                  t.stored_as, t.elements, t.bits_per_value(), "-", "kept", "-");
     }
   }
-  const double bits = r.parameters == 0 ? 0.0 : 8.0 * static_cast<double>(r.bytes_out) / static_cast<double>(r.parameters);
   fmt::print("\n{} -> {} ({}{}): {} tensors, {} of {} parameters quantized\n", r.input, r.output, r.format,
              r.fake ? ", fake" : "", r.tensors.size(), r.quantized_parameters, r.parameters);
   fmt::print("bytes {} -> {} ({:.3f}x), {:.3f} bits per parameter; quantized tensors: SQNR {} dB, MSE {:.4g}, "
              "max |err| {:.4g}\n",
              r.bytes_in, r.bytes_out,
-             r.bytes_out == 0 ? 0.0 : static_cast<double>(r.bytes_in) / static_cast<double>(r.bytes_out), bits,
+             r.bytes_out == 0 ? 0.0 : static_cast<double>(r.bytes_in) / static_cast<double>(r.bytes_out),
+             r.bits_per_parameter(),
              db_text(r.quantized_stats.sqnr_db()), r.quantized_stats.mse(), r.quantized_stats.max_abs_error);
 }
 
@@ -143,7 +108,8 @@ void run_quantize(const QuantizeArgs& a) {
   if (progress) std::fprintf(stderr, "\r\033[K");
   if (report_file) {
     try {
-      const std::string text = report_json(report).dump(2) + "\n";
+      // The library's JSON, written with sorted keys and an indent of 2.
+      const std::string text = nlohmann::json::parse(report_json(report)).dump(2) + "\n";
       report_file->write(std::as_bytes(std::span(text.data(), text.size())));
       report_file->commit();
     } catch (...) {

@@ -51,14 +51,14 @@ ScaleRule parse_scale_rule(std::string_view name);
 // How a block's shared scale is stored and what it multiplies. Each kind's
 // facts are one row of block_scale_info()'s table.
 enum class BlockScale : std::uint8_t {
-  kE8m0,   // OCP MX: a power of two 2^(s-127) chosen by a ScaleRule; 0xFF is NaN
+  kUe8m0,  // OCP MX: a power of two 2^(s-127) chosen by a ScaleRule; 0xFF is NaN
   kUe4m3,  // NVFP4: an unsigned E4M3 code, times the tensor's FP32 scale
 };
 
 // A block format: k elements of one element format sharing one scale. The
 // named ones are rows of block_registry(); any element and k are allowed.
 struct BlockFormat {
-  BlockScale scale = BlockScale::kE8m0;
+  BlockScale scale = BlockScale::kUe8m0;
   Format element;       // the element format (E2M1 for NVFP4)
   int block_size = 32;  // k: elements per shared scale
 

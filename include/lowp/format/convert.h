@@ -40,12 +40,20 @@
 #include <bit>
 #include <cstdint>
 #include <limits>
+#include <string_view>
 
 #include "lowp/format/format.h"
 
 namespace lowp {
 
 enum class Rounding : std::uint8_t { kNearestEven, kNearestAway, kTowardZero, kStochastic };
+
+// The names of the rounding modes as the CLI's --round and the Python and torch
+// bindings' `rounding` spell them: "rne", "away", "zero", "stochastic".
+std::string_view rounding_name(Rounding r);
+// The inverse of rounding_name; throws lowp::Error naming `name` and the
+// accepted names when it is none of them.
+Rounding parse_rounding(std::string_view name);
 
 struct EncodeOptions {
   Rounding rounding = Rounding::kNearestEven;
@@ -233,6 +241,16 @@ constexpr std::uint32_t encode(const Format& f, double x, EncodeOptions opt = {}
   if (f.kind == Kind::kInt) return detail::encode_int(f, u, opt.rounding, random);
   if (f.specials == Specials::kE8m0) return detail::encode_e8m0(f, u, opt, random);
   return detail::encode_float(f, u, opt, random);
+}
+
+// encode() of element `index` of a stream seeded with `seed`: the random bits
+// stochastic_bits(seed, index) are drawn only for Rounding::kStochastic. Scalar
+// encode loops (lowp::encode_f64 of lowp/kernels.h, the block quantizers) go
+// through here, so an element's code never depends on which path encoded it.
+constexpr std::uint32_t encode_at(const Format& f, double x, const EncodeOptions& opt,
+                                  std::uint64_t seed, std::uint64_t index) {
+  return encode(f, x, opt,
+                opt.rounding == Rounding::kStochastic ? stochastic_bits(seed, index) : 0);
 }
 
 // The exact value of a code (only its low f.bits bits are read). NaN codes give a

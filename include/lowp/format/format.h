@@ -57,6 +57,52 @@ struct Format {
   friend constexpr bool operator==(const Format&, const Format&) = default;
 };
 
+// A float format: a sign bit (none for E8M0), `exp_bits` exponent bits and
+// `man_bits` mantissa bits.
+constexpr Format float_format(int exp_bits, int man_bits, int bias, Specials specials) {
+  return Format{Kind::kFloat, (specials == Specials::kE8m0 ? 0 : 1) + exp_bits + man_bits,
+                exp_bits, man_bits, bias, specials, IntRange::kFull};
+}
+constexpr Format int_format(int bits, IntRange range) {
+  return Format{Kind::kInt, bits, 0, 0, 0, Specials::kIeee, range};
+}
+
+// ---- the named formats ----
+// Each registered format (lowp/format/registry.h gives its name, aliases and
+// source) as a constant, for code that means that one format.
+inline constexpr Format kFp32 = float_format(8, 23, 127, Specials::kIeee);
+inline constexpr Format kBf16 = float_format(8, 7, 127, Specials::kIeee);
+inline constexpr Format kFp16 = float_format(5, 10, 15, Specials::kIeee);
+inline constexpr Format kFp8E4m3 = float_format(4, 3, 7, Specials::kFn);  // OCP E4M3FN
+inline constexpr Format kFp8E5m2 = float_format(5, 2, 15, Specials::kIeee);
+inline constexpr Format kFp8E4m3Fnuz = float_format(4, 3, 8, Specials::kFnuz);
+inline constexpr Format kFp8E5m2Fnuz = float_format(5, 2, 16, Specials::kFnuz);
+inline constexpr Format kFp6E3m2 = float_format(3, 2, 3, Specials::kFinite);
+inline constexpr Format kFp6E2m3 = float_format(2, 3, 1, Specials::kFinite);
+inline constexpr Format kFp4E2m1 = float_format(2, 1, 1, Specials::kFinite);
+inline constexpr Format kE8m0 = float_format(8, 0, 127, Specials::kE8m0);  // the MX scale
+inline constexpr Format kInt8 = int_format(8, IntRange::kFull);
+inline constexpr Format kInt7 = int_format(7, IntRange::kFull);
+inline constexpr Format kInt6 = int_format(6, IntRange::kFull);
+inline constexpr Format kInt5 = int_format(5, IntRange::kFull);
+inline constexpr Format kInt4 = int_format(4, IntRange::kFull);
+inline constexpr Format kInt3 = int_format(3, IntRange::kFull);
+inline constexpr Format kInt2 = int_format(2, IntRange::kFull);
+inline constexpr Format kInt8Sym = int_format(8, IntRange::kSymmetric);
+inline constexpr Format kInt7Sym = int_format(7, IntRange::kSymmetric);
+inline constexpr Format kInt6Sym = int_format(6, IntRange::kSymmetric);
+inline constexpr Format kInt5Sym = int_format(5, IntRange::kSymmetric);
+inline constexpr Format kInt4Sym = int_format(4, IntRange::kSymmetric);
+inline constexpr Format kInt3Sym = int_format(3, IntRange::kSymmetric);
+inline constexpr Format kInt2Sym = int_format(2, IntRange::kSymmetric);
+inline constexpr Format kUint8 = int_format(8, IntRange::kUnsigned);
+inline constexpr Format kUint7 = int_format(7, IntRange::kUnsigned);
+inline constexpr Format kUint6 = int_format(6, IntRange::kUnsigned);
+inline constexpr Format kUint5 = int_format(5, IntRange::kUnsigned);
+inline constexpr Format kUint4 = int_format(4, IntRange::kUnsigned);
+inline constexpr Format kUint3 = int_format(3, IntRange::kUnsigned);
+inline constexpr Format kUint2 = int_format(2, IntRange::kUnsigned);
+
 // ---- derived properties (all constexpr, all from the fields above) ----
 
 constexpr bool is_float(const Format& f) { return f.kind == Kind::kFloat; }

@@ -1,5 +1,6 @@
 // lowp/io/gguf.h — GGUF (ggml's model file format, versions 2 and 3): typed
-// metadata values, the writer, and ggml's reference Q8_0 quantizer.
+// metadata values and the writer. (ggml's block layouts, the Q8_0 quantizer
+// among them, are lowp/block/ggml.h.)
 //
 // Reading goes through parse_gguf / open_model (lowp/io/model.h); gguf_kv()
 // gives the typed key-value pairs of such a reader, so that a tool can copy
@@ -25,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "lowp/format/format.h"
 #include "lowp/io/model.h"
 
 namespace lowp::io {
@@ -93,6 +95,13 @@ const std::vector<GgufKv>& gguf_kv(const ModelReader& reader);
 // size, or a size that does not fit in 64 bits.
 std::uint64_t gguf_tensor_nbytes(std::string_view dtype, std::span<const std::int64_t> shape);
 
+// The scalar format whose codes a ggml type holds ("F32" -> fp32, "F16" ->
+// fp16, "BF16" -> bf16), or nullopt (block types, integers, F64, unknown
+// names). gguf_type_for is the other direction: the ggml type that stores
+// codes of f, or "" if there is none. One table (src/io/gguf.cc) answers both.
+std::optional<Format> gguf_type_format(std::string_view type);
+std::string_view gguf_type_for(const Format& f);
+
 // Writes a GGUF version 3 file through an AtomicFile: `kv` in order, then the
 // tensor infos, then each tensor's bytes from `produce` (called once per
 // tensor, in order), each padded to the alignment. The alignment is
@@ -105,13 +114,5 @@ std::uint64_t gguf_tensor_nbytes(std::string_view dtype, std::span<const std::in
 // wrong number of bytes; the target is then left untouched.
 void write_gguf(const std::filesystem::path& path, std::span<const GgufKv> kv,
                 std::span<const OutputTensor> tensors, const ProduceTensor& produce);
-
-// ggml's quantize_row_q8_0_ref, bit for bit: per 32 values, amax = max |x|,
-// d = amax / 127, q = roundf(x / d) (ties away from zero; via x * (1/d), as
-// ggml does), d stored as fp16 rounded to nearest even. Returns the 34-byte
-// blocks (fp16 d, 32 int8 q). x.size() must be a multiple of 32. Where ggml
-// relies on undefined behaviour (NaN inputs make roundf NaN, which ggml
-// converts to int8 unchecked) this gives q = 0, as ggml does on x86-64.
-std::vector<std::byte> ggml_quantize_q8_0(std::span<const float> x);
 
 }  // namespace lowp::io

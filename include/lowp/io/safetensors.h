@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -57,6 +58,14 @@ constexpr std::uint64_t kSafetensorsMaxHeader = 100'000'000;
 
 // Bytes per element of a safetensors dtype ("F32" -> 4), or 0 if unknown.
 std::size_t safetensors_dtype_size(std::string_view dtype);
+
+// The scalar format whose codes a safetensors dtype holds ("F32" -> fp32,
+// "F8_E4M3" -> fp8_e4m3, ...), or nullopt (F64, the integers, BOOL, unknown
+// names). safetensors_dtype_for is the other direction: the dtype that stores
+// codes of f ("BF16" for bf16), or "" if safetensors has none. One table
+// (src/io/safetensors_common.cc) answers both.
+std::optional<Format> safetensors_dtype_format(std::string_view dtype);
+std::string_view safetensors_dtype_for(const Format& f);
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
 

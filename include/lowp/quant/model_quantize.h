@@ -66,7 +66,22 @@ struct ModelReport {
   std::vector<TensorReport> tensors;
   ErrorStats quantized_stats;  // over all quantized tensors
   std::uint64_t parameters = 0, quantized_parameters = 0, bytes_in = 0, bytes_out = 0;
+
+  double bits_per_parameter() const {
+    return parameters == 0 ? 0.0
+                           : 8.0 * static_cast<double>(bytes_out) / static_cast<double>(parameters);
+  }
 };
+
+// The report as one JSON object (compact text, keys in this order): input,
+// output, output_kind, format, fake, tensors (one object per tensor: name,
+// shape, dtype_in, stored_as, quantized, elements, bytes_in, bytes_out,
+// bits_per_value, and for quantized tensors mse, sqnr_db, max_abs_error,
+// nonfinite) and totals (parameters, quantized_parameters, bytes_in,
+// bytes_out, bits_per_parameter, mse, sqnr_db, max_abs_error). An infinite
+// SQNR (exact) is null. The one serializer of `lowp quantize --report` and
+// the Python bindings' lowp.quantize_model().
+std::string report_json(const ModelReport& r);
 
 // "safetensors", "gguf" or "onnx" from `to` if given, else from the output
 // path's extension. Throws lowp::Error naming the path otherwise.
