@@ -26,8 +26,7 @@ namespace detail {
 ResolvedFormat resolve_format(const QuantizeRequest& req) {
   ResolvedFormat r;
   r.name = req.format;
-  if (req.format == "q8_0") {  // ggml's own 8-bit blocks: 32 int8 with an fp16 scale
-    if (req.output_kind != "gguf") throw Error("q8_0 is ggml's format: write a .gguf file");
+  if (req.format == "q8_0" && req.output_kind == "gguf") {  // ggml's own blocks in ggml's file
     if (req.block_size && *req.block_size != 32) throw Error("q8_0 blocks hold 32 values");
     r.is_ggml_q8_0 = true;
     return r;
@@ -42,7 +41,7 @@ ResolvedFormat resolve_format(const QuantizeRequest& req) {
     return r;
   }
   if (req.block_size) throw Error("--block applies to block formats; " + quoted(req.format) + " is a scalar format");
-  if (req.format.find(':') != std::string::npos) {  // a scaled matrix format
+  if (req.format.find(':') != std::string::npos || req.format == "q8_0") {  // a scaled matrix format
     r.matrix = parse_matrix_format(req.format);
     if (req.axis != -1 && req.axis != 1) {
       throw Error(quoted(req.format) + " scales along each row of a tensor's 2-D view [d0, the rest]; --axis " +

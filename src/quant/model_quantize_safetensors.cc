@@ -35,7 +35,6 @@ std::string safetensors_copy_dtype(const io::ModelReader& in, const io::TensorIn
 void write_safetensors_output(const io::ModelReader& in, const std::filesystem::path& out,
                               const ResolvedFormat& f, const QuantizeRequest& req, ModelReport& report) {
   reject_onnx_input(in, "safetensors");
-  if (f.is_ggml_q8_0) throw Error("q8_0 is ggml's format: write a .gguf file");
   const bool packed_matrix = f.matrix && !req.fake;
   const std::string scalar_dtype = f.is_block || f.matrix ? "" : stored_dtype(f.scalar);
   if (!req.fake && !f.is_block && !f.matrix && scalar_dtype.empty()) {

@@ -65,6 +65,13 @@ namespace {
 
 MatrixFormat parse_spelling(std::string_view name) {
   MatrixFormat w;
+  if (name == "q8_0") {
+    w.scheme = MatrixScheme::kGroup;
+    w.element = int_format(8, IntRange::kSymmetric);
+    w.group = 32;
+    w.ggml_q8_0 = true;
+    return w;
+  }
   if (parse_block_format(name, w.block)) {
     w.scheme = MatrixScheme::kBlock;
     return w;
@@ -114,6 +121,7 @@ MatrixFormat parse_spelling(std::string_view name) {
 }  // namespace
 
 std::string matrix_format_name(const MatrixFormat& f) {
+  if (f.ggml_q8_0) return "q8_0";
   if (f.scheme == MatrixScheme::kBlock) return block_format_name(f.block);
   // The scaled spellings make intN symmetric (and :asym unsigned): name the
   // integer by its plain spelling, which parses back to the same range.

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "lowp/gemv_kernels.h"
+#include "lowp/block/ggml.h"
 #include "lowp/block/mx.h"
 #include "lowp/block/tensor.h"
 #include "lowp/block_kernels.h"
@@ -402,6 +403,18 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat &f, std::span<c
       for (std::size_t r = 0; r < rows; ++r) {
         const auto row = w.subspan(r * cols, cols);
         std::uint16_t *scale = sc.group.data() + r * groups;
+        if (f.ggml_q8_0) {  // ggml's own rule; a partial last group is padded with zeros
+          std::vector<float> padded(groups * k, 0.0f);
+          std::copy(row.begin(), row.end(), padded.begin());
+          const std::vector<GgmlBlockQ8_0> blocks = ggml_q8_0_quantize(padded);
+          auto *codes = reinterpret_cast<std::int8_t *>(m.codes_.data() + r * m.row_bytes_);
+          for (std::size_t g = 0; g < groups; ++g) {
+            scale[g] = blocks[g].d;
+            for (std::size_t j = 0; j < std::min(k, cols - g * k); ++j)
+              codes[g * k + j] = blocks[g].qs[j];
+          }
+          continue;
+        }
         for (std::size_t g = 0; g < groups; ++g) {
           const auto part = row.subspan(g * k, std::min(k, cols - g * k));
           if (!f.asymmetric) {

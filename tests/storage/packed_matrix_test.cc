@@ -20,6 +20,7 @@
 
 #include "lowp/block/block_format.h"
 #include "lowp/block/tensor.h"
+#include "lowp/block/ggml.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
@@ -319,6 +320,37 @@ TEST(PackedMatrix, NanWeights) {
         EXPECT_EQ(std::isnan(y[r]), nan_row) << "row " << r;
       }
     });
+  }
+}
+
+// q8_0 is ggml's quantizer on int8:group32 storage: each row's blocks are
+// ggml_q8_0_quantize's, bit for bit (a partial last group as if zero-padded),
+// and the products take the vector path.
+TEST(PackedMatrix, Q8_0IsGgmlsQuantizer) {
+  const MatrixFormat q = lowp::parse_matrix_format("q8_0");
+  EXPECT_EQ(q.name, "q8_0");
+  EXPECT_EQ(q.scheme, MatrixScheme::kGroup);
+  EXPECT_DOUBLE_EQ(q.bits_per_value(64), 8.5);
+  for (const std::size_t cols : {std::size_t{64}, std::size_t{70}}) {
+    const std::size_t rows = 5;
+    const std::vector<float> w = random_matrix(rows, cols, 13);
+    const PackedMatrix m = PackedMatrix::quantize(q, w, rows, cols);
+    EXPECT_TRUE(m.vectorized());  // int8 codes, FP16 scales per 32
+    std::vector<float> got(rows * cols);
+    m.dequantize(got);
+    const std::size_t groups = (cols + 31) / 32;
+    for (std::size_t r = 0; r < rows; ++r) {
+      std::vector<float> padded(groups * 32, 0.0f);
+      std::copy(w.begin() + static_cast<std::ptrdiff_t>(r * cols),
+                w.begin() + static_cast<std::ptrdiff_t>((r + 1) * cols), padded.begin());
+      const std::vector<lowp::GgmlBlockQ8_0> blocks = lowp::ggml_q8_0_quantize(padded);
+      std::vector<float> want(groups * 32);
+      lowp::ggml_q8_0_dequantize(blocks, want);
+      for (std::size_t c = 0; c < cols; ++c) {
+        ASSERT_TRUE(same_bits(got[r * cols + c], want[c])) << "cols " << cols << " at " << r << "," << c;
+      }
+      for (std::size_t g = 0; g < groups; ++g) EXPECT_EQ(m.scales().group[r * groups + g], blocks[g].d);
+    }
   }
 }
 

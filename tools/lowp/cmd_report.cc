@@ -61,7 +61,11 @@ void run_report(const ReportArgs& a) {
   // Everything that can be wrong with the input fails before any evaluation.
   nn::ReportOptions opt;
   if (!a.formats.empty()) opt.formats = split_list(a.formats);
-  for (const std::string& f : opt.formats) (void)parse_matrix_format(f);
+  // The format column fits the longest name (14 wide at least).
+  std::size_t name_width = 14;
+  for (const std::string& f : opt.formats) {
+    name_width = std::max(name_width, parse_matrix_format(f).name.size() + 1);
+  }
   if (!a.activations.empty()) (void)parse_matrix_format(a.activations);
   opt.activations = a.activations;
   opt.threads = a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -97,8 +101,8 @@ void run_report(const ReportArgs& a) {
     fmt::print("validation: {} ({} bytes); activations: {}; {} thread{}\n\n", text_name,
                thousands(text.size()), a.activations.empty() ? "fp32" : a.activations, opt.threads,
                opt.threads == 1 ? "" : "s");
-    fmt::print("{:<14} {:>11} {:>12} {:>10} {:>11} {:>15} {:>10}\n", "format", "bits/weight",
-               "model bytes", "bits/byte", "perplexity", "vs fp32", "tokens/s");
+    fmt::print("{:<{}} {:>11} {:>12} {:>10} {:>11} {:>15} {:>10}\n", "format", name_width,
+               "bits/weight", "model bytes", "bits/byte", "perplexity", "vs fp32", "tokens/s");
     std::fflush(stdout);
   }
   auto print_row = [&](const nn::ReportRow& r) {
@@ -107,8 +111,8 @@ void run_report(const ReportArgs& a) {
         r.format == "fp32" && a.activations.empty()
             ? "-"
             : fmt::format("{:+.4f} ({:+.2f}%)", r.delta_bits, r.delta_percent);
-    fmt::print("{:<14} {:>11.3f} {:>12} {:>10.4f} {:>11.4f} {:>15} {:>10.0f}\n", r.format,
-               r.bits_per_weight, thousands(r.model_bytes), r.bits_per_byte, r.perplexity, delta,
+    fmt::print("{:<{}} {:>11.3f} {:>12} {:>10.4f} {:>11.4f} {:>15} {:>10.0f}\n", r.format,
+               name_width, r.bits_per_weight, thousands(r.model_bytes), r.bits_per_byte, r.perplexity, delta,
                r.tokens_per_second);
     std::fflush(stdout);
   };

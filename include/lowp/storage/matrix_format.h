@@ -15,6 +15,10 @@
 //   <F>:group<K>:asym        integer F only: an FP16 scale and an 8-bit zero
 //                            point per group, codes = clamp(round(w / s) + z)
 //                            over F's unsigned range (the GPTQ/AWQ layout)
+//   q8_0                     ggml's Q8_0 as a matrix: int8:group32 storage (an
+//                            FP16 scale per 32 values of a row) quantized as
+//                            ggml's reference does: d = amax / 127, codes
+//                            roundf(w * (1/d)) (ties away), fp16(d) stored
 //   mxfp8_e4m3, mxfp4, nvfp4, mx:<elem>:<k>, nvfp4:<k>, ...
 //                            any block format of the block table
 //                            (lowp/block/block_format.h), blocks along a row
@@ -48,6 +52,7 @@ struct MatrixFormat {
   BlockFormat block;  // kBlock only
   int group = 0;      // kGroup only
   bool asymmetric = false;  // kGroup with an integer element: zero points
+  bool ggml_q8_0 = false;   // kGroup int8 x 32 quantized by ggml's Q8_0 rule
 
   // Bits of storage per value, scales included, for a row of `cols` values
   // (the tensor scale of kTensor and NVFP4 not counted).
