@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (lowp::parse_block_format(name, b)) {
       if (b.block_size < 1) std::abort();
       lowp::BlockFormat again;
-      if (!lowp::parse_block_format(lowp::block_format_name(b), again) || !(again == b)) std::abort();
+      if (!lowp::parse_block_format(lowp::block_format_name(b), again) || !(again == b))
+        std::abort();
       return 0;
     }
   } catch (const lowp::Error& e) {

@@ -33,7 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (r->metadata().size() != lowp::io::gguf_kv(*r).size()) std::abort();
   for (const lowp::io::TensorInfo& t : r->tensors()) {
     const std::span<const std::byte> raw = r->raw(t);
-    if (raw.size() != t.nbytes || (t.nbytes > 0 && (raw.data() < bytes.data() || raw.data() + raw.size() > bytes.data() + size))) {
+    if (raw.size() != t.nbytes ||
+        (t.nbytes > 0 &&
+         (raw.data() < bytes.data() || raw.data() + raw.size() > bytes.data() + size))) {
       std::abort();
     }
     try {

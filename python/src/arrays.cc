@@ -51,9 +51,12 @@ std::vector<py::ssize_t> numpy_shape(std::span<const std::int64_t> shape) {
 
 py::dtype code_dtype(const Format& f) {
   switch (code_bytes(f)) {
-    case 1: return py::dtype::of<std::uint8_t>();
-    case 2: return py::dtype::of<std::uint16_t>();
-    default: return py::dtype::of<std::uint32_t>();
+    case 1:
+      return py::dtype::of<std::uint8_t>();
+    case 2:
+      return py::dtype::of<std::uint16_t>();
+    default:
+      return py::dtype::of<std::uint32_t>();
   }
 }
 

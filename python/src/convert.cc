@@ -97,9 +97,15 @@ py::array decode_array(py::handle codes, const std::string& format, const std::s
   }
   py::array checked;
   switch (code_bytes(f)) {
-    case 1: checked = checked_codes<std::uint8_t>(a, f, format); break;
-    case 2: checked = checked_codes<std::uint16_t>(a, f, format); break;
-    default: checked = checked_codes<std::uint32_t>(a, f, format); break;
+    case 1:
+      checked = checked_codes<std::uint8_t>(a, f, format);
+      break;
+    case 2:
+      checked = checked_codes<std::uint16_t>(a, f, format);
+      break;
+    default:
+      checked = checked_codes<std::uint32_t>(a, f, format);
+      break;
   }
   const std::vector<std::int64_t> shape = shape_of(a);
   const std::size_t n = static_cast<std::size_t>(a.size());

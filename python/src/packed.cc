@@ -126,9 +126,12 @@ py::array unpacked_codes_as(const PackedTensor& t) {
 // The element codes of the blocked view, code_bytes(element) wide.
 py::array unpacked_codes(const PackedTensor& t) {
   switch (code_bytes(t.format.element)) {
-    case 1: return unpacked_codes_as<std::uint8_t>(t);
-    case 2: return unpacked_codes_as<std::uint16_t>(t);
-    default: return unpacked_codes_as<std::uint32_t>(t);
+    case 1:
+      return unpacked_codes_as<std::uint8_t>(t);
+    case 2:
+      return unpacked_codes_as<std::uint16_t>(t);
+    default:
+      return unpacked_codes_as<std::uint32_t>(t);
   }
 }
 

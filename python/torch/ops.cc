@@ -59,9 +59,8 @@ void fake_quant_blocked(const BlockFormat& f, const float* in, float* out, std::
   const auto row_length = static_cast<std::size_t>(length);
   const auto k = static_cast<std::size_t>(f.block_size);
   const std::size_t blocks_per_row = (row_length + k - 1) / k;
-  const float tensor_scale = has_tensor_scale(f)
-                                 ? nvfp4_tensor_scale_of(std::span<const float>(in, n), opt)
-                                 : 1.0f;
+  const float tensor_scale =
+      has_tensor_scale(f) ? nvfp4_tensor_scale_of(std::span<const float>(in, n), opt) : 1.0f;
   auto run = [&](std::int64_t row_begin, std::int64_t row_end, unsigned threads) {
     const auto first = static_cast<std::size_t>(row_begin) * row_length;
     const auto count = static_cast<std::size_t>(row_end - row_begin) * row_length;

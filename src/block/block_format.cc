@@ -14,13 +14,22 @@ namespace {
 constexpr Format kInt8Sym = int_format(8, IntRange::kSymmetric);  // MXINT8 (OCP MX §5.3.3)
 
 constexpr std::array kBlockRegistry = {
-    NamedBlockFormat{"mxfp8_e4m3", {BlockScale::kUe8m0, kFp8E4m3, 32}, "OCP MX: 32 x FP8 E4M3, E8M0 scale"},
-    NamedBlockFormat{"mxfp8_e5m2", {BlockScale::kUe8m0, kFp8E5m2, 32}, "OCP MX: 32 x FP8 E5M2, E8M0 scale"},
-    NamedBlockFormat{"mxfp6_e3m2", {BlockScale::kUe8m0, kFp6E3m2, 32}, "OCP MX: 32 x FP6 E3M2, E8M0 scale"},
-    NamedBlockFormat{"mxfp6_e2m3", {BlockScale::kUe8m0, kFp6E2m3, 32}, "OCP MX: 32 x FP6 E2M3, E8M0 scale"},
-    NamedBlockFormat{"mxfp4", {BlockScale::kUe8m0, kFp4E2m1, 32}, "OCP MX: 32 x FP4 E2M1, E8M0 scale"},
-    NamedBlockFormat{"mxint8", {BlockScale::kUe8m0, kInt8Sym, 32}, "OCP MX: 32 x INT8 (6 fraction bits), E8M0 scale"},
-    NamedBlockFormat{"nvfp4", {BlockScale::kUe4m3, kFp4E2m1, 16}, "NVIDIA: 16 x FP4 E2M1, E4M3 scale, FP32 tensor scale"},
+    NamedBlockFormat{
+        "mxfp8_e4m3", {BlockScale::kUe8m0, kFp8E4m3, 32}, "OCP MX: 32 x FP8 E4M3, E8M0 scale"},
+    NamedBlockFormat{
+        "mxfp8_e5m2", {BlockScale::kUe8m0, kFp8E5m2, 32}, "OCP MX: 32 x FP8 E5M2, E8M0 scale"},
+    NamedBlockFormat{
+        "mxfp6_e3m2", {BlockScale::kUe8m0, kFp6E3m2, 32}, "OCP MX: 32 x FP6 E3M2, E8M0 scale"},
+    NamedBlockFormat{
+        "mxfp6_e2m3", {BlockScale::kUe8m0, kFp6E2m3, 32}, "OCP MX: 32 x FP6 E2M3, E8M0 scale"},
+    NamedBlockFormat{
+        "mxfp4", {BlockScale::kUe8m0, kFp4E2m1, 32}, "OCP MX: 32 x FP4 E2M1, E8M0 scale"},
+    NamedBlockFormat{"mxint8",
+                     {BlockScale::kUe8m0, kInt8Sym, 32},
+                     "OCP MX: 32 x INT8 (6 fraction bits), E8M0 scale"},
+    NamedBlockFormat{"nvfp4",
+                     {BlockScale::kUe4m3, kFp4E2m1, 16},
+                     "NVIDIA: 16 x FP4 E2M1, E4M3 scale, FP32 tensor scale"},
 };
 
 constexpr std::array kScaleInfo = {
@@ -51,10 +60,14 @@ const BlockScaleInfo& block_scale_info(BlockScale kind) {
 
 std::string_view scale_rule_name(ScaleRule r) {
   switch (r) {
-    case ScaleRule::kFloor: return "floor";
-    case ScaleRule::kRceil: return "rceil";
-    case ScaleRule::kCeil: return "ceil";
-    case ScaleRule::kEven: return "even";
+    case ScaleRule::kFloor:
+      return "floor";
+    case ScaleRule::kRceil:
+      return "rceil";
+    case ScaleRule::kCeil:
+      return "ceil";
+    case ScaleRule::kEven:
+      return "even";
   }
   return "floor";
 }
@@ -112,7 +125,7 @@ std::string block_format_name(const BlockFormat& f) {
     if (nb.format == f) return std::string(nb.name);
   }
   const std::string element = f.element.kind == Kind::kInt ? "int" + std::to_string(f.element.bits)
-                                                            : format_name(f.element);
+                                                           : format_name(f.element);
   const std::string k = std::to_string(f.block_size);
   if (f.scale == BlockScale::kUe4m3) return std::string(block_scale_info(f.scale).prefix) + ":" + k;
   return std::string(block_scale_info(f.scale).prefix) + ":" + element + ":" + k;

@@ -123,7 +123,8 @@ void require_mx(const PackedTensor& t, const char* op, const char* name) {
   if (t.format.scale != BlockScale::kUe8m0) {
     throw Error(who + " is " + block_format_name(t.format) + ", not an MX format");
   }
-  if (t.format.block_size < 1) throw Error(who + " has block size " + std::to_string(t.format.block_size));
+  if (t.format.block_size < 1)
+    throw Error(who + " has block size " + std::to_string(t.format.block_size));
   const std::size_t n = t.element_count();
   if (t.elements.size() < packed_bytes(t.format.element.bits, n) ||
       t.scales.size() < t.rows() * t.blocks_per_row()) {
@@ -158,7 +159,8 @@ float dot_rows(const PackedTensor& a, std::size_t row_a, std::span<const std::ui
 }  // namespace
 
 float mx_dot(const Format& element_a, std::uint8_t scale_a, std::span<const std::uint32_t> codes_a,
-             const Format& element_b, std::uint8_t scale_b, std::span<const std::uint32_t> codes_b) {
+             const Format& element_b, std::uint8_t scale_b,
+             std::span<const std::uint32_t> codes_b) {
   if (codes_a.size() != codes_b.size()) {
     throw Error("mx_dot: blocks of " + std::to_string(codes_a.size()) + " and " +
                 std::to_string(codes_b.size()) + " elements");
@@ -224,8 +226,8 @@ float mx_dot_general(const PackedTensor& a, std::size_t row_a, const PackedTenso
   const std::size_t rows_a = a.rows();
   const std::size_t rows_b = b.rows();
   if (row_a >= rows_a || row_b >= rows_b) {
-    throw Error("mx_dot_general: row " + std::to_string(row_a >= rows_a ? row_a : row_b) +
-                " of " + (row_a >= rows_a ? "A" : "B") + " is out of range (it has " +
+    throw Error("mx_dot_general: row " + std::to_string(row_a >= rows_a ? row_a : row_b) + " of " +
+                (row_a >= rows_a ? "A" : "B") + " is out of range (it has " +
                 std::to_string(row_a >= rows_a ? rows_a : rows_b) + " rows)");
   }
   const std::vector<std::uint32_t> ca = row_codes(a, row_a);
@@ -244,10 +246,12 @@ std::vector<float> mx_matmul(const PackedTensor& a, const PackedTensor& b) {
     throw Error("mx_matmul: A is " + dims(a) + " but B is " + dims(b));
   }
   if (a.axis != 1) {
-    throw Error("mx_matmul: A must be blocked along axis 1 (K), but its axis is " + std::to_string(a.axis));
+    throw Error("mx_matmul: A must be blocked along axis 1 (K), but its axis is " +
+                std::to_string(a.axis));
   }
   if (b.axis != 0) {
-    throw Error("mx_matmul: B must be blocked along axis 0 (K), but its axis is " + std::to_string(b.axis));
+    throw Error("mx_matmul: B must be blocked along axis 0 (K), but its axis is " +
+                std::to_string(b.axis));
   }
   if (a.format.block_size != b.format.block_size) {
     throw Error("mx_matmul: block sizes differ (A " + std::to_string(a.format.block_size) + ", B " +

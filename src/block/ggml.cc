@@ -22,7 +22,8 @@ constexpr std::int8_t kDoubledE2m1[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3
 // GGML_E8M0_TO_FP32_HALF: 2^(e-128) built from bits (2^-128 and 2^-127 are fp32
 // subnormals); e = 0xFF gives 2^127.
 float e8m0_half(std::uint8_t e) {
-  const std::uint32_t bits = e < 2 ? (std::uint32_t{0x00200000} << e) : (std::uint32_t{e} - 1) << 23;
+  const std::uint32_t bits =
+      e < 2 ? (std::uint32_t{0x00200000} << e) : (std::uint32_t{e} - 1) << 23;
   return std::bit_cast<float>(bits);
 }
 
@@ -49,9 +50,10 @@ bool is_ggml_compatible(const PackedTensor& t) {
 
 std::vector<GgmlBlockMxfp4> to_ggml_mxfp4(const PackedTensor& t) {
   if (!is_ggml_compatible(t)) {
-    throw Error("ggml's MXFP4 layout needs mxfp4 with 32-element blocks along the last axis, "
-                "whose length is a multiple of 32; got " + block_format_name(t.format) +
-                " along axis " + std::to_string(t.axis));
+    throw Error(
+        "ggml's MXFP4 layout needs mxfp4 with 32-element blocks along the last axis, "
+        "whose length is a multiple of 32; got " +
+        block_format_name(t.format) + " along axis " + std::to_string(t.axis));
   }
   const std::size_t blocks_per_row = t.blocks_per_row();
   std::vector<GgmlBlockMxfp4> out(t.rows() * blocks_per_row);
@@ -80,8 +82,8 @@ PackedTensor from_ggml_mxfp4(std::span<const GgmlBlockMxfp4> blocks,
   t.axis = static_cast<int>(shape.size()) - 1;
   const std::size_t n = t.element_count();
   if (blocks.size() * kQk != n) {
-    throw Error("ggml MXFP4 data holds " + std::to_string(blocks.size()) + " blocks but the shape needs " +
-                std::to_string(n / kQk));
+    throw Error("ggml MXFP4 data holds " + std::to_string(blocks.size()) +
+                " blocks but the shape needs " + std::to_string(n / kQk));
   }
   t.scales.resize(blocks.size());
   std::vector<std::uint32_t> codes(n);

@@ -60,7 +60,8 @@ std::uint8_t mx_scale_code(const Format& element, float amax, ScaleRule rule) {
     case ScaleRule::kEven: {
       // torchao EVEN: round amax half-up to the element's mantissa width; the
       // carry (if any) lands in the exponent field, which the floor rule then reads.
-      const int element_mbits = element.kind == Kind::kInt ? mx_int_fraction_bits(element) : element.man_bits;
+      const int element_mbits =
+          element.kind == Kind::kInt ? mx_int_fraction_bits(element) : element.man_bits;
       std::uint32_t rounded = bits;
       if (element_mbits < 23) rounded += std::uint32_t{1} << (23 - element_mbits - 1);
       shared_exp = static_cast<int>(rounded >> 23) - 127 - emax_elem;
@@ -103,14 +104,16 @@ std::uint8_t mx_quantize_block(const BlockFormat& f, std::span<const float> valu
   const EncodeOptions element_opt{opt.rounding, /*saturate=*/true};
   if (scale == kE8m0Nan) {
     const std::uint32_t nan_element = encode(element, std::numeric_limits<double>::quiet_NaN());
-    std::fill(codes.begin(), codes.begin() + static_cast<std::ptrdiff_t>(values.size()), nan_element);
+    std::fill(codes.begin(), codes.begin() + static_cast<std::ptrdiff_t>(values.size()),
+              nan_element);
     return scale;
   }
   // V / X is exact in double (X is a power of two, and the quotient stays far
   // inside double's range); integer elements are fixed point: scale up by 2^(N-2).
   const int exponent = -e8m0_exponent(scale) + mx_int_fraction_bits(element);
   for (std::size_t i = 0; i < values.size(); ++i) {
-    const double scaled = std::ldexp(static_cast<double>(flush_if_subnormal(values[i], opt.flush_subnormals)), exponent);
+    const double scaled = std::ldexp(
+        static_cast<double>(flush_if_subnormal(values[i], opt.flush_subnormals)), exponent);
     codes[i] = encode_at(element, scaled, element_opt, opt.seed, first_index + i);
   }
   return scale;
@@ -124,7 +127,8 @@ std::uint8_t nvfp4_quantize_block(std::span<const float> values, float tensor_sc
   const auto n = static_cast<std::ptrdiff_t>(values.size());
   const float amax = block_amax(values, opt.flush_subnormals);
   if (std::isnan(amax)) {
-    std::fill(codes.begin(), codes.begin() + n, encode(kFp4E2m1, std::numeric_limits<double>::quiet_NaN()));
+    std::fill(codes.begin(), codes.begin() + n,
+              encode(kFp4E2m1, std::numeric_limits<double>::quiet_NaN()));
     return kE4m3Nan;
   }
   // Step 1: the block scale relative to the tensor scale, clamped to
@@ -132,7 +136,8 @@ std::uint8_t nvfp4_quantize_block(std::span<const float> values, float tensor_sc
   float relative = (amax / 6.0f) / tensor_scale;
   if (!(relative >= 0x1p-6f)) relative = relative > 448.0f ? 448.0f : 0x1p-6f;  // NaN (0/0) too
   relative = std::min(relative, 448.0f);
-  const auto scale = static_cast<std::uint8_t>(encode(kFp8E4m3, relative, {Rounding::kNearestEven, true}));
+  const auto scale =
+      static_cast<std::uint8_t>(encode(kFp8E4m3, relative, {Rounding::kNearestEven, true}));
   // Step 2: elements over the total scale, clamped to ±6, rounded to E2M1.
   const float total = tensor_scale * decode_f32(kFp8E4m3, scale);
   const EncodeOptions element_opt{opt.rounding, /*saturate=*/true};
@@ -158,8 +163,10 @@ float nvfp4_value(float tensor_scale, std::uint8_t scale_code, std::uint32_t cod
 float block_value(const BlockFormat& f, float tensor_scale, std::uint8_t scale_code,
                   std::uint32_t code) {
   switch (f.scale) {
-    case BlockScale::kUe4m3: return nvfp4_value(tensor_scale, scale_code, code);
-    case BlockScale::kUe8m0: break;
+    case BlockScale::kUe4m3:
+      return nvfp4_value(tensor_scale, scale_code, code);
+    case BlockScale::kUe8m0:
+      break;
   }
   return static_cast<float>(mx_value(f.element, scale_code, code));
 }

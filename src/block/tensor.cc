@@ -12,7 +12,6 @@
 namespace lowp {
 
 std::size_t element_count(std::span<const std::int64_t> shape) {
-
   std::size_t n = 1;
   for (std::int64_t d : shape) {
     if (d < 0) throw Error("negative dimension " + std::to_string(d) + " in shape");
@@ -77,7 +76,8 @@ std::uint32_t unpack_code(int bits, std::span<const std::uint8_t> stream, std::s
     const std::size_t byte = bit / 8;
     const int offset = static_cast<int>(bit % 8);
     const int take = std::min(bits - got, 8 - offset);
-    const std::uint32_t piece = (static_cast<std::uint32_t>(stream[byte]) >> offset) & ((1u << take) - 1);
+    const std::uint32_t piece =
+        (static_cast<std::uint32_t>(stream[byte]) >> offset) & ((1u << take) - 1);
     value |= piece << got;
     got += take;
     bit += static_cast<std::size_t>(take);

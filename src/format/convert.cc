@@ -8,10 +8,14 @@ namespace lowp {
 
 std::string_view rounding_name(Rounding r) {
   switch (r) {
-    case Rounding::kNearestEven: return "rne";
-    case Rounding::kNearestAway: return "away";
-    case Rounding::kTowardZero: return "zero";
-    case Rounding::kStochastic: return "stochastic";
+    case Rounding::kNearestEven:
+      return "rne";
+    case Rounding::kNearestAway:
+      return "away";
+    case Rounding::kTowardZero:
+      return "zero";
+    case Rounding::kStochastic:
+      return "stochastic";
   }
   return "rne";
 }

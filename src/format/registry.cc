@@ -33,7 +33,8 @@ constexpr std::array kRegistry = {
     NamedFormat{"fp6_e3m2", kFp6E3m2, "OCP MX FP6 E3M2: no Inf, no NaN"},
     NamedFormat{"fp6_e2m3", kFp6E2m3, "OCP MX FP6 E2M3: no Inf, no NaN"},
     NamedFormat{"fp4_e2m1", kFp4E2m1, "OCP MX FP4 E2M1: no Inf, no NaN"},
-    NamedFormat{"e8m0", kE8m0, "OCP MX scale: unsigned power of two 2^(code-127), 0xFF = NaN, no zero"},
+    NamedFormat{"e8m0", kE8m0,
+                "OCP MX scale: unsigned power of two 2^(code-127), 0xFF = NaN, no zero"},
     NamedFormat{"int8", kInt8, "two's complement, [-128, 127]"},
     NamedFormat{"int7", kInt7, "two's complement, [-64, 63]"},
     NamedFormat{"int6", kInt6, "two's complement, [-32, 31]"},
@@ -121,21 +122,29 @@ bool parse_minifloat(std::string_view name, Format& out) {
     has_bias = true;
   }
   Specials specials;
-  if (s.empty()) specials = Specials::kIeee;
-  else if (s == "fn") specials = Specials::kFn;
-  else if (s == "fnuz") specials = Specials::kFnuz;
-  else if (s == "fin") specials = Specials::kFinite;
-  else return false;
+  if (s.empty())
+    specials = Specials::kIeee;
+  else if (s == "fn")
+    specials = Specials::kFn;
+  else if (s == "fnuz")
+    specials = Specials::kFnuz;
+  else if (s == "fin")
+    specials = Specials::kFinite;
+  else
+    return false;
 
   const std::string where = "format " + quoted(name) + ": ";
   if (e < 1 || e > 8) throw Error(where + "exponent bits must be 1..8");
   if (m < 0 || m > 10) throw Error(where + "mantissa bits must be 0..10");
   if (specials == Specials::kIeee && e < 2) {
-    throw Error(where + "an IEEE-style format needs at least 2 exponent bits (try the 'fin' suffix)");
+    throw Error(where +
+                "an IEEE-style format needs at least 2 exponent bits (try the 'fin' suffix)");
   }
   if (specials == Specials::kIeee && m == 0) {
     // Its top binade would hold only ±Inf: no code is left for NaN.
-    throw Error(where + "an IEEE-style format needs a mantissa bit to encode NaN (try the 'fn' or 'fin' suffix)");
+    throw Error(
+        where +
+        "an IEEE-style format needs a mantissa bit to encode NaN (try the 'fn' or 'fin' suffix)");
   }
   if (!has_bias) bias = (1 << (e - 1)) - (specials == Specials::kFnuz ? 0 : 1);
   out = float_format(e, m, bias, specials);
@@ -157,8 +166,10 @@ std::span<const NamedFormat> registry() { return kRegistry; }
 
 std::string suggest_format_names(std::string_view name) {
   std::vector<std::pair<std::size_t, std::string_view>> scored;
-  for (const NamedFormat& nf : kRegistry) scored.emplace_back(edit_distance(name, nf.name), nf.name);
-  for (const auto& [alias, target] : kAliases) scored.emplace_back(edit_distance(name, alias), alias);
+  for (const NamedFormat& nf : kRegistry)
+    scored.emplace_back(edit_distance(name, nf.name), nf.name);
+  for (const auto& [alias, target] : kAliases)
+    scored.emplace_back(edit_distance(name, alias), alias);
   std::stable_sort(scored.begin(), scored.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   std::string out;
@@ -194,10 +205,17 @@ std::string format_name(const Format& f) {
   const int default_bias = (1 << (f.exp_bits - 1)) - (f.specials == Specials::kFnuz ? 0 : 1);
   if (f.bias != default_bias) s += "b" + std::to_string(f.bias);
   switch (f.specials) {
-    case Specials::kFn: s += "fn"; break;
-    case Specials::kFnuz: s += "fnuz"; break;
-    case Specials::kFinite: s += "fin"; break;
-    default: break;
+    case Specials::kFn:
+      s += "fn";
+      break;
+    case Specials::kFnuz:
+      s += "fnuz";
+      break;
+    case Specials::kFinite:
+      s += "fin";
+      break;
+    default:
+      break;
   }
   return s;
 }

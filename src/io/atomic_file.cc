@@ -137,7 +137,8 @@ AtomicFile::AtomicFile(const std::filesystem::path& path) : target_(path.string(
       const int err = errno;
       unregister_pending(slot_);
       slot_ = -1;
-      if (err != EEXIST || attempt == 100) throw Error("cannot write '" + target_ + "': " + errno_text(err));
+      if (err != EEXIST || attempt == 100)
+        throw Error("cannot write '" + target_ + "': " + errno_text(err));
     }
   }
 }

@@ -20,7 +20,8 @@
 #include "lowp/format/convert.h"
 #include "lowp/io/gguf.h"
 
-static_assert(std::endian::native == std::endian::little, "GGUF reading assumes a little-endian host");
+static_assert(std::endian::native == std::endian::little,
+              "GGUF reading assumes a little-endian host");
 
 namespace lowp::io {
 namespace gguf_detail {
@@ -29,17 +30,38 @@ namespace {
 // ggml's enum ggml_type (ggml.h) with type_traits' block and type sizes
 // (ggml.c). Numbers 4, 5 and 31..33, 36..38 were removed from GGUF.
 constexpr std::array<GgmlType, 32> kTypes = {{
-    {0, "F32", 1, 4, true, &kFp32}, {1, "F16", 1, 2, true, &kFp16}, {2, "Q4_0", 32, 18, true},
-    {3, "Q4_1", 32, 20, false},    {6, "Q5_0", 32, 22, false},    {7, "Q5_1", 32, 24, false},
-    {8, "Q8_0", 32, sizeof(GgmlBlockQ8_0), true},  {9, "Q8_1", 32, 36, false},    {10, "Q2_K", 256, 84, false},
-    {11, "Q3_K", 256, 110, false}, {12, "Q4_K", 256, 144, false}, {13, "Q5_K", 256, 176, false},
-    {14, "Q6_K", 256, 210, false}, {15, "Q8_K", 256, 292, false}, {16, "IQ2_XXS", 256, 66, false},
-    {17, "IQ2_XS", 256, 74, false}, {18, "IQ3_XXS", 256, 98, false}, {19, "IQ1_S", 256, 50, false},
-    {20, "IQ4_NL", 32, 18, false}, {21, "IQ3_S", 256, 110, false}, {22, "IQ2_S", 256, 82, false},
-    {23, "IQ4_XS", 256, 136, false}, {24, "I8", 1, 1, false},     {25, "I16", 1, 2, false},
-    {26, "I32", 1, 4, false},      {27, "I64", 1, 8, false},      {28, "F64", 1, 8, false},
-    {29, "IQ1_M", 256, 56, false}, {30, "BF16", 1, 2, true, &kBf16},{34, "TQ1_0", 256, 54, false},
-    {35, "TQ2_0", 256, 66, false}, {39, "MXFP4", 32, sizeof(GgmlBlockMxfp4), true},
+    {0, "F32", 1, 4, true, &kFp32},
+    {1, "F16", 1, 2, true, &kFp16},
+    {2, "Q4_0", 32, 18, true},
+    {3, "Q4_1", 32, 20, false},
+    {6, "Q5_0", 32, 22, false},
+    {7, "Q5_1", 32, 24, false},
+    {8, "Q8_0", 32, sizeof(GgmlBlockQ8_0), true},
+    {9, "Q8_1", 32, 36, false},
+    {10, "Q2_K", 256, 84, false},
+    {11, "Q3_K", 256, 110, false},
+    {12, "Q4_K", 256, 144, false},
+    {13, "Q5_K", 256, 176, false},
+    {14, "Q6_K", 256, 210, false},
+    {15, "Q8_K", 256, 292, false},
+    {16, "IQ2_XXS", 256, 66, false},
+    {17, "IQ2_XS", 256, 74, false},
+    {18, "IQ3_XXS", 256, 98, false},
+    {19, "IQ1_S", 256, 50, false},
+    {20, "IQ4_NL", 32, 18, false},
+    {21, "IQ3_S", 256, 110, false},
+    {22, "IQ2_S", 256, 82, false},
+    {23, "IQ4_XS", 256, 136, false},
+    {24, "I8", 1, 1, false},
+    {25, "I16", 1, 2, false},
+    {26, "I32", 1, 4, false},
+    {27, "I64", 1, 8, false},
+    {28, "F64", 1, 8, false},
+    {29, "IQ1_M", 256, 56, false},
+    {30, "BF16", 1, 2, true, &kBf16},
+    {34, "TQ1_0", 256, 54, false},
+    {35, "TQ2_0", 256, 66, false},
+    {39, "MXFP4", 32, sizeof(GgmlBlockMxfp4), true},
 }};
 
 }  // namespace
@@ -87,11 +109,24 @@ std::optional<std::uint64_t> ggml_nbytes(const GgmlType& t, std::span<const std:
 
 std::size_t scalar_size(GgufType t) {
   switch (t) {
-    case GgufType::kU8: case GgufType::kI8: case GgufType::kBool: return 1;
-    case GgufType::kU16: case GgufType::kI16: return 2;
-    case GgufType::kU32: case GgufType::kI32: case GgufType::kF32: return 4;
-    case GgufType::kU64: case GgufType::kI64: case GgufType::kF64: return 8;
-    case GgufType::kString: case GgufType::kArray: return 0;
+    case GgufType::kU8:
+    case GgufType::kI8:
+    case GgufType::kBool:
+      return 1;
+    case GgufType::kU16:
+    case GgufType::kI16:
+      return 2;
+    case GgufType::kU32:
+    case GgufType::kI32:
+    case GgufType::kF32:
+      return 4;
+    case GgufType::kU64:
+    case GgufType::kI64:
+    case GgufType::kF64:
+      return 8;
+    case GgufType::kString:
+    case GgufType::kArray:
+      return 0;
   }
   return 0;
 }
@@ -106,8 +141,8 @@ using namespace gguf_detail;
 
 std::string_view gguf_type_name(GgufType t) {
   static constexpr std::array<std::string_view, 13> kNames = {
-      "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32",
-      "BOOL", "STRING", "ARRAY", "UINT64", "INT64", "FLOAT64"};
+      "UINT8", "INT8",   "UINT16", "INT16",  "UINT32", "INT32",  "FLOAT32",
+      "BOOL",  "STRING", "ARRAY",  "UINT64", "INT64",  "FLOAT64"};
   const auto i = static_cast<std::uint32_t>(t);
   return i < kNames.size() ? kNames[i] : std::string_view("?");
 }
@@ -122,15 +157,27 @@ GgufValue scalar(GgufType t, std::uint64_t bits) {
 }  // namespace
 
 GgufValue GgufValue::u8(std::uint8_t v) { return scalar(GgufType::kU8, v); }
-GgufValue GgufValue::i8(std::int8_t v) { return scalar(GgufType::kI8, static_cast<std::uint8_t>(v)); }
+GgufValue GgufValue::i8(std::int8_t v) {
+  return scalar(GgufType::kI8, static_cast<std::uint8_t>(v));
+}
 GgufValue GgufValue::u16(std::uint16_t v) { return scalar(GgufType::kU16, v); }
-GgufValue GgufValue::i16(std::int16_t v) { return scalar(GgufType::kI16, static_cast<std::uint16_t>(v)); }
+GgufValue GgufValue::i16(std::int16_t v) {
+  return scalar(GgufType::kI16, static_cast<std::uint16_t>(v));
+}
 GgufValue GgufValue::u32(std::uint32_t v) { return scalar(GgufType::kU32, v); }
-GgufValue GgufValue::i32(std::int32_t v) { return scalar(GgufType::kI32, static_cast<std::uint32_t>(v)); }
+GgufValue GgufValue::i32(std::int32_t v) {
+  return scalar(GgufType::kI32, static_cast<std::uint32_t>(v));
+}
 GgufValue GgufValue::u64(std::uint64_t v) { return scalar(GgufType::kU64, v); }
-GgufValue GgufValue::i64(std::int64_t v) { return scalar(GgufType::kI64, static_cast<std::uint64_t>(v)); }
-GgufValue GgufValue::f32(float v) { return scalar(GgufType::kF32, std::bit_cast<std::uint32_t>(v)); }
-GgufValue GgufValue::f64(double v) { return scalar(GgufType::kF64, std::bit_cast<std::uint64_t>(v)); }
+GgufValue GgufValue::i64(std::int64_t v) {
+  return scalar(GgufType::kI64, static_cast<std::uint64_t>(v));
+}
+GgufValue GgufValue::f32(float v) {
+  return scalar(GgufType::kF32, std::bit_cast<std::uint32_t>(v));
+}
+GgufValue GgufValue::f64(double v) {
+  return scalar(GgufType::kF64, std::bit_cast<std::uint64_t>(v));
+}
 GgufValue GgufValue::boolean(bool v) { return scalar(GgufType::kBool, v ? 1 : 0); }
 GgufValue GgufValue::string(std::string v) {
   GgufValue out;
@@ -166,15 +213,24 @@ GgufValue GgufValue::i32s(std::span<const std::int32_t> v) {
 
 std::optional<std::int64_t> GgufValue::as_i64() const {
   switch (type) {
-    case GgufType::kU8: case GgufType::kU16: case GgufType::kU32: return static_cast<std::int64_t>(bits);
-    case GgufType::kU64:
-      if (bits > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
+    case GgufType::kU8:
+    case GgufType::kU16:
+    case GgufType::kU32:
       return static_cast<std::int64_t>(bits);
-    case GgufType::kI8: return static_cast<std::int8_t>(bits);
-    case GgufType::kI16: return static_cast<std::int16_t>(bits);
-    case GgufType::kI32: return static_cast<std::int32_t>(bits);
-    case GgufType::kI64: return static_cast<std::int64_t>(bits);
-    default: return std::nullopt;
+    case GgufType::kU64:
+      if (bits > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        return std::nullopt;
+      return static_cast<std::int64_t>(bits);
+    case GgufType::kI8:
+      return static_cast<std::int8_t>(bits);
+    case GgufType::kI16:
+      return static_cast<std::int16_t>(bits);
+    case GgufType::kI32:
+      return static_cast<std::int32_t>(bits);
+    case GgufType::kI64:
+      return static_cast<std::int64_t>(bits);
+    default:
+      return std::nullopt;
   }
 }
 
@@ -225,11 +281,16 @@ std::string json_quoted(std::string_view s) {
 
 std::string render(const GgufValue& v, bool nested) {
   switch (v.type) {
-    case GgufType::kF32: return shortest(std::bit_cast<float>(static_cast<std::uint32_t>(v.bits)));
-    case GgufType::kF64: return shortest(std::bit_cast<double>(v.bits));
-    case GgufType::kBool: return v.bits != 0 ? "true" : "false";
-    case GgufType::kU64: return std::to_string(v.bits);
-    case GgufType::kString: return nested ? json_quoted(v.str) : v.str;
+    case GgufType::kF32:
+      return shortest(std::bit_cast<float>(static_cast<std::uint32_t>(v.bits)));
+    case GgufType::kF64:
+      return shortest(std::bit_cast<double>(v.bits));
+    case GgufType::kBool:
+      return v.bits != 0 ? "true" : "false";
+    case GgufType::kU64:
+      return std::to_string(v.bits);
+    case GgufType::kString:
+      return nested ? json_quoted(v.str) : v.str;
     case GgufType::kArray: {
       std::string out = "[";
       const std::size_t shown = std::min(v.items.size(), kShownItems);
@@ -240,7 +301,8 @@ std::string render(const GgufValue& v, bool nested) {
       if (shown < v.items.size()) out += ", ... (" + std::to_string(v.items.size()) + " items)";
       return out + "]";
     }
-    default: return std::to_string(v.as_i64().value_or(0));
+    default:
+      return std::to_string(v.as_i64().value_or(0));
   }
 }
 
@@ -261,7 +323,8 @@ constexpr std::uint64_t kMaxArrayItems = std::uint64_t{1} << 23;
 
 class Cursor {
  public:
-  Cursor(std::span<const std::byte> image, const std::string& source) : image_(image), source_(source) {}
+  Cursor(std::span<const std::byte> image, const std::string& source)
+      : image_(image), source_(source) {}
 
   [[noreturn]] void fail(const std::string& what) const { throw Error(source_ + ": " + what); }
 
@@ -269,8 +332,8 @@ class Cursor {
   std::uint64_t left() const { return image_.size() - pos_; }
 
   [[noreturn]] void truncated(const std::string& what, std::uint64_t n) const {
-    fail("truncated file: " + what + " at byte " + std::to_string(pos_) + " needs " + std::to_string(n) +
-         " bytes, only " + std::to_string(left()) + " left");
+    fail("truncated file: " + what + " at byte " + std::to_string(pos_) + " needs " +
+         std::to_string(n) + " bytes, only " + std::to_string(left()) + " left");
   }
   const std::byte* take(std::uint64_t n, const std::string& what) {
     if (n > left()) truncated(what, n);
@@ -302,25 +365,29 @@ class Cursor {
 
 GgufType value_type(Cursor& c, const std::string& what) {
   const std::uint32_t t = c.u32(what);
-  if (!is_valid_type(t)) c.fail(what + " is " + std::to_string(t) + ", not a GGUF value type (0..12)");
+  if (!is_valid_type(t))
+    c.fail(what + " is " + std::to_string(t) + ", not a GGUF value type (0..12)");
   return static_cast<GgufType>(t);
 }
 
-GgufValue read_value(Cursor& c, GgufType type, const std::string& where, int depth, std::uint64_t& items_left) {
+GgufValue read_value(Cursor& c, GgufType type, const std::string& where, int depth,
+                     std::uint64_t& items_left) {
   if (type == GgufType::kString) return GgufValue::string(c.str(where + " string"));
   if (type != GgufType::kArray) {
     GgufValue v;
     v.type = type;
     v.bits = c.uint(scalar_size(type), where + " value");
-    if (type == GgufType::kBool && v.bits > 1) c.fail(where + ": bool value " + std::to_string(v.bits) + " is not 0 or 1");
+    if (type == GgufType::kBool && v.bits > 1)
+      c.fail(where + ": bool value " + std::to_string(v.bits) + " is not 0 or 1");
     return v;
   }
-  if (depth >= kMaxArrayDepth) c.fail(where + ": arrays nested more than " + std::to_string(kMaxArrayDepth) + " deep");
+  if (depth >= kMaxArrayDepth)
+    c.fail(where + ": arrays nested more than " + std::to_string(kMaxArrayDepth) + " deep");
   GgufValue v;
   v.type = GgufType::kArray;
   v.elem_type = value_type(c, where + " array item type");
   const std::uint64_t count = c.u64(where + " array length");
-  const std::size_t min_item = v.elem_type == GgufType::kString ? 8
+  const std::size_t min_item = v.elem_type == GgufType::kString  ? 8
                                : v.elem_type == GgufType::kArray ? 12
                                                                  : scalar_size(v.elem_type);
   if (count > c.left() / min_item) {
@@ -339,7 +406,8 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& where, int dep
       v.items.back().type = v.elem_type;
       v.items.back().bits = c.uint(size, where);
     } else {
-      v.items.push_back(read_value(c, v.elem_type, where + "[" + std::to_string(i) + "]", depth + 1, items_left));
+      v.items.push_back(
+          read_value(c, v.elem_type, where + "[" + std::to_string(i) + "]", depth + 1, items_left));
     }
   }
   return v;
@@ -370,7 +438,8 @@ class GgufReader final : public ModelReader {
     // (An empty tensor's offset may lie past the end when the file stops
     // before the data section's padding.)
     if (mine.nbytes == 0) return {};
-    return image_.subspan(static_cast<std::size_t>(mine.offset), static_cast<std::size_t>(mine.nbytes));
+    return image_.subspan(static_cast<std::size_t>(mine.offset),
+                          static_cast<std::size_t>(mine.nbytes));
   }
   std::vector<float> read_f32(const TensorInfo& t) const override;
 
@@ -402,7 +471,8 @@ void GgufReader::parse() {
   Cursor c(image_, source_);
   const std::size_t magic_len = std::min<std::size_t>(image_.size(), 4);
   for (std::size_t i = 0; i < magic_len; ++i) {
-    if (std::to_integer<char>(image_[i]) != "GGUF"[i]) fail("not a GGUF file (bad magic bytes; expected GGUF)");
+    if (std::to_integer<char>(image_[i]) != "GGUF"[i])
+      fail("not a GGUF file (bad magic bytes; expected GGUF)");
   }
   c.take(4, "magic");
   const std::uint32_t version = c.u32("version");
@@ -413,7 +483,8 @@ void GgufReader::parse() {
   const std::uint64_t kv_count = c.u64("metadata count");
   // A kv pair takes at least 13 bytes (empty key, type, one-byte value), a
   // tensor info at least 24 (empty name, n_dims 0, type, offset).
-  if (kv_count > c.left() / 13) fail("metadata count " + std::to_string(kv_count) + " is more than the file can hold");
+  if (kv_count > c.left() / 13)
+    fail("metadata count " + std::to_string(kv_count) + " is more than the file can hold");
   kv_.reserve(static_cast<std::size_t>(kv_count));
   std::unordered_set<std::string> keys;
   std::uint64_t items_left = kMaxArrayItems;
@@ -432,7 +503,8 @@ void GgufReader::parse() {
   std::uint64_t alignment = kDefaultAlignment;
   for (const GgufKv& kv : kv_) {
     if (kv.first != kAlignmentKey) continue;
-    if (kv.second.type != GgufType::kU32 || kv.second.bits == 0 || !std::has_single_bit(kv.second.bits)) {
+    if (kv.second.type != GgufType::kU32 || kv.second.bits == 0 ||
+        !std::has_single_bit(kv.second.bits)) {
       fail(std::string(kAlignmentKey) + " must be a UINT32 power of two, not " +
            std::string(gguf_type_name(kv.second.type)) + " " + lowp::quoted(kv.second.to_text()));
     }
@@ -450,18 +522,20 @@ void GgufReader::parse() {
   for (TensorInfo& t : tensors_) {
     if (!names.insert(t.name).second) fail("duplicate tensor name " + lowp::quoted(t.name));
     if (t.offset % alignment != 0) {
-      fail("tensor " + lowp::quoted(t.name) + " offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
-           std::to_string(alignment));
+      fail("tensor " + lowp::quoted(t.name) + " offset " + std::to_string(t.offset) +
+           " is not a multiple of the alignment " + std::to_string(alignment));
     }
     if (t.offset > data_size || t.nbytes > data_size - t.offset) {
-      fail("tensor " + lowp::quoted(t.name) + " (" + std::to_string(t.nbytes) + " bytes at data offset " +
-           std::to_string(t.offset) + ") runs past the end of the file (data section has " +
-           std::to_string(data_size) + " bytes)");
+      fail("tensor " + lowp::quoted(t.name) + " (" + std::to_string(t.nbytes) +
+           " bytes at data offset " + std::to_string(t.offset) +
+           ") runs past the end of the file (data section has " + std::to_string(data_size) +
+           " bytes)");
     }
   }
   std::vector<std::size_t> order(tensors_.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return tensors_[a].offset < tensors_[b].offset; });
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return tensors_[a].offset < tensors_[b].offset; });
   const TensorInfo* prev = nullptr;
   for (std::size_t i : order) {
     const TensorInfo& t = tensors_[i];
@@ -479,7 +553,9 @@ void GgufReader::parse_tensor_info(Cursor& c, std::uint64_t index) {
   t.name = c.str("tensor info " + std::to_string(index) + " name");
   const std::string named = "tensor " + lowp::quoted(t.name);
   const std::uint32_t n_dims = c.u32(named + " n_dims");
-  if (n_dims > kMaxDims) fail(named + " has " + std::to_string(n_dims) + " dimensions (at most " + std::to_string(kMaxDims) + ")");
+  if (n_dims > kMaxDims)
+    fail(named + " has " + std::to_string(n_dims) + " dimensions (at most " +
+         std::to_string(kMaxDims) + ")");
   Entry e;
   for (std::uint32_t d = 0; d < n_dims; ++d) {
     const std::uint64_t n = c.u64(named + " ne[" + std::to_string(d) + "]");
@@ -497,8 +573,8 @@ void GgufReader::parse_tensor_info(Cursor& c, std::uint64_t index) {
   for (std::size_t d = e.ne.size(); d-- > 0;) t.shape.push_back(static_cast<std::int64_t>(e.ne[d]));
   const std::uint64_t ne0 = e.ne.empty() ? 1 : e.ne[0];
   if (ne0 % e.type->block != 0) {
-    fail(named + " of type " + t.dtype + " has ne[0] = " + std::to_string(ne0) + ", not a multiple of the block size " +
-         std::to_string(e.type->block));
+    fail(named + " of type " + t.dtype + " has ne[0] = " + std::to_string(ne0) +
+         ", not a multiple of the block size " + std::to_string(e.type->block));
   }
   const std::optional<std::uint64_t> nbytes = ggml_nbytes(*e.type, e.ne);
   if (!nbytes) fail(named + " has too many elements");
@@ -510,7 +586,8 @@ void GgufReader::parse_tensor_info(Cursor& c, std::uint64_t index) {
 float fp16_to_f32(std::uint16_t h) { return decode_f32(kFp16, h); }
 
 std::uint16_t load16(const std::byte* p) {
-  return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) | (std::to_integer<unsigned>(p[1]) << 8));
+  return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) |
+                                    (std::to_integer<unsigned>(p[1]) << 8));
 }
 
 // The ggml blocks of n elements at p (copied: a tensor's data need not be
@@ -526,7 +603,9 @@ std::vector<float> GgufReader::read_f32(const TensorInfo& t) const {
   const std::size_t index = index_of(t);
   const TensorInfo& info = tensors_[index];
   const GgmlType& type = *entries_[index].type;
-  if (!type.is_float) fail("tensor " + lowp::quoted(info.name) + " has type " + info.dtype + ", which lowp cannot decode");
+  if (!type.is_float)
+    fail("tensor " + lowp::quoted(info.name) + " has type " + info.dtype +
+         ", which lowp cannot decode");
   const std::span<const std::byte> bytes = raw(info);
   const std::size_t n = static_cast<std::size_t>(bytes.size() / type.size * type.block);
   std::vector<float> out(n);
@@ -539,7 +618,8 @@ std::vector<float> GgufReader::read_f32(const TensorInfo& t) const {
       for (std::size_t i = 0; i < n; ++i) out[i] = fp16_to_f32(load16(p + 2 * i));
       break;
     case kBF16:
-      for (std::size_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(std::uint32_t{load16(p + 2 * i)} << 16);
+      for (std::size_t i = 0; i < n; ++i)
+        out[i] = std::bit_cast<float>(std::uint32_t{load16(p + 2 * i)} << 16);
       break;
     case kQ8_0:
       ggml_q8_0_dequantize(blocks_of<GgmlBlockQ8_0>(p, n), out);
@@ -566,13 +646,15 @@ std::vector<float> GgufReader::read_f32(const TensorInfo& t) const {
 
 }  // namespace
 
-std::unique_ptr<ModelReader> parse_gguf(std::span<const std::byte> image, std::string source, ImageOwner owner) {
+std::unique_ptr<ModelReader> parse_gguf(std::span<const std::byte> image, std::string source,
+                                        ImageOwner owner) {
   return std::make_unique<GgufReader>(image, std::move(source), std::move(owner));
 }
 
 const std::vector<GgufKv>& gguf_kv(const ModelReader& reader) {
   const auto* g = dynamic_cast<const GgufReader*>(&reader);
-  if (g == nullptr) throw Error("not a GGUF file: " + std::string(reader.kind()) + " files have no GGUF metadata");
+  if (g == nullptr)
+    throw Error("not a GGUF file: " + std::string(reader.kind()) + " files have no GGUF metadata");
   return g->kv();
 }
 

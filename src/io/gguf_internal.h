@@ -27,7 +27,7 @@ struct GgmlType {
 // ggml type numbers lowp decodes.
 inline constexpr std::uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kBF16 = 30, kMxfp4 = 39;
 
-const GgmlType* ggml_type_by_id(std::uint32_t id);        // null if unknown or removed
+const GgmlType* ggml_type_by_id(std::uint32_t id);         // null if unknown or removed
 const GgmlType* ggml_type_by_name(std::string_view name);  // null if unknown
 const GgmlType* ggml_type_by_format(const Format& f);      // the type holding f's codes, or null
 

@@ -37,7 +37,8 @@ constexpr int kMaxArrayDepth = 8;  // as the reader accepts
 class Buffer {
  public:
   void uint(std::uint64_t v, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) bytes_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
+    for (std::size_t i = 0; i < n; ++i)
+      bytes_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
   }
   void chars(std::string_view s) {
     for (char ch : s) bytes_.push_back(static_cast<std::byte>(ch));
@@ -54,9 +55,11 @@ class Buffer {
 
 // An empty string if `v` can be written as is, else what is wrong with it.
 std::string value_problem(const GgufValue& v, int depth) {
-  if (static_cast<std::uint32_t>(v.type) > static_cast<std::uint32_t>(GgufType::kF64)) return "unknown value type";
+  if (static_cast<std::uint32_t>(v.type) > static_cast<std::uint32_t>(GgufType::kF64))
+    return "unknown value type";
   if (v.type == GgufType::kArray) {
-    if (depth >= kMaxArrayDepth) return "arrays nested more than " + std::to_string(kMaxArrayDepth) + " deep";
+    if (depth >= kMaxArrayDepth)
+      return "arrays nested more than " + std::to_string(kMaxArrayDepth) + " deep";
     for (std::size_t i = 0; i < v.items.size(); ++i) {
       if (v.items[i].type != v.elem_type) {
         return "item " + std::to_string(i) + " is " + std::string(gguf_type_name(v.items[i].type)) +
@@ -85,7 +88,9 @@ void put_value(Buffer& b, const GgufValue& v) {
   }
 }
 
-std::uint64_t align_up(std::uint64_t n, std::uint64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
+std::uint64_t align_up(std::uint64_t n, std::uint64_t alignment) {
+  return (n + alignment - 1) / alignment * alignment;
+}
 
 }  // namespace
 
@@ -97,11 +102,13 @@ void write_gguf(const std::filesystem::path& path, std::span<const GgufKv> kv,
   std::uint64_t alignment = kDefaultAlignment;
   std::unordered_set<std::string_view> keys;
   for (const GgufKv& entry : kv) {
-    if (!keys.insert(entry.first).second) fail("duplicate metadata key " + lowp::quoted(entry.first));
+    if (!keys.insert(entry.first).second)
+      fail("duplicate metadata key " + lowp::quoted(entry.first));
     const std::string problem = value_problem(entry.second, 0);
     if (!problem.empty()) fail("metadata " + lowp::quoted(entry.first) + ": " + problem);
     if (entry.first == kAlignmentKey) {
-      if (entry.second.type != GgufType::kU32 || entry.second.bits == 0 || !std::has_single_bit(entry.second.bits)) {
+      if (entry.second.type != GgufType::kU32 || entry.second.bits == 0 ||
+          !std::has_single_bit(entry.second.bits)) {
         fail(std::string(kAlignmentKey) + " must be a UINT32 power of two");
       }
       alignment = entry.second.bits;
@@ -124,7 +131,8 @@ void write_gguf(const std::filesystem::path& path, std::span<const GgufKv> kv,
   for (const OutputTensor& t : tensors) {
     const std::string named = "tensor " + lowp::quoted(t.name);
     if (!names.insert(t.name).second) fail("duplicate tensor name " + lowp::quoted(t.name));
-    if (t.shape.size() > 8) fail(named + " has " + std::to_string(t.shape.size()) + " dimensions (at most 8)");
+    if (t.shape.size() > 8)
+      fail(named + " has " + std::to_string(t.shape.size()) + " dimensions (at most 8)");
     std::uint64_t nbytes = 0;
     try {
       nbytes = gguf_tensor_nbytes(t.dtype, t.shape);
@@ -132,26 +140,30 @@ void write_gguf(const std::filesystem::path& path, std::span<const GgufKv> kv,
       fail(named + ": " + e.what());
     }
     if (nbytes != t.nbytes) {
-      fail(named + " of type " + t.dtype + " needs " + std::to_string(nbytes) + " bytes, not " + std::to_string(t.nbytes));
+      fail(named + " of type " + t.dtype + " needs " + std::to_string(nbytes) + " bytes, not " +
+           std::to_string(t.nbytes));
     }
     header.str(t.name);
     header.uint(t.shape.size(), 4);
-    for (std::size_t d = t.shape.size(); d-- > 0;) header.uint(static_cast<std::uint64_t>(t.shape[d]), 8);
+    for (std::size_t d = t.shape.size(); d-- > 0;)
+      header.uint(static_cast<std::uint64_t>(t.shape[d]), 8);
     header.uint(ggml_type_by_name(t.dtype)->id, 4);
     header.uint(offset, 8);
     const std::uint64_t padded = align_up(nbytes, alignment);
-    if (padded < nbytes || padded > std::numeric_limits<std::uint64_t>::max() - offset) fail("tensor data too large");
+    if (padded < nbytes || padded > std::numeric_limits<std::uint64_t>::max() - offset)
+      fail("tensor data too large");
     offset += padded;
   }
 
   AtomicFile out(path);
   out.write(header.bytes());
-  out.write_zeros(static_cast<std::size_t>(align_up(header.bytes().size(), alignment) - header.bytes().size()));
+  out.write_zeros(
+      static_cast<std::size_t>(align_up(header.bytes().size(), alignment) - header.bytes().size()));
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const std::vector<std::byte> bytes = produce(i);
     if (bytes.size() != tensors[i].nbytes) {
-      fail("tensor " + lowp::quoted(tensors[i].name) + ": got " + std::to_string(bytes.size()) + " bytes, expected " +
-           std::to_string(tensors[i].nbytes));
+      fail("tensor " + lowp::quoted(tensors[i].name) + ": got " + std::to_string(bytes.size()) +
+           " bytes, expected " + std::to_string(tensors[i].nbytes));
     }
     out.write(bytes);
     out.write_zeros(static_cast<std::size_t>(align_up(bytes.size(), alignment) - bytes.size()));

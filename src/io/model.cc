@@ -62,7 +62,8 @@ std::unique_ptr<ModelReader> open_model(const std::filesystem::path& path) {
   const std::span<const std::byte> image = file->bytes();
   const std::string source = path.string();
   auto starts_with = [&](std::string_view magic) {
-    return image.size() >= magic.size() && std::memcmp(image.data(), magic.data(), magic.size()) == 0;
+    return image.size() >= magic.size() &&
+           std::memcmp(image.data(), magic.data(), magic.size()) == 0;
   };
   if (starts_with("GGUF")) return parse_gguf(image, source, file);
   if (starts_with("\x93NUMPY")) return parse_npy_model(image, source, file);
@@ -70,7 +71,8 @@ std::unique_ptr<ModelReader> open_model(const std::filesystem::path& path) {
   const std::string ext = path.extension().string();
   if (ext == ".safetensors") return parse_safetensors(image, source, file);
   if (ext == ".onnx") return parse_onnx(image, source, file);
-  throw Error(source + ": unknown model file kind (expected .safetensors, .gguf, .onnx, .npy or .npz)");
+  throw Error(source +
+              ": unknown model file kind (expected .safetensors, .gguf, .onnx, .npy or .npz)");
 }
 
 }  // namespace lowp::io

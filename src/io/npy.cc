@@ -34,9 +34,9 @@ namespace lowp::io {
 namespace {
 
 constexpr std::array<unsigned char, 6> kMagic = {0x93, 'N', 'U', 'M', 'P', 'Y'};
-constexpr std::size_t kArrayAlign = 64;         // numpy's ARRAY_ALIGN
+constexpr std::size_t kArrayAlign = 64;           // numpy's ARRAY_ALIGN
 constexpr std::size_t kGrowthAxisMaxDigits = 21;  // numpy's GROWTH_AXIS_MAX_DIGITS
-constexpr std::size_t kMaxDims = 64;             // numpy 2's NPY_MAXDIMS
+constexpr std::size_t kMaxDims = 64;              // numpy 2's NPY_MAXDIMS
 
 struct DTypeInfo {
   DType dtype;
@@ -101,7 +101,8 @@ std::optional<std::size_t> checked_element_count(std::span<const std::int64_t> s
   return count;
 }
 
-std::optional<std::size_t> checked_byte_count(std::span<const std::int64_t> shape, std::size_t itemsize) {
+std::optional<std::size_t> checked_byte_count(std::span<const std::int64_t> shape,
+                                              std::size_t itemsize) {
   const std::optional<std::size_t> count = checked_element_count(shape);
   if (!count || (itemsize != 0 && *count > std::numeric_limits<std::size_t>::max() / itemsize)) {
     return std::nullopt;
@@ -140,8 +141,8 @@ Preamble parse_preamble(std::span<const std::byte> first, std::string_view sourc
   const int major = std::to_integer<int>(first[6]);
   const int minor = std::to_integer<int>(first[7]);
   if ((major != 1 && major != 2 && major != 3) || minor != 0) {
-    fail(source, "unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
-                     " (supported: 1.0, 2.0, 3.0)");
+    fail(source, "unsupported .npy format version " + std::to_string(major) + "." +
+                     std::to_string(minor) + " (supported: 1.0, 2.0, 3.0)");
   }
   p.major = major;
   const std::size_t len_bytes = major == 1 ? 2 : 4;
@@ -153,9 +154,11 @@ Preamble parse_preamble(std::span<const std::byte> first, std::string_view sourc
   return p;
 }
 
-[[noreturn]] void fail_header_past_eof(std::string_view source, const Preamble& p, std::size_t available) {
-  fail(source, "header length " + std::to_string(p.header_len) + " runs past the end of the file (only " +
-                   std::to_string(available) + " bytes follow the preamble)");
+[[noreturn]] void fail_header_past_eof(std::string_view source, const Preamble& p,
+                                       std::size_t available) {
+  fail(source, "header length " + std::to_string(p.header_len) +
+                   " runs past the end of the file (only " + std::to_string(available) +
+                   " bytes follow the preamble)");
 }
 
 // ---- the header dict ----
@@ -220,7 +223,8 @@ class HeaderParser {
 
     Header h;
     h.dtype = dtype_from_descr(*descr);
-    if (*fortran) fail(source_, "Fortran-order arrays are not supported; save with np.ascontiguousarray");
+    if (*fortran)
+      fail(source_, "Fortran-order arrays are not supported; save with np.ascontiguousarray");
     h.shape = std::move(*shape);
     const std::optional<std::size_t> bytes = checked_byte_count(h.shape, dtype_size(h.dtype));
     if (!bytes) {
@@ -241,8 +245,8 @@ class HeaderParser {
     ++pos_;
   }
   void skip_ws() {
-    while (pos_ < text_.size() &&
-           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
+                                   text_[pos_] == '\n' || text_[pos_] == '\r')) {
       ++pos_;
     }
   }
@@ -261,7 +265,8 @@ class HeaderParser {
   }
 
   bool boolean() {
-    for (auto [word, value] : {std::pair{std::string_view("True"), true}, std::pair{std::string_view("False"), false}}) {
+    for (auto [word, value] :
+         {std::pair{std::string_view("True"), true}, std::pair{std::string_view("False"), false}}) {
       if (text_.substr(pos_, word.size()) == word) {
         pos_ += word.size();
         return value;
@@ -278,7 +283,8 @@ class HeaderParser {
     skip_ws();
     bool single_needs_comma = true;
     while (!at(')')) {
-      if (dims.size() == kMaxDims) malformed("shape has more than " + std::to_string(kMaxDims) + " dimensions");
+      if (dims.size() == kMaxDims)
+        malformed("shape has more than " + std::to_string(kMaxDims) + " dimensions");
       dims.push_back(integer());
       skip_ws();
       if (at(',')) {
@@ -297,18 +303,21 @@ class HeaderParser {
   std::int64_t integer() {
     const bool negative = at('-');
     if (negative) ++pos_;
-    if (pos_ >= text_.size() || text_[pos_] < '0' || text_[pos_] > '9') malformed("expected an integer in shape");
+    if (pos_ >= text_.size() || text_[pos_] < '0' || text_[pos_] > '9')
+      malformed("expected an integer in shape");
     std::uint64_t v = 0;
     bool too_big = false;
     while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
       const auto digit = static_cast<std::uint64_t>(text_[pos_] - '0');
-      if (v > (static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) - digit) / 10) too_big = true;
+      if (v > (static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) - digit) / 10)
+        too_big = true;
       if (!too_big) v = v * 10 + digit;
       ++pos_;
     }
     if (at('L')) ++pos_;  // Python 2 long suffix, as in headers written by numpy on Python 2
     if (negative && v != 0) {
-      fail(source_, "negative dimension -" + (too_big ? std::string("<huge>") : std::to_string(v)) + " in shape");
+      fail(source_, "negative dimension -" + (too_big ? std::string("<huge>") : std::to_string(v)) +
+                        " in shape");
     }
     if (too_big) fail(source_, "dimension in shape does not fit in 64 bits");
     return static_cast<std::int64_t>(v);
@@ -326,7 +335,8 @@ class HeaderParser {
     if (found == nullptr || (order != '<' && order != '>' && order != '|' && order != '=')) {
       std::string hint;
       if (!code.empty() && code[0] == 'O') hint = " (object arrays are not supported)";
-      if (!code.empty() && (code[0] == 'U' || code[0] == 'S')) hint = " (string arrays are not supported)";
+      if (!code.empty() && (code[0] == 'U' || code[0] == 'S'))
+        hint = " (string arrays are not supported)";
       fail(source_, "unsupported dtype " + shown + hint);
     }
     // Byte order: 1-byte types have none. For wider types '<' is little-endian,
@@ -335,7 +345,8 @@ class HeaderParser {
     // (bfloat16 saved as '|V2'); '>' is big-endian.
     const bool little_host = std::endian::native == std::endian::little;
     if (found->size == 1) return found->dtype;
-    if (order == '<' || (order == '=' && little_host) || (order == '|' && code[0] == 'V')) return found->dtype;
+    if (order == '<' || (order == '=' && little_host) || (order == '|' && code[0] == 'V'))
+      return found->dtype;
     if (order == '|') fail(source_, "unsupported dtype " + shown + " (a byte order is required)");
     fail(source_, "big-endian arrays are not supported (dtype " + shown + ")");
   }
@@ -345,13 +356,17 @@ class HeaderParser {
   std::size_t pos_ = 0;
 };
 
-void check_data_length(std::size_t expected, std::size_t found, bool found_is_lower_bound, std::string_view source) {
+void check_data_length(std::size_t expected, std::size_t found, bool found_is_lower_bound,
+                       std::string_view source) {
   if (found < expected) {
-    fail(source, "truncated: expected " + std::to_string(expected) + " data bytes, found " + std::to_string(found));
+    fail(source, "truncated: expected " + std::to_string(expected) + " data bytes, found " +
+                     std::to_string(found));
   }
   if (found > expected) {
-    fail(source, "trailing bytes after the array data: expected " + std::to_string(expected) + " data bytes, found " +
-                     (found_is_lower_bound ? "more than " + std::to_string(expected) : std::to_string(found)));
+    fail(source, "trailing bytes after the array data: expected " + std::to_string(expected) +
+                     " data bytes, found " +
+                     (found_is_lower_bound ? "more than " + std::to_string(expected)
+                                           : std::to_string(found)));
   }
 }
 
@@ -416,7 +431,8 @@ NpyLayout parse_npy_layout(std::span<const std::byte> bytes, std::string_view so
   const std::size_t after_prefix = bytes.size() - p.prefix_len;
   if (p.header_len > after_prefix) fail_header_past_eof(source, p, after_prefix);
   const auto header_bytes = bytes.subspan(p.prefix_len, p.header_len);
-  const std::string_view text(reinterpret_cast<const char*>(header_bytes.data()), header_bytes.size());
+  const std::string_view text(reinterpret_cast<const char*>(header_bytes.data()),
+                              header_bytes.size());
   Header h = HeaderParser(text, source).parse();
   const std::size_t data_offset = p.prefix_len + p.header_len;
   check_data_length(h.data_bytes, bytes.size() - data_offset, false, source);
@@ -437,7 +453,9 @@ NpyArray read_npy(const std::filesystem::path& path) {
   const std::string source = path.string();
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   // "cannot open 'path': <reason>" already names the file; no prefix needed.
-  auto cannot_open = [&](int err) { throw Error("cannot open '" + source + "': " + errno_text(err)); };
+  auto cannot_open = [&](int err) {
+    throw Error("cannot open '" + source + "': " + errno_text(err));
+  };
   if (fd.get() < 0) cannot_open(errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) cannot_open(errno);
@@ -452,13 +470,16 @@ NpyArray read_npy(const std::filesystem::path& path) {
   std::vector<std::byte> buf;
   read_up_to(fd.get(), 12, buf, source);
   const Preamble p = parse_preamble(buf, source);
-  const std::uint64_t after_prefix = regular ? file_size - std::min<std::uint64_t>(file_size, p.prefix_len) : 0;
-  if (regular && p.header_len > after_prefix) fail_header_past_eof(source, p, static_cast<std::size_t>(after_prefix));
+  const std::uint64_t after_prefix =
+      regular ? file_size - std::min<std::uint64_t>(file_size, p.prefix_len) : 0;
+  if (regular && p.header_len > after_prefix)
+    fail_header_past_eof(source, p, static_cast<std::size_t>(after_prefix));
   const std::size_t data_offset = p.prefix_len + p.header_len;  // header_len < 2^32: no overflow
   if (buf.size() < data_offset) read_up_to(fd.get(), data_offset - buf.size(), buf, source);
   if (buf.size() < data_offset) fail_header_past_eof(source, p, buf.size() - p.prefix_len);
 
-  const std::string_view text(reinterpret_cast<const char*>(buf.data() + p.prefix_len), p.header_len);
+  const std::string_view text(reinterpret_cast<const char*>(buf.data() + p.prefix_len),
+                              p.header_len);
   Header h = HeaderParser(text, source).parse();
 
   NpyArray a;
@@ -469,14 +490,16 @@ NpyArray read_npy(const std::filesystem::path& path) {
   if (regular && file_size >= data_offset && h.data_bytes <= file_size - data_offset) {
     a.data.reserve(h.data_bytes);  // bounded by the real file size
   }
-  if (a.data.size() < h.data_bytes) read_up_to(fd.get(), h.data_bytes - a.data.size(), a.data, source);
+  if (a.data.size() < h.data_bytes)
+    read_up_to(fd.get(), h.data_bytes - a.data.size(), a.data, source);
   if (a.data.size() < h.data_bytes) check_data_length(h.data_bytes, a.data.size(), false, source);
   // Anything after the data is an error too; probe for one more byte.
   std::vector<std::byte> extra;
   read_up_to(fd.get(), 1, extra, source);
   if (a.data.size() > h.data_bytes || !extra.empty()) {
     if (regular && file_size >= data_offset) {
-      check_data_length(h.data_bytes, static_cast<std::size_t>(file_size - data_offset), false, source);
+      check_data_length(h.data_bytes, static_cast<std::size_t>(file_size - data_offset), false,
+                        source);
     }
     check_data_length(h.data_bytes, h.data_bytes + 1, true, source);
   }
@@ -512,7 +535,8 @@ std::vector<std::byte> npy_header(DType dtype, std::span<const std::int64_t> sha
   std::string out(kMagic.begin(), kMagic.end());
   out += static_cast<char>(prefix == 10 ? 1 : 2);
   out += '\0';
-  for (std::size_t i = 0; i < prefix - 8; ++i) out += static_cast<char>((total_len >> (8 * i)) & 0xff);
+  for (std::size_t i = 0; i < prefix - 8; ++i)
+    out += static_cast<char>((total_len >> (8 * i)) & 0xff);
   out += dict;
   out.append(pad, ' ');
   out += '\n';
@@ -526,12 +550,14 @@ std::vector<std::byte> serialize_checked(DType dtype, std::span<const std::int64
   for (std::int64_t d : shape) {
     if (d < 0) fail(source, "negative dimension in shape " + shape_repr(shape));
   }
-  if (shape.size() > kMaxDims) fail(source, "shape has more than " + std::to_string(kMaxDims) + " dimensions");
+  if (shape.size() > kMaxDims)
+    fail(source, "shape has more than " + std::to_string(kMaxDims) + " dimensions");
   const std::optional<std::size_t> expected = checked_byte_count(shape, dtype_size(dtype));
   if (!expected) fail(source, "shape " + shape_repr(shape) + " is too large");
   if (*expected != data.size()) {
-    fail(source, "data has " + std::to_string(data.size()) + " bytes but a " + std::string(dtype_name(dtype)) +
-                     " array of shape " + shape_repr(shape) + " needs " + std::to_string(*expected));
+    fail(source, "data has " + std::to_string(data.size()) + " bytes but a " +
+                     std::string(dtype_name(dtype)) + " array of shape " + shape_repr(shape) +
+                     " needs " + std::to_string(*expected));
   }
   std::vector<std::byte> out = npy_header(dtype, shape);
   out.insert(out.end(), data.begin(), data.end());

@@ -29,7 +29,8 @@ namespace {
 
 std::uint64_t le(std::span<const std::byte> b, std::size_t at, int n) {
   std::uint64_t v = 0;
-  for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<std::uint64_t>(b[at + static_cast<std::size_t>(i)]);
+  for (int i = n - 1; i >= 0; --i)
+    v = (v << 8) | static_cast<std::uint64_t>(b[at + static_cast<std::size_t>(i)]);
   return v;
 }
 
@@ -61,7 +62,8 @@ std::vector<float> npy_to_f32(const NpyLayout& layout, std::span<const std::byte
       break;
     }
     default:
-      throw Error(what + ": dtype " + std::string(dtype_name(layout.dtype)) + " is not a float array");
+      throw Error(what + ": dtype " + std::string(dtype_name(layout.dtype)) +
+                  " is not a float array");
   }
   return out;
 }
@@ -74,7 +76,7 @@ bool is_float_dtype(DType t) {
 struct Member {
   std::span<const std::byte> stored;  // the .npy image (stored) or the deflate stream
   bool deflated = false;
-  std::uint64_t size = 0;             // uncompressed .npy image size
+  std::uint64_t size = 0;  // uncompressed .npy image size
   std::uint32_t crc = 0;
   NpyLayout layout;
 };
@@ -91,21 +93,27 @@ class NpyReader final : public ModelReader {
   std::vector<float> read_f32(const TensorInfo& t) const override {
     const Member& m = member(t);
     const std::string what = source_ + ": tensor " + quoted(t.name);
-    if (!m.deflated) return npy_to_f32(m.layout, m.stored.subspan(m.layout.data_offset, m.layout.data_bytes), what);
+    if (!m.deflated)
+      return npy_to_f32(m.layout, m.stored.subspan(m.layout.data_offset, m.layout.data_bytes),
+                        what);
     const std::vector<std::byte> image = inflate(m, t.name);
-    return npy_to_f32(m.layout, std::span(image).subspan(m.layout.data_offset, m.layout.data_bytes), what);
+    return npy_to_f32(m.layout, std::span(image).subspan(m.layout.data_offset, m.layout.data_bytes),
+                      what);
   }
 
   std::span<const std::byte> raw(const TensorInfo& t) const override {
     const Member& m = member(t);
-    if (m.deflated) fail(source_, "tensor " + quoted(t.name) + " is compressed; read it with read_f32");
+    if (m.deflated)
+      fail(source_, "tensor " + quoted(t.name) + " is compressed; read it with read_f32");
     return m.stored.subspan(m.layout.data_offset, m.layout.data_bytes);
   }
 
   void add(std::string name, Member m, std::uint64_t file_offset) {
     if (!names_.insert(name).second) fail(source_, "two arrays are named " + quoted(name));
-    if (m.deflated) m.layout = parse_npy_layout(inflate(m, name), source_ + ": " + name + ".npy");
-    else m.layout = parse_npy_layout(m.stored, source_ + (kind_ == "npz" ? ": " + name + ".npy" : ""));
+    if (m.deflated)
+      m.layout = parse_npy_layout(inflate(m, name), source_ + ": " + name + ".npy");
+    else
+      m.layout = parse_npy_layout(m.stored, source_ + (kind_ == "npz" ? ": " + name + ".npy" : ""));
     TensorInfo t;
     t.name = std::move(name);
     t.dtype = std::string(dtype_name(m.layout.dtype));
@@ -138,9 +146,11 @@ class NpyReader final : public ModelReader {
     const std::uint64_t produced = z.total_out;
     inflateEnd(&z);
     if (rc != Z_STREAM_END || produced != m.size) {
-      fail(source_, what + " does not inflate to its recorded " + std::to_string(m.size) + " bytes");
+      fail(source_,
+           what + " does not inflate to its recorded " + std::to_string(m.size) + " bytes");
     }
-    const auto crc = static_cast<std::uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(out.data()), static_cast<uInt>(out.size())));
+    const auto crc = static_cast<std::uint32_t>(
+        crc32(0L, reinterpret_cast<const Bytef*>(out.data()), static_cast<uInt>(out.size())));
     if (crc != m.crc) fail(source_, what + " fails its CRC-32 check");
     return out;
   }
@@ -175,7 +185,8 @@ std::unique_ptr<ModelReader> parse_npz(std::span<const std::byte> image, std::st
                                        ImageOwner owner) {
   const std::size_t size = image.size();
   auto need = [&](std::uint64_t at, std::uint64_t n, const char* what) {
-    if (at > size || n > size - at) fail(source, std::string("zip ") + what + " lies past the end of the file");
+    if (at > size || n > size - at)
+      fail(source, std::string("zip ") + what + " lies past the end of the file");
   };
   // Step 1: the end-of-central-directory record, within the last 64 KiB + 22 bytes.
   if (size < 22) fail(source, "too short to be a zip (npz) archive");
@@ -193,16 +204,19 @@ std::unique_ptr<ModelReader> parse_npz(std::span<const std::byte> image, std::st
   std::uint64_t cd_offset = le(image, *eocd + 16, 4);
   if (entries == 0xFFFF || cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) {
     // Step 1b: zip64 — the locator sits just before the classic record.
-    if (*eocd < 20 || le(image, *eocd - 20, 4) != kZip64Locator) fail(source, "missing zip64 locator");
+    if (*eocd < 20 || le(image, *eocd - 20, 4) != kZip64Locator)
+      fail(source, "missing zip64 locator");
     const std::uint64_t z64 = le(image, *eocd - 20 + 8, 8);
     need(z64, 56, "zip64 end record");
-    if (le(image, static_cast<std::size_t>(z64), 4) != kZip64Eocd) fail(source, "bad zip64 end record");
+    if (le(image, static_cast<std::size_t>(z64), 4) != kZip64Eocd)
+      fail(source, "bad zip64 end record");
     entries = le(image, static_cast<std::size_t>(z64) + 32, 8);
     cd_size = le(image, static_cast<std::size_t>(z64) + 40, 8);
     cd_offset = le(image, static_cast<std::size_t>(z64) + 48, 8);
   }
   need(cd_offset, cd_size, "central directory");
-  if (entries > cd_size / 46) fail(source, "zip central directory is too small for " + std::to_string(entries) + " entries");
+  if (entries > cd_size / 46)
+    fail(source, "zip central directory is too small for " + std::to_string(entries) + " entries");
 
   auto reader = std::make_unique<NpyReader>("npz", source, std::move(owner));
   // Step 2: each central directory entry, then its local header and data.
@@ -222,13 +236,16 @@ std::unique_ptr<ModelReader> parse_npz(std::span<const std::byte> image, std::st
     const std::uint64_t extra_len = le(image, c + 30, 2);
     const std::uint64_t comment_len = le(image, c + 32, 2);
     std::uint64_t local = le(image, c + 42, 4);
-    if (at + 46 + name_len + extra_len + comment_len > cd_end) fail(source, "zip central directory entry runs past its directory");
-    const std::string name(reinterpret_cast<const char*>(image.data() + c + 46), static_cast<std::size_t>(name_len));
+    if (at + 46 + name_len + extra_len + comment_len > cd_end)
+      fail(source, "zip central directory entry runs past its directory");
+    const std::string name(reinterpret_cast<const char*>(image.data() + c + 46),
+                           static_cast<std::size_t>(name_len));
     // The zip64 extra field holds, in order, the fields whose 32-bit slots are all ones.
     for (std::uint64_t x = at + 46 + name_len; x + 4 <= at + 46 + name_len + extra_len;) {
       const auto id = le(image, static_cast<std::size_t>(x), 2);
       const std::uint64_t len = le(image, static_cast<std::size_t>(x) + 2, 2);
-      if (x + 4 + len > at + 46 + name_len + extra_len) fail(source, "zip extra field of " + quoted(name) + " runs past its entry");
+      if (x + 4 + len > at + 46 + name_len + extra_len)
+        fail(source, "zip extra field of " + quoted(name) + " runs past its entry");
       if (id == 0x0001) {
         std::uint64_t p = x + 4;
         auto take = [&](std::uint64_t& field) {
@@ -250,18 +267,21 @@ std::unique_ptr<ModelReader> parse_npz(std::span<const std::byte> image, std::st
     }
     if (flags & 1) fail(source, "member " + quoted(name) + " is encrypted");
     if (method != 0 && method != 8) {
-      fail(source, "member " + quoted(name) + " uses zip compression method " + std::to_string(method) +
-                       " (only stored and deflate are supported)");
+      fail(source, "member " + quoted(name) + " uses zip compression method " +
+                       std::to_string(method) + " (only stored and deflate are supported)");
     }
     need(local, 30, "local header");
-    if (le(image, static_cast<std::size_t>(local), 4) != kLocal) fail(source, "bad zip local header for " + quoted(name));
+    if (le(image, static_cast<std::size_t>(local), 4) != kLocal)
+      fail(source, "bad zip local header for " + quoted(name));
     const std::uint64_t data = local + 30 + le(image, static_cast<std::size_t>(local) + 26, 2) +
                                le(image, static_cast<std::size_t>(local) + 28, 2);
     need(data, compressed, "member data");
-    if (method == 0 && compressed != uncompressed) fail(source, "stored member " + quoted(name) + " has two different sizes");
+    if (method == 0 && compressed != uncompressed)
+      fail(source, "stored member " + quoted(name) + " has two different sizes");
     // Deflate expands at most ~1032:1; a larger claim is a decompression bomb.
     if (method == 8 && uncompressed > compressed * 1100 + 1024) {
-      fail(source, "member " + quoted(name) + " claims an implausible " + std::to_string(uncompressed) + " bytes");
+      fail(source, "member " + quoted(name) + " claims an implausible " +
+                       std::to_string(uncompressed) + " bytes");
     }
     Member m;
     m.stored = image.subspan(static_cast<std::size_t>(data), static_cast<std::size_t>(compressed));

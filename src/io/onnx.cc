@@ -117,11 +117,21 @@ class Parser {
     auto& md = out_.metadata_;
     while (r.next(f)) {
       switch (f.number) {
-        case 1: md.emplace_back("ir_version", std::to_string(r.int64(f, "ir_version"))); break;
-        case 2: md.emplace_back("producer_name", std::string(r.string(f, "producer_name"))); break;
-        case 3: md.emplace_back("producer_version", std::string(r.string(f, "producer_version"))); break;
-        case 4: md.emplace_back("domain", std::string(r.string(f, "domain"))); break;
-        case 5: md.emplace_back("model_version", std::to_string(r.int64(f, "model_version"))); break;
+        case 1:
+          md.emplace_back("ir_version", std::to_string(r.int64(f, "ir_version")));
+          break;
+        case 2:
+          md.emplace_back("producer_name", std::string(r.string(f, "producer_name")));
+          break;
+        case 3:
+          md.emplace_back("producer_version", std::string(r.string(f, "producer_version")));
+          break;
+        case 4:
+          md.emplace_back("domain", std::string(r.string(f, "domain")));
+          break;
+        case 5:
+          md.emplace_back("model_version", std::to_string(r.int64(f, "model_version")));
+          break;
         case 7:
           if (has_graph) r.fail_at(f.tag_offset, "more than one graph");
           has_graph = true;
@@ -154,7 +164,8 @@ class Parser {
           md.emplace_back("metadata_props." + key, value);
           break;
         }
-        default: break;
+        default:
+          break;
       }
     }
     if (!has_graph) throw Error(out_.source() + ": not an ONNX model (ModelProto has no graph)");
@@ -266,7 +277,8 @@ class Parser {
       p.info.nbytes = f.size;
       if (kind == Storage::kPackedFixed32 || kind == Storage::kPackedFixed64) {
         const std::size_t w = kind == Storage::kPackedFixed32 ? 4 : 8;
-        if (f.size % w != 0) r.fail_at(f.tag_offset, "packed data length not a multiple of " + std::to_string(w));
+        if (f.size % w != 0)
+          r.fail_at(f.tag_offset, "packed data length not a multiple of " + std::to_string(w));
         p.values = f.size / w;
       } else if (kind == Storage::kPackedVarint) {
         std::size_t pos = f.offset;
@@ -287,7 +299,8 @@ class Parser {
     TensorParse p;
     pb::Field f;
     auto fail = [&](const std::string& what) -> void {
-      const std::string who = p.info.name.empty() ? "" : "tensor " + lowp::quoted(p.info.name) + ": ";
+      const std::string who =
+          p.info.name.empty() ? "" : "tensor " + lowp::quoted(p.info.name) + ": ";
       throw Error(out_.source() + ": " + who + what + " (in " + r.context().message + ")");
     };
     while (r.next(f)) {
@@ -303,15 +316,29 @@ class Parser {
           p.data_type = r.int32(f, "data_type");
           p.has_type = true;
           break;
-        case 3: r.fail_at(f.tag_offset, "segmented tensors are not supported");
+        case 3:
+          r.fail_at(f.tag_offset, "segmented tensors are not supported");
         case 8:
           p.info.name = r.string(f, "name");
           p.has_name = true;
           break;
-        case 13: p.external = true; break;
-        case 14: if (r.int64(f, "data_location") == 1) p.external = true; break;
-        case 4: case 5: case 6: case 7: case 9: case 10: case 11: data(r, f, p); break;
-        default: break;
+        case 13:
+          p.external = true;
+          break;
+        case 14:
+          if (r.int64(f, "data_location") == 1) p.external = true;
+          break;
+        case 4:
+        case 5:
+        case 6:
+        case 7:
+        case 9:
+        case 10:
+        case 11:
+          data(r, f, p);
+          break;
+        default:
+          break;
       }
     }
     if (constant_output) p.info.name = *constant_output;
@@ -335,7 +362,8 @@ class Parser {
       if (type->bits == 0) fail(std::string(type->name) + " data cannot be in raw_data");
       const std::uint64_t want = type->bits == 4 ? (n + 1) / 2 : n * (type->bits / 8);
       if (p.info.nbytes != want) {
-        fail("raw_data has " + std::to_string(p.info.nbytes) + " bytes, expected " + std::to_string(want));
+        fail("raw_data has " + std::to_string(p.info.nbytes) + " bytes, expected " +
+             std::to_string(want));
       }
     } else {
       if (p.data_field != type->typed) {
@@ -378,12 +406,14 @@ const DataType& data_type_of(const TensorInfo& t) {
 std::size_t OnnxReader::index_of(const TensorInfo& t) const {
   // One of ours (the usual case): O(1). std::less orders unrelated pointers too.
   const std::less<const TensorInfo*> before;
-  if (!tensors_.empty() && !before(&t, tensors_.data()) && before(&t, tensors_.data() + tensors_.size())) {
+  if (!tensors_.empty() && !before(&t, tensors_.data()) &&
+      before(&t, tensors_.data() + tensors_.size())) {
     return static_cast<std::size_t>(&t - tensors_.data());
   }
   for (std::size_t i = 0; i < tensors_.size(); ++i) {
     const TensorInfo& o = tensors_[i];
-    if (o.name == t.name && o.offset == t.offset && o.nbytes == t.nbytes && o.dtype == t.dtype) return i;
+    if (o.name == t.name && o.offset == t.offset && o.nbytes == t.nbytes && o.dtype == t.dtype)
+      return i;
   }
   throw Error(source_ + ": tensor " + lowp::quoted(t.name) + " is not in this model");
 }
@@ -393,7 +423,8 @@ std::span<const std::byte> OnnxReader::raw(const TensorInfo& t) const {
   return image_.subspan(static_cast<std::size_t>(o.offset), static_cast<std::size_t>(o.nbytes));
 }
 
-void OnnxReader::for_each_code(std::size_t i, const std::function<void(std::uint64_t)>& sink) const {
+void OnnxReader::for_each_code(std::size_t i,
+                               const std::function<void(std::uint64_t)>& sink) const {
   const TensorInfo& t = tensors_[i];
   const Entry& e = entries_[i];
   const auto begin = static_cast<std::size_t>(t.offset);
@@ -401,7 +432,8 @@ void OnnxReader::for_each_code(std::size_t i, const std::function<void(std::uint
   const pb::Context ctx{source_, "tensor " + lowp::quoted(t.name)};
   const std::byte* p = image_.data() + begin;
   switch (e.storage) {
-    case Storage::kNone: return;
+    case Storage::kNone:
+      return;
     case Storage::kRaw: {
       const unsigned bits = e.type->bits;
       if (bits == 4) {

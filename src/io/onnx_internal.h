@@ -19,24 +19,24 @@ namespace lowp::io::onnx {
 
 // How a tensor's values are laid out at [offset, offset + nbytes) in the file.
 enum class Storage : std::uint8_t {
-  kNone,            // no data (zero elements)
-  kRaw,             // raw_data: fixed-width little-endian (4-bit types: two per byte, low first)
-  kPackedFixed32,   // packed float_data
-  kPackedFixed64,   // packed double_data
-  kPackedVarint,    // packed int32_data / int64_data / uint64_data
-  kUnpackedFixed32, // a run of (tag, fixed32) float_data fields
-  kUnpackedFixed64, // a run of (tag, fixed64) double_data fields
-  kUnpackedVarint,  // a run of (tag, varint) fields
-  kUnpackedBytes,   // a run of string_data fields
+  kNone,             // no data (zero elements)
+  kRaw,              // raw_data: fixed-width little-endian (4-bit types: two per byte, low first)
+  kPackedFixed32,    // packed float_data
+  kPackedFixed64,    // packed double_data
+  kPackedVarint,     // packed int32_data / int64_data / uint64_data
+  kUnpackedFixed32,  // a run of (tag, fixed32) float_data fields
+  kUnpackedFixed64,  // a run of (tag, fixed64) double_data fields
+  kUnpackedVarint,   // a run of (tag, varint) fields
+  kUnpackedBytes,    // a run of string_data fields
 };
 
 // What lowp knows of an ONNX data type.
 struct DataType {
   int code;
   const char* name;
-  unsigned bits;        // bits per element in raw_data (0: not allowed in raw_data)
-  std::uint32_t typed;  // the TensorProto field that may hold its values (0: none)
-  unsigned per_element; // typed-field values per element (complex: 2)
+  unsigned bits;          // bits per element in raw_data (0: not allowed in raw_data)
+  std::uint32_t typed;    // the TensorProto field that may hold its values (0: none)
+  unsigned per_element;   // typed-field values per element (complex: 2)
   detail::Decode decode;  // how its values read as fp32 (and are written from fp32)
   Format format{};        // the lowp format of its codes (kF32, kCode)
 };

@@ -50,7 +50,8 @@ std::vector<std::byte> payload(const OnnxReader& r, std::size_t i, const std::ve
   const TensorInfo& t = r.tensors()[i];
   const OnnxReader::Entry& e = r.entry(i);
   const Encoder enc(*e.type);
-  const auto old = r.image().subspan(static_cast<std::size_t>(t.offset), static_cast<std::size_t>(t.nbytes));
+  const auto old =
+      r.image().subspan(static_cast<std::size_t>(t.offset), static_cast<std::size_t>(t.nbytes));
   std::vector<std::byte> out(old.begin(), old.end());
   switch (e.storage) {
     case Storage::kNone:
@@ -105,8 +106,9 @@ void write_onnx_replacing(const std::filesystem::path& path_out, const ModelRead
   const auto& tensors = reader->tensors();
   std::vector<std::size_t> order(tensors.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return tensors[a].offset < tensors[b].offset; });
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return tensors[a].offset < tensors[b].offset;
+  });
 
   const std::span<const std::byte> image = reader->image();
   AtomicFile file(path_out);

@@ -8,8 +8,8 @@
 namespace lowp::io::pb {
 
 void fail(const Context& ctx, std::size_t at, std::string_view what) {
-  std::string msg = std::string(ctx.source) + ": " + std::string(what) + " at byte " +
-                    std::to_string(at);
+  std::string msg =
+      std::string(ctx.source) + ": " + std::string(what) + " at byte " + std::to_string(at);
   if (!ctx.message.empty()) msg += " (in " + ctx.message + ")";
   throw Error(msg);
 }
@@ -60,7 +60,9 @@ bool Reader::next(Field& f) {
   f.number = static_cast<std::uint32_t>(number);
   const auto type = static_cast<unsigned>(key & 7);
   auto need = [&](std::size_t n) {
-    if (end_ - pos_ < n) fail(ctx_, f.tag_offset, "field " + std::to_string(number) + " runs past the end of its message");
+    if (end_ - pos_ < n)
+      fail(ctx_, f.tag_offset,
+           "field " + std::to_string(number) + " runs past the end of its message");
   };
   switch (type) {
     case 0: {
@@ -100,8 +102,9 @@ bool Reader::next(Field& f) {
       return true;
     }
     default:
-      fail(ctx_, f.tag_offset,
-           "unsupported wire type " + std::to_string(type) + " for field " + std::to_string(number));
+      fail(
+          ctx_, f.tag_offset,
+          "unsupported wire type " + std::to_string(type) + " for field " + std::to_string(number));
   }
 }
 

@@ -30,7 +30,6 @@ namespace {
 
 using namespace safetensors_detail;
 
-
 // One entry of the header, validated on its own.
 struct RawTensor {
   std::string name;
@@ -40,7 +39,8 @@ struct RawTensor {
   bool consumed = false;             // part of a combined (packed) tensor
 };
 
-RawTensor parse_entry(const std::string& name, const Json& j, std::uint64_t data_size, std::string_view source) {
+RawTensor parse_entry(const std::string& name, const Json& j, std::uint64_t data_size,
+                      std::string_view source) {
   const std::string where = "tensor " + lowp::quoted(name);
   if (!j.is_object()) fail(source, where + ": entry must be an object");
   // Exactly dtype, shape and data_offsets: anything else means a format we do
@@ -58,7 +58,8 @@ RawTensor parse_entry(const std::string& name, const Json& j, std::uint64_t data
   const Json& dtype = j["dtype"];
   if (!dtype.is_string()) fail(source, where + ": 'dtype' must be a string");
   t.dtype = find_dtype(dtype.get<std::string>());
-  if (t.dtype == nullptr) fail(source, "unknown dtype " + lowp::quoted(dtype.get<std::string>()) + " for " + where);
+  if (t.dtype == nullptr)
+    fail(source, "unknown dtype " + lowp::quoted(dtype.get<std::string>()) + " for " + where);
   t.shape = json_shape(j["shape"], source, where);
   const Json& offsets = j["data_offsets"];
   std::optional<std::uint64_t> begin, end;
@@ -66,23 +67,27 @@ RawTensor parse_entry(const std::string& name, const Json& j, std::uint64_t data
     begin = json_u64(offsets[0]);
     end = json_u64(offsets[1]);
   }
-  if (!begin || !end) fail(source, where + ": 'data_offsets' must be two non-negative integers [begin, end]");
+  if (!begin || !end)
+    fail(source, where + ": 'data_offsets' must be two non-negative integers [begin, end]");
   t.begin = *begin;
   t.end = *end;
-  const std::string range = "data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) + "]";
+  const std::string range =
+      "data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) + "]";
   // The byte range must lie inside the data buffer.
   if (t.begin > t.end) fail(source, where + ": " + range + " end before they begin");
   if (t.end > data_size) {
-    fail(source,
-         where + ": " + range + " run past the end of the data buffer (" + std::to_string(data_size) + " bytes)");
+    fail(source, where + ": " + range + " run past the end of the data buffer (" +
+                     std::to_string(data_size) + " bytes)");
   }
   // The shape must describe exactly those bytes (no product overflow).
   const std::optional<std::uint64_t> bytes = checked_bytes(t.shape, t.dtype->size);
   if (!bytes)
-    fail(source, where + ": shape " + shape_text(t.shape) + " is too large (its byte size overflows 64 bits)");
+    fail(source, where + ": shape " + shape_text(t.shape) +
+                     " is too large (its byte size overflows 64 bits)");
   if (*bytes != t.end - t.begin) {
-    fail(source, where + ": shape " + shape_text(t.shape) + " of " + std::string(t.dtype->name) + " needs " +
-                     std::to_string(*bytes) + " bytes but " + range + " hold " + std::to_string(t.end - t.begin));
+    fail(source, where + ": shape " + shape_text(t.shape) + " of " + std::string(t.dtype->name) +
+                     " needs " + std::to_string(*bytes) + " bytes but " + range + " hold " +
+                     std::to_string(t.end - t.begin));
   }
   return t;
 }
@@ -119,7 +124,8 @@ class SafetensorsReader final : public ModelReader {
   std::vector<float> read_f32(const TensorInfo& t) const override;
   std::span<const std::byte> raw(const TensorInfo& t) const override {
     const TensorInfo& own = tensors_[index_of(t)];
-    return image_.subspan(static_cast<std::size_t>(own.offset), static_cast<std::size_t>(own.nbytes));
+    return image_.subspan(static_cast<std::size_t>(own.offset),
+                          static_cast<std::size_t>(own.nbytes));
   }
 
   void parse();
@@ -136,9 +142,11 @@ class SafetensorsReader final : public ModelReader {
     return it->second;
   }
   void add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name,
-                  const std::string& description, std::uint64_t data_start, std::vector<Combined>& out) const;
-  void add_packed_matrix(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name,
-                         const Json& d, std::uint64_t data_start, std::vector<Combined>& out) const;
+                  const std::string& description, std::uint64_t data_start,
+                  std::vector<Combined>& out) const;
+  void add_packed_matrix(std::vector<RawTensor>& raw, const RawIndex& index,
+                         const std::string& name, const Json& d, std::uint64_t data_start,
+                         std::vector<Combined>& out) const;
   void add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index, std::uint64_t data_start,
                        std::vector<Combined>& out) const;
 
@@ -166,14 +174,15 @@ void SafetensorsReader::parse() {
   std::uint64_t n = 0;
   for (std::size_t i = 8; i-- > 0;) n = (n << 8) | std::to_integer<std::uint64_t>(image_[i]);
   if (n > size - 8) {
-    fail(source_, "header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size - 8) +
-                      " bytes follow the length)");
+    fail(source_, "header length " + std::to_string(n) + " runs past the end of the file (" +
+                      std::to_string(size - 8) + " bytes follow the length)");
   }
   if (n > kSafetensorsMaxHeader) {
     fail(source_, "header length " + std::to_string(n) + " exceeds the limit of " +
                       std::to_string(kSafetensorsMaxHeader) + " bytes");
   }
-  const std::string_view text(reinterpret_cast<const char*>(image_.data()) + 8, static_cast<std::size_t>(n));
+  const std::string_view text(reinterpret_cast<const char*>(image_.data()) + 8,
+                              static_cast<std::size_t>(n));
   const std::uint64_t data_start = 8 + n;
   const std::uint64_t data_size = size - data_start;
   // Depth: the header object (0), its entries (1), their shape arrays (2).
@@ -186,7 +195,8 @@ void SafetensorsReader::parse() {
     if (key == "__metadata__") {
       if (!value.is_object()) fail(source_, "'__metadata__' must be an object of strings");
       for (const auto& [mkey, mvalue] : value.items()) {
-        if (!mvalue.is_string()) fail(source_, "metadata " + lowp::quoted(mkey) + " must be a string");
+        if (!mvalue.is_string())
+          fail(source_, "metadata " + lowp::quoted(mkey) + " must be a string");
         metadata_.emplace_back(mkey, mvalue.get<std::string>());
       }
       continue;
@@ -206,7 +216,8 @@ void SafetensorsReader::parse() {
   const RawTensor* reach = nullptr;
   for (const RawTensor* t : order) {
     if (reach != nullptr && t->begin < reach->end) {
-      fail(source_, "tensors " + lowp::quoted(reach->name) + " and " + lowp::quoted(t->name) + " overlap");
+      fail(source_,
+           "tensors " + lowp::quoted(reach->name) + " and " + lowp::quoted(t->name) + " overlap");
     }
     if (reach == nullptr || t->end > reach->end) reach = t;
   }
@@ -243,7 +254,8 @@ void SafetensorsReader::parse() {
     return it == position.end() ? header_order.size() : it->second;
   };
   std::stable_sort(all.begin(), all.end(), [&](const Combined& a, const Combined& b) {
-    return a.info.offset != b.info.offset ? a.info.offset < b.info.offset : rank(a.info.name) < rank(b.info.name);
+    return a.info.offset != b.info.offset ? a.info.offset < b.info.offset
+                                          : rank(a.info.name) < rank(b.info.name);
   });
   for (Combined& c : all) {
     // A combined tensor's name may collide with a plain tensor's.
@@ -257,12 +269,13 @@ void SafetensorsReader::parse() {
 
 // lowp's packed form: "<name>" (element bit stream) + "<name>.scales", both
 // U8 and 1-d, described by the JSON in metadata "lowp.<name>".
-void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name,
-                                   const std::string& description, std::uint64_t data_start,
-                                   std::vector<Combined>& out) const {
+void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& index,
+                                   const std::string& name, const std::string& description,
+                                   std::uint64_t data_start, std::vector<Combined>& out) const {
   const std::string where = "packed tensor " + lowp::quoted(name);
   // Depth: the description object (0), its shape array (1).
-  const Json d = parse_json(description, source_, "metadata " + lowp::quoted(packed_metadata_key(name)), 2);
+  const Json d =
+      parse_json(description, source_, "metadata " + lowp::quoted(packed_metadata_key(name)), 2);
   if (!d.is_object()) fail(source_, where + ": its metadata must be a JSON object");
   if (!d.contains("block_size") && d.contains("format")) {  // a packed matrix
     add_packed_matrix(raw, index, name, d, data_start, out);
@@ -272,18 +285,21 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& 
   RawTensor* elements = find_raw(raw, index, name);
   RawTensor* scales = find_raw(raw, index, scales_name);
   if (elements == nullptr)
-    fail(source_, "metadata " + lowp::quoted(packed_metadata_key(name)) + " describes tensor " + lowp::quoted(name) +
-                      ", which is missing");
-  if (scales == nullptr) fail(source_, where + ": its scales tensor " + lowp::quoted(scales_name) + " is missing");
+    fail(source_, "metadata " + lowp::quoted(packed_metadata_key(name)) + " describes tensor " +
+                      lowp::quoted(name) + ", which is missing");
+  if (scales == nullptr)
+    fail(source_, where + ": its scales tensor " + lowp::quoted(scales_name) + " is missing");
   for (const RawTensor* t : {elements, scales}) {
     if (t->consumed)
-      fail(source_, where + ": tensor " + lowp::quoted(t->name) + " is already part of another packed tensor");
+      fail(source_, where + ": tensor " + lowp::quoted(t->name) +
+                        " is already part of another packed tensor");
     if (t->dtype->name != "U8" || t->shape.size() != 1) {
       fail(source_, where + ": tensor " + lowp::quoted(t->name) + " must be U8 and 1-d, is " +
                         std::string(t->dtype->name) + " " + shape_text(t->shape));
     }
   }
-  static constexpr const char* kKeys[] = {"format", "block_size", "axis", "shape", "scale_rule", "tensor_scale"};
+  static constexpr const char* kKeys[] = {"format", "block_size", "axis",
+                                          "shape",  "scale_rule", "tensor_scale"};
   for (const char* key : kKeys) {
     if (!d.contains(key)) fail(source_, where + ": metadata lacks '" + key + "'");
   }
@@ -299,15 +315,16 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& 
   if (!d["format"].is_string()) fail(source_, where + ": 'format' must be a string");
   const std::string format = d["format"].get<std::string>();
   try {
-    if (!parse_block_format(format, e.format)) fail(source_, where + ": unknown block format " + lowp::quoted(format));
+    if (!parse_block_format(format, e.format))
+      fail(source_, where + ": unknown block format " + lowp::quoted(format));
   } catch (const Error& err) {
     if (std::string_view(err.what()).starts_with(source_ + ": ")) throw;
     fail(source_, where + ": " + err.what());
   }
   const std::optional<std::uint64_t> k = json_u64(d["block_size"]);
   if (!k || *k != static_cast<std::uint64_t>(e.format.block_size)) {
-    fail(source_, where + ": 'block_size' must be " + std::to_string(e.format.block_size) + " for format " +
-                      lowp::quoted(format));
+    fail(source_, where + ": 'block_size' must be " + std::to_string(e.format.block_size) +
+                      " for format " + lowp::quoted(format));
   }
   if (!d["scale_rule"].is_string()) fail(source_, where + ": 'scale_rule' must be a string");
   try {
@@ -329,7 +346,8 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& 
   const std::optional<std::int64_t> axis = json_i64(d["axis"]);
   const auto r = static_cast<std::int64_t>(std::max<std::size_t>(rank, 1));
   if (!axis || *axis < -r || *axis >= r) {
-    fail(source_, where + ": 'axis' must be an integer in range for shape " + shape_text(c.info.shape));
+    fail(source_,
+         where + ": 'axis' must be an integer in range for shape " + shape_text(c.info.shape));
   }
   e.axis = normalize_axis(static_cast<int>(*axis), rank);
   // Sizes: the element stream and the scale count the shape and format imply
@@ -339,18 +357,21 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& 
     fail(source_, where + ": shape " + shape_text(c.info.shape) + " is too large");
   }
   const std::uint64_t stream = (*count * static_cast<std::uint64_t>(e.format.element.bits) + 7) / 8;
-  const std::uint64_t len = rank == 0 ? 1 : static_cast<std::uint64_t>(c.info.shape[static_cast<std::size_t>(e.axis)]);
+  const std::uint64_t len =
+      rank == 0 ? 1 : static_cast<std::uint64_t>(c.info.shape[static_cast<std::size_t>(e.axis)]);
   const std::uint64_t rows = len == 0 ? 0 : *count / len;
   const std::uint64_t blocks = len / *k + (len % *k != 0 ? 1 : 0);
   if (elements->end - elements->begin != stream) {
-    fail(source_, where + ": " + lowp::quoted(name) + " holds " + std::to_string(elements->end - elements->begin) +
-                      " bytes but shape " + shape_text(c.info.shape) + " in " + block_format_name(e.format) +
-                      " needs " + std::to_string(stream));
+    fail(source_, where + ": " + lowp::quoted(name) + " holds " +
+                      std::to_string(elements->end - elements->begin) + " bytes but shape " +
+                      shape_text(c.info.shape) + " in " + block_format_name(e.format) + " needs " +
+                      std::to_string(stream));
   }
   if (scales->end - scales->begin != rows * blocks) {
-    fail(source_, where + ": " + lowp::quoted(scales_name) + " holds " + std::to_string(scales->end - scales->begin) +
-                      " scales but shape " + shape_text(c.info.shape) + " in " + block_format_name(e.format) +
-                      " needs " + std::to_string(rows * blocks));
+    fail(source_, where + ": " + lowp::quoted(scales_name) + " holds " +
+                      std::to_string(scales->end - scales->begin) + " scales but shape " +
+                      shape_text(c.info.shape) + " in " + block_format_name(e.format) + " needs " +
+                      std::to_string(rows * blocks));
   }
   elements->consumed = scales->consumed = true;
   c.info.name = name;
@@ -368,7 +389,8 @@ void SafetensorsReader::add_packed(std::vector<RawTensor>& raw, const RawIndex& 
 // {"format", "shape"} in metadata "lowp.<name>". The matrix is the 2-D view
 // [shape[0], the rest] (a 1-d tensor is one row).
 void SafetensorsReader::add_packed_matrix(std::vector<RawTensor>& raw, const RawIndex& index,
-                                          const std::string& name, const Json& d, std::uint64_t data_start,
+                                          const std::string& name, const Json& d,
+                                          std::uint64_t data_start,
                                           std::vector<Combined>& out) const {
   const std::string where = "packed matrix " + lowp::quoted(name);
   for (const char* key : {"format", "shape"}) {
@@ -396,7 +418,8 @@ void SafetensorsReader::add_packed_matrix(std::vector<RawTensor>& raw, const Raw
   if (!count || *count > (std::uint64_t{1} << 48)) {
     fail(source_, where + ": shape " + shape_text(c.info.shape) + " is too large");
   }
-  const std::uint64_t rows = c.info.shape.size() < 2 ? 1 : static_cast<std::uint64_t>(c.info.shape[0]);
+  const std::uint64_t rows =
+      c.info.shape.size() < 2 ? 1 : static_cast<std::uint64_t>(c.info.shape[0]);
   const std::uint64_t cols = rows == 0 ? 0 : *count / rows;
   const auto r = static_cast<std::size_t>(rows), k = static_cast<std::size_t>(cols);
   const std::uint64_t code_bytes = rows * PackedMatrix::row_bytes(f, k);
@@ -415,22 +438,26 @@ void SafetensorsReader::add_packed_matrix(std::vector<RawTensor>& raw, const Raw
     std::uint64_t bytes;
     RawTensor* raw;
   };
-  std::vector<Part> parts = {{name, "U8", code_bytes, nullptr},
-                             {packed_scales_name(name), scale_dtype, scale_count * scale_size, nullptr}};
+  std::vector<Part> parts = {
+      {name, "U8", code_bytes, nullptr},
+      {packed_scales_name(name), scale_dtype, scale_count * scale_size, nullptr}};
   if (f.asymmetric) parts.push_back({name + ".zeros", "U8", scale_count, nullptr});
   for (Part& p : parts) {
     p.raw = find_raw(raw, index, p.name);
     if (p.raw == nullptr) fail(source_, where + ": tensor " + lowp::quoted(p.name) + " is missing");
     if (p.raw->consumed) {
-      fail(source_, where + ": tensor " + lowp::quoted(p.name) + " is already part of another packed tensor");
+      fail(source_, where + ": tensor " + lowp::quoted(p.name) +
+                        " is already part of another packed tensor");
     }
     if (p.raw->dtype->name != p.dtype || p.raw->shape.size() != 1) {
-      fail(source_, where + ": tensor " + lowp::quoted(p.name) + " must be " + std::string(p.dtype) +
-                        " and 1-d, is " + std::string(p.raw->dtype->name) + " " + shape_text(p.raw->shape));
+      fail(source_, where + ": tensor " + lowp::quoted(p.name) + " must be " +
+                        std::string(p.dtype) + " and 1-d, is " + std::string(p.raw->dtype->name) +
+                        " " + shape_text(p.raw->shape));
     }
     if (p.raw->end - p.raw->begin != p.bytes) {
-      fail(source_, where + ": " + lowp::quoted(p.name) + " holds " + std::to_string(p.raw->end - p.raw->begin) +
-                        " bytes but shape " + shape_text(c.info.shape) + " in " + spelling + " needs " +
+      fail(source_, where + ": " + lowp::quoted(p.name) + " holds " +
+                        std::to_string(p.raw->end - p.raw->begin) + " bytes but shape " +
+                        shape_text(c.info.shape) + " in " + spelling + " needs " +
                         std::to_string(p.bytes));
     }
   }
@@ -454,11 +481,14 @@ void SafetensorsReader::add_packed_matrix(std::vector<RawTensor>& raw, const Raw
 
 // Published MXFP4 (gpt-oss): "<base>_blocks" U8 [..., G, 16] and
 // "<base>_scales" U8 [..., G] (or ".blocks"/".scales").
-void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index, std::uint64_t data_start,
+void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index,
+                                        std::uint64_t data_start,
                                         std::vector<Combined>& out) const {
   for (std::size_t i = 0; i < raw.size(); ++i) {
     RawTensor& blocks = raw[i];
-    if (blocks.consumed || blocks.dtype->name != "U8" || blocks.shape.size() < 2 || blocks.shape.back() != 16) continue;
+    if (blocks.consumed || blocks.dtype->name != "U8" || blocks.shape.size() < 2 ||
+        blocks.shape.back() != 16)
+      continue;
     std::string base, scales_name;
     for (const auto& [b, s] : {std::pair{"_blocks", "_scales"}, std::pair{".blocks", ".scales"}}) {
       if (blocks.name.ends_with(b)) {
@@ -469,15 +499,18 @@ void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIn
     if (scales_name.empty()) continue;
     const std::string where = "MXFP4 tensor " + lowp::quoted(blocks.name);
     RawTensor* scales = find_raw(raw, index, scales_name);
-    if (scales == nullptr) fail(source_, where + " has no scales: tensor " + lowp::quoted(scales_name) + " is missing");
+    if (scales == nullptr)
+      fail(source_, where + " has no scales: tensor " + lowp::quoted(scales_name) + " is missing");
     std::vector<std::int64_t> expected(blocks.shape.begin(), blocks.shape.end() - 1);
     if (scales->consumed || scales->dtype->name != "U8" || scales->shape != expected) {
-      fail(source_, where + ": scales " + lowp::quoted(scales_name) + " must be U8 of shape " + shape_text(expected) +
-                        ", is " + std::string(scales->dtype->name) + " " + shape_text(scales->shape));
+      fail(source_, where + ": scales " + lowp::quoted(scales_name) + " must be U8 of shape " +
+                        shape_text(expected) + ", is " + std::string(scales->dtype->name) + " " +
+                        shape_text(scales->shape));
     }
     // G * 32 must fit (G can be huge when another dimension is 0).
     const std::int64_t groups = expected.back();
-    if (groups > std::numeric_limits<std::int64_t>::max() / 32) fail(source_, where + ": too many blocks per row");
+    if (groups > std::numeric_limits<std::int64_t>::max() / 32)
+      fail(source_, where + ": too many blocks per row");
     Combined c;
     c.info.name = base;
     c.info.dtype = "mxfp4";
@@ -511,23 +544,27 @@ std::vector<float> SafetensorsReader::read_f32(const TensorInfo& t) const {
       return v;
     };
     switch (e.matrix->scheme) {
-      case MatrixScheme::kTensor: scales.tensor = std::bit_cast<float>(load(0, 4)); break;
+      case MatrixScheme::kTensor:
+        scales.tensor = std::bit_cast<float>(load(0, 4));
+        break;
       case MatrixScheme::kChannel:
-        for (std::size_t i = 0; i < e.scales_bytes / 4; ++i) scales.row.push_back(std::bit_cast<float>(load(i, 4)));
+        for (std::size_t i = 0; i < e.scales_bytes / 4; ++i)
+          scales.row.push_back(std::bit_cast<float>(load(i, 4)));
         break;
       case MatrixScheme::kGroup:
         for (std::size_t i = 0; i < e.scales_bytes / 2; ++i)
           scales.group.push_back(static_cast<std::uint16_t>(load(i, 2)));
         break;
-      default: break;
+      default:
+        break;
     }
     if (e.matrix->asymmetric) {
       const auto* z = reinterpret_cast<const std::uint8_t*>(image_.data() + e.zeros_offset);
       scales.zero.assign(z, z + e.zeros_bytes);
     }
     try {
-      const PackedMatrix m =
-          PackedMatrix::from_codes(*e.matrix, e.rows, e.cols, {u8, u8 + bytes.size()}, std::move(scales));
+      const PackedMatrix m = PackedMatrix::from_codes(*e.matrix, e.rows, e.cols,
+                                                      {u8, u8 + bytes.size()}, std::move(scales));
       m.dequantize(out);
     } catch (const Error& err) {
       fail(source_, "packed matrix " + lowp::quoted(info.name) + ": " + err.what());
@@ -548,24 +585,29 @@ std::vector<float> SafetensorsReader::read_f32(const TensorInfo& t) const {
     return out;
   }
   if (e.dtype->decode == Decode::kNone) {
-    fail(source_, "tensor " + lowp::quoted(info.name) + " has dtype " + info.dtype + ", which is not a float type");
+    fail(source_, "tensor " + lowp::quoted(info.name) + " has dtype " + info.dtype +
+                      ", which is not a float type");
   }
   // Little-endian loads that do not assume alignment.
   auto load = [&](std::size_t i, std::size_t size) {
     std::uint64_t v = 0;
-    for (std::size_t b = size; b-- > 0;) v = (v << 8) | std::to_integer<std::uint64_t>(bytes[i * size + b]);
+    for (std::size_t b = size; b-- > 0;)
+      v = (v << 8) | std::to_integer<std::uint64_t>(bytes[i * size + b]);
     return v;
   };
   switch (e.dtype->decode) {
     case Decode::kF64:
-      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(std::bit_cast<double>(load(i, 8)));
+      for (std::size_t i = 0; i < n; ++i)
+        out[i] = static_cast<float>(std::bit_cast<double>(load(i, 8)));
       break;
     case Decode::kF32:
-      for (std::size_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(static_cast<std::uint32_t>(load(i, 4)));
+      for (std::size_t i = 0; i < n; ++i)
+        out[i] = std::bit_cast<float>(static_cast<std::uint32_t>(load(i, 4)));
       break;
     case Decode::kCode: {
       const Format& f = e.dtype->format;
-      for (std::size_t i = 0; i < n; ++i) out[i] = decode_f32(f, static_cast<std::uint32_t>(load(i, e.dtype->size)));
+      for (std::size_t i = 0; i < n; ++i)
+        out[i] = decode_f32(f, static_cast<std::uint32_t>(load(i, e.dtype->size)));
       break;
     }
     case Decode::kNone:
@@ -576,7 +618,8 @@ std::vector<float> SafetensorsReader::read_f32(const TensorInfo& t) const {
 
 }  // namespace
 
-std::unique_ptr<ModelReader> parse_safetensors(std::span<const std::byte> image, std::string source, ImageOwner owner) {
+std::unique_ptr<ModelReader> parse_safetensors(std::span<const std::byte> image, std::string source,
+                                               ImageOwner owner) {
   auto reader = std::make_unique<SafetensorsReader>(image, std::move(source), std::move(owner));
   reader->parse();
   return reader;

@@ -51,8 +51,10 @@ const DTypeInfo* find_dtype(const Format& f) {
   return nullptr;
 }
 
-std::optional<std::uint64_t> checked_bytes(std::span<const std::int64_t> shape, std::uint64_t itemsize) {
-  if (std::any_of(shape.begin(), shape.end(), [](std::int64_t d) { return d < 0; })) return std::nullopt;
+std::optional<std::uint64_t> checked_bytes(std::span<const std::int64_t> shape,
+                                           std::uint64_t itemsize) {
+  if (std::any_of(shape.begin(), shape.end(), [](std::int64_t d) { return d < 0; }))
+    return std::nullopt;
   if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   std::uint64_t n = itemsize;
   for (std::int64_t d : shape) {
@@ -65,10 +67,10 @@ std::optional<std::uint64_t> checked_bytes(std::span<const std::int64_t> shape, 
 
 std::string shape_text(std::span<const std::int64_t> shape) {
   std::string out = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) out += (i > 0 ? ", " : "") + std::to_string(shape[i]);
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    out += (i > 0 ? ", " : "") + std::to_string(shape[i]);
   return out + "]";
 }
-
 
 [[noreturn]] void fail(std::string_view source, const std::string& what) {
   throw Error(std::string(source) + ": " + what);
@@ -97,13 +99,19 @@ class CheckedSax {
   using Dom = nlohmann::detail::json_sax_dom_parser<Json>;
   CheckedSax(Json& result, std::string_view source, const std::string& what, int max_depth,
              std::vector<std::string>* top_keys)
-      : dom_(result, true), source_(source), what_(what), max_depth_(max_depth), top_keys_(top_keys) {}
+      : dom_(result, true),
+        source_(source),
+        what_(what),
+        max_depth_(max_depth),
+        top_keys_(top_keys) {}
 
   bool null() { return dom_.null(); }
   bool boolean(bool v) { return dom_.boolean(v); }
   bool number_integer(Json::number_integer_t v) { return dom_.number_integer(v); }
   bool number_unsigned(Json::number_unsigned_t v) { return dom_.number_unsigned(v); }
-  bool number_float(Json::number_float_t v, const Json::string_t& s) { return dom_.number_float(v, s); }
+  bool number_float(Json::number_float_t v, const Json::string_t& s) {
+    return dom_.number_float(v, s);
+  }
   bool string(Json::string_t& v) { return dom_.string(v); }
   bool binary(Json::binary_t& v) { return dom_.binary(v); }
   bool start_object(std::size_t n) {
@@ -112,7 +120,8 @@ class CheckedSax {
     return dom_.start_object(n);
   }
   bool key(Json::string_t& k) {
-    if (!keys_.back().insert(k).second) fail(source_, what_ + " has a duplicate key " + lowp::quoted(k));
+    if (!keys_.back().insert(k).second)
+      fail(source_, what_ + " has a duplicate key " + lowp::quoted(k));
     if (depth_ == 1 && top_keys_ != nullptr) top_keys_->push_back(k);
     return dom_.key(k);
   }
@@ -129,7 +138,8 @@ class CheckedSax {
     --depth_;
     return dom_.end_array();
   }
-  bool parse_error(std::size_t position, const std::string& token, const nlohmann::detail::exception& e) {
+  bool parse_error(std::size_t position, const std::string& token,
+                   const nlohmann::detail::exception& e) {
     return dom_.parse_error(position, token, e);  // throws e
   }
 
@@ -151,8 +161,8 @@ class CheckedSax {
 }  // namespace
 
 // Parses `text` as JSON through CheckedSax.
-Json parse_json(std::string_view text, std::string_view source, const std::string& what, int max_depth,
-                std::vector<std::string>* top_keys) {
+Json parse_json(std::string_view text, std::string_view source, const std::string& what,
+                int max_depth, std::vector<std::string>* top_keys) {
   Json result;
   CheckedSax sax(result, source, what, max_depth, top_keys);
   try {
@@ -173,7 +183,8 @@ std::optional<std::uint64_t> json_u64(const Json& j) {
 std::optional<std::int64_t> json_i64(const Json& j) {
   if (j.is_number_unsigned()) {
     const auto v = j.get<std::uint64_t>();
-    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      return std::nullopt;
     return static_cast<std::int64_t>(v);
   }
   if (j.is_number_integer()) return j.get<std::int64_t>();
@@ -181,17 +192,20 @@ std::optional<std::int64_t> json_i64(const Json& j) {
 }
 
 // A shape: a JSON array of integers in [0, 2^63).
-std::vector<std::int64_t> json_shape(const Json& j, std::string_view source, const std::string& where) {
+std::vector<std::int64_t> json_shape(const Json& j, std::string_view source,
+                                     const std::string& where) {
   if (!j.is_array()) fail(source, where + ": 'shape' must be an array of integers");
   std::vector<std::int64_t> shape;
   for (const Json& d : j) {
     if (d.is_number_integer() && !d.is_number_unsigned() && d.get<std::int64_t>() < 0) {
-      fail(source, where + ": negative dimension " + std::to_string(d.get<std::int64_t>()) + " in 'shape'");
+      fail(source,
+           where + ": negative dimension " + std::to_string(d.get<std::int64_t>()) + " in 'shape'");
     }
     const std::optional<std::uint64_t> v = json_u64(d);
     if (!v) fail(source, where + ": 'shape' must be an array of integers");
     if (*v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      fail(source, where + ": dimension " + std::to_string(*v) + " in 'shape' does not fit in 63 bits");
+      fail(source,
+           where + ": dimension " + std::to_string(*v) + " in 'shape' does not fit in 63 bits");
     }
     shape.push_back(static_cast<std::int64_t>(*v));
   }

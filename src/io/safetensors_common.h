@@ -35,15 +35,20 @@ const DTypeInfo* find_dtype(const Format& f);
 // Number of bytes of `itemsize`-byte elements in `shape`, or nullopt when a
 // dimension is negative or the product overflows 64 bits. A zero dimension
 // makes the tensor empty whatever the other dimensions are.
-std::optional<std::uint64_t> checked_bytes(std::span<const std::int64_t> shape, std::uint64_t itemsize);
+std::optional<std::uint64_t> checked_bytes(std::span<const std::int64_t> shape,
+                                           std::uint64_t itemsize);
 
 // "[2, 3]" for errors.
 std::string shape_text(std::span<const std::int64_t> shape);
 
 // The metadata key that describes lowp's packed tensor `name`, and the name of
 // its scales tensor.
-inline std::string packed_metadata_key(std::string_view name) { return "lowp." + std::string(name); }
-inline std::string packed_scales_name(std::string_view name) { return std::string(name) + ".scales"; }
+inline std::string packed_metadata_key(std::string_view name) {
+  return "lowp." + std::string(name);
+}
+inline std::string packed_scales_name(std::string_view name) {
+  return std::string(name) + ".scales";
+}
 constexpr std::string_view kPackedPrefix = "lowp.";
 // The one "lowp." key that is not a packed tensor's description: the model
 // architecture of a lowp checkpoint (python/lowp/examples/charlm.py, src/nn).
@@ -59,14 +64,15 @@ using Json = nlohmann::json;
 // Parses `text` as JSON, rejecting duplicate keys in any object and arrays or
 // objects nested `max_depth` or more levels deep; the top-level keys are
 // appended to `top_keys` (if given) in text order. Errors name `what`.
-Json parse_json(std::string_view text, std::string_view source, const std::string& what, int max_depth,
-                std::vector<std::string>* top_keys = nullptr);
+Json parse_json(std::string_view text, std::string_view source, const std::string& what,
+                int max_depth, std::vector<std::string>* top_keys = nullptr);
 
 // A JSON integer as uint64 (nullopt for non-integers and negative values).
 std::optional<std::uint64_t> json_u64(const Json& j);
 // A JSON integer as int64 (nullopt for non-integers and values past 2^63).
 std::optional<std::int64_t> json_i64(const Json& j);
 // A shape: a JSON array of integers in [0, 2^63); errors start with `where`.
-std::vector<std::int64_t> json_shape(const Json& j, std::string_view source, const std::string& where);
+std::vector<std::int64_t> json_shape(const Json& j, std::string_view source,
+                                     const std::string& where);
 
 }  // namespace lowp::io::safetensors_detail

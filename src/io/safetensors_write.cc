@@ -22,10 +22,11 @@ void check_output(const OutputTensor& t, const std::string& where) {
   const DTypeInfo* d = find_dtype(t.dtype);
   if (d == nullptr) throw Error(where + ": unknown safetensors dtype " + lowp::quoted(t.dtype));
   const std::optional<std::uint64_t> bytes = checked_bytes(t.shape, d->size);
-  if (!bytes) throw Error(where + ": invalid shape " + shape_text(t.shape) + " (negative or too large)");
+  if (!bytes)
+    throw Error(where + ": invalid shape " + shape_text(t.shape) + " (negative or too large)");
   if (*bytes != t.nbytes) {
-    throw Error(where + ": shape " + shape_text(t.shape) + " of " + t.dtype + " needs " + std::to_string(*bytes) +
-                " bytes, not " + std::to_string(t.nbytes));
+    throw Error(where + ": shape " + shape_text(t.shape) + " of " + t.dtype + " needs " +
+                std::to_string(*bytes) + " bytes, not " + std::to_string(t.nbytes));
   }
 }
 
@@ -37,14 +38,16 @@ void check_packed(const std::string& name, const PackedTensor& t) {
   if (!count || *count > std::numeric_limits<std::uint64_t>::max() / 32) {
     throw Error(where + ": invalid shape " + shape_text(t.shape));
   }
-  if (normalize_axis(t.axis, t.shape.size()) != t.axis) throw Error(where + ": axis must be normalized");
+  if (normalize_axis(t.axis, t.shape.size()) != t.axis)
+    throw Error(where + ": axis must be normalized");
   if (t.elements.size() != packed_bytes(t.format.element.bits, static_cast<std::size_t>(*count))) {
-    throw Error(where + ": " + std::to_string(t.elements.size()) + " element bytes do not match shape " +
-                shape_text(t.shape));
+    throw Error(where + ": " + std::to_string(t.elements.size()) +
+                " element bytes do not match shape " + shape_text(t.shape));
   }
   const std::size_t rows = t.row_length() == 0 ? 0 : t.rows();
   if (t.scales.size() != rows * t.blocks_per_row()) {
-    throw Error(where + ": " + std::to_string(t.scales.size()) + " scales do not match shape " + shape_text(t.shape));
+    throw Error(where + ": " + std::to_string(t.scales.size()) + " scales do not match shape " +
+                shape_text(t.shape));
   }
   if (!std::isfinite(t.tensor_scale)) throw Error(where + ": tensor_scale is not finite");
 }
@@ -73,7 +76,8 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Outp
     std::unordered_set<std::string_view> keys;
     text += "\"__metadata__\":{";
     for (const auto& [key, value] : metadata) {
-      if (!keys.insert(key).second) throw Error(file + ": duplicate metadata key " + lowp::quoted(key));
+      if (!keys.insert(key).second)
+        throw Error(file + ": duplicate metadata key " + lowp::quoted(key));
       text += (keys.size() > 1 ? "," : "") + json_string(key) + ":" + json_string(value);
     }
     text += "}";
@@ -85,8 +89,10 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Outp
     if (t.name == "__metadata__") throw Error(where + ": the name is reserved");
     if (!names.insert(t.name).second) throw Error(where + ": duplicate tensor name");
     check_output(t, where);
-    if (t.nbytes > std::numeric_limits<std::uint64_t>::max() - offset) throw Error(where + ": data exceeds 2^64 bytes");
-    const OrderedJson entry = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+    if (t.nbytes > std::numeric_limits<std::uint64_t>::max() - offset)
+      throw Error(where + ": data exceeds 2^64 bytes");
+    const OrderedJson entry = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
     text += (text.size() > 1 ? "," : "") + json_string(t.name) + ":" + entry.dump();
     offset += t.nbytes;
   }
@@ -106,22 +112,23 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Outp
     const std::vector<std::byte> bytes = produce(i);
     if (bytes.size() != tensors[i].nbytes) {
       throw Error(file + ": tensor " + lowp::quoted(tensors[i].name) + ": producer returned " +
-                  std::to_string(bytes.size()) + " bytes, expected " + std::to_string(tensors[i].nbytes));
+                  std::to_string(bytes.size()) + " bytes, expected " +
+                  std::to_string(tensors[i].nbytes));
     }
     out.write(bytes);
   }
   out.commit();
 }
 
-std::vector<OutputTensor> packed_tensor_outputs(const std::string& name, const PackedTensor& t, ScaleRule rule,
-                                                Metadata& metadata) {
+std::vector<OutputTensor> packed_tensor_outputs(const std::string& name, const PackedTensor& t,
+                                                ScaleRule rule, Metadata& metadata) {
   check_packed(name, t);
   const OrderedJson description = {{"format", block_format_name(t.format)},
-                            {"block_size", t.format.block_size},
-                            {"axis", t.axis},
-                            {"shape", t.shape},
-                            {"scale_rule", std::string(scale_rule_name(rule))},
-                            {"tensor_scale", static_cast<double>(t.tensor_scale)}};
+                                   {"block_size", t.format.block_size},
+                                   {"axis", t.axis},
+                                   {"shape", t.shape},
+                                   {"scale_rule", std::string(scale_rule_name(rule))},
+                                   {"tensor_scale", static_cast<double>(t.tensor_scale)}};
   metadata.emplace_back(packed_metadata_key(name), description.dump());
   const auto elements = static_cast<std::int64_t>(t.elements.size());
   const auto scales = static_cast<std::int64_t>(t.scales.size());
@@ -137,7 +144,8 @@ std::vector<std::byte> packed_tensor_bytes(const PackedTensor& t, std::size_t pa
 }
 
 std::vector<OutputTensor> packed_matrix_outputs(const std::string& name, const MatrixFormat& f,
-                                                std::span<const std::int64_t> shape, Metadata& metadata) {
+                                                std::span<const std::int64_t> shape,
+                                                Metadata& metadata) {
   if (f.scheme == MatrixScheme::kPlain || f.scheme == MatrixScheme::kBlock) {
     throw Error("tensor " + lowp::quoted(name) + ": " + lowp::quoted(f.name) +
                 " is not a scaled matrix format");
@@ -160,7 +168,9 @@ std::vector<OutputTensor> packed_matrix_outputs(const std::string& name, const M
   const bool f16 = f.scheme == MatrixScheme::kGroup;
   std::vector<OutputTensor> out = {
       OutputTensor{name, "U8", {static_cast<std::int64_t>(code_bytes)}, code_bytes},
-      OutputTensor{packed_scales_name(name), f16 ? "F16" : "F32", {static_cast<std::int64_t>(scales)},
+      OutputTensor{packed_scales_name(name),
+                   f16 ? "F16" : "F32",
+                   {static_cast<std::int64_t>(scales)},
                    scales * (f16 ? 2 : 4)}};
   if (f.asymmetric) {
     out.push_back(OutputTensor{name + ".zeros", "U8", {static_cast<std::int64_t>(scales)}, scales});
@@ -180,7 +190,8 @@ std::vector<std::byte> packed_matrix_bytes(const PackedMatrix& m, std::size_t pa
       return {bytes.begin(), bytes.end()};
     }
     case 1:
-      if (m.format().scheme == MatrixScheme::kTensor) put(std::bit_cast<std::uint32_t>(s.tensor), 4);
+      if (m.format().scheme == MatrixScheme::kTensor)
+        put(std::bit_cast<std::uint32_t>(s.tensor), 4);
       for (float v : s.row) put(std::bit_cast<std::uint32_t>(v), 4);
       for (std::uint16_t v : s.group) put(v, 2);
       return out;
@@ -190,7 +201,8 @@ std::vector<std::byte> packed_matrix_bytes(const PackedMatrix& m, std::size_t pa
         return {bytes.begin(), bytes.end()};
       }
       break;
-    default: break;
+    default:
+      break;
   }
   throw Error("packed_matrix_bytes: no part " + std::to_string(part) + " for " + m.format().name);
 }

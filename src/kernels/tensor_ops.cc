@@ -21,9 +21,12 @@ struct BlockedView {
   BlockedView(std::span<const std::int64_t> shape, int axis) {
     for (std::size_t d = 0; d < shape.size(); ++d) {
       const auto n = static_cast<std::size_t>(shape[d]);
-      if (static_cast<int>(d) < axis) outer *= n;
-      else if (static_cast<int>(d) == axis) length = n;
-      else inner *= n;
+      if (static_cast<int>(d) < axis)
+        outer *= n;
+      else if (static_cast<int>(d) == axis)
+        length = n;
+      else
+        inner *= n;
     }
   }
   std::size_t rows() const { return outer * inner; }

@@ -48,9 +48,8 @@ GptConfig read_config(const io::ModelReader& reader, const std::string& source) 
   for (const auto& [key, value] : reader.metadata()) meta.emplace(key, value);
   const auto arch = meta.find("lowp.arch");
   if (arch == meta.end()) {
-    throw Error(
-        source +
-        ": not a lowp gpt checkpoint: metadata 'lowp.arch' is missing (expected 'gpt')");
+    throw Error(source +
+                ": not a lowp gpt checkpoint: metadata 'lowp.arch' is missing (expected 'gpt')");
   }
   if (arch->second != "gpt") {
     throw Error(source + ": metadata 'lowp.arch' is " + quoted(arch->second) +

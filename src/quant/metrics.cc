@@ -10,7 +10,8 @@
 namespace lowp {
 
 void ErrorStats::add(std::span<const float> reference, std::span<const float> quantized) {
-  if (reference.size() != quantized.size()) throw Error("ErrorStats: the two arrays differ in length");
+  if (reference.size() != quantized.size())
+    throw Error("ErrorStats: the two arrays differ in length");
   for (std::size_t i = 0; i < reference.size(); ++i) {
     const double x = reference[i];
     const double q = quantized[i];

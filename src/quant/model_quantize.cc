@@ -16,8 +16,8 @@
 #include "lowp/format/registry.h"
 #include "lowp/io/gguf.h"
 #include "lowp/io/onnx.h"
-#include "lowp/storage/packed_matrix.h"
 #include "lowp/kernels.h"
+#include "lowp/storage/packed_matrix.h"
 #include "model_quantize_internal.h"
 
 namespace lowp {
@@ -40,11 +40,14 @@ ResolvedFormat resolve_format(const QuantizeRequest& req) {
     r.name = block_format_name(r.block);
     return r;
   }
-  if (req.block_size) throw Error("--block applies to block formats; " + quoted(req.format) + " is a scalar format");
-  if (req.format.find(':') != std::string::npos || req.format == "q8_0") {  // a scaled matrix format
+  if (req.block_size)
+    throw Error("--block applies to block formats; " + quoted(req.format) + " is a scalar format");
+  if (req.format.find(':') != std::string::npos ||
+      req.format == "q8_0") {  // a scaled matrix format
     r.matrix = parse_matrix_format(req.format);
     if (req.axis != -1 && req.axis != 1) {
-      throw Error(quoted(req.format) + " scales along each row of a tensor's 2-D view [d0, the rest]; --axis " +
+      throw Error(quoted(req.format) +
+                  " scales along each row of a tensor's 2-D view [d0, the rest]; --axis " +
                   std::to_string(req.axis) + " does not apply");
     }
     return r;
@@ -67,8 +70,9 @@ std::vector<std::int64_t> block_view(std::span<const std::int64_t> shape) {
 
 void reject_onnx_input(const io::ModelReader& in, const std::string& output_kind) {
   if (in.kind() == "onnx") {
-    throw Error("an ONNX model keeps its weights in its graph: write an .onnx file with --fake, not " +
-                output_kind);
+    throw Error(
+        "an ONNX model keeps its weights in its graph: write an .onnx file with --fake, not " +
+        output_kind);
   }
 }
 
@@ -103,7 +107,8 @@ std::vector<float> decode_codes(const Format& f, std::span<const std::byte> code
   return out;
 }
 
-std::vector<std::byte> encode_codes(const Format& f, std::span<const float> values, const QuantizeRequest& req) {
+std::vector<std::byte> encode_codes(const Format& f, std::span<const float> values,
+                                    const QuantizeRequest& req) {
   // The bulk kernel: the scalar reference's codes, code_bytes(f) wide (the low
   // bytes, little-endian), with element i at stochastic stream position i.
   std::vector<std::byte> out(values.size() * static_cast<std::size_t>(code_bytes(f)));
@@ -113,13 +118,15 @@ std::vector<std::byte> encode_codes(const Format& f, std::span<const float> valu
 
 std::string plain_dtype(const io::TensorInfo& t) {
   static const std::pair<const char*, const char*> kNames[] = {
-      {"F32", "F32"},   {"FLOAT", "F32"},    {"float32", "F32"},  {"F16", "F16"},     {"FLOAT16", "F16"},
-      {"float16", "F16"}, {"BF16", "BF16"},  {"BFLOAT16", "BF16"}, {"bfloat16", "BF16"}, {"F64", "F64"},
-      {"DOUBLE", "F64"}, {"float64", "F64"}, {"I8", "I8"},       {"INT8", "I8"},     {"int8", "I8"},
-      {"U8", "U8"},     {"UINT8", "U8"},     {"uint8", "U8"},     {"I16", "I16"},     {"INT16", "I16"},
-      {"int16", "I16"}, {"U16", "U16"},      {"uint16", "U16"},   {"I32", "I32"},     {"INT32", "I32"},
-      {"int32", "I32"}, {"U32", "U32"},      {"uint32", "U32"},   {"I64", "I64"},     {"INT64", "I64"},
-      {"int64", "I64"}, {"U64", "U64"},      {"uint64", "U64"},   {"BOOL", "BOOL"},   {"bool", "BOOL"},
+      {"F32", "F32"},       {"FLOAT", "F32"},   {"float32", "F32"}, {"F16", "F16"},
+      {"FLOAT16", "F16"},   {"float16", "F16"}, {"BF16", "BF16"},   {"BFLOAT16", "BF16"},
+      {"bfloat16", "BF16"}, {"F64", "F64"},     {"DOUBLE", "F64"},  {"float64", "F64"},
+      {"I8", "I8"},         {"INT8", "I8"},     {"int8", "I8"},     {"U8", "U8"},
+      {"UINT8", "U8"},      {"uint8", "U8"},    {"I16", "I16"},     {"INT16", "I16"},
+      {"int16", "I16"},     {"U16", "U16"},     {"uint16", "U16"},  {"I32", "I32"},
+      {"INT32", "I32"},     {"int32", "I32"},   {"U32", "U32"},     {"uint32", "U32"},
+      {"I64", "I64"},       {"INT64", "I64"},   {"int64", "I64"},   {"U64", "U64"},
+      {"uint64", "U64"},    {"BOOL", "BOOL"},   {"bool", "BOOL"},
   };
   for (const auto& [from, to] : kNames) {
     if (t.dtype == from) return to;
@@ -154,16 +161,21 @@ void finish(ModelReport& report) {
 }  // namespace detail
 
 std::string output_kind_for(const std::filesystem::path& out, const std::string& to) {
-  const std::string kind = !to.empty() ? to : out.extension().string().substr(out.extension().empty() ? 0 : 1);
+  const std::string kind =
+      !to.empty() ? to : out.extension().string().substr(out.extension().empty() ? 0 : 1);
   if (kind == "safetensors" || kind == "gguf" || kind == "onnx") return kind;
   throw Error("cannot tell the output format of " + quoted(out.string()) +
               " (use a .safetensors, .gguf or .onnx name, or --to)");
 }
 
 bool is_selected(const io::TensorInfo& t, const QuantizeRequest& req) {
-  if (!t.is_float || t.shape.size() < req.min_rank || t.element_count() < req.min_elements) return false;
-  auto matches = [&](const std::string& glob) { return ::fnmatch(glob.c_str(), t.name.c_str(), 0) == 0; };
-  if (!req.include.empty() && std::none_of(req.include.begin(), req.include.end(), matches)) return false;
+  if (!t.is_float || t.shape.size() < req.min_rank || t.element_count() < req.min_elements)
+    return false;
+  auto matches = [&](const std::string& glob) {
+    return ::fnmatch(glob.c_str(), t.name.c_str(), 0) == 0;
+  };
+  if (!req.include.empty() && std::none_of(req.include.begin(), req.include.end(), matches))
+    return false;
   return std::none_of(req.exclude.begin(), req.exclude.end(), matches);
 }
 
@@ -177,7 +189,8 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
   report.fake = req.fake;
 
   if (req.output_kind == "onnx") {
-    if (in.kind() != "onnx") throw Error("ONNX output needs an ONNX input (it patches the input graph)");
+    if (in.kind() != "onnx")
+      throw Error("ONNX output needs an ONNX input (it patches the input graph)");
     if (!req.fake) throw Error("ONNX output keeps the graph's dtypes: add --fake");
     // The patch writer offers every float tensor once, in file order; the
     // others are copied as they are.
@@ -186,21 +199,22 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
     for (const io::TensorInfo& t : in.tensors()) {
       if (!t.is_float) report.tensors.push_back(detail::base_report(t));
     }
-    io::write_onnx_replacing(out, in, [&](const io::TensorInfo& t) -> std::optional<std::vector<float>> {
-      if (req.on_tensor) req.on_tensor(index++, total, t);
-      TensorReport r = detail::base_report(t);
-      if (!is_selected(t, req)) {
-        report.tensors.push_back(std::move(r));
-        return std::nullopt;
-      }
-      const std::vector<float> values = in.read_f32(t);
-      std::vector<float> q = detail::fake_values(f, values, t.shape, req);
-      r.quantized = true;
-      r.stats.add(values, q);
-      r.stored_as = t.dtype + " (fake " + f.name + ")";
-      report.tensors.push_back(std::move(r));
-      return q;
-    });
+    io::write_onnx_replacing(out, in,
+                             [&](const io::TensorInfo& t) -> std::optional<std::vector<float>> {
+                               if (req.on_tensor) req.on_tensor(index++, total, t);
+                               TensorReport r = detail::base_report(t);
+                               if (!is_selected(t, req)) {
+                                 report.tensors.push_back(std::move(r));
+                                 return std::nullopt;
+                               }
+                               const std::vector<float> values = in.read_f32(t);
+                               std::vector<float> q = detail::fake_values(f, values, t.shape, req);
+                               r.quantized = true;
+                               r.stats.add(values, q);
+                               r.stored_as = t.dtype + " (fake " + f.name + ")";
+                               report.tensors.push_back(std::move(r));
+                               return q;
+                             });
   } else if (req.output_kind == "safetensors") {
     detail::write_safetensors_output(in, out, f, req, report);
   } else if (req.output_kind == "gguf") {
@@ -211,9 +225,10 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
   // Report rows in the input's tensor order, whatever order the writer used.
   std::unordered_map<std::string, std::size_t> position;
   for (std::size_t i = 0; i < in.tensors().size(); ++i) position[in.tensors()[i].name] = i;
-  std::stable_sort(report.tensors.begin(), report.tensors.end(), [&](const TensorReport& a, const TensorReport& b) {
-    return position[a.name] < position[b.name];
-  });
+  std::stable_sort(report.tensors.begin(), report.tensors.end(),
+                   [&](const TensorReport& a, const TensorReport& b) {
+                     return position[a.name] < position[b.name];
+                   });
   detail::finish(report);
   return report;
 }

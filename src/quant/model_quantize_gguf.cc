@@ -53,8 +53,9 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
   }
   const std::string stored_type = gguf_type_for(f);
   if (!req.fake && stored_type.empty()) {
-    throw Error("GGUF has no tensor type for " + f.name +
-                " (it stores fp32, fp16, bf16, mxfp4 and q8_0); write .safetensors instead, or add --fake");
+    throw Error(
+        "GGUF has no tensor type for " + f.name +
+        " (it stores fp32, fp16, bf16, mxfp4 and q8_0); write .safetensors instead, or add --fake");
   }
   // Step 1: decide every output tensor up front (the header needs all sizes).
   struct Plan {
@@ -79,7 +80,8 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
     } else {
       o.dtype = gguf_copy_type(in, t);
       if (o.dtype.empty()) {
-        throw Error("tensor " + quoted(t.name) + " of type " + t.dtype + " has no GGUF type to be copied as");
+        throw Error("tensor " + quoted(t.name) + " of type " + t.dtype +
+                    " has no GGUF type to be copied as");
       }
     }
     o.nbytes = io::gguf_tensor_nbytes(o.dtype, o.shape);
@@ -94,11 +96,13 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
     // lowp's keys describing the input's packing; "lowp.arch" stays, so the
     // runtime (lowp/nn/gpt.h) can load the output.
     for (const auto& [key, value] : in.metadata()) {
-      if (key != "lowp.arch" && (key.rfind("lowp.", 0) == 0 || key.rfind("lowp_", 0) == 0)) continue;
+      if (key != "lowp.arch" && (key.rfind("lowp.", 0) == 0 || key.rfind("lowp_", 0) == 0))
+        continue;
       kv.emplace_back(key, io::GgufValue::string(value));
     }
   }
-  kv.emplace_back("lowp.quantized_format", io::GgufValue::string(f.name + (req.fake ? " (fake)" : "")));
+  kv.emplace_back("lowp.quantized_format",
+                  io::GgufValue::string(f.name + (req.fake ? " (fake)" : "")));
 
   // Step 2: stream the tensors; each is quantized when the writer asks for it.
   io::write_gguf(out, kv, outputs, [&](std::size_t i) -> std::vector<std::byte> {

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "lowp/block/block_format.h"
-#include "lowp/storage/matrix_format.h"
 #include "lowp/quant/model_quantize.h"
+#include "lowp/storage/matrix_format.h"
 
 namespace lowp::detail {
 
@@ -41,7 +41,8 @@ void reject_onnx_input(const io::ModelReader& in, const std::string& output_kind
 
 // The codes of `values` in scalar format f (each in code_bytes(f) little-endian
 // bytes), rounded as the request asks.
-std::vector<std::byte> encode_codes(const Format& f, std::span<const float> values, const QuantizeRequest& req);
+std::vector<std::byte> encode_codes(const Format& f, std::span<const float> values,
+                                    const QuantizeRequest& req);
 
 // The inverse: the values of such codes.
 std::vector<float> decode_codes(const Format& f, std::span<const std::byte> codes);
@@ -54,7 +55,8 @@ std::string plain_dtype(const io::TensorInfo& t);
 TensorReport base_report(const io::TensorInfo& t);
 
 void write_safetensors_output(const io::ModelReader& in, const std::filesystem::path& out,
-                              const ResolvedFormat& f, const QuantizeRequest& req, ModelReport& report);
+                              const ResolvedFormat& f, const QuantizeRequest& req,
+                              ModelReport& report);
 void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& out,
                        const ResolvedFormat& f, const QuantizeRequest& req, ModelReport& report);
 

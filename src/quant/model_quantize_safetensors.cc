@@ -33,7 +33,8 @@ std::string safetensors_copy_dtype(const io::ModelReader& in, const io::TensorIn
 }  // namespace
 
 void write_safetensors_output(const io::ModelReader& in, const std::filesystem::path& out,
-                              const ResolvedFormat& f, const QuantizeRequest& req, ModelReport& report) {
+                              const ResolvedFormat& f, const QuantizeRequest& req,
+                              ModelReport& report) {
   reject_onnx_input(in, "safetensors");
   const bool packed_matrix = f.matrix && !req.fake;
   const std::string scalar_dtype = f.is_block || f.matrix ? "" : stored_dtype(f.scalar);
@@ -57,7 +58,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   // lowp's own keys describe the input's packing, not the output's; the
   // model architecture ("lowp.arch") stays, so the runtime can load the output.
   std::erase_if(metadata, [](const auto& kv) {
-    return kv.first != "lowp.arch" && (kv.first.rfind("lowp.", 0) == 0 || kv.first.rfind("lowp_", 0) == 0);
+    return kv.first != "lowp.arch" &&
+           (kv.first.rfind("lowp.", 0) == 0 || kv.first.rfind("lowp_", 0) == 0);
   });
   metadata.emplace_back("lowp_quantized_format", f.name + (req.fake ? " (fake)" : ""));
   for (const io::TensorInfo& t : in.tensors()) {
@@ -76,27 +78,32 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
         tensor_scale = nvfp4_tensor_scale_of(in.read_f32(t), req.block);
       }
       shape_only.tensor_scale = tensor_scale;
-      std::vector<io::OutputTensor> parts = io::packed_tensor_outputs(t.name, shape_only, req.block.scale_rule, metadata);
+      std::vector<io::OutputTensor> parts =
+          io::packed_tensor_outputs(t.name, shape_only, req.block.scale_rule, metadata);
       if (shape_only.shape != t.shape) {
         // Stored in its 2-D block view; keep the original shape on record.
         std::string text = "[";
-        for (std::size_t i = 0; i < t.shape.size(); ++i) text += (i ? ", " : "") + std::to_string(t.shape[i]);
+        for (std::size_t i = 0; i < t.shape.size(); ++i)
+          text += (i ? ", " : "") + std::to_string(t.shape[i]);
         metadata.emplace_back("lowp_original_shape." + t.name, text + "]");
       }
       p.parts = parts.size();
       for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
     } else if (p.quantize && packed_matrix) {
-      std::vector<io::OutputTensor> parts = io::packed_matrix_outputs(t.name, *f.matrix, t.shape, metadata);
+      std::vector<io::OutputTensor> parts =
+          io::packed_matrix_outputs(t.name, *f.matrix, t.shape, metadata);
       p.parts = parts.size();
       for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
     } else {
       io::OutputTensor o{t.name, "", t.shape, 0};
       if (p.quantize) {
-        o.dtype = req.fake ? (t.dtype == "BF16" || t.dtype == "F16" ? t.dtype : "F32") : scalar_dtype;
+        o.dtype =
+            req.fake ? (t.dtype == "BF16" || t.dtype == "F16" ? t.dtype : "F32") : scalar_dtype;
       } else {
         o.dtype = safetensors_copy_dtype(in, t);
         if (o.dtype.empty()) {
-          throw Error("tensor " + quoted(t.name) + " of type " + t.dtype + " cannot be copied into safetensors");
+          throw Error("tensor " + quoted(t.name) + " of type " + t.dtype +
+                      " cannot be copied into safetensors");
         }
       }
       o.nbytes = t.element_count() * io::safetensors_dtype_size(o.dtype);
@@ -120,7 +127,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     const io::OutputTensor& o = outputs[index];
     const std::size_t part = index - p.first_output;
     if (part > 0) {
-      return packed_matrix ? io::packed_matrix_bytes(*pending_matrix, part) : io::packed_tensor_bytes(*pending, part);
+      return packed_matrix ? io::packed_matrix_bytes(*pending_matrix, part)
+                           : io::packed_tensor_bytes(*pending, part);
     }
     if (req.on_tensor) req.on_tensor(owner[index], plans.size(), t);
     TensorReport r = base_report(t);
@@ -138,7 +146,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     if (packed_matrix) {
       const std::vector<std::int64_t> view = block_view(t.shape);
       const std::size_t rows = view.size() < 2 ? 1 : static_cast<std::size_t>(view[0]);
-      pending_matrix = PackedMatrix::quantize(*f.matrix, values, rows, rows == 0 ? 0 : values.size() / rows);
+      pending_matrix =
+          PackedMatrix::quantize(*f.matrix, values, rows, rows == 0 ? 0 : values.size() / rows);
       q.resize(values.size());
       pending_matrix->dequantize(q);
       bytes = io::packed_matrix_bytes(*pending_matrix, 0);

@@ -25,7 +25,8 @@ bool is_plain(const Format& f) {
 // the symmetric range (uintN stays unsigned: negative values clamp to 0).
 Format scaled_element_of(std::string_view name, std::string_view element) {
   Format f = parse_format(element);
-  if (f.kind == Kind::kFloat && f.specials == Specials::kE8m0) fail(name, "e8m0 cannot hold values");
+  if (f.kind == Kind::kFloat && f.specials == Specials::kE8m0)
+    fail(name, "e8m0 cannot hold values");
   if (f.kind == Kind::kInt && f.int_range == IntRange::kFull) f.int_range = IntRange::kSymmetric;
   return f;
 }
@@ -52,11 +53,14 @@ double MatrixFormat::bits_per_value(std::size_t cols) const {
   };
   switch (scheme) {
     case MatrixScheme::kPlain:
-    case MatrixScheme::kTensor: return element.bits;
-    case MatrixScheme::kChannel: return element.bits + 32.0 / n;
+    case MatrixScheme::kTensor:
+      return element.bits;
+    case MatrixScheme::kChannel:
+      return element.bits + 32.0 / n;
     case MatrixScheme::kGroup:
       return element.bits + (asymmetric ? 24.0 : 16.0) * segments(group) / n;
-    case MatrixScheme::kBlock: return block.element.bits + 8.0 * segments(block.block_size) / n;
+    case MatrixScheme::kBlock:
+      return block.element.bits + 8.0 * segments(block.block_size) / n;
   }
   return 0.0;
 }
@@ -131,10 +135,12 @@ std::string matrix_format_name(const MatrixFormat& f) {
   }
   const std::string base = format_name(element);
   switch (f.scheme) {
-    case MatrixScheme::kChannel: return base + ":channel";
+    case MatrixScheme::kChannel:
+      return base + ":channel";
     case MatrixScheme::kGroup:
       return base + ":group" + std::to_string(f.group) + (f.asymmetric ? ":asym" : "");
-    default: return base;  // kPlain, kTensor (a bare scalar name means the tensor scale)
+    default:
+      return base;  // kPlain, kTensor (a bare scalar name means the tensor scale)
   }
 }
 

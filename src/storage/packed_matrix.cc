@@ -13,7 +13,6 @@
 #include <limits>
 #include <string>
 
-#include "lowp/gemv_kernels.h"
 #include "lowp/block/ggml.h"
 #include "lowp/block/mx.h"
 #include "lowp/block/tensor.h"
@@ -21,21 +20,20 @@
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
+#include "lowp/gemv_kernels.h"
 #include "lowp/kernels.h"
 #include "lowp/thread_pool.h"
 
 namespace lowp {
 namespace {
 
-
-float max_of(const Format &f) { return static_cast<float>(max_finite(f)); }
+float max_of(const Format& f) { return static_cast<float>(max_finite(f)); }
 
 float amax_of(std::span<const float> v) {
   float m = 0.0f;
   for (float x : v) {
     const float a = std::fabs(x);
-    if (a > m)
-      m = a; // NaN never wins
+    if (a > m) m = a;  // NaN never wins
   }
   return m;
 }
@@ -46,13 +44,15 @@ float amax_of(std::span<const float> v) {
 // zero or not finite stores zero codes for its segment.
 class RowEncoder {
  public:
-  RowEncoder(const Format &f, std::size_t cols)
-      : f_(f), scaled_(cols), bytes_(cols * static_cast<std::size_t>(code_bytes(f))),
+  RowEncoder(const Format& f, std::size_t cols)
+      : f_(f),
+        scaled_(cols),
+        bytes_(cols * static_cast<std::size_t>(code_bytes(f))),
         codes_(cols) {}
 
   // segment: values per scale (cols for one scale); scale(j) the j-th one.
   template <class Scale>
-  void encode(std::span<const float> v, std::size_t segment, Scale scale, std::uint8_t *out) {
+  void encode(std::span<const float> v, std::size_t segment, Scale scale, std::uint8_t* out) {
     for (std::size_t b = 0, j = 0; b < v.size(); b += segment, ++j) {
       const float s = scale(j);
       const std::size_t e = std::min(v.size(), b + segment);
@@ -67,7 +67,7 @@ class RowEncoder {
   // Asymmetric integers: code = clamp(round_even(v / s) + z, 0, 2^N - 1).
   template <class Scale, class Zero>
   void encode_asym(std::span<const float> v, std::size_t segment, Scale scale, Zero zero,
-                   std::uint8_t *out) {
+                   std::uint8_t* out) {
     const auto top = static_cast<float>(int_max(f_));
     for (std::size_t b = 0, j = 0; b < v.size(); b += segment, ++j) {
       const float s = scale(j), z = static_cast<float>(zero(j));
@@ -82,7 +82,7 @@ class RowEncoder {
   }
 
  private:
-  void widen_and_pack(std::size_t n, std::uint8_t *out) {
+  void widen_and_pack(std::size_t n, std::uint8_t* out) {
     const int width = code_bytes(f_);
     for (std::size_t i = 0; i < n; ++i) {
       std::uint32_t c = 0;
@@ -100,8 +100,8 @@ class RowEncoder {
   std::vector<std::uint32_t> codes_;
 };
 
-void decode_stream(const Format &f, const std::uint8_t *stream, std::size_t begin,
-                   std::size_t count, float scale, float zero, float *out) {
+void decode_stream(const Format& f, const std::uint8_t* stream, std::size_t begin,
+                   std::size_t count, float scale, float zero, float* out) {
   const std::span<const std::uint8_t> s(stream, packed_bytes(f.bits, begin + count));
   for (std::size_t i = 0; i < count; ++i) {
     const float v = decode_f32(f, unpack_code(f.bits, s, begin + i));
@@ -115,15 +115,14 @@ std::uint16_t group_scale(float amax, float max) {
       encode(kFp16, static_cast<double>(amax / max), {Rounding::kNearestEven, true}));
 }
 
-
-} // namespace
+}  // namespace
 
 // ---- the vector kernels' view of a matrix ----
 
-constexpr int kRowSegment = 63; // GemvParams::segment_shift for one scale/row
+constexpr int kRowSegment = 63;  // GemvParams::segment_shift for one scale/row
 
 struct PackedMatrix::Kernel {
-  kernels::GemvParams params; // the storage pointers are set per call
+  kernels::GemvParams params;  // the storage pointers are set per call
   std::vector<float> row_multiplier;
   std::vector<float> u8_table;
 };
@@ -139,7 +138,7 @@ bool same_value(float a, float b) {
 
 // s * 2^k as an fp32 multiplier, if that product is exact (so that
 // fast * multiplier rounds the same real number as value * s does).
-bool exact_multiplier(float s, int k, float &out) {
+bool exact_multiplier(float s, int k, float& out) {
   if (!std::isfinite(s)) {
     out = s;
     return true;
@@ -152,24 +151,19 @@ bool exact_multiplier(float s, int k, float &out) {
 // Finds the int8 values that a 4-bit format's codes are, up to one power of
 // two 2^k (the largest k that makes every finite value an integer in
 // [-127, 127]); false if there is none.
-bool nibble_table(const std::array<float, 256> &exact, std::int8_t *table,
-                  int &k) {
+bool nibble_table(const std::array<float, 256>& exact, std::int8_t* table, int& k) {
   for (int kk = 24; kk >= -40; --kk) {
     bool ok = true;
     for (int c = 0; c < 16 && ok; ++c) {
-      if (!std::isfinite(exact[static_cast<std::size_t>(c)]))
-        continue;
-      const double v = std::ldexp(
-          static_cast<double>(exact[static_cast<std::size_t>(c)]), -kk);
+      if (!std::isfinite(exact[static_cast<std::size_t>(c)])) continue;
+      const double v = std::ldexp(static_cast<double>(exact[static_cast<std::size_t>(c)]), -kk);
       ok = v == std::trunc(v) && std::fabs(v) <= 127.0;
     }
-    if (!ok)
-      continue;
+    if (!ok) continue;
     for (int c = 0; c < 16; ++c) {
       const float e = exact[static_cast<std::size_t>(c)];
-      table[c] = std::isfinite(e) ? static_cast<std::int8_t>(
-                                        std::ldexp(static_cast<double>(e), -kk))
-                                  : 0;
+      table[c] =
+          std::isfinite(e) ? static_cast<std::int8_t>(std::ldexp(static_cast<double>(e), -kk)) : 0;
     }
     k = kk;
     return true;
@@ -177,15 +171,14 @@ bool nibble_table(const std::array<float, 256> &exact, std::int8_t *table,
   return false;
 }
 
-} // namespace
+}  // namespace
 
-std::shared_ptr<const PackedMatrix::Kernel>
-PackedMatrix::make_kernel(const PackedMatrix &m) {
+std::shared_ptr<const PackedMatrix::Kernel> PackedMatrix::make_kernel(const PackedMatrix& m) {
   using kernels::ScaleSource;
   using kernels::WeightDecode;
   auto kernel = std::make_shared<Kernel>();
-  kernels::GemvParams &p = kernel->params;
-  const MatrixFormat &f = m.format_;
+  kernels::GemvParams& p = kernel->params;
+  const MatrixFormat& f = m.format_;
   p.segment_shift = kRowSegment;
   if (f.scheme == MatrixScheme::kPlain) {
     p.decode = f.element.bits == 32      ? WeightDecode::kF32
@@ -193,13 +186,11 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
                                          : WeightDecode::kF16;
     return kernel;
   }
-  if (f.asymmetric)
-    return nullptr;  // zero points: the kernels have no offset
+  if (f.asymmetric) return nullptr;  // zero points: the kernels have no offset
   const bool block = f.scheme == MatrixScheme::kBlock;
   const bool mx = block && f.block.scale == BlockScale::kUe8m0;
   const Format e = block ? f.block.element : f.element;
-  if (e.bits != 8 && e.bits != 4)
-    return nullptr;
+  if (e.bits != 8 && e.bits != 4) return nullptr;
 
   // 1. The exact element value of every code (as dequantize_row takes it) and
   //    the value the kernel decodes, fast = exact / 2^k.
@@ -207,31 +198,27 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
   std::array<float, 256> exact{}, fast{};
   for (std::size_t c = 0; c < count; ++c) {
     const auto code = static_cast<std::uint32_t>(c);
-    exact[c] = mx ? static_cast<float>(mx_element_value(e, code))
-                  : decode_f32(e, code);
+    exact[c] = mx ? static_cast<float>(mx_element_value(e, code)) : decode_f32(e, code);
   }
   int k = 0;
   if (e.bits == 8 && e.kind == Kind::kInt) {
     p.decode = WeightDecode::kInt8;
     for (std::size_t c = 0; c < count; ++c)
       fast[c] = static_cast<float>(static_cast<std::int8_t>(c));
-  } else if (e.bits == 8 && e.kind == Kind::kFloat &&
-             e.specials != Specials::kE8m0 && e.exp_bits <= 5 &&
-             e.exp_bits >= 2 && 1 + e.exp_bits + e.man_bits == 8) {
+  } else if (e.bits == 8 && e.kind == Kind::kFloat && e.specials != Specials::kE8m0 &&
+             e.exp_bits <= 5 && e.exp_bits >= 2 && 1 + e.exp_bits + e.man_bits == 8) {
     p.decode = WeightDecode::kViaF16;
     p.f16_shift = 10 - e.man_bits;
     p.f16_mask = static_cast<std::uint16_t>(0x8000u | (0x7Fu << p.f16_shift));
     for (std::size_t c = 0; c < count; ++c) {
-      const auto half = static_cast<std::uint32_t>(
-          ((c & 0x80u) << 8) | ((c & 0x7Fu) << p.f16_shift));
+      const auto half =
+          static_cast<std::uint32_t>(((c & 0x80u) << 8) | ((c & 0x7Fu) << p.f16_shift));
       fast[c] = decode_f32(kFp16, half);
     }
   } else if (e.bits == 4) {
     p.decode = WeightDecode::kNibble;
-    if (!nibble_table(exact, p.nibble_table, k))
-      return nullptr;
-    for (std::size_t c = 0; c < 16; ++c)
-      fast[c] = p.nibble_table[c];
+    if (!nibble_table(exact, p.nibble_table, k)) return nullptr;
+    for (std::size_t c = 0; c < 16; ++c) fast[c] = p.nibble_table[c];
   } else {
     return nullptr;
   }
@@ -239,15 +226,12 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
     // k from any code that is finite and nonzero both ways.
     bool found = false;
     for (std::size_t c = 0; c < count && !found; ++c) {
-      if (std::isfinite(fast[c]) && std::isfinite(exact[c]) && fast[c] != 0 &&
-          exact[c] != 0) {
-        k = std::ilogb(static_cast<double>(exact[c]) /
-                       static_cast<double>(fast[c]));
+      if (std::isfinite(fast[c]) && std::isfinite(exact[c]) && fast[c] != 0 && exact[c] != 0) {
+        k = std::ilogb(static_cast<double>(exact[c]) / static_cast<double>(fast[c]));
         found = true;
       }
     }
-    if (!found)
-      return nullptr;
+    if (!found) return nullptr;
   }
   std::copy(fast.begin(), fast.end(), p.fast_value);
 
@@ -255,97 +239,90 @@ PackedMatrix::make_kernel(const PackedMatrix &m) {
   //    maps to a number, say) must not occur in the matrix.
   std::array<bool, 256> good{};
   for (std::size_t c = 0; c < count; ++c) {
-    good[c] = same_value(
-        static_cast<float>(std::ldexp(static_cast<double>(fast[c]), k)),
-        exact[c]);
+    good[c] = same_value(static_cast<float>(std::ldexp(static_cast<double>(fast[c]), k)), exact[c]);
   }
   if (!std::all_of(good.begin(), good.begin() + static_cast<long>(count),
                    [](bool g) { return g; })) {
     for (std::uint8_t byte : m.codes_) {
-      const bool ok =
-          e.bits == 8 ? good[byte] : good[byte & 0xFu] && good[byte >> 4];
-      if (!ok)
-        return nullptr;
+      const bool ok = e.bits == 8 ? good[byte] : good[byte & 0xFu] && good[byte >> 4];
+      if (!ok) return nullptr;
     }
   }
 
   // 3. The multipliers: scale * 2^k, exact.
   std::size_t segment = m.cols_;
   switch (f.scheme) {
-  case MatrixScheme::kPlain:
-    break;
-  case MatrixScheme::kTensor:
-  case MatrixScheme::kChannel: {
-    p.scale = ScaleSource::kRow;
-    kernel->row_multiplier.resize(m.rows_);
-    for (std::size_t r = 0; r < m.rows_; ++r) {
-      const float s = f.scheme == MatrixScheme::kTensor ? m.scales_.tensor
-                                                        : m.scales_.row[r];
-      if (!exact_multiplier(s, k, kernel->row_multiplier[r]))
-        return nullptr;
-    }
-    break;
-  }
-  case MatrixScheme::kGroup: {
-    for (const std::uint16_t h : m.scales_.group) {
-      float unused;
-      if (!exact_multiplier(decode_f32(kFp16, h), k, unused))
-        return nullptr;
-    }
-    p.scale = ScaleSource::kF16;
-    p.f16_factor = static_cast<float>(std::ldexp(1.0, k));
-    segment = static_cast<std::size_t>(f.group);
-    break;
-  }
-  case MatrixScheme::kBlock: {
-    p.scale = ScaleSource::kU8Table;
-    segment = static_cast<std::size_t>(f.block.block_size);
-    kernel->u8_table.resize(256);
-    std::array<bool, 256> exact_scale{};
-    const std::uint32_t one = encode(e, 1.0);
-    for (std::size_t s = 0; s < 256; ++s) {
-      const auto code = static_cast<std::uint8_t>(s);
-      const float scale =
-          mx ? static_cast<float>(mx_value(kFp16, code, 0x3C00)) // 2^(s-127)
-             : nvfp4_value(m.scales_.tensor, code, one);
-      exact_scale[s] = exact_multiplier(scale, k, kernel->u8_table[s]);
-      if (mx && code == 0xFF) { // the NaN scale
-        kernel->u8_table[s] = std::numeric_limits<float>::quiet_NaN();
-        exact_scale[s] = true;
+    case MatrixScheme::kPlain:
+      break;
+    case MatrixScheme::kTensor:
+    case MatrixScheme::kChannel: {
+      p.scale = ScaleSource::kRow;
+      kernel->row_multiplier.resize(m.rows_);
+      for (std::size_t r = 0; r < m.rows_; ++r) {
+        const float s = f.scheme == MatrixScheme::kTensor ? m.scales_.tensor : m.scales_.row[r];
+        if (!exact_multiplier(s, k, kernel->row_multiplier[r])) return nullptr;
       }
+      break;
     }
-    for (std::uint8_t s : m.scales_.block) {
-      if (!exact_scale[s])
-        return nullptr;
+    case MatrixScheme::kGroup: {
+      for (const std::uint16_t h : m.scales_.group) {
+        float unused;
+        if (!exact_multiplier(decode_f32(kFp16, h), k, unused)) return nullptr;
+      }
+      p.scale = ScaleSource::kF16;
+      p.f16_factor = static_cast<float>(std::ldexp(1.0, k));
+      segment = static_cast<std::size_t>(f.group);
+      break;
     }
-    break;
-  }
+    case MatrixScheme::kBlock: {
+      p.scale = ScaleSource::kU8Table;
+      segment = static_cast<std::size_t>(f.block.block_size);
+      kernel->u8_table.resize(256);
+      std::array<bool, 256> exact_scale{};
+      const std::uint32_t one = encode(e, 1.0);
+      for (std::size_t s = 0; s < 256; ++s) {
+        const auto code = static_cast<std::uint8_t>(s);
+        const float scale = mx ? static_cast<float>(mx_value(kFp16, code, 0x3C00))  // 2^(s-127)
+                               : nvfp4_value(m.scales_.tensor, code, one);
+        exact_scale[s] = exact_multiplier(scale, k, kernel->u8_table[s]);
+        if (mx && code == 0xFF) {  // the NaN scale
+          kernel->u8_table[s] = std::numeric_limits<float>::quiet_NaN();
+          exact_scale[s] = true;
+        }
+      }
+      for (std::uint8_t s : m.scales_.block) {
+        if (!exact_scale[s]) return nullptr;
+      }
+      break;
+    }
   }
   if (segment < m.cols_) {
-    if (!std::has_single_bit(segment))
-      return nullptr;
+    if (!std::has_single_bit(segment)) return nullptr;
     p.segment_shift = std::countr_zero(segment);
     p.segments_per_row = (m.cols_ + segment - 1) / segment;
   }
   return kernel;
 }
 
-std::size_t PackedMatrix::row_bytes(const MatrixFormat &f, std::size_t cols) {
+std::size_t PackedMatrix::row_bytes(const MatrixFormat& f, std::size_t cols) {
   switch (f.scheme) {
-    case MatrixScheme::kPlain: return cols * static_cast<std::size_t>(code_bytes(f.element));
-    case MatrixScheme::kBlock: return packed_bytes(f.block.element.bits, cols);
-    default: return packed_bytes(f.element.bits, cols);
+    case MatrixScheme::kPlain:
+      return cols * static_cast<std::size_t>(code_bytes(f.element));
+    case MatrixScheme::kBlock:
+      return packed_bytes(f.block.element.bits, cols);
+    default:
+      return packed_bytes(f.element.bits, cols);
   }
 }
 
-PackedMatrix PackedMatrix::quantize(const MatrixFormat &f, std::span<const float> w,
+PackedMatrix PackedMatrix::quantize(const MatrixFormat& f, std::span<const float> w,
                                     std::size_t rows, std::size_t cols) {
   PackedMatrix m = quantize_unchecked(f, w, rows, cols);
   m.finish(true);
   return m;
 }
 
-PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat &f, std::span<const float> w,
+PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat& f, std::span<const float> w,
                                               std::size_t rows, std::size_t cols) {
   if (w.size() != rows * cols) {
     throw Error("packed matrix: " + std::to_string(w.size()) + " values for a " +
@@ -357,7 +334,7 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat &f, std::span<c
   m.cols_ = cols;
   m.row_bytes_ = row_bytes(f, cols);
   m.codes_.assign(rows * m.row_bytes_, 0);
-  MatrixScales &sc = m.scales_;
+  MatrixScales& sc = m.scales_;
   const float max = f.scheme == MatrixScheme::kBlock ? 0.0f : max_of(f.element);
   switch (f.scheme) {
     case MatrixScheme::kPlain:
@@ -389,7 +366,8 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat &f, std::span<c
       for (std::size_t r = 0; r < rows; ++r) {
         const auto row = w.subspan(r * cols, cols);
         const float s = tensor ? sc.tensor : (sc.row[r] = scale_of(row, r));
-        enc.encode(row, cols, [s](std::size_t) { return s; }, m.codes_.data() + r * m.row_bytes_);
+        enc.encode(
+            row, cols, [s](std::size_t) { return s; }, m.codes_.data() + r * m.row_bytes_);
       }
       break;
     }
@@ -402,12 +380,12 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat &f, std::span<c
       std::vector<float> s(groups);
       for (std::size_t r = 0; r < rows; ++r) {
         const auto row = w.subspan(r * cols, cols);
-        std::uint16_t *scale = sc.group.data() + r * groups;
+        std::uint16_t* scale = sc.group.data() + r * groups;
         if (f.ggml_q8_0) {  // ggml's own rule; a partial last group is padded with zeros
           std::vector<float> padded(groups * k, 0.0f);
           std::copy(row.begin(), row.end(), padded.begin());
           const std::vector<GgmlBlockQ8_0> blocks = ggml_q8_0_quantize(padded);
-          auto *codes = reinterpret_cast<std::int8_t *>(m.codes_.data() + r * m.row_bytes_);
+          auto* codes = reinterpret_cast<std::int8_t*>(m.codes_.data() + r * m.row_bytes_);
           for (std::size_t g = 0; g < groups; ++g) {
             scale[g] = blocks[g].d;
             for (std::size_t j = 0; j < std::min(k, cols - g * k); ++j)
@@ -433,11 +411,12 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat &f, std::span<c
           }
           s[g] = decode_f32(kFp16, scale[g]);
         }
-        std::uint8_t *out = m.codes_.data() + r * m.row_bytes_;
+        std::uint8_t* out = m.codes_.data() + r * m.row_bytes_;
         const auto scale_of = [&](std::size_t g) { return s[g]; };
         if (f.asymmetric) {
-          const std::uint8_t *z = sc.zero.data() + r * groups;
-          enc.encode_asym(row, k, scale_of, [z](std::size_t g) { return z[g]; }, out);
+          const std::uint8_t* z = sc.zero.data() + r * groups;
+          enc.encode_asym(
+              row, k, scale_of, [z](std::size_t g) { return z[g]; }, out);
         } else {
           enc.encode(row, k, scale_of, out);
         }
@@ -470,7 +449,7 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat &f, std::span<c
   return m;
 }
 
-PackedMatrix PackedMatrix::from_codes(const MatrixFormat &f, std::size_t rows, std::size_t cols,
+PackedMatrix PackedMatrix::from_codes(const MatrixFormat& f, std::size_t rows, std::size_t cols,
                                       std::vector<std::uint8_t> codes, MatrixScales scales) {
   PackedMatrix m;
   m.format_ = f;
@@ -484,7 +463,7 @@ PackedMatrix PackedMatrix::from_codes(const MatrixFormat &f, std::size_t rows, s
 }
 
 void PackedMatrix::finish(bool with_kernel) {
-  const auto expect = [&](const char *what, std::size_t got, std::size_t want) {
+  const auto expect = [&](const char* what, std::size_t got, std::size_t want) {
     if (got != want) {
       throw Error("packed matrix " + format_.name + " [" + std::to_string(rows_) + ", " +
                   std::to_string(cols_) + "]: " + what + " holds " + std::to_string(got) +
@@ -528,116 +507,98 @@ std::size_t PackedMatrix::bytes() const {
 
 double PackedMatrix::bits_per_weight() const {
   const std::size_t n = rows_ * cols_;
-  return n == 0 ? 0.0
-                : 8.0 * static_cast<double>(bytes()) / static_cast<double>(n);
+  return n == 0 ? 0.0 : 8.0 * static_cast<double>(bytes()) / static_cast<double>(n);
 }
 
 void PackedMatrix::dequantize_row(std::size_t row, std::span<float> out) const {
-  if (row >= rows_ || out.size() < cols_)
-    throw Error("packed matrix: row or buffer out of range");
-  const std::uint8_t *codes = codes_.data() + row * row_bytes_;
+  if (row >= rows_ || out.size() < cols_) throw Error("packed matrix: row or buffer out of range");
+  const std::uint8_t* codes = codes_.data() + row * row_bytes_;
   switch (format_.scheme) {
-  case MatrixScheme::kPlain:
-    if (format_.element.bits == 32) {
-      if (cols_ != 0)
-        std::memcpy(out.data(), codes, cols_ * sizeof(float));
-    } else {
-      decode_to_f32(format_.element, codes, out.first(cols_));
-    }
-    return;
-  case MatrixScheme::kTensor:
-    decode_stream(format_.element, codes, 0, cols_, scales_.tensor, 0.0f, out.data());
-    return;
-  case MatrixScheme::kChannel:
-    decode_stream(format_.element, codes, 0, cols_, scales_.row[row], 0.0f,
-                  out.data());
-    return;
-  case MatrixScheme::kGroup: {
-    const std::size_t k = static_cast<std::size_t>(format_.group);
-    const std::size_t groups = (cols_ + k - 1) / k;
-    for (std::size_t g = 0; g < groups; ++g) {
-      const std::size_t b = g * k, n = std::min(k, cols_ - b);
-      decode_stream(format_.element, codes, b, n,
-                    decode_f32(kFp16, scales_.group[row * groups + g]),
-                    format_.asymmetric
-                        ? static_cast<float>(scales_.zero[row * groups + g])
-                        : 0.0f,
-                    out.data() + b);
-    }
-    return;
-  }
-  case MatrixScheme::kBlock: {
-    const BlockFormat &b = format_.block;
-    const std::size_t k = static_cast<std::size_t>(b.block_size);
-    const std::uint8_t *scales =
-        scales_.block.data() + row * ((cols_ + k - 1) / k);
-    const int bits = b.element.bits;
-    if (b.scale != BlockScale::kUe8m0 || bits > 8) {
-      const std::span<const std::uint8_t> stream(codes, row_bytes_);
-      for (std::size_t j = 0; j < cols_; ++j) {
-        out[j] = block_value(b, scales_.tensor, scales[j / k], unpack_code(bits, stream, j));
+    case MatrixScheme::kPlain:
+      if (format_.element.bits == 32) {
+        if (cols_ != 0) std::memcpy(out.data(), codes, cols_ * sizeof(float));
+      } else {
+        decode_to_f32(format_.element, codes, out.first(cols_));
+      }
+      return;
+    case MatrixScheme::kTensor:
+      decode_stream(format_.element, codes, 0, cols_, scales_.tensor, 0.0f, out.data());
+      return;
+    case MatrixScheme::kChannel:
+      decode_stream(format_.element, codes, 0, cols_, scales_.row[row], 0.0f, out.data());
+      return;
+    case MatrixScheme::kGroup: {
+      const std::size_t k = static_cast<std::size_t>(format_.group);
+      const std::size_t groups = (cols_ + k - 1) / k;
+      for (std::size_t g = 0; g < groups; ++g) {
+        const std::size_t b = g * k, n = std::min(k, cols_ - b);
+        decode_stream(
+            format_.element, codes, b, n, decode_f32(kFp16, scales_.group[row * groups + g]),
+            format_.asymmetric ? static_cast<float>(scales_.zero[row * groups + g]) : 0.0f,
+            out.data() + b);
       }
       return;
     }
-    // MX with elements of at most 8 bits: mx_value(element, s, c) is
-    // P(c) * 2^(s-127) rounded once to fp32, and that product is exact in
-    // double, so a table of P and one of the powers of two give its bits.
-    std::array<double, 256> element{};
-    for (std::uint32_t c = 0; c < (1u << bits); ++c)
-      element[c] = mx_element_value(b.element, c);
-    const std::uint32_t mask = (1u << bits) - 1;
-    for (std::size_t j0 = 0; j0 < cols_; j0 += k) {
-      const std::uint8_t s = scales[j0 / k];
-      const double scale = s == kE8m0Nan
-                               ? std::numeric_limits<double>::quiet_NaN()
-                               : std::ldexp(1.0, static_cast<int>(s) - 127);
-      for (std::size_t j = j0; j < std::min(cols_, j0 + k); ++j) {
-        const std::size_t bit = j * static_cast<std::size_t>(bits);
-        const std::size_t byte = bit / 8;
-        std::uint32_t word = codes[byte];
-        if (byte + 1 < row_bytes_)
-          word |= static_cast<std::uint32_t>(codes[byte + 1]) << 8;
-        out[j] =
-            static_cast<float>(element[(word >> (bit % 8)) & mask] * scale);
+    case MatrixScheme::kBlock: {
+      const BlockFormat& b = format_.block;
+      const std::size_t k = static_cast<std::size_t>(b.block_size);
+      const std::uint8_t* scales = scales_.block.data() + row * ((cols_ + k - 1) / k);
+      const int bits = b.element.bits;
+      if (b.scale != BlockScale::kUe8m0 || bits > 8) {
+        const std::span<const std::uint8_t> stream(codes, row_bytes_);
+        for (std::size_t j = 0; j < cols_; ++j) {
+          out[j] = block_value(b, scales_.tensor, scales[j / k], unpack_code(bits, stream, j));
+        }
+        return;
       }
+      // MX with elements of at most 8 bits: mx_value(element, s, c) is
+      // P(c) * 2^(s-127) rounded once to fp32, and that product is exact in
+      // double, so a table of P and one of the powers of two give its bits.
+      std::array<double, 256> element{};
+      for (std::uint32_t c = 0; c < (1u << bits); ++c) element[c] = mx_element_value(b.element, c);
+      const std::uint32_t mask = (1u << bits) - 1;
+      for (std::size_t j0 = 0; j0 < cols_; j0 += k) {
+        const std::uint8_t s = scales[j0 / k];
+        const double scale = s == kE8m0Nan ? std::numeric_limits<double>::quiet_NaN()
+                                           : std::ldexp(1.0, static_cast<int>(s) - 127);
+        for (std::size_t j = j0; j < std::min(cols_, j0 + k); ++j) {
+          const std::size_t bit = j * static_cast<std::size_t>(bits);
+          const std::size_t byte = bit / 8;
+          std::uint32_t word = codes[byte];
+          if (byte + 1 < row_bytes_) word |= static_cast<std::uint32_t>(codes[byte + 1]) << 8;
+          out[j] = static_cast<float>(element[(word >> (bit % 8)) & mask] * scale);
+        }
+      }
+      return;
     }
-    return;
-  }
   }
 }
 
 void PackedMatrix::dequantize(std::span<float> out) const {
-  if (out.size() != rows_ * cols_)
-    throw Error("packed matrix: output size mismatch");
-  for (std::size_t r = 0; r < rows_; ++r)
-    dequantize_row(r, out.subspan(r * cols_, cols_));
+  if (out.size() != rows_ * cols_) throw Error("packed matrix: output size mismatch");
+  for (std::size_t r = 0; r < rows_; ++r) dequantize_row(r, out.subspan(r * cols_, cols_));
 }
 
-void PackedMatrix::gemv(const float *x, float *y, unsigned threads) const {
+void PackedMatrix::gemv(const float* x, float* y, unsigned threads) const {
   gemm(x, 1, y, threads);
 }
 
 bool PackedMatrix::vectorized() const {
-  if (!kernel_)
-    return false;
+  if (!kernel_) return false;
   const int shift = kernel_->params.segment_shift;
   return shift == kRowSegment ||
-         (std::size_t{1} << shift) %
-                 kernels::gemv_segment_quantum(kernel_->params.decode) ==
-             0;
+         (std::size_t{1} << shift) % kernels::gemv_segment_quantum(kernel_->params.decode) == 0;
 }
 
-void PackedMatrix::gemm(const float *x, std::size_t n, float *y,
-                        unsigned threads) const {
-  if (rows_ == 0 || n == 0)
-    return;
+void PackedMatrix::gemm(const float* x, std::size_t n, float* y, unsigned threads) const {
+  if (rows_ == 0 || n == 0) return;
   if (cols_ == 0) {
     std::fill(y, y + n * rows_, 0.0f);
     return;
   }
   if (!vectorized()) {
-    const auto fill = [](const void *self, std::size_t r, float *out) {
-      const auto *m = static_cast<const PackedMatrix *>(self);
+    const auto fill = [](const void* self, std::size_t r, float* out) {
+      const auto* m = static_cast<const PackedMatrix*>(self);
       m->dequantize_row(r, std::span<float>(out, m->cols_));
     };
     parallel_for(rows_, threads, 4, [&](std::size_t r0, std::size_t r1) {
@@ -650,14 +611,12 @@ void PackedMatrix::gemm(const float *x, std::size_t n, float *y,
   p.row_bytes = row_bytes_;
   p.rows = rows_;
   p.cols = cols_;
-  p.row_multiplier = kernel_->row_multiplier.empty()
-                         ? nullptr
-                         : kernel_->row_multiplier.data();
+  p.row_multiplier = kernel_->row_multiplier.empty() ? nullptr : kernel_->row_multiplier.data();
   p.u8_scales = scales_.block.data();
   p.u8_table = kernel_->u8_table.data();
   p.f16_scales = scales_.group.data();
   std::vector<float> permuted;
-  const float *xs = x;
+  const float* xs = x;
   if (p.decode == kernels::WeightDecode::kNibble) {
     permuted.resize(n * cols_);
     kernels::permute_x(p, x, n, cols_, permuted.data());
@@ -668,11 +627,9 @@ void PackedMatrix::gemm(const float *x, std::size_t n, float *y,
   });
 }
 
-void fake_quantize_rows(const MatrixFormat &f, float *x, std::size_t rows, std::size_t cols) {
-  if (rows == 0 || cols == 0)
-    return;
-  if (f.scheme == MatrixScheme::kPlain && f.element.bits == 32)
-    return;
+void fake_quantize_rows(const MatrixFormat& f, float* x, std::size_t rows, std::size_t cols) {
+  if (rows == 0 || cols == 0) return;
+  if (f.scheme == MatrixScheme::kPlain && f.element.bits == 32) return;
   // A per-tensor scale (kTensor, NVFP4's) must be each row's own; every other
   // scale lies within a row, so the whole matrix is one call.
   const bool per_row = f.scheme == MatrixScheme::kTensor ||
@@ -681,8 +638,7 @@ void fake_quantize_rows(const MatrixFormat &f, float *x, std::size_t rows, std::
   for (std::size_t r = 0; r < rows; r += step) {
     const std::span<float> part(x + r * cols, step * cols);
     const PackedMatrix m = PackedMatrix::quantize_unchecked(f, part, step, cols);
-    for (std::size_t i = 0; i < step; ++i)
-      m.dequantize_row(i, part.subspan(i * cols, cols));
+    for (std::size_t i = 0; i < step; ++i) m.dequantize_row(i, part.subspan(i * cols, cols));
   }
 }
 

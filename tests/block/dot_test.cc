@@ -1,8 +1,8 @@
 // Tests of the MX dot products (dot.h): hand-computed block dots, the single
 // rounding at the end, overflow/underflow, specials, DotGeneral's fp32 block
 // order, and mx_matmul against references built from dequantized values.
-#include "lowp/block_kernels.h"
 #include "lowp/block/dot.h"
+#include "lowp/block_kernels.h"
 
 #include <gtest/gtest.h>
 
@@ -33,13 +33,17 @@ static_assert(encode(kFp8E5m2, 0x1p12) == 0x6C && encode(kFp8E5m2, 1.0) == 0x3C 
 static_assert(encode(kFp8E5m2, 2.0) == 0x40 && inf_code(kFp8E5m2) == 0x7C &&
               nan_code(kFp8E5m2) == 0x7E);
 static_assert(encode(kFp4E2m1, 6.0) == 0x7 && encode(kFp4E2m1, -0.5) == 0x9);
-static_assert(encode(kFp16, 0x1p15) == 0x7800 && encode(kFp16, -0x1p15) == 0xF800 && encode(kFp16, 0x1p-24) == 0x0001);
-static_assert(encode(kFp16, 0x1p12) == 0x6C00 && encode(kFp16, 0x1p13) == 0x7000 && encode(kFp16, 8.0) == 0x4800 && encode(kFp16, -1.0) == 0xBC00);
+static_assert(encode(kFp16, 0x1p15) == 0x7800 && encode(kFp16, -0x1p15) == 0xF800 &&
+              encode(kFp16, 0x1p-24) == 0x0001);
+static_assert(encode(kFp16, 0x1p12) == 0x6C00 && encode(kFp16, 0x1p13) == 0x7000 &&
+              encode(kFp16, 8.0) == 0x4800 && encode(kFp16, -1.0) == 0xBC00);
 
 using Codes = std::vector<std::uint32_t>;
 
-float dot(const Format& fa, int scale_a, const Codes& a, const Format& fb, int scale_b, const Codes& b) {
-  return mx_dot(fa, static_cast<std::uint8_t>(scale_a), a, fb, static_cast<std::uint8_t>(scale_b), b);
+float dot(const Format& fa, int scale_a, const Codes& a, const Format& fb, int scale_b,
+          const Codes& b) {
+  return mx_dot(fa, static_cast<std::uint8_t>(scale_a), a, fb, static_cast<std::uint8_t>(scale_b),
+                b);
 }
 
 // ---- Dot: hand-computed values ----
@@ -72,7 +76,8 @@ TEST(MxDot, ExactAccumulationWhereFp32WouldCancel) {
 TEST(MxDot, WideElementsStayExact) {
   // fp16 elements (40-bit fixed point each, 82-bit sums): 2^30 + 2^-48 - 2^30.
   // A double accumulator in index order would give 0; the exact answer is 2^-48.
-  EXPECT_EQ(dot(kFp16, 127, {0x7800, 0x0001, 0xF800}, kFp16, 127, {0x7800, 0x0001, 0x7800}), 0x1p-48f);
+  EXPECT_EQ(dot(kFp16, 127, {0x7800, 0x0001, 0xF800}, kFp16, 127, {0x7800, 0x0001, 0x7800}),
+            0x1p-48f);
 }
 
 TEST(MxDot, Int8IsExactFixedPoint) {
@@ -107,7 +112,8 @@ TEST(MxDot, RoundsTiesToEvenOnce) {
   // bit, 78 bits below the leading one, says so.
   EXPECT_EQ(dot(kFp16, 127, {0x7800, 0x4800, 0x0001}, kFp16, 127, {0x7800, 0x4800, 0x0001}),
             0x1p30f + 0x1p7f);
-  EXPECT_EQ(dot(kFp16, 127, {0x7800, 0x4800}, kFp16, 127, {0x7800, 0x4800}), 0x1p30f);  // the tie itself
+  EXPECT_EQ(dot(kFp16, 127, {0x7800, 0x4800}, kFp16, 127, {0x7800, 0x4800}),
+            0x1p30f);  // the tie itself
 }
 
 TEST(MxDot, OverflowsToInfinity) {
@@ -321,8 +327,9 @@ TEST_P(MxMatmul, MatchesDequantizedReference) {
       if (exact_blocks) {
         EXPECT_EQ(got, emulated) << "C[" << m << "," << n << "]";
       }
-      const double bound = (static_cast<double>(nb) * 0x1p-24 * (1 + 0x1p-20) +
-                            static_cast<double>(K) * 0x1p-52) * magnitude;
+      const double bound =
+          (static_cast<double>(nb) * 0x1p-24 * (1 + 0x1p-20) + static_cast<double>(K) * 0x1p-52) *
+          magnitude;
       EXPECT_LE(std::fabs(static_cast<double>(got) - total), bound) << "C[" << m << "," << n << "]";
       // DotGeneral of the blocked rows is the same entry.
       if (m == 0 && n == N - 1) {
@@ -340,8 +347,8 @@ INSTANTIATE_TEST_SUITE_P(
                       MatmulCase{"mxfp8_e4m3", 4, 77, 6}, MatmulCase{"mxint8", 4, 77, 6},
                       MatmulCase{"mxfp4", 3, 13, 5}),
     [](const ::testing::TestParamInfo<MatmulCase>& c) {
-      return c.param.format + "_" + std::to_string(c.param.m) + "x" + std::to_string(c.param.k) + "x" +
-             std::to_string(c.param.n);
+      return c.param.format + "_" + std::to_string(c.param.m) + "x" + std::to_string(c.param.k) +
+             "x" + std::to_string(c.param.n);
     });
 
 TEST(MxMatmulErrors, NamesTheMismatch) {

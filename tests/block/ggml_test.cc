@@ -8,8 +8,8 @@
 #include <random>
 #include <vector>
 
-#include "lowp/block_kernels.h"
 #include "lowp/block/ggml.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 
 namespace lowp {
@@ -26,7 +26,8 @@ TEST(GgmlMxfp4, HandBuiltBytes) {
   // i.e. codes j%8, all positive, amax 6 -> floor scale 2^(2-2) = 1, code 127.
   const double magnitudes[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
   std::vector<float> x(32);
-  for (int j = 0; j < 32; ++j) x[static_cast<std::size_t>(j)] = static_cast<float>(magnitudes[j % 8]);
+  for (int j = 0; j < 32; ++j)
+    x[static_cast<std::size_t>(j)] = static_cast<float>(magnitudes[j % 8]);
   const std::int64_t shape[] = {32};
   const PackedTensor t = quantize(mxfp4(), x, shape, -1, {});
   const std::vector<GgmlBlockMxfp4> g = to_ggml_mxfp4(t);
@@ -105,7 +106,9 @@ TEST(GgmlMxfp4, RejectsIncompatibleTensors) {
 
 // ---- block_q8_0 ----
 
-std::vector<std::int8_t> qs_of(const GgmlBlockQ8_0& blk) { return {std::begin(blk.qs), std::end(blk.qs)}; }
+std::vector<std::int8_t> qs_of(const GgmlBlockQ8_0& blk) {
+  return {std::begin(blk.qs), std::end(blk.qs)};
+}
 
 TEST(GgmlQ8_0, HandComputedWithTies) {
   // amax 127: d = 1 (fp16 0x3C00), q = roundf(x), ties away from zero.

@@ -66,8 +66,9 @@ double mag_value(const Elem& e, std::uint32_t m) {
 double code_value(const Elem& e, std::uint32_t code) {
   const std::uint32_t sign = 1u << (e.bits - 1);
   if (e.is_int) {
-    const auto v = (code & sign) != 0 ? static_cast<std::int64_t>(code) - (std::int64_t{1} << e.bits)
-                                      : static_cast<std::int64_t>(code);
+    const auto v = (code & sign) != 0
+                       ? static_cast<std::int64_t>(code) - (std::int64_t{1} << e.bits)
+                       : static_cast<std::int64_t>(code);
     return std::ldexp(static_cast<double>(v), -e.man_bits);
   }
   const std::uint32_t mag = code & (sign - 1);
@@ -93,16 +94,25 @@ std::uint32_t ref_round(const Elem& e, double q, Rounding mode, std::uint32_t ra
   std::uint32_t lo = 0, hi = e.max_mag;
   while (lo < hi) {
     const std::uint32_t mid = (lo + hi + 1) / 2;
-    if (mag_value(e, mid) <= a) lo = mid; else hi = mid - 1;
+    if (mag_value(e, mid) <= a)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   const double vlo = mag_value(e, lo), vhi = mag_value(e, lo + 1);
   if (vlo == a) return signed_code(e, lo, negative);
   const double below = a - vlo, above = vhi - a;  // exact: a has 24 significant bits
   bool up = false;
   switch (mode) {
-    case Rounding::kNearestEven: up = above < below || (above == below && (lo & 1) != 0); break;
-    case Rounding::kNearestAway: up = above <= below; break;
-    case Rounding::kTowardZero: up = false; break;
+    case Rounding::kNearestEven:
+      up = above < below || (above == below && (lo & 1) != 0);
+      break;
+    case Rounding::kNearestAway:
+      up = above <= below;
+      break;
+    case Rounding::kTowardZero:
+      up = false;
+      break;
     case Rounding::kStochastic: {
       const double frac = std::floor(below / (vhi - vlo) * 0x1p32);  // spacing: a power of two
       up = frac + static_cast<double>(random) >= 0x1p32;
@@ -139,9 +149,12 @@ std::uint8_t ref_scale(const Elem& e, float amax, ScaleRule rule) {
       break;
     }
     case ScaleRule::kCeil:  // torchao: exponent field (+1 if any mantissa bit) - bias - emax
-      if (a == 0) x = -127 - e.emax;
-      else if (subnormal) x = -126 - e.emax;  // field 0, mantissa != 0
-      else x = floor_log2(a) + (a == std::ldexp(1.0, floor_log2(a)) ? 0 : 1) - e.emax;
+      if (a == 0)
+        x = -127 - e.emax;
+      else if (subnormal)
+        x = -126 - e.emax;  // field 0, mantissa != 0
+      else
+        x = floor_log2(a) + (a == std::ldexp(1.0, floor_log2(a)) ? 0 : 1) - e.emax;
       break;
     case ScaleRule::kEven: {  // torchao: add half a unit at the element's mantissa width, truncate
       const int mb = e.man_bits;
@@ -164,8 +177,10 @@ std::uint8_t ref_scale(const Elem& e, float amax, ScaleRule rule) {
 
 bool is_nan_element(const Elem& e, std::uint32_t code) {
   switch (e.nan) {
-    case Elem::kNone: return code == (e.is_int ? 0u : 1u << (e.bits - 1));  // the -0 stand-in / 0
-    default: return std::isnan(code_value(e, code));
+    case Elem::kNone:
+      return code == (e.is_int ? 0u : 1u << (e.bits - 1));  // the -0 stand-in / 0
+    default:
+      return std::isnan(code_value(e, code));
   }
 }
 
@@ -175,8 +190,10 @@ std::uint8_t ref_block(const Elem& e, const std::vector<float>& v, ScaleRule rul
   float amax = 0;
   bool special = false;
   for (float x : v) {
-    if (!std::isfinite(x)) special = true;
-    else amax = std::max(amax, std::fabs(x));
+    if (!std::isfinite(x))
+      special = true;
+    else
+      amax = std::max(amax, std::fabs(x));
   }
   codes.assign(v.size(), 0);
   if (special) return 0xFF;
@@ -191,7 +208,8 @@ std::uint8_t ref_block(const Elem& e, const std::vector<float>& v, ScaleRule rul
 
 // ---- random blocks ----
 float float_from(std::uint32_t exp_field, std::uint32_t mantissa, bool negative) {
-  return std::bit_cast<float>((negative ? 0x80000000u : 0u) | (exp_field << 23) | (mantissa & 0x7FFFFF));
+  return std::bit_cast<float>((negative ? 0x80000000u : 0u) | (exp_field << 23) |
+                              (mantissa & 0x7FFFFF));
 }
 
 // A block of k values of varied magnitude: anywhere in fp32's range, all subnormal,
@@ -202,10 +220,18 @@ std::vector<float> random_block(std::mt19937_64& rng, const Elem& e, int k) {
   const int kind = static_cast<int>(u32(rng) % 6);
   std::uint32_t top = 0;
   switch (kind) {
-    case 0: top = u32(rng) % 255; break;       // anywhere (field 0 = subnormal)
-    case 1: top = u32(rng) % 3; break;         // subnormal / smallest normals
-    case 2: top = 250 + u32(rng) % 5; break;   // near FLT_MAX
-    default: top = 1 + u32(rng) % 254; break;
+    case 0:
+      top = u32(rng) % 255;
+      break;  // anywhere (field 0 = subnormal)
+    case 1:
+      top = u32(rng) % 3;
+      break;  // subnormal / smallest normals
+    case 2:
+      top = 250 + u32(rng) % 5;
+      break;  // near FLT_MAX
+    default:
+      top = 1 + u32(rng) % 254;
+      break;
   }
   const bool coarse = (u32(rng) & 1) != 0;
   std::vector<float> v(static_cast<std::size_t>(k));
@@ -220,7 +246,7 @@ std::vector<float> random_block(std::mt19937_64& rng, const Elem& e, int k) {
   const bool neg = (u32(rng) & 1) != 0;
   float pinned = v[at];
   if (kind == 3) pinned = float_from(top, 0, neg);  // exact power of two
-  if (kind == 4) {  // max_elem * 2^j, nudged by a few ulps
+  if (kind == 4) {                                  // max_elem * 2^j, nudged by a few ulps
     const double m = std::ldexp(e.max, static_cast<int>(u32(rng) % 200) - 100);
     const auto b = std::bit_cast<std::uint32_t>(static_cast<float>(m));
     pinned = std::bit_cast<float>(b + (u32(rng) % 5) - 2);
@@ -234,7 +260,8 @@ std::vector<float> random_block(std::mt19937_64& rng, const Elem& e, int k) {
   return v;
 }
 
-constexpr ScaleRule kRules[] = {ScaleRule::kFloor, ScaleRule::kRceil, ScaleRule::kCeil, ScaleRule::kEven};
+constexpr ScaleRule kRules[] = {ScaleRule::kFloor, ScaleRule::kRceil, ScaleRule::kCeil,
+                                ScaleRule::kEven};
 
 std::string describe(const std::vector<float>& v) {
   std::string s;
@@ -270,7 +297,8 @@ TEST(MxReference, ScaleCodesMatchOnRandomAmax) {
       int failures = 0;
       for (int i = 0; i < 20000 && failures < 5; ++i) {
         const float amax = std::fabs(random_block(rng, e, 1)[0]);
-        const std::uint8_t want = ref_scale(e, amax, rule), got = mx_scale_code(f.element, amax, rule);
+        const std::uint8_t want = ref_scale(e, amax, rule),
+                           got = mx_scale_code(f.element, amax, rule);
         if (want != got) {
           ++failures;
           ADD_FAILURE() << e.name << " " << scale_rule_name(rule) << " amax " << std::hexfloat
@@ -303,8 +331,8 @@ TEST(MxReference, BlocksMatchForEveryFormatRuleAndRounding) {
             while (i + 1 < v.size() && want[i] == got[i]) ++i;
             ADD_FAILURE() << e.name << " " << scale_rule_name(rule) << " rounding "
                           << static_cast<int>(mode) << ": scale want " << int{ws} << " got "
-                          << int{gs} << "; element " << i << " (" << v[i] << ") want "
-                          << want[i] << " got " << got[i] << "\nblock: " << describe(v);
+                          << int{gs} << "; element " << i << " (" << v[i] << ") want " << want[i]
+                          << " got " << got[i] << "\nblock: " << describe(v);
           }
         }
       }
@@ -318,7 +346,8 @@ std::uint8_t quant(const char* name, std::vector<float> v, ScaleRule rule,
   BlockFormat f;
   EXPECT_TRUE(parse_block_format(name, f));
   codes.assign(v.size(), 0);
-  const std::uint8_t s = mx_quantize_block(f, v, codes, {rule, Rounding::kNearestEven, 0, false}, 0);
+  const std::uint8_t s =
+      mx_quantize_block(f, v, codes, {rule, Rounding::kNearestEven, 0, false}, 0);
   values.clear();
   for (std::uint32_t c : codes) values.push_back(mx_value(f.element, s, c));
   return s;
@@ -418,7 +447,8 @@ TEST(MxHandComputed, FltMaxAmaxEveryFormat) {
     for (ScaleRule r : kRules) {
       std::vector<float> v{kFltMax, -kFltMax, 1.0f};
       std::vector<std::uint32_t> codes(v.size());
-      const std::uint8_t s = mx_quantize_block(f, v, codes, {r, Rounding::kNearestEven, 0, false}, 0);
+      const std::uint8_t s =
+          mx_quantize_block(f, v, codes, {r, Rounding::kNearestEven, 0, false}, 0);
       EXPECT_LE(s, 254) << scale_rule_name(r);
       for (std::uint32_t c : codes) {
         const double x = mx_value(f.element, s, c);
@@ -520,7 +550,8 @@ TEST(MxProperties, ErrorBoundsAndSaturation) {
     const BlockFormat f = block_of(e);
     const int emin = e.is_int ? 0 : 1 - e.bias;
     for (ScaleRule rule : {ScaleRule::kFloor, ScaleRule::kRceil}) {
-      for (Rounding mode : {Rounding::kNearestEven, Rounding::kNearestAway, Rounding::kTowardZero}) {
+      for (Rounding mode :
+           {Rounding::kNearestEven, Rounding::kNearestAway, Rounding::kTowardZero}) {
         int failures = 0;
         for (int b = 0; b < 200 && failures < 3; ++b) {
           const std::vector<float> v = random_block(rng, e, f.block_size);
@@ -530,15 +561,19 @@ TEST(MxProperties, ErrorBoundsAndSaturation) {
           for (std::size_t i = 0; i < v.size(); ++i) {
             const double q = std::ldexp(static_cast<double>(v[i]), 127 - s);  // V / X
             const double p = code_value(e, codes[i]);
-            const double ulp = e.is_int ? std::ldexp(1.0, -e.man_bits)
-                                        : std::ldexp(1.0, (q == 0 ? emin : std::max(floor_log2(std::fabs(q)), emin)) - e.man_bits);
+            const double ulp =
+                e.is_int
+                    ? std::ldexp(1.0, -e.man_bits)
+                    : std::ldexp(1.0, (q == 0 ? emin : std::max(floor_log2(std::fabs(q)), emin)) -
+                                          e.man_bits);
             const bool saturated = std::fabs(q) > e.max;
             bool ok = std::fabs(p) <= e.max && std::isfinite(p);
             if (e.bits == 8 && e.is_int) ok = ok && codes[i] != 0x80;
             // rceil: t = amax * fp32(1/max) is rounded in fp32, so an amax 1-2 fp32 ulps
             // above max_elem * 2^j can get X = 2^j and saturate by < 2^-22 relative
             // (MXINT8, E3M4; see RceilSaturatesByUlpsThroughFp32Reciprocal).
-            if (rule == ScaleRule::kRceil && s < 254) ok = ok && std::fabs(q) <= e.max * (1 + 0x1p-22);
+            if (rule == ScaleRule::kRceil && s < 254)
+              ok = ok && std::fabs(q) <= e.max * (1 + 0x1p-22);
             if (!saturated) {
               const double err = std::fabs(p - q);
               ok = ok && (mode == Rounding::kTowardZero ? err < ulp && std::fabs(p) <= std::fabs(q)
@@ -549,8 +584,8 @@ TEST(MxProperties, ErrorBoundsAndSaturation) {
             }
             if (!ok && failures++ < 3) {
               ADD_FAILURE() << e.name << " " << scale_rule_name(rule) << " mode "
-                            << static_cast<int>(mode) << " V " << std::hexfloat << v[i]
-                            << " scale " << std::dec << int{s} << " code " << codes[i];
+                            << static_cast<int>(mode) << " V " << std::hexfloat << v[i] << " scale "
+                            << std::dec << int{s} << " code " << codes[i];
             }
           }
         }
@@ -576,7 +611,8 @@ TEST(MxDecode, EveryCodeTimesScaleSweep) {
         if (s == 0xFF || std::isnan(p)) {
           EXPECT_TRUE(std::isnan(got)) << e.name << " code " << code << " scale " << int{s};
         } else {
-          EXPECT_EQ(got, std::ldexp(p, s - 127)) << e.name << " code " << code << " scale " << int{s};
+          EXPECT_EQ(got, std::ldexp(p, s - 127))
+              << e.name << " code " << code << " scale " << int{s};
         }
       }
     }

@@ -39,7 +39,11 @@ void expect_layout(int bits, const std::vector<std::uint32_t>& codes,
   const std::size_t total = static_cast<std::size_t>(bits) * codes.size();
   for (std::size_t j = 0; j < stream.size() * 8; ++j) {
     const std::uint32_t got = (stream[j / 8] >> (j % 8)) & 1u;
-    const std::uint32_t want = j < total ? (codes[j / static_cast<std::size_t>(bits)] >> (j % static_cast<std::size_t>(bits))) & 1u : 0u;
+    const std::uint32_t want =
+        j < total
+            ? (codes[j / static_cast<std::size_t>(bits)] >> (j % static_cast<std::size_t>(bits))) &
+                  1u
+            : 0u;
     ASSERT_EQ(got, want) << "bits " << bits << " stream bit " << j;
   }
 }
@@ -142,9 +146,10 @@ std::vector<float> random_data(std::mt19937_64& rng, std::size_t n) {
 // partial tail blocks (amax over the present elements) and stochastic positions.
 TEST(TensorAxis, EveryAxisMatchesTransposedLastAxis) {
   std::mt19937_64 rng(2024);
-  const std::vector<Shape> shapes{{37}, {5, 37}, {37, 5}, {2, 3, 37}, {3, 37, 2}, {4, 5, 6}, {1, 1, 1}};
+  const std::vector<Shape> shapes{{37},       {5, 37},   {37, 5},  {2, 3, 37},
+                                  {3, 37, 2}, {4, 5, 6}, {1, 1, 1}};
   for (const char* cname : {"mxfp4", "mxfp6_e3m2", "mxfp8_e4m3", "mxint8", "mx:fp4_e2m1:1",
-                                  "mx:fp8_e4m3:64", "nvfp4"}) {
+                            "mx:fp8_e4m3:64", "nvfp4"}) {
     const std::string name = cname;
     const BlockFormat f = named(name);
     for (const Shape& shape : shapes) {
@@ -176,13 +181,15 @@ TEST(TensorAxis, EveryAxisMatchesTransposedLastAxis) {
         for (std::size_t row = 0; row < t.rows(); ++row) {
           for (std::size_t b = 0; b * k < len; ++b) {
             const std::size_t first = b * k, count = std::min(k, len - first);
-            const std::vector<float> block(moved.begin() + static_cast<std::ptrdiff_t>(row * len + first),
-                                           moved.begin() + static_cast<std::ptrdiff_t>(row * len + first + count));
+            const std::vector<float> block(
+                moved.begin() + static_cast<std::ptrdiff_t>(row * len + first),
+                moved.begin() + static_cast<std::ptrdiff_t>(row * len + first + count));
             std::vector<std::uint32_t> codes(count);
             const std::uint64_t pos = row * len + first;
-            const std::uint8_t s = f.scale == BlockScale::kUe4m3
-                                       ? nvfp4_quantize_block(block, t.tensor_scale, codes, opt, pos)
-                                       : mx_quantize_block(f, block, codes, opt, pos);
+            const std::uint8_t s =
+                f.scale == BlockScale::kUe4m3
+                    ? nvfp4_quantize_block(block, t.tensor_scale, codes, opt, pos)
+                    : mx_quantize_block(f, block, codes, opt, pos);
             ASSERT_EQ(t.scale(row, b), s) << "row " << row << " block " << b;
             for (std::size_t j = 0; j < count; ++j) ASSERT_EQ(t.code(row, first + j), codes[j]);
           }
@@ -266,8 +273,16 @@ TEST(TensorStochastic, DeterministicUnbiasedSeedDependent) {
   double sum46 = 0, sum03 = 0;
   std::size_t n46 = 0, n03 = 0;
   for (std::size_t i = 0; i < data.size(); ++i) {
-    if (data[i] == 4.6f) { sum46 += out[i]; ++n46; EXPECT_TRUE(out[i] == 4.0f || out[i] == 6.0f); }
-    if (data[i] == 0.3f) { sum03 += out[i]; ++n03; EXPECT_TRUE(out[i] == 0.0f || out[i] == 0.5f); }
+    if (data[i] == 4.6f) {
+      sum46 += out[i];
+      ++n46;
+      EXPECT_TRUE(out[i] == 4.0f || out[i] == 6.0f);
+    }
+    if (data[i] == 0.3f) {
+      sum03 += out[i];
+      ++n03;
+      EXPECT_TRUE(out[i] == 0.0f || out[i] == 0.5f);
+    }
   }
   const double sd46 = 2.0 * std::sqrt(0.3 * 0.7 / static_cast<double>(n46));
   const double sd03 = 0.5 * std::sqrt(0.6 * 0.4 / static_cast<double>(n03));
@@ -352,7 +367,8 @@ std::vector<double> e4m3_grid() {
 const std::vector<double> kE2m1Grid{0, 0.5, 1, 1.5, 2, 3, 4, 6};
 
 // Index of |x| on a grid (x <= grid.back()) rounded by `mode`.
-std::uint32_t grid_round(const std::vector<double>& g, double x, Rounding mode, std::uint32_t random) {
+std::uint32_t grid_round(const std::vector<double>& g, double x, Rounding mode,
+                         std::uint32_t random) {
   const double a = std::fabs(x);
   auto it = std::upper_bound(g.begin(), g.end(), a);
   const auto lo = static_cast<std::uint32_t>(it - g.begin() - 1);
@@ -360,9 +376,14 @@ std::uint32_t grid_round(const std::vector<double>& g, double x, Rounding mode, 
   const double below = a - g[lo], above = g[lo + 1] - a;
   bool up = false;
   switch (mode) {
-    case Rounding::kNearestEven: up = above < below || (above == below && (lo & 1) != 0); break;
-    case Rounding::kNearestAway: up = above <= below; break;
-    case Rounding::kTowardZero: break;
+    case Rounding::kNearestEven:
+      up = above < below || (above == below && (lo & 1) != 0);
+      break;
+    case Rounding::kNearestAway:
+      up = above <= below;
+      break;
+    case Rounding::kTowardZero:
+      break;
     case Rounding::kStochastic:
       up = std::floor(below / (g[lo + 1] - g[lo]) * 0x1p32) + static_cast<double>(random) >= 0x1p32;
       break;
@@ -375,7 +396,8 @@ void nvfp4_reference(const std::vector<float>& v, const BlockOptions& opt, float
                      std::vector<std::uint8_t>& scales, std::vector<std::uint32_t>& codes) {
   static const std::vector<double> e4m3 = e4m3_grid();
   float amax_t = 0;
-  for (float x : v) if (std::isfinite(x)) amax_t = std::max(amax_t, std::fabs(x));
+  for (float x : v)
+    if (std::isfinite(x)) amax_t = std::max(amax_t, std::fabs(x));
   ts = amax_t / 2688.0f;
   scales.clear();
   codes.assign(v.size(), 0);
@@ -400,7 +422,8 @@ void nvfp4_reference(const std::vector<float>& v, const BlockOptions& opt, float
     for (std::size_t i = first; i < end; ++i) {
       if (total == 0.0f) continue;
       const float q = std::clamp(v[i] / total, -6.0f, 6.0f);
-      const std::uint32_t r = opt.rounding == Rounding::kStochastic ? stochastic_bits(opt.seed, i) : 0;
+      const std::uint32_t r =
+          opt.rounding == Rounding::kStochastic ? stochastic_bits(opt.seed, i) : 0;
       codes[i] = grid_round(kE2m1Grid, q, opt.rounding, r) | (std::signbit(q) ? 0x8u : 0u);
     }
   }
@@ -424,7 +447,8 @@ TEST(Nvfp4, HandComputed) {
   dequantize(t, out);
   EXPECT_EQ(out[0], 2688.0f);
   EXPECT_EQ(out[1], -1344.0f);
-  for (int i = 16; i < 32; ++i) EXPECT_EQ(out[static_cast<std::size_t>(i)], data[static_cast<std::size_t>(i)]) << i;
+  for (int i = 16; i < 32; ++i)
+    EXPECT_EQ(out[static_cast<std::size_t>(i)], data[static_cast<std::size_t>(i)]) << i;
   EXPECT_EQ(out[32], 0.0078125f);
   EXPECT_EQ(out[33], 0.0f);  // -0.192 -> -0
   EXPECT_TRUE(std::signbit(out[33]));
@@ -436,7 +460,8 @@ TEST(Nvfp4, AllZeroTensor) {
   const std::vector<float> data(40, 0.0f);
   const PackedTensor t = quantize(named("nvfp4"), data, Shape{40}, 0, {});
   EXPECT_EQ(t.tensor_scale, 0.0f);
-  EXPECT_TRUE(std::all_of(t.elements.begin(), t.elements.end(), [](std::uint8_t b) { return b == 0; }));
+  EXPECT_TRUE(
+      std::all_of(t.elements.begin(), t.elements.end(), [](std::uint8_t b) { return b == 0; }));
   std::vector<float> out(40, 1.0f);
   dequantize(t, out);
   EXPECT_EQ(out, data);
@@ -447,7 +472,8 @@ TEST(Nvfp4, AllZeroTensor) {
 TEST(Nvfp4, NanPoisonsOnlyItsBlock) {
   std::mt19937_64 rng(5);
   const std::vector<float> clean = random_data(rng, 48);
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
     std::vector<float> data = clean;
     data[20] = bad;
     std::vector<float> ref = clean;
@@ -455,7 +481,8 @@ TEST(Nvfp4, NanPoisonsOnlyItsBlock) {
     const PackedTensor t = quantize(named("nvfp4"), data, Shape{48}, 0, {});
     const PackedTensor r = quantize(named("nvfp4"), ref, Shape{48}, 0, {});
     float amax = 0;
-    for (std::size_t i = 0; i < 48; ++i) if (i != 20) amax = std::max(amax, std::fabs(clean[i]));
+    for (std::size_t i = 0; i < 48; ++i)
+      if (i != 20) amax = std::max(amax, std::fabs(clean[i]));
     EXPECT_EQ(t.tensor_scale, amax / 2688.0f);
     EXPECT_EQ(t.scales[1], 0x7F);
     EXPECT_EQ(t.scales[0], r.scales[0]);
@@ -487,7 +514,8 @@ TEST(Nvfp4, RandomBlocksMatchIndependentReference) {
     std::vector<float> v(n);
     for (float& x : v) x = std::ldexp(mant(rng), e0 - static_cast<int>(rng() % 24));
     if (trial % 2 == 1) {  // tensor_scale 2^j exactly and coarse values: many exact ties
-      for (float& x : v) x = std::ldexp(static_cast<float>(static_cast<int>(rng() % 97) - 48) / 8, e0);
+      for (float& x : v)
+        x = std::ldexp(static_cast<float>(static_cast<int>(rng() % 97) - 48) / 8, e0);
       v[0] = std::ldexp(2688.0f, e0);
     }
     if (trial % 7 == 3) v[rng() % n] = std::numeric_limits<float>::quiet_NaN();
@@ -499,7 +527,8 @@ TEST(Nvfp4, RandomBlocksMatchIndependentReference) {
       std::vector<std::uint8_t> scales;
       std::vector<std::uint32_t> codes;
       nvfp4_reference(v, opt, ts, scales, codes);
-      const PackedTensor t = quantize(named("nvfp4"), v, Shape{static_cast<std::int64_t>(n)}, 0, opt);
+      const PackedTensor t =
+          quantize(named("nvfp4"), v, Shape{static_cast<std::int64_t>(n)}, 0, opt);
       ASSERT_EQ(t.tensor_scale, ts) << "trial " << trial;
       ASSERT_EQ(t.scales, scales) << "trial " << trial << " e0 " << e0;
       std::vector<float> out(n);
@@ -508,7 +537,8 @@ TEST(Nvfp4, RandomBlocksMatchIndependentReference) {
         ASSERT_EQ(t.code(0, i), codes[i]) << "trial " << trial << " i " << i << " v " << v[i];
         const std::uint8_t s = scales[i / 16];
         const float want = s == 0x7F ? std::numeric_limits<float>::quiet_NaN()
-                                     : static_cast<float>(kE2m1Grid[codes[i] & 7]) * (codes[i] & 8 ? -1.0f : 1.0f) *
+                                     : static_cast<float>(kE2m1Grid[codes[i] & 7]) *
+                                           (codes[i] & 8 ? -1.0f : 1.0f) *
                                            (ts * static_cast<float>(e4m3[s]));
         if (std::isnan(want)) {
           EXPECT_TRUE(std::isnan(out[i]));

@@ -35,8 +35,8 @@ TEST(Fp8E4m3, OverflowAndTies) {
   EXPECT_EQ(encode(f, -500.0), 0xFFu);     // NaN keeps the sign
   EXPECT_EQ(encode(f, 1e9, kSat), 0x7Eu);  // saturate: max finite
   EXPECT_EQ(encode(f, -kInf, kSat), 0xFEu);
-  EXPECT_EQ(encode(f, kInf), 0x7Fu);       // no Inf in E4M3: NaN
-  EXPECT_EQ(encode(f, 1e9, kZero), 0x7Eu);  // toward zero never overflows (IEEE 754 7.4)
+  EXPECT_EQ(encode(f, kInf), 0x7Fu);          // no Inf in E4M3: NaN
+  EXPECT_EQ(encode(f, 1e9, kZero), 0x7Eu);    // toward zero never overflows (IEEE 754 7.4)
   EXPECT_EQ(encode(f, 464.0, kAway), 0x7Fu);  // ties away: 480 overflows
   EXPECT_EQ(encode(f, kNan), 0x7Fu);
   EXPECT_EQ(encode(f, -kNan), 0xFFu);
@@ -45,13 +45,13 @@ TEST(Fp8E4m3, OverflowAndTies) {
 TEST(Fp8E4m3, Subnormals) {
   const Format f = kFp8E4m3;
   EXPECT_EQ(encode(f, 0x1p-9), 0x01u);
-  EXPECT_EQ(encode(f, 0x1p-10), 0x00u);         // tie with 0: even is 0
-  EXPECT_EQ(encode(f, 0x1.8p-10), 0x01u);       // 0.75 of the smallest subnormal
-  EXPECT_EQ(encode(f, 3 * 0x1p-10), 0x02u);     // 1.5 units: tie to even 2
+  EXPECT_EQ(encode(f, 0x1p-10), 0x00u);      // tie with 0: even is 0
+  EXPECT_EQ(encode(f, 0x1.8p-10), 0x01u);    // 0.75 of the smallest subnormal
+  EXPECT_EQ(encode(f, 3 * 0x1p-10), 0x02u);  // 1.5 units: tie to even 2
   EXPECT_EQ(encode(f, 0x1p-10, kAway), 0x01u);
-  EXPECT_EQ(encode(f, -0x1p-11), 0x80u);        // rounds to -0
-  EXPECT_EQ(encode(f, 0x1.Cp-7), 0x07u);        // largest subnormal 7 * 2^-9
-  EXPECT_EQ(encode(f, 0x1.Fp-7), 0x08u);        // rounds up into the first normal
+  EXPECT_EQ(encode(f, -0x1p-11), 0x80u);  // rounds to -0
+  EXPECT_EQ(encode(f, 0x1.Cp-7), 0x07u);  // largest subnormal 7 * 2^-9
+  EXPECT_EQ(encode(f, 0x1.Fp-7), 0x08u);  // rounds up into the first normal
   // fp32 subnormal input: far below, rounds to zero; sign kept
   EXPECT_EQ(encode(f, static_cast<double>(std::numeric_limits<float>::denorm_min())), 0x00u);
   EXPECT_EQ(encode(f, -static_cast<double>(std::numeric_limits<float>::denorm_min())), 0x80u);
@@ -119,7 +119,7 @@ TEST(E8m0, PowersOfTwo) {
   EXPECT_EQ(encode(f, 1.4), 0x7Fu);
   EXPECT_EQ(encode(f, 1.5), 0x80u);  // M = 0: ties go to the larger neighbour
   EXPECT_EQ(encode(f, 1.9, kZero), 0x7Fu);
-  EXPECT_EQ(encode(f, 0.0), 0xFFu);  // no zero: NaN ...
+  EXPECT_EQ(encode(f, 0.0), 0xFFu);        // no zero: NaN ...
   EXPECT_EQ(encode(f, 0.0, kSat), 0x00u);  // ... or the smallest value when saturating
   EXPECT_EQ(encode(f, -2.0), 0xFFu);
   EXPECT_EQ(encode(f, 1e-45), 0x00u);
@@ -199,8 +199,8 @@ TEST(Stochastic, UnbiasedInExpectation) {
       const double x = sign * (1.25 + p * ulp);
       double sum = 0;
       for (int i = 0; i < n; ++i) {
-        const std::uint32_t code =
-            encode(f, x, {Rounding::kStochastic, false}, stochastic_bits(42, static_cast<std::uint64_t>(i)));
+        const std::uint32_t code = encode(f, x, {Rounding::kStochastic, false},
+                                          stochastic_bits(42, static_cast<std::uint64_t>(i)));
         sum += decode(f, code);
       }
       const double mean = sum / n;

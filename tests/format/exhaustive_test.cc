@@ -18,10 +18,10 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <ctime>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <ctime>
 #include <vector>
 
 #include "lowp/format/convert.h"
@@ -42,17 +42,23 @@ constexpr std::size_t kKeep = 8;  // failing inputs reported per job
 
 lowp::Rounding to_lowp(Round r) {
   switch (r) {
-    case Round::kNearestEven: return lowp::Rounding::kNearestEven;
-    case Round::kNearestAway: return lowp::Rounding::kNearestAway;
-    case Round::kTowardZero: return lowp::Rounding::kTowardZero;
+    case Round::kNearestEven:
+      return lowp::Rounding::kNearestEven;
+    case Round::kNearestAway:
+      return lowp::Rounding::kNearestAway;
+    case Round::kTowardZero:
+      return lowp::Rounding::kTowardZero;
   }
   return lowp::Rounding::kNearestEven;
 }
 const char* round_name(Round r) {
   switch (r) {
-    case Round::kNearestEven: return "even";
-    case Round::kNearestAway: return "away";
-    case Round::kTowardZero: return "zero";
+    case Round::kNearestEven:
+      return "even";
+    case Round::kNearestAway:
+      return "away";
+    case Round::kTowardZero:
+      return "zero";
   }
   return "?";
 }
@@ -79,8 +85,8 @@ struct Tally {
 // exactly those of lowp::encode(fmt, x, opt); only the inlining differs
 // (`flatten` makes GCC inline encode into the loop, or nothing would fold).
 template <lowp::Kind K, lowp::Specials S, lowp::Rounding R, bool Sat>
-[[gnu::flatten]] void check_range(const lowp::Format fmt, const std::vector<Segment>& segs, std::uint32_t begin,
-                 std::uint32_t end, Tally& tally) {
+[[gnu::flatten]] void check_range(const lowp::Format fmt, const std::vector<Segment>& segs,
+                                  std::uint32_t begin, std::uint32_t end, Tally& tally) {
   lowp::Format f = fmt;
   f.kind = K;
   if (K == lowp::Kind::kFloat) f.specials = S;
@@ -91,8 +97,7 @@ template <lowp::Kind K, lowp::Specials S, lowp::Rounding R, bool Sat>
   std::size_t k = static_cast<std::size_t>(it - segs.begin()) - 1;
   std::uint32_t p = begin;
   while (p < end) {
-    const std::uint32_t seg_end =
-        k + 1 < segs.size() ? std::min(segs[k + 1].first, end) : end;
+    const std::uint32_t seg_end = k + 1 < segs.size() ? std::min(segs[k + 1].first, end) : end;
     const std::uint32_t pos = segs[k].pos;
     const std::uint32_t neg = segs[k].neg;
     for (; p < seg_end; ++p) {
@@ -118,21 +123,30 @@ CheckFn pick_sat(bool sat) {
 template <lowp::Kind K, lowp::Specials S>
 CheckFn pick_round(lowp::Rounding r, bool sat) {
   switch (r) {
-    case lowp::Rounding::kNearestAway: return pick_sat<K, S, lowp::Rounding::kNearestAway>(sat);
-    case lowp::Rounding::kTowardZero: return pick_sat<K, S, lowp::Rounding::kTowardZero>(sat);
-    default: return pick_sat<K, S, lowp::Rounding::kNearestEven>(sat);
+    case lowp::Rounding::kNearestAway:
+      return pick_sat<K, S, lowp::Rounding::kNearestAway>(sat);
+    case lowp::Rounding::kTowardZero:
+      return pick_sat<K, S, lowp::Rounding::kTowardZero>(sat);
+    default:
+      return pick_sat<K, S, lowp::Rounding::kNearestEven>(sat);
   }
 }
 CheckFn pick(const lowp::Format& f, lowp::EncodeOptions opt) {
   using lowp::Specials;
-  if (f.kind == lowp::Kind::kInt) return pick_round<lowp::Kind::kInt, Specials::kIeee>(opt.rounding, opt.saturate);
+  if (f.kind == lowp::Kind::kInt)
+    return pick_round<lowp::Kind::kInt, Specials::kIeee>(opt.rounding, opt.saturate);
   constexpr lowp::Kind F = lowp::Kind::kFloat;
   switch (f.specials) {
-    case Specials::kIeee: return pick_round<F, Specials::kIeee>(opt.rounding, opt.saturate);
-    case Specials::kFn: return pick_round<F, Specials::kFn>(opt.rounding, opt.saturate);
-    case Specials::kFnuz: return pick_round<F, Specials::kFnuz>(opt.rounding, opt.saturate);
-    case Specials::kFinite: return pick_round<F, Specials::kFinite>(opt.rounding, opt.saturate);
-    case Specials::kE8m0: return pick_round<F, Specials::kE8m0>(opt.rounding, opt.saturate);
+    case Specials::kIeee:
+      return pick_round<F, Specials::kIeee>(opt.rounding, opt.saturate);
+    case Specials::kFn:
+      return pick_round<F, Specials::kFn>(opt.rounding, opt.saturate);
+    case Specials::kFnuz:
+      return pick_round<F, Specials::kFnuz>(opt.rounding, opt.saturate);
+    case Specials::kFinite:
+      return pick_round<F, Specials::kFinite>(opt.rounding, opt.saturate);
+    case Specials::kE8m0:
+      return pick_round<F, Specials::kE8m0>(opt.rounding, opt.saturate);
   }
   return nullptr;
 }
@@ -224,22 +238,24 @@ TEST_P(Exhaustive, AllFp32BitPatterns) {
       std::string detail;
       for (const Mismatch& mm : res.tally.first) {
         char line[128];
-        std::snprintf(line, sizeof line, "\n  input 0x%08" PRIX32 " (%a): expected 0x%02" PRIX32
+        std::snprintf(line, sizeof line,
+                      "\n  input 0x%08" PRIX32 " (%a): expected 0x%02" PRIX32
                       ", lowp::encode gave 0x%02" PRIX32,
                       mm.input, static_cast<double>(std::bit_cast<float>(mm.input)), mm.expected,
                       mm.actual);
         detail += line;
       }
-      EXPECT_EQ(res.tally.count, 0u) << GetParam() << " rounding " << round_name(r)
-                                     << " saturate " << sat << ": mismatches, first ones:" << detail;
+      EXPECT_EQ(res.tally.count, 0u) << GetParam() << " rounding " << round_name(r) << " saturate "
+                                     << sat << ": mismatches, first ones:" << detail;
     }
   }
   std::lock_guard<std::mutex> lock(g_mu);
   g_total_seconds += wall;
   g_total_cpu += cpu;
-  std::printf("[ timing ] %-14s total wall %.1f s, cpu %.1f s (all formats so far: wall %.1f s, "
-              "cpu %.1f s)\n",
-              GetParam().c_str(), wall, cpu, g_total_seconds, g_total_cpu);
+  std::printf(
+      "[ timing ] %-14s total wall %.1f s, cpu %.1f s (all formats so far: wall %.1f s, "
+      "cpu %.1f s)\n",
+      GetParam().c_str(), wall, cpu, g_total_seconds, g_total_cpu);
   std::fflush(stdout);
 }
 
@@ -259,14 +275,16 @@ TEST(MinifloatSpellings, EveryCodeAndMidpoint) {
   const auto spelled = lowp_oracle::minifloat_spellings();
   for (const auto& [name, f] : spelled) {
     const lowp_oracle::Oracle o(f);
-    const lowp_oracle::Report r = lowp_oracle::compare(
-        o, lowp_oracle::probe_points(o, std::hash<std::string>{}(name), true),
-        [&f](double x, Mode m) { return lowp::encode(f, x, {to_lowp(m.round), m.saturate}); });
+    const lowp_oracle::Report r =
+        lowp_oracle::compare(o, lowp_oracle::probe_points(o, std::hash<std::string>{}(name), true),
+                             [&f](double x, Mode m) {
+                               return lowp::encode(f, x, {to_lowp(m.round), m.saturate});
+                             });
     checked += r.checked;
     EXPECT_EQ(r.mismatches, 0u) << name << ":" << r.first;
   }
-  std::printf("[ timing ] %zu minifloat spellings, %llu encodes compared in %.1f s\n", spelled.size(),
-              static_cast<unsigned long long>(checked),
+  std::printf("[ timing ] %zu minifloat spellings, %llu encodes compared in %.1f s\n",
+              spelled.size(), static_cast<unsigned long long>(checked),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 

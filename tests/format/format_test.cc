@@ -61,7 +61,8 @@ TEST(Specials, Encodings) {
   const Format e5m2 = kFp8E5m2;
   EXPECT_EQ(inf_code(e5m2), 0x7Cu);
   EXPECT_EQ(nan_code(e5m2), 0x7Eu);
-  for (std::uint32_t c : {0x7Du, 0x7Eu, 0x7Fu, 0xFDu, 0xFEu, 0xFFu}) EXPECT_TRUE(is_nan_code(e5m2, c));
+  for (std::uint32_t c : {0x7Du, 0x7Eu, 0x7Fu, 0xFDu, 0xFEu, 0xFFu})
+    EXPECT_TRUE(is_nan_code(e5m2, c));
   EXPECT_TRUE(is_inf_code(e5m2, 0xFC));
   const Format fnuz = kFp8E4m3Fnuz;
   EXPECT_EQ(nan_code(fnuz), 0x80u);

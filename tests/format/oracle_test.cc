@@ -35,16 +35,19 @@ using lowp_oracle::kInf;
 using lowp_oracle::kModes;
 using lowp_oracle::Mode;
 using lowp_oracle::mode_name;
-using lowp_oracle::probe_points;
 using lowp_oracle::Oracle;
+using lowp_oracle::probe_points;
 using lowp_oracle::Report;
 using lowp_oracle::Round;
 
 lowp::EncodeOptions to_lowp(Mode m) {
   switch (m.round) {
-    case Round::kNearestEven: return {lowp::Rounding::kNearestEven, m.saturate};
-    case Round::kNearestAway: return {lowp::Rounding::kNearestAway, m.saturate};
-    case Round::kTowardZero: return {lowp::Rounding::kTowardZero, m.saturate};
+    case Round::kNearestEven:
+      return {lowp::Rounding::kNearestEven, m.saturate};
+    case Round::kNearestAway:
+      return {lowp::Rounding::kNearestAway, m.saturate};
+    case Round::kTowardZero:
+      return {lowp::Rounding::kTowardZero, m.saturate};
   }
   return {};
 }
@@ -61,8 +64,7 @@ std::vector<lowp::NamedFormat> registered_small() {
 Report compare_lowp(const Oracle& o, const std::vector<double>& points, bool check_cursor = false) {
   const lowp::Format f = o.format();
   return compare(
-      o, points, [f](double x, Mode m) { return lowp::encode(f, x, to_lowp(m)); },
-      check_cursor);
+      o, points, [f](double x, Mode m) { return lowp::encode(f, x, to_lowp(m)); }, check_cursor);
 }
 
 // ---- (a) decode every code, and encode it back ----
@@ -112,11 +114,13 @@ TEST(OracleTest, EveryMinifloatSpelling) {
       const double v = o.code(c).value;
       if (std::isnan(v) ? !std::isnan(d)
                         : std::bit_cast<std::uint64_t>(d) != std::bit_cast<std::uint64_t>(v)) {
-        ADD_FAILURE() << name << " code 0x" << std::hex << c << ": decode " << d << ", oracle " << v;
+        ADD_FAILURE() << name << " code 0x" << std::hex << c << ": decode " << d << ", oracle "
+                      << v;
         break;
       }
     }
-    const Report r = compare_lowp(o, probe_points(o, std::hash<std::string>{}(name), false, kFullLimit));
+    const Report r =
+        compare_lowp(o, probe_points(o, std::hash<std::string>{}(name), false, kFullLimit));
     checked += r.checked;
     EXPECT_EQ(r.mismatches, 0u) << name << ":" << r.first;
   }
@@ -146,8 +150,9 @@ TEST(OracleTest, Fp32SegmentsAgreeWithOracle) {
       const auto segs = lowp_oracle::fp32_segments(o, m);
       ASSERT_EQ(segs.front().first, 0u);
       auto expect_at = [&](std::uint32_t p) {
-        const auto it = std::upper_bound(segs.begin(), segs.end(), p,
-                                         [](std::uint32_t q, const lowp_oracle::Segment& s) { return q < s.first; });
+        const auto it = std::upper_bound(
+            segs.begin(), segs.end(), p,
+            [](std::uint32_t q, const lowp_oracle::Segment& s) { return q < s.first; });
         const double x = static_cast<double>(std::bit_cast<float>(p));
         ASSERT_EQ((it - 1)->pos, o.encode(x, m)) << nf.name << " " << mode_name(m) << " " << x;
         ASSERT_EQ((it - 1)->neg, o.encode(-x, m)) << nf.name << " " << mode_name(m) << " " << -x;
@@ -170,7 +175,11 @@ std::uint32_t oracle_code(const char* name, double x, Mode m = {}) {
 
 TEST(OracleTest, PublishedValues) {
   // OFP8 v1.0 Table 1 / MX v1.0 Tables 2-3: max finite and smallest subnormal.
-  struct Limit { const char* name; double max; double min_sub; };
+  struct Limit {
+    const char* name;
+    double max;
+    double min_sub;
+  };
   for (const Limit& l : {Limit{"fp8_e4m3", 448, 0x1p-9}, Limit{"fp8_e5m2", 57344, 0x1p-16},
                          Limit{"fp8_e4m3fnuz", 240, 0x1p-10}, Limit{"fp8_e5m2fnuz", 57344, 0x1p-17},
                          Limit{"fp6_e3m2", 28, 0x1p-4}, Limit{"fp6_e2m3", 7.5, 0x1p-3},
@@ -181,8 +190,7 @@ TEST(OracleTest, PublishedValues) {
     EXPECT_EQ(smallest, l.min_sub) << l.name;
   }
   // FP4 E2M1 has exactly these magnitudes (MX v1.0 §5.3.3).
-  EXPECT_EQ(Oracle(lowp::kFp4E2m1).magnitudes(),
-            (std::vector<double>{0, 0.5, 1, 1.5, 2, 3, 4, 6}));
+  EXPECT_EQ(Oracle(lowp::kFp4E2m1).magnitudes(), (std::vector<double>{0, 0.5, 1, 1.5, 2, 3, 4, 6}));
 
   const Mode away{Round::kNearestAway, false}, zero{Round::kTowardZero, false};
   const Mode sat{Round::kNearestEven, true};
@@ -195,8 +203,8 @@ TEST(OracleTest, PublishedValues) {
   EXPECT_EQ(oracle_code("fp8_e4m3", 1e30, zero), 0x7Eu);
   EXPECT_EQ(oracle_code("fp8_e4m3", kInf, zero), 0x7Fu);
   EXPECT_EQ(oracle_code("fp8_e4m3", -kInf, sat), 0xFEu);
-  EXPECT_EQ(oracle_code("fp8_e4m3", 0x1p-10), 0x00u);       // tie with 0: even
-  EXPECT_EQ(oracle_code("fp8_e4m3", 0x1.8p-9), 0x02u);      // tie 1.5 ulp: even
+  EXPECT_EQ(oracle_code("fp8_e4m3", 0x1p-10), 0x00u);   // tie with 0: even
+  EXPECT_EQ(oracle_code("fp8_e4m3", 0x1.8p-9), 0x02u);  // tie 1.5 ulp: even
   // E5M2: 57344 = 1.11b * 2^15 is odd: the tie 61440 overflows to Inf.
   EXPECT_EQ(oracle_code("fp8_e5m2", 61440), 0x7Cu);
   EXPECT_EQ(oracle_code("fp8_e5m2", 61439), 0x7Bu);
@@ -259,7 +267,8 @@ TEST(OracleTest, HarnessCatchesWrongEncoders) {
     return lowp::encode(f, x, opt);
   }));
   EXPECT_TRUE(caught([&](double x, lowp::EncodeOptions opt) {
-    return std::fabs(x) > 448 && !opt.saturate ? (std::signbit(x) ? 0xFFu : 0x7Fu) : lowp::encode(f, x, opt);
+    return std::fabs(x) > 448 && !opt.saturate ? (std::signbit(x) ? 0xFFu : 0x7Fu)
+                                               : lowp::encode(f, x, opt);
   }));
   // -0 lost.
   EXPECT_TRUE(caught([&](double x, lowp::EncodeOptions opt) {

@@ -19,9 +19,9 @@ TEST(Registry, NamesAreUniqueAndRoundTrip) {
     EXPECT_FALSE(nf.summary.empty());
   }
   // Issue #2's list: every one of these is registered.
-  for (const char* n : {"fp32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp8_e4m3fnuz",
-                        "fp8_e5m2fnuz", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1", "e8m0", "int2", "int8",
-                        "uint2", "uint8", "int4_sym"}) {
+  for (const char* n :
+       {"fp32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp8_e4m3fnuz", "fp8_e5m2fnuz", "fp6_e3m2",
+        "fp6_e2m3", "fp4_e2m1", "e8m0", "int2", "int8", "uint2", "uint8", "int4_sym"}) {
     EXPECT_TRUE(names.count(n)) << n;
   }
 }
@@ -71,7 +71,8 @@ std::string error_of(const char* name) {
 }
 
 TEST(Parse, ErrorsNameTheProblem) {
-  EXPECT_NE(error_of("fp8_e4m2").find("closest: fp8_e4m3"), std::string::npos) << error_of("fp8_e4m2");
+  EXPECT_NE(error_of("fp8_e4m2").find("closest: fp8_e4m3"), std::string::npos)
+      << error_of("fp8_e4m2");
   EXPECT_NE(error_of("mxfp9").find("unknown format 'mxfp9'"), std::string::npos);
   EXPECT_NE(error_of("e9m2").find("exponent bits must be 1..8"), std::string::npos);
   EXPECT_NE(error_of("e4m11").find("mantissa bits must be 0..10"), std::string::npos);

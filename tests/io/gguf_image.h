@@ -6,9 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <string>
-#include <initializer_list>
 #include <string_view>
 #include <vector>
 
@@ -67,13 +67,13 @@ inline std::string parse_error(const Image& img) {
 
 // Expects parse_gguf to reject `img` with a one-line message naming the
 // source and containing `text` (needs gtest).
-#define EXPECT_REJECTED(img, text)                                     \
-  do {                                                                 \
-    const std::string msg_ = ::lowp::io::gguf_testing::parse_error(img);                         \
-    EXPECT_NE(msg_, "") << "accepted";                                 \
-    EXPECT_EQ(msg_.rfind("t.gguf: ", 0), 0u) << msg_;                  \
-    EXPECT_NE(msg_.find(text), std::string::npos) << msg_;             \
-    EXPECT_EQ(msg_.find('\n'), std::string::npos) << msg_;             \
+#define EXPECT_REJECTED(img, text)                                       \
+  do {                                                                   \
+    const std::string msg_ = ::lowp::io::gguf_testing::parse_error(img); \
+    EXPECT_NE(msg_, "") << "accepted";                                   \
+    EXPECT_EQ(msg_.rfind("t.gguf: ", 0), 0u) << msg_;                    \
+    EXPECT_NE(msg_.find(text), std::string::npos) << msg_;               \
+    EXPECT_EQ(msg_.find('\n'), std::string::npos) << msg_;               \
   } while (0)
 
 // The bytes of a vector of trivially copyable values.
@@ -101,7 +101,8 @@ inline std::vector<GgufKv> every_kind_of_kv() {
           {"tokens", GgufValue::strings({"<s>", "", "\xE2\x96\x81the"})},
           {"scores", GgufValue::f32s(std::vector<float>{0.5f, -1.0f})},
           {"types", GgufValue::i32s(std::vector<std::int32_t>{1, 2, 3})},
-          {"nested", GgufValue::array(GgufType::kArray, {GgufValue::array(GgufType::kU8, {GgufValue::u8(1)})})},
+          {"nested", GgufValue::array(GgufType::kArray,
+                                      {GgufValue::array(GgufType::kU8, {GgufValue::u8(1)})})},
           {"empty", GgufValue::array(GgufType::kString, {})}};
 }
 

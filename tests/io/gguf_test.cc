@@ -1,8 +1,8 @@
 // Tests for GGUF reading and writing (lowp/io/gguf.h): hand-built byte images
 // with hand-computed values, write/read round trips, and rejection of
 // malformed or hostile files. (ggml's Q8_0 quantizer: tests/block/ggml_test.cc.)
-#include "lowp/block_kernels.h"
 #include "lowp/io/gguf.h"
+#include "lowp/block_kernels.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -18,11 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "io/gguf_image.h"
 #include "lowp/block/ggml.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
-#include "io/gguf_image.h"
 
 namespace lowp::io {
 namespace {
@@ -60,10 +60,20 @@ TEST(GgufRead, EveryValueType) {
   const auto r = parse(img);
   EXPECT_EQ(r->kind(), "gguf");
   EXPECT_TRUE(r->tensors().empty());
-  const std::vector<std::pair<std::string, std::string>> want = {
-      {"u8", "200"}, {"i8", "-2"}, {"u16", "65535"}, {"i16", "-32768"}, {"u32", "4000000000"},
-      {"i32", "-1"}, {"f32", "0.1"}, {"bool", "true"}, {"str", "hi\nthere"}, {"arr", "[\"a\\\"b\", \"c\"]"},
-      {"u64", "18446744073709551615"}, {"i64", "-5"}, {"f64", "-2.5"}, {"nested", "[[7], []]"}};
+  const std::vector<std::pair<std::string, std::string>> want = {{"u8", "200"},
+                                                                 {"i8", "-2"},
+                                                                 {"u16", "65535"},
+                                                                 {"i16", "-32768"},
+                                                                 {"u32", "4000000000"},
+                                                                 {"i32", "-1"},
+                                                                 {"f32", "0.1"},
+                                                                 {"bool", "true"},
+                                                                 {"str", "hi\nthere"},
+                                                                 {"arr", "[\"a\\\"b\", \"c\"]"},
+                                                                 {"u64", "18446744073709551615"},
+                                                                 {"i64", "-5"},
+                                                                 {"f64", "-2.5"},
+                                                                 {"nested", "[[7], []]"}};
   EXPECT_EQ(r->metadata(), want);
   const std::vector<GgufKv>& kv = gguf_kv(*r);
   ASSERT_EQ(kv.size(), 14u);
@@ -128,7 +138,8 @@ TEST(GgufRead, F16AndBf16AreExact) {
   EXPECT_EQ(r->tensors()[0].dtype, "F16");
   EXPECT_EQ(r->tensors()[1].dtype, "BF16");
   const std::vector<float> h = r->read_f32(r->tensors()[0]);
-  EXPECT_EQ(h, (std::vector<float>{1.0f, -2.0f, std::numeric_limits<float>::infinity(), std::ldexp(1.0f, -24)}));
+  EXPECT_EQ(h, (std::vector<float>{1.0f, -2.0f, std::numeric_limits<float>::infinity(),
+                                   std::ldexp(1.0f, -24)}));
   EXPECT_EQ(r->read_f32(r->tensors()[1]), (std::vector<float>{1.0f, -5.0f}));
 }
 
@@ -158,8 +169,9 @@ TEST(GgufRead, Q4_0Block) {
   EXPECT_EQ(t.nbytes, 18u);
   std::vector<float> want(32);
   for (int j = 0; j < 16; ++j) {
-    want[static_cast<std::size_t>(j)] = static_cast<float>(j - 8) * 2.0f;           // low nibble: element j
-    want[static_cast<std::size_t>(j) + 16] = static_cast<float>(7 - j) * 2.0f;      // high nibble: element j+16
+    want[static_cast<std::size_t>(j)] = static_cast<float>(j - 8) * 2.0f;  // low nibble: element j
+    want[static_cast<std::size_t>(j) + 16] =
+        static_cast<float>(7 - j) * 2.0f;  // high nibble: element j+16
   }
   EXPECT_EQ(r->read_f32(t), want);
 }
@@ -245,8 +257,9 @@ TEST(GgufRead, EmptyAndScalarTensors) {
 class GgufWrite : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lowp_gguf_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("lowp_gguf_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -277,7 +290,8 @@ TEST_F(GgufWrite, RoundTripsEveryDtypeBitExactly) {
     blk.e = static_cast<std::uint8_t>(rng());
     for (std::uint8_t& q : blk.qs) q = static_cast<std::uint8_t>(rng());
   }
-  std::vector<std::vector<std::byte>> data = {as_bytes(f32), as_bytes(f16), as_bytes(bf16), as_bytes(q8), as_bytes(mx)};
+  std::vector<std::vector<std::byte>> data = {as_bytes(f32), as_bytes(f16), as_bytes(bf16),
+                                              as_bytes(q8), as_bytes(mx)};
   const std::vector<OutputTensor> tensors = {{"a.f32", "F32", {2, 64}, 512},
                                              {"b.f16", "F16", {64}, 128},
                                              {"c.bf16", "BF16", {4, 16}, 128},
@@ -355,7 +369,8 @@ TEST_F(GgufWrite, RejectsBadInputAndLeavesTargetAlone) {
   const fs::path p = path("keep.gguf");
   std::ofstream(p) << "old";
   auto produce = [](std::size_t) { return std::vector<std::byte>(4); };
-  auto error = [&](std::span<const GgufKv> kv, std::vector<OutputTensor> t, const ProduceTensor& f) -> std::string {
+  auto error = [&](std::span<const GgufKv> kv, std::vector<OutputTensor> t,
+                   const ProduceTensor& f) -> std::string {
     try {
       write_gguf(p, kv, t, f);
     } catch (const Error& e) {
@@ -364,16 +379,22 @@ TEST_F(GgufWrite, RejectsBadInputAndLeavesTargetAlone) {
     return "";
   };
   const std::vector<GgufKv> none;
-  EXPECT_NE(error(none, {{"w", "F32", {2}, 4}}, produce).find("needs 8 bytes, not 4"), std::string::npos);
-  EXPECT_NE(error(none, {{"w", "Q9_9", {2}, 4}}, produce).find("unknown GGUF tensor type 'Q9_9'"), std::string::npos);
-  EXPECT_NE(error(none, {{"w", "Q8_0", {16}, 17}}, produce).find("multiple of 32"), std::string::npos);
-  EXPECT_NE(error(none, {{"w", "F32", {1}, 4}, {"w", "F32", {1}, 4}}, produce).find("duplicate tensor name"),
+  EXPECT_NE(error(none, {{"w", "F32", {2}, 4}}, produce).find("needs 8 bytes, not 4"),
             std::string::npos);
-  EXPECT_NE(error(none, {{"w", "F32", {2}, 8}}, produce).find("got 4 bytes, expected 8"), std::string::npos);
+  EXPECT_NE(error(none, {{"w", "Q9_9", {2}, 4}}, produce).find("unknown GGUF tensor type 'Q9_9'"),
+            std::string::npos);
+  EXPECT_NE(error(none, {{"w", "Q8_0", {16}, 17}}, produce).find("multiple of 32"),
+            std::string::npos);
+  EXPECT_NE(error(none, {{"w", "F32", {1}, 4}, {"w", "F32", {1}, 4}}, produce)
+                .find("duplicate tensor name"),
+            std::string::npos);
+  EXPECT_NE(error(none, {{"w", "F32", {2}, 8}}, produce).find("got 4 bytes, expected 8"),
+            std::string::npos);
   const std::vector<GgufKv> dup = {{"a", GgufValue::u8(1)}, {"a", GgufValue::u8(2)}};
   EXPECT_NE(error(dup, {}, produce).find("duplicate metadata key 'a'"), std::string::npos);
   const std::vector<GgufKv> mixed = {{"a", GgufValue::array(GgufType::kU8, {GgufValue::u16(1)})}};
-  EXPECT_NE(error(mixed, {}, produce).find("item 0 is UINT16 in an array of UINT8"), std::string::npos);
+  EXPECT_NE(error(mixed, {}, produce).find("item 0 is UINT16 in an array of UINT8"),
+            std::string::npos);
   const std::vector<GgufKv> align = {{"general.alignment", GgufValue::u32(48)}};
   EXPECT_NE(error(align, {}, produce).find("power of two"), std::string::npos);
   std::ifstream in(p);
@@ -396,7 +417,8 @@ TEST(GgufTypeFormat, TableBothWays) {
   EXPECT_EQ(gguf_type_format("F32"), kFp32);
   EXPECT_EQ(gguf_type_format("F16"), kFp16);
   EXPECT_EQ(gguf_type_format("BF16"), kBf16);
-  for (const char* t : {"Q8_0", "MXFP4", "I8", "F64", "nope"}) EXPECT_EQ(gguf_type_format(t), std::nullopt) << t;
+  for (const char* t : {"Q8_0", "MXFP4", "I8", "F64", "nope"})
+    EXPECT_EQ(gguf_type_format(t), std::nullopt) << t;
   EXPECT_EQ(gguf_type_for(kFp32), "F32");
   EXPECT_EQ(gguf_type_for(kFp16), "F16");
   EXPECT_EQ(gguf_type_for(kBf16), "BF16");
@@ -430,7 +452,8 @@ TEST(GgufReject, EveryTruncation) {
   }
   Image cut;
   cut.b.assign(full.b.begin(), full.b.begin() + 64);
-  EXPECT_REJECTED(cut, "truncated file: metadata entry 1 key length at byte 57 needs 8 bytes, only 7 left");
+  EXPECT_REJECTED(
+      cut, "truncated file: metadata entry 1 key length at byte 57 needs 8 bytes, only 7 left");
 }
 
 TEST(GgufReject, MagicAndVersion) {
@@ -524,13 +547,16 @@ TEST(GgufReject, BadTensorInfos) {
   Image block;
   block.header(1, 0).tensor("t", {16, 2}, 8, 0).pad();
   block.b.resize(block.b.size() + 68);
-  EXPECT_REJECTED(block, "tensor 't' of type Q8_0 has ne[0] = 16, not a multiple of the block size 32");
+  EXPECT_REJECTED(block,
+                  "tensor 't' of type Q8_0 has ne[0] = 16, not a multiple of the block size 32");
   Image misaligned;
   misaligned.header(1, 0).tensor("t", {1}, 0, 4).pad().f32(0).f32(0);
   EXPECT_REJECTED(misaligned, "tensor 't' offset 4 is not a multiple of the alignment 32");
   Image past;
   past.header(1, 0).tensor("t", {4}, 0, 0).pad().f32(0).f32(0).f32(0);
-  EXPECT_REJECTED(past, "tensor 't' (16 bytes at data offset 0) runs past the end of the file (data section has 12 bytes)");
+  EXPECT_REJECTED(past,
+                  "tensor 't' (16 bytes at data offset 0) runs past the end of the file (data "
+                  "section has 12 bytes)");
   Image far;
   far.header(1, 0).tensor("t", {1}, 0, ~0ull - 31).pad().f32(0);
   EXPECT_REJECTED(far, "runs past the end of the file");

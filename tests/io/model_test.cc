@@ -60,7 +60,8 @@ Bytes make_zip(const std::vector<ZipMember>& members, bool zip64 = false) {
   Bytes central;
   for (const ZipMember& m : members) {
     const Bytes stored = m.deflate ? raw_deflate(m.content) : m.content;
-    const auto crc = crc32(0L, reinterpret_cast<const Bytef*>(m.content.data()), static_cast<uInt>(m.content.size()));
+    const auto crc = crc32(0L, reinterpret_cast<const Bytef*>(m.content.data()),
+                           static_cast<uInt>(m.content.size()));
     const std::uint64_t local = out.size();
     put(out, 0x04034b50, 4);
     put(out, 20, 2);
@@ -123,7 +124,8 @@ TEST(Npz, StoredDeflatedAndZip64) {
   const std::vector<float> a = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f, -0.5f};
   const std::vector<float> b = {42.0f};
   for (bool zip64 : {false, true}) {
-    const Bytes zip = make_zip({{"weights.npy", f32_npy(a, {2, 3})}, {"bias.npy", f32_npy(b, {1}), true}}, zip64);
+    const Bytes zip =
+        make_zip({{"weights.npy", f32_npy(a, {2, 3})}, {"bias.npy", f32_npy(b, {1}), true}}, zip64);
     const auto r = parse_npz(zip, "m.npz");
     EXPECT_EQ(r->kind(), "npz");
     ASSERT_EQ(r->tensors().size(), 2u);
@@ -151,28 +153,35 @@ TEST(Npz, RejectsHostileArchives) {
   bad_crc[central + 16] ^= std::byte{1};
   EXPECT_NE(error_of([&] { parse_npz(bad_crc, "c.npz"); }).find("CRC-32"), std::string::npos);
   const Bytes not_npy = make_zip({{"readme.txt", Bytes(4)}});
-  EXPECT_NE(error_of([&] { parse_npz(not_npy, "n.npz"); }).find("'readme.txt' is not an .npy array"), std::string::npos);
+  EXPECT_NE(
+      error_of([&] { parse_npz(not_npy, "n.npz"); }).find("'readme.txt' is not an .npy array"),
+      std::string::npos);
   const Bytes dup = make_zip({{"x.npy", f32_npy({1}, {1})}, {"x.npy", f32_npy({2}, {1})}});
-  EXPECT_NE(error_of([&] { parse_npz(dup, "d.npz"); }).find("two arrays are named 'x'"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse_npz(dup, "d.npz"); }).find("two arrays are named 'x'"),
+            std::string::npos);
   Bytes bomb = make_zip({{"x.npy", f32_npy(std::vector<float>(1000, 0.0f), {1000}), true}});
   const std::size_t cd = bomb.size() - 22 - (46 + 5);
   bomb[cd + 24] = std::byte{0xFF};  // uncompressed size: 0xFF......
   bomb[cd + 27] = std::byte{0x7F};
   EXPECT_NE(error_of([&] { parse_npz(bomb, "b.npz"); }).find("implausible"), std::string::npos);
   const Bytes inner_bad = make_zip({{"x.npy", Bytes{std::byte{0x93}, std::byte{'N'}}}});
-  EXPECT_NE(error_of([&] { parse_npz(inner_bad, "i.npz"); }).find("i.npz: x.npy"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse_npz(inner_bad, "i.npz"); }).find("i.npz: x.npy"),
+            std::string::npos);
 }
 
 class TempDir : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("lowp_model_test_" + std::to_string(::getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("lowp_model_test_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::filesystem::path write(const std::string& name, const Bytes& bytes) {
     const auto p = dir_ / name;
-    std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(p, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
     return p;
   }
   std::filesystem::path dir_;

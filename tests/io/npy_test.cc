@@ -48,7 +48,8 @@ std::string npy_image(std::string_view dict, std::string_view data = "", int maj
   std::string out = "\x93NUMPY";
   out += static_cast<char>(major);
   out += '\0';
-  for (std::size_t i = 0; i < prefix - 8; ++i) out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  for (std::size_t i = 0; i < prefix - 8; ++i)
+    out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
   return out + header + std::string(data);
 }
 
@@ -63,12 +64,12 @@ std::string parse_error(std::string_view image) {
 }
 
 // The message is one line, starts with the source name, and mentions `what`.
-#define EXPECT_REJECTED(image, what)                                    \
-  do {                                                                  \
-    const std::string msg_ = parse_error(image);                        \
-    EXPECT_EQ(msg_.rfind("bad.npy: ", 0), 0u) << msg_;                  \
-    EXPECT_NE(msg_.find(what), std::string::npos) << msg_;              \
-    EXPECT_EQ(msg_.find('\n'), std::string::npos) << msg_;             \
+#define EXPECT_REJECTED(image, what)                       \
+  do {                                                     \
+    const std::string msg_ = parse_error(image);           \
+    EXPECT_EQ(msg_.rfind("bad.npy: ", 0), 0u) << msg_;     \
+    EXPECT_NE(msg_.find(what), std::string::npos) << msg_; \
+    EXPECT_EQ(msg_.find('\n'), std::string::npos) << msg_; \
   } while (0)
 
 constexpr std::array kAllDTypes = {DType::kF64, DType::kF32, DType::kF16, DType::kBF16, DType::kI8,
@@ -156,8 +157,8 @@ TEST(NpyTest, HeaderMatchesNumpy) {
                                  "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }" +
                                  std::string(60, ' ') + "\n";
     ASSERT_EQ(expected.size(), 128u);
-    const std::vector<std::byte> file = serialize_npy(DType::kF32, std::vector<std::int64_t>{3},
-                                                      std::vector<std::byte>(12));
+    const std::vector<std::byte> file =
+        serialize_npy(DType::kF32, std::vector<std::int64_t>{3}, std::vector<std::byte>(12));
     EXPECT_EQ(string_of(std::span(file).first(128)), expected);
     EXPECT_EQ(file.size(), 128u + 12u);
   }
@@ -174,8 +175,8 @@ TEST(NpyTest, HeaderMatchesNumpy) {
     const std::string expected = std::string("\x93NUMPY\x01\x00v\x00", 10) +
                                  "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3, 4), }" +
                                  std::string(55, ' ') + "\n";
-    const std::vector<std::byte> file = serialize_npy(DType::kU8, std::vector<std::int64_t>{2, 3, 4},
-                                                      std::vector<std::byte>(24));
+    const std::vector<std::byte> file =
+        serialize_npy(DType::kU8, std::vector<std::int64_t>{2, 3, 4}, std::vector<std::byte>(24));
     EXPECT_EQ(string_of(std::span(file).first(128)), expected);
   }
   // np.save(f, np.zeros((1000,) * 10 + (0,), bool)): the header crosses 128
@@ -187,7 +188,8 @@ TEST(NpyTest, HeaderMatchesNumpy) {
         "{'descr': '|b1', 'fortran_order': False, 'shape': "
         "(1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 0), }";
     ASSERT_EQ(dict.size(), 116u);
-    const std::string expected = std::string("\x93NUMPY\x01\x00\xb6\x00", 10) + dict + std::string(65, ' ') + "\n";
+    const std::string expected =
+        std::string("\x93NUMPY\x01\x00\xb6\x00", 10) + dict + std::string(65, ' ') + "\n";
     EXPECT_EQ(string_of(serialize_npy(DType::kBool, shape, {})), expected);
   }
 }
@@ -205,7 +207,8 @@ TEST(NpyTest, HeaderPaddingAlwaysAtLeastOneSpace) {
       ASSERT_EQ(s.back(), '\n');
       ASSERT_EQ(s[s.size() - 2], ' ');
       const std::size_t header_len = static_cast<std::size_t>(static_cast<unsigned char>(s[8])) |
-                                     static_cast<std::size_t>(static_cast<unsigned char>(s[9])) << 8;
+                                     static_cast<std::size_t>(static_cast<unsigned char>(s[9]))
+                                         << 8;
       ASSERT_EQ(header_len + 10, s.size());
       EXPECT_EQ(parse_npy(file, "mem").shape, with_zero);
     }
@@ -215,7 +218,8 @@ TEST(NpyTest, HeaderPaddingAlwaysAtLeastOneSpace) {
 TEST(NpyTest, ParsesVersions2And3) {
   const std::string dict = "{'descr': '<i2', 'fortran_order': False, 'shape': (2,), }";
   for (int major : {2, 3}) {
-    const NpyArray a = parse_npy(bytes_of(npy_image(dict, std::string("\x01\x00\xff\xff", 4), major)), "v.npy");
+    const NpyArray a =
+        parse_npy(bytes_of(npy_image(dict, std::string("\x01\x00\xff\xff", 4), major)), "v.npy");
     EXPECT_EQ(a.dtype, DType::kI16);
     EXPECT_EQ(a.shape, std::vector<std::int64_t>{2});
     EXPECT_EQ(string_of(a.data), std::string("\x01\x00\xff\xff", 4));
@@ -225,24 +229,33 @@ TEST(NpyTest, ParsesVersions2And3) {
 TEST(NpyTest, ToleratesWhatPythonAllows) {
   const std::string data(6, 'x');
   for (std::string_view dict : {
-           "{'shape': (3,), 'fortran_order': False, 'descr': '<f2'}",      // any order, no trailing comma
+           "{'shape': (3,), 'fortran_order': False, 'descr': '<f2'}",  // any order, no trailing
+                                                                       // comma
            "{ 'descr' : '<f2' , 'fortran_order' : False , 'shape' : ( 3 , ) , }",
            "{\"descr\": \"<f2\", \"fortran_order\": False, \"shape\": (3,)}",  // double quotes
-           "{'descr': '<f2', 'fortran_order': False, 'shape': (3L,), }",    // Python 2 long
-           "{'descr': '=f2', 'fortran_order': False, 'shape': (3,), }",     // native (little-endian host)
+           "{'descr': '<f2', 'fortran_order': False, 'shape': (3L,), }",       // Python 2 long
+           "{'descr': '=f2', 'fortran_order': False, 'shape': (3,), }",  // native (little-endian
+                                                                         // host)
        }) {
     const NpyArray a = parse_npy(bytes_of(npy_image(dict, data)), "ok.npy");
     EXPECT_EQ(a.dtype, DType::kF16) << dict;
     EXPECT_EQ(a.shape, std::vector<std::int64_t>{3}) << dict;
   }
   // Byte order is irrelevant for 1-byte types and for bfloat16 saved as '|V2'.
-  EXPECT_EQ(parse_npy(bytes_of(npy_image("{'descr': '|V2', 'fortran_order': False, 'shape': (), }", "ab")), "m").dtype,
-            DType::kBF16);
-  EXPECT_EQ(parse_npy(bytes_of(npy_image("{'descr': '<u1', 'fortran_order': False, 'shape': (), }", "a")), "m").dtype,
-            DType::kU8);
+  EXPECT_EQ(
+      parse_npy(
+          bytes_of(npy_image("{'descr': '|V2', 'fortran_order': False, 'shape': (), }", "ab")), "m")
+          .dtype,
+      DType::kBF16);
+  EXPECT_EQ(
+      parse_npy(bytes_of(npy_image("{'descr': '<u1', 'fortran_order': False, 'shape': (), }", "a")),
+                "m")
+          .dtype,
+      DType::kU8);
   // A header without numpy's 64-byte padding (older writers used 16).
   const std::string bare = "{'descr': '|i1', 'fortran_order': False, 'shape': (1,), }\n";
-  std::string image = std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(bare.size()) + '\0' + bare + "z";
+  std::string image =
+      std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(bare.size()) + '\0' + bare + "z";
   EXPECT_EQ(parse_npy(bytes_of(image), "m").data.size(), 1u);
 }
 
@@ -283,13 +296,13 @@ TEST(NpyTest, RejectsHeaderLengthPastEof) {
 TEST(NpyTest, RejectsMalformedDict) {
   for (std::string_view dict : {
            "[1, 2, 3]",
-           "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), ",    // unclosed
-           "{'descr': '<f4' 'fortran_order': False, 'shape': (2,)}",      // missing comma
-           "{'descr' '<f4', 'fortran_order': False, 'shape': (2,)}",      // missing colon
-           "{'descr': '<f4, 'fortran_order': False, 'shape': (2,)}",      // quote mismatch
-           "{'descr': '<f4', 'fortran_order': false, 'shape': (2,)}",     // Python spells it False
-           "{'descr': '<f4', 'fortran_order': False, 'shape': (2)}",      // an int, not a tuple
-           "{'descr': '<f4', 'fortran_order': False, 'shape': [2]}",      // a list
+           "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), ",  // unclosed
+           "{'descr': '<f4' 'fortran_order': False, 'shape': (2,)}",    // missing comma
+           "{'descr' '<f4', 'fortran_order': False, 'shape': (2,)}",    // missing colon
+           "{'descr': '<f4, 'fortran_order': False, 'shape': (2,)}",    // quote mismatch
+           "{'descr': '<f4', 'fortran_order': false, 'shape': (2,)}",   // Python spells it False
+           "{'descr': '<f4', 'fortran_order': False, 'shape': (2)}",    // an int, not a tuple
+           "{'descr': '<f4', 'fortran_order': False, 'shape': [2]}",    // a list
            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,,)}",
            "{'descr': '<f4', 'fortran_order': False, 'shape': (2.0,)}",
            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} junk",
@@ -303,9 +316,12 @@ TEST(NpyTest, RejectsMalformedDict) {
 }
 
 TEST(NpyTest, RejectsMissingKey) {
-  EXPECT_REJECTED(npy_image("{'descr': '<f4', 'fortran_order': False}", kGoodData), "missing key 'shape'");
-  EXPECT_REJECTED(npy_image("{'descr': '<f4', 'shape': (2,)}", kGoodData), "missing key 'fortran_order'");
-  EXPECT_REJECTED(npy_image("{'fortran_order': False, 'shape': (2,)}", kGoodData), "missing key 'descr'");
+  EXPECT_REJECTED(npy_image("{'descr': '<f4', 'fortran_order': False}", kGoodData),
+                  "missing key 'shape'");
+  EXPECT_REJECTED(npy_image("{'descr': '<f4', 'shape': (2,)}", kGoodData),
+                  "missing key 'fortran_order'");
+  EXPECT_REJECTED(npy_image("{'fortran_order': False, 'shape': (2,)}", kGoodData),
+                  "missing key 'descr'");
   EXPECT_REJECTED(npy_image("{}", kGoodData), "missing key");
 }
 
@@ -328,42 +344,52 @@ TEST(NpyTest, RejectsUnsupportedDTypes) {
                   "object arrays are not supported");
   EXPECT_REJECTED(npy_image("{'descr': '<U2', 'fortran_order': False, 'shape': (1,), }", kGoodData),
                   "string arrays are not supported");
-  EXPECT_REJECTED(npy_image("{'descr': [('a', '<f4'), ('b', '<f4')], 'fortran_order': False, 'shape': (1,), }",
-                            kGoodData),
-                  "structured dtypes are not supported");
+  EXPECT_REJECTED(
+      npy_image("{'descr': [('a', '<f4'), ('b', '<f4')], 'fortran_order': False, 'shape': (1,), }",
+                kGoodData),
+      "structured dtypes are not supported");
   EXPECT_REJECTED(npy_image("{'descr': '|V1', 'fortran_order': False, 'shape': (8,), }", kGoodData),
                   "unsupported dtype '|V1'");
   EXPECT_REJECTED(npy_image("{'descr': '|f4', 'fortran_order': False, 'shape': (2,), }", kGoodData),
                   "unsupported dtype '|f4'");
   // Hostile bytes in the descr are escaped, keeping the message on one line.
-  EXPECT_REJECTED(npy_image("{'descr': '<f\t\x01', 'fortran_order': False, 'shape': (2,), }", kGoodData),
-                  "unsupported dtype '<f\\x09\\x01'");
+  EXPECT_REJECTED(
+      npy_image("{'descr': '<f\t\x01', 'fortran_order': False, 'shape': (2,), }", kGoodData),
+      "unsupported dtype '<f\\x09\\x01'");
 }
 
 TEST(NpyTest, RejectsNegativeDim) {
-  EXPECT_REJECTED(npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -1), }", kGoodData),
-                  "negative dimension -1 in shape");
+  EXPECT_REJECTED(
+      npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -1), }", kGoodData),
+      "negative dimension -1 in shape");
 }
 
 TEST(NpyTest, RejectsOverflowingShape) {
   // (2**62, 2**62): the element count overflows 64 bits.
-  EXPECT_REJECTED(
-      npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4611686018427387904), }",
-                kGoodData),
-      "shape (4611686018427387904, 4611686018427387904) is too large");
+  EXPECT_REJECTED(npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                            "(4611686018427387904, 4611686018427387904), }",
+                            kGoodData),
+                  "shape (4611686018427387904, 4611686018427387904) is too large");
   // 2**62 float32 elements: the count fits, the byte size does not.
-  EXPECT_REJECTED(npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904,), }", kGoodData),
-                  "is too large");
+  EXPECT_REJECTED(
+      npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904,), }",
+                kGoodData),
+      "is too large");
   // A dimension that is not even an int64.
-  EXPECT_REJECTED(npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", kGoodData),
-                  "does not fit in 64 bits");
+  EXPECT_REJECTED(
+      npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }",
+                kGoodData),
+      "does not fit in 64 bits");
   // Huge but representable: rejected against the bytes actually present.
-  EXPECT_REJECTED(npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 1000000000), }", kGoodData),
-                  "truncated: expected 4000000000000000000 data bytes, found 8");
+  EXPECT_REJECTED(
+      npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 1000000000), }",
+                kGoodData),
+      "truncated: expected 4000000000000000000 data bytes, found 8");
   // A zero dimension makes the array empty whatever the others are.
-  const NpyArray a = parse_npy(
-      bytes_of(npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 0, 4611686018427387904), }")),
-      "m");
+  const NpyArray a =
+      parse_npy(bytes_of(npy_image("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                                   "(4611686018427387904, 0, 4611686018427387904), }")),
+                "m");
   EXPECT_EQ(a.element_count(), 0u);
   // Too many dimensions.
   std::string many = "{'descr': '<f4', 'fortran_order': False, 'shape': (";
@@ -372,12 +398,14 @@ TEST(NpyTest, RejectsOverflowingShape) {
 }
 
 TEST(NpyTest, RejectsTruncatedData) {
-  EXPECT_REJECTED(npy_image(kGoodDict, std::string(5, '\0')), "truncated: expected 8 data bytes, found 5");
+  EXPECT_REJECTED(npy_image(kGoodDict, std::string(5, '\0')),
+                  "truncated: expected 8 data bytes, found 5");
   EXPECT_REJECTED(npy_image(kGoodDict, ""), "truncated: expected 8 data bytes, found 0");
 }
 
 TEST(NpyTest, RejectsTrailingBytes) {
-  EXPECT_REJECTED(npy_image(kGoodDict, std::string(9, '\0')), "trailing bytes after the array data: expected 8 data bytes, found 9");
+  EXPECT_REJECTED(npy_image(kGoodDict, std::string(9, '\0')),
+                  "trailing bytes after the array data: expected 8 data bytes, found 9");
 }
 
 TEST(NpyTest, ReadFileErrorsNameThePath) {
@@ -387,7 +415,8 @@ TEST(NpyTest, ReadFileErrorsNameThePath) {
     read_npy(missing);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "cannot open '" + missing.string() + "': No such file or directory");
+    EXPECT_EQ(std::string(e.what()),
+              "cannot open '" + missing.string() + "': No such file or directory");
   }
   // The file checks apply to files as well as to memory, with the path named.
   const std::string image = npy_image(kGoodDict, kGoodData);
@@ -420,12 +449,15 @@ TEST(NpyTest, ReadsFromPipe) {
   for (const auto& [content, what] : std::vector<std::pair<std::string, std::string>>{
            {image, ""},
            {image.substr(0, image.size() - 1), "truncated: expected 8 data bytes, found 7"},
-           {image + "x", "trailing bytes after the array data: expected 8 data bytes, found more than 8"},
-           {image.substr(0, 60), "header length 118 runs past the end of the file (only 50 bytes follow"},
+           {image + "x",
+            "trailing bytes after the array data: expected 8 data bytes, found more than 8"},
+           {image.substr(0, 60),
+            "header length 118 runs past the end of the file (only 50 bytes follow"},
        }) {
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
-    ASSERT_EQ(::write(fds[1], content.data(), content.size()), static_cast<ssize_t>(content.size()));
+    ASSERT_EQ(::write(fds[1], content.data(), content.size()),
+              static_cast<ssize_t>(content.size()));
     ::close(fds[1]);
     const std::string path = "/proc/self/fd/" + std::to_string(fds[0]);
     try {
@@ -450,7 +482,8 @@ TEST(NpyTest, UnwritableDestinationLeavesNothing) {
     write_npy(p, DType::kU8, std::vector<std::int64_t>{1}, bytes_of("a"));
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "cannot write '" + p.string() + "': No such file or directory");
+    EXPECT_EQ(std::string(e.what()),
+              "cannot write '" + p.string() + "': No such file or directory");
   }
   EXPECT_EQ(dir.listing(), before);
   // The destination is a directory: the temporary is written, rename fails,
@@ -469,14 +502,18 @@ TEST(NpyTest, UnwritableDestinationLeavesNothing) {
   for (const auto& e : fs::directory_iterator(d)) inside.insert(e.path().filename().string());
   EXPECT_EQ(inside, std::set<std::string>{"inner"});
   // Data that does not match the shape is refused before anything is written.
-  EXPECT_THROW(write_npy(dir.path() / "y.npy", DType::kF32, std::vector<std::int64_t>{2}, bytes_of("abc")), Error);
+  EXPECT_THROW(
+      write_npy(dir.path() / "y.npy", DType::kF32, std::vector<std::int64_t>{2}, bytes_of("abc")),
+      Error);
   EXPECT_EQ(dir.listing(), before);
 }
 
 TEST(NpyTest, SerializeChecksItsArguments) {
   EXPECT_THROW(serialize_npy(DType::kF32, std::vector<std::int64_t>{-1}, {}), Error);
-  EXPECT_THROW(serialize_npy(DType::kF32, std::vector<std::int64_t>{3}, std::vector<std::byte>(11)), Error);
-  EXPECT_THROW(serialize_npy(DType::kF32, std::vector<std::int64_t>{INT64_MAX, INT64_MAX}, {}), Error);
+  EXPECT_THROW(serialize_npy(DType::kF32, std::vector<std::int64_t>{3}, std::vector<std::byte>(11)),
+               Error);
+  EXPECT_THROW(serialize_npy(DType::kF32, std::vector<std::int64_t>{INT64_MAX, INT64_MAX}, {}),
+               Error);
 }
 
 // SIGTERM while a large file is being written: the handler removes the
@@ -506,7 +543,8 @@ TEST(NpyTest, SignalDuringWriteRemovesTemporary) {
   }
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the writer was not interrupted (exit " << WEXITSTATUS(status) << ")";
+  ASSERT_TRUE(WIFSIGNALED(status))
+      << "the writer was not interrupted (exit " << WEXITSTATUS(status) << ")";
   EXPECT_EQ(WTERMSIG(status), SIGTERM);
   for (const auto& name : dir.listing()) {
     EXPECT_EQ(name.find(".tmp."), std::string::npos) << "temporary left behind: " << name;

@@ -39,7 +39,9 @@ struct Pb {
     b += static_cast<char>(v);
     return *this;
   }
-  Pb& key(std::uint32_t field, int wire) { return varint(std::uint64_t{field} << 3 | static_cast<unsigned>(wire)); }
+  Pb& key(std::uint32_t field, int wire) {
+    return varint(std::uint64_t{field} << 3 | static_cast<unsigned>(wire));
+  }
   Pb& u(std::uint32_t field, std::uint64_t v) { return key(field, 0).varint(v); }
   Pb& i(std::uint32_t field, std::int64_t v) { return u(field, static_cast<std::uint64_t>(v)); }
   Pb& s(std::uint32_t field, std::string_view v) {
@@ -52,7 +54,9 @@ struct Pb {
     for (int k = 0; k < n; ++k) b += static_cast<char>((v >> (8 * k)) & 0xff);
     return *this;
   }
-  Pb& f32(std::uint32_t field, float v) { return key(field, 5).le(std::bit_cast<std::uint32_t>(v), 4); }
+  Pb& f32(std::uint32_t field, float v) {
+    return key(field, 5).le(std::bit_cast<std::uint32_t>(v), 4);
+  }
 };
 
 std::string le_floats(const std::vector<float>& v) {
@@ -195,18 +199,21 @@ TEST(Onnx, Metadata) {
 
 TEST(Onnx, FloatTypes) {
   Pb g;
-  g.m(5, tensor("d", 11, {2}).s(9, Pb{}.le(std::bit_cast<std::uint64_t>(1.0 + 0x1p-24), 8)
-                                       .le(std::bit_cast<std::uint64_t>(1.0 + 0x1p-23 + 0x1p-24), 8).b));
+  g.m(5, tensor("d", 11, {2})
+             .s(9, Pb{}.le(std::bit_cast<std::uint64_t>(1.0 + 0x1p-24), 8)
+                       .le(std::bit_cast<std::uint64_t>(1.0 + 0x1p-23 + 0x1p-24), 8)
+                       .b));
   g.m(5, tensor("bf", 16, {2}).s(9, Pb{}.le(0x3F80, 2).le(0xC040, 2).b));  // 1, -3
-  g.m(5, tensor("e4", 17, {3}).s(9, "\x38\xC4\x7F"));                     // 1, -3, NaN
-  g.m(5, tensor("e5", 19, {2}).s(9, "\x3C\x7C"));                         // 1, inf
-  g.m(5, tensor("f4", 23, {3}).s(9, "\x72\x0F"));                         // 1, 6, -6 (low nibble first)
+  g.m(5, tensor("e4", 17, {3}).s(9, "\x38\xC4\x7F"));                      // 1, -3, NaN
+  g.m(5, tensor("e5", 19, {2}).s(9, "\x3C\x7C"));                          // 1, inf
+  g.m(5, tensor("f4", 23, {3}).s(9, "\x72\x0F"));  // 1, 6, -6 (low nibble first)
   Pb dd = tensor("dd", 11, {1});
   dd.s(10, Pb{}.le(std::bit_cast<std::uint64_t>(2.5), 8).b);
   g.m(5, dd);
   const std::string image = model(g);
   const auto r = parse(image);
-  EXPECT_EQ(r->read_f32(*r->find("d")), (std::vector<float>{1.0f, 1.0f + 0x1p-22f}));  // ties to even
+  EXPECT_EQ(r->read_f32(*r->find("d")),
+            (std::vector<float>{1.0f, 1.0f + 0x1p-22f}));  // ties to even
   EXPECT_EQ(r->read_f32(*r->find("bf")), (std::vector<float>{1.0f, -3.0f}));
   const std::vector<float> e4 = r->read_f32(*r->find("e4"));
   EXPECT_EQ(e4[0], 1.0f);
@@ -225,15 +232,18 @@ TEST(Onnx, Rejections) {
   expect_error(one_tensor(tensor("neg", 1, {2, -1})), "negative dimension -1");
   expect_error(one_tensor(tensor("short", 1, {3}).s(9, le_floats({1, 2}))),
                "tensor 'short': raw_data has 8 bytes, expected 12");
-  expect_error(one_tensor(tensor("few", 1, {3}).s(4, le_floats({1, 2}))), "has 2 data values, expected 3");
+  expect_error(one_tensor(tensor("few", 1, {3}).s(4, le_floats({1, 2}))),
+               "has 2 data values, expected 3");
   expect_error(one_tensor(tensor("odd", 1, {1}).s(4, "abcde")), "not a multiple of 4");
   expect_error(one_tensor(tensor("u99", 99, {1}).s(9, "x")), "'u99': unsupported data type 99");
-  expect_error(one_tensor(tensor("wrong", 1, {1}).s(7, Pb{}.varint(1).b)), "field 7 cannot hold FLOAT");
+  expect_error(one_tensor(tensor("wrong", 1, {1}).s(7, Pb{}.varint(1).b)),
+               "field 7 cannot hold FLOAT");
   expect_error(one_tensor(tensor("both", 1, {1}).s(9, le_floats({1})).s(4, le_floats({1}))),
                "more than one field");
   expect_error(one_tensor(tensor("", 1, {1}).s(9, le_floats({1}))), "no name");
   expect_error(one_tensor(tensor("nodata", 1, {2})), "'nodata': has 2 elements but no data");
-  expect_error(one_tensor(tensor("big", 1, {1 << 30, 1 << 30, 1 << 30})), "element count overflows");
+  expect_error(one_tensor(tensor("big", 1, {1 << 30, 1 << 30, 1 << 30})),
+               "element count overflows");
   expect_error(one_tensor(tensor("seg", 1, {1}).m(3, Pb{}.i(1, 0))), "segmented");
   Pb split = tensor("split", 1, {2}).f32(4, 1.0f);
   split.s(12, "doc").f32(4, 2.0f);
@@ -291,8 +301,9 @@ TEST(Onnx, EveryTruncationThrowsOrParses) {
 struct TempDir {
   fs::path path;
   TempDir() {
-    path = fs::temp_directory_path() / ("lowp_onnx_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    path = fs::temp_directory_path() /
+           ("lowp_onnx_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(path);
   }
   ~TempDir() { fs::remove_all(path); }
@@ -320,13 +331,14 @@ TEST(Onnx, PatchWriterRoundTrip) {
   const auto r = lowp::io::open_model(in_path);
   const fs::path out_path = dir.path / "out.onnx";
   std::vector<std::string> offered;
-  lowp::io::write_onnx_replacing(out_path, *r, [&](const TensorInfo& t) -> std::optional<std::vector<float>> {
-    offered.push_back(t.name);
-    if (t.name == "keep") return std::nullopt;
-    std::vector<float> v = r->read_f32(t);
-    for (float& x : v) x *= 2;
-    return v;
-  });
+  lowp::io::write_onnx_replacing(out_path, *r,
+                                 [&](const TensorInfo& t) -> std::optional<std::vector<float>> {
+                                   offered.push_back(t.name);
+                                   if (t.name == "keep") return std::nullopt;
+                                   std::vector<float> v = r->read_f32(t);
+                                   for (float& x : v) x *= 2;
+                                   return v;
+                                 });
   EXPECT_EQ(offered, (std::vector<std::string>{"raw", "packed", "unpacked", "h", "keep"}));
   const std::string out = read_file(out_path);
   ASSERT_EQ(out.size(), image.size());
@@ -342,20 +354,23 @@ TEST(Onnx, PatchWriterRoundTrip) {
   EXPECT_LE(differing, 2u * 4 + 2 * 4 + 2 * 4 + 2 * 2);
 
   // Wrong element count, varint storage, non-ONNX input.
-  EXPECT_THROW(lowp::io::write_onnx_replacing(dir.path / "bad.onnx", *r,
-                                              [](const TensorInfo&) { return std::vector<float>{1.0f}; }),
-               lowp::Error);
+  EXPECT_THROW(
+      lowp::io::write_onnx_replacing(dir.path / "bad.onnx", *r,
+                                     [](const TensorInfo&) { return std::vector<float>{1.0f}; }),
+      lowp::Error);
   EXPECT_FALSE(fs::exists(dir.path / "bad.onnx"));
   const std::string full_image = full_model();
   const auto full = parse(full_image);
   try {
-    lowp::io::write_onnx_replacing(dir.path / "bad.onnx", *full, [&](const TensorInfo& t) -> std::optional<std::vector<float>> {
-      if (t.name != "half") return std::nullopt;
-      return std::vector<float>(3, 1.0f);
-    });
+    lowp::io::write_onnx_replacing(dir.path / "bad.onnx", *full,
+                                   [&](const TensorInfo& t) -> std::optional<std::vector<float>> {
+                                     if (t.name != "half") return std::nullopt;
+                                     return std::vector<float>(3, 1.0f);
+                                   });
     ADD_FAILURE() << "no error";
   } catch (const lowp::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("tensor 'half': FLOAT16 values stored as varints"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("tensor 'half': FLOAT16 values stored as varints"),
+              std::string::npos)
         << e.what();
   }
 }
@@ -367,11 +382,12 @@ fs::path real_model() {
 }
 
 // Skips without the model, or fails under CI (tests/ci.h).
-#define LOWP_REQUIRE_REAL_MODEL(path)                                                  \
-  const fs::path path = real_model();                                                   \
-  if (path.empty() || !fs::exists(path))                                                \
-  LOWP_SKIP_OR_FAIL_UNDER_CI("real model not found (run scripts/fetch-models.sh; LOWP_MODELS_DIR=" \
-                             << (std::getenv("LOWP_MODELS_DIR") ? std::getenv("LOWP_MODELS_DIR") : "unset") << ")")
+#define LOWP_REQUIRE_REAL_MODEL(path)                                       \
+  const fs::path path = real_model();                                       \
+  if (path.empty() || !fs::exists(path))                                    \
+  LOWP_SKIP_OR_FAIL_UNDER_CI(                                               \
+      "real model not found (run scripts/fetch-models.sh; LOWP_MODELS_DIR=" \
+      << (std::getenv("LOWP_MODELS_DIR") ? std::getenv("LOWP_MODELS_DIR") : "unset") << ")")
 
 TEST(OnnxRealModel, PpOcrV4Rec) {
   LOWP_REQUIRE_REAL_MODEL(path);
@@ -420,13 +436,14 @@ TEST(OnnxRealModel, PatchWriterDoublesEveryFloat) {
   const auto r = lowp::io::open_model(path);
   const fs::path out = dir.path / "doubled.onnx";
   std::size_t replaced = 0;
-  lowp::io::write_onnx_replacing(out, *r, [&](const TensorInfo& t) -> std::optional<std::vector<float>> {
-    if (t.dtype != "FLOAT") return std::nullopt;
-    ++replaced;
-    std::vector<float> v = r->read_f32(t);
-    for (float& x : v) x *= 2;
-    return v;
-  });
+  lowp::io::write_onnx_replacing(out, *r,
+                                 [&](const TensorInfo& t) -> std::optional<std::vector<float>> {
+                                   if (t.dtype != "FLOAT") return std::nullopt;
+                                   ++replaced;
+                                   std::vector<float> v = r->read_f32(t);
+                                   for (float& x : v) x *= 2;
+                                   return v;
+                                 });
   EXPECT_EQ(replaced, 309u);
   EXPECT_EQ(fs::file_size(out), fs::file_size(path));
   const auto r2 = lowp::io::open_model(out);
@@ -444,7 +461,8 @@ TEST(OnnxRealModel, PatchWriterDoublesEveryFloat) {
     }
     const std::vector<float> x = r->read_f32(a), y = r2->read_f32(b);
     std::size_t bad = 0;
-    for (std::size_t k = 0; k < x.size(); ++k) bad += std::bit_cast<std::uint32_t>(x[k] * 2) != std::bit_cast<std::uint32_t>(y[k]) ? 1 : 0;
+    for (std::size_t k = 0; k < x.size(); ++k)
+      bad += std::bit_cast<std::uint32_t>(x[k] * 2) != std::bit_cast<std::uint32_t>(y[k]) ? 1 : 0;
     EXPECT_EQ(bad, 0u) << a.name;
   }
   EXPECT_EQ(r2->metadata(), r->metadata());

@@ -2,8 +2,8 @@
 // hand-built images with known values for every dtype, published MXFP4 pairs,
 // lowp's packed tensors (write -> read bit-identical to dequantize), and
 // rejection of malformed or hostile files with useful one-line messages.
-#include "lowp/block_kernels.h"
 #include "lowp/io/safetensors.h"
+#include "lowp/block_kernels.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -37,7 +37,8 @@ std::string image(std::string_view json, std::string_view data = "") {
 // Parses an image as "t.safetensors"; the reader owns a copy of the bytes.
 std::unique_ptr<ModelReader> parse(const std::string& img) {
   auto owner = std::make_shared<const std::string>(img);
-  const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(owner->data()), owner->size());
+  const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(owner->data()),
+                                         owner->size());
   return parse_safetensors(bytes, "t.safetensors", owner);
 }
 
@@ -54,7 +55,8 @@ std::string parse_error(const std::string& img) {
   return "";
 }
 
-#define EXPECT_REJECTED(img, text) EXPECT_NE(parse_error(img).find(text), std::string::npos) << parse_error(img)
+#define EXPECT_REJECTED(img, text) \
+  EXPECT_NE(parse_error(img).find(text), std::string::npos) << parse_error(img)
 
 std::string le(std::uint64_t v, int bytes) {
   std::string out;
@@ -63,7 +65,8 @@ std::string le(std::uint64_t v, int bytes) {
 }
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 class TempDir {
@@ -81,12 +84,13 @@ class TempDir {
 };
 
 TEST(Safetensors, FloatDtypesDecodeExactly) {
-  const double tie = 1.0 + std::ldexp(1.0, -24);             // halfway: rounds to even (1.0)
-  const double above = tie + std::ldexp(1.0, -50);          // just above: rounds up
-  const std::string data = le(std::bit_cast<std::uint32_t>(1.5f), 4) + le(std::bit_cast<std::uint32_t>(-2.0f), 4) +
-                           le(std::bit_cast<std::uint64_t>(0.1), 8) + le(std::bit_cast<std::uint64_t>(tie), 8) +
-                           le(std::bit_cast<std::uint64_t>(above), 8) + le(0x3C00, 2) + le(0xFC00, 2) +
-                           le(0x3FC0, 2) + le(0xC040, 2) + "\x7E\x7F\x38" + "\x7B\x3C" + "\x7F\x80";
+  const double tie = 1.0 + std::ldexp(1.0, -24);    // halfway: rounds to even (1.0)
+  const double above = tie + std::ldexp(1.0, -50);  // just above: rounds up
+  const std::string data =
+      le(std::bit_cast<std::uint32_t>(1.5f), 4) + le(std::bit_cast<std::uint32_t>(-2.0f), 4) +
+      le(std::bit_cast<std::uint64_t>(0.1), 8) + le(std::bit_cast<std::uint64_t>(tie), 8) +
+      le(std::bit_cast<std::uint64_t>(above), 8) + le(0x3C00, 2) + le(0xFC00, 2) + le(0x3FC0, 2) +
+      le(0xC040, 2) + "\x7E\x7F\x38" + "\x7B\x3C" + "\x7F\x80";
   const std::string json = R"({"f32": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
     "f64": {"dtype": "F64", "shape": [3], "data_offsets": [8, 32]},
     "f16": {"dtype": "F16", "shape": [2], "data_offsets": [32, 36]},
@@ -136,7 +140,8 @@ TEST(Safetensors, IntegerDtypesAreListedButNotFloat) {
     names.push_back(t.name);
     EXPECT_FALSE(t.is_float) << t.name;
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"i8", "u8", "i16", "u16", "i32", "u32", "b", "i64", "u64"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"i8", "u8", "i16", "u16", "i32", "u32", "b", "i64", "u64"}));
   EXPECT_EQ(r->find("i32")->element_count(), 1u);
   EXPECT_EQ(r->find("i64")->element_count(), 0u);
   try {
@@ -151,7 +156,8 @@ TEST(Safetensors, MetadataAndGaps) {
   const auto r = parse(image(R"({"__metadata__": {"format": "pt", "note": "x"},
       "a": {"dtype": "U8", "shape": [2], "data_offsets": [2, 4]}})",
                              "abcdef"));
-  EXPECT_EQ(r->metadata(), (std::vector<std::pair<std::string, std::string>>{{"format", "pt"}, {"note", "x"}}));
+  EXPECT_EQ(r->metadata(),
+            (std::vector<std::pair<std::string, std::string>>{{"format", "pt"}, {"note", "x"}}));
   EXPECT_EQ(std::to_integer<char>(r->raw(*r->find("a"))[0]), 'c');
   EXPECT_EQ(parse(image("{}"))->tensors().size(), 0u);
   // A copy of a TensorInfo is found by name; an unknown one is an error.
@@ -164,12 +170,14 @@ TEST(Safetensors, MetadataAndGaps) {
 // gpt-oss layout: row r of 32 FP4 codes in 16 bytes, element 2i in the low nibble.
 TEST(Safetensors, PublishedMxfp4Pair) {
   std::string blocks(32, '\0');
-  blocks[0] = '\x21';  // elements 0, 1: codes 1 (0.5), 2 (1.0)
-  blocks[1] = '\xF7';  // elements 2, 3: codes 7 (6.0), 15 (-6.0)
-  blocks[31] = '\x0C';  // row 1, elements 30, 31: code 12 (-2.0), 0
+  blocks[0] = '\x21';                     // elements 0, 1: codes 1 (0.5), 2 (1.0)
+  blocks[1] = '\xF7';                     // elements 2, 3: codes 7 (6.0), 15 (-6.0)
+  blocks[31] = '\x0C';                    // row 1, elements 30, 31: code 12 (-2.0), 0
   const std::string scales = "\x7E\xFF";  // row 0: 2^-1; row 1: NaN
-  for (const auto& [b, s] : {std::pair{"w_blocks", "w_scales"}, std::pair{"w.blocks", "w.scales"}}) {
-    const std::string json = std::string(R"({")") + b + R"(": {"dtype": "U8", "shape": [2, 1, 16], "data_offsets": [0, 32]},
+  for (const auto& [b, s] :
+       {std::pair{"w_blocks", "w_scales"}, std::pair{"w.blocks", "w.scales"}}) {
+    const std::string json = std::string(R"({")") + b +
+                             R"(": {"dtype": "U8", "shape": [2, 1, 16], "data_offsets": [0, 32]},
         ")" + s + R"(": {"dtype": "U8", "shape": [2, 1], "data_offsets": [32, 34]}})";
     const auto r = parse(image(json, blocks + scales));
     ASSERT_EQ(r->tensors().size(), 1u) << b;
@@ -189,18 +197,28 @@ TEST(Safetensors, PublishedMxfp4Pair) {
     for (std::size_t i = 32; i < 64; ++i) EXPECT_TRUE(std::isnan(v[i])) << i;
   }
   // Blocks without scales: say what is missing.
-  EXPECT_REJECTED(image(R"({"w_blocks": {"dtype": "U8", "shape": [1, 1, 16], "data_offsets": [0, 16]}})", blocks),
-                  "MXFP4 tensor 'w_blocks' has no scales: tensor 'w_scales' is missing");
-  EXPECT_REJECTED(image(R"({"w_blocks": {"dtype": "U8", "shape": [1, 1, 16], "data_offsets": [0, 16]},
-                            "w_scales": {"dtype": "U8", "shape": [2], "data_offsets": [16, 18]}})", blocks),
-                  "scales 'w_scales' must be U8 of shape [1, 1], is U8 [2]");
+  EXPECT_REJECTED(
+      image(R"({"w_blocks": {"dtype": "U8", "shape": [1, 1, 16], "data_offsets": [0, 16]}})",
+            blocks),
+      "MXFP4 tensor 'w_blocks' has no scales: tensor 'w_scales' is missing");
+  EXPECT_REJECTED(
+      image(R"({"w_blocks": {"dtype": "U8", "shape": [1, 1, 16], "data_offsets": [0, 16]},
+                            "w_scales": {"dtype": "U8", "shape": [2], "data_offsets": [16, 18]}})",
+            blocks),
+      "scales 'w_scales' must be U8 of shape [1, 1], is U8 [2]");
   // G * 32 overflowing is caught even when the tensor is empty.
-  EXPECT_REJECTED(image(R"({"w_blocks": {"dtype": "U8", "shape": [0, 4611686018427387904, 16], "data_offsets": [0, 0]},
+  EXPECT_REJECTED(
+      image(
+          R"({"w_blocks": {"dtype": "U8", "shape": [0, 4611686018427387904, 16], "data_offsets": [0, 0]},
                             "w_scales": {"dtype": "U8", "shape": [0, 4611686018427387904], "data_offsets": [0, 0]}})"),
-                  "too many blocks");
+      "too many blocks");
   // A U8 "_blocks" tensor that is not shaped like MXFP4 blocks stays plain.
-  EXPECT_EQ(parse(image(R"({"x_blocks": {"dtype": "U8", "shape": [2, 8], "data_offsets": [0, 16]}})", blocks))
-                ->tensors()[0].dtype, "U8");
+  EXPECT_EQ(
+      parse(image(R"({"x_blocks": {"dtype": "U8", "shape": [2, 8], "data_offsets": [0, 16]}})",
+                  blocks))
+          ->tensors()[0]
+          .dtype,
+      "U8");
 }
 
 std::vector<float> test_data(std::size_t n, std::uint32_t seed) {
@@ -208,8 +226,9 @@ std::vector<float> test_data(std::size_t n, std::uint32_t seed) {
   std::uint32_t s = seed;
   for (float& x : v) {
     s = s * 1664525u + 1013904223u;
-    x = std::ldexp(static_cast<float>(static_cast<int>(s >> 8) - (1 << 23)) / static_cast<float>(1 << 23),
-                   static_cast<int>((s >> 4) % 12) - 6);
+    x = std::ldexp(
+        static_cast<float>(static_cast<int>(s >> 8) - (1 << 23)) / static_cast<float>(1 << 23),
+        static_cast<int>((s >> 4) % 12) - 6);
   }
   return v;
 }
@@ -223,12 +242,11 @@ struct PackedCase {
 
 TEST(Safetensors, LowpPackedRoundTripIsBitIdentical) {
   const std::vector<PackedCase> cases = {
-      {"layers.0.w4", "mxfp4", {3, 40}, 1},        // partial last block
-      {"w6", "mxfp6_e3m2", {33, 5}, 0},           // blocks down axis 0
-      {"w6b", "mxfp6_e3m2", {2, 3, 7}, 2},
-      {"nv", "nvfp4", {2, 24}, 1},
-      {"e4", "mxfp8_e4m3", {}, 0},                // 0-d
-      {"int", "mxint8", {0, 3}, 1},               // empty
+      {"layers.0.w4", "mxfp4", {3, 40}, 1},  // partial last block
+      {"w6", "mxfp6_e3m2", {33, 5}, 0},      // blocks down axis 0
+      {"w6b", "mxfp6_e3m2", {2, 3, 7}, 2},   {"nv", "nvfp4", {2, 24}, 1},
+      {"e4", "mxfp8_e4m3", {}, 0},   // 0-d
+      {"int", "mxint8", {0, 3}, 1},  // empty
       {"custom", "mx:e3m4:16", {4, 17}, -1},
   };
   std::vector<PackedTensor> packed;
@@ -249,7 +267,8 @@ TEST(Safetensors, LowpPackedRoundTripIsBitIdentical) {
     if (i == 0) data[5] = std::numeric_limits<float>::quiet_NaN();  // a NaN block
     packed.push_back(quantize(f, data, c.shape, c.axis, BlockOptions{}));
     const PackedTensor& p = packed.back();
-    for (OutputTensor& o : packed_tensor_outputs(c.name, p, ScaleRule::kFloor, metadata)) outputs.push_back(o);
+    for (OutputTensor& o : packed_tensor_outputs(c.name, p, ScaleRule::kFloor, metadata))
+      outputs.push_back(o);
     producers.push_back([&p] { return packed_tensor_bytes(p, 0); });
     producers.push_back([&p] { return packed_tensor_bytes(p, 1); });
   }
@@ -262,7 +281,8 @@ TEST(Safetensors, LowpPackedRoundTripIsBitIdentical) {
   EXPECT_EQ(r->tensors()[0].name, "bias");  // file order = write order
   EXPECT_TRUE(same_bits(r->read_f32(*r->find("bias")), bias));
   EXPECT_EQ(r->metadata().size(), 1 + cases.size());
-  EXPECT_EQ(r->metadata().back(), (std::pair<std::string, std::string>{"source", "test"}));  // by key
+  EXPECT_EQ(r->metadata().back(),
+            (std::pair<std::string, std::string>{"source", "test"}));  // by key
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const PackedTensor& p = packed[i];
     const TensorInfo* t = r->find(cases[i].name);
@@ -280,7 +300,8 @@ TEST(Safetensors, LowpPackedRoundTripIsBitIdentical) {
   std::ifstream in(path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::uint64_t n = 0;
-  for (int b = 7; b >= 0; --b) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(b)]);
+  for (int b = 7; b >= 0; --b)
+    n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(b)]);
   EXPECT_EQ(n % 8, 0u);
   EXPECT_EQ(bytes[8], '{');
 }
@@ -310,7 +331,8 @@ TEST(Safetensors, WriteReadEveryDtype) {
     ASSERT_GT(size, 0u) << d;
     outputs.push_back(OutputTensor{std::string("t_") + d, d, {3, 1}, 3 * size});
     std::vector<std::byte> b(3 * size);
-    for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::byte>((i * 37 + size) & 0x7f);
+    for (std::size_t i = 0; i < b.size(); ++i)
+      b[i] = static_cast<std::byte>((i * 37 + size) & 0x7f);
     contents.push_back(b);
   }
   TempDir dir;
@@ -325,7 +347,8 @@ TEST(Safetensors, WriteReadEveryDtype) {
     EXPECT_EQ(t.dtype, outputs[i].dtype);
     EXPECT_EQ(t.shape, outputs[i].shape);
     const std::span<const std::byte> raw = r->raw(t);
-    EXPECT_TRUE(std::equal(raw.begin(), raw.end(), contents[i].begin(), contents[i].end())) << t.name;
+    EXPECT_TRUE(std::equal(raw.begin(), raw.end(), contents[i].begin(), contents[i].end()))
+        << t.name;
   }
 }
 
@@ -334,17 +357,21 @@ TEST(Safetensors, RejectsMalformedHeaders) {
   const std::string data(8, '\0');
   EXPECT_TRUE(parse_error(image("{" + ok_entry + "}", data)).empty());
   EXPECT_REJECTED("\x05\0\0", "truncated");
-  EXPECT_REJECTED(le(100, 8) + "{}", "header length 100 runs past the end of the file (2 bytes follow");
+  EXPECT_REJECTED(le(100, 8) + "{}",
+                  "header length 100 runs past the end of the file (2 bytes follow");
   EXPECT_REJECTED(le(~0ull, 8) + "{}", "header length 18446744073709551615 runs past");
   EXPECT_REJECTED(image(R"({"x": )"), "header is not valid JSON");
   EXPECT_REJECTED(image("{} x"), "header is not valid JSON");
   EXPECT_REJECTED(image("{\"\xff\": 1}"), "header is not valid JSON");  // not UTF-8
   EXPECT_REJECTED(image("[1, 2]"), "header must be a JSON object");
-  EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [2]}})", data), "tensor 'x': missing key 'data_offsets'");
-  EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8], "y": 1}})", data),
-                  "tensor 'x': unexpected key 'y'");
+  EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [2]}})", data),
+                  "tensor 'x': missing key 'data_offsets'");
+  EXPECT_REJECTED(
+      image(R"({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8], "y": 1}})", data),
+      "tensor 'x': unexpected key 'y'");
   EXPECT_REJECTED(image(R"({"x": [1]})"), "tensor 'x': entry must be an object");
-  EXPECT_REJECTED(image(R"({"x": {"dtype": 5, "shape": [2], "data_offsets": [0, 8]}})", data), "'dtype' must be a string");
+  EXPECT_REJECTED(image(R"({"x": {"dtype": 5, "shape": [2], "data_offsets": [0, 8]}})", data),
+                  "'dtype' must be a string");
   EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": "2", "data_offsets": [0, 8]}})", data),
                   "'shape' must be an array of integers");
   EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]}})", data),
@@ -361,26 +388,38 @@ TEST(Safetensors, RejectsMalformedHeaders) {
                   "tensor 'x': shape [3] of F32 needs 12 bytes but data_offsets [0, 8] hold 8");
   EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})", data),
                   "data_offsets [4, 12] run past the end of the data buffer (8 bytes)");
-  EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [0], "data_offsets": [8, 4]}})", data), "end before they begin");
+  EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [0], "data_offsets": [8, 4]}})", data),
+                  "end before they begin");
   EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
-                             "y": {"dtype": "U8", "shape": [2], "data_offsets": [3, 5]}})", data),
+                             "y": {"dtype": "U8", "shape": [2], "data_offsets": [3, 5]}})",
+                        data),
                   "tensors 'x' and 'y' overlap");
   // A tensor nested inside another.
   EXPECT_REJECTED(image(R"({"a": {"dtype": "U8", "shape": [6], "data_offsets": [0, 6]},
-                             "b": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}})", data),
+                             "b": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}})",
+                        data),
                   "tensors 'a' and 'b' overlap");
-  EXPECT_REJECTED(image("{" + ok_entry + ", " + ok_entry + "}", data), "header has a duplicate key 'x'");
-  EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", data),
-                  "duplicate key 'dtype'");
-  EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [4294967296, 4294967296, 4], "data_offsets": [0, 8]}})", data),
-                  "is too large (its byte size overflows 64 bits)");
-  EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [18446744073709551615], "data_offsets": [0, 8]}})", data),
-                  "does not fit in 63 bits");
+  EXPECT_REJECTED(image("{" + ok_entry + ", " + ok_entry + "}", data),
+                  "header has a duplicate key 'x'");
+  EXPECT_REJECTED(
+      image(R"({"x": {"dtype": "F32", "dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
+            data),
+      "duplicate key 'dtype'");
+  EXPECT_REJECTED(
+      image(
+          R"({"x": {"dtype": "F32", "shape": [4294967296, 4294967296, 4], "data_offsets": [0, 8]}})",
+          data),
+      "is too large (its byte size overflows 64 bits)");
+  EXPECT_REJECTED(
+      image(R"({"x": {"dtype": "F32", "shape": [18446744073709551615], "data_offsets": [0, 8]}})",
+            data),
+      "does not fit in 63 bits");
   EXPECT_REJECTED(image(R"({"x": {"dtype": "F32", "shape": [[2]], "data_offsets": [0, 8]}})", data),
                   "nested too deeply");
   EXPECT_REJECTED(image(R"({"__metadata__": {"a": 1}})"), "metadata 'a' must be a string");
   EXPECT_REJECTED(image(R"({"__metadata__": []})"), "'__metadata__' must be an object");
-  EXPECT_REJECTED(image("{\"a\\nb\": 1}"), "tensor 'a\\x0ab': entry must be an object");  // names are quoted
+  EXPECT_REJECTED(image("{\"a\\nb\": 1}"),
+                  "tensor 'a\\x0ab': entry must be an object");  // names are quoted
 }
 
 // A hand-built lowp packed tensor "w": 32 mxfp4 values in 16 bytes + 1 scale.
@@ -389,7 +428,8 @@ std::string packed_image(const std::string& description, const std::string& extr
   for (char c : description) escaped += c == '"' ? std::string("\\\"") : std::string(1, c);
   return image(R"({"__metadata__": {"lowp.w": ")" + escaped + R"("},
       "w": {"dtype": "U8", "shape": [16], "data_offsets": [0, 16]},
-      "w.scales": {"dtype": "U8", "shape": [1], "data_offsets": [16, 17]})" + extra_entries + "}",
+      "w.scales": {"dtype": "U8", "shape": [1], "data_offsets": [16, 17]})" +
+                   extra_entries + "}",
                std::string("\x21") + std::string(15, '\0') + "\x80");
 }
 
@@ -407,13 +447,17 @@ TEST(Safetensors, LowpPackedMetadataIsValidated) {
     d.replace(d.find(from), from.size(), to);
     return packed_image(d);
   };
-  EXPECT_REJECTED(with("[32]", "[33]"), "packed tensor 'w': 'w' holds 16 bytes but shape [33] in mxfp4 needs 17");
-  EXPECT_REJECTED(with("[32]", "[2, 16]"), "'w.scales' holds 1 scales but shape [2, 16] in mxfp4 needs 16");  // axis 0
+  EXPECT_REJECTED(with("[32]", "[33]"),
+                  "packed tensor 'w': 'w' holds 16 bytes but shape [33] in mxfp4 needs 17");
+  EXPECT_REJECTED(with("[32]", "[2, 16]"),
+                  "'w.scales' holds 1 scales but shape [2, 16] in mxfp4 needs 16");  // axis 0
   EXPECT_REJECTED(with("\"mxfp4\"", "\"mxfp9\""), "unknown block format 'mxfp9'");
   EXPECT_REJECTED(with("\"mxfp4\"", "\"mx:e4m3:0\""), "packed tensor 'w': ");
   EXPECT_REJECTED(with("32,", "16,"), "'block_size' must be 32");
-  EXPECT_REJECTED(with("\"axis\": 0", "\"axis\": 1"), "'axis' must be an integer in range for shape [32]");
-  EXPECT_REJECTED(with("\"axis\": 0", "\"axis\": 18446744073709551615"), "'axis' must be an integer");
+  EXPECT_REJECTED(with("\"axis\": 0", "\"axis\": 1"),
+                  "'axis' must be an integer in range for shape [32]");
+  EXPECT_REJECTED(with("\"axis\": 0", "\"axis\": 18446744073709551615"),
+                  "'axis' must be an integer");
   EXPECT_REJECTED(with("\"axis\": 0, ", ""), "metadata lacks 'axis'");
   EXPECT_REJECTED(with("\"floor\"", "\"bogus\""), "packed tensor 'w': ");
   EXPECT_REJECTED(with("1.0", "1e300"), "'tensor_scale' is not a finite fp32");
@@ -422,11 +466,14 @@ TEST(Safetensors, LowpPackedMetadataIsValidated) {
   EXPECT_REJECTED(packed_image("{"), "metadata 'lowp.w' is not valid JSON");
   EXPECT_REJECTED(image(R"({"__metadata__": {"lowp.v": "{}"}})"),
                   "metadata 'lowp.v' describes tensor 'v', which is missing");
-  EXPECT_REJECTED(image(R"({"__metadata__": {"lowp.v": "{}"}, "v": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}})"),
-                  "packed tensor 'v': its scales tensor 'v.scales' is missing");
-  EXPECT_REJECTED(packed_image(good, R"(, "w_blocks": {"dtype": "U8", "shape": [0, 16], "data_offsets": [0, 0]},
+  EXPECT_REJECTED(
+      image(
+          R"({"__metadata__": {"lowp.v": "{}"}, "v": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}})"),
+      "packed tensor 'v': its scales tensor 'v.scales' is missing");
+  EXPECT_REJECTED(
+      packed_image(good, R"(, "w_blocks": {"dtype": "U8", "shape": [0, 16], "data_offsets": [0, 0]},
                                        "w_scales": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]})"),
-                  "two tensors are named 'w'");
+      "two tensors are named 'w'");
 }
 
 TEST(Safetensors, WriterRejectsBadInputAndLeavesNoFile) {
@@ -442,20 +489,31 @@ TEST(Safetensors, WriterRejectsBadInputAndLeavesNoFile) {
     }
     return "";
   };
-  EXPECT_NE(error({{"x", "F9", {1}, 4}}, {}, zeros(4), path).find("unknown safetensors dtype 'F9'"), std::string::npos);
-  EXPECT_NE(error({{"x", "F32", {2}, 4}}, {}, zeros(4), path).find("needs 8 bytes, not 4"), std::string::npos);
-  EXPECT_NE(error({{"x", "F32", {-2}, 4}}, {}, zeros(4), path).find("invalid shape [-2]"), std::string::npos);
-  EXPECT_NE(error({{"x", "U8", {1}, 1}, {"x", "U8", {1}, 1}}, {}, zeros(1), path).find("duplicate tensor name"),
+  EXPECT_NE(error({{"x", "F9", {1}, 4}}, {}, zeros(4), path).find("unknown safetensors dtype 'F9'"),
             std::string::npos);
-  EXPECT_NE(error({{"__metadata__", "U8", {1}, 1}}, {}, zeros(1), path).find("reserved"), std::string::npos);
-  EXPECT_NE(error({}, {{"a", "1"}, {"a", "2"}}, zeros(1), path).find("duplicate metadata key 'a'"), std::string::npos);
-  EXPECT_NE(error({{"\xff", "U8", {1}, 1}}, {}, zeros(1), path).find("not valid UTF-8"), std::string::npos);
+  EXPECT_NE(error({{"x", "F32", {2}, 4}}, {}, zeros(4), path).find("needs 8 bytes, not 4"),
+            std::string::npos);
+  EXPECT_NE(error({{"x", "F32", {-2}, 4}}, {}, zeros(4), path).find("invalid shape [-2]"),
+            std::string::npos);
+  EXPECT_NE(error({{"x", "U8", {1}, 1}, {"x", "U8", {1}, 1}}, {}, zeros(1), path)
+                .find("duplicate tensor name"),
+            std::string::npos);
+  EXPECT_NE(error({{"__metadata__", "U8", {1}, 1}}, {}, zeros(1), path).find("reserved"),
+            std::string::npos);
+  EXPECT_NE(error({}, {{"a", "1"}, {"a", "2"}}, zeros(1), path).find("duplicate metadata key 'a'"),
+            std::string::npos);
+  EXPECT_NE(error({{"\xff", "U8", {1}, 1}}, {}, zeros(1), path).find("not valid UTF-8"),
+            std::string::npos);
   // A producer that returns the wrong size: an error, and no file (nor temp) left.
-  EXPECT_NE(error({{"x", "U8", {2}, 2}}, {}, zeros(3), path).find("producer returned 3 bytes, expected 2"),
+  EXPECT_NE(error({{"x", "U8", {2}, 2}}, {}, zeros(3), path)
+                .find("producer returned 3 bytes, expected 2"),
             std::string::npos);
-  EXPECT_EQ(error({{"x", "U8", {2}, 2}}, {}, [](std::size_t) -> std::vector<std::byte> { throw Error("boom"); }, path),
+  EXPECT_EQ(error(
+                {{"x", "U8", {2}, 2}}, {},
+                [](std::size_t) -> std::vector<std::byte> { throw Error("boom"); }, path),
             "boom");
-  EXPECT_NE(error({}, {}, zeros(0), dir.path() / "missing" / "o.safetensors").find("cannot write"), std::string::npos);
+  EXPECT_NE(error({}, {}, zeros(0), dir.path() / "missing" / "o.safetensors").find("cannot write"),
+            std::string::npos);
   EXPECT_TRUE(fs::is_empty(dir.path()));
   // An inconsistent PackedTensor is refused before anything is written.
   PackedTensor p;
@@ -492,7 +550,8 @@ TEST(Safetensors, PackedMatrixRoundTripIsBitIdentical) {
     for (std::int64_t d : c.shape) n *= static_cast<std::size_t>(d);
     const std::size_t rows = c.shape.size() < 2 ? 1 : static_cast<std::size_t>(c.shape[0]);
     const MatrixFormat f = parse_matrix_format(c.format);
-    packed.push_back(PackedMatrix::quantize(f, test_data(n, static_cast<std::uint32_t>(i + 3)), rows, n / rows));
+    packed.push_back(
+        PackedMatrix::quantize(f, test_data(n, static_cast<std::uint32_t>(i + 3)), rows, n / rows));
     const std::vector<OutputTensor> parts = packed_matrix_outputs(c.name, f, c.shape, metadata);
     EXPECT_EQ(parts.size(), f.asymmetric ? 3u : 2u);
     for (std::size_t k = 0; k < parts.size(); ++k) {
@@ -525,11 +584,14 @@ std::string matrix_image(const std::string& description, const std::string& scal
                          const std::string& zeros = std::string("\x08\x08", 2)) {
   std::string escaped;
   for (char c : description) escaped += c == '"' ? std::string("\\\"") : std::string(1, c);
-  const std::string data = std::string("\x98\xBA\x76\x54", 4) + std::string("\x00\x3C\x00\x3C", 4) + zeros;
+  const std::string data =
+      std::string("\x98\xBA\x76\x54", 4) + std::string("\x00\x3C\x00\x3C", 4) + zeros;
   return image(R"({"__metadata__": {"lowp.w": ")" + escaped + R"("},
       "w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
-      "w.scales": {"dtype": ")" + scales_dtype + R"(", "shape": [2], "data_offsets": [4, 8]},
-      "w.zeros": {"dtype": "U8", "shape": [)" + std::to_string(zeros.size()) + R"(], "data_offsets": [8, )" +
+      "w.scales": {"dtype": ")" +
+                   scales_dtype + R"(", "shape": [2], "data_offsets": [4, 8]},
+      "w.zeros": {"dtype": "U8", "shape": [)" +
+                   std::to_string(zeros.size()) + R"(], "data_offsets": [8, )" +
                    std::to_string(8 + zeros.size()) + "]}}",
                data);
 }
@@ -546,11 +608,16 @@ TEST(Safetensors, PackedMatrixMetadataIsValidated) {
     d.replace(d.find(from), from.size(), to);
     return matrix_image(d);
   };
-  EXPECT_REJECTED(with("[1, 8]", "[1, 9]"), "packed matrix 'w': 'w' holds 4 bytes but shape [1, 9] in int4:group4:asym needs 5");
-  EXPECT_REJECTED(with("group4", "group2"), "'w.scales' holds 4 bytes but shape [1, 8] in int4:group2:asym needs 8");
-  EXPECT_REJECTED(with("int4:group4:asym", "mxfp4"), "packed matrix 'w': 'mxfp4' is not a scaled matrix format");
+  EXPECT_REJECTED(
+      with("[1, 8]", "[1, 9]"),
+      "packed matrix 'w': 'w' holds 4 bytes but shape [1, 9] in int4:group4:asym needs 5");
+  EXPECT_REJECTED(with("group4", "group2"),
+                  "'w.scales' holds 4 bytes but shape [1, 8] in int4:group2:asym needs 8");
+  EXPECT_REJECTED(with("int4:group4:asym", "mxfp4"),
+                  "packed matrix 'w': 'mxfp4' is not a scaled matrix format");
   EXPECT_REJECTED(with("int4:group4:asym", "fp16"), "'fp16' is not a scaled matrix format");
-  EXPECT_REJECTED(with("int4:group4:asym", "int4:group4:bogus"), "packed matrix 'w': matrix format");
+  EXPECT_REJECTED(with("int4:group4:asym", "int4:group4:bogus"),
+                  "packed matrix 'w': matrix format");
   EXPECT_REJECTED(with("[1, 8]}", "[1, 8], \"x\": 1}"), "unexpected metadata key 'x'");
   EXPECT_REJECTED(with(", \"shape\": [1, 8]", ""), "metadata lacks 'shape'");
   EXPECT_REJECTED(matrix_image(good, "I16"), "tensor 'w.scales' must be F16 and 1-d, is I16 [2]");

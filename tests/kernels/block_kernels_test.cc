@@ -29,9 +29,9 @@
 
 namespace {
 
-using lowp::BlockScale;
 using lowp::BlockFormat;
 using lowp::BlockOptions;
+using lowp::BlockScale;
 using lowp::ScaleRule;
 
 constexpr ScaleRule kRules[] = {ScaleRule::kFloor, ScaleRule::kRceil, ScaleRule::kCeil,

@@ -35,9 +35,9 @@
 
 namespace {
 
-using lowp::BlockScale;
 using lowp::BlockFormat;
 using lowp::BlockOptions;
+using lowp::BlockScale;
 using lowp::EncodeOptions;
 using lowp::Format;
 using lowp::Rounding;

@@ -54,8 +54,7 @@ int run(int argc, char** argv) {
         "usage: lowp_gpt_eval MODEL TEXT [--weights F,F,...] [--activations F] [--threads T]");
   }
   lowp::nn::Gpt base = lowp::nn::Gpt::load(positional[0]);
-  if (!activations.empty())
-    base = base.with_activations(lowp::parse_matrix_format(activations));
+  if (!activations.empty()) base = base.with_activations(lowp::parse_matrix_format(activations));
   std::ifstream in(positional[1], std::ios::binary);
   if (!in) throw lowp::Error(positional[1] + ": cannot read the text");
   const std::vector<std::uint8_t> text((std::istreambuf_iterator<char>(in)),

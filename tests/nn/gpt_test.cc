@@ -1,8 +1,8 @@
 // The GPT runtime against an independent FP64 implementation written here from
 // charlm.py's definition, its checkpoint validation, its thread-count
 // independence and the KV-cache path.
-#include "lowp/block_kernels.h"
 #include "lowp/nn/gpt.h"
+#include "lowp/block_kernels.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

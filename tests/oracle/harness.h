@@ -60,7 +60,8 @@ inline std::vector<Spelled> minifloat_spellings() {
 // The largest float below d and the smallest float above d.
 inline float float_below(double d) {
   float f = static_cast<float>(d);
-  while (static_cast<double>(f) >= d) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  while (static_cast<double>(f) >= d)
+    f = std::nextafter(f, -std::numeric_limits<float>::infinity());
   return f;
 }
 inline float float_above(double d) {
@@ -113,8 +114,8 @@ inline std::vector<double> probe_points(const Oracle& o, std::uint64_t seed, boo
   }
   // Beyond the range, and tiny values.
   const double top = ladder.back();
-  for (double d : {2 * top, 4 * top, static_cast<double>(std::numeric_limits<float>::max()),
-                   1e300, std::numeric_limits<double>::max(), std::numeric_limits<double>::denorm_min(),
+  for (double d : {2 * top, 4 * top, static_cast<double>(std::numeric_limits<float>::max()), 1e300,
+                   std::numeric_limits<double>::max(), std::numeric_limits<double>::denorm_min(),
                    std::numeric_limits<double>::min(), 0x1p-149, 0x1p-150, 0x1p-151, 0x1.8p-150}) {
     p.push_back(d);
   }
@@ -129,7 +130,8 @@ inline std::vector<double> probe_points(const Oracle& o, std::uint64_t seed, boo
   for (int i = 0; i < 2048; ++i) {
     const auto bits = static_cast<std::uint32_t>(rng()) & 0x7FFFFFFFu;
     if (bits <= 0x7F800000u) p.push_back(static_cast<double>(std::bit_cast<float>(bits)));
-    const float in_range = std::ldexp(1.0f + static_cast<float>(rng() >> 41) * 0x1p-23f, exp_dist(rng));
+    const float in_range =
+        std::ldexp(1.0f + static_cast<float>(rng() >> 41) * 0x1p-23f, exp_dist(rng));
     p.push_back(static_cast<double>(in_range));
     if (fp64_random) {
       p.push_back(std::ldexp(1.0 + static_cast<double>(rng() >> 12) * 0x1p-52, exp_dist(rng)));
@@ -147,8 +149,9 @@ struct Report {
   std::uint64_t checked = 0;
   std::uint64_t mismatches = 0;
   std::uint64_t cursor_errors = 0;  // the oracle's cursor disagreeing with its search
-  std::string first;  // the first few mismatches, one per line
-  void check(const lowp::Format& f, double x, Mode m, std::uint32_t expected, std::uint32_t actual) {
+  std::string first;                // the first few mismatches, one per line
+  void check(const lowp::Format& f, double x, Mode m, std::uint32_t expected,
+             std::uint32_t actual) {
     ++checked;
     if (expected == actual) return;
     if (++mismatches <= 6) {

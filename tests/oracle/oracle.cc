@@ -101,13 +101,22 @@ Oracle::Oracle(const lowp::Format& f) : f_(f) {
       CodeInfo& ci = codes_[c];
       const std::uint32_t e = mag >> M;
       switch (f.specials) {
-        case Specials::kIeee: ci.is_nan = e == e_all_ones && (mag & man_mask) != 0; break;
-        case Specials::kFn: ci.is_nan = mag == mag_mask; break;
-        case Specials::kFnuz: ci.is_nan = c == sign_bit_; break;
-        default: break;
+        case Specials::kIeee:
+          ci.is_nan = e == e_all_ones && (mag & man_mask) != 0;
+          break;
+        case Specials::kFn:
+          ci.is_nan = mag == mag_mask;
+          break;
+        case Specials::kFnuz:
+          ci.is_nan = c == sign_bit_;
+          break;
+        default:
+          break;
       }
       ci.is_inf = has_inf_ && e == e_all_ones && (mag & man_mask) == 0;
-      const double v = ci.is_nan ? kNan : ci.is_inf ? kInf : formula_value(e, mag & man_mask, M, f.bias);
+      const double v = ci.is_nan   ? kNan
+                       : ci.is_inf ? kInf
+                                   : formula_value(e, mag & man_mask, M, f.bias);
       // FNUZ's NaN is unsigned, although its code has the sign bit set.
       ci.value = negative && !(ci.is_nan && f.specials == Specials::kFnuz) ? -v : v;
     }
@@ -157,9 +166,12 @@ std::uint32_t Oracle::overflow_code(bool negative, bool finite_input, Mode m) co
     return max_code_ | sign;
   }
   switch (f_.specials) {
-    case Specials::kIeee: return inf_code_ | sign;
-    case Specials::kFn: return nan_code_ | sign;
-    default: return nan_code_;  // FNUZ and E8M0: the one unsigned NaN
+    case Specials::kIeee:
+      return inf_code_ | sign;
+    case Specials::kFn:
+      return nan_code_ | sign;
+    default:
+      return nan_code_;  // FNUZ and E8M0: the one unsigned NaN
   }
 }
 
@@ -280,7 +292,10 @@ std::vector<Segment> fp32_segments(const Oracle& o, Mode m) {
     std::uint32_t lo = s, hi = kInfBits;  // invariant: key(lo) == k
     while (lo < hi) {
       const std::uint32_t mid = lo + (hi - lo + 1) / 2;
-      if (same(key(mid), k)) lo = mid; else hi = mid - 1;
+      if (same(key(mid), k))
+        lo = mid;
+      else
+        hi = mid - 1;
     }
     out.push_back(k);
     s = lo + 1;

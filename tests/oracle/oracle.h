@@ -37,7 +37,7 @@ struct Mode {
 
 // What a code means.
 struct CodeInfo {
-  double value = 0;    // the exact value (±Inf for Inf codes; NaN for NaN codes)
+  double value = 0;  // the exact value (±Inf for Inf codes; NaN for NaN codes)
   bool is_nan = false;
   bool is_inf = false;
   bool unused = false;  // int*_sym's most negative code: not a value of the format
@@ -100,17 +100,17 @@ class Oracle {
   bool has_nan_ = false;
   bool has_inf_ = false;
   bool has_neg_zero_ = false;
-  std::uint32_t sign_bit_ = 0;    // 0 for unsigned formats
-  std::uint32_t max_code_ = 0;    // magnitude code of the largest finite value
-  std::uint32_t nan_code_ = 0;    // canonical NaN (sign clear), if has_nan_
-  std::uint32_t inf_code_ = 0;    // +Inf, if has_inf_
+  std::uint32_t sign_bit_ = 0;  // 0 for unsigned formats
+  std::uint32_t max_code_ = 0;  // magnitude code of the largest finite value
+  std::uint32_t nan_code_ = 0;  // canonical NaN (sign clear), if has_nan_
+  std::uint32_t inf_code_ = 0;  // +Inf, if has_inf_
   double max_finite_ = 0;
   std::int64_t int_lo_ = 0, int_hi_ = 0;
   std::vector<CodeInfo> codes_;
-  std::vector<double> mag_;             // finite magnitudes, ascending
-  std::vector<double> ladder_;          // mag_ plus the virtual next value
-  std::vector<std::uint64_t> sig_;      // significand of each ladder entry
-  std::vector<std::uint32_t> mag_code_; // magnitude code of each mag_ entry
+  std::vector<double> mag_;              // finite magnitudes, ascending
+  std::vector<double> ladder_;           // mag_ plus the virtual next value
+  std::vector<std::uint64_t> sig_;       // significand of each ladder entry
+  std::vector<std::uint32_t> mag_code_;  // magnitude code of each mag_ entry
 };
 
 // A piecewise-constant map from fp32 magnitude bit patterns (0 .. 0x7FFFFFFF)

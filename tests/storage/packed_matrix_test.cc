@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "lowp/block/block_format.h"
-#include "lowp/block/tensor.h"
 #include "lowp/block/ggml.h"
+#include "lowp/block/tensor.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
@@ -31,9 +31,9 @@ namespace {
 
 using lowp::kFp16;
 
-using lowp::PackedMatrix;
 using lowp::MatrixFormat;
 using lowp::MatrixScheme;
+using lowp::PackedMatrix;
 
 // The formats the kernels decode in registers, then others.
 const char* const kVectorFormats[] = {"fp32",
@@ -56,10 +56,10 @@ const char* const kVectorFormats[] = {"fp32",
                                       "int4",
                                       "fp8_e5m2:group32",
                                       "mx:fp4_e2m1:16"};
-const char* const kOtherFormats[] = {"mxfp6_e3m2", "mxfp6_e2m3",   "fp6_e3m2", "int6:group32",
-                                     "mx:int8:17", "int4:group24", "uint8",    "e3m4:channel",
-                                     "int4:group32:asym", "int3:group24:asym", "int8:group64:asym",
-                                     "fp8_e4m3:tensor"};
+const char* const kOtherFormats[] = {
+    "mxfp6_e3m2",        "mxfp6_e2m3",     "fp6_e3m2",     "int6:group32",      "mx:int8:17",
+    "int4:group24",      "uint8",          "e3m4:channel", "int4:group32:asym", "int3:group24:asym",
+    "int8:group64:asym", "fp8_e4m3:tensor"};
 
 std::vector<float> random_matrix(std::size_t rows, std::size_t cols, std::uint32_t seed) {
   std::mt19937 gen(seed);
@@ -127,9 +127,9 @@ std::vector<float> reference_dequantized(const MatrixFormat& wf, const std::vect
             const float* v = &w[r * cols + b];
             float lo = 0.0f, hi = 0.0f;
             for (std::size_t i = 0; i < n; ++i) lo = std::min(lo, v[i]), hi = std::max(hi, v[i]);
-            const float s = lowp::decode_f32(
-                kFp16, lowp::encode(kFp16, static_cast<double>((hi - lo) / qmax),
-                                    {lowp::Rounding::kNearestEven, true}));
+            const float s =
+                lowp::decode_f32(kFp16, lowp::encode(kFp16, static_cast<double>((hi - lo) / qmax),
+                                                     {lowp::Rounding::kNearestEven, true}));
             const float z = s > 0.0f ? std::clamp(std::rint(-lo / s), 0.0f, qmax) : 0.0f;
             for (std::size_t i = 0; i < n; ++i) {
               const float q = s > 0.0f ? std::clamp(std::rint(v[i] / s) + z, 0.0f, qmax) : z;
@@ -146,7 +146,7 @@ std::vector<float> reference_dequantized(const MatrixFormat& wf, const std::vect
           const float ratio = amax(v, n) / static_cast<float>(lowp::max_finite(wf.element));
           const float s =
               lowp::decode_f32(lowp::kFp16, lowp::encode(lowp::kFp16, static_cast<double>(ratio),
-                                                   {lowp::Rounding::kNearestEven, true}));
+                                                         {lowp::Rounding::kNearestEven, true}));
           scaled_reference(wf.element, v, n, s, &out[r * cols + b]);
         }
       }
@@ -347,9 +347,11 @@ TEST(PackedMatrix, Q8_0IsGgmlsQuantizer) {
       std::vector<float> want(groups * 32);
       lowp::ggml_q8_0_dequantize(blocks, want);
       for (std::size_t c = 0; c < cols; ++c) {
-        ASSERT_TRUE(same_bits(got[r * cols + c], want[c])) << "cols " << cols << " at " << r << "," << c;
+        ASSERT_TRUE(same_bits(got[r * cols + c], want[c]))
+            << "cols " << cols << " at " << r << "," << c;
       }
-      for (std::size_t g = 0; g < groups; ++g) EXPECT_EQ(m.scales().group[r * groups + g], blocks[g].d);
+      for (std::size_t g = 0; g < groups; ++g)
+        EXPECT_EQ(m.scales().group[r * groups + g], blocks[g].d);
     }
   }
 }
@@ -373,7 +375,8 @@ TEST(PackedMatrix, InfiniteValueHasNoScale) {
   }
   // Block and group scales saturate or are NaN by their specs: no error.
   for (const char* name : {"mxfp4", "nvfp4", "int4:group32", "bf16"}) {
-    EXPECT_NO_THROW((void)PackedMatrix::quantize(lowp::parse_matrix_format(name), w, 4, 40)) << name;
+    EXPECT_NO_THROW((void)PackedMatrix::quantize(lowp::parse_matrix_format(name), w, 4, 40))
+        << name;
   }
 }
 
@@ -450,9 +453,9 @@ TEST(MatrixFormat, ScaledAndAsymmetricSpellings) {
   EXPECT_DOUBLE_EQ(lowp::parse_matrix_format("int4:group32").bits_per_value(64), 4.5);
   EXPECT_DOUBLE_EQ(lowp::parse_matrix_format("int4:group32:asym").bits_per_value(64), 4.75);
   EXPECT_DOUBLE_EQ(lowp::parse_matrix_format("mxfp4").bits_per_value(64), 4.25);
-  for (const char* bad : {"int4:group", "int4:group0", "int4:groupx", "int4:row", "fp8_e4m3:channel:asym",
-                          "fp8_e4m3:group32:asym", "int4:group32:sym", "e8m0", "e8m0:channel", "fp9",
-                          "int16:group32:asym", ""}) {
+  for (const char* bad : {"int4:group", "int4:group0", "int4:groupx", "int4:row",
+                          "fp8_e4m3:channel:asym", "fp8_e4m3:group32:asym", "int4:group32:sym",
+                          "e8m0", "e8m0:channel", "fp9", "int16:group32:asym", ""}) {
     SCOPED_TRACE(bad);
     EXPECT_THROW(lowp::parse_matrix_format(bad), lowp::Error);
     EXPECT_FALSE(lowp::is_matrix_format(bad));
@@ -516,7 +519,8 @@ TEST(PackedMatrix, FakeQuantizeRowsIsOneRowMatrices) {
       const PackedMatrix one = PackedMatrix::quantize(wf, row, 1, cols);
       std::vector<float> want(cols);
       one.dequantize_row(0, want);
-      for (std::size_t c = 0; c < cols; ++c) ASSERT_TRUE(same_bits(x[r * cols + c], want[c])) << r << "," << c;
+      for (std::size_t c = 0; c < cols; ++c)
+        ASSERT_TRUE(same_bits(x[r * cols + c], want[c])) << r << "," << c;
     }
   }
 }

@@ -30,9 +30,10 @@ std::vector<double> real_values(const io::NpyArray& a, const std::string& path) 
       break;
     }
     default:
-      throw Error(fmt::format("{}: dtype {} is not a float array; expected float32, float64, "
-                              "float16 or bfloat16",
-                              path, io::dtype_name(a.dtype)));
+      throw Error(
+          fmt::format("{}: dtype {} is not a float array; expected float32, float64, "
+                      "float16 or bfloat16",
+                      path, io::dtype_name(a.dtype)));
   }
   return out;
 }

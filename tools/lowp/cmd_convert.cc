@@ -31,22 +31,37 @@ std::vector<std::uint32_t> code_values(const io::NpyArray& a, const Format& f,
   for (std::size_t i = 0; i < n; ++i) {
     std::int64_t v = 0;
     switch (a.dtype) {
-      case DType::kU8: v = load<std::uint8_t>(p + i); break;
-      case DType::kI8: v = load<std::int8_t>(p + i); break;
-      case DType::kU16: v = load<std::uint16_t>(p + 2 * i); break;
-      case DType::kI16: v = load<std::int16_t>(p + 2 * i); break;
-      case DType::kU32: v = load<std::uint32_t>(p + 4 * i); break;
-      case DType::kI32: v = load<std::int32_t>(p + 4 * i); break;
-      case DType::kI64: v = load<std::int64_t>(p + 8 * i); break;
+      case DType::kU8:
+        v = load<std::uint8_t>(p + i);
+        break;
+      case DType::kI8:
+        v = load<std::int8_t>(p + i);
+        break;
+      case DType::kU16:
+        v = load<std::uint16_t>(p + 2 * i);
+        break;
+      case DType::kI16:
+        v = load<std::int16_t>(p + 2 * i);
+        break;
+      case DType::kU32:
+        v = load<std::uint32_t>(p + 4 * i);
+        break;
+      case DType::kI32:
+        v = load<std::int32_t>(p + 4 * i);
+        break;
+      case DType::kI64:
+        v = load<std::int64_t>(p + 8 * i);
+        break;
       case DType::kU64: {
         const auto u = load<std::uint64_t>(p + 8 * i);
         v = u > 0xFFFFFFFFu ? -1 : static_cast<std::int64_t>(u);
         break;
       }
       default:
-        throw Error(fmt::format("{}: dtype {} does not hold codes; expected an unsigned integer "
-                                "array (uint8 for formats of up to 8 bits)",
-                                path, io::dtype_name(a.dtype)));
+        throw Error(
+            fmt::format("{}: dtype {} does not hold codes; expected an unsigned integer "
+                        "array (uint8 for formats of up to 8 bits)",
+                        path, io::dtype_name(a.dtype)));
     }
     if (v < 0 || static_cast<std::uint64_t>(v) > code_mask(f)) {
       throw Error(fmt::format("{}: element {} holds {}, which is not a code of {} ({} bits)", path,

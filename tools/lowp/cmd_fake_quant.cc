@@ -15,8 +15,8 @@
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
-#include "lowp/storage/packed_matrix.h"
 #include "lowp/kernels.h"
+#include "lowp/storage/packed_matrix.h"
 
 namespace lowp::cli {
 namespace {
@@ -55,9 +55,12 @@ std::vector<float> fake_quant_matrix(const MatrixFormat& f, const std::vector<do
   std::size_t outer = 1, length = 1, inner = 1;
   for (std::size_t d = 0; d < shape.size(); ++d) {
     const auto n = static_cast<std::size_t>(shape[d]);
-    if (static_cast<int>(d) < axis) outer *= n;
-    else if (static_cast<int>(d) == axis) length = n;
-    else inner *= n;
+    if (static_cast<int>(d) < axis)
+      outer *= n;
+    else if (static_cast<int>(d) == axis)
+      length = n;
+    else
+      inner *= n;
   }
   // rows[(o * inner + i) * length + j] = x[(o * length + j) * inner + i]
   std::vector<float> rows(x.size());
@@ -95,7 +98,8 @@ void run_fake_quant(const FakeQuantArgs& args) {
     throw Error("--block applies to block formats; " + quoted(args.format) + " is a scalar format");
   }
   if (is_block && args.saturate) {
-    throw Error("--saturate applies to scalar formats; block formats always saturate their elements");
+    throw Error(
+        "--saturate applies to scalar formats; block formats always saturate their elements");
   }
   BlockOptions opt;
   opt.rounding = parse_rounding(args.round);

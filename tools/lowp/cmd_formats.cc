@@ -108,7 +108,8 @@ void print_markdown(const std::vector<Row>& rows, const std::vector<BlockRow>& b
 }  // namespace
 
 void add_formats_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("formats", "List every registered scalar and block format and its properties");
+  auto* cmd = app.add_subcommand(
+      "formats", "List every registered scalar and block format and its properties");
   auto json = std::make_shared<bool>(false);
   auto markdown = std::make_shared<bool>(false);
   auto* json_opt = cmd->add_flag("--json", *json, "Print a JSON array instead of a table");
@@ -124,8 +125,10 @@ void add_formats_command(CLI::App& app) {
     for (const NamedFormat& nf : registry()) rows.push_back(row_of(nf));
     std::vector<BlockRow> blocks;
     for (const NamedBlockFormat& nb : block_registry()) blocks.push_back(row_of(nb));
-    if (*markdown) print_markdown(rows, blocks);
-    else print_text(rows, blocks);
+    if (*markdown)
+      print_markdown(rows, blocks);
+    else
+      print_text(rows, blocks);
   });
 }
 

@@ -22,7 +22,8 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 std::string bytes_text(std::uint64_t b) {
   if (b < 10 * 1024) return fmt::format("{} B", b);
   if (b < 10ull * 1024 * 1024) return fmt::format("{:.1f} KiB", static_cast<double>(b) / 1024);
-  if (b < 10ull * 1024 * 1024 * 1024) return fmt::format("{:.1f} MiB", static_cast<double>(b) / (1024.0 * 1024));
+  if (b < 10ull * 1024 * 1024 * 1024)
+    return fmt::format("{:.1f} MiB", static_cast<double>(b) / (1024.0 * 1024));
   return fmt::format("{:.1f} GiB", static_cast<double>(b) / (1024.0 * 1024 * 1024));
 }
 
@@ -34,7 +35,8 @@ void run_inspect(const std::string& path, bool json) {
     params += t.element_count();
     bytes += t.nbytes;
   }
-  const double bits_per_param = params == 0 ? 0.0 : 8.0 * static_cast<double>(bytes) / static_cast<double>(params);
+  const double bits_per_param =
+      params == 0 ? 0.0 : 8.0 * static_cast<double>(bytes) / static_cast<double>(params);
   if (json) {
     nlohmann::json out;
     out["file"] = path;
@@ -43,10 +45,16 @@ void run_inspect(const std::string& path, bool json) {
     for (const auto& [k, v] : model->metadata()) out["metadata"][k] = v;
     out["tensors"] = nlohmann::json::array();
     for (const io::TensorInfo& t : model->tensors()) {
-      out["tensors"].push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"bytes", t.nbytes},
-                                {"elements", t.element_count()}, {"offset", t.offset}});
+      out["tensors"].push_back({{"name", t.name},
+                                {"dtype", t.dtype},
+                                {"shape", t.shape},
+                                {"bytes", t.nbytes},
+                                {"elements", t.element_count()},
+                                {"offset", t.offset}});
     }
-    out["totals"] = {{"tensors", model->tensors().size()}, {"parameters", params}, {"bytes", bytes},
+    out["totals"] = {{"tensors", model->tensors().size()},
+                     {"parameters", params},
+                     {"bytes", bytes},
                      {"bits_per_parameter", bits_per_param}};
     fmt::print("{}\n", out.dump(2));
     return;
@@ -62,7 +70,8 @@ void run_inspect(const std::string& path, bool json) {
   name_width = std::min<std::size_t>(name_width, 60);
   fmt::print("\n{:<{}}  {:<12} {:<22} {:>12}\n", "name", name_width, "dtype", "shape", "bytes");
   for (const io::TensorInfo& t : model->tensors()) {
-    fmt::print("{:<{}}  {:<12} {:<22} {:>12}\n", t.name, name_width, t.dtype, shape_text(t.shape), t.nbytes);
+    fmt::print("{:<{}}  {:<12} {:<22} {:>12}\n", t.name, name_width, t.dtype, shape_text(t.shape),
+               t.nbytes);
   }
   fmt::print("\n{} tensors, {} parameters, {} ({} bytes), {:.3f} bits per parameter\n",
              model->tensors().size(), params, bytes_text(bytes), bytes, bits_per_param);
@@ -74,8 +83,9 @@ void add_inspect_command(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand(
-      "inspect", "List the tensors (name, dtype or format, shape, bytes), metadata and totals of a "
-                 "model file: .safetensors, .gguf, .onnx, .npy or .npz");
+      "inspect",
+      "List the tensors (name, dtype or format, shape, bytes), metadata and totals of a "
+      "model file: .safetensors, .gguf, .onnx, .npy or .npz");
   cmd->add_option("FILE", *path, "Model file")->required();
   cmd->add_flag("--json", *json, "Print JSON instead of a table");
   cmd->callback([path, json] { run_inspect(*path, *json); });

@@ -51,26 +51,30 @@ void print_report(const ModelReport& r) {
   std::size_t width = 6;
   for (const TensorReport& t : r.tensors) width = std::max(width, t.name.size());
   width = std::min<std::size_t>(width, 48);
-  fmt::print("{:<{}}  {:<14} {:<22} {:>10} {:>9} {:>12} {:>9} {:>11}\n", "tensor", width, "shape", "stored as",
-             "elements", "bits/val", "MSE", "SQNR dB", "max |err|");
+  fmt::print("{:<{}}  {:<14} {:<22} {:>10} {:>9} {:>12} {:>9} {:>11}\n", "tensor", width, "shape",
+             "stored as", "elements", "bits/val", "MSE", "SQNR dB", "max |err|");
   for (const TensorReport& t : r.tensors) {
     if (t.quantized) {
       fmt::print("{:<{}}  {:<14} {:<22} {:>10} {:>9.3f} {:>12.4g} {:>9} {:>11.4g}\n", t.name, width,
                  shape_text(t.shape), t.stored_as, t.elements, t.bits_per_value(), t.stats.mse(),
                  db_text(t.stats.sqnr_db()), t.stats.max_abs_error);
     } else {
-      fmt::print("{:<{}}  {:<14} {:<22} {:>10} {:>9.3f} {:>12} {:>9} {:>11}\n", t.name, width, shape_text(t.shape),
-                 t.stored_as, t.elements, t.bits_per_value(), "-", "kept", "-");
+      fmt::print("{:<{}}  {:<14} {:<22} {:>10} {:>9.3f} {:>12} {:>9} {:>11}\n", t.name, width,
+                 shape_text(t.shape), t.stored_as, t.elements, t.bits_per_value(), "-", "kept",
+                 "-");
     }
   }
-  fmt::print("\n{} -> {} ({}{}): {} tensors, {} of {} parameters quantized\n", r.input, r.output, r.format,
-             r.fake ? ", fake" : "", r.tensors.size(), r.quantized_parameters, r.parameters);
-  fmt::print("bytes {} -> {} ({:.3f}x), {:.3f} bits per parameter; quantized tensors: SQNR {} dB, MSE {:.4g}, "
-             "max |err| {:.4g}\n",
-             r.bytes_in, r.bytes_out,
-             r.bytes_out == 0 ? 0.0 : static_cast<double>(r.bytes_in) / static_cast<double>(r.bytes_out),
-             r.bits_per_parameter(),
-             db_text(r.quantized_stats.sqnr_db()), r.quantized_stats.mse(), r.quantized_stats.max_abs_error);
+  fmt::print("\n{} -> {} ({}{}): {} tensors, {} of {} parameters quantized\n", r.input, r.output,
+             r.format, r.fake ? ", fake" : "", r.tensors.size(), r.quantized_parameters,
+             r.parameters);
+  fmt::print(
+      "bytes {} -> {} ({:.3f}x), {:.3f} bits per parameter; quantized tensors: SQNR {} dB, MSE "
+      "{:.4g}, "
+      "max |err| {:.4g}\n",
+      r.bytes_in, r.bytes_out,
+      r.bytes_out == 0 ? 0.0 : static_cast<double>(r.bytes_in) / static_cast<double>(r.bytes_out),
+      r.bits_per_parameter(), db_text(r.quantized_stats.sqnr_db()), r.quantized_stats.mse(),
+      r.quantized_stats.max_abs_error);
 }
 
 void run_quantize(const QuantizeArgs& a) {
@@ -125,30 +129,38 @@ void run_quantize(const QuantizeArgs& a) {
 
 void add_quantize_command(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
-  auto* cmd = app.add_subcommand(
-      "quantize",
-      "Quantize a model file (.safetensors, .gguf, .onnx, .npz, .npy) tensor by tensor and report what each "
-      "tensor lost. By default float tensors of rank >= 2 are quantized and the rest (norms, biases) kept. "
-      "Outputs: .safetensors (any format; block formats packed), .gguf (fp32, fp16, bf16, mxfp4, q8_0), "
-      ".onnx (--fake only)");
+  auto* cmd = app.add_subcommand("quantize",
+                                 "Quantize a model file (.safetensors, .gguf, .onnx, .npz, .npy) "
+                                 "tensor by tensor and report what each "
+                                 "tensor lost. By default float tensors of rank >= 2 are quantized "
+                                 "and the rest (norms, biases) kept. "
+                                 "Outputs: .safetensors (any format; block formats packed), .gguf "
+                                 "(fp32, fp16, bf16, mxfp4, q8_0), "
+                                 ".onnx (--fake only)");
   cmd->add_option("IN", a->in, "Input model file")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
-  cmd->add_option("--format,-f", a->format, "Format (see 'lowp formats'; q8_0 for GGUF)")->required();
+  cmd->add_option("--format,-f", a->format, "Format (see 'lowp formats'; q8_0 for GGUF)")
+      ->required();
   cmd->add_option("--block", a->block, "Block size for block formats");
-  cmd->add_option("--axis", a->axis,
-                  "Block axis in each tensor's 2-D view (rank 3+ is seen as [d0, rest]): -1 for [out, in] "
-                  "weights, 0 for [in, out] (ONNX MatMul)")
+  cmd->add_option(
+         "--axis", a->axis,
+         "Block axis in each tensor's 2-D view (rank 3+ is seen as [d0, rest]): -1 for [out, in] "
+         "weights, 0 for [in, out] (ONNX MatMul)")
       ->default_str("-1");
   cmd->add_option("--scale-rule", a->scale_rule, "MX shared-scale rule: floor, rceil, ceil, even")
       ->default_str("floor");
   cmd->add_option("--round", a->round, "Rounding: rne, away, zero, stochastic")->default_str("rne");
   cmd->add_option("--seed", a->seed, "Seed for stochastic rounding")->default_str("0");
   cmd->add_flag("--saturate", a->saturate, "Scalar formats: clamp overflow to ±max finite");
-  cmd->add_option("--include", a->include, "Quantize only tensors whose name matches a glob (repeatable)");
-  cmd->add_option("--exclude", a->exclude, "Never quantize tensors whose name matches a glob (repeatable)");
-  cmd->add_option("--min-elements", a->min_elements, "Keep tensors with fewer elements")->default_str("1");
+  cmd->add_option("--include", a->include,
+                  "Quantize only tensors whose name matches a glob (repeatable)");
+  cmd->add_option("--exclude", a->exclude,
+                  "Never quantize tensors whose name matches a glob (repeatable)");
+  cmd->add_option("--min-elements", a->min_elements, "Keep tensors with fewer elements")
+      ->default_str("1");
   cmd->add_flag("--fake", a->fake, "Keep each tensor's dtype, holding fake-quantized values");
-  cmd->add_option("--to", a->to, "Output kind when OUT's extension does not say: safetensors, gguf, onnx");
+  cmd->add_option("--to", a->to,
+                  "Output kind when OUT's extension does not say: safetensors, gguf, onnx");
   cmd->add_option("--report", a->report_path, "Also write the per-tensor report as JSON");
   cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->default_str("0");
   cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");

@@ -112,8 +112,8 @@ void run_report(const ReportArgs& a) {
             ? "-"
             : fmt::format("{:+.4f} ({:+.2f}%)", r.delta_bits, r.delta_percent);
     fmt::print("{:<{}} {:>11.3f} {:>12} {:>10.4f} {:>11.4f} {:>15} {:>10.0f}\n", r.format,
-               name_width, r.bits_per_weight, thousands(r.model_bytes), r.bits_per_byte, r.perplexity, delta,
-               r.tokens_per_second);
+               name_width, r.bits_per_weight, thousands(r.model_bytes), r.bits_per_byte,
+               r.perplexity, delta, r.tokens_per_second);
     std::fflush(stdout);
   };
   nn::Report rep = nn::run_report(gpt, text, opt, print_row);

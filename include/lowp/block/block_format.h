@@ -67,16 +67,18 @@ struct BlockFormat {
 
 struct BlockScaleInfo {
   BlockScale kind;
-  std::string_view name;         // "e8m0", "ue4m3"
-  std::string_view description;  // for `lowp formats --json` and lowp.formats()
+  std::string_view name;               // "e8m0", "ue4m3"
+  std::string_view description;        // for `lowp formats --json` and lowp.formats()
   std::string_view short_description;  // for the `lowp formats` table
-  int bits;                      // bits per block scale
-  bool tensor_scale;             // one FP32 scale per tensor on top (NVFP4)
-  std::string_view prefix;       // spelling of an unnamed format: "mx" -> mx:<elem>:<k>,
-                                 // "nvfp4" -> nvfp4:<k> (its element is always E2M1)
+  int bits;                            // bits per block scale
+  bool tensor_scale;                   // one FP32 scale per tensor on top (NVFP4)
+  std::string_view prefix;             // spelling of an unnamed format: "mx" -> mx:<elem>:<k>,
+                                       // "nvfp4" -> nvfp4:<k> (its element is always E2M1)
 };
 const BlockScaleInfo& block_scale_info(BlockScale kind);
-inline bool has_tensor_scale(const BlockFormat& f) { return block_scale_info(f.scale).tensor_scale; }
+inline bool has_tensor_scale(const BlockFormat& f) {
+  return block_scale_info(f.scale).tensor_scale;
+}
 
 // Fraction bits of an integer MX element (N - 2); 0 for floats.
 constexpr int mx_int_fraction_bits(const Format& element) {

@@ -39,9 +39,9 @@ struct PackedTensor {
   float tensor_scale = 1.0f;
 
   std::size_t element_count() const;
-  std::size_t row_length() const;       // shape[axis] (1 for a 0-d tensor)
-  std::size_t rows() const;             // element_count() / row_length()
-  std::size_t blocks_per_row() const;   // ceil(row_length / k)
+  std::size_t row_length() const;      // shape[axis] (1 for a 0-d tensor)
+  std::size_t rows() const;            // element_count() / row_length()
+  std::size_t blocks_per_row() const;  // ceil(row_length / k)
   // Element code at (row, j) of the blocked view.
   std::uint32_t code(std::size_t row, std::size_t j) const;
   std::uint8_t scale(std::size_t row, std::size_t block) const {

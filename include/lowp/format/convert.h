@@ -163,7 +163,8 @@ constexpr std::uint32_t encode_int(const Format& f, const Unpacked& u, Rounding 
       break;
   }
   if (u.exponent > 40) return code_of(u.negative ? lo : hi);  // far beyond any range
-  const auto n = static_cast<std::int64_t>(round_to_unit(u.significand, u.exponent, 0, mode, random));
+  const auto n =
+      static_cast<std::int64_t>(round_to_unit(u.significand, u.exponent, 0, mode, random));
   return code_of(u.negative ? -n : n);
 }
 
@@ -179,8 +180,10 @@ constexpr std::uint32_t encode_e8m0(const Format& f, const Unpacked& u, EncodeOp
   if (u.exponent > emax(f)) return clamp_high ? max : nan;
   if (u.exponent < emin(f)) return kMin;  // nothing below 2^-127 to round to
   // Significand 1 or 2 after rounding at the unit 2^exponent.
-  const std::uint64_t n = round_to_unit(u.significand, u.exponent, u.exponent, opt.rounding, random);
-  const auto code = static_cast<std::uint32_t>(u.exponent - emin(f)) + static_cast<std::uint32_t>(n - 1);
+  const std::uint64_t n =
+      round_to_unit(u.significand, u.exponent, u.exponent, opt.rounding, random);
+  const auto code =
+      static_cast<std::uint32_t>(u.exponent - emin(f)) + static_cast<std::uint32_t>(n - 1);
   if (code > max) return clamp_high ? max : nan;
   return code;
 }
@@ -195,9 +198,12 @@ constexpr std::uint32_t encode_float(const Format& f, const Unpacked& u, EncodeO
       return max_magnitude_code(f) | sign;
     }
     switch (f.specials) {
-      case Specials::kIeee: return inf_code(f) | sign;
-      case Specials::kFn: return nan_code(f) | sign;
-      default: return nan_code(f);  // FNUZ: the one NaN
+      case Specials::kIeee:
+        return inf_code(f) | sign;
+      case Specials::kFn:
+        return nan_code(f) | sign;
+      default:
+        return nan_code(f);  // FNUZ: the one NaN
     }
   };
   const std::uint32_t zero = has_negative_zero(f) ? sign : 0;
@@ -224,8 +230,7 @@ constexpr std::uint32_t encode_float(const Format& f, const Unpacked& u, EncodeO
   // implicit bit, which adds the 1 of the biased exponent; a carry out of the
   // mantissa (n = 2^(M+1)) moves to the next binade by itself; in the subnormal
   // binade n is the mantissa.
-  const std::uint64_t magnitude =
-      (static_cast<std::uint64_t>(binade - e_min) << f.man_bits) + n;
+  const std::uint64_t magnitude = (static_cast<std::uint64_t>(binade - e_min) << f.man_bits) + n;
   if (magnitude == 0) return zero;
   if (magnitude > max_magnitude_code(f)) return overflow(true);
   return static_cast<std::uint32_t>(magnitude) | sign;

@@ -60,8 +60,10 @@ struct Format {
 // A float format: a sign bit (none for E8M0), `exp_bits` exponent bits and
 // `man_bits` mantissa bits.
 constexpr Format float_format(int exp_bits, int man_bits, int bias, Specials specials) {
-  return Format{Kind::kFloat, (specials == Specials::kE8m0 ? 0 : 1) + exp_bits + man_bits,
-                exp_bits, man_bits, bias, specials, IntRange::kFull};
+  return Format{Kind::kFloat,   (specials == Specials::kE8m0 ? 0 : 1) + exp_bits + man_bits,
+                exp_bits,       man_bits,
+                bias,           specials,
+                IntRange::kFull};
 }
 constexpr Format int_format(int bits, IntRange range) {
   return Format{Kind::kInt, bits, 0, 0, 0, Specials::kIeee, range};
@@ -117,15 +119,9 @@ constexpr std::uint32_t sign_mask(const Format& f) {
   return is_float(f) && is_signed(f) ? std::uint32_t{1} << (f.bits - 1) : 0;
 }
 // Mask of the magnitude bits (exponent and mantissa) of a float code.
-constexpr std::uint32_t magnitude_mask(const Format& f) {
-  return code_mask(f) & ~sign_mask(f);
-}
-constexpr bool has_inf(const Format& f) {
-  return is_float(f) && f.specials == Specials::kIeee;
-}
-constexpr bool has_nan(const Format& f) {
-  return is_float(f) && f.specials != Specials::kFinite;
-}
+constexpr std::uint32_t magnitude_mask(const Format& f) { return code_mask(f) & ~sign_mask(f); }
+constexpr bool has_inf(const Format& f) { return is_float(f) && f.specials == Specials::kIeee; }
+constexpr bool has_nan(const Format& f) { return is_float(f) && f.specials != Specials::kFinite; }
 constexpr bool has_negative_zero(const Format& f) {
   return is_float(f) && (f.specials == Specials::kIeee || f.specials == Specials::kFn ||
                          f.specials == Specials::kFinite);
@@ -135,9 +131,7 @@ constexpr bool has_subnormals(const Format& f) {
 }
 // Unbiased exponent of the smallest normal binade (also the exponent of the
 // subnormals' scale): 1 - bias, or -bias for E8M0 whose code 0 is 2^-127.
-constexpr int emin(const Format& f) {
-  return f.specials == Specials::kE8m0 ? -f.bias : 1 - f.bias;
-}
+constexpr int emin(const Format& f) { return f.specials == Specials::kE8m0 ? -f.bias : 1 - f.bias; }
 // The largest finite magnitude code (sign bit clear).
 constexpr std::uint32_t max_magnitude_code(const Format& f) {
   const std::uint32_t all = magnitude_mask(f);
@@ -198,9 +192,12 @@ constexpr bool is_inf_code(const Format& f, std::uint32_t code) {
 // Smallest and largest integer value of an integer format.
 constexpr std::int64_t int_min(const Format& f) {
   switch (f.int_range) {
-    case IntRange::kFull: return -(std::int64_t{1} << (f.bits - 1));
-    case IntRange::kSymmetric: return -(std::int64_t{1} << (f.bits - 1)) + 1;
-    case IntRange::kUnsigned: return 0;
+    case IntRange::kFull:
+      return -(std::int64_t{1} << (f.bits - 1));
+    case IntRange::kSymmetric:
+      return -(std::int64_t{1} << (f.bits - 1)) + 1;
+    case IntRange::kUnsigned:
+      return 0;
   }
   return 0;
 }
@@ -233,8 +230,7 @@ constexpr double magnitude_value(const Format& f, std::uint32_t mag) {
 }
 
 constexpr double max_finite(const Format& f) {
-  return is_float(f) ? magnitude_value(f, max_magnitude_code(f))
-                     : static_cast<double>(int_max(f));
+  return is_float(f) ? magnitude_value(f, max_magnitude_code(f)) : static_cast<double>(int_max(f));
 }
 // Smallest positive normal value (floats), 1 for integers.
 constexpr double min_normal(const Format& f) {

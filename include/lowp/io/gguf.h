@@ -33,8 +33,19 @@ namespace lowp::io {
 
 // GGUF's metadata value types, with their numbers in the file.
 enum class GgufType : std::uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 // "UINT8", ..., "FLOAT64" (gguf.md's names without the prefix).
 std::string_view gguf_type_name(GgufType t);
@@ -43,10 +54,10 @@ std::string_view gguf_type_name(GgufType t);
 // metadata keeps NaN payloads and -0), strings their exact bytes.
 struct GgufValue {
   GgufType type = GgufType::kU32;
-  std::uint64_t bits = 0;             // scalars: the value's bits, zero-extended
-  std::string str;                    // kString
+  std::uint64_t bits = 0;              // scalars: the value's bits, zero-extended
+  std::string str;                     // kString
   GgufType elem_type = GgufType::kU8;  // kArray: the type of every item
-  std::vector<GgufValue> items;       // kArray
+  std::vector<GgufValue> items;        // kArray
 
   static GgufValue u8(std::uint8_t v);
   static GgufValue i8(std::int8_t v);

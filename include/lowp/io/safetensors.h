@@ -100,7 +100,8 @@ std::vector<std::byte> packed_tensor_bytes(const PackedTensor& t, std::size_t pa
 // 1-d; appends "lowp.<name>" = {"format", "shape"}. Read back as one tensor
 // "<name>" whose dtype is the format's spelling.
 std::vector<OutputTensor> packed_matrix_outputs(const std::string& name, const MatrixFormat& f,
-                                                std::span<const std::int64_t> shape, Metadata& metadata);
+                                                std::span<const std::int64_t> shape,
+                                                Metadata& metadata);
 // The bytes of packed_matrix_outputs' entry `part` (0: codes, 1: scales, 2: zeros).
 std::vector<std::byte> packed_matrix_bytes(const PackedMatrix& m, std::size_t part);
 

@@ -23,15 +23,15 @@
 namespace lowp {
 
 struct QuantizeRequest {
-  std::string format;              // a scalar or block format name
-  std::optional<int> block_size;   // overrides the block format's k
+  std::string format;             // a scalar or block format name
+  std::optional<int> block_size;  // overrides the block format's k
   // The axis blocks run along, in the tensor's block view: tensors of rank 3+
   // are seen as 2-D [d0, d1*d2*...] (a convolution's output channels by its
   // reduction). -1 (the last) suits [out, in] weights (PyTorch, safetensors);
   // 0 suits [in, out] weights (ONNX MatMul, Paddle). GGUF block types need -1.
   int axis = -1;
-  BlockOptions block;              // scale rule, rounding, seed, subnormal flush, threads
-  bool saturate = false;           // scalar formats: clamp overflow instead of Inf/NaN
+  BlockOptions block;                // scale rule, rounding, seed, subnormal flush, threads
+  bool saturate = false;             // scalar formats: clamp overflow instead of Inf/NaN
   std::vector<std::string> include;  // shell globs on tensor names; empty = all
   std::vector<std::string> exclude;
   std::uint64_t min_elements = 1;
@@ -56,7 +56,8 @@ struct TensorReport {
   ErrorStats stats;             // quantized tensors only
 
   double bits_per_value() const {
-    return elements == 0 ? 0.0 : 8.0 * static_cast<double>(bytes_out) / static_cast<double>(elements);
+    return elements == 0 ? 0.0
+                         : 8.0 * static_cast<double>(bytes_out) / static_cast<double>(elements);
   }
 };
 

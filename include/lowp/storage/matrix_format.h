@@ -48,9 +48,9 @@ enum class MatrixScheme : std::uint8_t {
 struct MatrixFormat {
   std::string name;  // canonical spelling, e.g. "int4:group32", "mxfp4", "fp8_e4m3"
   MatrixScheme scheme = MatrixScheme::kPlain;
-  Format element;     // the code format (all schemes but kBlock)
-  BlockFormat block;  // kBlock only
-  int group = 0;      // kGroup only
+  Format element;           // the code format (all schemes but kBlock)
+  BlockFormat block;        // kBlock only
+  int group = 0;            // kGroup only
   bool asymmetric = false;  // kGroup with an integer element: zero points
   bool ggml_q8_0 = false;   // kGroup int8 x 32 quantized by ggml's Q8_0 rule
 

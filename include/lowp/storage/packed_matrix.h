@@ -37,24 +37,23 @@ struct MatrixScales {
 };
 
 class PackedMatrix {
-public:
+ public:
   PackedMatrix() = default;
   // Quantizes a row-major rows x cols fp32 matrix (deterministic; uses lowp's
   // bulk kernels and block quantizer).
-  static PackedMatrix quantize(const MatrixFormat &f, std::span<const float> w,
-                               std::size_t rows, std::size_t cols);
+  static PackedMatrix quantize(const MatrixFormat& f, std::span<const float> w, std::size_t rows,
+                               std::size_t cols);
   // A matrix from given storage: `codes` holds each row's codes as row_bytes(f,
   // cols) bytes (code_bytes(element)-wide codes for the plain formats, else the
   // little-endian bit stream of element.bits-bit fields, each row starting on
   // a byte), `scales` what the scheme needs. Throws lowp::Error on any size
   // that does not fit the format and shape.
-  static PackedMatrix from_codes(const MatrixFormat &f, std::size_t rows,
-                                 std::size_t cols, std::vector<std::uint8_t> codes,
-                                 MatrixScales scales);
+  static PackedMatrix from_codes(const MatrixFormat& f, std::size_t rows, std::size_t cols,
+                                 std::vector<std::uint8_t> codes, MatrixScales scales);
   // Bytes of one row's codes.
-  static std::size_t row_bytes(const MatrixFormat &f, std::size_t cols);
+  static std::size_t row_bytes(const MatrixFormat& f, std::size_t cols);
 
-  const MatrixFormat &format() const { return format_; }
+  const MatrixFormat& format() const { return format_; }
   std::size_t rows() const { return rows_; }
   std::size_t cols() const { return cols_; }
   // Storage in bytes: codes + scales (+ 4 for a tensor scale). Every row's
@@ -67,41 +66,40 @@ public:
   void dequantize_row(std::size_t row, std::span<float> out) const;
 
   // y[r] = sum_c W[r][c] x[c] for every row; x has cols() entries, y rows().
-  void gemv(const float *x, float *y, unsigned threads = 1) const;
+  void gemv(const float* x, float* y, unsigned threads = 1) const;
   // Y = X W^T: X is n x cols() row-major, Y is n x rows() row-major.
   // Threads split the rows of W; the result does not depend on their number.
-  void gemm(const float *x, std::size_t n, float *y,
-            unsigned threads = 1) const;
+  void gemm(const float* x, std::size_t n, float* y, unsigned threads = 1) const;
 
   // The storage (as from_codes takes it).
   std::span<const std::uint8_t> codes() const { return codes_; }
-  const MatrixScales &scales() const { return scales_; }
+  const MatrixScales& scales() const { return scales_; }
 
   // Whether gemv/gemm decode this matrix in vector registers on the current
   // Highway target (else they multiply rows from dequantize_row, still with
   // vector FMAs).
   bool vectorized() const;
 
-private:
+ private:
   MatrixFormat format_;
   std::size_t rows_ = 0, cols_ = 0;
   // Codes, code_bytes(element) wide each for kPlain (fp32 stored as its bits),
   // else the little-endian bit stream of element.bits-bit fields (the block
   // element for kBlock), row-major, each row starting on a byte.
   std::vector<std::uint8_t> codes_;
-  std::size_t row_bytes_ = 0;     // bytes per row in codes_
+  std::size_t row_bytes_ = 0;  // bytes per row in codes_
   MatrixScales scales_;
   // What the vector kernels need beyond the storage (src/storage/packed_matrix.cc);
   // null when the codes cannot be decoded exactly in registers.
   struct Kernel;
   std::shared_ptr<const Kernel> kernel_;
-  static std::shared_ptr<const Kernel> make_kernel(const PackedMatrix &m);
+  static std::shared_ptr<const Kernel> make_kernel(const PackedMatrix& m);
   // The storage alone, no kernel view (fake_quantize_rows needs no more).
-  static PackedMatrix quantize_unchecked(const MatrixFormat &f, std::span<const float> w,
+  static PackedMatrix quantize_unchecked(const MatrixFormat& f, std::span<const float> w,
                                          std::size_t rows, std::size_t cols);
   // Checks the storage's sizes and builds the kernel view.
   void finish(bool with_kernel);
-  friend void fake_quantize_rows(const MatrixFormat &, float *, std::size_t, std::size_t);
+  friend void fake_quantize_rows(const MatrixFormat&, float*, std::size_t, std::size_t);
 };
 
 }  // namespace lowp
