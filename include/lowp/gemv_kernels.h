@@ -1,7 +1,9 @@
-// include/lowp/gemv_kernels.h — matrix products on packed weights (private to lowp):
-// the per-target kernels of gemv-inl.h and their dispatch (gemv.cc), used by
-// lowp::PackedMatrix (src/storage/packed_matrix.cc), which derives a GemvParams
-// from its storage and checks that the decode below is exact for it.
+// lowp/gemv_kernels.h — matrix products on packed weights (the kernels layer's
+// interface to the storage layer): the per-target kernels of gemv-inl.h and
+// their dispatch (gemv.cc), used by lowp::PackedMatrix
+// (src/storage/packed_matrix.cc), which derives a GemvParams from its storage
+// and checks that the decode below is exact for it. Not meant for other callers:
+// PackedMatrix's gemv/gemm are the API.
 //
 // A weight row holds `cols` element codes, row_bytes apart, and is cut into
 // segments of `segment` columns (a power of two, or the whole row) that share

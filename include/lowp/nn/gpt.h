@@ -1,6 +1,7 @@
 // lowp/nn/gpt.h — the byte-level GPT that lowp's report and generator run: a
 // decoder-only transformer whose linear layers are PackedMatrix weights in any
-// lowp weight format, with optional fake-quantized activations.
+// lowp matrix format (lowp/storage/matrix_format.h), with optional
+// fake-quantized activations.
 //
 // The architecture is python/lowp/examples/charlm.py, operation for operation:
 //   x = wte[tok] + wpe[pos]
