@@ -72,6 +72,11 @@ SEEDS["lowp_int4_group4_asym.safetensors"] = st(
     [("w", "U8", [4], 4), ("w.scales", "F16", [2], 4), ("w.zeros", "U8", [2], 2)],
     bytes([0x98, 0xBA, 0x76, 0x54, 0x00, 0x3C, 0x00, 0x3C, 8, 8]),
     {"lowp.w": json.dumps({"format": "int4:group4:asym", "shape": [1, 8]})})
+# A zero point (16) that is not an int4 code: refused when opened (a fuzz find).
+SEEDS["lowp_int4_bad_zero.safetensors"] = st(
+    [("w", "U8", [4], 4), ("w.scales", "F16", [2], 4), ("w.zeros", "U8", [2], 2)],
+    bytes([0x98, 0xBA, 0x76, 0x54, 0x00, 0x3C, 0x00, 0x3C, 8, 16]),
+    {"lowp.w": json.dumps({"format": "int4:group4:asym", "shape": [1, 8]})})
 SEEDS["lowp_int8_channel.safetensors"] = st(
     [("m", "U8", [6], 6), ("m.scales", "F32", [2], 8)],
     bytes([1, 2, 0x81, 127, 0, 0xFF]) + struct.pack("<2f", 0.5, 0.25),

@@ -76,7 +76,7 @@ PackedTensor from_ggml_mxfp4(std::span<const GgmlBlockMxfp4> blocks,
   PackedTensor t;
   t.format = mxfp4_format();
   t.shape.assign(shape.begin(), shape.end());
-  if (shape.empty() || shape.back() < 0 || shape.back() % kQk != 0) {
+  if (shape.empty() || shape.back() < 0 || static_cast<std::size_t>(shape.back()) % kQk != 0) {
     throw Error("ggml MXFP4 tensors need a last dimension that is a multiple of 32");
   }
   t.axis = static_cast<int>(shape.size()) - 1;
