@@ -97,4 +97,14 @@ std::vector<float> fake_quantize(const BlockFormat& f, std::span<const float> da
                                  std::span<const std::int64_t> shape, int axis,
                                  const BlockOptions& opt);
 
+// The array seen as rows along `axis` (every other axis runs over rows; the
+// blocked view of tensor.h): rows[(o * inner + i) * length + j] =
+// data[(o * length + j) * inner + i]. Returns the row length (shape[axis]).
+// scatter_rows_along is the inverse. Throws lowp::Error on sizes that do not
+// match the shape, or an axis out of range.
+std::size_t gather_rows_along(std::span<const float> data, std::span<const std::int64_t> shape,
+                              int axis, std::span<float> rows);
+void scatter_rows_along(std::span<const float> rows, std::span<const std::int64_t> shape, int axis,
+                        std::span<float> data);
+
 }  // namespace lowp

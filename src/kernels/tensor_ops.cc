@@ -62,6 +62,29 @@ void transpose_blocked(const BlockedView& v, const float* from, float* to) {
 
 }  // namespace
 
+std::size_t gather_rows_along(std::span<const float> data, std::span<const std::int64_t> shape,
+                              int axis, std::span<float> rows) {
+  const BlockedView view(shape, normalize_axis(axis, shape.size()));
+  if (data.size() != element_count(shape) || rows.size() != data.size()) {
+    throw Error("gather_rows_along: " + std::to_string(data.size()) + " values, " +
+                std::to_string(rows.size()) + " outputs for " +
+                std::to_string(element_count(shape)));
+  }
+  if (!data.empty()) transpose_blocked<true>(view, data.data(), rows.data());
+  return view.length;
+}
+
+void scatter_rows_along(std::span<const float> rows, std::span<const std::int64_t> shape, int axis,
+                        std::span<float> data) {
+  const BlockedView view(shape, normalize_axis(axis, shape.size()));
+  if (data.size() != element_count(shape) || rows.size() != data.size()) {
+    throw Error("scatter_rows_along: " + std::to_string(rows.size()) + " values, " +
+                std::to_string(data.size()) + " outputs for " +
+                std::to_string(element_count(shape)));
+  }
+  if (!data.empty()) transpose_blocked<false>(view, rows.data(), data.data());
+}
+
 float nvfp4_tensor_scale_of(std::span<const float> data, const BlockOptions& opt) {
   if (!opt.flush_subnormals) return nvfp4_tensor_scale(finite_amax(data, opt.threads));
   float amax = 0.0f;

@@ -52,32 +52,14 @@ std::vector<float> fake_quant_matrix(const MatrixFormat& f, const std::vector<do
                 " is a scaled matrix format: it rounds to nearest even and saturates; "
                 "--round, --saturate, --block, --scale-rule and --flush-subnormals do not apply");
   }
-  std::size_t outer = 1, length = 1, inner = 1;
-  for (std::size_t d = 0; d < shape.size(); ++d) {
-    const auto n = static_cast<std::size_t>(shape[d]);
-    if (static_cast<int>(d) < axis)
-      outer *= n;
-    else if (static_cast<int>(d) == axis)
-      length = n;
-    else
-      inner *= n;
-  }
-  // rows[(o * inner + i) * length + j] = x[(o * length + j) * inner + i]
+  const std::vector<float> xf(x.begin(), x.end());
   std::vector<float> rows(x.size());
-  const auto flat = [&](std::size_t o, std::size_t j, std::size_t i) {
-    return (o * length + j) * inner + i;
-  };
-  for (std::size_t o = 0; o < outer; ++o)
-    for (std::size_t i = 0; i < inner; ++i)
-      for (std::size_t j = 0; j < length; ++j)
-        rows[(o * inner + i) * length + j] = static_cast<float>(x[flat(o, j, i)]);
-  const PackedMatrix m = PackedMatrix::quantize(f, rows, outer * inner, length);
+  const std::size_t length = gather_rows_along(xf, shape, axis, rows);
+  const PackedMatrix m =
+      PackedMatrix::quantize(f, rows, length == 0 ? 0 : rows.size() / length, length);
   m.dequantize(rows);
   std::vector<float> out(x.size());
-  for (std::size_t o = 0; o < outer; ++o)
-    for (std::size_t i = 0; i < inner; ++i)
-      for (std::size_t j = 0; j < length; ++j)
-        out[flat(o, j, i)] = rows[(o * inner + i) * length + j];
+  scatter_rows_along(rows, shape, axis, out);
   return out;
 }
 
