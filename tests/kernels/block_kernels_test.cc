@@ -10,6 +10,7 @@
 // Dequantization decodes random packed bytes and random scale codes (NaN,
 // 0, 254, negative E4M3 included).
 #include "lowp/block_kernels.h"
+#include "kernels/targets.h"
 
 #include <gtest/gtest.h>
 
@@ -166,17 +167,7 @@ std::vector<BlockFormat> test_formats() {
   return out;
 }
 
-template <class Fn>
-void for_each_target(Fn&& fn) {
-  const std::vector<std::int64_t> targets = lowp::kernels::available_targets();
-  ASSERT_FALSE(targets.empty());
-  for (const std::int64_t t : targets) {
-    lowp::kernels::set_target_for_testing(t);
-    SCOPED_TRACE("target " + lowp::kernels::target_name(t));
-    fn();
-  }
-  lowp::kernels::set_target_for_testing(0);
-}
+using lowp_test::for_each_target;
 
 void check_quantize(const BlockFormat& f, const std::vector<float>& data, std::size_t row_length,
                     const BlockOptions& opt, const std::string& what) {

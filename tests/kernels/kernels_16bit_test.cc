@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/targets.h"
 #include "lowp/block/block_format.h"
 #include "lowp/block/mx.h"
 #include "lowp/block/tensor.h"
@@ -62,20 +63,7 @@ std::string describe(const Format& f, Input in, const EncodeOptions& opt) {
          names[static_cast<int>(opt.rounding)] + (opt.saturate ? "+sat" : "");
 }
 
-// Runs fn() once per available target (once when all_targets is false).
-template <class Fn>
-void for_each_target(Fn&& fn, bool all_targets = true) {
-  const std::vector<std::int64_t> targets = lowp::kernels::available_targets();
-  ASSERT_FALSE(targets.empty());
-  const std::size_t runs = all_targets ? targets.size() : 1;
-  for (std::size_t k = 0; k < runs; ++k) {
-    lowp::kernels::set_target_for_testing(targets[k]);
-    ASSERT_EQ(lowp::kernels::current_target(), targets[k]);
-    SCOPED_TRACE("target " + lowp::kernels::target_name(targets[k]));
-    fn();
-  }
-  lowp::kernels::set_target_for_testing(0);
-}
+using lowp_test::for_each_target;
 
 // Every 16-bit pattern, then `extra` more (a length that is not a multiple of
 // any vector width, so the tail path runs too).

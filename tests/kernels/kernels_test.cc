@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/targets.h"
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
 #include "lowp/kernels.h"
@@ -40,22 +41,7 @@ std::string describe(const Format& f, const EncodeOptions& opt) {
          (opt.saturate ? "+sat" : "");
 }
 
-// Runs fn() once per available target, forcing each; restores the default.
-// Formats on the scalar fallback do not depend on the target: one run then.
-template <class Fn>
-void for_each_target(Fn&& fn, bool all_targets = true) {
-  const std::vector<std::int64_t> targets = lowp::kernels::available_targets();
-  ASSERT_FALSE(targets.empty());
-  const std::size_t runs = all_targets ? targets.size() : 1;
-  for (std::size_t k = 0; k < runs; ++k) {
-    const std::int64_t t = targets[k];
-    lowp::kernels::set_target_for_testing(t);
-    ASSERT_EQ(lowp::kernels::current_target(), t);
-    SCOPED_TRACE("target " + lowp::kernels::target_name(t));
-    fn();
-  }
-  lowp::kernels::set_target_for_testing(0);
-}
+using lowp_test::for_each_target;
 
 // Codes widened to uint32 from a code_bytes(f)-wide buffer.
 std::vector<std::uint32_t> widen(const Format& f, const std::vector<unsigned char>& raw,

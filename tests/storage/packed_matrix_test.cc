@@ -7,6 +7,7 @@
 // vector chunks, row counts that are not multiples of the tile, n = 1..7 and
 // beyond the fused path.
 #include "lowp/storage/packed_matrix.h"
+#include "kernels/targets.h"
 
 #include <gtest/gtest.h>
 
@@ -193,17 +194,7 @@ struct Shape {
 const Shape kShapes[] = {{1, 1},    {3, 17},  {5, 31},   {7, 33},  {9, 64},
                          {13, 100}, {4, 129}, {17, 250}, {6, 529}, {2, 1024}};
 
-template <class Fn>
-void for_each_target(Fn&& fn) {
-  const std::vector<std::int64_t> targets = lowp::kernels::available_targets();
-  ASSERT_FALSE(targets.empty());
-  for (const std::int64_t t : targets) {
-    lowp::kernels::set_target_for_testing(t);
-    SCOPED_TRACE("target " + lowp::kernels::target_name(t));
-    fn();
-  }
-  lowp::kernels::set_target_for_testing(0);
-}
+using lowp_test::for_each_target;
 
 bool same_bits(float a, float b) {
   return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b) ||
