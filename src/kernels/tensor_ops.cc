@@ -62,26 +62,32 @@ void transpose_blocked(const BlockedView& v, const float* from, float* to) {
 
 }  // namespace
 
+namespace {
+
+// The blocked view of `shape` along `axis`, once both arrays hold its values.
+BlockedView checked_view(const char* what, std::size_t data, std::size_t rows,
+                         std::span<const std::int64_t> shape, int axis) {
+  const BlockedView view(shape, normalize_axis(axis, shape.size()));
+  if (data != element_count(shape) || rows != data) {
+    throw Error(std::string(what) + ": " + std::to_string(data) + " values and " +
+                std::to_string(rows) + " rows' values for " + std::to_string(element_count(shape)));
+  }
+  return view;
+}
+
+}  // namespace
+
 std::size_t gather_rows_along(std::span<const float> data, std::span<const std::int64_t> shape,
                               int axis, std::span<float> rows) {
-  const BlockedView view(shape, normalize_axis(axis, shape.size()));
-  if (data.size() != element_count(shape) || rows.size() != data.size()) {
-    throw Error("gather_rows_along: " + std::to_string(data.size()) + " values, " +
-                std::to_string(rows.size()) + " outputs for " +
-                std::to_string(element_count(shape)));
-  }
+  const BlockedView view = checked_view("gather_rows_along", data.size(), rows.size(), shape, axis);
   if (!data.empty()) transpose_blocked<true>(view, data.data(), rows.data());
   return view.length;
 }
 
 void scatter_rows_along(std::span<const float> rows, std::span<const std::int64_t> shape, int axis,
                         std::span<float> data) {
-  const BlockedView view(shape, normalize_axis(axis, shape.size()));
-  if (data.size() != element_count(shape) || rows.size() != data.size()) {
-    throw Error("scatter_rows_along: " + std::to_string(rows.size()) + " values, " +
-                std::to_string(data.size()) + " outputs for " +
-                std::to_string(element_count(shape)));
-  }
+  const BlockedView view =
+      checked_view("scatter_rows_along", data.size(), rows.size(), shape, axis);
   if (!data.empty()) transpose_blocked<false>(view, rows.data(), data.data());
 }
 
