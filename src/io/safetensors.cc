@@ -464,7 +464,8 @@ void SafetensorsReader::add_packed_matrix(std::vector<RawTensor>& raw, const Raw
   if (f.asymmetric) {  // every zero point must be a code of the element (read_f32 then cannot fail)
     const auto top = static_cast<std::uint64_t>(int_max(f.element));
     for (std::uint64_t i = parts[2].raw->begin; i < parts[2].raw->end; ++i) {
-      const auto z = std::to_integer<std::uint64_t>(image_[static_cast<std::size_t>(data_start + i)]);
+      const auto z =
+          std::to_integer<std::uint64_t>(image_[static_cast<std::size_t>(data_start + i)]);
       if (z > top) {
         fail(source_, where + ": zero point " + std::to_string(z) + " is not a code of " +
                           format_name(f.element) + " (0 to " + std::to_string(top) + ")");
