@@ -23,3 +23,19 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The judges (tests/judges/package.json): llama.cpp's prebuilt CPU build through
+# node-llama-cpp and Hugging Face's tokenizers, from npm at pinned versions
+# (package-lock.json). --ignore-scripts: node-llama-cpp's install script would
+# try to download or build; its prebuilt linux-x64 binaries are a plain package.
+if ! command -v npm >/dev/null; then
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+judges="$(dirname "$0")/../tests/judges"
+if [[ ! -d "$judges/node_modules" || "$judges/package-lock.json" -nt "$judges/node_modules/.package-lock.json" ]]; then
+  (cd "$judges" && npm ci --ignore-scripts --omit=optional --no-audit --no-fund --loglevel=error)
+fi
