@@ -1,4 +1,4 @@
-// libFuzzer target for the runtime's checkpoint loader (lowp::nn::Gpt::load)
+// libFuzzer target for the runtime's checkpoint loader (lowp::nn::load_transformer)
 // over a safetensors image.
 //
 // Any input must either load or throw lowp::Error with a one-line message; any
@@ -16,16 +16,16 @@
 
 #include "lowp/error.h"
 #include "lowp/io/model.h"
-#include "lowp/nn/gpt.h"
+#include "lowp/nn/model_files.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data), size);
   try {
     const auto reader = lowp::io::parse_safetensors(bytes, "fuzz.safetensors");
-    const lowp::nn::Gpt gpt = lowp::nn::Gpt::load(*reader, "fuzz.safetensors");
+    const lowp::nn::Transformer gpt = lowp::nn::load_transformer(*reader, "fuzz.safetensors");
     const auto& c = gpt.config();
     const std::size_t n = static_cast<std::size_t>(std::min(c.n_ctx, 4));
-    const std::vector<std::uint8_t> tokens = {'I', 'n', ' ', 't'};
+    const std::vector<std::int32_t> tokens = {'I', 'n', ' ', 't'};
     std::vector<float> logits(n * static_cast<std::size_t>(c.vocab_size));
     gpt.forward(std::span(tokens).first(n), logits, 1);
   } catch (const lowp::Error& e) {

@@ -110,7 +110,14 @@ void check_validation_text(std::span<const std::uint8_t> text, std::string_view 
   }
 }
 
-Report run_report(const Gpt& model, std::span<const std::uint8_t> text, const ReportOptions& opt,
+ReportText byte_tokens(std::span<const std::uint8_t> text) {
+  ReportText t;
+  t.tokens.assign(text.begin(), text.end());
+  t.token_bytes.assign(text.size(), 1);
+  return t;
+}
+
+Report run_report(const Transformer& model, const ReportText& text, const ReportOptions& opt,
                   const std::function<void(const ReportRow&)>& progress) {
   if (opt.formats.empty()) throw Error("report: no formats given");
   // Parse every name first, so a typo fails before minutes of work.
@@ -122,17 +129,17 @@ Report run_report(const Gpt& model, std::span<const std::uint8_t> text, const Re
   r.activations = opt.activations.empty() ? "fp32" : opt.activations;
 
   auto evaluate = [&](const MatrixFormat& f, bool with_activations) {
-    Gpt cast = model.with_weights(f);
+    Transformer cast = model.with_weights(f);
     if (with_activations && !opt.activations.empty())
       cast = cast.with_activations(parse_matrix_format(opt.activations));
-    const EvalResult e = cast.evaluate(text, r.threads);
+    const EvalResult e = cast.evaluate(text.tokens, text.token_bytes, r.threads, text.bos);
     ReportRow row;
     row.format = f.name;
     row.bits_per_weight = cast.linear_bits_per_weight();
     row.model_bytes = cast.weight_bytes();
-    row.nats_per_byte = e.nats_per_byte;
-    row.bits_per_byte = e.nats_per_byte / std::log(2.0);
-    row.perplexity = std::exp(e.nats_per_byte);
+    row.nats_per_byte = e.nats_per_byte();
+    row.bits_per_byte = e.bits_per_byte();
+    row.perplexity = e.perplexity();
     row.tokens = e.tokens;
     row.tokens_per_second = e.seconds > 0 ? static_cast<double>(e.tokens) / e.seconds : 0.0;
     return row;

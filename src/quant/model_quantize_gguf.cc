@@ -94,7 +94,7 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
   } else if (in.kind() == "safetensors") {
     // safetensors metadata (all strings) carries over as GGUF strings, less
     // lowp's keys describing the input's packing; "lowp.arch" stays, so the
-    // runtime (lowp/nn/gpt.h) can load the output.
+    // runtime (lowp/nn/model_files.h) can load the output.
     for (const auto& [key, value] : in.metadata()) {
       if (key != "lowp.arch" && (key.rfind("lowp.", 0) == 0 || key.rfind("lowp_", 0) == 0))
         continue;

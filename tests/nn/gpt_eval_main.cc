@@ -1,6 +1,6 @@
 // lowp_gpt_eval MODEL TEXT [--weights F,F,...] [--activations F] [--threads T]
 //
-// Evaluates MODEL on TEXT with Gpt::evaluate for each weight format and prints
+// Evaluates MODEL on TEXT with Transformer::evaluate_bytes for each weight format and prints
 // one line per format: bits per weight, model bytes, nats and bits per byte,
 // bytes predicted, seconds and tokens/s. For measuring the runtime and for
 // comparing its loss with the training script's.
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "lowp/error.h"
-#include "lowp/nn/gpt.h"
+#include "lowp/nn/model_files.h"
 
 namespace {
 
@@ -53,7 +53,7 @@ int run(int argc, char** argv) {
     throw lowp::Error(
         "usage: lowp_gpt_eval MODEL TEXT [--weights F,F,...] [--activations F] [--threads T]");
   }
-  lowp::nn::Gpt base = lowp::nn::Gpt::load(positional[0]);
+  lowp::nn::Transformer base = lowp::nn::load_transformer(positional[0]);
   if (!activations.empty()) base = base.with_activations(lowp::parse_matrix_format(activations));
   std::ifstream in(positional[1], std::ios::binary);
   if (!in) throw lowp::Error(positional[1] + ": cannot read the text");
@@ -62,10 +62,10 @@ int run(int argc, char** argv) {
   std::printf("%-14s %6s %10s %8s %8s %8s %8s %10s\n", "weights", "bits/w", "bytes", "nats/B",
               "bits/B", "tokens", "seconds", "tokens/s");
   for (const std::string& name : split(weights)) {
-    const lowp::nn::Gpt model = base.with_weights(lowp::parse_matrix_format(name));
-    const lowp::nn::EvalResult r = model.evaluate(text, threads);
+    const lowp::nn::Transformer model = base.with_weights(lowp::parse_matrix_format(name));
+    const lowp::nn::EvalResult r = model.evaluate_bytes(text, threads);
     std::printf("%-14s %6.3f %10zu %8.5f %8.5f %8zu %8.3f %10.0f\n", name.c_str(),
-                model.linear_bits_per_weight(), model.weight_bytes(), r.nats_per_byte,
+                model.linear_bits_per_weight(), model.weight_bytes(), r.nats_per_byte(),
                 r.bits_per_byte(), r.tokens, r.seconds, static_cast<double>(r.tokens) / r.seconds);
   }
   return 0;

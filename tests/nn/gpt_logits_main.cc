@@ -14,7 +14,7 @@
 
 #include "lowp/error.h"
 #include "lowp/io/npy.h"
-#include "lowp/nn/gpt.h"
+#include "lowp/nn/model_files.h"
 
 namespace {
 
@@ -57,8 +57,8 @@ int run(int argc, char** argv) {
         "usage: lowp_gpt_logits MODEL TEXT OUT.npy [--offset N] [--length L] [--weights F] "
         "[--threads T]");
   }
-  const lowp::nn::Gpt base = lowp::nn::Gpt::load(positional[0]);
-  const lowp::nn::Gpt model = base.with_weights(lowp::parse_matrix_format(weights));
+  const lowp::nn::Transformer base = lowp::nn::load_transformer(positional[0]);
+  const lowp::nn::Transformer model = base.with_weights(lowp::parse_matrix_format(weights));
   std::ifstream in(positional[1], std::ios::binary);
   if (!in) throw lowp::Error(positional[1] + ": cannot read the text");
   const std::vector<std::uint8_t> text((std::istreambuf_iterator<char>(in)),
@@ -74,7 +74,9 @@ int run(int argc, char** argv) {
                       std::to_string(offset) + " run past the end (" + std::to_string(text.size()) +
                       " bytes)");
   }
-  const std::span<const std::uint8_t> tokens(text.data() + offset, length);
+  const std::vector<std::int32_t> tokens(
+      text.begin() + static_cast<std::ptrdiff_t>(offset),
+      text.begin() + static_cast<std::ptrdiff_t>(offset + length));
   const auto vocab = static_cast<std::size_t>(model.config().vocab_size);
   std::vector<float> logits(length * vocab);
   model.forward(tokens, logits, threads);

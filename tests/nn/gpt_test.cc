@@ -1,8 +1,9 @@
 // The GPT runtime against an independent FP64 implementation written here from
 // charlm.py's definition, its checkpoint validation, its thread-count
 // independence and the KV-cache path.
-#include "lowp/nn/gpt.h"
 #include "lowp/block_kernels.h"
+#include "lowp/nn/model_files.h"
+#include "lowp/nn/transformer.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -28,6 +29,29 @@ namespace lowp::nn {
 namespace {
 
 using Shape = std::vector<std::int64_t>;
+using Gpt = Transformer;
+
+// The hyperparameters of a lowp GPT checkpoint as the test writes them.
+struct GptConfig {
+  int vocab_size = 256;
+  int n_ctx = 128;
+  int d_model = 128;
+  int n_head = 4;
+  int n_layer = 5;
+  int d_ff = 512;
+  bool tied_head = false;
+  float ln_eps = 1e-5f;
+};
+
+// Byte prompts and outputs for the byte-level model.
+std::vector<std::uint8_t> generate(const Transformer& g, const std::vector<std::uint8_t>& prompt,
+                                   std::size_t count, double temperature, int top_k,
+                                   std::uint64_t seed, unsigned threads = 1) {
+  const std::vector<std::int32_t> p(prompt.begin(), prompt.end());
+  const std::vector<std::int32_t> out =
+      lowp::nn::generate(g, p, count, temperature, top_k, seed, threads);
+  return std::vector<std::uint8_t>(out.begin(), out.end());
+}
 
 struct Tensor {
   Shape shape;
@@ -147,7 +171,7 @@ std::vector<std::byte> safetensors_image(const TinyModel& m,
 
 Gpt load_image(const std::vector<std::byte>& image) {
   const auto reader = io::parse_safetensors(image, "tiny.safetensors");
-  return Gpt::load(*reader, "tiny.safetensors");
+  return load_transformer(*reader, "tiny.safetensors");
 }
 
 Gpt load_model(const TinyModel& m) { return load_image(safetensors_image(m)); }
@@ -273,7 +297,8 @@ std::vector<std::uint8_t> some_text(std::size_t n, std::uint64_t seed) {
 std::vector<float> logits_of(const Gpt& g, const std::vector<std::uint8_t>& tokens,
                              unsigned threads = 1) {
   std::vector<float> out(tokens.size() * 256);
-  g.forward(tokens, out, threads);
+  const std::vector<std::int32_t> ids(tokens.begin(), tokens.end());
+  g.forward(ids, out, threads);
   return out;
 }
 
@@ -292,7 +317,7 @@ TEST(Gpt, LoadsTheConfig) {
   EXPECT_EQ(g.config().n_layer, 2);
   EXPECT_EQ(g.config().d_ff, 64);
   EXPECT_FALSE(g.config().tied_head);
-  EXPECT_FLOAT_EQ(g.config().ln_eps, 1e-5f);
+  EXPECT_FLOAT_EQ(g.config().norm_eps, 1e-5f);
   std::size_t params = 0;
   for (const auto& [name, t] : m.tensors) params += t.values.size();
   EXPECT_EQ(g.parameter_count(), params);
@@ -331,11 +356,11 @@ TEST(Gpt, ForwardIsIndependentOfThreads) {
         << threads << " threads";
   }
   const std::vector<std::uint8_t> text = some_text(24 * 5 + 7, 6);
-  const EvalResult e1 = g.evaluate(text, 1);
+  const EvalResult e1 = g.evaluate_bytes(text, 1);
   for (unsigned threads : {2u, 3u}) {
-    const EvalResult e = g.evaluate(text, threads);
-    EXPECT_EQ(std::bit_cast<std::uint64_t>(e.nats_per_byte),
-              std::bit_cast<std::uint64_t>(e1.nats_per_byte));
+    const EvalResult e = g.evaluate_bytes(text, threads);
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(e.nats_per_byte()),
+              std::bit_cast<std::uint64_t>(e1.nats_per_byte()));
     EXPECT_EQ(e.tokens, e1.tokens);
   }
   const std::vector<std::uint8_t> prompt = {'I', 'n', ' '};
@@ -367,12 +392,12 @@ TEST(Gpt, EvaluateUsesNonOverlappingWindows) {
         ++count;
       }
     }
-    const EvalResult r = g.evaluate(text, 2);
+    const EvalResult r = g.evaluate_bytes(text, 2);
     EXPECT_EQ(r.tokens, count);
-    EXPECT_NEAR(r.nats_per_byte, total / static_cast<double>(count), 1e-12);
-    EXPECT_NEAR(r.bits_per_byte(), r.nats_per_byte / std::log(2.0), 1e-12);
+    EXPECT_NEAR(r.nats_per_byte(), total / static_cast<double>(count), 1e-12);
+    EXPECT_NEAR(r.bits_per_byte(), r.nats_per_byte() / std::log(2.0), 1e-12);
   }
-  EXPECT_THROW(g.evaluate(std::vector<std::uint8_t>{'a'}), Error);
+  EXPECT_THROW(g.evaluate_bytes(std::vector<std::uint8_t>{'a'}), Error);
 }
 
 TEST(Gpt, GeneratorMatchesTheFullForward) {
@@ -432,22 +457,22 @@ TEST(Gpt, GenerateIsGreedyAtTemperatureZeroAndSeeded) {
   EXPECT_NE(a, c);  // 30 draws from a near-uniform 256-way distribution
   // top_k = 1 is greedy whatever the temperature.
   EXPECT_EQ(generate(g, text, 10, 5.0, 1, 1), generate(g, text, 10, 0.0, 0, 2));
-  EXPECT_THROW(generate(g, {}, 3, 1.0, 0, 0), Error);
+  EXPECT_THROW(generate(g, std::vector<std::uint8_t>{}, 3, 1.0, 0, 0), Error);
   EXPECT_THROW(generate(g, text, 3, -1.0, 0, 0), Error);
 }
 
 TEST(Gpt, EveryReportFormatRuns) {
   const Gpt g = load_model(random_model(tiny_config(false), 13));
   const std::vector<std::uint8_t> text = some_text(24 * 3, 14);
-  const double fp32_loss = g.evaluate(text).nats_per_byte;
+  const double fp32_loss = g.evaluate_bytes(text).nats_per_byte();
   std::size_t fp32_bytes = g.weight_bytes();
   for (const char* name : kReportFormats) {
     SCOPED_TRACE(name);
     const Gpt q = g.with_weights(parse_matrix_format(name));
     EXPECT_EQ(q.weight_format().name, name);
-    const EvalResult r = q.evaluate(text);
-    EXPECT_TRUE(std::isfinite(r.nats_per_byte));
-    EXPECT_LT(std::fabs(r.nats_per_byte - fp32_loss), 0.5);
+    const EvalResult r = q.evaluate_bytes(text);
+    EXPECT_TRUE(std::isfinite(r.nats_per_byte()));
+    EXPECT_LT(std::fabs(r.nats_per_byte() - fp32_loss), 0.5);
     EXPECT_LE(q.weight_bytes(), fp32_bytes);
     EXPECT_LE(q.linear_bits_per_weight(), 32.0);
   }
@@ -550,7 +575,7 @@ TEST(Gpt, LoadsALowpQuantizedCheckpoint) {
   req.output_kind = "safetensors";
   const auto in = io::open_model(dir / "model.safetensors");
   quantize_model(*in, dir / "mxfp4.safetensors", req);
-  const Gpt q = Gpt::load(dir / "mxfp4.safetensors");
+  const Gpt q = load_transformer(dir / "mxfp4.safetensors");
   const Gpt want = load_model(m).with_weights(parse_matrix_format("mxfp4"));
   const std::vector<std::uint8_t> tokens = some_text(20, 28);
   const std::vector<float> l = logits_of(want, tokens);
@@ -560,7 +585,7 @@ TEST(Gpt, LoadsALowpQuantizedCheckpoint) {
   // The same as GGUF (its MXFP4 type; the metadata carried over as strings).
   req.output_kind = "gguf";
   quantize_model(*in, dir / "mxfp4.gguf", req);
-  const Gpt from_gguf = Gpt::load(dir / "mxfp4.gguf");
+  const Gpt from_gguf = load_transformer(dir / "mxfp4.gguf");
   EXPECT_EQ(from_gguf.config().n_layer, 2);
   EXPECT_LT(relative_error(logits_of(from_gguf, tokens), std::vector<double>(l.begin(), l.end())),
             1e-6);
@@ -577,13 +602,13 @@ TEST(GptCheckpoint, LossOrderingOnTheEmbeddedModel) {
       !std::filesystem::exists(dir / "val.txt")) {
     LOWP_SKIP_OR_FAIL_UNDER_CI(dir << " has no model.safetensors and val.txt");
   }
-  const Gpt g = Gpt::load(dir / "model.safetensors");
+  const Gpt g = load_transformer(dir / "model.safetensors");
   std::ifstream in(dir / "val.txt", std::ios::binary);
   std::vector<std::uint8_t> text(4096);
   in.read(reinterpret_cast<char*>(text.data()), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<std::size_t>(in.gcount()));
   auto loss = [&](const char* format) {
-    return g.with_weights(parse_matrix_format(format)).evaluate(text, 2).nats_per_byte;
+    return g.with_weights(parse_matrix_format(format)).evaluate_bytes(text, 2).nats_per_byte();
   };
   const double fp32 = loss("fp32");
   // A trained model is far below ln 256 = 5.5 nats per byte; the ordering of
@@ -656,7 +681,8 @@ TEST(GptLoad, WrongArchitecture) {
   m.metadata[7].second = "1";  // says tied, but lm_head.weight is there
   expect_load_error(
       safetensors_image(m),
-      "unexpected tensor 'lm_head.weight' (not part of a gpt model with n_layer=2, tied_head=1)");
+      "unexpected tensor 'lm_head.weight' (not part of a lowp-gpt model with n_layer=2, tied head "
+      "yes)");
   m.metadata[8].second = "-1";
   expect_load_error(safetensors_image(m), "metadata 'ln_eps' is '-1'");
 }
@@ -685,9 +711,15 @@ TEST(GptLoad, WrongDtypeUnexpectedTensorAndNonFinite) {
 TEST(GptLoad, ForwardArgumentErrors) {
   const Gpt g = load_model(random_model(tiny_config(false), 26));
   std::vector<float> logits(25 * 256);
-  EXPECT_THROW(g.forward(some_text(25, 1), logits), Error);  // longer than n_ctx
+  auto ids = [](const std::vector<std::uint8_t>& t) {
+    return std::vector<std::int32_t>(t.begin(), t.end());
+  };
+  EXPECT_THROW(g.forward(ids(some_text(25, 1)), logits), Error);  // longer than n_ctx
   EXPECT_THROW(g.forward({}, logits), Error);
-  EXPECT_THROW(g.forward(some_text(3, 1), logits), Error);  // wrong logits size
+  EXPECT_THROW(g.forward(ids(some_text(3, 1)), logits), Error);  // wrong logits size
+  std::vector<float> one(256);
+  EXPECT_THROW(g.forward(std::vector<std::int32_t>{256}, one), Error);  // outside the vocabulary
+  EXPECT_THROW(g.forward(std::vector<std::int32_t>{-1}, one), Error);
 }
 
 }  // namespace

@@ -14,8 +14,8 @@
 #include "embedded.h"
 #include "lowp/error.h"
 #include "lowp/io/model.h"
-#include "lowp/nn/gpt.h"
 #include "lowp/storage/packed_matrix.h"
+#include "models.h"
 
 namespace lowp::cli {
 namespace {
@@ -42,19 +42,15 @@ void run_generate(const GenerateArgs& a) {
   if (!(a.temperature >= 0)) throw Error("generate: --temperature must be >= 0");
   if (a.top_k < 0) throw Error("generate: --top-k must be >= 0");
   const bool own_model = a.positional.size() == 2;
-  std::unique_ptr<io::ModelReader> reader =
-      own_model ? io::open_model(a.positional.front())
-                : io::parse_safetensors(embedded_model(), "embedded model");
-  nn::Gpt gpt = nn::Gpt::load(*reader, own_model ? a.positional.front() : "embedded model");
-  gpt = gpt.with_weights(wf);
-  if (!a.activations.empty()) gpt = gpt.with_activations(parse_matrix_format(a.activations));
-  const std::vector<std::uint8_t> bytes =
-      nn::generate(gpt,
-                   std::span<const std::uint8_t>(
-                       reinterpret_cast<const std::uint8_t*>(prompt.data()), prompt.size()),
-                   static_cast<std::size_t>(a.tokens), a.temperature, a.top_k, a.seed, a.threads);
-  const std::string out(bytes.begin(), bytes.end());
-  fmt::print("{}{}\n", prompt, out);
+  const ModelAndTokenizer loaded = load_model_and_tokenizer(own_model ? a.positional.front() : "");
+  nn::Transformer model = loaded.model.with_weights(wf);
+  if (!a.activations.empty()) model = model.with_activations(parse_matrix_format(a.activations));
+  const std::vector<std::int32_t> prompt_tokens = encode_text(loaded, prompt);
+  if (prompt_tokens.empty()) throw Error("generate: the prompt has no tokens");
+  const std::vector<std::int32_t> tokens =
+      nn::generate(model, prompt_tokens, static_cast<std::size_t>(a.tokens), a.temperature, a.top_k,
+                   a.seed, a.threads);
+  fmt::print("{}{}\n", prompt, decode_tokens(loaded, tokens));
 }
 
 }  // namespace

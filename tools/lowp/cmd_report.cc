@@ -17,8 +17,9 @@
 #include "lowp/error.h"
 #include "lowp/io/model.h"
 #include "lowp/io/npy.h"
-#include "lowp/nn/gpt.h"
+#include "lowp/nn/model_files.h"
 #include "lowp/nn/report.h"
+#include "models.h"
 
 namespace lowp::cli {
 namespace {
@@ -29,6 +30,7 @@ struct ReportArgs {
   std::string formats;
   std::string activations;
   unsigned threads = 0;
+  int ctx = 0;
   bool json = false;
   std::string svg = "lowp-report.svg";
   bool no_svg = false;
@@ -70,16 +72,12 @@ void run_report(const ReportArgs& a) {
   opt.activations = a.activations;
   opt.threads = a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
 
-  std::unique_ptr<io::MappedFile> model_file, text_file;
-  std::unique_ptr<io::ModelReader> reader;
+  std::unique_ptr<io::MappedFile> text_file;
   std::string model_name = "embedded KJV byte-level GPT";
-  if (a.model.empty()) {
-    reader = io::parse_safetensors(embedded_model(), "embedded model");
-  } else {
-    reader = io::open_model(a.model);
-    model_name = a.model;
-  }
-  const nn::Gpt gpt = nn::Gpt::load(*reader, a.model.empty() ? "embedded model" : a.model);
+  const ModelAndTokenizer loaded = load_model_and_tokenizer(a.model);
+  if (!a.model.empty()) model_name = a.model;
+  nn::Transformer gpt = loaded.model;
+  gpt = gpt.with_context(std::min(a.ctx > 0 ? a.ctx : 512, gpt.config().n_ctx));
 
   std::span<const std::uint8_t> text;
   std::string text_name;
@@ -93,6 +91,7 @@ void run_report(const ReportArgs& a) {
     text_name = a.text;
   }
   nn::check_validation_text(text, text_name);
+  const nn::ReportText tokens = tokenize_for_report(loaded, text, text_name);
 
   if (!a.json) {
     fmt::print("lowp report: {} ({} parameters; {} layers, d_model {}, context {})\n", model_name,
@@ -116,7 +115,7 @@ void run_report(const ReportArgs& a) {
                r.perplexity, delta, r.tokens_per_second);
     std::fflush(stdout);
   };
-  nn::Report rep = nn::run_report(gpt, text, opt, print_row);
+  nn::Report rep = nn::run_report(gpt, tokens, opt, print_row);
   rep.model = model_name;
   rep.text = text_name;
 
@@ -180,6 +179,9 @@ void add_report_command(CLI::App& app) {
                   "format (MX blocks along "
                   "the reduction dimension), e.g. mxfp8_e4m3");
   cmd->add_option("--threads", a->threads, "Threads (default: one per core)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--ctx", a->ctx,
+                  "Evaluation window in tokens (default: the model's context, at most 512)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", a->json, "Print JSON instead of a table");
   cmd->add_option("--svg", a->svg, "Where to write the chart (default: lowp-report.svg)");

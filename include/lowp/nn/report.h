@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "lowp/nn/gpt.h"
+#include "lowp/nn/transformer.h"
 
 namespace lowp::nn {
 
@@ -24,13 +24,13 @@ struct ReportRow {
   std::string format;
   double bits_per_weight = 0;     // of the linear layers' matrices, scales included
   std::uint64_t model_bytes = 0;  // every parameter as stored
-  double nats_per_byte = 0;       // mean validation cross-entropy per predicted byte
+  double nats_per_byte = 0;       // validation cross-entropy per byte of predicted text
   double bits_per_byte = 0;       // nats / ln 2
-  double perplexity = 0;          // exp(nats)
+  double perplexity = 0;          // exp(cross-entropy per token of the model's tokenizer)
   double delta_bits = 0;          // bits_per_byte - the FP32 model's (FP32 activations)
   double delta_percent = 0;       // 100 * delta / fp32's bits_per_byte
   double tokens_per_second = 0;   // evaluation speed (GEMM path)
-  std::size_t tokens = 0;         // bytes predicted
+  std::size_t tokens = 0;         // tokens predicted
 };
 
 struct ReportOptions {
@@ -53,11 +53,22 @@ struct Report {
 // bytes, or not valid UTF-8 (with the offset of the first bad byte).
 void check_validation_text(std::span<const std::uint8_t> text, std::string_view source);
 
+// A validation text as the model sees it: its tokens, the bytes each stands
+// for, and the token that starts every evaluation window (if the model's
+// tokenizer adds one). See Transformer::evaluate.
+struct ReportText {
+  std::vector<std::int32_t> tokens;
+  std::vector<std::uint32_t> token_bytes;
+  std::optional<std::int32_t> bos;
+};
+// A text for a byte-level model: every byte a token.
+ReportText byte_tokens(std::span<const std::uint8_t> text);
+
 // Runs the report. The baseline of the deltas is the FP32 model with FP32
 // activations, evaluated even when "fp32" is not among the formats or when the
 // rows quantize activations. `progress` (may be empty) is called after
 // each row.
-Report run_report(const Gpt& model, std::span<const std::uint8_t> text, const ReportOptions& opt,
+Report run_report(const Transformer& model, const ReportText& text, const ReportOptions& opt,
                   const std::function<void(const ReportRow&)>& progress = {});
 
 // An SVG chart (standalone, no scripts): model size (x) against validation
