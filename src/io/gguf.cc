@@ -16,6 +16,7 @@
 
 #include "gguf_internal.h"
 #include "lowp/block/ggml.h"
+#include "lowp/block/ggml_quants.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/io/gguf.h"
@@ -28,30 +29,32 @@ namespace gguf_detail {
 namespace {
 
 // ggml's enum ggml_type (ggml.h) with type_traits' block and type sizes
-// (ggml.c). Numbers 4, 5 and 31..33, 36..38 were removed from GGUF.
+// (ggml.c). Numbers 4, 5 and 31..33, 36..38 were removed from GGUF. The types
+// read_f32 decodes take their sizes from lowp's block structs (ggml_quants.h);
+// ggml_judge_test checks the whole table against ggml's type_traits.
 constexpr std::array<GgmlType, 32> kTypes = {{
     {0, "F32", 1, 4, true, &kFp32},
     {1, "F16", 1, 2, true, &kFp16},
-    {2, "Q4_0", 32, 18, true},
-    {3, "Q4_1", 32, 20, false},
-    {6, "Q5_0", 32, 22, false},
-    {7, "Q5_1", 32, 24, false},
+    {2, "Q4_0", 32, sizeof(GgmlBlockQ4_0), true},
+    {3, "Q4_1", 32, sizeof(GgmlBlockQ4_1), true},
+    {6, "Q5_0", 32, sizeof(GgmlBlockQ5_0), true},
+    {7, "Q5_1", 32, sizeof(GgmlBlockQ5_1), true},
     {8, "Q8_0", 32, sizeof(GgmlBlockQ8_0), true},
     {9, "Q8_1", 32, 36, false},
-    {10, "Q2_K", 256, 84, false},
-    {11, "Q3_K", 256, 110, false},
-    {12, "Q4_K", 256, 144, false},
-    {13, "Q5_K", 256, 176, false},
-    {14, "Q6_K", 256, 210, false},
+    {10, "Q2_K", 256, sizeof(GgmlBlockQ2_K), true},
+    {11, "Q3_K", 256, sizeof(GgmlBlockQ3_K), true},
+    {12, "Q4_K", 256, sizeof(GgmlBlockQ4_K), true},
+    {13, "Q5_K", 256, sizeof(GgmlBlockQ5_K), true},
+    {14, "Q6_K", 256, sizeof(GgmlBlockQ6_K), true},
     {15, "Q8_K", 256, 292, false},
     {16, "IQ2_XXS", 256, 66, false},
     {17, "IQ2_XS", 256, 74, false},
     {18, "IQ3_XXS", 256, 98, false},
     {19, "IQ1_S", 256, 50, false},
-    {20, "IQ4_NL", 32, 18, false},
+    {20, "IQ4_NL", 32, sizeof(GgmlBlockIq4Nl), true},
     {21, "IQ3_S", 256, 110, false},
     {22, "IQ2_S", 256, 82, false},
-    {23, "IQ4_XS", 256, 136, false},
+    {23, "IQ4_XS", 256, sizeof(GgmlBlockIq4Xs), true},
     {24, "I8", 1, 1, false},
     {25, "I16", 1, 2, false},
     {26, "I32", 1, 4, false},
@@ -590,15 +593,6 @@ std::uint16_t load16(const std::byte* p) {
                                     (std::to_integer<unsigned>(p[1]) << 8));
 }
 
-// The ggml blocks of n elements at p (copied: a tensor's data need not be
-// aligned for the block struct).
-template <typename Block>
-std::vector<Block> blocks_of(const std::byte* p, std::size_t n) {
-  std::vector<Block> blocks(n / kGgmlBlockElements);
-  if (!blocks.empty()) std::memcpy(blocks.data(), p, blocks.size() * sizeof(Block));
-  return blocks;
-}
-
 std::vector<float> GgufReader::read_f32(const TensorInfo& t) const {
   const std::size_t index = index_of(t);
   const TensorInfo& info = tensors_[index];
@@ -621,25 +615,9 @@ std::vector<float> GgufReader::read_f32(const TensorInfo& t) const {
       for (std::size_t i = 0; i < n; ++i)
         out[i] = std::bit_cast<float>(std::uint32_t{load16(p + 2 * i)} << 16);
       break;
-    case kQ8_0:
-      ggml_q8_0_dequantize(blocks_of<GgmlBlockQ8_0>(p, n), out);
+    default:  // ggml's quantized types (lowp/block/ggml_quants.h)
+      ggml_dequantize(static_cast<GgmlQuantType>(type.id), bytes, out);
       break;
-    case kQ4_0:  // block_q4_0: fp16 d, qs[16]: element j low nibble, j+16 high; y = (q - 8) * d
-      for (std::size_t b = 0; b < n / 32; ++b) {
-        const std::byte* blk = p + 18 * b;
-        const float d = fp16_to_f32(load16(blk));
-        for (std::size_t j = 0; j < 16; ++j) {
-          const int q = std::to_integer<int>(blk[2 + j]);
-          out[32 * b + j] = static_cast<float>((q & 0x0F) - 8) * d;
-          out[32 * b + j + 16] = static_cast<float>((q >> 4) - 8) * d;
-        }
-      }
-      break;
-    case kMxfp4:
-      ggml_mxfp4_dequantize(blocks_of<GgmlBlockMxfp4>(p, n), out);
-      break;
-    default:
-      fail("tensor " + lowp::quoted(info.name) + ": no decoder for " + info.dtype);
   }
   return out;
 }

@@ -20,12 +20,13 @@ struct GgmlType {
   std::string_view name;
   std::uint32_t block;
   std::uint32_t size;
-  bool is_float;                   // read_f32 decodes it
+  bool is_float;                   // read_f32 decodes it (a float or quantized type)
   const Format* format = nullptr;  // the scalar format whose codes it holds (F32, F16, BF16)
 };
 
-// ggml type numbers lowp decodes.
-inline constexpr std::uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kBF16 = 30, kMxfp4 = 39;
+// ggml's scalar float types; read_f32 decodes every other type it can through
+// ggml_dequantize (lowp/block/ggml_quants.h), whose type numbers are ggml's.
+inline constexpr std::uint32_t kF32 = 0, kF16 = 1, kBF16 = 30;
 
 const GgmlType* ggml_type_by_id(std::uint32_t id);         // null if unknown or removed
 const GgmlType* ggml_type_by_name(std::string_view name);  // null if unknown
