@@ -199,7 +199,7 @@ void SplitRegex::split(std::string_view text, std::vector<std::string_view>& out
   } m{pcre2_match_data_create_from_pattern(code, nullptr), pcre2_match_context_create(nullptr),
       pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr)};
   if (m.data == nullptr || m.ctx == nullptr) throw std::bad_alloc();
-  pcre2_set_match_limit(m.ctx, 100'000'000);
+  pcre2_set_match_limit(m.ctx, 10'000'000);
   if (m.stack != nullptr) pcre2_jit_stack_assign(m.ctx, nullptr, m.stack);
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   std::size_t pos = 0, last = 0;
