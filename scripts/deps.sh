@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ clang libclang-rt-14-dev clang-format python3
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libhwy-dev
+  libpcre2-dev libicu-dev pkg-config  # the tokenizers: split regexes, NFC
   libbenchmark-dev libopenblas-dev libopenblas0-pthread
   # Python: `import lowp` (numpy) and `lowp.torch` (Debian's PyTorch 1.13 and libtorch)
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch libtorch-dev
