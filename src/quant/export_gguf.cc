@@ -125,10 +125,31 @@ std::vector<GgufExportTensor> export_gguf(const nn::Transformer& model,
     }
   }
   kv.emplace_back(p + "vocab_size", u32(c.vocab_size));
+  // llama.cpp takes its vocabulary size from the token list: a model whose
+  // embedding has rows past the tokenizer's (padded for speed, as Qwen's) gets
+  // unused "[PAD<i>]" tokens up to its size, as llama.cpp's converter writes.
+  std::size_t listed = 0;
   for (const io::GgufKv& t : req.tokenizer_kv) {
+    if (t.first == "tokenizer.ggml.tokens") listed = t.second.items.size();
+  }
+  const auto vocab = static_cast<std::size_t>(c.vocab_size);
+  if (listed > vocab) {
+    throw Error("GGUF export: the tokenizer has " + std::to_string(listed) +
+                " tokens, more than the model's vocabulary of " + std::to_string(vocab));
+  }
+  for (io::GgufKv t : req.tokenizer_kv) {
     if (!t.first.starts_with("tokenizer."))
       throw Error("GGUF export: tokenizer key " + quoted(t.first) + " is not tokenizer.*");
-    kv.push_back(t);
+    for (std::size_t i = listed; listed > 0 && i < vocab; ++i) {
+      if (t.first == "tokenizer.ggml.tokens") {
+        t.second.items.push_back(io::GgufValue::string("[PAD" + std::to_string(i) + "]"));
+      } else if (t.first == "tokenizer.ggml.token_type") {
+        t.second.items.push_back(io::GgufValue::i32(5));  // unused
+      } else if (t.first == "tokenizer.ggml.scores") {
+        t.second.items.push_back(io::GgufValue::f32(-1000.0f));
+      }
+    }
+    kv.push_back(std::move(t));
   }
 
   // Every tensor llama.cpp expects, in its order.

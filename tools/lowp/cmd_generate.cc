@@ -45,11 +45,15 @@ void run_generate(const GenerateArgs& a) {
   const ModelAndTokenizer loaded = load_model_and_tokenizer(own_model ? a.positional.front() : "");
   nn::Transformer model = loaded.model.with_weights(wf);
   if (!a.activations.empty()) model = model.with_activations(parse_matrix_format(a.activations));
-  const std::vector<std::int32_t> prompt_tokens = encode_text(loaded, prompt);
+  const std::vector<std::int32_t> prompt_tokens = encode_prompt(loaded, prompt);
   if (prompt_tokens.empty()) throw Error("generate: the prompt has no tokens");
-  const std::vector<std::int32_t> tokens =
+  // A tokenized model stops at its end-of-text token (not printed).
+  const std::optional<std::int32_t> eos =
+      loaded.tokenizer ? model.config().eos : std::optional<std::int32_t>{};
+  std::vector<std::int32_t> tokens =
       nn::generate(model, prompt_tokens, static_cast<std::size_t>(a.tokens), a.temperature, a.top_k,
-                   a.seed, a.threads);
+                   a.seed, a.threads, eos);
+  if (eos && !tokens.empty() && tokens.back() == *eos) tokens.pop_back();
   fmt::print("{}{}\n", prompt, decode_tokens(loaded, tokens));
 }
 

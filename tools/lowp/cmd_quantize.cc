@@ -22,7 +22,7 @@
 #include "lowp/io/atomic_file.h"
 #include "lowp/io/model.h"
 #include "lowp/nn/model_files.h"
-
+#include "lowp/nn/tokenizer.h"
 #include "lowp/quant/export_gguf.h"
 #include "lowp/quant/model_quantize.h"
 
@@ -104,7 +104,7 @@ void run_export(const QuantizeArgs& a) {
   req.type = a.format;
   req.name = std::filesystem::path(a.in).filename().string();
   if (std::filesystem::is_directory(a.in)) {
-    throw Error(a.in + ": writing a model directory as GGUF needs its tokenizer (not wired yet)");
+    nn::Tokenizer::from_directory(a.in).to_gguf_kv(req.tokenizer_kv);
   } else {
     const std::unique_ptr<io::ModelReader> in = io::open_model(a.in);
     for (const io::GgufKv& kv : io::gguf_kv(*in)) {

@@ -91,7 +91,7 @@ void run_report(const ReportArgs& a) {
     text_name = a.text;
   }
   nn::check_validation_text(text, text_name);
-  const nn::ReportText tokens = tokenize_for_report(loaded, text, text_name);
+  const nn::ReportText tokens = tokenize_for_report(loaded, text);
 
   if (!a.json) {
     fmt::print("lowp report: {} ({} parameters; {} layers, d_model {}, context {})\n", model_name,
