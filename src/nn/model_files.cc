@@ -406,9 +406,11 @@ TransformerConfig gguf_config(const io::ModelReader& reader, const GgufMeta& m) 
     c.mlp = MlpKind::kSwiGlu;
     c.learned_positions = false;
     c.fused_qkv = false;
-    c.o_bias = false;
-    c.mlp_bias = false;
-    c.qkv_bias = arch == "qwen2";
+    // Biases are optional in llama.cpp's llama graph: present or absent as
+    // the file has them (Qwen2 always has q/k/v biases).
+    c.qkv_bias = arch == "qwen2" || reader.find("blk.0.attn_q.bias") != nullptr;
+    c.o_bias = reader.find("blk.0.attn_output.bias") != nullptr;
+    c.mlp_bias = reader.find("blk.0.ffn_down.bias") != nullptr;
     c.qk_norm = arch == "qwen3";
   } else if (arch == "gpt2") {
     c.family = "gpt2";

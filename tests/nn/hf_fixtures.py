@@ -108,7 +108,39 @@ def _gpt2_tensors(cfg, rng, prefix):
     return t
 
 
-def make_model(directory, family, seed=0, dtype="F32", shards=1, **options):
+def _byte_unicode():
+    """GPT-2's byte -> printable character map."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def write_byte_tokenizer(directory):
+    """A byte-level BPE tokenizer.json with the 256 byte tokens and no merges
+    (token id = byte), in GPT-2's layout, so that a fixture has a vocabulary
+    llama.cpp can load (the exporter pads it to the model's vocabulary)."""
+    m = _byte_unicode()
+    vocab = {m[b]: b for b in range(256)}
+    tok = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
+           "normalizer": None,
+           "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                             "use_regex": True},
+           "post_processor": None,
+           "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                       "use_regex": True},
+           "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                     "continuing_subword_prefix": "", "end_of_word_suffix": "",
+                     "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": []}}
+    with open(os.path.join(directory, "tokenizer.json"), "w") as f:
+        json.dump(tok, f)
+
+
+def make_model(directory, family, seed=0, dtype="F32", shards=1, tokenizer=True, **options):
     """Writes a random model of `family` (llama, mistral, qwen2, qwen3, gpt2)
     into `directory`; options override config keys (e.g. num_key_value_heads,
     head_dim, tie_word_embeddings, rope_scaling, attention_bias,
@@ -138,6 +170,8 @@ def make_model(directory, family, seed=0, dtype="F32", shards=1, **options):
                else _llama_tensors(cfg, rng, family))
     with open(os.path.join(directory, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
+    if tokenizer:
+        write_byte_tokenizer(directory)
     names = list(tensors)
     if shards == 1:
         write_safetensors(os.path.join(directory, "model.safetensors"), tensors, dtype)
