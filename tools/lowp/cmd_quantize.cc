@@ -189,8 +189,11 @@ void add_quantize_command(CLI::App& app) {
                                  "and the rest (norms, biases) kept. "
                                  "Outputs: .safetensors (any format; block formats packed), .gguf "
                                  "(fp32, fp16, bf16, mxfp4, q8_0), "
-                                 ".onnx (--fake only)");
-  cmd->add_option("IN", a->in, "Input model file")->required();
+                                 ".onnx (--fake only). A Hugging Face model directory (Llama, "
+                                 "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
+                                 "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
+                                 "bf16, q8_0, q4_0, q4_k, mxfp4)");
+  cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
   cmd->add_option("--format,-f", a->format, "Format (see 'lowp formats'; q8_0 for GGUF)")
       ->required();

@@ -166,8 +166,9 @@ void add_report_command(CLI::App& app) {
                                  "MODEL: the embedded byte-level GPT trained on the King James "
                                  "Bible and its held-out text");
   cmd->add_option("MODEL", a->model,
-                  "A checkpoint of lowp's GPT architecture (.safetensors or .gguf; see "
-                  "docs/embedded-model.md)");
+                  "A Hugging Face model directory (Llama, Mistral, Qwen2, Qwen3, GPT-2), a "
+                  "llama.cpp GGUF file of those, or a checkpoint of lowp's GPT (.safetensors or "
+                  ".gguf); see docs/runtime.md");
   cmd->add_option("--text", a->text,
                   "Validation text (UTF-8; default: the embedded KJV held-out text)");
   cmd->add_option("--formats", a->formats,
