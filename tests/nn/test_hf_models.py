@@ -193,9 +193,51 @@ def main():
             gerr = np.abs(back - got).max() / np.abs(got).max()
             print(f"  GGUF export: relative difference {gerr:.3g}")
             assert gerr <= 1e-6, f"{label}: GGUF export changed the logits by {gerr:.3g}"
+        check_cli(tmp)
         check_errors(tmp)
     finally:
         shutil.rmtree(tmp)
+
+
+def check_cli(tmp):
+    """report, generate and bench llama on a directory and on its GGUF export."""
+    d = os.path.join(tmp, "cli")
+    hf_fixtures.make_model(d, "llama", seed=11)
+    gguf = os.path.join(tmp, "cli.gguf")
+    subprocess.run([LOWP, "quantize", d, "-o", gguf, "-f", "q8_0", "--quiet"], check=True)
+    text = os.path.join(tmp, "text.txt")
+    with open(text, "w") as f:
+        f.write("In the beginning God created the heaven and the earth. " * 6)
+    reports = {}
+    for name, model in (("dir", d), ("gguf", gguf)):
+        r = subprocess.run([LOWP, "report", model, "--text", text, "--formats", "fp32,q8_0,mxfp4",
+                            "--json", "--no-svg", "--threads", "2", "--ctx", "64"],
+                           capture_output=True, text=True, check=True)
+        reports[name] = json.loads(r.stdout)
+        rows = reports[name]["rows"]
+        assert [row["format"] for row in rows] == ["fp32", "q8_0", "mxfp4"], rows
+        for row in rows:
+            assert np.isfinite(row["bits_per_byte"]) and row["tokens"] > 0, row
+        print(f"report on the {name}: " + ", ".join(
+            f"{row['format']} {row['bits_per_byte']:.4f} bits/byte" for row in rows))
+    # The byte tokenizer: one token per byte, every window predicted from BOS-less
+    # windows of 64 tokens.
+    assert reports["dir"]["rows"][0]["tokens"] == reports["gguf"]["rows"][0]["tokens"]
+    # The GGUF holds Q8_0 matrices (the token embedding too, as llama.cpp
+    # quantizes it): its fp32 row runs the dequantized file, and re-packing
+    # that in lowp's q8_0 (ggml's rule) gives the same codes, so the same loss.
+    gguf_fp32 = reports["gguf"]["rows"][0]["bits_per_byte"]
+    gguf_q8 = reports["gguf"]["rows"][1]["bits_per_byte"]
+    assert gguf_q8 == gguf_fp32, (gguf_q8, gguf_fp32)
+    dir_q8 = reports["dir"]["rows"][1]["bits_per_byte"]
+    assert abs(dir_q8 - gguf_fp32) <= 1e-3 * abs(dir_q8), (dir_q8, gguf_fp32)
+    for model in (d, gguf):
+        r = subprocess.run([LOWP, "generate", model, "In the", "-n", "8", "--temperature", "0"],
+                           capture_output=True, check=True)
+        assert r.stdout.startswith(b"In the"), r.stdout
+        r = subprocess.run([LOWP, "bench", "llama", model, "--prompt", "16", "--decode", "4",
+                            "--reps", "1", "--json"], capture_output=True, text=True, check=True)
+        assert json.loads(r.stdout)["decode_tokens_per_second"] > 0
 
 
 def run_err(args):

@@ -85,7 +85,13 @@ std::string decode_tokens(const ModelAndTokenizer& m, std::span<const std::int32
     for (std::int32_t t : tokens) out.push_back(static_cast<char>(t));
     return out;
   }
-  return m.tokenizer->decode(tokens);
+  // Ids past the tokenizer's vocabulary are the padding rows some models add
+  // to their embedding (Qwen's): they stand for no text.
+  std::vector<std::int32_t> known;
+  for (std::int32_t t : tokens) {
+    if (t < m.tokenizer->vocab_size()) known.push_back(t);
+  }
+  return m.tokenizer->decode(known);
 }
 
 }  // namespace lowp::cli
