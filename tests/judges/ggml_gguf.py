@@ -8,7 +8,8 @@
         quantized with ggml_quantize_chunk, everything else kept as it is (F32
         norms and biases). TYPE is a ggml type name: F32, F16, BF16, Q8_0, Q4_0,
         Q4_1, Q5_0, Q5_1, Q2_K ... Q6_K, IQ4_NL, IQ4_XS, MXFP4, ... (types that
-        need an importance matrix are refused).
+        need an importance matrix are refused). TYPE DEQUANT instead decodes
+        every tensor to F32 with ggml's own to_float (type traits).
 
     ggml_gguf.py --from-hf MODEL_DIR OUT.gguf TYPE
         Converts a Hugging Face Llama directory (config.json, model.safetensors,
@@ -55,6 +56,16 @@ class GgmlInitParams(ctypes.Structure):
                 ("no_alloc", ctypes.c_bool)]
 
 
+TO_FLOAT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+
+
+class GgmlTypeTraits(ctypes.Structure):
+    _fields_ = [("type_name", ctypes.c_char_p), ("blck_size", ctypes.c_int64),
+                ("blck_size_interleave", ctypes.c_int64), ("type_size", ctypes.c_size_t),
+                ("is_quantized", ctypes.c_bool), ("to_float", ctypes.c_void_p),
+                ("from_float_ref", ctypes.c_void_p)]
+
+
 def _load(path=LIB):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} (run scripts/deps.sh to install the judges)")
@@ -97,6 +108,7 @@ def _load(path=LIB):
         "ggml_quantize_init": (None, [ctypes.c_int]),
         "ggml_quantize_requires_imatrix": (ctypes.c_bool, [ctypes.c_int]),
         "ggml_quantize_chunk": (SZ, [ctypes.c_int, P, P, I64, I64, I64, P]),
+        "ggml_get_type_traits": (ctypes.POINTER(GgmlTypeTraits), [ctypes.c_int]),
     }
     for name, (res, args) in sigs.items():
         f = getattr(lib, name)
@@ -157,6 +169,20 @@ def _dequantize_plain(raw, ttype, count):
     return None
 
 
+def _to_float(g, ttype, raw, count):
+    """ggml's own decoding (type_traits.to_float) of count values of ttype."""
+    plain = _dequantize_plain(raw, ttype, count)
+    if plain is not None:
+        return plain
+    traits = g.ggml_get_type_traits(ttype).contents
+    if not traits.to_float:
+        raise ValueError(f"ggml type {ttype} has no to_float")
+    src = np.frombuffer(raw, dtype=np.uint8).copy()
+    out = np.empty(count, dtype=np.float32)
+    TO_FLOAT(traits.to_float)(src.ctypes.data, out.ctypes.data, count)
+    return out
+
+
 def _check_type(g, qtype, name):
     if g.ggml_quantize_requires_imatrix(qtype):
         raise ValueError(f"{name} needs an importance matrix; not supported here")
@@ -166,7 +192,8 @@ def _check_type(g, qtype, name):
 def quantize_gguf(src, dst, type_name, log=sys.stderr):
     """Writes dst: src's metadata and tensors, weights quantized to type_name by ggml."""
     g = lib()
-    qtype = type_id(type_name)
+    dequant = type_name.upper() == "DEQUANT"
+    qtype = GGML_TYPE_F32 if dequant else type_id(type_name)
     _check_type(g, qtype, type_name)
     blck = g.ggml_blck_size(qtype)
     meta = ctypes.c_void_p()
@@ -177,7 +204,9 @@ def quantize_gguf(src, dst, type_name, log=sys.stderr):
     keep = []  # buffers gguf_write_to_file reads
     try:
         g.gguf_set_kv(gout, gin)
-        if type_name.upper() in FILE_TYPE:
+        if dequant:
+            g.gguf_set_val_u32(gout, b"general.file_type", FILE_TYPE["F32"])
+        elif type_name.upper() in FILE_TYPE:
             g.gguf_set_val_u32(gout, b"general.file_type", FILE_TYPE[type_name.upper()])
         g.gguf_set_val_u32(gout, b"general.quantization_version", GGML_QNT_VERSION)
         base = g.gguf_get_data_offset(gin)
@@ -192,6 +221,13 @@ def quantize_gguf(src, dst, type_name, log=sys.stderr):
                 g.gguf_add_tensor(gout, t)
                 n_dims = max([d + 1 for d in range(4) if ne[d] > 1] + [1])
                 count = int(np.prod(ne))
+                if dequant:
+                    values = _to_float(g, ttype, raw, count)
+                    g.gguf_set_tensor_type(gout, name.encode(), GGML_TYPE_F32)
+                    data = values.view(np.uint8)
+                    keep.append(data)
+                    g.gguf_set_tensor_data(gout, name.encode(), data.ctypes.data)
+                    continue
                 values = _dequantize_plain(raw, ttype, count)
                 if (n_dims >= 2 and name.endswith(".weight") and ne[0] % blck == 0 and
                         values is not None):
@@ -206,7 +242,9 @@ def quantize_gguf(src, dst, type_name, log=sys.stderr):
         if not g.gguf_write_to_file(gout, tmp.encode(), False):
             raise RuntimeError(f"{dst}: gguf_write_to_file failed")
         os.replace(tmp, dst)
-        if log:
+        if log and dequant:
+            print(f"ggml_gguf: {dst}: every tensor decoded to F32 by ggml", file=log)
+        elif log:
             print(f"ggml_gguf: {dst}: weights {type_name.upper()}, kept as they were: "
                   f"{', '.join(kept) or 'none'}", file=log)
     finally:
