@@ -35,6 +35,22 @@ q8 = struct.pack("<H", 0x3800) + bytes((q & 0xFF) for q in range(-3, 29))
 q4 = struct.pack("<H", 0x4000) + bytes(j | ((15 - j) << 4) for j in range(16))
 mx = bytes([128]) + bytes(j | ((15 - j) << 4) for j in range(16))
 
+
+def every_quant_type():
+    # (ggml type, elements per block, bytes per block)
+    types = [(3, 32, 20), (6, 32, 22), (7, 32, 24), (10, 256, 84), (11, 256, 110), (13, 256, 176),
+             (14, 256, 210), (20, 32, 18), (23, 256, 136)]
+    tensors, data, state = [], b"", 12345
+    for i, (gtype, block, size) in enumerate(types):
+        tensors.append(tinfo(f"t{i}", [2 * block], gtype, len(data)))
+        chunk = bytearray()
+        for _ in range(2 * size):
+            state = (state * 1103515245 + 12345) & 0x7FFFFFFF
+            chunk.append(state >> 16 & 0xFF)
+        data += pad(bytes(chunk))
+    return gguf(tensors=tensors, data=data)
+
+
 SEEDS = {
     "kv_all_types.gguf": gguf(kvs=[
         kv("u8", 0, b"\xc8"), kv("i8", 1, b"\xfe"), kv("u16", 2, b"\xff\xff"), kv("i16", 3, b"\x00\x80"),
@@ -53,6 +69,9 @@ SEEDS = {
                             tensors=[tinfo("a", [2], 0, 0), tinfo("b", [1], 0, 64)],
                             data=pad(struct.pack("<2f", 1, 2), 64) + struct.pack("<f", 3), version=2, align=64),
     "q4_k_listed.gguf": gguf(tensors=[tinfo("k", [256], 12, 0)], data=bytes(144)),
+    # One tensor of every other quantized type read_f32 decodes, filled with
+    # fixed pseudo-random bytes (fp16 NaN/Inf scales, every Q3_K/IQ4_XS scale bit).
+    "quants_every_type.gguf": every_quant_type(),
     "bad_overlap.gguf": gguf(tensors=[tinfo("a", [16], 0, 0), tinfo("b", [1], 0, 32)], data=bytes(64)),
     "bad_count.gguf": b"GGUF" + struct.pack("<IQQ", 3, 1 << 60, 0),
 }

@@ -1,13 +1,12 @@
-// ggml's block layouts: block_mxfp4 to and from lowp's packed MXFP4, and
-// ggml's own decoding (ggml.h explains the differences it reproduces);
-// block_q8_0's reference quantizer and decoder.
+// ggml's block layouts: block_mxfp4 to and from lowp's packed MXFP4; the
+// typed Q8_0 and MXFP4 entry points of ggml.h, which run the decoders and the
+// quantizer of ggml_quants.cc.
 #include "lowp/block/ggml.h"
 
-#include <bit>
-#include <cmath>
 #include <cstring>
 #include <string>
 
+#include "lowp/block/ggml_quants.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 
@@ -15,17 +14,6 @@ namespace lowp {
 namespace {
 
 constexpr std::size_t kQk = kGgmlBlockElements;
-
-// ggml's kvalues_mxfp4: E2M1 values doubled, so they are integers.
-constexpr std::int8_t kDoubledE2m1[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
-
-// GGML_E8M0_TO_FP32_HALF: 2^(e-128) built from bits (2^-128 and 2^-127 are fp32
-// subnormals); e = 0xFF gives 2^127.
-float e8m0_half(std::uint8_t e) {
-  const std::uint32_t bits =
-      e < 2 ? (std::uint32_t{0x00200000} << e) : (std::uint32_t{e} - 1) << 23;
-  return std::bit_cast<float>(bits);
-}
 
 BlockFormat mxfp4_format() {
   BlockFormat f;
@@ -101,51 +89,22 @@ PackedTensor from_ggml_mxfp4(std::span<const GgmlBlockMxfp4> blocks,
 
 void ggml_mxfp4_dequantize(std::span<const GgmlBlockMxfp4> blocks, std::span<float> out) {
   check_output("MXFP4", out.size(), blocks.size());
-  for (std::size_t b = 0; b < blocks.size(); ++b) {
-    const float d = e8m0_half(blocks[b].e);
-    for (std::size_t j = 0; j < kQk / 2; ++j) {
-      out[b * kQk + j] = static_cast<float>(kDoubledE2m1[blocks[b].qs[j] & 0x0F]) * d;
-      out[b * kQk + j + kQk / 2] = static_cast<float>(kDoubledE2m1[blocks[b].qs[j] >> 4]) * d;
-    }
-  }
+  ggml_dequantize(GgmlQuantType::kMxfp4, std::as_bytes(blocks), out);
 }
 
 std::vector<GgmlBlockQ8_0> ggml_q8_0_quantize(std::span<const float> x) {
   if (x.size() % kQk != 0) {
     throw Error("Q8_0 quantizes blocks of 32 values; got " + std::to_string(x.size()));
   }
+  const std::vector<std::byte> bytes = ggml_quantize(GgmlQuantType::kQ8_0, x);
   std::vector<GgmlBlockQ8_0> out(x.size() / kQk);
-  for (std::size_t b = 0; b < out.size(); ++b) {
-    const std::span<const float> blk = x.subspan(b * kQk, kQk);
-    float amax = 0.0f;
-    for (float v : blk) {
-      const float a = std::fabs(v);
-      amax = amax > a ? amax : a;  // ggml's MAX(amax, fabsf(v)), NaN behaviour included
-    }
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;  // NaN d is "true" in C too
-    out[b].d = static_cast<std::uint16_t>(encode(kFp16, static_cast<double>(d)));
-    for (std::size_t j = 0; j < kQk; ++j) {
-      const float r = std::round(blk[j] * id);
-      // C's float -> int8_t conversion of roundf's result; out of int32 range
-      // (only Inf or NaN here) x86-64's cvttss2si gives 0x80000000, whose low
-      // byte is 0.
-      const std::uint32_t q = std::fabs(r) < 2147483648.0f
-                                  ? static_cast<std::uint32_t>(static_cast<std::int32_t>(r))
-                                  : 0x80000000u;
-      out[b].qs[j] = static_cast<std::int8_t>(static_cast<std::uint8_t>(q & 0xFF));
-    }
-  }
+  if (!out.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
   return out;
 }
 
 void ggml_q8_0_dequantize(std::span<const GgmlBlockQ8_0> blocks, std::span<float> out) {
   check_output("Q8_0", out.size(), blocks.size());
-  for (std::size_t b = 0; b < blocks.size(); ++b) {
-    const float d = decode_f32(kFp16, blocks[b].d);
-    for (std::size_t j = 0; j < kQk; ++j)
-      out[b * kQk + j] = static_cast<float>(blocks[b].qs[j]) * d;
-  }
+  ggml_dequantize(GgmlQuantType::kQ8_0, std::as_bytes(blocks), out);
 }
 
 }  // namespace lowp

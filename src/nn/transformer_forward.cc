@@ -13,10 +13,8 @@
 #include "lowp/thread_pool.h"
 
 namespace lowp::nn {
-namespace {
 
-// One divisor of RoPE's inverse frequency per pair of components (empty: none).
-std::vector<double> rope_scales(const TransformerConfig& c) {
+std::vector<double> rope_frequency_divisors(const TransformerConfig& c) {
   const auto half = static_cast<std::size_t>(c.head_dim / 2);
   if (!c.rope_divisors.empty()) return c.rope_divisors;
   switch (c.rope_scaling) {
@@ -49,8 +47,6 @@ std::vector<double> rope_scales(const TransformerConfig& c) {
   }
   return {};
 }
-
-}  // namespace
 
 double EvalResult::nats_per_token() const {
   return tokens == 0 ? 0.0 : nats / static_cast<double>(tokens);
@@ -145,7 +141,7 @@ void Transformer::run(std::span<const std::int32_t> tokens, KvCache& cache, floa
   // RoPE angles of the new positions.
   std::vector<float> cos, sin;
   if (!c.learned_positions) {
-    const std::vector<double> scales = rope_scales(c);
+    const std::vector<double> scales = rope_frequency_divisors(c);
     cos.resize(n * dh / 2);
     sin.resize(n * dh / 2);
     for (std::size_t i = 0; i < n; ++i)

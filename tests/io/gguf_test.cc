@@ -194,21 +194,44 @@ TEST(GgufRead, Mxfp4Block) {
   EXPECT_FALSE(std::signbit(got[8]));  // ggml decodes -0 as +0
 }
 
+TEST(GgufRead, Q4_KBlock) {
+  // d = 1, dmin = 0.5; all eight 6-bit (scale, min) pairs are (1, 2): bytes
+  // 0..3 hold scales 0..3, bytes 4..7 mins 0..3, bytes 8..11 the low nibbles
+  // of scale | min << 4 for pairs 4..7 (their high 2 bits, in bytes 0..7's
+  // top bits, are 0). Every qs byte is 0x53: per 64 elements the first 32 are
+  // code 3 (1*3 - 0.5*2 = 2), the next 32 code 5 (4).
+  Image img;
+  img.header(1, 0).tensor("k", {256}, 12, 0).pad();
+  img.u16(0x3C00).u16(0x3800);
+  for (int i = 0; i < 4; ++i) img.u8(1);
+  for (int i = 0; i < 4; ++i) img.u8(2);
+  for (int i = 0; i < 4; ++i) img.u8(0x21);
+  for (int i = 0; i < 128; ++i) img.u8(0x53);
+  const auto r = parse(img);
+  const TensorInfo& t = r->tensors()[0];
+  EXPECT_EQ(t.dtype, "Q4_K");
+  EXPECT_EQ(t.nbytes, 144u);
+  EXPECT_TRUE(t.is_float);
+  std::vector<float> want(256);
+  for (std::size_t i = 0; i < 256; ++i) want[i] = (i % 64) < 32 ? 2.0f : 4.0f;
+  EXPECT_EQ(r->read_f32(t), want);
+}
+
 TEST(GgufRead, OtherTypesAreListedButNotDecoded) {
   Image img;
-  img.header(2, 0).tensor("k", {256}, 12, 0).tensor("i", {3}, 26, 160).pad();
+  img.header(2, 0).tensor("k", {256}, 16, 0).tensor("i", {3}, 26, 160).pad();
   img.b.resize(img.b.size() + 160 + 12);
   const auto r = parse(img);
-  EXPECT_EQ(r->tensors()[0].dtype, "Q4_K");
-  EXPECT_EQ(r->tensors()[0].nbytes, 144u);
+  EXPECT_EQ(r->tensors()[0].dtype, "IQ2_XXS");
+  EXPECT_EQ(r->tensors()[0].nbytes, 66u);
   EXPECT_FALSE(r->tensors()[0].is_float);
   EXPECT_EQ(r->tensors()[1].dtype, "I32");
   EXPECT_EQ(r->raw(r->tensors()[1]).size(), 12u);
   try {
     r->read_f32(r->tensors()[0]);
-    FAIL() << "decoded Q4_K";
+    FAIL() << "decoded IQ2_XXS";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'k' has type Q4_K"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'k' has type IQ2_XXS"), std::string::npos) << e.what();
   }
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,9 @@
 #include "lowp/error.h"
 #include "lowp/io/atomic_file.h"
 #include "lowp/io/model.h"
+#include "lowp/nn/model_files.h"
+
+#include "lowp/quant/export_gguf.h"
 #include "lowp/quant/model_quantize.h"
 
 namespace lowp::cli {
@@ -77,7 +81,56 @@ void print_report(const ModelReport& r) {
       r.quantized_stats.max_abs_error);
 }
 
+// A model llama.cpp runs (a Hugging Face directory, or a GGUF file of
+// llama.cpp's own architectures) written as llama.cpp's GGUF.
+bool is_runtime_model(const std::string& path) {
+  if (std::filesystem::is_directory(path)) return true;
+  if (!path.ends_with(".gguf")) return false;
+  const std::unique_ptr<io::ModelReader> in = io::open_model(path);
+  bool lowp = false, arch = false;
+  for (const auto& [key, value] : in->metadata()) {
+    lowp = lowp || key == "lowp.arch";
+    arch = arch || key == "general.architecture";
+  }
+  return arch && !lowp;
+}
+
+void run_export(const QuantizeArgs& a) {
+  if (output_kind_for(a.out, a.to) != "gguf") {
+    throw Error(a.in + " is a model llama.cpp runs: it is written as GGUF (-o FILE.gguf)");
+  }
+  const nn::Transformer model = nn::load_transformer(a.in);
+  GgufExportRequest req;
+  req.type = a.format;
+  req.name = std::filesystem::path(a.in).filename().string();
+  if (std::filesystem::is_directory(a.in)) {
+    throw Error(a.in + ": writing a model directory as GGUF needs its tokenizer (not wired yet)");
+  } else {
+    const std::unique_ptr<io::ModelReader> in = io::open_model(a.in);
+    for (const io::GgufKv& kv : io::gguf_kv(*in)) {
+      if (kv.first.starts_with("tokenizer.")) req.tokenizer_kv.push_back(kv);
+    }
+  }
+  const std::vector<GgufExportTensor> written = export_gguf(model, a.out, req);
+  if (a.quiet) return;
+  std::uint64_t bytes = 0;
+  std::map<std::string, std::size_t> types;
+  for (const GgufExportTensor& t : written) {
+    bytes += t.bytes;
+    ++types[t.type];
+  }
+  std::string summary;
+  for (const auto& [t, n] : types)
+    summary += fmt::format("{}{} {}", summary.empty() ? "" : ", ", n, t);
+  fmt::print("{} -> {} (llama.cpp GGUF, {} {}): {} tensors ({}), {} bytes of tensor data\n", a.in,
+             a.out, model.config().family, a.format, written.size(), summary, bytes);
+}
+
 void run_quantize(const QuantizeArgs& a) {
+  if (is_runtime_model(a.in)) {
+    run_export(a);
+    return;
+  }
   QuantizeRequest req;
   req.format = a.format;
   req.block_size = a.block;

@@ -18,5 +18,7 @@ void add_report_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 // `lowp bench gemv`, a subcommand of bench (cmd_bench_gemv.cc).
 void add_bench_gemv_command(CLI::App& bench);
+// `lowp bench llama` (cmd_bench_llama.cc).
+void add_bench_llama_command(CLI::App& bench);
 
 }  // namespace lowp::cli

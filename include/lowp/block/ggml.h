@@ -1,6 +1,8 @@
-// lowp/block/ggml.h — ggml's block layouts that lowp reads and writes (GGUF
-// tensor types MXFP4 and Q8_0), as structs, so that data moves between lowp
-// and llama.cpp/ggml files unchanged.
+// lowp/block/ggml.h — ggml's block layouts MXFP4 and Q8_0 as structs, with
+// MXFP4's conversion to and from lowp's packed MXFP4, so that data moves
+// between lowp and llama.cpp/ggml files unchanged. Every other quantized GGUF
+// type, and the generic decoder and quantizers these typed entry points run,
+// are in lowp/block/ggml_quants.h.
 //
 // ggml's block_q8_0 (ggml-common.h): per 32 elements, the scale d as fp16
 // bits, then 32 int8 values qs; element j is qs[j] * d. ggml's reference
@@ -59,9 +61,10 @@ PackedTensor from_ggml_mxfp4(std::span<const GgmlBlockMxfp4> blocks,
 // Decodes ggml blocks exactly as ggml's dequantize_row_mxfp4 does.
 void ggml_mxfp4_dequantize(std::span<const GgmlBlockMxfp4> blocks, std::span<float> out);
 
-// ggml's quantize_row_q8_0_ref, bit for bit: per 32 values, amax = max |x|,
-// d = amax / 127, q = roundf(x / d) (ties away from zero; via x * (1/d), as
-// ggml does), d stored as fp16 rounded to nearest even. x.size() must be a
+// ggml's quantize_row_q8_0_ref, bit for bit (ggml_quantize's Q8_0): per 32
+// values, amax = max |x|, d = amax / 127, q = roundf(x / d) (ties away from
+// zero; via x * (1/d), as ggml does), d stored as fp16 rounded to nearest
+// even (ggml_fp32_to_fp16). x.size() must be a
 // multiple of 32 (else lowp::Error). Where ggml relies on undefined behaviour
 // (NaN inputs make roundf NaN, which ggml converts to int8 unchecked) this
 // gives q = 0, as ggml does on x86-64.

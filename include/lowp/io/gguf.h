@@ -1,6 +1,6 @@
 // lowp/io/gguf.h — GGUF (ggml's model file format, versions 2 and 3): typed
-// metadata values and the writer. (ggml's block layouts, the Q8_0 quantizer
-// among them, are lowp/block/ggml.h.)
+// metadata values and the writer. (ggml's block layouts, their decoders and
+// reference quantizers are lowp/block/ggml.h and lowp/block/ggml_quants.h.)
 //
 // Reading goes through parse_gguf / open_model (lowp/io/model.h); gguf_kv()
 // gives the typed key-value pairs of such a reader, so that a tool can copy

@@ -82,6 +82,12 @@ struct TransformerConfig {
   void validate(const std::string& source) const;
 };
 
+// One divisor of RoPE's inverse frequency theta^(-2i/head_dim) per pair i of
+// a head's components: the config's rope_divisors when given, else those of
+// its rope_scaling (linear: the factor; llama3: Llama 3.1's wavelength bands),
+// empty without scaling.
+std::vector<double> rope_frequency_divisors(const TransformerConfig& c);
+
 // The result of Transformer::evaluate: the mean cross-entropy of the
 // predicted tokens, per token and per byte of the text they stand for.
 struct EvalResult {
