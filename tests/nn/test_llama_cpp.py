@@ -47,11 +47,16 @@ UNDER_CI = os.environ.get("CI") in ("true", "1")
 
 LOWP_TYPES = ["fp32", "fp16", "bf16", "q8_0", "q4_0", "q4_k", "mxfp4"]
 GGML_TYPES = ["Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "MXFP4", "F16", "BF16"]
-WIDE = {"fp32", "fp16", "bf16", "q8_0", "F32", "F16", "BF16", "Q8_0"}
+WIDE = {"FP16", "BF16", "Q8_0", "F16"}
 PPL_TOLERANCE = 3e-3
-# lowp against llama.cpp on ggml's F32 decoding of a quantized file: both run
-# the same weights in float32, so only summation order differs.
-DECODED_KL = 1e-5
+# What `lowp quantize DIR -o X.gguf` says while the directory's tokenizer is
+# not yet wired into the GGUF export; until then lowp's exporter is checked on
+# ggml's F32 conversion of the directory. Remove once the export is wired.
+PENDING_DIR_EXPORT = "needs its tokenizer (not wired yet)"
+# lowp against llama.cpp where both run the same F32 weights in float32 (an F32
+# file, or llama.cpp on ggml's F32 decoding of a quantized file): only the
+# order of float32 sums differs (measured: a few 1e-12 on the random model).
+EXACT_KL = 1e-7
 # lowp against llama.cpp on the file itself: (mean KL for 8 bits and wider,
 # mean KL below 8 bits, perplexity). llama.cpp's CPU backend rounds the
 # activations to the weights' dot-product type (Q8_0 for Q8_0/Q4_0/MXFP4/IQ4_NL,
@@ -255,7 +260,8 @@ class Table:
     def add(self, model, kind, name, ids, logits, p, p_decoded=None):
         mean, worst, ppl_p, ppl_q = compare(p, logits, ids)
         kl_wide, kl_narrow, ppl_tol = self.direct_limits
-        limit = kl_wide if name.split("/")[0] in WIDE else kl_narrow
+        base = name.split("/")[0].upper()
+        limit = EXACT_KL if base in ("F32", "FP32") else kl_wide if base in WIDE else kl_narrow
         problems = []
         if mean > limit:
             problems.append(f"mean KL {mean:.3e} > {limit:g}")
@@ -265,8 +271,8 @@ class Table:
         dmean = dworst = float("nan")
         if p_decoded is not None:
             dmean, dworst, ppl_d, _ = compare(p_decoded, logits, ids)
-            if dmean > DECODED_KL:
-                problems.append(f"mean KL against ggml's decoding {dmean:.3e} > {DECODED_KL:g}")
+            if dmean > EXACT_KL:
+                problems.append(f"mean KL against ggml's decoding {dmean:.3e} > {EXACT_KL:g}")
             if abs(ppl_q / ppl_d - 1) > PPL_TOLERANCE:
                 problems.append(f"perplexity {ppl_q:.6g} vs {ppl_d:.6g} on ggml's decoding")
         status = "ok" if not problems else "FAIL"
@@ -292,16 +298,19 @@ class Table:
                   f"| {pp:.4f} | {pq:.4f} | {st} |")
 
 
-def check_file(table, label, kind, name, gguf, ids, ids_path, tmp, text=None):
+def check_file(table, label, kind, name, gguf, ids, ids_path, tmp, text=None, n_ctx=None):
     """llama.cpp and lowp on one GGUF (and llama.cpp on ggml's F32 decoding of it
     when it holds quantized weights). Returns the ids (tokenized from `text` by
-    llama.cpp when given)."""
+    llama.cpp when given, at most n_ctx of them)."""
     import ggml_gguf
     try:
         if text is not None:
             p = llama_probs(gguf, ids_path, tmp, text=text)
             with open(ids_path) as fh:
-                ids = json.load(fh)
+                ids = json.load(fh)[:n_ctx]
+            p = p[:len(ids)]  # causal: the first n_ctx rows do not see the rest
+            with open(ids_path, "w") as fh:
+                json.dump(ids, fh)
         else:
             p = llama_probs(gguf, ids_path, tmp)
         decoded = None
@@ -318,6 +327,8 @@ def check_file(table, label, kind, name, gguf, ids, ids_path, tmp, text=None):
 def check_model(label, directory, ids, tmp, table, random_model):
     import ggml_gguf
     ids_path = os.path.join(tmp, f"{label}_ids.json")
+    with open(os.path.join(directory, "config.json")) as fh:
+        n_ctx = json.load(fh).get("max_position_embeddings")
     text = None
     if ids is None:  # a real model: llama.cpp tokenizes the fixed text
         text = os.path.join(tmp, "text.txt")
@@ -335,23 +346,45 @@ def check_model(label, directory, ids, tmp, table, random_model):
         print(f"{label}: ggml_gguf.py --from-hf does not convert it ({e}); skipping those rows")
         converted = None
 
+    # lowp's exporter on the directory. Until `lowp quantize DIR` writes GGUF
+    # (it needs the directory's tokenizer), the directory's export is an error
+    # row and lowp's exporter runs on ggml's F32 conversion of it instead
+    # (tokenizer.* copied from that file): "lowp from GGUF" rows.
     lowp_f32 = None
+    dir_export_works = True
     for t in LOWP_TYPES:
         gguf = os.path.join(tmp, f"{label}_lowp_{t}.gguf")
+        kind = "lowp"
         try:
+            if not dir_export_works:
+                raise RuntimeError("skipped")
             run([os.environ["LOWP"], "quantize", directory, "-o", gguf, "-f", t],
-                f"lowp quantize -f {t}")
+                f"lowp quantize DIR -f {t}")
         except RuntimeError as e:
-            table.error(label, "lowp", t, e)
-            continue
+            if dir_export_works:
+                if PENDING_DIR_EXPORT in str(e):
+                    print(f"PENDING: lowp quantize DIR: {PENDING_DIR_EXPORT}; exporting ggml's "
+                          "F32 conversion of the directory instead")
+                else:
+                    table.error(label, "lowp", t, e)
+                dir_export_works = False
+            if converted is None:
+                continue
+            kind = "lowp from GGUF"
+            try:
+                run([os.environ["LOWP"], "quantize", converted, "-o", gguf, "-f", t],
+                    f"lowp quantize F32.gguf -f {t}")
+            except RuntimeError as e2:
+                table.error(label, kind, t, e2)
+                continue
         if t == "fp32":
             lowp_f32 = gguf
-        ids = check_file(table, label, "lowp", t, gguf, ids, ids_path, tmp,
-                         text if ids is None else None)
+        ids = check_file(table, label, kind, t, gguf, ids, ids_path, tmp,
+                         text if ids is None else None, n_ctx)
 
     if converted is not None:
         ids = check_file(table, label, "ggml convert", "F32", converted, ids, ids_path, tmp,
-                         text if ids is None else None)
+                         text if ids is None else None, n_ctx)
         try:
             p = llama_probs(converted, ids_path, tmp)
             if random_model:  # the judge itself against the model's definition
