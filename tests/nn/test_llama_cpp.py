@@ -49,10 +49,6 @@ LOWP_TYPES = ["fp32", "fp16", "bf16", "q8_0", "q4_0", "q4_k", "mxfp4"]
 GGML_TYPES = ["Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "MXFP4", "F16", "BF16"]
 WIDE = {"FP16", "BF16", "Q8_0", "F16"}
 PPL_TOLERANCE = 3e-3
-# What `lowp quantize DIR -o X.gguf` says while the directory's tokenizer is
-# not yet wired into the GGUF export; until then lowp's exporter is checked on
-# ggml's F32 conversion of the directory. Remove once the export is wired.
-PENDING_DIR_EXPORT = "needs its tokenizer (not wired yet)"
 # lowp against llama.cpp where both run the same F32 weights in float32 (an F32
 # file, or llama.cpp on ggml's F32 decoding of a quantized file): only the
 # order of float32 sums differs (measured: a few 1e-12 on the random model).
@@ -346,37 +342,17 @@ def check_model(label, directory, ids, tmp, table, random_model):
         print(f"{label}: ggml_gguf.py --from-hf does not convert it ({e}); skipping those rows")
         converted = None
 
-    # lowp's exporter on the directory. Until `lowp quantize DIR` writes GGUF
-    # (it needs the directory's tokenizer), the directory's export is an error
-    # row and lowp's exporter runs on ggml's F32 conversion of it instead
-    # (tokenizer.* copied from that file): "lowp from GGUF" rows.
+    # lowp's exporter on the directory.
     lowp_f32 = None
-    dir_export_works = True
     for t in LOWP_TYPES:
         gguf = os.path.join(tmp, f"{label}_lowp_{t}.gguf")
         kind = "lowp"
         try:
-            if not dir_export_works:
-                raise RuntimeError("skipped")
             run([os.environ["LOWP"], "quantize", directory, "-o", gguf, "-f", t],
                 f"lowp quantize DIR -f {t}")
         except RuntimeError as e:
-            if dir_export_works:
-                if PENDING_DIR_EXPORT in str(e):
-                    print(f"PENDING: lowp quantize DIR: {PENDING_DIR_EXPORT}; exporting ggml's "
-                          "F32 conversion of the directory instead")
-                else:
-                    table.error(label, "lowp", t, e)
-                dir_export_works = False
-            if converted is None:
-                continue
-            kind = "lowp from GGUF"
-            try:
-                run([os.environ["LOWP"], "quantize", converted, "-o", gguf, "-f", t],
-                    f"lowp quantize F32.gguf -f {t}")
-            except RuntimeError as e2:
-                table.error(label, kind, t, e2)
-                continue
+            table.error(label, kind, t, e)
+            continue
         if t == "fp32":
             lowp_f32 = gguf
         ids = check_file(table, label, kind, t, gguf, ids, ids_path, tmp,
