@@ -751,16 +751,23 @@ const std::vector<float>& role_values(const TransformerWeights& w, TensorRole ro
   return role_values(const_cast<TransformerWeights&>(w), role, layer);
 }
 
-std::vector<float> gguf_permute_qk(std::span<const float> m, std::size_t heads,
-                                   std::size_t head_dim, std::size_t cols) {
+namespace {
+
+// Row a * head_dim/2 + b of each head (a in {0, 1}) <-> row 2b + a.
+std::vector<float> interleave_qk(std::span<const float> m, std::size_t heads, std::size_t head_dim,
+                                 std::size_t cols, bool to_interleaved) {
   if (m.size() != heads * head_dim * cols || head_dim % 2 != 0)
-    throw Error("gguf_permute_qk: size mismatch");
+    throw Error("interleaving q/k rows: " + std::to_string(m.size()) + " values are not " +
+                std::to_string(heads) + " heads of " + std::to_string(head_dim) + " rows of " +
+                std::to_string(cols) + " (head_dim even)");
   std::vector<float> out(m.size());
   const std::size_t half = head_dim / 2;
   for (std::size_t h = 0; h < heads; ++h) {
     for (std::size_t a = 0; a < 2; ++a) {
       for (std::size_t b = 0; b < half; ++b) {
-        const std::size_t from = h * head_dim + a * half + b, to = h * head_dim + 2 * b + a;
+        const std::size_t split = h * head_dim + a * half + b, pairs = h * head_dim + 2 * b + a;
+        const std::size_t from = to_interleaved ? split : pairs,
+                          to = to_interleaved ? pairs : split;
         std::copy_n(m.data() + from * cols, cols, out.data() + to * cols);
       }
     }
@@ -768,21 +775,16 @@ std::vector<float> gguf_permute_qk(std::span<const float> m, std::size_t heads,
   return out;
 }
 
+}  // namespace
+
+std::vector<float> gguf_permute_qk(std::span<const float> m, std::size_t heads,
+                                   std::size_t head_dim, std::size_t cols) {
+  return interleave_qk(m, heads, head_dim, cols, true);
+}
+
 std::vector<float> gguf_unpermute_qk(std::span<const float> m, std::size_t heads,
                                      std::size_t head_dim, std::size_t cols) {
-  if (m.size() != heads * head_dim * cols || head_dim % 2 != 0)
-    throw Error("gguf_unpermute_qk: size mismatch");
-  std::vector<float> out(m.size());
-  const std::size_t half = head_dim / 2;
-  for (std::size_t h = 0; h < heads; ++h) {
-    for (std::size_t a = 0; a < 2; ++a) {
-      for (std::size_t b = 0; b < half; ++b) {
-        const std::size_t to = h * head_dim + a * half + b, from = h * head_dim + 2 * b + a;
-        std::copy_n(m.data() + from * cols, cols, out.data() + to * cols);
-      }
-    }
-  }
-  return out;
+  return interleave_qk(m, heads, head_dim, cols, false);
 }
 
 TransformerConfig config_from_hf_json(std::string_view text, const std::string& source) {
