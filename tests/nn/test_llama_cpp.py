@@ -385,6 +385,33 @@ def check_model(label, directory, ids, tmp, table, random_model):
             continue
         check_file(table, label, kind, t, gguf, ids, ids_path, tmp)
 
+    if not random_model:
+        report_runs(label, directory, tmp)
+
+
+def report_runs(label, directory, tmp):
+    """`lowp report` on the directory, on lowp's Q4_K export of it and on the
+    Q4_K file ggml's own quantizer wrote: each runs, and the fp32 rows (each
+    file's own weights) order as the files' precision does."""
+    text = os.path.join(tmp, "report.txt")
+    with open(text, "w") as fh:
+        fh.write(TEXT * 4)
+    results = {}
+    for name, model in (("directory", directory),
+                        ("lowp Q4_K export", os.path.join(tmp, f"{label}_lowp_q4_k.gguf")),
+                        ("ggml Q4_K file", os.path.join(tmp, f"{label}_ggml_Q4_K.gguf"))):
+        out = run([os.environ["LOWP"], "report", model, "--text", text, "--formats",
+                   "fp32,mxfp4", "--json", "--no-svg", "--threads", THREADS], f"lowp report {name}")
+        rows = json.loads(out)["rows"]
+        results[name] = rows[0]["bits_per_byte"]
+        print(f"lowp report on the {label} {name}: fp32 {rows[0]['bits_per_byte']:.4f}, "
+              f"mxfp4 {rows[1]['bits_per_byte']:.4f} bits/byte")
+    base = results["directory"]
+    for name, bpb in results.items():
+        if not abs(bpb - base) <= 0.05 * base:
+            raise SystemExit(f"FAIL: lowp report on the {name}: {bpb:.4f} bits/byte, "
+                             f"the directory's {base:.4f}")
+
 
 def main():
     judges_present()
