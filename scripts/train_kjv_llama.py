@@ -60,7 +60,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python", "lowp", "examples"))
 
 import numpy as np  # noqa: E402
-import regex  # noqa: E402  (Debian python3-regex: \p{L}, \p{N})
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -94,12 +93,25 @@ def bytes_to_unicode():
 
 B2U = bytes_to_unicode()
 U2B = {v: k for k, v in B2U.items()}
-PRETOK = regex.compile(LLAMA3_PATTERN)
+_PRETOK = []
+
+
+def pretok_regex():
+    """The compiled Llama-3 pattern; needs the `regex` module (Debian python3-regex),
+    since Python's re lacks \\p{L} / \\p{N}. Imported lazily so the model code
+    works without it."""
+    if not _PRETOK:
+        try:
+            import regex
+        except ImportError:
+            raise SystemExit("train_kjv_llama: needs the regex module (apt-get install python3-regex)")
+        _PRETOK.append(regex.compile(LLAMA3_PATTERN))
+    return _PRETOK[0]
 
 
 def pretokenize(text):
     """Llama-3 split (Isolated) then ByteLevel mapping: a list of strings."""
-    return ["".join(B2U[b] for b in w.encode("utf-8")) for w in PRETOK.findall(text)]
+    return ["".join(B2U[b] for b in w.encode("utf-8")) for w in pretok_regex().findall(text)]
 
 
 def train_bpe(text, vocab_size, n_special=2):
