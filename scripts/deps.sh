@@ -9,6 +9,8 @@ packages=(
   libbenchmark-dev libopenblas-dev libopenblas0-pthread
   # Python: `import lowp` (numpy) and `lowp.torch` (Debian's PyTorch 1.13 and libtorch)
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch libtorch-dev
+  # regex with \p{L} for the Llama-3 pre-tokenizer (scripts/train_kjv_llama.py)
+  python3-regex
   # the KJV text for training the embedded model and the MX training example
   bible-kjv
 )
