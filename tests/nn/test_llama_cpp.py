@@ -326,10 +326,10 @@ def check_model(label, directory, ids, tmp, table, random_model):
     with open(os.path.join(directory, "config.json")) as fh:
         n_ctx = json.load(fh).get("max_position_embeddings")
     text = None
-    if ids is None:  # a real model: llama.cpp tokenizes the fixed text
+    if ids is None:  # a real model: llama.cpp tokenizes held-out text
         text = os.path.join(tmp, "text.txt")
         with open(text, "w") as fh:
-            fh.write(TEXT)
+            fh.write(held_out_text())
     else:
         with open(ids_path, "w") as fh:
             json.dump(ids, fh)
@@ -389,13 +389,23 @@ def check_model(label, directory, ids, tmp, table, random_model):
         report_runs(label, directory, tmp)
 
 
+def held_out_text():
+    """Romans 1 on (models/kjv-char/val.txt, the books both KJV models hold out
+    from training), a few thousand bytes: more than n_ctx tokens."""
+    path = os.path.join(SOURCE, "models", "kjv-char", "val.txt")
+    if not os.path.exists(path):
+        return TEXT
+    with open(path, encoding="utf-8") as fh:
+        return fh.read(4000)
+
+
 def report_runs(label, directory, tmp):
     """`lowp report` on the directory, on lowp's Q4_K export of it and on the
     Q4_K file ggml's own quantizer wrote: each runs, and the fp32 rows (each
     file's own weights) order as the files' precision does."""
     text = os.path.join(tmp, "report.txt")
     with open(text, "w") as fh:
-        fh.write(TEXT * 4)
+        fh.write(held_out_text())
     results = {}
     for name, model in (("directory", directory),
                         ("lowp Q4_K export", os.path.join(tmp, f"{label}_lowp_q4_k.gguf")),
