@@ -505,9 +505,6 @@ Transformer load_gguf(const io::ModelReader& reader, const std::string& source) 
       c.rope_scaling = RopeScaling::kNone;
     }
   }
-  if (c.tied_head) {
-    // nothing: output.weight is absent
-  }
   TransformerWeights w =
       load_weights(set, gpt2 ? "gguf-gpt2" : "gguf-llama", c, "", ignored, source);
   return Transformer(std::move(c), std::move(w), source);
