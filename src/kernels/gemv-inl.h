@@ -23,6 +23,7 @@
 #define LOWP_KERNELS_GEMV_INL_H_
 #endif
 
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <cstddef>
@@ -271,6 +272,13 @@ HWY_INLINE hn::Vec<D> MultiplierVec(D d, const GemvParams& p, std::size_t r, std
   }
 }
 
+// Bytes of codes per 2 columns of a decode (for prefetch addresses).
+template <WeightDecode K>
+constexpr std::size_t kCodeBytesPer2Cols = K == WeightDecode::kF32                                ? 8
+                                           : K == WeightDecode::kBf16 || K == WeightDecode::kF16 ? 4
+                                           : K == WeightDecode::kNibble                          ? 1
+                                                                                                 : 2;
+
 // Fused path: MR weight rows from r times NR activation rows, each chunk of
 // codes decoded once and each activation vector loaded once for all of them.
 // kRowScale: one multiplier per row, applied to the row's vector sum instead
@@ -295,6 +303,23 @@ HWY_INLINE void FusedBlock(const GemvParams& p, const float* x, std::size_t ldx,
   for (std::size_t i = 0; i < MR; ++i) {
     for (std::size_t j = 0; j < NR; ++j) acc[i][j][0] = acc[i][j][1] = hn::Zero(d);
   }
+  // The block's rows are read side by side, MR short streams that the hardware
+  // prefetchers pick up late: each chunk of row r + i prefetches the same
+  // columns of row r + i + MR (the next block's), and the block prefetches
+  // the scales of the block after next. Only with enough rows left.
+  // fp32 rows are long enough streams for the hardware (and measured no
+  // faster with it).
+  const bool prefetch = K != WeightDecode::kF32 && r + 2 * MR < p.rows;
+  if (prefetch) {
+    for (std::size_t i = 0; i < MR; ++i) {
+      if constexpr (kScale == ScaleSource::kF16) {
+        hwy::Prefetch(p.f16_scales + (r + 2 * MR + i) * p.segments_per_row);
+      } else if constexpr (kScale == ScaleSource::kU8Table) {
+        hwy::Prefetch(p.u8_scales + (r + 2 * MR + i) * p.segments_per_row);
+      }
+    }
+  }
+  const std::size_t ahead = MR * p.row_bytes;
   // Columns [c, c + count * chunk), count = 1 or 2.
   auto chunks = [&](std::size_t c, auto count_tag) HWY_ATTR {
     constexpr std::size_t kCount = decltype(count_tag)::value;
@@ -306,6 +331,7 @@ HWY_INLINE void FusedBlock(const GemvParams& p, const float* x, std::size_t ldx,
     }
     for (std::size_t i = 0; i < MR; ++i) {
       const std::uint8_t* row = p.codes + (r + i) * p.row_bytes;
+      if (prefetch) hwy::Prefetch(row + ahead + c * kCodeBytesPer2Cols<K> / 2);
       V w[kCount * kVecs];
       bool decoded = false;
 #if LOWP_GEMV_LANE_TABLE
