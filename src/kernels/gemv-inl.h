@@ -274,10 +274,10 @@ HWY_INLINE hn::Vec<D> MultiplierVec(D d, const GemvParams& p, std::size_t r, std
 
 // Bytes of codes per 2 columns of a decode (for prefetch addresses).
 template <WeightDecode K>
-constexpr std::size_t kCodeBytesPer2Cols = K == WeightDecode::kF32                                ? 8
+constexpr std::size_t kCodeBytesPer2Cols = K == WeightDecode::kF32                               ? 8
                                            : K == WeightDecode::kBf16 || K == WeightDecode::kF16 ? 4
                                            : K == WeightDecode::kNibble                          ? 1
-                                                                                                 : 2;
+                                                                        : 2;
 
 // Fused path: MR weight rows from r times NR activation rows, each chunk of
 // codes decoded once and each activation vector loaded once for all of them.
