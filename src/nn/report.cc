@@ -3,6 +3,7 @@
 #include "lowp/nn/report.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -128,8 +129,7 @@ Report run_report(const Transformer& model, const ReportText& text, const Report
   r.threads = std::max(1u, opt.threads);
   r.activations = opt.activations.empty() ? "fp32" : opt.activations;
 
-  auto evaluate = [&](const MatrixFormat& f, bool with_activations) {
-    Transformer cast = model.with_weights(f);
+  auto evaluate = [&](Transformer cast, const MatrixFormat& f, bool with_activations) {
     if (with_activations && !opt.activations.empty())
       cast = cast.with_activations(parse_matrix_format(opt.activations));
     const EvalResult e = cast.evaluate(text.tokens, text.token_bytes, r.threads, text.bos);
@@ -144,19 +144,42 @@ Report run_report(const Transformer& model, const ReportText& text, const Report
     row.tokens_per_second = e.seconds > 0 ? static_cast<double>(e.tokens) / e.seconds : 0.0;
     return row;
   };
+  const std::vector<std::string> methods =
+      opt.methods.empty() ? std::vector<std::string>{"rtn"} : opt.methods;
+  for (const std::string& m : methods) {
+    if (m != "rtn" && !opt.quantize) throw Error("report: no quantizer for method " + quoted(m));
+  }
 
   // The baseline first, so every row can carry its delta as it is printed:
   // the FP32 model, with FP32 activations even when the rows quantize them
   // (so the fp32 row then shows what quantizing the activations alone costs).
-  ReportRow fp32 = evaluate(parse_matrix_format("fp32"), false);
+  const MatrixFormat fp32_format = parse_matrix_format("fp32");
+  ReportRow fp32 = evaluate(model.with_weights(fp32_format), fp32_format, false);
   r.baseline_bits_per_byte = fp32.bits_per_byte;
   const double baseline = fp32.bits_per_byte;
   for (const MatrixFormat& f : formats) {
-    ReportRow row = f.name == "fp32" && opt.activations.empty() ? fp32 : evaluate(f, true);
-    row.delta_bits = row.bits_per_byte - baseline;
-    row.delta_percent = 100.0 * row.delta_bits / baseline;
-    if (progress) progress(row);
-    r.rows.push_back(std::move(row));
+    for (const std::string& m : methods) {
+      // A plain fp32 cast is the same for every method: one row.
+      if (f.name == "fp32" && m != methods.front()) continue;
+      ReportRow row;
+      if (m == "rtn" || f.name == "fp32") {
+        row = f.name == "fp32" && opt.activations.empty()
+                  ? fp32
+                  : evaluate(model.with_weights(f), f, true);
+      } else {
+        const auto t0 = std::chrono::steady_clock::now();
+        Transformer q = opt.quantize(model, f, m);
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        row = evaluate(std::move(q), f, true);
+        row.method = m;
+        row.quantize_seconds = seconds;
+      }
+      row.delta_bits = row.bits_per_byte - baseline;
+      row.delta_percent = 100.0 * row.delta_bits / baseline;
+      if (progress) progress(row);
+      r.rows.push_back(std::move(row));
+    }
   }
   return r;
 }

@@ -3,6 +3,7 @@
 // model_files.cc.
 #include "lowp/nn/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -176,6 +177,7 @@ Transformer Transformer::with_weights(const MatrixFormat& f) const {
   t.config_ = config_;
   t.weights_ = weights_;
   t.activations_ = activations_;
+  t.static_ = static_;
   t.build(f);
   return t;
 }
@@ -194,6 +196,168 @@ Transformer Transformer::with_activations(std::optional<MatrixFormat> f) const {
   Transformer t = *this;
   t.activations_ = std::move(f);
   return t;
+}
+
+std::string_view linear_input_name(LinearInput i) {
+  switch (i) {
+    case LinearInput::kAttention:
+      return "attention";
+    case LinearInput::kAttentionOutput:
+      return "attention_output";
+    case LinearInput::kMlp:
+      return "mlp";
+    case LinearInput::kMlpOutput:
+      return "mlp_output";
+    case LinearInput::kHead:
+      return "head";
+  }
+  return "?";
+}
+
+std::string_view linear_kind_name(LinearKind k) {
+  constexpr std::string_view names[] = {"qkv", "q", "k", "v", "o", "fc", "gate", "down", "head"};
+  return names[static_cast<std::size_t>(k)];
+}
+
+LinearInput linear_input_of(LinearKind k) {
+  switch (k) {
+    case LinearKind::kQkv:
+    case LinearKind::kQ:
+    case LinearKind::kK:
+    case LinearKind::kV:
+      return LinearInput::kAttention;
+    case LinearKind::kO:
+      return LinearInput::kAttentionOutput;
+    case LinearKind::kFc:
+    case LinearKind::kGate:
+      return LinearInput::kMlp;
+    case LinearKind::kDown:
+      return LinearInput::kMlpOutput;
+    case LinearKind::kHead:
+      break;
+  }
+  return LinearInput::kHead;
+}
+
+Transformer Transformer::with_activation_scales(std::optional<ActivationScales> scales) const {
+  if (scales) {
+    const TransformerConfig& c = config_;
+    if (scales->scales.size() != static_cast<std::size_t>(c.n_layer) + 1) {
+      throw Error("activation scales: " + std::to_string(scales->scales.size()) +
+                  " layers, expected n_layer + 1 = " + std::to_string(c.n_layer + 1));
+    }
+    const auto d = static_cast<std::size_t>(c.d_model);
+    const std::size_t cols[kLinearInputs] = {d, static_cast<std::size_t>(c.q_dim()), d,
+                                             static_cast<std::size_t>(c.d_ff), d};
+    for (std::size_t l = 0; l < scales->scales.size(); ++l) {
+      for (std::size_t i = 0; i < static_cast<std::size_t>(kLinearInputs); ++i) {
+        const std::size_t n = scales->scales[l][i].size();
+        if (n > 1 && n != cols[i]) {
+          throw Error("activation scales of layer " + std::to_string(l) + " " +
+                      std::string(linear_input_name(static_cast<LinearInput>(i))) + ": " +
+                      std::to_string(n) + " values, expected 1 or " + std::to_string(cols[i]));
+        }
+      }
+    }
+  }
+  Transformer t = *this;
+  t.static_ = std::move(scales);
+  return t;
+}
+
+std::vector<LinearKind> Transformer::linear_kinds(int layer) const {
+  if (layer == config_.n_layer) return {LinearKind::kHead};
+  if (layer < 0 || layer > config_.n_layer) {
+    throw Error("layer " + std::to_string(layer) + " is outside 0 to " +
+                std::to_string(config_.n_layer));
+  }
+  std::vector<LinearKind> k;
+  if (config_.fused_qkv) {
+    k.push_back(LinearKind::kQkv);
+  } else {
+    k.insert(k.end(), {LinearKind::kQ, LinearKind::kK, LinearKind::kV});
+  }
+  k.push_back(LinearKind::kO);
+  if (config_.mlp == MlpKind::kSwiGlu) k.push_back(LinearKind::kGate);
+  k.insert(k.end(), {LinearKind::kFc, LinearKind::kDown});
+  return k;
+}
+
+const Transformer::Linear& Transformer::linear_ref(int layer, LinearKind kind) const {
+  const std::vector<LinearKind> kinds = linear_kinds(layer);
+  if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
+    throw Error("layer " + std::to_string(layer) + " has no " +
+                std::string(linear_kind_name(kind)) + " matrix");
+  }
+  if (kind == LinearKind::kHead) return head_;
+  const Layer& l = layers_[static_cast<std::size_t>(layer)];
+  switch (kind) {
+    case LinearKind::kQkv:
+    case LinearKind::kQ:
+      return l.qkv[0];
+    case LinearKind::kK:
+      return l.qkv[1];
+    case LinearKind::kV:
+      return l.qkv[2];
+    case LinearKind::kO:
+      return l.o;
+    case LinearKind::kFc:
+      return l.fc;
+    case LinearKind::kGate:
+      return l.gate;
+    default:
+      return l.down;
+  }
+}
+
+Transformer::Linear& Transformer::linear_ref(int layer, LinearKind kind) {
+  return const_cast<Linear&>(std::as_const(*this).linear_ref(layer, kind));
+}
+
+const PackedMatrix& Transformer::linear_weight(int layer, LinearKind kind) const {
+  return linear_ref(layer, kind).weight;
+}
+
+std::span<const float> Transformer::linear_source(int layer, LinearKind kind) const {
+  linear_ref(layer, kind);  // checks the kind
+  const TransformerWeights& w = *weights_;
+  if (kind == LinearKind::kHead) return config_.tied_head ? w.tok_emb : w.head;
+  const TransformerWeights::Layer& l = w.layers[static_cast<std::size_t>(layer)];
+  switch (kind) {
+    case LinearKind::kQkv:
+      return l.qkv_w;
+    case LinearKind::kQ:
+      return l.q_w;
+    case LinearKind::kK:
+      return l.k_w;
+    case LinearKind::kV:
+      return l.v_w;
+    case LinearKind::kO:
+      return l.o_w;
+    case LinearKind::kFc:
+      return l.fc_w;
+    case LinearKind::kGate:
+      return l.gate_w;
+    default:
+      return l.down_w;
+  }
+}
+
+Transformer Transformer::with_linear(int layer, LinearKind kind, PackedMatrix m) const {
+  Transformer t = *this;
+  t.set_linear(layer, kind, std::move(m));
+  return t;
+}
+
+void Transformer::set_linear(int layer, LinearKind kind, PackedMatrix m) {
+  Linear& l = linear_ref(layer, kind);
+  if (m.rows() != l.weight.rows() || m.cols() != l.weight.cols()) {
+    throw Error("layer " + std::to_string(layer) + " " + std::string(linear_kind_name(kind)) +
+                ": a " + std::to_string(m.rows()) + "x" + std::to_string(m.cols()) +
+                " matrix for a " + std::to_string(l.weight.rows()) + "x" +
+                std::to_string(l.weight.cols()) + " one");
+  }
+  l.weight = std::move(m);
 }
 
 namespace {

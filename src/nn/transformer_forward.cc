@@ -8,6 +8,7 @@
 #include <string>
 
 #include "lowp/error.h"
+#include "lowp/format/convert.h"
 #include "lowp/nn/ops.h"
 #include "lowp/nn/transformer.h"
 #include "lowp/thread_pool.h"
@@ -92,11 +93,52 @@ void Transformer::check_tokens(std::span<const std::int32_t> tokens, const char*
   }
 }
 
-void Transformer::run(std::span<const std::int32_t> tokens, KvCache& cache, float* logits,
-                      std::size_t logit_rows, unsigned threads) const {
+struct Transformer::BlockBuffers {
+  std::vector<float> h, y, o, hidden, up, qkv;
+  void resize(const TransformerConfig& c, std::size_t n) {
+    const auto d = static_cast<std::size_t>(c.d_model), ff = static_cast<std::size_t>(c.d_ff),
+               q_dim = static_cast<std::size_t>(c.q_dim()),
+               kv_dim = static_cast<std::size_t>(c.kv_dim());
+    h.resize(n * d);
+    y.resize(n * q_dim);
+    o.resize(n * d);
+    hidden.resize(n * ff);
+    up.resize(c.mlp == MlpKind::kSwiGlu ? n * ff : 0);
+    qkv.resize(n * (q_dim + 2 * kv_dim));
+  }
+};
+
+void Transformer::quantize_input(std::size_t layer, LinearInput input, float* x, std::size_t rows,
+                                 std::size_t cols) const {
+  if (static_) {
+    const std::vector<float>& s = static_->scales[layer][static_cast<std::size_t>(input)];
+    if (!s.empty()) {
+      const Format& e = static_->element;
+      for (std::size_t r = 0; r < rows; ++r) {
+        float* row = x + r * cols;
+        for (std::size_t j = 0; j < cols; ++j) {
+          const float sc = s.size() == 1 ? s[0] : s[j];
+          if (!(sc > 0.0f) || !std::isfinite(sc)) {
+            row[j] = 0.0f;
+            continue;
+          }
+          const std::uint32_t code =
+              encode(e, static_cast<double>(row[j] / sc), {Rounding::kNearestEven, true});
+          row[j] = decode_f32(e, code) * sc;
+        }
+      }
+      return;
+    }
+  }
+  if (activations_) fake_quantize_rows(*activations_, x, rows, cols);
+}
+
+void Transformer::block(std::size_t li, float* x, std::size_t n, KvCache& cache, const float* cos,
+                        const float* sin, BlockBuffers& buf, unsigned threads,
+                        const LinearObserver& observer) const {
   const TransformerConfig& c = config_;
   const TransformerWeights& w = *weights_;
-  const std::size_t n = tokens.size(), p0 = cache.length, total = p0 + n;
+  const std::size_t p0 = cache.length, total = p0 + n;
   const auto d = static_cast<std::size_t>(c.d_model), ff = static_cast<std::size_t>(c.d_ff),
              heads = static_cast<std::size_t>(c.n_head),
              kv_heads = static_cast<std::size_t>(c.n_kv_head),
@@ -104,19 +146,18 @@ void Transformer::run(std::span<const std::int32_t> tokens, KvCache& cache, floa
              group = heads / kv_heads;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh)));
   const bool swiglu = c.mlp == MlpKind::kSwiGlu;
-  for (std::size_t li = 0; li < layers_.size(); ++li) {
-    if (cache.k[li].size() < total * kv_dim) {
-      cache.k[li].resize(total * kv_dim);
-      cache.v[li].resize(total * kv_dim);
-    }
+  if (cache.k[li].size() < total * kv_dim) {
+    cache.k[li].resize(total * kv_dim);
+    cache.v[li].resize(total * kv_dim);
   }
-
-  std::vector<float> x(n * d), h(n * d), y(n * q_dim), o(n * d), hidden(n * ff),
-      up(swiglu ? n * ff : 0);
+  float* h = buf.h.data();
+  float* y = buf.y.data();
+  float* o = buf.o.data();
+  float* hidden = buf.hidden.data();
+  float* up = buf.up.data();
   const std::size_t qkv_width = q_dim + 2 * kv_dim;
-  std::vector<float> qkv(n * qkv_width);
   // Views of q, k and v per token: one fused buffer, or three side by side.
-  float *q = qkv.data(), *k = nullptr, *v = nullptr;
+  float *q = buf.qkv.data(), *k = nullptr, *v = nullptr;
   std::size_t q_stride = qkv_width, kv_stride = qkv_width;
   if (c.fused_qkv) {
     k = q + q_dim;
@@ -127,7 +168,108 @@ void Transformer::run(std::span<const std::int32_t> tokens, KvCache& cache, floa
     q_stride = q_dim;
     kv_stride = kv_dim;
   }
+  auto norm = [&](const std::vector<float>& weight, const std::vector<float>& bias, float* out) {
+    if (c.norm == NormKind::kLayerNorm) {
+      layer_norm(x, out, n, d, weight.data(), bias.data(), c.norm_eps);
+    } else {
+      rms_norm(x, out, n, d, weight.data(), c.norm_eps);
+    }
+  };
+  // The input of every linear layer is quantized once (in place), observed,
+  // then each matrix reading it runs.
+  auto prepare = [&](LinearInput input, float* in, std::size_t cols) {
+    quantize_input(li, input, in, n, cols);
+    if (observer) observer(static_cast<int>(li), input, in, n, cols);
+  };
 
+  const Layer& l = layers_[li];
+  const TransformerWeights::Layer& lw = w.layers[li];
+  norm(lw.norm_1_w, lw.norm_1_b, h);
+  prepare(LinearInput::kAttention, h, d);
+  if (c.fused_qkv) {
+    linear(l.qkv[0], h, n, buf.qkv.data(), threads);
+  } else {
+    linear(l.qkv[0], h, n, q, threads);
+    linear(l.qkv[1], h, n, k, threads);
+    linear(l.qkv[2], h, n, v, threads);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    float* qi = q + i * q_stride;
+    float* ki = k + i * kv_stride;
+    if (c.qk_norm) {
+      rms_norm(qi, qi, heads, dh, lw.q_norm.data(), c.norm_eps);
+      rms_norm(ki, ki, kv_heads, dh, lw.k_norm.data(), c.norm_eps);
+    }
+    if (!c.learned_positions) {
+      rope(qi, heads, dh, cos + i * dh / 2, sin + i * dh / 2);
+      rope(ki, kv_heads, dh, cos + i * dh / 2, sin + i * dh / 2);
+    }
+    std::copy_n(ki, kv_dim, cache.k[li].data() + (p0 + i) * kv_dim);
+    std::copy_n(v + i * kv_stride, kv_dim, cache.v[li].data() + (p0 + i) * kv_dim);
+  }
+  const float* kc = cache.k[li].data();
+  const float* vc = cache.v[li].data();
+  if (n == 1) {
+    std::vector<float> scores(total);
+    for (std::size_t hd = 0; hd < heads; ++hd) {
+      const std::size_t g = hd / group;
+      attention_scores_rows(q + hd * dh, kc + g * dh, kv_dim, total, dh, scale, scores.data());
+      attention_mix(scores.data(), total, vc + g * dh, kv_dim, dh, y + hd * dh);
+    }
+  } else {
+    // Per key/value head: its keys transposed once, then every query head
+    // of its group.
+    parallel_for(kv_heads, threads, [&](std::size_t g0, std::size_t g1) {
+      std::vector<float> scores(total), kt(dh * total);
+      for (std::size_t g = g0; g < g1; ++g) {
+        for (std::size_t j = 0; j < total; ++j) {
+          for (std::size_t i = 0; i < dh; ++i) kt[i * total + j] = kc[j * kv_dim + g * dh + i];
+        }
+        for (std::size_t hd = g * group; hd < (g + 1) * group; ++hd) {
+          for (std::size_t i = 0; i < n; ++i) {
+            const std::size_t keys = p0 + i + 1;
+            attention_scores_columns(q + i * q_stride + hd * dh, kt.data(), total, keys, dh, scale,
+                                     scores.data());
+            attention_mix(scores.data(), keys, vc + g * dh, kv_dim, dh, y + i * q_dim + hd * dh);
+          }
+        }
+      }
+    });
+  }
+  prepare(LinearInput::kAttentionOutput, y, q_dim);
+  linear(l.o, y, n, o, threads);
+  add(x, o, n * d);
+  norm(lw.norm_2_w, lw.norm_2_b, h);
+  prepare(LinearInput::kMlp, h, d);
+  if (swiglu) {
+    linear(l.gate, h, n, hidden, threads);
+    linear(l.fc, h, n, up, threads);
+    parallel_for(n, threads, [&](std::size_t r0, std::size_t r1) {
+      silu_mul(hidden + r0 * ff, up + r0 * ff, (r1 - r0) * ff);
+    });
+  } else {
+    linear(l.fc, h, n, hidden, threads);
+    const bool tanh = c.mlp == MlpKind::kGeluTanh;
+    parallel_for(n, threads, [&](std::size_t r0, std::size_t r1) {
+      if (tanh) {
+        gelu_tanh(hidden + r0 * ff, (r1 - r0) * ff);
+      } else {
+        gelu(hidden + r0 * ff, (r1 - r0) * ff);
+      }
+    });
+  }
+  prepare(LinearInput::kMlpOutput, hidden, ff);
+  linear(l.down, hidden, n, o, threads);
+  add(x, o, n * d);
+}
+
+void Transformer::run(std::span<const std::int32_t> tokens, KvCache& cache, float* logits,
+                      std::size_t logit_rows, unsigned threads) const {
+  const TransformerConfig& c = config_;
+  const TransformerWeights& w = *weights_;
+  const std::size_t n = tokens.size(), p0 = cache.length;
+  const auto d = static_cast<std::size_t>(c.d_model), dh = static_cast<std::size_t>(c.head_dim);
+  std::vector<float> x(n * d);
   for (std::size_t i = 0; i < n; ++i) {
     const float* te = w.tok_emb.data() + static_cast<std::size_t>(tokens[i]) * d;
     float* xi = x.data() + i * d;
@@ -148,107 +290,85 @@ void Transformer::run(std::span<const std::int32_t> tokens, KvCache& cache, floa
       rope_angles(p0 + i, dh, c.rope_theta, scales, cos.data() + i * dh / 2,
                   sin.data() + i * dh / 2);
   }
-  auto norm = [&](const std::vector<float>& weight, const std::vector<float>& bias, float* out) {
-    if (c.norm == NormKind::kLayerNorm) {
-      layer_norm(x.data(), out, n, d, weight.data(), bias.data(), c.norm_eps);
-    } else {
-      rms_norm(x.data(), out, n, d, weight.data(), c.norm_eps);
-    }
-  };
-  // The input of every linear layer is fake-quantized once (in place), then
-  // each matrix reading it runs.
-  auto quantize_input = [&](float* in, std::size_t cols) {
-    if (activations_) fake_quantize_rows(*activations_, in, n, cols);
-  };
-
+  BlockBuffers buf;
+  buf.resize(c, n);
   for (std::size_t li = 0; li < layers_.size(); ++li) {
-    const Layer& l = layers_[li];
-    const TransformerWeights::Layer& lw = w.layers[li];
-    norm(lw.norm_1_w, lw.norm_1_b, h.data());
-    quantize_input(h.data(), d);
-    if (c.fused_qkv) {
-      linear(l.qkv[0], h.data(), n, qkv.data(), threads);
-    } else {
-      linear(l.qkv[0], h.data(), n, q, threads);
-      linear(l.qkv[1], h.data(), n, k, threads);
-      linear(l.qkv[2], h.data(), n, v, threads);
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      float* qi = q + i * q_stride;
-      float* ki = k + i * kv_stride;
-      if (c.qk_norm) {
-        rms_norm(qi, qi, heads, dh, lw.q_norm.data(), c.norm_eps);
-        rms_norm(ki, ki, kv_heads, dh, lw.k_norm.data(), c.norm_eps);
-      }
-      if (!c.learned_positions) {
-        rope(qi, heads, dh, cos.data() + i * dh / 2, sin.data() + i * dh / 2);
-        rope(ki, kv_heads, dh, cos.data() + i * dh / 2, sin.data() + i * dh / 2);
-      }
-      std::copy_n(ki, kv_dim, cache.k[li].data() + (p0 + i) * kv_dim);
-      std::copy_n(v + i * kv_stride, kv_dim, cache.v[li].data() + (p0 + i) * kv_dim);
-    }
-    const float* kc = cache.k[li].data();
-    const float* vc = cache.v[li].data();
-    if (n == 1) {
-      std::vector<float> scores(total);
-      for (std::size_t hd = 0; hd < heads; ++hd) {
-        const std::size_t g = hd / group;
-        attention_scores_rows(q + hd * dh, kc + g * dh, kv_dim, total, dh, scale, scores.data());
-        attention_mix(scores.data(), total, vc + g * dh, kv_dim, dh, y.data() + hd * dh);
-      }
-    } else {
-      // Per key/value head: its keys transposed once, then every query head
-      // of its group.
-      parallel_for(kv_heads, threads, [&](std::size_t g0, std::size_t g1) {
-        std::vector<float> scores(total), kt(dh * total);
-        for (std::size_t g = g0; g < g1; ++g) {
-          for (std::size_t j = 0; j < total; ++j) {
-            for (std::size_t i = 0; i < dh; ++i) kt[i * total + j] = kc[j * kv_dim + g * dh + i];
-          }
-          for (std::size_t hd = g * group; hd < (g + 1) * group; ++hd) {
-            for (std::size_t i = 0; i < n; ++i) {
-              const std::size_t keys = p0 + i + 1;
-              attention_scores_columns(q + i * q_stride + hd * dh, kt.data(), total, keys, dh,
-                                       scale, scores.data());
-              attention_mix(scores.data(), keys, vc + g * dh, kv_dim, dh,
-                            y.data() + i * q_dim + hd * dh);
-            }
-          }
-        }
-      });
-    }
-    quantize_input(y.data(), q_dim);
-    linear(l.o, y.data(), n, o.data(), threads);
-    add(x.data(), o.data(), n * d);
-    norm(lw.norm_2_w, lw.norm_2_b, h.data());
-    quantize_input(h.data(), d);
-    if (swiglu) {
-      linear(l.gate, h.data(), n, hidden.data(), threads);
-      linear(l.fc, h.data(), n, up.data(), threads);
-      parallel_for(n, threads, [&](std::size_t r0, std::size_t r1) {
-        silu_mul(hidden.data() + r0 * ff, up.data() + r0 * ff, (r1 - r0) * ff);
-      });
-    } else {
-      linear(l.fc, h.data(), n, hidden.data(), threads);
-      const bool tanh = c.mlp == MlpKind::kGeluTanh;
-      parallel_for(n, threads, [&](std::size_t r0, std::size_t r1) {
-        if (tanh) {
-          gelu_tanh(hidden.data() + r0 * ff, (r1 - r0) * ff);
-        } else {
-          gelu(hidden.data() + r0 * ff, (r1 - r0) * ff);
-        }
-      });
-    }
-    quantize_input(hidden.data(), ff);
-    linear(l.down, hidden.data(), n, o.data(), threads);
-    add(x.data(), o.data(), n * d);
+    block(li, x.data(), n, cache, cos.data(), sin.data(), buf, threads, {});
   }
-  cache.length = total;
+  cache.length = p0 + n;
   if (logit_rows == 0) return;
-  norm(w.norm_f_w, w.norm_f_b, h.data());
-  float* last = h.data() + (n - logit_rows) * d;
-  if (activations_) fake_quantize_rows(*activations_, last, logit_rows, d);
+  float* h = buf.h.data();
+  if (c.norm == NormKind::kLayerNorm) {
+    layer_norm(x.data(), h, n, d, w.norm_f_w.data(), w.norm_f_b.data(), c.norm_eps);
+  } else {
+    rms_norm(x.data(), h, n, d, w.norm_f_w.data(), c.norm_eps);
+  }
+  float* last = h + (n - logit_rows) * d;
+  quantize_input(layers_.size(), LinearInput::kHead, last, logit_rows, d);
   linear(head_, last, logit_rows, logits, threads);
+}
+
+std::vector<float> Transformer::embed(std::span<const std::int32_t> tokens) const {
+  if (tokens.empty() || tokens.size() > static_cast<std::size_t>(config_.n_ctx)) {
+    throw Error("embed: " + std::to_string(tokens.size()) +
+                " tokens, expected 1 to n_ctx = " + std::to_string(config_.n_ctx));
+  }
+  check_tokens(tokens, "embed");
+  const TransformerWeights& w = *weights_;
+  const auto d = static_cast<std::size_t>(config_.d_model);
+  std::vector<float> x(tokens.size() * d);
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    const float* te = w.tok_emb.data() + static_cast<std::size_t>(tokens[i]) * d;
+    for (std::size_t j = 0; j < d; ++j) {
+      x[i * d + j] = te[j] + (config_.learned_positions ? w.pos_emb[i * d + j] : 0.0f);
+    }
+  }
+  return x;
+}
+
+void Transformer::run_block(int layer, std::span<float> x, const LinearObserver& observer,
+                            unsigned threads) const {
+  const TransformerConfig& c = config_;
+  const auto d = static_cast<std::size_t>(c.d_model), dh = static_cast<std::size_t>(c.head_dim);
+  if (layer < 0 || layer >= c.n_layer) {
+    throw Error("run_block: layer " + std::to_string(layer) + " is outside 0 to " +
+                std::to_string(c.n_layer - 1));
+  }
+  const std::size_t n = x.size() / d;
+  if (x.size() % d != 0 || n == 0 || n > static_cast<std::size_t>(c.n_ctx)) {
+    throw Error("run_block: " + std::to_string(x.size()) + " values are not 1 to n_ctx rows of " +
+                std::to_string(d));
+  }
+  std::vector<float> cos, sin;
+  if (!c.learned_positions) {
+    const std::vector<double> scales = rope_frequency_divisors(c);
+    cos.resize(n * dh / 2);
+    sin.resize(n * dh / 2);
+    for (std::size_t i = 0; i < n; ++i)
+      rope_angles(i, dh, c.rope_theta, scales, cos.data() + i * dh / 2, sin.data() + i * dh / 2);
+  }
+  KvCache cache;
+  cache.k.resize(layers_.size());
+  cache.v.resize(layers_.size());
+  BlockBuffers buf;
+  buf.resize(c, n);
+  block(static_cast<std::size_t>(layer), x.data(), n, cache, cos.data(), sin.data(), buf, threads,
+        observer);
+}
+
+void Transformer::observe_head(std::span<const float> x, const LinearObserver& observer) const {
+  const TransformerConfig& c = config_;
+  const TransformerWeights& w = *weights_;
+  const auto d = static_cast<std::size_t>(c.d_model);
+  const std::size_t n = x.size() / d;
+  std::vector<float> h(x.size());
+  if (c.norm == NormKind::kLayerNorm) {
+    layer_norm(x.data(), h.data(), n, d, w.norm_f_w.data(), w.norm_f_b.data(), c.norm_eps);
+  } else {
+    rms_norm(x.data(), h.data(), n, d, w.norm_f_w.data(), c.norm_eps);
+  }
+  quantize_input(layers_.size(), LinearInput::kHead, h.data(), n, d);
+  if (observer) observer(c.n_layer, LinearInput::kHead, h.data(), n, d);
 }
 
 void Transformer::forward(std::span<const std::int32_t> tokens, std::span<float> logits,

@@ -12,6 +12,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "calibration.h"
 #include "commands.h"
 #include "embedded.h"
 #include "lowp/error.h"
@@ -28,6 +29,8 @@ struct ReportArgs {
   std::string model;
   std::string text;
   std::string formats;
+  std::string methods;
+  CalibrationArgs calib;
   std::string activations;
   unsigned threads = 0;
   int ctx = 0;
@@ -45,7 +48,7 @@ std::vector<std::string> split_list(const std::string& s) {
     std::string item = s.substr(b, e - b);
     item.erase(0, item.find_first_not_of(" \t"));
     item.erase(item.find_last_not_of(" \t") + 1);
-    if (item.empty()) throw Error("--formats: empty entry in " + quoted(s));
+    if (item.empty()) throw Error("empty entry in the list " + quoted(s));
     out.push_back(item);
     b = e + 1;
   }
@@ -92,6 +95,20 @@ void run_report(const ReportArgs& a) {
   }
   nn::check_validation_text(text, text_name);
   const nn::ReportText tokens = tokenize_for_report(loaded, text);
+  if (!a.methods.empty()) {
+    opt.methods = split_list(a.methods);
+    bool needs_data = false;
+    for (const std::string& m : opt.methods) needs_data |= method_needs_data(parse_method(m));
+    if (needs_data && a.calib.file.empty()) {
+      throw Error("--methods " + a.methods + ": gptq needs calibration text (--calib FILE)");
+    }
+    ModelAndTokenizer calib_model = loaded;
+    calib_model.model = gpt;
+    auto windows = std::make_shared<const std::vector<std::vector<std::int32_t>>>(
+        load_calibration(calib_model, a.calib));
+    opt.quantize = report_quantizer(windows, a.calib, opt.threads);
+  }
+  const bool show_method = !opt.methods.empty();
 
   if (!a.json) {
     fmt::print("lowp report: {} ({} parameters; {} layers, d_model {}, context {})\n", model_name,
@@ -100,8 +117,9 @@ void run_report(const ReportArgs& a) {
     fmt::print("validation: {} ({} bytes); activations: {}; {} thread{}\n\n", text_name,
                thousands(text.size()), a.activations.empty() ? "fp32" : a.activations, opt.threads,
                opt.threads == 1 ? "" : "s");
-    fmt::print("{:<{}} {:>11} {:>12} {:>10} {:>11} {:>15} {:>10}\n", "format", name_width,
-               "bits/weight", "model bytes", "bits/byte", "perplexity", "vs fp32", "tokens/s");
+    fmt::print("{:<{}} {}{:>11} {:>12} {:>10} {:>11} {:>15} {:>10}{}\n", "format", name_width,
+               show_method ? "method " : "", "bits/weight", "model bytes", "bits/byte",
+               "perplexity", "vs fp32", "tokens/s", show_method ? "  quantize s" : "");
     std::fflush(stdout);
   }
   auto print_row = [&](const nn::ReportRow& r) {
@@ -110,9 +128,10 @@ void run_report(const ReportArgs& a) {
         r.format == "fp32" && a.activations.empty()
             ? "-"
             : fmt::format("{:+.4f} ({:+.2f}%)", r.delta_bits, r.delta_percent);
-    fmt::print("{:<{}} {:>11.3f} {:>12} {:>10.4f} {:>11.4f} {:>15} {:>10.0f}\n", r.format,
-               name_width, r.bits_per_weight, thousands(r.model_bytes), r.bits_per_byte,
-               r.perplexity, delta, r.tokens_per_second);
+    fmt::print("{:<{}} {}{:>11.3f} {:>12} {:>10.4f} {:>11.4f} {:>15} {:>10.0f}{}\n", r.format,
+               name_width, show_method ? fmt::format("{:<6} ", r.method) : "", r.bits_per_weight,
+               thousands(r.model_bytes), r.bits_per_byte, r.perplexity, delta, r.tokens_per_second,
+               show_method ? fmt::format("  {:>10.1f}", r.quantize_seconds) : "");
     std::fflush(stdout);
   };
   nn::Report rep = nn::run_report(gpt, tokens, opt, print_row);
@@ -135,6 +154,8 @@ void run_report(const ReportArgs& a) {
     j["rows"] = nlohmann::json::array();
     for (const nn::ReportRow& r : rep.rows) {
       j["rows"].push_back({{"format", r.format},
+                           {"method", r.method},
+                           {"quantize_seconds", r.quantize_seconds},
                            {"bits_per_weight", r.bits_per_weight},
                            {"model_bytes", r.model_bytes},
                            {"nats_per_byte", r.nats_per_byte},
@@ -175,6 +196,11 @@ void add_report_command(CLI::App& app) {
                   "Comma-separated weight formats (default: "
                   "fp32,bf16,fp8_e4m3,fp8_e5m2,mxfp8_e4m3,"
                   "mxfp6_e3m2,mxfp6_e2m3,mxfp4,mxint8,nvfp4,int8:channel,int4:group32)");
+  cmd->add_option("--methods", a->methods,
+                  "Comma-separated quantization methods, one row per format and method: rtn "
+                  "(the direct cast), mse (data-free scale search), gptq (needs --calib); "
+                  "default: rtn");
+  add_calibration_options(cmd, a->calib);
   cmd->add_option("--activations", a->activations,
                   "Also quantize the input of every matrix product to this "
                   "format (MX blocks along "

@@ -22,6 +22,8 @@ std::vector<std::string> default_report_formats();
 
 struct ReportRow {
   std::string format;
+  std::string method = "rtn";     // how the weights were quantized ("rtn": the direct cast)
+  double quantize_seconds = 0;    // time the method took (0 for rtn)
   double bits_per_weight = 0;     // of the linear layers' matrices, scales included
   std::uint64_t model_bytes = 0;  // every parameter as stored
   double nats_per_byte = 0;       // validation cross-entropy per byte of predicted text
@@ -33,10 +35,20 @@ struct ReportRow {
   std::size_t tokens = 0;         // tokens predicted
 };
 
+// Builds the model whose weights `method` quantized to `format` (the
+// quantization methods live in lowp/quant, above this layer; the caller
+// provides them).
+using ReportQuantizer = std::function<Transformer(
+    const Transformer& model, const MatrixFormat& format, const std::string& method)>;
+
 struct ReportOptions {
   std::vector<std::string> formats = default_report_formats();
   std::string activations;  // empty: FP32 activations
   unsigned threads = 1;
+  // Methods per format, one row each ("rtn": the direct cast, always
+  // available; others through `quantize`). Empty: rtn only.
+  std::vector<std::string> methods;
+  ReportQuantizer quantize;
 };
 
 struct Report {

@@ -25,13 +25,16 @@
 // token path (Generator) run one block function.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lowp/storage/packed_matrix.h"
@@ -123,6 +126,38 @@ struct TransformerWeights {
   std::vector<Layer> layers;
 };
 
+// The inputs of a block's linear layers (and of the head), where calibration
+// observes activations and where static activation scales apply.
+enum class LinearInput : std::uint8_t {
+  kAttention,        // norm_1's output: read by q, k, v (or the fused qkv)
+  kAttentionOutput,  // the heads' mixed values: read by o
+  kMlp,              // norm_2's output: read by fc (up) and gate
+  kMlpOutput,        // the activation's output: read by down
+  kHead,             // norm_f's output: read by the head
+};
+inline constexpr int kLinearInputs = 5;
+std::string_view linear_input_name(LinearInput i);  // "attention", "attention_output", ...
+
+// The linear layers of a block (and the head).
+enum class LinearKind : std::uint8_t { kQkv, kQ, kK, kV, kO, kFc, kGate, kDown, kHead };
+std::string_view linear_kind_name(LinearKind k);  // "qkv", "q", ..., "head"
+LinearInput linear_input_of(LinearKind k);
+
+// Called with the input of a block's linear layers (after any activation
+// quantization), rows x cols row-major; `layer` is n_layer for the head.
+using LinearObserver = std::function<void(int layer, LinearInput input, const float* x,
+                                          std::size_t rows, std::size_t cols)>;
+
+// Static activation quantization: per (layer, input) a fixed scale (one, or
+// one per channel) for a symmetric scalar element format; a value x becomes
+// decode(encode_saturating(x / s)) * s. Set by calibration.
+struct ActivationScales {
+  Format element;
+  // [layer][input]: empty (not quantized), 1 scale, or cols scales. The head
+  // is layer n_layer.
+  std::vector<std::array<std::vector<float>, kLinearInputs>> scales;
+};
+
 class Transformer {
  public:
   // Checks every tensor's size against the configuration and that every value
@@ -144,6 +179,34 @@ class Transformer {
   // none), each row (one token's vector) on its own (fake_quantize_rows).
   Transformer with_activations(std::optional<MatrixFormat> f) const;
   const std::optional<MatrixFormat>& activation_format() const { return activations_; }
+
+  // A copy whose activations at each linear input are fake-quantized with the
+  // given static scales (replacing any with_activations format for the
+  // inputs it covers). Throws lowp::Error for a table of the wrong shape.
+  Transformer with_activation_scales(std::optional<ActivationScales> scales) const;
+  const std::optional<ActivationScales>& activation_scales() const { return static_; }
+
+  // The linear layers of block `layer` (0 .. n_layer - 1; n_layer: the head)
+  // in the order the block runs them.
+  std::vector<LinearKind> linear_kinds(int layer) const;
+  const PackedMatrix& linear_weight(int layer, LinearKind kind) const;
+  // The checkpoint's fp32 values of that matrix, [out, in] row-major.
+  std::span<const float> linear_source(int layer, LinearKind kind) const;
+  // A copy with one linear weight replaced (the same shape). Throws
+  // lowp::Error for a layer or kind the model does not have, or another shape.
+  Transformer with_linear(int layer, LinearKind kind, PackedMatrix m) const;
+  // The same in place.
+  void set_linear(int layer, LinearKind kind, PackedMatrix m);
+
+  // Calibration, one block at a time. The hidden states of a sequence of 1 to
+  // n_ctx tokens at the input of block 0 ([n, d_model], row-major) ...
+  std::vector<float> embed(std::span<const std::int32_t> tokens) const;
+  // ... run through block `layer` in place (positions 0 .. n-1), with
+  // `observer` (may be empty) called on the inputs of its linear layers ...
+  void run_block(int layer, std::span<float> x, const LinearObserver& observer,
+                 unsigned threads = 1) const;
+  // ... and the head's input (norm_f of x, activation-quantized), observed.
+  void observe_head(std::span<const float> x, const LinearObserver& observer) const;
 
   // A copy that runs at most `n_ctx` tokens at a time (evaluation windows,
   // forward, the generator's context), from 1 to config().n_ctx: long-context
@@ -197,8 +260,22 @@ class Transformer {
     std::size_t length = 0;
   };
 
+  struct BlockBuffers;
+
   Transformer() = default;
   void build(const MatrixFormat& f);
+  // One block on n = x.size() / d_model tokens at positions cache.length ..,
+  // appending their keys and values to cache.k/v[layer] (grown as needed;
+  // cache.length is left to the caller).
+  void block(std::size_t layer, float* x, std::size_t n, KvCache& cache, const float* cos,
+             const float* sin, BlockBuffers& buf, unsigned threads,
+             const LinearObserver& observer) const;
+  // Quantizes a linear layer's input in place (static scales, else the
+  // activation format).
+  void quantize_input(std::size_t layer, LinearInput input, float* x, std::size_t rows,
+                      std::size_t cols) const;
+  Linear& linear_ref(int layer, LinearKind kind);
+  const Linear& linear_ref(int layer, LinearKind kind) const;
   void linear(const Linear& l, float* x, std::size_t rows, float* y, unsigned threads) const;
   // Runs `tokens` at positions cache.length, cache.length + 1, ... through
   // every block, appending their keys and values to `cache` (grown as
@@ -212,6 +289,7 @@ class Transformer {
   std::shared_ptr<const TransformerWeights> weights_;
   MatrixFormat weight_format_;
   std::optional<MatrixFormat> activations_;
+  std::optional<ActivationScales> static_;
   std::vector<Layer> layers_;
   Linear head_;
 };

@@ -1,0 +1,98 @@
+// lowp/quant/methods.h — quantizing one weight matrix better than rounding to
+// nearest: one interface for every method, any lowp matrix format as target.
+//
+//   rtn    the format's own rule (PackedMatrix::quantize): the baseline.
+//   mse    data-free scale search: each segment's scale (MX shared exponent,
+//          NVFP4 E4M3 block scale, FP16 group scale, FP32 channel or tensor
+//          scale with a clip) is the candidate (storage/segment_quantizer.h)
+//          whose reconstruction error sum_i h_i (w_i - q(w_i))^2 is least; h_i
+//          is 1, or the input's second moment diag(H)_i when statistics are
+//          given. Ties keep the rule's scale.
+//   gptq   GPTQ (Frantar et al., 2022): columns are quantized one at a time
+//          and each one's error, weighted by the inverse Hessian of the layer
+//          input, is pushed onto the columns not yet quantized, with lazy
+//          block updates, damping and optional act-order. A segment's scale is
+//          chosen when the column loop enters it (from the weights as updated
+//          so far), or before the loop from the original weights ("static
+//          groups": always under act-order, since a segment's columns are then
+//          not visited together; always for channel and tensor scales).
+//
+// Every method returns a PackedMatrix of the requested format: the output is
+// the format's exact storage, and its dequantize() is what the method chose.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lowp/storage/packed_matrix.h"
+#include "lowp/storage/segment_quantizer.h"
+
+namespace lowp {
+
+enum class QuantMethod { kRtn, kMse, kGptq };
+
+std::string_view method_name(QuantMethod m);
+// "rtn", "mse" or "gptq"; throws lowp::Error naming the spelling otherwise.
+QuantMethod parse_method(std::string_view name);
+// Whether the method needs calibration statistics (a Hessian).
+bool method_needs_data(QuantMethod m);
+
+struct GptqOptions {
+  double damp = 0.01;       // added to H's diagonal, times mean(diag H)
+  std::size_t block = 128;  // columns per lazy update
+  bool act_order = false;   // columns in order of decreasing diag(H)
+  bool static_groups = false;
+  bool mse_scales = true;  // choose each segment's scale by the MSE search (else the rule)
+};
+
+struct MethodOptions {
+  QuantMethod method = QuantMethod::kRtn;
+  ScaleSearch search;
+  GptqOptions gptq;
+  unsigned threads = 1;  // results do not depend on it
+};
+
+// The second moment of a layer's input: H = sum over tokens of x x^T
+// (cols x cols, fp64, symmetric), and the number of tokens added.
+class InputHessian {
+ public:
+  InputHessian() = default;
+  explicit InputHessian(std::size_t cols);
+  // Adds `rows` input vectors (row-major, rows x cols); threads split the
+  // work, the sum does not depend on them.
+  void add(const float* x, std::size_t rows, unsigned threads = 1);
+  std::size_t cols() const { return cols_; }
+  std::uint64_t tokens() const { return tokens_; }
+  std::span<const double> matrix() const { return h_; }
+  std::span<double> matrix() { return h_; }
+
+ private:
+  std::size_t cols_ = 0;
+  std::uint64_t tokens_ = 0;
+  std::vector<double> h_;
+};
+
+struct WeightQuantization {
+  PackedMatrix matrix;
+  double damp = 0;                    // gptq: the damping that was used (relative)
+  std::vector<std::string> warnings;  // e.g. damping raised for a singular Hessian
+};
+
+// Quantizes w [rows x cols] (row-major; W of y = W x, scales along a row) to
+// f by `opt.method`. `h` (cols x cols) is required by gptq and optional for
+// mse. Throws lowp::Error for sizes that do not fit, a non-finite weight, a
+// method that needs statistics without them, or a Hessian the damping cannot
+// make positive definite.
+WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float> w,
+                                   std::size_t rows, std::size_t cols, const MethodOptions& opt,
+                                   const InputHessian* h = nullptr);
+
+// GPTQ's per-layer objective tr((W - Q) H (W - Q)^T) (fp64), with Q the
+// packed matrix's values: the output error summed over the calibration tokens.
+double hessian_error(std::span<const float> w, const PackedMatrix& q, const InputHessian& h);
+
+}  // namespace lowp

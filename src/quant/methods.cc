@@ -1,0 +1,394 @@
+// Weight quantization methods: round to nearest, MSE scale search and GPTQ,
+// all through SegmentQuantizer so that any matrix format is a target.
+#include "lowp/quant/methods.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <string>
+
+#include "lowp/error.h"
+#include "lowp/thread_pool.h"
+
+namespace lowp {
+
+std::string_view method_name(QuantMethod m) {
+  switch (m) {
+    case QuantMethod::kRtn:
+      return "rtn";
+    case QuantMethod::kMse:
+      return "mse";
+    case QuantMethod::kGptq:
+      return "gptq";
+  }
+  return "?";
+}
+
+QuantMethod parse_method(std::string_view name) {
+  for (QuantMethod m : {QuantMethod::kRtn, QuantMethod::kMse, QuantMethod::kGptq}) {
+    if (name == method_name(m)) return m;
+  }
+  throw Error("unknown quantization method '" + std::string(name) +
+              "' (expected rtn, mse or gptq)");
+}
+
+bool method_needs_data(QuantMethod m) { return m == QuantMethod::kGptq; }
+
+// ---- the Hessian of a layer input ----
+
+InputHessian::InputHessian(std::size_t cols) : cols_(cols), h_(cols * cols, 0.0) {}
+
+void InputHessian::add(const float* x, std::size_t rows, unsigned threads) {
+  if (rows == 0 || cols_ == 0) return;
+  // X^T X as the product of X^T with itself through the fp32 GEMM of
+  // PackedMatrix (vector FMAs, threads over rows of the result).
+  std::vector<float> xt(cols_ * rows);
+  for (std::size_t t = 0; t < rows; ++t) {
+    for (std::size_t c = 0; c < cols_; ++c) xt[c * rows + t] = x[t * cols_ + c];
+  }
+  static const MatrixFormat fp32 = parse_matrix_format("fp32");
+  const PackedMatrix m = PackedMatrix::quantize(fp32, xt, cols_, rows);
+  std::vector<float> y(cols_ * cols_);
+  m.gemm(xt.data(), cols_, y.data(), threads);
+  for (std::size_t i = 0; i < y.size(); ++i) h_[i] += static_cast<double>(y[i]);
+  tokens_ += rows;
+}
+
+namespace {
+
+void check_finite(std::span<const float> w, std::size_t cols, const std::string& name) {
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (!std::isfinite(w[i])) {
+      throw Error("quantize " + name + ": weight [" + std::to_string(i / cols) + ", " +
+                  std::to_string(i % cols) + "] is not finite");
+    }
+  }
+}
+
+// The candidate of `cands` whose weighted squared error over v is least
+// (the first on ties).
+template <class V>
+SegmentScale best_scale(const SegmentQuantizer& sq, std::span<const V> v,
+                        const std::vector<SegmentScale>& cands, const double* importance) {
+  double best = std::numeric_limits<double>::infinity();
+  SegmentScale pick = cands.front();
+  for (const SegmentScale& s : cands) {
+    double err = 0.0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const auto x = static_cast<float>(v[i]);
+      const double d = static_cast<double>(x) - static_cast<double>(sq.quantize(x, s));
+      err += (importance != nullptr ? importance[i] : 1.0) * d * d;
+    }
+    if (err < best) {
+      best = err;
+      pick = s;
+    }
+  }
+  return pick;
+}
+
+// Scale of one segment by the rule or the search.
+template <class V>
+SegmentScale choose_scale(const SegmentQuantizer& sq, std::span<const V> v, bool search,
+                          const ScaleSearch& opt, const double* importance,
+                          std::vector<SegmentScale>& cands, std::vector<float>& tmp) {
+  tmp.assign(v.begin(), v.end());
+  if (!search) return sq.rule(tmp);
+  sq.candidates(tmp, opt, cands);
+  return best_scale<float>(sq, tmp, cands, importance);
+}
+
+// The tensor scale (kTensor: searched over clips of the rule's when asked;
+// NVFP4: the rule's, the block scales absorb the rest).
+float choose_tensor_scale(const MatrixFormat& f, std::span<const float> w, std::size_t cols,
+                          bool search, const ScaleSearch& opt, const double* importance) {
+  const float rule = SegmentQuantizer::rule_tensor_scale(f, w);
+  if (!search || f.scheme != MatrixScheme::kTensor || !(rule > 0.0f)) return rule;
+  double best = std::numeric_limits<double>::infinity();
+  float pick = rule;
+  const int steps = std::max(opt.clip_steps, 1);
+  for (int i = 0; i <= steps; ++i) {
+    const auto s = static_cast<float>(rule * (1.0 - (1.0 - opt.min_clip) * i / steps));
+    const SegmentQuantizer sq(f, cols, s);
+    const SegmentScale sc = sq.rule({});
+    double err = 0.0;
+    for (std::size_t k = 0; k < w.size(); ++k) {
+      const double d = static_cast<double>(w[k]) - static_cast<double>(sq.quantize(w[k], sc));
+      err += (importance != nullptr ? importance[k % cols] : 1.0) * d * d;
+    }
+    if (err < best) {
+      best = err;
+      pick = s;
+    }
+  }
+  return pick;
+}
+
+WeightQuantization quantize_mse(const MatrixFormat& f, std::span<const float> w, std::size_t rows,
+                                std::size_t cols, const MethodOptions& opt,
+                                const double* importance) {
+  const float ts = choose_tensor_scale(f, w, cols, true, opt.search, importance);
+  const SegmentQuantizer sq(f, cols, ts);
+  const std::size_t seg = sq.segment(), segs = sq.segments();
+  std::vector<std::uint32_t> codes(rows * cols);
+  std::vector<SegmentScale> scales(rows * segs);
+  parallel_for(rows, opt.threads, [&](std::size_t r0, std::size_t r1) {
+    std::vector<SegmentScale> cands;
+    std::vector<float> tmp;
+    for (std::size_t r = r0; r < r1; ++r) {
+      for (std::size_t g = 0; g < segs; ++g) {
+        const std::size_t b = g * seg, n = std::min(seg, cols - b);
+        const auto v = w.subspan(r * cols + b, n);
+        const SegmentScale s = choose_scale<float>(
+            sq, v, true, opt.search, importance ? importance + b : nullptr, cands, tmp);
+        scales[r * segs + g] = s;
+        for (std::size_t i = 0; i < n; ++i) codes[r * cols + b + i] = sq.encode(v[i], s);
+      }
+    }
+  });
+  return {sq.pack(rows, codes, scales), 0.0, {}};
+}
+
+// ---- dense fp64 linear algebra for GPTQ ----
+
+// In-place lower Cholesky factor of the n x n symmetric matrix a (row-major;
+// the upper triangle is left as is). Returns false at a pivot that is not
+// larger than `min_pivot` (a matrix that is singular up to rounding).
+bool cholesky(std::vector<double>& a, std::size_t n, double min_pivot, unsigned threads) {
+  std::vector<double> col(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    const double pivot = a[k * n + k];
+    if (!(pivot > min_pivot) || !std::isfinite(pivot)) return false;
+    const double d = std::sqrt(pivot);
+    a[k * n + k] = d;
+    for (std::size_t i = k + 1; i < n; ++i) {
+      a[i * n + k] /= d;
+      col[i] = a[i * n + k];
+    }
+    // Trailing update of the lower triangle, row by row.
+    const std::size_t rest = n - k - 1;
+    parallel_for(rest, rest >= 256 ? threads : 1, [&](std::size_t i0, std::size_t i1) {
+      for (std::size_t i = k + 1 + i0; i < k + 1 + i1; ++i) {
+        const double li = col[i];
+        double* row = a.data() + i * n;
+        for (std::size_t j = k + 1; j <= i; ++j) row[j] -= li * col[j];
+      }
+    });
+  }
+  return true;
+}
+
+// The inverse of the lower-triangular l (n x n), lower triangular.
+std::vector<double> invert_lower(const std::vector<double>& l, std::size_t n, unsigned threads) {
+  std::vector<double> inv(n * n, 0.0);
+  // Row i of L^-1: (e_i - sum_{k<i} L[i][k] Linv[k]) / L[i][i]. Rows depend on
+  // earlier rows only, so compute them in order; each is a sum of row axpys.
+  // Parallelise over the columns j of a row (independent).
+  for (std::size_t i = 0; i < n; ++i) {
+    double* out = inv.data() + i * n;
+    const double* li = l.data() + i * n;
+    parallel_for(i, i >= 256 ? threads : 1, [&](std::size_t j0, std::size_t j1) {
+      for (std::size_t k = j0; k < i; ++k) {
+        const double c = li[k];
+        const double* row = inv.data() + k * n;
+        const std::size_t end = std::min(k + 1, j1);
+        for (std::size_t j = j0; j < end; ++j) out[j] -= c * row[j];
+      }
+    });
+    const double d = li[i];
+    for (std::size_t j = 0; j < i; ++j) out[j] /= d;
+    out[i] = 1.0 / d;
+  }
+  return inv;
+}
+
+// The upper Cholesky factor U of H^-1 (H^-1 = U^T U), the matrix GPTQ reads
+// its error weights from. With J the reversal permutation, J H J = L L^T gives
+// H^-1 = (J L^-T J)(J L^-1 J), so U = J L^-1 J: one factorisation and one
+// triangular inverse.
+bool inverse_cholesky_upper(const std::vector<double>& h, std::size_t n, double min_pivot,
+                            unsigned threads, std::vector<double>& u) {
+  std::vector<double> a(n * n);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < n; ++j) a[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+  }
+  if (!cholesky(a, n, min_pivot, threads)) return false;
+  const std::vector<double> inv = invert_lower(a, n, threads);
+  u.assign(n * n, 0.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = i; j < n; ++j) u[i * n + j] = inv[(n - 1 - i) * n + (n - 1 - j)];
+  }
+  return true;
+}
+
+WeightQuantization quantize_gptq(const MatrixFormat& f, std::span<const float> w, std::size_t rows,
+                                 std::size_t cols, const MethodOptions& opt,
+                                 const InputHessian& hess) {
+  const GptqOptions& g = opt.gptq;
+  WeightQuantization out;
+  std::vector<double> h(hess.matrix().begin(), hess.matrix().end());
+  std::vector<double> importance(cols);
+  // Dead inputs (never non-zero in the calibration data): their weights
+  // cannot matter, so they are quantized as zero... of the format's scale.
+  std::vector<bool> dead(cols, false);
+  double mean_diag = 0.0;
+  for (std::size_t j = 0; j < cols; ++j) {
+    if (!(h[j * cols + j] > 0.0)) {
+      dead[j] = true;
+      h[j * cols + j] = 1.0;
+    }
+    importance[j] = h[j * cols + j];
+    mean_diag += h[j * cols + j];
+  }
+  mean_diag /= static_cast<double>(std::max<std::size_t>(cols, 1));
+
+  // Column order.
+  std::vector<std::size_t> perm(cols);
+  std::iota(perm.begin(), perm.end(), std::size_t{0});
+  if (g.act_order) {
+    std::stable_sort(perm.begin(), perm.end(), [&](std::size_t a, std::size_t b) {
+      return h[a * cols + a] > h[b * cols + b];
+    });
+  }
+  std::vector<double> hp(cols * cols);
+  for (std::size_t i = 0; i < cols; ++i) {
+    for (std::size_t j = 0; j < cols; ++j) hp[i * cols + j] = h[perm[i] * cols + perm[j]];
+  }
+  // Damping, raised tenfold until the factorisation succeeds.
+  std::vector<double> u;
+  double damp = g.damp;
+  for (int attempt = 0;; ++attempt) {
+    std::vector<double> hd = hp;
+    for (std::size_t i = 0; i < cols; ++i) hd[i * cols + i] += damp * mean_diag;
+    if (inverse_cholesky_upper(hd, cols, 1e-9 * mean_diag, opt.threads, u)) break;
+    if (attempt == 6) {
+      throw Error("gptq: the Hessian of a " + std::to_string(rows) + "x" + std::to_string(cols) +
+                  " layer is not positive definite even with damping " + std::to_string(damp));
+    }
+    damp = damp > 0.0 ? damp * 10.0 : 1e-4;
+    out.warnings.push_back("gptq: the Hessian is singular; damping raised to " +
+                           std::to_string(damp) + " of its mean diagonal");
+  }
+  out.damp = damp;
+
+  const float ts = choose_tensor_scale(f, w, cols, g.mse_scales, opt.search, importance.data());
+  const SegmentQuantizer sq(f, cols, ts);
+  const std::size_t seg = sq.segment(), segs = sq.segments();
+  const bool per_segment = f.scheme == MatrixScheme::kGroup || f.scheme == MatrixScheme::kBlock;
+  const bool static_scales = !per_segment || g.act_order || g.static_groups;
+  std::vector<std::uint32_t> codes(rows * cols);
+  std::vector<SegmentScale> scales(rows * segs);
+  const std::size_t block = std::max<std::size_t>(g.block, 1);
+
+  parallel_for(rows, opt.threads, [&](std::size_t r0, std::size_t r1) {
+    std::vector<SegmentScale> cands;
+    std::vector<float> tmp;
+    std::vector<double> wp(cols), err(block);
+    for (std::size_t r = r0; r < r1; ++r) {
+      const float* wr = w.data() + r * cols;
+      SegmentScale* sr = scales.data() + r * segs;
+      if (static_scales) {
+        for (std::size_t s = 0; s < segs; ++s) {
+          const std::size_t b = s * seg, n = std::min(seg, cols - b);
+          sr[s] = choose_scale<float>(sq, std::span<const float>(wr + b, n), g.mse_scales,
+                                      opt.search, importance.data() + b, cands, tmp);
+        }
+      }
+      for (std::size_t i = 0; i < cols; ++i) {
+        wp[i] = dead[perm[i]] ? 0.0 : static_cast<double>(wr[perm[i]]);
+      }
+      for (std::size_t b0 = 0; b0 < cols; b0 += block) {
+        const std::size_t b1 = std::min(cols, b0 + block);
+        for (std::size_t i = b0; i < b1; ++i) {
+          const std::size_t j = perm[i];
+          const std::size_t s = j / seg;
+          if (!static_scales && j % seg == 0) {  // the loop enters a segment (perm is identity)
+            const std::size_t n = std::min(seg, cols - j);
+            sr[s] =
+                choose_scale<double>(sq, std::span<const double>(wp.data() + i, n), g.mse_scales,
+                                     opt.search, importance.data() + j, cands, tmp);
+          }
+          const auto x = static_cast<float>(wp[i]);
+          const std::uint32_t c = sq.encode(x, sr[s]);
+          codes[r * cols + j] = c;
+          const double e = (wp[i] - static_cast<double>(sq.decode(c, sr[s]))) / u[i * cols + i];
+          err[i - b0] = e;
+          const double* ui = u.data() + i * cols;
+          for (std::size_t k = i + 1; k < b1; ++k) wp[k] -= e * ui[k];
+        }
+        // The block's errors onto every later column at once.
+        for (std::size_t i = b0; i < b1; ++i) {
+          const double e = err[i - b0];
+          const double* ui = u.data() + i * cols;
+          for (std::size_t k = b1; k < cols; ++k) wp[k] -= e * ui[k];
+        }
+      }
+    }
+  });
+  out.matrix = sq.pack(rows, codes, scales);
+  return out;
+}
+
+}  // namespace
+
+WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float> w,
+                                   std::size_t rows, std::size_t cols, const MethodOptions& opt,
+                                   const InputHessian* h) {
+  if (w.size() != rows * cols) {
+    throw Error("quantize " + f.name + ": " + std::to_string(w.size()) + " values for a " +
+                std::to_string(rows) + "x" + std::to_string(cols) + " matrix");
+  }
+  if (h != nullptr && h->cols() != cols) {
+    throw Error("quantize " + f.name + ": a Hessian of " + std::to_string(h->cols()) +
+                " inputs for a matrix of " + std::to_string(cols) + " columns");
+  }
+  switch (opt.method) {
+    case QuantMethod::kRtn:
+      return {PackedMatrix::quantize(f, w, rows, cols), 0.0, {}};
+    case QuantMethod::kMse: {
+      check_finite(w, cols, f.name);
+      std::vector<double> importance;
+      if (h != nullptr) {
+        importance.resize(cols);
+        for (std::size_t j = 0; j < cols; ++j) {
+          importance[j] = std::max(h->matrix()[j * cols + j], 0.0);
+        }
+      }
+      return quantize_mse(f, w, rows, cols, opt, h ? importance.data() : nullptr);
+    }
+    case QuantMethod::kGptq:
+      if (h == nullptr || h->tokens() == 0) {
+        throw Error("quantize " + f.name +
+                    ": gptq needs calibration data (the layer's input Hessian), none was given");
+      }
+      check_finite(w, cols, f.name);
+      return quantize_gptq(f, w, rows, cols, opt, *h);
+  }
+  return {};
+}
+
+double hessian_error(std::span<const float> w, const PackedMatrix& q, const InputHessian& h) {
+  const std::size_t rows = q.rows(), cols = q.cols();
+  if (w.size() != rows * cols || h.cols() != cols) {
+    throw Error("hessian_error: sizes do not match");
+  }
+  std::vector<float> row(cols);
+  std::vector<double> d(cols);
+  const auto hm = h.matrix();
+  double total = 0.0;
+  for (std::size_t r = 0; r < rows; ++r) {
+    q.dequantize_row(r, row);
+    for (std::size_t j = 0; j < cols; ++j) {
+      d[j] = static_cast<double>(w[r * cols + j]) - static_cast<double>(row[j]);
+    }
+    for (std::size_t i = 0; i < cols; ++i) {
+      double s = 0.0;
+      for (std::size_t j = 0; j < cols; ++j) s += hm[i * cols + j] * d[j];
+      total += d[i] * s;
+    }
+  }
+  return total;
+}
+
+}  // namespace lowp

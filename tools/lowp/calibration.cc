@@ -1,0 +1,87 @@
+// Calibration options and windows shared by the commands that quantize with a
+// method.
+#include "calibration.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include <fmt/core.h>
+
+#include "lowp/error.h"
+#include "lowp/io/model.h"
+
+namespace lowp::cli {
+
+void add_calibration_options(CLI::App* cmd, CalibrationArgs& a) {
+  cmd->add_option("--calib", a.file,
+                  "Calibration text (UTF-8) for the methods that need data (gptq); keep it "
+                  "apart from the validation text");
+  cmd->add_option("--calib-tokens", a.tokens, "Calibration tokens in all (default 16384)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--calib-seq", a.sequence,
+                  "Tokens per calibration sequence (default: the context, at most 256)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", a.seed, "Seed of the calibration windows' offsets (default 0)");
+  cmd->add_option("--damp", a.damp, "gptq: damping, relative to mean(diag H) (default 0.01)")
+      ->check(CLI::Range(0.0, 10.0));
+  cmd->add_flag("--act-order", a.act_order,
+                "gptq: quantize columns in order of decreasing input energy (scales fixed "
+                "from the original weights)");
+  cmd->add_flag("--static-groups", a.static_groups,
+                "gptq: fix every group's scale from the original weights before the loop");
+  cmd->add_option("--search-radius", a.search_radius,
+                  "mse/gptq: MX shared exponents tried either side of the spec's rule "
+                  "(default 1)")
+      ->check(CLI::Range(0, 8));
+}
+
+std::vector<std::vector<std::int32_t>> load_calibration(const ModelAndTokenizer& m,
+                                                        const CalibrationArgs& a) {
+  if (a.file.empty()) return {};
+  const io::MappedFile file(a.file);
+  const auto b = file.bytes();
+  const std::span<const std::uint8_t> text(reinterpret_cast<const std::uint8_t*>(b.data()),
+                                           b.size());
+  nn::check_validation_text(text, a.file);
+  const nn::ReportText tokens = tokenize_for_report(m, text);
+  const auto ctx = static_cast<std::size_t>(m.model.config().n_ctx);
+  const std::size_t length = a.sequence ? a.sequence : std::min<std::size_t>(ctx, 256);
+  if (length > ctx) {
+    throw Error("--calib-seq " + std::to_string(length) + " is longer than the context " +
+                std::to_string(ctx));
+  }
+  try {
+    return calibration_windows(tokens.tokens, tokens.bos, length,
+                               std::max<std::size_t>(1, a.tokens / length), a.seed);
+  } catch (const Error& e) {
+    throw Error(a.file + ": " + e.what());
+  }
+}
+
+MethodOptions method_options(QuantMethod method, const CalibrationArgs& a, unsigned threads) {
+  MethodOptions o;
+  o.method = method;
+  o.threads = threads;
+  o.gptq.damp = a.damp;
+  o.gptq.act_order = a.act_order;
+  o.gptq.static_groups = a.static_groups;
+  o.search.exponent_radius = a.search_radius;
+  return o;
+}
+
+nn::ReportQuantizer report_quantizer(
+    std::shared_ptr<const std::vector<std::vector<std::int32_t>>> windows, const CalibrationArgs& a,
+    unsigned threads) {
+  return [windows, a, threads](const nn::Transformer& model, const MatrixFormat& f,
+                               const std::string& method) {
+    ModelQuantizeOptions o;
+    o.method = method_options(parse_method(method), a, threads);
+    o.measure_objective = false;
+    o.progress = [](const std::string& line) { fmt::print(stderr, "  {}\n", line); };
+    ModelQuantization q = quantize_transformer(model, f, *windows, o);
+    for (const std::string& w : q.warnings) fmt::print(stderr, "warning: {}\n", w);
+    return std::move(q.model);
+  };
+}
+
+}  // namespace lowp::cli

@@ -1,0 +1,47 @@
+// The options every command that quantizes with a method shares (--method,
+// --calib, --calib-tokens, --calib-seq, --seed, --damp, --act-order), and
+// the calibration windows they describe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "lowp/nn/report.h"
+#include "lowp/quant/calibrate.h"
+#include "models.h"
+
+namespace lowp::cli {
+
+struct CalibrationArgs {
+  std::string file;  // calibration text (UTF-8)
+  std::size_t tokens = 16384;
+  std::size_t sequence = 0;  // 0: min(context, 256)
+  std::uint64_t seed = 0;
+  double damp = 0.01;
+  bool act_order = false;
+  bool static_groups = false;
+  int search_radius = 1;  // MX exponents either side of the rule
+};
+
+void add_calibration_options(CLI::App* cmd, CalibrationArgs& a);
+
+// The calibration windows of `a.file` (none without a file). Throws
+// lowp::Error naming the file when it is unreadable, not UTF-8 or shorter
+// than one window.
+std::vector<std::vector<std::int32_t>> load_calibration(const ModelAndTokenizer& m,
+                                                        const CalibrationArgs& a);
+
+// The method options the arguments describe.
+MethodOptions method_options(QuantMethod method, const CalibrationArgs& a, unsigned threads);
+
+// A ReportQuantizer over quantize_transformer that prints progress on stderr.
+nn::ReportQuantizer report_quantizer(
+    std::shared_ptr<const std::vector<std::vector<std::int32_t>>> windows, const CalibrationArgs& a,
+    unsigned threads);
+
+}  // namespace lowp::cli
