@@ -24,6 +24,29 @@ namespace lowp {
 namespace detail {
 
 ResolvedFormat resolve_format(const QuantizeRequest& req) {
+  if (req.method == QuantMethod::kGptq) {
+    throw Error(
+        "gptq needs calibration through the runtime: use lowp report --methods gptq "
+        "--calib FILE on a model the runtime runs");
+  }
+  ResolvedFormat r = resolve_format_rtn(req);
+  if (req.method == QuantMethod::kMse) {
+    if (!r.is_block && !r.matrix) {
+      throw Error(
+          "--method mse chooses scales: it applies to block formats and scaled matrix "
+          "formats (e.g. int4:group32), not to " +
+          quoted(r.name));
+    }
+    if (!req.fake && (r.is_block || req.output_kind != "safetensors")) {
+      throw Error("--method mse writes " + quoted(r.name) +
+                  (r.is_block ? std::string(" (a block format)") : " to " + req.output_kind) +
+                  " only as fake-quantized values: add --fake");
+    }
+  }
+  return r;
+}
+
+ResolvedFormat resolve_format_rtn(const QuantizeRequest& req) {
   ResolvedFormat r;
   r.name = req.format;
   if (req.format == "q8_0" && req.output_kind == "gguf") {  // ggml's own blocks in ggml's file
@@ -76,8 +99,51 @@ void reject_onnx_input(const io::ModelReader& in, const std::string& output_kind
   }
 }
 
+PackedMatrix quantize_matrix_by(const MatrixFormat& f, std::span<const float> values,
+                                std::size_t rows, const QuantizeRequest& req) {
+  const std::size_t cols = rows == 0 ? 0 : values.size() / rows;
+  if (req.method == QuantMethod::kRtn) return PackedMatrix::quantize(f, values, rows, cols);
+  MethodOptions o;
+  o.method = req.method;
+  o.search = req.search;
+  o.threads = req.block.threads;
+  return quantize_weight(f, values, rows, cols, o).matrix;
+}
+
+namespace {
+
+// A block format quantized by a method: blocks along the 2-D view's rows
+// (axis -1) or its columns (axis 0, quantized transposed).
+std::vector<float> block_values_by(const ResolvedFormat& f, std::span<const float> values,
+                                   std::span<const std::int64_t> shape,
+                                   const QuantizeRequest& req) {
+  const std::vector<std::int64_t> view = block_view(shape);
+  const MatrixFormat mf = parse_matrix_format(f.name);
+  const std::size_t d0 = view.size() < 2 ? 1 : static_cast<std::size_t>(view[0]);
+  const std::size_t rest = d0 == 0 ? 0 : values.size() / d0;
+  const int axis = normalize_axis(req.axis, view.size());
+  std::vector<float> out(values.size());
+  if (view.size() < 2 || axis == static_cast<int>(view.size()) - 1) {
+    quantize_matrix_by(mf, values, d0, req).dequantize(out);
+    return out;
+  }
+  std::vector<float> t(values.size());
+  for (std::size_t i = 0; i < d0; ++i) {
+    for (std::size_t j = 0; j < rest; ++j) t[j * d0 + i] = values[i * rest + j];
+  }
+  std::vector<float> q(values.size());
+  quantize_matrix_by(mf, t, rest, req).dequantize(q);
+  for (std::size_t i = 0; i < d0; ++i) {
+    for (std::size_t j = 0; j < rest; ++j) out[i * rest + j] = q[j * d0 + i];
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<float> fake_values(const ResolvedFormat& f, std::span<const float> values,
                                std::span<const std::int64_t> shape, const QuantizeRequest& req) {
+  if (req.method != QuantMethod::kRtn && f.is_block) return block_values_by(f, values, shape, req);
   if (f.is_ggml_q8_0) {
     std::vector<float> out(values.size());
     ggml_q8_0_dequantize(ggml_q8_0_quantize(values), out);
@@ -86,8 +152,7 @@ std::vector<float> fake_values(const ResolvedFormat& f, std::span<const float> v
   if (f.matrix) {
     const std::vector<std::int64_t> view = block_view(shape);
     const std::size_t rows = view.size() < 2 ? 1 : static_cast<std::size_t>(view[0]);
-    const PackedMatrix m =
-        PackedMatrix::quantize(*f.matrix, values, rows, rows == 0 ? 0 : values.size() / rows);
+    const PackedMatrix m = quantize_matrix_by(*f.matrix, values, rows, req);
     std::vector<float> out(values.size());
     m.dequantize(out);
     return out;

@@ -9,6 +9,7 @@
 #include "lowp/block/block_format.h"
 #include "lowp/quant/model_quantize.h"
 #include "lowp/storage/matrix_format.h"
+#include "lowp/storage/packed_matrix.h"
 
 namespace lowp::detail {
 
@@ -23,7 +24,14 @@ struct ResolvedFormat {
   std::optional<MatrixFormat> matrix;
 };
 
+// Checks the request (the method against the format and output too).
 ResolvedFormat resolve_format(const QuantizeRequest& req);
+ResolvedFormat resolve_format_rtn(const QuantizeRequest& req);
+
+// A scaled matrix format's PackedMatrix of `values` as `rows` rows, by the
+// request's method.
+PackedMatrix quantize_matrix_by(const MatrixFormat& f, std::span<const float> values,
+                                std::size_t rows, const QuantizeRequest& req);
 
 // The shape block formats see: tensors of rank 3 or more are viewed as 2-D,
 // [d0, d1*d2*...], so that a convolution's blocks run along its whole

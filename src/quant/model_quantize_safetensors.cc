@@ -146,8 +146,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     if (packed_matrix) {
       const std::vector<std::int64_t> view = block_view(t.shape);
       const std::size_t rows = view.size() < 2 ? 1 : static_cast<std::size_t>(view[0]);
-      pending_matrix =
-          PackedMatrix::quantize(*f.matrix, values, rows, rows == 0 ? 0 : values.size() / rows);
+      pending_matrix = quantize_matrix_by(*f.matrix, values, rows, req);
       q.resize(values.size());
       pending_matrix->dequantize(q);
       bytes = io::packed_matrix_bytes(*pending_matrix, 0);

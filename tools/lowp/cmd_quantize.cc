@@ -31,6 +31,8 @@ namespace {
 
 struct QuantizeArgs {
   std::string in, out, format, round = "rne", scale_rule = "floor", to, report_path;
+  std::string method = "rtn";
+  int search_radius = 1;
   std::optional<int> block;
   std::uint64_t seed = 0;
   std::uint64_t min_elements = 1;
@@ -127,7 +129,12 @@ void run_export(const QuantizeArgs& a) {
 }
 
 void run_quantize(const QuantizeArgs& a) {
+  const QuantMethod method = parse_method(a.method);
   if (is_runtime_model(a.in)) {
+    if (method != QuantMethod::kRtn) {
+      throw Error("--method " + a.method + ": the llama.cpp export of " + a.in +
+                  " quantizes by ggml's own rules; compare methods with lowp report --methods");
+    }
     run_export(a);
     return;
   }
@@ -145,6 +152,8 @@ void run_quantize(const QuantizeArgs& a) {
   req.min_elements = a.min_elements;
   req.fake = a.fake;
   req.output_kind = output_kind_for(a.out, a.to);
+  req.method = method;
+  req.search.exponent_radius = a.search_radius;
   // A progress line on a terminal, nothing otherwise.
   const bool progress = !a.quiet && ::isatty(STDERR_FILENO) != 0;
   if (progress) {
@@ -214,6 +223,15 @@ void add_quantize_command(CLI::App& app) {
                   "Never quantize tensors whose name matches a glob (repeatable)");
   cmd->add_option("--min-elements", a->min_elements, "Keep tensors with fewer elements")
       ->default_str("1");
+  cmd->add_option("--method", a->method,
+                  "rtn (the format's rule) or mse (search each block/group/channel scale for "
+                  "the least squared error; block formats and scaled matrix formats, with "
+                  "--fake or as packed safetensors)")
+      ->default_str("rtn");
+  cmd->add_option("--search-radius", a->search_radius,
+                  "mse: MX shared exponents tried either side of the spec's rule")
+      ->default_str("1")
+      ->check(CLI::Range(0, 8));
   cmd->add_flag("--fake", a->fake, "Keep each tensor's dtype, holding fake-quantized values");
   cmd->add_option("--to", a->to,
                   "Output kind when OUT's extension does not say: safetensors, gguf, onnx");

@@ -18,6 +18,7 @@
 
 #include "lowp/block/mx.h"
 #include "lowp/io/model.h"
+#include "lowp/quant/methods.h"
 #include "lowp/quant/metrics.h"
 
 namespace lowp {
@@ -40,6 +41,11 @@ struct QuantizeRequest {
   // only mode for ONNX output).
   bool fake = false;
   std::string output_kind;  // "safetensors", "gguf" or "onnx"
+  // rtn (the format's rule) or mse (data-free scale search, lowp/quant/
+  // methods.h): mse applies to block and scaled matrix formats, with --fake
+  // (any output, ONNX included) or as a packed matrix in safetensors.
+  QuantMethod method = QuantMethod::kRtn;
+  ScaleSearch search;
   // Called before each tensor is processed (index, total), e.g. for progress.
   std::function<void(std::size_t, std::size_t, const io::TensorInfo&)> on_tensor;
 };
