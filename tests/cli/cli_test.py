@@ -629,6 +629,65 @@ class Report(Base):
             f.write(safetensors_bytes({"conv.weight": ((2, 2), [1, 2, 3, 4])}, {"lowp.arch": "resnet"}))
         self.assert_fails(["report", other, "--text", self.text, "--svg", svg], "other.safetensors", svg)
 
+    def calibration_text(self):
+        """Verses the model was trained on (Genesis), apart from the held-out text."""
+        calib = self.path("calib.txt")
+        with open(calib, "w") as f:
+            f.write("In the beginning God created the heaven and the earth.\n"
+                    "And the earth was without form, and void; and darkness was upon the face of the deep.\n"
+                    "And God said, Let there be light: and there was light.\n" * 8)
+        return calib
+
+    def test_methods(self):
+        calib = self.calibration_text()
+        out = json.loads(self.report("--formats", "fp32,mxfp4,int4:group32", "--methods", "rtn,mse,gptq",
+                                     "--calib", calib, "--calib-tokens", "512", "--json", "--no-svg").stdout)
+        rows = [(r["format"], r["method"]) for r in out["rows"]]
+        self.assertEqual(rows, [("fp32", "rtn"), ("mxfp4", "rtn"), ("mxfp4", "mse"), ("mxfp4", "gptq"),
+                                ("int4:group32", "rtn"), ("int4:group32", "mse"), ("int4:group32", "gptq")])
+        by = {(r["format"], r["method"]): r for r in out["rows"]}
+        for f in ("mxfp4", "int4:group32"):
+            # Same storage, other codes: equal bits, different losses.
+            self.assertEqual(by[(f, "gptq")]["bits_per_weight"], by[(f, "rtn")]["bits_per_weight"])
+            self.assertNotEqual(by[(f, "gptq")]["nats_per_byte"], by[(f, "rtn")]["nats_per_byte"])
+            self.assertGreater(by[(f, "gptq")]["quantize_seconds"], 0)
+        # The same calibration gives the same model, for any thread count.
+        again = json.loads(run("report", "--text", self.text, "--threads", "1", "--formats", "mxfp4",
+                               "--methods", "gptq", "--calib", calib, "--calib-tokens", "512", "--json",
+                               "--no-svg").stdout)
+        self.assertEqual(again["rows"][0]["nats_per_byte"], by[("mxfp4", "gptq")]["nats_per_byte"])
+
+    def test_methods_bad_input(self):
+        svg = self.path("chart.svg")
+        calib = self.calibration_text()
+        self.assert_fails(["report", "--text", self.text, "--methods", "gptq", "--svg", svg], "--calib", svg)
+        self.assert_fails(["report", "--text", self.text, "--methods", "awq", "--calib", calib, "--svg", svg],
+                          "awq", svg)
+        short = self.path("short.txt")
+        with open(short, "w") as f:
+            f.write("In the beginning")
+        self.assert_fails(["report", "--text", self.text, "--methods", "gptq", "--calib", short, "--svg", svg],
+                          "shorter than one sequence", svg)
+        out = self.path("q.safetensors")
+        model = os.path.join(SOURCE_DIR, "models", "kjv-char", "model.safetensors")
+        self.assert_fails(["quantize", model, "-o", out, "-f", "mxfp4", "--method", "mse"], "--fake", out)
+        self.assert_fails(["quantize", model, "-o", out, "-f", "fp8_e4m3", "--method", "mse", "--fake"],
+                          "fp8_e4m3", out)
+        self.assert_fails(["quantize", model, "-o", out, "-f", "int4:group32", "--method", "gptq"], "gptq", out)
+
+    def test_quantize_mse(self):
+        model = os.path.join(SOURCE_DIR, "models", "kjv-char", "model.safetensors")
+        stats = {}
+        for method in ("rtn", "mse"):
+            out, rep = self.path(method + ".safetensors"), self.path(method + ".json")
+            r = run("quantize", model, "-o", out, "-f", "int4:group32", "--method", method, "--report", rep, "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(rep) as f:
+                stats[method] = json.load(f)["totals"]
+        # The search never loses against the rule, and the storage is the same size.
+        self.assertLess(stats["mse"]["mse"], stats["rtn"]["mse"])
+        self.assertEqual(stats["mse"]["bytes_out"], stats["rtn"]["bytes_out"])
+
     def test_generate(self):
         args = [LOWP, "generate", "--format", "mxfp4", "-n", "40", "--seed", "7", "In the beginning"]
         a = subprocess.run(args, capture_output=True)
