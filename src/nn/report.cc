@@ -120,7 +120,7 @@ ReportText byte_tokens(std::span<const std::uint8_t> text) {
 
 Report run_report(const Transformer& model, const ReportText& text, const ReportOptions& opt,
                   const std::function<void(const ReportRow&)>& progress) {
-  if (opt.formats.empty()) throw Error("report: no formats given");
+  if (opt.formats.empty() && opt.extra.empty()) throw Error("report: no formats given");
   // Parse every name first, so a typo fails before minutes of work.
   std::vector<MatrixFormat> formats;
   for (const std::string& name : opt.formats) formats.push_back(parse_matrix_format(name));
@@ -180,6 +180,20 @@ Report run_report(const Transformer& model, const ReportText& text, const Report
       if (progress) progress(row);
       r.rows.push_back(std::move(row));
     }
+  }
+  for (const ReportExtra& x : opt.extra) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Transformer q = x.build(model);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ReportRow row = evaluate(std::move(q), fp32_format, true);
+    row.format = x.format;
+    row.method = x.method;
+    row.quantize_seconds = seconds;
+    row.delta_bits = row.bits_per_byte - baseline;
+    row.delta_percent = 100.0 * row.delta_bits / baseline;
+    if (progress) progress(row);
+    r.rows.push_back(std::move(row));
   }
   return r;
 }

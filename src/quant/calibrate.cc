@@ -58,7 +58,7 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
                 " needs calibration data (--calib FILE)");
   }
   ModelQuantization out{model.with_weights(f), {}, {}, 0.0, 0};
-  if (m.method == QuantMethod::kRtn) {
+  if (m.method == QuantMethod::kRtn && !opt.format_of) {
     out.seconds = seconds_since(t0);
     return out;
   }
@@ -116,7 +116,8 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
       const std::size_t cols = cur.linear_weight(layer, k).cols();
       const InputStats& s = stats[static_cast<std::size_t>(nn::linear_input_of(k))];
       const InputHessian* h = data ? &s.hessian : nullptr;
-      WeightQuantization q = quantize_weight(f, w, rows, cols, m, h);
+      const MatrixFormat fk = opt.format_of ? opt.format_of(layer, k) : f;
+      WeightQuantization q = quantize_weight(fk, w, rows, cols, m, h);
       LinearReport rep;
       rep.name = linear_name(c, layer, k);
       rep.rows = rows;
@@ -125,7 +126,7 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
       rep.damp = q.damp;
       if (h != nullptr && opt.measure_objective) {
         rep.objective = hessian_error(w, q.matrix, *h);
-        rep.rtn_objective = hessian_error(w, PackedMatrix::quantize(f, w, rows, cols), *h);
+        rep.rtn_objective = hessian_error(w, PackedMatrix::quantize(fk, w, rows, cols), *h);
       }
       for (const std::string& warning : q.warnings) {
         out.warnings.push_back(rep.name + ": " + warning);

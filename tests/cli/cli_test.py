@@ -657,6 +657,22 @@ class Report(Base):
                                "--no-svg").stdout)
         self.assertEqual(again["rows"][0]["nats_per_byte"], by[("mxfp4", "gptq")]["nats_per_byte"])
 
+    def test_budget(self):
+        calib = self.calibration_text()
+        out = json.loads(self.report("--formats", "mxfp4", "--budget", "5", "--calib", calib,
+                                     "--calib-tokens", "512", "--json", "--no-svg").stdout)
+        row = out["rows"][-1]
+        self.assertEqual((row["format"], row["method"]), ("budget:5", "rtn"))
+        self.assertLessEqual(row["bits_per_weight"], 5.0)
+        self.assertGreater(row["bits_per_weight"], 4.25)  # the leftover bits were spent
+        b = out["budget"]
+        self.assertEqual(b["sensitivity"], "calibration loss")
+        self.assertEqual({m["format"] for m in b["matrices"]} <= {"mxfp4", "mxfp6_e2m3", "mxfp8_e4m3"}, True)
+        self.assertAlmostEqual(b["assigned_bits_per_weight"], row["bits_per_weight"], places=9)
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--formats", "mxfp4", "--budget", "3", "--svg", svg],
+                          "over the budget", svg)
+
     def test_methods_bad_input(self):
         svg = self.path("chart.svg")
         calib = self.calibration_text()

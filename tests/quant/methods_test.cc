@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lowp/error.h"
+#include "lowp/quant/budget.h"
 #include "lowp/quant/methods.h"
 #include "lowp/storage/segment_quantizer.h"
 
@@ -353,6 +354,31 @@ TEST(Methods, SingularHessianRaisesDampingAndSaysSo) {
   ASSERT_FALSE(q.warnings.empty());
   EXPECT_GT(q.damp, 0.0);
   EXPECT_NE(q.warnings[0].find("singular"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lowp
+
+namespace lowp {
+namespace {
+
+TEST(Budget, GreedyMeetsTheBudgetAndSpendsWhatIsLeft) {
+  // Three tensors of 100 weights; options 4, 6 and 8 bits per weight.
+  const std::vector<std::vector<double>> bits(3, {400.0, 600.0, 800.0});
+  // Tensor 0 barely cares, tensor 2 cares a lot about 4 bits.
+  const std::vector<std::vector<double>> cost = {
+      {0.1, 0.05, 0.0}, {1.0, 0.2, 0.0}, {9.0, 0.3, 0.0}};
+  BudgetSolution s = solve_budget(cost, bits, 1800.0);  // 6 bits on average
+  EXPECT_LE(s.bits, 1800.0);
+  EXPECT_EQ(s.choice, (std::vector<std::size_t>{0, 1, 2}));  // 4 + 6 + 8 bits
+  EXPECT_DOUBLE_EQ(s.sensitivity, 0.1 + 0.2 + 0.0);
+  s = solve_budget(cost, bits, 2400.0);  // room for everything
+  EXPECT_EQ(s.choice, (std::vector<std::size_t>{2, 2, 2}));
+  s = solve_budget(cost, bits, 1200.0);  // only the smallest fit
+  EXPECT_EQ(s.choice, (std::vector<std::size_t>{0, 0, 0}));
+  EXPECT_THROW(solve_budget(cost, bits, 1199.0), Error);
+  EXPECT_THROW(solve_budget({}, {}, 10.0), Error);
+  EXPECT_THROW(solve_budget({{1.0}}, {{1.0, 2.0}}, 10.0), Error);
 }
 
 }  // namespace

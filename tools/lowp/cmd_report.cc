@@ -20,6 +20,7 @@
 #include "lowp/io/npy.h"
 #include "lowp/nn/model_files.h"
 #include "lowp/nn/report.h"
+#include "lowp/quant/budget.h"
 #include "models.h"
 
 namespace lowp::cli {
@@ -31,6 +32,8 @@ struct ReportArgs {
   std::string formats;
   std::string methods;
   CalibrationArgs calib;
+  double budget = 0;
+  std::string budget_formats = "mxfp4,mxfp6_e2m3,mxfp8_e4m3";
   std::string activations;
   unsigned threads = 0;
   int ctx = 0;
@@ -95,8 +98,9 @@ void run_report(const ReportArgs& a) {
   }
   nn::check_validation_text(text, text_name);
   const nn::ReportText tokens = tokenize_for_report(loaded, text);
-  if (!a.methods.empty()) {
-    opt.methods = split_list(a.methods);
+  std::shared_ptr<const std::vector<std::vector<std::int32_t>>> windows;
+  if (!a.methods.empty() || a.budget > 0) {
+    if (!a.methods.empty()) opt.methods = split_list(a.methods);
     bool needs_data = false;
     for (const std::string& m : opt.methods) needs_data |= method_needs_data(parse_method(m));
     if (needs_data && a.calib.file.empty()) {
@@ -104,11 +108,52 @@ void run_report(const ReportArgs& a) {
     }
     ModelAndTokenizer calib_model = loaded;
     calib_model.model = gpt;
-    auto windows = std::make_shared<const std::vector<std::vector<std::int32_t>>>(
+    windows = std::make_shared<const std::vector<std::vector<std::int32_t>>>(
         load_calibration(calib_model, a.calib));
     opt.quantize = report_quantizer(windows, a.calib, opt.threads);
   }
-  const bool show_method = !opt.methods.empty();
+  std::shared_ptr<TransformerAssignment> assignment;
+  if (a.budget > 0) {
+    std::vector<MatrixFormat> candidates;
+    for (const std::string& f : split_list(a.budget_formats)) {
+      candidates.push_back(parse_matrix_format(f));
+    }
+    // Sensitivity on (at most 4096 tokens of) the calibration windows, or
+    // data-free without them.
+    std::vector<std::vector<std::int32_t>> probe;
+    std::size_t n = 0;
+    for (const auto& w : *windows) {
+      if (n >= 4096) break;
+      probe.push_back(w);
+      n += w.size();
+    }
+    assignment = std::make_shared<TransformerAssignment>(assign_transformer_formats(
+        gpt, candidates, a.budget, probe, opt.threads,
+        [](const std::string& line) { fmt::print(stderr, "  {}\n", line); }));
+    const std::vector<std::string> methods =
+        opt.methods.empty() ? std::vector<std::string>{"rtn"} : opt.methods;
+    const std::string label = fmt::format("budget:{:g}", a.budget);
+    name_width = std::max(name_width, label.size() + 1);
+    for (const std::string& m : methods) {
+      const CalibrationArgs calib = a.calib;
+      const unsigned threads = opt.threads;
+      opt.extra.push_back(
+          {label, m, [assignment, windows, calib, m, threads](const nn::Transformer& model) {
+             ModelQuantizeOptions o;
+             o.method = method_options(parse_method(m), calib, threads);
+             o.measure_objective = false;
+             o.format_of = [assignment](int layer, nn::LinearKind k) {
+               for (const MatrixAssignment& x : assignment->matrices) {
+                 if (x.layer == layer && x.kind == k) return x.format;
+               }
+               throw Error("budget: no format for a matrix");
+             };
+             const MatrixFormat& any = assignment->matrices.front().format;
+             return quantize_transformer(model, any, *windows, o).model;
+           }});
+    }
+  }
+  const bool show_method = !opt.methods.empty() || a.budget > 0;
 
   if (!a.json) {
     fmt::print("lowp report: {} ({} parameters; {} layers, d_model {}, context {})\n", model_name,
@@ -167,9 +212,30 @@ void run_report(const ReportArgs& a) {
                            {"tokens_per_second", r.tokens_per_second}});
     }
     if (!a.no_svg && !a.svg.empty()) j["svg"] = a.svg;
+    if (assignment) {
+      nlohmann::json b;
+      b["bits_per_weight"] = a.budget;
+      b["assigned_bits_per_weight"] = assignment->bits_per_weight;
+      b["sensitivity"] = assignment->sensitivity;
+      b["matrices"] = nlohmann::json::array();
+      for (const MatrixAssignment& x : assignment->matrices) {
+        b["matrices"].push_back({{"name", x.name},
+                                 {"weights", x.weights},
+                                 {"format", x.format.name},
+                                 {"sensitivity", x.sensitivity}});
+      }
+      j["budget"] = b;
+    }
     fmt::print("{}\n", j.dump(2));
-  } else if (!a.no_svg && !a.svg.empty()) {
-    fmt::print("\nchart (model size vs loss): {}\n", a.svg);
+  } else {
+    if (assignment) {
+      fmt::print("\nbudget {:g} bits/weight: {:.3f} bits/weight assigned by {} sensitivity\n",
+                 a.budget, assignment->bits_per_weight, assignment->sensitivity);
+      for (const MatrixAssignment& x : assignment->matrices) {
+        fmt::print("  {:<20} {:>10} weights  {}\n", x.name, thousands(x.weights), x.format.name);
+      }
+    }
+    if (!a.no_svg && !a.svg.empty()) fmt::print("\nchart (model size vs loss): {}\n", a.svg);
   }
 }
 
@@ -201,6 +267,13 @@ void add_report_command(CLI::App& app) {
                   "(the direct cast), mse (data-free scale search), gptq (needs --calib); "
                   "default: rtn");
   add_calibration_options(cmd, a->calib);
+  cmd->add_option("--budget", a->budget,
+                  "Also a mixed-precision row: each matrix gets a format of --budget-formats so "
+                  "that the average bits per weight (scales included) stay within BITS; "
+                  "sensitivity is the calibration loss with --calib, else the weight error")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--budget-formats", a->budget_formats,
+                  "Candidate formats of --budget (default: mxfp4,mxfp6_e2m3,mxfp8_e4m3)");
   cmd->add_option("--activations", a->activations,
                   "Also quantize the input of every matrix product to this "
                   "format (MX blocks along "

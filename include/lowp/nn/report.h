@@ -41,6 +41,13 @@ struct ReportRow {
 using ReportQuantizer = std::function<Transformer(
     const Transformer& model, const MatrixFormat& format, const std::string& method)>;
 
+// A row for a model built another way (e.g. mixed precision under a budget):
+// `build` makes it from the FP32 model.
+struct ReportExtra {
+  std::string format, method;  // the row's labels
+  std::function<Transformer(const Transformer& model)> build;
+};
+
 struct ReportOptions {
   std::vector<std::string> formats = default_report_formats();
   std::string activations;  // empty: FP32 activations
@@ -49,6 +56,7 @@ struct ReportOptions {
   // available; others through `quantize`). Empty: rtn only.
   std::vector<std::string> methods;
   ReportQuantizer quantize;
+  std::vector<ReportExtra> extra;  // rows after the formats'
 };
 
 struct Report {

@@ -57,6 +57,9 @@ struct ModelQuantization {
 struct ModelQuantizeOptions {
   MethodOptions method;
   bool measure_objective = true;  // also quantize by RTN to report both objectives
+  // A format per matrix (mixed precision, lowp/quant/budget.h); when empty,
+  // every matrix takes the format argument.
+  std::function<MatrixFormat(int layer, nn::LinearKind kind)> format_of;
   // Called with a line of progress (for stderr) as each block finishes.
   std::function<void(const std::string&)> progress;
 };
