@@ -11,6 +11,12 @@
 #include "lowp/error.h"
 #include "lowp/thread_pool.h"
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define LOWP_QUANT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LOWP_QUANT_CLONES
+#endif
+
 namespace lowp {
 
 std::string_view method_name(QuantMethod m) {
@@ -151,54 +157,81 @@ WeightQuantization quantize_mse(const MatrixFormat& f, std::span<const float> w,
 }
 
 // ---- dense fp64 linear algebra for GPTQ ----
+// Blocked so that each pass streams the big matrix once per block of rows or
+// columns, with the inner loops written as axpys (no reassociated sums), so
+// that every vector clone computes the same numbers as the scalar code.
+
+// y[0..n) -= a * x[0..n)
+LOWP_QUANT_CLONES void axpy_sub(double* y, const double* x, double a, std::size_t n) {
+  for (std::size_t j = 0; j < n; ++j) y[j] -= a * x[j];
+}
+
+constexpr std::size_t kPanel = 64;
 
 // In-place lower Cholesky factor of the n x n symmetric matrix a (row-major;
-// the upper triangle is left as is). Returns false at a pivot that is not
+// only the lower triangle is read and written). Returns false at a pivot not
 // larger than `min_pivot` (a matrix that is singular up to rounding).
+// Blocked right-looking: factor a panel of kPanel columns, then subtract its
+// outer product from the trailing lower triangle.
 bool cholesky(std::vector<double>& a, std::size_t n, double min_pivot, unsigned threads) {
-  std::vector<double> col(n);
-  for (std::size_t k = 0; k < n; ++k) {
-    const double pivot = a[k * n + k];
-    if (!(pivot > min_pivot) || !std::isfinite(pivot)) return false;
-    const double d = std::sqrt(pivot);
-    a[k * n + k] = d;
-    for (std::size_t i = k + 1; i < n; ++i) {
-      a[i * n + k] /= d;
-      col[i] = a[i * n + k];
+  std::vector<double> panel;  // the panel's columns below its diagonal block, transposed
+  for (std::size_t k0 = 0; k0 < n; k0 += kPanel) {
+    const std::size_t k1 = std::min(n, k0 + kPanel), w = k1 - k0;
+    // 1. The panel, unblocked (columns k0..k1 of rows k0..n).
+    for (std::size_t k = k0; k < k1; ++k) {
+      const double pivot = a[k * n + k];
+      if (!(pivot > min_pivot) || !std::isfinite(pivot)) return false;
+      const double d = std::sqrt(pivot);
+      a[k * n + k] = d;
+      for (std::size_t i = k + 1; i < n; ++i) a[i * n + k] /= d;
+      // Update the rest of the panel's columns (k+1..k1) for rows below.
+      for (std::size_t i = k + 1; i < n; ++i) {
+        const double lik = a[i * n + k];
+        const std::size_t end = std::min(i + 1, k1);
+        for (std::size_t j = k + 1; j < end; ++j) a[i * n + j] -= lik * a[j * n + k];
+      }
     }
-    // Trailing update of the lower triangle, row by row.
-    const std::size_t rest = n - k - 1;
-    parallel_for(rest, rest >= 256 ? threads : 1, [&](std::size_t i0, std::size_t i1) {
-      for (std::size_t i = k + 1 + i0; i < k + 1 + i1; ++i) {
-        const double li = col[i];
+    if (k1 == n) break;
+    // 2. Trailing update: A[i][j] -= sum_k L[i][k] L[j][k], k in the panel,
+    // for k1 <= j <= i; the panel transposed so each k is a contiguous row.
+    panel.assign(w * n, 0.0);
+    for (std::size_t i = k1; i < n; ++i) {
+      for (std::size_t k = k0; k < k1; ++k) panel[(k - k0) * n + i] = a[i * n + k];
+    }
+    parallel_for(n - k1, threads, [&](std::size_t r0, std::size_t r1) {
+      for (std::size_t i = k1 + r0; i < k1 + r1; ++i) {
         double* row = a.data() + i * n;
-        for (std::size_t j = k + 1; j <= i; ++j) row[j] -= li * col[j];
+        for (std::size_t k = 0; k < w; ++k) {
+          axpy_sub(row + k1, panel.data() + k * n + k1, panel[k * n + i], i + 1 - k1);
+        }
       }
     });
   }
   return true;
 }
 
-// The inverse of the lower-triangular l (n x n), lower triangular.
+// The inverse of the lower-triangular l (n x n), lower triangular. Row i of
+// L^-1 is (e_i - sum_{k<i} L[i][k] Linv[k]) / L[i][i]: blocks of rows take
+// the finished rows above them in one pass, then finish among themselves.
 std::vector<double> invert_lower(const std::vector<double>& l, std::size_t n, unsigned threads) {
   std::vector<double> inv(n * n, 0.0);
-  // Row i of L^-1: (e_i - sum_{k<i} L[i][k] Linv[k]) / L[i][i]. Rows depend on
-  // earlier rows only, so compute them in order; each is a sum of row axpys.
-  // Parallelise over the columns j of a row (independent).
-  for (std::size_t i = 0; i < n; ++i) {
-    double* out = inv.data() + i * n;
-    const double* li = l.data() + i * n;
-    parallel_for(i, i >= 256 ? threads : 1, [&](std::size_t j0, std::size_t j1) {
-      for (std::size_t k = j0; k < i; ++k) {
-        const double c = li[k];
-        const double* row = inv.data() + k * n;
-        const std::size_t end = std::min(k + 1, j1);
-        for (std::size_t j = j0; j < end; ++j) out[j] -= c * row[j];
+  for (std::size_t i0 = 0; i0 < n; i0 += kPanel) {
+    const std::size_t i1 = std::min(n, i0 + kPanel);
+    // Rows i0..i1 against the finished rows k < i0.
+    parallel_for(i1 - i0, threads, [&](std::size_t r0, std::size_t r1) {
+      for (std::size_t i = i0 + r0; i < i0 + r1; ++i) {
+        double* out = inv.data() + i * n;
+        for (std::size_t k = 0; k < i0; ++k) axpy_sub(out, inv.data() + k * n, l[i * n + k], k + 1);
       }
     });
-    const double d = li[i];
-    for (std::size_t j = 0; j < i; ++j) out[j] /= d;
-    out[i] = 1.0 / d;
+    // Then among themselves, in order.
+    for (std::size_t i = i0; i < i1; ++i) {
+      double* out = inv.data() + i * n;
+      for (std::size_t k = i0; k < i; ++k) axpy_sub(out, inv.data() + k * n, l[i * n + k], k + 1);
+      const double d = l[i * n + i];
+      for (std::size_t j = 0; j < i; ++j) out[j] /= d;
+      out[i] = 1.0 / d;
+    }
   }
   return inv;
 }
@@ -281,47 +314,60 @@ WeightQuantization quantize_gptq(const MatrixFormat& f, std::span<const float> w
   std::vector<SegmentScale> scales(rows * segs);
   const std::size_t block = std::max<std::size_t>(g.block, 1);
 
-  parallel_for(rows, opt.threads, [&](std::size_t r0, std::size_t r1) {
+  // Rows are independent: tiles of rows run the column loop together, so
+  // that each row of U is read once per tile.
+  constexpr std::size_t kTile = 32;
+  const std::size_t tiles = (rows + kTile - 1) / kTile;
+  parallel_for(tiles, opt.threads, [&](std::size_t t0, std::size_t t1) {
     std::vector<SegmentScale> cands;
     std::vector<float> tmp;
-    std::vector<double> wp(cols), err(block);
-    for (std::size_t r = r0; r < r1; ++r) {
-      const float* wr = w.data() + r * cols;
-      SegmentScale* sr = scales.data() + r * segs;
-      if (static_scales) {
-        for (std::size_t s = 0; s < segs; ++s) {
-          const std::size_t b = s * seg, n = std::min(seg, cols - b);
-          sr[s] = choose_scale<float>(sq, std::span<const float>(wr + b, n), g.mse_scales,
-                                      opt.search, importance.data() + b, cands, tmp);
+    std::vector<double> wp(kTile * cols), err(kTile * block);
+    for (std::size_t tile = t0; tile < t1; ++tile) {
+      const std::size_t r0 = tile * kTile, nr = std::min(kTile, rows - r0);
+      for (std::size_t t = 0; t < nr; ++t) {
+        const float* wr = w.data() + (r0 + t) * cols;
+        SegmentScale* sr = scales.data() + (r0 + t) * segs;
+        if (static_scales) {
+          for (std::size_t s = 0; s < segs; ++s) {
+            const std::size_t b = s * seg, n = std::min(seg, cols - b);
+            sr[s] = choose_scale<float>(sq, std::span<const float>(wr + b, n), g.mse_scales,
+                                        opt.search, importance.data() + b, cands, tmp);
+          }
+        }
+        for (std::size_t i = 0; i < cols; ++i) {
+          wp[t * cols + i] = dead[perm[i]] ? 0.0 : static_cast<double>(wr[perm[i]]);
         }
       }
-      for (std::size_t i = 0; i < cols; ++i) {
-        wp[i] = dead[perm[i]] ? 0.0 : static_cast<double>(wr[perm[i]]);
-      }
       for (std::size_t b0 = 0; b0 < cols; b0 += block) {
-        const std::size_t b1 = std::min(cols, b0 + block);
+        const std::size_t b1 = std::min(cols, b0 + block), nb = b1 - b0;
         for (std::size_t i = b0; i < b1; ++i) {
           const std::size_t j = perm[i];
           const std::size_t s = j / seg;
-          if (!static_scales && j % seg == 0) {  // the loop enters a segment (perm is identity)
-            const std::size_t n = std::min(seg, cols - j);
-            sr[s] =
-                choose_scale<double>(sq, std::span<const double>(wp.data() + i, n), g.mse_scales,
-                                     opt.search, importance.data() + j, cands, tmp);
-          }
-          const auto x = static_cast<float>(wp[i]);
-          const std::uint32_t c = sq.encode(x, sr[s]);
-          codes[r * cols + j] = c;
-          const double e = (wp[i] - static_cast<double>(sq.decode(c, sr[s]))) / u[i * cols + i];
-          err[i - b0] = e;
           const double* ui = u.data() + i * cols;
-          for (std::size_t k = i + 1; k < b1; ++k) wp[k] -= e * ui[k];
+          for (std::size_t t = 0; t < nr; ++t) {
+            double* wt = wp.data() + t * cols;
+            SegmentScale* sr = scales.data() + (r0 + t) * segs;
+            if (!static_scales && j % seg == 0) {  // the loop enters a segment (perm is identity)
+              const std::size_t n = std::min(seg, cols - j);
+              sr[s] = choose_scale<double>(sq, std::span<const double>(wt + i, n), g.mse_scales,
+                                           opt.search, importance.data() + j, cands, tmp);
+            }
+            const auto x = static_cast<float>(wt[i]);
+            const std::uint32_t c = sq.encode(x, sr[s]);
+            codes[(r0 + t) * cols + j] = c;
+            const double e = (wt[i] - static_cast<double>(sq.decode(c, sr[s]))) / ui[i];
+            err[t * block + (i - b0)] = e;
+            axpy_sub(wt + i + 1, ui + i + 1, e, b1 - i - 1);
+          }
         }
         // The block's errors onto every later column at once.
-        for (std::size_t i = b0; i < b1; ++i) {
-          const double e = err[i - b0];
-          const double* ui = u.data() + i * cols;
-          for (std::size_t k = b1; k < cols; ++k) wp[k] -= e * ui[k];
+        if (b1 < cols) {
+          for (std::size_t t = 0; t < nr; ++t) {
+            double* wt = wp.data() + t * cols;
+            for (std::size_t i = 0; i < nb; ++i) {
+              axpy_sub(wt + b1, u.data() + (b0 + i) * cols + b1, err[t * block + i], cols - b1);
+            }
+          }
         }
       }
     }

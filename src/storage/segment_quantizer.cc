@@ -87,6 +87,77 @@ SegmentQuantizer::SegmentQuantizer(const MatrixFormat& f, std::size_t cols, floa
   if (f.scheme != MatrixScheme::kBlock && f.scheme != MatrixScheme::kPlain) {
     max_ = static_cast<float>(max_finite(f.element));
   }
+  // The value table of the element (formats of at most 16 bits).
+  const Format& e = f.scheme == MatrixScheme::kBlock ? f.block.element : f.element;
+  if (f.scheme != MatrixScheme::kPlain && !f.asymmetric && e.bits <= 16) {
+    std::vector<std::pair<double, std::uint32_t>> v;
+    for (std::uint32_t c = 0; c < (std::uint32_t{1} << e.bits); ++c) {
+      if (is_nan_code(e, c)) continue;
+      const double x =
+          f.scheme == MatrixScheme::kBlock ? mx_element_value(e, c) : lowp::decode(e, c);
+      if (x < 0.0) signed_ = true;
+      if (!std::isfinite(x) || x < 0.0 || (x == 0.0 && std::signbit(x))) continue;
+      v.emplace_back(x, c);
+    }
+    std::sort(v.begin(), v.end());
+    for (const auto& [x, c] : v) {
+      values_.push_back(x);
+      value_codes_.push_back(c);
+    }
+  }
+}
+
+double SegmentQuantizer::nearest(double x) const {
+  if (!signed_ && x < 0.0) return values_.front();  // unsigned: negatives clamp to 0
+  const double m = std::fabs(x);
+  const auto it = std::upper_bound(values_.begin(), values_.end(), m);
+  double q;
+  if (it == values_.end()) {
+    q = values_.back();  // saturate
+  } else if (it == values_.begin()) {
+    q = values_.front();
+  } else {
+    const auto hi = static_cast<std::size_t>(it - values_.begin()), lo = hi - 1;
+    const double dl = m - values_[lo], dh = values_[hi] - m;
+    if (dl < dh) {
+      q = values_[lo];
+    } else if (dh < dl) {
+      q = values_[hi];
+    } else {
+      q = (value_codes_[lo] & 1u) == 0 ? values_[lo] : values_[hi];
+    }
+  }
+  return std::signbit(x) ? -q : q;
+}
+
+float SegmentQuantizer::quantize(float v, const SegmentScale& s) const {
+  const MatrixFormat& f = format_;
+  if (values_.empty() || f.scheme == MatrixScheme::kPlain || f.asymmetric || !std::isfinite(v)) {
+    return decode(encode(v, s), s);
+  }
+  switch (f.scheme) {
+    case MatrixScheme::kTensor:
+    case MatrixScheme::kChannel:
+    case MatrixScheme::kGroup: {
+      if (!usable(s.value)) return decode(encode(v, s), s);
+      return static_cast<float>(nearest(static_cast<double>(v / s.value))) * s.value;
+    }
+    case MatrixScheme::kBlock: {
+      if (f.block.scale == BlockScale::kUe8m0) {
+        if (s.code == kE8m0Nan) return decode(encode(v, s), s);
+        // The table holds element values (MX integers as fixed point), so
+        // v / 2^e is compared with them directly.
+        const int e = e8m0_exponent(static_cast<std::uint8_t>(s.code));
+        return static_cast<float>(std::ldexp(nearest(std::ldexp(static_cast<double>(v), -e)), e));
+      }
+      const float total = tensor_scale_ * decode_f32(kFp8E4m3, s.code);
+      if (!usable(total) || is_nan_code(kFp8E4m3, s.code)) return decode(encode(v, s), s);
+      return static_cast<float>(nearest(std::clamp(v / total, -6.0f, 6.0f))) * total;
+    }
+    default:
+      break;
+  }
+  return decode(encode(v, s), s);
 }
 
 SegmentScale SegmentQuantizer::rule(std::span<const float> v) const {

@@ -383,3 +383,44 @@ TEST(Budget, GreedyMeetsTheBudgetAndSpendsWhatIsLeft) {
 
 }  // namespace
 }  // namespace lowp
+
+namespace lowp {
+namespace {
+
+TEST(SegmentQuantizer, FastQuantizeIsDecodeOfEncode) {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<float> v(4000);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    v[i] = n(rng) * std::ldexp(1.0f, static_cast<int>(i % 13) - 6);
+  }
+  // Exact ties and edges: halfway points of small integers and E2M1 values, 0, -0.
+  for (float t : {0.5f, 1.5f, 2.5f, -2.5f, 0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 7.0f,
+                  -5.0f, 0.0f, -0.0f, 1e-30f, 100.0f})
+    v.push_back(t);
+  ScaleSearch search;
+  search.exponent_radius = 3;
+  for (const char* name : kFormats) {
+    SCOPED_TRACE(name);
+    const MatrixFormat f = parse_matrix_format(name);
+    const SegmentQuantizer sq(f, v.size(), SegmentQuantizer::rule_tensor_scale(f, v));
+    std::vector<SegmentScale> cands;
+    for (std::size_t b = 0; b < v.size(); b += sq.segment()) {
+      const std::span<const float> seg(v.data() + b, std::min(sq.segment(), v.size() - b));
+      sq.candidates(seg, search, cands);
+      cands.push_back({1.0f, 127, 0});  // a unit scale: the ties above land on ties
+      cands.push_back({1.0f, 0x38, 0});
+      for (const SegmentScale& s : cands) {
+        if (f.scheme == MatrixScheme::kGroup && s.code == 127) continue;  // not an FP16 of 1.0
+        for (float x : seg) {
+          ASSERT_EQ(std::bit_cast<std::uint32_t>(sq.quantize(x, s) + 0.0f),
+                    std::bit_cast<std::uint32_t>(sq.decode(sq.encode(x, s), s) + 0.0f))
+              << "x = " << x << " scale " << s.value << " code " << s.code;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lowp

@@ -67,7 +67,9 @@ class SegmentQuantizer {
 
   std::uint32_t encode(float v, const SegmentScale& s) const;
   float decode(std::uint32_t code, const SegmentScale& s) const;
-  float quantize(float v, const SegmentScale& s) const { return decode(encode(v, s), s); }
+  // decode(encode(v, s)), faster (a table of the element's values), for the
+  // searches that try many scales.
+  float quantize(float v, const SegmentScale& s) const;
 
   // The packed matrix of `rows` rows from one code per value (row-major) and
   // one scale per segment (rows x segments()).
@@ -79,6 +81,13 @@ class SegmentQuantizer {
   std::size_t cols_ = 0, segment_ = 0, segments_ = 0;
   float tensor_scale_ = 0.0f;
   float max_ = 0.0f;  // largest finite element value (scaled schemes)
+  // The element's non-negative finite values in increasing order (MX
+  // integers as fixed point), with their codes.
+  std::vector<double> values_;
+  std::vector<std::uint32_t> value_codes_;
+  bool signed_ = false;  // whether the element has negative values
+  // The element value nearest to x (ties to the even code), saturating.
+  double nearest(double x) const;
 };
 
 }  // namespace lowp
