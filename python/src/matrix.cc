@@ -14,6 +14,7 @@
 #include "arrays.h"
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
+#include "lowp/quant/methods.h"
 #include "lowp/storage/matrix_format.h"
 #include "lowp/storage/packed_matrix.h"
 
@@ -80,13 +81,35 @@ unsigned thread_count(int threads) {
   return static_cast<unsigned>(threads);
 }
 
-PackedMatrix quantize_matrix(py::handle w, const std::string& format) {
+PackedMatrix quantize_matrix(py::handle w, const std::string& format, const std::string& method,
+                             py::object hessian, double damp, bool act_order, bool static_groups,
+                             bool mse_scales, int block, int search_radius, int threads) {
   const MatrixFormat f = parse_matrix_format(format);
   const FloatInput in = matrix_input(w, "w");
   const auto rows = static_cast<std::size_t>(in.shape[0]);
   const auto cols = static_cast<std::size_t>(in.shape[1]);
+  MethodOptions o;
+  o.method = parse_method(method);
+  o.gptq.damp = damp;
+  o.gptq.act_order = act_order;
+  o.gptq.static_groups = static_groups;
+  o.gptq.mse_scales = mse_scales;
+  if (block < 1) throw Error("block " + std::to_string(block) + " must be >= 1");
+  o.gptq.block = static_cast<std::size_t>(block);
+  o.search.exponent_radius = search_radius;
+  o.threads = thread_count(threads);
+  std::optional<InputHessian> h;
+  if (!hessian.is_none()) {
+    const auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(hessian);
+    if (!a || a.ndim() != 2 || static_cast<std::size_t>(a.shape(0)) != cols ||
+        static_cast<std::size_t>(a.shape(1)) != cols) {
+      throw Error("hessian must be a [cols, cols] = [" + std::to_string(cols) + ", " +
+                  std::to_string(cols) + "] float array");
+    }
+    h = InputHessian::from_matrix(cols, std::span<const double>(a.data(), cols * cols), 1);
+  }
   py::gil_scoped_release release;
-  return PackedMatrix::quantize(f, in.f32(), rows, cols);
+  return quantize_weight(f, in.f32(), rows, cols, o, h ? &*h : nullptr).matrix;
 }
 
 py::array fake_quantize_rows_array(py::handle x, const std::string& format) {
@@ -389,8 +412,12 @@ array (float64 is rounded to fp32 first). `threads` split the rows of W
                               s[2], tensor, get("row"), get("group"), get("zero"), get("block"));
           }));
 
-  m.def("quantize_matrix", &quantize_matrix, py::arg("w"), py::arg("format"),
-        R"doc(quantize_matrix(w, format) -> PackedMatrix
+  m.def(
+      "quantize_matrix", &quantize_matrix, py::arg("w"), py::arg("format"), py::kw_only(),
+      py::arg("method") = "rtn", py::arg("hessian") = py::none(), py::arg("damp") = 0.01,
+      py::arg("act_order") = false, py::arg("static_groups") = false, py::arg("mse_scales") = true,
+      py::arg("block") = 128, py::arg("search_radius") = 1, py::arg("threads") = 1,
+      R"doc(quantize_matrix(w, format, *, method="rtn", hessian=None, damp=0.01, act_order=False, static_groups=False, mse_scales=True, block=128, search_radius=1, threads=1) -> PackedMatrix
 
 Quantizes a 2-D weight matrix w [rows, cols] (float32; float64 is rounded to
 fp32 first, float16 widened) into a storage format, as the runtime and
@@ -406,6 +433,14 @@ fp32 first, float16 widened) into a storage format, as the runtime and
 with F any scalar format (intN means [-(2^(N-1)-1), 2^(N-1)-1]; scaled
 elements saturate). Deterministic. Raises lowp.Error for an unknown format or
 an array that is not 2-D float.
+
+method (lowp/quant/methods.h): "rtn" rounds by the format's rule; "mse"
+searches each block/group/channel scale for the least squared error
+(weighted by diag(hessian) when one is given); "gptq" needs `hessian`
+(X^T X of the layer's inputs, [cols, cols]) and runs GPTQ with `damp`
+(relative to mean(diag H)), lazy blocks of `block` columns, optional
+act-order and static groups, and scales chosen by the MSE search
+(mse_scales) or the rule.
 
 >>> m = lowp.quantize_matrix(np.ones((4, 64), np.float32), "int4:group32")
 >>> m

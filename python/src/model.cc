@@ -97,8 +97,10 @@ py::dict quantize_model_file(const std::filesystem::path& input,
                              const std::string& rounding, std::uint64_t seed, bool saturate,
                              const std::vector<std::string>& include,
                              const std::vector<std::string>& exclude, std::uint64_t min_elements,
-                             bool fake, const std::string& to, unsigned threads) {
+                             bool fake, const std::string& to, unsigned threads,
+                             const std::string& method) {
   QuantizeRequest req;
+  req.method = parse_method(method);
   req.format = format;
   req.block_size = block;
   req.axis = axis;
@@ -189,7 +191,8 @@ unreadable, of an unknown kind or malformed.
       py::arg("saturate") = false, py::arg("include") = std::vector<std::string>{},
       py::arg("exclude") = std::vector<std::string>{}, py::arg("min_elements") = 1,
       py::arg("fake") = false, py::arg("to") = "", py::arg("threads") = 0,
-      R"doc(quantize_model(input, output, format, *, block=None, axis=-1, scale_rule="floor", rounding="rne", seed=0, saturate=False, include=[], exclude=[], min_elements=1, fake=False, to="", threads=0) -> dict
+      py::arg("method") = "rtn",
+      R"doc(quantize_model(input, output, format, *, block=None, axis=-1, scale_rule="floor", rounding="rne", seed=0, saturate=False, include=[], exclude=[], min_elements=1, fake=False, to="", threads=0, method="rtn") -> dict
 
 Quantizes a model file tensor by tensor into a new file, as ``lowp quantize``,
 and returns the report (the same keys as its --report JSON: "tensors", one
@@ -202,6 +205,8 @@ extension (or `to`): .safetensors (any format; block formats packed), .gguf
 (fp32, fp16, bf16, mxfp4, q8_0) or .onnx (fake=True only). `include` and
 `exclude` are lists of shell globs on tensor names; `axis` is the block axis
 in each tensor's 2-D view (-1 for [out, in] weights, 0 for [in, out]).
+method: "rtn" (the format's rule) or "mse" (data-free scale search; block
+formats with fake=True, scaled matrix formats also packed in safetensors).
 The output is written atomically. Raises lowp.Error on bad input.)doc");
 }
 

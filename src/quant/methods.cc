@@ -45,6 +45,26 @@ bool method_needs_data(QuantMethod m) { return m == QuantMethod::kGptq; }
 
 InputHessian::InputHessian(std::size_t cols) : cols_(cols), h_(cols * cols, 0.0) {}
 
+InputHessian InputHessian::from_matrix(std::size_t cols, std::span<const double> h,
+                                       std::uint64_t tokens) {
+  if (h.size() != cols * cols) {
+    throw Error("hessian: " + std::to_string(h.size()) + " values for a " + std::to_string(cols) +
+                "x" + std::to_string(cols) + " matrix");
+  }
+  for (std::size_t i = 0; i < cols; ++i) {
+    for (std::size_t j = 0; j < cols; ++j) {
+      if (!std::isfinite(h[i * cols + j]) || h[i * cols + j] != h[j * cols + i]) {
+        throw Error("hessian: entry [" + std::to_string(i) + ", " + std::to_string(j) +
+                    "] is not finite or not symmetric");
+      }
+    }
+  }
+  InputHessian out(cols);
+  std::copy(h.begin(), h.end(), out.h_.begin());
+  out.tokens_ = tokens;
+  return out;
+}
+
 void InputHessian::add(const float* x, std::size_t rows, unsigned threads) {
   if (rows == 0 || cols_ == 0) return;
   // X^T X as the product of X^T with itself through the fp32 GEMM of

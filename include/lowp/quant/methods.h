@@ -62,6 +62,11 @@ class InputHessian {
  public:
   InputHessian() = default;
   explicit InputHessian(std::size_t cols);
+  // A Hessian given as a matrix (cols x cols, row-major) over `tokens`
+  // tokens. Throws lowp::Error for a size that is not cols^2 or a matrix
+  // that is not symmetric or not finite.
+  static InputHessian from_matrix(std::size_t cols, std::span<const double> h,
+                                  std::uint64_t tokens);
   // Adds `rows` input vectors (row-major, rows x cols); threads split the
   // work, the sum does not depend on them.
   void add(const float* x, std::size_t rows, unsigned threads = 1);

@@ -1,0 +1,148 @@
+"""lowp.quantize_matrix's methods against references written here in numpy
+float64 from the papers, never calling lowp:
+
+- mse: the clip grid of lowp/storage/segment_quantizer.h searched by brute
+  force, bit for bit (a deterministic path);
+- gptq: GPTQ as Frantar et al. state it (Cholesky of H^-1, one column at a
+  time, unblocked), which lowp's blocked, tiled solver must reproduce up to
+  rare rounding-boundary flips; and its per-layer objective tr(dW H dW^T)
+  must beat round to nearest on random and real layers.
+"""
+import os
+
+import numpy as np
+import pytest
+
+import lowp
+
+SOURCE_DIR = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def correlated_inputs(tokens, cols, seed):
+    rng = np.random.default_rng(seed)
+    mix = rng.standard_normal((4, cols))
+    z = rng.standard_normal((tokens, 4))
+    x = z @ mix + 0.5 * rng.standard_normal((tokens, cols))
+    x[:, ::7] *= 5.0  # a few loud channels, as real activations have
+    return x.astype(np.float32)
+
+
+def hessian(x):
+    x64 = x.astype(np.float64)
+    return x64.T @ x64
+
+
+def int_quant(w, scale, qmax):
+    """Symmetric integer round to nearest even, saturating; 0 where scale is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(scale > 0, np.clip(np.round(w / scale), -qmax, qmax), 0.0)
+    return q
+
+
+def fp16_scale(amax, qmax):
+    return np.float64(np.float16(np.float32(amax) / np.float32(qmax)))
+
+
+def reference_mse_group(w, group, qmax, steps=50, min_clip=0.5):
+    """Per group of each row: the FP16 scale among clips 1, 1 - 0.5/50, ... of
+    amax / qmax with the least squared error (the first on ties)."""
+    out = np.zeros_like(w, dtype=np.float64)
+    for r in range(w.shape[0]):
+        for g in range(0, w.shape[1], group):
+            v = w[r, g:g + group].astype(np.float64)
+            amax = np.float32(np.max(np.abs(w[r, g:g + group])))
+            best, best_q = None, None
+            for i in range(steps + 1):
+                ratio = np.float32(1.0 - (1.0 - min_clip) * i / steps)
+                s = fp16_scale(np.float32(ratio * amax), qmax)
+                q = int_quant(np.float32(v) / np.float32(s), 1.0, qmax) * np.float32(s) if s > 0 else 0 * v
+                err = np.sum((v - q) ** 2)
+                if best is None or err < best:
+                    best, best_q = err, q
+            out[r, g:g + group] = best_q
+    return out
+
+
+def test_mse_search_matches_a_brute_force_reference_bit_for_bit():
+    rng = np.random.default_rng(1)
+    w = (0.02 * rng.standard_t(3, size=(6, 96))).astype(np.float32)
+    got = lowp.quantize_matrix(w, "int4:group32", method="mse").dequantize()
+    want = reference_mse_group(w, 32, 7)
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+    rtn = lowp.quantize_matrix(w, "int4:group32").dequantize()
+    assert np.sum((w - got) ** 2) < np.sum((w - rtn) ** 2)
+
+
+def reference_gptq(w, h, damp, group=None, qmax=7):
+    """GPTQ (unblocked) with symmetric int scales: per row (group=None) from
+    the original weights, or per group of `group` columns from the weights as
+    updated when the loop enters the group."""
+    w = w.astype(np.float64).copy()
+    rows, cols = w.shape
+    h = h.copy()
+    h[np.diag_indices(cols)] += damp * np.mean(np.diag(h))
+    hinv = np.linalg.cholesky(np.linalg.inv(h)).T  # upper: H^-1 = U^T U
+    q = np.zeros_like(w)
+    if group is None:
+        scale = np.float32(np.max(np.abs(w.astype(np.float32)), axis=1)) / np.float32(qmax)
+        scale = scale[:, None].astype(np.float32) * np.ones((1, cols), np.float32)
+    else:
+        scale = np.zeros((rows, cols), np.float32)
+    for j in range(cols):
+        if group is not None and j % group == 0:
+            amax = np.max(np.abs(w[:, j:j + group].astype(np.float32)), axis=1)
+            scale[:, j:j + group] = np.array([fp16_scale(a, qmax) for a in amax], np.float32)[:, None]
+        s = scale[:, j]
+        col = w[:, j].astype(np.float32)
+        qj = (int_quant(col / s, 1.0, qmax).astype(np.float32) * s).astype(np.float64)
+        q[:, j] = qj
+        err = (w[:, j] - qj) / hinv[j, j]
+        w[:, j + 1:] -= np.outer(err, hinv[j, j + 1:])
+    return q
+
+
+def objective(w, q, h):
+    d = w.astype(np.float64) - q.astype(np.float64)
+    return float(np.einsum("ij,jk,ik->", d, h, d))
+
+
+@pytest.mark.parametrize("fmt,group", [("int4:channel", None), ("int4:group32", 32)])
+def test_gptq_matches_an_unblocked_numpy_reference(fmt, group):
+    rng = np.random.default_rng(2)
+    w = (0.05 * rng.standard_normal((16, 64))).astype(np.float32)
+    h = hessian(correlated_inputs(512, 64, 3))
+    got = lowp.quantize_matrix(w, fmt, method="gptq", hessian=h, damp=0.01, block=16,
+                               mse_scales=False, threads=2).dequantize()
+    want = reference_gptq(w, h, 0.01, group)
+    differ = np.count_nonzero(got != want.astype(np.float32))
+    assert differ <= w.size // 100, f"{differ} of {w.size} values differ"
+    rtn = lowp.quantize_matrix(w, fmt).dequantize()
+    assert objective(w, got, h) < objective(w, rtn, h)
+    assert abs(objective(w, got, h) - objective(w, want, h)) <= 0.02 * objective(w, want, h)
+
+
+def test_gptq_on_a_real_layer_beats_round_to_nearest_in_every_4_bit_format():
+    m = lowp.open_model(os.path.join(SOURCE_DIR, "models", "kjv-char", "model.safetensors"))
+    name = [t["name"] for t in m.tensors if t["name"].endswith("fc.weight")][0]
+    w = np.ascontiguousarray(m[name], dtype=np.float32)  # [512, 128]
+    h = hessian(correlated_inputs(2048, w.shape[1], 4))
+    for fmt in ("mxfp4", "nvfp4", "int4:group32", "int4:group32:asym", "mx:int4:32"):
+        rtn = objective(w, lowp.quantize_matrix(w, fmt).dequantize(), h)
+        for act_order in (False, True):
+            g = lowp.quantize_matrix(w, fmt, method="gptq", hessian=h, act_order=act_order, threads=2)
+            assert g.format == lowp.quantize_matrix(w, fmt).format
+            assert objective(w, g.dequantize(), h) < rtn, (fmt, act_order)
+
+
+def test_bad_method_input():
+    w = np.ones((2, 32), np.float32)
+    with pytest.raises(lowp.Error, match="calibration"):
+        lowp.quantize_matrix(w, "int4:group32", method="gptq")
+    with pytest.raises(lowp.Error, match="awq"):
+        lowp.quantize_matrix(w, "int4:group32", method="awq")
+    with pytest.raises(lowp.Error, match="hessian"):
+        lowp.quantize_matrix(w, "int4:group32", method="gptq", hessian=np.eye(16))
+    asym = np.eye(32)
+    asym[0, 1] = 1.0
+    with pytest.raises(lowp.Error, match="symmetric"):
+        lowp.quantize_matrix(w, "int4:group32", method="gptq", hessian=asym)
