@@ -79,15 +79,19 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
     const std::vector<nn::LinearKind> kinds = cur.linear_kinds(layer);
     std::vector<InputStats> stats(nn::kLinearInputs);
     if (data) {
-      // This block in fp32 while it is observed.
+      // This block in fp32 until its matrices are quantized.
       for (nn::LinearKind k : kinds) {
         const PackedMatrix& w = cur.linear_weight(layer, k);
         cur.set_linear(
             layer, k,
             PackedMatrix::quantize(fp32, cur.linear_source(layer, k), w.rows(), w.cols()));
       }
+    }
+    // Observes the inputs in `sites` (a bit per LinearInput) over every window.
+    const auto observe_sites = [&](unsigned sites) {
       const nn::LinearObserver observe = [&](int, nn::LinearInput input, const float* x,
                                              std::size_t rows, std::size_t cols) {
+        if ((sites >> static_cast<unsigned>(input) & 1u) == 0) return;
         InputStats& s = stats[static_cast<std::size_t>(input)];
         if (s.hessian.cols() != cols) {
           s.hessian = InputHessian(cols);
@@ -108,8 +112,8 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
           cur.observe_head(x, observe);
         }
       }
-    }
-    for (nn::LinearKind k : kinds) {
+    };
+    const auto quantize_kind = [&](nn::LinearKind k) {
       const auto tk = std::chrono::steady_clock::now();
       const std::span<const float> w = cur.linear_source(layer, k);
       const std::size_t rows = cur.linear_weight(layer, k).rows();
@@ -133,6 +137,22 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
       }
       cur.set_linear(layer, k, std::move(q.matrix));
       out.linears.push_back(std::move(rep));
+    };
+    if (data && opt.true_sequential) {
+      // Input by input, in the order the block reads them: each is observed
+      // with the matrices before it already quantized.
+      for (int site = 0; site < nn::kLinearInputs; ++site) {
+        std::vector<nn::LinearKind> group;
+        for (nn::LinearKind k : kinds) {
+          if (static_cast<int>(nn::linear_input_of(k)) == site) group.push_back(k);
+        }
+        if (group.empty()) continue;
+        observe_sites(1u << static_cast<unsigned>(site));
+        for (nn::LinearKind k : group) quantize_kind(k);
+      }
+    } else {
+      if (data) observe_sites(~0u);
+      for (nn::LinearKind k : kinds) quantize_kind(k);
     }
     if (data && layer < c.n_layer) {
       for (std::vector<float>& x : xs) cur.run_block(layer, x, {}, threads);

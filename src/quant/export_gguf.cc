@@ -14,6 +14,7 @@
 #include "lowp/error.h"
 #include "lowp/kernels.h"
 #include "lowp/nn/model_files.h"
+#include "lowp/storage/packed_matrix.h"
 
 namespace lowp {
 namespace {
@@ -69,6 +70,139 @@ std::vector<std::byte> encode(const std::string& gguf, std::span<const float> x,
     out = ggml_quantize(info->type, x);
   }
   return out;
+}
+
+// Throws unless ggml type `gguf` stores matrices of format f (rows of `cols`)
+// as they are (see GgufExportRequest::packed).
+void check_packed(const std::string& gguf, const MatrixFormat& f, std::size_t cols,
+                  const std::string& name) {
+  const bool int_group32 = f.scheme == MatrixScheme::kGroup && f.group == 32 && !f.asymmetric &&
+                           f.element.kind == Kind::kInt && cols % 32 == 0;
+  BlockFormat mxfp4;
+  parse_block_format("mxfp4", mxfp4);
+  const bool ok =
+      (gguf == "F32" && f.name == "fp32") || (gguf == "F16" && f.name == "fp16") ||
+      (gguf == "BF16" && f.name == "bf16") ||
+      (gguf == "Q8_0" && int_group32 && f.element.bits == 8) ||
+      (gguf == "Q4_0" && int_group32 && f.element.bits == 4) ||
+      (gguf == "MXFP4" && f.scheme == MatrixScheme::kBlock && f.block == mxfp4 && cols % 32 == 0);
+  if (!ok) {
+    throw Error("GGUF export: " + name + " is stored as " + f.name + ", which " + gguf +
+                " cannot hold as it is");
+  }
+}
+
+// The GGUF bytes of a packed matrix (check_packed holds).
+std::vector<std::byte> encode_packed(const std::string& gguf, const PackedMatrix& m,
+                                     const std::string& name) {
+  const std::size_t rows = m.rows(), cols = m.cols();
+  check_packed(gguf, m.format(), cols, name);
+  std::vector<std::byte> out;
+  if (gguf == "F32" || gguf == "F16" || gguf == "BF16") {
+    out.resize(m.codes().size());
+    if (!out.empty()) std::memcpy(out.data(), m.codes().data(), out.size());
+    return out;
+  }
+  const std::size_t groups = cols / 32;
+  if (gguf == "Q8_0") {
+    out.resize(rows * groups * sizeof(GgmlBlockQ8_0));
+    auto* blocks = reinterpret_cast<GgmlBlockQ8_0*>(out.data());
+    for (std::size_t r = 0; r < rows; ++r) {
+      for (std::size_t g = 0; g < groups; ++g) {
+        GgmlBlockQ8_0& b = blocks[r * groups + g];
+        b.d = m.scales().group[r * groups + g];
+        std::memcpy(b.qs, m.codes().data() + r * cols + g * 32, 32);
+      }
+    }
+    return out;
+  }
+  if (gguf == "Q4_0") {
+    out.resize(rows * groups * sizeof(GgmlBlockQ4_0));
+    auto* blocks = reinterpret_cast<GgmlBlockQ4_0*>(out.data());
+    const std::size_t row_bytes = cols / 2;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::span<const std::uint8_t> codes = m.codes().subspan(r * row_bytes, row_bytes);
+      for (std::size_t g = 0; g < groups; ++g) {
+        GgmlBlockQ4_0& b = blocks[r * groups + g];
+        b.d = m.scales().group[r * groups + g];
+        for (std::size_t j = 0; j < 16; ++j) {
+          // A 4-bit two's complement code c in -7..7 is ggml's q = c + 8.
+          const auto q = [&](std::size_t k) {
+            return static_cast<std::uint8_t>((unpack_code(4, codes, g * 32 + k) + 8) & 0x0F);
+          };
+          b.qs[j] = static_cast<std::uint8_t>(q(j) | (q(j + 16) << 4));
+        }
+      }
+    }
+    return out;
+  }
+  if (gguf == "MXFP4") {
+    PackedTensor t;
+    parse_block_format("mxfp4", t.format);
+    t.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
+    t.axis = 1;
+    t.elements.assign(m.codes().begin(), m.codes().end());
+    t.scales = m.scales().block;
+    const std::vector<GgmlBlockMxfp4> blocks = to_ggml_mxfp4(t);
+    out.resize(blocks.size() * sizeof(GgmlBlockMxfp4));
+    if (!blocks.empty()) std::memcpy(out.data(), blocks.data(), out.size());
+    return out;
+  }
+  return out;
+}
+
+// The rows of m in the order gguf_permute_qk puts them.
+PackedMatrix permute_rows(const PackedMatrix& m, std::size_t heads, std::size_t head_dim) {
+  const std::size_t rows = m.rows();
+  std::vector<float> index(rows);
+  for (std::size_t r = 0; r < rows; ++r) index[r] = static_cast<float>(r);
+  const std::vector<float> order = nn::gguf_permute_qk(index, heads, head_dim, 1);
+  const std::size_t rb = PackedMatrix::row_bytes(m.format(), m.cols());
+  const MatrixScales& s = m.scales();
+  const std::size_t groups = rows == 0 ? 0 : s.group.size() / rows;
+  const std::size_t blocks = rows == 0 ? 0 : s.block.size() / rows;
+  std::vector<std::uint8_t> codes(m.codes().size());
+  MatrixScales out = s;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const auto from = static_cast<std::size_t>(order[r]);
+    std::memcpy(codes.data() + r * rb, m.codes().data() + from * rb, rb);
+    if (!s.row.empty()) out.row[r] = s.row[from];
+    for (std::size_t g = 0; g < groups; ++g) out.group[r * groups + g] = s.group[from * groups + g];
+    for (std::size_t g = 0; g < groups && !s.zero.empty(); ++g) {
+      out.zero[r * groups + g] = s.zero[from * groups + g];
+    }
+    for (std::size_t b = 0; b < blocks; ++b) out.block[r * blocks + b] = s.block[from * blocks + b];
+  }
+  return PackedMatrix::from_codes(m.format(), rows, m.cols(), std::move(codes), std::move(out));
+}
+
+// The runtime's matrix behind a GGUF matrix role (null for the others).
+std::optional<std::pair<int, nn::LinearKind>> linear_of(TensorRole role, std::size_t layer,
+                                                        const nn::TransformerConfig& c) {
+  const auto l = static_cast<int>(layer);
+  switch (role) {
+    case TensorRole::kQkvW:
+      return std::pair{l, nn::LinearKind::kQkv};
+    case TensorRole::kQW:
+      return std::pair{l, nn::LinearKind::kQ};
+    case TensorRole::kKW:
+      return std::pair{l, nn::LinearKind::kK};
+    case TensorRole::kVW:
+      return std::pair{l, nn::LinearKind::kV};
+    case TensorRole::kOW:
+      return std::pair{l, nn::LinearKind::kO};
+    case TensorRole::kFcW:
+      return std::pair{l, nn::LinearKind::kFc};
+    case TensorRole::kGateW:
+      return std::pair{l, nn::LinearKind::kGate};
+    case TensorRole::kDownW:
+      return std::pair{l, nn::LinearKind::kDown};
+    case TensorRole::kHead:
+      if (!c.tied_head) return std::pair{c.n_layer, nn::LinearKind::kHead};
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
 }
 
 std::size_t block_of(const std::string& gguf) {
@@ -157,6 +291,7 @@ std::vector<GgufExportTensor> export_gguf(const nn::Transformer& model,
     io::OutputTensor out;
     const std::vector<float>* values = nullptr;  // the model's; null: `owned`
     std::vector<float> owned;                    // permuted q/k, rope factors
+    std::optional<PackedMatrix> packed;          // written as it is (req.packed)
     std::size_t cols = 1;
   };
   std::vector<Item> items;
@@ -188,6 +323,18 @@ std::vector<GgufExportTensor> export_gguf(const nn::Transformer& model,
         it.values = nullptr;
       }
       const std::string t = shape.size() == 2 ? matrix_type(tn.role, it.cols) : "F32";
+      const auto linear = linear_of(tn.role, l, c);
+      if (req.packed && linear && !(tn.role == TensorRole::kHead && type.four_bit)) {
+        const PackedMatrix& m = model.linear_weight(linear->first, linear->second);
+        const bool qk = permute && (tn.role == TensorRole::kQW || tn.role == TensorRole::kKW);
+        it.packed =
+            qk ? permute_rows(
+                     m,
+                     static_cast<std::size_t>(tn.role == TensorRole::kQW ? c.n_head : c.n_kv_head),
+                     static_cast<std::size_t>(c.head_dim))
+               : m;
+        check_packed(t, m.format(), m.cols(), name);  // before anything is written
+      }
       it.out = io::OutputTensor{name, t, shape, io::gguf_tensor_nbytes(t, shape)};
       items.push_back(std::move(it));
     }
@@ -209,6 +356,7 @@ std::vector<GgufExportTensor> export_gguf(const nn::Transformer& model,
   }
   io::write_gguf(out, kv, outputs, [&](std::size_t i) {
     const Item& it = items[i];
+    if (it.packed) return encode_packed(it.out.dtype, *it.packed, it.out.name);
     return encode(it.out.dtype, it.values == nullptr ? it.owned : *it.values, it.cols);
   });
   return written;

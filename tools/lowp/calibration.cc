@@ -21,7 +21,7 @@ void add_calibration_options(CLI::App* cmd, CalibrationArgs& a) {
   cmd->add_option("--calib-seq", a.sequence,
                   "Tokens per calibration sequence (default: the context, at most 256)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", a.seed, "Seed of the calibration windows' offsets (default 0)");
+  cmd->add_option("--calib-seed", a.seed, "Seed of the calibration windows' offsets (default 0)");
   cmd->add_option("--damp", a.damp, "gptq: damping, relative to mean(diag H) (default 0.01)")
       ->check(CLI::Range(0.0, 10.0));
   cmd->add_flag("--act-order", a.act_order,

@@ -1,5 +1,5 @@
 // The options every command that quantizes with a method shares (--method,
-// --calib, --calib-tokens, --calib-seq, --seed, --damp, --act-order), and
+// --calib, --calib-tokens, --calib-seq, --calib-seed, --damp, --act-order, ...), and
 // the calibration windows they describe.
 #pragma once
 

@@ -10,12 +10,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "arrays.h"
+#include "calibration.h"
 #include "commands.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
@@ -23,6 +25,7 @@
 #include "lowp/io/model.h"
 #include "lowp/nn/model_files.h"
 #include "lowp/nn/tokenizer.h"
+#include "lowp/quant/calibrate.h"
 #include "lowp/quant/export_gguf.h"
 #include "lowp/quant/model_quantize.h"
 
@@ -32,7 +35,7 @@ namespace {
 struct QuantizeArgs {
   std::string in, out, format, round = "rne", scale_rule = "floor", to, report_path;
   std::string method = "rtn";
-  int search_radius = 1;
+  CalibrationArgs calib;
   std::optional<int> block;
   std::uint64_t seed = 0;
   std::uint64_t min_elements = 1;
@@ -101,9 +104,37 @@ void run_export(const QuantizeArgs& a) {
   if (output_kind_for(a.out, a.to) != "gguf") {
     throw Error(a.in + " is a model llama.cpp runs: it is written as GGUF (-o FILE.gguf)");
   }
-  const nn::Transformer model = nn::load_transformer(a.in);
+  const QuantMethod method = parse_method(a.method);
   GgufExportRequest req;
   req.type = a.format;
+  nn::Transformer model = nn::load_transformer(a.in);
+  if (method != QuantMethod::kRtn) {
+    // The method's matrices, written into ggml's blocks as they are.
+    const std::string storage = a.format == "q8_0"    ? "q8_0"
+                                : a.format == "q4_0"  ? "int4:group32"
+                                : a.format == "mxfp4" ? "mxfp4"
+                                                      : "";
+    if (storage.empty()) {
+      throw Error("--method " + a.method + " writes q8_0, q4_0 or mxfp4 GGUF files, not " +
+                  quoted(a.format));
+    }
+    if (method_needs_data(method) && a.calib.file.empty()) {
+      throw Error("--method " + a.method + " needs calibration text (--calib FILE)");
+    }
+    ModelAndTokenizer loaded = load_model_and_tokenizer(a.in);
+    const std::vector<std::vector<std::int32_t>> windows = load_calibration(loaded, a.calib);
+    const unsigned threads =
+        a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
+    ModelQuantizeOptions o;
+    o.method = method_options(method, a.calib, threads);
+    o.measure_objective = false;
+    if (!a.quiet) o.progress = [](const std::string& line) { fmt::print(stderr, "  {}\n", line); };
+    ModelQuantization q =
+        quantize_transformer(loaded.model, parse_matrix_format(storage), windows, o);
+    for (const std::string& w : q.warnings) fmt::print(stderr, "warning: {}\n", w);
+    model = std::move(q.model);
+    req.packed = true;
+  }
   req.name = std::filesystem::path(a.in).filename().string();
   if (std::filesystem::is_directory(a.in)) {
     nn::Tokenizer::from_directory(a.in).to_gguf_kv(req.tokenizer_kv);
@@ -124,17 +155,14 @@ void run_export(const QuantizeArgs& a) {
   std::string summary;
   for (const auto& [t, n] : types)
     summary += fmt::format("{}{} {}", summary.empty() ? "" : ", ", n, t);
-  fmt::print("{} -> {} (llama.cpp GGUF, {} {}): {} tensors ({}), {} bytes of tensor data\n", a.in,
-             a.out, model.config().family, a.format, written.size(), summary, bytes);
+  fmt::print("{} -> {} (llama.cpp GGUF, {} {}{}): {} tensors ({}), {} bytes of tensor data\n", a.in,
+             a.out, model.config().family, a.format, req.packed ? " by " + a.method : std::string(),
+             written.size(), summary, bytes);
 }
 
 void run_quantize(const QuantizeArgs& a) {
   const QuantMethod method = parse_method(a.method);
   if (is_runtime_model(a.in)) {
-    if (method != QuantMethod::kRtn) {
-      throw Error("--method " + a.method + ": the llama.cpp export of " + a.in +
-                  " quantizes by ggml's own rules; compare methods with lowp report --methods");
-    }
     run_export(a);
     return;
   }
@@ -153,7 +181,7 @@ void run_quantize(const QuantizeArgs& a) {
   req.fake = a.fake;
   req.output_kind = output_kind_for(a.out, a.to);
   req.method = method;
-  req.search.exponent_radius = a.search_radius;
+  req.search.exponent_radius = a.calib.search_radius;
   // A progress line on a terminal, nothing otherwise.
   const bool progress = !a.quiet && ::isatty(STDERR_FILENO) != 0;
   if (progress) {
@@ -224,14 +252,12 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--min-elements", a->min_elements, "Keep tensors with fewer elements")
       ->default_str("1");
   cmd->add_option("--method", a->method,
-                  "rtn (the format's rule) or mse (search each block/group/channel scale for "
-                  "the least squared error; block formats and scaled matrix formats, with "
-                  "--fake or as packed safetensors)")
+                  "rtn (the format's rule); mse (search each block/group/channel scale for "
+                  "the least squared error: block and scaled matrix formats, with --fake or "
+                  "as packed safetensors; and a model the runtime runs written as q8_0, q4_0 "
+                  "or mxfp4 GGUF); gptq (that GGUF only, with --calib)")
       ->default_str("rtn");
-  cmd->add_option("--search-radius", a->search_radius,
-                  "mse: MX shared exponents tried either side of the spec's rule")
-      ->default_str("1")
-      ->check(CLI::Range(0, 8));
+  add_calibration_options(cmd, a->calib);
   cmd->add_flag("--fake", a->fake, "Keep each tensor's dtype, holding fake-quantized values");
   cmd->add_option("--to", a->to,
                   "Output kind when OUT's extension does not say: safetensors, gguf, onnx");

@@ -7,6 +7,8 @@
 // already quantized, its linear inputs are observed (the Hessian X^T X per
 // input, per-channel absmax), its matrices are quantized, and the block is run
 // again, now quantized, to give block l + 1 its inputs. The head comes last.
+// With true_sequential (the default) the inputs within a block are taken one
+// at a time, each after the matrices before it are quantized.
 #pragma once
 
 #include <cstddef>
@@ -57,6 +59,10 @@ struct ModelQuantization {
 struct ModelQuantizeOptions {
   MethodOptions method;
   bool measure_objective = true;  // also quantize by RTN to report both objectives
+  // Within a block, observe each input only after the matrices before it
+  // (q/k/v before o, o before the MLP, ...) are quantized: one pass over the
+  // calibration windows per input instead of one per block.
+  bool true_sequential = true;
   // A format per matrix (mixed precision, lowp/quant/budget.h); when empty,
   // every matrix takes the format argument.
   std::function<MatrixFormat(int layer, nn::LinearKind kind)> format_of;

@@ -22,7 +22,15 @@ struct GgufExportRequest {
   // a multiple of 32) or F16; with a 4-bit type the output head takes Q6_K,
   // as llama.cpp's own quantizer does.
   std::string type = "fp32";
-  std::string name;                      // general.name
+  std::string name;  // general.name
+  // Write the model's linear matrices as they are packed (e.g. by GPTQ,
+  // lowp/quant/calibrate.h) instead of quantizing the checkpoint's values:
+  // q8_0 takes q8_0 or int8:group32 matrices, q4_0 int4:group32 (codes
+  // -7..7, so ggml's -8 is never used), mxfp4 mxfp4, fp32/fp16/bf16 the
+  // same plain format; rows must split into 32-value blocks. With a 4-bit
+  // type the head is still written as Q6_K from the checkpoint, as llama.cpp
+  // does; a tied head is the token embedding.
+  bool packed = false;
   std::vector<io::GgufKv> tokenizer_kv;  // tokenizer.ggml.* (nn::Tokenizer::to_gguf_kv)
 };
 
@@ -36,7 +44,8 @@ struct GgufExportTensor {
 // Writes `model` (its checkpoint's fp32 values) to `out` atomically. Throws
 // lowp::Error for a family llama.cpp has no architecture for (lowp's own GPT,
 // whose exact-erf GELU llama.cpp's gpt2 does not compute: write it with
-// `lowp quantize FILE -o X.gguf` instead) or an unknown type.
+// `lowp quantize FILE -o X.gguf` instead), an unknown type, or (packed) a
+// matrix whose format the type cannot hold.
 std::vector<GgufExportTensor> export_gguf(const nn::Transformer& model,
                                           const std::filesystem::path& out,
                                           const GgufExportRequest& req);
