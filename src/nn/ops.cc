@@ -19,6 +19,23 @@
 
 namespace lowp::nn {
 
+LOWP_NN_CLONES void hadamard_rows(float* x, std::size_t rows, std::size_t n) {
+  const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
+  for (std::size_t r = 0; r < rows; ++r) {
+    float* v = x + r * n;
+    for (std::size_t h = 1; h < n; h *= 2) {
+      for (std::size_t i = 0; i < n; i += 2 * h) {
+        for (std::size_t j = i; j < i + h; ++j) {
+          const float a = v[j], b = v[j + h];
+          v[j] = a + b;
+          v[j + h] = a - b;
+        }
+      }
+    }
+    for (std::size_t i = 0; i < n; ++i) v[i] *= scale;
+  }
+}
+
 void layer_norm(const float* x, float* y, std::size_t rows, std::size_t d, const float* weight,
                 const float* bias, float eps) {
   for (std::size_t r = 0; r < rows; ++r) {

@@ -258,6 +258,11 @@ void Transformer::block(std::size_t li, float* x, std::size_t n, KvCache& cache,
       }
     });
   }
+  if (c.down_hadamard) {
+    parallel_for(n, threads, [&](std::size_t r0, std::size_t r1) {
+      hadamard_rows(hidden + r0 * ff, r1 - r0, ff);
+    });
+  }
   prepare(LinearInput::kMlpOutput, hidden, ff);
   linear(l.down, hidden, n, o, threads);
   add(x, o, n * d);

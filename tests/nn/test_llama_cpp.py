@@ -358,6 +358,25 @@ def check_model(label, directory, ids, tmp, table, random_model):
         ids = check_file(table, label, kind, t, gguf, ids, ids_path, tmp,
                          text if ids is None else None, n_ctx)
 
+    # GPTQ's matrices written into ggml's blocks as they are (a real model:
+    # calibrated on held-out text past the part the comparison reads).
+    if not random_model:
+        calib = os.path.join(tmp, "calib.txt")
+        with open(os.path.join(SOURCE, "models", "kjv-char", "val.txt"), encoding="utf-8") as fh:
+            with open(calib, "w") as out:
+                out.write(fh.read()[8000:])
+        for t in ("q4_0", "mxfp4"):
+            gguf = os.path.join(tmp, f"{label}_lowp_gptq_{t}.gguf")
+            try:
+                run([os.environ["LOWP"], "quantize", directory, "-o", gguf, "-f", t, "--method",
+                     "gptq", "--calib", calib, "--calib-tokens", "2048", "--threads", THREADS, "-q"],
+                    f"lowp quantize DIR -f {t} --method gptq")
+            except RuntimeError as e:
+                table.error(label, "lowp gptq", t, e)
+                continue
+            ids = check_file(table, label, "lowp gptq", t, gguf, ids, ids_path, tmp,
+                             text if ids is None else None, n_ctx)
+
     if converted is not None:
         ids = check_file(table, label, "ggml convert", "F32", converted, ids, ids_path, tmp,
                          text if ids is None else None, n_ctx)

@@ -31,6 +31,12 @@ void silu_mul(float* gate, const float* up, std::size_t n);
 // x += y.
 void add(float* x, const float* y, std::size_t n);
 
+// Each of `rows` rows of n values (n a power of two) replaced by its
+// orthonormal Walsh-Hadamard transform H x / sqrt(n) (H the Sylvester
+// Hadamard matrix, symmetric, so applying it twice gives x back up to
+// rounding). In place, O(n log n) per row.
+void hadamard_rows(float* x, std::size_t rows, std::size_t n);
+
 // RoPE in the rotate-half convention: for each of `heads` heads of head_dim
 // values at x + h * head_dim, and i < head_dim / 2,
 //   (x_i, x_{i+half}) <- (x_i cos_i - x_{i+half} sin_i, x_{i+half} cos_i + x_i sin_i)
