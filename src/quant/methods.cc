@@ -67,17 +67,33 @@ InputHessian InputHessian::from_matrix(std::size_t cols, std::span<const double>
 
 void InputHessian::add(const float* x, std::size_t rows, unsigned threads) {
   if (rows == 0 || cols_ == 0) return;
-  // X^T X as the product of X^T with itself through the fp32 GEMM of
-  // PackedMatrix (vector FMAs, threads over rows of the result).
+  // X^T X through the fp32 GEMM of PackedMatrix (vector FMAs, threads over
+  // rows of the result), one block of columns against each later block (H is
+  // symmetric: about half the products of the full square).
   std::vector<float> xt(cols_ * rows);
   for (std::size_t t = 0; t < rows; ++t) {
     for (std::size_t c = 0; c < cols_; ++c) xt[c * rows + t] = x[t * cols_ + c];
   }
   static const MatrixFormat fp32 = parse_matrix_format("fp32");
-  const PackedMatrix m = PackedMatrix::quantize(fp32, xt, cols_, rows);
-  std::vector<float> y(cols_ * cols_);
-  m.gemm(xt.data(), cols_, y.data(), threads);
-  for (std::size_t i = 0; i < y.size(); ++i) h_[i] += static_cast<double>(y[i]);
+  constexpr std::size_t kBlock = 256;
+  std::vector<float> y;
+  for (std::size_t j0 = 0; j0 < cols_; j0 += kBlock) {
+    const std::size_t nj = std::min(kBlock, cols_ - j0);
+    const PackedMatrix pj = PackedMatrix::quantize(
+        fp32, std::span<const float>(xt.data() + j0 * rows, nj * rows), nj, rows);
+    for (std::size_t i0 = 0; i0 <= j0; i0 += kBlock) {
+      const std::size_t ni = std::min(kBlock, cols_ - i0);
+      y.resize(ni * nj);
+      pj.gemm(xt.data() + i0 * rows, ni, y.data(), threads);  // y[a][b] = H[i0 + a][j0 + b]
+      for (std::size_t a = 0; a < ni; ++a) {
+        for (std::size_t b = 0; b < nj; ++b) {
+          const auto v = static_cast<double>(y[a * nj + b]);
+          h_[(i0 + a) * cols_ + j0 + b] += v;
+          if (i0 != j0) h_[(j0 + b) * cols_ + i0 + a] += v;
+        }
+      }
+    }
+  }
   tokens_ += rows;
 }
 
