@@ -5,6 +5,7 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <unordered_map>
 
@@ -17,6 +18,7 @@
 #include "lowp/io/gguf.h"
 #include "lowp/io/onnx.h"
 #include "lowp/kernels.h"
+#include "lowp/quant/budget.h"
 #include "lowp/storage/packed_matrix.h"
 #include "model_quantize_internal.h"
 
@@ -141,6 +143,21 @@ std::vector<float> block_values_by(const ResolvedFormat& f, std::span<const floa
 
 }  // namespace
 
+std::vector<float> fake_values(const ResolvedFormat& f, const io::TensorInfo& t,
+                               std::span<const float> values, const QuantizeRequest& req,
+                               std::string& format_name) {
+  const auto it = req.tensor_formats.find(t.name);
+  if (it == req.tensor_formats.end()) {
+    format_name = f.name;
+    return fake_values(f, values, t.shape, req);
+  }
+  QuantizeRequest one = req;
+  one.format = it->second;
+  const ResolvedFormat g = resolve_format_rtn(one);
+  format_name = g.name;
+  return fake_values(g, values, t.shape, one);
+}
+
 std::vector<float> fake_values(const ResolvedFormat& f, std::span<const float> values,
                                std::span<const std::int64_t> shape, const QuantizeRequest& req) {
   if (req.method != QuantMethod::kRtn && f.is_block) return block_values_by(f, values, shape, req);
@@ -244,10 +261,88 @@ bool is_selected(const io::TensorInfo& t, const QuantizeRequest& req) {
   return std::none_of(req.exclude.begin(), req.exclude.end(), matches);
 }
 
+namespace {
+
+// The per-tensor formats of a budget: sizes and data-free sensitivities of
+// every selected tensor in every candidate format, then solve_budget.
+std::map<std::string, std::string> assign_budget(const io::ModelReader& in,
+                                                 const QuantizeRequest& req) {
+  if (!req.fake) throw Error("--budget writes fake-quantized values: add --fake");
+  if (req.budget_formats.empty()) throw Error("--budget needs candidate formats");
+  std::vector<detail::ResolvedFormat> formats;
+  for (const std::string& name : req.budget_formats) {
+    QuantizeRequest one = req;
+    one.format = name;
+    formats.push_back(detail::resolve_format(one));
+    if (!formats.back().is_block && !formats.back().matrix && !is_float(formats.back().scalar)) {
+      throw Error("--budget: " + quoted(name) + " is not a format to store weights in");
+    }
+  }
+  std::vector<std::string> names;
+  std::vector<std::vector<double>> cost, bits;
+  double values_total = 0.0;
+  for (const io::TensorInfo& t : in.tensors()) {
+    if (!is_selected(t, req)) continue;
+    const std::vector<float> values = in.read_f32(t);
+    const std::vector<std::int64_t> view = detail::block_view(t.shape);
+    const double n = static_cast<double>(values.size());
+    double norm = 0.0;
+    for (float v : values) norm += static_cast<double>(v) * v;
+    std::vector<double> c, b;
+    for (std::size_t k = 0; k < formats.size(); ++k) {
+      QuantizeRequest one = req;
+      one.format = req.budget_formats[k];
+      const std::vector<float> q = detail::fake_values(formats[k], values, t.shape, one);
+      double err = 0.0;
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        err += std::pow(static_cast<double>(values[i]) - q[i], 2);
+      }
+      c.push_back(norm > 0.0 ? err / norm : 0.0);
+      const detail::ResolvedFormat& f = formats[k];
+      // Stored bits: the axis' row length decides the number of scales.
+      const auto axis_len = static_cast<std::size_t>(
+          view.empty() ? 1 : view[static_cast<std::size_t>(normalize_axis(req.axis, view.size()))]);
+      double per_value = 0.0;
+      if (f.matrix) {
+        per_value = f.matrix->bits_per_value(view.size() < 2 ? values.size()
+                                                             : static_cast<std::size_t>(view[1]));
+      } else if (f.is_block) {
+        const auto k_ = static_cast<std::size_t>(f.block.block_size);
+        per_value =
+            f.block.element.bits + 8.0 * static_cast<double>((axis_len + k_ - 1) / k_) /
+                                       static_cast<double>(std::max<std::size_t>(axis_len, 1));
+      } else {
+        per_value = f.scalar.bits;
+      }
+      b.push_back(per_value * n);
+    }
+    names.push_back(t.name);
+    cost.push_back(std::move(c));
+    bits.push_back(std::move(b));
+    values_total += n;
+  }
+  if (names.empty()) throw Error("--budget: no tensor is selected");
+  const BudgetSolution s = solve_budget(cost, bits, req.budget * values_total);
+  std::map<std::string, std::string> out;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    out[names[i]] =
+        formats[s.choice[i]].matrix ? formats[s.choice[i]].matrix->name : formats[s.choice[i]].name;
+  }
+  return out;
+}
+
+}  // namespace
+
 ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::path& out,
-                           const QuantizeRequest& req) {
+                           const QuantizeRequest& request) {
+  QuantizeRequest req = request;
+  if (req.budget > 0) {
+    req.tensor_formats = assign_budget(in, req);
+    if (req.format.empty()) req.format = req.budget_formats.front();
+  }
   const detail::ResolvedFormat f = detail::resolve_format(req);
   ModelReport report;
+  report.budget = req.budget;
   report.output = out.string();
   report.format = f.name;
   report.output_kind = req.output_kind;
@@ -273,10 +368,11 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
                                  return std::nullopt;
                                }
                                const std::vector<float> values = in.read_f32(t);
-                               std::vector<float> q = detail::fake_values(f, values, t.shape, req);
+                               std::string name;
+                               std::vector<float> q = detail::fake_values(f, t, values, req, name);
                                r.quantized = true;
                                r.stats.add(values, q);
-                               r.stored_as = t.dtype + " (fake " + f.name + ")";
+                               r.stored_as = t.dtype + " (fake " + name + ")";
                                report.tensors.push_back(std::move(r));
                                return q;
                              });

@@ -125,10 +125,11 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
     std::vector<float> q;
     std::vector<std::byte> bytes;
     if (req.fake) {
-      q = fake_values(f, values, t.shape, req);
+      std::string used;
+      q = fake_values(f, t, values, req, used);
       // The container's own rounding (nearest-even), not the request's.
       bytes = encode_codes(*io::gguf_type_format(o.dtype), q, {});
-      r.stored_as = o.dtype + " (fake " + f.name + ")";
+      r.stored_as = o.dtype + " (fake " + used + ")";
     } else if (o.dtype == "Q8_0") {
       const std::vector<GgmlBlockQ8_0> blocks = ggml_q8_0_quantize(values);
       bytes = bytes_of(blocks);

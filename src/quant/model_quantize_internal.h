@@ -45,6 +45,12 @@ std::vector<float> fake_values(const ResolvedFormat& f, std::span<const float> v
 
 // ONNX graphs keep their constants in the graph: whole-model output from an
 // ONNX input is an ONNX file (--fake). Throws for any other output kind.
+// fake_values with the tensor's own format when the request assigns one
+// (a budget); `format_name` is set to the format used.
+std::vector<float> fake_values(const ResolvedFormat& f, const io::TensorInfo& t,
+                               std::span<const float> values, const QuantizeRequest& req,
+                               std::string& format_name);
+
 void reject_onnx_input(const io::ModelReader& in, const std::string& output_kind);
 
 // The codes of `values` in scalar format f (each in code_bytes(f) little-endian

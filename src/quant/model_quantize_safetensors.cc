@@ -161,10 +161,11 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       bytes = io::packed_tensor_bytes(*pending, 0);
       r.stored_as = f.name;
     } else if (req.fake) {
-      q = fake_values(f, values, t.shape, req);
+      std::string used;
+      q = fake_values(f, t, values, req, used);
       // The container's own rounding (nearest-even), not the request's.
       bytes = encode_codes(*io::safetensors_dtype_format(o.dtype), q, {});
-      r.stored_as = o.dtype + " (fake " + f.name + ")";
+      r.stored_as = o.dtype + " (fake " + used + ")";
     } else {
       bytes = encode_codes(f.scalar, values, req);
       q = decode_codes(f.scalar, bytes);

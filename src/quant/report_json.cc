@@ -20,6 +20,7 @@ std::string report_json(const ModelReport& r) {
   j["output"] = r.output;
   j["output_kind"] = r.output_kind;
   j["format"] = r.format;
+  if (r.budget > 0) j["budget_bits_per_value"] = r.budget;
   j["fake"] = r.fake;
   j["tensors"] = Json::array();
   for (const TensorReport& t : r.tensors) {

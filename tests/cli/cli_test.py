@@ -691,6 +691,30 @@ class Report(Base):
                           "fp8_e4m3", out)
         self.assert_fails(["quantize", model, "-o", out, "-f", "int4:group32", "--method", "gptq"], "gptq", out)
 
+    def test_quantize_budget(self):
+        model = os.path.join(SOURCE_DIR, "models", "kjv-char", "model.safetensors")
+        out, rep = self.path("b.safetensors"), self.path("b.json")
+        r = run("quantize", model, "-o", out, "--fake", "--budget", "5", "--budget-formats",
+                "mxfp4,mxfp8_e4m3", "--report", rep, "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(rep) as f:
+            report = json.load(f)
+        self.assertEqual(report["budget_bits_per_value"], 5)
+        used, bits, values = set(), 0.0, 0
+        for t in report["tensors"]:
+            if t["quantized"]:
+                fmt = t["stored_as"].split("(fake ")[1].rstrip(")")
+                used.add(fmt)
+                bits += {"mxfp4": 4.25, "mxfp8_e4m3": 8.25}[fmt] * t["elements"]
+                values += t["elements"]
+        self.assertEqual(used, {"mxfp4", "mxfp8_e4m3"})
+        self.assertLessEqual(bits / values, 5.0)
+        bad = self.path("bad.safetensors")
+        self.assert_fails(["quantize", model, "-o", bad, "--budget", "5"], "--fake", bad)
+        self.assert_fails(["quantize", model, "-o", bad, "--fake", "--budget", "4"], "budget", bad)
+        self.assert_fails(["quantize", model, "-o", bad, "--fake", "--budget", "5", "--budget-formats",
+                           "mxfp4,bogus"], "bogus", bad)
+
     def test_quantize_mse(self):
         model = os.path.join(SOURCE_DIR, "models", "kjv-char", "model.safetensors")
         stats = {}

@@ -35,6 +35,8 @@ namespace {
 struct QuantizeArgs {
   std::string in, out, format, round = "rne", scale_rule = "floor", to, report_path;
   std::string method = "rtn";
+  double budget = 0;
+  std::string budget_formats = "mxfp4,mxfp6_e2m3,mxfp8_e4m3";
   CalibrationArgs calib;
   std::optional<int> block;
   std::uint64_t seed = 0;
@@ -74,8 +76,8 @@ void print_report(const ModelReport& r) {
     }
   }
   fmt::print("\n{} -> {} ({}{}): {} tensors, {} of {} parameters quantized\n", r.input, r.output,
-             r.format, r.fake ? ", fake" : "", r.tensors.size(), r.quantized_parameters,
-             r.parameters);
+             r.budget > 0 ? fmt::format("budget {:g} bits per value", r.budget) : r.format,
+             r.fake ? ", fake" : "", r.tensors.size(), r.quantized_parameters, r.parameters);
   fmt::print(
       "bytes {} -> {} ({:.3f}x), {:.3f} bits per parameter; quantized tensors: SQNR {} dB, MSE "
       "{:.4g}, "
@@ -161,6 +163,7 @@ void run_export(const QuantizeArgs& a) {
 }
 
 void run_quantize(const QuantizeArgs& a) {
+  if (a.format.empty() && !(a.budget > 0)) throw Error("--format is required (or --budget)");
   const QuantMethod method = parse_method(a.method);
   if (is_runtime_model(a.in)) {
     run_export(a);
@@ -181,6 +184,16 @@ void run_quantize(const QuantizeArgs& a) {
   req.fake = a.fake;
   req.output_kind = output_kind_for(a.out, a.to);
   req.method = method;
+  if (a.budget > 0) {
+    req.budget = a.budget;
+    std::size_t b = 0;
+    while (b <= a.budget_formats.size()) {
+      std::size_t e = a.budget_formats.find(',', b);
+      if (e == std::string::npos) e = a.budget_formats.size();
+      if (e > b) req.budget_formats.push_back(a.budget_formats.substr(b, e - b));
+      b = e + 1;
+    }
+  }
   req.search.exponent_radius = a.calib.search_radius;
   // A progress line on a terminal, nothing otherwise.
   const bool progress = !a.quiet && ::isatty(STDERR_FILENO) != 0;
@@ -232,8 +245,8 @@ void add_quantize_command(CLI::App& app) {
                                  "bf16, q8_0, q4_0, q4_k, mxfp4)");
   cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
-  cmd->add_option("--format,-f", a->format, "Format (see 'lowp formats'; q8_0 for GGUF)")
-      ->required();
+  cmd->add_option("--format,-f", a->format,
+                  "Format (see 'lowp formats'; q8_0 for GGUF); required unless --budget");
   cmd->add_option("--block", a->block, "Block size for block formats");
   cmd->add_option(
          "--axis", a->axis,
@@ -258,6 +271,13 @@ void add_quantize_command(CLI::App& app) {
                   "or mxfp4 GGUF); gptq (that GGUF only, with --calib)")
       ->default_str("rtn");
   add_calibration_options(cmd, a->calib);
+  cmd->add_option("--budget", a->budget,
+                  "Mixed precision (with --fake): each tensor takes one of --budget-formats so "
+                  "that the average bits per value (scales included) stay within BITS, chosen "
+                  "by the relative weight error; the table shows each tensor's format")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--budget-formats", a->budget_formats,
+                  "Candidate formats of --budget (default: mxfp4,mxfp6_e2m3,mxfp8_e4m3)");
   cmd->add_flag("--fake", a->fake, "Keep each tensor's dtype, holding fake-quantized values");
   cmd->add_option("--to", a->to,
                   "Output kind when OUT's extension does not say: safetensors, gguf, onnx");

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,14 @@ struct QuantizeRequest {
   // (any output, ONNX included) or as a packed matrix in safetensors.
   QuantMethod method = QuantMethod::kRtn;
   ScaleSearch search;
+  // Mixed precision (fake outputs only): when > 0, each selected tensor takes
+  // one of `budget_formats` so that their average bits per value (scales
+  // included) stay within `budget`, choosing by the data-free relative error
+  // |W - Q|^2 / |W|^2 (lowp/quant/budget.h); `format` is then unused.
+  double budget = 0;
+  std::vector<std::string> budget_formats;
+  // Filled by quantize_model from the budget: tensor name -> format.
+  std::map<std::string, std::string> tensor_formats;
   // Called before each tensor is processed (index, total), e.g. for progress.
   std::function<void(std::size_t, std::size_t, const io::TensorInfo&)> on_tensor;
 };
@@ -69,6 +78,7 @@ struct TensorReport {
 
 struct ModelReport {
   std::string input, output, format, output_kind;
+  double budget = 0;  // bits per value asked for (0: none)
   bool fake = false;
   std::vector<TensorReport> tensors;
   ErrorStats quantized_stats;  // over all quantized tensors
