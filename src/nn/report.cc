@@ -132,6 +132,7 @@ Report run_report(const Transformer& model, const ReportText& text, const Report
   auto evaluate = [&](Transformer cast, const MatrixFormat& f, bool with_activations) {
     if (with_activations && !opt.activations.empty())
       cast = cast.with_activations(parse_matrix_format(opt.activations));
+    if (with_activations && opt.finish) cast = opt.finish(std::move(cast));
     const EvalResult e = cast.evaluate(text.tokens, text.token_bytes, r.threads, text.bos);
     ReportRow row;
     row.format = f.name;

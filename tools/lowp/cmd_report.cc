@@ -20,7 +20,9 @@
 #include "lowp/io/npy.h"
 #include "lowp/nn/model_files.h"
 #include "lowp/nn/report.h"
+#include "lowp/quant/activations.h"
 #include "lowp/quant/budget.h"
+#include "lowp/quant/smooth.h"
 #include "models.h"
 
 namespace lowp::cli {
@@ -33,6 +35,9 @@ struct ReportArgs {
   std::string methods;
   CalibrationArgs calib;
   double budget = 0;
+  std::string act_scales = "dynamic";
+  std::string act_calibrator = "max";
+  double smooth = -1;
   std::string budget_formats = "mxfp4,mxfp6_e2m3,mxfp8_e4m3";
   std::string activations;
   unsigned threads = 0;
@@ -98,8 +103,28 @@ void run_report(const ReportArgs& a) {
   }
   nn::check_validation_text(text, text_name);
   const nn::ReportText tokens = tokenize_for_report(loaded, text);
+  const bool static_acts = a.act_scales == "static";
+  if (a.act_scales != "static" && a.act_scales != "dynamic") {
+    throw Error("--act-scales " + quoted(a.act_scales) + ": expected static or dynamic");
+  }
+  const CalibratorOptions calibrator = parse_calibrator(a.act_calibrator);
+  if (static_acts) {
+    if (a.activations.empty()) {
+      throw Error("--act-scales static needs --activations F (a scalar format, e.g. int8)");
+    }
+    if (parse_matrix_format(a.activations).scheme != MatrixScheme::kTensor) {
+      throw Error(
+          "--act-scales static takes a scalar format with a per-tensor scale (int8, "
+          "fp8_e4m3, ...), not " +
+          quoted(a.activations));
+    }
+  }
+  if ((static_acts || a.smooth >= 0) && a.calib.file.empty()) {
+    throw Error(std::string(static_acts ? "--act-scales static" : "--smooth") +
+                " needs calibration text (--calib FILE)");
+  }
   std::shared_ptr<const std::vector<std::vector<std::int32_t>>> windows;
-  if (!a.methods.empty() || a.budget > 0) {
+  if (!a.methods.empty() || a.budget > 0 || static_acts || a.smooth >= 0) {
     if (!a.methods.empty()) opt.methods = split_list(a.methods);
     bool needs_data = false;
     for (const std::string& m : opt.methods) needs_data |= method_needs_data(parse_method(m));
@@ -111,6 +136,24 @@ void run_report(const ReportArgs& a) {
     windows = std::make_shared<const std::vector<std::vector<std::int32_t>>>(
         load_calibration(calib_model, a.calib));
     opt.quantize = report_quantizer(windows, a.calib, opt.threads);
+  }
+  if (a.smooth >= 0) {
+    // SmoothQuant: the model itself changes (the same function in FP32).
+    const SmoothStats stats = smoothing_stats(gpt, *windows, opt.threads);
+    nn::TransformerWeights w = smooth_quant(gpt.config(), gpt.weights(), stats, a.smooth);
+    gpt = nn::Transformer(gpt.config(), std::move(w), model_name + " (smoothed)")
+              .with_context(gpt.config().n_ctx);
+  }
+  if (static_acts) {
+    StaticActivationOptions so;
+    so.element = parse_matrix_format(a.activations).element;
+    so.calibrator = calibrator;
+    so.threads = opt.threads;
+    opt.finish = [windows, so](nn::Transformer m) {
+      const nn::ActivationScales sc =
+          calibrate_activation_scales(m.with_activations(std::nullopt), *windows, so);
+      return m.with_activation_scales(sc);
+    };
   }
   std::shared_ptr<TransformerAssignment> assignment;
   if (a.budget > 0) {
@@ -159,9 +202,11 @@ void run_report(const ReportArgs& a) {
     fmt::print("lowp report: {} ({} parameters; {} layers, d_model {}, context {})\n", model_name,
                thousands(gpt.parameter_count()), gpt.config().n_layer, gpt.config().d_model,
                gpt.config().n_ctx);
-    fmt::print("validation: {} ({} bytes); activations: {}; {} thread{}\n\n", text_name,
-               thousands(text.size()), a.activations.empty() ? "fp32" : a.activations, opt.threads,
-               opt.threads == 1 ? "" : "s");
+    fmt::print("validation: {} ({} bytes); activations: {}{}; {} thread{}\n\n", text_name,
+               thousands(text.size()), a.activations.empty() ? "fp32" : a.activations,
+               static_acts ? " (static scales, " + a.act_calibrator + ")" : std::string(),
+               opt.threads, opt.threads == 1 ? "" : "s");
+    if (a.smooth >= 0) fmt::print("SmoothQuant alpha {:g} folded into the model\n\n", a.smooth);
     fmt::print("{:<{}} {}{:>11} {:>12} {:>10} {:>11} {:>15} {:>10}{}\n", "format", name_width,
                show_method ? "method " : "", "bits/weight", "model bytes", "bits/byte",
                "perplexity", "vs fp32", "tokens/s", show_method ? "  quantize s" : "");
@@ -274,6 +319,17 @@ void add_report_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--budget-formats", a->budget_formats,
                   "Candidate formats of --budget (default: mxfp4,mxfp6_e2m3,mxfp8_e4m3)");
+  cmd->add_option("--act-scales", a->act_scales,
+                  "dynamic (each token vector scaled on its own, the default) or static (one "
+                  "scale per linear input, calibrated on --calib; --activations must then be a "
+                  "scalar format such as int8 or fp8_e4m3)");
+  cmd->add_option("--act-calibrator", a->act_calibrator,
+                  "Static scales from the |x| histogram: max (default), percentile[:P], mse or "
+                  "entropy (TensorRT's KL)");
+  cmd->add_option("--smooth", a->smooth,
+                  "SmoothQuant: migrate activation outliers into the weights with this alpha "
+                  "(0 to 1, e.g. 0.5), folded into the norms (and v for o's input); needs --calib")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--activations", a->activations,
                   "Also quantize the input of every matrix product to this "
                   "format (MX blocks along "

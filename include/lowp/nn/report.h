@@ -57,6 +57,9 @@ struct ReportOptions {
   std::vector<std::string> methods;
   ReportQuantizer quantize;
   std::vector<ReportExtra> extra;  // rows after the formats'
+  // Applied to each row's model after its activation format is set (e.g.
+  // static activation scales calibrated on it); empty: none.
+  std::function<Transformer(Transformer)> finish;
 };
 
 struct Report {
