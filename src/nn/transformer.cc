@@ -36,10 +36,6 @@ void TransformerConfig::validate(const std::string& source) const {
     throw Error(source + ": n_head (" + std::to_string(n_head) +
                 ") is not a multiple of n_kv_head (" + std::to_string(n_kv_head) + ")");
   }
-  if (down_hadamard && (d_ff & (d_ff - 1)) != 0) {
-    throw Error(source + ": d_ff " + std::to_string(d_ff) +
-                " is not a power of two, which the online Hadamard rotation needs");
-  }
   if (!learned_positions && head_dim % 2 != 0) {
     throw Error(source + ": head_dim " + std::to_string(head_dim) + " is odd; RoPE needs pairs");
   }

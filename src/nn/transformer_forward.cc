@@ -259,8 +259,9 @@ void Transformer::block(std::size_t li, float* x, std::size_t n, KvCache& cache,
     });
   }
   if (c.down_hadamard) {
+    const std::size_t b = c.down_hadamard_block();
     parallel_for(n, threads, [&](std::size_t r0, std::size_t r1) {
-      hadamard_rows(hidden + r0 * ff, r1 - r0, ff);
+      hadamard_rows(hidden + r0 * ff, (r1 - r0) * (ff / b), b);
     });
   }
   prepare(LinearInput::kMlpOutput, hidden, ff);

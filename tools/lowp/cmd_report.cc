@@ -22,6 +22,7 @@
 #include "lowp/nn/report.h"
 #include "lowp/quant/activations.h"
 #include "lowp/quant/budget.h"
+#include "lowp/quant/rotate.h"
 #include "lowp/quant/smooth.h"
 #include "models.h"
 
@@ -38,6 +39,8 @@ struct ReportArgs {
   std::string act_scales = "dynamic";
   std::string act_calibrator = "max";
   double smooth = -1;
+  std::string rotate;
+  std::uint64_t rotate_seed = 0;
   std::string budget_formats = "mxfp4,mxfp6_e2m3,mxfp8_e4m3";
   std::string activations;
   unsigned threads = 0;
@@ -137,11 +140,26 @@ void run_report(const ReportArgs& a) {
         load_calibration(calib_model, a.calib));
     opt.quantize = report_quantizer(windows, a.calib, opt.threads);
   }
+  if (!a.rotate.empty()) {
+    if (a.rotate != "hadamard" && a.rotate != "hadamard-residual") {
+      throw Error("--rotate " + quoted(a.rotate) + ": expected hadamard or hadamard-residual");
+    }
+    RotateOptions ro;
+    ro.seed = a.rotate_seed;
+    ro.mlp = a.rotate == "hadamard";
+    RotatedModel r = rotate_hadamard(gpt.config(), gpt.weights(), ro);
+    const int ctx = gpt.config().n_ctx;
+    r.config.n_ctx = loaded.model.config().n_ctx;  // the checkpoint's, as its weights have it
+    gpt = nn::Transformer(r.config, std::move(r.weights), model_name + " (rotated)")
+              .with_context(ctx);
+  }
   if (a.smooth >= 0) {
     // SmoothQuant: the model itself changes (the same function in FP32).
     const SmoothStats stats = smoothing_stats(gpt, *windows, opt.threads);
     nn::TransformerWeights w = smooth_quant(gpt.config(), gpt.weights(), stats, a.smooth);
-    gpt = nn::Transformer(gpt.config(), std::move(w), model_name + " (smoothed)")
+    nn::TransformerConfig cfg = gpt.config();
+    cfg.n_ctx = loaded.model.config().n_ctx;  // the checkpoint's, as its weights have it
+    gpt = nn::Transformer(cfg, std::move(w), model_name + " (smoothed)")
               .with_context(gpt.config().n_ctx);
   }
   if (static_acts) {
@@ -206,7 +224,13 @@ void run_report(const ReportArgs& a) {
                thousands(text.size()), a.activations.empty() ? "fp32" : a.activations,
                static_acts ? " (static scales, " + a.act_calibrator + ")" : std::string(),
                opt.threads, opt.threads == 1 ? "" : "s");
-    if (a.smooth >= 0) fmt::print("SmoothQuant alpha {:g} folded into the model\n\n", a.smooth);
+    if (!a.rotate.empty()) {
+      fmt::print("rotated: randomized Hadamard of the residual stream{} (seed {})\n",
+                 a.rotate == "hadamard" ? " and, online, of the MLP's inner activations" : "",
+                 a.rotate_seed);
+    }
+    if (a.smooth >= 0) fmt::print("SmoothQuant alpha {:g} folded into the model\n", a.smooth);
+    if (!a.rotate.empty() || a.smooth >= 0) fmt::print("\n");
     fmt::print("{:<{}} {}{:>11} {:>12} {:>10} {:>11} {:>15} {:>10}{}\n", "format", name_width,
                show_method ? "method " : "", "bits/weight", "model bytes", "bits/byte",
                "perplexity", "vs fp32", "tokens/s", show_method ? "  quantize s" : "");
@@ -330,6 +354,11 @@ void add_report_command(CLI::App& app) {
                   "SmoothQuant: migrate activation outliers into the weights with this alpha "
                   "(0 to 1, e.g. 0.5), folded into the norms (and v for o's input); needs --calib")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--rotate", a->rotate,
+                  "hadamard: rotate the residual stream by a randomized Hadamard matrix folded "
+                  "into the weights, and the MLP's inner activations online (QuaRot); "
+                  "hadamard-residual: the residual stream only. The FP32 model is unchanged");
+  cmd->add_option("--rotate-seed", a->rotate_seed, "Seed of the rotation's signs (default 0)");
   cmd->add_option("--activations", a->activations,
                   "Also quantize the input of every matrix product to this "
                   "format (MX blocks along "

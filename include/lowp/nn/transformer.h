@@ -77,11 +77,16 @@ struct TransformerConfig {
   bool qk_norm = false;   // Qwen3: per-head RMSNorm of q and k
   bool tied_head = false;
   // An online Hadamard rotation of the MLP's inner activations: the input of
-  // down is replaced by hadamard_rows() of it (d_ff a power of two), and
-  // down's weight holds W_down H (lowp/quant/rotate.h folds it), so the FP32
-  // model is unchanged while outliers spread over all d_ff channels before
-  // the input is quantized (QuaRot).
+  // down is transformed by hadamard_rows() in chunks of the largest power of
+  // two dividing d_ff (down_hadamard_block()), and down's weight holds
+  // W_down H (lowp/quant/rotate.h folds it), so the FP32 model is unchanged
+  // while outliers spread over each chunk before the input is quantized
+  // (QuaRot).
   bool down_hadamard = false;
+  std::size_t down_hadamard_block() const {
+    const auto f = static_cast<std::size_t>(d_ff);
+    return f & (~f + 1);
+  }
   std::optional<std::int32_t> bos, eos;  // token ids, when the checkpoint names them
 
   int q_dim() const { return n_head * head_dim; }
