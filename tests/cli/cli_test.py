@@ -673,6 +673,29 @@ class Report(Base):
         self.assert_fails(["report", "--text", self.text, "--formats", "mxfp4", "--budget", "3", "--svg", svg],
                           "over the budget", svg)
 
+    def test_rotate_smooth_static(self):
+        calib = self.calibration_text()
+        base = json.loads(self.report("--formats", "fp32", "--json", "--no-svg").stdout)
+        fp32 = base["rows"][0]["nats_per_byte"]
+        for extra in (["--rotate", "hadamard"], ["--rotate", "hadamard-residual", "--rotate-seed", "3"],
+                      ["--smooth", "0.5", "--calib", calib, "--calib-tokens", "512"]):
+            out = json.loads(self.report("--formats", "fp32", "--json", "--no-svg", *extra).stdout)
+            # The same function in FP32, up to rounding.
+            self.assertAlmostEqual(out["rows"][0]["nats_per_byte"], fp32, delta=1e-4 * fp32, msg=extra)
+        static = json.loads(self.report("--formats", "int8:channel", "--activations", "int8", "--act-scales",
+                                        "static", "--act-calibrator", "percentile:99.9", "--calib", calib,
+                                        "--calib-tokens", "512", "--json", "--no-svg").stdout)
+        self.assertLess(abs(static["rows"][0]["delta_percent"]), 5.0)
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--rotate", "givens", "--svg", svg], "givens", svg)
+        self.assert_fails(["report", "--text", self.text, "--smooth", "0.5", "--svg", svg], "--calib", svg)
+        self.assert_fails(["report", "--text", self.text, "--act-scales", "static", "--activations", "int8",
+                           "--svg", svg], "--calib", svg)
+        self.assert_fails(["report", "--text", self.text, "--act-scales", "static", "--activations", "mxfp4",
+                           "--calib", calib, "--svg", svg], "mxfp4", svg)
+        self.assert_fails(["report", "--text", self.text, "--act-scales", "static", "--activations", "int8",
+                           "--act-calibrator", "kl", "--calib", calib, "--svg", svg], "kl", svg)
+
     def test_methods_bad_input(self):
         svg = self.path("chart.svg")
         calib = self.calibration_text()
