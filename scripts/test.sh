@@ -152,5 +152,5 @@ run_ctest asan build-asan --preset asan
 
 if [[ -x scripts/fuzz.sh ]]; then
   section "Fuzzing (bounded)"
-  scripts/fuzz.sh "${LOWP_FUZZ_SECONDS:-30}"
+  scripts/fuzz.sh "${LOWP_FUZZ_SECONDS:-20}"
 fi
