@@ -93,6 +93,24 @@ void Transformer::check_tokens(std::span<const std::int32_t> tokens, const char*
   }
 }
 
+namespace {
+
+// RoPE's cos/sin tables of positions p0 .. p0 + n - 1 (empty with learned
+// positions).
+void rope_tables(const TransformerConfig& c, std::size_t p0, std::size_t n, std::vector<float>& cos,
+                 std::vector<float>& sin) {
+  if (c.learned_positions) return;
+  const auto dh = static_cast<std::size_t>(c.head_dim);
+  const std::vector<double> scales = rope_frequency_divisors(c);
+  cos.resize(n * dh / 2);
+  sin.resize(n * dh / 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    rope_angles(p0 + i, dh, c.rope_theta, scales, cos.data() + i * dh / 2, sin.data() + i * dh / 2);
+  }
+}
+
+}  // namespace
+
 struct Transformer::BlockBuffers {
   std::vector<float> h, y, o, hidden, up, qkv;
   void resize(const TransformerConfig& c, std::size_t n) {
@@ -274,7 +292,7 @@ void Transformer::run(std::span<const std::int32_t> tokens, KvCache& cache, floa
   const TransformerConfig& c = config_;
   const TransformerWeights& w = *weights_;
   const std::size_t n = tokens.size(), p0 = cache.length;
-  const auto d = static_cast<std::size_t>(c.d_model), dh = static_cast<std::size_t>(c.head_dim);
+  const auto d = static_cast<std::size_t>(c.d_model);
   std::vector<float> x(n * d);
   for (std::size_t i = 0; i < n; ++i) {
     const float* te = w.tok_emb.data() + static_cast<std::size_t>(tokens[i]) * d;
@@ -286,16 +304,8 @@ void Transformer::run(std::span<const std::int32_t> tokens, KvCache& cache, floa
       std::copy_n(te, d, xi);
     }
   }
-  // RoPE angles of the new positions.
   std::vector<float> cos, sin;
-  if (!c.learned_positions) {
-    const std::vector<double> scales = rope_frequency_divisors(c);
-    cos.resize(n * dh / 2);
-    sin.resize(n * dh / 2);
-    for (std::size_t i = 0; i < n; ++i)
-      rope_angles(p0 + i, dh, c.rope_theta, scales, cos.data() + i * dh / 2,
-                  sin.data() + i * dh / 2);
-  }
+  rope_tables(c, p0, n, cos, sin);
   BlockBuffers buf;
   buf.resize(c, n);
   for (std::size_t li = 0; li < layers_.size(); ++li) {
@@ -335,7 +345,7 @@ std::vector<float> Transformer::embed(std::span<const std::int32_t> tokens) cons
 void Transformer::run_block(int layer, std::span<float> x, const LinearObserver& observer,
                             unsigned threads) const {
   const TransformerConfig& c = config_;
-  const auto d = static_cast<std::size_t>(c.d_model), dh = static_cast<std::size_t>(c.head_dim);
+  const auto d = static_cast<std::size_t>(c.d_model);
   if (layer < 0 || layer >= c.n_layer) {
     throw Error("run_block: layer " + std::to_string(layer) + " is outside 0 to " +
                 std::to_string(c.n_layer - 1));
@@ -346,13 +356,7 @@ void Transformer::run_block(int layer, std::span<float> x, const LinearObserver&
                 std::to_string(d));
   }
   std::vector<float> cos, sin;
-  if (!c.learned_positions) {
-    const std::vector<double> scales = rope_frequency_divisors(c);
-    cos.resize(n * dh / 2);
-    sin.resize(n * dh / 2);
-    for (std::size_t i = 0; i < n; ++i)
-      rope_angles(i, dh, c.rope_theta, scales, cos.data() + i * dh / 2, sin.data() + i * dh / 2);
-  }
+  rope_tables(c, 0, n, cos, sin);
   KvCache cache;
   cache.k.resize(layers_.size());
   cache.v.resize(layers_.size());

@@ -18,6 +18,7 @@
 #include "lowp/quant/calibrate.h"
 #include "lowp/quant/smooth.h"
 #include "lowp/storage/matrix_format.h"
+#include "model_compare.h"
 
 namespace lowp {
 namespace {
@@ -152,19 +153,7 @@ std::vector<std::int32_t> text_tokens(std::size_t n, int vocab) {
   return t;
 }
 
-double max_relative_difference(const nn::Transformer& a, const nn::Transformer& b,
-                               const std::vector<std::int32_t>& t) {
-  const auto v = static_cast<std::size_t>(a.config().vocab_size);
-  std::vector<float> la(t.size() * v), lb(t.size() * v);
-  a.forward(t, la, 2);
-  b.forward(t, lb, 2);
-  double diff = 0.0, scale = 0.0;
-  for (std::size_t i = 0; i < la.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(la[i]) - lb[i]));
-    scale = std::max(scale, std::fabs(double(la[i])));
-  }
-  return diff / scale;
-}
+using lowp_test::max_relative_difference;
 
 TEST(SmoothQuant, FoldingLeavesTheFp32ModelUnchanged) {
   for (const std::filesystem::path& p : {source_dir() / "models" / "kjv-char" / "model.safetensors",

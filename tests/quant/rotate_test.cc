@@ -11,6 +11,7 @@
 #include "lowp/error.h"
 #include "lowp/nn/model_files.h"
 #include "lowp/quant/rotate.h"
+#include "model_compare.h"
 
 namespace lowp {
 namespace {
@@ -43,19 +44,7 @@ std::filesystem::path source_dir() {
   return s != nullptr ? s : LOWP_TEST_SOURCE_DIR;
 }
 
-double max_relative_difference(const nn::Transformer& a, const nn::Transformer& b,
-                               const std::vector<std::int32_t>& t) {
-  const auto v = static_cast<std::size_t>(a.config().vocab_size);
-  std::vector<float> la(t.size() * v), lb(t.size() * v);
-  a.forward(t, la, 2);
-  b.forward(t, lb, 2);
-  double diff = 0.0, scale = 0.0;
-  for (std::size_t i = 0; i < la.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(la[i]) - lb[i]));
-    scale = std::max(scale, std::fabs(double(la[i])));
-  }
-  return diff / scale;
-}
+using lowp_test::max_relative_difference;
 
 std::vector<std::int32_t> tokens(std::size_t n, int vocab, std::uint32_t seed) {
   std::mt19937 rng(seed);
