@@ -13,6 +13,8 @@ packages=(
   python3-regex
   # the KJV text for training the embedded model and the MX training example
   bible-kjv
+  # the OCR test set (scripts/ocr_render.py): text lines drawn in DejaVu Sans
+  python3-pil fonts-dejavu-core
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -28,9 +30,10 @@ if ((${#missing[@]})); then
 fi
 
 # The judges (tests/judges/package.json): llama.cpp's prebuilt CPU build through
-# node-llama-cpp and Hugging Face's tokenizers, from npm at pinned versions
-# (package-lock.json). --ignore-scripts: node-llama-cpp's install script would
-# try to download or build; its prebuilt linux-x64 binaries are a plain package.
+# node-llama-cpp, Hugging Face's tokenizers and ONNX Runtime (onnxruntime-node),
+# from npm at pinned versions (package-lock.json). --ignore-scripts: the install
+# scripts of node-llama-cpp and onnxruntime-node would try to download or build;
+# their prebuilt linux-x64 CPU binaries ship inside the npm packages.
 if ! command -v npm >/dev/null; then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
