@@ -28,6 +28,13 @@ void observe_all(const nn::Transformer& model,
 
 }  // namespace
 
+void channel_absmax(std::vector<float>& m, const float* x, std::size_t rows, std::size_t cols) {
+  m.resize(cols, 0.0f);
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t j = 0; j < cols; ++j) m[j] = std::max(m[j], std::fabs(x[r * cols + j]));
+  }
+}
+
 nn::ActivationScales calibrate_activation_scales(
     const nn::Transformer& model, const std::vector<std::vector<std::int32_t>>& calibration,
     const StaticActivationOptions& opt) {
@@ -44,13 +51,7 @@ nn::ActivationScales calibrate_activation_scales(
         const auto l = static_cast<std::size_t>(layer);
         const auto i = static_cast<std::size_t>(input);
         if (opt.per_channel) {
-          std::vector<float>& m = absmax[l][i];
-          m.resize(cols, 0.0f);
-          for (std::size_t r = 0; r < rows; ++r) {
-            for (std::size_t j = 0; j < cols; ++j) {
-              m[j] = std::max(m[j], std::fabs(x[r * cols + j]));
-            }
-          }
+          channel_absmax(absmax[l][i], x, rows, cols);
         } else {
           hist[l][i].add(x, rows * cols);
         }
@@ -97,12 +98,7 @@ SmoothStats smoothing_stats(const nn::Transformer& model,
           default:
             return;
         }
-        m->resize(cols, 0.0f);
-        for (std::size_t r = 0; r < rows; ++r) {
-          for (std::size_t j = 0; j < cols; ++j) {
-            (*m)[j] = std::max((*m)[j], std::fabs(x[r * cols + j]));
-          }
-        }
+        channel_absmax(*m, x, rows, cols);
       });
   return s;
 }

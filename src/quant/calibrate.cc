@@ -9,6 +9,7 @@
 #include <string>
 
 #include "lowp/error.h"
+#include "lowp/quant/activations.h"
 
 namespace lowp {
 namespace {
@@ -98,11 +99,7 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
           s.absmax.assign(cols, 0.0f);
         }
         s.hessian.add(x, rows, threads);
-        for (std::size_t r = 0; r < rows; ++r) {
-          for (std::size_t j = 0; j < cols; ++j) {
-            s.absmax[j] = std::max(s.absmax[j], std::fabs(x[r * cols + j]));
-          }
-        }
+        channel_absmax(s.absmax, x, rows, cols);
       };
       for (std::vector<float>& x : xs) {
         if (layer < c.n_layer) {

@@ -25,6 +25,18 @@ void check(const std::vector<std::vector<float>>& v, std::size_t layers, std::si
   }
 }
 
+// s_j = max|X_j|^alpha / max|W_j|^(1 - alpha), clamped; 1 where either is 0.
+std::vector<double> factors_from(const std::vector<float>& x, const std::vector<double>& wmax,
+                                 double alpha) {
+  std::vector<double> s(x.size(), 1.0);
+  for (std::size_t j = 0; j < x.size(); ++j) {
+    const double a = std::fabs(static_cast<double>(x[j]));
+    if (!(a > 0.0) || !(wmax[j] > 0.0) || !std::isfinite(a)) continue;
+    s[j] = std::clamp(std::pow(a, alpha) / std::pow(wmax[j], 1.0 - alpha), 1e-5, 1e5);
+  }
+  return s;
+}
+
 // The smoothing factors of an input with per-channel absmax `x`, read by the
 // matrices `ws` ([rows, cols] each, cols = x.size()).
 std::vector<double> factors(const std::vector<float>& x, const std::vector<std::vector<float>*>& ws,
@@ -36,13 +48,7 @@ std::vector<double> factors(const std::vector<float>& x, const std::vector<std::
       wmax[i % cols] = std::max(wmax[i % cols], std::fabs(static_cast<double>((*w)[i])));
     }
   }
-  std::vector<double> s(cols, 1.0);
-  for (std::size_t j = 0; j < cols; ++j) {
-    const double a = std::fabs(static_cast<double>(x[j]));
-    if (!(a > 0.0) || !(wmax[j] > 0.0) || !std::isfinite(a)) continue;
-    s[j] = std::clamp(std::pow(a, alpha) / std::pow(wmax[j], 1.0 - alpha), 1e-5, 1e5);
-  }
-  return s;
+  return factors_from(x, wmax, alpha);
 }
 
 void scale_columns(std::vector<float>& w, const std::vector<double>& s) {
@@ -112,13 +118,7 @@ nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::Tr
       const std::size_t col = i % q_dim, vc = (col / dh / group) * dh + col % dh;
       wmax[vc] = std::max(wmax[vc], std::fabs(static_cast<double>(L.o_w[i])));
     }
-    std::vector<double> s(kv, 1.0);
-    for (std::size_t j = 0; j < kv; ++j) {
-      const double a = per_v[j];
-      if (a > 0.0 && wmax[j] > 0.0) {
-        s[j] = std::clamp(std::pow(a, alpha) / std::pow(wmax[j], 1.0 - alpha), 1e-5, 1e5);
-      }
-    }
+    const std::vector<double> s = factors_from(per_v, wmax, alpha);
     // v's rows divided (in the fused matrix: rows q_dim + kv_dim ..).
     std::vector<float>& vw = c.fused_qkv ? L.qkv_w : L.v_w;
     std::vector<float>& vb = c.fused_qkv ? L.qkv_b : L.v_b;

@@ -35,8 +35,24 @@ void add_calibration_options(CLI::App* cmd, CalibrationArgs& a) {
       ->check(CLI::Range(0, 8));
 }
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t b = 0;
+  while (b <= s.size()) {
+    std::size_t e = s.find(',', b);
+    if (e == std::string::npos) e = s.size();
+    std::string item = s.substr(b, e - b);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (item.empty()) throw Error("empty entry in the list " + quoted(s));
+    out.push_back(item);
+    b = e + 1;
+  }
+  return out;
+}
+
 std::vector<std::vector<std::int32_t>> load_calibration(const ModelAndTokenizer& m,
-                                                        const CalibrationArgs& a) {
+                                                        const CalibrationArgs& a, int n_ctx) {
   if (a.file.empty()) return {};
   const io::MappedFile file(a.file);
   const auto b = file.bytes();
@@ -44,7 +60,7 @@ std::vector<std::vector<std::int32_t>> load_calibration(const ModelAndTokenizer&
                                            b.size());
   nn::check_validation_text(text, a.file);
   const nn::ReportText tokens = tokenize_for_report(m, text);
-  const auto ctx = static_cast<std::size_t>(m.model.config().n_ctx);
+  const auto ctx = static_cast<std::size_t>(n_ctx);
   const std::size_t length = a.sequence ? a.sequence : std::min<std::size_t>(ctx, 256);
   if (length > ctx) {
     throw Error("--calib-seq " + std::to_string(length) + " is longer than the context " +

@@ -30,11 +30,16 @@ struct CalibrationArgs {
 
 void add_calibration_options(CLI::App* cmd, CalibrationArgs& a);
 
-// The calibration windows of `a.file` (none without a file). Throws
-// lowp::Error naming the file when it is unreadable, not UTF-8 or shorter
-// than one window.
+// The calibration windows of `a.file` (none without a file), tokenized by
+// m's tokenizer, at most `n_ctx` tokens each (the context the model runs).
+// Throws lowp::Error naming the file when it is unreadable, not UTF-8 or
+// shorter than one window.
 std::vector<std::vector<std::int32_t>> load_calibration(const ModelAndTokenizer& m,
-                                                        const CalibrationArgs& a);
+                                                        const CalibrationArgs& a, int n_ctx);
+
+// A comma-separated list (--formats, --methods, --budget-formats), entries
+// trimmed; throws lowp::Error for an empty entry.
+std::vector<std::string> split_list(const std::string& s);
 
 // The method options the arguments describe.
 MethodOptions method_options(QuantMethod method, const CalibrationArgs& a, unsigned threads);

@@ -102,6 +102,35 @@ bool is_runtime_model(const std::string& path) {
   return arch && !lowp;
 }
 
+// The model `method` quantized to the matrices a ggml type holds as they are
+// (a model file the runtime runs, loaded once with its tokenizer).
+nn::Transformer method_model(const QuantizeArgs& a, QuantMethod method) {
+  const std::string storage = a.format == "q8_0"    ? "q8_0"
+                              : a.format == "q4_0"  ? "int4:group32"
+                              : a.format == "mxfp4" ? "mxfp4"
+                                                    : "";
+  if (storage.empty()) {
+    throw Error("--method " + a.method + " writes q8_0, q4_0 or mxfp4 GGUF files, not " +
+                quoted(a.format));
+  }
+  if (method_needs_data(method) && a.calib.file.empty()) {
+    throw Error("--method " + a.method + " needs calibration text (--calib FILE)");
+  }
+  const ModelAndTokenizer loaded = load_model_and_tokenizer(a.in);
+  const std::vector<std::vector<std::int32_t>> windows =
+      load_calibration(loaded, a.calib, loaded.model.config().n_ctx);
+  const unsigned threads =
+      a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
+  ModelQuantizeOptions o;
+  o.method = method_options(method, a.calib, threads);
+  o.measure_objective = false;
+  if (!a.quiet) o.progress = [](const std::string& line) { fmt::print(stderr, "  {}\n", line); };
+  ModelQuantization q =
+      quantize_transformer(loaded.model, parse_matrix_format(storage), windows, o);
+  for (const std::string& w : q.warnings) fmt::print(stderr, "warning: {}\n", w);
+  return std::move(q.model);
+}
+
 void run_export(const QuantizeArgs& a) {
   if (output_kind_for(a.out, a.to) != "gguf") {
     throw Error(a.in + " is a model llama.cpp runs: it is written as GGUF (-o FILE.gguf)");
@@ -109,34 +138,9 @@ void run_export(const QuantizeArgs& a) {
   const QuantMethod method = parse_method(a.method);
   GgufExportRequest req;
   req.type = a.format;
-  nn::Transformer model = nn::load_transformer(a.in);
-  if (method != QuantMethod::kRtn) {
-    // The method's matrices, written into ggml's blocks as they are.
-    const std::string storage = a.format == "q8_0"    ? "q8_0"
-                                : a.format == "q4_0"  ? "int4:group32"
-                                : a.format == "mxfp4" ? "mxfp4"
-                                                      : "";
-    if (storage.empty()) {
-      throw Error("--method " + a.method + " writes q8_0, q4_0 or mxfp4 GGUF files, not " +
-                  quoted(a.format));
-    }
-    if (method_needs_data(method) && a.calib.file.empty()) {
-      throw Error("--method " + a.method + " needs calibration text (--calib FILE)");
-    }
-    ModelAndTokenizer loaded = load_model_and_tokenizer(a.in);
-    const std::vector<std::vector<std::int32_t>> windows = load_calibration(loaded, a.calib);
-    const unsigned threads =
-        a.threads ? a.threads : std::max(1u, std::thread::hardware_concurrency());
-    ModelQuantizeOptions o;
-    o.method = method_options(method, a.calib, threads);
-    o.measure_objective = false;
-    if (!a.quiet) o.progress = [](const std::string& line) { fmt::print(stderr, "  {}\n", line); };
-    ModelQuantization q =
-        quantize_transformer(loaded.model, parse_matrix_format(storage), windows, o);
-    for (const std::string& w : q.warnings) fmt::print(stderr, "warning: {}\n", w);
-    model = std::move(q.model);
-    req.packed = true;
-  }
+  // With a method, its matrices are written into ggml's blocks as they are.
+  req.packed = method != QuantMethod::kRtn;
+  const nn::Transformer model = req.packed ? method_model(a, method) : nn::load_transformer(a.in);
   req.name = std::filesystem::path(a.in).filename().string();
   if (std::filesystem::is_directory(a.in)) {
     nn::Tokenizer::from_directory(a.in).to_gguf_kv(req.tokenizer_kv);
@@ -186,13 +190,7 @@ void run_quantize(const QuantizeArgs& a) {
   req.method = method;
   if (a.budget > 0) {
     req.budget = a.budget;
-    std::size_t b = 0;
-    while (b <= a.budget_formats.size()) {
-      std::size_t e = a.budget_formats.find(',', b);
-      if (e == std::string::npos) e = a.budget_formats.size();
-      if (e > b) req.budget_formats.push_back(a.budget_formats.substr(b, e - b));
-      b = e + 1;
-    }
+    req.budget_formats = split_list(a.budget_formats);
   }
   req.search.exponent_radius = a.calib.search_radius;
   // A progress line on a terminal, nothing otherwise.

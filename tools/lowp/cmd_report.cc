@@ -50,22 +50,6 @@ struct ReportArgs {
   bool no_svg = false;
 };
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t b = 0;
-  while (b <= s.size()) {
-    std::size_t e = s.find(',', b);
-    if (e == std::string::npos) e = s.size();
-    std::string item = s.substr(b, e - b);
-    item.erase(0, item.find_first_not_of(" \t"));
-    item.erase(item.find_last_not_of(" \t") + 1);
-    if (item.empty()) throw Error("empty entry in the list " + quoted(s));
-    out.push_back(item);
-    b = e + 1;
-  }
-  return out;
-}
-
 std::string thousands(std::uint64_t v) {
   std::string s = std::to_string(v);
   for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
@@ -134,10 +118,8 @@ void run_report(const ReportArgs& a) {
     if (needs_data && a.calib.file.empty()) {
       throw Error("--methods " + a.methods + ": gptq needs calibration text (--calib FILE)");
     }
-    ModelAndTokenizer calib_model = loaded;
-    calib_model.model = gpt;
     windows = std::make_shared<const std::vector<std::vector<std::int32_t>>>(
-        load_calibration(calib_model, a.calib));
+        load_calibration(loaded, a.calib, gpt.config().n_ctx));
     opt.quantize = report_quantizer(windows, a.calib, opt.threads);
   }
   if (!a.rotate.empty()) {

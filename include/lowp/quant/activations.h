@@ -21,6 +21,10 @@ struct StaticActivationOptions {
   unsigned threads = 1;
 };
 
+// m[j] = max(m[j], |x[r][j]|) over the rows of x [rows, cols] (m is sized to
+// cols, with zeros, when empty): the per-channel absmax calibration keeps.
+void channel_absmax(std::vector<float>& m, const float* x, std::size_t rows, std::size_t cols);
+
 // Static scales for every linear input of `model` (as it is: its weights in
 // their formats, FP32 activations), s = clip / max(element). Throws
 // lowp::Error without calibration windows or for an element with no finite
