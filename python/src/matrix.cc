@@ -45,7 +45,7 @@ ScaleKinds scale_kinds(const MatrixFormat& f) {
       break;
     case MatrixScheme::kGroup:
       k.group = true;
-      k.zero = f.asymmetric;
+      k.zero = f.zero_points();
       break;
     case MatrixScheme::kBlock:
       k.block = true;
@@ -226,7 +226,12 @@ PackedMatrix from_codes(const std::string& format, const std::vector<std::int64_
   const std::string segments = std::to_string(rows) + " rows x " + std::to_string(per_row);
   if (kinds.group) {
     scales.group = fp16_bits_of(group);
-    check_count("group", scales.group.size(), rows * per_row, segments + " groups");
+    if (f.two_scales()) {
+      check_count("group", scales.group.size(), 2 * rows * per_row,
+                  segments + " groups x 2 scales (positive, negative)");
+    } else {
+      check_count("group", scales.group.size(), rows * per_row, segments + " groups");
+    }
   }
   if (kinds.zero) {
     scales.zero = exact_values<std::uint8_t>(zero, "zero", "uint8");

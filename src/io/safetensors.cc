@@ -429,7 +429,7 @@ void SafetensorsReader::add_packed_matrix(std::vector<RawTensor>& raw, const Raw
   if (f.scheme == MatrixScheme::kGroup) {
     const auto g = static_cast<std::uint64_t>(f.group);
     scale_count = rows * ((cols + g - 1) / g);
-    scale_size = 2;
+    scale_size = f.two_scales() ? 4 : 2;  // AFPQ: two FP16 scales per group
     scale_dtype = "F16";
   }
   struct Part {
@@ -441,7 +441,7 @@ void SafetensorsReader::add_packed_matrix(std::vector<RawTensor>& raw, const Raw
   std::vector<Part> parts = {
       {name, "U8", code_bytes, nullptr},
       {packed_scales_name(name), scale_dtype, scale_count * scale_size, nullptr}};
-  if (f.asymmetric) parts.push_back({name + ".zeros", "U8", scale_count, nullptr});
+  if (f.zero_points()) parts.push_back({name + ".zeros", "U8", scale_count, nullptr});
   for (Part& p : parts) {
     p.raw = find_raw(raw, index, p.name);
     if (p.raw == nullptr) fail(source_, where + ": tensor " + lowp::quoted(p.name) + " is missing");
@@ -461,7 +461,7 @@ void SafetensorsReader::add_packed_matrix(std::vector<RawTensor>& raw, const Raw
                         std::to_string(p.bytes));
     }
   }
-  if (f.asymmetric) {  // every zero point must be a code of the element (read_f32 then cannot fail)
+  if (f.zero_points()) {  // every zero point must be a code of the element (read_f32 then cannot fail)
     const auto top = static_cast<std::uint64_t>(int_max(f.element));
     for (std::uint64_t i = parts[2].raw->begin; i < parts[2].raw->end; ++i) {
       const auto z =
@@ -479,7 +479,7 @@ void SafetensorsReader::add_packed_matrix(std::vector<RawTensor>& raw, const Raw
   e.cols = k;
   e.scales_offset = data_start + parts[1].raw->begin;
   e.scales_bytes = parts[1].bytes;
-  if (f.asymmetric) {
+  if (f.zero_points()) {
     e.zeros_offset = data_start + parts[2].raw->begin;
     e.zeros_bytes = parts[2].bytes;
   }
@@ -569,7 +569,7 @@ std::vector<float> SafetensorsReader::read_f32(const TensorInfo& t) const {
       default:
         break;
     }
-    if (e.matrix->asymmetric) {
+    if (e.matrix->zero_points()) {
       const auto* z = reinterpret_cast<const std::uint8_t*>(image_.data() + e.zeros_offset);
       scales.zero.assign(z, z + e.zeros_bytes);
     }

@@ -163,7 +163,7 @@ std::vector<OutputTensor> packed_matrix_outputs(const std::string& name, const M
   if (f.scheme == MatrixScheme::kChannel) scales = rows;
   if (f.scheme == MatrixScheme::kGroup) {
     const auto g = static_cast<std::size_t>(f.group);
-    scales = rows * ((cols + g - 1) / g);
+    scales = rows * ((cols + g - 1) / g) * (f.two_scales() ? 2 : 1);
   }
   const bool f16 = f.scheme == MatrixScheme::kGroup;
   std::vector<OutputTensor> out = {
@@ -172,7 +172,7 @@ std::vector<OutputTensor> packed_matrix_outputs(const std::string& name, const M
                    f16 ? "F16" : "F32",
                    {static_cast<std::int64_t>(scales)},
                    scales * (f16 ? 2 : 4)}};
-  if (f.asymmetric) {
+  if (f.zero_points()) {
     out.push_back(OutputTensor{name + ".zeros", "U8", {static_cast<std::int64_t>(scales)}, scales});
   }
   return out;
@@ -196,7 +196,7 @@ std::vector<std::byte> packed_matrix_bytes(const PackedMatrix& m, std::size_t pa
       for (std::uint16_t v : s.group) put(v, 2);
       return out;
     case 2:
-      if (m.format().asymmetric) {
+      if (m.format().zero_points()) {
         const auto bytes = std::as_bytes(std::span(s.zero));
         return {bytes.begin(), bytes.end()};
       }

@@ -58,7 +58,7 @@ double MatrixFormat::bits_per_value(std::size_t cols) const {
     case MatrixScheme::kChannel:
       return element.bits + 32.0 / n;
     case MatrixScheme::kGroup:
-      return element.bits + (asymmetric ? 24.0 : 16.0) * segments(group) / n;
+      return element.bits + (two_scales() ? 32.0 : zero_points() ? 24.0 : 16.0) * segments(group) / n;
     case MatrixScheme::kBlock:
       return block.element.bits + 8.0 * segments(block.block_size) / n;
   }
@@ -113,11 +113,17 @@ MatrixFormat parse_spelling(std::string_view name) {
                    " (expected tensor, channel or group<K>, e.g. int8:channel, int4:group32)");
   }
   if (!suffix.empty()) {
-    if (w.scheme != MatrixScheme::kGroup || w.element.kind != Kind::kInt || w.element.bits > 8) {
-      fail(name, "asym applies to integers of at most 8 bits in groups, e.g. int4:group128:asym");
+    const bool integer = w.element.kind == Kind::kInt && w.element.bits <= 8;
+    const bool fp = w.element.kind == Kind::kFloat && w.element.bits <= 16;
+    if (w.scheme != MatrixScheme::kGroup || !(integer || fp)) {
+      fail(name,
+           "asym applies to groups of integers of at most 8 bits (a zero point, e.g. "
+           "int4:group128:asym) or of floats of at most 16 bits (two scales, e.g. "
+           "fp4_e2m1:group32:asym)");
     }
     w.asymmetric = true;
-    w.element.int_range = IntRange::kUnsigned;  // codes 0 .. 2^N - 1 around the zero point
+    // Integers: codes 0 .. 2^N - 1 around the zero point.
+    if (integer) w.element.int_range = IntRange::kUnsigned;
   }
   return w;
 }

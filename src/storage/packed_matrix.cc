@@ -64,6 +64,24 @@ class RowEncoder {
     widen_and_pack(v.size(), out);
   }
 
+  // Two scales (AFPQ): a value >= 0 is divided by pos(j), a negative one by
+  // neg(j); a scale that is zero or not finite stores a zero code.
+  template <class Pos, class Neg>
+  void encode_two(std::span<const float> v, std::size_t segment, Pos pos, Neg neg,
+                  std::uint8_t* out) {
+    for (std::size_t b = 0, j = 0; b < v.size(); b += segment, ++j) {
+      const float sp = pos(j), sn = neg(j);
+      const bool okp = sp > 0.0f && std::isfinite(sp), okn = sn > 0.0f && std::isfinite(sn);
+      for (std::size_t i = b; i < std::min(v.size(), b + segment); ++i) {
+        const float x = v[i];
+        scaled_[i] = x < 0.0f ? (okn ? x / sn : 0.0f) : (okp ? x / sp : 0.0f);
+      }
+    }
+    encode_f32(f_, std::span<const float>(scaled_.data(), v.size()), bytes_.data(),
+               {Rounding::kNearestEven, true});
+    widen_and_pack(v.size(), out);
+  }
+
   // Asymmetric integers: code = clamp(round_even(v / s) + z, 0, 2^N - 1).
   template <class Scale, class Zero>
   void encode_asym(std::span<const float> v, std::size_t segment, Scale scale, Zero zero,
@@ -106,6 +124,16 @@ void decode_stream(const Format& f, const std::uint8_t* stream, std::size_t begi
   for (std::size_t i = 0; i < count; ++i) {
     const float v = decode_f32(f, unpack_code(f.bits, s, begin + i));
     out[i] = (v - zero) * scale;
+  }
+}
+
+// Two scales: a negative element value takes `neg`, any other `pos`.
+void decode_stream_two(const Format& f, const std::uint8_t* stream, std::size_t begin,
+                       std::size_t count, float pos, float neg, float* out) {
+  const std::span<const std::uint8_t> s(stream, packed_bytes(f.bits, begin + count));
+  for (std::size_t i = 0; i < count; ++i) {
+    const float v = decode_f32(f, unpack_code(f.bits, s, begin + i));
+    out[i] = v * (v < 0.0f ? neg : pos);
   }
 }
 
@@ -186,7 +214,7 @@ std::shared_ptr<const PackedMatrix::Kernel> PackedMatrix::make_kernel(const Pack
                                          : WeightDecode::kF16;
     return kernel;
   }
-  if (f.asymmetric) return nullptr;  // zero points: the kernels have no offset
+  if (f.asymmetric) return nullptr;  // zero points or two scales: the kernels have neither
   const bool block = f.scheme == MatrixScheme::kBlock;
   const bool mx = block && f.block.scale == BlockScale::kUe8m0;
   const Format e = block ? f.block.element : f.element;
@@ -374,12 +402,30 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat& f, std::span<c
     case MatrixScheme::kGroup: {
       const auto k = static_cast<std::size_t>(f.group);
       const std::size_t groups = (cols + k - 1) / k;
-      sc.group.resize(rows * groups);
-      if (f.asymmetric) sc.zero.resize(rows * groups);
+      const bool two = f.two_scales();
+      sc.group.resize(rows * groups * (two ? 2 : 1));
+      if (f.zero_points()) sc.zero.resize(rows * groups);
       RowEncoder enc(f.element, cols);
       std::vector<float> s(groups);
       for (std::size_t r = 0; r < rows; ++r) {
         const auto row = w.subspan(r * cols, cols);
+        if (two) {  // AFPQ: the positive and the negative values' own amax
+          std::uint16_t* scale = sc.group.data() + 2 * r * groups;
+          for (std::size_t g = 0; g < groups; ++g) {
+            float hi = 0.0f, lo = 0.0f;
+            for (float v : row.subspan(g * k, std::min(k, cols - g * k))) {
+              if (v > hi) hi = v;
+              if (-v > lo) lo = -v;
+            }
+            scale[2 * g] = group_scale(hi, max);
+            scale[2 * g + 1] = group_scale(lo, max);
+          }
+          enc.encode_two(
+              row, k, [&](std::size_t g) { return decode_f32(kFp16, scale[2 * g]); },
+              [&](std::size_t g) { return decode_f32(kFp16, scale[2 * g + 1]); },
+              m.codes_.data() + r * m.row_bytes_);
+          continue;
+        }
         std::uint16_t* scale = sc.group.data() + r * groups;
         if (f.ggml_q8_0) {  // ggml's own rule; a partial last group is padded with zeros
           std::vector<float> padded(groups * k, 0.0f);
@@ -395,7 +441,7 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat& f, std::span<c
         }
         for (std::size_t g = 0; g < groups; ++g) {
           const auto part = row.subspan(g * k, std::min(k, cols - g * k));
-          if (!f.asymmetric) {
+          if (!f.zero_points()) {
             scale[g] = group_scale(amax_of(part), max);
           } else {
             // The range [lo, hi] always holds 0, so that 0 is a code (z).
@@ -413,7 +459,7 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat& f, std::span<c
         }
         std::uint8_t* out = m.codes_.data() + r * m.row_bytes_;
         const auto scale_of = [&](std::size_t g) { return s[g]; };
-        if (f.asymmetric) {
+        if (f.zero_points()) {
           const std::uint8_t* z = sc.zero.data() + r * groups;
           enc.encode_asym(
               row, k, scale_of, [z](std::size_t g) { return z[g]; }, out);
@@ -478,12 +524,14 @@ void PackedMatrix::finish(bool with_kernel) {
   expect("codes", codes_.size(), rows_ * row_bytes_);
   expect("row scales", scales_.row.size(), scheme == MatrixScheme::kChannel ? rows_ : 0);
   expect("group scales", scales_.group.size(),
-         scheme == MatrixScheme::kGroup ? segments(format_.group) : 0);
+         scheme == MatrixScheme::kGroup
+             ? segments(format_.group) * (format_.two_scales() ? 2 : 1)
+             : 0);
   expect("zero points", scales_.zero.size(),
-         scheme == MatrixScheme::kGroup && format_.asymmetric ? segments(format_.group) : 0);
+         scheme == MatrixScheme::kGroup && format_.zero_points() ? segments(format_.group) : 0);
   expect("block scales", scales_.block.size(),
          scheme == MatrixScheme::kBlock ? segments(format_.block.block_size) : 0);
-  if (format_.asymmetric) {
+  if (format_.zero_points()) {
     for (std::uint8_t z : scales_.zero) {
       if (z > int_max(format_.element)) {
         throw Error("packed matrix " + format_.name + ": zero point " + std::to_string(z) +
@@ -532,9 +580,15 @@ void PackedMatrix::dequantize_row(std::size_t row, std::span<float> out) const {
       const std::size_t groups = (cols_ + k - 1) / k;
       for (std::size_t g = 0; g < groups; ++g) {
         const std::size_t b = g * k, n = std::min(k, cols_ - b);
+        if (format_.two_scales()) {
+          const std::uint16_t* s = scales_.group.data() + 2 * (row * groups + g);
+          decode_stream_two(format_.element, codes, b, n, decode_f32(kFp16, s[0]),
+                            decode_f32(kFp16, s[1]), out.data() + b);
+          continue;
+        }
         decode_stream(
             format_.element, codes, b, n, decode_f32(kFp16, scales_.group[row * groups + g]),
-            format_.asymmetric ? static_cast<float>(scales_.zero[row * groups + g]) : 0.0f,
+            format_.zero_points() ? static_cast<float>(scales_.zero[row * groups + g]) : 0.0f,
             out.data() + b);
       }
       return;

@@ -41,6 +41,23 @@ std::uint16_t fp16_scale(float amax, float max) {
 
 SegmentScale group_scale(std::uint16_t code) { return {decode_f32(kFp16, code), code, 0}; }
 
+// Two scales (AFPQ): the positive values' and the negative values'.
+SegmentScale two_scales(std::uint16_t pos, std::uint16_t neg) {
+  SegmentScale s = group_scale(pos);
+  s.neg = decode_f32(kFp16, neg);
+  s.neg_code = neg;
+  return s;
+}
+
+// The largest value and the largest magnitude of a negative one (0 if none).
+void signed_extents(std::span<const float> v, float& hi, float& lo) {
+  hi = lo = 0.0f;
+  for (float x : v) {
+    hi = std::max(hi, x);
+    lo = std::max(lo, -x);
+  }
+}
+
 bool usable(float s) { return s > 0.0f && std::isfinite(s); }
 
 }  // namespace
@@ -89,7 +106,7 @@ SegmentQuantizer::SegmentQuantizer(const MatrixFormat& f, std::size_t cols, floa
   }
   // The value table of the element (formats of at most 16 bits).
   const Format& e = f.scheme == MatrixScheme::kBlock ? f.block.element : f.element;
-  if (f.scheme != MatrixScheme::kPlain && !f.asymmetric && e.bits <= 16) {
+  if (f.scheme != MatrixScheme::kPlain && !f.zero_points() && e.bits <= 16) {
     std::vector<std::pair<double, std::uint32_t>> v;
     for (std::uint32_t c = 0; c < (std::uint32_t{1} << e.bits); ++c) {
       if (is_nan_code(e, c)) continue;
@@ -132,8 +149,14 @@ double SegmentQuantizer::nearest(double x) const {
 
 float SegmentQuantizer::quantize(float v, const SegmentScale& s) const {
   const MatrixFormat& f = format_;
-  if (values_.empty() || f.scheme == MatrixScheme::kPlain || f.asymmetric || !std::isfinite(v)) {
+  if (values_.empty() || f.scheme == MatrixScheme::kPlain || f.zero_points() ||
+      !std::isfinite(v)) {
     return decode(encode(v, s), s);
+  }
+  if (f.two_scales()) {
+    const float sv = v < 0.0f ? s.neg : s.value;
+    if (!usable(sv)) return decode(encode(v, s), s);
+    return static_cast<float>(nearest(static_cast<double>(v / sv))) * sv;
   }
   switch (f.scheme) {
     case MatrixScheme::kTensor:
@@ -176,6 +199,11 @@ SegmentScale SegmentQuantizer::rule(std::span<const float> v) const {
       return {amax > 0.0f ? amax / max_ : 0.0f, 0, 0};
     }
     case MatrixScheme::kGroup: {
+      if (f.two_scales()) {
+        float hi, lo;
+        signed_extents(v, hi, lo);
+        return two_scales(fp16_scale(hi, max_), fp16_scale(lo, max_));
+      }
       if (!f.asymmetric) return group_scale(fp16_scale(amax_of(v), max_));
       float lo = 0.0f, hi = 0.0f;  // the range always holds 0, so that 0 is a code
       for (float x : v) {
@@ -217,7 +245,10 @@ void SegmentQuantizer::candidates(std::span<const float> v, const ScaleSearch& s
   const MatrixFormat& f = format_;
   const auto add = [&](const SegmentScale& s) {
     for (const SegmentScale& o : out) {
-      if (o.code == s.code && o.zero == s.zero && o.value == s.value) return;
+      if (o.code == s.code && o.zero == s.zero && o.value == s.value &&
+          o.neg_code == s.neg_code && o.neg == s.neg) {
+        return;
+      }
     }
     out.push_back(s);
   };
@@ -257,6 +288,8 @@ void SegmentQuantizer::candidates(std::span<const float> v, const ScaleSearch& s
         const auto r = static_cast<float>(1.0 - (1.0 - search.min_clip) * i / steps);
         if (f.scheme == MatrixScheme::kChannel) {
           add({r * amax / max_, 0, 0});
+        } else if (f.two_scales()) {  // both sides clipped by the same ratio
+          add(two_scales(fp16_scale(r * hi, max_), fp16_scale(r * -lo, max_)));
         } else if (!f.asymmetric) {
           add(group_scale(fp16_scale(r * amax, max_)));
         } else {
@@ -280,6 +313,10 @@ std::uint32_t SegmentQuantizer::encode(float v, const SegmentScale& s) const {
     case MatrixScheme::kTensor:
     case MatrixScheme::kChannel:
     case MatrixScheme::kGroup:
+      if (f.two_scales()) {
+        const float sv = v < 0.0f ? s.neg : s.value;
+        return lowp::encode(f.element, usable(sv) ? static_cast<double>(v / sv) : 0.0, kSaturate);
+      }
       if (f.asymmetric) {
         const auto z = static_cast<float>(s.zero);
         const float q = usable(s.value) ? std::nearbyint(v / s.value) + z : z;
@@ -313,8 +350,11 @@ float SegmentQuantizer::decode(std::uint32_t code, const SegmentScale& s) const 
       return f.element.bits == 32 ? std::bit_cast<float>(code) : decode_f32(f.element, code);
     case MatrixScheme::kTensor:
     case MatrixScheme::kChannel:
-    case MatrixScheme::kGroup:
-      return (decode_f32(f.element, code) - static_cast<float>(s.zero)) * s.value;
+    case MatrixScheme::kGroup: {
+      const float e = decode_f32(f.element, code);
+      if (f.two_scales()) return e * (e < 0.0f ? s.neg : s.value);
+      return (e - static_cast<float>(s.zero)) * s.value;
+    }
     case MatrixScheme::kBlock:
       return block_value(f.block, tensor_scale_, static_cast<std::uint8_t>(s.code), code);
   }
@@ -355,6 +395,14 @@ PackedMatrix SegmentQuantizer::pack(std::size_t rows, std::span<const std::uint3
       for (std::size_t r = 0; r < rows; ++r) sc.row[r] = scales[r].value;
       break;
     case MatrixScheme::kGroup:
+      if (f.two_scales()) {
+        sc.group.resize(2 * scales.size());
+        for (std::size_t i = 0; i < scales.size(); ++i) {
+          sc.group[2 * i] = scales[i].code;
+          sc.group[2 * i + 1] = scales[i].neg_code;
+        }
+        break;
+      }
       sc.group.resize(scales.size());
       if (f.asymmetric) sc.zero.resize(scales.size());
       for (std::size_t i = 0; i < scales.size(); ++i) {

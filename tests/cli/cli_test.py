@@ -420,7 +420,8 @@ class Quantize(Base):
         # The scaled matrix spellings of the runtime (lowp/storage/matrix_format.h)
         # are written packed (codes + scales [+ zero points]) and read back exactly.
         sample_model(self.path("m.npz"))
-        for fmt, bits in (("int4:group32", 4.5), ("int4:group32:asym", 4.75), ("int8:channel", 8 + 32 / 96), ("q8_0", 8.5),
+        for fmt, bits in (("int4:group32", 4.5), ("int4:group32:asym", 4.75), ("fp4_e2m1:group32:asym", 5.0),
+                          ("int8:channel", 8 + 32 / 96), ("q8_0", 8.5),
                           ("fp8_e4m3:tensor", 8 + 32 / (64 * 96))):
             packed, fake, back = self.path("p.safetensors"), self.path("f.safetensors"), self.path("b.safetensors")
             for args in (["-o", packed, "-f", fmt, "--report", self.path("r.json")], ["-o", fake, "-f", fmt, "--fake"]):

@@ -538,7 +538,8 @@ TEST(Safetensors, PackedMatrixRoundTripIsBitIdentical) {
                                    {"b", "int4:group16:asym", {5, 40}},
                                    {"c", "int8:channel", {3, 2, 9}},
                                    {"d", "fp8_e4m3:tensor", {4, 33}},
-                                   {"e", "int3:group8:asym", {17}}};
+                                   {"e", "int3:group8:asym", {17}},
+                                   {"f", "fp4_e2m1:group16:asym", {3, 40}}};
   std::vector<OutputTensor> outputs;
   Metadata metadata;
   std::vector<PackedMatrix> packed;
@@ -553,7 +554,7 @@ TEST(Safetensors, PackedMatrixRoundTripIsBitIdentical) {
     packed.push_back(
         PackedMatrix::quantize(f, test_data(n, static_cast<std::uint32_t>(i + 3)), rows, n / rows));
     const std::vector<OutputTensor> parts = packed_matrix_outputs(c.name, f, c.shape, metadata);
-    EXPECT_EQ(parts.size(), f.asymmetric ? 3u : 2u);
+    EXPECT_EQ(parts.size(), f.zero_points() ? 3u : 2u);
     for (std::size_t k = 0; k < parts.size(); ++k) {
       outputs.push_back(parts[k]);
       producers.emplace_back(i, k);

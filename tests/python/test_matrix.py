@@ -22,7 +22,7 @@ FORMATS = [
     "int4:group32", "int4:group128", "int3:group16", "fp4_e2m1:group32",
     "fp8_e4m3:group64", "uint4:group32",                         # group
     "int4:group32:asym", "int4:group128:asym", "int8:group64:asym",
-    "int2:group8:asym",                                          # asymmetric group
+    "int2:group8:asym", "fp4_e2m1:group32:asym",                 # asymmetric group
     "mxfp8_e4m3", "mxfp6_e3m2", "mxfp4", "mxint8", "nvfp4", "mx:int4:32",
     "mx:e3m4:8",                                                 # block
 ]
@@ -31,7 +31,7 @@ FORMATS = [
 SCALE_KEYS = {
     "fp32": set(), "bf16": set(), "fp16": set(),
     "fp8_e4m3": {"tensor"}, "int8:channel": {"row"}, "int4:group32": {"group"},
-    "int4:group32:asym": {"group", "zero"}, "mxfp4": {"block"}, "nvfp4": {"tensor", "block"},
+    "int4:group32:asym": {"group", "zero"}, "fp4_e2m1:group32:asym": {"group"}, "mxfp4": {"block"}, "nvfp4": {"tensor", "block"},
 }
 
 
@@ -324,7 +324,8 @@ def error(fn, *args, **kwargs):
     ("fp8_e4m4", "unknown format 'fp8_e4m4'"),
     ("int4:group0", "int4:group0"),
     ("int4:chan", "unknown scaling 'chan'"),
-    ("fp8_e4m3:group32:asym", "asym applies to integers"),
+    ("fp8_e4m3:channel:asym", "asym applies to groups"),
+    ("fp32:group32:asym", "asym applies to groups"),
     ("int4:group32:sym", "unknown suffix 'sym'"),
     ("e8m0:tensor", "e8m0 cannot hold values"),
 ])

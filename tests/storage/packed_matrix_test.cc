@@ -60,7 +60,8 @@ const char* const kVectorFormats[] = {"fp32",
 const char* const kOtherFormats[] = {
     "mxfp6_e3m2",        "mxfp6_e2m3",     "fp6_e3m2",     "int6:group32",      "mx:int8:17",
     "int4:group24",      "uint8",          "e3m4:channel", "int4:group32:asym", "int3:group24:asym",
-    "int8:group64:asym", "fp8_e4m3:tensor"};
+    "int8:group64:asym", "fp8_e4m3:tensor", "fp4_e2m1:group32:asym", "fp8_e4m3:group16:asym",
+    "e3m0fin:group24:asym"};
 
 std::vector<float> random_matrix(std::size_t rows, std::size_t cols, std::uint32_t seed) {
   std::mt19937 gen(seed);
@@ -118,6 +119,28 @@ std::vector<float> reference_dequantized(const MatrixFormat& wf, const std::vect
       break;
     case MatrixScheme::kGroup: {
       const auto k = static_cast<std::size_t>(wf.group);
+      if (wf.two_scales()) {
+        // AFPQ: s+ = fp16(max(v, 0) / max), s- = fp16(max(-v, 0) / max), each
+        // value scaled by its own sign's scale (a zero scale stores 0).
+        const auto fmax = static_cast<float>(lowp::max_finite(wf.element));
+        const auto fp16 = [&](float x) {
+          return lowp::decode_f32(kFp16, lowp::encode(kFp16, static_cast<double>(x / fmax),
+                                                      {lowp::Rounding::kNearestEven, true}));
+        };
+        for (std::size_t r = 0; r < rows; ++r) {
+          for (std::size_t b = 0; b < cols; b += k) {
+            const std::size_t n = std::min(k, cols - b);
+            const float* v = &w[r * cols + b];
+            float hi = 0.0f, lo = 0.0f;
+            for (std::size_t i = 0; i < n; ++i) hi = std::max(hi, v[i]), lo = std::max(lo, -v[i]);
+            const float sp = fp16(hi), sn = fp16(lo);
+            for (std::size_t i = 0; i < n; ++i) {
+              scaled_reference(wf.element, v + i, 1, v[i] < 0.0f ? sn : sp, &out[r * cols + b + i]);
+            }
+          }
+        }
+        break;
+      }
       if (wf.asymmetric) {
         // [lo, hi] holds 0; s = fp16((hi - lo) / qmax); z = rint(-lo / s);
         // q = clamp(rint(v / s) + z, 0, qmax); value (q - z) * s.
@@ -177,7 +200,7 @@ std::size_t expected_bytes(const MatrixFormat& wf, std::size_t rows, std::size_t
     case MatrixScheme::kGroup: {
       const auto k = static_cast<std::size_t>(wf.group);
       return rows * lowp::packed_bytes(wf.element.bits, cols) +
-             (wf.asymmetric ? 3 : 2) * rows * ((cols + k - 1) / k);
+             (wf.two_scales() ? 4 : wf.zero_points() ? 3 : 2) * rows * ((cols + k - 1) / k);
     }
     case MatrixScheme::kBlock: {
       const auto k = static_cast<std::size_t>(wf.block.block_size);
@@ -444,8 +467,13 @@ TEST(MatrixFormat, ScaledAndAsymmetricSpellings) {
   EXPECT_DOUBLE_EQ(lowp::parse_matrix_format("int4:group32").bits_per_value(64), 4.5);
   EXPECT_DOUBLE_EQ(lowp::parse_matrix_format("int4:group32:asym").bits_per_value(64), 4.75);
   EXPECT_DOUBLE_EQ(lowp::parse_matrix_format("mxfp4").bits_per_value(64), 4.25);
+  const MatrixFormat afpq = lowp::parse_matrix_format("float4_e2m1fn:group32:asym");
+  EXPECT_EQ(afpq.name, "fp4_e2m1:group32:asym");
+  EXPECT_TRUE(afpq.two_scales());
+  EXPECT_FALSE(afpq.zero_points());
+  EXPECT_DOUBLE_EQ(afpq.bits_per_value(64), 5.0);
   for (const char* bad : {"int4:group", "int4:group0", "int4:groupx", "int4:row",
-                          "fp8_e4m3:channel:asym", "fp8_e4m3:group32:asym", "int4:group32:sym",
+                          "fp8_e4m3:channel:asym", "fp32:group32:asym", "int4:group32:sym",
                           "e8m0", "e8m0:channel", "fp9", "int16:group32:asym", ""}) {
     SCOPED_TRACE(bad);
     EXPECT_THROW(lowp::parse_matrix_format(bad), lowp::Error);
@@ -457,7 +485,8 @@ TEST(MatrixFormat, ScaledAndAsymmetricSpellings) {
 // storage that does not fit the format and shape is refused.
 TEST(PackedMatrix, FromCodes) {
   for (const char* name : {"fp32", "bf16", "fp8_e4m3", "int8:channel", "int4:group32",
-                           "int4:group32:asym", "mxfp4", "nvfp4", "mxfp6_e3m2"}) {
+                           "int4:group32:asym", "fp4_e2m1:group32:asym", "mxfp4", "nvfp4",
+                           "mxfp6_e3m2"}) {
     SCOPED_TRACE(name);
     const MatrixFormat wf = lowp::parse_matrix_format(name);
     const std::size_t rows = 5, cols = 96;
@@ -492,6 +521,31 @@ TEST(PackedMatrix, FromCodes) {
   s.group.assign(2, 0x3C00);
   s.zero = {3, 16};
   EXPECT_THROW(PackedMatrix::from_codes(a4, 1, 64, std::vector<std::uint8_t>(32), s), lowp::Error);
+}
+
+// AFPQ's guard: a group with values of one sign only has a zero scale for
+// the other sign, and its values keep their own sign's full range.
+TEST(PackedMatrix, TwoScaleGroupsOfOneSign) {
+  const MatrixFormat f = lowp::parse_matrix_format("fp4_e2m1:group4:asym");
+  const std::vector<float> w = {0.5f, 3.0f, 1.0f, 0.0f,     // positive only: s+ = 0.5
+                                -6.0f, -1.0f, -0.25f, -0.0f,  // negative only: s- = 1
+                                -12.0f, 1.5f, 0.7f, -2.0f};   // s+ = 0.25, s- = 2
+  const PackedMatrix m = PackedMatrix::quantize(f, w, 1, 12);
+  const std::vector<std::uint16_t>& g = m.scales().group;
+  ASSERT_EQ(g.size(), 6u);
+  EXPECT_EQ(lowp::decode_f32(kFp16, g[0]), 0.5f);
+  EXPECT_EQ(g[1], 0u);
+  EXPECT_EQ(g[2], 0u);
+  EXPECT_EQ(lowp::decode_f32(kFp16, g[3]), 1.0f);
+  EXPECT_EQ(lowp::decode_f32(kFp16, g[4]), 0.25f);
+  EXPECT_EQ(lowp::decode_f32(kFp16, g[5]), 2.0f);
+  std::vector<float> out(12);
+  m.dequantize(out);
+  // 0.7 / 0.25 = 2.8 -> 3; -0.25 / 1 -> -0 (0.25 is a tie between 0 and 0.5: even code 0).
+  const std::vector<float> want = {0.5f, 3.0f, 1.0f, 0.0f, -6.0f, -1.0f, -0.0f, -0.0f,
+                                   -12.0f, 1.5f, 0.75f, -2.0f};
+  for (std::size_t i = 0; i < want.size(); ++i) EXPECT_EQ(out[i], want[i]) << i;
+  EXPECT_EQ(m.bytes(), 6u + 12u);
 }
 
 // Activations are fake-quantized as a one-row matrix of the format stores

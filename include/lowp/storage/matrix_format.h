@@ -12,9 +12,15 @@
 //   <F>:channel              one FP32 scale per row: s = amax_row / max(F)
 //   <F>:group<K>             one FP16 scale per K consecutive values of a row:
 //                            s = fp16(amax_group / max(F)) (RNE, saturating)
-//   <F>:group<K>:asym        integer F only: an FP16 scale and an 8-bit zero
+//   <F>:group<K>:asym        integer F: an FP16 scale and an 8-bit zero
 //                            point per group, codes = clamp(round(w / s) + z)
-//                            over F's unsigned range (the GPTQ/AWQ layout)
+//                            over F's unsigned range (the GPTQ/AWQ layout);
+//                            signed float F: two FP16 scales per group, s+ =
+//                            fp16(max(w) / max(F)) for the values >= 0 and
+//                            s- = fp16(max(-w) / max(F)) for the negative ones,
+//                            codes = encode_sat(w / s+) or encode_sat(w / s-)
+//                            (AFPQ, Zhang et al. 2023); a group with no value of
+//                            one sign has a zero scale for it
 //   q8_0                     ggml's Q8_0 as a matrix: int8:group32 storage (an
 //                            FP16 scale per 32 values of a row) quantized as
 //                            ggml's reference does: d = amax / 127, codes
@@ -42,7 +48,8 @@ enum class MatrixScheme : std::uint8_t {
   kTensor,   // one FP32 scale
   kBlock,    // a block format of the table
   kChannel,  // one FP32 scale per row
-  kGroup,    // one FP16 scale per `group` values of a row (+ a zero point if asymmetric)
+  kGroup,    // one FP16 scale per `group` values of a row (+ a zero point, or a
+             // second scale for the negative values, if asymmetric)
 };
 
 struct MatrixFormat {
@@ -51,8 +58,13 @@ struct MatrixFormat {
   Format element;           // the code format (all schemes but kBlock)
   BlockFormat block;        // kBlock only
   int group = 0;            // kGroup only
-  bool asymmetric = false;  // kGroup with an integer element: zero points
+  bool asymmetric = false;  // kGroup: zero points (integer element) or two scales (float)
   bool ggml_q8_0 = false;   // kGroup int8 x 32 quantized by ggml's Q8_0 rule
+
+  // asymmetric with an integer element: a zero point per group.
+  bool zero_points() const { return asymmetric && element.kind == Kind::kInt; }
+  // asymmetric with a float element: a positive and a negative scale per group.
+  bool two_scales() const { return asymmetric && element.kind == Kind::kFloat; }
 
   // Bits of storage per value, scales included, for a row of `cols` values
   // (the tensor scale of kTensor and NVFP4 not counted).

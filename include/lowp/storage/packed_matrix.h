@@ -24,7 +24,10 @@ namespace lowp {
 //   kTensor        tensor (one FP32)
 //   kChannel       row: one FP32 per row
 //   kGroup         group: FP16 bits, rows x ceil(cols / group), row-major;
-//                  zero: with asymmetric, one unsigned code per group
+//                  zero: with an asymmetric integer, one unsigned code per
+//                  group; with an asymmetric float (two scales), group holds
+//                  two FP16 scales per group: the positive values', then the
+//                  negative values' (rows x 2 ceil(cols / group))
 //   kBlock         block: one scale byte per block (E8M0, or unsigned E4M3
 //                  for NVFP4), rows x ceil(cols / block_size); tensor: NVFP4's
 //                  FP32 tensor scale

@@ -5,7 +5,8 @@
 //   kPlain            the whole row, no scale (value 1)
 //   kTensor           the whole row; every row shares the matrix's FP32 scale
 //   kChannel          the whole row, one FP32 scale
-//   kGroup            `group` values, an FP16 scale (and a zero point if asymmetric)
+//   kGroup            `group` values, an FP16 scale (and a zero point, or a
+//                     negative values' scale, if asymmetric)
 //   kBlock            `block_size` values, an E8M0 scale (MX) or an E4M3 scale
 //                     under the matrix's FP32 tensor scale (NVFP4)
 // rule() gives the scale PackedMatrix::quantize would choose for a segment,
@@ -29,7 +30,11 @@ namespace lowp {
 struct SegmentScale {
   float value = 0.0f;      // what an element value is multiplied by (FP32, FP16 or 2^e)
   std::uint16_t code = 0;  // the stored scale: FP16 bits (group), E8M0 / E4M3 code (block)
-  std::uint8_t zero = 0;   // asymmetric groups: the zero point
+  std::uint8_t zero = 0;   // asymmetric integer groups: the zero point
+  // Asymmetric float groups (two scales): `value`/`code` scale the values >= 0,
+  // these the negative ones.
+  float neg = 0.0f;
+  std::uint16_t neg_code = 0;
 };
 
 // How far a search looks around the rule's scale.
