@@ -461,7 +461,8 @@ void SafetensorsReader::add_packed_matrix(std::vector<RawTensor>& raw, const Raw
                         std::to_string(p.bytes));
     }
   }
-  if (f.zero_points()) {  // every zero point must be a code of the element (read_f32 then cannot fail)
+  if (f.zero_points()) {  // every zero point must be a code of the element (read_f32 then cannot
+                          // fail)
     const auto top = static_cast<std::uint64_t>(int_max(f.element));
     for (std::uint64_t i = parts[2].raw->begin; i < parts[2].raw->end; ++i) {
       const auto z =

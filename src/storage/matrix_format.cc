@@ -58,7 +58,10 @@ double MatrixFormat::bits_per_value(std::size_t cols) const {
     case MatrixScheme::kChannel:
       return element.bits + 32.0 / n;
     case MatrixScheme::kGroup:
-      return element.bits + (two_scales() ? 32.0 : zero_points() ? 24.0 : 16.0) * segments(group) / n;
+      return element.bits + (two_scales()    ? 32.0
+                             : zero_points() ? 24.0
+                                             : 16.0) *
+                                segments(group) / n;
     case MatrixScheme::kBlock:
       return block.element.bits + 8.0 * segments(block.block_size) / n;
   }

@@ -524,9 +524,8 @@ void PackedMatrix::finish(bool with_kernel) {
   expect("codes", codes_.size(), rows_ * row_bytes_);
   expect("row scales", scales_.row.size(), scheme == MatrixScheme::kChannel ? rows_ : 0);
   expect("group scales", scales_.group.size(),
-         scheme == MatrixScheme::kGroup
-             ? segments(format_.group) * (format_.two_scales() ? 2 : 1)
-             : 0);
+         scheme == MatrixScheme::kGroup ? segments(format_.group) * (format_.two_scales() ? 2 : 1)
+                                        : 0);
   expect("zero points", scales_.zero.size(),
          scheme == MatrixScheme::kGroup && format_.zero_points() ? segments(format_.group) : 0);
   expect("block scales", scales_.block.size(),

@@ -149,8 +149,7 @@ double SegmentQuantizer::nearest(double x) const {
 
 float SegmentQuantizer::quantize(float v, const SegmentScale& s) const {
   const MatrixFormat& f = format_;
-  if (values_.empty() || f.scheme == MatrixScheme::kPlain || f.zero_points() ||
-      !std::isfinite(v)) {
+  if (values_.empty() || f.scheme == MatrixScheme::kPlain || f.zero_points() || !std::isfinite(v)) {
     return decode(encode(v, s), s);
   }
   if (f.two_scales()) {
@@ -245,8 +244,8 @@ void SegmentQuantizer::candidates(std::span<const float> v, const ScaleSearch& s
   const MatrixFormat& f = format_;
   const auto add = [&](const SegmentScale& s) {
     for (const SegmentScale& o : out) {
-      if (o.code == s.code && o.zero == s.zero && o.value == s.value &&
-          o.neg_code == s.neg_code && o.neg == s.neg) {
+      if (o.code == s.code && o.zero == s.zero && o.value == s.value && o.neg_code == s.neg_code &&
+          o.neg == s.neg) {
         return;
       }
     }

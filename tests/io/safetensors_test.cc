@@ -534,12 +534,10 @@ TEST(Safetensors, PackedMatrixRoundTripIsBitIdentical) {
     const char* format;
     std::vector<std::int64_t> shape;
   };
-  const std::vector<Case> cases = {{"a", "int4:group32", {6, 70}},
-                                   {"b", "int4:group16:asym", {5, 40}},
-                                   {"c", "int8:channel", {3, 2, 9}},
-                                   {"d", "fp8_e4m3:tensor", {4, 33}},
-                                   {"e", "int3:group8:asym", {17}},
-                                   {"f", "fp4_e2m1:group16:asym", {3, 40}}};
+  const std::vector<Case> cases = {
+      {"a", "int4:group32", {6, 70}},   {"b", "int4:group16:asym", {5, 40}},
+      {"c", "int8:channel", {3, 2, 9}}, {"d", "fp8_e4m3:tensor", {4, 33}},
+      {"e", "int3:group8:asym", {17}},  {"f", "fp4_e2m1:group16:asym", {3, 40}}};
   std::vector<OutputTensor> outputs;
   Metadata metadata;
   std::vector<PackedMatrix> packed;

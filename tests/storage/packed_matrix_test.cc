@@ -57,11 +57,21 @@ const char* const kVectorFormats[] = {"fp32",
                                       "int4",
                                       "fp8_e5m2:group32",
                                       "mx:fp4_e2m1:16"};
-const char* const kOtherFormats[] = {
-    "mxfp6_e3m2",        "mxfp6_e2m3",     "fp6_e3m2",     "int6:group32",      "mx:int8:17",
-    "int4:group24",      "uint8",          "e3m4:channel", "int4:group32:asym", "int3:group24:asym",
-    "int8:group64:asym", "fp8_e4m3:tensor", "fp4_e2m1:group32:asym", "fp8_e4m3:group16:asym",
-    "e3m0fin:group24:asym"};
+const char* const kOtherFormats[] = {"mxfp6_e3m2",
+                                     "mxfp6_e2m3",
+                                     "fp6_e3m2",
+                                     "int6:group32",
+                                     "mx:int8:17",
+                                     "int4:group24",
+                                     "uint8",
+                                     "e3m4:channel",
+                                     "int4:group32:asym",
+                                     "int3:group24:asym",
+                                     "int8:group64:asym",
+                                     "fp8_e4m3:tensor",
+                                     "fp4_e2m1:group32:asym",
+                                     "fp8_e4m3:group16:asym",
+                                     "e3m0fin:group24:asym"};
 
 std::vector<float> random_matrix(std::size_t rows, std::size_t cols, std::uint32_t seed) {
   std::mt19937 gen(seed);
@@ -199,8 +209,10 @@ std::size_t expected_bytes(const MatrixFormat& wf, std::size_t rows, std::size_t
       return rows * lowp::packed_bytes(wf.element.bits, cols) + 4 * rows;
     case MatrixScheme::kGroup: {
       const auto k = static_cast<std::size_t>(wf.group);
-      return rows * lowp::packed_bytes(wf.element.bits, cols) +
-             (wf.two_scales() ? 4 : wf.zero_points() ? 3 : 2) * rows * ((cols + k - 1) / k);
+      return rows * lowp::packed_bytes(wf.element.bits, cols) + (wf.two_scales()    ? 4
+                                                                 : wf.zero_points() ? 3
+                                                                                    : 2) *
+                                                                    rows * ((cols + k - 1) / k);
     }
     case MatrixScheme::kBlock: {
       const auto k = static_cast<std::size_t>(wf.block.block_size);
@@ -473,8 +485,8 @@ TEST(MatrixFormat, ScaledAndAsymmetricSpellings) {
   EXPECT_FALSE(afpq.zero_points());
   EXPECT_DOUBLE_EQ(afpq.bits_per_value(64), 5.0);
   for (const char* bad : {"int4:group", "int4:group0", "int4:groupx", "int4:row",
-                          "fp8_e4m3:channel:asym", "fp32:group32:asym", "int4:group32:sym",
-                          "e8m0", "e8m0:channel", "fp9", "int16:group32:asym", ""}) {
+                          "fp8_e4m3:channel:asym", "fp32:group32:asym", "int4:group32:sym", "e8m0",
+                          "e8m0:channel", "fp9", "int16:group32:asym", ""}) {
     SCOPED_TRACE(bad);
     EXPECT_THROW(lowp::parse_matrix_format(bad), lowp::Error);
     EXPECT_FALSE(lowp::is_matrix_format(bad));
@@ -484,9 +496,9 @@ TEST(MatrixFormat, ScaledAndAsymmetricSpellings) {
 // A matrix rebuilt from its own storage is the same matrix, bit for bit, and
 // storage that does not fit the format and shape is refused.
 TEST(PackedMatrix, FromCodes) {
-  for (const char* name : {"fp32", "bf16", "fp8_e4m3", "int8:channel", "int4:group32",
-                           "int4:group32:asym", "fp4_e2m1:group32:asym", "mxfp4", "nvfp4",
-                           "mxfp6_e3m2"}) {
+  for (const char* name :
+       {"fp32", "bf16", "fp8_e4m3", "int8:channel", "int4:group32", "int4:group32:asym",
+        "fp4_e2m1:group32:asym", "mxfp4", "nvfp4", "mxfp6_e3m2"}) {
     SCOPED_TRACE(name);
     const MatrixFormat wf = lowp::parse_matrix_format(name);
     const std::size_t rows = 5, cols = 96;
@@ -527,9 +539,9 @@ TEST(PackedMatrix, FromCodes) {
 // the other sign, and its values keep their own sign's full range.
 TEST(PackedMatrix, TwoScaleGroupsOfOneSign) {
   const MatrixFormat f = lowp::parse_matrix_format("fp4_e2m1:group4:asym");
-  const std::vector<float> w = {0.5f, 3.0f, 1.0f, 0.0f,     // positive only: s+ = 0.5
-                                -6.0f, -1.0f, -0.25f, -0.0f,  // negative only: s- = 1
-                                -12.0f, 1.5f, 0.7f, -2.0f};   // s+ = 0.25, s- = 2
+  const std::vector<float> w = {0.5f,   3.0f,  1.0f,   0.0f,    // positive only: s+ = 0.5
+                                -6.0f,  -1.0f, -0.25f, -0.0f,   // negative only: s- = 1
+                                -12.0f, 1.5f,  0.7f,   -2.0f};  // s+ = 0.25, s- = 2
   const PackedMatrix m = PackedMatrix::quantize(f, w, 1, 12);
   const std::vector<std::uint16_t>& g = m.scales().group;
   ASSERT_EQ(g.size(), 6u);
@@ -542,8 +554,8 @@ TEST(PackedMatrix, TwoScaleGroupsOfOneSign) {
   std::vector<float> out(12);
   m.dequantize(out);
   // 0.7 / 0.25 = 2.8 -> 3; -0.25 / 1 -> -0 (0.25 is a tie between 0 and 0.5: even code 0).
-  const std::vector<float> want = {0.5f, 3.0f, 1.0f, 0.0f, -6.0f, -1.0f, -0.0f, -0.0f,
-                                   -12.0f, 1.5f, 0.75f, -2.0f};
+  const std::vector<float> want = {0.5f,  3.0f,  1.0f,   0.0f, -6.0f, -1.0f,
+                                   -0.0f, -0.0f, -12.0f, 1.5f, 0.75f, -2.0f};
   for (std::size_t i = 0; i < want.size(); ++i) EXPECT_EQ(out[i], want[i]) << i;
   EXPECT_EQ(m.bytes(), 6u + 12u);
 }
