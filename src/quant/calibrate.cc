@@ -121,6 +121,8 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
       WeightQuantization q = quantize_weight(fk, w, rows, cols, m, h);
       LinearReport rep;
       rep.name = linear_name(c, layer, k);
+      rep.format = q.matrix.format().name;
+      rep.detail = q.detail;
       rep.rows = rows;
       rep.cols = cols;
       rep.seconds = seconds_since(tk);
@@ -131,6 +133,10 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
       }
       for (const std::string& warning : q.warnings) {
         out.warnings.push_back(rep.name + ": " + warning);
+      }
+      if (opt.progress && !rep.detail.empty()) {
+        opt.progress(std::string(method_name(m.method)) + " " + rep.name + ": " + rep.format +
+                     " (" + rep.detail + ")");
       }
       cur.set_linear(layer, k, std::move(q.matrix));
       out.linears.push_back(std::move(rep));

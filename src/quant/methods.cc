@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 #include <string>
 
 #include "lowp/error.h"
+#include "lowp/format/registry.h"
 #include "lowp/thread_pool.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -27,19 +29,26 @@ std::string_view method_name(QuantMethod m) {
       return "mse";
     case QuantMethod::kGptq:
       return "gptq";
+    case QuantMethod::kFpSearch:
+      return "fpsearch";
+    case QuantMethod::kFpVote:
+      return "fpvote";
   }
   return "?";
 }
 
 QuantMethod parse_method(std::string_view name) {
-  for (QuantMethod m : {QuantMethod::kRtn, QuantMethod::kMse, QuantMethod::kGptq}) {
+  for (QuantMethod m : {QuantMethod::kRtn, QuantMethod::kMse, QuantMethod::kGptq,
+                        QuantMethod::kFpSearch, QuantMethod::kFpVote}) {
     if (name == method_name(m)) return m;
   }
   throw Error("unknown quantization method '" + std::string(name) +
-              "' (expected rtn, mse or gptq)");
+              "' (expected rtn, mse, gptq, fpsearch or fpvote)");
 }
 
-bool method_needs_data(QuantMethod m) { return m == QuantMethod::kGptq; }
+bool method_needs_data(QuantMethod m) {
+  return m == QuantMethod::kGptq || m == QuantMethod::kFpSearch;
+}
 
 // ---- the Hessian of a layer input ----
 
@@ -189,7 +198,7 @@ WeightQuantization quantize_mse(const MatrixFormat& f, std::span<const float> w,
       }
     }
   });
-  return {sq.pack(rows, codes, scales), 0.0, {}};
+  return {sq.pack(rows, codes, scales), 0.0, {}, {}};
 }
 
 // ---- dense fp64 linear algebra for GPTQ ----
@@ -412,7 +421,118 @@ WeightQuantization quantize_gptq(const MatrixFormat& f, std::span<const float> w
   return out;
 }
 
+// The squared error of each row of q against w (fp64), weighted by
+// `importance` per column when given.
+std::vector<double> row_errors(std::span<const float> w, const PackedMatrix& q,
+                               const double* importance, unsigned threads) {
+  const std::size_t rows = q.rows(), cols = q.cols();
+  std::vector<double> out(rows, 0.0);
+  parallel_for(rows, std::max(1u, threads), [&](std::size_t r0, std::size_t r1) {
+    std::vector<float> row(cols);
+    for (std::size_t r = r0; r < r1; ++r) {
+      q.dequantize_row(r, row);
+      double e = 0.0;
+      for (std::size_t j = 0; j < cols; ++j) {
+        const double d = static_cast<double>(w[r * cols + j]) - static_cast<double>(row[j]);
+        e += (importance ? importance[j] : 1.0) * d * d;
+      }
+      out[r] = e;
+    }
+  });
+  return out;
+}
+
+// fpsearch and fpvote: every exponent/mantissa split of the element's width,
+// each quantized by the mse search; the layer keeps the one its criterion
+// picks.
+WeightQuantization search_fp_split(const MatrixFormat& f, std::span<const float> w,
+                                   std::size_t rows, std::size_t cols, const MethodOptions& opt,
+                                   const InputHessian* h) {
+  const std::string method(method_name(opt.method));
+  const bool scaled = f.scheme == MatrixScheme::kTensor || f.scheme == MatrixScheme::kChannel ||
+                      f.scheme == MatrixScheme::kGroup;
+  if (!scaled || f.element.kind != Kind::kFloat) {
+    throw Error("--method " + method + ": " + f.name +
+                " is not a scaled float format; the search keeps its scaling and bit width and "
+                "chooses the exponent/mantissa split, e.g. fp4_e2m1:channel or "
+                "fp8_e4m3:channel");
+  }
+  const std::vector<Format> splits = fp_split_candidates(f.element.bits);
+  std::vector<double> importance;
+  if (h != nullptr && h->tokens() > 0) {
+    importance.resize(cols);
+    for (std::size_t j = 0; j < cols; ++j) {
+      importance[j] = std::max(h->matrix()[j * cols + j], 0.0);
+    }
+  }
+  const double* imp = importance.empty() ? nullptr : importance.data();
+  const bool vote = opt.method == QuantMethod::kFpVote;
+  std::vector<WeightQuantization> tried;
+  std::vector<double> total(splits.size(), 0.0);
+  std::vector<std::vector<double>> per_row;
+  for (std::size_t i = 0; i < splits.size(); ++i) {
+    MatrixFormat g = f;
+    g.element = splits[i];
+    g.name = matrix_format_name(g);
+    tried.push_back(quantize_mse(g, w, rows, cols, opt, imp));
+    if (vote) {
+      per_row.push_back(row_errors(w, tried.back().matrix, imp, opt.threads));
+      for (double e : per_row.back()) total[i] += e;
+    } else if (h != nullptr && h->tokens() > 0) {
+      total[i] = hessian_error(w, tried.back().matrix, *h, opt.threads);
+    } else {
+      for (double e : row_errors(w, tried.back().matrix, nullptr, opt.threads)) total[i] += e;
+    }
+  }
+  std::size_t pick = 0;
+  std::string detail;
+  if (vote) {
+    std::vector<std::size_t> votes(splits.size(), 0);
+    for (std::size_t r = 0; r < rows; ++r) {
+      std::size_t best = 0;
+      for (std::size_t i = 1; i < splits.size(); ++i) {
+        if (per_row[i][r] < per_row[best][r]) best = i;
+      }
+      ++votes[best];
+    }
+    for (std::size_t i = 1; i < splits.size(); ++i) {
+      if (votes[i] > votes[pick] || (votes[i] == votes[pick] && total[i] < total[pick])) pick = i;
+    }
+    for (std::size_t i = 0; i < splits.size(); ++i) {
+      detail += (i ? ", " : "") + format_name(splits[i]) + " " + std::to_string(votes[i]);
+    }
+    detail = "rows voting: " + detail;
+  } else {
+    for (std::size_t i = 1; i < splits.size(); ++i) {
+      if (total[i] < total[pick]) pick = i;
+    }
+    char buf[64];
+    for (std::size_t i = 0; i < splits.size(); ++i) {
+      std::snprintf(buf, sizeof buf, "%s%s %.4g", i ? ", " : "", format_name(splits[i]).c_str(),
+                    total[i]);
+      detail += buf;
+    }
+    detail = (imp ? "output error: " : "squared error: ") + detail;
+  }
+  WeightQuantization out = std::move(tried[pick]);
+  out.detail = std::move(detail);
+  return out;
+}
+
 }  // namespace
+
+std::vector<Format> fp_split_candidates(int bits) {
+  if (bits < 3 || bits > 16) {
+    throw Error("exponent/mantissa search: " + std::to_string(bits) +
+                "-bit floats are not searched (3 to 16 bits)");
+  }
+  std::vector<Format> out;
+  for (int x = 1; x <= std::min(bits - 1, 5); ++x) {
+    const int m = bits - 1 - x;
+    out.push_back(parse_format("e" + std::to_string(x) + "m" + std::to_string(m) + "fin"));
+  }
+  return out;
+}
 
 WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float> w,
                                    std::size_t rows, std::size_t cols, const MethodOptions& opt,
@@ -427,7 +547,7 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
   }
   switch (opt.method) {
     case QuantMethod::kRtn:
-      return {PackedMatrix::quantize(f, w, rows, cols), 0.0, {}};
+      return {PackedMatrix::quantize(f, w, rows, cols), 0.0, {}, {}};
     case QuantMethod::kMse: {
       check_finite(w, cols, f.name);
       std::vector<double> importance;
@@ -446,30 +566,42 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
       }
       check_finite(w, cols, f.name);
       return quantize_gptq(f, w, rows, cols, opt, *h);
+    case QuantMethod::kFpSearch:
+    case QuantMethod::kFpVote:
+      check_finite(w, cols, f.name);
+      return search_fp_split(f, w, rows, cols, opt, h);
   }
   return {};
 }
 
-double hessian_error(std::span<const float> w, const PackedMatrix& q, const InputHessian& h) {
+double hessian_error(std::span<const float> w, const PackedMatrix& q, const InputHessian& h,
+                     unsigned threads) {
   const std::size_t rows = q.rows(), cols = q.cols();
   if (w.size() != rows * cols || h.cols() != cols) {
     throw Error("hessian_error: sizes do not match");
   }
-  std::vector<float> row(cols);
-  std::vector<double> d(cols);
   const auto hm = h.matrix();
+  // One sum per row, added in row order: the total does not depend on threads.
+  std::vector<double> per_row(rows, 0.0);
+  parallel_for(rows, std::max(1u, threads), 1, [&](std::size_t r0, std::size_t r1) {
+    std::vector<float> row(cols);
+    std::vector<double> d(cols);
+    for (std::size_t r = r0; r < r1; ++r) {
+      q.dequantize_row(r, row);
+      for (std::size_t j = 0; j < cols; ++j) {
+        d[j] = static_cast<double>(w[r * cols + j]) - static_cast<double>(row[j]);
+      }
+      double total = 0.0;
+      for (std::size_t i = 0; i < cols; ++i) {
+        double s = 0.0;
+        for (std::size_t j = 0; j < cols; ++j) s += hm[i * cols + j] * d[j];
+        total += d[i] * s;
+      }
+      per_row[r] = total;
+    }
+  });
   double total = 0.0;
-  for (std::size_t r = 0; r < rows; ++r) {
-    q.dequantize_row(r, row);
-    for (std::size_t j = 0; j < cols; ++j) {
-      d[j] = static_cast<double>(w[r * cols + j]) - static_cast<double>(row[j]);
-    }
-    for (std::size_t i = 0; i < cols; ++i) {
-      double s = 0.0;
-      for (std::size_t j = 0; j < cols; ++j) s += hm[i * cols + j] * d[j];
-      total += d[i] * s;
-    }
-  }
+  for (double v : per_row) total += v;
   return total;
 }
 

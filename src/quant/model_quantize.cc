@@ -26,12 +26,17 @@ namespace lowp {
 namespace detail {
 
 ResolvedFormat resolve_format(const QuantizeRequest& req) {
-  if (req.method == QuantMethod::kGptq) {
-    throw Error(
-        "gptq needs calibration through the runtime: use lowp report --methods gptq "
-        "--calib FILE on a model the runtime runs");
+  if (req.method == QuantMethod::kGptq || req.method == QuantMethod::kFpSearch) {
+    const std::string m(method_name(req.method));
+    throw Error(m + " needs calibration through the runtime: use lowp report --methods " + m +
+                " --calib FILE on a model the runtime runs");
   }
   ResolvedFormat r = resolve_format_rtn(req);
+  if (req.method == QuantMethod::kFpVote && (!req.fake || !r.matrix)) {
+    throw Error(
+        "--method fpvote chooses each tensor's exponent/mantissa split: give a scaled float "
+        "matrix format (e.g. fp8_e4m3:channel) and --fake");
+  }
   if (req.method == QuantMethod::kMse) {
     if (!r.is_block && !r.matrix) {
       throw Error(

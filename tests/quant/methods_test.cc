@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lowp/error.h"
+#include "lowp/format/registry.h"
 #include "lowp/quant/budget.h"
 #include "lowp/quant/methods.h"
 #include "lowp/storage/segment_quantizer.h"
@@ -422,6 +423,111 @@ TEST(SegmentQuantizer, FastQuantizeIsDecodeOfEncode) {
       }
     }
   }
+}
+
+}  // namespace
+}  // namespace lowp
+
+namespace lowp {
+namespace {
+
+TEST(FormatSearch, SplitCandidates) {
+  std::vector<std::string> four, eight;
+  for (const Format& f : fp_split_candidates(4)) four.push_back(format_name(f));
+  for (const Format& f : fp_split_candidates(8)) eight.push_back(format_name(f));
+  // e2m1fin is OCP's FP4 E2M1, named by the registry.
+  EXPECT_EQ(four, (std::vector<std::string>{"e1m2fin", "fp4_e2m1", "e3m0fin"}));
+  EXPECT_EQ(eight,
+            (std::vector<std::string>{"e1m6fin", "e2m5fin", "e3m4fin", "e4m3fin", "e5m2fin"}));
+  EXPECT_THROW(fp_split_candidates(2), Error);
+  EXPECT_THROW(fp_split_candidates(17), Error);
+}
+
+// Uniform rows want the most mantissa bits, heavy-tailed rows (Student-t,
+// nu = 2) the most exponent bits: the search and the vote find each from the
+// data alone.
+std::vector<float> rows_of(std::size_t rows, std::size_t cols, bool heavy, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::student_t_distribution<float> t(2.0f);
+  std::vector<float> w(rows * cols);
+  for (float& v : w) v = heavy ? t(gen) : u(gen);
+  return w;
+}
+
+std::string element_of(const WeightQuantization& q) {
+  return format_name(q.matrix.format().element);
+}
+
+TEST(FormatSearch, SearchFindsTheSplitTheDataWants) {
+  const MatrixFormat f = parse_matrix_format("fp4_e2m1:channel");
+  MethodOptions o;
+  o.method = QuantMethod::kFpSearch;
+  const std::size_t rows = 8, cols = 256;
+  const WeightQuantization uniform =
+      quantize_weight(f, rows_of(rows, cols, false, 1), rows, cols, o);
+  EXPECT_EQ(element_of(uniform), "e1m2fin");
+  EXPECT_EQ(uniform.matrix.format().name, "e1m2fin:channel");
+  const WeightQuantization wide = quantize_weight(f, rows_of(rows, cols, true, 2), rows, cols, o);
+  EXPECT_EQ(element_of(wide), "e3m0fin");
+  EXPECT_NE(wide.detail.find("squared error: e1m2fin"), std::string::npos) << wide.detail;
+
+  // The pick is the split whose mse-searched matrix has the least error.
+  const std::vector<float> w = rows_of(rows, cols, true, 3);
+  double best = 1e300;
+  std::string want;
+  for (const Format& e : fp_split_candidates(4)) {
+    MatrixFormat g = f;
+    g.element = e;
+    g.name = matrix_format_name(g);
+    MethodOptions m;
+    m.method = QuantMethod::kMse;
+    const PackedMatrix q = quantize_weight(g, w, rows, cols, m).matrix;
+    std::vector<float> d(w.size());
+    q.dequantize(d);
+    double err = 0;
+    for (std::size_t i = 0; i < w.size(); ++i) err += (double(w[i]) - d[i]) * (double(w[i]) - d[i]);
+    if (err < best) best = err, want = format_name(e);
+  }
+  EXPECT_EQ(element_of(quantize_weight(f, w, rows, cols, o)), want);
+}
+
+TEST(FormatSearch, VoteTakesTheMajorityOfRows) {
+  const MatrixFormat f = parse_matrix_format("fp8_e4m3:channel");
+  const std::size_t cols = 128;
+  // Five uniform rows and three wide ones.
+  std::vector<float> w = rows_of(5, cols, false, 4);
+  const std::vector<float> wide = rows_of(3, cols, true, 5);
+  w.insert(w.end(), wide.begin(), wide.end());
+  MethodOptions o;
+  o.method = QuantMethod::kFpVote;
+  const WeightQuantization q = quantize_weight(f, w, 8, cols, o);
+  EXPECT_EQ(element_of(q), "e1m6fin");
+  EXPECT_NE(q.detail.find("e1m6fin 5"), std::string::npos) << q.detail;
+  // The same with more threads, bit for bit.
+  o.threads = 3;
+  const WeightQuantization t = quantize_weight(f, w, 8, cols, o);
+  ASSERT_EQ(t.matrix.bytes(), q.matrix.bytes());
+  EXPECT_TRUE(
+      std::equal(t.matrix.codes().begin(), t.matrix.codes().end(), q.matrix.codes().begin()));
+  EXPECT_EQ(t.matrix.scales().row, q.matrix.scales().row);
+}
+
+TEST(FormatSearch, NeedsAScaledFloatFormat) {
+  MethodOptions o;
+  o.method = QuantMethod::kFpSearch;
+  const std::vector<float> w(64, 1.0f);
+  for (const char* name : {"int4:channel", "mxfp4", "bf16"}) {
+    try {
+      quantize_weight(parse_matrix_format(name), w, 2, 32, o);
+      ADD_FAILURE() << name;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--method fpsearch"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(parse_method("fpvote"), QuantMethod::kFpVote);
+  EXPECT_TRUE(method_needs_data(QuantMethod::kFpSearch));
+  EXPECT_FALSE(method_needs_data(QuantMethod::kFpVote));
 }
 
 }  // namespace

@@ -40,7 +40,9 @@ struct InputStats {
 };
 
 struct LinearReport {
-  std::string name;  // "layers.3.q", "head"
+  std::string name;    // "layers.3.q", "head"
+  std::string format;  // the stored format (fpsearch / fpvote: with the chosen element)
+  std::string detail;  // fpsearch / fpvote: each split's error or votes
   std::size_t rows = 0, cols = 0;
   double seconds = 0;        // quantizing this matrix
   double objective = 0;      // tr(dW H dW^T) of the method (when a Hessian was taken)
@@ -66,7 +68,8 @@ struct ModelQuantizeOptions {
   // A format per matrix (mixed precision, lowp/quant/budget.h); when empty,
   // every matrix takes the format argument.
   std::function<MatrixFormat(int layer, nn::LinearKind kind)> format_of;
-  // Called with a line of progress (for stderr) as each block finishes.
+  // Called with a line of progress (for stderr) as each block finishes, and
+  // for each matrix whose method chose its element (fpsearch, fpvote).
   std::function<void(const std::string&)> progress;
 };
 

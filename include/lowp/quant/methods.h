@@ -16,9 +16,21 @@
 //          so far), or before the loop from the original weights ("static
 //          groups": always under act-order, since a segment's columns are then
 //          not visited together; always for channel and tensor scales).
+//   fpsearch  LLM-FP4's format and clip search (Liu et al., 2023): the
+//          element's bit width is kept and its exponent/mantissa split is
+//          searched per layer over every eXmYfin of that width (E1M2, E2M1,
+//          E3M0 at 4 bits; E2M5 .. E5M2 at 8), each with its scales chosen by
+//          the mse search (a scale is LLM-FP4's real-valued exponent bias);
+//          the layer keeps the split whose output error tr(dW H dW^T) is least
+//          (the weights' squared error without statistics).
+//   fpvote the per-channel vote of "FP8 Quantization: The Power of the
+//          Exponent" (Kuzmin et al., 2022): every row takes the split whose
+//          mse-searched error is least; the layer takes the split most rows
+//          chose (ties: the lesser total error). Data-free.
 //
-// Every method returns a PackedMatrix of the requested format: the output is
-// the format's exact storage, and its dequantize() is what the method chose.
+// Every method returns a PackedMatrix of the requested format (fpsearch and
+// fpvote: of the format with the chosen element): the output is the
+// format's exact storage, and its dequantize() is what the method chose.
 #pragma once
 
 #include <cstddef>
@@ -28,15 +40,17 @@
 #include <string_view>
 #include <vector>
 
+#include "lowp/format/format.h"
 #include "lowp/storage/packed_matrix.h"
 #include "lowp/storage/segment_quantizer.h"
 
 namespace lowp {
 
-enum class QuantMethod { kRtn, kMse, kGptq };
+enum class QuantMethod { kRtn, kMse, kGptq, kFpSearch, kFpVote };
 
 std::string_view method_name(QuantMethod m);
-// "rtn", "mse" or "gptq"; throws lowp::Error naming the spelling otherwise.
+// "rtn", "mse", "gptq", "fpsearch" or "fpvote"; throws lowp::Error naming the
+// spelling otherwise.
 QuantMethod parse_method(std::string_view name);
 // Whether the method needs calibration statistics (a Hessian).
 bool method_needs_data(QuantMethod m);
@@ -48,6 +62,12 @@ struct GptqOptions {
   bool static_groups = false;
   bool mse_scales = true;  // choose each segment's scale by the MSE search (else the rule)
 };
+
+// The element formats fpsearch and fpvote choose from for a float element of
+// `bits` bits: eXmYfin (every code a number, the simulators' convention)
+// with 1 + X + Y = bits and 1 <= X <= min(bits - 1, 5), fewest exponent bits
+// first (bits 3 .. 16). Throws lowp::Error otherwise.
+std::vector<Format> fp_split_candidates(int bits);
 
 struct MethodOptions {
   QuantMethod method = QuantMethod::kRtn;
@@ -85,6 +105,7 @@ struct WeightQuantization {
   PackedMatrix matrix;
   double damp = 0;                    // gptq: the damping that was used (relative)
   std::vector<std::string> warnings;  // e.g. damping raised for a singular Hessian
+  std::string detail;                 // fpsearch / fpvote: each split's error or votes (one line)
 };
 
 // Quantizes w [rows x cols] (row-major; W of y = W x, scales along a row) to
@@ -98,6 +119,7 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
 
 // GPTQ's per-layer objective tr((W - Q) H (W - Q)^T) (fp64), with Q the
 // packed matrix's values: the output error summed over the calibration tokens.
-double hessian_error(std::span<const float> w, const PackedMatrix& q, const InputHessian& h);
+double hessian_error(std::span<const float> w, const PackedMatrix& q, const InputHessian& h,
+                     unsigned threads = 1);
 
 }  // namespace lowp
