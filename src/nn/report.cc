@@ -162,6 +162,7 @@ Report run_report(const Transformer& model, const ReportText& text, const Report
     for (const std::string& m : methods) {
       // A plain fp32 cast is the same for every method: one row.
       if (f.name == "fp32" && m != methods.front()) continue;
+      if (m != "rtn" && f.name != "fp32" && opt.applies && !opt.applies(f, m)) continue;
       ReportRow row;
       if (m == "rtn" || f.name == "fp32") {
         row = f.name == "fp32" && opt.activations.empty()

@@ -46,6 +46,19 @@ QuantMethod parse_method(std::string_view name) {
               "' (expected rtn, mse, gptq, fpsearch or fpvote)");
 }
 
+std::string method_mismatch(QuantMethod m, const MatrixFormat& f) {
+  if (m != QuantMethod::kFpSearch && m != QuantMethod::kFpVote) return {};
+  const bool scaled = f.scheme == MatrixScheme::kTensor || f.scheme == MatrixScheme::kChannel ||
+                      f.scheme == MatrixScheme::kGroup;
+  if (scaled && f.element.kind == Kind::kFloat && f.element.bits >= 3 && f.element.bits <= 16) {
+    return {};
+  }
+  return f.name +
+         " is not a scaled float format of 3 to 16 bits; the search keeps its scaling and bit "
+         "width and chooses the exponent/mantissa split, e.g. fp4_e2m1:channel or "
+         "fp8_e4m3:channel";
+}
+
 bool method_needs_data(QuantMethod m) {
   return m == QuantMethod::kGptq || m == QuantMethod::kFpSearch;
 }
@@ -448,14 +461,8 @@ std::vector<double> row_errors(std::span<const float> w, const PackedMatrix& q,
 WeightQuantization search_fp_split(const MatrixFormat& f, std::span<const float> w,
                                    std::size_t rows, std::size_t cols, const MethodOptions& opt,
                                    const InputHessian* h) {
-  const std::string method(method_name(opt.method));
-  const bool scaled = f.scheme == MatrixScheme::kTensor || f.scheme == MatrixScheme::kChannel ||
-                      f.scheme == MatrixScheme::kGroup;
-  if (!scaled || f.element.kind != Kind::kFloat) {
-    throw Error("--method " + method + ": " + f.name +
-                " is not a scaled float format; the search keeps its scaling and bit width and "
-                "chooses the exponent/mantissa split, e.g. fp4_e2m1:channel or "
-                "fp8_e4m3:channel");
+  if (const std::string why = method_mismatch(opt.method, f); !why.empty()) {
+    throw Error("--method " + std::string(method_name(opt.method)) + ": " + why);
   }
   const std::vector<Format> splits = fp_split_candidates(f.element.bits);
   std::vector<double> importance;

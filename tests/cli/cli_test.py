@@ -658,6 +658,49 @@ class Report(Base):
                                "--no-svg").stdout)
         self.assertEqual(again["rows"][0]["nats_per_byte"], by[("mxfp4", "gptq")]["nats_per_byte"])
 
+    def test_split_search_methods(self):
+        # fpsearch / fpvote choose each layer's exponent/mantissa split: a row per
+        # scaled float format, a note (no row) for the others, a line per layer.
+        calib = self.calibration_text()
+        r = self.report("--formats", "fp4_e2m1:channel,int4:group32", "--methods", "rtn,fpvote,fpsearch",
+                        "--calib", calib, "--calib-tokens", "512", "--json", "--no-svg")
+        out = json.loads(r.stdout)
+        rows = [(x["format"], x["method"]) for x in out["rows"]]
+        self.assertEqual(rows, [("fp4_e2m1:channel", "rtn"), ("fp4_e2m1:channel", "fpvote"),
+                                ("fp4_e2m1:channel", "fpsearch"), ("int4:group32", "rtn")])
+        self.assertIn("note: no fpvote row for int4:group32", r.stderr)
+        self.assertIn("fpvote layers.0.qkv: ", r.stderr)
+        self.assertIn("rows voting: e1m2fin ", r.stderr)
+        self.assertIn("fpsearch head: ", r.stderr)
+        self.assertIn("output error: e1m2fin ", r.stderr)
+        # Every split of 4 bits is stored in 4 bits + a row scale.
+        by = {(x["format"], x["method"]): x for x in out["rows"]}
+        for m in ("fpvote", "fpsearch"):
+            self.assertEqual(by[("fp4_e2m1:channel", m)]["bits_per_weight"],
+                             by[("fp4_e2m1:channel", "rtn")]["bits_per_weight"])
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--formats", "int8:channel", "--methods", "fpvote",
+                           "--svg", svg], "not a scaled float format", svg)
+        self.assert_fails(["report", "--text", self.text, "--formats", "fp4_e2m1:channel", "--methods",
+                           "fpsearch", "--svg", svg], "--calib", svg)
+        # lowp quantize: fpvote per tensor with --fake; fpsearch needs the runtime.
+        model = os.path.join(SOURCE_DIR, "models", "kjv-char", "model.safetensors")
+        fake = self.path("v.safetensors")
+        r = run("quantize", model, "-o", fake, "-f", "fp8_e4m3:channel", "--method", "fpvote", "--fake", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_fails(["quantize", model, "-o", self.path("x.safetensors"), "-f", "fp8_e4m3:channel",
+                           "--method", "fpvote"], "--fake", self.path("x.safetensors"))
+        self.assert_fails(["quantize", model, "-o", self.path("y.safetensors"), "-f", "fp4_e2m1:channel",
+                           "--method", "fpsearch", "--fake"], "lowp report", self.path("y.safetensors"))
+
+    def test_afpq_two_scales(self):
+        # fp4_e2m1:group32:asym: two FP16 scales per group of 32 = 5 bits/weight.
+        out = json.loads(self.report("--formats", "fp4_e2m1:group32,fp4_e2m1:group32:asym", "--json",
+                                     "--no-svg").stdout)
+        by = {x["format"]: x for x in out["rows"]}
+        self.assertEqual(by["fp4_e2m1:group32"]["bits_per_weight"], 4.5)
+        self.assertEqual(by["fp4_e2m1:group32:asym"]["bits_per_weight"], 5.0)
+
     def test_budget(self):
         calib = self.calibration_text()
         out = json.loads(self.report("--formats", "mxfp4", "--budget", "5", "--calib", calib,

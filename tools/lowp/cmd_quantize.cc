@@ -113,6 +113,9 @@ nn::Transformer method_model(const QuantizeArgs& a, QuantMethod method) {
     throw Error("--method " + a.method + " writes q8_0, q4_0 or mxfp4 GGUF files, not " +
                 quoted(a.format));
   }
+  if (const std::string why = method_mismatch(method, parse_matrix_format(storage)); !why.empty()) {
+    throw Error("--method " + a.method + ": " + why);
+  }
   if (method_needs_data(method) && a.calib.file.empty()) {
     throw Error("--method " + a.method + " needs calibration text (--calib FILE)");
   }
@@ -266,7 +269,9 @@ void add_quantize_command(CLI::App& app) {
                   "rtn (the format's rule); mse (search each block/group/channel scale for "
                   "the least squared error: block and scaled matrix formats, with --fake or "
                   "as packed safetensors; and a model the runtime runs written as q8_0, q4_0 "
-                  "or mxfp4 GGUF); gptq (that GGUF only, with --calib)")
+                  "or mxfp4 GGUF); gptq (that GGUF only, with --calib); fpvote (each "
+                  "tensor's exponent/mantissa split by a vote of its rows: scaled float "
+                  "formats such as fp8_e4m3:channel, with --fake); fpsearch: lowp report only")
       ->default_str("rtn");
   add_calibration_options(cmd, a->calib);
   cmd->add_option("--budget", a->budget,

@@ -116,8 +116,32 @@ void run_report(const ReportArgs& a) {
     bool needs_data = false;
     for (const std::string& m : opt.methods) needs_data |= method_needs_data(parse_method(m));
     if (needs_data && a.calib.file.empty()) {
-      throw Error("--methods " + a.methods + ": gptq needs calibration text (--calib FILE)");
+      throw Error("--methods " + a.methods +
+                  ": gptq and fpsearch need calibration text (--calib FILE)");
     }
+    // A method that does not apply to a format gets no row, and a note says so.
+    std::size_t rows = a.budget > 0 ? 1 : 0;
+    std::string last_why;
+    std::vector<std::string> notes;
+    for (const std::string& m : opt.methods) {
+      const QuantMethod qm = parse_method(m);
+      for (const std::string& name : opt.formats) {
+        const MatrixFormat f = parse_matrix_format(name);
+        const std::string why = f.name == "fp32" ? "" : method_mismatch(qm, f);
+        if (why.empty()) {
+          ++rows;
+        } else {
+          notes.push_back(fmt::format("note: no {} row for {}: {}", m, f.name, why));
+          last_why = why;
+        }
+      }
+    }
+    if (rows == 0)
+      throw Error("--methods " + a.methods + ": no format to apply them to: " + last_why);
+    for (const std::string& n : notes) fmt::print(stderr, "{}\n", n);
+    opt.applies = [](const MatrixFormat& f, const std::string& m) {
+      return method_mismatch(parse_method(m), f).empty();
+    };
     windows = std::make_shared<const std::vector<std::vector<std::int32_t>>>(
         load_calibration(loaded, a.calib, gpt.config().n_ctx));
     opt.quantize = report_quantizer(windows, a.calib, opt.threads);
@@ -315,8 +339,11 @@ void add_report_command(CLI::App& app) {
                   "mxfp6_e3m2,mxfp6_e2m3,mxfp4,mxint8,nvfp4,int8:channel,int4:group32)");
   cmd->add_option("--methods", a->methods,
                   "Comma-separated quantization methods, one row per format and method: rtn "
-                  "(the direct cast), mse (data-free scale search), gptq (needs --calib); "
-                  "default: rtn");
+                  "(the direct cast), mse (data-free scale search), gptq (needs --calib), "
+                  "fpsearch (LLM-FP4: each layer's exponent/mantissa split and scales by its "
+                  "output error; needs --calib), fpvote (each layer's split by a vote of its "
+                  "rows; data-free); fpsearch and fpvote apply to scaled float formats such "
+                  "as fp4_e2m1:channel; default: rtn");
   add_calibration_options(cmd, a->calib);
   cmd->add_option("--budget", a->budget,
                   "Also a mixed-precision row: each matrix gets a format of --budget-formats so "

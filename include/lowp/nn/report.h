@@ -56,6 +56,9 @@ struct ReportOptions {
   // available; others through `quantize`). Empty: rtn only.
   std::vector<std::string> methods;
   ReportQuantizer quantize;
+  // Whether a method applies to a format (empty: every one does); a pair
+  // that does not gets no row.
+  std::function<bool(const MatrixFormat& format, const std::string& method)> applies;
   std::vector<ReportExtra> extra;  // rows after the formats'
   // Applied to each row's model after its activation format is set (e.g.
   // static activation scales calibrated on it); empty: none.

@@ -54,6 +54,9 @@ std::string_view method_name(QuantMethod m);
 QuantMethod parse_method(std::string_view name);
 // Whether the method needs calibration statistics (a Hessian).
 bool method_needs_data(QuantMethod m);
+// Why the method cannot quantize to f (e.g. fpsearch to an integer format),
+// or empty when it can.
+std::string method_mismatch(QuantMethod m, const MatrixFormat& f);
 
 struct GptqOptions {
   double damp = 0.01;       // added to H's diagonal, times mean(diag H)
