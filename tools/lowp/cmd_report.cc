@@ -136,7 +136,7 @@ void run_report(const ReportArgs& a) {
         }
       }
     }
-    if (rows == 0)
+    if (rows == 0 && !opt.methods.empty())
       throw Error("--methods " + a.methods + ": no format to apply them to: " + last_why);
     for (const std::string& n : notes) fmt::print(stderr, "{}\n", n);
     opt.applies = [](const MatrixFormat& f, const std::string& m) {
@@ -221,6 +221,8 @@ void run_report(const ReportArgs& a) {
     }
   }
   const bool show_method = !opt.methods.empty() || a.budget > 0;
+  std::size_t method_width = 6;
+  for (const std::string& m : opt.methods) method_width = std::max(method_width, m.size());
 
   if (!a.json) {
     fmt::print("lowp report: {} ({} parameters; {} layers, d_model {}, context {})\n", model_name,
@@ -238,8 +240,9 @@ void run_report(const ReportArgs& a) {
     if (a.smooth >= 0) fmt::print("SmoothQuant alpha {:g} folded into the model\n", a.smooth);
     if (!a.rotate.empty() || a.smooth >= 0) fmt::print("\n");
     fmt::print("{:<{}} {}{:>11} {:>12} {:>10} {:>11} {:>15} {:>10}{}\n", "format", name_width,
-               show_method ? "method " : "", "bits/weight", "model bytes", "bits/byte",
-               "perplexity", "vs fp32", "tokens/s", show_method ? "  quantize s" : "");
+               show_method ? fmt::format("{:<{}} ", "method", method_width) : "", "bits/weight",
+               "model bytes", "bits/byte", "perplexity", "vs fp32", "tokens/s",
+               show_method ? "  quantize s" : "");
     std::fflush(stdout);
   }
   auto print_row = [&](const nn::ReportRow& r) {
@@ -249,8 +252,9 @@ void run_report(const ReportArgs& a) {
             ? "-"
             : fmt::format("{:+.4f} ({:+.2f}%)", r.delta_bits, r.delta_percent);
     fmt::print("{:<{}} {}{:>11.3f} {:>12} {:>10.4f} {:>11.4f} {:>15} {:>10.0f}{}\n", r.format,
-               name_width, show_method ? fmt::format("{:<6} ", r.method) : "", r.bits_per_weight,
-               thousands(r.model_bytes), r.bits_per_byte, r.perplexity, delta, r.tokens_per_second,
+               name_width, show_method ? fmt::format("{:<{}} ", r.method, method_width) : "",
+               r.bits_per_weight, thousands(r.model_bytes), r.bits_per_byte, r.perplexity, delta,
+               r.tokens_per_second,
                show_method ? fmt::format("  {:>10.1f}", r.quantize_seconds) : "");
     std::fflush(stdout);
   };
