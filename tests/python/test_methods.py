@@ -146,3 +146,55 @@ def test_bad_method_input():
     asym[0, 1] = 1.0
     with pytest.raises(lowp.Error, match="symmetric"):
         lowp.quantize_matrix(w, "int4:group32", method="gptq", hessian=asym)
+
+
+FP4 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
+
+
+def fp4_round(x):
+    """Round to the FP4 E2M1 grid (ties to the even code), saturating, in float64."""
+    a = np.minimum(np.abs(x), 6.0)
+    idx = np.searchsorted(FP4, a)
+    lo = FP4[np.clip(idx - 1, 0, 7)]
+    hi = FP4[np.clip(idx, 0, 7)]
+    lo_code, hi_code = np.clip(idx - 1, 0, 7), np.clip(idx, 0, 7)
+    pick_hi = (hi - a < a - lo) | ((hi - a == a - lo) & (hi_code % 2 == 0))
+    return np.sign(x) * np.where(pick_hi, hi, lo)
+
+
+def test_afpq_two_scales_match_a_float64_reference():
+    # fp4_e2m1:group32:asym: per group s+ = fp16(max(w)/6), s- = fp16(max(-w)/6).
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((6, 96)) + 0.4).astype(np.float32)
+    w[1, :32] = np.abs(w[1, :32])  # a group with no negative value
+    m = lowp.quantize_matrix(w, "fp4_e2m1:group32:asym")
+    assert m.bits_per_weight == 5.0
+    g = m.scales()["group"].astype(np.float64).reshape(6, 3, 2)
+    ref = np.empty_like(w, dtype=np.float64)
+    for r in range(6):
+        for k in range(3):
+            v = w[r, 32 * k:32 * (k + 1)].astype(np.float64)
+            sp = np.float64(np.float16(max(v.max(), 0.0) / 6.0))
+            sn = np.float64(np.float16(max((-v).max(), 0.0) / 6.0))
+            assert (g[r, k, 0], g[r, k, 1]) == (sp, sn)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                q = np.where(v < 0, fp4_round(v / sn) * sn if sn > 0 else 0.0, fp4_round(v / sp) * sp)
+            ref[r, 32 * k:32 * (k + 1)] = q
+    assert g[1, 0, 1] == 0.0
+    np.testing.assert_array_equal(m.dequantize(), ref.astype(np.float32))
+    # The searches and GPTQ take the same format.
+    x = correlated_inputs(512, 96, 4)
+    rtn = lowp.quantize_matrix(w, "fp4_e2m1:group32:asym")
+    gq = lowp.quantize_matrix(w, "fp4_e2m1:group32:asym", method="gptq", hessian=hessian(x))
+    err = lambda q: np.trace((w - q.dequantize()) @ hessian(x) @ (w - q.dequantize()).T)
+    assert err(gq) < err(rtn)
+
+
+def test_split_search_names_the_chosen_element():
+    rng = np.random.default_rng(5)
+    uniform = rng.uniform(-1, 1, (8, 128)).astype(np.float32)
+    heavy = rng.standard_t(2, (8, 128)).astype(np.float32)
+    assert lowp.quantize_matrix(uniform, "fp4_e2m1:channel", method="fpvote").format == "e1m2fin:channel"
+    assert lowp.quantize_matrix(heavy, "fp4_e2m1:channel", method="fpsearch").format == "e3m0fin:channel"
+    with pytest.raises(Exception, match="not a scaled float format"):
+        lowp.quantize_matrix(uniform, "int8:channel", method="fpvote")
