@@ -13,9 +13,10 @@
 namespace lowp::cli {
 
 void add_calibration_options(CLI::App* cmd, CalibrationArgs& a) {
-  cmd->add_option("--calib", a.file,
-                  "Calibration text (UTF-8) for the methods that need data (gptq); keep it "
-                  "apart from the validation text");
+  cmd->add_option(
+      "--calib", a.file,
+      "Calibration text (UTF-8) for the methods that need data (gptq, fpsearch); keep it "
+      "apart from the validation text");
   cmd->add_option("--calib-tokens", a.tokens, "Calibration tokens in all (default 16384)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--calib-seq", a.sequence,
