@@ -14,6 +14,7 @@
 #include "arrays.h"
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
+#include "lowp/quant/lowrank.h"
 #include "lowp/quant/methods.h"
 #include "lowp/storage/matrix_format.h"
 #include "lowp/storage/packed_matrix.h"
@@ -110,6 +111,27 @@ PackedMatrix quantize_matrix(py::handle w, const std::string& format, const std:
   }
   py::gil_scoped_release release;
   return quantize_weight(f, in.f32(), rows, cols, o, h ? &*h : nullptr).matrix;
+}
+
+py::dict low_rank_compensation_dict(py::handle w, const PackedMatrix& q, std::size_t rank,
+                                    const std::string& factor_format, int threads) {
+  const FloatInput in = matrix_input(w, "w");
+  if (static_cast<std::size_t>(in.shape[0]) != q.rows() ||
+      static_cast<std::size_t>(in.shape[1]) != q.cols()) {
+    throw Error("w and q differ in shape");
+  }
+  const MatrixFormat ff = parse_matrix_format(factor_format);
+  LowRankCompensation c;
+  {
+    py::gil_scoped_release release;
+    c = low_rank_compensation(in.f32(), q, rank, ff, thread_count(threads));
+  }
+  py::dict d;
+  d["u"] = c.u;
+  d["v"] = c.v;
+  d["weights"] = adopt(std::move(c.weights), in.shape);
+  d["bytes"] = c.bytes;
+  return d;
 }
 
 py::array fake_quantize_rows_array(py::handle x, const std::string& format) {
@@ -432,7 +454,8 @@ fp32 first, float16 widened) into a storage format, as the runtime and
   <F>, <F>:tensor         one FP32 scale: s = amax / max(F), codes = F(w / s)
   <F>:channel             one FP32 scale per row
   <F>:group<K>            one FP16 scale per K values of a row
-  <F>:group<K>:asym       integer F: FP16 scale and uint8 zero point per group
+  <F>:group<K>:asym       integer F: FP16 scale and uint8 zero point per group;
+                          float F: two FP16 scales (values >= 0, < 0; AFPQ)
   mxfp4, nvfp4, mx:<F>:<K>, ...   any block format, blocks along a row
 
 with F any scalar format (intN means [-(2^(N-1)-1), 2^(N-1)-1]; scaled
@@ -445,11 +468,25 @@ searches each block/group/channel scale for the least squared error
 (X^T X of the layer's inputs, [cols, cols]) and runs GPTQ with `damp`
 (relative to mean(diag H)), lazy blocks of `block` columns, optional
 act-order and static groups, and scales chosen by the MSE search
-(mse_scales) or the rule.
+(mse_scales) or the rule; "fpsearch" / "fpvote" choose a scaled float
+format's exponent/mantissa split (the result's format names it).
 
 >>> m = lowp.quantize_matrix(np.ones((4, 64), np.float32), "int4:group32")
 >>> m
 PackedMatrix(format='int4:group32', shape=(4, 64), bytes=144, bits_per_weight=4.5))doc");
+
+  m.def("low_rank_compensation", &low_rank_compensation_dict, py::arg("w"), py::arg("q"),
+        py::arg("rank"), py::kw_only(), py::arg("factor_format") = "int8:channel",
+        py::arg("threads") = 1,
+        R"doc(low_rank_compensation(w, q, rank, *, factor_format="int8:channel", threads=1) -> dict
+
+LoRC (ZeroQuant-V2/-FP): the error w - q of a quantized matrix q
+(a PackedMatrix of w) approximated by its rank-`rank` SVD (seeded randomized
+subspace iteration in float64), the factors U S^1/2 [rows, rank] and
+V S^1/2 [cols, rank] stored in `factor_format`. Returns {"u": PackedMatrix,
+"v": PackedMatrix, "weights": q + u v^T as float32 [rows, cols], "bytes":
+q's bytes + both factors'}. Raises lowp.Error for a rank of 0 or above
+min(rows, cols).)doc");
 
   m.def("fake_quantize_rows", &fake_quantize_rows_array, py::arg("x"), py::arg("format"),
         R"doc(fake_quantize_rows(x, format) -> numpy.ndarray

@@ -343,13 +343,14 @@ std::span<const float> Transformer::linear_source(int layer, LinearKind kind) co
   }
 }
 
-Transformer Transformer::with_linear(int layer, LinearKind kind, PackedMatrix m) const {
+Transformer Transformer::with_linear(int layer, LinearKind kind, PackedMatrix m,
+                                     std::size_t stored_bytes) const {
   Transformer t = *this;
-  t.set_linear(layer, kind, std::move(m));
+  t.set_linear(layer, kind, std::move(m), stored_bytes);
   return t;
 }
 
-void Transformer::set_linear(int layer, LinearKind kind, PackedMatrix m) {
+void Transformer::set_linear(int layer, LinearKind kind, PackedMatrix m, std::size_t stored_bytes) {
   Linear& l = linear_ref(layer, kind);
   if (m.rows() != l.weight.rows() || m.cols() != l.weight.cols()) {
     throw Error("layer " + std::to_string(layer) + " " + std::string(linear_kind_name(kind)) +
@@ -358,6 +359,7 @@ void Transformer::set_linear(int layer, LinearKind kind, PackedMatrix m) {
                 std::to_string(l.weight.cols()) + " one");
   }
   l.weight = std::move(m);
+  l.stored_bytes = stored_bytes;
 }
 
 namespace {
@@ -385,15 +387,15 @@ std::size_t Transformer::parameter_count() const {
 }
 
 std::size_t Transformer::weight_bytes() const {
-  std::size_t fp32 = parameter_count(), packed = head_.weight.bytes();
+  std::size_t fp32 = parameter_count(), packed = head_.bytes();
   if (!config_.tied_head) fp32 -= weights_->head.size();
   for (const Layer& l : layers_) {
     for (const Linear* lin : {&l.qkv[0], &l.o, &l.fc, &l.gate, &l.down}) {
-      packed += lin->weight.bytes();
+      packed += lin->bytes();
       fp32 -= lin->weight.rows() * lin->weight.cols();
     }
     for (std::size_t i = 1; i < l.qkv.size(); ++i) {
-      packed += l.qkv[i].weight.bytes();
+      packed += l.qkv[i].bytes();
       fp32 -= l.qkv[i].weight.rows() * l.qkv[i].weight.cols();
     }
   }
@@ -401,14 +403,14 @@ std::size_t Transformer::weight_bytes() const {
 }
 
 double Transformer::linear_bits_per_weight() const {
-  std::size_t bytes = head_.weight.bytes(), weights = head_.weight.rows() * head_.weight.cols();
+  std::size_t bytes = head_.bytes(), weights = head_.weight.rows() * head_.weight.cols();
   for (const Layer& l : layers_) {
     for (const Linear* lin : {&l.o, &l.fc, &l.gate, &l.down}) {
-      bytes += lin->weight.bytes();
+      bytes += lin->bytes();
       weights += lin->weight.rows() * lin->weight.cols();
     }
     for (const Linear& lin : l.qkv) {
-      bytes += lin.weight.bytes();
+      bytes += lin.bytes();
       weights += lin.weight.rows() * lin.weight.cols();
     }
   }

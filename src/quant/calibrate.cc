@@ -59,7 +59,7 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
                 " needs calibration data (--calib FILE)");
   }
   ModelQuantization out{model.with_weights(f), {}, {}, 0.0, 0};
-  if (m.method == QuantMethod::kRtn && !opt.format_of) {
+  if (m.method == QuantMethod::kRtn && m.lorc_rank == 0 && !opt.format_of) {
     out.seconds = seconds_since(t0);
     return out;
   }
@@ -135,10 +135,10 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
         out.warnings.push_back(rep.name + ": " + warning);
       }
       if (opt.progress && !rep.detail.empty()) {
-        opt.progress(std::string(method_name(m.method)) + " " + rep.name + ": " + rep.format +
-                     " (" + rep.detail + ")");
+        opt.progress(std::string(method_name(m.method)) + " " + rep.name + ": " +
+                     (q.stored_bytes ? rep.detail : rep.format + " (" + rep.detail + ")"));
       }
-      cur.set_linear(layer, k, std::move(q.matrix));
+      cur.set_linear(layer, k, std::move(q.matrix), q.stored_bytes);
       out.linears.push_back(std::move(rep));
     };
     if (data && opt.true_sequential) {

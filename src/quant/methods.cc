@@ -3,6 +3,7 @@
 #include "lowp/quant/methods.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -11,6 +12,7 @@
 
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
+#include "lowp/quant/lowrank.h"
 #include "lowp/thread_pool.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -57,6 +59,24 @@ std::string method_mismatch(QuantMethod m, const MatrixFormat& f) {
          " is not a scaled float format of 3 to 16 bits; the search keeps its scaling and bit "
          "width and chooses the exponent/mantissa split, e.g. fp4_e2m1:channel or "
          "fp8_e4m3:channel";
+}
+
+MethodSpec parse_method_spec(std::string_view name) {
+  MethodSpec spec;
+  const std::size_t plus = name.find('+');
+  spec.method = parse_method(name.substr(0, plus));
+  if (plus == std::string_view::npos) return spec;
+  const std::string_view suffix = name.substr(plus + 1);
+  std::size_t rank = 0;
+  const char* end = suffix.data() + suffix.size();
+  const auto [ptr, ec] =
+      suffix.size() > 4 ? std::from_chars(suffix.data() + 4, end, rank) : std::from_chars_result{};
+  if (!suffix.starts_with("lorc") || ec != std::errc() || ptr != end || rank == 0) {
+    throw Error("method '" + std::string(name) +
+                "': expected <method>+lorc<R> with a rank R >= 1, e.g. gptq+lorc8");
+  }
+  spec.lorc_rank = rank;
+  return spec;
 }
 
 bool method_needs_data(QuantMethod m) {
@@ -211,7 +231,7 @@ WeightQuantization quantize_mse(const MatrixFormat& f, std::span<const float> w,
       }
     }
   });
-  return {sq.pack(rows, codes, scales), 0.0, {}, {}};
+  return {sq.pack(rows, codes, scales), 0.0, {}, {}, 0};
 }
 
 // ---- dense fp64 linear algebra for GPTQ ----
@@ -552,9 +572,27 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
     throw Error("quantize " + f.name + ": a Hessian of " + std::to_string(h->cols()) +
                 " inputs for a matrix of " + std::to_string(cols) + " columns");
   }
+  if (opt.lorc_rank > 0) {
+    MethodOptions base = opt;
+    base.lorc_rank = 0;
+    WeightQuantization q = quantize_weight(f, w, rows, cols, base, h);
+    const LowRankCompensation c = low_rank_compensation(
+        w, q.matrix, opt.lorc_rank, parse_matrix_format(opt.lorc_format), opt.threads);
+    static const MatrixFormat fp32 = parse_matrix_format("fp32");
+    const std::string stored = q.matrix.format().name;
+    const double extra =
+        8.0 * static_cast<double>(c.u.bytes() + c.v.bytes()) / static_cast<double>(rows * cols);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s + LoRC rank %zu in %s (+%.3f bits/weight)", stored.c_str(),
+                  opt.lorc_rank, opt.lorc_format.c_str(), extra);
+    q.detail = q.detail.empty() ? buf : q.detail + "; " + buf;
+    q.matrix = PackedMatrix::quantize(fp32, c.weights, rows, cols);
+    q.stored_bytes = c.bytes;
+    return q;
+  }
   switch (opt.method) {
     case QuantMethod::kRtn:
-      return {PackedMatrix::quantize(f, w, rows, cols), 0.0, {}, {}};
+      return {PackedMatrix::quantize(f, w, rows, cols), 0.0, {}, {}, 0};
     case QuantMethod::kMse: {
       check_finite(w, cols, f.name);
       std::vector<double> importance;

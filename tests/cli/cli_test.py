@@ -693,6 +693,22 @@ class Report(Base):
         self.assert_fails(["quantize", model, "-o", self.path("y.safetensors"), "-f", "fp4_e2m1:channel",
                            "--method", "fpsearch", "--fake"], "lowp report", self.path("y.safetensors"))
 
+    def test_lorc_rows_count_their_factors(self):
+        # rtn+lorc4: each matrix [rows, cols] adds int8 factors [rows, 4] and
+        # [cols, 4] with an FP32 scale per factor row: 8 (rows + cols) bytes.
+        out = json.loads(self.report("--formats", "mxfp4", "--methods", "rtn,rtn+lorc4", "--json",
+                                     "--no-svg").stdout)
+        by = {x["method"]: x for x in out["rows"]}
+        # Embedded GPT: 5 x (qkv 384x128, o 128x128, fc 512x128, down 128x512) + head 256x128.
+        extra = 8 * (5 * ((384 + 128) + (128 + 128) + (512 + 128) + (128 + 512)) + (256 + 128))
+        self.assertEqual(by["rtn+lorc4"]["model_bytes"] - by["rtn"]["model_bytes"], extra)
+        self.assertNotEqual(by["rtn+lorc4"]["nats_per_byte"], by["rtn"]["nats_per_byte"])
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--methods", "rtn+lorc0", "--svg", svg],
+                          "lorc", svg)
+        self.assert_fails(["report", "--text", self.text, "--formats", "mxfp4", "--methods", "rtn+lorc500",
+                           "--svg", svg], "--lorc-rank 500", svg)
+
     def test_afpq_two_scales(self):
         # fp4_e2m1:group32:asym: two FP16 scales per group of 32 = 5 bits/weight.
         out = json.loads(self.report("--formats", "fp4_e2m1:group32,fp4_e2m1:group32:asym", "--json",

@@ -92,7 +92,9 @@ nn::ReportQuantizer report_quantizer(
   return [windows, a, threads](const nn::Transformer& model, const MatrixFormat& f,
                                const std::string& method) {
     ModelQuantizeOptions o;
-    o.method = method_options(parse_method(method), a, threads);
+    const MethodSpec spec = parse_method_spec(method);
+    o.method = method_options(spec.method, a, threads);
+    o.method.lorc_rank = spec.lorc_rank;
     o.measure_objective = false;
     o.progress = [](const std::string& line) { fmt::print(stderr, "  {}\n", line); };
     ModelQuantization q = quantize_transformer(model, f, *windows, o);

@@ -114,7 +114,8 @@ void run_report(const ReportArgs& a) {
   if (!a.methods.empty() || a.budget > 0 || static_acts || a.smooth >= 0) {
     if (!a.methods.empty()) opt.methods = split_list(a.methods);
     bool needs_data = false;
-    for (const std::string& m : opt.methods) needs_data |= method_needs_data(parse_method(m));
+    for (const std::string& m : opt.methods)
+      needs_data |= method_needs_data(parse_method_spec(m).method);
     if (needs_data && a.calib.file.empty()) {
       throw Error("--methods " + a.methods +
                   ": gptq and fpsearch need calibration text (--calib FILE)");
@@ -124,7 +125,21 @@ void run_report(const ReportArgs& a) {
     std::string last_why;
     std::vector<std::string> notes;
     for (const std::string& m : opt.methods) {
-      const QuantMethod qm = parse_method(m);
+      const MethodSpec spec = parse_method_spec(m);
+      const QuantMethod qm = spec.method;
+      // LoRC's rank must fit every matrix: say so before any row runs.
+      for (int layer = 0; spec.lorc_rank > 0 && layer <= gpt.config().n_layer; ++layer) {
+        for (nn::LinearKind k : gpt.linear_kinds(layer)) {
+          const PackedMatrix& w = gpt.linear_weight(layer, k);
+          if (spec.lorc_rank > std::min(w.rows(), w.cols())) {
+            throw Error(fmt::format(
+                "--methods {}: --lorc-rank {} exceeds min(rows, cols) = {} of {} {} [{}, {}]", m,
+                spec.lorc_rank, std::min(w.rows(), w.cols()),
+                layer == gpt.config().n_layer ? "the head" : fmt::format("layer {}", layer),
+                nn::linear_kind_name(k), w.rows(), w.cols()));
+          }
+        }
+      }
       for (const std::string& name : opt.formats) {
         const MatrixFormat f = parse_matrix_format(name);
         const std::string why = f.name == "fp32" ? "" : method_mismatch(qm, f);
@@ -140,7 +155,7 @@ void run_report(const ReportArgs& a) {
       throw Error("--methods " + a.methods + ": no format to apply them to: " + last_why);
     for (const std::string& n : notes) fmt::print(stderr, "{}\n", n);
     opt.applies = [](const MatrixFormat& f, const std::string& m) {
-      return method_mismatch(parse_method(m), f).empty();
+      return method_mismatch(parse_method_spec(m).method, f).empty();
     };
     windows = std::make_shared<const std::vector<std::vector<std::int32_t>>>(
         load_calibration(loaded, a.calib, gpt.config().n_ctx));
@@ -207,7 +222,9 @@ void run_report(const ReportArgs& a) {
       opt.extra.push_back(
           {label, m, [assignment, windows, calib, m, threads](const nn::Transformer& model) {
              ModelQuantizeOptions o;
-             o.method = method_options(parse_method(m), calib, threads);
+             const MethodSpec spec = parse_method_spec(m);
+             o.method = method_options(spec.method, calib, threads);
+             o.method.lorc_rank = spec.lorc_rank;
              o.measure_objective = false;
              o.format_of = [assignment](int layer, nn::LinearKind k) {
                for (const MatrixAssignment& x : assignment->matrices) {
@@ -347,7 +364,9 @@ void add_report_command(CLI::App& app) {
                   "fpsearch (LLM-FP4: each layer's exponent/mantissa split and scales by its "
                   "output error; needs --calib), fpvote (each layer's split by a vote of its "
                   "rows; data-free); fpsearch and fpvote apply to scaled float formats such "
-                  "as fp4_e2m1:channel; default: rtn");
+                  "as fp4_e2m1:channel; any method followed by +lorc<R> (e.g. gptq+lorc8) adds "
+                  "LoRC, the rank-R SVD of its error stored as int8 factors (bits counted); "
+                  "default: rtn");
   add_calibration_options(cmd, a->calib);
   cmd->add_option("--budget", a->budget,
                   "Also a mixed-precision row: each matrix gets a format of --budget-formats so "

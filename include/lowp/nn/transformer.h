@@ -205,9 +205,14 @@ class Transformer {
   std::span<const float> linear_source(int layer, LinearKind kind) const;
   // A copy with one linear weight replaced (the same shape). Throws
   // lowp::Error for a layer or kind the model does not have, or another shape.
-  Transformer with_linear(int layer, LinearKind kind, PackedMatrix m) const;
+  // `stored_bytes` (0: m.bytes()) is what the weight takes as its method
+  // stores it, when the runtime holds a stand-in: e.g. LoRC's quantized
+  // low-rank factors added to the packed matrix, held as one fp32 matrix.
+  // weight_bytes() and linear_bits_per_weight() count it.
+  Transformer with_linear(int layer, LinearKind kind, PackedMatrix m,
+                          std::size_t stored_bytes = 0) const;
   // The same in place.
-  void set_linear(int layer, LinearKind kind, PackedMatrix m);
+  void set_linear(int layer, LinearKind kind, PackedMatrix m, std::size_t stored_bytes = 0);
 
   // Calibration, one block at a time. The hidden states of a sequence of 1 to
   // n_ctx tokens at the input of block 0 ([n, d_model], row-major) ...
@@ -257,8 +262,10 @@ class Transformer {
  private:
   friend class Generator;
   struct Linear {
-    PackedMatrix weight;      // [out, in]
-    std::vector<float> bias;  // [out] or empty
+    PackedMatrix weight;           // [out, in]
+    std::vector<float> bias;       // [out] or empty
+    std::size_t stored_bytes = 0;  // 0: weight.bytes() (see set_linear)
+    std::size_t bytes() const { return stored_bytes ? stored_bytes : weight.bytes(); }
   };
   struct Layer {
     std::vector<Linear> qkv;  // one fused [q; k; v] matrix, or q, k and v

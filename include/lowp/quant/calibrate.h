@@ -41,7 +41,8 @@ struct InputStats {
 
 struct LinearReport {
   std::string name;    // "layers.3.q", "head"
-  std::string format;  // the stored format (fpsearch / fpvote: with the chosen element)
+  std::string format;  // the format of the matrix the layer holds (fpsearch / fpvote:
+                       // with the chosen element; LoRC: fp32, see detail)
   std::string detail;  // fpsearch / fpvote: each split's error or votes
   std::size_t rows = 0, cols = 0;
   double seconds = 0;        // quantizing this matrix

@@ -28,6 +28,9 @@
 //          mse-searched error is least; the layer takes the split most rows
 //          chose (ties: the lesser total error). Data-free.
 //
+// Any method can be followed by LoRC (lowp/quant/lowrank.h): the rank-r SVD
+// of its error, stored as int8 factors beside its matrix ("gptq+lorc8").
+//
 // Every method returns a PackedMatrix of the requested format (fpsearch and
 // fpvote: of the format with the chosen element): the output is the
 // format's exact storage, and its dequantize() is what the method chose.
@@ -54,6 +57,14 @@ std::string_view method_name(QuantMethod m);
 QuantMethod parse_method(std::string_view name);
 // Whether the method needs calibration statistics (a Hessian).
 bool method_needs_data(QuantMethod m);
+// A method as the CLI spells it: "<method>" or "<method>+lorc<R>" (LoRC of
+// rank R after it). Throws lowp::Error naming the spelling otherwise.
+struct MethodSpec {
+  QuantMethod method = QuantMethod::kRtn;
+  std::size_t lorc_rank = 0;
+};
+MethodSpec parse_method_spec(std::string_view name);
+
 // Why the method cannot quantize to f (e.g. fpsearch to an integer format),
 // or empty when it can.
 std::string method_mismatch(QuantMethod m, const MatrixFormat& f);
@@ -74,6 +85,10 @@ std::vector<Format> fp_split_candidates(int bits);
 
 struct MethodOptions {
   QuantMethod method = QuantMethod::kRtn;
+  // LoRC after the method: the rank of the error's compensation (0: none),
+  // its factors stored in `lorc_format` (lowp/quant/lowrank.h).
+  std::size_t lorc_rank = 0;
+  std::string lorc_format = "int8:channel";
   ScaleSearch search;
   GptqOptions gptq;
   unsigned threads = 1;  // results do not depend on it
@@ -109,6 +124,9 @@ struct WeightQuantization {
   double damp = 0;                    // gptq: the damping that was used (relative)
   std::vector<std::string> warnings;  // e.g. damping raised for a singular Hessian
   std::string detail;                 // fpsearch / fpvote: each split's error or votes (one line)
+  // With LoRC: `matrix` holds Q + U'V'^T in fp32 (what the layer computes) and
+  // stored_bytes what Q and the factors take; 0 otherwise (matrix.bytes()).
+  std::size_t stored_bytes = 0;
 };
 
 // Quantizes w [rows x cols] (row-major; W of y = W x, scales along a row) to
