@@ -163,24 +163,37 @@ Report run_report(const Transformer& model, const ReportText& text, const Report
       // A plain fp32 cast is the same for every method: one row.
       if (f.name == "fp32" && m != methods.front()) continue;
       if (m != "rtn" && f.name != "fp32" && opt.applies && !opt.applies(f, m)) continue;
+      const auto t0 = std::chrono::steady_clock::now();
+      Transformer q =
+          m == "rtn" || f.name == "fp32" ? model.with_weights(f) : opt.quantize(model, f, m);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ReportRow row;
-      if (m == "rtn" || f.name == "fp32") {
-        row = f.name == "fp32" && opt.activations.empty()
-                  ? fp32
-                  : evaluate(model.with_weights(f), f, true);
+      if (f.name == "fp32" && opt.activations.empty()) {
+        row = fp32;
       } else {
-        const auto t0 = std::chrono::steady_clock::now();
-        Transformer q = opt.quantize(model, f, m);
-        const double seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        row = evaluate(std::move(q), f, true);
+        row = evaluate(q, f, true);
+      }
+      if (m != "rtn" && f.name != "fp32") {
         row.method = m;
         row.quantize_seconds = seconds;
       }
-      row.delta_bits = row.bits_per_byte - baseline;
-      row.delta_percent = 100.0 * row.delta_bits / baseline;
-      if (progress) progress(row);
-      r.rows.push_back(std::move(row));
+      const auto add = [&](ReportRow x) {
+        x.delta_bits = x.bits_per_byte - baseline;
+        x.delta_percent = 100.0 * x.delta_bits / baseline;
+        if (progress) progress(x);
+        r.rows.push_back(std::move(x));
+      };
+      add(std::move(row));
+      for (int bits : opt.slices) {
+        if (!opt.slice) break;
+        std::optional<Transformer> s = opt.slice(q, f, bits);
+        if (!s) break;
+        ReportRow x = evaluate(std::move(*s), f, true);
+        x.format = f.name + "@" + std::to_string(bits);
+        x.method = m;
+        add(std::move(x));
+      }
     }
   }
   for (const ReportExtra& x : opt.extra) {

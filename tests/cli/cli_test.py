@@ -709,6 +709,22 @@ class Report(Base):
         self.assert_fails(["report", "--text", self.text, "--formats", "mxfp4", "--methods", "rtn+lorc500",
                            "--svg", svg], "--lorc-rank 500", svg)
 
+    def test_matryoshka_slices(self):
+        out = json.loads(self.report("--formats", "int8:channel,int4:group32", "--slices", "4,2", "--json",
+                                     "--no-svg").stdout)
+        rows = [x["format"] for x in out["rows"]]
+        self.assertEqual(rows, ["int8:channel", "int8:channel@4", "int8:channel@2", "int4:group32"])
+        by = {x["format"]: x for x in out["rows"]}
+        # The slices keep the int8 row scales and store r-bit codes.
+        self.assertAlmostEqual(by["int8:channel@4"]["bits_per_weight"], by["int8:channel"]["bits_per_weight"] - 4)
+        self.assertAlmostEqual(by["int8:channel@2"]["bits_per_weight"], by["int8:channel"]["bits_per_weight"] - 6)
+        self.assertGreater(by["int8:channel@2"]["nats_per_byte"], by["int8:channel@4"]["nats_per_byte"])
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--formats", "int8:channel", "--slices", "9",
+                           "--svg", svg], "--slices", svg)
+        self.assert_fails(["report", "--text", self.text, "--formats", "mxfp4", "--slices", "4", "--svg", svg],
+                          "no int8 format", svg)
+
     def test_afpq_two_scales(self):
         # fp4_e2m1:group32:asym: two FP16 scales per group of 32 = 5 bits/weight.
         out = json.loads(self.report("--formats", "fp4_e2m1:group32,fp4_e2m1:group32:asym", "--json",

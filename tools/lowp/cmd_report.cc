@@ -22,6 +22,7 @@
 #include "lowp/nn/report.h"
 #include "lowp/quant/activations.h"
 #include "lowp/quant/budget.h"
+#include "lowp/quant/matryoshka.h"
 #include "lowp/quant/rotate.h"
 #include "lowp/quant/smooth.h"
 #include "models.h"
@@ -39,6 +40,7 @@ struct ReportArgs {
   std::string act_scales = "dynamic";
   std::string act_calibrator = "max";
   double smooth = -1;
+  std::string slices;
   std::string rotate;
   std::uint64_t rotate_seed = 0;
   std::string budget_formats = "mxfp4,mxfp6_e2m3,mxfp8_e4m3";
@@ -160,6 +162,40 @@ void run_report(const ReportArgs& a) {
     windows = std::make_shared<const std::vector<std::vector<std::int32_t>>>(
         load_calibration(loaded, a.calib, gpt.config().n_ctx));
     opt.quantize = report_quantizer(windows, a.calib, opt.threads);
+  }
+  if (!a.slices.empty()) {
+    for (const std::string& s : split_list(a.slices)) {
+      int bits = 0;
+      try {
+        std::size_t used = 0;
+        bits = std::stoi(s, &used);
+        if (used != s.size()) bits = 0;
+      } catch (const std::exception&) {
+        bits = 0;
+      }
+      if (bits < 1 || bits > 7) {
+        throw Error("--slices " + a.slices + ": " + quoted(s) + " is not a width of 1 to 7 bits");
+      }
+      opt.slices.push_back(bits);
+    }
+    bool any = false;
+    for (const std::string& name : opt.formats)
+      any |= matryoshka_applies(parse_matrix_format(name));
+    if (!any) {
+      throw Error("--slices " + a.slices +
+                  ": no int8 format to slice among --formats (int8, int8:channel, "
+                  "int8:group<K>, int8:group<K>:asym)");
+    }
+    opt.slice = [](const nn::Transformer& q, const MatrixFormat& f,
+                   int bits) -> std::optional<nn::Transformer> {
+      if (!matryoshka_applies(f)) return std::nullopt;
+      for (int layer = 0; layer <= q.config().n_layer; ++layer) {
+        for (nn::LinearKind k : q.linear_kinds(layer)) {
+          if (!matryoshka_applies(q.linear_weight(layer, k).format())) return std::nullopt;
+        }
+      }
+      return matryoshka_slice(q, bits);
+    };
   }
   if (!a.rotate.empty()) {
     if (a.rotate != "hadamard" && a.rotate != "hadamard-residual") {
@@ -373,6 +409,11 @@ void add_report_command(CLI::App& app) {
                   "that the average bits per weight (scales included) stay within BITS; "
                   "sensitivity is the calibration loss with --calib, else the weight error")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--slices", a->slices,
+                  "Matryoshka slices, e.g. 6,4,3,2: after each int8 row (int8:channel, "
+                  "int8:group<K>[:asym]), a row per width r for the model whose codes are that "
+                  "row's int8 codes sliced to their r most significant bits (rounded, clamped; "
+                  "the same scales), counted as r-bit codes; formats spelled <format>@<r>");
   cmd->add_option("--budget-formats", a->budget_formats,
                   "Candidate formats of --budget (default: mxfp4,mxfp6_e2m3,mxfp8_e4m3)");
   cmd->add_option("--act-scales", a->act_scales,

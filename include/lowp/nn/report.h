@@ -60,6 +60,14 @@ struct ReportOptions {
   // that does not gets no row.
   std::function<bool(const MatrixFormat& format, const std::string& method)> applies;
   std::vector<ReportExtra> extra;  // rows after the formats'
+  // Matryoshka slices (lowp/quant/matryoshka.h): after each row, a row per
+  // width r in `slices` for the model `slice` makes of that row's quantized
+  // model (its format spelled "<format>@<r>"); `slice` returns nullopt where
+  // the format has no slices.
+  std::vector<int> slices;
+  std::function<std::optional<Transformer>(const Transformer& quantized, const MatrixFormat& f,
+                                           int bits)>
+      slice;
   // Applied to each row's model after its activation format is set (e.g.
   // static activation scales calibrated on it); empty: none.
   std::function<Transformer(Transformer)> finish;
