@@ -10,6 +10,8 @@ same results bit for bit) over numpy arrays:
   quantize(x, format, ...)           -> PackedTensor: MX / NVFP4 in packed bytes
   quantize_matrix(w, format)         -> PackedMatrix: a weight matrix as the runtime stores it
   fake_quantize_rows(x, format)      each row quantized as a one-row PackedMatrix
+  power_quantize(w, format)          PowerQuant: sign(w)|w|^a stored, a searched
+  low_rank_compensation(w, q, rank)  LoRC: the rank-r SVD of w - q as int8 factors
   open_model(path)                   -> Model: tensors of safetensors/GGUF/ONNX/npy/npz files
   quantize_model(input, output, format, ...)   a whole model file, tensor by tensor
 
@@ -32,7 +34,9 @@ try:
         fake_quantize_rows,
         format_info,
         formats,
+        low_rank_compensation,
         open_model,
+        power_quantize,
         quantize,
         quantize_matrix,
         quantize_model,
@@ -57,7 +61,9 @@ __all__ = [
     "fake_quantize_rows",
     "format_info",
     "formats",
+    "low_rank_compensation",
     "open_model",
+    "power_quantize",
     "quantize",
     "quantize_matrix",
     "quantize_model",

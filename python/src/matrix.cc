@@ -16,6 +16,7 @@
 #include "lowp/format/registry.h"
 #include "lowp/quant/lowrank.h"
 #include "lowp/quant/methods.h"
+#include "lowp/quant/power.h"
 #include "lowp/storage/matrix_format.h"
 #include "lowp/storage/packed_matrix.h"
 
@@ -131,6 +132,24 @@ py::dict low_rank_compensation_dict(py::handle w, const PackedMatrix& q, std::si
   d["v"] = c.v;
   d["weights"] = adopt(std::move(c.weights), in.shape);
   d["bytes"] = c.bytes;
+  return d;
+}
+
+py::dict power_quantize_dict(py::handle w, const std::string& format, int threads) {
+  const MatrixFormat f = parse_matrix_format(format);
+  const FloatInput in = matrix_input(w, "w");
+  PowerQuantization p;
+  {
+    py::gil_scoped_release release;
+    p = power_quantize(f, in.f32(), static_cast<std::size_t>(in.shape[0]),
+                       static_cast<std::size_t>(in.shape[1]), nullptr, thread_count(threads));
+  }
+  py::dict d;
+  d["exponent"] = p.exponent;
+  d["bytes"] = p.stored.bytes() + sizeof(float);
+  d["stored"] = std::move(p.stored);
+  d["weights"] = adopt(std::move(p.weights), in.shape);
+  d["errors"] = p.errors;
   return d;
 }
 
@@ -487,6 +506,17 @@ V S^1/2 [cols, rank] stored in `factor_format`. Returns {"u": PackedMatrix,
 "v": PackedMatrix, "weights": q + u v^T as float32 [rows, cols], "bytes":
 q's bytes + both factors'}. Raises lowp.Error for a rank of 0 or above
 min(rows, cols).)doc");
+
+  m.def("power_quantize", &power_quantize_dict, py::arg("w"), py::arg("format"), py::kw_only(),
+        py::arg("threads") = 1,
+        R"doc(power_quantize(w, format, *, threads=1) -> dict
+
+PowerQuant / NUPES (data-free): t = sign(w)|w|^a stored in the scaled matrix
+format `format` (scales by the mse search), the exponent a searched over
+0.25, 0.30, ..., 1.00 for the least squared weight error. Returns
+{"exponent": a, "stored": PackedMatrix of t, "weights": sign(t')|t'|^(1/a) as
+float32 [rows, cols], "errors": the squared error per exponent, "bytes":
+stored bytes + 4 for a}.)doc");
 
   m.def("fake_quantize_rows", &fake_quantize_rows_array, py::arg("x"), py::arg("format"),
         R"doc(fake_quantize_rows(x, format) -> numpy.ndarray

@@ -13,6 +13,7 @@
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
 #include "lowp/quant/lowrank.h"
+#include "lowp/quant/power.h"
 #include "lowp/thread_pool.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -35,23 +36,31 @@ std::string_view method_name(QuantMethod m) {
       return "fpsearch";
     case QuantMethod::kFpVote:
       return "fpvote";
+    case QuantMethod::kPower:
+      return "power";
   }
   return "?";
 }
 
 QuantMethod parse_method(std::string_view name) {
   for (QuantMethod m : {QuantMethod::kRtn, QuantMethod::kMse, QuantMethod::kGptq,
-                        QuantMethod::kFpSearch, QuantMethod::kFpVote}) {
+                        QuantMethod::kFpSearch, QuantMethod::kFpVote, QuantMethod::kPower}) {
     if (name == method_name(m)) return m;
   }
   throw Error("unknown quantization method '" + std::string(name) +
-              "' (expected rtn, mse, gptq, fpsearch or fpvote)");
+              "' (expected rtn, mse, gptq, fpsearch, fpvote or power)");
 }
 
 std::string method_mismatch(QuantMethod m, const MatrixFormat& f) {
-  if (m != QuantMethod::kFpSearch && m != QuantMethod::kFpVote) return {};
   const bool scaled = f.scheme == MatrixScheme::kTensor || f.scheme == MatrixScheme::kChannel ||
                       f.scheme == MatrixScheme::kGroup;
+  if (m == QuantMethod::kPower) {
+    if (scaled && !f.ggml_q8_0) return {};
+    return f.name +
+           " is not a scaled format; the power map needs one scale per tensor, channel or "
+           "group, e.g. int4:channel or int4:group32";
+  }
+  if (m != QuantMethod::kFpSearch && m != QuantMethod::kFpVote) return {};
   if (scaled && f.element.kind == Kind::kFloat && f.element.bits >= 3 && f.element.bits <= 16) {
     return {};
   }
@@ -615,6 +624,31 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
     case QuantMethod::kFpVote:
       check_finite(w, cols, f.name);
       return search_fp_split(f, w, rows, cols, opt, h);
+    case QuantMethod::kPower: {
+      check_finite(w, cols, f.name);
+      if (const std::string why = method_mismatch(opt.method, f); !why.empty()) {
+        throw Error("--method power: " + why);
+      }
+      std::vector<double> importance;
+      if (h != nullptr && h->tokens() > 0) {
+        importance.resize(cols);
+        for (std::size_t j = 0; j < cols; ++j) {
+          importance[j] = std::max(h->matrix()[j * cols + j], 0.0);
+        }
+      }
+      PowerQuantization p = power_quantize(
+          f, w, rows, cols, importance.empty() ? nullptr : importance.data(), opt.threads);
+      static const MatrixFormat fp32 = parse_matrix_format("fp32");
+      WeightQuantization out;
+      out.matrix = PackedMatrix::quantize(fp32, p.weights, rows, cols);
+      out.stored_bytes = p.stored.bytes() + sizeof(float);  // + the exponent
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "a = %.2f in %s (squared error %.4g; a = 1: %.4g)", p.exponent,
+                    f.name.c_str(), *std::min_element(p.errors.begin(), p.errors.end()),
+                    p.errors.back());
+      out.detail = buf;
+      return out;
+    }
   }
   return {};
 }

@@ -37,6 +37,11 @@ ResolvedFormat resolve_format(const QuantizeRequest& req) {
         "--method fpvote chooses each tensor's exponent/mantissa split: give a scaled float "
         "matrix format (e.g. fp8_e4m3:channel) and --fake");
   }
+  if (req.method == QuantMethod::kPower && (!req.fake || !r.matrix)) {
+    throw Error(
+        "--method power stores sign(w)|w|^a: give a scaled matrix format (e.g. int4:group32) "
+        "and --fake (the values written are the weights the stored matrix stands for)");
+  }
   if (req.method == QuantMethod::kMse) {
     if (!r.is_block && !r.matrix) {
       throw Error(

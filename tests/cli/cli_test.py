@@ -709,6 +709,23 @@ class Report(Base):
         self.assert_fails(["report", "--text", self.text, "--formats", "mxfp4", "--methods", "rtn+lorc500",
                            "--svg", svg], "--lorc-rank 500", svg)
 
+    def test_power_rows(self):
+        r = self.report("--formats", "int4:channel,mxfp4", "--methods", "rtn,power", "--json", "--no-svg")
+        out = json.loads(r.stdout)
+        self.assertEqual([(x["format"], x["method"]) for x in out["rows"]],
+                         [("int4:channel", "rtn"), ("int4:channel", "power"), ("mxfp4", "rtn")])
+        by = {x["method"]: x for x in out["rows"] if x["format"] == "int4:channel"}
+        # The same storage plus a 4-byte exponent per matrix (21 matrices).
+        self.assertEqual(by["power"]["model_bytes"] - by["rtn"]["model_bytes"], 4 * 21)
+        self.assertIn("note: no power row for mxfp4", r.stderr)
+        self.assertRegex(r.stderr, r"power layers\.0\.qkv: a = [01]\.\d\d in int4:channel")
+        model = os.path.join(SOURCE_DIR, "models", "kjv-char", "model.safetensors")
+        fake = self.path("p.safetensors")
+        r = run("quantize", model, "-o", fake, "-f", "int4:group32", "--method", "power", "--fake", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_fails(["quantize", model, "-o", self.path("x.safetensors"), "-f", "int4:group32",
+                           "--method", "power"], "--fake", self.path("x.safetensors"))
+
     def test_matryoshka_slices(self):
         out = json.loads(self.report("--formats", "int8:channel,int4:group32", "--slices", "4,2", "--json",
                                      "--no-svg").stdout)

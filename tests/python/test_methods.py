@@ -198,3 +198,25 @@ def test_split_search_names_the_chosen_element():
     assert lowp.quantize_matrix(heavy, "fp4_e2m1:channel", method="fpsearch").format == "e3m0fin:channel"
     with pytest.raises(Exception, match="not a scaled float format"):
         lowp.quantize_matrix(uniform, "int8:channel", method="fpvote")
+
+
+def test_power_quantize_and_lorc():
+    rng = np.random.default_rng(7)
+    w = rng.laplace(size=(16, 64)).astype(np.float32)
+    p = lowp.power_quantize(w, "int4:group32")
+    a = p["exponent"]
+    assert 0.25 <= a < 1.0
+    assert len(p["errors"]) == 16 and min(p["errors"]) == p["errors"][round((a - 0.25) / 0.05)]
+    t = p["stored"].dequantize().astype(np.float64)
+    np.testing.assert_array_equal(p["weights"], (np.sign(t) * np.abs(t) ** (1.0 / a)).astype(np.float32))
+    assert p["bytes"] == p["stored"].bytes + 4
+    # LoRC: q + u v^T from the stored int8 factors, less error than q.
+    q = lowp.quantize_matrix(w, "int4:group32")
+    c = lowp.low_rank_compensation(w, q, 4)
+    u, v = c["u"].dequantize().astype(np.float64), c["v"].dequantize().astype(np.float64)
+    want = (q.dequantize().astype(np.float64) + u @ v.T).astype(np.float32)
+    np.testing.assert_allclose(c["weights"], want, rtol=0, atol=1e-6)
+    assert ((c["weights"] - w) ** 2).sum() < ((q.dequantize() - w) ** 2).sum()
+    assert c["bytes"] == q.bytes + c["u"].bytes + c["v"].bytes
+    with pytest.raises(Exception, match="--lorc-rank 65"):
+        lowp.low_rank_compensation(w, q, 65)

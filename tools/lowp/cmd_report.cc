@@ -400,7 +400,9 @@ void add_report_command(CLI::App& app) {
                   "fpsearch (LLM-FP4: each layer's exponent/mantissa split and scales by its "
                   "output error; needs --calib), fpvote (each layer's split by a vote of its "
                   "rows; data-free); fpsearch and fpvote apply to scaled float formats such "
-                  "as fp4_e2m1:channel; any method followed by +lorc<R> (e.g. gptq+lorc8) adds "
+                  "as fp4_e2m1:channel; power (PowerQuant/NUPES: sign(w)|w|^a in a scaled format, "
+                  "a searched per matrix; data-free); any method followed by +lorc<R> (e.g. "
+                  "gptq+lorc8) adds "
                   "LoRC, the rank-R SVD of its error stored as int8 factors (bits counted); "
                   "default: rtn");
   add_calibration_options(cmd, a->calib);

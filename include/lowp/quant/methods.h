@@ -28,6 +28,10 @@
 //          mse-searched error is least; the layer takes the split most rows
 //          chose (ties: the lesser total error). Data-free.
 //
+//   power  PowerQuant / NUPES (lowp/quant/power.h): sign(w)|w|^a stored in the
+//          format, a searched per matrix; the layer holds the fp32 weights
+//          the stored matrix stands for (its bytes + the exponent counted).
+//
 // Any method can be followed by LoRC (lowp/quant/lowrank.h): the rank-r SVD
 // of its error, stored as int8 factors beside its matrix ("gptq+lorc8").
 //
@@ -49,10 +53,10 @@
 
 namespace lowp {
 
-enum class QuantMethod { kRtn, kMse, kGptq, kFpSearch, kFpVote };
+enum class QuantMethod { kRtn, kMse, kGptq, kFpSearch, kFpVote, kPower };
 
 std::string_view method_name(QuantMethod m);
-// "rtn", "mse", "gptq", "fpsearch" or "fpvote"; throws lowp::Error naming the
+// "rtn", "mse", "gptq", "fpsearch", "fpvote" or "power"; throws lowp::Error naming the
 // spelling otherwise.
 QuantMethod parse_method(std::string_view name);
 // Whether the method needs calibration statistics (a Hessian).
