@@ -12,6 +12,7 @@ same results bit for bit) over numpy arrays:
   fake_quantize_rows(x, format)      each row quantized as a one-row PackedMatrix
   power_quantize(w, format)          PowerQuant: sign(w)|w|^a stored, a searched
   low_rank_compensation(w, q, rank)  LoRC: the rank-r SVD of w - q as int8 factors
+  vector_quantize(w, format, ...)    VQ / GPTVQ with per-group int8 code books
   open_model(path)                   -> Model: tensors of safetensors/GGUF/ONNX/npy/npz files
   quantize_model(input, output, format, ...)   a whole model file, tensor by tensor
 
@@ -40,6 +41,7 @@ try:
         quantize,
         quantize_matrix,
         quantize_model,
+        vector_quantize,
     )
 except ModuleNotFoundError as e:
     if e.name != __name__ + "._lowp":
@@ -67,6 +69,7 @@ __all__ = [
     "quantize",
     "quantize_matrix",
     "quantize_model",
+    "vector_quantize",
 ]
 
 # The extension's types show (and pickle) as lowp.X, where users find them.

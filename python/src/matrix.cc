@@ -17,6 +17,7 @@
 #include "lowp/quant/lowrank.h"
 #include "lowp/quant/methods.h"
 #include "lowp/quant/power.h"
+#include "lowp/quant/vq.h"
 #include "lowp/storage/matrix_format.h"
 #include "lowp/storage/packed_matrix.h"
 
@@ -132,6 +133,48 @@ py::dict low_rank_compensation_dict(py::handle w, const PackedMatrix& q, std::si
   d["v"] = c.v;
   d["weights"] = adopt(std::move(c.weights), in.shape);
   d["bytes"] = c.bytes;
+  return d;
+}
+
+py::dict vector_quantize_dict(py::handle w, const std::string& format, std::size_t dim,
+                              py::object hessian, double damp, int threads) {
+  const MatrixFormat f = parse_matrix_format(format);
+  const FloatInput in = matrix_input(w, "w");
+  const auto rows = static_cast<std::size_t>(in.shape[0]);
+  const auto cols = static_cast<std::size_t>(in.shape[1]);
+  const QuantMethod m = hessian.is_none() ? QuantMethod::kVq : QuantMethod::kGptvq;
+  if (const std::string why = method_mismatch(m, f); !why.empty()) throw Error(why);
+  VqOptions o;
+  o.dim = dim;
+  o.bits = static_cast<std::size_t>(f.element.bits);
+  o.group_cols = f.scheme == MatrixScheme::kGroup ? static_cast<std::size_t>(f.group) : cols;
+  std::optional<InputHessian> h;
+  if (!hessian.is_none()) {
+    const auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(hessian);
+    if (!a || a.ndim() != 2 || static_cast<std::size_t>(a.shape(0)) != cols ||
+        static_cast<std::size_t>(a.shape(1)) != cols) {
+      throw Error("hessian must be a [cols, cols] float array");
+    }
+    h = InputHessian::from_matrix(cols, std::span<const double>(a.data(), cols * cols), 1);
+  }
+  VqResult r;
+  {
+    py::gil_scoped_release release;
+    r = vector_quantize(in.f32(), rows, cols, o, h ? &*h : nullptr, damp, thread_count(threads));
+  }
+  py::dict d;
+  d["weights"] = adopt(std::move(r.weights), in.shape);
+  const std::int64_t ishape[] = {static_cast<std::int64_t>(rows),
+                                 static_cast<std::int64_t>(cols / dim)};
+  d["indices"] = adopt(std::move(r.indices), ishape);
+  py::list books;
+  for (std::vector<float>& cb : r.codebooks) {
+    const std::int64_t cshape[] = {static_cast<std::int64_t>(cb.size() / dim),
+                                   static_cast<std::int64_t>(dim)};
+    books.append(adopt(std::move(cb), cshape));
+  }
+  d["codebooks"] = books;
+  d["bytes"] = r.bytes;
   return d;
 }
 
@@ -506,6 +549,19 @@ V S^1/2 [cols, rank] stored in `factor_format`. Returns {"u": PackedMatrix,
 "v": PackedMatrix, "weights": q + u v^T as float32 [rows, cols], "bytes":
 q's bytes + both factors'}. Raises lowp.Error for a rank of 0 or above
 min(rows, cols).)doc");
+
+  m.def("vector_quantize", &vector_quantize_dict, py::arg("w"), py::arg("format"), py::kw_only(),
+        py::arg("dim") = 2, py::arg("hessian") = py::none(), py::arg("damp") = 0.01,
+        py::arg("threads") = 1,
+        R"doc(vector_quantize(w, format, *, dim=2, hessian=None, damp=0.01, threads=1) -> dict
+
+Vector quantization with per-group code books (lowp/quant/vq.h): `format`
+int<b>:group<G> (or int<b>:channel) gives b index bits per weight and a code
+book of 2^(b dim) int8 centroids per 256 rows x G columns. Without `hessian`
+the data-free vq; with it (X^T X, [cols, cols]) GPTVQ. Returns {"weights":
+float32 [rows, cols], "indices": uint32 [rows, cols / dim], "codebooks": a
+list of float32 [2^(b dim), dim] arrays (row block major), "bytes": indices +
+code books + their FP16 scales}.)doc");
 
   m.def("power_quantize", &power_quantize_dict, py::arg("w"), py::arg("format"), py::kw_only(),
         py::arg("threads") = 1,

@@ -14,7 +14,9 @@
 #include "lowp/format/registry.h"
 #include "lowp/quant/lowrank.h"
 #include "lowp/quant/power.h"
+#include "lowp/quant/vq.h"
 #include "lowp/thread_pool.h"
+#include "methods_internal.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define LOWP_QUANT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -38,17 +40,22 @@ std::string_view method_name(QuantMethod m) {
       return "fpvote";
     case QuantMethod::kPower:
       return "power";
+    case QuantMethod::kVq:
+      return "vq";
+    case QuantMethod::kGptvq:
+      return "gptvq";
   }
   return "?";
 }
 
 QuantMethod parse_method(std::string_view name) {
-  for (QuantMethod m : {QuantMethod::kRtn, QuantMethod::kMse, QuantMethod::kGptq,
-                        QuantMethod::kFpSearch, QuantMethod::kFpVote, QuantMethod::kPower}) {
+  for (QuantMethod m :
+       {QuantMethod::kRtn, QuantMethod::kMse, QuantMethod::kGptq, QuantMethod::kFpSearch,
+        QuantMethod::kFpVote, QuantMethod::kPower, QuantMethod::kVq, QuantMethod::kGptvq}) {
     if (name == method_name(m)) return m;
   }
   throw Error("unknown quantization method '" + std::string(name) +
-              "' (expected rtn, mse, gptq, fpsearch, fpvote or power)");
+              "' (expected rtn, mse, gptq, fpsearch, fpvote, power, vq or gptvq)");
 }
 
 std::string method_mismatch(QuantMethod m, const MatrixFormat& f) {
@@ -59,6 +66,16 @@ std::string method_mismatch(QuantMethod m, const MatrixFormat& f) {
     return f.name +
            " is not a scaled format; the power map needs one scale per tensor, channel or "
            "group, e.g. int4:channel or int4:group32";
+  }
+  if (m == QuantMethod::kVq || m == QuantMethod::kGptvq) {
+    const bool grouped = f.scheme == MatrixScheme::kGroup || f.scheme == MatrixScheme::kChannel;
+    if (grouped && !f.asymmetric && !f.ggml_q8_0 && f.element.kind == Kind::kInt &&
+        f.element.bits <= 12) {
+      return {};
+    }
+    return f.name +
+           " does not give vector quantization its index bits and group: use int<b>:group<G> "
+           "(b index bits per weight, a code book per 256 rows x G columns) or int<b>:channel";
   }
   if (m != QuantMethod::kFpSearch && m != QuantMethod::kFpVote) return {};
   if (scaled && f.element.kind == Kind::kFloat && f.element.bits >= 3 && f.element.bits <= 16) {
@@ -89,7 +106,7 @@ MethodSpec parse_method_spec(std::string_view name) {
 }
 
 bool method_needs_data(QuantMethod m) {
-  return m == QuantMethod::kGptq || m == QuantMethod::kFpSearch;
+  return m == QuantMethod::kGptq || m == QuantMethod::kFpSearch || m == QuantMethod::kGptvq;
 }
 
 // ---- the Hessian of a layer input ----
@@ -342,6 +359,26 @@ bool inverse_cholesky_upper(const std::vector<double>& h, std::size_t n, double 
   return true;
 }
 
+// U of H + damp * mean_diag * I for a rows x cols layer, the damping raised
+// tenfold (with a warning) until the factorisation succeeds; returns the
+// damping used.
+double damped_inverse_cholesky(const std::vector<double>& hp, std::size_t rows, std::size_t cols,
+                               double damp, double mean_diag, unsigned threads,
+                               std::vector<double>& u, std::vector<std::string>& warnings) {
+  for (int attempt = 0;; ++attempt) {
+    std::vector<double> hd = hp;
+    for (std::size_t i = 0; i < cols; ++i) hd[i * cols + i] += damp * mean_diag;
+    if (inverse_cholesky_upper(hd, cols, 1e-9 * mean_diag, threads, u)) return damp;
+    if (attempt == 6) {
+      throw Error("gptq: the Hessian of a " + std::to_string(rows) + "x" + std::to_string(cols) +
+                  " layer is not positive definite even with damping " + std::to_string(damp));
+    }
+    damp = damp > 0.0 ? damp * 10.0 : 1e-4;
+    warnings.push_back("gptq: the Hessian is singular; damping raised to " + std::to_string(damp) +
+                       " of its mean diagonal");
+  }
+}
+
 WeightQuantization quantize_gptq(const MatrixFormat& f, std::span<const float> w, std::size_t rows,
                                  std::size_t cols, const MethodOptions& opt,
                                  const InputHessian& hess) {
@@ -375,22 +412,9 @@ WeightQuantization quantize_gptq(const MatrixFormat& f, std::span<const float> w
   for (std::size_t i = 0; i < cols; ++i) {
     for (std::size_t j = 0; j < cols; ++j) hp[i * cols + j] = h[perm[i] * cols + perm[j]];
   }
-  // Damping, raised tenfold until the factorisation succeeds.
   std::vector<double> u;
-  double damp = g.damp;
-  for (int attempt = 0;; ++attempt) {
-    std::vector<double> hd = hp;
-    for (std::size_t i = 0; i < cols; ++i) hd[i * cols + i] += damp * mean_diag;
-    if (inverse_cholesky_upper(hd, cols, 1e-9 * mean_diag, opt.threads, u)) break;
-    if (attempt == 6) {
-      throw Error("gptq: the Hessian of a " + std::to_string(rows) + "x" + std::to_string(cols) +
-                  " layer is not positive definite even with damping " + std::to_string(damp));
-    }
-    damp = damp > 0.0 ? damp * 10.0 : 1e-4;
-    out.warnings.push_back("gptq: the Hessian is singular; damping raised to " +
-                           std::to_string(damp) + " of its mean diagonal");
-  }
-  out.damp = damp;
+  out.damp =
+      damped_inverse_cholesky(hp, rows, cols, g.damp, mean_diag, opt.threads, u, out.warnings);
 
   const float ts = choose_tensor_scale(f, w, cols, g.mse_scales, opt.search, importance.data());
   const SegmentQuantizer sq(f, cols, ts);
@@ -557,6 +581,23 @@ WeightQuantization search_fp_split(const MatrixFormat& f, std::span<const float>
 
 }  // namespace
 
+namespace detail {
+double gptq_inverse_factor(const InputHessian& hess, std::size_t rows, double damp,
+                           unsigned threads, std::vector<double>& u,
+                           std::vector<std::string>& warnings) {
+  const std::size_t cols = hess.cols();
+  std::vector<double> h(hess.matrix().begin(), hess.matrix().end());
+  double mean_diag = 0.0;
+  for (std::size_t j = 0; j < cols; ++j) {
+    if (!(h[j * cols + j] > 0.0)) h[j * cols + j] = 1.0;  // a dead input
+    mean_diag += h[j * cols + j];
+  }
+  mean_diag /= static_cast<double>(std::max<std::size_t>(cols, 1));
+  return damped_inverse_cholesky(h, rows, cols, damp, mean_diag, std::max(1u, threads), u,
+                                 warnings);
+}
+}  // namespace detail
+
 std::vector<Format> fp_split_candidates(int bits) {
   if (bits < 3 || bits > 16) {
     throw Error("exponent/mantissa search: " + std::to_string(bits) +
@@ -624,6 +665,39 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
     case QuantMethod::kFpVote:
       check_finite(w, cols, f.name);
       return search_fp_split(f, w, rows, cols, opt, h);
+    case QuantMethod::kVq:
+    case QuantMethod::kGptvq: {
+      check_finite(w, cols, f.name);
+      if (const std::string why = method_mismatch(opt.method, f); !why.empty()) {
+        throw Error("--method " + std::string(method_name(opt.method)) + ": " + why);
+      }
+      if (opt.method == QuantMethod::kGptvq && (h == nullptr || h->tokens() == 0)) {
+        throw Error("quantize " + f.name +
+                    ": gptvq needs calibration data (the layer's input "
+                    "Hessian), none was given");
+      }
+      VqOptions vo;
+      vo.dim = opt.vq_dim;
+      vo.bits = static_cast<std::size_t>(f.element.bits);
+      vo.group_cols = f.scheme == MatrixScheme::kGroup ? static_cast<std::size_t>(f.group) : cols;
+      VqResult r =
+          vector_quantize(w, rows, cols, vo, opt.method == QuantMethod::kGptvq ? h : nullptr,
+                          opt.gptq.damp, opt.threads);
+      static const MatrixFormat fp32 = parse_matrix_format("fp32");
+      WeightQuantization out;
+      out.matrix = PackedMatrix::quantize(fp32, r.weights, rows, cols);
+      out.stored_bytes = r.bytes;
+      out.damp = r.damp;
+      out.warnings = std::move(r.warnings);
+      const std::size_t k = std::size_t{1} << (vo.bits * vo.dim);
+      char buf[200];
+      std::snprintf(buf, sizeof buf,
+                    "%zu centroids of %zu weights per %zu x %zu group: %.3f bits/weight", k, vo.dim,
+                    std::min(rows, vo.group_rows), std::min(cols, vo.group_cols),
+                    8.0 * static_cast<double>(r.bytes) / static_cast<double>(rows * cols));
+      out.detail = buf;
+      return out;
+    }
     case QuantMethod::kPower: {
       check_finite(w, cols, f.name);
       if (const std::string why = method_mismatch(opt.method, f); !why.empty()) {

@@ -726,6 +726,26 @@ class Report(Base):
         self.assert_fails(["quantize", model, "-o", self.path("x.safetensors"), "-f", "int4:group32",
                            "--method", "power"], "--fake", self.path("x.safetensors"))
 
+    def test_vq_rows(self):
+        calib = self.calibration_text()
+        r = self.report("--formats", "int2:group128,mxfp4", "--methods", "vq,gptvq", "--calib", calib,
+                        "--calib-tokens", "512", "--json", "--no-svg")
+        out = json.loads(r.stdout)
+        self.assertEqual([(x["format"], x["method"]) for x in out["rows"]],
+                         [("int2:group128", "vq"), ("int2:group128", "gptvq")])
+        # 2-bit indices + per (up to 256 rows x 128 columns) a code book of 16 int8
+        # pairs and an FP16 scale: 34 bytes per group.
+        # qkv [384, 128]: 2 row blocks; o: 1; fc [512, 128]: 2; down [128, 512]: 4 column groups; head: 1.
+        groups = 5 * (2 + 1 + 2 + 4) + 1
+        weights = 5 * (384 * 128 + 128 * 128 + 512 * 128 + 128 * 512) + 256 * 128
+        rtn_bytes = json.loads(self.report("--formats", "fp32", "--json", "--no-svg").stdout)["rows"][0]
+        self.assertEqual(out["rows"][0]["model_bytes"] - (rtn_bytes["model_bytes"] - 4 * weights),
+                         weights // 4 + 34 * groups)
+        self.assertIn("note: no vq row for mxfp4", r.stderr)
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--formats", "int2:group128", "--methods", "vq",
+                           "--vq-dim", "3", "--svg", svg], "--vq-dim", svg)
+
     def test_matryoshka_slices(self):
         out = json.loads(self.report("--formats", "int8:channel,int4:group32", "--slices", "4,2", "--json",
                                      "--no-svg").stdout)

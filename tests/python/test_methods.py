@@ -220,3 +220,23 @@ def test_power_quantize_and_lorc():
     assert c["bytes"] == q.bytes + c["u"].bytes + c["v"].bytes
     with pytest.raises(Exception, match="--lorc-rank 65"):
         lowp.low_rank_compensation(w, q, 65)
+
+
+def test_vector_quantize():
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((32, 64)).astype(np.float32)
+    r = lowp.vector_quantize(w, "int2:group32", dim=2)
+    assert r["indices"].shape == (32, 32) and len(r["codebooks"]) == 2
+    for row in range(32):
+        for j in range(0, 64, 2):
+            cb = r["codebooks"][j // 32]
+            np.testing.assert_array_equal(r["weights"][row, j:j + 2], cb[r["indices"][row, j // 2]])
+    assert r["bytes"] == 32 * (32 * 4 // 8) + 2 * (16 * 2 + 2)
+    x = correlated_inputs(256, 64, 2)
+    g = lowp.vector_quantize(w, "int2:group32", dim=2, hessian=hessian(x))
+    err = lambda q: np.trace((w - q) @ hessian(x) @ (w - q).T)
+    assert err(g["weights"]) < err(r["weights"])
+    with pytest.raises(lowp.Error, match="does not give vector quantization"):
+        lowp.vector_quantize(w, "mxfp4")
+    with pytest.raises(lowp.Error, match="--vq-dim 3"):
+        lowp.vector_quantize(w, "int2:group32", dim=3)

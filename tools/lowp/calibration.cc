@@ -34,6 +34,9 @@ void add_calibration_options(CLI::App* cmd, CalibrationArgs& a) {
                   "mse/gptq: MX shared exponents tried either side of the spec's rule "
                   "(default 1)")
       ->check(CLI::Range(0, 8));
+  cmd->add_option("--vq-dim", a.vq_dim,
+                  "vq/gptvq: weights per vector, 1, 2 or 4 (default 2); the format int<b>:group<G> "
+                  "gives b index bits per weight and a code book per 256 rows x G columns");
 }
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -83,6 +86,7 @@ MethodOptions method_options(QuantMethod method, const CalibrationArgs& a, unsig
   o.gptq.act_order = a.act_order;
   o.gptq.static_groups = a.static_groups;
   o.search.exponent_radius = a.search_radius;
+  o.vq_dim = a.vq_dim;
   return o;
 }
 

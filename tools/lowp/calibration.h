@@ -25,7 +25,8 @@ struct CalibrationArgs {
   double damp = 0.01;
   bool act_order = false;
   bool static_groups = false;
-  int search_radius = 1;  // MX exponents either side of the rule
+  int search_radius = 1;   // MX exponents either side of the rule
+  std::size_t vq_dim = 2;  // vq, gptvq: weights per vector
 };
 
 void add_calibration_options(CLI::App* cmd, CalibrationArgs& a);

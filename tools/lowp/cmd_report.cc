@@ -25,6 +25,7 @@
 #include "lowp/quant/matryoshka.h"
 #include "lowp/quant/rotate.h"
 #include "lowp/quant/smooth.h"
+#include "lowp/quant/vq.h"
 #include "models.h"
 
 namespace lowp::cli {
@@ -120,7 +121,7 @@ void run_report(const ReportArgs& a) {
       needs_data |= method_needs_data(parse_method_spec(m).method);
     if (needs_data && a.calib.file.empty()) {
       throw Error("--methods " + a.methods +
-                  ": gptq and fpsearch need calibration text (--calib FILE)");
+                  ": gptq, gptvq and fpsearch need calibration text (--calib FILE)");
     }
     // A method that does not apply to a format gets no row, and a note says so.
     std::size_t rows = a.budget > 0 ? 1 : 0;
@@ -147,6 +148,20 @@ void run_report(const ReportArgs& a) {
         const std::string why = f.name == "fp32" ? "" : method_mismatch(qm, f);
         if (why.empty()) {
           ++rows;
+          // Vector quantization's options must fit every matrix: say so first.
+          for (int layer = 0; (qm == QuantMethod::kVq || qm == QuantMethod::kGptvq) &&
+                              f.name != "fp32" && layer <= gpt.config().n_layer;
+               ++layer) {
+            for (nn::LinearKind k : gpt.linear_kinds(layer)) {
+              const PackedMatrix& w = gpt.linear_weight(layer, k);
+              VqOptions vo;
+              vo.dim = a.calib.vq_dim;
+              vo.bits = static_cast<std::size_t>(f.element.bits);
+              vo.group_cols =
+                  f.scheme == MatrixScheme::kGroup ? static_cast<std::size_t>(f.group) : w.cols();
+              check_vq(vo, w.rows(), w.cols());
+            }
+          }
         } else {
           notes.push_back(fmt::format("note: no {} row for {}: {}", m, f.name, why));
           last_why = why;
@@ -401,7 +416,9 @@ void add_report_command(CLI::App& app) {
                   "output error; needs --calib), fpvote (each layer's split by a vote of its "
                   "rows; data-free); fpsearch and fpvote apply to scaled float formats such "
                   "as fp4_e2m1:channel; power (PowerQuant/NUPES: sign(w)|w|^a in a scaled format, "
-                  "a searched per matrix; data-free); any method followed by +lorc<R> (e.g. "
+                  "a searched per matrix; data-free); vq / gptvq (vector quantization with "
+                  "code books, data-free / inside GPTQ with --calib; on int<b>:group<G>, see "
+                  "--vq-dim); any method followed by +lorc<R> (e.g. "
                   "gptq+lorc8) adds "
                   "LoRC, the rank-R SVD of its error stored as int8 factors (bits counted); "
                   "default: rtn");

@@ -32,6 +32,11 @@
 //          format, a searched per matrix; the layer holds the fp32 weights
 //          the stored matrix stands for (its bytes + the exponent counted).
 //
+//   vq, gptvq  vector quantization with per-group code books, data-free or
+//          inside GPTQ's loop (GPTVQ; lowp/quant/vq.h): on int<b>:group<G>
+//          (or :channel) the vectors of `vq_dim` weights take b index bits
+//          per weight and a code book serves 256 rows x G columns.
+//
 // Any method can be followed by LoRC (lowp/quant/lowrank.h): the rank-r SVD
 // of its error, stored as int8 factors beside its matrix ("gptq+lorc8").
 //
@@ -53,11 +58,11 @@
 
 namespace lowp {
 
-enum class QuantMethod { kRtn, kMse, kGptq, kFpSearch, kFpVote, kPower };
+enum class QuantMethod { kRtn, kMse, kGptq, kFpSearch, kFpVote, kPower, kVq, kGptvq };
 
 std::string_view method_name(QuantMethod m);
-// "rtn", "mse", "gptq", "fpsearch", "fpvote" or "power"; throws lowp::Error naming the
-// spelling otherwise.
+// "rtn", "mse", "gptq", "fpsearch", "fpvote", "power", "vq" or "gptvq"; throws lowp::Error naming
+// the spelling otherwise.
 QuantMethod parse_method(std::string_view name);
 // Whether the method needs calibration statistics (a Hessian).
 bool method_needs_data(QuantMethod m);
@@ -93,6 +98,7 @@ struct MethodOptions {
   // its factors stored in `lorc_format` (lowp/quant/lowrank.h).
   std::size_t lorc_rank = 0;
   std::string lorc_format = "int8:channel";
+  std::size_t vq_dim = 2;  // vq, gptvq: weights per vector (1, 2 or 4)
   ScaleSearch search;
   GptqOptions gptq;
   unsigned threads = 1;  // results do not depend on it

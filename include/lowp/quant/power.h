@@ -33,8 +33,8 @@ struct PowerQuantization {
 };
 
 // Searches a for w [rows x cols] in the scaled format f; `importance`
-// (cols, may be null) weights the columns of the error. Throws lowp::Error for a format that is not a scaled integer or
-// float format.
+// (cols, may be null) weights the columns of the error. Throws lowp::Error for a format that is not
+// a scaled integer or float format.
 PowerQuantization power_quantize(const MatrixFormat& f, std::span<const float> w, std::size_t rows,
                                  std::size_t cols, const double* importance, unsigned threads = 1);
 
