@@ -201,6 +201,9 @@ void run_report(const ReportArgs& a) {
                   ": no int8 format to slice among --formats (int8, int8:channel, "
                   "int8:group<K>, int8:group<K>:asym)");
     }
+    for (const std::string& name : opt.formats) {  // room for "<format>@<r>"
+      name_width = std::max(name_width, parse_matrix_format(name).name.size() + 3);
+    }
     opt.slice = [](const nn::Transformer& q, const MatrixFormat& f,
                    int bits) -> std::optional<nn::Transformer> {
       if (!matryoshka_applies(f)) return std::nullopt;
