@@ -26,7 +26,8 @@ namespace lowp {
 namespace detail {
 
 ResolvedFormat resolve_format(const QuantizeRequest& req) {
-  if (req.method == QuantMethod::kGptq || req.method == QuantMethod::kFpSearch) {
+  if (req.method == QuantMethod::kGptq || req.method == QuantMethod::kFpSearch ||
+      req.method == QuantMethod::kGptvq) {
     const std::string m(method_name(req.method));
     throw Error(m + " needs calibration through the runtime: use lowp report --methods " + m +
                 " --calib FILE on a model the runtime runs");
@@ -41,6 +42,11 @@ ResolvedFormat resolve_format(const QuantizeRequest& req) {
     throw Error(
         "--method power stores sign(w)|w|^a: give a scaled matrix format (e.g. int4:group32) "
         "and --fake (the values written are the weights the stored matrix stands for)");
+  }
+  if (req.method == QuantMethod::kVq && (!req.fake || !r.matrix)) {
+    throw Error(
+        "--method vq stores indices and code books: give int<b>:group<G> and --fake (the "
+        "values written are the centroids)");
   }
   if (req.method == QuantMethod::kMse) {
     if (!r.is_block && !r.matrix) {

@@ -745,6 +745,14 @@ class Report(Base):
         svg = self.path("chart.svg")
         self.assert_fails(["report", "--text", self.text, "--formats", "int2:group128", "--methods", "vq",
                            "--vq-dim", "3", "--svg", svg], "--vq-dim", svg)
+        model = os.path.join(SOURCE_DIR, "models", "kjv-char", "model.safetensors")
+        fake, packed = self.path("v.safetensors"), self.path("w.safetensors")
+        r = run("quantize", model, "-o", fake, "-f", "int4:group32", "--method", "vq", "--fake", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_fails(["quantize", model, "-o", packed, "-f", "int4:group32", "--method", "vq"], "--fake",
+                          packed)
+        self.assert_fails(["quantize", model, "-o", packed, "-f", "int4:group32", "--method", "gptvq", "--fake"],
+                          "lowp report", packed)
 
     def test_matryoshka_slices(self):
         out = json.loads(self.report("--formats", "int8:channel,int4:group32", "--slices", "4,2", "--json",
