@@ -487,6 +487,16 @@ WeightQuantization quantize_gptq(const MatrixFormat& f, std::span<const float> w
   return out;
 }
 
+// The input's second moment per column, diag(H) (clamped at 0), as the
+// searches weight the error; empty without statistics.
+std::vector<double> diag_importance(const InputHessian* h, std::size_t cols) {
+  std::vector<double> out;
+  if (h == nullptr || h->tokens() == 0) return out;
+  out.resize(cols);
+  for (std::size_t j = 0; j < cols; ++j) out[j] = std::max(h->matrix()[j * cols + j], 0.0);
+  return out;
+}
+
 // The squared error of each row of q against w (fp64), weighted by
 // `importance` per column when given.
 std::vector<double> row_errors(std::span<const float> w, const PackedMatrix& q,
@@ -518,13 +528,7 @@ WeightQuantization search_fp_split(const MatrixFormat& f, std::span<const float>
     throw Error("--method " + std::string(method_name(opt.method)) + ": " + why);
   }
   const std::vector<Format> splits = fp_split_candidates(f.element.bits);
-  std::vector<double> importance;
-  if (h != nullptr && h->tokens() > 0) {
-    importance.resize(cols);
-    for (std::size_t j = 0; j < cols; ++j) {
-      importance[j] = std::max(h->matrix()[j * cols + j], 0.0);
-    }
-  }
+  const std::vector<double> importance = diag_importance(h, cols);
   const double* imp = importance.empty() ? nullptr : importance.data();
   const bool vote = opt.method == QuantMethod::kFpVote;
   std::vector<WeightQuantization> tried;
@@ -645,14 +649,8 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
       return {PackedMatrix::quantize(f, w, rows, cols), 0.0, {}, {}, 0};
     case QuantMethod::kMse: {
       check_finite(w, cols, f.name);
-      std::vector<double> importance;
-      if (h != nullptr) {
-        importance.resize(cols);
-        for (std::size_t j = 0; j < cols; ++j) {
-          importance[j] = std::max(h->matrix()[j * cols + j], 0.0);
-        }
-      }
-      return quantize_mse(f, w, rows, cols, opt, h ? importance.data() : nullptr);
+      const std::vector<double> importance = diag_importance(h, cols);
+      return quantize_mse(f, w, rows, cols, opt, importance.empty() ? nullptr : importance.data());
     }
     case QuantMethod::kGptq:
       if (h == nullptr || h->tokens() == 0) {
@@ -703,13 +701,7 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
       if (const std::string why = method_mismatch(opt.method, f); !why.empty()) {
         throw Error("--method power: " + why);
       }
-      std::vector<double> importance;
-      if (h != nullptr && h->tokens() > 0) {
-        importance.resize(cols);
-        for (std::size_t j = 0; j < cols; ++j) {
-          importance[j] = std::max(h->matrix()[j * cols + j], 0.0);
-        }
-      }
+      const std::vector<double> importance = diag_importance(h, cols);
       PowerQuantization p = power_quantize(
           f, w, rows, cols, importance.empty() ? nullptr : importance.data(), opt.threads);
       static const MatrixFormat fp32 = parse_matrix_format("fp32");
