@@ -487,6 +487,13 @@ WeightQuantization quantize_gptq(const MatrixFormat& f, std::span<const float> w
   return out;
 }
 
+// The fp32 matrix the runtime holds for a method whose storage is not one
+// packed matrix (LoRC, power, vq): its weights, and the bytes stored.
+PackedMatrix stand_in(std::span<const float> weights, std::size_t rows, std::size_t cols) {
+  static const MatrixFormat fp32 = parse_matrix_format("fp32");
+  return PackedMatrix::quantize(fp32, weights, rows, cols);
+}
+
 // The input's second moment per column, diag(H) (clamped at 0), as the
 // searches weight the error; empty without statistics.
 std::vector<double> diag_importance(const InputHessian* h, std::size_t cols) {
@@ -632,7 +639,6 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
     WeightQuantization q = quantize_weight(f, w, rows, cols, base, h);
     const LowRankCompensation c = low_rank_compensation(
         w, q.matrix, opt.lorc_rank, parse_matrix_format(opt.lorc_format), opt.threads);
-    static const MatrixFormat fp32 = parse_matrix_format("fp32");
     const std::string stored = q.matrix.format().name;
     const double extra =
         8.0 * static_cast<double>(c.u.bytes() + c.v.bytes()) / static_cast<double>(rows * cols);
@@ -640,7 +646,7 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
     std::snprintf(buf, sizeof buf, "%s + LoRC rank %zu in %s (+%.3f bits/weight)", stored.c_str(),
                   opt.lorc_rank, opt.lorc_format.c_str(), extra);
     q.detail = q.detail.empty() ? buf : q.detail + "; " + buf;
-    q.matrix = PackedMatrix::quantize(fp32, c.weights, rows, cols);
+    q.matrix = stand_in(c.weights, rows, cols);
     q.stored_bytes = c.bytes;
     return q;
   }
@@ -681,9 +687,8 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
       VqResult r =
           vector_quantize(w, rows, cols, vo, opt.method == QuantMethod::kGptvq ? h : nullptr,
                           opt.gptq.damp, opt.threads);
-      static const MatrixFormat fp32 = parse_matrix_format("fp32");
       WeightQuantization out;
-      out.matrix = PackedMatrix::quantize(fp32, r.weights, rows, cols);
+      out.matrix = stand_in(r.weights, rows, cols);
       out.stored_bytes = r.bytes;
       out.damp = r.damp;
       out.warnings = std::move(r.warnings);
@@ -704,9 +709,8 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
       const std::vector<double> importance = diag_importance(h, cols);
       PowerQuantization p = power_quantize(
           f, w, rows, cols, importance.empty() ? nullptr : importance.data(), opt.threads);
-      static const MatrixFormat fp32 = parse_matrix_format("fp32");
       WeightQuantization out;
-      out.matrix = PackedMatrix::quantize(fp32, p.weights, rows, cols);
+      out.matrix = stand_in(p.weights, rows, cols);
       out.stored_bytes = p.stored.bytes() + sizeof(float);  // + the exponent
       char buf[160];
       std::snprintf(buf, sizeof buf, "a = %.2f in %s (squared error %.4g; a = 1: %.4g)", p.exponent,
