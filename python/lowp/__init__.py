@@ -12,6 +12,7 @@ same results bit for bit) over numpy arrays:
   fake_quantize_rows(x, format)      each row quantized as a one-row PackedMatrix
   power_quantize(w, format)          PowerQuant: sign(w)|w|^a stored, a searched
   low_rank_compensation(w, q, rank)  LoRC: the rank-r SVD of w - q as int8 factors
+  matryoshka_slice(m, bits)          the r-bit Matryoshka slice of an int8 matrix
   vector_quantize(w, format, ...)    VQ / GPTVQ with per-group int8 code books
   open_model(path)                   -> Model: tensors of safetensors/GGUF/ONNX/npy/npz files
   quantize_model(input, output, format, ...)   a whole model file, tensor by tensor
@@ -36,6 +37,7 @@ try:
         format_info,
         formats,
         low_rank_compensation,
+        matryoshka_slice,
         open_model,
         power_quantize,
         quantize,
@@ -64,6 +66,7 @@ __all__ = [
     "format_info",
     "formats",
     "low_rank_compensation",
+    "matryoshka_slice",
     "open_model",
     "power_quantize",
     "quantize",

@@ -15,6 +15,7 @@
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
 #include "lowp/quant/lowrank.h"
+#include "lowp/quant/matryoshka.h"
 #include "lowp/quant/methods.h"
 #include "lowp/quant/power.h"
 #include "lowp/quant/vq.h"
@@ -86,7 +87,9 @@ unsigned thread_count(int threads) {
 
 PackedMatrix quantize_matrix(py::handle w, const std::string& format, const std::string& method,
                              py::object hessian, double damp, bool act_order, bool static_groups,
-                             bool mse_scales, int block, int search_radius, int threads) {
+                             bool mse_scales, int block, int search_radius,
+                             const std::vector<int>& slices,
+                             const std::vector<double>& slice_weights, int threads) {
   const MatrixFormat f = parse_matrix_format(format);
   const FloatInput in = matrix_input(w, "w");
   const auto rows = static_cast<std::size_t>(in.shape[0]);
@@ -100,6 +103,8 @@ PackedMatrix quantize_matrix(py::handle w, const std::string& format, const std:
   if (block < 1) throw Error("block " + std::to_string(block) + " must be >= 1");
   o.gptq.block = static_cast<std::size_t>(block);
   o.search.exponent_radius = search_radius;
+  o.matryoshka_bits = slices;
+  o.matryoshka_weights = slice_weights;
   o.threads = thread_count(threads);
   std::optional<InputHessian> h;
   if (!hessian.is_none()) {
@@ -505,8 +510,10 @@ array (float64 is rounded to fp32 first). `threads` split the rows of W
       "quantize_matrix", &quantize_matrix, py::arg("w"), py::arg("format"), py::kw_only(),
       py::arg("method") = "rtn", py::arg("hessian") = py::none(), py::arg("damp") = 0.01,
       py::arg("act_order") = false, py::arg("static_groups") = false, py::arg("mse_scales") = true,
-      py::arg("block") = 128, py::arg("search_radius") = 1, py::arg("threads") = 1,
-      R"doc(quantize_matrix(w, format, *, method="rtn", hessian=None, damp=0.01, act_order=False, static_groups=False, mse_scales=True, block=128, search_radius=1, threads=1) -> PackedMatrix
+      py::arg("block") = 128, py::arg("search_radius") = 1,
+      py::arg("slices") = std::vector<int>{8, 4, 2},
+      py::arg("slice_weights") = std::vector<double>{}, py::arg("threads") = 1,
+      R"doc(quantize_matrix(w, format, *, method="rtn", hessian=None, damp=0.01, act_order=False, static_groups=False, mse_scales=True, block=128, search_radius=1, slices=[8, 4, 2], slice_weights=[], threads=1) -> PackedMatrix
 
 Quantizes a 2-D weight matrix w [rows, cols] (float32; float64 is rounded to
 fp32 first, float16 widened) into a storage format, as the runtime and
@@ -531,11 +538,28 @@ searches each block/group/channel scale for the least squared error
 (relative to mean(diag H)), lazy blocks of `block` columns, optional
 act-order and static groups, and scales chosen by the MSE search
 (mse_scales) or the rule; "fpsearch" / "fpvote" choose a scaled float
-format's exponent/mantissa split (the result's format names it).
+format's exponent/mantissa split (the result's format names it);
+"matgptq" (int8 formats, needs `hessian`) is GPTQ whose rounding minimizes
+the weighted sum of the errors of the int8 code's Matryoshka slices to the
+widths `slices` (weights `slice_weights`, default equal); see
+matryoshka_slice.
 
 >>> m = lowp.quantize_matrix(np.ones((4, 64), np.float32), "int4:group32")
 >>> m
 PackedMatrix(format='int4:group32', shape=(4, 64), bytes=144, bits_per_weight=4.5))doc");
+
+  m.def(
+      "matryoshka_slice",
+      [](const PackedMatrix& q, int bits) { return matryoshka_slice(q, bits).matrix; },
+      py::arg("m"), py::arg("bits"),
+      R"doc(matryoshka_slice(m, bits) -> PackedMatrix
+
+The `bits`-bit Matryoshka slice of an int8 matrix (int8, int8:channel,
+int8:group<K>, int8:group<K>:asym): every code's `bits` most significant bits,
+rounded to nearest even and clamped, kept as a code of the same int8 format
+with the same scales (lowp/quant/matryoshka.h). Stored as a slice it takes
+`bits` bits per code plus the scales. Raises lowp.Error for another format or
+bits outside 1..8.)doc");
 
   m.def("low_rank_compensation", &low_rank_compensation_dict, py::arg("w"), py::arg("q"),
         py::arg("rank"), py::kw_only(), py::arg("factor_format") = "int8:channel",

@@ -3,16 +3,19 @@
 #include "lowp/quant/methods.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "lowp/error.h"
 #include "lowp/format/registry.h"
 #include "lowp/quant/lowrank.h"
+#include "lowp/quant/matryoshka.h"
 #include "lowp/quant/power.h"
 #include "lowp/quant/vq.h"
 #include "lowp/thread_pool.h"
@@ -44,18 +47,20 @@ std::string_view method_name(QuantMethod m) {
       return "vq";
     case QuantMethod::kGptvq:
       return "gptvq";
+    case QuantMethod::kMatGptq:
+      return "matgptq";
   }
   return "?";
 }
 
 QuantMethod parse_method(std::string_view name) {
-  for (QuantMethod m :
-       {QuantMethod::kRtn, QuantMethod::kMse, QuantMethod::kGptq, QuantMethod::kFpSearch,
-        QuantMethod::kFpVote, QuantMethod::kPower, QuantMethod::kVq, QuantMethod::kGptvq}) {
+  for (QuantMethod m : {QuantMethod::kRtn, QuantMethod::kMse, QuantMethod::kGptq,
+                        QuantMethod::kFpSearch, QuantMethod::kFpVote, QuantMethod::kPower,
+                        QuantMethod::kVq, QuantMethod::kGptvq, QuantMethod::kMatGptq}) {
     if (name == method_name(m)) return m;
   }
   throw Error("unknown quantization method '" + std::string(name) +
-              "' (expected rtn, mse, gptq, fpsearch, fpvote, power, vq or gptvq)");
+              "' (expected rtn, mse, gptq, fpsearch, fpvote, power, vq, gptvq or matgptq)");
 }
 
 std::string method_mismatch(QuantMethod m, const MatrixFormat& f) {
@@ -76,6 +81,12 @@ std::string method_mismatch(QuantMethod m, const MatrixFormat& f) {
     return f.name +
            " does not give vector quantization its index bits and group: use int<b>:group<G> "
            "(b index bits per weight, a code book per 256 rows x G columns) or int<b>:channel";
+  }
+  if (m == QuantMethod::kMatGptq) {
+    if (matryoshka_applies(f)) return {};
+    return f.name +
+           " does not hold int8 codes whose slices are models: use int8, int8:channel, "
+           "int8:group<K> or int8:group<K>:asym";
   }
   if (m != QuantMethod::kFpSearch && m != QuantMethod::kFpVote) return {};
   if (scaled && f.element.kind == Kind::kFloat && f.element.bits >= 3 && f.element.bits <= 16) {
@@ -106,7 +117,8 @@ MethodSpec parse_method_spec(std::string_view name) {
 }
 
 bool method_needs_data(QuantMethod m) {
-  return m == QuantMethod::kGptq || m == QuantMethod::kFpSearch || m == QuantMethod::kGptvq;
+  return m == QuantMethod::kGptq || m == QuantMethod::kFpSearch || m == QuantMethod::kGptvq ||
+         m == QuantMethod::kMatGptq;
 }
 
 // ---- the Hessian of a layer input ----
@@ -379,6 +391,91 @@ double damped_inverse_cholesky(const std::vector<double>& hp, std::size_t rows, 
   }
 }
 
+// MatGPTQ's joint rounding: the int8 code q whose slices S(q, r) (r in
+// `bits`, lowp/quant/matryoshka.h) are together nearest to x, sum over r of
+// lambda_r (x - value(S(q, r)))^2, searched within 2^(8 - min r) codes either side of
+// the int8 rounding (ties: the code nearer to it, then the lower). The error
+// GPTQ pushes on is the lambda-weighted mean of the slices' errors: with the columns not yet
+// quantized shared by every slice, it minimizes the sum of their objectives.
+class JointSlices {
+ public:
+  JointSlices(const SegmentQuantizer& sq, const std::vector<int>& bits,
+              const std::vector<double>& weights)
+      : sq_(sq), unsigned_(sq.format().zero_points()) {
+    if (!weights.empty() && weights.size() != bits.size()) {
+      throw Error("matgptq: " + std::to_string(weights.size()) + " weights for " +
+                  std::to_string(bits.size()) + " slice widths");
+    }
+    double total = 0.0;
+    for (std::size_t i = 0; i < bits.size(); ++i) {
+      const double wi = weights.empty() ? 1.0 : weights[i];
+      if (!(wi >= 0.0) || !std::isfinite(wi)) {
+        throw Error("matgptq: the weight of the " + std::to_string(bits[i]) +
+                    "-bit slice is not a finite number >= 0");
+      }
+      weights_.push_back(wi);
+      total += wi;
+    }
+    if (!(total > 0.0)) throw Error("matgptq: the slices' weights sum to 0");
+    for (double& wi : weights_) wi /= total;
+    int min_bits = 8;
+    for (int b : bits) {
+      if (b < 1 || b > 8) {
+        throw Error("matgptq: a slice of " + std::to_string(b) + " bits (1 to 8)");
+      }
+      min_bits = std::min(min_bits, b);
+      std::array<std::uint32_t, 256> t{};
+      for (std::uint32_t c = 0; c < 256; ++c) t[c] = matryoshka_code(c, b, unsigned_);
+      slices_.push_back(t);
+    }
+    if (slices_.empty()) throw Error("matgptq: no slice widths");
+    radius_ = 1 << (8 - min_bits);
+  }
+
+  // The code, and the mean error of its slices.
+  std::pair<std::uint32_t, double> encode(double x, const SegmentScale& s) const {
+    const std::uint32_t c0 = sq_.encode(static_cast<float>(x), s);
+    const int k0 =
+        unsigned_ ? static_cast<int>(c0) : static_cast<int>(static_cast<std::int8_t>(c0));
+    const int lo = unsigned_ ? 0 : -127, hi = unsigned_ ? 255 : 127;
+    std::uint32_t best = c0;
+    double best_cost = cost(x, c0, s), best_err = err_;
+    for (int d = 1; d <= radius_; ++d) {
+      for (int k : {k0 - d, k0 + d}) {
+        if (k < lo || k > hi) continue;
+        const auto c = static_cast<std::uint32_t>(k) & 0xFFu;
+        const double e = cost(x, c, s);
+        if (e < best_cost) {
+          best = c;
+          best_cost = e;
+          best_err = err_;
+        }
+      }
+    }
+    return {best, best_err};
+  }
+
+ private:
+  // Sum of squared slice errors; leaves their mean in err_.
+  double cost(double x, std::uint32_t c, const SegmentScale& s) const {
+    double sum = 0.0, sq = 0.0;
+    for (std::size_t i = 0; i < slices_.size(); ++i) {
+      const double e = x - static_cast<double>(sq_.decode(slices_[i][c], s));
+      sum += weights_[i] * e;
+      sq += weights_[i] * e * e;
+    }
+    err_ = sum;
+    return sq;
+  }
+
+  const SegmentQuantizer& sq_;
+  bool unsigned_;
+  int radius_ = 0;
+  std::vector<std::array<std::uint32_t, 256>> slices_;
+  std::vector<double> weights_;  // summing to 1
+  mutable double err_ = 0.0;
+};
+
 WeightQuantization quantize_gptq(const MatrixFormat& f, std::span<const float> w, std::size_t rows,
                                  std::size_t cols, const MethodOptions& opt,
                                  const InputHessian& hess) {
@@ -418,6 +515,9 @@ WeightQuantization quantize_gptq(const MatrixFormat& f, std::span<const float> w
 
   const float ts = choose_tensor_scale(f, w, cols, g.mse_scales, opt.search, importance.data());
   const SegmentQuantizer sq(f, cols, ts);
+  std::optional<JointSlices> joint;
+  if (opt.method == QuantMethod::kMatGptq)
+    joint.emplace(sq, opt.matryoshka_bits, opt.matryoshka_weights);
   const std::size_t seg = sq.segment(), segs = sq.segments();
   const bool per_segment = f.scheme == MatrixScheme::kGroup || f.scheme == MatrixScheme::kBlock;
   const bool static_scales = !per_segment || g.act_order || g.static_groups;
@@ -463,10 +563,16 @@ WeightQuantization quantize_gptq(const MatrixFormat& f, std::span<const float> w
               sr[s] = choose_scale<double>(sq, std::span<const double>(wt + i, n), g.mse_scales,
                                            opt.search, importance.data() + j, cands, tmp);
             }
-            const auto x = static_cast<float>(wt[i]);
-            const std::uint32_t c = sq.encode(x, sr[s]);
-            codes[(r0 + t) * cols + j] = c;
-            const double e = (wt[i] - static_cast<double>(sq.decode(c, sr[s]))) / ui[i];
+            double e = 0.0;
+            if (joint) {
+              const auto [c, je] = joint->encode(wt[i], sr[s]);
+              codes[(r0 + t) * cols + j] = c;
+              e = je / ui[i];
+            } else {
+              const std::uint32_t c = sq.encode(static_cast<float>(wt[i]), sr[s]);
+              codes[(r0 + t) * cols + j] = c;
+              e = (wt[i] - static_cast<double>(sq.decode(c, sr[s]))) / ui[i];
+            }
             err[t * block + (i - b0)] = e;
             axpy_sub(wt + i + 1, ui + i + 1, e, b1 - i - 1);
           }
@@ -659,9 +765,13 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
       return quantize_mse(f, w, rows, cols, opt, importance.empty() ? nullptr : importance.data());
     }
     case QuantMethod::kGptq:
+    case QuantMethod::kMatGptq:
       if (h == nullptr || h->tokens() == 0) {
-        throw Error("quantize " + f.name +
-                    ": gptq needs calibration data (the layer's input Hessian), none was given");
+        throw Error("quantize " + f.name + ": " + std::string(method_name(opt.method)) +
+                    " needs calibration data (the layer's input Hessian), none was given");
+      }
+      if (const std::string why = method_mismatch(opt.method, f); !why.empty()) {
+        throw Error("--method matgptq: " + why);
       }
       check_finite(w, cols, f.name);
       return quantize_gptq(f, w, rows, cols, opt, *h);

@@ -26,8 +26,7 @@ namespace lowp {
 namespace detail {
 
 ResolvedFormat resolve_format(const QuantizeRequest& req) {
-  if (req.method == QuantMethod::kGptq || req.method == QuantMethod::kFpSearch ||
-      req.method == QuantMethod::kGptvq) {
+  if (method_needs_data(req.method)) {
     const std::string m(method_name(req.method));
     throw Error(m + " needs calibration through the runtime: use lowp report --methods " + m +
                 " --calib FILE on a model the runtime runs");

@@ -770,6 +770,18 @@ class Report(Base):
         self.assert_fails(["report", "--text", self.text, "--formats", "mxfp4", "--slices", "4", "--svg", svg],
                           "no int8 format", svg)
 
+    def test_matgptq(self):
+        calib = self.calibration_text()
+        r = self.report("--formats", "int8:channel,int4:group32", "--methods", "matgptq", "--slices", "2",
+                        "--mat-weights", "4,1", "--calib", calib, "--calib-tokens", "512", "--json", "--no-svg")
+        self.assertIn("no matgptq row for int4:group32", r.stderr)
+        rows = [(x["format"], x["method"]) for x in json.loads(r.stdout)["rows"]]
+        self.assertEqual(rows, [("int8:channel", "matgptq"), ("int8:channel@2", "matgptq")])
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--formats", "int8:channel", "--methods", "matgptq",
+                           "--slices", "2", "--mat-weights", "1,2,3", "--calib", calib, "--calib-tokens", "512",
+                           "--svg", svg], "weights", svg)
+
     def test_afpq_two_scales(self):
         # fp4_e2m1:group32:asym: two FP16 scales per group of 32 = 5 bits/weight.
         out = json.loads(self.report("--formats", "fp4_e2m1:group32,fp4_e2m1:group32:asym", "--json",

@@ -240,3 +240,49 @@ def test_vector_quantize():
         lowp.vector_quantize(w, "mxfp4")
     with pytest.raises(lowp.Error, match="--vq-dim 3"):
         lowp.vector_quantize(w, "int2:group32", dim=3)
+
+
+def numpy_slice(codes_i8, bits, unsigned):
+    """Matryoshka slicing of int8 codes in numpy: round half to even, clamp."""
+    step = 2.0 ** (8 - bits)
+    q = codes_i8.astype(np.float64)
+    if unsigned:
+        t = np.clip(np.round(q / step), 0, 2**bits - 1)
+    else:
+        top = 0 if bits == 1 else 2 ** (bits - 1) - 1
+        t = np.clip(np.round(q / step), -top, top)
+    return t * step
+
+
+def test_matgptq_slices_and_their_joint_objective():
+    x = correlated_inputs(600, 64, 11)
+    h = hessian(x)
+    w = (0.05 * np.random.default_rng(12).standard_t(4, (24, 64))).astype(np.float32)
+    g = lowp.quantize_matrix(w, "int8:channel", method="gptq", hessian=h)
+    m = lowp.quantize_matrix(w, "int8:channel", method="matgptq", hessian=h, slices=[8, 4, 2])
+    only8 = lowp.quantize_matrix(w, "int8:channel", method="matgptq", hessian=h, slices=[8])
+    np.testing.assert_array_equal(only8.codes(), g.codes())
+
+    def objective(q):
+        d = w.astype(np.float64) - q.dequantize().astype(np.float64)
+        return float(np.einsum("ij,jk,ik->", d, h, d))
+
+    for q in (g, m):
+        codes = q.codes().view(np.int8)
+        for bits in (4, 2):
+            s = lowp.matryoshka_slice(q, bits)
+            np.testing.assert_array_equal(s.codes().view(np.int8), numpy_slice(codes, bits, False))
+            # The same scales: values are the sliced codes times the row scale.
+            np.testing.assert_array_equal(
+                s.dequantize(),
+                (s.codes().view(np.int8).astype(np.float32) * q.scales()["row"][:, None]))
+    joint = [sum(objective(lowp.matryoshka_slice(q, b)) for b in (4, 2)) + objective(q)
+             for q in (g, m)]
+    assert joint[1] < joint[0]
+    with pytest.raises(lowp.Error, match="matgptq"):
+        lowp.quantize_matrix(w, "int4:channel", method="matgptq", hessian=h)
+    with pytest.raises(lowp.Error, match="weights"):
+        lowp.quantize_matrix(w, "int8:channel", method="matgptq", hessian=h,
+                             slice_weights=[1.0])
+    with pytest.raises(lowp.Error, match="int8"):
+        lowp.matryoshka_slice(lowp.quantize_matrix(w, "int4:group32"), 2)

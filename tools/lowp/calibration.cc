@@ -37,6 +37,10 @@ void add_calibration_options(CLI::App* cmd, CalibrationArgs& a) {
   cmd->add_option("--vq-dim", a.vq_dim,
                   "vq/gptvq: weights per vector, 1, 2 or 4 (default 2); the format int<b>:group<G> "
                   "gives b index bits per weight and a code book per 256 rows x G columns");
+  cmd->add_option("--mat-weights", a.matryoshka_weights,
+                  "matgptq: the weight of each width in the joint objective, int8 first and "
+                  "then each --slices width (default: 8, 4, 2 with equal weights)")
+      ->delimiter(',');
 }
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -87,6 +91,8 @@ MethodOptions method_options(QuantMethod method, const CalibrationArgs& a, unsig
   o.gptq.static_groups = a.static_groups;
   o.search.exponent_radius = a.search_radius;
   o.vq_dim = a.vq_dim;
+  o.matryoshka_bits = a.matryoshka_bits;
+  o.matryoshka_weights = a.matryoshka_weights;
   return o;
 }
 

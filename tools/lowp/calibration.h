@@ -25,8 +25,10 @@ struct CalibrationArgs {
   double damp = 0.01;
   bool act_order = false;
   bool static_groups = false;
-  int search_radius = 1;   // MX exponents either side of the rule
-  std::size_t vq_dim = 2;  // vq, gptvq: weights per vector
+  int search_radius = 1;                         // MX exponents either side of the rule
+  std::size_t vq_dim = 2;                        // vq, gptvq: weights per vector
+  std::vector<int> matryoshka_bits = {8, 4, 2};  // matgptq: the widths of its objective
+  std::vector<double> matryoshka_weights;        // and their weights (empty: equal)
 };
 
 void add_calibration_options(CLI::App* cmd, CalibrationArgs& a);

@@ -4,6 +4,8 @@
 // (bytes, speed), measured by running the model on packed weights. With no
 // MODEL it runs on the embedded KJV byte-level GPT and its held-out text.
 #include <algorithm>
+#include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -60,6 +62,62 @@ std::string thousands(std::uint64_t v) {
   return s;
 }
 
+// Checks every method against every format and the model before any row
+// runs: a method that does not apply to a format gets a note (returned) and
+// no row; options that cannot fit a matrix (LoRC's rank, vector quantization's
+// code books) throw. `rows` counts the rows that will run, `last_why` keeps
+// the last mismatch.
+std::vector<std::string> check_methods(const nn::Transformer& gpt,
+                                       const std::vector<std::string>& formats,
+                                       const std::vector<std::string>& methods,
+                                       const CalibrationArgs& calib, std::size_t& rows,
+                                       std::string& last_why) {
+  std::vector<std::string> notes;
+  auto each_matrix = [&](const std::function<void(int, nn::LinearKind, const PackedMatrix&)>& fn) {
+    for (int layer = 0; layer <= gpt.config().n_layer; ++layer) {
+      for (nn::LinearKind k : gpt.linear_kinds(layer)) fn(layer, k, gpt.linear_weight(layer, k));
+    }
+  };
+  for (const std::string& m : methods) {
+    const MethodSpec spec = parse_method_spec(m);
+    const QuantMethod qm = spec.method;
+    // LoRC's rank must fit every matrix.
+    if (spec.lorc_rank > 0) {
+      each_matrix([&](int layer, nn::LinearKind k, const PackedMatrix& w) {
+        if (spec.lorc_rank > std::min(w.rows(), w.cols())) {
+          throw Error(fmt::format(
+              "--methods {}: --lorc-rank {} exceeds min(rows, cols) = {} of {} {} [{}, {}]", m,
+              spec.lorc_rank, std::min(w.rows(), w.cols()),
+              layer == gpt.config().n_layer ? "the head" : fmt::format("layer {}", layer),
+              nn::linear_kind_name(k), w.rows(), w.cols()));
+        }
+      });
+    }
+    for (const std::string& name : formats) {
+      const MatrixFormat f = parse_matrix_format(name);
+      const std::string why = f.name == "fp32" ? "" : method_mismatch(qm, f);
+      if (!why.empty()) {
+        notes.push_back(fmt::format("note: no {} row for {}: {}", m, f.name, why));
+        last_why = why;
+        continue;
+      }
+      ++rows;
+      // Vector quantization's options must fit every matrix.
+      if ((qm == QuantMethod::kVq || qm == QuantMethod::kGptvq) && f.name != "fp32") {
+        each_matrix([&](int, nn::LinearKind, const PackedMatrix& w) {
+          VqOptions vo;
+          vo.dim = calib.vq_dim;
+          vo.bits = static_cast<std::size_t>(f.element.bits);
+          vo.group_cols =
+              f.scheme == MatrixScheme::kGroup ? static_cast<std::size_t>(f.group) : w.cols();
+          check_vq(vo, w.rows(), w.cols());
+        });
+      }
+    }
+  }
+  return notes;
+}
+
 void run_report(const ReportArgs& a) {
   // Everything that can be wrong with the input fails before any evaluation.
   nn::ReportOptions opt;
@@ -113,71 +171,6 @@ void run_report(const ReportArgs& a) {
     throw Error(std::string(static_acts ? "--act-scales static" : "--smooth") +
                 " needs calibration text (--calib FILE)");
   }
-  std::shared_ptr<const std::vector<std::vector<std::int32_t>>> windows;
-  if (!a.methods.empty() || a.budget > 0 || static_acts || a.smooth >= 0) {
-    if (!a.methods.empty()) opt.methods = split_list(a.methods);
-    bool needs_data = false;
-    for (const std::string& m : opt.methods)
-      needs_data |= method_needs_data(parse_method_spec(m).method);
-    if (needs_data && a.calib.file.empty()) {
-      throw Error("--methods " + a.methods +
-                  ": gptq, gptvq and fpsearch need calibration text (--calib FILE)");
-    }
-    // A method that does not apply to a format gets no row, and a note says so.
-    std::size_t rows = a.budget > 0 ? 1 : 0;
-    std::string last_why;
-    std::vector<std::string> notes;
-    for (const std::string& m : opt.methods) {
-      const MethodSpec spec = parse_method_spec(m);
-      const QuantMethod qm = spec.method;
-      // LoRC's rank must fit every matrix: say so before any row runs.
-      for (int layer = 0; spec.lorc_rank > 0 && layer <= gpt.config().n_layer; ++layer) {
-        for (nn::LinearKind k : gpt.linear_kinds(layer)) {
-          const PackedMatrix& w = gpt.linear_weight(layer, k);
-          if (spec.lorc_rank > std::min(w.rows(), w.cols())) {
-            throw Error(fmt::format(
-                "--methods {}: --lorc-rank {} exceeds min(rows, cols) = {} of {} {} [{}, {}]", m,
-                spec.lorc_rank, std::min(w.rows(), w.cols()),
-                layer == gpt.config().n_layer ? "the head" : fmt::format("layer {}", layer),
-                nn::linear_kind_name(k), w.rows(), w.cols()));
-          }
-        }
-      }
-      for (const std::string& name : opt.formats) {
-        const MatrixFormat f = parse_matrix_format(name);
-        const std::string why = f.name == "fp32" ? "" : method_mismatch(qm, f);
-        if (why.empty()) {
-          ++rows;
-          // Vector quantization's options must fit every matrix: say so first.
-          for (int layer = 0; (qm == QuantMethod::kVq || qm == QuantMethod::kGptvq) &&
-                              f.name != "fp32" && layer <= gpt.config().n_layer;
-               ++layer) {
-            for (nn::LinearKind k : gpt.linear_kinds(layer)) {
-              const PackedMatrix& w = gpt.linear_weight(layer, k);
-              VqOptions vo;
-              vo.dim = a.calib.vq_dim;
-              vo.bits = static_cast<std::size_t>(f.element.bits);
-              vo.group_cols =
-                  f.scheme == MatrixScheme::kGroup ? static_cast<std::size_t>(f.group) : w.cols();
-              check_vq(vo, w.rows(), w.cols());
-            }
-          }
-        } else {
-          notes.push_back(fmt::format("note: no {} row for {}: {}", m, f.name, why));
-          last_why = why;
-        }
-      }
-    }
-    if (rows == 0 && !opt.methods.empty())
-      throw Error("--methods " + a.methods + ": no format to apply them to: " + last_why);
-    for (const std::string& n : notes) fmt::print(stderr, "{}\n", n);
-    opt.applies = [](const MatrixFormat& f, const std::string& m) {
-      return method_mismatch(parse_method_spec(m).method, f).empty();
-    };
-    windows = std::make_shared<const std::vector<std::vector<std::int32_t>>>(
-        load_calibration(loaded, a.calib, gpt.config().n_ctx));
-    opt.quantize = report_quantizer(windows, a.calib, opt.threads);
-  }
   if (!a.slices.empty()) {
     for (const std::string& s : split_list(a.slices)) {
       int bits = 0;
@@ -214,6 +207,49 @@ void run_report(const ReportArgs& a) {
       }
       return matryoshka_slice(q, bits);
     };
+  }
+  // matgptq optimizes the slices the report shows (and the int8 model).
+  CalibrationArgs calib = a.calib;
+  if (!opt.slices.empty()) {
+    calib.matryoshka_bits = {8};
+    calib.matryoshka_bits.insert(calib.matryoshka_bits.end(), opt.slices.begin(), opt.slices.end());
+  }
+  if (!calib.matryoshka_weights.empty() &&
+      calib.matryoshka_weights.size() != calib.matryoshka_bits.size()) {
+    throw Error(fmt::format(
+        "--mat-weights: {} weights for the {} widths of matgptq's objective (8{}{})",
+        calib.matryoshka_weights.size(), calib.matryoshka_bits.size(),
+        opt.slices.empty() ? ", 4, 2" : " and --slices ", opt.slices.empty() ? "" : a.slices));
+  }
+  for (double w : calib.matryoshka_weights) {
+    if (!(w >= 0.0) || !std::isfinite(w)) {
+      throw Error(fmt::format("--mat-weights: {} is not a finite weight >= 0", w));
+    }
+  }
+  std::shared_ptr<const std::vector<std::vector<std::int32_t>>> windows;
+  if (!a.methods.empty() || a.budget > 0 || static_acts || a.smooth >= 0) {
+    if (!a.methods.empty()) opt.methods = split_list(a.methods);
+    bool needs_data = false;
+    for (const std::string& m : opt.methods)
+      needs_data |= method_needs_data(parse_method_spec(m).method);
+    if (needs_data && calib.file.empty()) {
+      throw Error("--methods " + a.methods +
+                  ": gptq, matgptq, gptvq and fpsearch need calibration text (--calib FILE)");
+    }
+    // A method that does not apply to a format gets no row, and a note says so.
+    std::size_t rows = a.budget > 0 ? 1 : 0;
+    std::string last_why;
+    const std::vector<std::string> notes =
+        check_methods(gpt, opt.formats, opt.methods, calib, rows, last_why);
+    if (rows == 0 && !opt.methods.empty())
+      throw Error("--methods " + a.methods + ": no format to apply them to: " + last_why);
+    for (const std::string& n : notes) fmt::print(stderr, "{}\n", n);
+    opt.applies = [](const MatrixFormat& f, const std::string& m) {
+      return method_mismatch(parse_method_spec(m).method, f).empty();
+    };
+    windows = std::make_shared<const std::vector<std::vector<std::int32_t>>>(
+        load_calibration(loaded, calib, gpt.config().n_ctx));
+    opt.quantize = report_quantizer(windows, calib, opt.threads);
   }
   if (!a.rotate.empty()) {
     if (a.rotate != "hadamard" && a.rotate != "hadamard-residual") {
@@ -271,7 +307,6 @@ void run_report(const ReportArgs& a) {
     const std::string label = fmt::format("budget:{:g}", a.budget);
     name_width = std::max(name_width, label.size() + 1);
     for (const std::string& m : methods) {
-      const CalibrationArgs calib = a.calib;
       const unsigned threads = opt.threads;
       opt.extra.push_back(
           {label, m, [assignment, windows, calib, m, threads](const nn::Transformer& model) {
@@ -421,7 +456,9 @@ void add_report_command(CLI::App& app) {
                   "as fp4_e2m1:channel; power (PowerQuant/NUPES: sign(w)|w|^a in a scaled format, "
                   "a searched per matrix; data-free); vq / gptvq (vector quantization with "
                   "code books, data-free / inside GPTQ with --calib; on int<b>:group<G>, see "
-                  "--vq-dim); any method followed by +lorc<R> (e.g. "
+                  "--vq-dim); matgptq (MatGPTQ on int8 formats: GPTQ whose rounding serves the "
+                  "int8 codes and their Matryoshka slices together, the widths of --slices or "
+                  "else 4 and 2; needs --calib); any method followed by +lorc<R> (e.g. "
                   "gptq+lorc8) adds "
                   "LoRC, the rank-R SVD of its error stored as int8 factors (bits counted); "
                   "default: rtn");

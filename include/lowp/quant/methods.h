@@ -37,6 +37,13 @@
 //          (or :channel) the vectors of `vq_dim` weights take b index bits
 //          per weight and a code book serves 256 rows x G columns.
 //
+//   matgptq  MatGPTQ (Matryoshka quantization inside GPTQ; Nair et al.
+//          2025): on an int8 format, GPTQ whose rounding minimizes the sum of
+//          the errors of the code's slices to each width in
+//          `matryoshka_bits` (lowp/quant/matryoshka.h), and which pushes on
+//          their mean error, so that the int8 model and its int4 / int2
+//          slices are all good models.
+//
 // Any method can be followed by LoRC (lowp/quant/lowrank.h): the rank-r SVD
 // of its error, stored as int8 factors beside its matrix ("gptq+lorc8").
 //
@@ -58,10 +65,11 @@
 
 namespace lowp {
 
-enum class QuantMethod { kRtn, kMse, kGptq, kFpSearch, kFpVote, kPower, kVq, kGptvq };
+enum class QuantMethod { kRtn, kMse, kGptq, kFpSearch, kFpVote, kPower, kVq, kGptvq, kMatGptq };
 
 std::string_view method_name(QuantMethod m);
-// "rtn", "mse", "gptq", "fpsearch", "fpvote", "power", "vq" or "gptvq"; throws lowp::Error naming
+// "rtn", "mse", "gptq", "fpsearch", "fpvote", "power", "vq", "gptvq" or
+// "matgptq"; throws lowp::Error naming
 // the spelling otherwise.
 QuantMethod parse_method(std::string_view name);
 // Whether the method needs calibration statistics (a Hessian).
@@ -99,6 +107,11 @@ struct MethodOptions {
   std::size_t lorc_rank = 0;
   std::string lorc_format = "int8:channel";
   std::size_t vq_dim = 2;  // vq, gptvq: weights per vector (1, 2 or 4)
+  // matgptq: the widths whose slices of the int8 codes share the objective
+  // (8 is the int8 model itself), and each one's weight lambda_r in it
+  // (empty: equal weights; normalized to sum 1).
+  std::vector<int> matryoshka_bits = {8, 4, 2};
+  std::vector<double> matryoshka_weights;
   ScaleSearch search;
   GptqOptions gptq;
   unsigned threads = 1;  // results do not depend on it
