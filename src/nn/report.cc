@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "lowp/error.h"
@@ -159,13 +160,16 @@ Report run_report(const Transformer& model, const ReportText& text, const Report
   r.baseline_bits_per_byte = fp32.bits_per_byte;
   const double baseline = fp32.bits_per_byte;
   for (const MatrixFormat& f : formats) {
+    std::optional<Transformer> prepared;
+    if (opt.prepare && f.name != "fp32") prepared = opt.prepare(model, f);
+    const Transformer& base = prepared ? *prepared : model;
     for (const std::string& m : methods) {
       // A plain fp32 cast is the same for every method: one row.
       if (f.name == "fp32" && m != methods.front()) continue;
       if (m != "rtn" && f.name != "fp32" && opt.applies && !opt.applies(f, m)) continue;
       const auto t0 = std::chrono::steady_clock::now();
       Transformer q =
-          m == "rtn" || f.name == "fp32" ? model.with_weights(f) : opt.quantize(model, f, m);
+          m == "rtn" || f.name == "fp32" ? base.with_weights(f) : opt.quantize(base, f, m);
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ReportRow row;

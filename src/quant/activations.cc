@@ -9,10 +9,7 @@
 #include "lowp/error.h"
 
 namespace lowp {
-namespace {
 
-// Runs every calibration window through the model block by block, handing
-// each linear input to `observe`.
 void observe_all(const nn::Transformer& model,
                  const std::vector<std::vector<std::int32_t>>& calibration, unsigned threads,
                  const nn::LinearObserver& observe) {
@@ -25,8 +22,6 @@ void observe_all(const nn::Transformer& model,
     model.observe_head(x, observe);
   }
 }
-
-}  // namespace
 
 void channel_absmax(std::vector<float>& m, const float* x, std::size_t rows, std::size_t cols) {
   m.resize(cols, 0.0f);

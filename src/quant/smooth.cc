@@ -29,6 +29,7 @@ void check(const std::vector<std::vector<float>>& v, std::size_t layers, std::si
 std::vector<double> factors_from(const std::vector<float>& x, const std::vector<double>& wmax,
                                  double alpha) {
   std::vector<double> s(x.size(), 1.0);
+  if (std::isnan(alpha)) return s;  // not smoothed
   for (std::size_t j = 0; j < x.size(); ++j) {
     const double a = std::fabs(static_cast<double>(x[j]));
     if (!(a > 0.0) || !(wmax[j] > 0.0) || !std::isfinite(a)) continue;
@@ -37,18 +38,11 @@ std::vector<double> factors_from(const std::vector<float>& x, const std::vector<
   return s;
 }
 
-// The smoothing factors of an input with per-channel absmax `x`, read by the
-// matrices `ws` ([rows, cols] each, cols = x.size()).
 std::vector<double> factors(const std::vector<float>& x, const std::vector<std::vector<float>*>& ws,
                             double alpha) {
-  const std::size_t cols = x.size();
-  std::vector<double> wmax(cols, 0.0);
-  for (const std::vector<float>* w : ws) {
-    for (std::size_t i = 0; i < w->size(); ++i) {
-      wmax[i % cols] = std::max(wmax[i % cols], std::fabs(static_cast<double>((*w)[i])));
-    }
-  }
-  return factors_from(x, wmax, alpha);
+  std::vector<std::span<const float>> reads;
+  for (const std::vector<float>* w : ws) reads.emplace_back(*w);
+  return smoothing_factors(x, reads, alpha);
 }
 
 void scale_columns(std::vector<float>& w, const std::vector<double>& s) {
@@ -66,17 +60,56 @@ void divide(std::vector<float>& v, const std::vector<double>& s) {
 
 }  // namespace
 
+std::vector<double> smoothing_factors(std::span<const float> absmax,
+                                      const std::vector<std::span<const float>>& reads,
+                                      double alpha) {
+  const std::size_t cols = absmax.size();
+  std::vector<double> wmax(cols, 0.0);
+  for (std::span<const float> w : reads) {
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      wmax[i % cols] = std::max(wmax[i % cols], std::fabs(static_cast<double>(w[i])));
+    }
+  }
+  return factors_from(std::vector<float>(absmax.begin(), absmax.end()), wmax, alpha);
+}
+
 nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::TransformerWeights& w,
                                     const SmoothStats& stats, double alpha) {
   if (!(alpha >= 0.0 && alpha <= 1.0)) {
     throw Error("smoothquant: alpha " + std::to_string(alpha) + " is outside [0, 1]");
   }
   const auto layers = static_cast<std::size_t>(c.n_layer);
+  SmoothAlphas a;
+  a.attention.assign(layers, alpha);
+  a.mlp.assign(layers, alpha);
+  if (!stats.attention_output.empty()) a.attention_output.assign(layers, alpha);
+  return smooth_quant(c, w, stats, a);
+}
+
+nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::TransformerWeights& w,
+                                    const SmoothStats& stats, const SmoothAlphas& alphas) {
+  const auto layers = static_cast<std::size_t>(c.n_layer);
+  const auto check_alphas = [&](const std::vector<double>& v, const char* what) {
+    if (v.size() != layers) {
+      throw Error(std::string("smoothquant: ") + what + " alphas for " + std::to_string(v.size()) +
+                  " layers, expected " + std::to_string(layers));
+    }
+    for (double x : v) {
+      if (!std::isnan(x) && !(x >= 0.0 && x <= 1.0)) {
+        throw Error("smoothquant: alpha " + std::to_string(x) + " is outside [0, 1]");
+      }
+    }
+  };
+  check_alphas(alphas.attention, "attention");
+  check_alphas(alphas.mlp, "mlp");
   const auto d = static_cast<std::size_t>(c.d_model);
   check(stats.attention, layers, d, "attention");
   check(stats.mlp, layers, d, "mlp");
-  const bool smooth_o = !stats.attention_output.empty();
-  if (smooth_o) check(stats.attention_output, layers, static_cast<std::size_t>(c.q_dim()), "o");
+  const bool smooth_o = !stats.attention_output.empty() && !alphas.attention_output.empty();
+  if (smooth_o) {
+    check(stats.attention_output, layers, static_cast<std::size_t>(c.q_dim()), "o");
+    check_alphas(alphas.attention_output, "o");
+  }
   nn::TransformerWeights out = w;
   const auto dh = static_cast<std::size_t>(c.head_dim);
   const std::size_t group = static_cast<std::size_t>(c.n_head / c.n_kv_head);
@@ -89,18 +122,18 @@ nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::Tr
     } else {
       reads = {&L.q_w, &L.k_w, &L.v_w};
     }
-    const std::vector<double> sa = factors(stats.attention[l], reads, alpha);
+    const std::vector<double> sa = factors(stats.attention[l], reads, alphas.attention[l]);
     divide(L.norm_1_w, sa);
     if (!L.norm_1_b.empty()) divide(L.norm_1_b, sa);
     for (std::vector<float>* m : reads) scale_columns(*m, sa);
     // The MLP input: norm_2 -> fc (up) and gate.
     reads = {&L.fc_w};
     if (c.mlp == nn::MlpKind::kSwiGlu) reads.push_back(&L.gate_w);
-    const std::vector<double> sm = factors(stats.mlp[l], reads, alpha);
+    const std::vector<double> sm = factors(stats.mlp[l], reads, alphas.mlp[l]);
     divide(L.norm_2_w, sm);
     if (!L.norm_2_b.empty()) divide(L.norm_2_b, sm);
     for (std::vector<float>* m : reads) scale_columns(*m, sm);
-    if (!smooth_o) continue;
+    if (!smooth_o || std::isnan(alphas.attention_output[l])) continue;
     // o's input: per v channel (kv head g, channel i), the largest absmax over
     // the query heads of its group, so one factor serves them all.
     const auto kv = static_cast<std::size_t>(c.kv_dim());
@@ -118,7 +151,7 @@ nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::Tr
       const std::size_t col = i % q_dim, vc = (col / dh / group) * dh + col % dh;
       wmax[vc] = std::max(wmax[vc], std::fabs(static_cast<double>(L.o_w[i])));
     }
-    const std::vector<double> s = factors_from(per_v, wmax, alpha);
+    const std::vector<double> s = factors_from(per_v, wmax, alphas.attention_output[l]);
     // v's rows divided (in the fused matrix: rows q_dim + kv_dim ..).
     std::vector<float>& vw = c.fused_qkv ? L.qkv_w : L.v_w;
     std::vector<float>& vb = c.fused_qkv ? L.qkv_b : L.v_b;

@@ -782,6 +782,22 @@ class Report(Base):
                            "--slices", "2", "--mat-weights", "1,2,3", "--calib", calib, "--calib-tokens", "512",
                            "--svg", svg], "weights", svg)
 
+    def test_aqas(self):
+        calib = self.calibration_text()
+        r = self.report("--formats", "int4:channel", "--activations", "int4", "--aqas", "--calib", calib,
+                        "--calib-tokens", "256", "--json", "--no-svg")
+        lines = [x for x in r.stderr.splitlines() if x.startswith("  aqas int4:channel: layer")]
+        self.assertEqual(len(lines), 10)  # 5 blocks x (attention, mlp)
+        rows = json.loads(r.stdout)["rows"]
+        self.assertEqual([x["format"] for x in rows], ["int4:channel"])
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--formats", "int4:channel", "--aqas", "--calib", calib,
+                           "--svg", svg], "--activations", svg)
+        self.assert_fails(["report", "--text", self.text, "--formats", "int4:channel", "--aqas", "--activations",
+                           "int8", "--smooth", "0.5", "--calib", calib, "--svg", svg], "--smooth", svg)
+        self.assert_fails(["report", "--text", self.text, "--formats", "int4:channel", "--aqas", "--activations",
+                           "int8", "--svg", svg], "--calib", svg)
+
     def test_afpq_two_scales(self):
         # fp4_e2m1:group32:asym: two FP16 scales per group of 32 = 5 bits/weight.
         out = json.loads(self.report("--formats", "fp4_e2m1:group32,fp4_e2m1:group32:asym", "--json",

@@ -15,9 +15,11 @@
 #include "lowp/nn/model_files.h"
 #include "lowp/quant/act_calib.h"
 #include "lowp/quant/activations.h"
+#include "lowp/quant/aqas.h"
 #include "lowp/quant/calibrate.h"
 #include "lowp/quant/smooth.h"
 #include "lowp/storage/matrix_format.h"
+#include "lowp/storage/packed_matrix.h"
 #include "model_compare.h"
 
 namespace lowp {
@@ -212,6 +214,106 @@ TEST(StaticActivations, ScalesFromCalibrationRunTheModel) {
   nn::ActivationScales wrong = sc;
   wrong.scales.pop_back();
   EXPECT_THROW(m.with_activation_scales(wrong), Error);
+}
+
+// E(alpha) of lowp/quant/aqas.h for block 0's attention input, in fp64 loops
+// written here (the quantizers are the library's: the weight format's rule and
+// the runtime's per-token activation quantizer).
+double attention_error(const nn::Transformer& m, const std::vector<float>& x, std::size_t n,
+                       const std::vector<float>& absmax, double alpha, const AqasOptions& o) {
+  const auto d = static_cast<std::size_t>(m.config().d_model);
+  const nn::TransformerWeights::Layer& L = m.weights().layers[0];
+  std::vector<std::span<const float>> reads = {L.q_w, L.k_w, L.v_w};
+  if (m.config().fused_qkv) reads = {L.qkv_w};
+  const std::vector<double> s = smoothing_factors(absmax, reads, alpha);
+  std::vector<float> xq(n * d);
+  for (std::size_t i = 0; i < xq.size(); ++i) xq[i] = static_cast<float>(x[i] / s[i % d]);
+  fake_quantize_rows(o.activations, xq.data(), n, d);
+  double e = 0.0;
+  for (std::span<const float> w : reads) {
+    const std::size_t rows = w.size() / d;
+    std::vector<float> ws(w.size()), wq(w.size());
+    for (std::size_t i = 0; i < ws.size(); ++i) ws[i] = static_cast<float>(w[i] * s[i % d]);
+    PackedMatrix::quantize(o.weights, ws, rows, d).dequantize(wq);
+    for (std::size_t t = 0; t < n; ++t) {
+      for (std::size_t r = 0; r < rows; ++r) {
+        double y = 0.0, ref = 0.0;
+        for (std::size_t j = 0; j < d; ++j) {
+          y += double(xq[t * d + j]) * double(wq[r * d + j]);
+          ref += double(x[t * d + j]) * double(w[r * d + j]);
+        }
+        e += (y - ref) * (y - ref);
+      }
+    }
+  }
+  return e;
+}
+
+TEST(Aqas, ChoosesTheAlphaOfLeastProductErrorAndKeepsTheFunction) {
+  for (const std::filesystem::path& p : {source_dir() / "models" / "kjv-char" / "model.safetensors",
+                                         source_dir() / "models" / "kjv-llama"}) {
+    SCOPED_TRACE(p.string());
+    const nn::Transformer m = nn::load_transformer(p);
+    const auto windows =
+        calibration_windows(text_tokens(4000, m.config().vocab_size), std::nullopt, 32, 4, 3);
+    AqasOptions o;
+    o.weights = parse_matrix_format("int4:channel");
+    o.activations = parse_matrix_format("int4");  // coarse per-token activations
+    o.tokens = 64;
+    o.alphas = {0.0, 0.25, 0.5, 0.75, 1.0};
+    o.threads = 2;
+    const AqasResult r = aqas(m, windows, o);
+    const auto layers = static_cast<std::size_t>(m.config().n_layer);
+    ASSERT_EQ(r.alphas.attention.size(), layers);
+    ASSERT_EQ(r.lines.size(), 2 * layers);
+    const nn::Transformer s(m.config(), r.weights, "aqas");
+    EXPECT_LE(max_relative_difference(m, s, windows[0]), 1e-5);
+    // Block 0's attention input: the first 64 calibration rows, recomputed.
+    std::vector<float> x, absmax;
+    observe_all(
+        m, windows, 1,
+        [&](int layer, nn::LinearInput in, const float* v, std::size_t rows, std::size_t cols) {
+          if (layer != 0 || in != nn::LinearInput::kAttention) return;
+          channel_absmax(absmax, v, rows, cols);
+          const std::size_t take = std::min(rows, 64 - x.size() / cols);
+          x.insert(x.end(), v, v + take * cols);
+        });
+    const std::size_t n = x.size() / static_cast<std::size_t>(m.config().d_model);
+    ASSERT_EQ(n, 64u);
+    const double chosen = attention_error(m, x, n, absmax, r.alphas.attention[0], o);
+    const double plain = attention_error(m, x, n, absmax, std::nan(""), o);
+    EXPECT_LE(chosen, plain * (1 + 1e-9));
+    for (double a : o.alphas) {
+      EXPECT_LE(chosen, attention_error(m, x, n, absmax, a, o) * (1 + 1e-6)) << a;
+    }
+    // Bad options.
+    AqasOptions bad = o;
+    bad.tokens = 0;
+    EXPECT_THROW(aqas(m, windows, bad), Error);
+    bad = o;
+    bad.alphas = {1.5};
+    EXPECT_THROW(aqas(m, windows, bad), Error);
+    EXPECT_THROW(aqas(m, {}, o), Error);
+  }
+}
+
+TEST(SmoothQuant, PerInputAlphasAndNaNLeavesAnInputAlone) {
+  const nn::Transformer m =
+      nn::load_transformer(source_dir() / "models" / "kjv-char" / "model.safetensors");
+  const auto windows = calibration_windows(text_tokens(4000, 256), std::nullopt, 64, 4, 1);
+  const SmoothStats stats = smoothing_stats(m, windows, 2);
+  const auto layers = static_cast<std::size_t>(m.config().n_layer);
+  SmoothAlphas a;
+  a.attention.assign(layers, std::nan(""));
+  a.mlp.assign(layers, 0.5);
+  a.attention[1] = 0.5;
+  const nn::TransformerWeights w = smooth_quant(m.config(), m.weights(), stats, a);
+  const nn::TransformerWeights all = smooth_quant(m.config(), m.weights(), stats, 0.5);
+  EXPECT_EQ(w.layers[0].norm_1_w, m.weights().layers[0].norm_1_w);  // NaN: untouched
+  EXPECT_EQ(w.layers[1].norm_1_w, all.layers[1].norm_1_w);          // 0.5: as the scalar alpha
+  EXPECT_EQ(w.layers[0].fc_w, all.layers[0].fc_w);
+  a.mlp.pop_back();
+  EXPECT_THROW(smooth_quant(m.config(), m.weights(), stats, a), Error);
 }
 
 }  // namespace

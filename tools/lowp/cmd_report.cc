@@ -23,6 +23,7 @@
 #include "lowp/nn/model_files.h"
 #include "lowp/nn/report.h"
 #include "lowp/quant/activations.h"
+#include "lowp/quant/aqas.h"
 #include "lowp/quant/budget.h"
 #include "lowp/quant/matryoshka.h"
 #include "lowp/quant/rotate.h"
@@ -43,6 +44,7 @@ struct ReportArgs {
   std::string act_scales = "dynamic";
   std::string act_calibrator = "max";
   double smooth = -1;
+  bool aqas = false;
   std::string slices;
   std::string rotate;
   std::uint64_t rotate_seed = 0;
@@ -167,10 +169,16 @@ void run_report(const ReportArgs& a) {
           quoted(a.activations));
     }
   }
-  if ((static_acts || a.smooth >= 0) && a.calib.file.empty()) {
-    throw Error(std::string(static_acts ? "--act-scales static" : "--smooth") +
+  if ((static_acts || a.smooth >= 0 || a.aqas) && a.calib.file.empty()) {
+    throw Error(std::string(static_acts ? "--act-scales static"
+                            : a.aqas    ? "--aqas"
+                                        : "--smooth") +
                 " needs calibration text (--calib FILE)");
   }
+  if (a.aqas && a.activations.empty()) {
+    throw Error("--aqas chooses smoothing against the W/A product error: it needs --activations F");
+  }
+  if (a.aqas && a.smooth >= 0) throw Error("--aqas and --smooth both smooth the model: give one");
   if (!a.slices.empty()) {
     for (const std::string& s : split_list(a.slices)) {
       int bits = 0;
@@ -227,7 +235,7 @@ void run_report(const ReportArgs& a) {
     }
   }
   std::shared_ptr<const std::vector<std::vector<std::int32_t>>> windows;
-  if (!a.methods.empty() || a.budget > 0 || static_acts || a.smooth >= 0) {
+  if (!a.methods.empty() || a.budget > 0 || static_acts || a.smooth >= 0 || a.aqas) {
     if (!a.methods.empty()) opt.methods = split_list(a.methods);
     bool needs_data = false;
     for (const std::string& m : opt.methods)
@@ -272,6 +280,26 @@ void run_report(const ReportArgs& a) {
     cfg.n_ctx = loaded.model.config().n_ctx;  // the checkpoint's, as its weights have it
     gpt = nn::Transformer(cfg, std::move(w), model_name + " (smoothed)")
               .with_context(gpt.config().n_ctx);
+  }
+  if (a.aqas) {
+    // AQAS: per weight format, each input's smoothing alpha chosen against the
+    // error of the product with both operands quantized.
+    const int checkpoint_ctx = loaded.model.config().n_ctx;
+    const MatrixFormat acts = parse_matrix_format(a.activations);
+    const unsigned threads = opt.threads;
+    opt.prepare = [windows, acts, threads, checkpoint_ctx](const nn::Transformer& m,
+                                                           const MatrixFormat& f) {
+      AqasOptions ao;
+      ao.weights = f;
+      ao.activations = acts;
+      ao.threads = threads;
+      AqasResult r = aqas(m, *windows, ao);
+      for (const std::string& line : r.lines) fmt::print(stderr, "  aqas {}: {}\n", f.name, line);
+      nn::TransformerConfig cfg = m.config();
+      cfg.n_ctx = checkpoint_ctx;  // the checkpoint's, as its weights have it
+      return nn::Transformer(cfg, std::move(r.weights), "AQAS-smoothed model")
+          .with_context(m.config().n_ctx);
+    };
   }
   if (static_acts) {
     StaticActivationOptions so;
@@ -344,7 +372,12 @@ void run_report(const ReportArgs& a) {
                  a.rotate_seed);
     }
     if (a.smooth >= 0) fmt::print("SmoothQuant alpha {:g} folded into the model\n", a.smooth);
-    if (!a.rotate.empty() || a.smooth >= 0) fmt::print("\n");
+    if (a.aqas) {
+      fmt::print(
+          "AQAS: per weight format, each block's attention and MLP input smoothed with the "
+          "alpha of least W/A product error\n");
+    }
+    if (!a.rotate.empty() || a.smooth >= 0 || a.aqas) fmt::print("\n");
     fmt::print("{:<{}} {}{:>11} {:>12} {:>10} {:>11} {:>15} {:>10}{}\n", "format", name_width,
                show_method ? fmt::format("{:<{}} ", "method", method_width) : "", "bits/weight",
                "model bytes", "bits/byte", "perplexity", "vs fp32", "tokens/s",
@@ -486,6 +519,11 @@ void add_report_command(CLI::App& app) {
                   "SmoothQuant: migrate activation outliers into the weights with this alpha "
                   "(0 to 1, e.g. 0.5), folded into the norms (and v for o's input); needs --calib")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--aqas", a->aqas,
+                "AQAS (activation-quantization-aware scaling): for each weight format, each "
+                "block's attention and MLP input gets the SmoothQuant alpha (0, 0.1, .., 1, or "
+                "none) whose product with both weights (RTN) and --activations quantized errs "
+                "least on calibration inputs; needs --calib and --activations");
   cmd->add_option("--rotate", a->rotate,
                   "hadamard: rotate the residual stream by a randomized Hadamard matrix folded "
                   "into the weights, and the MLP's inner activations online (QuaRot); "

@@ -68,6 +68,10 @@ struct ReportOptions {
   std::function<std::optional<Transformer>(const Transformer& quantized, const MatrixFormat& f,
                                            int bits)>
       slice;
+  // Applied to the FP32 model before a format's rows quantize it, once per
+  // format but fp32 (e.g. AQAS smoothing chosen for that weight format);
+  // empty: none.
+  std::function<Transformer(const Transformer& model, const MatrixFormat& f)> prepare;
   // Applied to each row's model after its activation format is set (e.g.
   // static activation scales calibrated on it); empty: none.
   std::function<Transformer(Transformer)> finish;

@@ -21,6 +21,12 @@ struct StaticActivationOptions {
   unsigned threads = 1;
 };
 
+// Runs every calibration window through the model block by block, handing
+// each linear input to `observe`. Throws lowp::Error without windows.
+void observe_all(const nn::Transformer& model,
+                 const std::vector<std::vector<std::int32_t>>& calibration, unsigned threads,
+                 const nn::LinearObserver& observe);
+
 // m[j] = max(m[j], |x[r][j]|) over the rows of x [rows, cols] (m is sized to
 // cols, with zeros, when empty): the per-channel absmax calibration keeps.
 void channel_absmax(std::vector<float>& m, const float* x, std::size_t rows, std::size_t cols);

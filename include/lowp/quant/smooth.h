@@ -4,6 +4,7 @@
 // produces them, so the FP32 model computes the same function (up to rounding).
 #pragma once
 
+#include <span>
 #include <vector>
 
 #include "lowp/nn/transformer.h"
@@ -30,5 +31,20 @@ struct SmoothStats {
 // Throws lowp::Error for alpha outside [0, 1] or statistics of the wrong shape.
 nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::TransformerWeights& w,
                                     const SmoothStats& stats, double alpha);
+
+// The same with an alpha per layer and input (each vector [n_layer]; an empty
+// attention_output: o is not smoothed); a NaN alpha leaves that input as it is.
+struct SmoothAlphas {
+  std::vector<double> attention, mlp, attention_output;
+};
+nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::TransformerWeights& w,
+                                    const SmoothStats& stats, const SmoothAlphas& alphas);
+
+// The factors s_j above for an input with per-channel absmax `absmax`, read
+// by the matrices `reads` ([rows, absmax.size()] row-major each); all 1 for a
+// NaN alpha.
+std::vector<double> smoothing_factors(std::span<const float> absmax,
+                                      const std::vector<std::span<const float>>& reads,
+                                      double alpha);
 
 }  // namespace lowp
