@@ -91,6 +91,7 @@ AqasResult aqas(const nn::Transformer& model,
   AqasResult out;
   out.alphas.attention.assign(layers, std::nan(""));
   out.alphas.mlp.assign(layers, std::nan(""));
+  out.alphas.pow2 = opt.pow2;
   for (std::size_t l = 0; l < layers; ++l) {
     const nn::TransformerWeights::Layer& L = w.layers[l];
     for (int which = 0; which < 2; ++which) {
@@ -121,7 +122,7 @@ AqasResult aqas(const nn::Transformer& model,
       double best = plain, best_alpha = std::nan("");
       for (double a : opt.alphas) {
         const double e =
-            product_error(x, n, d, reads, refs, smoothing_factors(absmax, reads, a), opt);
+            product_error(x, n, d, reads, refs, smoothing_factors(absmax, reads, a, opt.pow2), opt);
         if (e < best) {
           best = e;
           best_alpha = a;

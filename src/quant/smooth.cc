@@ -27,7 +27,7 @@ void check(const std::vector<std::vector<float>>& v, std::size_t layers, std::si
 
 // s_j = max|X_j|^alpha / max|W_j|^(1 - alpha), clamped; 1 where either is 0.
 std::vector<double> factors_from(const std::vector<float>& x, const std::vector<double>& wmax,
-                                 double alpha) {
+                                 double alpha, bool pow2) {
   std::vector<double> s(x.size(), 1.0);
   if (std::isnan(alpha)) return s;  // not smoothed
   for (std::size_t j = 0; j < x.size(); ++j) {
@@ -35,14 +35,17 @@ std::vector<double> factors_from(const std::vector<float>& x, const std::vector<
     if (!(a > 0.0) || !(wmax[j] > 0.0) || !std::isfinite(a)) continue;
     s[j] = std::clamp(std::pow(a, alpha) / std::pow(wmax[j], 1.0 - alpha), 1e-5, 1e5);
   }
+  if (pow2) {
+    for (double& v : s) v = std::exp2(std::nearbyint(std::log2(v)));
+  }
   return s;
 }
 
 std::vector<double> factors(const std::vector<float>& x, const std::vector<std::vector<float>*>& ws,
-                            double alpha) {
+                            double alpha, bool pow2) {
   std::vector<std::span<const float>> reads;
   for (const std::vector<float>* w : ws) reads.emplace_back(*w);
-  return smoothing_factors(x, reads, alpha);
+  return smoothing_factors(x, reads, alpha, pow2);
 }
 
 void scale_columns(std::vector<float>& w, const std::vector<double>& s) {
@@ -62,7 +65,7 @@ void divide(std::vector<float>& v, const std::vector<double>& s) {
 
 std::vector<double> smoothing_factors(std::span<const float> absmax,
                                       const std::vector<std::span<const float>>& reads,
-                                      double alpha) {
+                                      double alpha, bool pow2) {
   const std::size_t cols = absmax.size();
   std::vector<double> wmax(cols, 0.0);
   for (std::span<const float> w : reads) {
@@ -70,11 +73,11 @@ std::vector<double> smoothing_factors(std::span<const float> absmax,
       wmax[i % cols] = std::max(wmax[i % cols], std::fabs(static_cast<double>(w[i])));
     }
   }
-  return factors_from(std::vector<float>(absmax.begin(), absmax.end()), wmax, alpha);
+  return factors_from(std::vector<float>(absmax.begin(), absmax.end()), wmax, alpha, pow2);
 }
 
 nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::TransformerWeights& w,
-                                    const SmoothStats& stats, double alpha) {
+                                    const SmoothStats& stats, double alpha, bool pow2) {
   if (!(alpha >= 0.0 && alpha <= 1.0)) {
     throw Error("smoothquant: alpha " + std::to_string(alpha) + " is outside [0, 1]");
   }
@@ -83,6 +86,7 @@ nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::Tr
   a.attention.assign(layers, alpha);
   a.mlp.assign(layers, alpha);
   if (!stats.attention_output.empty()) a.attention_output.assign(layers, alpha);
+  a.pow2 = pow2;
   return smooth_quant(c, w, stats, a);
 }
 
@@ -122,14 +126,15 @@ nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::Tr
     } else {
       reads = {&L.q_w, &L.k_w, &L.v_w};
     }
-    const std::vector<double> sa = factors(stats.attention[l], reads, alphas.attention[l]);
+    const std::vector<double> sa =
+        factors(stats.attention[l], reads, alphas.attention[l], alphas.pow2);
     divide(L.norm_1_w, sa);
     if (!L.norm_1_b.empty()) divide(L.norm_1_b, sa);
     for (std::vector<float>* m : reads) scale_columns(*m, sa);
     // The MLP input: norm_2 -> fc (up) and gate.
     reads = {&L.fc_w};
     if (c.mlp == nn::MlpKind::kSwiGlu) reads.push_back(&L.gate_w);
-    const std::vector<double> sm = factors(stats.mlp[l], reads, alphas.mlp[l]);
+    const std::vector<double> sm = factors(stats.mlp[l], reads, alphas.mlp[l], alphas.pow2);
     divide(L.norm_2_w, sm);
     if (!L.norm_2_b.empty()) divide(L.norm_2_b, sm);
     for (std::vector<float>* m : reads) scale_columns(*m, sm);
@@ -151,7 +156,8 @@ nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::Tr
       const std::size_t col = i % q_dim, vc = (col / dh / group) * dh + col % dh;
       wmax[vc] = std::max(wmax[vc], std::fabs(static_cast<double>(L.o_w[i])));
     }
-    const std::vector<double> s = factors_from(per_v, wmax, alphas.attention_output[l]);
+    const std::vector<double> s =
+        factors_from(per_v, wmax, alphas.attention_output[l], alphas.pow2);
     // v's rows divided (in the fused matrix: rows q_dim + kv_dim ..).
     std::vector<float>& vw = c.fused_qkv ? L.qkv_w : L.v_w;
     std::vector<float>& vb = c.fused_qkv ? L.qkv_b : L.v_b;

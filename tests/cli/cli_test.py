@@ -797,6 +797,8 @@ class Report(Base):
                            "int8", "--smooth", "0.5", "--calib", calib, "--svg", svg], "--smooth", svg)
         self.assert_fails(["report", "--text", self.text, "--formats", "int4:channel", "--aqas", "--activations",
                            "int8", "--svg", svg], "--calib", svg)
+        self.assert_fails(["report", "--text", self.text, "--formats", "int4:channel", "--smooth-pow2",
+                           "--activations", "int8", "--calib", calib, "--svg", svg], "--smooth-pow2", svg)
 
     def test_afpq_two_scales(self):
         # fp4_e2m1:group32:asym: two FP16 scales per group of 32 = 5 bits/weight.

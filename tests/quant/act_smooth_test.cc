@@ -312,6 +312,21 @@ TEST(SmoothQuant, PerInputAlphasAndNaNLeavesAnInputAlone) {
   EXPECT_EQ(w.layers[0].norm_1_w, m.weights().layers[0].norm_1_w);  // NaN: untouched
   EXPECT_EQ(w.layers[1].norm_1_w, all.layers[1].norm_1_w);          // 0.5: as the scalar alpha
   EXPECT_EQ(w.layers[0].fc_w, all.layers[0].fc_w);
+  // Powers of two (LLM-FP4's pre-shifted exponent biases): each factor is the
+  // unrounded one rounded in the log domain, and the FP32 function stays.
+  const nn::TransformerWeights::Layer& L = m.weights().layers[2];
+  const std::vector<std::span<const float>> reads = {L.fc_w};
+  const std::vector<double> exact = smoothing_factors(stats.mlp[2], reads, 0.8);
+  const std::vector<double> p2 = smoothing_factors(stats.mlp[2], reads, 0.8, true);
+  ASSERT_EQ(exact.size(), p2.size());
+  for (std::size_t j = 0; j < p2.size(); ++j) {
+    int e = 0;
+    EXPECT_EQ(std::frexp(p2[j], &e), 0.5) << j;  // a power of two
+    EXPECT_EQ(p2[j], std::exp2(std::round(std::log2(exact[j])))) << j;
+  }
+  const nn::Transformer s2(m.config(), smooth_quant(m.config(), m.weights(), stats, 1.0, true),
+                           "pow2");
+  EXPECT_LE(max_relative_difference(m, s2, windows[0]), 1e-5);
   a.mlp.pop_back();
   EXPECT_THROW(smooth_quant(m.config(), m.weights(), stats, a), Error);
 }

@@ -45,6 +45,7 @@ struct ReportArgs {
   std::string act_calibrator = "max";
   double smooth = -1;
   bool aqas = false;
+  bool smooth_pow2 = false;
   std::string slices;
   std::string rotate;
   std::uint64_t rotate_seed = 0;
@@ -179,6 +180,9 @@ void run_report(const ReportArgs& a) {
     throw Error("--aqas chooses smoothing against the W/A product error: it needs --activations F");
   }
   if (a.aqas && a.smooth >= 0) throw Error("--aqas and --smooth both smooth the model: give one");
+  if (a.smooth_pow2 && !a.aqas && a.smooth < 0) {
+    throw Error("--smooth-pow2 rounds the factors of --smooth ALPHA or --aqas: give one of them");
+  }
   if (!a.slices.empty()) {
     for (const std::string& s : split_list(a.slices)) {
       int bits = 0;
@@ -275,7 +279,8 @@ void run_report(const ReportArgs& a) {
   if (a.smooth >= 0) {
     // SmoothQuant: the model itself changes (the same function in FP32).
     const SmoothStats stats = smoothing_stats(gpt, *windows, opt.threads);
-    nn::TransformerWeights w = smooth_quant(gpt.config(), gpt.weights(), stats, a.smooth);
+    nn::TransformerWeights w =
+        smooth_quant(gpt.config(), gpt.weights(), stats, a.smooth, a.smooth_pow2);
     nn::TransformerConfig cfg = gpt.config();
     cfg.n_ctx = loaded.model.config().n_ctx;  // the checkpoint's, as its weights have it
     gpt = nn::Transformer(cfg, std::move(w), model_name + " (smoothed)")
@@ -287,12 +292,14 @@ void run_report(const ReportArgs& a) {
     const int checkpoint_ctx = loaded.model.config().n_ctx;
     const MatrixFormat acts = parse_matrix_format(a.activations);
     const unsigned threads = opt.threads;
-    opt.prepare = [windows, acts, threads, checkpoint_ctx](const nn::Transformer& m,
-                                                           const MatrixFormat& f) {
+    const bool pow2 = a.smooth_pow2;
+    opt.prepare = [windows, acts, threads, checkpoint_ctx, pow2](const nn::Transformer& m,
+                                                                 const MatrixFormat& f) {
       AqasOptions ao;
       ao.weights = f;
       ao.activations = acts;
       ao.threads = threads;
+      ao.pow2 = pow2;
       AqasResult r = aqas(m, *windows, ao);
       for (const std::string& line : r.lines) fmt::print(stderr, "  aqas {}: {}\n", f.name, line);
       nn::TransformerConfig cfg = m.config();
@@ -371,7 +378,10 @@ void run_report(const ReportArgs& a) {
                  a.rotate == "hadamard" ? " and, online, of the MLP's inner activations" : "",
                  a.rotate_seed);
     }
-    if (a.smooth >= 0) fmt::print("SmoothQuant alpha {:g} folded into the model\n", a.smooth);
+    if (a.smooth >= 0) {
+      fmt::print("SmoothQuant alpha {:g}{} folded into the model\n", a.smooth,
+                 a.smooth_pow2 ? " (factors rounded to powers of two)" : "");
+    }
     if (a.aqas) {
       fmt::print(
           "AQAS: per weight format, each block's attention and MLP input smoothed with the "
@@ -524,6 +534,10 @@ void add_report_command(CLI::App& app) {
                 "block's attention and MLP input gets the SmoothQuant alpha (0, 0.1, .., 1, or "
                 "none) whose product with both weights (RTN) and --activations quantized errs "
                 "least on calibration inputs; needs --calib and --activations");
+  cmd->add_flag("--smooth-pow2", a->smooth_pow2,
+                "Round the factors of --smooth or --aqas to powers of two: LLM-FP4's pre-shifted "
+                "exponent biases (each channel's activation exponent folded into the weights as "
+                "a shift; e.g. --smooth 1 --smooth-pow2 with FP activations)");
   cmd->add_option("--rotate", a->rotate,
                   "hadamard: rotate the residual stream by a randomized Hadamard matrix folded "
                   "into the weights, and the MLP's inner activations online (QuaRot); "

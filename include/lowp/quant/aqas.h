@@ -32,6 +32,7 @@ struct AqasOptions {
   MatrixFormat activations;  // the activations' format, per token (fake_quantize_rows)
   std::vector<double> alphas = {0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0};
   std::size_t tokens = 512;  // calibration rows per input
+  bool pow2 = false;         // factors rounded to powers of two (smooth.h)
   unsigned threads = 1;
 };
 

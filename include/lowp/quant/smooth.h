@@ -28,23 +28,28 @@ struct SmoothStats {
 //                    linearly per channel; with grouped-query attention s is
 //                    per v channel, shared by the query heads of the group),
 //                    o's columns multiplied by s.
+// With `pow2`, each s_j is rounded to the nearest power of two (in the log
+// domain): LLM-FP4's pre-shifted exponent biases (Liu et al. 2023), where a
+// channel's own activation exponent bias is folded into the weights as an
+// exact shift and the activations keep one bias per tensor.
 // Throws lowp::Error for alpha outside [0, 1] or statistics of the wrong shape.
 nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::TransformerWeights& w,
-                                    const SmoothStats& stats, double alpha);
+                                    const SmoothStats& stats, double alpha, bool pow2 = false);
 
 // The same with an alpha per layer and input (each vector [n_layer]; an empty
 // attention_output: o is not smoothed); a NaN alpha leaves that input as it is.
 struct SmoothAlphas {
   std::vector<double> attention, mlp, attention_output;
+  bool pow2 = false;  // factors rounded to powers of two
 };
 nn::TransformerWeights smooth_quant(const nn::TransformerConfig& c, const nn::TransformerWeights& w,
                                     const SmoothStats& stats, const SmoothAlphas& alphas);
 
 // The factors s_j above for an input with per-channel absmax `absmax`, read
 // by the matrices `reads` ([rows, absmax.size()] row-major each); all 1 for a
-// NaN alpha.
+// NaN alpha; rounded to powers of two with `pow2`.
 std::vector<double> smoothing_factors(std::span<const float> absmax,
                                       const std::vector<std::span<const float>>& reads,
-                                      double alpha);
+                                      double alpha, bool pow2 = false);
 
 }  // namespace lowp
