@@ -85,6 +85,17 @@ unsigned thread_count(int threads) {
   return static_cast<unsigned>(threads);
 }
 
+// The `hessian` argument: X^T X of the layer's inputs, [cols, cols].
+InputHessian hessian_input(py::handle hessian, std::size_t cols) {
+  const auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(hessian);
+  if (!a || a.ndim() != 2 || static_cast<std::size_t>(a.shape(0)) != cols ||
+      static_cast<std::size_t>(a.shape(1)) != cols) {
+    throw Error("hessian must be a [cols, cols] = [" + std::to_string(cols) + ", " +
+                std::to_string(cols) + "] float array");
+  }
+  return InputHessian::from_matrix(cols, std::span<const double>(a.data(), cols * cols), 1);
+}
+
 PackedMatrix quantize_matrix(py::handle w, const std::string& format, const std::string& method,
                              py::object hessian, double damp, bool act_order, bool static_groups,
                              bool mse_scales, int block, int search_radius,
@@ -107,15 +118,7 @@ PackedMatrix quantize_matrix(py::handle w, const std::string& format, const std:
   o.matryoshka_weights = slice_weights;
   o.threads = thread_count(threads);
   std::optional<InputHessian> h;
-  if (!hessian.is_none()) {
-    const auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(hessian);
-    if (!a || a.ndim() != 2 || static_cast<std::size_t>(a.shape(0)) != cols ||
-        static_cast<std::size_t>(a.shape(1)) != cols) {
-      throw Error("hessian must be a [cols, cols] = [" + std::to_string(cols) + ", " +
-                  std::to_string(cols) + "] float array");
-    }
-    h = InputHessian::from_matrix(cols, std::span<const double>(a.data(), cols * cols), 1);
-  }
+  if (!hessian.is_none()) h = hessian_input(hessian, cols);
   py::gil_scoped_release release;
   return quantize_weight(f, in.f32(), rows, cols, o, h ? &*h : nullptr).matrix;
 }
@@ -154,14 +157,7 @@ py::dict vector_quantize_dict(py::handle w, const std::string& format, std::size
   o.bits = static_cast<std::size_t>(f.element.bits);
   o.group_cols = f.scheme == MatrixScheme::kGroup ? static_cast<std::size_t>(f.group) : cols;
   std::optional<InputHessian> h;
-  if (!hessian.is_none()) {
-    const auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(hessian);
-    if (!a || a.ndim() != 2 || static_cast<std::size_t>(a.shape(0)) != cols ||
-        static_cast<std::size_t>(a.shape(1)) != cols) {
-      throw Error("hessian must be a [cols, cols] float array");
-    }
-    h = InputHessian::from_matrix(cols, std::span<const double>(a.data(), cols * cols), 1);
-  }
+  if (!hessian.is_none()) h = hessian_input(hessian, cols);
   VqResult r;
   {
     py::gil_scoped_release release;
@@ -183,14 +179,18 @@ py::dict vector_quantize_dict(py::handle w, const std::string& format, std::size
   return d;
 }
 
-py::dict power_quantize_dict(py::handle w, const std::string& format, int threads) {
+py::dict power_quantize_dict(py::handle w, const std::string& format, py::object hessian,
+                             int threads) {
   const MatrixFormat f = parse_matrix_format(format);
   const FloatInput in = matrix_input(w, "w");
+  const auto cols = static_cast<std::size_t>(in.shape[1]);
+  std::optional<InputHessian> h;
+  if (!hessian.is_none()) h = hessian_input(hessian, cols);
   PowerQuantization p;
   {
     py::gil_scoped_release release;
-    p = power_quantize(f, in.f32(), static_cast<std::size_t>(in.shape[0]),
-                       static_cast<std::size_t>(in.shape[1]), nullptr, thread_count(threads));
+    p = power_quantize(f, in.f32(), static_cast<std::size_t>(in.shape[0]), cols, nullptr,
+                       thread_count(threads), h ? &*h : nullptr);
   }
   py::dict d;
   d["exponent"] = p.exponent;
@@ -198,6 +198,7 @@ py::dict power_quantize_dict(py::handle w, const std::string& format, int thread
   d["stored"] = std::move(p.stored);
   d["weights"] = adopt(std::move(p.weights), in.shape);
   d["errors"] = p.errors;
+  d["error"] = p.error;
   return d;
 }
 
@@ -588,15 +589,18 @@ list of float32 [2^(b dim), dim] arrays (row block major), "bytes": indices +
 code books + their FP16 scales}.)doc");
 
   m.def("power_quantize", &power_quantize_dict, py::arg("w"), py::arg("format"), py::kw_only(),
-        py::arg("threads") = 1,
-        R"doc(power_quantize(w, format, *, threads=1) -> dict
+        py::arg("hessian") = py::none(), py::arg("threads") = 1,
+        R"doc(power_quantize(w, format, *, hessian=None, threads=1) -> dict
 
-PowerQuant / NUPES (data-free): t = sign(w)|w|^a stored in the scaled matrix
-format `format` (scales by the mse search), the exponent a searched over
-0.25, 0.30, ..., 1.00 for the least squared weight error. Returns
-{"exponent": a, "stored": PackedMatrix of t, "weights": sign(t')|t'|^(1/a) as
-float32 [rows, cols], "errors": the squared error per exponent, "bytes":
-stored bytes + 4 for a}.)doc");
+PowerQuant / NUPES: t = sign(w)|w|^a stored in the scaled matrix format
+`format` (scales by the mse search), the exponent a searched over 0.25, 0.30,
+..., 1.00 for the least squared weight error (data-free). With `hessian`
+(X^T X of the layer's inputs, [cols, cols]) the error is the layer's output
+error tr(dW H dW^T) and the best a is refined by a golden-section search over
+a +- 0.05 (the nupes method). Returns {"exponent": a, "stored": PackedMatrix
+of t, "weights": sign(t')|t'|^(1/a) as float32 [rows, cols], "errors": the
+error per grid exponent, "error": the chosen one's, "bytes": stored bytes + 4
+for a}.)doc");
 
   m.def("fake_quantize_rows", &fake_quantize_rows_array, py::arg("x"), py::arg("format"),
         R"doc(fake_quantize_rows(x, format) -> numpy.ndarray

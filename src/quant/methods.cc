@@ -49,6 +49,8 @@ std::string_view method_name(QuantMethod m) {
       return "gptvq";
     case QuantMethod::kMatGptq:
       return "matgptq";
+    case QuantMethod::kNupes:
+      return "nupes";
   }
   return "?";
 }
@@ -60,13 +62,13 @@ QuantMethod parse_method(std::string_view name) {
     if (name == method_name(m)) return m;
   }
   throw Error("unknown quantization method '" + std::string(name) +
-              "' (expected rtn, mse, gptq, fpsearch, fpvote, power, vq, gptvq or matgptq)");
+              "' (expected rtn, mse, gptq, fpsearch, fpvote, power, nupes, vq, gptvq or matgptq)");
 }
 
 std::string method_mismatch(QuantMethod m, const MatrixFormat& f) {
   const bool scaled = f.scheme == MatrixScheme::kTensor || f.scheme == MatrixScheme::kChannel ||
                       f.scheme == MatrixScheme::kGroup;
-  if (m == QuantMethod::kPower) {
+  if (m == QuantMethod::kPower || m == QuantMethod::kNupes) {
     if (scaled && !f.ggml_q8_0) return {};
     return f.name +
            " is not a scaled format; the power map needs one scale per tensor, channel or "
@@ -118,7 +120,7 @@ MethodSpec parse_method_spec(std::string_view name) {
 
 bool method_needs_data(QuantMethod m) {
   return m == QuantMethod::kGptq || m == QuantMethod::kFpSearch || m == QuantMethod::kGptvq ||
-         m == QuantMethod::kMatGptq;
+         m == QuantMethod::kMatGptq || m == QuantMethod::kNupes;
 }
 
 // ---- the Hessian of a layer input ----
@@ -811,21 +813,28 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
       out.detail = buf;
       return out;
     }
-    case QuantMethod::kPower: {
+    case QuantMethod::kPower:
+    case QuantMethod::kNupes: {
       check_finite(w, cols, f.name);
+      const std::string name(method_name(opt.method));
       if (const std::string why = method_mismatch(opt.method, f); !why.empty()) {
-        throw Error("--method power: " + why);
+        throw Error("--method " + name + ": " + why);
+      }
+      const bool refine = opt.method == QuantMethod::kNupes;
+      if (refine && (h == nullptr || h->tokens() == 0)) {
+        throw Error("quantize " + f.name +
+                    ": nupes needs calibration data (the layer's input Hessian), none was given");
       }
       const std::vector<double> importance = diag_importance(h, cols);
-      PowerQuantization p = power_quantize(
-          f, w, rows, cols, importance.empty() ? nullptr : importance.data(), opt.threads);
+      PowerQuantization p =
+          power_quantize(f, w, rows, cols, importance.empty() ? nullptr : importance.data(),
+                         opt.threads, refine ? h : nullptr);
       WeightQuantization out;
       out.matrix = stand_in(p.weights, rows, cols);
       out.stored_bytes = p.stored.bytes() + sizeof(float);  // + the exponent
       char buf[160];
-      std::snprintf(buf, sizeof buf, "a = %.2f in %s (squared error %.4g; a = 1: %.4g)", p.exponent,
-                    f.name.c_str(), *std::min_element(p.errors.begin(), p.errors.end()),
-                    p.errors.back());
+      std::snprintf(buf, sizeof buf, "a = %.3f in %s (%s error %.4g; a = 1: %.4g)", p.exponent,
+                    f.name.c_str(), refine ? "output" : "squared", p.error, p.errors.back());
       out.detail = buf;
       return out;
     }

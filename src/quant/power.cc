@@ -34,7 +34,8 @@ std::vector<float> power_inverse(std::span<const float> t, double a) {
 }
 
 PowerQuantization power_quantize(const MatrixFormat& f, std::span<const float> w, std::size_t rows,
-                                 std::size_t cols, const double* importance, unsigned threads) {
+                                 std::size_t cols, const double* importance, unsigned threads,
+                                 const InputHessian* h) {
   const bool scaled = f.scheme == MatrixScheme::kTensor || f.scheme == MatrixScheme::kChannel ||
                       f.scheme == MatrixScheme::kGroup;
   if (!scaled || f.ggml_q8_0) {
@@ -44,15 +45,21 @@ PowerQuantization power_quantize(const MatrixFormat& f, std::span<const float> w
   }
   PowerQuantization best;
   double best_error = INFINITY;
-  for (double a : power_exponents()) {
+  // Quantizes t = w^a and measures w - t'^(1/a): the weighted squared error,
+  // or with h the layer's output error tr(dW H dW^T).
+  auto trial = [&](double a, PackedMatrix& q, std::vector<float>& back) {
     const std::vector<float> t = power_forward(w, a);
     MethodOptions mse;
     mse.method = QuantMethod::kMse;
     mse.threads = threads;
-    PackedMatrix q = quantize_weight(f, t, rows, cols, mse).matrix;
+    q = quantize_weight(f, t, rows, cols, mse).matrix;
     std::vector<float> tq(rows * cols);
     q.dequantize(tq);
-    std::vector<float> back = power_inverse(tq, a);
+    back = power_inverse(tq, a);
+    if (h != nullptr) {
+      return hessian_error(w, PackedMatrix::quantize(parse_matrix_format("fp32"), back, rows, cols),
+                           *h, threads);
+    }
     std::vector<double> per_row(rows, 0.0);
     parallel_for(rows, std::max(1u, threads), [&](std::size_t r0, std::size_t r1) {
       for (std::size_t r = r0; r < r1; ++r) {
@@ -67,14 +74,54 @@ PowerQuantization power_quantize(const MatrixFormat& f, std::span<const float> w
     });
     double error = 0.0;
     for (double e : per_row) error += e;
-    best.errors.push_back(error);
-    if (error < best_error) {  // ties keep the smaller exponent found first
+    return error;
+  };
+  auto keep = [&](double a, double error, PackedMatrix& q, std::vector<float>& back) {
+    if (error < best_error) {  // ties keep the exponent found first
       best_error = error;
       best.exponent = a;
       best.stored = std::move(q);
       best.weights = std::move(back);
     }
+  };
+  for (double a : power_exponents()) {
+    PackedMatrix q;
+    std::vector<float> back;
+    const double error = trial(a, q, back);
+    best.errors.push_back(error);
+    keep(a, error, q, back);
   }
+  best.error = best_error;
+  if (h == nullptr) return best;
+  // NUPES' refinement on calibration data, derivative-free: golden-section
+  // search of the output error over a in [a* - 0.05, a* + 0.05] (within
+  // (0, 1]), 12 steps; the grid's best is kept unless a point beats it.
+  const double phi = (std::sqrt(5.0) - 1.0) / 2.0;
+  double lo = std::max(0.05, best.exponent - 0.05), hi = std::min(1.0, best.exponent + 0.05);
+  double x1 = hi - phi * (hi - lo), x2 = lo + phi * (hi - lo);
+  PackedMatrix q1, q2;
+  std::vector<float> b1, b2;
+  double e1 = trial(x1, q1, b1), e2 = trial(x2, q2, b2);
+  for (int step = 0; step < 12; ++step) {
+    if (e1 <= e2) {
+      keep(x1, e1, q1, b1);
+      hi = x2;
+      x2 = x1;
+      e2 = e1;
+      x1 = hi - phi * (hi - lo);
+      e1 = trial(x1, q1, b1);
+    } else {
+      keep(x2, e2, q2, b2);
+      lo = x1;
+      x1 = x2;
+      e1 = e2;
+      x2 = lo + phi * (hi - lo);
+      e2 = trial(x2, q2, b2);
+    }
+  }
+  keep(x1, e1, q1, b1);
+  keep(x2, e2, q2, b2);
+  best.error = best_error;
   return best;
 }
 

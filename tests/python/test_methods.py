@@ -286,3 +286,19 @@ def test_matgptq_slices_and_their_joint_objective():
                              slice_weights=[1.0])
     with pytest.raises(lowp.Error, match="int8"):
         lowp.matryoshka_slice(lowp.quantize_matrix(w, "int4:group32"), 2)
+
+
+def test_nupes_refines_the_power_exponent_on_the_output_error():
+    x = correlated_inputs(500, 48, 21)
+    h = hessian(x)
+    w = (0.05 * np.random.default_rng(22).laplace(size=(16, 48))).astype(np.float32)
+    free = lowp.power_quantize(w, "int3:channel")
+    data = lowp.power_quantize(w, "int3:channel", hessian=h)
+    for r in (free, data):
+        d = w.astype(np.float64) - r["weights"].astype(np.float64)
+        r["output"] = float(np.einsum("ij,jk,ik->", d, h, d))
+    np.testing.assert_allclose(data["error"], data["output"], rtol=1e-9)
+    assert data["output"] <= free["output"] * (1 + 1e-12)
+    assert data["error"] <= min(data["errors"])
+    with pytest.raises(lowp.Error, match="hessian"):
+        lowp.power_quantize(w, "int3:channel", hessian=np.eye(3))

@@ -3,6 +3,7 @@
 // here, the byte accounting, and bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -92,6 +93,53 @@ TEST(Power, NeedsAScaledFormat) {
       EXPECT_NE(std::string(e.what()).find("--method power"), std::string::npos) << e.what();
     }
   }
+}
+
+// nupes: with a Hessian the exponent is judged by the output error, refined
+// near the grid's best, and never worse than it.
+TEST(Power, NupesRefinesTheExponentOnTheOutputError) {
+  const std::size_t rows = 12, cols = 32;
+  const std::vector<float> w = laplace_matrix(rows * cols, 21);
+  std::mt19937 gen(22);
+  std::normal_distribution<float> n;
+  std::vector<float> x(200 * cols);
+  for (std::size_t t = 0; t < 200; ++t) {
+    const float z = n(gen);
+    for (std::size_t c = 0; c < cols; ++c) {
+      x[t * cols + c] = (1.0f + float(c % 4)) * (n(gen) + z);
+    }
+  }
+  InputHessian h(cols);
+  h.add(x.data(), 200);
+  const MatrixFormat f = parse_matrix_format("int3:channel");
+  const PowerQuantization p = power_quantize(f, w, rows, cols, nullptr, 2, &h);
+  // The output error of the returned weights, in fp64 here.
+  double e = 0.0;
+  const std::span<const double> hm = h.matrix();
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t i = 0; i < cols; ++i) {
+      for (std::size_t j = 0; j < cols; ++j) {
+        const double di = double(w[r * cols + i]) - double(p.weights[r * cols + i]);
+        const double dj = double(w[r * cols + j]) - double(p.weights[r * cols + j]);
+        e += di * hm[i * cols + j] * dj;
+      }
+    }
+  }
+  EXPECT_NEAR(p.error, e, 1e-9 * std::max(1.0, e));
+  const double grid_best = *std::min_element(p.errors.begin(), p.errors.end());
+  EXPECT_LE(p.error, grid_best);
+  const std::vector<double> grid = power_exponents();
+  const double a_grid =
+      grid[std::size_t(std::min_element(p.errors.begin(), p.errors.end()) - p.errors.begin())];
+  EXPECT_LE(std::fabs(p.exponent - a_grid), 0.05 + 1e-12);
+  // Through quantize_weight: the method needs the data.
+  MethodOptions o;
+  o.method = QuantMethod::kNupes;
+  EXPECT_THROW(quantize_weight(f, w, rows, cols, o), Error);
+  const WeightQuantization q = quantize_weight(f, w, rows, cols, o, &h);
+  EXPECT_NE(q.detail.find("output error"), std::string::npos) << q.detail;
+  EXPECT_EQ(q.stored_bytes, p.stored.bytes() + 4);
+  EXPECT_TRUE(method_needs_data(QuantMethod::kNupes));
 }
 
 }  // namespace

@@ -273,7 +273,7 @@ void add_quantize_command(CLI::App& app) {
                   "tensor's exponent/mantissa split by a vote of its rows: scaled float "
                   "formats such as fp8_e4m3:channel, with --fake); power (sign(w)|w|^a in a "
                   "scaled format, a searched per tensor, with --fake); fpsearch, gptvq, "
-                  "matgptq: lowp report only")
+                  "matgptq, nupes: lowp report only")
       ->default_str("rtn");
   add_calibration_options(cmd, a->calib);
   cmd->add_option("--budget", a->budget,

@@ -245,8 +245,9 @@ void run_report(const ReportArgs& a) {
     for (const std::string& m : opt.methods)
       needs_data |= method_needs_data(parse_method_spec(m).method);
     if (needs_data && calib.file.empty()) {
-      throw Error("--methods " + a.methods +
-                  ": gptq, matgptq, gptvq and fpsearch need calibration text (--calib FILE)");
+      throw Error(
+          "--methods " + a.methods +
+          ": gptq, matgptq, gptvq, fpsearch and nupes need calibration text (--calib FILE)");
     }
     // A method that does not apply to a format gets no row, and a note says so.
     std::size_t rows = a.budget > 0 ? 1 : 0;
@@ -490,21 +491,23 @@ void add_report_command(CLI::App& app) {
                   "Comma-separated weight formats (default: "
                   "fp32,bf16,fp8_e4m3,fp8_e5m2,mxfp8_e4m3,"
                   "mxfp6_e3m2,mxfp6_e2m3,mxfp4,mxint8,nvfp4,int8:channel,int4:group32)");
-  cmd->add_option("--methods", a->methods,
-                  "Comma-separated quantization methods, one row per format and method: rtn "
-                  "(the direct cast), mse (data-free scale search), gptq (needs --calib), "
-                  "fpsearch (LLM-FP4: each layer's exponent/mantissa split and scales by its "
-                  "output error; needs --calib), fpvote (each layer's split by a vote of its "
-                  "rows; data-free); fpsearch and fpvote apply to scaled float formats such "
-                  "as fp4_e2m1:channel; power (PowerQuant/NUPES: sign(w)|w|^a in a scaled format, "
-                  "a searched per matrix; data-free); vq / gptvq (vector quantization with "
-                  "code books, data-free / inside GPTQ with --calib; on int<b>:group<G>, see "
-                  "--vq-dim); matgptq (MatGPTQ on int8 formats: GPTQ whose rounding serves the "
-                  "int8 codes and their Matryoshka slices together, the widths of --slices or "
-                  "else 4 and 2; needs --calib); any method followed by +lorc<R> (e.g. "
-                  "gptq+lorc8) adds "
-                  "LoRC, the rank-R SVD of its error stored as int8 factors (bits counted); "
-                  "default: rtn");
+  cmd->add_option(
+      "--methods", a->methods,
+      "Comma-separated quantization methods, one row per format and method: rtn "
+      "(the direct cast), mse (data-free scale search), gptq (needs --calib), "
+      "fpsearch (LLM-FP4: each layer's exponent/mantissa split and scales by its "
+      "output error; needs --calib), fpvote (each layer's split by a vote of its "
+      "rows; data-free); fpsearch and fpvote apply to scaled float formats such "
+      "as fp4_e2m1:channel; power (PowerQuant/NUPES: sign(w)|w|^a in a scaled format, "
+      "a searched per matrix; data-free); nupes (the same with a chosen by the layer's output "
+      "error and refined on --calib); vq / gptvq (vector quantization with "
+      "code books, data-free / inside GPTQ with --calib; on int<b>:group<G>, see "
+      "--vq-dim); matgptq (MatGPTQ on int8 formats: GPTQ whose rounding serves the "
+      "int8 codes and their Matryoshka slices together, the widths of --slices or "
+      "else 4 and 2; needs --calib); any method followed by +lorc<R> (e.g. "
+      "gptq+lorc8) adds "
+      "LoRC, the rank-R SVD of its error stored as int8 factors (bits counted); "
+      "default: rtn");
   add_calibration_options(cmd, a->calib);
   cmd->add_option("--budget", a->budget,
                   "Also a mixed-precision row: each matrix gets a format of --budget-formats so "

@@ -31,6 +31,8 @@
 //   power  PowerQuant / NUPES (lowp/quant/power.h): sign(w)|w|^a stored in the
 //          format, a searched per matrix; the layer holds the fp32 weights
 //          the stored matrix stands for (its bytes + the exponent counted).
+//   nupes  the same with calibration data: a judged by the layer's output
+//          error and refined by a golden-section search (power.h).
 //
 //   vq, gptvq  vector quantization with per-group code books, data-free or
 //          inside GPTQ's loop (GPTVQ; lowp/quant/vq.h): on int<b>:group<G>
@@ -65,11 +67,22 @@
 
 namespace lowp {
 
-enum class QuantMethod { kRtn, kMse, kGptq, kFpSearch, kFpVote, kPower, kVq, kGptvq, kMatGptq };
+enum class QuantMethod {
+  kRtn,
+  kMse,
+  kGptq,
+  kFpSearch,
+  kFpVote,
+  kPower,
+  kVq,
+  kGptvq,
+  kMatGptq,
+  kNupes
+};
 
 std::string_view method_name(QuantMethod m);
-// "rtn", "mse", "gptq", "fpsearch", "fpvote", "power", "vq", "gptvq" or
-// "matgptq"; throws lowp::Error naming
+// "rtn", "mse", "gptq", "fpsearch", "fpvote", "power", "vq", "gptvq",
+// "matgptq" or "nupes"; throws lowp::Error naming
 // the spelling otherwise.
 QuantMethod parse_method(std::string_view name);
 // Whether the method needs calibration statistics (a Hessian).

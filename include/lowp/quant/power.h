@@ -7,6 +7,12 @@
 // least squared weight error (weighted by diag(H) when statistics are
 // given), t's scales chosen by the mse search (lowp/quant/methods.h) for
 // each a; a = 1 is the mse method itself.
+//
+// With calibration statistics (method nupes, after NUPES' refinement of a on
+// calibration data): each a is judged by the layer's output error
+// tr(dW H dW^T) instead, and the grid's best a is then refined by a
+// golden-section search over a* +- 0.05 (12 steps) — a derivative-free
+// stand-in for the paper's gradient descent on a, which is one-dimensional.
 #pragma once
 
 #include <cstddef>
@@ -30,12 +36,15 @@ struct PowerQuantization {
   PackedMatrix stored;         // t in the format
   std::vector<float> weights;  // power_inverse of stored's values
   std::vector<double> errors;  // per exponent of power_exponents()
+  double error = 0;            // the chosen exponent's
 };
 
 // Searches a for w [rows x cols] in the scaled format f; `importance`
-// (cols, may be null) weights the columns of the error. Throws lowp::Error for a format that is not
-// a scaled integer or float format.
+// (cols, may be null) weights the columns of the error; `h` (may be null)
+// makes it the output error and refines a (above). Throws lowp::Error for a
+// format that is not a scaled integer or float format.
 PowerQuantization power_quantize(const MatrixFormat& f, std::span<const float> w, std::size_t rows,
-                                 std::size_t cols, const double* importance, unsigned threads = 1);
+                                 std::size_t cols, const double* importance, unsigned threads = 1,
+                                 const InputHessian* h = nullptr);
 
 }  // namespace lowp
