@@ -145,7 +145,7 @@ py::dict low_rank_compensation_dict(py::handle w, const PackedMatrix& q, std::si
 }
 
 py::dict vector_quantize_dict(py::handle w, const std::string& format, std::size_t dim,
-                              py::object hessian, double damp, int threads) {
+                              py::object hessian, double damp, int update_steps, int threads) {
   const MatrixFormat f = parse_matrix_format(format);
   const FloatInput in = matrix_input(w, "w");
   const auto rows = static_cast<std::size_t>(in.shape[0]);
@@ -154,6 +154,8 @@ py::dict vector_quantize_dict(py::handle w, const std::string& format, std::size
   if (const std::string why = method_mismatch(m, f); !why.empty()) throw Error(why);
   VqOptions o;
   o.dim = dim;
+  if (update_steps < 0) throw Error("update_steps must be >= 0");
+  o.update_steps = update_steps;
   o.bits = static_cast<std::size_t>(f.element.bits);
   o.group_cols = f.scheme == MatrixScheme::kGroup ? static_cast<std::size_t>(f.group) : cols;
   std::optional<InputHessian> h;
@@ -575,15 +577,18 @@ V S^1/2 [cols, rank] stored in `factor_format`. Returns {"u": PackedMatrix,
 q's bytes + both factors'}. Raises lowp.Error for a rank of 0 or above
 min(rows, cols).)doc");
 
-  m.def("vector_quantize", &vector_quantize_dict, py::arg("w"), py::arg("format"), py::kw_only(),
-        py::arg("dim") = 2, py::arg("hessian") = py::none(), py::arg("damp") = 0.01,
-        py::arg("threads") = 1,
-        R"doc(vector_quantize(w, format, *, dim=2, hessian=None, damp=0.01, threads=1) -> dict
+  m.def(
+      "vector_quantize", &vector_quantize_dict, py::arg("w"), py::arg("format"), py::kw_only(),
+      py::arg("dim") = 2, py::arg("hessian") = py::none(), py::arg("damp") = 0.01,
+      py::arg("update_steps") = 0, py::arg("threads") = 1,
+      R"doc(vector_quantize(w, format, *, dim=2, hessian=None, damp=0.01, update_steps=0, threads=1) -> dict
 
 Vector quantization with per-group code books (lowp/quant/vq.h): `format`
 int<b>:group<G> (or int<b>:channel) gives b index bits per weight and a code
 book of 2^(b dim) int8 centroids per 256 rows x G columns. Without `hessian`
-the data-free vq; with it (X^T X, [cols, cols]) GPTVQ. Returns {"weights":
+the data-free vq; with it (X^T X, [cols, cols]) GPTVQ, whose code books
+`update_steps` conjugate-gradient steps then move toward the least output
+error with the indices fixed (kept if better once rounded). Returns {"weights":
 float32 [rows, cols], "indices": uint32 [rows, cols / dim], "codebooks": a
 list of float32 [2^(b dim), dim] arrays (row block major), "bytes": indices +
 code books + their FP16 scales}.)doc");

@@ -794,6 +794,7 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
       }
       VqOptions vo;
       vo.dim = opt.vq_dim;
+      vo.update_steps = opt.vq_update;
       vo.bits = static_cast<std::size_t>(f.element.bits);
       vo.group_cols = f.scheme == MatrixScheme::kGroup ? static_cast<std::size_t>(f.group) : cols;
       VqResult r =

@@ -50,6 +50,15 @@ std::size_t nearest(const double* v, const std::vector<double>& c, std::size_t k
   return best;
 }
 
+// A code book rounded to int8 with one FP16 scale: s = fp16(max |c| / 127).
+void round_codebook(std::vector<double>& c) {
+  double amax = 0.0;
+  for (double x : c) amax = std::max(amax, std::fabs(x));
+  const double s = static_cast<double>(
+      decode_f32(kFp16, encode(kFp16, amax / 127.0, {Rounding::kNearestEven, true})));
+  for (double& x : c) x = s > 0.0 ? std::clamp(std::nearbyint(x / s), -127.0, 127.0) * s : 0.0;
+}
+
 // Weighted k-means of n d-vectors (points [n x d], each with its coordinate
 // weights [n x d]) into k centroids, then rounded to int8 with one FP16 scale.
 std::vector<double> fit_codebook(const std::vector<double>& points,
@@ -110,13 +119,106 @@ std::vector<double> fit_codebook(const std::vector<double>& points,
       if (wsum[i] > 0.0) c[i] = sum[i] / wsum[i];
     }
   }
-  // int8 with an FP16 scale.
-  double amax = 0.0;
-  for (double x : c) amax = std::max(amax, std::fabs(x));
-  const double s = static_cast<double>(
-      decode_f32(kFp16, encode(kFp16, amax / 127.0, {Rounding::kNearestEven, true})));
-  for (double& x : c) x = s > 0.0 ? std::clamp(std::nearbyint(x / s), -127.0, 127.0) * s : 0.0;
+  round_codebook(c);
   return c;
+}
+
+// The layer's output error tr(R H R^T) of a row block's residual R [nr x cols].
+double output_error(const std::vector<double>& r, std::size_t nr, std::size_t cols,
+                    std::span<const double> h) {
+  double e = 0.0;
+  std::vector<double> rh(cols);
+  for (std::size_t i = 0; i < nr; ++i) {
+    const double* ri = r.data() + i * cols;
+    std::fill(rh.begin(), rh.end(), 0.0);
+    for (std::size_t a = 0; a < cols; ++a) {
+      if (ri[a] == 0.0) continue;
+      const double* ha = h.data() + a * cols;
+      for (std::size_t b = 0; b < cols; ++b) rh[b] += ri[a] * ha[b];
+    }
+    for (std::size_t b = 0; b < cols; ++b) e += rh[b] * ri[b];
+  }
+  return e;
+}
+
+// GPTVQ's code-book update: with every vector's index fixed, the centroids of
+// a row block's code books (all its column groups, `cbs`) are moved toward the
+// least output error tr((W - Q) H (W - Q)^T) by `steps` conjugate-gradient
+// steps on that quadratic, then rounded to int8 again; kept only if the
+// rounded result errs less. `index(r, v)` is row r's index of vector v.
+void update_codebooks(const double* w, std::size_t nr, std::size_t cols, std::size_t d,
+                      std::size_t group_cols, const std::uint32_t* index, std::span<const double> h,
+                      int steps, std::vector<std::vector<double>>& cbs) {
+  const std::size_t nv = cols / d;
+  const auto group_of = [&](std::size_t v) { return (v * d) / group_cols; };
+  // Q = A(C): every vector's centroid in place.
+  const auto apply = [&](const std::vector<std::vector<double>>& c, std::vector<double>& q) {
+    q.assign(nr * cols, 0.0);
+    for (std::size_t r = 0; r < nr; ++r) {
+      for (std::size_t v = 0; v < nv; ++v) {
+        const double* cv = c[group_of(v)].data() + index[r * nv + v] * d;
+        for (std::size_t t = 0; t < d; ++t) q[r * cols + v * d + t] = cv[t];
+      }
+    }
+  };
+  // A^T(Y H): the gradient's scatter of Y H onto the centroids.
+  const auto adjoint = [&](const std::vector<double>& y, std::vector<std::vector<double>>& g) {
+    for (auto& x : g) std::fill(x.begin(), x.end(), 0.0);
+    std::vector<double> yh(cols);
+    for (std::size_t r = 0; r < nr; ++r) {
+      std::fill(yh.begin(), yh.end(), 0.0);
+      for (std::size_t a = 0; a < cols; ++a) {
+        const double ya = y[r * cols + a];
+        if (ya == 0.0) continue;
+        const double* ha = h.data() + a * cols;
+        for (std::size_t b = 0; b < cols; ++b) yh[b] += ya * ha[b];
+      }
+      for (std::size_t v = 0; v < nv; ++v) {
+        double* gv = g[group_of(v)].data() + index[r * nv + v] * d;
+        for (std::size_t t = 0; t < d; ++t) gv[t] += yh[v * d + t];
+      }
+    }
+  };
+  const auto dot = [](const std::vector<std::vector<double>>& a,
+                      const std::vector<std::vector<double>>& b) {
+    double s = 0.0;
+    for (std::size_t g = 0; g < a.size(); ++g) {
+      for (std::size_t i = 0; i < a[g].size(); ++i) s += a[g][i] * b[g][i];
+    }
+    return s;
+  };
+  std::vector<double> q, resid(nr * cols);
+  apply(cbs, q);
+  for (std::size_t i = 0; i < nr * cols; ++i) resid[i] = w[i] - q[i];
+  const double before = output_error(resid, nr, cols, h);
+  std::vector<std::vector<double>> x = cbs, res = cbs, p, ap = cbs;
+  adjoint(resid, res);  // b - M x
+  p = res;
+  double rr = dot(res, res);
+  for (int step = 0; step < steps && rr > 0.0; ++step) {
+    std::vector<double> qp;
+    apply(p, qp);
+    adjoint(qp, ap);
+    const double pap = dot(p, ap);
+    if (!(pap > 0.0)) break;
+    const double alpha = rr / pap;
+    for (std::size_t g = 0; g < x.size(); ++g) {
+      for (std::size_t i = 0; i < x[g].size(); ++i) {
+        x[g][i] += alpha * p[g][i];
+        res[g][i] -= alpha * ap[g][i];
+      }
+    }
+    const double rr_next = dot(res, res);
+    const double beta = rr_next / rr;
+    rr = rr_next;
+    for (std::size_t g = 0; g < p.size(); ++g) {
+      for (std::size_t i = 0; i < p[g].size(); ++i) p[g][i] = res[g][i] + beta * p[g][i];
+    }
+  }
+  for (auto& c : x) round_codebook(c);
+  apply(x, q);
+  for (std::size_t i = 0; i < nr * cols; ++i) resid[i] = w[i] - q[i];
+  if (output_error(resid, nr, cols, h) < before) cbs = std::move(x);
 }
 
 }  // namespace
@@ -170,6 +272,7 @@ VqResult vector_quantize(std::span<const float> w, std::size_t rows, std::size_t
     for (std::size_t rb = b0; rb < b1; ++rb) {
       const std::size_t r0 = rb * o.group_rows, nr = std::min(o.group_rows, rows - r0);
       std::vector<double> cur(nr * cols);  // this block's weights as GPTQ updates them
+      std::vector<std::vector<double>> blocks(col_groups);  // the code books
       for (std::size_t i = 0; i < nr * cols; ++i) cur[i] = w[r0 * cols + i];
       for (std::size_t g = 0; g < col_groups; ++g) {
         const std::size_t c0 = g * o.group_cols, nc = std::min(o.group_cols, cols - c0);
@@ -181,11 +284,9 @@ VqResult vector_quantize(std::span<const float> w, std::size_t rows, std::size_t
             weights.push_back(importance[j]);
           }
         }
-        const std::vector<double> cb =
-            fit_codebook(points, weights, nr * nc / d, d, k, o.iterations,
-                         o.seed + 0x100000001ull * (rb * col_groups + g));
-        std::vector<float>& stored = out.codebooks[rb * col_groups + g];
-        stored.assign(cb.begin(), cb.end());
+        blocks[g] = fit_codebook(points, weights, nr * nc / d, d, k, o.iterations,
+                                 o.seed + 0x100000001ull * (rb * col_groups + g));
+        const std::vector<double>& cb = blocks[g];
         for (std::size_t j = c0; j < c0 + nc; j += d) {
           for (std::size_t r = 0; r < nr; ++r) {
             double* row = cur.data() + r * cols;
@@ -203,6 +304,25 @@ VqResult vector_quantize(std::span<const float> w, std::size_t rows, std::size_t
             }
           }
         }
+      }
+      if (h != nullptr && o.update_steps > 0) {
+        std::vector<double> wb(w.begin() + static_cast<std::ptrdiff_t>(r0 * cols),
+                               w.begin() + static_cast<std::ptrdiff_t>((r0 + nr) * cols));
+        update_codebooks(wb.data(), nr, cols, d, o.group_cols, out.indices.data() + r0 * (cols / d),
+                         h->matrix(), o.update_steps, blocks);
+        const std::size_t nv = cols / d;
+        for (std::size_t r = 0; r < nr; ++r) {
+          for (std::size_t v = 0; v < nv; ++v) {
+            const double* cv =
+                blocks[(v * d) / o.group_cols].data() + out.indices[(r0 + r) * nv + v] * d;
+            for (std::size_t t = 0; t < d; ++t) {
+              out.weights[(r0 + r) * cols + v * d + t] = static_cast<float>(cv[t]);
+            }
+          }
+        }
+      }
+      for (std::size_t g = 0; g < col_groups; ++g) {
+        out.codebooks[rb * col_groups + g].assign(blocks[g].begin(), blocks[g].end());
       }
     }
   });

@@ -3,6 +3,8 @@
 // bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <random>
 #include <string>
@@ -133,6 +135,34 @@ TEST(Vq, GptvqLowersTheLayerObjective) {
   };
   EXPECT_LT(objective(gptvq.weights), 0.8 * objective(plain.weights));
   EXPECT_EQ(gptvq.bytes, plain.bytes);
+  // The code-book update: the same indices, int8 code books still, and an
+  // objective no higher (here lower: the centroids were fit before the later
+  // columns' updates moved the weights they serve).
+  o.update_steps = 10;
+  const VqResult updated = vector_quantize(w, rows, cols, o, &h);
+  EXPECT_EQ(updated.indices, gptvq.indices);
+  EXPECT_EQ(updated.bytes, gptvq.bytes);
+  EXPECT_LT(objective(updated.weights), objective(gptvq.weights));
+  for (const std::vector<float>& cb : updated.codebooks) {
+    float amax = 0;
+    for (float c : cb) amax = std::max(amax, std::fabs(c));
+    const double s = amax / 127.0;  // every centroid a multiple of the book's step
+    for (float c : cb) {
+      const double m = c / (amax > 0 ? amax / 127.0 : 1.0);
+      EXPECT_NEAR(m, std::nearbyint(m), 1e-3) << c << " " << s;
+    }
+  }
+  // Each weight is the centroid its index names.
+  const std::size_t nv = cols / o.dim;
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t v = 0; v < nv; ++v) {
+      const std::vector<float>& cb = updated.codebooks[(v * o.dim) / o.group_cols];
+      for (std::size_t t = 0; t < o.dim; ++t) {
+        ASSERT_EQ(updated.weights[r * cols + v * o.dim + t],
+                  cb[updated.indices[r * nv + v] * o.dim + t]);
+      }
+    }
+  }
 }
 
 TEST(Vq, BadOptionsNameTheOption) {

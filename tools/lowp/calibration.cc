@@ -37,6 +37,11 @@ void add_calibration_options(CLI::App* cmd, CalibrationArgs& a) {
   cmd->add_option("--vq-dim", a.vq_dim,
                   "vq/gptvq: weights per vector, 1, 2 or 4 (default 2); the format int<b>:group<G> "
                   "gives b index bits per weight and a code book per 256 rows x G columns");
+  cmd->add_option("--vq-update", a.vq_update,
+                  "gptvq: conjugate-gradient steps of the code-book update after the GPTQ pass "
+                  "(centroids moved toward the least layer output error with the indices fixed, "
+                  "kept if better once rounded to int8; default 0: none)")
+      ->check(CLI::Range(0, 1000));
   cmd->add_option("--mat-weights", a.matryoshka_weights,
                   "matgptq: the weight of each width in the joint objective, int8 first and "
                   "then each --slices width (default: 8, 4, 2 with equal weights)")
@@ -91,6 +96,7 @@ MethodOptions method_options(QuantMethod method, const CalibrationArgs& a, unsig
   o.gptq.static_groups = a.static_groups;
   o.search.exponent_radius = a.search_radius;
   o.vq_dim = a.vq_dim;
+  o.vq_update = a.vq_update;
   o.matryoshka_bits = a.matryoshka_bits;
   o.matryoshka_weights = a.matryoshka_weights;
   return o;

@@ -27,6 +27,7 @@ struct CalibrationArgs {
   bool static_groups = false;
   int search_radius = 1;                         // MX exponents either side of the rule
   std::size_t vq_dim = 2;                        // vq, gptvq: weights per vector
+  int vq_update = 0;                             // gptvq: code-book update steps
   std::vector<int> matryoshka_bits = {8, 4, 2};  // matgptq: the widths of its objective
   std::vector<double> matryoshka_weights;        // and their weights (empty: equal)
 };

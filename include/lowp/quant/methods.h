@@ -120,6 +120,7 @@ struct MethodOptions {
   std::size_t lorc_rank = 0;
   std::string lorc_format = "int8:channel";
   std::size_t vq_dim = 2;  // vq, gptvq: weights per vector (1, 2 or 4)
+  int vq_update = 0;       // gptvq: code-book update steps (lowp/quant/vq.h; 0: none)
   // matgptq: the widths whose slices of the int8 codes share the objective
   // (8 is the int8 model itself), and each one's weight lambda_r in it
   // (empty: equal weights; normalized to sum 1).

@@ -19,6 +19,13 @@
 //          each of its columns is pushed onto the columns to its right
 //          (W[:, j+1:] -= (w_j - q_j) / U_jj * U[j, j+1:]).
 //
+// gptvq's optional code-book update (the paper's, by conjugate gradient
+// instead of Adam): once every index of a block of rows is chosen, the
+// centroids of its code books are moved toward the least output error
+// tr((W - Q) H (W - Q)^T) with the indices fixed — a quadratic in the
+// centroids, `update_steps` conjugate-gradient steps — then rounded to int8
+// again; the block keeps them only if that lowers its error.
+//
 // Storage per matrix: rows x ceil(cols / d) indices of b d bits (each row
 // starting on a byte), plus k d bytes and 2 bytes of scale per code book.
 #pragma once
@@ -38,6 +45,8 @@ struct VqOptions {
   std::size_t group_cols = 128;  // columns per code book (a multiple of d)
   std::size_t group_rows = 256;  // rows per code book
   int iterations = 20;           // Lloyd iterations
+  // gptvq: conjugate-gradient steps of the code-book update (0: none).
+  int update_steps = 0;
   std::uint64_t seed = 0;
 };
 
