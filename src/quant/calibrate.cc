@@ -59,7 +59,7 @@ ModelQuantization quantize_transformer(const nn::Transformer& model, const Matri
                 " needs calibration data (--calib FILE)");
   }
   ModelQuantization out{model.with_weights(f), {}, {}, 0.0, 0};
-  if (m.method == QuantMethod::kRtn && m.lorc_rank == 0 && !opt.format_of) {
+  if (m.method == QuantMethod::kRtn && m.lorc_rank == 0 && !m.row_scale && !opt.format_of) {
     out.seconds = seconds_since(t0);
     return out;
   }

@@ -102,20 +102,40 @@ std::string method_mismatch(QuantMethod m, const MatrixFormat& f) {
 
 MethodSpec parse_method_spec(std::string_view name) {
   MethodSpec spec;
-  const std::size_t plus = name.find('+');
+  std::size_t plus = name.find('+');
   spec.method = parse_method(name.substr(0, plus));
-  if (plus == std::string_view::npos) return spec;
-  const std::string_view suffix = name.substr(plus + 1);
-  std::size_t rank = 0;
-  const char* end = suffix.data() + suffix.size();
-  const auto [ptr, ec] =
-      suffix.size() > 4 ? std::from_chars(suffix.data() + 4, end, rank) : std::from_chars_result{};
-  if (!suffix.starts_with("lorc") || ec != std::errc() || ptr != end || rank == 0) {
-    throw Error("method '" + std::string(name) +
-                "': expected <method>+lorc<R> with a rank R >= 1, e.g. gptq+lorc8");
+  const auto bad = [&] {
+    return Error("method '" + std::string(name) +
+                 "': expected <method>[+row][+lorc<R>] (R >= 1), e.g. gptq+lorc8 or gptq+row");
+  };
+  while (plus != std::string_view::npos) {
+    const std::size_t next = name.find('+', plus + 1);
+    const std::string_view suffix = name.substr(plus + 1, next - plus - 1);
+    if (suffix == "row" && !spec.row_scale && spec.lorc_rank == 0) {
+      spec.row_scale = true;
+    } else {
+      std::size_t rank = 0;
+      const char* end = suffix.data() + suffix.size();
+      const auto [ptr, ec] = suffix.size() > 4 ? std::from_chars(suffix.data() + 4, end, rank)
+                                               : std::from_chars_result{};
+      if (!suffix.starts_with("lorc") || ec != std::errc() || ptr != end || rank == 0 ||
+          spec.lorc_rank != 0) {
+        throw bad();
+      }
+      spec.lorc_rank = rank;
+    }
+    plus = next;
   }
-  spec.lorc_rank = rank;
   return spec;
+}
+
+std::string method_mismatch(const MethodSpec& spec, const MatrixFormat& f) {
+  if (spec.row_scale && (f.scheme != MatrixScheme::kBlock || f.block.scale != BlockScale::kUe8m0)) {
+    return f.name +
+           " has no power-of-two block scales for +row to put under a real row scale: use an "
+           "MX format, e.g. mxfp4 or mx:fp4_e2m1:64";
+  }
+  return method_mismatch(spec.method, f);
 }
 
 bool method_needs_data(QuantMethod m) {
@@ -756,6 +776,42 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
     q.detail = q.detail.empty() ? buf : q.detail + "; " + buf;
     q.matrix = stand_in(c.weights, rows, cols);
     q.stored_bytes = c.bytes;
+    return q;
+  }
+  if (opt.row_scale) {
+    // ZeroQuant-FP's second scale layout: W = diag(r) W', r an FP32 scale per
+    // row (amax / max(element)) and W' in the MX format, whose block scales
+    // are then powers of two relative to the row's.
+    if (const std::string why = method_mismatch(MethodSpec{opt.method, 0, true}, f); !why.empty()) {
+      throw Error("+row: " + why);
+    }
+    check_finite(w, cols, f.name);
+    const double top = max_finite(f.block.element);
+    std::vector<float> r(rows, 1.0f), ws(w.begin(), w.end());
+    for (std::size_t i = 0; i < rows; ++i) {
+      double amax = 0.0;
+      for (std::size_t j = 0; j < cols; ++j)
+        amax = std::max(amax, std::fabs(static_cast<double>(w[i * cols + j])));
+      if (amax > 0.0) r[i] = static_cast<float>(amax / top);
+      for (std::size_t j = 0; j < cols; ++j) {
+        ws[i * cols + j] = static_cast<float>(static_cast<double>(w[i * cols + j]) / r[i]);
+      }
+    }
+    MethodOptions base = opt;
+    base.row_scale = false;
+    WeightQuantization q = quantize_weight(f, ws, rows, cols, base, h);
+    std::vector<float> v(rows * cols);
+    q.matrix.dequantize(v);
+    for (std::size_t i = 0; i < rows * cols; ++i) {
+      v[i] = static_cast<float>(static_cast<double>(v[i]) * static_cast<double>(r[i / cols]));
+    }
+    const std::size_t stored = (q.stored_bytes ? q.stored_bytes : q.matrix.bytes()) + 4 * rows;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s under an FP32 scale per row (+%.3f bits/weight)",
+                  q.matrix.format().name.c_str(), 32.0 / static_cast<double>(cols));
+    q.detail = q.detail.empty() ? buf : q.detail + "; " + buf;
+    q.matrix = stand_in(v, rows, cols);
+    q.stored_bytes = stored;
     return q;
   }
   switch (opt.method) {

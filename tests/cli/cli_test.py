@@ -800,6 +800,18 @@ class Report(Base):
         self.assert_fails(["report", "--text", self.text, "--formats", "int4:channel", "--smooth-pow2",
                            "--activations", "int8", "--calib", calib, "--svg", svg], "--smooth-pow2", svg)
 
+    def test_row_scale_under_mx_blocks(self):
+        r = self.report("--formats", "mxfp4,int4:channel", "--methods", "rtn+row", "--json", "--no-svg")
+        self.assertIn("no rtn+row row for int4:channel", r.stderr)
+        rows = {(x["format"], x["method"]): x for x in json.loads(r.stdout)["rows"]}
+        row = rows[("mxfp4", "rtn+row")]
+        # mxfp4 is 4.25 bits; an FP32 scale per row adds 32 / cols (cols 128 or 512).
+        self.assertGreater(row["bits_per_weight"], 4.25)
+        self.assertLess(row["bits_per_weight"], 4.25 + 32 / 128 + 1e-9)
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--formats", "mxfp4", "--methods", "rtn+lorc4+row",
+                           "--svg", svg], "+row", svg)
+
     def test_afpq_two_scales(self):
         # fp4_e2m1:group32:asym: two FP16 scales per group of 32 = 5 bits/weight.
         out = json.loads(self.report("--formats", "fp4_e2m1:group32,fp4_e2m1:group32:asym", "--json",

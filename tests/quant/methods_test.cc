@@ -532,3 +532,54 @@ TEST(FormatSearch, NeedsAScaledFloatFormat) {
 
 }  // namespace
 }  // namespace lowp
+
+namespace lowp {
+namespace {
+
+// ZeroQuant-FP's row scale under MX blocks: r_i = amax_i / 6 (E2M1's max),
+// W / r in mxfp4 by the spec's rule, times r again; recomputed here.
+TEST(RowScale, IsTheMxRuleUnderARealRowScale) {
+  const std::size_t rows = 6, cols = 96;
+  const std::vector<float> w = test_matrix(rows, cols, 17);
+  const MatrixFormat f = parse_matrix_format("mxfp4");
+  MethodOptions o;
+  o.row_scale = true;
+  const WeightQuantization q = quantize_weight(f, w, rows, cols, o);
+  std::vector<float> r(rows), ws(w.size());
+  for (std::size_t i = 0; i < rows; ++i) {
+    double amax = 0;
+    for (std::size_t j = 0; j < cols; ++j)
+      amax = std::max(amax, std::fabs(double(w[i * cols + j])));
+    r[i] = static_cast<float>(amax / 6.0);
+    for (std::size_t j = 0; j < cols; ++j) ws[i * cols + j] = float(double(w[i * cols + j]) / r[i]);
+  }
+  std::vector<float> want(w.size());
+  PackedMatrix::quantize(f, ws, rows, cols).dequantize(want);
+  for (std::size_t i = 0; i < want.size(); ++i) want[i] = float(double(want[i]) * r[i / cols]);
+  EXPECT_EQ(dequantized(q.matrix), want);
+  EXPECT_EQ(q.stored_bytes, PackedMatrix::quantize(f, ws, rows, cols).bytes() + 4 * rows);
+  // Each row's largest weight is kept to fp32 rounding (its block's scale is 2^0).
+  for (std::size_t i = 0; i < rows; ++i) {
+    std::size_t at = 0;
+    for (std::size_t j = 0; j < cols; ++j)
+      if (std::fabs(w[i * cols + j]) > std::fabs(w[i * cols + at])) at = j;
+    EXPECT_NEAR(dequantized(q.matrix)[i * cols + at], w[i * cols + at],
+                1e-6 * std::fabs(w[i * cols + at]));
+  }
+  EXPECT_NE(q.detail.find("FP32 scale per row"), std::string::npos) << q.detail;
+  // Spellings and formats.
+  EXPECT_TRUE(parse_method_spec("gptq+row").row_scale);
+  const MethodSpec both = parse_method_spec("gptq+row+lorc4");
+  EXPECT_TRUE(both.row_scale);
+  EXPECT_EQ(both.lorc_rank, 4u);
+  for (const char* bad : {"gptq+lorc4+row", "gptq+row+row", "gptq+rows", "gptq+"}) {
+    EXPECT_THROW(parse_method_spec(bad), Error) << bad;
+  }
+  EXPECT_FALSE(method_mismatch(both, parse_matrix_format("int4:channel")).empty());
+  EXPECT_FALSE(method_mismatch(both, parse_matrix_format("nvfp4")).empty());
+  EXPECT_TRUE(method_mismatch(both, parse_matrix_format("mx:fp4_e2m1:64")).empty());
+  EXPECT_THROW(quantize_weight(parse_matrix_format("int4:channel"), w, rows, cols, o), Error);
+}
+
+}  // namespace
+}  // namespace lowp

@@ -111,6 +111,7 @@ nn::ReportQuantizer report_quantizer(
     const MethodSpec spec = parse_method_spec(method);
     o.method = method_options(spec.method, a, threads);
     o.method.lorc_rank = spec.lorc_rank;
+    o.method.row_scale = spec.row_scale;
     o.measure_objective = false;
     o.progress = [](const std::string& line) { fmt::print(stderr, "  {}\n", line); };
     ModelQuantization q = quantize_transformer(model, f, *windows, o);

@@ -98,7 +98,7 @@ std::vector<std::string> check_methods(const nn::Transformer& gpt,
     }
     for (const std::string& name : formats) {
       const MatrixFormat f = parse_matrix_format(name);
-      const std::string why = f.name == "fp32" ? "" : method_mismatch(qm, f);
+      const std::string why = f.name == "fp32" ? "" : method_mismatch(spec, f);
       if (!why.empty()) {
         notes.push_back(fmt::format("note: no {} row for {}: {}", m, f.name, why));
         last_why = why;
@@ -258,7 +258,7 @@ void run_report(const ReportArgs& a) {
       throw Error("--methods " + a.methods + ": no format to apply them to: " + last_why);
     for (const std::string& n : notes) fmt::print(stderr, "{}\n", n);
     opt.applies = [](const MatrixFormat& f, const std::string& m) {
-      return method_mismatch(parse_method_spec(m).method, f).empty();
+      return method_mismatch(parse_method_spec(m), f).empty();
     };
     windows = std::make_shared<const std::vector<std::vector<std::int32_t>>>(
         load_calibration(loaded, calib, gpt.config().n_ctx));
@@ -350,6 +350,7 @@ void run_report(const ReportArgs& a) {
              const MethodSpec spec = parse_method_spec(m);
              o.method = method_options(spec.method, calib, threads);
              o.method.lorc_rank = spec.lorc_rank;
+             o.method.row_scale = spec.row_scale;
              o.measure_objective = false;
              o.format_of = [assignment](int layer, nn::LinearKind k) {
                for (const MatrixAssignment& x : assignment->matrices) {
@@ -504,7 +505,10 @@ void add_report_command(CLI::App& app) {
       "code books, data-free / inside GPTQ with --calib; on int<b>:group<G>, see "
       "--vq-dim); matgptq (MatGPTQ on int8 formats: GPTQ whose rounding serves the "
       "int8 codes and their Matryoshka slices together, the widths of --slices or "
-      "else 4 and 2; needs --calib); any method followed by +lorc<R> (e.g. "
+      "else 4 and 2; needs --calib); any method followed by +row (on an MX format: its "
+      "power-of-two block "
+      "scales under a real FP32 scale per row, ZeroQuant-FP's second layout; 4 bytes "
+      "per row counted) and/or +lorc<R> (e.g. "
       "gptq+lorc8) adds "
       "LoRC, the rank-R SVD of its error stored as int8 factors (bits counted); "
       "default: rtn");

@@ -87,17 +87,23 @@ std::string_view method_name(QuantMethod m);
 QuantMethod parse_method(std::string_view name);
 // Whether the method needs calibration statistics (a Hessian).
 bool method_needs_data(QuantMethod m);
-// A method as the CLI spells it: "<method>" or "<method>+lorc<R>" (LoRC of
-// rank R after it). Throws lowp::Error naming the spelling otherwise.
+// A method as the CLI spells it: "<method>[+row][+lorc<R>]": +row puts an
+// MX format's power-of-two block scales under a real FP32 scale per row
+// (ZeroQuant-FP's second scale layout; MethodOptions::row_scale), +lorc<R>
+// adds LoRC of rank R after it. Throws lowp::Error naming the spelling
+// otherwise.
 struct MethodSpec {
   QuantMethod method = QuantMethod::kRtn;
   std::size_t lorc_rank = 0;
+  bool row_scale = false;
 };
 MethodSpec parse_method_spec(std::string_view name);
 
 // Why the method cannot quantize to f (e.g. fpsearch to an integer format),
 // or empty when it can.
 std::string method_mismatch(QuantMethod m, const MatrixFormat& f);
+// The same for a spelled method (+row needs an MX format).
+std::string method_mismatch(const MethodSpec& spec, const MatrixFormat& f);
 
 struct GptqOptions {
   double damp = 0.01;       // added to H's diagonal, times mean(diag H)
@@ -119,6 +125,10 @@ struct MethodOptions {
   // its factors stored in `lorc_format` (lowp/quant/lowrank.h).
   std::size_t lorc_rank = 0;
   std::string lorc_format = "int8:channel";
+  // Quantize diag(r)^-1 W with r an FP32 scale per row (amax / max of the
+  // element) in an MX format, the layer holding diag(r) Q: ZeroQuant-FP's
+  // "real row scale times per-group 2^-k" (the method's bytes + 4 per row).
+  bool row_scale = false;
   std::size_t vq_dim = 2;  // vq, gptvq: weights per vector (1, 2 or 4)
   int vq_update = 0;       // gptvq: code-book update steps (lowp/quant/vq.h; 0: none)
   // matgptq: the widths whose slices of the int8 codes share the objective
