@@ -56,9 +56,10 @@ std::string_view method_name(QuantMethod m) {
 }
 
 QuantMethod parse_method(std::string_view name) {
-  for (QuantMethod m : {QuantMethod::kRtn, QuantMethod::kMse, QuantMethod::kGptq,
-                        QuantMethod::kFpSearch, QuantMethod::kFpVote, QuantMethod::kPower,
-                        QuantMethod::kVq, QuantMethod::kGptvq, QuantMethod::kMatGptq}) {
+  for (QuantMethod m :
+       {QuantMethod::kRtn, QuantMethod::kMse, QuantMethod::kGptq, QuantMethod::kFpSearch,
+        QuantMethod::kFpVote, QuantMethod::kPower, QuantMethod::kVq, QuantMethod::kGptvq,
+        QuantMethod::kMatGptq, QuantMethod::kNupes}) {
     if (name == method_name(m)) return m;
   }
   throw Error("unknown quantization method '" + std::string(name) +

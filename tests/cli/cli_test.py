@@ -800,6 +800,16 @@ class Report(Base):
         self.assert_fails(["report", "--text", self.text, "--formats", "int4:channel", "--smooth-pow2",
                            "--activations", "int8", "--calib", calib, "--svg", svg], "--smooth-pow2", svg)
 
+    def test_nupes(self):
+        calib = self.calibration_text()
+        r = self.report("--formats", "int3:channel", "--methods", "power,nupes", "--calib", calib,
+                        "--calib-tokens", "512", "--json", "--no-svg")
+        rows = [(x["format"], x["method"]) for x in json.loads(r.stdout)["rows"]]
+        self.assertEqual(rows, [("int3:channel", "power"), ("int3:channel", "nupes")])
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--formats", "int3:channel", "--methods", "nupes",
+                           "--svg", svg], "--calib", svg)
+
     def test_row_scale_under_mx_blocks(self):
         r = self.report("--formats", "mxfp4,int4:channel", "--methods", "rtn+row", "--json", "--no-svg")
         self.assertIn("no rtn+row row for int4:channel", r.stderr)

@@ -583,3 +583,17 @@ TEST(RowScale, IsTheMxRuleUnderARealRowScale) {
 
 }  // namespace
 }  // namespace lowp
+
+namespace lowp {
+namespace {
+
+TEST(Methods, EveryMethodParsesBackFromItsName) {
+  for (int i = 0; i <= static_cast<int>(QuantMethod::kNupes); ++i) {
+    const auto m = static_cast<QuantMethod>(i);
+    EXPECT_EQ(parse_method(method_name(m)), m) << method_name(m);
+    EXPECT_EQ(parse_method_spec(std::string(method_name(m)) + "+lorc2").method, m);
+  }
+}
+
+}  // namespace
+}  // namespace lowp
