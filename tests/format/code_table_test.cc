@@ -132,6 +132,11 @@ Rounding rounding_of(Mode m) {
   return Rounding::kNearestEven;
 }
 
+// The reference is constexpr for code books too.
+static_assert(decode(kNf4, 7) == 0.0 && decode(kNf3, 0) == -1.0 && decode(kDint4, 15) == -6.0);
+static_assert(encode(kNf4, 0.9) == 15 && encode(kNf3, -0.3) == 2 && encode(kDint4, -0.1) == 8);
+static_assert(encode(kDint4, 2.5) == 3 && encode(kDint4, 2.5, {Rounding::kNearestAway, true}) == 4);
+
 constexpr Mode kModes[] = {Mode::kNearestSmaller, Mode::kNearestLarger, Mode::kTowardZero};
 
 TEST(CodeTable, FormatsAreRegistered) {

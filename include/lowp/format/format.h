@@ -1,8 +1,9 @@
 // lowp/format/format.h — the runtime descriptor of a scalar number format.
 //
 // Every scalar format lowp knows (the OCP FP8 formats, the MX element formats,
-// fp16/bf16/fp32, E8M0, narrow integers, and any user-spelled minifloat eXmY)
-// is one `Format` value: a handful of bit counts and a special-value policy.
+// fp16/bf16/fp32, E8M0, narrow integers, any user-spelled minifloat eXmY, and
+// the code books nf4, nf3, dint4) is one `Format` value: a handful of bit counts
+// and a special-value policy, or the name of a code book's table.
 // Everything else (limits, special encodings, the value of each code) is derived
 // from those fields by the constexpr functions below, so no fact is written twice.
 //
@@ -118,6 +119,7 @@ inline constexpr Format kUint2 = int_format(2, IntRange::kUnsigned);
 inline constexpr Format kNf4 = table_format(CodeTable::kNf4);
 inline constexpr Format kNf3 = table_format(CodeTable::kNf3);
 inline constexpr Format kDint4 = table_format(CodeTable::kDint4);
+static_assert(kNf4.bits == 4 && kNf3.bits == 3 && kDint4.bits == 4);
 
 // ---- derived properties (all constexpr, all from the fields above) ----
 
