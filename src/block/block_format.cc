@@ -108,6 +108,14 @@ bool parse_block_format(std::string_view name, BlockFormat& out) {
   const std::string_view element_name = name.substr(3, colon - 3);
   const int k = parse_block_size(name, name.substr(colon + 1));
   Format element = parse_format(element_name);
+  if (element.kind == Kind::kTable) {
+    // An MX scale is a power of two chosen from the element's binade (OCP MX
+    // §6.3); a code book has no exponent for that rule to align.
+    throw Error("block format " + text + ": " + quoted(element_name) +
+                " is a code book, which MX's power-of-two scale rule does not define; use it "
+                "with a scaled matrix format, e.g. " +
+                std::string(element_name) + ":group64");
+  }
   if (element.kind == Kind::kInt) {
     if (element.int_range == IntRange::kUnsigned) {
       throw Error("block format " + text + ": MX integer elements are signed");

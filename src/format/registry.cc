@@ -1,6 +1,7 @@
 // The registry of named scalar formats and the format-name parser.
 //
 // Sources: OCP 8-bit Floating Point Specification (OFP8) v1.0 for E4M3/E5M2;
+// the code books' papers in lowp/format/code_table.h;
 // OCP Microscaling Formats (MX) v1.0 §5 for FP6/FP4 elements and the E8M0 scale;
 // the FNUZ variants as defined by ml_dtypes / ONNX (bias + 1, NaN = 0x80).
 #include "lowp/format/registry.h"
@@ -56,6 +57,13 @@ constexpr std::array kRegistry = {
     NamedFormat{"uint4", kUint4, "unsigned, [0, 15]"},
     NamedFormat{"uint3", kUint3, "unsigned, [0, 7]"},
     NamedFormat{"uint2", kUint2, "unsigned, [0, 3]"},
+    NamedFormat{"nf4", kNf4,
+                "code book: QLoRA's NormalFloat4 (Dettmers et al. 2023), 16 N(0,1) quantiles "
+                "in [-1, 1]"},
+    NamedFormat{"nf3", kNf3,
+                "code book: AFPQ's 3-bit NormalFloat (Zhang et al. 2023), 8 values in [-1, 1]"},
+    NamedFormat{"dint4", kDint4,
+                "code book: dINT4 (Lee et al. 2023, EMNLP), ±0 ±0.5 ±1..±6, lowp's reading"},
 };
 
 // Other spellings users bring from PyTorch, ml_dtypes and papers.
@@ -197,6 +205,9 @@ std::string format_name(const Format& f) {
   for (const NamedFormat& nf : kRegistry) {
     if (nf.format == f) return std::string(nf.name);
   }
+  if (f.kind == Kind::kTable) {
+    throw Error("format_name: a code book that is not in the registry");
+  }
   if (f.kind == Kind::kInt) {
     std::string base = f.int_range == IntRange::kUnsigned ? "uint" : "int";
     return base + std::to_string(f.bits) + (f.int_range == IntRange::kSymmetric ? "_sym" : "");
@@ -254,7 +265,7 @@ std::string nan_codes_text(const Format& f) {
 std::string format_json(std::string_view name, const Format& f, std::string_view summary) {
   nlohmann::ordered_json j;
   j["name"] = name;
-  j["kind"] = is_float(f) ? "float" : "int";
+  j["kind"] = is_float(f) ? "float" : is_table(f) ? "table" : "int";
   j["bits"] = f.bits;
   j["signed"] = is_signed(f);
   j["summary"] = summary;
@@ -271,6 +282,14 @@ std::string format_json(std::string_view name, const Format& f, std::string_view
     j["has_negative_zero"] = has_negative_zero(f);
     j["inf_codes"] = inf_codes_text(f);
     j["nan_codes"] = nan_codes_text(f);
+  } else if (is_table(f)) {
+    j["min"] = table_min(f);
+    j["max"] = table_max(f);
+    j["max_finite"] = max_finite(f);
+    j["has_negative_zero"] = has_negative_zero(f);
+    nlohmann::ordered_json values = nlohmann::ordered_json::array();
+    for (double v : table_values(f)) values.push_back(v);
+    j["values"] = values;
   } else {
     j["min"] = int_min(f);
     j["max"] = int_max(f);

@@ -93,6 +93,10 @@ ResolvedFormat resolve_format_rtn(const QuantizeRequest& req) {
     return r;
   }
   r.scalar = parse_format(req.format);
+  if (is_table(r.scalar)) {
+    throw Error("code book " + quoted(req.format) + " needs a scale; use a scaled format such as " +
+                req.format + ":group64 or " + req.format + ":channel");
+  }
   if (!is_float(r.scalar)) {
     throw Error("integer format " + quoted(req.format) +
                 " needs a scale; use a block format such as mxint8 or mx:int4:32");

@@ -118,11 +118,14 @@ MatrixFormat parse_spelling(std::string_view name) {
   if (!suffix.empty()) {
     const bool integer = w.element.kind == Kind::kInt && w.element.bits <= 8;
     const bool fp = w.element.kind == Kind::kFloat && w.element.bits <= 16;
-    if (w.scheme != MatrixScheme::kGroup || !(integer || fp)) {
+    // A code book with values of both signs: two scales, as a float's.
+    const bool table =
+        w.element.kind == Kind::kTable && table_min(w.element) < 0.0 && table_max(w.element) > 0.0;
+    if (w.scheme != MatrixScheme::kGroup || !(integer || fp || table)) {
       fail(name,
            "asym applies to groups of integers of at most 8 bits (a zero point, e.g. "
-           "int4:group128:asym) or of floats of at most 16 bits (two scales, e.g. "
-           "fp4_e2m1:group32:asym)");
+           "int4:group128:asym) or of floats of at most 16 bits or code books (two scales, e.g. "
+           "fp4_e2m1:group32:asym, nf4:group64:asym)");
     }
     w.asymmetric = true;
     // Integers: codes 0 .. 2^N - 1 around the zero point.

@@ -364,6 +364,12 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat& f, std::span<c
   m.codes_.assign(rows * m.row_bytes_, 0);
   MatrixScales& sc = m.scales_;
   const float max = f.scheme == MatrixScheme::kBlock ? 0.0f : max_of(f.element);
+  // Two scales (AFPQ): the positive and the negative values' divisors.
+  const float max_pos =
+      f.scheme == MatrixScheme::kBlock ? 0.0f : static_cast<float>(max_positive_value(f.element));
+  const float max_neg = f.scheme == MatrixScheme::kBlock
+                            ? 0.0f
+                            : static_cast<float>(max_negative_magnitude(f.element));
   switch (f.scheme) {
     case MatrixScheme::kPlain:
       if (f.element.bits == 32) {
@@ -417,8 +423,8 @@ PackedMatrix PackedMatrix::quantize_unchecked(const MatrixFormat& f, std::span<c
               if (v > hi) hi = v;
               if (-v > lo) lo = -v;
             }
-            scale[2 * g] = group_scale(hi, max);
-            scale[2 * g + 1] = group_scale(lo, max);
+            scale[2 * g] = group_scale(hi, max_pos);
+            scale[2 * g + 1] = group_scale(lo, max_neg);
           }
           enc.encode_two(
               row, k, [&](std::size_t g) { return decode_f32(kFp16, scale[2 * g]); },

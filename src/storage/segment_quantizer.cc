@@ -103,10 +103,12 @@ SegmentQuantizer::SegmentQuantizer(const MatrixFormat& f, std::size_t cols, floa
   segments_ = cols == 0 ? 0 : (cols + segment_ - 1) / segment_;
   if (f.scheme != MatrixScheme::kBlock && f.scheme != MatrixScheme::kPlain) {
     max_ = static_cast<float>(max_finite(f.element));
+    max_pos_ = static_cast<float>(max_positive_value(f.element));
+    max_neg_ = static_cast<float>(max_negative_magnitude(f.element));
   }
   // The value table of the element (formats of at most 16 bits).
   const Format& e = f.scheme == MatrixScheme::kBlock ? f.block.element : f.element;
-  if (f.scheme != MatrixScheme::kPlain && !f.zero_points() && e.bits <= 16) {
+  if (f.scheme != MatrixScheme::kPlain && !f.zero_points() && e.bits <= 16 && !is_table(e)) {
     std::vector<std::pair<double, std::uint32_t>> v;
     for (std::uint32_t c = 0; c < (std::uint32_t{1} << e.bits); ++c) {
       if (is_nan_code(e, c)) continue;
@@ -201,7 +203,7 @@ SegmentScale SegmentQuantizer::rule(std::span<const float> v) const {
       if (f.two_scales()) {
         float hi, lo;
         signed_extents(v, hi, lo);
-        return two_scales(fp16_scale(hi, max_), fp16_scale(lo, max_));
+        return two_scales(fp16_scale(hi, max_pos_), fp16_scale(lo, max_neg_));
       }
       if (!f.asymmetric) return group_scale(fp16_scale(amax_of(v), max_));
       float lo = 0.0f, hi = 0.0f;  // the range always holds 0, so that 0 is a code
@@ -288,7 +290,7 @@ void SegmentQuantizer::candidates(std::span<const float> v, const ScaleSearch& s
         if (f.scheme == MatrixScheme::kChannel) {
           add({r * amax / max_, 0, 0});
         } else if (f.two_scales()) {  // both sides clipped by the same ratio
-          add(two_scales(fp16_scale(r * hi, max_), fp16_scale(r * -lo, max_)));
+          add(two_scales(fp16_scale(r * hi, max_pos_), fp16_scale(r * -lo, max_neg_)));
         } else if (!f.asymmetric) {
           add(group_scale(fp16_scale(r * amax, max_)));
         } else {

@@ -422,7 +422,9 @@ class Quantize(Base):
         sample_model(self.path("m.npz"))
         for fmt, bits in (("int4:group32", 4.5), ("int4:group32:asym", 4.75), ("fp4_e2m1:group32:asym", 5.0),
                           ("int8:channel", 8 + 32 / 96), ("q8_0", 8.5),
-                          ("fp8_e4m3:tensor", 8 + 32 / (64 * 96))):
+                          ("fp8_e4m3:tensor", 8 + 32 / (64 * 96)),
+                          # Code books: NF4 with AFPQ's two scales, NF3, dINT4 per channel.
+                          ("nf4:group32:asym", 5.0), ("nf3:group32", 3.5), ("dint4:channel", 4 + 32 / 96)):
             packed, fake, back = self.path("p.safetensors"), self.path("f.safetensors"), self.path("b.safetensors")
             for args in (["-o", packed, "-f", fmt, "--report", self.path("r.json")], ["-o", fake, "-f", fmt, "--fake"]):
                 r = run("quantize", self.path("m.npz"), *args, "-q")
@@ -824,11 +826,13 @@ class Report(Base):
 
     def test_afpq_two_scales(self):
         # fp4_e2m1:group32:asym: two FP16 scales per group of 32 = 5 bits/weight.
-        out = json.loads(self.report("--formats", "fp4_e2m1:group32,fp4_e2m1:group32:asym", "--json",
-                                     "--no-svg").stdout)
+        # nf4:group64:asym: AFPQ's NF4-asym, 4 + 32/64 = 4.5 bits/weight.
+        out = json.loads(self.report("--formats", "fp4_e2m1:group32,fp4_e2m1:group32:asym,nf4:group64:asym",
+                                     "--json", "--no-svg").stdout)
         by = {x["format"]: x for x in out["rows"]}
         self.assertEqual(by["fp4_e2m1:group32"]["bits_per_weight"], 4.5)
         self.assertEqual(by["fp4_e2m1:group32:asym"]["bits_per_weight"], 5.0)
+        self.assertEqual(by["nf4:group64:asym"]["bits_per_weight"], 4.5)
 
     def test_budget(self):
         calib = self.calibration_text()

@@ -534,10 +534,17 @@ TEST(Safetensors, PackedMatrixRoundTripIsBitIdentical) {
     const char* format;
     std::vector<std::int64_t> shape;
   };
-  const std::vector<Case> cases = {
-      {"a", "int4:group32", {6, 70}},   {"b", "int4:group16:asym", {5, 40}},
-      {"c", "int8:channel", {3, 2, 9}}, {"d", "fp8_e4m3:tensor", {4, 33}},
-      {"e", "int3:group8:asym", {17}},  {"f", "fp4_e2m1:group16:asym", {3, 40}}};
+  const std::vector<Case> cases = {{"a", "int4:group32", {6, 70}},
+                                   {"b", "int4:group16:asym", {5, 40}},
+                                   {"c", "int8:channel", {3, 2, 9}},
+                                   {"d", "fp8_e4m3:tensor", {4, 33}},
+                                   {"e", "int3:group8:asym", {17}},
+                                   {"f", "fp4_e2m1:group16:asym", {3, 40}},
+                                   // Code books: NF4/NF3 with AFPQ's two scales, dINT4 per channel.
+                                   {"g", "nf4:group64:asym", {2, 128}},
+                                   {"h", "nf3:group32", {3, 70}},
+                                   {"i", "dint4:channel", {4, 33}},
+                                   {"j", "nf3:group16:asym", {2, 40}}};
   std::vector<OutputTensor> outputs;
   Metadata metadata;
   std::vector<PackedMatrix> packed;

@@ -41,7 +41,12 @@ const char* const kFormats[] = {"fp32",
                                 "mxint8",
                                 "mx:int4:32",
                                 "nvfp4",
-                                "nvfp4:32"};
+                                "nvfp4:32",
+                                "nf4:group32",
+                                "nf4:group32:asym",
+                                "nf3:group16:asym",
+                                "dint4:channel",
+                                "dint4:group8:asym"};
 
 // A matrix with heavy-tailed values, an outlier per row, a zero segment and
 // a partial last segment (cols = 100).

@@ -71,7 +71,15 @@ const char* const kOtherFormats[] = {"mxfp6_e3m2",
                                      "fp8_e4m3:tensor",
                                      "fp4_e2m1:group32:asym",
                                      "fp8_e4m3:group16:asym",
-                                     "e3m0fin:group24:asym"};
+                                     "e3m0fin:group24:asym",
+                                     "nf4:group64",
+                                     "nf4:group32:asym",
+                                     "nf3:group32",
+                                     "nf3:group24:asym",
+                                     "dint4:group32",
+                                     "dint4:group16:asym",
+                                     "nf4:channel",
+                                     "nf3"};
 
 std::vector<float> random_matrix(std::size_t rows, std::size_t cols, std::uint32_t seed) {
   std::mt19937 gen(seed);

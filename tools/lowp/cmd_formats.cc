@@ -46,6 +46,11 @@ Row row_of(const NamedFormat& nf) {
     r.max = value_text(max_finite(f));
     r.min_normal = value_text(min_normal(f));
     r.min_subnormal = has_subnormals(f) ? value_text(min_positive(f)) : "none";
+  } else if (is_table(f)) {  // a code book: its largest and smallest value
+    r.exp_bits = r.man_bits = r.bias = "-";
+    r.max = value_text(table_max(f));
+    r.min_normal = value_text(table_min(f));
+    r.min_subnormal = "-";
   } else {
     r.exp_bits = r.man_bits = r.bias = "-";
     r.max = fmt::format("{}", int_max(f));
@@ -83,13 +88,15 @@ void print_text(const std::vector<Row>& rows, const std::vector<BlockRow>& block
     fmt::print("{:<13} {:<22} {:>5} {:<19} {:>9}\n", b.name, b.element, b.block, b.scale, b.bits);
   }
   fmt::print(
-      "\nIntegers show their minimum under 'min normal'. Any minifloat can also be named as "
+      "\nIntegers and code books show their minimum under 'min normal'. Any minifloat can also be "
+      "named as "
       "eXmY[bB][fn|fnuz|fin], and any MX format as mx:<element>:<k> (see docs/formats.md).\n");
 }
 
 void print_markdown(const std::vector<Row>& rows, const std::vector<BlockRow>& blocks) {
   fmt::print(
-      "| name | bits | exp | man | bias | max finite | min normal (int: min) | min subnormal | "
+      "| name | bits | exp | man | bias | max finite | min normal (int, table: min) | min "
+      "subnormal | "
       "Inf codes | NaN codes | what it is |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {

@@ -35,6 +35,16 @@
 //    2^-127 give 2^-127 in every rounding mode.
 //  * Integers: round, then clamp to the format's range (always saturating); NaN
 //    gives 0.
+//  * Code books (nf4, nf3, dint4; lowp/format/code_table.h): x falls between
+//    two neighbouring table values lo < x < hi (or equals one: its code).
+//    Nearest-even takes the nearer; an exact tie (x the midpoint, exact in
+//    double) takes the one of smaller magnitude. Nearest-away takes the nearer,
+//    a tie the one of larger magnitude. Toward zero takes the one of smaller
+//    magnitude. Stochastic takes hi with probability t = (x - lo) / (hi - lo)
+//    (t computed in double, to 2^-32 resolution): hi iff floor(t * 2^32) + r >=
+//    2^32. Code books always saturate: values beyond the ends and ±Inf give the
+//    smallest or largest value's code. NaN gives the code of +0. A zero result
+//    keeps the input's sign where the table has -0 (dint4's code 8).
 #pragma once
 
 #include <bit>
@@ -236,12 +246,74 @@ constexpr std::uint32_t encode_float(const Format& f, const Unpacked& u, EncodeO
   return static_cast<std::uint32_t>(magnitude) | sign;
 }
 
+// Step 1 finds the neighbours lo <= x <= hi among the table's values (every
+// table has fewer than 2^8 codes, so a linear scan is the reference); step 2
+// picks one by the rounding mode; step 3 gives a zero the input's sign.
+constexpr std::uint32_t encode_table(const Format& f, double x, Rounding mode,
+                                     std::uint32_t random) {
+  const std::span<const double> v = table_values(f);
+  const bool negative = std::bit_cast<std::uint64_t>(x) >> 63 != 0;
+  // The code of value y: the first code holding it, but a zero takes the
+  // sign of `negative` where the table has both zeros.
+  auto code_of = [&](double y) -> std::uint32_t {
+    std::uint32_t found = 0;
+    bool have = false;
+    for (std::uint32_t c = 0; c < v.size(); ++c) {
+      if (v[c] != y) continue;
+      if (!have) found = c, have = true;
+      if (y == 0.0 && (std::bit_cast<std::uint64_t>(v[c]) >> 63 != 0) == negative) return c;
+    }
+    return found;
+  };
+  if (x != x) {  // NaN: the code of +0
+    for (std::uint32_t c = 0; c < v.size(); ++c) {
+      if (v[c] == 0.0 && std::bit_cast<std::uint64_t>(v[c]) >> 63 == 0) return c;
+    }
+    return code_of(0.0);
+  }
+  // Step 1.
+  bool have_lo = false, have_hi = false;
+  double lo = 0.0, hi = 0.0;
+  for (double y : v) {
+    if (y <= x && (!have_lo || y > lo)) lo = y, have_lo = true;
+    if (y >= x && (!have_hi || y < hi)) hi = y, have_hi = true;
+  }
+  if (!have_lo) return code_of(hi);  // below the smallest value (or -Inf)
+  if (!have_hi) return code_of(lo);  // above the largest value (or +Inf)
+  if (lo == hi) return code_of(lo);  // exact
+  // Step 2.
+  const double small = (lo < 0.0 ? -lo : lo) < (hi < 0.0 ? -hi : hi) ? lo : hi;
+  const double large = small == lo ? hi : lo;
+  const double mid = (lo + hi) / 2;  // exact: both are fp32s of moderate exponent
+  double q = small;
+  switch (mode) {
+    case Rounding::kNearestEven:
+      q = x < mid ? lo : x > mid ? hi : small;
+      break;
+    case Rounding::kNearestAway:
+      q = x < mid ? lo : x > mid ? hi : large;
+      break;
+    case Rounding::kTowardZero:
+      q = small;
+      break;
+    case Rounding::kStochastic: {
+      const double t = (x - lo) / (hi - lo);
+      const auto threshold = static_cast<std::uint64_t>(t * 4294967296.0);
+      q = threshold + random >= (std::uint64_t{1} << 32) ? hi : lo;
+      break;
+    }
+  }
+  // Step 3 (code_of gives a zero the input's sign).
+  return code_of(q);
+}
+
 }  // namespace detail
 
 // Encode x into format f. `random` is used only by Rounding::kStochastic; pass
 // stochastic_bits(seed, index).
 constexpr std::uint32_t encode(const Format& f, double x, EncodeOptions opt = {},
                                std::uint32_t random = 0) {
+  if (f.kind == Kind::kTable) return detail::encode_table(f, x, opt.rounding, random);
   const detail::Unpacked u = detail::unpack(x);
   if (f.kind == Kind::kInt) return detail::encode_int(f, u, opt.rounding, random);
   if (f.specials == Specials::kE8m0) return detail::encode_e8m0(f, u, opt, random);
@@ -262,6 +334,10 @@ constexpr std::uint32_t encode_at(const Format& f, double x, const EncodeOptions
 // quiet NaN (with the code's sign where the format's NaN is signed).
 constexpr double decode(const Format& f, std::uint32_t code) {
   code &= code_mask(f);
+  if (f.kind == Kind::kTable) {
+    const std::span<const double> v = table_values(f);
+    return code < v.size() ? v[code] : std::numeric_limits<double>::quiet_NaN();
+  }
   if (f.kind == Kind::kInt) {
     if (is_signed(f) && (code >> (f.bits - 1)) != 0) {
       return static_cast<double>(static_cast<std::int64_t>(code) - (std::int64_t{1} << f.bits));

@@ -1,23 +1,29 @@
 // lowp/format/format.h — the runtime descriptor of a scalar number format.
 //
 // Every scalar format lowp knows (the OCP FP8 formats, the MX element formats,
-// fp16/bf16/fp32, E8M0, narrow integers, and any user-spelled minifloat eXmY)
-// is one `Format` value: a handful of bit counts and a special-value policy.
+// fp16/bf16/fp32, E8M0, narrow integers, any user-spelled minifloat eXmY, and
+// the code books nf4, nf3, dint4) is one `Format` value: a handful of bit counts
+// and a special-value policy, or the name of a code book's table.
 // Everything else (limits, special encodings, the value of each code) is derived
 // from those fields by the constexpr functions below, so no fact is written twice.
 //
 // Code layout. A float code holds, from the most significant bit down: the sign
 // (absent for E8M0), `exp_bits` exponent bits and `man_bits` mantissa bits, in the
 // low `bits` bits of a uint32_t. An integer code is the two's complement (or
-// unsigned) value in the low `bits` bits.
+// unsigned) value in the low `bits` bits. A code-book (table) code is an index
+// into a fixed list of 2^bits values (lowp/format/code_table.h).
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <limits>
+#include <span>
+
+#include "lowp/format/code_table.h"
 
 namespace lowp {
 
-enum class Kind : std::uint8_t { kFloat, kInt };
+enum class Kind : std::uint8_t { kFloat, kInt, kTable };
 
 // How a float format spends its top codes. The names follow the conventions of
 // the OCP FP8 spec and ml_dtypes.
@@ -53,6 +59,7 @@ struct Format {
   int bias = 0;      // floats only
   Specials specials = Specials::kIeee;
   IntRange int_range = IntRange::kFull;  // integers only
+  CodeTable table = CodeTable::kNone;    // code books (Kind::kTable) only
 
   friend constexpr bool operator==(const Format&, const Format&) = default;
 };
@@ -67,6 +74,11 @@ constexpr Format float_format(int exp_bits, int man_bits, int bias, Specials spe
 }
 constexpr Format int_format(int bits, IntRange range) {
   return Format{Kind::kInt, bits, 0, 0, 0, Specials::kIeee, range};
+}
+// A code book: code c means code_table_values(table)[c].
+constexpr Format table_format(CodeTable table) {
+  return Format{Kind::kTable,    code_table_bits(table), 0,    0, 0,
+                Specials::kIeee, IntRange::kFull,        table};
 }
 
 // ---- the named formats ----
@@ -104,11 +116,32 @@ inline constexpr Format kUint5 = int_format(5, IntRange::kUnsigned);
 inline constexpr Format kUint4 = int_format(4, IntRange::kUnsigned);
 inline constexpr Format kUint3 = int_format(3, IntRange::kUnsigned);
 inline constexpr Format kUint2 = int_format(2, IntRange::kUnsigned);
+inline constexpr Format kNf4 = table_format(CodeTable::kNf4);
+inline constexpr Format kNf3 = table_format(CodeTable::kNf3);
+inline constexpr Format kDint4 = table_format(CodeTable::kDint4);
+static_assert(kNf4.bits == 4 && kNf3.bits == 3 && kDint4.bits == 4);
 
 // ---- derived properties (all constexpr, all from the fields above) ----
 
 constexpr bool is_float(const Format& f) { return f.kind == Kind::kFloat; }
+constexpr bool is_table(const Format& f) { return f.kind == Kind::kTable; }
+// The values of a code book's codes, in code order (empty for other kinds).
+constexpr std::span<const double> table_values(const Format& f) {
+  return is_table(f) ? code_table_values(f.table) : std::span<const double>();
+}
+// The smallest and the largest value of a code book.
+constexpr double table_min(const Format& f) {
+  double m = 0.0;
+  for (double v : table_values(f)) m = v < m ? v : m;
+  return m;
+}
+constexpr double table_max(const Format& f) {
+  double m = 0.0;
+  for (double v : table_values(f)) m = v > m ? v : m;
+  return m;
+}
 constexpr bool is_signed(const Format& f) {
+  if (is_table(f)) return table_min(f) < 0.0;
   return is_float(f) ? f.specials != Specials::kE8m0 : f.int_range != IntRange::kUnsigned;
 }
 constexpr std::uint32_t code_mask(const Format& f) {
@@ -123,6 +156,12 @@ constexpr std::uint32_t magnitude_mask(const Format& f) { return code_mask(f) & 
 constexpr bool has_inf(const Format& f) { return is_float(f) && f.specials == Specials::kIeee; }
 constexpr bool has_nan(const Format& f) { return is_float(f) && f.specials != Specials::kFinite; }
 constexpr bool has_negative_zero(const Format& f) {
+  if (is_table(f)) {
+    for (double v : table_values(f)) {
+      if (v == 0.0 && std::bit_cast<std::uint64_t>(v) != 0) return true;
+    }
+    return false;
+  }
   return is_float(f) && (f.specials == Specials::kIeee || f.specials == Specials::kFn ||
                          f.specials == Specials::kFinite);
 }
@@ -229,16 +268,36 @@ constexpr double magnitude_value(const Format& f, std::uint32_t mag) {
          exp2i(static_cast<int>(exp_field) - f.bias - f.man_bits);
 }
 
+// The largest magnitude of a value (a code book's largest |value|).
 constexpr double max_finite(const Format& f) {
+  if (is_table(f)) return table_max(f) > -table_min(f) ? table_max(f) : -table_min(f);
   return is_float(f) ? magnitude_value(f, max_magnitude_code(f)) : static_cast<double>(int_max(f));
 }
-// Smallest positive normal value (floats), 1 for integers.
+// The divisors of AFPQ's two scales: the largest positive value, and the
+// largest magnitude of a negative value (both max_finite but for a code book,
+// whose two ends may differ).
+constexpr double max_positive_value(const Format& f) {
+  return is_table(f) ? table_max(f) : max_finite(f);
+}
+constexpr double max_negative_magnitude(const Format& f) {
+  return is_table(f) ? -table_min(f) : max_finite(f);
+}
+// The smallest positive value of a code book (0 if it has none).
+constexpr double table_min_positive(const Format& f) {
+  double m = 0.0;
+  for (double v : table_values(f)) m = v > 0.0 && (m == 0.0 || v < m) ? v : m;
+  return m;
+}
+// Smallest positive normal value (floats), 1 for integers, a code book's
+// smallest positive value.
 constexpr double min_normal(const Format& f) {
+  if (is_table(f)) return table_min_positive(f);
   if (!is_float(f)) return 1.0;
   return exp2i(emin(f));
 }
 // Smallest positive value (the smallest subnormal where there are any).
 constexpr double min_positive(const Format& f) {
+  if (is_table(f)) return table_min_positive(f);
   if (!is_float(f)) return 1.0;
   return has_subnormals(f) ? exp2i(emin(f) - f.man_bits) : exp2i(emin(f));
 }

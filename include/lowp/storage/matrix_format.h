@@ -20,7 +20,10 @@
 //                            s- = fp16(max(-w) / max(F)) for the negative ones,
 //                            codes = encode_sat(w / s+) or encode_sat(w / s-)
 //                            (AFPQ, Zhang et al. 2023); a group with no value of
-//                            one sign has a zero scale for it
+//                            one sign has a zero scale for it. A code book F
+//                            (nf4, nf3, dint4) likewise, with s+ = fp16(max(w) /
+//                            max value of F), s- = fp16(max(-w) / -(min value
+//                            of F)): AFPQ's NF4-asym and NF3-asym
 //   q8_0                     ggml's Q8_0 as a matrix: int8:group32 storage (an
 //                            FP16 scale per 32 values of a row) quantized as
 //                            ggml's reference does: d = amax / 127, codes
@@ -30,7 +33,8 @@
 //                            (lowp/block/block_format.h), blocks along a row
 // In the scaled spellings (tensor, channel, group) an integer element intN
 // means the symmetric range [-(2^(N-1)-1), 2^(N-1)-1]; a zero scale stores
-// all-zero codes. Scaled elements always saturate.
+// all-zero codes. Scaled elements always saturate. A code book's max(F) is its
+// largest magnitude (nf4, nf3: 1; dint4: 6).
 #pragma once
 
 #include <cstddef>
@@ -58,13 +62,16 @@ struct MatrixFormat {
   Format element;           // the code format (all schemes but kBlock)
   BlockFormat block;        // kBlock only
   int group = 0;            // kGroup only
-  bool asymmetric = false;  // kGroup: zero points (integer element) or two scales (float)
+  bool asymmetric = false;  // kGroup: zero points (integer element) or two scales (float, table)
   bool ggml_q8_0 = false;   // kGroup int8 x 32 quantized by ggml's Q8_0 rule
 
   // asymmetric with an integer element: a zero point per group.
   bool zero_points() const { return asymmetric && element.kind == Kind::kInt; }
-  // asymmetric with a float element: a positive and a negative scale per group.
-  bool two_scales() const { return asymmetric && element.kind == Kind::kFloat; }
+  // asymmetric with a float or code-book element: a positive and a negative
+  // scale per group.
+  bool two_scales() const {
+    return asymmetric && (element.kind == Kind::kFloat || element.kind == Kind::kTable);
+  }
 
   // Bits of storage per value, scales included, for a row of `cols` values
   // (the tensor scale of kTensor and NVFP4 not counted).

@@ -85,9 +85,14 @@ class SegmentQuantizer {
   MatrixFormat format_;
   std::size_t cols_ = 0, segment_ = 0, segments_ = 0;
   float tensor_scale_ = 0.0f;
-  float max_ = 0.0f;  // largest finite element value (scaled schemes)
+  float max_ = 0.0f;  // largest finite element magnitude (scaled schemes)
+  // Two scales: the divisors of the positive and of the negative values'
+  // scale (max_ both, but for a code book; max_positive_value, format.h).
+  float max_pos_ = 0.0f, max_neg_ = 0.0f;
   // The element's non-negative finite values in increasing order (MX
-  // integers as fixed point), with their codes.
+  // integers as fixed point), with their codes. Empty for a code book, whose
+  // negative values need not mirror its positive ones: quantize() then
+  // encodes through the scalar reference.
   std::vector<double> values_;
   std::vector<std::uint32_t> value_codes_;
   bool signed_ = false;  // whether the element has negative values
