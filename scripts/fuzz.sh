@@ -31,19 +31,41 @@ mkdir -p "$build/artifacts"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-status=0
-for t in "${targets[@]}"; do
-  corpus="$work/${t%_fuzz}"
+# The targets run side by side, one per core; each one's summary is printed
+# when it ends.
+fuzz_one() {
+  local t=$1 corpus="$work/${1%_fuzz}" seeds="$root/fuzz/corpus/${1%_fuzz}" rc=0
   mkdir -p "$corpus"
-  seeds="$root/fuzz/corpus/${t%_fuzz}"
   if [ -d "$seeds" ]; then cp -R "$seeds"/. "$corpus"/; fi
-  echo "== $t: ${secs}s over $(find "$corpus" -type f | wc -l) seeds"
-  if ! "$build/bin/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-      -artifact_prefix="$build/artifacts/$t-" "$corpus" 2>"$work/$t.log"; then
-    status=1
-    echo "!! $t FAILED; log tail:"
+  local n_seeds
+  n_seeds=$(find "$corpus" -type f | wc -l)
+  "$build/bin/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$build/artifacts/$t-" "$corpus" 2>"$work/$t.log" || rc=1
+  {
+    echo "== $t: ${secs}s over $n_seeds seeds"
+    if [ "$rc" -ne 0 ]; then echo "!! $t FAILED; log tail:"; tail -n 40 "$work/$t.log"; fi
+    grep -E "^(stat::|Done|INFO: Seed|==[0-9]+==ERROR|SUMMARY)" "$work/$t.log" || tail -n 30 "$work/$t.log"
+  } >"$work/$t.summary"
+  return "$rc"
+}
+
+jobs=$(nproc)
+status=0
+pids=()
+names=()
+for t in "${targets[@]}"; do
+  fuzz_one "$t" &
+  pids+=("$!")
+  names+=("$t")
+  if [ "${#pids[@]}" -ge "$jobs" ]; then
+    wait "${pids[0]}" || status=1
+    cat "$work/${names[0]}.summary"
+    pids=("${pids[@]:1}")
+    names=("${names[@]:1}")
   fi
-  grep -E "^(stat::|Done|INFO: Seed|==[0-9]+==ERROR|SUMMARY)" "$work/$t.log" || tail -n 30 "$work/$t.log"
-  [ "$status" -eq 0 ] || tail -n 40 "$work/$t.log"
+done
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || status=1
+  cat "$work/${names[$i]}.summary"
 done
 exit "$status"

@@ -19,7 +19,8 @@ jobs=$(nproc)
 ci=0
 [[ "${CI:-}" == "true" || "${CI:-}" == "1" ]] && ci=1
 
-section() { printf '\n==== %s ====\n' "$*"; }
+# Each section's heading says when it began, in seconds since the start.
+section() { printf '\n==== %s (at %d s) ====\n' "$*" "$SECONDS"; }
 
 # ---- skips: collected here, listed at exit ----
 skips=()     # "where: what: why", from this script

@@ -1007,5 +1007,28 @@ class BadInput(Base):
         self.assertNotEqual(r.returncode, 0)
 
 
+# The report tests that run a search per layer (seconds each in Release, minutes
+# under ASan): ctest runs them as cli_heavy_test in the slow tier, the rest as
+# cli_test (LOWP_CLI_PART=heavy or light; unset: all).
+HEAVY = {"test_power_rows", "test_nupes", "test_split_search_methods", "test_vq_rows"}
+
+
+def load_tests(loader, standard_tests, pattern):
+    part = os.environ.get("LOWP_CLI_PART", "")
+    if part not in ("", "heavy", "light"):
+        raise SystemExit(f"LOWP_CLI_PART={part!r}: expected heavy or light")
+    suite = unittest.TestSuite()
+
+    def walk(s):
+        for t in s:
+            if isinstance(t, unittest.TestSuite):
+                walk(t)
+            elif not part or (t._testMethodName in HEAVY) == (part == "heavy"):
+                suite.addTest(t)
+
+    walk(standard_tests)
+    return suite
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
