@@ -1,8 +1,9 @@
-// Google Benchmark suite for the bulk kernels: the bandwidth ceilings, scalar
-// encode/decode (lowp/kernels.h) and block quantize/dequantize
-// (lowp/block_kernels.h), each over Arg(0) fp32 values (default 16 Mi, out of
-// cache) and Arg(1) threads. Bytes processed count input plus output, so
-// Google Benchmark's bytes_per_second compares directly with the ceilings'.
+// Google Benchmark suite for the bulk kernels: scalar encode/decode
+// (lowp/kernels.h) and block quantize/dequantize (lowp/block_kernels.h), each
+// over Arg(0) fp32 values (default 16 Mi, out of cache) and Arg(1) threads.
+// Bytes processed count input plus output, so Google Benchmark's
+// bytes_per_second compares directly with the memory ceilings that `lowp
+// bench` measures (the fastest of its streaming variants).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -63,43 +64,6 @@ void Args(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2}) b->Args({16 << 20, threads});
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }
-
-void BM_CeilingF32ToU8(benchmark::State& s) {
-  run(s, 5, [](Buffers& b, std::size_t n, unsigned t) {
-    lowp::kernels::ceiling_f32_to_u8({b.in.data(), n}, b.bytes.data(), t);
-  });
-}
-void BM_CeilingF32ToU16(benchmark::State& s) {
-  run(s, 6, [](Buffers& b, std::size_t n, unsigned t) {
-    lowp::kernels::ceiling_f32_to_u16({b.in.data(), n}, b.words.data(), t);
-  });
-}
-void BM_CeilingF32ToU6(benchmark::State& s) {
-  run(s, 4.75, [](Buffers& b, std::size_t n, unsigned t) {
-    lowp::kernels::ceiling_f32_to_u6({b.in.data(), n}, b.bytes.data(), t);
-  });
-}
-void BM_CeilingF32ToU4(benchmark::State& s) {
-  run(s, 4.5, [](Buffers& b, std::size_t n, unsigned t) {
-    lowp::kernels::ceiling_f32_to_u4({b.in.data(), n}, b.bytes.data(), t);
-  });
-}
-void BM_CeilingU8ToF32(benchmark::State& s) {
-  run(s, 5, [](Buffers& b, std::size_t n, unsigned t) {
-    lowp::kernels::ceiling_u8_to_f32(b.bytes.data(), {b.out.data(), n}, t);
-  });
-}
-void BM_CeilingU4ToF32(benchmark::State& s) {
-  run(s, 4.5, [](Buffers& b, std::size_t n, unsigned t) {
-    lowp::kernels::ceiling_u4_to_f32(b.bytes.data(), {b.out.data(), n}, t);
-  });
-}
-BENCHMARK(BM_CeilingF32ToU8)->Apply(Args);
-BENCHMARK(BM_CeilingF32ToU16)->Apply(Args);
-BENCHMARK(BM_CeilingF32ToU6)->Apply(Args);
-BENCHMARK(BM_CeilingF32ToU4)->Apply(Args);
-BENCHMARK(BM_CeilingU8ToF32)->Apply(Args);
-BENCHMARK(BM_CeilingU4ToF32)->Apply(Args);
 
 void BM_Encode(benchmark::State& s, const char* name) {
   const lowp::Format f = lowp::parse_format(name);

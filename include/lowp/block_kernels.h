@@ -69,13 +69,6 @@ namespace kernels {
 bool block_quantize_is_vectorized(const BlockFormat& f, const BlockOptions& opt);
 bool block_dequantize_is_vectorized(const BlockFormat& f);
 
-// Bandwidth ceilings for the benchmark (as those of lowp/kernels.h): fp32 in,
-// 1/2 or 3/4 byte out per value (the traffic of 4- and 6-bit elements), and
-// back. `out` / `in` hold count / 2 or count / 4 * 3 bytes.
-void ceiling_f32_to_u4(std::span<const float> in, std::uint8_t* out, unsigned threads = 1);
-void ceiling_f32_to_u6(std::span<const float> in, std::uint8_t* out, unsigned threads = 1);
-void ceiling_u4_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
-void ceiling_u6_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
 }  // namespace kernels
 
 // ---- whole tensors along any axis (PackedTensor) ----

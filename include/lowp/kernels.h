@@ -81,16 +81,19 @@ std::int64_t current_target();
 // the normal choice. For tests and benchmarks; not thread-safe with running kernels.
 void set_target_for_testing(std::int64_t target);
 
-// Bandwidth ceilings for the benchmark: the same memory traffic as the
-// converters, with a trivial computation (the top bits of each fp32 word, or a
-// byte moved to the top of a word).
-void ceiling_f32_to_u8(std::span<const float> in, std::uint8_t* out, unsigned threads = 1);
-void ceiling_f32_to_u16(std::span<const float> in, std::uint16_t* out, unsigned threads = 1);
-void ceiling_u8_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads = 1);
-void ceiling_u16_to_f32(const std::uint16_t* in, std::span<float> out, unsigned threads = 1);
-// 16-bit values in, one byte out (bf16 / fp16 -> 8-bit codes), and back.
-void ceiling_u16_to_u8(std::span<const std::uint16_t> in, std::uint8_t* out, unsigned threads = 1);
-void ceiling_u8_to_u16(const std::uint8_t* in, std::span<std::uint16_t> out, unsigned threads = 1);
+// The memory-bandwidth ceiling of `lowp bench`: streams `elements` elements,
+// in_bytes_per_element bytes of `in` and out_bytes_per_element bytes of `out`
+// each (multiples of 1/4: 4, 2, 1, 0.75 or 0.5, one of them 4, or 2 and 1),
+// with an XOR as the only work. One variant per call (the bench keeps the
+// fastest): non-temporal stores or regular ones, the widest vectors or half
+// of them. Non-temporal stores need `out` aligned to the vector size.
+struct StreamVariant {
+  bool non_temporal = false;
+  bool half_width = false;
+};
+void stream_ceiling(const void* in, double in_bytes_per_element, void* out,
+                    double out_bytes_per_element, std::size_t elements, StreamVariant variant,
+                    unsigned threads = 1);
 
 }  // namespace kernels
 }  // namespace lowp

@@ -39,10 +39,6 @@ HWY_EXPORT(QuantizeBlocksF16);
 HWY_EXPORT(DequantizeBlocks);
 HWY_EXPORT(DequantizeBlocksToBF16);
 HWY_EXPORT(FiniteAmaxBits);
-HWY_EXPORT(CeilingF32ToU4);
-HWY_EXPORT(CeilingF32ToU6);
-HWY_EXPORT(CeilingU4ToF32);
-HWY_EXPORT(CeilingU6ToF32);
 
 namespace {
 
@@ -254,28 +250,6 @@ bool block_quantize_is_vectorized(const BlockFormat& f, const BlockOptions& opt)
   return vector_layout(f) && opt.rounding == Rounding::kNearestEven && !opt.flush_subnormals;
 }
 bool block_dequantize_is_vectorized(const BlockFormat& f) { return vector_layout(f); }
-
-// Pieces on multiples of 64 values (whole units of the ceilings' 2 or 4).
-void ceiling_f32_to_u4(std::span<const float> in, std::uint8_t* out, unsigned threads) {
-  parallel_pieces(in.size(), threads, 64, kMinPieceElements, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(CeilingF32ToU4)(in.data() + b, e - b, out + b / 2);
-  });
-}
-void ceiling_f32_to_u6(std::span<const float> in, std::uint8_t* out, unsigned threads) {
-  parallel_pieces(in.size(), threads, 64, kMinPieceElements, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(CeilingF32ToU6)(in.data() + b, e - b, out + b / 4 * 3);
-  });
-}
-void ceiling_u4_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads) {
-  parallel_pieces(out.size(), threads, 64, kMinPieceElements, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(CeilingU4ToF32)(in + b / 2, e - b, out.data() + b);
-  });
-}
-void ceiling_u6_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads) {
-  parallel_pieces(out.size(), threads, 64, kMinPieceElements, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(CeilingU6ToF32)(in + b / 4 * 3, e - b, out.data() + b);
-  });
-}
 
 }  // namespace kernels
 

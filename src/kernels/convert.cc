@@ -36,12 +36,6 @@ HWY_EXPORT(EncodeBF16);
 HWY_EXPORT(EncodeF16);
 HWY_EXPORT(DecodeToF32);
 HWY_EXPORT(DecodeToBF16);
-HWY_EXPORT(CeilingF32ToU8);
-HWY_EXPORT(CeilingF32ToU16);
-HWY_EXPORT(CeilingU8ToF32);
-HWY_EXPORT(CeilingU16ToF32);
-HWY_EXPORT(CeilingU16ToU8);
-HWY_EXPORT(CeilingU8ToU16);
 
 namespace {
 
@@ -291,37 +285,6 @@ std::int64_t current_target() {
 }
 
 void set_target_for_testing(std::int64_t target) { hwy::SetSupportedTargetsForTest(target); }
-
-void ceiling_f32_to_u8(std::span<const float> in, std::uint8_t* out, unsigned threads) {
-  parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(CeilingF32ToU8)(in.data() + b, e - b, out + b);
-  });
-}
-void ceiling_f32_to_u16(std::span<const float> in, std::uint16_t* out, unsigned threads) {
-  parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(CeilingF32ToU16)(in.data() + b, e - b, out + b);
-  });
-}
-void ceiling_u8_to_f32(const std::uint8_t* in, std::span<float> out, unsigned threads) {
-  parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(CeilingU8ToF32)(in + b, e - b, out.data() + b);
-  });
-}
-void ceiling_u16_to_f32(const std::uint16_t* in, std::span<float> out, unsigned threads) {
-  parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(CeilingU16ToF32)(in + b, e - b, out.data() + b);
-  });
-}
-void ceiling_u16_to_u8(std::span<const std::uint16_t> in, std::uint8_t* out, unsigned threads) {
-  parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(CeilingU16ToU8)(in.data() + b, e - b, out + b);
-  });
-}
-void ceiling_u8_to_u16(const std::uint8_t* in, std::span<std::uint16_t> out, unsigned threads) {
-  parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
-    HWY_DYNAMIC_DISPATCH(CeilingU8ToU16)(in + b, e - b, out.data() + b);
-  });
-}
 
 }  // namespace kernels
 

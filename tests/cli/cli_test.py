@@ -523,6 +523,10 @@ class Bench(Base):
                      "encode fp8_e5m2", "encode bf16", "encode fp16", "decode fp8_e4m3", "decode fp16"):
             self.assertGreater(rows[name]["ns_per_element"], 0, name)
         self.assertEqual(rows["encode bf16"]["ceiling"], "ceiling f32->u16")
+        # A ceiling names the fastest of its variants; a kernel row has none.
+        self.assertRegex(rows["ceiling f32->u8"]["variant"],
+                         r"^(regular|non-temporal) stores, (widest|half-width) vectors$")
+        self.assertEqual(rows["encode bf16"]["variant"], "")
 
     def test_rejects_zero(self):
         self.assertIn("positive", self.assert_fails(["bench", "--elements", "0"], "bench"))

@@ -303,3 +303,54 @@ TEST(Kernels, DecodeEveryCode) {
 }
 
 }  // namespace
+
+namespace {
+
+// stream_ceiling (the bench's memory ceiling): every width pair and variant
+// writes the XOR of the input lines that the kernel's comment defines, and
+// the bytes past the last unit of 256 elements.
+TEST(StreamCeiling, WritesTheDefinedBytes) {
+  const std::pair<double, double> pairs[] = {{4, 1}, {4, 2},    {4, 0.75}, {4, 0.5}, {1, 4},
+                                             {2, 4}, {0.75, 4}, {0.5, 4},  {2, 1},   {1, 2}};
+  const std::size_t n = 256 * 5 + 100;
+  for (const auto& [in_b, out_b] : pairs) {
+    const auto in_lines = static_cast<std::size_t>(in_b * 4),
+               out_lines = static_cast<std::size_t>(out_b * 4);
+    std::vector<std::uint8_t> in(static_cast<std::size_t>(n * in_b) + 64);
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<std::uint8_t>(i * 131 + 7);
+    const auto out_bytes = static_cast<std::size_t>(static_cast<double>(n) * out_b);
+    // The expectation: per unit, output line o, byte j = XOR of input lines
+    // i == o (mod out_lines) at byte j (widening: input line o % in_lines).
+    std::vector<std::uint8_t> want(out_bytes);
+    const std::size_t units = n / 256;
+    for (std::size_t u = 0; u < units; ++u) {
+      for (std::size_t o = 0; o < out_lines; ++o) {
+        for (std::size_t j = 0; j < 64; ++j) {
+          std::uint8_t v = in[u * in_lines * 64 + (o % in_lines) * 64 + j];
+          for (std::size_t i = o + out_lines; i < in_lines; i += out_lines) {
+            v ^= in[u * in_lines * 64 + i * 64 + j];
+          }
+          want[u * out_lines * 64 + o * 64 + j] = v;
+        }
+      }
+    }
+    const std::size_t done_in = units * in_lines * 64, done_out = units * out_lines * 64;
+    const auto total_in = static_cast<std::size_t>(static_cast<double>(n) * in_b);
+    for (std::size_t b = done_out; b < out_bytes; ++b) {
+      want[b] = in[done_in + (b - done_out) % (total_in - done_in)];
+    }
+    for (const bool nt : {false, true}) {
+      for (const bool half : {false, true}) {
+        for (unsigned threads : {1u, 2u}) {
+          auto* out = static_cast<std::uint8_t*>(::operator new (out_bytes, std::align_val_t{64}));
+          lowp::kernels::stream_ceiling(in.data(), in_b, out, out_b, n, {nt, half}, threads);
+          EXPECT_TRUE(std::equal(want.begin(), want.end(), out))
+              << in_b << " -> " << out_b << " nt " << nt << " half " << half;
+          ::operator delete (out, std::align_val_t{64});
+        }
+      }
+    }
+  }
+}
+
+}  // namespace

@@ -29,6 +29,26 @@
 namespace lowp::cli {
 namespace {
 
+// 64-byte aligned arrays: the ceiling's non-temporal stores need aligned
+// output, and every kernel then sees the same alignment.
+template <class T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) {}  // NOLINT(google-explicit-constructor)
+  T* allocate(std::size_t n) {
+    return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{64}));
+  }
+  void deallocate(T* p, std::size_t) { ::operator delete (p, std::align_val_t{64}); }
+  template <class U>
+  bool operator==(const Aligned64<U>&) const {
+    return true;
+  }
+};
+template <class T>
+using Array = std::vector<T, Aligned64<T>>;
+
 struct Options {
   unsigned threads = 1;
   std::size_t elements = std::size_t{64} << 20;
@@ -39,6 +59,7 @@ struct Options {
 struct Result {
   std::string name;
   std::string ceiling;  // the row it is compared with ("" for a ceiling)
+  std::string variant;  // a ceiling's fastest variant
   double bytes_per_element = 0;
   double ns_per_element = 0;
 };
@@ -65,30 +86,50 @@ void run_bench(const Options& o) {
   // Value-initialised vectors: every page is written (faulted) before timing.
   // Inputs: a deterministic spread of magnitudes around 1 with both signs, as
   // weights and activations have.
-  std::vector<float> in(n);
+  Array<float> in(n);
   std::uint32_t state = 12345;
   for (auto& v : in) {
     state = state * 1664525u + 1013904223u;
     v = static_cast<float>(static_cast<std::int32_t>(state)) * 0x1p-29f;
   }
-  std::vector<std::uint8_t> out8(n), codes8(n);
-  std::vector<std::uint16_t> out16(n), codes16(n);
-  std::vector<float> out32(n);
+  Array<std::uint8_t> out8(n), codes8(n);
+  Array<std::uint16_t> out16(n), codes16(n);
+  Array<float> out32(n);
   const unsigned t = o.threads;
   std::vector<Result> results;
   auto bench = [&](std::string name, std::string ceiling, double bytes,
                    const std::function<void()>& fn) {
     results.push_back(
-        {std::move(name), std::move(ceiling), bytes, median_ns_per_element(fn, n, o.reps)});
+        {std::move(name), std::move(ceiling), "", bytes, median_ns_per_element(fn, n, o.reps)});
   };
-  bench("ceiling f32->u8", "", 5, [&] { kernels::ceiling_f32_to_u8(in, out8.data(), t); });
-  bench("ceiling f32->u16", "", 6, [&] { kernels::ceiling_f32_to_u16(in, out16.data(), t); });
-  bench("ceiling u8->f32", "", 5, [&] { kernels::ceiling_u8_to_f32(codes8.data(), out32, t); });
-  bench("ceiling u16->f32", "", 6, [&] { kernels::ceiling_u16_to_f32(codes16.data(), out32, t); });
-  bench("ceiling f32->u6", "", 4.75, [&] { kernels::ceiling_f32_to_u6(in, out8.data(), t); });
-  bench("ceiling f32->u4", "", 4.5, [&] { kernels::ceiling_f32_to_u4(in, out8.data(), t); });
-  bench("ceiling u6->f32", "", 4.75, [&] { kernels::ceiling_u6_to_f32(codes8.data(), out32, t); });
-  bench("ceiling u4->f32", "", 4.5, [&] { kernels::ceiling_u4_to_f32(codes8.data(), out32, t); });
+  // A ceiling: the fastest of the stream variants (kernels::stream_ceiling).
+  auto ceiling = [&](std::string name, const void* from, double in_bytes, void* to,
+                     double out_bytes) {
+    Result best{std::move(name), "", "", in_bytes + out_bytes, 0};
+    for (const bool nt : {false, true}) {
+      for (const bool half : {false, true}) {
+        const double ns = median_ns_per_element(
+            [&] {
+              kernels::stream_ceiling(from, in_bytes, to, out_bytes, n, {nt, half}, t);
+            },
+            n, o.reps);
+        if (best.ns_per_element == 0 || ns < best.ns_per_element) {
+          best.ns_per_element = ns;
+          best.variant = fmt::format("{} stores, {} vectors", nt ? "non-temporal" : "regular",
+                                     half ? "half-width" : "widest");
+        }
+      }
+    }
+    results.push_back(best);
+  };
+  ceiling("ceiling f32->u8", in.data(), 4, out8.data(), 1);
+  ceiling("ceiling f32->u16", in.data(), 4, out16.data(), 2);
+  ceiling("ceiling u8->f32", codes8.data(), 1, out32.data(), 4);
+  ceiling("ceiling u16->f32", codes16.data(), 2, out32.data(), 4);
+  ceiling("ceiling f32->u6", in.data(), 4, out8.data(), 0.75);
+  ceiling("ceiling f32->u4", in.data(), 4, out8.data(), 0.5);
+  ceiling("ceiling u6->f32", codes8.data(), 0.75, out32.data(), 4);
+  ceiling("ceiling u4->f32", codes8.data(), 0.5, out32.data(), 4);
   for (const char* name : {"fp8_e4m3", "fp8_e5m2", "bf16", "fp16"}) {
     const Format f = parse_format(name);
     const bool wide = code_bytes(f) == 2;
@@ -106,12 +147,12 @@ void run_bench(const Options& o) {
 
   // 16-bit arrays: bf16 in (the top halves of `in`), bf16 out. Their ceilings
   // move 2 bytes in and 1 out per value, or 1 in and 2 out.
-  std::vector<std::uint16_t> in_bf16(n);
+  Array<std::uint16_t> in_bf16(n);
   for (std::size_t i = 0; i < n; ++i) {
     in_bf16[i] = static_cast<std::uint16_t>(std::bit_cast<std::uint32_t>(in[i]) >> 16);
   }
-  bench("ceiling u16->u8", "", 3, [&] { kernels::ceiling_u16_to_u8(in_bf16, out8.data(), t); });
-  bench("ceiling u8->u16", "", 3, [&] { kernels::ceiling_u8_to_u16(codes8.data(), out16, t); });
+  ceiling("ceiling u16->u8", in_bf16.data(), 2, out8.data(), 1);
+  ceiling("ceiling u8->u16", codes8.data(), 1, out16.data(), 2);
   {
     const Format e4m3 = kFp8E4m3;
     bench("encode fp8_e4m3 from bf16", "ceiling u16->u8", 3,
@@ -194,6 +235,7 @@ void run_bench(const Options& o) {
                       {"ns_per_element", r.ns_per_element},
                       {"gb_per_s", r.bytes_per_element / r.ns_per_element},
                       {"ceiling", r.ceiling},
+                      {"variant", r.variant},
                       {"ratio_to_ceiling", ceiling_ns(r) / r.ns_per_element}});
     }
     nlohmann::json out = {{"target", target},
@@ -208,8 +250,9 @@ void run_bench(const Options& o) {
              o.elements, o.reps);
   fmt::print("{:<40} {:>9} {:>8} {:>10}\n", "kernel", "ns/elem", "GB/s", "vs ceiling");
   for (const Result& r : results) {
-    fmt::print("{:<40} {:>9.3f} {:>8.2f} {:>10.2f}\n", r.name, r.ns_per_element,
-               r.bytes_per_element / r.ns_per_element, ceiling_ns(r) / r.ns_per_element);
+    fmt::print("{:<40} {:>9.3f} {:>8.2f} {:>10.2f}{}\n", r.name, r.ns_per_element,
+               r.bytes_per_element / r.ns_per_element, ceiling_ns(r) / r.ns_per_element,
+               r.variant.empty() ? "" : "  (" + r.variant + ")");
   }
 }
 
