@@ -337,7 +337,7 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVecInt(DU du, const EncodeParam
   return hn::IfThenZeroElse(hn::Gt(abs, hn::Set(di, 0x7F800000)), code);
 }
 
-enum Kernel { kFloatKernel, kE8m0Kernel, kIntKernel };
+enum Kernel { kFloatKernel, kE8m0Kernel, kIntKernel, kFastKernel };
 
 template <RoundKind R, int K, class DU>
 HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeAny(DU du, const EncodeParams& p, hn::Vec<DU> bits,
@@ -594,22 +594,79 @@ HWY_INLINE hn::Vec<DI> DecodeAny(DI di, const DecodeParams& p, hn::Vec<DI> code)
   }
 }
 
+// DecodeParams' faster routes for a whole vector of codes: the fp32 bits of
+// each code through an IEEE half (8-bit codes, or fp16 codes), or bf16's
+// shift, then the fix-ups that make Inf and NaN what DecodeVec gives.
+template <class DI, typename CodeT>
+HWY_INLINE hn::Vec<DI> DecodeFast(DI di, const DecodeParams& p, const CodeT* HWY_RESTRICT from) {
+  const hn::Rebind<float, DI> df;
+  const hn::RebindToUnsigned<DI> du;
+  const hn::Rebind<std::uint16_t, DI> d16;
+  const hn::Rebind<hwy::float16_t, DI> dh;
+  using VI = hn::Vec<DI>;
+  VI bits;
+  if constexpr (sizeof(CodeT) == 1) {
+    // The code in the top byte, then an arithmetic shift right by
+    // 8 - f16_shift: the sign stays in bit 15, its copies below are masked.
+    const hn::Rebind<std::uint8_t, DI> d8;
+    const hn::RebindToSigned<decltype(d16)> di16;
+    const auto top = hn::BitCast(di16, hn::ShiftLeft<8>(hn::PromoteTo(d16, hn::LoadU(d8, from))));
+    const auto mask = static_cast<std::int16_t>(0x8000u | (0x7Fu << p.f16_shift));
+    const auto half = hn::And(hn::ShiftRightSame(top, 8 - p.f16_shift), hn::Set(di16, mask));
+    bits = hn::BitCast(di,
+                       hn::Mul(hn::PromoteTo(df, hn::BitCast(dh, half)), hn::Set(df, p.f16_scale)));
+  } else if (p.fast == DecodeParams::Fast::kF16) {
+    bits = hn::BitCast(
+        di, hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(from))));
+  } else {
+    bits = hn::BitCast(di, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, from))));
+  }
+  constexpr std::uint32_t kNone = 0x7FFFFFFF;
+  const VI abs = hn::And(bits, hn::Set(di, 0x7FFFFFFF));
+  const VI sign = hn::Xor(bits, abs);
+  if (p.fast_inf_bits != kNone) {
+    bits = hn::IfThenElse(hn::Eq(abs, SetBits(di, p.fast_inf_bits)),
+                          hn::Or(sign, hn::Set(di, 0x7F800000)), bits);
+  }
+  if (p.fast_nan_above != kNone) {
+    bits = hn::IfThenElse(hn::Gt(abs, SetBits(di, p.fast_nan_above)),
+                          hn::Or(sign, hn::Set(di, 0x7FC00000)), bits);
+  }
+  if (p.fast_fnuz) {  // -0 is the NaN code, and NaN has no sign
+    bits = hn::IfThenElse(hn::Eq(bits, SetBits(di, 0x80000000u)), hn::Set(di, 0x7FC00000), bits);
+  }
+  return bits;
+}
+
 // The output of a decode: fp32, or bf16 bits (the fp32 value rounded by
 // F32BitsToBF16, or its top half where every value is a bf16: kExact).
-template <typename OutT, bool kExact, class DI>
+// kStream: a non-temporal store (`to` aligned to the vector).
+template <typename OutT, bool kExact, bool kStream = false, class DI>
 HWY_INLINE void StoreDecoded(DI /*di*/, hn::Vec<DI> bits, OutT* HWY_RESTRICT to) {
   if constexpr (std::is_same_v<OutT, float>) {
     const hn::Rebind<float, DI> df;
-    hn::StoreU(hn::BitCast(df, bits), df, to);
+    if constexpr (kStream) {
+      hn::Stream(hn::BitCast(df, bits), df, to);
+    } else {
+      hn::StoreU(hn::BitCast(df, bits), df, to);
+    }
   } else {
     const hn::RebindToUnsigned<DI> du;
     const hn::Rebind<std::uint16_t, DI> d16;
     const auto u = hn::BitCast(du, bits);
-    hn::StoreU(hn::TruncateTo(d16, kExact ? hn::ShiftRight<16>(u) : F32BitsToBF16(du, u)), d16, to);
+    const auto narrow = hn::TruncateTo(d16, kExact ? hn::ShiftRight<16>(u) : F32BitsToBF16(du, u));
+    if constexpr (kStream) {
+      hn::Stream(narrow, d16, to);
+    } else {
+      hn::StoreU(narrow, d16, to);
+    }
   }
 }
 
-template <int K, typename CodeT, typename OutT, bool kExact = false>
+// kStream: the vectors are stored non-temporally from the first element whose
+// address is a multiple of the vector's size (the ones before it, as the tail,
+// through a buffer), and the stream is flushed at the end.
+template <int K, typename CodeT, typename OutT, bool kExact = false, bool kStream = false>
 HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRICT codes,
                              std::size_t count, OutT* HWY_RESTRICT out) {
   const DecodeParams p = params;  // not aliased by the stores (see EncodeLoop)
@@ -617,37 +674,75 @@ HWY_NOINLINE void DecodeLoop(const DecodeParams& params, const CodeT* HWY_RESTRI
   const hn::Rebind<CodeT, decltype(di)> dc;
   const hn::RebindToUnsigned<decltype(di)> du;
   const std::size_t lanes = hn::Lanes(di);
-  auto load = [&](const CodeT* from) {
-    return hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(dc, from)));
+  auto decode = [&](const CodeT* from) {
+    if constexpr (K == kFastKernel) {
+      return DecodeFast(di, p, from);
+    } else {
+      return DecodeAny<K>(di, p, hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(dc, from))));
+    }
+  };
+  // Elements [i, i + rest), rest < lanes, through buffers.
+  auto partial = [&](std::size_t i, std::size_t rest) {
+    HWY_ALIGN CodeT part_in[kMaxLanes32] = {};
+    HWY_ALIGN OutT part_out[kMaxLanes32] = {};
+    std::memcpy(part_in, codes + i, rest * sizeof(CodeT));
+    StoreDecoded<OutT, kExact>(di, decode(part_in), part_out);
+    std::memcpy(out + i, part_out, rest * sizeof(OutT));
   };
   std::size_t i = 0;
+  if constexpr (kStream) {
+    const std::size_t vector_bytes = lanes * sizeof(OutT);
+    const auto at = reinterpret_cast<std::uintptr_t>(out);
+    if (at % sizeof(OutT) != 0) {  // never aligned: regular stores
+      DecodeLoop<K, CodeT, OutT, kExact, false>(p, codes, count, out);
+      return;
+    }
+    i = std::min(count, (vector_bytes - at % vector_bytes) % vector_bytes / sizeof(OutT));
+    if (i > 0) partial(0, i);
+  }
   for (; i + lanes <= count; i += lanes) {
     PrefetchAhead(codes, i, count);
-    StoreDecoded<OutT, kExact>(di, DecodeAny<K>(di, p, load(codes + i)), out + i);
+    StoreDecoded<OutT, kExact, kStream>(di, decode(codes + i), out + i);
   }
-  if (i == count) return;
-  HWY_ALIGN CodeT tail_in[kMaxLanes32] = {};
-  HWY_ALIGN OutT tail_out[kMaxLanes32] = {};
-  const std::size_t rest = count - i;
-  std::memcpy(tail_in, codes + i, rest * sizeof(CodeT));
-  StoreDecoded<OutT, kExact>(di, DecodeAny<K>(di, p, load(tail_in)), tail_out);
-  std::memcpy(out + i, tail_out, rest * sizeof(OutT));
+  if (i < count) partial(i, count - i);
+  if constexpr (kStream) hwy::FlushStream();
+}
+
+template <int K, typename CodeT, typename OutT, bool kExact>
+HWY_INLINE void DecodeLoopOf(const DecodeParams& p, const CodeT* codes, std::size_t count,
+                             OutT* out) {
+  if (p.stream) {
+    DecodeLoop<K, CodeT, OutT, kExact, true>(p, codes, count, out);
+  } else {
+    DecodeLoop<K, CodeT, OutT, kExact, false>(p, codes, count, out);
+  }
 }
 
 template <typename OutT, bool kExact = false>
 HWY_INLINE void DecodeTo(const DecodeParams& p, const void* codes, std::size_t count, OutT* out) {
   const auto* bytes = static_cast<const std::uint8_t*>(codes);
   const auto* words = static_cast<const std::uint16_t*>(codes);
-  if (p.e8m0) {
-    DecodeLoop<kE8m0Kernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
+  // The routes through an IEEE half need the hardware conversion (F16C or
+  // AVX-512): Highway's emulation elsewhere has no Inf or NaN.
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  const bool fast = p.fast != DecodeParams::Fast::kNone;
+#else
+  const bool fast = p.fast == DecodeParams::Fast::kBf16;
+#endif
+  if (fast && p.code_bytes == 1) {
+    DecodeLoopOf<kFastKernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
+  } else if (fast) {
+    DecodeLoopOf<kFastKernel, std::uint16_t, OutT, kExact>(p, words, count, out);
+  } else if (p.e8m0) {
+    DecodeLoopOf<kE8m0Kernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
   } else if (p.integer && p.code_bytes == 1) {
-    DecodeLoop<kIntKernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
+    DecodeLoopOf<kIntKernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
   } else if (p.integer) {
-    DecodeLoop<kIntKernel, std::uint16_t, OutT, kExact>(p, words, count, out);
+    DecodeLoopOf<kIntKernel, std::uint16_t, OutT, kExact>(p, words, count, out);
   } else if (p.code_bytes == 1) {
-    DecodeLoop<kFloatKernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
+    DecodeLoopOf<kFloatKernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
   } else {
-    DecodeLoop<kFloatKernel, std::uint16_t, OutT, kExact>(p, words, count, out);
+    DecodeLoopOf<kFloatKernel, std::uint16_t, OutT, kExact>(p, words, count, out);
   }
 }
 

@@ -141,6 +141,46 @@ DecodeParams detail::decode_params(const Format& f) {
   p.int_bits = f.bits;
   p.int_signed = is_signed(f);
   p.bf16_exact = (vector_format(f) && f.man_bits <= 7) || p.e8m0 || (p.integer && f.bits <= 8);
+  // The faster routes (see DecodeParams::Fast). Through an IEEE half: 8-bit
+  // floats of at most 5 exponent bits; with 5, only where the top binade is
+  // Inf/NaN as in the half (IEEE specials), else it would decode as Inf/NaN.
+  if (vector_format(f) && f.kind == Kind::kFloat) {
+    const bool half = f.bits == 16 && f.exp_bits == 5 && f.man_bits == 10 && f.bias == 15 &&
+                      f.specials == Specials::kIeee;
+    const bool bf16 = f.bits == 16 && f.exp_bits == 8 && f.man_bits == 7 && f.bias == 127 &&
+                      f.specials == Specials::kIeee;
+    const bool via = f.bits == 8 && f.exp_bits >= 1 && f.man_bits >= 2 &&
+                     (f.exp_bits < 5 || (f.exp_bits == 5 && f.specials == Specials::kIeee));
+    if (half || bf16) {
+      p.fast = half ? DecodeParams::Fast::kF16 : DecodeParams::Fast::kBf16;
+      p.fast_nan_above = 0x7F800000u;
+    } else if (via) {
+      p.fast = DecodeParams::Fast::kViaF16;
+      p.f16_shift = 10 - f.man_bits;
+      p.f16_scale = static_cast<float>(exp2i(15 - f.bias));
+      // The fp32 bits this route gives for magnitude code m (positive sign).
+      auto fake = [&](std::uint32_t m) {
+        const std::uint32_t e = m >> f.man_bits, mant = m & ((1u << f.man_bits) - 1);
+        const double half_value =
+            e == 0 ? std::ldexp(static_cast<double>(mant << p.f16_shift), -24)
+                   : std::ldexp(1.0 + std::ldexp(static_cast<double>(mant), -f.man_bits),
+                                static_cast<int>(e) - 15);
+        return std::bit_cast<std::uint32_t>(static_cast<float>(half_value * p.f16_scale));
+      };
+      if (f.exp_bits == 5) {
+        p.fast_nan_above = 0x7F800000u;  // the half's own Inf and NaN
+      } else if (f.specials == Specials::kIeee) {
+        p.fast_inf_bits = fake(inf_code(f));
+        p.fast_nan_above = p.fast_inf_bits;
+      } else if (f.specials == Specials::kFn) {
+        p.fast_nan_above = fake(magnitude_mask(f) - 1);
+      } else if (f.specials == Specials::kFnuz) {
+        p.fast_fnuz = true;
+      } else if (f.specials != Specials::kFinite) {
+        p.fast = DecodeParams::Fast::kNone;
+      }
+    }
+  }
   return p;
 }
 
@@ -239,6 +279,11 @@ void encode_any(const Format& f, std::span<const InT> in, const Widen& widen,
   });
 }
 
+// Outputs of at least this many bytes are written with non-temporal stores:
+// far larger than the caches, they would only evict what is there, and the
+// stores skip reading each line first.
+constexpr std::size_t kDecodeStreamBytes = std::size_t{32} << 20;
+
 // decode_to_f32 / decode_to_bf16, as encode_any.
 template <typename OutT, typename VectorRun>
 void decode_any(const Format& f, const void* codes, std::span<OutT> out,
@@ -257,7 +302,8 @@ void decode_any(const Format& f, const void* codes, std::span<OutT> out,
     });
     return;
   }
-  const detail::DecodeParams p = detail::decode_params(f);
+  detail::DecodeParams p = detail::decode_params(f);
+  p.stream = out.size() * sizeof(OutT) >= kDecodeStreamBytes;
   const auto* bytes = static_cast<const unsigned char*>(codes);
   parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
     vector_run(p, bytes + b * static_cast<std::size_t>(width), e - b, out.data() + b);

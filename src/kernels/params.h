@@ -68,6 +68,22 @@ struct DecodeParams {
   // 2^-126, or E8M0, or integers of at most 8 bits), and NaN decodes to
   // 0x7FC00000 | sign: decode_to_bf16 keeps the top half of the fp32 bits.
   bool bf16_exact = false;
+  // A faster route for some float formats (DecodeFast in convert-inl.h):
+  // kNone, or 8-bit codes placed into an IEEE half (kViaF16: the magnitude
+  // bits shifted left by f16_shift = 10 - man_bits, the sign to bit 15),
+  // converted and multiplied by f16_scale = 2^(15 - bias); IEEE half itself
+  // (kF16); bf16 (kBf16: the code is fp32's top half). The fp32 result's
+  // magnitude bits are then fixed up: == fast_inf_bits is Inf, above
+  // fast_nan_above is NaN (quiet, with the sign), and for FNUZ -0 is NaN.
+  enum class Fast : std::uint8_t { kNone, kViaF16, kF16, kBf16 } fast = Fast::kNone;
+  int f16_shift = 0;
+  float f16_scale = 1.0f;
+  std::uint32_t fast_inf_bits = 0x7FFFFFFF;   // none
+  std::uint32_t fast_nan_above = 0x7FFFFFFF;  // none
+  bool fast_fnuz = false;
+  // Non-temporal stores (an output too large to stay in cache; set by the
+  // caller, decode_stream_bytes in convert.cc).
+  bool stream = false;
 };
 
 // The parameters of a format (convert.cc); the vector path must cover it
