@@ -305,6 +305,33 @@ HWY_INLINE void MxScalesOfGroup(DU du, const BlockQuantParams& p, const float* H
   for (std::size_t b = 0; b < nb; ++b) scales[b] = static_cast<std::uint8_t>(codes[b]);
 }
 
+// Four vectors of 16 codes (int32 lanes, each in [0, 255]) -> 64 bytes in
+// lane order, by two rounds of saturating packs (which interleave the 128-bit
+// lanes) and one dword permute that puts them back: four shuffles for 64
+// codes where a truncating store per vector takes two each.
+template <class DI>
+HWY_INLINE void StoreCodes4(DI di, hn::Vec<DI> a, hn::Vec<DI> b, hn::Vec<DI> c, hn::Vec<DI> d,
+                            std::uint8_t* HWY_RESTRICT to) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if constexpr (hn::MaxLanes(DI()) == 16) {
+    const __m512i ab = _mm512_packus_epi32(a.raw, b.raw);
+    const __m512i cd = _mm512_packus_epi32(c.raw, d.raw);
+    // 128-bit lane L: a[4L..4L+3] b[..] c[..] d[..], a dword each.
+    const __m512i mixed = _mm512_packus_epi16(ab, cd);
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_si512(to, _mm512_permutexvar_epi32(order, mixed));
+    return;
+  }
+#endif
+  const hn::Rebind<std::uint8_t, DI> d8;
+  const hn::RebindToUnsigned<DI> du;
+  const std::size_t lanes = hn::Lanes(di);
+  hn::StoreU(hn::TruncateTo(d8, hn::BitCast(du, a)), d8, to);
+  hn::StoreU(hn::TruncateTo(d8, hn::BitCast(du, b)), d8, to + lanes);
+  hn::StoreU(hn::TruncateTo(d8, hn::BitCast(du, c)), d8, to + 2 * lanes);
+  hn::StoreU(hn::TruncateTo(d8, hn::BitCast(du, d)), d8, to + 3 * lanes);
+}
+
 // Quantizes `blocks` full blocks of p.block_size values: packed element bits to
 // `elements` (byte-aligned), one scale byte per block to `scales`. The input
 // array goes on to `in_end` (>= the blocks' end): prefetching may run ahead
@@ -330,7 +357,27 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
     if (!p.nvfp4) {
       MxScalesOfGroup(du, p, in + b0 * k, nb, readable - b0 * k, scales + b0, first, second);
     }
-    for (std::size_t b = 0; b < nb; ++b) {
+    // MX groups of whole 4-vector runs where every block has a finite amax
+    // and a one-product factor (all but extreme scales): the elements in runs
+    // of four vectors, each times its block's factor, four stores in one.
+    bool runs = !p.nvfp4 && (nb * k) % (4 * lanes) == 0;
+    for (std::size_t b = 0; runs && b < nb; ++b) {
+      runs = scales[b0 + b] != 0xFF && second[b] == 1.0f;
+    }
+    if (runs) {
+      const float* from = in + b0 * k;
+      for (std::size_t j = 0; j < nb * k; j += 4 * lanes) {
+        hn::Vec<decltype(hn::RebindToSigned<decltype(du)>())> code[4];
+        for (std::size_t v = 0; v < 4; ++v) {
+          const std::size_t at = j + v * lanes;
+          const auto scaled = hn::Mul(hn::LoadU(df, from + at), hn::Set(df, first[at / k]));
+          code[v] = FastEncode(du, p, hn::BitCast(du, scaled));
+        }
+        StoreCodes4(hn::RebindToSigned<decltype(du)>(), code[0], code[1], code[2], code[3],
+                    code_out + j);
+      }
+    }
+    for (std::size_t b = 0; !runs && b < nb; ++b) {
       const float* block = in + (b0 + b) * k;
       if (p.nvfp4) {
         for (std::size_t line = 0; line < k; line += 16) {
@@ -489,6 +536,24 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
   HWY_ALIGN std::uint8_t codes[kGroup] = {};
   const bool bytes_in = p.element_bits == 8;
   const auto nan = hn::BitCast(df, hn::Set(du, 0x7FC00000u));
+  // Non-temporal stores where every block starts on a 64-byte boundary.
+  const bool stream = p.stream && reinterpret_cast<std::uintptr_t>(out) % 64 == 0 &&
+                      (k * sizeof(float)) % 64 == 0 && hn::Lanes(df) * sizeof(float) <= 64;
+  auto store = [&](hn::Vec<decltype(df)> v, float* to) HWY_ATTR {
+    if (stream) {
+      hn::Stream(v, df, to);
+    } else {
+      hn::StoreU(v, df, to);
+    }
+  };
+  // 8-bit float elements through an IEEE half (DecodeFast: the exact element
+  // value, Inf and NaN), then one product with the block's 2^t.
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  const bool via_half =
+      K == kFloatKernel && !p.nvfp4 && bytes_in && p.element.fast == DecodeParams::Fast::kViaF16;
+#else
+  const bool via_half = false;
+#endif
   for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
     const std::size_t nb = std::min(group_blocks, blocks - b0);
     const std::uint8_t* code_in = codes;
@@ -511,19 +576,26 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
       if (p.nvfp4) {
         second = p.e4m3_values[scale];
         if (std::isnan(second)) {
-          for (std::size_t j = 0; j < k; j += lanes) hn::StoreU(nan, df, dst + j);
+          for (std::size_t j = 0; j < k; j += lanes) store(nan, dst + j);
           continue;
         }
         second = p.tensor_scale * second;
         offset = static_cast<int>(p.element.exp_rebias);  // exactly P, times total
       } else {
         if (scale == 0xFF) {
-          for (std::size_t j = 0; j < k; j += lanes) hn::StoreU(nan, df, dst + j);
+          for (std::size_t j = 0; j < k; j += lanes) store(nan, dst + j);
           continue;
         }
         // P * 2^t, t = s - fraction_bits: exact times 2^(t - tb), then one
         // rounding by the normal 2^tb (as the double product cast to fp32).
         const int t = static_cast<int>(scale) - 127 - p.fraction_bits;
+        if (via_half && t >= -126) {
+          const auto factor = hn::Set(df, std::bit_cast<float>(detail::pow2_bits(t)));
+          for (std::size_t j = 0; j < k; j += lanes) {
+            store(hn::Mul(hn::BitCast(df, DecodeFast(di, p.element, src + j)), factor), dst + j);
+          }
+          continue;
+        }
         const int tb = std::max(t, -126);
         first = std::bit_cast<float>(detail::pow2_bits(t - tb));
         second = std::bit_cast<float>(detail::pow2_bits(tb));
@@ -538,7 +610,7 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
         const FastDecodeBlock block{offset, second};
         for (std::size_t j = 0; j < k; j += lanes) {
           const auto code = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, src + j)));
-          hn::StoreU(hn::BitCast(df, FastDecode(di, p, block, code)), df, dst + j);
+          store(hn::BitCast(df, FastDecode(di, p, block, code)), dst + j);
         }
       } else {
         const auto vfirst = hn::Set(df, first);
@@ -546,11 +618,12 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
         for (std::size_t j = 0; j < k; j += lanes) {
           const auto code = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, src + j)));
           const auto value = hn::BitCast(df, DecodeAny<K>(di, p.element, code));
-          hn::StoreU(hn::Mul(hn::Mul(value, vfirst), vsecond), df, dst + j);
+          store(hn::Mul(hn::Mul(value, vfirst), vsecond), dst + j);
         }
       }
     }
   }
+  if (stream) hwy::FlushStream();
 }
 
 // (`elements_end`: as QuantizeBlocks' in_end, for the packed input.)

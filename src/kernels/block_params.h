@@ -55,6 +55,7 @@ struct BlockDequantParams {
   DecodeParams element;
   float tensor_scale = 1.0f;
   const float* e4m3_values = nullptr;  // NVFP4: decode_f32 of each E4M3 scale code
+  bool stream = false;                 // non-temporal stores (an output far larger than the caches)
 };
 
 // lowp::mx_scale_code for a block whose largest |value| has the fp32 bits
