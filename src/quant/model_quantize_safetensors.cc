@@ -62,6 +62,9 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
            (kv.first.rfind("lowp.", 0) == 0 || kv.first.rfind("lowp_", 0) == 0);
   });
   metadata.emplace_back("lowp_quantized_format", f.name + (req.fake ? " (fake)" : ""));
+  // One buffer for the values of every tensor in turn, one for their
+  // quantized values: tensor after tensor reuses the same memory.
+  std::vector<float> values_buffer, quantized_buffer;
   for (const io::TensorInfo& t : in.tensors()) {
     Plan p{&t, is_selected(t, req), outputs.size(), 1};
     float tensor_scale = 1.0f;
@@ -75,7 +78,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       // NVFP4's FP32 tensor scale goes into the header, before the data: one
       // extra read of the tensor finds it.
       if (has_tensor_scale(f.block)) {
-        tensor_scale = nvfp4_tensor_scale_of(in.read_f32(t), req.block);
+        in.read_f32_into(t, values_buffer);
+        tensor_scale = nvfp4_tensor_scale_of(values_buffer, req.block);
       }
       shape_only.tensor_scale = tensor_scale;
       std::vector<io::OutputTensor> parts =
@@ -140,8 +144,9 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       const auto raw = in.raw(t);
       return {raw.begin(), raw.end()};
     }
-    const std::vector<float> values = in.read_f32(t);
-    std::vector<float> q;
+    in.read_f32_into(t, values_buffer);
+    const std::vector<float>& values = values_buffer;
+    std::vector<float>& q = quantized_buffer;
     std::vector<std::byte> bytes;
     if (packed_matrix) {
       const std::vector<std::int64_t> view = block_view(t.shape);

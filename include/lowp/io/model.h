@@ -69,6 +69,12 @@ class ModelReader {
   // format defines them (ggml's dequantization for GGUF block types, lowp's for
   // lowp's packed formats). Throws lowp::Error for a non-float tensor.
   virtual std::vector<float> read_f32(const TensorInfo& t) const = 0;
+  // The same values into `out` (resized to the tensor's element count), for
+  // a caller that reads tensor after tensor into one buffer: a reader may
+  // reuse its memory (safetensors does) instead of mapping fresh pages.
+  virtual void read_f32_into(const TensorInfo& t, std::vector<float>& out) const {
+    out = read_f32(t);
+  }
   // The tensor's stored bytes.
   virtual std::span<const std::byte> raw(const TensorInfo& t) const = 0;
 
