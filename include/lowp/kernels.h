@@ -81,6 +81,17 @@ std::int64_t current_target();
 // the normal choice. For tests and benchmarks; not thread-safe with running kernels.
 void set_target_for_testing(std::int64_t target);
 
+// The sums behind lowp::ErrorStats over n pairs (x[i], q[i]) in double: the
+// pairs where either is NaN or Inf are only counted (nonfinite); the others
+// add x^2 to `signal`, (x - q)^2 to `error` and |x - q| to the maximum. The
+// order of the additions depends on the target's vector width, not on the
+// data or the caller's threads.
+struct ErrorSums {
+  double signal = 0, error = 0, max_abs = 0;
+  std::uint64_t nonfinite = 0;
+};
+ErrorSums error_sums(const float* x, const float* q, std::size_t n);
+
 // The memory-bandwidth ceiling of `lowp bench`: streams `elements` elements,
 // in_bytes_per_element bytes of `in` and out_bytes_per_element bytes of `out`
 // each (multiples of 1/4: 4, 2, 1, 0.75 or 0.5, one of them 4, or 2 and 1),

@@ -8,34 +8,22 @@
 #include <vector>
 
 #include "lowp/error.h"
+#include "lowp/kernels.h"
 #include "lowp/thread_pool.h"
 
 namespace lowp {
 
 namespace {
 
-// The sums of one piece, in four interleaved partial sums (i % 4) added at
-// the end: independent chains the CPU overlaps.
+// The sums of one piece (kernels::error_sums: in vector lanes).
 ErrorStats piece_stats(const float* reference, const float* quantized, std::size_t n) {
-  double signal[4] = {}, error[4] = {}, worst[4] = {};
-  std::uint64_t nonfinite = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double x = reference[i];
-    const double q = quantized[i];
-    const bool finite = std::isfinite(x) && std::isfinite(q);
-    nonfinite += finite ? 0 : 1;
-    const double e = finite ? x - q : 0.0;
-    const double xs = finite ? x : 0.0;
-    signal[i % 4] += xs * xs;
-    error[i % 4] += e * e;
-    worst[i % 4] = std::max(worst[i % 4], std::fabs(e));
-  }
+  const kernels::ErrorSums sums = kernels::error_sums(reference, quantized, n);
   ErrorStats s;
   s.count = n;
-  s.nonfinite = nonfinite;
-  s.signal_energy = (signal[0] + signal[1]) + (signal[2] + signal[3]);
-  s.error_energy = (error[0] + error[1]) + (error[2] + error[3]);
-  s.max_abs_error = std::max(std::max(worst[0], worst[1]), std::max(worst[2], worst[3]));
+  s.nonfinite = sums.nonfinite;
+  s.signal_energy = sums.signal;
+  s.error_energy = sums.error;
+  s.max_abs_error = sums.max_abs;
   return s;
 }
 

@@ -354,3 +354,49 @@ TEST(StreamCeiling, WritesTheDefinedBytes) {
 }
 
 }  // namespace
+
+namespace {
+
+// error_sums against the definition summed one pair at a time: the counts and
+// the maximum exactly, the sums up to reassociation; NaN and Inf on either
+// side are counted and left out; every length up to 70 (tails) and a long one.
+TEST(ErrorSums, MatchTheDefinition) {
+  std::uint32_t state = 99;
+  auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return static_cast<float>(static_cast<std::int32_t>(state)) * 0x1p-31f;
+  };
+  std::vector<std::size_t> lengths;
+  for (std::size_t n = 0; n <= 70; ++n) lengths.push_back(n);
+  lengths.push_back(100'003);
+  for (const std::size_t n : lengths) {
+    std::vector<float> x(n), q(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      x[i] = next();
+      q[i] = x[i] + next() * 0.01f;
+      if (i % 17 == 5) x[i] = std::numeric_limits<float>::quiet_NaN();
+      if (i % 23 == 7) q[i] = -std::numeric_limits<float>::infinity();
+    }
+    double signal = 0, error = 0, worst = 0;
+    std::uint64_t nonfinite = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double a = x[i], b = q[i];
+      if (!std::isfinite(a) || !std::isfinite(b)) {
+        ++nonfinite;
+        continue;
+      }
+      signal += a * a;
+      error += (a - b) * (a - b);
+      worst = std::max(worst, std::fabs(a - b));
+    }
+    for_each_target([&] {
+      const lowp::kernels::ErrorSums s = lowp::kernels::error_sums(x.data(), q.data(), n);
+      EXPECT_EQ(s.nonfinite, nonfinite) << n;
+      EXPECT_EQ(s.max_abs, worst) << n;
+      EXPECT_NEAR(s.signal, signal, 1e-12 * signal) << n;
+      EXPECT_NEAR(s.error, error, 1e-12 * error) << n;
+    });
+  }
+}
+
+}  // namespace

@@ -1,7 +1,7 @@
 // lowp/quant/metrics.h — what quantization did to a tensor: error statistics
-// accumulated over (reference, quantized) pairs in double: four interleaved
-// partial sums per piece of 2^16 pairs, pieces summed in order (the same
-// result for any number of threads).
+// accumulated over (reference, quantized) pairs in double: in vector lanes
+// per piece of 2^16 pairs (kernels::error_sums), pieces summed in order (the
+// same result for any number of threads).
 #pragma once
 
 #include <cstdint>
