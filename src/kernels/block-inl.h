@@ -57,11 +57,10 @@ constexpr std::size_t kGroup = 512;
 using BlockTagU = hn::CappedTag<std::uint32_t, 16>;
 
 // The element code (int32 lanes) of finite fp32 values, nearest-even with
-// saturation: magnitude by the integer rounding of the fp32 bits (normals of
-// the element) or by the fp32 adder (subnormals: |x| + magic has its unit at
-// the element's subnormal unit), clamped to the largest finite magnitude, and
-// the sign moved to the element's sign bit. Integer elements: |x| < 2^22, so
-// x + 1.5 * 2^23 rounds x to an integer in the low mantissa bits.
+// saturation: the magnitude rounded by the fp32 adder (below), clamped to the
+// largest finite magnitude, and the sign moved to the element's sign bit.
+// Integer elements: |x| < 2^22, so x + 1.5 * 2^23 rounds x to an integer in
+// the low mantissa bits.
 template <class DU>
 HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> FastEncode(DU du, const BlockQuantParams& p,
                                                       hn::Vec<DU> bits) {
@@ -74,18 +73,26 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> FastEncode(DU du, const BlockQuantPar
     value = hn::Min(hn::Max(value, hn::Set(di, p.int_min)), hn::Set(di, p.int_max));
     return hn::And(value, hn::Set(di, static_cast<std::int32_t>(p.code_mask)));
   }
-  const auto abs = hn::And(bits, hn::Set(du, 0x7FFFFFFFu));
-  const int drop = 23 - p.man_bits;
-  const auto lsb = hn::And(hn::ShiftRightSame(abs, drop), hn::Set(du, 1u));
-  const auto half = hn::Set(du, (std::uint32_t{1} << (drop - 1)) - 1);
-  const auto normal = hn::Sub(hn::ShiftRightSame(hn::Add(hn::Add(abs, half), lsb), drop),
-                              hn::Set(du, p.exp_rebias));
-  const auto magic = hn::Set(df, p.subnormal_magic);
-  const auto subnormal =
-      hn::Sub(hn::BitCast(du, hn::Add(hn::BitCast(df, abs), magic)), hn::BitCast(du, magic));
-  const auto is_sub =
-      hn::Lt(hn::BitCast(di, abs), hn::Set(di, static_cast<std::int32_t>(p.min_normal_bits)));
-  auto magnitude = hn::BitCast(di, hn::IfThenElse(hn::RebindMask(du, is_sub), subnormal, normal));
+  // Floats: the fp32 adder rounds |x| at the element's unit. With c the power
+  // of two 2^(e + 23 - M), e = the exponent of |x| held within
+  // [emin, emax + 1], |x| + c has the unit 2^(e - M) of the element's binade
+  // (of its subnormals below 2^emin) and rounds to nearest-even there; its bits
+  // minus c's count the units, 2^M + mantissa for a normal, the mantissa for a
+  // subnormal, and (e - emin) << M more is the magnitude code. Beyond the
+  // largest binade the count only grows: clamped to the largest magnitude.
+  const auto abs = hn::BitCast(di, hn::And(bits, hn::Set(du, 0x7FFFFFFFu)));
+  const auto emin_bits = static_cast<std::int32_t>(p.min_normal_bits);
+  const int emin = emin_bits >> 23;  // biased
+  const auto top_bits =
+      static_cast<std::int32_t>(emin + static_cast<int>(p.max_magnitude >> p.man_bits)) << 23;
+  const auto exponent =
+      hn::Min(hn::Max(hn::And(abs, hn::Set(di, 0x7F800000)), hn::Set(di, emin_bits)),
+              hn::Set(di, top_bits));
+  const auto c = hn::Add(exponent, hn::Set(di, (23 - p.man_bits) << 23));
+  const auto sum = hn::BitCast(di, hn::Add(hn::BitCast(df, abs), hn::BitCast(df, c)));
+  const auto binade =
+      hn::ShiftRightSame(hn::Sub(exponent, hn::Set(di, emin_bits)), 23 - p.man_bits);
+  auto magnitude = hn::Add(hn::Sub(sum, c), binade);
   magnitude = hn::Min(magnitude, hn::Set(di, static_cast<std::int32_t>(p.max_magnitude)));
   const auto sign = hn::ShiftRightSame(hn::And(bits, hn::Set(du, 0x80000000u)), p.sign_shift);
   return hn::Or(magnitude, hn::BitCast(di, sign));
@@ -268,13 +275,13 @@ HWY_INLINE void MxScalesOfGroup(DU du, const BlockQuantParams& p, const float* H
   constexpr std::size_t kMaxBlocks = kGroup / 16;
   HWY_ALIGN std::uint32_t folded[kMaxBlocks * 16];
   HWY_ALIGN std::uint32_t codes[kMaxBlocks];
+  (void)values_left;
   const std::size_t padded = (nb + lanes - 1) / lanes * lanes;
   for (std::size_t b = 0; b < padded; ++b) {
     auto m = hn::Zero(di);
     if (b < nb) {
       const float* block = in + b * k;
-      // This pass is the first to touch the input: prefetch from here.
-      for (std::size_t line = 0; line < k; line += 16) PrefetchAhead(in, b * k + line, values_left);
+
       for (std::size_t j = 0; j < k; j += lanes) {
         m = hn::Max(m, hn::And(hn::BitCast(di, hn::LoadU(df, block + j)), hn::Set(di, 0x7FFFFFFF)));
       }

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -329,6 +330,53 @@ TEST(BlockKernels, FiniteAmax) {
   for (unsigned threads : {1u, 2u, 3u}) {
     EXPECT_EQ(std::bit_cast<std::uint32_t>(lowp::finite_amax(v, threads)),
               std::bit_cast<std::uint32_t>(want));
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// The element rounding, densely: blocks whose first value pins the scale to
+// 2^0 (floor rule: amax in [2^emax, 2^(emax+1))) and whose others sweep the
+// element's range: every midpoint between neighbouring element values and
+// the fp32 values one and two units beside it, both signs, and a stride
+// through all fp32 patterns below 2^(emax+1) (subnormals of fp32 and of the
+// element included), on every target.
+TEST(BlockKernels, ElementRoundingSweep) {
+  for (const char* name : {"mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4"}) {
+    BlockFormat f;
+    ASSERT_TRUE(lowp::parse_block_format(name, f)) << name;
+    const auto k = static_cast<std::size_t>(f.block_size);
+    // The element's values (positive codes), ascending.
+    std::vector<double> values;
+    const std::uint32_t codes = 1u << (f.element.bits - 1);
+    for (std::uint32_t c = 0; c < codes; ++c) {
+      const double v = lowp::mx_value(f.element, 127, c);
+      if (std::isfinite(v)) values.push_back(v);
+    }
+    std::sort(values.begin(), values.end());
+    const double top = values.back();
+    const int emax = std::ilogb(top);
+    std::vector<float> sweep;
+    for (std::size_t i = 0; i + 1 < values.size(); ++i) {
+      const auto mid = static_cast<float>((values[i] + values[i + 1]) / 2);
+      const std::uint32_t bits = std::bit_cast<std::uint32_t>(mid);
+      for (std::uint32_t d = 0; d <= 4; ++d) {
+        if (bits + 2 >= d) sweep.push_back(std::bit_cast<float>(bits + 2 - d));
+      }
+    }
+    const auto limit = std::bit_cast<std::uint32_t>(std::ldexp(1.0f, emax + 1));
+    for (std::uint32_t b = 0; b < limit; b += 997) sweep.push_back(std::bit_cast<float>(b));
+    std::vector<float> data;
+    for (std::size_t i = 0; i < sweep.size(); ++i) {
+      if (data.size() % k == 0) data.push_back(static_cast<float>(std::ldexp(1.0, emax)));
+      data.push_back(i % 2 ? -sweep[i] : sweep[i]);
+    }
+    while (data.size() % k != 0) data.push_back(0.0f);
+    BlockOptions opt;
+    opt.threads = 1;
+    for_each_target([&] { check_quantize(f, data, data.size(), opt, name); });
   }
 }
 
