@@ -8,8 +8,9 @@
 // values in a group of up to kGroup elements at a time:
 //  1. Per block, amax = the largest |x| as fp32 bits (an integer max of the
 //     bits without sign). Bits >= 0x7F800000 mean NaN or Inf: a NaN block.
-//  2. The scale, as scalar code per block: MX by the scale rule
-//     (mx_scale_code_of_bits), NVFP4 by torchao's fp32 steps (Nvfp4Scale).
+//  2. The scale, on vectors of blocks: MX by the scale rule
+//     (mx_scale_code_of_bits), NVFP4 by torchao's fp32 steps (as
+//     nvfp4_quantize_block).
 //  3. Elements, in element order: MX multiplies by 2^-s (exact; two factors
 //     when 2^-s is not a normal fp32, see MxFactors), NVFP4 divides by the
 //     block's total scale and clamps to ±6; then the fast nearest-even encoder
@@ -39,6 +40,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include "kernels/block_params.h"
 #include "kernels/convert-inl.h"
@@ -98,18 +101,6 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> FastEncode(DU du, const BlockQuantPar
   return hn::Or(magnitude, hn::BitCast(di, sign));
 }
 
-// Step 1: the largest |x| of n values (a multiple of the lanes) as fp32 bits.
-template <class DU>
-HWY_INLINE std::uint32_t AmaxBits(DU du, const float* HWY_RESTRICT in, std::size_t n) {
-  const hn::RebindToSigned<DU> di;
-  const hn::Rebind<float, DU> df;
-  auto m = hn::Zero(di);
-  for (std::size_t j = 0; j < n; j += hn::Lanes(du)) {
-    m = hn::Max(m, hn::And(hn::BitCast(di, hn::LoadU(df, in + j)), hn::Set(di, 0x7FFFFFFF)));
-  }
-  return static_cast<std::uint32_t>(hn::GetLane(hn::MaxOfLanes(di, m)));
-}
-
 // MX: x / 2^s (times 2^fraction_bits for integers) as x * first * second with
 // both factors normal fp32 powers of two; `first` is the whole factor when it
 // is normal. Otherwise the first product is exact or below 2^-126 (where every
@@ -122,29 +113,6 @@ inline MxFactors MxEncodeFactors(const BlockQuantParams& p, std::uint8_t scale) 
   const int f1 = std::clamp(f, -126, 127);
   return {std::bit_cast<float>(detail::pow2_bits(f1)),
           std::bit_cast<float>(detail::pow2_bits(f - f1))};
-}
-
-// NVFP4 step 2 (nvfp4_quantize_block's fp32 steps): the E4M3 scale code of a
-// finite block and the total scale tensor_scale * e4m3; `valid` is false where
-// that total is 0 or not finite (the elements are then 0).
-struct Nvfp4Scale {
-  std::uint8_t code;
-  float total;
-  bool valid;
-};
-inline Nvfp4Scale Nvfp4ScaleOf(float tensor_scale, std::uint32_t amax_bits) {
-  const float amax = std::bit_cast<float>(amax_bits);
-  float relative = (amax / 6.0f) / tensor_scale;
-  if (!(relative >= 0x1p-6f)) relative = relative > 448.0f ? 448.0f : 0x1p-6f;
-  relative = std::min(relative, 448.0f);
-  // E4M3 nearest-even of a normal in [2^-6, 448]: round the fp32 bits to 3
-  // mantissa bits and re-bias the exponent (120 = 127 - 7).
-  const auto r = std::bit_cast<std::uint32_t>(relative);
-  std::uint32_t code = ((r + 0x7FFFFu + ((r >> 20) & 1u)) >> 20) - (120u << 3);
-  code = std::min<std::uint32_t>(code, 0x7E);
-  const float e4m3 = std::bit_cast<float>((code << 20) + (120u << 23));
-  const float total = tensor_scale * e4m3;
-  return {static_cast<std::uint8_t>(code), total, total > 0.0f && std::isfinite(total)};
 }
 
 // Step 4 for one group: n codes (bytes, n a multiple of 16) -> packed bits.
@@ -258,7 +226,7 @@ HWY_INLINE hn::Vec<DU> MxScaleCodes(DU du, const BlockQuantParams& p, hn::Vec<DU
                      hn::IfThenElse(hn::Gt(a, hn::Set(di, 0x7F7FFFFF)), hn::Set(di, 0xFF), code));
 }
 
-// MX, k = lanes * vectors per block: steps 1-2 for nb blocks at once. The
+// MX and NVFP4, k = lanes * vectors per block: steps 1-2 for nb blocks at once. The
 // lane-wise maxima of each block (one vector per block) are folded pairwise
 // (odd/even lanes of two vectors: after log2(lanes) rounds lane j holds block
 // j's amax), then the scale rule runs on whole vectors. Writes each block's
@@ -300,6 +268,34 @@ HWY_INLINE void MxScalesOfGroup(DU du, const BlockQuantParams& p, const float* H
       }
     }
 #endif
+    if (p.nvfp4) {
+      // Nvfp4ScaleOf on whole vectors (the same fp32 steps), the total scale
+      // to `first` and whether it is usable (1 or 0) to `second`; a NaN block
+      // gets code 0x7F (every finite block's code is at most 0x7E).
+      const auto amax = hn::Load(du, set);
+      const auto nan_block = hn::Gt(hn::BitCast(di, amax), hn::Set(di, 0x7F7FFFFF));
+      auto relative =
+          hn::Div(hn::Div(hn::BitCast(df, amax), hn::Set(df, 6.0f)), hn::Set(df, p.tensor_scale));
+      const auto low = hn::Set(df, 0x1p-6f), high = hn::Set(df, 448.0f);
+      relative = hn::IfThenElse(hn::Ge(relative, low), relative,
+                                hn::IfThenElse(hn::Gt(relative, high), high, low));
+      const auto r = hn::BitCast(du, hn::Min(relative, high));
+      auto code =
+          hn::Sub(hn::ShiftRight<20>(hn::Add(hn::Add(r, hn::Set(du, 0x7FFFFu)),
+                                             hn::And(hn::ShiftRight<20>(r), hn::Set(du, 1u)))),
+                  hn::Set(du, 120u << 3));
+      code = hn::Min(code, hn::Set(du, 0x7Eu));
+      const auto e4m3 = hn::BitCast(df, hn::Add(hn::ShiftLeft<20>(code), hn::Set(du, 120u << 23)));
+      const auto total = hn::Mul(hn::Set(df, p.tensor_scale), e4m3);
+      const auto valid =
+          hn::And(hn::Gt(total, hn::Zero(df)),
+                  hn::Lt(total, hn::Set(df, std::numeric_limits<float>::infinity())));
+      hn::Store(hn::IfThenElse(hn::RebindMask(du, nan_block), hn::Set(du, 0x7Fu), code), du,
+                codes + s);
+      hn::Store(total, df, first + s);
+      hn::Store(hn::IfThenElseZero(valid, hn::Set(df, 1.0f)), df, second + s);
+      continue;
+    }
     const auto code = MxScaleCodes(du, p, hn::Load(du, set));
     hn::Store(code, du, codes + s);
     // MxEncodeFactors on whole vectors.
@@ -361,36 +357,48 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
   for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
     const std::size_t nb = std::min(group_blocks, blocks - b0);
     std::uint8_t* code_out = bytes_out ? elements + b0 * k : codes;
-    if (!p.nvfp4) {
-      MxScalesOfGroup(du, p, in + b0 * k, nb, readable - b0 * k, scales + b0, first, second);
-    }
+    MxScalesOfGroup(du, p, in + b0 * k, nb, readable - b0 * k, scales + b0, first, second);
     // MX groups of whole 4-vector runs where every block has a finite amax
     // and a one-product factor (all but extreme scales): the elements in runs
     // of four vectors, each times its block's factor, four stores in one.
-    bool runs = !p.nvfp4 && (nb * k) % (4 * lanes) == 0;
+    // (NVFP4: every block finite with a usable total, each element divided
+    // by its block's total and clamped to +-6, as below.)
+    bool runs = (nb * k) % (4 * lanes) == 0;
     for (std::size_t b = 0; runs && b < nb; ++b) {
-      runs = scales[b0 + b] != 0xFF && second[b] == 1.0f;
+      runs = p.nvfp4 ? scales[b0 + b] != 0x7F && second[b] != 0.0f
+                     : scales[b0 + b] != 0xFF && second[b] == 1.0f;
     }
     if (runs) {
       const float* from = in + b0 * k;
-      for (std::size_t j = 0; j < nb * k; j += 4 * lanes) {
-        hn::Vec<decltype(hn::RebindToSigned<decltype(du)>())> code[4];
-        for (std::size_t v = 0; v < 4; ++v) {
-          const std::size_t at = j + v * lanes;
-          const auto scaled = hn::Mul(hn::LoadU(df, from + at), hn::Set(df, first[at / k]));
-          code[v] = FastEncode(du, p, hn::BitCast(du, scaled));
+      const auto six = hn::Set(du, 0x40C00000u);  // 6.0f
+      using VI = hn::Vec<hn::RebindToSigned<decltype(du)>>;
+      auto encode_runs = [&](auto nvfp4_tag) HWY_ATTR {
+        for (std::size_t j = 0; j < nb * k; j += 4 * lanes) {
+          VI code[4];
+          for (std::size_t v = 0; v < 4; ++v) {
+            const std::size_t at = j + v * lanes;
+            const auto x = hn::LoadU(df, from + at);
+            const auto factor = hn::Set(df, first[at / k]);
+            if constexpr (decltype(nvfp4_tag)::value) {
+              const auto q = hn::BitCast(du, hn::Div(x, factor));
+              const auto abs = hn::Min(hn::And(q, hn::Set(du, 0x7FFFFFFFu)), six);
+              code[v] = FastEncode(du, p, hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u))));
+            } else {
+              code[v] = FastEncode(du, p, hn::BitCast(du, hn::Mul(x, factor)));
+            }
+          }
+          StoreCodes4(hn::RebindToSigned<decltype(du)>(), code[0], code[1], code[2], code[3],
+                      code_out + j);
         }
-        StoreCodes4(hn::RebindToSigned<decltype(du)>(), code[0], code[1], code[2], code[3],
-                    code_out + j);
+      };
+      if (p.nvfp4) {
+        encode_runs(std::true_type());
+      } else {
+        encode_runs(std::false_type());
       }
     }
     for (std::size_t b = 0; !runs && b < nb; ++b) {
       const float* block = in + (b0 + b) * k;
-      if (p.nvfp4) {
-        for (std::size_t line = 0; line < k; line += 16) {
-          PrefetchAhead(in, (b0 + b) * k + line, readable);
-        }
-      }
       std::uint8_t* dst = code_out + b * k;
       if (!p.nvfp4) {
         if (scales[b0 + b] == 0xFF) {  // NaN or Inf in the block
@@ -416,22 +424,18 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
         }
         continue;
       }
-      // NVFP4: the scale per block (its fp32 steps are scalar), then a
+      // NVFP4: the block's scale and total from MxScalesOfGroup, then a
       // division per element (the reference's v / total, which a reciprocal
       // would not reproduce).
-      const std::uint32_t amax_bits = AmaxBits(du, block, k);
-      if (amax_bits >= 0x7F800000u) {  // NaN or Inf in the block
-        scales[b0 + b] = 0x7F;
+      if (scales[b0 + b] == 0x7F) {  // NaN or Inf in the block
         std::memset(dst, static_cast<int>(p.nan_code), k);
         continue;
       }
-      const Nvfp4Scale s = Nvfp4ScaleOf(p.tensor_scale, amax_bits);
-      scales[b0 + b] = s.code;
-      if (!s.valid) {
+      if (second[b] == 0.0f) {  // a total scale of 0 or not finite
         std::memset(dst, 0, k);
         continue;
       }
-      const auto total = hn::Set(df, s.total);
+      const auto total = hn::Set(df, first[b]);
       const auto six = hn::Set(du, 0x40C00000u);  // 6.0f
       for (std::size_t j = 0; j < k; j += lanes) {
         const auto q = hn::BitCast(du, hn::Div(hn::LoadU(df, block + j), total));
