@@ -565,6 +565,19 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
 #else
   const bool via_half = false;
 #endif
+  // 4-bit float elements through a 16-lane table of their values (exact),
+  // then one product with the block's factor, as via_half.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  const bool nibble_table = K == kFloatKernel && p.element_bits == 4 && hn::Lanes(df) == 16;
+  const auto table = hn::LoadU(df, p.nibble_values);
+  auto lookup = [&](const std::uint8_t* from) HWY_ATTR {
+    const auto index = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, from)));
+    return hn::TableLookupLanes(table, hn::IndicesFromVec(df, index));
+  };
+#else
+  const bool nibble_table = false;
+  auto lookup = [&](const std::uint8_t*) { return hn::Zero(df); };
+#endif
   for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
     const std::size_t nb = std::min(group_blocks, blocks - b0);
     const std::uint8_t* code_in = codes;
@@ -591,6 +604,12 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
           continue;
         }
         second = p.tensor_scale * second;
+        if (nibble_table) {
+          const auto total = hn::Set(df, second);
+          for (std::size_t j = 0; j < k; j += lanes)
+            store(hn::Mul(lookup(src + j), total), dst + j);
+          continue;
+        }
         offset = static_cast<int>(p.element.exp_rebias);  // exactly P, times total
       } else {
         if (scale == 0xFF) {
@@ -600,6 +619,12 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
         // P * 2^t, t = s - fraction_bits: exact times 2^(t - tb), then one
         // rounding by the normal 2^tb (as the double product cast to fp32).
         const int t = static_cast<int>(scale) - 127 - p.fraction_bits;
+        if (nibble_table && t >= -126) {
+          const auto factor = hn::Set(df, std::bit_cast<float>(detail::pow2_bits(t)));
+          for (std::size_t j = 0; j < k; j += lanes)
+            store(hn::Mul(lookup(src + j), factor), dst + j);
+          continue;
+        }
         if (via_half && t >= -126) {
           const auto factor = hn::Set(df, std::bit_cast<float>(detail::pow2_bits(t)));
           for (std::size_t j = 0; j < k; j += lanes) {

@@ -109,6 +109,9 @@ BlockDequantParams dequant_params(const BlockFormat& f, float tensor_scale) {
   p.element = detail::decode_params(f.element);
   p.tensor_scale = tensor_scale;
   p.e4m3_values = e4m3_values();
+  if (f.element.bits == 4 && f.element.kind == Kind::kFloat) {
+    for (std::uint32_t c = 0; c < 16; ++c) p.nibble_values[c] = decode_f32(f.element, c);
+  }
   return p;
 }
 
@@ -343,12 +346,12 @@ void dequantize_blocked_any(const BlockFormat& f, const std::uint8_t* elements,
   const auto bits = static_cast<std::size_t>(f.element.bits);
   const bool vector = kernels::block_dequantize_is_vectorized(f);
   kernels::detail::BlockDequantParams p = kernels::dequant_params(f, tensor_scale);
-  // fp32 output far larger than the caches, from 8-bit elements:
-  // non-temporal stores. Measured (docs/performance.md): 15% faster for
-  // MXFP8, but 8% slower for the 4- and 6-bit elements, whose unpacking
-  // between the stores keeps them regular. (The bf16 path goes through a
-  // buffer in L1 and stores on its own.)
-  p.stream = std::is_same_v<OutT, float> && f.element.bits == 8 &&
+  // fp32 output far larger than the caches, from 8-bit or 4-bit elements:
+  // non-temporal stores. Measured (docs/performance.md): faster for MXFP8
+  // and, since 4-bit codes go through a lane table, for MXFP4/NVFP4; slower
+  // for the 6-bit elements, whose decoding keeps them regular. (The bf16
+  // path goes through a buffer in L1 and stores on its own.)
+  p.stream = std::is_same_v<OutT, float> && (f.element.bits == 8 || f.element.bits == 4) &&
              out.size() * sizeof(float) >= (std::size_t{32} << 20);
   const std::span<const std::uint8_t> stream(elements, packed_bytes(f.element.bits, out.size()));
   threads = kernels::resolve_threads(threads);

@@ -56,6 +56,8 @@ struct BlockDequantParams {
   float tensor_scale = 1.0f;
   const float* e4m3_values = nullptr;  // NVFP4: decode_f32 of each E4M3 scale code
   bool stream = false;                 // non-temporal stores (an output far larger than the caches)
+  // 4-bit float elements: each code's value (decode_f32), for a lane table.
+  float nibble_values[16] = {};
 };
 
 // lowp::mx_scale_code for a block whose largest |value| has the fp32 bits
