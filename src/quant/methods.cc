@@ -616,13 +616,6 @@ WeightQuantization quantize_gptq(const MatrixFormat& f, std::span<const float> w
   return out;
 }
 
-// The fp32 matrix the runtime holds for a method whose storage is not one
-// packed matrix (LoRC, power, vq): its weights, and the bytes stored.
-PackedMatrix stand_in(std::span<const float> weights, std::size_t rows, std::size_t cols) {
-  static const MatrixFormat fp32 = parse_matrix_format("fp32");
-  return PackedMatrix::quantize(fp32, weights, rows, cols);
-}
-
 // The input's second moment per column, diag(H) (clamped at 0), as the
 // searches weight the error; empty without statistics.
 std::vector<double> diag_importance(const InputHessian* h, std::size_t cols) {
@@ -722,6 +715,11 @@ WeightQuantization search_fp_split(const MatrixFormat& f, std::span<const float>
 }  // namespace
 
 namespace detail {
+
+PackedMatrix stand_in(std::span<const float> weights, std::size_t rows, std::size_t cols) {
+  static const MatrixFormat fp32 = parse_matrix_format("fp32");
+  return PackedMatrix::quantize(fp32, weights, rows, cols);
+}
 double gptq_inverse_factor(const InputHessian& hess, std::size_t rows, double damp,
                            unsigned threads, std::vector<double>& u,
                            std::vector<std::string>& warnings) {
@@ -775,7 +773,7 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
     std::snprintf(buf, sizeof buf, "%s + LoRC rank %zu in %s (+%.3f bits/weight)", stored.c_str(),
                   opt.lorc_rank, opt.lorc_format.c_str(), extra);
     q.detail = q.detail.empty() ? buf : q.detail + "; " + buf;
-    q.matrix = stand_in(c.weights, rows, cols);
+    q.matrix = detail::stand_in(c.weights, rows, cols);
     q.stored_bytes = c.bytes;
     return q;
   }
@@ -811,7 +809,7 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
     std::snprintf(buf, sizeof buf, "%s under an FP32 scale per row (+%.3f bits/weight)",
                   q.matrix.format().name.c_str(), 32.0 / static_cast<double>(cols));
     q.detail = q.detail.empty() ? buf : q.detail + "; " + buf;
-    q.matrix = stand_in(v, rows, cols);
+    q.matrix = detail::stand_in(v, rows, cols);
     q.stored_bytes = stored;
     return q;
   }
@@ -858,7 +856,7 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
           vector_quantize(w, rows, cols, vo, opt.method == QuantMethod::kGptvq ? h : nullptr,
                           opt.gptq.damp, opt.threads);
       WeightQuantization out;
-      out.matrix = stand_in(r.weights, rows, cols);
+      out.matrix = detail::stand_in(r.weights, rows, cols);
       out.stored_bytes = r.bytes;
       out.damp = r.damp;
       out.warnings = std::move(r.warnings);
@@ -888,7 +886,7 @@ WeightQuantization quantize_weight(const MatrixFormat& f, std::span<const float>
           power_quantize(f, w, rows, cols, importance.empty() ? nullptr : importance.data(),
                          opt.threads, refine ? h : nullptr);
       WeightQuantization out;
-      out.matrix = stand_in(p.weights, rows, cols);
+      out.matrix = detail::stand_in(p.weights, rows, cols);
       out.stored_bytes = p.stored.bytes() + sizeof(float);  // + the exponent
       char buf[160];
       std::snprintf(buf, sizeof buf, "a = %.3f in %s (%s error %.4g; a = 1: %.4g)", p.exponent,

@@ -1,7 +1,8 @@
-// Pieces of GPTQ (src/quant/methods.cc) that other methods of src/quant reuse.
+// Pieces of src/quant/methods.cc that other methods of src/quant reuse.
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,5 +16,9 @@ namespace lowp::detail {
 // the factorisation fails. Returns the damping used.
 double gptq_inverse_factor(const InputHessian& h, std::size_t rows, double damp, unsigned threads,
                            std::vector<double>& u, std::vector<std::string>& warnings);
+
+// The fp32 matrix the runtime holds for a method whose storage is not one
+// packed matrix (LoRC, power, vq): its weights, and the bytes stored.
+PackedMatrix stand_in(std::span<const float> weights, std::size_t rows, std::size_t cols);
 
 }  // namespace lowp::detail

@@ -6,6 +6,7 @@
 
 #include "lowp/error.h"
 #include "lowp/thread_pool.h"
+#include "methods_internal.h"
 
 namespace lowp {
 
@@ -57,8 +58,7 @@ PowerQuantization power_quantize(const MatrixFormat& f, std::span<const float> w
     q.dequantize(tq);
     back = power_inverse(tq, a);
     if (h != nullptr) {
-      return hessian_error(w, PackedMatrix::quantize(parse_matrix_format("fp32"), back, rows, cols),
-                           *h, threads);
+      return hessian_error(w, detail::stand_in(back, rows, cols), *h, threads);
     }
     std::vector<double> per_row(rows, 0.0);
     parallel_for(rows, std::max(1u, threads), [&](std::size_t r0, std::size_t r1) {
