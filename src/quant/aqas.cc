@@ -50,10 +50,51 @@ double product_error(const std::vector<float>& x, std::size_t n, std::size_t d,
 
 }  // namespace
 
+AqasSamples aqas_samples(const nn::Transformer& model,
+                         const std::vector<std::vector<std::int32_t>>& calibration,
+                         std::size_t tokens, unsigned threads) {
+  if (calibration.empty()) throw Error("aqas needs calibration text (--calib)");
+  if (tokens == 0) throw Error("aqas: tokens must be >= 1");
+  const nn::TransformerConfig& c = model.config();
+  const auto layers = static_cast<std::size_t>(c.n_layer);
+  AqasSamples out;
+  out.attention.resize(layers);
+  out.mlp.resize(layers);
+  out.stats.attention.resize(layers);
+  out.stats.mlp.resize(layers);
+  observe_all(
+      model, calibration, threads,
+      [&](int layer, nn::LinearInput input, const float* x, std::size_t rows, std::size_t cols) {
+        if (layer >= c.n_layer) return;
+        const auto l = static_cast<std::size_t>(layer);
+        std::vector<float>* keep = nullptr;
+        if (input == nn::LinearInput::kAttention) {
+          keep = &out.attention[l];
+          channel_absmax(out.stats.attention[l], x, rows, cols);
+        } else if (input == nn::LinearInput::kMlp) {
+          keep = &out.mlp[l];
+          channel_absmax(out.stats.mlp[l], x, rows, cols);
+        } else {
+          return;
+        }
+        const std::size_t have = keep->size() / cols;
+        const std::size_t take = std::min(rows, tokens - std::min(tokens, have));
+        keep->insert(keep->end(), x, x + take * cols);
+      });
+  return out;
+}
+
 AqasResult aqas(const nn::Transformer& model,
                 const std::vector<std::vector<std::int32_t>>& calibration, const AqasOptions& opt) {
-  if (calibration.empty()) throw Error("aqas needs calibration text (--calib)");
-  if (opt.tokens == 0) throw Error("aqas: tokens must be >= 1");
+  for (double a : opt.alphas) {  // before the calibration pass
+    if (!(a >= 0.0 && a <= 1.0)) {
+      throw Error("aqas: alpha " + std::to_string(a) + " is outside [0, 1]");
+    }
+  }
+  return aqas(model, aqas_samples(model, calibration, opt.tokens, opt.threads), opt);
+}
+
+AqasResult aqas(const nn::Transformer& model, const AqasSamples& samples, const AqasOptions& opt) {
   for (double a : opt.alphas) {
     if (!(a >= 0.0 && a <= 1.0)) {
       throw Error("aqas: alpha " + std::to_string(a) + " is outside [0, 1]");
@@ -62,30 +103,13 @@ AqasResult aqas(const nn::Transformer& model,
   const nn::TransformerConfig& c = model.config();
   const auto layers = static_cast<std::size_t>(c.n_layer);
   const auto d = static_cast<std::size_t>(c.d_model);
-  // The first `tokens` rows of each block's attention and MLP inputs.
-  std::vector<std::vector<float>> xa(layers), xm(layers);
-  SmoothStats stats;
-  stats.attention.resize(layers);
-  stats.mlp.resize(layers);
-  observe_all(
-      model, calibration, opt.threads,
-      [&](int layer, nn::LinearInput input, const float* x, std::size_t rows, std::size_t cols) {
-        if (layer >= c.n_layer) return;
-        const auto l = static_cast<std::size_t>(layer);
-        std::vector<float>* keep = nullptr;
-        if (input == nn::LinearInput::kAttention) {
-          keep = &xa[l];
-          channel_absmax(stats.attention[l], x, rows, cols);
-        } else if (input == nn::LinearInput::kMlp) {
-          keep = &xm[l];
-          channel_absmax(stats.mlp[l], x, rows, cols);
-        } else {
-          return;
-        }
-        const std::size_t have = keep->size() / cols;
-        const std::size_t take = std::min(rows, opt.tokens - std::min(opt.tokens, have));
-        keep->insert(keep->end(), x, x + take * cols);
-      });
+  const std::vector<std::vector<float>>& xa = samples.attention;
+  const std::vector<std::vector<float>>& xm = samples.mlp;
+  const SmoothStats& stats = samples.stats;
+  if (xa.size() != layers || xm.size() != layers) {
+    throw Error("aqas: the samples are of another model (" + std::to_string(xa.size()) +
+                " layers, the model has " + std::to_string(layers) + ")");
+  }
 
   const nn::TransformerWeights& w = model.weights();
   AqasResult out;

@@ -293,7 +293,16 @@ TEST(Aqas, ChoosesTheAlphaOfLeastProductErrorAndKeepsTheFunction) {
     bad = o;
     bad.alphas = {1.5};
     EXPECT_THROW(aqas(m, windows, bad), Error);
-    EXPECT_THROW(aqas(m, {}, o), Error);
+    EXPECT_THROW(aqas(m, std::vector<std::vector<std::int32_t>>{}, o), Error);
+    // The two steps give what the one call gives, for a second format too.
+    const AqasSamples samples = aqas_samples(m, windows, o.tokens, o.threads);
+    EXPECT_EQ(aqas(m, samples, o).lines, aqas(m, windows, o).lines);
+    AqasOptions other = o;
+    other.weights = parse_matrix_format("int4:channel");
+    EXPECT_EQ(aqas(m, samples, other).lines, aqas(m, windows, other).lines);
+    AqasSamples wrong = samples;
+    wrong.attention.pop_back();
+    EXPECT_THROW(aqas(m, wrong, o), Error);
   }
 }
 

@@ -294,14 +294,18 @@ void run_report(const ReportArgs& a) {
     const MatrixFormat acts = parse_matrix_format(a.activations);
     const unsigned threads = opt.threads;
     const bool pow2 = a.smooth_pow2;
-    opt.prepare = [windows, acts, threads, checkpoint_ctx, pow2](const nn::Transformer& m,
-                                                                 const MatrixFormat& f) {
+    // The calibration pass once (every format is prepared from the same FP32
+    // model), the alpha search per format.
+    auto samples = std::make_shared<std::optional<AqasSamples>>();
+    opt.prepare = [windows, acts, threads, checkpoint_ctx, pow2, samples](const nn::Transformer& m,
+                                                                          const MatrixFormat& f) {
       AqasOptions ao;
       ao.weights = f;
       ao.activations = acts;
       ao.threads = threads;
       ao.pow2 = pow2;
-      AqasResult r = aqas(m, *windows, ao);
+      if (!*samples) *samples = aqas_samples(m, *windows, ao.tokens, threads);
+      AqasResult r = aqas(m, **samples, ao);
       for (const std::string& line : r.lines) fmt::print(stderr, "  aqas {}: {}\n", f.name, line);
       nn::TransformerConfig cfg = m.config();
       cfg.n_ctx = checkpoint_ctx;  // the checkpoint's, as its weights have it

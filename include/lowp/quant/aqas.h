@@ -43,8 +43,26 @@ struct AqasResult {
   std::vector<std::string> lines;
 };
 
-// Throws lowp::Error without calibration windows, for an alpha outside
-// [0, 1] or tokens = 0.
+// The calibration pass, which does not depend on the formats: the first
+// `tokens` rows of each block's attention and MLP inputs in the FP32 model,
+// and their per-channel |max| over every calibration token. Computed once,
+// it serves the aqas() of every weight format. Throws lowp::Error without
+// calibration windows or for tokens = 0.
+struct AqasSamples {
+  std::vector<std::vector<float>> attention, mlp;  // [layer]: rows x d_model
+  SmoothStats stats;
+};
+AqasSamples aqas_samples(const nn::Transformer& model,
+                         const std::vector<std::vector<std::int32_t>>& calibration,
+                         std::size_t tokens, unsigned threads);
+
+// The alphas for one weight format from samples of `model` (opt.tokens and
+// opt.threads are the samples' business). Throws lowp::Error for an alpha
+// outside [0, 1].
+AqasResult aqas(const nn::Transformer& model, const AqasSamples& samples, const AqasOptions& opt);
+
+// Both steps. Throws lowp::Error without calibration windows, for an alpha
+// outside [0, 1] or tokens = 0.
 AqasResult aqas(const nn::Transformer& model,
                 const std::vector<std::vector<std::int32_t>>& calibration, const AqasOptions& opt);
 
