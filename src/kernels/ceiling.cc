@@ -127,18 +127,20 @@ void stream_ceiling(const void* in, double in_bytes_per_element, void* out,
   if (variant.non_temporal && reinterpret_cast<std::uintptr_t>(out) % 64 != 0) {
     throw Error("stream_ceiling: non-temporal stores need 64-byte aligned output");
   }
+  const auto in_unit = static_cast<std::size_t>(il) * 64,
+             out_unit = static_cast<std::size_t>(ol) * 64;  // bytes per unit
   bool ok = true;
   parallel_for(units, threads, [&](std::size_t u0, std::size_t u1) {
     if (!HWY_DYNAMIC_DISPATCH(StreamCeilingUnits)(il, ol, variant.non_temporal, variant.half_width,
-                                                  from + u0 * il * 64, u1 - u0,
-                                                  to + u0 * ol * 64)) {
+                                                  from + u0 * in_unit, u1 - u0,
+                                                  to + u0 * out_unit)) {
       ok = false;
     }
     if (variant.non_temporal) hwy::FlushStream();  // this thread's streamed lines
   });
   if (!ok) throw Error("stream_ceiling: no kernel for this pair of widths on this target");
   // The elements past the last whole unit: their bytes, one by one.
-  const std::size_t done_in = units * il * 64, done_out = units * ol * 64;
+  const std::size_t done_in = units * in_unit, done_out = units * out_unit;
   const auto total_in =
       static_cast<std::size_t>(static_cast<double>(elements) * in_bytes_per_element);
   const auto total_out =
