@@ -232,10 +232,9 @@ HWY_INLINE hn::Vec<DU> MxScaleCodes(DU du, const BlockQuantParams& p, hn::Vec<DU
 // j's amax), then the scale rule runs on whole vectors. Writes each block's
 // scale code and its two factors (MxEncodeFactors).
 template <class DU>
-HWY_INLINE void MxScalesOfGroup(DU du, const BlockQuantParams& p, const float* HWY_RESTRICT in,
-                                std::size_t nb, std::size_t values_left,
-                                std::uint8_t* HWY_RESTRICT scales, float* HWY_RESTRICT first,
-                                float* HWY_RESTRICT second) {
+HWY_INLINE void ScalesOfGroup(DU du, const BlockQuantParams& p, const float* HWY_RESTRICT in,
+                              std::size_t nb, std::uint8_t* HWY_RESTRICT scales,
+                              float* HWY_RESTRICT first, float* HWY_RESTRICT second) {
   const hn::RebindToSigned<DU> di;
   const hn::Rebind<float, DU> df;
   const std::size_t lanes = hn::Lanes(du);
@@ -243,13 +242,11 @@ HWY_INLINE void MxScalesOfGroup(DU du, const BlockQuantParams& p, const float* H
   constexpr std::size_t kMaxBlocks = kGroup / 16;
   HWY_ALIGN std::uint32_t folded[kMaxBlocks * 16];
   HWY_ALIGN std::uint32_t codes[kMaxBlocks];
-  (void)values_left;
   const std::size_t padded = (nb + lanes - 1) / lanes * lanes;
   for (std::size_t b = 0; b < padded; ++b) {
     auto m = hn::Zero(di);
     if (b < nb) {
       const float* block = in + b * k;
-
       for (std::size_t j = 0; j < k; j += lanes) {
         m = hn::Max(m, hn::And(hn::BitCast(di, hn::LoadU(df, block + j)), hn::Set(di, 0x7FFFFFFF)));
       }
@@ -335,15 +332,25 @@ HWY_INLINE void StoreCodes4(DI di, hn::Vec<DI> a, hn::Vec<DI> b, hn::Vec<DI> c, 
   hn::StoreU(hn::TruncateTo(d8, hn::BitCast(du, d)), d8, to + 3 * lanes);
 }
 
+// NVFP4's element step: x / total (the reference's division, which a
+// reciprocal would not reproduce), clamped to +-6, encoded.
+template <class DU>
+HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> Nvfp4Element(DU du, const BlockQuantParams& p,
+                                                        hn::Vec<hn::Rebind<float, DU>> x,
+                                                        hn::Vec<hn::Rebind<float, DU>> total) {
+  const auto q = hn::BitCast(du, hn::Div(x, total));
+  const auto abs = hn::Min(hn::And(q, hn::Set(du, 0x7FFFFFFFu)), hn::Set(du, 0x40C00000u));  // 6
+  return FastEncode(du, p, hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u))));
+}
+
 // Quantizes `blocks` full blocks of p.block_size values: packed element bits to
-// `elements` (byte-aligned), one scale byte per block to `scales`. The input
-// array goes on to `in_end` (>= the blocks' end): prefetching may run ahead
-// into the next row.
+// `elements` (byte-aligned), one scale byte per block to `scales`. (No
+// software prefetch: on the Zen 4 machine of docs/performance.md the
+// hardware's did better.)
 HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float* HWY_RESTRICT in,
                                      std::size_t blocks, std::uint8_t* HWY_RESTRICT elements,
-                                     std::uint8_t* HWY_RESTRICT scales, const float* in_end) {
+                                     std::uint8_t* HWY_RESTRICT scales) {
   const BlockQuantParams p = params;  // not aliased by the byte stores
-  const auto readable = static_cast<std::size_t>(in_end - in);
   const BlockTagU du;
   const hn::Rebind<float, decltype(du)> df;
   const hn::Rebind<std::uint8_t, decltype(du)> d8;
@@ -357,7 +364,7 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
   for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
     const std::size_t nb = std::min(group_blocks, blocks - b0);
     std::uint8_t* code_out = bytes_out ? elements + b0 * k : codes;
-    MxScalesOfGroup(du, p, in + b0 * k, nb, readable - b0 * k, scales + b0, first, second);
+    ScalesOfGroup(du, p, in + b0 * k, nb, scales + b0, first, second);
     // MX groups of whole 4-vector runs where every block has a finite amax
     // and a one-product factor (all but extreme scales): the elements in runs
     // of four vectors, each times its block's factor, four stores in one.
@@ -370,7 +377,6 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
     }
     if (runs) {
       const float* from = in + b0 * k;
-      const auto six = hn::Set(du, 0x40C00000u);  // 6.0f
       using VI = hn::Vec<hn::RebindToSigned<decltype(du)>>;
       auto encode_runs = [&](auto nvfp4_tag) HWY_ATTR {
         for (std::size_t j = 0; j < nb * k; j += 4 * lanes) {
@@ -380,9 +386,7 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
             const auto x = hn::LoadU(df, from + at);
             const auto factor = hn::Set(df, first[at / k]);
             if constexpr (decltype(nvfp4_tag)::value) {
-              const auto q = hn::BitCast(du, hn::Div(x, factor));
-              const auto abs = hn::Min(hn::And(q, hn::Set(du, 0x7FFFFFFFu)), six);
-              code[v] = FastEncode(du, p, hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u))));
+              code[v] = Nvfp4Element(du, p, x, factor);
             } else {
               code[v] = FastEncode(du, p, hn::BitCast(du, hn::Mul(x, factor)));
             }
@@ -424,7 +428,7 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
         }
         continue;
       }
-      // NVFP4: the block's scale and total from MxScalesOfGroup, then a
+      // NVFP4: the block's scale and total from ScalesOfGroup, then a
       // division per element (the reference's v / total, which a reciprocal
       // would not reproduce).
       if (scales[b0 + b] == 0x7F) {  // NaN or Inf in the block
@@ -436,12 +440,9 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
         continue;
       }
       const auto total = hn::Set(df, first[b]);
-      const auto six = hn::Set(du, 0x40C00000u);  // 6.0f
       for (std::size_t j = 0; j < k; j += lanes) {
-        const auto q = hn::BitCast(du, hn::Div(hn::LoadU(df, block + j), total));
-        const auto abs = hn::Min(hn::And(q, hn::Set(du, 0x7FFFFFFFu)), six);
-        const auto clamped = hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u)));
-        hn::StoreU(hn::TruncateTo(d8, hn::BitCast(du, FastEncode(du, p, clamped))), d8, dst + j);
+        const auto code = Nvfp4Element(du, p, hn::LoadU(df, block + j), total);
+        hn::StoreU(hn::TruncateTo(d8, hn::BitCast(du, code)), d8, dst + j);
       }
     }
     if (!bytes_out) {
@@ -451,9 +452,11 @@ HWY_NOINLINE void QuantizeBlocksImpl(const BlockQuantParams& params, const float
   }
 }
 
+// (`in_end`, the input's end, serves the 16-bit inputs' prefetch below; the
+// fp32 kernel does not prefetch.)
 inline void QuantizeBlocks(const BlockQuantParams& p, const float* in, std::size_t blocks,
-                           std::uint8_t* elements, std::uint8_t* scales, const float* in_end) {
-  QuantizeBlocksImpl(p, in, blocks, elements, scales, in_end);
+                           std::uint8_t* elements, std::uint8_t* scales, const float* /*in_end*/) {
+  QuantizeBlocksImpl(p, in, blocks, elements, scales);
 }
 
 // 16-bit input (bf16 / fp16 bits): each group of blocks is widened, exactly,
@@ -480,7 +483,7 @@ HWY_NOINLINE void QuantizeBlocksFrom16(const BlockQuantParams& p,
       PrefetchAhead(in, b0 * k + j, readable);
       hn::Store(hn::BitCast(df, LoadAsF32Bits<In>(du, from + j)), df, wide + j);
     }
-    QuantizeBlocksImpl(p, wide, nb, elements + b0 * k * bits / 8, scales + b0, wide + nb * k);
+    QuantizeBlocksImpl(p, wide, nb, elements + b0 * k * bits / 8, scales + b0);
   }
 }
 
@@ -559,12 +562,8 @@ HWY_NOINLINE void DequantizeBlocksImpl(const BlockDequantParams& params,
   };
   // 8-bit float elements through an IEEE half (DecodeFast: the exact element
   // value, Inf and NaN), then one product with the block's 2^t.
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  const bool via_half =
-      K == kFloatKernel && !p.nvfp4 && bytes_in && p.element.fast == DecodeParams::Fast::kViaF16;
-#else
-  const bool via_half = false;
-#endif
+  const bool via_half = kHalfConversion && K == kFloatKernel && !p.nvfp4 && bytes_in &&
+                        p.element.fast == DecodeParams::Fast::kViaF16;
   // 4-bit float elements through a 16-lane table of their values (exact),
   // then one product with the block's factor, as via_half.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL

@@ -80,8 +80,6 @@ BlockQuantParams quant_params(const BlockFormat& f, const BlockOptions& opt, flo
   } else {
     p.man_bits = e.man_bits;
     p.min_normal_bits = detail::pow2_bits(emin(e));
-    p.exp_rebias = static_cast<std::uint32_t>(127 - e.bias) << e.man_bits;
-    p.subnormal_magic = std::bit_cast<float>(detail::pow2_bits(emin(e) - e.man_bits + 23));
     p.max_magnitude = max_magnitude_code(e);
     p.sign_shift = 32 - e.bits;
   }

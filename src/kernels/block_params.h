@@ -26,15 +26,12 @@ struct BlockQuantParams {
   int element_mbits = 0;          // the EVEN rule's mantissa width
   float rceil_reciprocal = 0.0f;  // fp32(1 / max_elem)
   int fraction_bits = 0;          // integer elements: N - 2
-  // Element encoder (floats): magnitude code of a normal |x| is
-  // (bits + round) >> (23 - M) minus exp_rebias; below 2^emin it is
-  // bits(|x| + magic) - bits(magic), the fp32 adder rounding at the element's
-  // subnormal unit.
+  // Element encoder (floats; block-inl.h's FastEncode): the fp32 adder rounds
+  // |x| at the element's unit of its binade, from 2^emin (subnormals) to the
+  // largest magnitude code's.
   bool integer = false;
   int man_bits = 0;
   std::uint32_t min_normal_bits = 0;  // fp32 bits of 2^emin
-  std::uint32_t exp_rebias = 0;       // (127 - bias) << M
-  float subnormal_magic = 0.0f;       // 2^(emin - M + 23)
   std::uint32_t max_magnitude = 0;
   int sign_shift = 24;  // fp32 sign bit -> the element's sign bit
   std::int32_t int_min = 0, int_max = 0;

@@ -594,6 +594,15 @@ HWY_INLINE hn::Vec<DI> DecodeAny(DI di, const DecodeParams& p, hn::Vec<DI> code)
   }
 }
 
+// Whether this target converts IEEE halves in hardware (F16C or AVX-512),
+// which the routes through a half need: Highway's emulation elsewhere has no
+// Inf or NaN.
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr bool kHalfConversion = true;
+#else
+constexpr bool kHalfConversion = false;
+#endif
+
 // DecodeParams' faster routes for a whole vector of codes: the fp32 bits of
 // each code through an IEEE half (8-bit codes, or fp16 codes), or bf16's
 // shift, then the fix-ups that make Inf and NaN what DecodeVec gives.
@@ -722,13 +731,8 @@ template <typename OutT, bool kExact = false>
 HWY_INLINE void DecodeTo(const DecodeParams& p, const void* codes, std::size_t count, OutT* out) {
   const auto* bytes = static_cast<const std::uint8_t*>(codes);
   const auto* words = static_cast<const std::uint16_t*>(codes);
-  // The routes through an IEEE half need the hardware conversion (F16C or
-  // AVX-512): Highway's emulation elsewhere has no Inf or NaN.
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  const bool fast = p.fast != DecodeParams::Fast::kNone;
-#else
-  const bool fast = p.fast == DecodeParams::Fast::kBf16;
-#endif
+  const bool fast = p.fast == DecodeParams::Fast::kBf16 ||
+                    (kHalfConversion && p.fast != DecodeParams::Fast::kNone);
   if (fast && p.code_bytes == 1) {
     DecodeLoopOf<kFastKernel, std::uint8_t, OutT, kExact>(p, bytes, count, out);
   } else if (fast) {
