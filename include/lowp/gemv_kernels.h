@@ -38,6 +38,11 @@ enum class WeightDecode : std::uint8_t {
   kInt8,    // two's-complement int8 widened to int32
   kNibble,  // 4-bit codes (two per byte, low nibble first) mapped to the
             // int8 values of nibble_table
+  kSixBit,  // 6-bit sign-magnitude codes, a little-endian bit stream (four
+            // codes per three bytes, code i at bits 6i..6i+5 of the row),
+            // mapped to fast_value[code]; fast_value[c | 32] must be
+            // fast_value[c] with the sign bit set (the decode looks up the low
+            // five bits and ORs bit 5 into the sign)
 };
 
 enum class ScaleSource : std::uint8_t {
@@ -51,8 +56,8 @@ struct GemvParams {
   int f16_shift = 0;                  // kViaF16: 10 - mantissa bits (<= 8)
   std::uint16_t f16_mask = 0;         // kViaF16: 0x8000 | 0x7F << f16_shift
   std::int8_t nibble_table[16] = {};  // kNibble
-  // fast(code) of each 8-bit or 4-bit code (the scalar tail; the AVX-512
-  // nibble table).
+  // fast(code) of each 8-, 6- or 4-bit code (the scalar tail; the AVX-512
+  // nibble and 6-bit tables).
   float fast_value[256] = {};
 
   const std::uint8_t* codes = nullptr;

@@ -4,7 +4,8 @@
 // Two paths:
 //  * Fused (n <= 4 activation rows, i.e. GEMV and small batches): each chunk of
 //    a weight row is loaded as codes, decoded in registers (widening, a byte
-//    table lookup, or an 8-bit float placed into an IEEE half and converted),
+//    table lookup, an 8-bit float placed into an IEEE half and converted, or
+//    6-bit codes unpacked from their bit stream and looked up in a table),
 //    multiplied by its segment's multiplier and FMA'd into two fp32
 //    accumulators per activation row; the accumulators are summed across lanes
 //    at the end of the row, then the scalar tail is added in column order.
@@ -137,6 +138,16 @@ HWY_INLINE float ScalarWeight(const GemvParams& p, const std::uint8_t* row, std:
     case WeightDecode::kNibble:
       v = p.fast_value[(row[c / 2] >> (4 * (c & 1))) & 0xF];
       break;
+    case WeightDecode::kSixBit: {
+      // Bits 6c..6c+5: in one byte, or reaching into the next (which then
+      // exists, since the code ends there).
+      const std::size_t bit = 6 * c, byte = bit / 8;
+      const unsigned shift = static_cast<unsigned>(bit % 8);
+      unsigned word = row[byte];
+      if (shift > 2) word |= static_cast<unsigned>(row[byte + 1]) << 8;
+      v = p.fast_value[(word >> shift) & 0x3Fu];
+      break;
+    }
   }
   return v * Multiplier(p, r, c >> p.segment_shift);
 }
@@ -154,13 +165,39 @@ HWY_INLINE void DecodeTable(D d, hn::Vec<D> table, const std::uint8_t* row, std:
   w[0] = hn::Vec<D>{_mm512_permutexvar_ps(wide.raw, table.raw)};
   w[1] = hn::Vec<D>{_mm512_permutexvar_ps(hn::ShiftRight<4>(wide).raw, table.raw)};
 }
+
+// Sixteen 6-bit codes, the 12 bytes at `bytes`: each 128-bit lane gets a copy
+// of them, a byte shuffle puts the two bytes that hold code j in dword j (lane
+// j / 4 takes bytes 3 (j / 4) + {0, 0, 1, 2}[j % 4] and the next), a shift by
+// {0, 6, 4, 2}[j % 4] brings the code to bit 0, vpermt2ps looks its low five
+// bits (the magnitude) up in the 32-entry table lo:hi, and bit 5 (the sign)
+// is ORed into bit 31.
+HWY_INLINE __m512 DecodeSix(__m512 lo, __m512 hi, const std::uint8_t* bytes) {
+  alignas(64) static constexpr std::uint8_t kPick[64] = {
+      0, 1,  0x80, 0x80, 0, 1,  0x80, 0x80, 1,  2,  0x80, 0x80, 2,  3,  0x80, 0x80,
+      3, 4,  0x80, 0x80, 3, 4,  0x80, 0x80, 4,  5,  0x80, 0x80, 5,  6,  0x80, 0x80,
+      6, 7,  0x80, 0x80, 6, 7,  0x80, 0x80, 7,  8,  0x80, 0x80, 8,  9,  0x80, 0x80,
+      9, 10, 0x80, 0x80, 9, 10, 0x80, 0x80, 10, 11, 0x80, 0x80, 11, 12, 0x80, 0x80};
+  const __m512i pick = _mm512_load_si512(kPick);
+  const __m512i shift = _mm512_set4_epi32(2, 4, 6, 0);  // dwords 3, 2, 1, 0
+  const __m512i copies = _mm512_broadcast_i32x4(_mm_maskz_loadu_epi8(0x0FFF, bytes));
+  const __m512i code = _mm512_srlv_epi32(_mm512_shuffle_epi8(copies, pick), shift);
+  const __m512 magnitude = _mm512_permutex2var_ps(lo, code, hi);
+  // magnitude | (code << 26 & sign bit)
+  return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(magnitude),
+                                                       _mm512_slli_epi32(code, 26),
+                                                       _mm512_set1_epi32(INT32_MIN), 0xF8));
+}
 #endif
 
 // Decodes the chunk of a row that starts at column c into kVecs vectors of
 // fast values (not yet multiplied).
 template <WeightDecode K>
 struct Decoder {
-  static constexpr std::size_t kVecs = K == WeightDecode::kNibble ? 2 : 1;
+  // A 6-bit chunk is whole groups of four codes (three bytes).
+  static constexpr std::size_t kVecs = K == WeightDecode::kNibble                               ? 2
+                                       : K == WeightDecode::kSixBit && HWY_TARGET == HWY_SCALAR ? 4
+                                                                                                : 1;
 
   template <class D>
   static HWY_INLINE void Decode(D d, const GemvParams& p, const std::uint8_t* row, std::size_t c,
@@ -194,6 +231,24 @@ struct Decoder {
       const hn::Rebind<std::int32_t, D> d32;
       w[0] = hn::ConvertTo(
           d, hn::PromoteTo(d32, hn::LoadU(d8, reinterpret_cast<const std::int8_t*>(row) + c)));
+    } else if constexpr (K == WeightDecode::kSixBit) {
+      // Columns c.. (c a multiple of 4) start at byte 3c / 4.
+#if LOWP_GEMV_LANE_TABLE
+      w[0] = hn::Vec<D>{DecodeSix(hn::LoadU(d, p.fast_value).raw,
+                                  hn::LoadU(d, p.fast_value + 16).raw, row + c / 4 * 3)};
+#else
+      // Each group of three bytes as one word, its four codes through the
+      // table into a buffer.
+      const std::size_t lanes = hn::Lanes(d);
+      alignas(64) float buf[64];
+      const std::uint8_t* bytes = row + c / 4 * 3;
+      for (std::size_t i = 0; i < kVecs * lanes; i += 4, bytes += 3) {
+        const std::uint32_t word = bytes[0] | static_cast<std::uint32_t>(bytes[1]) << 8 |
+                                   static_cast<std::uint32_t>(bytes[2]) << 16;
+        for (std::size_t q = 0; q < 4; ++q) buf[i + q] = p.fast_value[(word >> (6 * q)) & 0x3Fu];
+      }
+      for (std::size_t v = 0; v < kVecs; ++v) w[v] = hn::Load(d, buf + v * lanes);
+#endif
     } else {
       // Lanes(d) bytes hold the chunk's 2 * Lanes(d) nibbles: low nibbles are
       // the even columns, high nibbles the odd ones.
@@ -272,12 +327,24 @@ HWY_INLINE hn::Vec<D> MultiplierVec(D d, const GemvParams& p, std::size_t r, std
   }
 }
 
-// Bytes of codes per 2 columns of a decode (for prefetch addresses).
+// The byte of a row where column c's code starts (c a multiple of 4; for
+// prefetch addresses).
 template <WeightDecode K>
-constexpr std::size_t kCodeBytesPer2Cols = K == WeightDecode::kF32                               ? 8
-                                           : K == WeightDecode::kBf16 || K == WeightDecode::kF16 ? 4
-                                           : K == WeightDecode::kNibble                          ? 1
-                                                                        : 2;
+constexpr std::size_t CodeByteOf(std::size_t c) {
+  switch (K) {
+    case WeightDecode::kF32:
+      return 4 * c;
+    case WeightDecode::kBf16:
+    case WeightDecode::kF16:
+      return 2 * c;
+    case WeightDecode::kNibble:
+      return c / 2;
+    case WeightDecode::kSixBit:
+      return c / 4 * 3;
+    default:
+      return c;
+  }
+}
 
 // Fused path: MR weight rows from r times NR activation rows, each chunk of
 // codes decoded once and each activation vector loaded once for all of them.
@@ -331,7 +398,7 @@ HWY_INLINE void FusedBlock(const GemvParams& p, const float* x, std::size_t ldx,
     }
     for (std::size_t i = 0; i < MR; ++i) {
       const std::uint8_t* row = p.codes + (r + i) * p.row_bytes;
-      if (prefetch) hwy::Prefetch(row + ahead + c * kCodeBytesPer2Cols<K> / 2);
+      if (prefetch) hwy::Prefetch(row + ahead + CodeByteOf<K>(c));
       V w[kCount * kVecs];
       bool decoded = false;
 #if LOWP_GEMV_LANE_TABLE
@@ -531,6 +598,8 @@ void PackedGemm(const GemvParams& p, const float* x, std::size_t n, std::size_t 
       return PackedGemmOf<WeightDecode::kInt8>(p, x, n, ldx, y, ldy, r0, r1);
     case WeightDecode::kNibble:
       return PackedGemmOf<WeightDecode::kNibble>(p, x, n, ldx, y, ldy, r0, r1);
+    case WeightDecode::kSixBit:
+      return PackedGemmOf<WeightDecode::kSixBit>(p, x, n, ldx, y, ldy, r0, r1);
   }
 }
 
@@ -548,6 +617,8 @@ std::size_t GemvChunk(WeightDecode decode) {
   switch (decode) {
     case WeightDecode::kNibble:
       return ChunkOf<WeightDecode::kNibble>();
+    case WeightDecode::kSixBit:
+      return ChunkOf<WeightDecode::kSixBit>();
     default:
       return ChunkOf<WeightDecode::kF32>();
   }
@@ -557,6 +628,8 @@ std::size_t GemvSegmentQuantum(WeightDecode decode) {
   switch (decode) {
     case WeightDecode::kNibble:
       return SegmentQuantumOf<WeightDecode::kNibble>();
+    case WeightDecode::kSixBit:
+      return SegmentQuantumOf<WeightDecode::kSixBit>();
     default:
       return SegmentQuantumOf<WeightDecode::kF32>();
   }

@@ -218,7 +218,7 @@ std::shared_ptr<const PackedMatrix::Kernel> PackedMatrix::make_kernel(const Pack
   const bool block = f.scheme == MatrixScheme::kBlock;
   const bool mx = block && f.block.scale == BlockScale::kUe8m0;
   const Format e = block ? f.block.element : f.element;
-  if (e.bits != 8 && e.bits != 4) return nullptr;
+  if (e.bits != 8 && e.bits != 4 && !(e.bits == 6 && e.kind == Kind::kFloat)) return nullptr;
 
   // 1. The exact element value of every code (as dequantize_row takes it) and
   //    the value the kernel decodes, fast = exact / 2^k.
@@ -242,6 +242,17 @@ std::shared_ptr<const PackedMatrix::Kernel> PackedMatrix::make_kernel(const Pack
       const auto half =
           static_cast<std::uint32_t>(((c & 0x80u) << 8) | ((c & 0x7Fu) << p.f16_shift));
       fast[c] = decode_f32(kFp16, half);
+    }
+  } else if (e.bits == 6) {
+    // The element values themselves (fp32 holds every FP6 value), sign and
+    // magnitude as the kernel puts them together.
+    p.decode = WeightDecode::kSixBit;
+    fast = exact;
+    for (std::size_t c = 0; c < 32; ++c) {
+      if (std::bit_cast<std::uint32_t>(fast[c | 32]) !=
+          (std::bit_cast<std::uint32_t>(fast[c]) | 0x80000000u)) {
+        return nullptr;
+      }
     }
   } else if (e.bits == 4) {
     p.decode = WeightDecode::kNibble;
@@ -271,6 +282,7 @@ std::shared_ptr<const PackedMatrix::Kernel> PackedMatrix::make_kernel(const Pack
   }
   if (!std::all_of(good.begin(), good.begin() + static_cast<long>(count),
                    [](bool g) { return g; })) {
+    if (e.bits == 6) return nullptr;
     for (std::uint8_t byte : m.codes_) {
       const bool ok = e.bits == 8 ? good[byte] : good[byte & 0xFu] && good[byte >> 4];
       if (!ok) return nullptr;
