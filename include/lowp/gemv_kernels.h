@@ -38,11 +38,9 @@ enum class WeightDecode : std::uint8_t {
   kInt8,    // two's-complement int8 widened to int32
   kNibble,  // 4-bit codes (two per byte, low nibble first) mapped to the
             // int8 values of nibble_table
-  kSixBit,  // 6-bit sign-magnitude codes, a little-endian bit stream (four
-            // codes per three bytes, code i at bits 6i..6i+5 of the row),
-            // mapped to fast_value[code]; fast_value[c | 32] must be
-            // fast_value[c] with the sign bit set (the decode looks up the low
-            // five bits and ORs bit 5 into the sign)
+  kSixBit,  // 6-bit codes, a little-endian bit stream (four codes per three
+            // bytes, code i at bits 6i..6i+5 of the row), mapped to
+            // fast_value[code] (= half_value[code], which must be exact)
 };
 
 enum class ScaleSource : std::uint8_t {
@@ -59,6 +57,7 @@ struct GemvParams {
   // fast(code) of each 8-, 6- or 4-bit code (the scalar tail; the AVX-512
   // nibble and 6-bit tables).
   float fast_value[256] = {};
+  std::uint16_t half_value[64] = {};  // kSixBit: fast_value as IEEE halves
 
   const std::uint8_t* codes = nullptr;
   std::size_t row_bytes = 0;

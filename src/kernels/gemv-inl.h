@@ -166,27 +166,27 @@ HWY_INLINE void DecodeTable(D d, hn::Vec<D> table, const std::uint8_t* row, std:
   w[1] = hn::Vec<D>{_mm512_permutexvar_ps(hn::ShiftRight<4>(wide).raw, table.raw)};
 }
 
-// Sixteen 6-bit codes, the 12 bytes at `bytes`: each 128-bit lane gets a copy
-// of them, a byte shuffle puts the two bytes that hold code j in dword j (lane
-// j / 4 takes bytes 3 (j / 4) + {0, 0, 1, 2}[j % 4] and the next), a shift by
-// {0, 6, 4, 2}[j % 4] brings the code to bit 0, vpermt2ps looks its low five
-// bits (the magnitude) up in the 32-entry table lo:hi, and bit 5 (the sign)
-// is ORed into bit 31.
-HWY_INLINE __m512 DecodeSix(__m512 lo, __m512 hi, const std::uint8_t* bytes) {
+// 32 6-bit codes, the 24 bytes at `bytes`, as 32 fp32 values in w[0] (the
+// first 16 columns) and w[1]. A dword permute gives 128-bit lane L the bytes
+// from 6L rounded down to a dword (codes 8L.. start there, or 2 bytes in), a
+// byte shuffle puts the two bytes that hold each code in its 16-bit lane, a
+// shift by {0, 6, 4, 2}[k % 4] brings the code to bit 0, vpermt2w looks its
+// six bits up in the 64 halves of the table lo:hi (lo: codes 0-31), and the
+// halves are widened to fp32.
+HWY_INLINE void DecodeSix(__m512i lo, __m512i hi, const std::uint8_t* bytes, __m512* w) {
   alignas(64) static constexpr std::uint8_t kPick[64] = {
-      0, 1,  0x80, 0x80, 0, 1,  0x80, 0x80, 1,  2,  0x80, 0x80, 2,  3,  0x80, 0x80,
-      3, 4,  0x80, 0x80, 3, 4,  0x80, 0x80, 4,  5,  0x80, 0x80, 5,  6,  0x80, 0x80,
-      6, 7,  0x80, 0x80, 6, 7,  0x80, 0x80, 7,  8,  0x80, 0x80, 8,  9,  0x80, 0x80,
-      9, 10, 0x80, 0x80, 9, 10, 0x80, 0x80, 10, 11, 0x80, 0x80, 11, 12, 0x80, 0x80};
+      0, 1, 0, 1, 1, 2, 2, 3, 3, 4, 3, 4, 4, 5, 5, 6,   // lane 0: codes 0-7 from byte 0
+      2, 3, 2, 3, 3, 4, 4, 5, 5, 6, 5, 6, 6, 7, 7, 8,   // lane 1: codes 8-15 from byte 2
+      0, 1, 0, 1, 1, 2, 2, 3, 3, 4, 3, 4, 4, 5, 5, 6,   // lane 2
+      2, 3, 2, 3, 3, 4, 4, 5, 5, 6, 5, 6, 6, 7, 7, 8};  // lane 3
   const __m512i pick = _mm512_load_si512(kPick);
-  const __m512i shift = _mm512_set4_epi32(2, 4, 6, 0);  // dwords 3, 2, 1, 0
-  const __m512i copies = _mm512_broadcast_i32x4(_mm_maskz_loadu_epi8(0x0FFF, bytes));
-  const __m512i code = _mm512_srlv_epi32(_mm512_shuffle_epi8(copies, pick), shift);
-  const __m512 magnitude = _mm512_permutex2var_ps(lo, code, hi);
-  // magnitude | (code << 26 & sign bit)
-  return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(magnitude),
-                                                       _mm512_slli_epi32(code, 26),
-                                                       _mm512_set1_epi32(INT32_MIN), 0xF8));
+  const __m512i dwords = _mm512_set_epi32(7, 6, 5, 4, 6, 5, 4, 3, 4, 3, 2, 1, 3, 2, 1, 0);
+  const __m512i shift = _mm512_set1_epi64(0x0002000400060000LL);  // words 0-3: 0, 6, 4, 2
+  const __m512i packed = _mm512_maskz_loadu_epi8(0xFFFFFF, bytes);
+  const __m512i spread = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, packed), pick);
+  const __m512i halves = _mm512_permutex2var_epi16(lo, _mm512_srlv_epi16(spread, shift), hi);
+  w[0] = _mm512_cvtph_ps(_mm512_castsi512_si256(halves));
+  w[1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(halves, 1));
 }
 #endif
 
@@ -196,6 +196,7 @@ template <WeightDecode K>
 struct Decoder {
   // A 6-bit chunk is whole groups of four codes (three bytes).
   static constexpr std::size_t kVecs = K == WeightDecode::kNibble                               ? 2
+                                       : K == WeightDecode::kSixBit && LOWP_GEMV_LANE_TABLE     ? 2
                                        : K == WeightDecode::kSixBit && HWY_TARGET == HWY_SCALAR ? 4
                                                                                                 : 1;
 
@@ -234,8 +235,11 @@ struct Decoder {
     } else if constexpr (K == WeightDecode::kSixBit) {
       // Columns c.. (c a multiple of 4) start at byte 3c / 4.
 #if LOWP_GEMV_LANE_TABLE
-      w[0] = hn::Vec<D>{DecodeSix(hn::LoadU(d, p.fast_value).raw,
-                                  hn::LoadU(d, p.fast_value + 16).raw, row + c / 4 * 3)};
+      __m512 v[2];
+      DecodeSix(_mm512_loadu_si512(p.half_value), _mm512_loadu_si512(p.half_value + 32),
+                row + c / 4 * 3, v);
+      w[0] = hn::Vec<D>{v[0]};
+      w[1] = hn::Vec<D>{v[1]};
 #else
       // Each group of three bytes as one word, its four codes through the
       // table into a buffer.

@@ -244,15 +244,15 @@ std::shared_ptr<const PackedMatrix::Kernel> PackedMatrix::make_kernel(const Pack
       fast[c] = decode_f32(kFp16, half);
     }
   } else if (e.bits == 6) {
-    // The element values themselves (fp32 holds every FP6 value), sign and
-    // magnitude as the kernel puts them together.
+    // The element values themselves, as fp32 and as IEEE halves (which hold
+    // every FP6 value; a format whose values they do not hold has no path).
     p.decode = WeightDecode::kSixBit;
     fast = exact;
-    for (std::size_t c = 0; c < 32; ++c) {
-      if (std::bit_cast<std::uint32_t>(fast[c | 32]) !=
-          (std::bit_cast<std::uint32_t>(fast[c]) | 0x80000000u)) {
-        return nullptr;
-      }
+    for (std::size_t c = 0; c < 64; ++c) {
+      const auto half = static_cast<std::uint16_t>(
+          encode(kFp16, static_cast<double>(fast[c]), {Rounding::kNearestEven, false}));
+      if (!same_value(decode_f32(kFp16, half), fast[c]) || std::isnan(fast[c])) return nullptr;
+      p.half_value[c] = half;
     }
   } else if (e.bits == 4) {
     p.decode = WeightDecode::kNibble;
