@@ -40,7 +40,7 @@ enum class WeightDecode : std::uint8_t {
             // int8 values of nibble_table
   kSixBit,  // 6-bit codes, a little-endian bit stream (four codes per three
             // bytes, code i at bits 6i..6i+5 of the row), mapped to
-            // fast_value[code] (= half_value[code], which must be exact)
+            // fast_value[code], whose low 16 bits must be zero
 };
 
 enum class ScaleSource : std::uint8_t {
@@ -57,7 +57,7 @@ struct GemvParams {
   // fast(code) of each 8-, 6- or 4-bit code (the scalar tail; the AVX-512
   // nibble and 6-bit tables).
   float fast_value[256] = {};
-  std::uint16_t half_value[64] = {};  // kSixBit: fast_value as IEEE halves
+  std::uint16_t top_half[64] = {};  // kSixBit: the top 16 bits of fast_value
 
   const std::uint8_t* codes = nullptr;
   std::size_t row_bytes = 0;

@@ -167,26 +167,30 @@ HWY_INLINE void DecodeTable(D d, hn::Vec<D> table, const std::uint8_t* row, std:
 }
 
 // 32 6-bit codes, the 24 bytes at `bytes`, as 32 fp32 values in w[0] (the
-// first 16 columns) and w[1]. A dword permute gives 128-bit lane L the bytes
-// from 6L rounded down to a dword (codes 8L.. start there, or 2 bytes in), a
-// byte shuffle puts the two bytes that hold each code in its 16-bit lane, a
-// shift by {0, 6, 4, 2}[k % 4] brings the code to bit 0, vpermt2w looks its
-// six bits up in the 64 halves of the table lo:hi (lo: codes 0-31), and the
-// halves are widened to fp32.
+// first 16 columns) and w[1]. Each 128-bit lane L gets (by a dword permute)
+// the bytes of codes 4L..4L+3 and 16+4L..16+4L+3 (three bytes each, some
+// bytes in); a byte shuffle puts the two bytes that hold each of those codes
+// in a 16-bit lane, a shift by {0, 6, 4, 2}[k % 4] brings the code to bit 0,
+// vpermt2w looks its six bits up in the 64 top halves of the fp32 values
+// (lo: codes 0-31), and interleaving with zeros makes them fp32 again: the
+// low four words of each lane are columns 4L.. (w[0]), the high four 16+4L..
 HWY_INLINE void DecodeSix(__m512i lo, __m512i hi, const std::uint8_t* bytes, __m512* w) {
   alignas(64) static constexpr std::uint8_t kPick[64] = {
-      0, 1, 0, 1, 1, 2, 2, 3, 3, 4, 3, 4, 4, 5, 5, 6,   // lane 0: codes 0-7 from byte 0
-      2, 3, 2, 3, 3, 4, 4, 5, 5, 6, 5, 6, 6, 7, 7, 8,   // lane 1: codes 8-15 from byte 2
-      0, 1, 0, 1, 1, 2, 2, 3, 3, 4, 3, 4, 4, 5, 5, 6,   // lane 2
-      2, 3, 2, 3, 3, 4, 4, 5, 5, 6, 5, 6, 6, 7, 7, 8};  // lane 3
+      0, 1, 0, 1, 1, 2, 2, 3, 8,  9,  8,  9,  9,  10, 10, 11,   // lane 0: groups at 0, 8
+      3, 4, 3, 4, 4, 5, 5, 6, 11, 12, 11, 12, 12, 13, 13, 14,   // lane 1: at 3, 11
+      2, 3, 2, 3, 3, 4, 4, 5, 10, 11, 10, 11, 11, 12, 12, 13,   // lane 2: at 2, 10
+      1, 2, 1, 2, 2, 3, 3, 4, 9,  10, 9,  10, 10, 11, 11, 12};  // lane 3: at 1, 9
+  alignas(64) static constexpr std::int32_t kDwords[16] = {0, 1, 3, 4, 0, 1, 3, 4,
+                                                           1, 2, 4, 5, 2, 3, 5, 6};
   const __m512i pick = _mm512_load_si512(kPick);
-  const __m512i dwords = _mm512_set_epi32(7, 6, 5, 4, 6, 5, 4, 3, 4, 3, 2, 1, 3, 2, 1, 0);
+  const __m512i dwords = _mm512_load_si512(kDwords);
   const __m512i shift = _mm512_set1_epi64(0x0002000400060000LL);  // words 0-3: 0, 6, 4, 2
   const __m512i packed = _mm512_maskz_loadu_epi8(0xFFFFFF, bytes);
   const __m512i spread = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, packed), pick);
-  const __m512i halves = _mm512_permutex2var_epi16(lo, _mm512_srlv_epi16(spread, shift), hi);
-  w[0] = _mm512_cvtph_ps(_mm512_castsi512_si256(halves));
-  w[1] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(halves, 1));
+  const __m512i top = _mm512_permutex2var_epi16(lo, _mm512_srlv_epi16(spread, shift), hi);
+  const __m512i zero = _mm512_setzero_si512();
+  w[0] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, top));
+  w[1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, top));
 }
 #endif
 
@@ -236,7 +240,7 @@ struct Decoder {
       // Columns c.. (c a multiple of 4) start at byte 3c / 4.
 #if LOWP_GEMV_LANE_TABLE
       __m512 v[2];
-      DecodeSix(_mm512_loadu_si512(p.half_value), _mm512_loadu_si512(p.half_value + 32),
+      DecodeSix(_mm512_loadu_si512(p.top_half), _mm512_loadu_si512(p.top_half + 32),
                 row + c / 4 * 3, v);
       w[0] = hn::Vec<D>{v[0]};
       w[1] = hn::Vec<D>{v[1]};
@@ -460,12 +464,78 @@ HWY_INLINE void FusedBlock(const GemvParams& p, const float* x, std::size_t ldx,
   }
 }
 
+#if LOWP_GEMV_LANE_TABLE
+// FusedBlock<kSixBit, 4, 1, kScale> for a multiplier per segment, with the
+// same order of summation (so the same bits), written with named
+// accumulators: the compiler keeps those in registers, where it stores the
+// generic block's array to the stack every chunk.
+template <ScaleSource kScale>
+HWY_INLINE void SixBitGemv4(const GemvParams& p, const float* x, float* y, std::size_t r) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  constexpr std::size_t kChunk = 32;
+  const std::size_t vector_end = p.cols - p.cols % kChunk;
+  const __m512i lo = _mm512_loadu_si512(p.top_half);
+  const __m512i hi = _mm512_loadu_si512(p.top_half + 32);
+  const std::uint8_t* row0 = p.codes + r * p.row_bytes;
+  const std::uint8_t* row1 = row0 + p.row_bytes;
+  const std::uint8_t* row2 = row1 + p.row_bytes;
+  const std::uint8_t* row3 = row2 + p.row_bytes;
+  const std::size_t ahead = 4 * p.row_bytes;
+  const bool prefetch = r + 8 < p.rows;
+  if (prefetch) {
+    for (std::size_t i = 0; i < 4; ++i) {
+      if constexpr (kScale == ScaleSource::kF16) {
+        hwy::Prefetch(p.f16_scales + (r + 8 + i) * p.segments_per_row);
+      } else {
+        hwy::Prefetch(p.u8_scales + (r + 8 + i) * p.segments_per_row);
+      }
+    }
+  }
+  V a0 = hn::Zero(d), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
+  const auto step = [&](const std::uint8_t* row, std::size_t i, std::size_t c, V x0, V x1, V& s0,
+                        V& s1) HWY_ATTR {
+    __m512 w[2];
+    DecodeSix(lo, hi, row + c / 4 * 3, w);
+    const V m = hn::Set(d, MultiplierOf<kScale>(p, r + i, c >> p.segment_shift));
+    s0 = hn::MulAdd(hn::Mul(V{w[0]}, m), x0, s0);
+    s1 = hn::MulAdd(hn::Mul(V{w[1]}, m), x1, s1);
+  };
+  for (std::size_t c = 0; c < vector_end; c += kChunk) {
+    if (prefetch && c % (2 * kChunk) == 0) {
+      const std::size_t at = ahead + c / 4 * 3;
+      hwy::Prefetch(row0 + at);
+      hwy::Prefetch(row1 + at);
+      hwy::Prefetch(row2 + at);
+      hwy::Prefetch(row3 + at);
+    }
+    const V x0 = hn::LoadU(d, x + c), x1 = hn::LoadU(d, x + c + 16);
+    step(row0, 0, c, x0, x1, a0, a1);
+    step(row1, 1, c, x0, x1, b0, b1);
+    step(row2, 2, c, x0, x1, c0, c1);
+    step(row3, 3, c, x0, x1, e0, e1);
+  }
+  const V sums[4] = {hn::Add(a0, a1), hn::Add(b0, b1), hn::Add(c0, c1), hn::Add(e0, e1)};
+  for (std::size_t i = 0; i < 4; ++i) {
+    const std::uint8_t* row = p.codes + (r + i) * p.row_bytes;
+    float sum = hn::GetLane(hn::SumOfLanes(d, sums[i]));
+    for (std::size_t t = vector_end; t < p.cols; ++t) sum += ScalarWeight(p, row, r + i, t) * x[t];
+    y[r + i] = sum;
+  }
+}
+#endif
+
 // Rows [r0, r1) for NR activation rows: four weight rows at a time for GEMV.
 template <WeightDecode K, std::size_t NR, ScaleSource kScale>
 HWY_NOINLINE void FusedRows(const GemvParams& p, const float* x, std::size_t ldx, float* y,
                             std::size_t ldy, std::size_t r0, std::size_t r1) {
   constexpr std::size_t kRows = NR == 1 ? 4 : 1;
   std::size_t r = r0;
+#if LOWP_GEMV_LANE_TABLE
+  if constexpr (K == WeightDecode::kSixBit && NR == 1 && kScale != ScaleSource::kRow) {
+    for (; r + 4 <= r1; r += 4) SixBitGemv4<kScale>(p, x, y, r);
+  }
+#endif
   for (; r + kRows <= r1; r += kRows) FusedBlock<K, kRows, NR, kScale>(p, x, ldx, y, ldy, r);
   for (; r < r1; ++r) FusedBlock<K, 1, NR, kScale>(p, x, ldx, y, ldy, r);
 }

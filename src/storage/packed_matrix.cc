@@ -244,15 +244,15 @@ std::shared_ptr<const PackedMatrix::Kernel> PackedMatrix::make_kernel(const Pack
       fast[c] = decode_f32(kFp16, half);
     }
   } else if (e.bits == 6) {
-    // The element values themselves, as fp32 and as IEEE halves (which hold
-    // every FP6 value; a format whose values they do not hold has no path).
+    // The element values themselves, whose fp32 bits the kernel builds from
+    // their top 16 (every FP6 value has at most 3 significand bits; a format
+    // with more has no path).
     p.decode = WeightDecode::kSixBit;
     fast = exact;
     for (std::size_t c = 0; c < 64; ++c) {
-      const auto half = static_cast<std::uint16_t>(
-          encode(kFp16, static_cast<double>(fast[c]), {Rounding::kNearestEven, false}));
-      if (!same_value(decode_f32(kFp16, half), fast[c]) || std::isnan(fast[c])) return nullptr;
-      p.half_value[c] = half;
+      const auto bits = std::bit_cast<std::uint32_t>(fast[c]);
+      if ((bits & 0xFFFFu) != 0) return nullptr;
+      p.top_half[c] = static_cast<std::uint16_t>(bits >> 16);
     }
   } else if (e.bits == 4) {
     p.decode = WeightDecode::kNibble;
