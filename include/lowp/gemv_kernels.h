@@ -35,6 +35,11 @@ enum class WeightDecode : std::uint8_t {
   kF16,     // IEEE half
   kViaF16,  // an 8-bit sign-magnitude float: (code & 0x80) << 8 | (code & 0x7F)
             // << f16_shift is an IEEE half of the same significand
+  kViaF32,  // an 8-bit sign-magnitude float: the code sign-extended to 32 bits,
+            // shifted left by f32_shift and masked with f32_mask is an fp32 of
+            // the same significand (the smallest ones subnormal). Only with a
+            // multiplier per segment, which each weight is multiplied by
+            // before its product with x (so no product underflows).
   kInt8,    // two's-complement int8 widened to int32
   kNibble,  // 4-bit codes (two per byte, low nibble first) mapped to the
             // int8 values of nibble_table
@@ -53,6 +58,8 @@ struct GemvParams {
   WeightDecode decode = WeightDecode::kF32;
   int f16_shift = 0;                  // kViaF16: 10 - mantissa bits (<= 8)
   std::uint16_t f16_mask = 0;         // kViaF16: 0x8000 | 0x7F << f16_shift
+  int f32_shift = 0;                  // kViaF32: 23 - mantissa bits
+  std::uint32_t f32_mask = 0;         // kViaF32: 0x80000000 | 0x7F << f32_shift
   std::int8_t nibble_table[16] = {};  // kNibble
   // fast(code) of each 8-, 6- or 4-bit code (the scalar tail; the AVX-512
   // nibble and 6-bit tables).

@@ -132,6 +132,7 @@ HWY_INLINE float ScalarWeight(const GemvParams& p, const std::uint8_t* row, std:
       break;
     }
     case WeightDecode::kViaF16:
+    case WeightDecode::kViaF32:
     case WeightDecode::kInt8:
       v = p.fast_value[row[c]];
       break;
@@ -231,6 +232,15 @@ struct Decoder {
       const auto bits = hn::And(hn::ShiftRightSame(top, 8 - p.f16_shift),
                                 hn::Set(di16, static_cast<std::int16_t>(p.f16_mask)));
       w[0] = hn::PromoteTo(d, hn::BitCast(dh, bits));
+    } else if constexpr (K == WeightDecode::kViaF32) {
+      // Sign-extended: the sign in bit 31 and copies of it down to bit 7,
+      // which the shift and the mask remove.
+      const hn::Rebind<std::int8_t, D> d8;
+      const hn::RebindToSigned<D> di;
+      const auto wide =
+          hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const std::int8_t*>(row) + c));
+      w[0] = hn::BitCast(d, hn::And(hn::ShiftLeftSame(wide, p.f32_shift),
+                                    hn::Set(di, static_cast<std::int32_t>(p.f32_mask))));
     } else if constexpr (K == WeightDecode::kInt8) {
       const hn::Rebind<std::int8_t, D> d8;
       const hn::Rebind<std::int32_t, D> d32;
@@ -668,6 +678,8 @@ void PackedGemm(const GemvParams& p, const float* x, std::size_t n, std::size_t 
       return PackedGemmOf<WeightDecode::kF16>(p, x, n, ldx, y, ldy, r0, r1);
     case WeightDecode::kViaF16:
       return PackedGemmOf<WeightDecode::kViaF16>(p, x, n, ldx, y, ldy, r0, r1);
+    case WeightDecode::kViaF32:
+      return PackedGemmOf<WeightDecode::kViaF32>(p, x, n, ldx, y, ldy, r0, r1);
     case WeightDecode::kInt8:
       return PackedGemmOf<WeightDecode::kInt8>(p, x, n, ldx, y, ldy, r0, r1);
     case WeightDecode::kNibble:
