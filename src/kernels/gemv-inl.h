@@ -573,6 +573,12 @@ HWY_NOINLINE void DecodeRows(const GemvParams& p, std::size_t r, std::size_t cou
   }
 }
 
+// The distance between tile rows: cols plus 16 floats when cols is a multiple
+// of 1024, so that the tile's rows (and the activation rows, 4 KiB apart in
+// the same way) do not all fall in one set of the L1 cache (measured: the
+// M=128 GEMM of 4096-column MXFP4 took 20% longer than FP8's without it).
+inline std::size_t TileStride(std::size_t cols) { return cols % 1024 == 0 ? cols + 16 : cols; }
+
 // y[j * ldy + i] = tile row i . x row j for i < MR, j < NR.
 template <std::size_t MR, std::size_t NR>
 HWY_INLINE void TileBlock(const float* tile, std::size_t ld, std::size_t cols, const float* x,
@@ -659,11 +665,12 @@ void PackedGemmOf(const GemvParams& p, const float* x, std::size_t n, std::size_
         return FusedOf<K, ScaleSource::kF16>(p, x, n, ldx, y, ldy, r0, r1);
     }
   }
-  std::vector<float> tile(kTileRows * p.cols);
+  const std::size_t ld = TileStride(p.cols);
+  std::vector<float> tile(kTileRows * ld);
   for (std::size_t r = r0; r < r1; r += kTileRows) {
     const std::size_t count = r1 - r < kTileRows ? r1 - r : kTileRows;
-    DecodeRows<K>(p, r, count, tile.data(), p.cols);
-    TileTimesX(tile.data(), p.cols, count, p.cols, x, n, ldx, y + r, ldy);
+    DecodeRows<K>(p, r, count, tile.data(), ld);
+    TileTimesX(tile.data(), ld, count, p.cols, x, n, ldx, y + r, ldy);
   }
 }
 
@@ -691,11 +698,12 @@ void PackedGemm(const GemvParams& p, const float* x, std::size_t n, std::size_t 
 
 void DenseGemm(FillRow fill, const void* ctx, std::size_t cols, const float* x, std::size_t n,
                std::size_t ldx, float* y, std::size_t ldy, std::size_t r0, std::size_t r1) {
-  std::vector<float> tile(kTileRows * cols);
+  const std::size_t ld = TileStride(cols);
+  std::vector<float> tile(kTileRows * ld);
   for (std::size_t r = r0; r < r1; r += kTileRows) {
     const std::size_t count = r1 - r < kTileRows ? r1 - r : kTileRows;
-    for (std::size_t i = 0; i < count; ++i) fill(ctx, r + i, tile.data() + i * cols);
-    TileTimesX(tile.data(), cols, count, cols, x, n, ldx, y + r, ldy);
+    for (std::size_t i = 0; i < count; ++i) fill(ctx, r + i, tile.data() + i * ld);
+    TileTimesX(tile.data(), ld, count, cols, x, n, ldx, y + r, ldy);
   }
 }
 
