@@ -4,8 +4,9 @@
 // Two paths:
 //  * Fused (n <= 4 activation rows, i.e. GEMV and small batches): each chunk of
 //    a weight row is loaded as codes, decoded in registers (widening, a byte
-//    table lookup, an 8-bit float placed into an IEEE half and converted, or
-//    6-bit codes unpacked from their bit stream and looked up in a table),
+//    table lookup, an 8-bit float placed into an IEEE half and converted or
+//    straight into fp32 bits, or 6-bit codes unpacked from their bit stream
+//    and looked up in a table),
 //    multiplied by its segment's multiplier and FMA'd into two fp32
 //    accumulators per activation row; the accumulators are summed across lanes
 //    at the end of the row, then the scalar tail is added in column order.
