@@ -35,9 +35,17 @@ enum class WeightDecode : std::uint8_t {
   kF16,     // IEEE half
   kViaF16,  // an 8-bit sign-magnitude float: (code & 0x80) << 8 | (code & 0x7F)
             // << f16_shift is an IEEE half of the same significand
+  kViaF32,  // an 8-bit sign-magnitude float: the code sign-extended to 32 bits,
+            // shifted left by f32_shift and masked with f32_mask is an fp32 of
+            // the same significand (the smallest ones subnormal). Only with a
+            // multiplier per segment, which each weight is multiplied by
+            // before its product with x (so no product underflows).
   kInt8,    // two's-complement int8 widened to int32
   kNibble,  // 4-bit codes (two per byte, low nibble first) mapped to the
             // int8 values of nibble_table
+  kSixBit,  // 6-bit codes, a little-endian bit stream (four codes per three
+            // bytes, code i at bits 6i..6i+5 of the row), mapped to
+            // fast_value[code], whose low 16 bits must be zero
 };
 
 enum class ScaleSource : std::uint8_t {
@@ -50,10 +58,13 @@ struct GemvParams {
   WeightDecode decode = WeightDecode::kF32;
   int f16_shift = 0;                  // kViaF16: 10 - mantissa bits (<= 8)
   std::uint16_t f16_mask = 0;         // kViaF16: 0x8000 | 0x7F << f16_shift
+  int f32_shift = 0;                  // kViaF32: 23 - mantissa bits
+  std::uint32_t f32_mask = 0;         // kViaF32: 0x80000000 | 0x7F << f32_shift
   std::int8_t nibble_table[16] = {};  // kNibble
-  // fast(code) of each 8-bit or 4-bit code (the scalar tail; the AVX-512
-  // nibble table).
+  // fast(code) of each 8-, 6- or 4-bit code (the scalar tail; the AVX-512
+  // nibble and 6-bit tables).
   float fast_value[256] = {};
+  std::uint16_t top_half[64] = {};  // kSixBit: the top 16 bits of fast_value
 
   const std::uint8_t* codes = nullptr;
   std::size_t row_bytes = 0;

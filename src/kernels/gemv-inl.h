@@ -4,7 +4,9 @@
 // Two paths:
 //  * Fused (n <= 4 activation rows, i.e. GEMV and small batches): each chunk of
 //    a weight row is loaded as codes, decoded in registers (widening, a byte
-//    table lookup, or an 8-bit float placed into an IEEE half and converted),
+//    table lookup, an 8-bit float placed into an IEEE half and converted or
+//    straight into fp32 bits, or 6-bit codes unpacked from their bit stream
+//    and looked up in a table),
 //    multiplied by its segment's multiplier and FMA'd into two fp32
 //    accumulators per activation row; the accumulators are summed across lanes
 //    at the end of the row, then the scalar tail is added in column order.
@@ -131,12 +133,23 @@ HWY_INLINE float ScalarWeight(const GemvParams& p, const std::uint8_t* row, std:
       break;
     }
     case WeightDecode::kViaF16:
+    case WeightDecode::kViaF32:
     case WeightDecode::kInt8:
       v = p.fast_value[row[c]];
       break;
     case WeightDecode::kNibble:
       v = p.fast_value[(row[c / 2] >> (4 * (c & 1))) & 0xF];
       break;
+    case WeightDecode::kSixBit: {
+      // Bits 6c..6c+5: in one byte, or reaching into the next (which then
+      // exists, since the code ends there).
+      const std::size_t bit = 6 * c, byte = bit / 8;
+      const unsigned shift = static_cast<unsigned>(bit % 8);
+      unsigned word = row[byte];
+      if (shift > 2) word |= static_cast<unsigned>(row[byte + 1]) << 8;
+      v = p.fast_value[(word >> shift) & 0x3Fu];
+      break;
+    }
   }
   return v * Multiplier(p, r, c >> p.segment_shift);
 }
@@ -154,13 +167,44 @@ HWY_INLINE void DecodeTable(D d, hn::Vec<D> table, const std::uint8_t* row, std:
   w[0] = hn::Vec<D>{_mm512_permutexvar_ps(wide.raw, table.raw)};
   w[1] = hn::Vec<D>{_mm512_permutexvar_ps(hn::ShiftRight<4>(wide).raw, table.raw)};
 }
+
+// 32 6-bit codes, the 24 bytes at `bytes`, as 32 fp32 values in w[0] (the
+// first 16 columns) and w[1]. Each 128-bit lane L gets (by a dword permute)
+// the bytes of codes 4L..4L+3 and 16+4L..16+4L+3 (three bytes each, some
+// bytes in); a byte shuffle puts the two bytes that hold each of those codes
+// in a 16-bit lane, a shift by {0, 6, 4, 2}[k % 4] brings the code to bit 0,
+// vpermt2w looks its six bits up in the 64 top halves of the fp32 values
+// (lo: codes 0-31), and interleaving with zeros makes them fp32 again: the
+// low four words of each lane are columns 4L.. (w[0]), the high four 16+4L..
+HWY_INLINE void DecodeSix(__m512i lo, __m512i hi, const std::uint8_t* bytes, __m512* w) {
+  alignas(64) static constexpr std::uint8_t kPick[64] = {
+      0, 1, 0, 1, 1, 2, 2, 3, 8,  9,  8,  9,  9,  10, 10, 11,   // lane 0: groups at 0, 8
+      3, 4, 3, 4, 4, 5, 5, 6, 11, 12, 11, 12, 12, 13, 13, 14,   // lane 1: at 3, 11
+      2, 3, 2, 3, 3, 4, 4, 5, 10, 11, 10, 11, 11, 12, 12, 13,   // lane 2: at 2, 10
+      1, 2, 1, 2, 2, 3, 3, 4, 9,  10, 9,  10, 10, 11, 11, 12};  // lane 3: at 1, 9
+  alignas(64) static constexpr std::int32_t kDwords[16] = {0, 1, 3, 4, 0, 1, 3, 4,
+                                                           1, 2, 4, 5, 2, 3, 5, 6};
+  const __m512i pick = _mm512_load_si512(kPick);
+  const __m512i dwords = _mm512_load_si512(kDwords);
+  const __m512i shift = _mm512_set1_epi64(0x0002000400060000LL);  // words 0-3: 0, 6, 4, 2
+  const __m512i packed = _mm512_maskz_loadu_epi8(0xFFFFFF, bytes);
+  const __m512i spread = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, packed), pick);
+  const __m512i top = _mm512_permutex2var_epi16(lo, _mm512_srlv_epi16(spread, shift), hi);
+  const __m512i zero = _mm512_setzero_si512();
+  w[0] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, top));
+  w[1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, top));
+}
 #endif
 
 // Decodes the chunk of a row that starts at column c into kVecs vectors of
 // fast values (not yet multiplied).
 template <WeightDecode K>
 struct Decoder {
-  static constexpr std::size_t kVecs = K == WeightDecode::kNibble ? 2 : 1;
+  // A 6-bit chunk is whole groups of four codes (three bytes).
+  static constexpr std::size_t kVecs = K == WeightDecode::kNibble                               ? 2
+                                       : K == WeightDecode::kSixBit && LOWP_GEMV_LANE_TABLE     ? 2
+                                       : K == WeightDecode::kSixBit && HWY_TARGET == HWY_SCALAR ? 4
+                                                                                                : 1;
 
   template <class D>
   static HWY_INLINE void Decode(D d, const GemvParams& p, const std::uint8_t* row, std::size_t c,
@@ -189,11 +233,41 @@ struct Decoder {
       const auto bits = hn::And(hn::ShiftRightSame(top, 8 - p.f16_shift),
                                 hn::Set(di16, static_cast<std::int16_t>(p.f16_mask)));
       w[0] = hn::PromoteTo(d, hn::BitCast(dh, bits));
+    } else if constexpr (K == WeightDecode::kViaF32) {
+      // Sign-extended: the sign in bit 31 and copies of it down to bit 7,
+      // which the shift and the mask remove.
+      const hn::Rebind<std::int8_t, D> d8;
+      const hn::RebindToSigned<D> di;
+      const auto wide =
+          hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const std::int8_t*>(row) + c));
+      w[0] = hn::BitCast(d, hn::And(hn::ShiftLeftSame(wide, p.f32_shift),
+                                    hn::Set(di, static_cast<std::int32_t>(p.f32_mask))));
     } else if constexpr (K == WeightDecode::kInt8) {
       const hn::Rebind<std::int8_t, D> d8;
       const hn::Rebind<std::int32_t, D> d32;
       w[0] = hn::ConvertTo(
           d, hn::PromoteTo(d32, hn::LoadU(d8, reinterpret_cast<const std::int8_t*>(row) + c)));
+    } else if constexpr (K == WeightDecode::kSixBit) {
+      // Columns c.. (c a multiple of 4) start at byte 3c / 4.
+#if LOWP_GEMV_LANE_TABLE
+      __m512 v[2];
+      DecodeSix(_mm512_loadu_si512(p.top_half), _mm512_loadu_si512(p.top_half + 32),
+                row + c / 4 * 3, v);
+      w[0] = hn::Vec<D>{v[0]};
+      w[1] = hn::Vec<D>{v[1]};
+#else
+      // Each group of three bytes as one word, its four codes through the
+      // table into a buffer.
+      const std::size_t lanes = hn::Lanes(d);
+      alignas(64) float buf[64];
+      const std::uint8_t* bytes = row + c / 4 * 3;
+      for (std::size_t i = 0; i < kVecs * lanes; i += 4, bytes += 3) {
+        const std::uint32_t word = bytes[0] | static_cast<std::uint32_t>(bytes[1]) << 8 |
+                                   static_cast<std::uint32_t>(bytes[2]) << 16;
+        for (std::size_t q = 0; q < 4; ++q) buf[i + q] = p.fast_value[(word >> (6 * q)) & 0x3Fu];
+      }
+      for (std::size_t v = 0; v < kVecs; ++v) w[v] = hn::Load(d, buf + v * lanes);
+#endif
     } else {
       // Lanes(d) bytes hold the chunk's 2 * Lanes(d) nibbles: low nibbles are
       // the even columns, high nibbles the odd ones.
@@ -272,12 +346,24 @@ HWY_INLINE hn::Vec<D> MultiplierVec(D d, const GemvParams& p, std::size_t r, std
   }
 }
 
-// Bytes of codes per 2 columns of a decode (for prefetch addresses).
+// The byte of a row where column c's code starts (c a multiple of 4; for
+// prefetch addresses).
 template <WeightDecode K>
-constexpr std::size_t kCodeBytesPer2Cols = K == WeightDecode::kF32                               ? 8
-                                           : K == WeightDecode::kBf16 || K == WeightDecode::kF16 ? 4
-                                           : K == WeightDecode::kNibble                          ? 1
-                                                                        : 2;
+constexpr std::size_t CodeByteOf(std::size_t c) {
+  switch (K) {
+    case WeightDecode::kF32:
+      return 4 * c;
+    case WeightDecode::kBf16:
+    case WeightDecode::kF16:
+      return 2 * c;
+    case WeightDecode::kNibble:
+      return c / 2;
+    case WeightDecode::kSixBit:
+      return c / 4 * 3;
+    default:
+      return c;
+  }
+}
 
 // Fused path: MR weight rows from r times NR activation rows, each chunk of
 // codes decoded once and each activation vector loaded once for all of them.
@@ -331,7 +417,7 @@ HWY_INLINE void FusedBlock(const GemvParams& p, const float* x, std::size_t ldx,
     }
     for (std::size_t i = 0; i < MR; ++i) {
       const std::uint8_t* row = p.codes + (r + i) * p.row_bytes;
-      if (prefetch) hwy::Prefetch(row + ahead + c * kCodeBytesPer2Cols<K> / 2);
+      if (prefetch) hwy::Prefetch(row + ahead + CodeByteOf<K>(c));
       V w[kCount * kVecs];
       bool decoded = false;
 #if LOWP_GEMV_LANE_TABLE
@@ -389,12 +475,78 @@ HWY_INLINE void FusedBlock(const GemvParams& p, const float* x, std::size_t ldx,
   }
 }
 
+#if LOWP_GEMV_LANE_TABLE
+// FusedBlock<kSixBit, 4, 1, kScale> for a multiplier per segment, with the
+// same order of summation (so the same bits), written with named
+// accumulators: the compiler keeps those in registers, where it stores the
+// generic block's array to the stack every chunk.
+template <ScaleSource kScale>
+HWY_INLINE void SixBitGemv4(const GemvParams& p, const float* x, float* y, std::size_t r) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  constexpr std::size_t kChunk = 32;
+  const std::size_t vector_end = p.cols - p.cols % kChunk;
+  const __m512i lo = _mm512_loadu_si512(p.top_half);
+  const __m512i hi = _mm512_loadu_si512(p.top_half + 32);
+  const std::uint8_t* row0 = p.codes + r * p.row_bytes;
+  const std::uint8_t* row1 = row0 + p.row_bytes;
+  const std::uint8_t* row2 = row1 + p.row_bytes;
+  const std::uint8_t* row3 = row2 + p.row_bytes;
+  const std::size_t ahead = 4 * p.row_bytes;
+  const bool prefetch = r + 8 < p.rows;
+  if (prefetch) {
+    for (std::size_t i = 0; i < 4; ++i) {
+      if constexpr (kScale == ScaleSource::kF16) {
+        hwy::Prefetch(p.f16_scales + (r + 8 + i) * p.segments_per_row);
+      } else {
+        hwy::Prefetch(p.u8_scales + (r + 8 + i) * p.segments_per_row);
+      }
+    }
+  }
+  V a0 = hn::Zero(d), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
+  const auto step = [&](const std::uint8_t* row, std::size_t i, std::size_t c, V x0, V x1, V& s0,
+                        V& s1) HWY_ATTR {
+    __m512 w[2];
+    DecodeSix(lo, hi, row + c / 4 * 3, w);
+    const V m = hn::Set(d, MultiplierOf<kScale>(p, r + i, c >> p.segment_shift));
+    s0 = hn::MulAdd(hn::Mul(V{w[0]}, m), x0, s0);
+    s1 = hn::MulAdd(hn::Mul(V{w[1]}, m), x1, s1);
+  };
+  for (std::size_t c = 0; c < vector_end; c += kChunk) {
+    if (prefetch && c % (2 * kChunk) == 0) {
+      const std::size_t at = ahead + c / 4 * 3;
+      hwy::Prefetch(row0 + at);
+      hwy::Prefetch(row1 + at);
+      hwy::Prefetch(row2 + at);
+      hwy::Prefetch(row3 + at);
+    }
+    const V x0 = hn::LoadU(d, x + c), x1 = hn::LoadU(d, x + c + 16);
+    step(row0, 0, c, x0, x1, a0, a1);
+    step(row1, 1, c, x0, x1, b0, b1);
+    step(row2, 2, c, x0, x1, c0, c1);
+    step(row3, 3, c, x0, x1, e0, e1);
+  }
+  const V sums[4] = {hn::Add(a0, a1), hn::Add(b0, b1), hn::Add(c0, c1), hn::Add(e0, e1)};
+  for (std::size_t i = 0; i < 4; ++i) {
+    const std::uint8_t* row = p.codes + (r + i) * p.row_bytes;
+    float sum = hn::GetLane(hn::SumOfLanes(d, sums[i]));
+    for (std::size_t t = vector_end; t < p.cols; ++t) sum += ScalarWeight(p, row, r + i, t) * x[t];
+    y[r + i] = sum;
+  }
+}
+#endif
+
 // Rows [r0, r1) for NR activation rows: four weight rows at a time for GEMV.
 template <WeightDecode K, std::size_t NR, ScaleSource kScale>
 HWY_NOINLINE void FusedRows(const GemvParams& p, const float* x, std::size_t ldx, float* y,
                             std::size_t ldy, std::size_t r0, std::size_t r1) {
   constexpr std::size_t kRows = NR == 1 ? 4 : 1;
   std::size_t r = r0;
+#if LOWP_GEMV_LANE_TABLE
+  if constexpr (K == WeightDecode::kSixBit && NR == 1 && kScale != ScaleSource::kRow) {
+    for (; r + 4 <= r1; r += 4) SixBitGemv4<kScale>(p, x, y, r);
+  }
+#endif
   for (; r + kRows <= r1; r += kRows) FusedBlock<K, kRows, NR, kScale>(p, x, ldx, y, ldy, r);
   for (; r < r1; ++r) FusedBlock<K, 1, NR, kScale>(p, x, ldx, y, ldy, r);
 }
@@ -421,6 +573,12 @@ HWY_NOINLINE void DecodeRows(const GemvParams& p, std::size_t r, std::size_t cou
     for (std::size_t c = vector_end; c < p.cols; ++c) out[c] = ScalarWeight(p, row, r + i, c);
   }
 }
+
+// The distance between tile rows: cols plus 16 floats when cols is a multiple
+// of 1024, so that the tile's rows (and the activation rows, 4 KiB apart in
+// the same way) do not all fall in one set of the L1 cache (measured: the
+// M=128 GEMM of 4096-column MXFP4 took 20% longer than FP8's without it).
+inline std::size_t TileStride(std::size_t cols) { return cols % 1024 == 0 ? cols + 16 : cols; }
 
 // y[j * ldy + i] = tile row i . x row j for i < MR, j < NR.
 template <std::size_t MR, std::size_t NR>
@@ -508,11 +666,12 @@ void PackedGemmOf(const GemvParams& p, const float* x, std::size_t n, std::size_
         return FusedOf<K, ScaleSource::kF16>(p, x, n, ldx, y, ldy, r0, r1);
     }
   }
-  std::vector<float> tile(kTileRows * p.cols);
+  const std::size_t ld = TileStride(p.cols);
+  std::vector<float> tile(kTileRows * ld);
   for (std::size_t r = r0; r < r1; r += kTileRows) {
     const std::size_t count = r1 - r < kTileRows ? r1 - r : kTileRows;
-    DecodeRows<K>(p, r, count, tile.data(), p.cols);
-    TileTimesX(tile.data(), p.cols, count, p.cols, x, n, ldx, y + r, ldy);
+    DecodeRows<K>(p, r, count, tile.data(), ld);
+    TileTimesX(tile.data(), ld, count, p.cols, x, n, ldx, y + r, ldy);
   }
 }
 
@@ -527,20 +686,25 @@ void PackedGemm(const GemvParams& p, const float* x, std::size_t n, std::size_t 
       return PackedGemmOf<WeightDecode::kF16>(p, x, n, ldx, y, ldy, r0, r1);
     case WeightDecode::kViaF16:
       return PackedGemmOf<WeightDecode::kViaF16>(p, x, n, ldx, y, ldy, r0, r1);
+    case WeightDecode::kViaF32:
+      return PackedGemmOf<WeightDecode::kViaF32>(p, x, n, ldx, y, ldy, r0, r1);
     case WeightDecode::kInt8:
       return PackedGemmOf<WeightDecode::kInt8>(p, x, n, ldx, y, ldy, r0, r1);
     case WeightDecode::kNibble:
       return PackedGemmOf<WeightDecode::kNibble>(p, x, n, ldx, y, ldy, r0, r1);
+    case WeightDecode::kSixBit:
+      return PackedGemmOf<WeightDecode::kSixBit>(p, x, n, ldx, y, ldy, r0, r1);
   }
 }
 
 void DenseGemm(FillRow fill, const void* ctx, std::size_t cols, const float* x, std::size_t n,
                std::size_t ldx, float* y, std::size_t ldy, std::size_t r0, std::size_t r1) {
-  std::vector<float> tile(kTileRows * cols);
+  const std::size_t ld = TileStride(cols);
+  std::vector<float> tile(kTileRows * ld);
   for (std::size_t r = r0; r < r1; r += kTileRows) {
     const std::size_t count = r1 - r < kTileRows ? r1 - r : kTileRows;
-    for (std::size_t i = 0; i < count; ++i) fill(ctx, r + i, tile.data() + i * cols);
-    TileTimesX(tile.data(), cols, count, cols, x, n, ldx, y + r, ldy);
+    for (std::size_t i = 0; i < count; ++i) fill(ctx, r + i, tile.data() + i * ld);
+    TileTimesX(tile.data(), ld, count, cols, x, n, ldx, y + r, ldy);
   }
 }
 
@@ -548,6 +712,8 @@ std::size_t GemvChunk(WeightDecode decode) {
   switch (decode) {
     case WeightDecode::kNibble:
       return ChunkOf<WeightDecode::kNibble>();
+    case WeightDecode::kSixBit:
+      return ChunkOf<WeightDecode::kSixBit>();
     default:
       return ChunkOf<WeightDecode::kF32>();
   }
@@ -557,6 +723,8 @@ std::size_t GemvSegmentQuantum(WeightDecode decode) {
   switch (decode) {
     case WeightDecode::kNibble:
       return SegmentQuantumOf<WeightDecode::kNibble>();
+    case WeightDecode::kSixBit:
+      return SegmentQuantumOf<WeightDecode::kSixBit>();
     default:
       return SegmentQuantumOf<WeightDecode::kF32>();
   }

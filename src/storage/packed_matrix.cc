@@ -218,7 +218,7 @@ std::shared_ptr<const PackedMatrix::Kernel> PackedMatrix::make_kernel(const Pack
   const bool block = f.scheme == MatrixScheme::kBlock;
   const bool mx = block && f.block.scale == BlockScale::kUe8m0;
   const Format e = block ? f.block.element : f.element;
-  if (e.bits != 8 && e.bits != 4) return nullptr;
+  if (e.bits != 8 && e.bits != 4 && !(e.bits == 6 && e.kind == Kind::kFloat)) return nullptr;
 
   // 1. The exact element value of every code (as dequantize_row takes it) and
   //    the value the kernel decodes, fast = exact / 2^k.
@@ -235,13 +235,36 @@ std::shared_ptr<const PackedMatrix::Kernel> PackedMatrix::make_kernel(const Pack
       fast[c] = static_cast<float>(static_cast<std::int8_t>(c));
   } else if (e.bits == 8 && e.kind == Kind::kFloat && e.specials != Specials::kE8m0 &&
              e.exp_bits <= 5 && e.exp_bits >= 2 && 1 + e.exp_bits + e.man_bits == 8) {
-    p.decode = WeightDecode::kViaF16;
-    p.f16_shift = 10 - e.man_bits;
-    p.f16_mask = static_cast<std::uint16_t>(0x8000u | (0x7Fu << p.f16_shift));
-    for (std::size_t c = 0; c < count; ++c) {
-      const auto half =
-          static_cast<std::uint32_t>(((c & 0x80u) << 8) | ((c & 0x7Fu) << p.f16_shift));
-      fast[c] = decode_f32(kFp16, half);
+    if (f.scheme == MatrixScheme::kBlock || f.scheme == MatrixScheme::kGroup) {
+      // A multiplier per segment, applied to each weight: the code placed
+      // into fp32 bits (no conversion instruction).
+      p.decode = WeightDecode::kViaF32;
+      p.f32_shift = 23 - e.man_bits;
+      p.f32_mask = 0x80000000u | (0x7Fu << p.f32_shift);
+      for (std::size_t c = 0; c < count; ++c) {
+        const auto code = static_cast<std::uint32_t>(c);
+        fast[c] = std::bit_cast<float>(((code & 0x80u) << 24) | ((code & 0x7Fu) << p.f32_shift));
+      }
+    } else {
+      p.decode = WeightDecode::kViaF16;
+      p.f16_shift = 10 - e.man_bits;
+      p.f16_mask = static_cast<std::uint16_t>(0x8000u | (0x7Fu << p.f16_shift));
+      for (std::size_t c = 0; c < count; ++c) {
+        const auto half =
+            static_cast<std::uint32_t>(((c & 0x80u) << 8) | ((c & 0x7Fu) << p.f16_shift));
+        fast[c] = decode_f32(kFp16, half);
+      }
+    }
+  } else if (e.bits == 6) {
+    // The element values themselves, whose fp32 bits the kernel builds from
+    // their top 16 (every FP6 value has at most 3 significand bits; a format
+    // with more has no path).
+    p.decode = WeightDecode::kSixBit;
+    fast = exact;
+    for (std::size_t c = 0; c < 64; ++c) {
+      const auto bits = std::bit_cast<std::uint32_t>(fast[c]);
+      if ((bits & 0xFFFFu) != 0) return nullptr;
+      p.top_half[c] = static_cast<std::uint16_t>(bits >> 16);
     }
   } else if (e.bits == 4) {
     p.decode = WeightDecode::kNibble;
@@ -271,6 +294,7 @@ std::shared_ptr<const PackedMatrix::Kernel> PackedMatrix::make_kernel(const Pack
   }
   if (!std::all_of(good.begin(), good.begin() + static_cast<long>(count),
                    [](bool g) { return g; })) {
+    if (e.bits == 6) return nullptr;
     for (std::uint8_t byte : m.codes_) {
       const bool ok = e.bits == 8 ? good[byte] : good[byte & 0xFu] && good[byte >> 4];
       if (!ok) return nullptr;

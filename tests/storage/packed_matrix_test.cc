@@ -56,10 +56,12 @@ const char* const kVectorFormats[] = {"fp32",
                                       "int8",
                                       "int4",
                                       "fp8_e5m2:group32",
-                                      "mx:fp4_e2m1:16"};
-const char* const kOtherFormats[] = {"mxfp6_e3m2",
-                                     "mxfp6_e2m3",
-                                     "fp6_e3m2",
+                                      "mx:fp4_e2m1:16",
+                                      "mxfp6_e3m2",
+                                      "mxfp6_e2m3",
+                                      "fp6_e2m3:channel",
+                                      "fp6_e3m2:group32"};
+const char* const kOtherFormats[] = {"fp6_e3m2",
                                      "int6:group32",
                                      "mx:int8:17",
                                      "int4:group24",
@@ -329,7 +331,7 @@ TEST(PackedMatrix, VectorizedFormats) {
       const PackedMatrix m = PackedMatrix::quantize(lowp::parse_matrix_format(name), w, 8, 96);
       EXPECT_TRUE(m.vectorized()) << name;
     }
-    for (const char* name : {"mxfp6_e3m2", "int6:group32", "int4:group24"}) {
+    for (const char* name : {"int6:group32", "int4:group24", "mx:int8:17"}) {
       const PackedMatrix m = PackedMatrix::quantize(lowp::parse_matrix_format(name), w, 8, 96);
       EXPECT_FALSE(m.vectorized()) << name;
     }
@@ -541,6 +543,49 @@ TEST(PackedMatrix, FromCodes) {
   s.group.assign(2, 0x3C00);
   s.zero = {3, 16};
   EXPECT_THROW(PackedMatrix::from_codes(a4, 1, 64, std::vector<std::uint8_t>(32), s), lowp::Error);
+}
+
+// The 6-bit decode (four codes in three bytes, a 32-entry magnitude table and
+// the sign bit) on every code: MX matrices built from codes where each row
+// holds all 64 codes at shifted places, under scales that vary per block, with
+// column counts that end inside a byte group and row counts that are not
+// multiples of the four-row block; gemv and gemm against the FP64 product of
+// dequantize(), and 1, 2 and 3 threads equal.
+TEST(PackedMatrix, SixBitCodes) {
+  for (const char* name : {"mxfp6_e3m2", "mxfp6_e2m3"}) {
+    SCOPED_TRACE(name);
+    const MatrixFormat wf = lowp::parse_matrix_format(name);
+    for (const std::size_t cols : {64, 65, 66, 67, 95, 131, 200}) {
+      for (const std::size_t rows : {1, 3, 6, 9}) {
+        SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
+        const std::size_t k = static_cast<std::size_t>(wf.block.block_size);
+        const std::size_t blocks = (cols + k - 1) / k;
+        std::vector<std::uint32_t> row_codes(cols);
+        std::vector<std::uint8_t> codes(rows * PackedMatrix::row_bytes(wf, cols));
+        const std::size_t row_bytes = codes.size() / rows;
+        lowp::MatrixScales scales;
+        for (std::size_t r = 0; r < rows; ++r) {
+          for (std::size_t c = 0; c < cols; ++c) row_codes[c] = (c + 7 * r) % 64;
+          lowp::pack_codes(6, row_codes,
+                           std::span<std::uint8_t>(codes.data() + r * row_bytes, row_bytes));
+          for (std::size_t b = 0; b < blocks; ++b) {
+            scales.block.push_back(static_cast<std::uint8_t>(120 + (r + 3 * b) % 15));
+          }
+        }
+        const PackedMatrix m = PackedMatrix::from_codes(wf, rows, cols, codes, scales);
+        for_each_target([&] { EXPECT_TRUE(m.vectorized()); });
+        std::vector<float> deq(rows * cols);
+        m.dequantize(deq);
+        for (std::size_t c = 0; c < 64 && c < cols; ++c) {
+          ASSERT_EQ(std::bit_cast<std::uint32_t>(deq[c]) >> 31, c >> 5) << c;
+        }
+        for_each_target([&] {
+          for (std::size_t n : {1, 2, 4, 5, 9})
+            check_products(m, deq, n, static_cast<std::uint32_t>(11 + n));
+        });
+      }
+    }
+  }
 }
 
 // AFPQ's guard: a group with values of one sign only has a zero scale for
