@@ -57,6 +57,26 @@ const TensorInfo* ModelReader::find(std::string_view name) const {
   return nullptr;
 }
 
+void MappedFile::release(std::span<const std::byte> range) const {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto map_begin = reinterpret_cast<std::uintptr_t>(data_);
+  const auto begin = reinterpret_cast<std::uintptr_t>(range.data());
+  if (data_ == nullptr || page == 0 || begin < map_begin || range.size() > size_ ||
+      begin - map_begin > size_ - range.size()) {
+    return;
+  }
+  const std::uintptr_t first = (begin + page - 1) / page * page;
+  const std::uintptr_t last = (begin + range.size()) / page * page;
+  if (last > first) {
+    // Only a hint: a failure leaves the pages mapped, which is harmless.
+    (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
+}
+
+void ModelReader::release(const TensorInfo& t) const {
+  if (mapping_) mapping_->release(raw(t));
+}
+
 std::unique_ptr<ModelReader> open_model(const std::filesystem::path& path) {
   auto file = std::make_shared<const MappedFile>(path);
   const std::span<const std::byte> image = file->bytes();
@@ -65,14 +85,24 @@ std::unique_ptr<ModelReader> open_model(const std::filesystem::path& path) {
     return image.size() >= magic.size() &&
            std::memcmp(image.data(), magic.data(), magic.size()) == 0;
   };
-  if (starts_with("GGUF")) return parse_gguf(image, source, file);
-  if (starts_with("\x93NUMPY")) return parse_npy_model(image, source, file);
-  if (starts_with("PK\x03\x04") || starts_with("PK\x05\x06")) return parse_npz(image, source, file);
+  std::unique_ptr<ModelReader> reader;
   const std::string ext = path.extension().string();
-  if (ext == ".safetensors") return parse_safetensors(image, source, file);
-  if (ext == ".onnx") return parse_onnx(image, source, file);
-  throw Error(source +
-              ": unknown model file kind (expected .safetensors, .gguf, .onnx, .npy or .npz)");
+  if (starts_with("GGUF")) {
+    reader = parse_gguf(image, source, file);
+  } else if (starts_with("\x93NUMPY")) {
+    reader = parse_npy_model(image, source, file);
+  } else if (starts_with("PK\x03\x04") || starts_with("PK\x05\x06")) {
+    reader = parse_npz(image, source, file);
+  } else if (ext == ".safetensors") {
+    reader = parse_safetensors(image, source, file);
+  } else if (ext == ".onnx") {
+    reader = parse_onnx(image, source, file);
+  } else {
+    throw Error(source +
+                ": unknown model file kind (expected .safetensors, .gguf, .onnx, .npy or .npz)");
+  }
+  reader->set_mapping(std::move(file));
+  return reader;
 }
 
 }  // namespace lowp::io

@@ -131,6 +131,8 @@ class SafetensorsReader final : public ModelReader {
     return out;
   }
   void read_f32_into(const TensorInfo& t, std::vector<float>& out) const override;
+  bool read_f32_range(const TensorInfo& t, std::uint64_t first,
+                      std::span<float> out) const override;
   std::span<const std::byte> raw(const TensorInfo& t) const override {
     const TensorInfo& own = tensors_[index_of(t)];
     return image_.subspan(static_cast<std::size_t>(own.offset),
@@ -546,6 +548,34 @@ void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIn
     blocks.consumed = scales->consumed = true;
     out.push_back(std::move(c));
   }
+}
+
+bool SafetensorsReader::read_f32_range(const TensorInfo& t, std::uint64_t first,
+                                       std::span<float> out) const {
+  const std::size_t index = index_of(t);
+  const TensorInfo& info = tensors_[index];
+  const Entry& e = entries_[index];
+  if (first > info.element_count() || out.size() > info.element_count() - first) {
+    fail(source_, "tensor " + lowp::quoted(info.name) + ": values " + std::to_string(first) + ".." +
+                      std::to_string(first + out.size()) + " are outside its " +
+                      std::to_string(info.element_count()));
+  }
+  // Plain fp32 and 1- or 2-byte codes on their alignment, read in place; the
+  // rest (packed tensors, F64, unaligned data) only whole.
+  if constexpr (std::endian::native != std::endian::little) return false;
+  if (e.matrix || e.dtype == nullptr) return false;
+  const std::span<const std::byte> bytes = raw(info);
+  const auto at = static_cast<std::size_t>(first) * e.dtype->size;
+  if (e.dtype->decode == Decode::kF32) {
+    if (!out.empty()) std::memcpy(out.data(), bytes.data() + at, out.size() * sizeof(float));
+    return true;
+  }
+  if (e.dtype->decode == Decode::kCode && (e.dtype->size == 1 || e.dtype->size == 2) &&
+      reinterpret_cast<std::uintptr_t>(bytes.data()) % e.dtype->size == 0) {
+    decode_to_f32(e.dtype->format, bytes.data() + at, out, 1);
+    return true;
+  }
+  return false;
 }
 
 void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& out) const {

@@ -60,6 +60,16 @@ void put_u64le(std::uint64_t v, std::byte* out) {
 
 void write_safetensors(const std::filesystem::path& path, const std::vector<OutputTensor>& tensors,
                        const Metadata& metadata, const ProduceTensor& produce) {
+  std::vector<std::byte> kept;  // the latest tensor's bytes, alive while written
+  write_safetensors_views(path, tensors, metadata, [&](std::size_t i) {
+    kept = produce(i);
+    return std::span<const std::byte>(kept);
+  });
+}
+
+void write_safetensors_views(const std::filesystem::path& path,
+                             const std::vector<OutputTensor>& tensors, const Metadata& metadata,
+                             const ProduceTensorView& produce) {
   const std::string file = path.string();
   // The header is assembled as text: ordered_json's linear lookups would
   // make a model with many tensors quadratic.
@@ -109,7 +119,7 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Outp
   out.write(length);
   out.write(std::as_bytes(std::span(text)));
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const std::vector<std::byte> bytes = produce(i);
+    const std::span<const std::byte> bytes = produce(i);
     if (bytes.size() != tensors[i].nbytes) {
       throw Error(file + ": tensor " + lowp::quoted(tensors[i].name) + ": producer returned " +
                   std::to_string(bytes.size()) + " bytes, expected " +

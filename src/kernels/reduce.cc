@@ -26,19 +26,33 @@ ErrorSums ErrorSumsOf(const float* HWY_RESTRICT x, const float* HWY_RESTRICT q, 
   const hn::ScalableTag<double> dd;
   const hn::Rebind<float, decltype(dd)> df;  // half as many bytes: one double each
   const std::size_t lanes = hn::Lanes(dd);
-  auto signal = hn::Zero(dd), error = hn::Zero(dd), worst = hn::Zero(dd);
+  // Four sets of accumulators, so that the adds of one set do not wait on
+  // each other's latency; they are summed in a fixed order at the end.
+  using V = hn::Vec<decltype(dd)>;
+  V signal0 = hn::Zero(dd), signal1 = signal0, signal2 = signal0, signal3 = signal0;
+  V error0 = signal0, error1 = signal0, error2 = signal0, error3 = signal0;
+  V worst = signal0;
   std::uint64_t nonfinite = 0;
-  for (; i + lanes <= n; i += lanes) {
-    const auto xv = hn::PromoteTo(dd, hn::LoadU(df, x + i));
-    const auto qv = hn::PromoteTo(dd, hn::LoadU(df, q + i));
+  const auto step = [&](std::size_t at, V& signal, V& error) {
+    const V xv = hn::PromoteTo(dd, hn::LoadU(df, x + at));
+    const V qv = hn::PromoteTo(dd, hn::LoadU(df, q + at));
     const auto finite = hn::And(hn::IsFinite(xv), hn::IsFinite(qv));
     nonfinite += lanes - hn::CountTrue(dd, finite);
-    const auto xs = hn::IfThenElseZero(finite, xv);
-    const auto e = hn::IfThenElseZero(finite, hn::Sub(xv, qv));
+    const V xs = hn::IfThenElseZero(finite, xv);
+    const V e = hn::IfThenElseZero(finite, hn::Sub(xv, qv));
     signal = hn::MulAdd(xs, xs, signal);
     error = hn::MulAdd(e, e, error);
     worst = hn::Max(worst, hn::Abs(e));
+  };
+  for (; i + 4 * lanes <= n; i += 4 * lanes) {
+    step(i, signal0, error0);
+    step(i + lanes, signal1, error1);
+    step(i + 2 * lanes, signal2, error2);
+    step(i + 3 * lanes, signal3, error3);
   }
+  for (; i + lanes <= n; i += lanes) step(i, signal0, error0);
+  const V signal = hn::Add(hn::Add(signal0, signal1), hn::Add(signal2, signal3));
+  const V error = hn::Add(hn::Add(error0, error1), hn::Add(error2, error3));
   s.signal = hn::GetLane(hn::SumOfLanes(dd, signal));
   s.error = hn::GetLane(hn::SumOfLanes(dd, error));
   s.max_abs = hn::GetLane(hn::MaxOfLanes(dd, worst));

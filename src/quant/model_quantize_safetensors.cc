@@ -3,15 +3,20 @@
 // matrix formats (int4:group32, int8:channel, ...) in lowp's packed forms
 // (codes + scales + metadata naming the format), everything else copied as it
 // is.
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "lowp/block/tensor.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/io/safetensors.h"
+#include "lowp/quant/metrics.h"
 #include "lowp/storage/packed_matrix.h"
+#include "lowp/thread_pool.h"
 #include "model_quantize_internal.h"
 
 namespace lowp::detail {
@@ -29,6 +34,111 @@ std::string stored_dtype(const Format& f) {
 std::string safetensors_copy_dtype(const io::ModelReader& in, const io::TensorInfo& t) {
   return in.kind() == "safetensors" ? t.dtype : plain_dtype(t);
 }
+
+// A block-format tensor streamed in pieces of whole rows through one pass
+// (read, quantize, dequantize, error sums) per piece, the pieces spread over
+// the threads: what is read stays in cache, and the only large buffers are the
+// packed output's. Rows per piece: a multiple of 8, so that every piece's
+// element bits start on a byte (for 4- and 6-bit elements too), and about
+// 2^16 values, ErrorStats' own piece length, so the statistics come out as a
+// whole-tensor add() gives them where a row's length divides 2^16.
+class StreamedBlocks {
+ public:
+  StreamedBlocks(const io::ModelReader& in, const io::TensorInfo& t, const BlockFormat& f,
+                 std::span<const std::int64_t> view, const BlockOptions& opt)
+      : in_(in), t_(t), f_(f), opt_(opt) {
+    length_ = view.empty() ? 1 : static_cast<std::size_t>(view.back());
+    const std::size_t n = static_cast<std::size_t>(t.element_count());
+    rows_ = length_ == 0 ? 0 : n / length_;
+    const std::size_t want =
+        std::max<std::size_t>(1, kStatsPiece / std::max<std::size_t>(1, length_));
+    piece_rows_ = (want + 7) / 8 * 8;
+    pieces_ = (rows_ + piece_rows_ - 1) / piece_rows_;
+    threads_ = opt.threads != 0 ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
+    one_thread_ = opt;
+    one_thread_.threads = 1;
+  }
+
+  // Whether the reader can read this tensor in pieces and the kernels take
+  // rows alone (blocks along the last axis; stochastic rounding numbers its
+  // stream from the tensor's start, so it stays on the whole-tensor path).
+  static bool applies(const io::ModelReader& in, const io::TensorInfo& t, int axis,
+                      std::span<const std::int64_t> view, const BlockOptions& opt) {
+    if (opt.rounding == Rounding::kStochastic || view.empty() ||
+        normalize_axis(axis, view.size()) != static_cast<int>(view.size()) - 1 ||
+        t.element_count() == 0) {
+      return false;
+    }
+    float probe = 0.0f;
+    return in.read_f32_range(t, 0, std::span<float>(&probe, 1));
+  }
+
+  // NVFP4's tensor scale, from the tensor's largest finite magnitude. The
+  // scale grows with the magnitude, so the pieces' largest scale is the
+  // tensor's.
+  float tensor_scale() const {
+    std::vector<float> scale(pieces_, 0.0f);
+    parallel_for(pieces_, threads_, [&](std::size_t p0, std::size_t p1) {
+      std::vector<float> values;
+      for (std::size_t p = p0; p < p1; ++p) {
+        read_piece(p, values);
+        scale[p] = nvfp4_tensor_scale_of(values, one_thread_);
+      }
+    });
+    return *std::max_element(scale.begin(), scale.end());
+  }
+
+  // Quantizes into elements (packed_bytes of the tensor) and scales (rows x
+  // blocks per row); returns the error statistics against the decoded values.
+  ErrorStats run(float tensor_scale, std::span<std::uint8_t> elements,
+                 std::span<std::uint8_t> scales) const {
+    const auto k = static_cast<std::size_t>(f_.block_size);
+    const std::size_t blocks_per_row = (length_ + k - 1) / k;
+    std::vector<ErrorStats> stats(pieces_);
+    parallel_for(pieces_, threads_, [&](std::size_t p0, std::size_t p1) {
+      std::vector<float> values, decoded;
+      for (std::size_t p = p0; p < p1; ++p) {
+        const std::size_t row = p * piece_rows_, n = read_piece(p, values);
+        const std::size_t first = row * length_;
+        const std::size_t byte = first * static_cast<std::size_t>(f_.element.bits) / 8;
+        const std::size_t bytes = packed_bytes(f_.element.bits, n);
+        std::uint8_t* e = elements.data() + byte;
+        std::uint8_t* s = scales.data() + row * blocks_per_row;
+        std::fill(e, e + bytes, std::uint8_t{0});  // quantize_blocked ORs codes in
+        quantize_blocked(f_, values, length_, tensor_scale, one_thread_, e, s);
+        decoded.resize(n);
+        dequantize_blocked(f_, e, s, tensor_scale, length_, decoded, 1);
+        for (std::size_t i = 0; i < n; i += kStatsPiece) {
+          const std::size_t m = std::min(kStatsPiece, n - i);
+          stats[p].add(std::span(values).subspan(i, m), std::span(decoded).subspan(i, m));
+        }
+      }
+    });
+    ErrorStats total;
+    for (const ErrorStats& s : stats) total.merge(s);
+    return total;
+  }
+
+ private:
+  static constexpr std::size_t kStatsPiece = std::size_t{1} << 16;
+
+  std::size_t read_piece(std::size_t p, std::vector<float>& values) const {
+    const std::size_t row = p * piece_rows_;
+    const std::size_t n = (std::min(rows_, row + piece_rows_) - row) * length_;
+    values.resize(n);
+    if (!in_.read_f32_range(t_, row * length_, values)) {
+      throw Error("tensor " + quoted(t_.name) + " can no longer be read in pieces");
+    }
+    return n;
+  }
+
+  const io::ModelReader& in_;
+  const io::TensorInfo& t_;
+  const BlockFormat& f_;
+  BlockOptions opt_, one_thread_;
+  std::size_t length_ = 1, rows_ = 0, piece_rows_ = 8, pieces_ = 0;
+  unsigned threads_ = 1;
+};
 
 }  // namespace
 
@@ -78,8 +188,13 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       // NVFP4's FP32 tensor scale goes into the header, before the data: one
       // extra read of the tensor finds it.
       if (has_tensor_scale(f.block)) {
-        in.read_f32_into(t, values_buffer);
-        tensor_scale = nvfp4_tensor_scale_of(values_buffer, req.block);
+        if (StreamedBlocks::applies(in, t, req.axis, shape_only.shape, req.block)) {
+          tensor_scale = StreamedBlocks(in, t, f.block, shape_only.shape, req.block).tensor_scale();
+        } else {
+          in.read_f32_into(t, values_buffer);
+          tensor_scale = nvfp4_tensor_scale_of(values_buffer, req.block);
+        }
+        in.release(t);
       }
       shape_only.tensor_scale = tensor_scale;
       std::vector<io::OutputTensor> parts =
@@ -125,15 +240,25 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   // asked for; its scales (the next part) are kept until then.
   std::optional<PackedTensor> pending;
   std::optional<PackedMatrix> pending_matrix;
-  io::write_safetensors(out, outputs, metadata, [&](std::size_t index) -> std::vector<std::byte> {
+  // A streamed block tensor's packed bytes, reused tensor after tensor.
+  std::vector<std::uint8_t> streamed_elements, streamed_scales;
+  bool streamed = false;
+  std::vector<std::byte> kept;  // the bytes of the other paths, alive while written
+  const auto keep = [&](std::vector<std::byte> bytes) {
+    kept = std::move(bytes);
+    return std::span<const std::byte>(kept);
+  };
+  io::write_safetensors_views(out, outputs, metadata, [&](std::size_t index) {
     const Plan& p = plans[owner[index]];
     const io::TensorInfo& t = *p.in;
     const io::OutputTensor& o = outputs[index];
     const std::size_t part = index - p.first_output;
     if (part > 0) {
-      return packed_matrix ? io::packed_matrix_bytes(*pending_matrix, part)
-                           : io::packed_tensor_bytes(*pending, part);
+      if (streamed) return std::as_bytes(std::span(streamed_scales));
+      return keep(packed_matrix ? io::packed_matrix_bytes(*pending_matrix, part)
+                                : io::packed_tensor_bytes(*pending, part));
     }
+    streamed = false;
     if (req.on_tensor) req.on_tensor(owner[index], plans.size(), t);
     TensorReport r = base_report(t);
     r.stored_as = o.dtype;
@@ -141,15 +266,27 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     for (std::size_t k = 0; k < p.parts; ++k) r.bytes_out += outputs[p.first_output + k].nbytes;
     if (!p.quantize) {
       report.tensors.push_back(std::move(r));
-      const auto raw = in.raw(t);
-      return {raw.begin(), raw.end()};
+      return in.raw(t);
+    }
+    const std::vector<std::int64_t> view = block_view(t.shape);
+    if (f.is_block && !req.fake && StreamedBlocks::applies(in, t, req.axis, view, req.block)) {
+      // Sizes as planned: outputs[index] (elements) and the next (scales).
+      streamed_elements.resize(o.nbytes);
+      streamed_scales.resize(outputs[index + 1].nbytes);
+      r.stats = StreamedBlocks(in, t, f.block, view, req.block)
+                    .run(planned_scale[owner[index]], streamed_elements, streamed_scales);
+      in.release(t);
+      r.quantized = true;
+      r.stored_as = f.name;
+      report.tensors.push_back(std::move(r));
+      streamed = true;
+      return std::as_bytes(std::span(streamed_elements));
     }
     in.read_f32_into(t, values_buffer);
     const std::vector<float>& values = values_buffer;
     std::vector<float>& q = quantized_buffer;
     std::vector<std::byte> bytes;
     if (packed_matrix) {
-      const std::vector<std::int64_t> view = block_view(t.shape);
       const std::size_t rows = view.size() < 2 ? 1 : static_cast<std::size_t>(view[0]);
       pending_matrix = quantize_matrix_by(*f.matrix, values, rows, req);
       q.resize(values.size());
@@ -178,7 +315,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     r.quantized = true;
     r.stats.add(values, q);
     report.tensors.push_back(std::move(r));
-    return bytes;
+    in.release(t);
+    return keep(std::move(bytes));
   });
 }
 

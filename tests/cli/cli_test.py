@@ -416,6 +416,61 @@ class Quantize(Base):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(self.read_safetensors_f32(back)["w1"], self.read_safetensors_f32(fake)["w1"], fmt)
 
+    def test_safetensors_input_streamed_equals_whole(self):
+        # A safetensors input is quantized in pieces of whole rows on all
+        # threads (src/quant/model_quantize_safetensors.cc); the same values
+        # from an .npz go through the whole-tensor path. Every tensor's bytes
+        # and metadata must agree, whatever the shapes: partial blocks, rows
+        # that are not a multiple of the piece, rows longer than a piece,
+        # rank 3, F32 and BF16 input.
+        import random
+        rng = random.Random(11)
+        shapes = {"a": (37, 100), "b": (5, 9, 40), "c": (1000, 70), "d": (3, 70000), "e": (16, 64)}
+        values = {}
+        for name, shape in shapes.items():
+            n = math.prod(shape)
+            raw = struct.unpack(f"<{n}f", f32([rng.gauss(0, 0.05) for _ in range(n)]))
+            # Values a BF16 holds exactly, so that both inputs agree.
+            values[name] = [struct.unpack("<f", struct.pack("<I", struct.unpack("<I", struct.pack("<f", v))[0] & 0xFFFF0000))[0]
+                            for v in raw]
+        with open(self.path("m.npz"), "wb") as f:
+            f.write(npz_bytes({k: ("<f4", shapes[k], f32(v)) for k, v in values.items()}))
+        with open(self.path("f32.safetensors"), "wb") as f:
+            f.write(safetensors_bytes({k: (shapes[k], v) for k, v in values.items()}))
+        header, blobs, offset = {}, [], 0
+        for k, v in values.items():
+            data = b"".join(struct.pack("<I", struct.unpack("<I", struct.pack("<f", x))[0])[2:] for x in v)
+            header[k] = {"dtype": "BF16", "shape": list(shapes[k]), "data_offsets": [offset, offset + len(data)]}
+            offset += len(data)
+            blobs.append(data)
+        h = json.dumps(header).encode()
+        h += b" " * ((8 - len(h) % 8) % 8)
+        with open(self.path("bf16.safetensors"), "wb") as f:
+            f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+        def tensors(path):
+            data = open(path, "rb").read()
+            n = struct.unpack("<Q", data[:8])[0]
+            head = json.loads(data[8:8 + n])
+            meta = head.pop("__metadata__", {})
+            return {k: data[8 + n + t["data_offsets"][0]:8 + n + t["data_offsets"][1]] for k, t in head.items()}, meta
+
+        for fmt in ("mxfp4", "nvfp4", "mxfp6_e3m2", "mxfp8_e4m3", "mx:int8:16"):
+            results = {}
+            for src in ("m.npz", "f32.safetensors", "bf16.safetensors"):
+                out, rep = self.path(src + ".out.safetensors"), self.path(src + ".json")
+                r = run("quantize", self.path(src), "-o", out, "-f", fmt, "--threads", "2", "--report", rep, "-q")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                results[src] = (*tensors(out), {t["name"]: t for t in json.load(open(rep))["tensors"]})
+            want_data, want_meta, want_rep = results["m.npz"]
+            for src in ("f32.safetensors", "bf16.safetensors"):
+                data, meta, rep = results[src]
+                self.assertEqual(data, want_data, (fmt, src))
+                for k in shapes:
+                    self.assertEqual(meta["lowp." + k], want_meta["lowp." + k], (fmt, src, k))
+                    self.assertEqual(rep[k]["max_abs_error"], want_rep[k]["max_abs_error"], (fmt, src, k))
+                    self.assertAlmostEqual(rep[k]["mse"] / want_rep[k]["mse"], 1.0, places=9, msg=(fmt, src, k))
+
     def test_safetensors_matrix_formats_packed_equal_fake(self):
         # The scaled matrix spellings of the runtime (lowp/storage/matrix_format.h)
         # are written packed (codes + scales [+ zero points]) and read back exactly.
@@ -530,6 +585,27 @@ class Bench(Base):
 
     def test_rejects_zero(self):
         self.assertIn("positive", self.assert_fails(["bench", "--elements", "0"], "bench"))
+
+    def test_file(self):
+        # `lowp bench file` generates a BF16 file, times lowp quantize on it
+        # against reading it, and removes what it wrote.
+        r = run("bench", "file", "--size-mb", "2", "--formats", "mxfp4,mxfp6_e3m2", "--reps", "1",
+                "--threads", "1", "--dir", self.dir, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = json.loads(r.stdout)
+        self.assertEqual([row["format"] for row in rows], ["mxfp4", "mxfp6_e3m2"])
+        for row in rows:
+            self.assertEqual(row["file_bytes"] // (1 << 20), 2)
+            self.assertEqual(row["largest_tensor_bytes"], 2 << 20)
+            self.assertGreater(row["quantize_s"], 0)
+            self.assertGreater(row["peak_rss_mb"], 0)
+            self.assertAlmostEqual(row["vs_read"], row["read_s"] / row["quantize_s"])
+        # 4.25 and 6.25 bits per value, plus the header.
+        self.assertAlmostEqual(rows[0]["output_bytes"] / (1 << 20), 2 * 4.25 / 16, places=2)
+        self.assertAlmostEqual(rows[1]["output_bytes"] / (1 << 20), 2 * 6.25 / 16, places=2)
+        self.assertEqual(os.listdir(self.dir), [])
+        self.assert_fails(["bench", "file", "--size-mb", "1", "--formats", "mxfp9", "--reps", "1",
+                           "--dir", self.dir], "failed")
 
 
 def safetensors_bytes(tensors, metadata=None):

@@ -20,5 +20,7 @@ void add_generate_command(CLI::App& app);
 void add_bench_gemv_command(CLI::App& bench);
 // `lowp bench llama` (cmd_bench_llama.cc).
 void add_bench_llama_command(CLI::App& bench);
+// `lowp bench file` (cmd_bench_file.cc).
+void add_bench_file_command(CLI::App& bench);
 
 }  // namespace lowp::cli

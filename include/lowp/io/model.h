@@ -32,6 +32,10 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   std::span<const std::byte> bytes() const { return {data_, size_}; }
+  // Drops the whole pages inside `range` (a part of bytes()) from the
+  // process's memory (madvise MADV_DONTNEED: a read-only file mapping reads
+  // them again from the file if touched). Ranges outside the map are ignored.
+  void release(std::span<const std::byte> range) const;
   const std::filesystem::path& path() const { return path_; }
 
  private:
@@ -75,10 +79,31 @@ class ModelReader {
   virtual void read_f32_into(const TensorInfo& t, std::vector<float>& out) const {
     out = read_f32(t);
   }
+  // Values [first, first + out.size()) of the tensor into `out`, exactly as
+  // read_f32 gives them, for a caller that streams a tensor in pieces. Returns
+  // false, touching nothing, where the reader cannot read a piece alone (the
+  // default; safetensors can for its plain dtypes). Throws lowp::Error for a
+  // range outside the tensor.
+  virtual bool read_f32_range(const TensorInfo& t, std::uint64_t first,
+                              std::span<float> out) const {
+    (void)t, (void)first, (void)out;
+    return false;
+  }
   // The tensor's stored bytes.
   virtual std::span<const std::byte> raw(const TensorInfo& t) const = 0;
+  // A hint that the caller is done with t's stored bytes: where they are pages
+  // of the mapped file, those pages are dropped from the process (they stay in
+  // the page cache and come back if read again), so a pass over a large file
+  // holds about one tensor in memory rather than the whole file. Spans from
+  // raw(t) stay valid. Does nothing for readers over memory they do not map.
+  void release(const TensorInfo& t) const;
+  // Set by open_model: the mapping the reader's image lies in.
+  void set_mapping(std::shared_ptr<const MappedFile> file) { mapping_ = std::move(file); }
 
   const TensorInfo* find(std::string_view name) const;
+
+ private:
+  std::shared_ptr<const MappedFile> mapping_;
 };
 
 // Opens a model file, choosing the reader by its magic bytes (GGUF, npy, zip

@@ -39,7 +39,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -80,6 +82,13 @@ using Metadata = std::vector<std::pair<std::string, std::string>>;
 // UTF-8, a producer that returns the wrong size, or an I/O error.
 void write_safetensors(const std::filesystem::path& path, const std::vector<OutputTensor>& tensors,
                        const Metadata& metadata, const ProduceTensor& produce);
+// The same with a producer that returns a view of bytes it keeps alive until
+// it is called again (or the write ends): a caller that fills one buffer
+// tensor after tensor writes without a copy.
+using ProduceTensorView = std::function<std::span<const std::byte>(std::size_t index)>;
+void write_safetensors_views(const std::filesystem::path& path,
+                             const std::vector<OutputTensor>& tensors, const Metadata& metadata,
+                             const ProduceTensorView& produce);
 
 // lowp's packed form of `t` under `name`: returns the two output tensors
 // ("<name>" and "<name>.scales", both U8 and 1-d) and appends the "lowp.<name>"
