@@ -534,6 +534,84 @@ HWY_INLINE void SixBitGemv4(const GemvParams& p, const float* x, float* y, std::
     y[r + i] = sum;
   }
 }
+
+// FusedBlock<kNibble, 4, 1, kScale> for a multiplier per 16 columns or more
+// (MXFP4, NVFP4, int4 groups), with the same order of summation and the same
+// products (so the same bits), with named accumulators as SixBitGemv4. Each
+// chunk's weights come from a table already multiplied by the multiplier; a
+// chunk that spans two segments (kHalf: NVFP4's blocks of 16) picks, per
+// lane, one of two such tables with vpermt2ps (index bit 4 set in lanes 8-15,
+// the columns of the second segment).
+template <ScaleSource kScale, bool kHalf>
+HWY_INLINE void NibbleGemv4(const GemvParams& p, const float* x, float* y, std::size_t r) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  constexpr std::size_t kChunk = 32;
+  const std::size_t vector_end = p.cols - p.cols % kChunk;
+  const __m512 base = _mm512_loadu_ps(p.fast_value);
+  const __m512i low4 = _mm512_set1_epi32(0xF);
+  const __m512i second = _mm512_set_epi32(16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0);
+  const std::uint8_t* row0 = p.codes + r * p.row_bytes;
+  const std::uint8_t* row1 = row0 + p.row_bytes;
+  const std::uint8_t* row2 = row1 + p.row_bytes;
+  const std::uint8_t* row3 = row2 + p.row_bytes;
+  const std::size_t ahead = 4 * p.row_bytes;
+  const bool prefetch = r + 8 < p.rows;
+  if (prefetch) {
+    for (std::size_t i = 0; i < 4; ++i) {
+      if constexpr (kScale == ScaleSource::kF16) {
+        hwy::Prefetch(p.f16_scales + (r + 8 + i) * p.segments_per_row);
+      } else {
+        hwy::Prefetch(p.u8_scales + (r + 8 + i) * p.segments_per_row);
+      }
+    }
+  }
+  V a0 = hn::Zero(d), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
+  const auto step = [&](const std::uint8_t* row, std::size_t i, std::size_t c, V x0, V x1, V& s0,
+                        V& s1) HWY_ATTR {
+    const __m512i wide =
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c / 2)));
+    const std::size_t s = c >> p.segment_shift;
+    __m512 lo, hi;
+    if constexpr (kHalf) {
+      const __m512 first = _mm512_mul_ps(base, _mm512_set1_ps(MultiplierOf<kScale>(p, r + i, s)));
+      const __m512 next =
+          _mm512_mul_ps(base, _mm512_set1_ps(MultiplierOf<kScale>(p, r + i, s + 1)));
+      // (wide & 0xF) | second, and (wide >> 4) | second.
+      const __m512i lo_index = _mm512_ternarylogic_epi32(wide, low4, second, 0xEA);
+      const __m512i hi_index = _mm512_or_si512(_mm512_srli_epi32(wide, 4), second);
+      lo = _mm512_permutex2var_ps(first, lo_index, next);
+      hi = _mm512_permutex2var_ps(first, hi_index, next);
+    } else {
+      const __m512 table = _mm512_mul_ps(base, _mm512_set1_ps(MultiplierOf<kScale>(p, r + i, s)));
+      lo = _mm512_permutexvar_ps(wide, table);
+      hi = _mm512_permutexvar_ps(_mm512_srli_epi32(wide, 4), table);
+    }
+    s0 = hn::MulAdd(V{lo}, x0, s0);
+    s1 = hn::MulAdd(V{hi}, x1, s1);
+  };
+  for (std::size_t c = 0; c < vector_end; c += kChunk) {
+    if (prefetch && c % (2 * kChunk) == 0) {
+      const std::size_t at = ahead + c / 2;
+      hwy::Prefetch(row0 + at);
+      hwy::Prefetch(row1 + at);
+      hwy::Prefetch(row2 + at);
+      hwy::Prefetch(row3 + at);
+    }
+    const V x0 = hn::LoadU(d, x + c), x1 = hn::LoadU(d, x + c + 16);
+    step(row0, 0, c, x0, x1, a0, a1);
+    step(row1, 1, c, x0, x1, b0, b1);
+    step(row2, 2, c, x0, x1, c0, c1);
+    step(row3, 3, c, x0, x1, e0, e1);
+  }
+  const V sums[4] = {hn::Add(a0, a1), hn::Add(b0, b1), hn::Add(c0, c1), hn::Add(e0, e1)};
+  for (std::size_t i = 0; i < 4; ++i) {
+    const std::uint8_t* row = p.codes + (r + i) * p.row_bytes;
+    float sum = hn::GetLane(hn::SumOfLanes(d, sums[i]));
+    for (std::size_t t = vector_end; t < p.cols; ++t) sum += ScalarWeight(p, row, r + i, t) * x[t];
+    y[r + i] = sum;
+  }
+}
 #endif
 
 // Rows [r0, r1) for NR activation rows: four weight rows at a time for GEMV.
@@ -545,6 +623,14 @@ HWY_NOINLINE void FusedRows(const GemvParams& p, const float* x, std::size_t ldx
 #if LOWP_GEMV_LANE_TABLE
   if constexpr (K == WeightDecode::kSixBit && NR == 1 && kScale != ScaleSource::kRow) {
     for (; r + 4 <= r1; r += 4) SixBitGemv4<kScale>(p, x, y, r);
+  }
+  if constexpr (K == WeightDecode::kNibble && NR == 1 && kScale != ScaleSource::kRow) {
+    const std::size_t segment = std::size_t{1} << p.segment_shift;
+    if (segment == 16) {
+      for (; r + 4 <= r1; r += 4) NibbleGemv4<kScale, true>(p, x, y, r);
+    } else if (segment >= 32) {
+      for (; r + 4 <= r1; r += 4) NibbleGemv4<kScale, false>(p, x, y, r);
+    }
   }
 #endif
   for (; r + kRows <= r1; r += kRows) FusedBlock<K, kRows, NR, kScale>(p, x, ldx, y, ldy, r);
