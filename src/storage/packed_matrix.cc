@@ -673,6 +673,21 @@ bool PackedMatrix::vectorized() const {
          (std::size_t{1} << shift) % kernels::gemv_segment_quantum(kernel_->params.decode) == 0;
 }
 
+void PackedMatrix::gemm(const PackedTensor& x, float* y, unsigned threads) const {
+  if (x.shape.size() != 2 || x.shape[1] != static_cast<std::int64_t>(cols_) || x.axis != 1) {
+    std::string shape;
+    for (std::size_t i = 0; i < x.shape.size(); ++i)
+      shape += (i ? ", " : "") + std::to_string(x.shape[i]);
+    throw Error("gemm: packed activations of shape [" + shape + "] along axis " +
+                std::to_string(x.axis) + " for a matrix of " + std::to_string(cols_) +
+                " columns (need [n, " + std::to_string(cols_) + "] blocked along axis 1)");
+  }
+  const auto n = static_cast<std::size_t>(x.shape[0]);
+  std::vector<float> values(n * cols_);
+  lowp::dequantize(x, values);
+  gemm(values.data(), n, y, threads);
+}
+
 void PackedMatrix::gemm(const float* x, std::size_t n, float* y, unsigned threads) const {
   if (rows_ == 0 || n == 0) return;
   if (cols_ == 0) {

@@ -635,4 +635,38 @@ TEST(PackedMatrix, FakeQuantizeRowsIsOneRowMatrices) {
   }
 }
 
+// Activations packed in a block format: gemm(X packed) is gemm of X decoded,
+// bit for bit, for any thread count; a shape that does not fit is an error.
+TEST(PackedMatrix, GemmWithPackedActivations) {
+  const std::size_t rows = 12, cols = 96, n = 5;
+  const std::vector<float> w = random_matrix(rows, cols, 41);
+  const std::vector<float> x = random_matrix(n, cols, 42);
+  const std::int64_t shape[2] = {static_cast<std::int64_t>(n), static_cast<std::int64_t>(cols)};
+  for (const char* weights : {"mxfp4", "nvfp4", "int8:channel", "fp32"}) {
+    SCOPED_TRACE(weights);
+    const PackedMatrix m =
+        PackedMatrix::quantize(lowp::parse_matrix_format(weights), w, rows, cols);
+    for (const char* acts : {"mxfp8_e4m3", "mxfp6_e2m3", "nvfp4"}) {
+      SCOPED_TRACE(acts);
+      const lowp::PackedTensor xp =
+          lowp::quantize(lowp::parse_matrix_format(acts).block, x, shape, -1, {});
+      std::vector<float> decoded(n * cols);
+      lowp::dequantize(xp, decoded);
+      std::vector<float> want(n * rows), got(n * rows);
+      m.gemm(decoded.data(), n, want.data(), 1);
+      for (unsigned threads : {1u, 3u}) {
+        std::fill(got.begin(), got.end(), -1.0f);
+        m.gemm(xp, got.data(), threads);
+        for (std::size_t i = 0; i < got.size(); ++i) ASSERT_TRUE(same_bits(got[i], want[i])) << i;
+      }
+    }
+  }
+  const PackedMatrix m = PackedMatrix::quantize(lowp::parse_matrix_format("mxfp4"), w, rows, cols);
+  const std::int64_t wrong[2] = {static_cast<std::int64_t>(n), 64};
+  const lowp::PackedTensor xp = lowp::quantize(lowp::parse_matrix_format("mxfp8_e4m3").block,
+                                               std::vector<float>(n * 64, 1.0f), wrong, -1, {});
+  std::vector<float> y(n * rows);
+  EXPECT_THROW(m.gemm(xp, y.data(), 1), lowp::Error);
+}
+
 }  // namespace

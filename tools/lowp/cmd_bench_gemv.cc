@@ -48,6 +48,7 @@ struct GemvOptions {
   // "wall" (steady clock) or "cpu" (the process's CPU time: on a shared
   // machine it leaves out the time other processes hold the cores).
   std::string clock = "wall";
+  std::string activations = "mxfp8_e4m3";  // the GEMM again with X packed in it ("": not)
 };
 
 struct Row {
@@ -59,6 +60,7 @@ struct Row {
   bool vectorized = true;
   double ns = 0;
   std::optional<double> peer_ns;  // the OpenBLAS time of the same product
+  std::string activations;        // X's block format, or "" for fp32
 };
 
 // Median over `reps` rounds of the time per call; a round repeats the call
@@ -118,6 +120,15 @@ void run_bench_gemv(const GemvOptions& o) {
     throw Error("bench gemv: --clock must be wall or cpu, not " + o.clock);
   }
   const bool cpu = o.clock == "cpu";
+  std::optional<BlockFormat> act_format;
+  if (!o.activations.empty()) {
+    const MatrixFormat af = parse_matrix_format(o.activations);
+    if (af.scheme != MatrixScheme::kBlock) {
+      throw Error("bench gemv: --activations needs a block format such as mxfp8_e4m3, not " +
+                  o.activations);
+    }
+    act_format = af.block;
+  }
   std::vector<MatrixFormat> formats;
   for (const std::string& name : split_formats(o.formats)) {
     formats.push_back(parse_matrix_format(name));
@@ -131,6 +142,13 @@ void run_bench_gemv(const GemvOptions& o) {
   std::vector<Row> results;
   constexpr std::size_t kCols = 4096;
   const std::vector<float> x = random_values(o.batch * kCols, 2);
+  // X in the activation format, quantized once (outside the timing).
+  std::optional<PackedTensor> x_packed;
+  if (act_format) {
+    const std::int64_t shape[2] = {static_cast<std::int64_t>(o.batch),
+                                   static_cast<std::int64_t>(kCols)};
+    x_packed = quantize(*act_format, x, shape, -1, BlockOptions{});
+  }
   for (const std::size_t rows : {std::size_t{4096}, std::size_t{11008}}) {
     const std::vector<float> w = random_values(rows * kCols, 1);
     std::vector<float> y(o.batch * rows);
@@ -145,7 +163,7 @@ void run_bench_gemv(const GemvOptions& o) {
         },
         o.reps, cpu);
     results.push_back({"gemv", rows, kCols, 1, "sgemv (OpenBLAS)", 32, rows * kCols * 4, true,
-                       *sgemv_ns, sgemv_ns});
+                       *sgemv_ns, sgemv_ns, ""});
     if (with_gemm) {
       const int b = static_cast<int>(o.batch);
       sgemm_ns = time_per_call(
@@ -155,13 +173,13 @@ void run_bench_gemv(const GemvOptions& o) {
           },
           o.reps, cpu);
       results.push_back({"gemm", rows, kCols, o.batch, "sgemm (OpenBLAS)", 32, rows * kCols * 4,
-                         true, *sgemm_ns, sgemm_ns});
+                         true, *sgemm_ns, sgemm_ns, ""});
     }
 #endif
     for (const MatrixFormat& f : formats) {
       const PackedMatrix pm = PackedMatrix::quantize(f, w, rows, kCols);
-      Row r{"gemv",          rows, kCols,   1, f.name, pm.bits_per_weight(), pm.bytes(),
-            pm.vectorized(), 0,    sgemv_ns};
+      Row r{"gemv",          rows, kCols,    1, f.name, pm.bits_per_weight(), pm.bytes(),
+            pm.vectorized(), 0,    sgemv_ns, ""};
       r.ns = time_per_call([&] { pm.gemv(x.data(), y.data(), o.threads); }, o.reps, cpu);
       results.push_back(r);
       if (with_gemm) {
@@ -170,6 +188,11 @@ void run_bench_gemv(const GemvOptions& o) {
         r.peer_ns = sgemm_ns;
         r.ns = time_per_call([&] { pm.gemm(x.data(), o.batch, y.data(), o.threads); }, o.reps, cpu);
         results.push_back(r);
+        if (x_packed) {  // decoding X is part of the time
+          r.activations = o.activations;
+          r.ns = time_per_call([&] { pm.gemm(*x_packed, y.data(), o.threads); }, o.reps, cpu);
+          results.push_back(r);
+        }
       }
     }
   }
@@ -187,6 +210,7 @@ void run_bench_gemv(const GemvOptions& o) {
                           {"cols", r.cols},
                           {"batch", r.batch},
                           {"format", r.format},
+                          {"activations", r.activations.empty() ? "fp32" : r.activations},
                           {"bits_per_weight", r.bits_per_weight},
                           {"weight_bytes", r.weight_bytes},
                           {"vectorized", r.vectorized},
@@ -207,18 +231,20 @@ void run_bench_gemv(const GemvOptions& o) {
   if (!have_blas) {
     fmt::print("OpenBLAS was not found at configure time: no sgemv/sgemm peer, no speedups\n");
   }
-  fmt::print("{:<5} {:<13} {:<18} {:>6} {:>12} {:>9} {:>9} {:>9}\n", "", "shape", "format", "bits",
+  fmt::print("{:<5} {:<13} {:<24} {:>6} {:>12} {:>9} {:>9} {:>9}\n", "", "shape", "format", "bits",
              "us/call", "GB/s", "GFLOP/s", "speedup");
   for (const Row& r : results) {
     const std::string shape = r.product == "gemm" ? fmt::format("{}x{}x{}", r.batch, r.rows, r.cols)
                                                   : fmt::format("{}x{}", r.rows, r.cols);
     const std::string speedup = r.peer_ns ? fmt::format("{:.2f}", *r.peer_ns / r.ns) : "-";
-    fmt::print("{:<5} {:<13} {:<18} {:>6.2f} {:>12.1f} {:>9.2f} {:>9.1f} {:>9}{}\n", r.product,
-               shape, r.format, r.bits_per_weight, r.ns / 1e3, gbps(r), gflops(r), speedup,
+    const std::string name = r.activations.empty() ? r.format : r.format + " x " + r.activations;
+    fmt::print("{:<5} {:<13} {:<24} {:>6.2f} {:>12.1f} {:>9.2f} {:>9.1f} {:>9}{}\n", r.product,
+               shape, name, r.bits_per_weight, r.ns / 1e3, gbps(r), gflops(r), speedup,
                r.vectorized ? "" : "  (generic path)");
   }
   fmt::print(
-      "GB/s: weight bytes (codes + scales) per second; speedup: OpenBLAS FP32 time / this time\n");
+      "GB/s: weight bytes (codes + scales) per second; speedup: OpenBLAS FP32 time / this time; "
+      "W x A: X given in block format A\n");
 }
 
 }  // namespace
@@ -235,6 +261,10 @@ void add_bench_gemv_command(CLI::App& bench) {
   cmd->add_option("--clock", o->clock,
                   "wall, or cpu: process CPU time divided by nothing (use with --threads 1 on a "
                   "busy machine)")
+      ->capture_default_str();
+  cmd->add_option("--activations", o->activations,
+                  "Also time each GEMM with X packed in this block format (decoded exactly "
+                  "inside the timing; \"\" for none)")
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
   cmd->callback([o] { run_bench_gemv(*o); });

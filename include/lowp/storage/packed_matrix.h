@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lowp/block/tensor.h"
 #include "lowp/storage/matrix_format.h"
 
 namespace lowp {
@@ -73,6 +74,11 @@ class PackedMatrix {
   // Y = X W^T: X is n x cols() row-major, Y is n x rows() row-major.
   // Threads split the rows of W; the result does not depend on their number.
   void gemm(const float* x, std::size_t n, float* y, unsigned threads = 1) const;
+  // The same with X given packed in a block format (e.g. activations in
+  // mxfp8_e4m3: x.shape = {n, cols()}, blocks along the last axis): X is
+  // decoded exactly (lowp::dequantize) and multiplied as above, so
+  // Y = dequantize(X) W^T. Throws lowp::Error when x's shape does not fit.
+  void gemm(const PackedTensor& x, float* y, unsigned threads = 1) const;
 
   // The storage (as from_codes takes it).
   std::span<const std::uint8_t> codes() const { return codes_; }
