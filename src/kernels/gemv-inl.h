@@ -476,18 +476,22 @@ HWY_INLINE void FusedBlock(const GemvParams& p, const float* x, std::size_t ldx,
 }
 
 #if LOWP_GEMV_LANE_TABLE
-// FusedBlock<kSixBit, 4, 1, kScale> for a multiplier per segment, with the
-// same order of summation (so the same bits), written with named
-// accumulators: the compiler keeps those in registers, where it stores the
-// generic block's array to the stack every chunk.
-template <ScaleSource kScale>
-HWY_INLINE void SixBitGemv4(const GemvParams& p, const float* x, float* y, std::size_t r) {
+// Four weight rows from r times one activation row in chunks of 32 columns,
+// with named accumulators: the compiler keeps those in registers, where it
+// stores the generic FusedBlock's array to the stack every chunk. `step(row,
+// i, c, x0, x1, s0, s1)` decodes the 32 weights of row r + i at column c (the
+// multiplier included) and adds their products with x0 (the first 16 x values
+// of the chunk) into s0 and x1 into s1; `code_byte(c)` is the offset of
+// column c's codes in a row. The order of summation is FusedBlock<K, 4, 1>'s
+// (even and odd vectors in their own accumulators, then the scalar tail), so
+// the bits are too.
+template <ScaleSource kScale, class Step, class CodeByte>
+HWY_INLINE void FourRowGemv(const GemvParams& p, const float* x, float* y, std::size_t r,
+                            const Step& step, const CodeByte& code_byte) {
   const hn::ScalableTag<float> d;
   using V = hn::Vec<decltype(d)>;
   constexpr std::size_t kChunk = 32;
   const std::size_t vector_end = p.cols - p.cols % kChunk;
-  const __m512i lo = _mm512_loadu_si512(p.top_half);
-  const __m512i hi = _mm512_loadu_si512(p.top_half + 32);
   const std::uint8_t* row0 = p.codes + r * p.row_bytes;
   const std::uint8_t* row1 = row0 + p.row_bytes;
   const std::uint8_t* row2 = row1 + p.row_bytes;
@@ -504,17 +508,9 @@ HWY_INLINE void SixBitGemv4(const GemvParams& p, const float* x, float* y, std::
     }
   }
   V a0 = hn::Zero(d), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
-  const auto step = [&](const std::uint8_t* row, std::size_t i, std::size_t c, V x0, V x1, V& s0,
-                        V& s1) HWY_ATTR {
-    __m512 w[2];
-    DecodeSix(lo, hi, row + c / 4 * 3, w);
-    const V m = hn::Set(d, MultiplierOf<kScale>(p, r + i, c >> p.segment_shift));
-    s0 = hn::MulAdd(hn::Mul(V{w[0]}, m), x0, s0);
-    s1 = hn::MulAdd(hn::Mul(V{w[1]}, m), x1, s1);
-  };
   for (std::size_t c = 0; c < vector_end; c += kChunk) {
     if (prefetch && c % (2 * kChunk) == 0) {
-      const std::size_t at = ahead + c / 4 * 3;
+      const std::size_t at = ahead + code_byte(c);
       hwy::Prefetch(row0 + at);
       hwy::Prefetch(row1 + at);
       hwy::Prefetch(row2 + at);
@@ -535,38 +531,36 @@ HWY_INLINE void SixBitGemv4(const GemvParams& p, const float* x, float* y, std::
   }
 }
 
+// FusedBlock<kSixBit, 4, 1, kScale> for a multiplier per segment.
+template <ScaleSource kScale>
+HWY_INLINE void SixBitGemv4(const GemvParams& p, const float* x, float* y, std::size_t r) {
+  using V = hn::Vec<hn::ScalableTag<float>>;
+  const hn::ScalableTag<float> d;
+  const __m512i lo = _mm512_loadu_si512(p.top_half);
+  const __m512i hi = _mm512_loadu_si512(p.top_half + 32);
+  const auto step = [&](const std::uint8_t* row, std::size_t i, std::size_t c, V x0, V x1, V& s0,
+                        V& s1) HWY_ATTR {
+    __m512 w[2];
+    DecodeSix(lo, hi, row + c / 4 * 3, w);
+    const V m = hn::Set(d, MultiplierOf<kScale>(p, r + i, c >> p.segment_shift));
+    s0 = hn::MulAdd(hn::Mul(V{w[0]}, m), x0, s0);
+    s1 = hn::MulAdd(hn::Mul(V{w[1]}, m), x1, s1);
+  };
+  FourRowGemv<kScale>(p, x, y, r, step, [](std::size_t c) { return c / 4 * 3; });
+}
+
 // FusedBlock<kNibble, 4, 1, kScale> for a multiplier per 16 columns or more
-// (MXFP4, NVFP4, int4 groups), with the same order of summation and the same
-// products (so the same bits), with named accumulators as SixBitGemv4. Each
-// chunk's weights come from a table already multiplied by the multiplier; a
-// chunk that spans two segments (kHalf: NVFP4's blocks of 16) picks, per
-// lane, one of two such tables with vpermt2ps (index bit 4 set in lanes 8-15,
-// the columns of the second segment).
+// (MXFP4, NVFP4, int4 groups), with the same products. Each chunk's weights
+// come from a table already multiplied by the multiplier; a chunk that spans
+// two segments (kHalf: NVFP4's blocks of 16) picks, per lane, one of two such
+// tables with vpermt2ps (index bit 4 set in lanes 8-15, the columns of the
+// second segment).
 template <ScaleSource kScale, bool kHalf>
 HWY_INLINE void NibbleGemv4(const GemvParams& p, const float* x, float* y, std::size_t r) {
-  const hn::ScalableTag<float> d;
-  using V = hn::Vec<decltype(d)>;
-  constexpr std::size_t kChunk = 32;
-  const std::size_t vector_end = p.cols - p.cols % kChunk;
+  using V = hn::Vec<hn::ScalableTag<float>>;
   const __m512 base = _mm512_loadu_ps(p.fast_value);
   const __m512i low4 = _mm512_set1_epi32(0xF);
   const __m512i second = _mm512_set_epi32(16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0);
-  const std::uint8_t* row0 = p.codes + r * p.row_bytes;
-  const std::uint8_t* row1 = row0 + p.row_bytes;
-  const std::uint8_t* row2 = row1 + p.row_bytes;
-  const std::uint8_t* row3 = row2 + p.row_bytes;
-  const std::size_t ahead = 4 * p.row_bytes;
-  const bool prefetch = r + 8 < p.rows;
-  if (prefetch) {
-    for (std::size_t i = 0; i < 4; ++i) {
-      if constexpr (kScale == ScaleSource::kF16) {
-        hwy::Prefetch(p.f16_scales + (r + 8 + i) * p.segments_per_row);
-      } else {
-        hwy::Prefetch(p.u8_scales + (r + 8 + i) * p.segments_per_row);
-      }
-    }
-  }
-  V a0 = hn::Zero(d), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
   const auto step = [&](const std::uint8_t* row, std::size_t i, std::size_t c, V x0, V x1, V& s0,
                         V& s1) HWY_ATTR {
     const __m512i wide =
@@ -590,27 +584,7 @@ HWY_INLINE void NibbleGemv4(const GemvParams& p, const float* x, float* y, std::
     s0 = hn::MulAdd(V{lo}, x0, s0);
     s1 = hn::MulAdd(V{hi}, x1, s1);
   };
-  for (std::size_t c = 0; c < vector_end; c += kChunk) {
-    if (prefetch && c % (2 * kChunk) == 0) {
-      const std::size_t at = ahead + c / 2;
-      hwy::Prefetch(row0 + at);
-      hwy::Prefetch(row1 + at);
-      hwy::Prefetch(row2 + at);
-      hwy::Prefetch(row3 + at);
-    }
-    const V x0 = hn::LoadU(d, x + c), x1 = hn::LoadU(d, x + c + 16);
-    step(row0, 0, c, x0, x1, a0, a1);
-    step(row1, 1, c, x0, x1, b0, b1);
-    step(row2, 2, c, x0, x1, c0, c1);
-    step(row3, 3, c, x0, x1, e0, e1);
-  }
-  const V sums[4] = {hn::Add(a0, a1), hn::Add(b0, b1), hn::Add(c0, c1), hn::Add(e0, e1)};
-  for (std::size_t i = 0; i < 4; ++i) {
-    const std::uint8_t* row = p.codes + (r + i) * p.row_bytes;
-    float sum = hn::GetLane(hn::SumOfLanes(d, sums[i]));
-    for (std::size_t t = vector_end; t < p.cols; ++t) sum += ScalarWeight(p, row, r + i, t) * x[t];
-    y[r + i] = sum;
-  }
+  FourRowGemv<kScale>(p, x, y, r, step, [](std::size_t c) { return c / 2; });
 }
 #endif
 
