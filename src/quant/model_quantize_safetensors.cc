@@ -46,7 +46,7 @@ class StreamedBlocks {
  public:
   StreamedBlocks(const io::ModelReader& in, const io::TensorInfo& t, const BlockFormat& f,
                  std::span<const std::int64_t> view, const BlockOptions& opt)
-      : in_(in), t_(t), f_(f), opt_(opt) {
+      : in_(in), t_(t), f_(f) {
     length_ = view.empty() ? 1 : static_cast<std::size_t>(view.back());
     const std::size_t n = static_cast<std::size_t>(t.element_count());
     rows_ = length_ == 0 ? 0 : n / length_;
@@ -108,6 +108,8 @@ class StreamedBlocks {
         quantize_blocked(f_, values, length_, tensor_scale, one_thread_, e, s);
         decoded.resize(n);
         dequantize_blocked(f_, e, s, tensor_scale, length_, decoded, 1);
+        // In ErrorStats' own pieces, one add() each, so that add() never
+        // starts threads of its own inside this one.
         for (std::size_t i = 0; i < n; i += kStatsPiece) {
           const std::size_t m = std::min(kStatsPiece, n - i);
           stats[p].add(std::span(values).subspan(i, m), std::span(decoded).subspan(i, m));
@@ -135,7 +137,7 @@ class StreamedBlocks {
   const io::ModelReader& in_;
   const io::TensorInfo& t_;
   const BlockFormat& f_;
-  BlockOptions opt_, one_thread_;
+  BlockOptions one_thread_;  // the caller's options on one thread
   std::size_t length_ = 1, rows_ = 0, piece_rows_ = 8, pieces_ = 0;
   unsigned threads_ = 1;
 };
