@@ -550,6 +550,26 @@ void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIn
   }
 }
 
+// Values [first, first + out.size()) of a plain tensor's stored bytes, where
+// they are the values' own bits on this machine: fp32 by a copy, 1- and 2-byte
+// codes on their alignment by the bulk kernel. False (nothing written) for
+// anything else.
+bool decode_in_place(const Entry& e, std::span<const std::byte> bytes, std::size_t first,
+                     std::span<float> out, unsigned threads) {
+  if constexpr (std::endian::native != std::endian::little) return false;
+  const std::byte* at = bytes.data() + first * e.dtype->size;
+  if (e.dtype->decode == Decode::kF32) {
+    if (!out.empty()) std::memcpy(out.data(), at, out.size() * sizeof(float));
+    return true;
+  }
+  if (e.dtype->decode == Decode::kCode && (e.dtype->size == 1 || e.dtype->size == 2) &&
+      reinterpret_cast<std::uintptr_t>(bytes.data()) % e.dtype->size == 0) {
+    decode_to_f32(e.dtype->format, at, out, threads);
+    return true;
+  }
+  return false;
+}
+
 bool SafetensorsReader::read_f32_range(const TensorInfo& t, std::uint64_t first,
                                        std::span<float> out) const {
   const std::size_t index = index_of(t);
@@ -562,20 +582,8 @@ bool SafetensorsReader::read_f32_range(const TensorInfo& t, std::uint64_t first,
   }
   // Plain fp32 and 1- or 2-byte codes on their alignment, read in place; the
   // rest (packed tensors, F64, unaligned data) only whole.
-  if constexpr (std::endian::native != std::endian::little) return false;
   if (e.matrix || e.dtype == nullptr) return false;
-  const std::span<const std::byte> bytes = raw(info);
-  const auto at = static_cast<std::size_t>(first) * e.dtype->size;
-  if (e.dtype->decode == Decode::kF32) {
-    if (!out.empty()) std::memcpy(out.data(), bytes.data() + at, out.size() * sizeof(float));
-    return true;
-  }
-  if (e.dtype->decode == Decode::kCode && (e.dtype->size == 1 || e.dtype->size == 2) &&
-      reinterpret_cast<std::uintptr_t>(bytes.data()) % e.dtype->size == 0) {
-    decode_to_f32(e.dtype->format, bytes.data() + at, out, 1);
-    return true;
-  }
-  return false;
+  return decode_in_place(e, raw(info), static_cast<std::size_t>(first), out, 1);
 }
 
 void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& out) const {
@@ -642,17 +650,8 @@ void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& o
   // On a little-endian machine the stored bytes are the values: fp32 by a
   // copy, 1- and 2-byte codes on their alignment by the bulk kernel on every
   // core (exact, as decode_f32 below).
-  if constexpr (std::endian::native == std::endian::little) {
-    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-    if (e.dtype->decode == Decode::kF32) {
-      std::memcpy(out.data(), bytes.data(), n * sizeof(float));
-      return;
-    }
-    if (e.dtype->decode == Decode::kCode && (e.dtype->size == 1 || e.dtype->size == 2) &&
-        reinterpret_cast<std::uintptr_t>(bytes.data()) % e.dtype->size == 0) {
-      decode_to_f32(e.dtype->format, bytes.data(), out, threads);
-      return;
-    }
+  if (decode_in_place(e, bytes, 0, out, std::max(1u, std::thread::hardware_concurrency()))) {
+    return;
   }
   // Little-endian loads that do not assume alignment.
   auto load = [&](std::size_t i, std::size_t size) {
