@@ -111,7 +111,11 @@ double time_read(const std::filesystem::path& path, std::vector<std::byte>& buff
   for (;;) {
     const ssize_t got = ::read(fd, buffer.data(), buffer.size());
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
+    if (got < 0) {
+      ::close(fd);
+      throw Error("bench file: cannot read " + path.string() + ": " + std::strerror(errno));
+    }
+    if (got == 0) break;
   }
   const double s = seconds_since(t0);
   ::close(fd);
