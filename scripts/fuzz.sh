@@ -19,7 +19,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build-fuzz"
 
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOWP_FUZZ=ON -DLOWP_BUILD_TESTS=OFF -DLOWP_PYTHON=OFF -DLOWP_TORCH=OFF -DLOWP_WERROR=ON >/dev/null
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" -DLOWP_FUZZ=ON -DLOWP_BUILD_TESTS=OFF -DLOWP_PYTHON=OFF -DLOWP_TORCH=OFF -DLOWP_WERROR=ON >/dev/null
 
 targets=()
 for src in "$root"/fuzz/*_fuzz.cc; do
