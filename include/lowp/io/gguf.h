@@ -113,6 +113,17 @@ std::uint64_t gguf_tensor_nbytes(std::string_view dtype, std::span<const std::in
 std::optional<Format> gguf_type_format(std::string_view type);
 std::string_view gguf_type_for(const Format& f);
 
+// The name of the F32 tensor that holds an NVFP4 tensor's per-tensor scale,
+// as llama.cpp's converter names it (convert_hf_to_gguf.py _repack_nvfp4:
+// ".weight" replaced by ".scale"): "blk.0.attn_q.weight" ->
+// "blk.0.attn_q.scale"; a name without ".weight" gets ".scale" appended.
+// Reading an NVFP4 tensor multiplies ggml's block values by it (in fp32, one
+// rounding); llama.cpp multiplies the matrix product by it instead. The
+// converter leaves it out when the scale is 1, so a missing one means 1; one
+// that is present must be F32 with one value, or for a rank-3 tensor one per
+// outermost slice (experts), all finite (else read_f32 throws, naming both).
+std::string gguf_nvfp4_scale_name(std::string_view tensor_name);
+
 // Writes a GGUF version 3 file through an AtomicFile: `kv` in order, then the
 // tensor infos, then each tensor's bytes from `produce` (called once per
 // tensor, in order), each padded to the alignment. The alignment is
