@@ -382,8 +382,11 @@ TEST(GgmlJudge, Nvfp4QuantizerScaleEdges) {
 TEST(GgmlJudge, LowpNvfp4DecodesInGgmlAsLowpIntends) {
   REQUIRE_GGML();
   std::vector<float> x = judge_rows();
-  // Rows at two magnitudes of their own so that tensor scales differ.
+  // Rows at two magnitudes of their own so that tensor scales differ; a NaN
+  // and an infinity in the last row make two blocks' scales NaN.
   const std::size_t half = x.size() / 2;
+  x[x.size() - 100] = std::numeric_limits<float>::quiet_NaN();
+  x[x.size() - 20] = -std::numeric_limits<float>::infinity();
   BlockFormat nvfp4;
   ASSERT_TRUE(parse_block_format("nvfp4", nvfp4));
   const GgmlQuantInfo info = nvfp4_info();
@@ -416,9 +419,17 @@ TEST(GgmlJudge, LowpNvfp4DecodesInGgmlAsLowpIntends) {
       EXPECT_EQ(std::bit_cast<std::uint32_t>(in_ggml[i] * t.tensor_scale),
                 std::bit_cast<std::uint32_t>(correctly_rounded));
       const float lowp_value = t.value(row, j);
-      if (!std::isnan(lowp_value) && lowp_value != in_ggml[i] * t.tensor_scale) ++off_by_rounding;
+      const float read_value = in_ggml[i] * t.tensor_scale;
+      if (!std::isnan(lowp_value) && lowp_value != read_value) {
+        ++off_by_rounding;
+        // one fp32 step apart (same sign, adjacent bit patterns)
+        const auto a = std::bit_cast<std::uint32_t>(lowp_value);
+        const auto b = std::bit_cast<std::uint32_t>(read_value);
+        EXPECT_EQ(a > b ? a - b : b - a, 1u) << "element " << i;
+      }
     }
     EXPECT_EQ(bad, 0u) << "part " << part;
+    EXPECT_EQ(nan_blocks, part == 1 ? 2u : 0u);
     std::printf(
         "part %zu: tensor scale %g, %zu NaN blocks, %zu of %zu values differ from "
         "lowp::dequantize's e2m1 * (scale * e4m3) in the last place\n",
