@@ -34,6 +34,8 @@ def gguf(kvs=(), tensors=(), data=b"", version=3, align=32):
 q8 = struct.pack("<H", 0x3800) + bytes((q & 0xFF) for q in range(-3, 29))
 q4 = struct.pack("<H", 0x4000) + bytes(j | ((15 - j) << 4) for j in range(16))
 mx = bytes([128]) + bytes(j | ((15 - j) << 4) for j in range(16))
+# ggml's block_nvfp4: four UE4M3 scales (1.0, 2^-9, 0x7F, 0xB8), 32 code bytes.
+nv = bytes([0x38, 0x01, 0x7F, 0xB8]) + bytes((j % 8) | ((15 - j % 8) << 4) for j in range(32))
 
 
 def every_quant_type():
@@ -68,6 +70,12 @@ SEEDS = {
     "align64_v2.gguf": gguf(kvs=[kv("general.alignment", 4, struct.pack("<I", 64))],
                             tensors=[tinfo("a", [2], 0, 0), tinfo("b", [1], 0, 64)],
                             data=pad(struct.pack("<2f", 1, 2), 64) + struct.pack("<f", 3), version=2, align=64),
+    # NVFP4 tensors with their F32 ".scale" tensors (llama.cpp's converter's
+    # naming; the per-expert form holds one value per outermost slice).
+    "nvfp4_scale.gguf": gguf(tensors=[tinfo("w.weight", [64, 2], 40, 0), tinfo("w.scale", [1], 0, 96),
+                                      tinfo("e.weight", [64, 1, 2], 40, 128), tinfo("e.scale", [2], 0, 224)],
+                             data=pad(nv + nv) + struct.pack("<f", 0.25) + bytes(28) + pad(nv + nv)
+                             + struct.pack("<2f", 2.0, -1.5)),
     "q4_k_listed.gguf": gguf(tensors=[tinfo("k", [256], 12, 0)], data=bytes(144)),
     # One tensor of every other quantized type read_f32 decodes, filled with
     # fixed pseudo-random bytes (fp16 NaN/Inf scales, every Q3_K/IQ4_XS scale bit).

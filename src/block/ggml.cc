@@ -87,6 +87,37 @@ PackedTensor from_ggml_mxfp4(std::span<const GgmlBlockMxfp4> blocks,
   return t;
 }
 
+std::vector<GgmlBlockNvfp4> to_ggml_nvfp4(const PackedTensor& t) {
+  constexpr std::size_t kBlock = kGgmlNvfp4BlockElements;
+  constexpr std::size_t kSub = kGgmlNvfp4SubBlockElements;
+  BlockFormat nvfp4;
+  parse_block_format("nvfp4", nvfp4);
+  if (t.format != nvfp4 || t.shape.empty() || t.axis != static_cast<int>(t.shape.size()) - 1 ||
+      t.row_length() % kBlock != 0) {
+    throw Error(
+        "ggml's NVFP4 layout needs nvfp4 (blocks of 16) along the last axis, whose length is a "
+        "multiple of 64; got " +
+        block_format_name(t.format) + " along axis " + std::to_string(t.axis));
+  }
+  const std::size_t blocks_per_row = t.row_length() / kBlock;
+  std::vector<GgmlBlockNvfp4> out(t.rows() * blocks_per_row);
+  for (std::size_t row = 0; row < t.rows(); ++row) {
+    for (std::size_t b = 0; b < blocks_per_row; ++b) {
+      GgmlBlockNvfp4& g = out[row * blocks_per_row + b];
+      for (std::size_t s = 0; s < kBlock / kSub; ++s) {
+        const std::size_t first = b * kBlock + s * kSub;
+        g.d[s] = t.scale(row, first / kSub);
+        for (std::size_t j = 0; j < kSub / 2; ++j) {
+          const std::uint32_t lo = t.code(row, first + j);
+          const std::uint32_t hi = t.code(row, first + j + kSub / 2);
+          g.qs[s * (kSub / 2) + j] = static_cast<std::uint8_t>(lo | (hi << 4));
+        }
+      }
+    }
+  }
+  return out;
+}
+
 void ggml_mxfp4_dequantize(std::span<const GgmlBlockMxfp4> blocks, std::span<float> out) {
   check_output("MXFP4", out.size(), blocks.size());
   ggml_dequantize(GgmlQuantType::kMxfp4, std::as_bytes(blocks), out);

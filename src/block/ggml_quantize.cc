@@ -180,6 +180,25 @@ void quantize_q8_0(std::span<const float> x, std::span<std::byte> out) {
   }
 }
 
+namespace {
+
+// ggml's best_index_mxfp4: the code whose doubled E2M1 value times d is
+// nearest v, the lowest index on ties (NaN matches nothing: code 0).
+int best_index_fp4(float v, float d) {
+  int best = 0;
+  float best_err = std::fabs(f(kMxfp4Values[0]) * d - v);
+  for (int i = 1; i < 16; ++i) {
+    const float err = std::fabs(f(kMxfp4Values[i]) * d - v);
+    if (err < best_err) {
+      best = i;
+      best_err = err;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
 void quantize_mxfp4(std::span<const float> x, std::span<std::byte> out) {
   for (std::size_t b = 0; b < x.size() / kQk; ++b) {
     const std::span<const float> xb = x.subspan(b * kQk, kQk);
@@ -192,21 +211,34 @@ void quantize_mxfp4(std::span<const float> x, std::span<std::byte> out) {
     GgmlBlockMxfp4 y;
     y.e = amax > 0.0f ? low_byte(std::floor(std::log2(amax)) - 2.0f + 127.0f) : 0;
     const float d = e8m0_half(y.e);
-    // The nearest code, the lowest index on ties.
-    auto best_index = [d](float v) {
-      int best = 0;
-      float best_err = std::fabs(f(kMxfp4Values[0]) * d - v);
-      for (int i = 1; i < 16; ++i) {
-        const float err = std::fabs(f(kMxfp4Values[i]) * d - v);
-        if (err < best_err) {
-          best = i;
-          best_err = err;
-        }
+    for (std::size_t j = 0; j < 16; ++j) {
+      y.qs[j] = static_cast<std::uint8_t>(best_index_fp4(xb[j], d) |
+                                          (best_index_fp4(xb[j + 16], d) << 4));
+    }
+    store(out, b, y);
+  }
+}
+
+// quantize_row_nvfp4_ref: per 16, the UE4M3 scale of amax / 6 (NaN inputs do
+// not raise amax), then each element's nearest code under half that scale.
+void quantize_nvfp4(std::span<const float> x, std::span<std::byte> out) {
+  constexpr std::size_t kBlock = kGgmlNvfp4BlockElements;
+  constexpr std::size_t kSub = kGgmlNvfp4SubBlockElements;
+  for (std::size_t b = 0; b < x.size() / kBlock; ++b) {
+    GgmlBlockNvfp4 y;
+    for (std::size_t s = 0; s < kBlock / kSub; ++s) {
+      const std::span<const float> xb = x.subspan(b * kBlock + s * kSub, kSub);
+      float amax = 0.0f;
+      for (float v : xb) {
+        if (amax < std::fabs(v)) amax = std::fabs(v);
       }
-      return best;
-    };
-    for (std::size_t j = 0; j < 16; ++j)
-      y.qs[j] = static_cast<std::uint8_t>(best_index(xb[j]) | (best_index(xb[j + 16]) << 4));
+      y.d[s] = fp32_to_ue4m3(amax / 6.0f);
+      const float d = ue4m3_half(y.d[s]);
+      for (std::size_t j = 0; j < kSub / 2; ++j) {
+        y.qs[s * (kSub / 2) + j] = static_cast<std::uint8_t>(
+            best_index_fp4(xb[j], d) | (best_index_fp4(xb[j + kSub / 2], d) << 4));
+      }
+    }
     store(out, b, y);
   }
 }

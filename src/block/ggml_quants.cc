@@ -51,6 +51,50 @@ std::uint16_t ggml_fp32_to_fp16(float f) {
   return static_cast<std::uint16_t>((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
 }
 
+namespace ggml_detail {
+
+// ggml_ue4m3_to_fp32 (ggml-impl.h): bits 6..3 the exponent (bias 7), bits 2..0
+// the mantissa, bit 7 ignored; 0x00 and 0x7F give 0; the result is halved,
+// to go with the doubled E2M1 table. Every step is exact in fp32.
+float ue4m3_half(std::uint8_t x) {
+  if (x == 0 || x == 0x7F) return 0.0f;
+  const int exp = (x >> 3) & 0xF;
+  const int man = x & 0x7;
+  const float raw = exp == 0 ? std::ldexp(static_cast<float>(man), -9)
+                             : std::ldexp(1.0f + static_cast<float>(man) / 8.0f, exp - 7);
+  return raw * 0.5f;
+}
+
+// ggml_fp32_to_ue4m3 (ggml-impl.h): 0 for x <= 0 or NaN; x clamped to 448;
+// normal results round half up on the fourth mantissa bit (not to nearest
+// even), and the top code is 0x7E (448); subnormals (x < 2^-6) round half up
+// to m * 2^-9, and to 0 below 2^-10.
+std::uint8_t fp32_to_ue4m3(float x) {
+  if (!(x > 0.0f)) return 0;
+  if (x > 448.0f) x = 448.0f;
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
+  const int fp32_exp = static_cast<int>((bits >> 23) & 0xFF) - 127;
+  const int fp32_man = static_cast<int>((bits >> 20) & 0x7);
+  int exp = fp32_exp + 7;
+  if (exp <= 0) {
+    // x < 2^-6 here, so the product cannot leave int's range.
+    int man = static_cast<int>(x * 512.0f + 0.5f);
+    if (man > 7) man = 7;
+    if (man < 1) return 0;
+    return static_cast<std::uint8_t>(man);
+  }
+  if (exp >= 15) return 0x7E;
+  int man = fp32_man + static_cast<int>((bits >> 19) & 1);
+  if (man > 7) {
+    man = 0;
+    ++exp;
+    if (exp >= 15) return 0x7E;
+  }
+  return static_cast<std::uint8_t>((exp << 3) | man);
+}
+
+}  // namespace ggml_detail
+
 namespace {
 
 constexpr std::size_t kQk = kGgmlBlockElements;        // 32
@@ -124,6 +168,21 @@ void decode_q8_0(const GgmlBlockQ8_0& b, float* y) {
 void decode_mxfp4(const GgmlBlockMxfp4& b, float* y) {
   const float d = e8m0_half(b.e);
   split_nibbles(b.qs, y, [&](int q, std::size_t) { return f(kMxfp4Values[q]) * d; });
+}
+
+// NVFP4: four sub-blocks of 16, each split as Q4_0's 32 are (element j low,
+// j + 8 high), with the halved UE4M3 scale times the doubled E2M1 table.
+void decode_nvfp4(const GgmlBlockNvfp4& b, float* y) {
+  constexpr std::size_t kSub = kGgmlNvfp4SubBlockElements;
+  for (std::size_t s = 0; s < 4; ++s) {
+    const float d = ggml_detail::ue4m3_half(b.d[s]);
+    const std::uint8_t* qs = b.qs + s * (kSub / 2);
+    float* yb = y + s * kSub;
+    for (std::size_t j = 0; j < kSub / 2; ++j) {
+      yb[j] = f(kMxfp4Values[qs[j] & 0x0F]) * d;
+      yb[j + kSub / 2] = f(kMxfp4Values[qs[j] >> 4]) * d;
+    }
+  }
 }
 
 void decode_iq4_nl(const GgmlBlockIq4Nl& b, float* y) {
@@ -290,7 +349,7 @@ constexpr Entry entry(GgmlQuantType type, std::string_view name, Quantizer q) {
 using namespace ggml_detail;
 using T = GgmlQuantType;
 
-const std::array<Entry, 13> kEntries = {{
+const std::array<Entry, 14> kEntries = {{
     entry<GgmlBlockQ4_0, kQk, decode_q4_0>(T::kQ4_0, "Q4_0", quantize_q4_0),
     entry<GgmlBlockQ4_1, kQk, decode_q4_1>(T::kQ4_1, "Q4_1", quantize_q4_1),
     entry<GgmlBlockQ5_0, kQk, decode_q5_0>(T::kQ5_0, "Q5_0", quantize_q5_0),
@@ -304,6 +363,8 @@ const std::array<Entry, 13> kEntries = {{
     entry<GgmlBlockIq4Nl, kQk, decode_iq4_nl>(T::kIq4Nl, "IQ4_NL", nullptr),
     entry<GgmlBlockIq4Xs, kQkK, decode_iq4_xs>(T::kIq4Xs, "IQ4_XS", nullptr),
     entry<GgmlBlockMxfp4, kQk, decode_mxfp4>(T::kMxfp4, "MXFP4", quantize_mxfp4),
+    entry<GgmlBlockNvfp4, kGgmlNvfp4BlockElements, decode_nvfp4>(T::kNvfp4, "NVFP4",
+                                                                 quantize_nvfp4),
 }};
 
 const std::array<GgmlQuantInfo, kEntries.size()> kInfos = [] {

@@ -9,9 +9,11 @@
 #include <array>
 #include <bit>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <set>
 #include <unordered_set>
 
 #include "gguf_internal.h"
@@ -32,7 +34,7 @@ namespace {
 // (ggml.c). Numbers 4, 5 and 31..33, 36..38 were removed from GGUF. The types
 // read_f32 decodes take their sizes from lowp's block structs (ggml_quants.h);
 // ggml_judge_test checks the whole table against ggml's type_traits.
-constexpr std::array<GgmlType, 32> kTypes = {{
+constexpr std::array<GgmlType, 33> kTypes = {{
     {0, "F32", 1, 4, true, &kFp32},
     {1, "F16", 1, 2, true, &kFp16},
     {2, "Q4_0", 32, sizeof(GgmlBlockQ4_0), true},
@@ -65,6 +67,7 @@ constexpr std::array<GgmlType, 32> kTypes = {{
     {34, "TQ1_0", 256, 54, false},
     {35, "TQ2_0", 256, 66, false},
     {39, "MXFP4", 32, sizeof(GgmlBlockMxfp4), true},
+    {40, "NVFP4", 64, sizeof(GgmlBlockNvfp4), true},
 }};
 
 }  // namespace
@@ -461,6 +464,7 @@ class GgufReader final : public ModelReader {
   }
   void parse();
   void parse_tensor_info(Cursor& c, std::uint64_t index);
+  void apply_nvfp4_scale(const TensorInfo& t, std::vector<float>& values) const;
 
   std::span<const std::byte> image_;
   std::string source_;
@@ -619,7 +623,32 @@ std::vector<float> GgufReader::read_f32(const TensorInfo& t) const {
       ggml_dequantize(static_cast<GgmlQuantType>(type.id), bytes, out);
       break;
   }
+  if (type.id == static_cast<std::uint32_t>(GgmlQuantType::kNvfp4)) apply_nvfp4_scale(info, out);
   return out;
+}
+
+void GgufReader::apply_nvfp4_scale(const TensorInfo& t, std::vector<float>& values) const {
+  const std::string name = gguf_nvfp4_scale_name(t.name);
+  const auto it = std::find_if(tensors_.begin(), tensors_.end(),
+                               [&](const TensorInfo& s) { return s.name == name; });
+  if (it == tensors_.end()) return;  // llama.cpp's converter omits a scale of 1
+  const std::string named =
+      "NVFP4 tensor " + lowp::quoted(t.name) + ": its scale tensor " + lowp::quoted(name);
+  if (it->dtype != "F32") fail(named + " has type " + it->dtype + ", not F32");
+  const std::size_t count = static_cast<std::size_t>(it->nbytes / 4);
+  const std::size_t slices =
+      count == 1 ? 1 : (t.shape.size() == 3 ? static_cast<std::size_t>(t.shape[0]) : 0);
+  if (count != slices || count == 0) {
+    fail(named + " has " + std::to_string(count) +
+         " values; it needs 1, or one per outermost slice of a rank-3 tensor");
+  }
+  std::vector<float> scale(count);
+  std::memcpy(scale.data(), raw(*it).data(), count * 4);
+  for (float s : scale) {
+    if (!std::isfinite(s)) fail(named + " holds a non-finite value");
+  }
+  const std::size_t per_slice = values.size() / count;
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] *= scale[i / per_slice];
 }
 
 }  // namespace
@@ -634,6 +663,28 @@ const std::vector<GgufKv>& gguf_kv(const ModelReader& reader) {
   if (g == nullptr)
     throw Error("not a GGUF file: " + std::string(reader.kind()) + " files have no GGUF metadata");
   return g->kv();
+}
+
+std::string gguf_nvfp4_scale_name(std::string_view tensor_name) {
+  constexpr std::string_view kWeight = ".weight";
+  if (tensor_name.size() >= kWeight.size() &&
+      tensor_name.substr(tensor_name.size() - kWeight.size()) == kWeight) {
+    tensor_name.remove_suffix(kWeight.size());
+  }
+  return std::string(tensor_name) + ".scale";
+}
+
+std::map<std::string, std::string> gguf_nvfp4_scales(const ModelReader& reader) {
+  std::map<std::string, std::string> scales;
+  if (dynamic_cast<const GgufReader*>(&reader) == nullptr) return scales;
+  std::set<std::string> names;
+  for (const TensorInfo& t : reader.tensors()) names.insert(t.name);
+  for (const TensorInfo& t : reader.tensors()) {
+    if (t.dtype != "NVFP4") continue;
+    std::string scale = gguf_nvfp4_scale_name(t.name);
+    if (names.count(scale) != 0) scales.emplace(std::move(scale), t.name);
+  }
+  return scales;
 }
 
 std::optional<Format> gguf_type_format(std::string_view type) {

@@ -1,9 +1,15 @@
-// quantize_model's GGUF output: F32/F16/BF16 casts, MXFP4 in ggml's block
-// layout, and ggml's Q8_0; other tensors are copied in their own type.
+// quantize_model's GGUF output: F32/F16/BF16 casts, MXFP4 and NVFP4 in
+// ggml's block layouts, and ggml's Q8_0; other tensors are copied in their
+// own type. An NVFP4 tensor is lowp's NVFP4 (lowp/block/mx.h) repacked into
+// ggml's blocks of 64, its FP32 per-tensor scale written after it as the F32
+// tensor llama.cpp's converter writes (io::gguf_nvfp4_scale_name).
 #include <cstring>
+#include <map>
+#include <set>
 #include <string>
 
 #include "lowp/block/ggml.h"
+#include "lowp/block/ggml_quants.h"
 #include "lowp/block/tensor.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
@@ -28,7 +34,10 @@ std::string gguf_type_for(const ResolvedFormat& f) {
   if (f.is_block) {
     BlockFormat mxfp4;
     parse_block_format("mxfp4", mxfp4);
-    return f.block == mxfp4 ? "MXFP4" : "";
+    if (f.block == mxfp4) return "MXFP4";
+    BlockFormat nvfp4;
+    parse_block_format("nvfp4", nvfp4);
+    return f.block == nvfp4 ? "NVFP4" : "";
   }
   return std::string(io::gguf_type_for(f.scalar));
 }
@@ -55,23 +64,47 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
   if (!req.fake && stored_type.empty()) {
     throw Error(
         "GGUF has no tensor type for " + f.name +
-        " (it stores fp32, fp16, bf16, mxfp4 and q8_0); write .safetensors instead, or add --fake");
+        " (it stores fp32, fp16, bf16, mxfp4, nvfp4 and q8_0); write .safetensors instead, or add "
+        "--fake");
   }
   // Step 1: decide every output tensor up front (the header needs all sizes).
+  // An NVFP4 tensor is followed by its scale tensor (scale_of: the index of
+  // the tensor it scales); its value comes with the blocks.
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
   struct Plan {
     const io::TensorInfo* in;
     bool quantize;
     std::string note;
+    std::size_t scale_of = kNone;
   };
   std::vector<Plan> plans;
   std::vector<io::OutputTensor> outputs;
-  for (const io::TensorInfo& t : in.tensors()) {
+  const std::int64_t row_multiple = stored_type == "NVFP4" ? 64 : 32;
+  const bool blocked =
+      !req.fake && (stored_type == "MXFP4" || stored_type == "NVFP4" || stored_type == "Q8_0");
+  auto decide = [&](const io::TensorInfo& t) {
     Plan p{&t, is_selected(t, req), ""};
-    const bool blocked = !req.fake && (stored_type == "MXFP4" || stored_type == "Q8_0");
-    if (p.quantize && blocked && (t.shape.empty() || t.shape.back() % 32 != 0)) {
+    if (p.quantize && blocked && (t.shape.empty() || t.shape.back() % row_multiple != 0)) {
       p.quantize = false;
-      p.note = "kept: " + stored_type + " needs a last dimension that is a multiple of 32";
+      p.note = "kept: " + stored_type + " needs a last dimension that is a multiple of " +
+               std::to_string(row_multiple);
     }
+    return p;
+  };
+  // A GGUF input's NVFP4 scale tensors: dropped where their tensor is decoded
+  // (its values carry the scale), copied where its NVFP4 bytes are.
+  const std::map<std::string, std::string> input_scales = io::gguf_nvfp4_scales(in);
+  auto folded = [&](const io::TensorInfo& t) {
+    const auto it = input_scales.find(t.name);
+    return it != input_scales.end() && decide(*in.find(it->second)).quantize;
+  };
+  std::set<std::string> names;
+  for (const io::TensorInfo& t : in.tensors()) {
+    if (!folded(t)) names.insert(t.name);
+  }
+  for (const io::TensorInfo& t : in.tensors()) {
+    if (folded(t)) continue;
+    Plan p = decide(t);
     io::OutputTensor o{t.name, "", t.shape, 0};
     if (p.quantize && !req.fake) {
       o.dtype = stored_type;
@@ -85,8 +118,18 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
       }
     }
     o.nbytes = io::gguf_tensor_nbytes(o.dtype, o.shape);
+    const bool scaled = o.dtype == "NVFP4" && p.quantize;
     outputs.push_back(std::move(o));
     plans.push_back(std::move(p));
+    if (scaled) {
+      const std::string scale_name = io::gguf_nvfp4_scale_name(t.name);
+      if (!names.insert(scale_name).second) {
+        throw Error("tensor " + quoted(t.name) + "'s NVFP4 scale tensor " + quoted(scale_name) +
+                    " would clash with a tensor of that name");
+      }
+      plans.push_back({&t, false, "", plans.size() - 1});
+      outputs.push_back({scale_name, "F32", {1}, 4});
+    }
   }
   std::vector<io::GgufKv> kv;
   if (in.kind() == "gguf") {
@@ -105,8 +148,14 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
                   io::GgufValue::string(f.name + (req.fake ? " (fake)" : "")));
 
   // Step 2: stream the tensors; each is quantized when the writer asks for it.
+  float nvfp4_scale = 1.0f;  // the last NVFP4 tensor's, for the scale tensor after it
   io::write_gguf(out, kv, outputs, [&](std::size_t i) -> std::vector<std::byte> {
     const Plan& p = plans[i];
+    if (p.scale_of != kNone) {
+      std::vector<std::byte> bytes(4);
+      std::memcpy(bytes.data(), &nvfp4_scale, 4);
+      return bytes;
+    }
     const io::TensorInfo& t = *p.in;
     const io::OutputTensor& o = outputs[i];
     if (req.on_tensor) req.on_tensor(i, plans.size(), t);
@@ -141,6 +190,16 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
       bytes = bytes_of(blocks);
       q.resize(values.size());
       ggml_mxfp4_dequantize(blocks, q);  // what ggml will read back
+    } else if (o.dtype == "NVFP4") {
+      const PackedTensor packed = quantize(f.block, values, t.shape, -1, req.block);
+      bytes = bytes_of(to_ggml_nvfp4(packed));
+      nvfp4_scale = packed.tensor_scale;
+      // What a GGUF reader decodes: ggml's block values times the scale
+      // tensor (io::gguf_nvfp4_scale_name).
+      q.resize(values.size());
+      ggml_dequantize(GgmlQuantType::kNvfp4, bytes, q);
+      for (float& v : q) v *= nvfp4_scale;
+      r.bytes_out += 4;
     } else {
       bytes = encode_codes(f.scalar, values, req);
       q = decode_codes(f.scalar, bytes);

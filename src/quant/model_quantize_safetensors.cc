@@ -5,6 +5,7 @@
 // is.
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
+#include "lowp/io/gguf.h"
 #include "lowp/io/safetensors.h"
 #include "lowp/quant/metrics.h"
 #include "lowp/storage/packed_matrix.h"
@@ -177,7 +179,10 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   // One buffer for the values of every tensor in turn, one for their
   // quantized values: tensor after tensor reuses the same memory.
   std::vector<float> values_buffer, quantized_buffer;
+  // A GGUF input's NVFP4 scale tensors are in their tensors' values already.
+  const std::map<std::string, std::string> folded_scales = io::gguf_nvfp4_scales(in);
   for (const io::TensorInfo& t : in.tensors()) {
+    if (folded_scales.count(t.name) != 0) continue;
     Plan p{&t, is_selected(t, req), outputs.size(), 1};
     float tensor_scale = 1.0f;
     if (p.quantize && f.is_block && !req.fake) {

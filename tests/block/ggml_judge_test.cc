@@ -17,15 +17,18 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "ci.h"
 #include "lowp/block/ggml_quants.h"
+#include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/io/gguf.h"
 #include "lowp/io/model.h"
@@ -202,7 +205,7 @@ std::vector<float> lowp_decode(const GgmlQuantInfo& info, std::span<const std::b
 
 TEST(GgmlJudge, TypeTableIsGgmls) {
   REQUIRE_GGML();
-  ASSERT_EQ(ggml_quant_types().size(), 13u);
+  ASSERT_EQ(ggml_quant_types().size(), 14u);
   for (const GgmlQuantInfo& info : ggml_quant_types()) {
     const GgmlTypeTraits* t = ggml.get_type_traits(id_of(info));
     ASSERT_NE(t, nullptr) << info.name;
@@ -267,7 +270,7 @@ TEST(GgmlJudge, QuantizesAsGgmlQuantizeChunk) {
     EXPECT_EQ(bad_blocks, 0u) << info.name << ": first differing block " << first << " (row "
                               << first * info.block_elements / kRow << ")";
   }
-  EXPECT_EQ(checked, 8);
+  EXPECT_EQ(checked, 9);
 }
 
 TEST(GgmlJudge, GgufRoundTripReadsAsGgmlDecodes) {
@@ -297,6 +300,162 @@ TEST(GgmlJudge, GgufRoundTripReadsAsGgmlDecodes) {
         same_floats(ggml_decode(ggml, info, data[i]), reader->read_f32(*t), info.block_elements))
         << info.name;
   }
+  std::filesystem::remove(path);
+}
+
+GgmlQuantInfo nvfp4_info() { return *ggml_quant_info("NVFP4"); }
+
+TEST(GgmlJudge, Nvfp4EveryScaleByteWithEveryCode) {
+  REQUIRE_GGML();
+  // 64 blocks: block b's sub-block s has scale byte 4b + s; each sub-block
+  // holds all 16 codes (code j low in byte j, code j + 8 high).
+  std::vector<GgmlBlockNvfp4> blocks(64);
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    for (std::size_t s = 0; s < 4; ++s) {
+      blocks[b].d[s] = static_cast<std::uint8_t>(4 * b + s);
+      for (std::size_t j = 0; j < 8; ++j)
+        blocks[b].qs[8 * s + j] = static_cast<std::uint8_t>(((j + s) % 8) | ((j + 8) << 4));
+    }
+  }
+  const auto bytes = std::as_bytes(std::span(blocks));
+  const GgmlQuantInfo info = nvfp4_info();
+  const std::vector<float> expected = ggml_decode(ggml, info, bytes);
+  EXPECT_TRUE(same_floats(expected, lowp_decode(info, bytes), info.block_elements));
+  // ggml's table: 0x00, 0x7F and 0x80 give a zero scale; 0x7E is 448; bit 7
+  // is otherwise ignored (0xFE decodes as 0x7E).
+  auto value = [&](std::size_t scale_byte, std::size_t code_position) {
+    return expected[scale_byte * 16 + code_position];
+  };
+  EXPECT_EQ(value(0x7E, 8 + 7), -6.0f * 448.0f);  // code 0xF, in the high nibble of byte 7
+  EXPECT_EQ(value(0x7F, 8 + 7), 0.0f);
+  EXPECT_EQ(value(0x80, 8 + 7), 0.0f);
+  EXPECT_EQ(value(0xFE, 8 + 7), -6.0f * 448.0f);
+  EXPECT_EQ(value(0x01, 8 + 1), -0.5f * 0x1.0p-9f);  // code 0x9: -0.5 times the least subnormal
+}
+
+TEST(GgmlJudge, Nvfp4QuantizerScaleEdges) {
+  REQUIRE_GGML();
+  // Each 16 gets one amax (the rest a fraction of it), chosen so that amax/6
+  // lands on ggml_fp32_to_ue4m3's edges: halfway between two UE4M3 values
+  // (rounded up, not to even), the subnormal range and its cut-off at 2^-10,
+  // the top (448) and beyond, infinities and NaN.
+  std::vector<float> amaxes;
+  for (int e = -12; e <= 9; ++e) {
+    for (float m : {1.0f, 1.0625f, 1.1875f, 1.9375f, 1.96875f, 1.0624999f, 1.0625001f})
+      amaxes.push_back(6.0f * std::ldexp(m, e));
+  }
+  for (float v : {0x1.0p-10f, 0x1.fffffep-11f, 0x1.8p-9f, 0x1.4p-10f, 448.0f, 449.0f, 480.0f,
+                  464.0f, 1e30f, 0.0f})
+    amaxes.push_back(6.0f * v);
+  amaxes.push_back(std::numeric_limits<float>::infinity());
+  amaxes.push_back(std::numeric_limits<float>::quiet_NaN());
+  amaxes.push_back(std::numeric_limits<float>::max());
+  while (amaxes.size() % 32 != 0) amaxes.push_back(1.0f);
+  std::mt19937 rng(16);
+  std::uniform_real_distribution<float> fraction(-1.0f, 1.0f);
+  std::vector<float> x;
+  for (std::size_t i = 0; i < amaxes.size(); ++i) {
+    for (std::size_t j = 0; j < 16; ++j) {
+      const float a = std::isnan(amaxes[i]) ? 1.0f : amaxes[i];
+      x.push_back(j == i % 16 ? (i % 2 ? -amaxes[i] : amaxes[i])
+                              : (std::isinf(a) ? 1.0f : a * fraction(rng)));
+    }
+  }
+  const GgmlQuantInfo info = nvfp4_info();
+  const std::vector<std::byte> expected = ggml_quantize_rows(ggml, info, x);
+  const std::vector<std::byte> got = ggml_quantize(info.type, x);
+  ASSERT_EQ(got.size(), expected.size());
+  for (std::size_t b = 0; b < got.size(); b += info.block_bytes) {
+    EXPECT_EQ(std::memcmp(got.data() + b, expected.data() + b, info.block_bytes), 0)
+        << "block " << b / info.block_bytes;
+  }
+  EXPECT_TRUE(same_floats(ggml_decode(ggml, info, got), lowp_decode(info, got), 64));
+}
+
+// lowp's NVFP4 rule (a per-tensor FP32 scale, E4M3 block scales relative to
+// it, round to nearest even) is not ggml's quantize_row_nvfp4_ref (no
+// per-tensor scale, amax/6 rounded half up): their bytes differ by design.
+// What must hold is that ggml decodes lowp's repacked blocks to exactly the
+// block values lowp means, e2m1 * e4m3 (nvfp4_value with tensor_scale 1), and
+// that the GGUF reader's value, that times the tensor's scale, is the
+// correctly rounded e2m1 * e4m3 * tensor_scale.
+TEST(GgmlJudge, LowpNvfp4DecodesInGgmlAsLowpIntends) {
+  REQUIRE_GGML();
+  std::vector<float> x = judge_rows();
+  // Rows at two magnitudes of their own so that tensor scales differ; a NaN
+  // and an infinity in the last row make two blocks' scales NaN.
+  const std::size_t half = x.size() / 2;
+  x[x.size() - 100] = std::numeric_limits<float>::quiet_NaN();
+  x[x.size() - 20] = -std::numeric_limits<float>::infinity();
+  BlockFormat nvfp4;
+  ASSERT_TRUE(parse_block_format("nvfp4", nvfp4));
+  const GgmlQuantInfo info = nvfp4_info();
+  for (std::size_t part = 0; part < 2; ++part) {
+    const std::span<const float> data = std::span(x).subspan(part * half, half);
+    const std::int64_t shape[2] = {static_cast<std::int64_t>(half / kRow),
+                                   static_cast<std::int64_t>(kRow)};
+    const PackedTensor t = quantize(nvfp4, data, shape, -1, BlockOptions{});
+    const std::vector<GgmlBlockNvfp4> blocks = to_ggml_nvfp4(t);
+    const auto bytes = std::as_bytes(std::span(blocks));
+    const std::vector<float> in_ggml = ggml_decode(ggml, info, bytes);
+    ASSERT_EQ(in_ggml.size(), data.size());
+    std::size_t bad = 0, nan_blocks = 0, off_by_rounding = 0;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+      const std::size_t row = i / kRow, j = i % kRow;
+      const std::uint8_t scale = t.scale(row, j / 16);
+      const std::uint32_t code = t.code(row, j);
+      float intended = nvfp4_value(1.0f, scale, code);
+      if (std::isnan(intended)) {  // a block that held NaN or Inf: ggml gives 0
+        intended = 0.0f;
+        nan_blocks += j % 16 == 0;
+      }
+      if (code == 0x8) intended = 0.0f;  // -0 is +0 in ggml's table
+      if (std::bit_cast<std::uint32_t>(in_ggml[i]) != std::bit_cast<std::uint32_t>(intended)) {
+        if (bad++ == 0)
+          ADD_FAILURE() << "element " << i << ": ggml " << in_ggml[i] << ", lowp " << intended;
+      }
+      const float correctly_rounded =
+          static_cast<float>(static_cast<double>(intended) * static_cast<double>(t.tensor_scale));
+      EXPECT_EQ(std::bit_cast<std::uint32_t>(in_ggml[i] * t.tensor_scale),
+                std::bit_cast<std::uint32_t>(correctly_rounded));
+      const float lowp_value = t.value(row, j);
+      const float read_value = in_ggml[i] * t.tensor_scale;
+      if (!std::isnan(lowp_value) && lowp_value != read_value) {
+        ++off_by_rounding;
+        // one fp32 step apart (same sign, adjacent bit patterns)
+        const auto a = std::bit_cast<std::uint32_t>(lowp_value);
+        const auto b = std::bit_cast<std::uint32_t>(read_value);
+        EXPECT_EQ(a > b ? a - b : b - a, 1u) << "element " << i;
+      }
+    }
+    EXPECT_EQ(bad, 0u) << "part " << part;
+    EXPECT_EQ(nan_blocks, part == 1 ? 2u : 0u);
+    std::printf(
+        "part %zu: tensor scale %g, %zu NaN blocks, %zu of %zu values differ from "
+        "lowp::dequantize's e2m1 * (scale * e4m3) in the last place\n",
+        part, static_cast<double>(t.tensor_scale), nan_blocks, off_by_rounding, data.size());
+  }
+}
+
+TEST(GgmlJudge, GgufNvfp4WithScaleTensorReadsAsGgmlTimesScale) {
+  REQUIRE_GGML();
+  const std::vector<float> x = judge_rows();
+  const GgmlQuantInfo info = nvfp4_info();
+  const std::vector<std::byte> bytes = ggml_quantize_rows(ggml, info, x);
+  const float scale = 0.00390625f * 1.1f;
+  std::vector<std::byte> scale_bytes(4);
+  std::memcpy(scale_bytes.data(), &scale, 4);
+  const std::int64_t rows = static_cast<std::int64_t>(x.size() / kRow);
+  const std::vector<io::OutputTensor> tensors = {
+      {"blk.0.ffn_up.weight", "NVFP4", {rows, static_cast<std::int64_t>(kRow)}, bytes.size()},
+      {"blk.0.ffn_up.scale", "F32", {1}, 4}};
+  const std::filesystem::path path =
+      std::filesystem::path(::testing::TempDir()) / "lowp_ggml_judge_nvfp4.gguf";
+  io::write_gguf(path, {}, tensors, [&](std::size_t i) { return i == 0 ? bytes : scale_bytes; });
+  const auto reader = io::open_model(path);
+  std::vector<float> expected = ggml_decode(ggml, info, bytes);
+  for (float& v : expected) v *= scale;
+  EXPECT_TRUE(same_floats(expected, reader->read_f32(*reader->find("blk.0.ffn_up.weight")), 64));
   std::filesystem::remove(path);
 }
 

@@ -1,5 +1,6 @@
 // ggml's block layouts: block_mxfp4 (hand-built bytes, round trips, and
-// ggml's decoding) and block_q8_0 (ggml's reference quantizer and decoder).
+// ggml's decoding), block_nvfp4 (lowp's NVFP4 repacked, hand-built bytes
+// decoded) and block_q8_0 (ggml's reference quantizer and decoder).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "lowp/block/ggml.h"
+#include "lowp/block/ggml_quants.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 
@@ -39,6 +41,73 @@ TEST(GgmlMxfp4, HandBuiltBytes) {
   for (std::size_t i = 0; i < 16; ++i) {
     EXPECT_EQ(t.elements[i], ((2 * i) % 8) | (((2 * i + 1) % 8) << 4)) << i;
   }
+}
+
+TEST(GgmlNvfp4, RepacksLowpBlocksOfSixteen) {
+  // Two rows of 64: element j of row r is magnitude (j % 8) of E2M1 with
+  // sign (j / 8) % 2 and, for row 1, times 4 in the second 16; lowp's
+  // tensor scale is amax / 2688.
+  const double magnitudes[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+  std::vector<float> x(128);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const std::size_t r = i / 64, j = i % 64;
+    const double sign = (j / 8) % 2 ? -1.0 : 1.0;
+    x[i] = static_cast<float>(sign * magnitudes[j % 8] * (r == 1 && j / 16 == 1 ? 4.0 : 1.0));
+  }
+  BlockFormat nvfp4;
+  ASSERT_TRUE(parse_block_format("nvfp4", nvfp4));
+  const std::int64_t shape[] = {2, 64};
+  const PackedTensor t = quantize(nvfp4, x, shape, -1, {});
+  const std::vector<GgmlBlockNvfp4> g = to_ggml_nvfp4(t);
+  ASSERT_EQ(g.size(), 2u);
+  for (std::size_t r = 0; r < 2; ++r) {
+    for (std::size_t s = 0; s < 4; ++s) {
+      EXPECT_EQ(g[r].d[s], t.scale(r, s)) << r << " " << s;
+      // qs[8s + j]: element 16s + j low (positive: code j), 16s + j + 8
+      // high (negative: code 8 + j; -0 may be either zero code).
+      for (std::size_t j = 0; j < 8; ++j) {
+        const std::uint32_t high = t.code(r, 16 * s + j + 8);
+        if (j > 0) {
+          EXPECT_EQ(high, 8 + j);
+        }
+        EXPECT_EQ(g[r].qs[8 * s + j], j | (high << 4)) << r << " " << s << " " << j;
+      }
+    }
+  }
+  // ggml's decoding of the blocks is e2m1 * e4m3 (x over the tensor scale,
+  // 1/112 here, which fp32 rounds), and -0 decodes as +0.
+  std::vector<float> y(x.size());
+  ggml_dequantize(GgmlQuantType::kNvfp4, std::as_bytes(std::span(g)), y);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    EXPECT_FLOAT_EQ(y[i] * t.tensor_scale, x[i]) << i;
+    EXPECT_EQ(y[i], nvfp4_value(1.0f, t.scale(i / 64, (i % 64) / 16), t.code(i / 64, i % 64))) << i;
+  }
+
+  const std::int64_t odd[] = {2, 48};
+  EXPECT_THROW(to_ggml_nvfp4(quantize(nvfp4, std::span(x).first(96), odd, -1, {})), Error);
+  const std::int64_t transposed[] = {64, 2};
+  EXPECT_THROW(to_ggml_nvfp4(quantize(nvfp4, x, transposed, 0, {})), Error);
+}
+
+TEST(GgmlNvfp4, HandBuiltBlockDecodes) {
+  // Scales 0x38 (1.0), 0x01 (2^-9), 0x7F (zero in ggml), 0xB8 (bit 7 ignored:
+  // 1.0); every sub-block holds codes 0..7 low and 8..15 high.
+  GgmlBlockNvfp4 b;
+  const std::uint8_t d[4] = {0x38, 0x01, 0x7F, 0xB8};
+  std::memcpy(b.d, d, 4);
+  for (std::size_t s = 0; s < 4; ++s)
+    for (std::size_t j = 0; j < 8; ++j)
+      b.qs[8 * s + j] = static_cast<std::uint8_t>(j | (j + 8) << 4);
+  std::vector<float> y(64);
+  ggml_dequantize(GgmlQuantType::kNvfp4, std::as_bytes(std::span(&b, 1)), y);
+  const float e2m1[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, 0, -0.5f, -1, -1.5f, -2, -3, -4, -6};
+  for (std::size_t j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], e2m1[j]) << j;
+    EXPECT_EQ(y[16 + j], e2m1[j] * 0x1.0p-9f) << j;
+    EXPECT_EQ(y[32 + j], 0.0f) << j;
+    EXPECT_EQ(y[48 + j], e2m1[j]) << j;
+  }
+  EXPECT_FALSE(std::signbit(y[8]));  // code 0x8 is +0
 }
 
 TEST(GgmlMxfp4, RoundTripAndDecodeMatchLowp) {

@@ -389,6 +389,62 @@ class Quantize(Base):
         self.assertGreater(sqnr["fp16"], sqnr["q8_0"])
         self.assertGreater(sqnr["q8_0"], sqnr["mxfp4"])
 
+    def test_npz_to_gguf_nvfp4(self):
+        # ggml's NVFP4 (blocks of 64, a UE4M3 scale per 16) with the per-tensor
+        # scale in an F32 "<name>.scale" tensor; rows not a multiple of 64 kept.
+        sample_model(self.path("m.npz"))
+        out, rep_path = self.path("m_nv.gguf"), self.path("nv.json")
+        r = run("quantize", self.path("m.npz"), "-o", out, "-f", "nvfp4", "--report", rep_path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = {t["name"]: t for t in json.load(open(rep_path))["tensors"]}
+        self.assertTrue(rows["w2"]["quantized"])
+        self.assertFalse(rows["w1"]["quantized"])  # 96 is not a multiple of 64
+        self.assertIn("multiple of 64", rows["w1"]["stored_as"])
+        # 4 bits + an 8-bit scale per 16, and the 4-byte tensor scale
+        self.assertAlmostEqual(rows["w2"]["bits_per_value"], 4.5 + 32 / (32 * 64))
+        info = {t["name"]: t for t in json.loads(run("inspect", "--json", out).stdout)["tensors"]}
+        self.assertEqual(info["w2"]["dtype"], "NVFP4")
+        self.assertEqual(info["w2"]["bytes"], 32 * 64 // 64 * 36)
+        self.assertEqual(info["w2.scale"]["dtype"], "F32")
+        self.assertEqual(info["w2.scale"]["shape"], [1])
+        self.assertEqual(info["w1"]["dtype"], "F32")
+        # Decoded back (ggml's block values times the scale tensor): the
+        # report's error is that of these values, and they are within float
+        # rounding of lowp's own NVFP4 decoding of the same tensor.
+        back, packed, packed_back = self.path("b.safetensors"), self.path("p.safetensors"), self.path("pb.safetensors")
+        for args in (["quantize", out, "-o", back, "-f", "fp32", "-q"],
+                     ["quantize", self.path("m.npz"), "-o", packed, "-f", "nvfp4", "-q"],
+                     ["quantize", packed, "-o", packed_back, "-f", "fp32", "-q"]):
+            r = run(*args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        got = struct.unpack("<2048f", self.read_safetensors_f32(back)["w2"])
+        lowp_own = struct.unpack("<2048f", self.read_safetensors_f32(packed_back)["w2"])
+        for a, b in zip(got, lowp_own):
+            self.assertLessEqual(abs(a - b), 2 ** -22 * abs(b))
+        import random
+        rng = random.Random(7)
+        [rng.gauss(0, 1) for _ in range(64 * 96)]
+        w2 = struct.unpack("<2048f", f32([rng.gauss(0, 0.02) for _ in range(32 * 64)]))
+        mse = sum((x - q) ** 2 for x, q in zip(w2, got)) / len(w2)
+        self.assertGreater(mse, 0)
+        self.assertAlmostEqual(rows["w2"]["mse"] / mse, 1.0, places=6)
+        # The scale tensor is in w2's decoded values: a decoded output drops
+        # it, a re-quantized NVFP4 GGUF writes one fresh scale tensor, and a
+        # w2 copied as NVFP4 keeps its scale tensor.
+        self.assertNotIn("w2.scale", self.read_safetensors_f32(back))
+        for fmt, has_scale in (("nvfp4", True), ("mxfp4", False)):
+            again = self.path(f"again_{fmt}.gguf")
+            r = run("quantize", out, "-o", again, "-f", fmt, "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            names = [t["name"] for t in json.loads(run("inspect", "--json", again).stdout)["tensors"]]
+            self.assertEqual(names.count("w2.scale"), 1 if has_scale else 0, (fmt, names))
+        kept = self.path("kept.gguf")
+        r = run("quantize", out, "-o", kept, "-f", "q8_0", "--exclude", "w2", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        info = {t["name"]: t for t in json.loads(run("inspect", "--json", kept).stdout)["tensors"]}
+        self.assertEqual(info["w2"]["dtype"], "NVFP4")
+        self.assertIn("w2.scale", info)
+
     def read_safetensors_f32(self, path):
         data = open(path, "rb").read()
         n = struct.unpack("<Q", data[:8])[0]

@@ -194,6 +194,86 @@ TEST(GgufRead, Mxfp4Block) {
   EXPECT_FALSE(std::signbit(got[8]));  // ggml decodes -0 as +0
 }
 
+// One NVFP4 block "w.weight" (64 values: sub-block s has UE4M3 scale 1.0
+// and codes j low, 15 - j high in byte j), and, unless scale_type is -1, a
+// tensor "w.scale" of that ggml type, shape ne and values.
+Image nvfp4_image(int scale_type, std::initializer_list<std::uint64_t> ne = {1},
+                  std::initializer_list<float> values = {0.5f}, const char* weight = "w.weight",
+                  const char* scale = "w.scale") {
+  Image img;
+  img.header(scale_type < 0 ? 1 : 2, 0).tensor(weight, {64}, 40, 0);
+  if (scale_type >= 0) img.tensor(scale, ne, static_cast<std::uint32_t>(scale_type), 64);
+  img.pad();
+  for (int s = 0; s < 4; ++s) img.u8(0x38);
+  for (int s = 0; s < 4; ++s)
+    for (int j = 0; j < 8; ++j) img.u8(static_cast<std::uint8_t>(j | ((15 - j) << 4)));
+  img.pad();
+  for (float v : values) img.f32(v);
+  return img;
+}
+
+TEST(GgufRead, Nvfp4BlockAndItsScaleTensor) {
+  const float e2m1[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, 0, -0.5f, -1, -1.5f, -2, -3, -4, -6};
+  for (float scale : {1.0f, 0.5f, 3.0f}) {
+    // A scale of 1 may be left out (llama.cpp's converter does).
+    // (The reader maps the image: it must outlive the reader.)
+    const Image img = scale == 1.0f ? nvfp4_image(-1) : nvfp4_image(0, {1}, {scale});
+    const auto r = parse(img);
+    const TensorInfo& t = *r->find("w.weight");
+    EXPECT_EQ(t.dtype, "NVFP4");
+    EXPECT_EQ(t.nbytes, 36u);
+    EXPECT_TRUE(t.is_float);
+    const std::vector<float> got = r->read_f32(t);
+    ASSERT_EQ(got.size(), 64u);
+    for (std::size_t s = 0; s < 4; ++s) {
+      for (std::size_t j = 0; j < 8; ++j) {
+        EXPECT_EQ(got[16 * s + j], e2m1[j] * scale) << s << " " << j;
+        EXPECT_EQ(got[16 * s + j + 8], e2m1[15 - j] * scale) << s << " " << j;
+      }
+    }
+  }
+  // Names without ".weight" take ".scale" appended.
+  EXPECT_EQ(gguf_nvfp4_scale_name("blk.0.attn_q.weight"), "blk.0.attn_q.scale");
+  EXPECT_EQ(gguf_nvfp4_scale_name("proj"), "proj.scale");
+  const Image proj = nvfp4_image(0, {1}, {2.0f}, "proj", "proj.scale");
+  const auto r = parse(proj);
+  EXPECT_EQ(r->read_f32(*r->find("proj"))[1], 1.0f);
+}
+
+TEST(GgufRead, Nvfp4BadScaleTensorsNameBothTensors) {
+  auto read_error = [](const Image& img) -> std::string {
+    const auto r = parse(img);
+    try {
+      r->read_f32(*r->find("w.weight"));
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const float inf = std::numeric_limits<float>::infinity();
+  const struct {
+    Image img;
+    const char* text;
+  } cases[] = {
+      {nvfp4_image(1, {2}, {0.5f}), "has type F16, not F32"},
+      {nvfp4_image(0, {2}, {0.5f, 0.5f}), "has 2 values; it needs 1"},
+      {nvfp4_image(0, {1}, {inf}), "non-finite"},
+      {nvfp4_image(0, {1}, {std::numeric_limits<float>::quiet_NaN()}), "non-finite"},
+  };
+  for (const auto& c : cases) {
+    const std::string msg = read_error(c.img);
+    EXPECT_EQ(msg.rfind("t.gguf: NVFP4 tensor 'w.weight': its scale tensor 'w.scale' ", 0), 0u)
+        << msg;
+    EXPECT_NE(msg.find(c.text), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  // Row lengths that are not a multiple of 64 are rejected when the file opens.
+  Image img;
+  img.header(1, 0).tensor("w.weight", {32}, 40, 0).pad();
+  for (int i = 0; i < 36; ++i) img.u8(0);
+  EXPECT_REJECTED(img, "not a multiple of the block size 64");
+}
+
 TEST(GgufRead, Q4_KBlock) {
   // d = 1, dmin = 0.5; all eight 6-bit (scale, min) pairs are (1, 2): bytes
   // 0..3 hold scales 0..3, bytes 4..7 mins 0..3, bytes 8..11 the low nibbles

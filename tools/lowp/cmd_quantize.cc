@@ -233,17 +233,19 @@ void run_quantize(const QuantizeArgs& a) {
 
 void add_quantize_command(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
-  auto* cmd = app.add_subcommand("quantize",
-                                 "Quantize a model file (.safetensors, .gguf, .onnx, .npz, .npy) "
-                                 "tensor by tensor and report what each "
-                                 "tensor lost. By default float tensors of rank >= 2 are quantized "
-                                 "and the rest (norms, biases) kept. "
-                                 "Outputs: .safetensors (any format; block formats packed), .gguf "
-                                 "(fp32, fp16, bf16, mxfp4, q8_0), "
-                                 ".onnx (--fake only). A Hugging Face model directory (Llama, "
-                                 "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
-                                 "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
-                                 "bf16, q8_0, q4_0, q4_k, mxfp4)");
+  auto* cmd =
+      app.add_subcommand("quantize",
+                         "Quantize a model file (.safetensors, .gguf, .onnx, .npz, .npy) "
+                         "tensor by tensor and report what each "
+                         "tensor lost. By default float tensors of rank >= 2 are quantized "
+                         "and the rest (norms, biases) kept. "
+                         "Outputs: .safetensors (any format; block formats packed), .gguf "
+                         "(fp32, fp16, bf16, mxfp4, nvfp4, q8_0; nvfp4 as ggml's NVFP4 with its "
+                         "per-tensor scale in an F32 <name>.scale tensor), "
+                         ".onnx (--fake only). A Hugging Face model directory (Llama, "
+                         "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
+                         "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
+                         "bf16, q8_0, q4_0, q4_k, mxfp4)");
   cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
   cmd->add_option("--format,-f", a->format,

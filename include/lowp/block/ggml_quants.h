@@ -26,6 +26,16 @@
 //   IQ4_XS per 256: d; 8 6-bit scales (low 4 bits in scales_l, high 2 in
 //          scales_h); qs[128] as IQ4_NL per 32; x = d*(ls-32) * kvalues[q].
 //   MXFP4  lowp/block/ggml.h.
+//   NVFP4  per 64: d[4], one UE4M3 byte per 16 elements (E4M3 without its
+//          sign bit, exponent bias 7), then qs[32]: sub-block s (elements
+//          16s..16s+15) takes qs[8s..8s+7], element 16s+j in the low nibble
+//          of qs[8s+j] and 16s+j+8 in its high nibble (j < 8). The nibbles
+//          are E2M1 codes; ggml decodes them from its doubled table
+//          kvalues_mxfp4 times half the UE4M3 value, so x = e2m1 * ue4m3:
+//          bytes 0x00 and 0x7F (and 0x80, exponent and mantissa 0) give a zero
+//          scale; bit 7 is otherwise ignored. A tensor's FP32 per-tensor scale
+//          is not in the blocks: llama.cpp's converter stores it as a separate
+//          F32 tensor (lowp/io/gguf.h), applied to the matrix product.
 // The element order inside a block and the exact fp32 operation order of each
 // decoder are in src/block/ggml_quants.cc, type by type.
 //
@@ -126,6 +136,26 @@ struct GgmlBlockIq4Xs {
 };
 static_assert(sizeof(GgmlBlockIq4Xs) == 136, "ggml's block_iq4_xs is 136 bytes");
 
+// Elements per block of ggml's NVFP4 (QK_NVFP4) and per UE4M3 scale (QK_NVFP4_SUB).
+inline constexpr std::size_t kGgmlNvfp4BlockElements = 64;
+inline constexpr std::size_t kGgmlNvfp4SubBlockElements = 16;
+
+struct GgmlBlockNvfp4 {
+  std::uint8_t d[4];    // UE4M3 scale of each 16 elements
+  std::uint8_t qs[32];  // E2M1 codes, two per byte (see the layout above)
+};
+static_assert(sizeof(GgmlBlockNvfp4) == 36, "ggml's block_nvfp4 is 36 bytes");
+
+// lowp's packed NVFP4 (blocks of 16 along the last axis, whose length is a
+// multiple of 64) as ggml blocks, in row order: lowp's E4M3 scale bytes as
+// they are (lowp's scales are positive, so the sign bit ggml ignores is
+// clear) and the E2M1 codes reordered. t.tensor_scale is not in the blocks
+// (llama.cpp keeps it in a separate F32 tensor, lowp/io/gguf.h). ggml decodes
+// the blocks to e2m1 * e4m3, which is lowp's nvfp4_value with tensor_scale 1
+// except that code 0x8 (-0) gives +0 and a NaN scale (0x7F: a block that held
+// NaN or Inf) gives 0. Throws lowp::Error for any other tensor.
+std::vector<GgmlBlockNvfp4> to_ggml_nvfp4(const PackedTensor& t);
+
 // ggml's enum ggml_type numbers (ggml.h) of the quantized types lowp decodes.
 enum class GgmlQuantType : std::uint32_t {
   kQ4_0 = 2,
@@ -141,6 +171,7 @@ enum class GgmlQuantType : std::uint32_t {
   kIq4Nl = 20,
   kIq4Xs = 23,
   kMxfp4 = 39,
+  kNvfp4 = 40,
 };
 
 // One row of lowp's table of ggml quantized types (ggml's type_traits).
@@ -167,7 +198,12 @@ void ggml_dequantize(GgmlQuantType type, std::span<const std::byte> bytes, std::
 
 // Quantizes `x` (rows laid end to end; x.size() a multiple of the block size)
 // as ggml_quantize_chunk(type, ..., imatrix = NULL) does, byte for byte.
-// Supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K, MXFP4 (has_quantizer).
+// Supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K, MXFP4, NVFP4
+// (has_quantizer). ggml's NVFP4 quantizer (quantize_row_nvfp4_ref) has no
+// per-tensor scale: each 16 gets the UE4M3 scale amax / 6, rounded half up
+// (ggml_fp32_to_ue4m3), so scales below 2^-10 flush to zero; lowp's own NVFP4
+// rule (lowp/block/mx.h) with to_ggml_nvfp4 (lowp/block/ggml.h) is what
+// `lowp quantize` writes.
 // Throws lowp::Error for other types or a partial block.
 std::vector<std::byte> ggml_quantize(GgmlQuantType type, std::span<const float> x);
 

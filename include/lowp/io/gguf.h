@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -112,6 +113,24 @@ std::uint64_t gguf_tensor_nbytes(std::string_view dtype, std::span<const std::in
 // codes of f, or "" if there is none. One table (src/io/gguf.cc) answers both.
 std::optional<Format> gguf_type_format(std::string_view type);
 std::string_view gguf_type_for(const Format& f);
+
+// The name of the F32 tensor that holds an NVFP4 tensor's per-tensor scale,
+// as llama.cpp's converter names it (convert_hf_to_gguf.py _repack_nvfp4:
+// ".weight" replaced by ".scale"): "blk.0.attn_q.weight" ->
+// "blk.0.attn_q.scale"; a name without ".weight" gets ".scale" appended.
+// Reading an NVFP4 tensor multiplies ggml's block values by it (in fp32, one
+// rounding); llama.cpp multiplies the matrix product by it instead. The
+// converter leaves it out when the scale is 1, so a missing one means 1; one
+// that is present must be F32 with one value, or for a rank-3 tensor one per
+// outermost slice (experts), all finite (else read_f32 throws, naming both).
+std::string gguf_nvfp4_scale_name(std::string_view tensor_name);
+
+// The F32 scale tensors of a GGUF reader's NVFP4 tensors (those named
+// gguf_nvfp4_scale_name of an NVFP4 tensor): scale tensor name -> the name of
+// the tensor it scales. read_f32 of an NVFP4 tensor has applied its scale
+// already, so a writer that decodes the tensor drops the scale tensor (and a
+// writer that copies the NVFP4 bytes keeps it). Empty for other readers.
+std::map<std::string, std::string> gguf_nvfp4_scales(const ModelReader& reader);
 
 // Writes a GGUF version 3 file through an AtomicFile: `kv` in order, then the
 // tensor infos, then each tensor's bytes from `produce` (called once per
