@@ -131,6 +131,8 @@ class SafetensorsReader final : public ModelReader {
     return out;
   }
   void read_f32_into(const TensorInfo& t, std::vector<float>& out) const override;
+  std::optional<PackedTensor> packed(const TensorInfo& t) const override;
+  std::string layout() const override { return layout_; }
   std::span<const std::byte> raw(const TensorInfo& t) const override {
     const TensorInfo& own = tensors_[index_of(t)];
     return image_.subspan(static_cast<std::size_t>(own.offset),
@@ -166,6 +168,7 @@ class SafetensorsReader final : public ModelReader {
   std::vector<Entry> entries_;
   std::unordered_map<std::string, std::size_t> by_name_;
   std::vector<std::pair<std::string, std::string>> metadata_;
+  std::string layout_;  // the convention recognized: "gpt-oss", "lowp" or ""
 };
 
 RawTensor* find_raw(std::vector<RawTensor>& raw, const RawIndex& index, std::string_view name) {
@@ -240,7 +243,13 @@ void SafetensorsReader::parse() {
       add_packed(raw, index, key.substr(kPackedPrefix.size()), value, data_start, combined);
     }
   }
+  const std::size_t lowp_packed = combined.size();
   add_mxfp4_pairs(raw, index, data_start, combined);
+  if (combined.size() > lowp_packed) {
+    layout_ = "gpt-oss";
+  } else if (lowp_packed > 0) {
+    layout_ = "lowp";
+  }
 
   std::vector<Combined> all = std::move(combined);
   for (const RawTensor& t : raw) {
@@ -518,7 +527,7 @@ void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIn
       }
     }
     if (scales_name.empty()) continue;
-    const std::string where = "MXFP4 tensor " + lowp::quoted(blocks.name);
+    const std::string where = "gpt-oss MXFP4 tensor " + lowp::quoted(blocks.name);
     RawTensor* scales = find_raw(raw, index, scales_name);
     if (scales == nullptr)
       fail(source_, where + " has no scales: tensor " + lowp::quoted(scales_name) + " is missing");
@@ -593,16 +602,7 @@ void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& o
     return;
   }
   if (e.dtype == nullptr) {  // packed: decode exactly as lowp::dequantize
-    PackedTensor p;
-    p.format = e.format;
-    p.shape = info.shape;
-    p.axis = e.axis;
-    p.tensor_scale = e.tensor_scale;
-    const auto* u8 = reinterpret_cast<const std::uint8_t*>(bytes.data());
-    p.elements.assign(u8, u8 + bytes.size());
-    const auto* s = reinterpret_cast<const std::uint8_t*>(image_.data() + e.scales_offset);
-    p.scales.assign(s, s + e.scales_bytes);
-    dequantize(p, out);
+    dequantize(*packed(info), out);
     return;
   }
   if (e.dtype->decode == Decode::kNone) {
@@ -650,6 +650,24 @@ void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& o
       break;
   }
   return;
+}
+
+std::optional<PackedTensor> SafetensorsReader::packed(const TensorInfo& t) const {
+  const std::size_t index = index_of(t);
+  const TensorInfo& info = tensors_[index];
+  const Entry& e = entries_[index];
+  if (e.dtype != nullptr || e.matrix) return std::nullopt;
+  PackedTensor p;
+  p.format = e.format;
+  p.shape = info.shape;
+  p.axis = e.axis;
+  p.tensor_scale = e.tensor_scale;
+  const std::span<const std::byte> bytes = raw(info);
+  const auto* u8 = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  p.elements.assign(u8, u8 + bytes.size());
+  const auto* s = reinterpret_cast<const std::uint8_t*>(image_.data() + e.scales_offset);
+  p.scales.assign(s, s + e.scales_bytes);
+  return p;
 }
 
 }  // namespace

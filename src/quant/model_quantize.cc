@@ -360,6 +360,17 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
     if (req.format.empty()) req.format = req.budget_formats.front();
   }
   const detail::ResolvedFormat f = detail::resolve_format(req);
+  if (req.layout == io::Layout::kGptOss) {
+    const std::string why =
+        req.output_kind != "safetensors" ? "writes safetensors, not " + req.output_kind
+        : req.fake                       ? "stores packed MXFP4, not --fake values"
+        : req.budget > 0                 ? "has one format, not a --budget"
+        : !f.is_block || f.block != BlockFormat{BlockScale::kUe8m0, kFp4E2m1, 32}
+            ? "holds mxfp4 (blocks of 32), not " + quoted(f.name)
+        : req.axis != -1 ? "blocks along the last dimension (--axis -1)"
+                         : "";
+    if (!why.empty()) throw Error("--layout gpt-oss " + why);
+  }
   ModelReport report;
   report.budget = req.budget;
   report.output = out.string();

@@ -10,6 +10,7 @@
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
+#include "lowp/io/layouts.h"
 #include "lowp/io/safetensors.h"
 #include "lowp/storage/packed_matrix.h"
 #include "model_quantize_internal.h"
@@ -50,7 +51,11 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     bool quantize;
     std::size_t first_output;  // index into outputs
     std::size_t parts;         // outputs it owns (2 for packed: elements, scales)
+    // gpt-oss layout, input already MXFP4 with blocks along its last
+    // dimension: the stored codes and scales are copied, not requantized.
+    bool copy_packed = false;
   };
+  const bool gpt_oss = req.layout == io::Layout::kGptOss;
   std::vector<Plan> plans;
   std::vector<float> planned_scale;  // NVFP4 tensor scales written into the header
   std::vector<io::OutputTensor> outputs;
@@ -61,14 +66,26 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     return kv.first != "lowp.arch" &&
            (kv.first.rfind("lowp.", 0) == 0 || kv.first.rfind("lowp_", 0) == 0);
   });
-  metadata.emplace_back("lowp_quantized_format", f.name + (req.fake ? " (fake)" : ""));
+  if (!gpt_oss)
+    metadata.emplace_back("lowp_quantized_format", f.name + (req.fake ? " (fake)" : ""));
   // One buffer for the values of every tensor in turn, one for their
   // quantized values: tensor after tensor reuses the same memory.
   std::vector<float> values_buffer, quantized_buffer;
   for (const io::TensorInfo& t : in.tensors()) {
     Plan p{&t, is_selected(t, req), outputs.size(), 1};
     float tensor_scale = 1.0f;
-    if (p.quantize && f.is_block && !req.fake) {
+    // gpt-oss blocks run along the last dimension: a tensor whose last
+    // dimension is not a multiple of 32 is kept as it is.
+    if (gpt_oss && p.quantize && t.shape.back() % 32 != 0) p.quantize = false;
+    if (p.quantize && gpt_oss) {
+      if (const std::optional<PackedTensor> stored = in.packed(t)) {
+        p.copy_packed =
+            stored->format == f.block && stored->axis == static_cast<int>(t.shape.size()) - 1;
+      }
+      std::vector<io::OutputTensor> parts = io::gpt_oss_outputs(t.name, t.shape);
+      p.parts = parts.size();
+      for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
+    } else if (p.quantize && f.is_block && !req.fake) {
       PackedTensor shape_only;
       shape_only.format = f.block;
       shape_only.shape = block_view(t.shape);
@@ -155,6 +172,13 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       q.resize(values.size());
       pending_matrix->dequantize(q);
       bytes = io::packed_matrix_bytes(*pending_matrix, 0);
+      r.stored_as = f.name;
+    } else if (p.copy_packed) {
+      // The input's own codes and scales: decoded values and bytes unchanged.
+      pending = in.packed(t);
+      q.resize(values.size());
+      dequantize(*pending, q);
+      bytes = io::packed_tensor_bytes(*pending, 0);
       r.stored_as = f.name;
     } else if (f.is_block && !req.fake) {
       pending = quantize(f.block, values, block_view(t.shape), req.axis, req.block);

@@ -15,11 +15,14 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "lowp/block/tensor.h"
 
 namespace lowp::io {
 
@@ -77,6 +80,13 @@ class ModelReader {
   }
   // The tensor's stored bytes.
   virtual std::span<const std::byte> raw(const TensorInfo& t) const = 0;
+  // A tensor stored in a block format (lowp's packed tensors, gpt-oss MXFP4)
+  // as its PackedTensor (codes and scales as stored), so a writer can copy it
+  // without requantizing; nullopt for any other tensor.
+  virtual std::optional<PackedTensor> packed(const TensorInfo& /*t*/) const { return std::nullopt; }
+  // The checkpoint convention recognized in the file ("gpt-oss", "lowp"), or
+  // "" for none (lowp/io/layouts.h).
+  virtual std::string layout() const { return ""; }
 
   const TensorInfo* find(std::string_view name) const;
 };

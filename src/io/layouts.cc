@@ -1,0 +1,109 @@
+// The engine checkpoint layouts (lowp/io/layouts.h describes each convention
+// and the source it was read from).
+#include "lowp/io/layouts.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "lowp/error.h"
+
+namespace lowp::io {
+
+Layout parse_layout(std::string_view name) {
+  if (name == "lowp") return Layout::kLowp;
+  if (name == "gpt-oss") return Layout::kGptOss;
+  throw Error("unknown --layout " + quoted(std::string(name)) + " (layouts: lowp, gpt-oss)");
+}
+
+std::string_view layout_name(Layout layout) {
+  switch (layout) {
+    case Layout::kGptOss:
+      return "gpt-oss";
+    case Layout::kLowp:
+      break;
+  }
+  return "lowp";
+}
+
+bool layout_has_config(Layout layout) { return layout != Layout::kLowp; }
+
+std::vector<OutputTensor> gpt_oss_outputs(const std::string& name,
+                                          std::span<const std::int64_t> shape) {
+  if (shape.empty() || shape.back() % 32 != 0) {
+    throw Error("tensor " + quoted(name) +
+                ": the gpt-oss layout stores MXFP4 blocks of 32 along the last dimension, which "
+                "must be a multiple of 32");
+  }
+  std::vector<std::int64_t> scales(shape.begin(), shape.end());
+  scales.back() /= 32;
+  std::vector<std::int64_t> blocks = scales;
+  blocks.push_back(16);
+  std::uint64_t count = 1;
+  for (const std::int64_t d : scales) count *= static_cast<std::uint64_t>(d);
+  return {OutputTensor{name + "_blocks", "U8", blocks, count * 16},
+          OutputTensor{name + "_scales", "U8", scales, count}};
+}
+
+std::string module_of(std::string_view tensor_name) {
+  const std::size_t dot = tensor_name.rfind('.');
+  return std::string(dot == std::string_view::npos ? tensor_name : tensor_name.substr(0, dot));
+}
+
+std::string gpt_oss_quantization_config(const std::vector<std::string>& modules_to_not_convert) {
+  nlohmann::ordered_json j;
+  j["quant_method"] = "mxfp4";
+  j["modules_to_not_convert"] = modules_to_not_convert;
+  return j.dump();
+}
+
+std::string config_with_quantization(std::string_view config, std::string_view quantization_config,
+                                     std::string_view source) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  if (!config.empty()) {
+    j = nlohmann::ordered_json::parse(config, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      throw Error(std::string(source) + ": not a JSON object (a Hugging Face config.json)");
+    }
+  }
+  j["quantization_config"] = nlohmann::ordered_json::parse(quantization_config);
+  return j.dump(2) + "\n";
+}
+
+ModelDirectory open_model_directory(const std::filesystem::path& dir) {
+  const std::filesystem::path weights = dir / "model.safetensors";
+  if (!std::filesystem::exists(weights)) {
+    throw Error(quoted(dir.string()) + ": no model.safetensors in the model directory");
+  }
+  ModelDirectory d{open_model(weights), ""};
+  d.layout = d.model->layout();
+  const std::filesystem::path config_path = dir / "config.json";
+  if (!std::filesystem::exists(config_path)) return d;
+  std::ifstream f(config_path, std::ios::binary);
+  std::ostringstream text;
+  text << f.rdbuf();
+  const nlohmann::json config = nlohmann::json::parse(text.str(), nullptr, false);
+  const std::string where = config_path.string();
+  if (config.is_discarded() || !config.is_object()) {
+    throw Error(where + ": not a JSON object (a Hugging Face config.json)");
+  }
+  if (!config.contains("quantization_config")) return d;
+  const nlohmann::json& q = config["quantization_config"];
+  if (!q.is_object() || !q.contains("quant_method") || !q["quant_method"].is_string()) {
+    throw Error(where + ": quantization_config has no quant_method string");
+  }
+  const std::string method = q["quant_method"].get<std::string>();
+  if (method == "mxfp4") {
+    if (d.model->layout() != "gpt-oss") {
+      throw Error(weights.string() +
+                  ": config.json says quant_method \"mxfp4\" (gpt-oss) but no tensor is stored "
+                  "as a gpt-oss pair <name>_blocks (U8 [..., G, 16]) and <name>_scales (U8 "
+                  "[..., G])");
+    }
+    d.layout = "gpt-oss";
+    return d;
+  }
+  throw Error(where + ": unknown quant_method " + quoted(method) + " (lowp reads mxfp4, gpt-oss)");
+}
+
+}  // namespace lowp::io
