@@ -5,7 +5,7 @@
 // For an accepted file every tensor's bytes must lie inside the input, every
 // float tensor must read (read_f32) to exactly element_count() values, and
 // every other tensor must refuse read_f32 with a lowp::Error. A tensor stored
-// in a block format (packed(): lowp's packed tensors, gpt-oss MXFP4 pairs)
+// in a block format (packed(): lowp's packed tensors, gpt-oss MXFP4, ModelOpt NVFP4)
 // must hand back codes and scales whose sizes match its shape, and the
 // recognized layout must be one of the known names.
 #include <cstddef>
@@ -38,7 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   (void)reader->metadata();
   const std::string layout = reader->layout();
-  if (!layout.empty() && layout != "lowp" && layout != "gpt-oss") std::abort();
+  if (!layout.empty() && layout != "lowp" && layout != "gpt-oss" && layout != "modelopt")
+    std::abort();
   for (const lowp::io::TensorInfo& t : reader->tensors()) {
     const std::span<const std::byte> raw = reader->raw(t);
     if (raw.size() != t.nbytes || t.offset > size || raw.size() > size - t.offset) std::abort();

@@ -2,6 +2,8 @@
 // and the source it was read from).
 #include "lowp/io/layouts.h"
 
+#include <bit>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -13,13 +15,17 @@ namespace lowp::io {
 Layout parse_layout(std::string_view name) {
   if (name == "lowp") return Layout::kLowp;
   if (name == "gpt-oss") return Layout::kGptOss;
-  throw Error("unknown --layout " + quoted(std::string(name)) + " (layouts: lowp, gpt-oss)");
+  if (name == "modelopt") return Layout::kModelopt;
+  throw Error("unknown --layout " + quoted(std::string(name)) +
+              " (layouts: lowp, gpt-oss, modelopt)");
 }
 
 std::string_view layout_name(Layout layout) {
   switch (layout) {
     case Layout::kGptOss:
       return "gpt-oss";
+    case Layout::kModelopt:
+      return "modelopt";
     case Layout::kLowp:
       break;
   }
@@ -45,6 +51,43 @@ std::vector<OutputTensor> gpt_oss_outputs(const std::string& name,
           OutputTensor{name + "_scales", "U8", scales, count}};
 }
 
+std::vector<OutputTensor> modelopt_nvfp4_outputs(const std::string& name,
+                                                 std::span<const std::int64_t> shape) {
+  if (shape.size() != 2 || shape[1] % 16 != 0) {
+    throw Error("tensor " + quoted(name) +
+                ": the modelopt layout stores NVFP4 matrices [rows, cols] with cols a multiple "
+                "of 16");
+  }
+  const auto rows = static_cast<std::uint64_t>(shape[0]);
+  const auto cols = static_cast<std::uint64_t>(shape[1]);
+  return {OutputTensor{name, "U8", {shape[0], shape[1] / 2}, rows * cols / 2},
+          OutputTensor{name + "_scale", "F8_E4M3", {shape[0], shape[1] / 16}, rows * cols / 16},
+          OutputTensor{name + "_scale_2", "F32", {}, 4}};
+}
+
+std::vector<std::byte> modelopt_part_bytes(const PackedTensor& t, std::size_t part) {
+  const std::vector<std::uint8_t>& src = part == 0 ? t.elements : t.scales;
+  if (part == 2) {
+    const auto bits = std::bit_cast<std::uint32_t>(t.tensor_scale);
+    std::vector<std::byte> out(4);
+    for (std::size_t i = 0; i < 4; ++i) out[i] = static_cast<std::byte>((bits >> (8 * i)) & 0xFF);
+    return out;
+  }
+  std::vector<std::byte> out(src.size());
+  std::memcpy(out.data(), src.data(), src.size());
+  return out;
+}
+
+std::string modelopt_quant_config(const std::vector<std::string>& exclude_modules) {
+  nlohmann::ordered_json j;
+  j["producer"] = {{"name", "modelopt"}, {"version", "lowp"}};
+  j["quantization"] = {{"quant_algo", "NVFP4"},
+                       {"kv_cache_quant_algo", nullptr},
+                       {"group_size", 16},
+                       {"exclude_modules", exclude_modules}};
+  return j.dump(2) + "\n";
+}
+
 std::string module_of(std::string_view tensor_name) {
   const std::size_t dot = tensor_name.rfind('.');
   return std::string(dot == std::string_view::npos ? tensor_name : tensor_name.substr(0, dot));
@@ -66,7 +109,11 @@ std::string config_with_quantization(std::string_view config, std::string_view q
       throw Error(std::string(source) + ": not a JSON object (a Hugging Face config.json)");
     }
   }
-  j["quantization_config"] = nlohmann::ordered_json::parse(quantization_config);
+  if (quantization_config.empty()) {
+    j.erase("quantization_config");
+  } else {
+    j["quantization_config"] = nlohmann::ordered_json::parse(quantization_config);
+  }
   return j.dump(2) + "\n";
 }
 
@@ -77,6 +124,31 @@ ModelDirectory open_model_directory(const std::filesystem::path& dir) {
   }
   ModelDirectory d{open_model(weights), ""};
   d.layout = d.model->layout();
+  const std::filesystem::path hf_quant = dir / "hf_quant_config.json";
+  if (std::filesystem::exists(hf_quant)) {
+    std::ifstream f(hf_quant, std::ios::binary);
+    std::ostringstream text;
+    text << f.rdbuf();
+    const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+    const std::string where = hf_quant.string();
+    if (j.is_discarded() || !j.is_object() || !j.contains("quantization") ||
+        !j["quantization"].is_object() || !j["quantization"].contains("quant_algo") ||
+        !j["quantization"]["quant_algo"].is_string()) {
+      throw Error(where + ": not a ModelOpt config (no quantization.quant_algo string)");
+    }
+    const std::string algo = j["quantization"]["quant_algo"].get<std::string>();
+    if (algo != "NVFP4") {
+      throw Error(where + ": unknown ModelOpt quant_algo " + quoted(algo) + " (lowp reads NVFP4)");
+    }
+    if (d.model->layout() != "modelopt") {
+      throw Error(weights.string() +
+                  ": hf_quant_config.json says ModelOpt NVFP4 but no tensor is stored as "
+                  "<name> (U8 [rows, cols/2]) with <name>_scale (F8_E4M3 [rows, cols/16]) and "
+                  "<name>_scale_2 (F32 scalar)");
+    }
+    d.layout = "modelopt";
+    return d;
+  }
   const std::filesystem::path config_path = dir / "config.json";
   if (!std::filesystem::exists(config_path)) return d;
   std::ifstream f(config_path, std::ios::binary);

@@ -160,6 +160,8 @@ class SafetensorsReader final : public ModelReader {
                          std::vector<Combined>& out) const;
   void add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index, std::uint64_t data_start,
                        std::vector<Combined>& out) const;
+  void add_modelopt_nvfp4(std::vector<RawTensor>& raw, const RawIndex& index,
+                          std::uint64_t data_start, std::vector<Combined>& out) const;
 
   std::span<const std::byte> image_;
   std::string source_;
@@ -245,7 +247,11 @@ void SafetensorsReader::parse() {
   }
   const std::size_t lowp_packed = combined.size();
   add_mxfp4_pairs(raw, index, data_start, combined);
-  if (combined.size() > lowp_packed) {
+  const std::size_t gpt_oss = combined.size() - lowp_packed;
+  add_modelopt_nvfp4(raw, index, data_start, combined);
+  if (combined.size() > lowp_packed + gpt_oss) {
+    layout_ = "modelopt";
+  } else if (gpt_oss > 0) {
     layout_ = "gpt-oss";
   } else if (lowp_packed > 0) {
     layout_ = "lowp";
@@ -553,6 +559,62 @@ void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIn
     c.entry.scales_offset = data_start + scales->begin;
     c.entry.scales_bytes = scales->end - scales->begin;
     blocks.consumed = scales->consumed = true;
+    out.push_back(std::move(c));
+  }
+}
+
+// ModelOpt NVFP4 (vLLM's modelopt.py): "<name>" U8 [rows, cols/2],
+// "<name>_scale" F8_E4M3 [rows, cols/16], "<name>_scale_2" F32 scalar (the
+// per-tensor scale amax/2688). A U8 matrix with an F8_E4M3 "_scale" claims
+// the convention; every other part must then agree.
+void SafetensorsReader::add_modelopt_nvfp4(std::vector<RawTensor>& raw, const RawIndex& index,
+                                           std::uint64_t data_start,
+                                           std::vector<Combined>& out) const {
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    RawTensor& w = raw[i];
+    if (w.consumed || w.dtype->name != "U8" || w.shape.size() != 2) continue;
+    RawTensor* scale = find_raw(raw, index, w.name + "_scale");
+    if (scale == nullptr || scale->consumed || scale->dtype->name != "F8_E4M3") continue;
+    const std::string where = "ModelOpt NVFP4 tensor " + lowp::quoted(w.name);
+    const std::string scale2_name = w.name + "_scale_2";
+    RawTensor* scale2 = find_raw(raw, index, scale2_name);
+    if (scale2 == nullptr)
+      fail(source_,
+           where + " has no per-tensor scale: tensor " + lowp::quoted(scale2_name) + " is missing");
+    if (scale2->consumed || scale2->dtype->name != "F32" || scale2->end - scale2->begin != 4) {
+      fail(source_, where + ": " + lowp::quoted(scale2_name) + " must be one F32 value, is " +
+                        std::string(scale2->dtype->name) + " " + shape_text(scale2->shape));
+    }
+    // cols = 2 * bytes per row must be a whole number of blocks of 16 (the
+    // product cannot overflow: the U8 shape's bytes lie inside the file).
+    const std::int64_t cols = w.shape[1] * 2;
+    const std::vector<std::int64_t> expected = {w.shape[0], cols / 16};
+    if (cols % 16 != 0 || scale->shape != expected) {
+      fail(source_, where + ": scales " + lowp::quoted(scale->name) + " must be F8_E4M3 of shape " +
+                        shape_text(expected) +
+                        (cols % 16 != 0 ? " with the columns a multiple of 16" : "") + ", is " +
+                        shape_text(scale->shape));
+    }
+    std::uint32_t bits = 0;
+    for (std::size_t b = 4; b-- > 0;)
+      bits = (bits << 8) | std::to_integer<std::uint32_t>(
+                               image_[static_cast<std::size_t>(data_start + scale2->begin) + b]);
+    const float tensor_scale = std::bit_cast<float>(bits);
+    if (!std::isfinite(tensor_scale) || tensor_scale < 0.0f) {
+      fail(source_, where + ": " + lowp::quoted(scale2_name) + " must be finite and non-negative");
+    }
+    Combined c;
+    c.info.name = w.name;
+    c.info.dtype = "nvfp4";
+    c.info.shape = {w.shape[0], cols};
+    c.info.offset = data_start + w.begin;
+    c.info.nbytes = w.end - w.begin;
+    c.entry.format = BlockFormat{BlockScale::kUe4m3, kFp4E2m1, 16};
+    c.entry.axis = 1;
+    c.entry.tensor_scale = tensor_scale;
+    c.entry.scales_offset = data_start + scale->begin;
+    c.entry.scales_bytes = scale->end - scale->begin;
+    w.consumed = scale->consumed = scale2->consumed = true;
     out.push_back(std::move(c));
   }
 }

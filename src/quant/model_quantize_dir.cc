@@ -100,12 +100,23 @@ ModelReport quantize_model_dir(const fs::path& in, const fs::path& out_dir,
     const std::string m = io::module_of(t.name);
     if (!t.quantized && !quantized.contains(m) && seen.insert(m).second) kept.push_back(m);
   }
-  const std::string text = io::config_with_quantization(
-      config, io::gpt_oss_quantization_config(kept), (in / "config.json").string());
-  {
-    std::ofstream f(temp.path / "config.json", std::ios::binary);
+  const auto write_text = [](const fs::path& path, const std::string& text) {
+    std::ofstream f(path, std::ios::binary);
     f << text;
-    if (!f.flush()) throw Error("cannot write " + quoted((temp.path / "config.json").string()));
+    if (!f.flush()) throw Error("cannot write " + quoted(path.string()));
+  };
+  const std::string config_source = (in / "config.json").string();
+  if (req.layout == io::Layout::kModelopt) {
+    // ModelOpt's config is hf_quant_config.json; config.json (the input's,
+    // if any) loses any quantization_config of another convention.
+    write_text(temp.path / "hf_quant_config.json", io::modelopt_quant_config(kept));
+    if (!config.empty())
+      write_text(temp.path / "config.json",
+                 io::config_with_quantization(config, "", config_source));
+  } else {
+    write_text(
+        temp.path / "config.json",
+        io::config_with_quantization(config, io::gpt_oss_quantization_config(kept), config_source));
   }
   // Step 5: tokenizer and generation files, copied as they are.
   try {

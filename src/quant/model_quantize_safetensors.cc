@@ -51,11 +51,12 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     bool quantize;
     std::size_t first_output;  // index into outputs
     std::size_t parts;         // outputs it owns (2 for packed: elements, scales)
-    // gpt-oss layout, input already MXFP4 with blocks along its last
+    // An engine layout whose format the input already holds along its last
     // dimension: the stored codes and scales are copied, not requantized.
     bool copy_packed = false;
   };
   const bool gpt_oss = req.layout == io::Layout::kGptOss;
+  const bool modelopt = req.layout == io::Layout::kModelopt;
   std::vector<Plan> plans;
   std::vector<float> planned_scale;  // NVFP4 tensor scales written into the header
   std::vector<io::OutputTensor> outputs;
@@ -66,7 +67,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     return kv.first != "lowp.arch" &&
            (kv.first.rfind("lowp.", 0) == 0 || kv.first.rfind("lowp_", 0) == 0);
   });
-  if (!gpt_oss)
+  if (!gpt_oss && !modelopt)
     metadata.emplace_back("lowp_quantized_format", f.name + (req.fake ? " (fake)" : ""));
   // One buffer for the values of every tensor in turn, one for their
   // quantized values: tensor after tensor reuses the same memory.
@@ -77,12 +78,15 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     // gpt-oss blocks run along the last dimension: a tensor whose last
     // dimension is not a multiple of 32 is kept as it is.
     if (gpt_oss && p.quantize && t.shape.back() % 32 != 0) p.quantize = false;
-    if (p.quantize && gpt_oss) {
+    // ModelOpt quantizes matrices [rows, cols] with cols in blocks of 16.
+    if (modelopt && p.quantize && (t.shape.size() != 2 || t.shape[1] % 16 != 0)) p.quantize = false;
+    if (p.quantize && (gpt_oss || modelopt)) {
       if (const std::optional<PackedTensor> stored = in.packed(t)) {
         p.copy_packed =
             stored->format == f.block && stored->axis == static_cast<int>(t.shape.size()) - 1;
       }
-      std::vector<io::OutputTensor> parts = io::gpt_oss_outputs(t.name, t.shape);
+      std::vector<io::OutputTensor> parts = gpt_oss ? io::gpt_oss_outputs(t.name, t.shape)
+                                                    : io::modelopt_nvfp4_outputs(t.name, t.shape);
       p.parts = parts.size();
       for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
     } else if (p.quantize && f.is_block && !req.fake) {
@@ -148,6 +152,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     const io::OutputTensor& o = outputs[index];
     const std::size_t part = index - p.first_output;
     if (part > 0) {
+      if (modelopt) return io::modelopt_part_bytes(*pending, part);
       return packed_matrix ? io::packed_matrix_bytes(*pending_matrix, part)
                            : io::packed_tensor_bytes(*pending, part);
     }
@@ -182,7 +187,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       r.stored_as = f.name;
     } else if (f.is_block && !req.fake) {
       pending = quantize(f.block, values, block_view(t.shape), req.axis, req.block);
-      if (pending->tensor_scale != planned_scale[owner[index]]) {
+      // (modelopt stores the tensor scale as data, after the codes.)
+      if (!modelopt && pending->tensor_scale != planned_scale[owner[index]]) {
         throw Error("tensor " + quoted(t.name) + " changed while it was being quantized");
       }
       q.resize(values.size());

@@ -1115,6 +1115,88 @@ class Layouts(Base):
                           "has no scales", self.path("o"))
 
 
+    def test_modelopt_nvfp4(self):
+        # ModelOpt NVFP4 as vLLM's modelopt.py loads it: <name> U8 [rows, cols/2],
+        # <name>_scale F8_E4M3 [rows, cols/16], <name>_scale_2 F32 scalar; a weight is
+        # e2m1 * e4m3(scale) * scale_2. Decoded here independently and against lowp's own
+        # NVFP4 (--fake); re-writing is byte-identical.
+        sample_model(self.path("m.npz"))
+        out, again = self.path("mo"), self.path("mo2")
+        r = run("quantize", self.path("m.npz"), "-o", out, "-f", "nvfp4", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(out)), ["hf_quant_config.json", "model.safetensors"])
+        hq = json.load(open(os.path.join(out, "hf_quant_config.json")))
+        self.assertEqual(hq["producer"]["name"], "modelopt")
+        self.assertEqual(hq["quantization"]["quant_algo"], "NVFP4")
+        self.assertEqual(hq["quantization"]["group_size"], 16)
+        self.assertEqual(hq["quantization"]["exclude_modules"], ["conv", "bias"])
+        packed = os.path.join(out, "model.safetensors")
+        tensors, meta = safetensors_tensors(packed)
+        self.assertEqual(meta, {})
+        self.assertEqual(tensors["w1"][:2], ("U8", [64, 48]))
+        self.assertEqual(tensors["w1_scale"][:2], ("F8_E4M3", [64, 6]))
+        self.assertEqual(tensors["w1_scale_2"][:2], ("F32", []))
+        self.assertEqual(tensors["conv"][0], "F32")  # rank 4: kept
+        r = run("quantize", self.path("m.npz"), "-o", self.path("fake.safetensors"), "-f", "nvfp4", "--fake", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("quantize", packed, "-o", self.path("back.safetensors"), "-f", "fp32", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        fake, _ = safetensors_tensors(self.path("fake.safetensors"))
+        back, _ = safetensors_tensors(self.path("back.safetensors"))
+        for name in ("w1", "w2"):
+            self.assertEqual(back[name], fake[name], name)
+        # Independent decode of w2: e2m1 * (scale_2 * e4m3) as float32 products (lowp's
+        # order; each product of two floats is exact in a double, then rounded once).
+        codes, scales = tensors["w2"][2], tensors["w2_scale"][2]
+        scale_2 = struct.unpack("<f", tensors["w2_scale_2"][2])[0]
+        f32_round = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+        want = []
+        for r_ in range(32):
+            for j in range(64):
+                b = codes[r_ * 32 + j // 2]
+                code = b & 0xF if j % 2 == 0 else b >> 4
+                want.append(f32_round(FP4_VALUES[code] * f32_round(scale_2 * e4m3_value(scales[r_ * 4 + j // 16]))))
+        self.assertEqual(list(struct.unpack(f"<{32 * 64}f", back["w2"][2])), want)
+        info = json.loads(run("inspect", "--json", out).stdout)
+        self.assertEqual(info["layout"], "modelopt")
+        self.assertEqual({t["name"]: t["dtype"] for t in info["tensors"]}["w1"], "nvfp4")
+        r = run("quantize", out, "-o", again, "-f", "nvfp4", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(), open(packed, "rb").read())
+        self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x"), "-f", "mxfp4", "--layout", "modelopt"],
+                          "--layout modelopt holds nvfp4 (blocks of 16), not 'mxfp4'", self.path("x"))
+
+    def test_modelopt_bad_checkpoints(self):
+        d = self.path("ckpt")
+        os.mkdir(d)
+
+        def write(tensors, algo="NVFP4"):
+            with open(os.path.join(d, "model.safetensors"), "wb") as f:
+                f.write(safetensors_raw(tensors))
+            json.dump({"producer": {"name": "modelopt"}, "quantization": {"quant_algo": algo}},
+                      open(os.path.join(d, "hf_quant_config.json"), "w"))
+
+        w = ("U8", (2, 8), bytes(16))
+        scale = ("F8_E4M3", (2, 1), bytes([0x38, 0x38]))
+        scale_2 = ("F32", (), f32([1.0]))
+        write({"l.weight": w, "l.weight_scale": scale})
+        self.assert_fails(["inspect", d], "ModelOpt NVFP4 tensor 'l.weight' has no per-tensor scale: tensor 'l.weight_scale_2' is missing")
+        write({"l.weight": w, "l.weight_scale": ("F8_E4M3", (2, 2), bytes(4)), "l.weight_scale_2": scale_2})
+        self.assert_fails(["inspect", d], "scales 'l.weight_scale' must be F8_E4M3 of shape [2, 1], is [2, 2]")
+        write({"l.weight": w, "l.weight_scale": scale, "l.weight_scale_2": ("BF16", (2,), bytes(4))})
+        self.assert_fails(["inspect", d], "'l.weight_scale_2' must be one F32 value, is BF16 [2]")
+        write({"l.weight": w, "l.weight_scale": scale, "l.weight_scale_2": ("F32", (), f32([math.inf]))})
+        self.assert_fails(["inspect", d], "must be finite and non-negative")
+        write({"l.weight": ("F32", (1,), f32([1.0]))})
+        self.assert_fails(["inspect", d], "hf_quant_config.json says ModelOpt NVFP4 but no tensor")
+        write({"l.weight": w, "l.weight_scale": scale, "l.weight_scale_2": scale_2}, algo="W4A8_AWQ")
+        self.assert_fails(["inspect", d], "unknown ModelOpt quant_algo 'W4A8_AWQ'")
+        write({"l.weight": w, "l.weight_scale": scale, "l.weight_scale_2": scale_2})
+        info = json.loads(run("inspect", "--json", d).stdout)
+        self.assertEqual(info["layout"], "modelopt")
+        self.assertEqual(info["tensors"][0]["shape"], [2, 16])
+
+
 class BadInput(Base):
     def setUp(self):
         super().setUp()

@@ -7,6 +7,12 @@
 // element 2i = FP4_VALUES[byte & 0xF] and 2i+1 = FP4_VALUES[byte >> 4], times
 // 2^(scale - 127); FP4_VALUES is the E2M1 table 0, 0.5, 1, 1.5, 2, 3, 4, 6 and
 // their negatives at codes 8-15.
+//
+// ModelOpt vectors are derived from vLLM's ModelOpt NVFP4 loader
+// (vllm/model_executor/layers/quantization/modelopt.py): "<name>" U8
+// [rows, cols/2] (element 2i in the low nibble), "<name>_scale" float8_e4m3fn
+// [rows, cols/16], "<name>_scale_2" one float32, and a weight is
+// e2m1 * weight_scale * weight_scale_2 (weight_scale_2 = amax / (6 * 448)).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -155,6 +161,63 @@ TEST(GptOssLayout, DirectoryConfigMustMatchTheTensors) {
   EXPECT_THROW(io::open_model_directory(tmp.path), Error);
   std::ofstream(tmp.path / "config.json") << R"({"hidden_size": 8})";
   EXPECT_EQ(io::open_model_directory(tmp.path).layout, "");
+}
+
+TEST(ModeloptLayout, HandVectorBytesAndRoundTrip) {
+  // Row 0: 448 times the gpt-oss row above, so the tensor amax is 2688 and
+  // weight_scale_2 = 2688 / (6 * 448) = 1 (F32 bytes 00 00 80 3F); the block
+  // scale is 2688 / 6 = 448 = 1.75 * 2^8, E4M3 0_1111_110 = 0x7E, and the
+  // codes those of the gpt-oss row: A2 54 70 F1 00 00 00 00. Row 1 is a
+  // quarter of row 0: block scale 112 = 1.75 * 2^6, E4M3 0_1101_110 = 0x6E.
+  TempDir tmp;
+  std::vector<float> row = {1.0f, -1.0f, 2.0f, 3.0f, 0.0f, 6.0f, 0.5f, -6.0f};
+  row.resize(16, 0.0f);
+  std::vector<float> w;
+  for (float v : row) w.push_back(448.0f * v);
+  for (float v : row) w.push_back(112.0f * v);
+  write_f32(tmp.path / "in.safetensors", "q_proj.weight", {2, 16}, w);
+  QuantizeRequest req;
+  req.format = "nvfp4";
+  req.layout = io::Layout::kModelopt;
+  const fs::path out = tmp.path / "out";
+  quantize_model_dir(tmp.path / "in.safetensors", out, req);
+  EXPECT_TRUE(fs::exists(out / "hf_quant_config.json"));
+  EXPECT_FALSE(fs::exists(out / "config.json"));  // a lone file has none to keep
+  const io::ModelDirectory d = io::open_model_directory(out);
+  EXPECT_EQ(d.layout, "modelopt");
+  ASSERT_EQ(d.model->tensors().size(), 1u);
+  const io::TensorInfo& t = d.model->tensors()[0];
+  EXPECT_EQ(t.name, "q_proj.weight");
+  EXPECT_EQ(t.dtype, "nvfp4");
+  EXPECT_EQ(t.shape, (std::vector<std::int64_t>{2, 16}));
+  const std::optional<PackedTensor> p = d.model->packed(t);
+  ASSERT_TRUE(p.has_value());
+  const std::vector<std::uint8_t> codes = {0xA2, 0x54, 0x70, 0xF1, 0, 0, 0, 0,
+                                           0xA2, 0x54, 0x70, 0xF1, 0, 0, 0, 0};
+  EXPECT_EQ(p->elements, codes);
+  EXPECT_EQ(p->scales, (std::vector<std::uint8_t>{0x7E, 0x6E}));
+  EXPECT_EQ(p->tensor_scale, 1.0f);
+  EXPECT_EQ(d.model->read_f32(t), w);
+  // The raw file: the three tensors, with the names and dtypes vLLM loads.
+  const std::unique_ptr<io::ModelReader> file = io::open_model(out / "model.safetensors");
+  EXPECT_EQ(file->metadata().size(), 0u);
+  const auto bytes = [](const fs::path& f) {
+    std::ifstream s(f, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(s), {});
+  };
+  const std::string image = bytes(out / "model.safetensors");
+  EXPECT_NE(image.find(R"("q_proj.weight_scale":{"dtype":"F8_E4M3","shape":[2,1])"),
+            std::string::npos)
+      << image.substr(0, 400);
+  EXPECT_NE(image.find(R"("q_proj.weight_scale_2":{"dtype":"F32","shape":[])"), std::string::npos);
+  EXPECT_EQ(image.substr(image.size() - 4), std::string("\x00\x00\x80\x3F", 4));
+  // Re-writing from the ModelOpt directory copies the codes: byte-identical.
+  quantize_model_dir(out, tmp.path / "again", req);
+  EXPECT_EQ(bytes(tmp.path / "again" / "model.safetensors"), image);
+  // Other formats are refused.
+  req.format = "mxfp4";
+  EXPECT_THROW(quantize_model_dir(tmp.path / "in.safetensors", tmp.path / "x", req), Error);
+  EXPECT_FALSE(fs::exists(tmp.path / "x"));
 }
 
 }  // namespace

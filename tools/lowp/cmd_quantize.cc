@@ -239,19 +239,21 @@ void run_quantize(const QuantizeArgs& a) {
 
 void add_quantize_command(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
-  auto* cmd = app.add_subcommand("quantize",
-                                 "Quantize a model file (.safetensors, .gguf, .onnx, .npz, .npy) "
-                                 "tensor by tensor and report what each "
-                                 "tensor lost. By default float tensors of rank >= 2 are quantized "
-                                 "and the rest (norms, biases) kept. "
-                                 "Outputs: .safetensors (any format; block formats packed), .gguf "
-                                 "(fp32, fp16, bf16, mxfp4, q8_0), "
-                                 ".onnx (--fake only). A Hugging Face model directory (Llama, "
-                                 "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
-                                 "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
-                                 "bf16, q8_0, q4_0, q4_k, mxfp4). --layout gpt-oss writes the "
-                                 "Hugging Face model directory transformers and vLLM load as "
-                                 "gpt-oss MXFP4 (-o DIR -f mxfp4)");
+  auto* cmd =
+      app.add_subcommand("quantize",
+                         "Quantize a model file (.safetensors, .gguf, .onnx, .npz, .npy) "
+                         "tensor by tensor and report what each "
+                         "tensor lost. By default float tensors of rank >= 2 are quantized "
+                         "and the rest (norms, biases) kept. "
+                         "Outputs: .safetensors (any format; block formats packed), .gguf "
+                         "(fp32, fp16, bf16, mxfp4, q8_0), "
+                         ".onnx (--fake only). A Hugging Face model directory (Llama, "
+                         "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
+                         "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
+                         "bf16, q8_0, q4_0, q4_k, mxfp4). --layout gpt-oss writes the "
+                         "Hugging Face model directory transformers and vLLM load as "
+                         "gpt-oss MXFP4 (-o DIR -f mxfp4), --layout modelopt the directory vLLM "
+                         "loads as ModelOpt NVFP4 (-o DIR -f nvfp4)");
   cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
   cmd->add_option("--format,-f", a->format,
@@ -298,7 +300,9 @@ void add_quantize_command(CLI::App& app) {
                   "safetensors convention: lowp (lowp's packed tensors, read back by lowp); "
                   "gpt-oss (OpenAI gpt-oss MXFP4: <name>_blocks/<name>_scales, -f mxfp4; OUT is "
                   "a model directory: model.safetensors, config.json with quantization_config, "
-                  "the input directory's tokenizer files)")
+                  "the input directory's tokenizer files); modelopt (NVIDIA ModelOpt NVFP4: <name> "
+                  "U8, <name>_scale F8_E4M3, <name>_scale_2 F32, -f nvfp4; OUT is a model "
+                  "directory with hf_quant_config.json)")
       ->default_str("lowp");
   cmd->add_option("--report", a->report_path, "Also write the per-tensor report as JSON");
   cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->default_str("0");

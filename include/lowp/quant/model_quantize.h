@@ -120,8 +120,9 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
 // as the Hugging Face model directory engines load: `out_dir`/model.safetensors
 // (quantize_model), config.json with the layout's "quantization_config" (the
 // input's config.json when `in` is a model directory, or one holding only
-// quantization_config), and the input directory's tokenizer and generation
-// files copied. `in` is a safetensors file or a directory holding one
+// quantization_config; for modelopt, hf_quant_config.json, and the input's
+// config.json without a quantization_config), and the input directory's
+// tokenizer and generation files copied. `in` is a safetensors file or a directory holding one
 // model.safetensors. The directory is built beside `out_dir` and renamed into
 // place when complete: `out_dir` must not exist, or be an empty directory.
 ModelReport quantize_model_dir(const std::filesystem::path& in,
