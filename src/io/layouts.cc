@@ -78,13 +78,27 @@ std::vector<std::byte> modelopt_part_bytes(const PackedTensor& t, std::size_t pa
   return out;
 }
 
-std::string modelopt_quant_config(const std::vector<std::string>& exclude_modules) {
+std::vector<OutputTensor> modelopt_fp8_outputs(const std::string& name,
+                                               std::span<const std::int64_t> shape) {
+  if (shape.size() != 2) {
+    throw Error("tensor " + quoted(name) +
+                ": the modelopt layout stores FP8 matrices [rows, cols]");
+  }
+  const auto count = static_cast<std::uint64_t>(shape[0]) * static_cast<std::uint64_t>(shape[1]);
+  return {OutputTensor{name, "F8_E4M3", {shape[0], shape[1]}, count},
+          OutputTensor{name + "_scale", "F32", {}, 4}};
+}
+
+std::string modelopt_quant_config(std::string_view quant_algo,
+                                  const std::vector<std::string>& exclude_modules) {
   nlohmann::ordered_json j;
   j["producer"] = {{"name", "modelopt"}, {"version", "lowp"}};
-  j["quantization"] = {{"quant_algo", "NVFP4"},
-                       {"kv_cache_quant_algo", nullptr},
-                       {"group_size", 16},
-                       {"exclude_modules", exclude_modules}};
+  nlohmann::ordered_json q;
+  q["quant_algo"] = quant_algo;
+  q["kv_cache_quant_algo"] = nullptr;
+  if (quant_algo == "NVFP4") q["group_size"] = 16;
+  q["exclude_modules"] = exclude_modules;
+  j["quantization"] = q;
   return j.dump(2) + "\n";
 }
 
@@ -137,8 +151,20 @@ ModelDirectory open_model_directory(const std::filesystem::path& dir) {
       throw Error(where + ": not a ModelOpt config (no quantization.quant_algo string)");
     }
     const std::string algo = j["quantization"]["quant_algo"].get<std::string>();
+    if (algo == "FP8") {
+      bool any = false;
+      for (const TensorInfo& t : d.model->tensors()) any = any || t.dtype == "fp8_e4m3:tensor";
+      if (!any) {
+        throw Error(weights.string() +
+                    ": hf_quant_config.json says ModelOpt FP8 but no tensor is stored as <name> "
+                    "(F8_E4M3 [rows, cols]) with <name>_scale (F32 scalar)");
+      }
+      d.layout = "modelopt";
+      return d;
+    }
     if (algo != "NVFP4") {
-      throw Error(where + ": unknown ModelOpt quant_algo " + quoted(algo) + " (lowp reads NVFP4)");
+      throw Error(where + ": unknown ModelOpt quant_algo " + quoted(algo) +
+                  " (lowp reads NVFP4, FP8)");
     }
     if (d.model->layout() != "modelopt") {
       throw Error(weights.string() +

@@ -162,6 +162,8 @@ class SafetensorsReader final : public ModelReader {
                        std::vector<Combined>& out) const;
   void add_modelopt_nvfp4(std::vector<RawTensor>& raw, const RawIndex& index,
                           std::uint64_t data_start, std::vector<Combined>& out) const;
+  void add_fp8_tensor_scaled(std::vector<RawTensor>& raw, const RawIndex& index,
+                             std::uint64_t data_start, std::vector<Combined>& out) const;
 
   std::span<const std::byte> image_;
   std::string source_;
@@ -249,7 +251,12 @@ void SafetensorsReader::parse() {
   add_mxfp4_pairs(raw, index, data_start, combined);
   const std::size_t gpt_oss = combined.size() - lowp_packed;
   add_modelopt_nvfp4(raw, index, data_start, combined);
-  if (combined.size() > lowp_packed + gpt_oss) {
+  // (An FP8 matrix with a scale names no layout by itself: ModelOpt and
+  // compressed-tensors both store it so.)
+  const std::size_t before_fp8 = combined.size();
+  add_fp8_tensor_scaled(raw, index, data_start, combined);
+  const std::size_t fp8 = combined.size() - before_fp8;
+  if (combined.size() - fp8 > lowp_packed + gpt_oss) {
     layout_ = "modelopt";
   } else if (gpt_oss > 0) {
     layout_ = "gpt-oss";
@@ -615,6 +622,38 @@ void SafetensorsReader::add_modelopt_nvfp4(std::vector<RawTensor>& raw, const Ra
     c.entry.scales_offset = data_start + scale->begin;
     c.entry.scales_bytes = scale->end - scale->begin;
     w.consumed = scale->consumed = scale2->consumed = true;
+    out.push_back(std::move(c));
+  }
+}
+
+// FP8 per tensor (ModelOpt quant_algo "FP8", vLLM's modelopt.py
+// ModelOptFp8LinearMethod): "<name>" F8_E4M3 [rows, cols] with "<name>_scale"
+// one F32, value = e4m3 * scale: lowp's fp8_e4m3:tensor matrix.
+void SafetensorsReader::add_fp8_tensor_scaled(std::vector<RawTensor>& raw, const RawIndex& index,
+                                              std::uint64_t data_start,
+                                              std::vector<Combined>& out) const {
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    RawTensor& w = raw[i];
+    if (w.consumed || w.dtype->name != "F8_E4M3" || w.shape.size() != 2) continue;
+    RawTensor* scale = find_raw(raw, index, w.name + "_scale");
+    if (scale == nullptr || scale->consumed || scale->dtype->name != "F32") continue;
+    const std::string where = "FP8 tensor " + lowp::quoted(w.name);
+    if (scale->end - scale->begin != 4) {
+      fail(source_, where + ": scale " + lowp::quoted(scale->name) +
+                        " must be one F32 value (per tensor), is " + shape_text(scale->shape));
+    }
+    Combined c;
+    c.info.name = w.name;
+    c.info.dtype = "fp8_e4m3:tensor";
+    c.info.shape = w.shape;
+    c.info.offset = data_start + w.begin;
+    c.info.nbytes = w.end - w.begin;
+    c.entry.matrix = parse_matrix_format("fp8_e4m3:tensor");
+    c.entry.rows = static_cast<std::size_t>(w.shape[0]);
+    c.entry.cols = static_cast<std::size_t>(w.shape[1]);
+    c.entry.scales_offset = data_start + scale->begin;
+    c.entry.scales_bytes = 4;
+    w.consumed = scale->consumed = true;
     out.push_back(std::move(c));
   }
 }

@@ -376,8 +376,10 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
         req.output_kind != "safetensors" ? "writes safetensors, not " + req.output_kind
         : req.fake                       ? "stores packed NVFP4, not --fake values"
         : req.budget > 0                 ? "has one format, not a --budget"
-        : !f.is_block || f.block != BlockFormat{BlockScale::kUe4m3, kFp4E2m1, 16}
-            ? "holds nvfp4 (blocks of 16), not " + quoted(f.name)
+        : !(f.is_block && f.block == BlockFormat{BlockScale::kUe4m3, kFp4E2m1, 16}) &&
+                !(f.matrix && f.matrix->scheme == MatrixScheme::kTensor &&
+                  f.matrix->element == kFp8E4m3)
+            ? "holds nvfp4 (blocks of 16) or fp8_e4m3:tensor, not " + quoted(f.name)
         : req.axis != -1 ? "blocks along the last dimension (--axis -1)"
                          : "";
     if (!why.empty()) throw Error("--layout modelopt " + why);

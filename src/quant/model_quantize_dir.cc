@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "lowp/block/block_format.h"
 #include "lowp/error.h"
 #include "lowp/io/layouts.h"
 #include "lowp/quant/model_quantize.h"
@@ -109,7 +110,10 @@ ModelReport quantize_model_dir(const fs::path& in, const fs::path& out_dir,
   if (req.layout == io::Layout::kModelopt) {
     // ModelOpt's config is hf_quant_config.json; config.json (the input's,
     // if any) loses any quantization_config of another convention.
-    write_text(temp.path / "hf_quant_config.json", io::modelopt_quant_config(kept));
+    BlockFormat block;
+    const bool nvfp4 = parse_block_format(req.format, block);
+    write_text(temp.path / "hf_quant_config.json",
+               io::modelopt_quant_config(nvfp4 ? "NVFP4" : "FP8", kept));
     if (!config.empty())
       write_text(temp.path / "config.json",
                  io::config_with_quantization(config, "", config_source));

@@ -79,14 +79,17 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     // dimension is not a multiple of 32 is kept as it is.
     if (gpt_oss && p.quantize && t.shape.back() % 32 != 0) p.quantize = false;
     // ModelOpt quantizes matrices [rows, cols] with cols in blocks of 16.
-    if (modelopt && p.quantize && (t.shape.size() != 2 || t.shape[1] % 16 != 0)) p.quantize = false;
+    if (modelopt && p.quantize && (t.shape.size() != 2 || (f.is_block && t.shape[1] % 16 != 0)))
+      p.quantize = false;
     if (p.quantize && (gpt_oss || modelopt)) {
       if (const std::optional<PackedTensor> stored = in.packed(t)) {
-        p.copy_packed =
-            stored->format == f.block && stored->axis == static_cast<int>(t.shape.size()) - 1;
+        p.copy_packed = f.is_block && stored->format == f.block &&
+                        stored->axis == static_cast<int>(t.shape.size()) - 1;
       }
       std::vector<io::OutputTensor> parts = gpt_oss ? io::gpt_oss_outputs(t.name, t.shape)
-                                                    : io::modelopt_nvfp4_outputs(t.name, t.shape);
+                                            : f.matrix
+                                                ? io::modelopt_fp8_outputs(t.name, t.shape)
+                                                : io::modelopt_nvfp4_outputs(t.name, t.shape);
       p.parts = parts.size();
       for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
     } else if (p.quantize && f.is_block && !req.fake) {
@@ -152,7 +155,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     const io::OutputTensor& o = outputs[index];
     const std::size_t part = index - p.first_output;
     if (part > 0) {
-      if (modelopt) return io::modelopt_part_bytes(*pending, part);
+      if (modelopt && !packed_matrix) return io::modelopt_part_bytes(*pending, part);
       return packed_matrix ? io::packed_matrix_bytes(*pending_matrix, part)
                            : io::packed_tensor_bytes(*pending, part);
     }

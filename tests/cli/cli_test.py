@@ -437,7 +437,7 @@ class Quantize(Base):
             r = run("quantize", packed, "-o", back, "-f", "fp32", "-q")
             self.assertEqual(r.returncode, 0, r.stderr)
             got, want = self.read_safetensors_f32(back), self.read_safetensors_f32(fake)
-            for name in ("w1", "w2", "conv"):
+            for name in ("w1", "w2"):  # conv (rank 4) is kept
                 self.assertEqual(got[name], want[name], (fmt, name))
         self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x.gguf"), "-f", "int4:group32"],
                           "GGUF has no tensor type for int4:group32", self.path("x.gguf"))
@@ -1164,7 +1164,7 @@ class Layouts(Base):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(), open(packed, "rb").read())
         self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x"), "-f", "mxfp4", "--layout", "modelopt"],
-                          "--layout modelopt holds nvfp4 (blocks of 16), not 'mxfp4'", self.path("x"))
+                          "--layout modelopt holds nvfp4 (blocks of 16) or fp8_e4m3:tensor, not 'mxfp4'", self.path("x"))
 
     def test_modelopt_bad_checkpoints(self):
         d = self.path("ckpt")
@@ -1195,6 +1195,47 @@ class Layouts(Base):
         info = json.loads(run("inspect", "--json", d).stdout)
         self.assertEqual(info["layout"], "modelopt")
         self.assertEqual(info["tensors"][0]["shape"], [2, 16])
+
+
+    def test_modelopt_fp8(self):
+        # ModelOpt FP8 per tensor: <name> F8_E4M3 + <name>_scale F32 scalar, value = e4m3 * scale,
+        # which is lowp's fp8_e4m3:tensor; decoded independently here too.
+        sample_model(self.path("m.npz"))
+        out, again = self.path("fp8"), self.path("fp8b")
+        r = run("quantize", self.path("m.npz"), "-o", out, "-f", "fp8_e4m3:tensor", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        hq = json.load(open(os.path.join(out, "hf_quant_config.json")))
+        self.assertEqual(hq["quantization"]["quant_algo"], "FP8")
+        self.assertNotIn("group_size", hq["quantization"])
+        packed = os.path.join(out, "model.safetensors")
+        tensors, _ = safetensors_tensors(packed)
+        self.assertEqual(tensors["w2"][:2], ("F8_E4M3", [32, 64]))
+        self.assertEqual(tensors["w2_scale"][:2], ("F32", []))
+        r = run("quantize", self.path("m.npz"), "-o", self.path("fake.safetensors"), "-f", "fp8_e4m3:tensor", "--fake", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("quantize", packed, "-o", self.path("back.safetensors"), "-f", "fp32", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        fake, _ = safetensors_tensors(self.path("fake.safetensors"))
+        back, _ = safetensors_tensors(self.path("back.safetensors"))
+        for name in ("w1", "w2"):  # conv (rank 4) is kept
+            self.assertEqual(back[name], fake[name], name)
+        scale = struct.unpack("<f", tensors["w2_scale"][2])[0]
+        f32_round = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+        self.assertEqual(list(struct.unpack(f"<{32 * 64}f", back["w2"][2])),
+                         [f32_round(e4m3_value(c) * scale) for c in tensors["w2"][2]])
+        self.assertEqual(json.loads(run("inspect", "--json", out).stdout)["layout"], "modelopt")
+        r = run("quantize", out, "-o", again, "-f", "fp8_e4m3:tensor", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(), open(packed, "rb").read())
+        d = self.path("bad")
+        os.mkdir(d)
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(safetensors_raw({"l.weight": ("F8_E4M3", (2, 2), bytes(4)), "l.weight_scale": ("F32", (2,), f32([1, 1]))}))
+        self.assert_fails(["inspect", d], "FP8 tensor 'l.weight': scale 'l.weight_scale' must be one F32 value (per tensor), is [2]")
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(safetensors_raw({"l.weight": ("F8_E4M3", (2, 2), bytes(4))}))
+        json.dump({"quantization": {"quant_algo": "FP8"}}, open(os.path.join(d, "hf_quant_config.json"), "w"))
+        self.assert_fails(["inspect", d], "hf_quant_config.json says ModelOpt FP8 but no tensor")
 
 
 class BadInput(Base):

@@ -220,5 +220,39 @@ TEST(ModeloptLayout, HandVectorBytesAndRoundTrip) {
   EXPECT_FALSE(fs::exists(tmp.path / "x"));
 }
 
+TEST(ModeloptLayout, Fp8PerTensorHandVector) {
+  // ModelOpt FP8 (quant_algo "FP8", vLLM's ModelOptFp8LinearMethod): weight
+  // float8_e4m3fn, weight_scale one float32, a weight is e4m3 * weight_scale.
+  // amax 224 gives the scale 224 / 448 = 0.5 (F32 bytes 00 00 00 3F) and the
+  // OCP E4M3 codes of w / 0.5: 448 -> 0x7E, -224 -> 0xF6, 1 -> 0x38, 0 -> 0x00,
+  // 2 -> 0x40, 3 -> 0x44, -448 -> 0xFE, 0.5 -> 0x30.
+  TempDir tmp;
+  const std::vector<float> w = {224.0f, -112.0f, 0.5f, 0.0f, 1.0f, 1.5f, -224.0f, 0.25f};
+  write_f32(tmp.path / "in.safetensors", "o_proj.weight", {2, 4}, w);
+  QuantizeRequest req;
+  req.format = "fp8_e4m3:tensor";
+  req.layout = io::Layout::kModelopt;
+  const fs::path out = tmp.path / "out";
+  quantize_model_dir(tmp.path / "in.safetensors", out, req);
+  const auto bytes = [](const fs::path& f) {
+    std::ifstream s(f, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(s), {});
+  };
+  EXPECT_NE(bytes(out / "hf_quant_config.json").find(R"("quant_algo": "FP8")"), std::string::npos);
+  const std::string image = bytes(out / "model.safetensors");
+  EXPECT_NE(image.find(R"("o_proj.weight":{"dtype":"F8_E4M3","shape":[2,4])"), std::string::npos)
+      << image.substr(0, 300);
+  EXPECT_NE(image.find(R"("o_proj.weight_scale":{"dtype":"F32","shape":[])"), std::string::npos);
+  EXPECT_EQ(image.substr(image.size() - 12),
+            std::string("\x7E\xF6\x38\x00\x40\x44\xFE\x30\x00\x00\x00\x3F", 12));
+  const io::ModelDirectory d = io::open_model_directory(out);
+  EXPECT_EQ(d.layout, "modelopt");
+  ASSERT_EQ(d.model->tensors().size(), 1u);
+  EXPECT_EQ(d.model->tensors()[0].dtype, "fp8_e4m3:tensor");
+  EXPECT_EQ(d.model->read_f32(d.model->tensors()[0]), w);
+  quantize_model_dir(out, tmp.path / "again", req);
+  EXPECT_EQ(bytes(tmp.path / "again" / "model.safetensors"), image);
+}
+
 }  // namespace
 }  // namespace lowp

@@ -23,6 +23,9 @@
 //    hf_quant_config.json beside it: {"producer": {"name": "modelopt", ...},
 //    "quantization": {"quant_algo": "NVFP4", "group_size": 16,
 //    "exclude_modules": [the modules left unquantized]}}.
+//    FP8 per tensor (quant_algo "FP8"): "<name>" F8_E4M3 [rows, cols] and
+//    "<name>_scale" F32 [] (amax/448), value = e4m3 * scale: exactly lowp's
+//    fp8_e4m3:tensor.
 // safetensors reading recognizes the gpt-oss pairs (safetensors.h), so a file
 // written in a layout reads back as the same tensors of that format.
 #pragma once
@@ -61,8 +64,15 @@ std::vector<OutputTensor> modelopt_nvfp4_outputs(const std::string& name,
                                                  std::span<const std::int64_t> shape);
 std::vector<std::byte> modelopt_part_bytes(const PackedTensor& t, std::size_t part);
 
-// ModelOpt's hf_quant_config.json text for NVFP4 (group size 16).
-std::string modelopt_quant_config(const std::vector<std::string>& exclude_modules);
+// modelopt FP8 per tensor: the two stored tensors of matrix `name` ("<name>"
+// F8_E4M3, "<name>_scale" F32 []); throws unless `shape` has rank 2.
+std::vector<OutputTensor> modelopt_fp8_outputs(const std::string& name,
+                                               std::span<const std::int64_t> shape);
+
+// ModelOpt's hf_quant_config.json text for quant_algo "NVFP4" (group size 16)
+// or "FP8".
+std::string modelopt_quant_config(std::string_view quant_algo,
+                                  const std::vector<std::string>& exclude_modules);
 
 // The module a tensor belongs to: its name up to the last '.'
 // ("model.layers.0.self_attn.q_proj.weight" -> "model.layers.0.self_attn.q_proj").
@@ -82,11 +92,11 @@ std::string config_with_quantization(std::string_view config, std::string_view q
 // A Hugging Face model directory: its model.safetensors, read as open_model
 // reads it, and the layout named by config.json's quantization_config
 // ("gpt-oss" for quant_method "mxfp4"; "modelopt" when hf_quant_config.json
-// names quant_algo "NVFP4"; the file's own layout, "lowp" or "", without one). Throws lowp::Error
-// naming the file and the convention when the directory has no model.safetensors, config.json is
-// not a JSON object, quant_method is unknown, or the tensors disagree with the convention
-// (quant_method "mxfp4" without a single "<name>_blocks"/"<name>_scales" pair;
-// a pair's own faults are found by the safetensors reader).
+// names quant_algo "NVFP4" or "FP8"; the file's own layout, "lowp" or "", without one). Throws
+// lowp::Error naming the file and the convention when the directory has no model.safetensors,
+// config.json is not a JSON object, quant_method is unknown, or the tensors disagree with the
+// convention (quant_method "mxfp4" without a single "<name>_blocks"/"<name>_scales" pair; a pair's
+// own faults are found by the safetensors reader).
 struct ModelDirectory {
   std::unique_ptr<ModelReader> model;
   std::string layout;
