@@ -16,8 +16,9 @@ Layout parse_layout(std::string_view name) {
   if (name == "lowp") return Layout::kLowp;
   if (name == "gpt-oss") return Layout::kGptOss;
   if (name == "modelopt") return Layout::kModelopt;
+  if (name == "compressed-tensors") return Layout::kCompressedTensors;
   throw Error("unknown --layout " + quoted(std::string(name)) +
-              " (layouts: lowp, gpt-oss, modelopt)");
+              " (layouts: lowp, gpt-oss, modelopt, compressed-tensors)");
 }
 
 std::string_view layout_name(Layout layout) {
@@ -26,6 +27,8 @@ std::string_view layout_name(Layout layout) {
       return "gpt-oss";
     case Layout::kModelopt:
       return "modelopt";
+    case Layout::kCompressedTensors:
+      return "compressed-tensors";
     case Layout::kLowp:
       break;
   }
@@ -87,6 +90,51 @@ std::vector<OutputTensor> modelopt_fp8_outputs(const std::string& name,
   const auto count = static_cast<std::uint64_t>(shape[0]) * static_cast<std::uint64_t>(shape[1]);
   return {OutputTensor{name, "F8_E4M3", {shape[0], shape[1]}, count},
           OutputTensor{name + "_scale", "F32", {}, 4}};
+}
+
+std::vector<OutputTensor> compressed_fp8_outputs(const std::string& name,
+                                                 std::span<const std::int64_t> shape,
+                                                 bool per_channel) {
+  if (shape.size() != 2) {
+    throw Error("tensor " + quoted(name) +
+                ": the compressed-tensors layout stores FP8 matrices [rows, cols]");
+  }
+  const auto rows = static_cast<std::uint64_t>(shape[0]);
+  const auto count = rows * static_cast<std::uint64_t>(shape[1]);
+  if (per_channel) {
+    return {OutputTensor{name, "F8_E4M3", {shape[0], shape[1]}, count},
+            OutputTensor{name + "_scale", "F32", {shape[0], 1}, 4 * rows}};
+  }
+  return {OutputTensor{name, "F8_E4M3", {shape[0], shape[1]}, count},
+          OutputTensor{name + "_scale", "F32", {1}, 4}};
+}
+
+std::string compressed_fp8_quantization_config(bool per_channel,
+                                               const std::vector<std::string>& ignore) {
+  nlohmann::ordered_json weights;
+  weights["num_bits"] = 8;
+  weights["type"] = "float";
+  weights["symmetric"] = true;
+  weights["strategy"] = per_channel ? "channel" : "tensor";
+  weights["dynamic"] = false;
+  weights["group_size"] = nullptr;
+  weights["block_structure"] = nullptr;
+  weights["actorder"] = nullptr;
+  weights["observer"] = "minmax";
+  weights["observer_kwargs"] = nlohmann::ordered_json::object();
+  nlohmann::ordered_json group;
+  group["targets"] = {"Linear"};
+  group["weights"] = weights;
+  group["input_activations"] = nullptr;
+  group["output_activations"] = nullptr;
+  nlohmann::ordered_json j;
+  j["quant_method"] = "compressed-tensors";
+  j["format"] = "float-quantized";
+  j["quantization_status"] = "compressed";
+  j["config_groups"] = {{"group_0", group}};
+  j["ignore"] = ignore;
+  j["kv_cache_scheme"] = nullptr;
+  return j.dump();
 }
 
 std::string modelopt_quant_config(std::string_view quant_algo,
@@ -201,7 +249,26 @@ ModelDirectory open_model_directory(const std::filesystem::path& dir) {
     d.layout = "gpt-oss";
     return d;
   }
-  throw Error(where + ": unknown quant_method " + quoted(method) + " (lowp reads mxfp4, gpt-oss)");
+  if (method == "compressed-tensors") {
+    const std::string format =
+        q.contains("format") && q["format"].is_string() ? q["format"].get<std::string>() : "";
+    if (format != "float-quantized") {
+      throw Error(where + ": compressed-tensors format " + quoted(format) +
+                  " is not read by lowp (it reads float-quantized)");
+    }
+    bool any = false;
+    for (const TensorInfo& t : d.model->tensors())
+      any = any || t.dtype == "fp8_e4m3:tensor" || t.dtype == "fp8_e4m3:channel";
+    if (!any) {
+      throw Error(weights.string() +
+                  ": config.json says compressed-tensors float-quantized but no tensor is stored "
+                  "as <name> (F8_E4M3 [rows, cols]) with <name>_scale (F32 [1] or [rows, 1])");
+    }
+    d.layout = "compressed-tensors";
+    return d;
+  }
+  throw Error(where + ": unknown quant_method " + quoted(method) +
+              " (lowp reads mxfp4, compressed-tensors)");
 }
 
 }  // namespace lowp::io

@@ -638,21 +638,26 @@ void SafetensorsReader::add_fp8_tensor_scaled(std::vector<RawTensor>& raw, const
     RawTensor* scale = find_raw(raw, index, w.name + "_scale");
     if (scale == nullptr || scale->consumed || scale->dtype->name != "F32") continue;
     const std::string where = "FP8 tensor " + lowp::quoted(w.name);
-    if (scale->end - scale->begin != 4) {
+    // One scale (per tensor), or one per row [rows, 1] (per channel).
+    const std::vector<std::int64_t> channel_shape = {w.shape[0], 1};
+    const bool per_channel = scale->shape == channel_shape && scale->end - scale->begin != 4;
+    if (scale->end - scale->begin != 4 && !per_channel) {
       fail(source_, where + ": scale " + lowp::quoted(scale->name) +
-                        " must be one F32 value (per tensor), is " + shape_text(scale->shape));
+                        " must be one F32 value (per tensor), is " + shape_text(scale->shape) +
+                        " (per channel: " + shape_text(channel_shape) + ")");
     }
+    const std::string spelling = per_channel ? "fp8_e4m3:channel" : "fp8_e4m3:tensor";
     Combined c;
     c.info.name = w.name;
-    c.info.dtype = "fp8_e4m3:tensor";
+    c.info.dtype = spelling;
     c.info.shape = w.shape;
     c.info.offset = data_start + w.begin;
     c.info.nbytes = w.end - w.begin;
-    c.entry.matrix = parse_matrix_format("fp8_e4m3:tensor");
+    c.entry.matrix = parse_matrix_format(spelling);
     c.entry.rows = static_cast<std::size_t>(w.shape[0]);
     c.entry.cols = static_cast<std::size_t>(w.shape[1]);
     c.entry.scales_offset = data_start + scale->begin;
-    c.entry.scales_bytes = 4;
+    c.entry.scales_bytes = scale->end - scale->begin;
     w.consumed = scale->consumed = true;
     out.push_back(std::move(c));
   }

@@ -384,6 +384,19 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
                          : "";
     if (!why.empty()) throw Error("--layout modelopt " + why);
   }
+  if (req.layout == io::Layout::kCompressedTensors) {
+    const bool fp8 =
+        f.matrix && f.matrix->element == kFp8E4m3 &&
+        (f.matrix->scheme == MatrixScheme::kTensor || f.matrix->scheme == MatrixScheme::kChannel);
+    const std::string why =
+        req.output_kind != "safetensors" ? "writes safetensors, not " + req.output_kind
+        : req.fake                       ? "stores FP8 codes, not --fake values"
+        : req.budget > 0                 ? "has one format, not a --budget"
+        : !fp8
+            ? "holds fp8_e4m3:tensor or fp8_e4m3:channel (float-quantized), not " + quoted(f.name)
+            : "";
+    if (!why.empty()) throw Error("--layout compressed-tensors " + why);
+  }
   ModelReport report;
   report.budget = req.budget;
   report.output = out.string();

@@ -117,6 +117,12 @@ ModelReport quantize_model_dir(const fs::path& in, const fs::path& out_dir,
     if (!config.empty())
       write_text(temp.path / "config.json",
                  io::config_with_quantization(config, "", config_source));
+  } else if (req.layout == io::Layout::kCompressedTensors) {
+    const bool per_channel = req.format.ends_with(":channel");
+    write_text(
+        temp.path / "config.json",
+        io::config_with_quantization(
+            config, io::compressed_fp8_quantization_config(per_channel, kept), config_source));
   } else {
     write_text(
         temp.path / "config.json",

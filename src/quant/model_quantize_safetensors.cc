@@ -57,6 +57,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   };
   const bool gpt_oss = req.layout == io::Layout::kGptOss;
   const bool modelopt = req.layout == io::Layout::kModelopt;
+  const bool compressed = req.layout == io::Layout::kCompressedTensors;
   std::vector<Plan> plans;
   std::vector<float> planned_scale;  // NVFP4 tensor scales written into the header
   std::vector<io::OutputTensor> outputs;
@@ -67,7 +68,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     return kv.first != "lowp.arch" &&
            (kv.first.rfind("lowp.", 0) == 0 || kv.first.rfind("lowp_", 0) == 0);
   });
-  if (!gpt_oss && !modelopt)
+  if (!gpt_oss && !modelopt && !compressed)
     metadata.emplace_back("lowp_quantized_format", f.name + (req.fake ? " (fake)" : ""));
   // One buffer for the values of every tensor in turn, one for their
   // quantized values: tensor after tensor reuses the same memory.
@@ -81,7 +82,14 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     // ModelOpt quantizes matrices [rows, cols] with cols in blocks of 16.
     if (modelopt && p.quantize && (t.shape.size() != 2 || (f.is_block && t.shape[1] % 16 != 0)))
       p.quantize = false;
-    if (p.quantize && (gpt_oss || modelopt)) {
+    // compressed-tensors quantizes matrices.
+    if (compressed && p.quantize && t.shape.size() != 2) p.quantize = false;
+    if (p.quantize && compressed) {
+      std::vector<io::OutputTensor> parts =
+          io::compressed_fp8_outputs(t.name, t.shape, f.matrix->scheme == MatrixScheme::kChannel);
+      p.parts = parts.size();
+      for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
+    } else if (p.quantize && (gpt_oss || modelopt)) {
       if (const std::optional<PackedTensor> stored = in.packed(t)) {
         p.copy_packed = f.is_block && stored->format == f.block &&
                         stored->axis == static_cast<int>(t.shape.size()) - 1;

@@ -1238,6 +1238,61 @@ class Layouts(Base):
         self.assert_fails(["inspect", d], "hf_quant_config.json says ModelOpt FP8 but no tensor")
 
 
+    def test_compressed_tensors_fp8(self):
+        # compressed-tensors float-quantized FP8 (per tensor and per channel): decoded values
+        # equal lowp's own fake quantization and an independent e4m3 * scale; config.json
+        # carries the quantization_config; re-writing is byte-identical.
+        sample_model(self.path("m.npz"))
+        for fmt, strategy, scale_shape in (("fp8_e4m3:tensor", "tensor", [1]), ("fp8_e4m3:channel", "channel", [32, 1])):
+            out, again = self.path("ct_" + strategy), self.path("ct2_" + strategy)
+            r = run("quantize", self.path("m.npz"), "-o", out, "-f", fmt, "--layout", "compressed-tensors", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            q = json.load(open(os.path.join(out, "config.json")))["quantization_config"]
+            self.assertEqual((q["quant_method"], q["format"], q["quantization_status"]),
+                             ("compressed-tensors", "float-quantized", "compressed"))
+            self.assertEqual(q["config_groups"]["group_0"]["targets"], ["Linear"])
+            weights = q["config_groups"]["group_0"]["weights"]
+            self.assertEqual((weights["num_bits"], weights["type"], weights["strategy"]), (8, "float", strategy))
+            self.assertEqual(q["ignore"], ["conv", "bias"])
+            packed = os.path.join(out, "model.safetensors")
+            tensors, _ = safetensors_tensors(packed)
+            self.assertEqual(tensors["w2"][:2], ("F8_E4M3", [32, 64]))
+            self.assertEqual(tensors["w2_scale"][:2], ("F32", scale_shape))
+            r = run("quantize", self.path("m.npz"), "-o", self.path("fake.safetensors"), "-f", fmt, "--fake", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = run("quantize", packed, "-o", self.path("back.safetensors"), "-f", "fp32", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            fake, _ = safetensors_tensors(self.path("fake.safetensors"))
+            back, _ = safetensors_tensors(self.path("back.safetensors"))
+            for name in ("w1", "w2"):
+                self.assertEqual(back[name], fake[name], (fmt, name))
+            scales = struct.unpack(f"<{len(tensors['w2_scale'][2]) // 4}f", tensors["w2_scale"][2])
+            f32_round = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+            want = [f32_round(e4m3_value(c) * scales[i // 64 if len(scales) > 1 else 0])
+                    for i, c in enumerate(tensors["w2"][2])]
+            self.assertEqual(list(struct.unpack(f"<{32 * 64}f", back["w2"][2])), want)
+            info = json.loads(run("inspect", "--json", out).stdout)
+            self.assertEqual(info["layout"], "compressed-tensors")
+            self.assertEqual({t["name"]: t["dtype"] for t in info["tensors"]}["w2"], fmt)
+            r = run("quantize", out, "-o", again, "-f", fmt, "--layout", "compressed-tensors", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(), open(packed, "rb").read())
+        self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x"), "-f", "int4:group32", "--layout", "compressed-tensors"],
+                          "--layout compressed-tensors holds fp8_e4m3:tensor or fp8_e4m3:channel", self.path("x"))
+        d = self.path("bad")
+        os.mkdir(d)
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(safetensors_raw({"l.weight": ("F8_E4M3", (2, 2), bytes(4)), "l.weight_scale": ("F32", (2, 2), f32([1] * 4))}))
+        self.assert_fails(["inspect", d], "FP8 tensor 'l.weight': scale 'l.weight_scale' must be one F32 value (per tensor), is [2, 2] (per channel: [2, 1])")
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(safetensors_raw({"l.weight": ("F8_E4M3", (2, 2), bytes(4))}))
+        for fmt_name, message in (("float-quantized", "says compressed-tensors float-quantized but no tensor"),
+                                  ("pack-quantized", "compressed-tensors format 'pack-quantized' is not read by lowp")):
+            json.dump({"quantization_config": {"quant_method": "compressed-tensors", "format": fmt_name}},
+                      open(os.path.join(d, "config.json"), "w"))
+            self.assert_fails(["inspect", d], message)
+
+
 class BadInput(Base):
     def setUp(self):
         super().setUp()

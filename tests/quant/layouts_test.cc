@@ -254,5 +254,44 @@ TEST(ModeloptLayout, Fp8PerTensorHandVector) {
   EXPECT_EQ(bytes(tmp.path / "again" / "model.safetensors"), image);
 }
 
+TEST(CompressedTensorsLayout, Fp8PerChannelHandVector) {
+  // compressed-tensors float-quantized FP8, strategy "channel" (transformers'
+  // docs/source/en/quantization/compressed_tensors.md lists weight F8_E4M3 and
+  // weight_scale; per channel the scale is [rows, 1]), value = e4m3 * scale.
+  // Row 0 has amax 224: scale 0.5, codes of w / 0.5 (448 -> 0x7E, -224 ->
+  // 0xF6, 1 -> 0x38, 0 -> 0x00); row 1 amax 448: scale 1, codes 2 -> 0x40,
+  // 3 -> 0x44, -448 -> 0xFE, 0.5 -> 0x30. Scales F32 00 00 00 3F, 00 00 80 3F.
+  TempDir tmp;
+  const std::vector<float> w = {224.0f, -112.0f, 0.5f, 0.0f, 2.0f, 3.0f, -448.0f, 0.5f};
+  write_f32(tmp.path / "in.safetensors", "o_proj.weight", {2, 4}, w);
+  QuantizeRequest req;
+  req.format = "fp8_e4m3:channel";
+  req.layout = io::Layout::kCompressedTensors;
+  const fs::path out = tmp.path / "out";
+  quantize_model_dir(tmp.path / "in.safetensors", out, req);
+  const auto bytes = [](const fs::path& f) {
+    std::ifstream s(f, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(s), {});
+  };
+  const std::string config = bytes(out / "config.json");
+  EXPECT_NE(config.find(R"("quant_method": "compressed-tensors")"), std::string::npos) << config;
+  EXPECT_NE(config.find(R"("format": "float-quantized")"), std::string::npos);
+  EXPECT_NE(config.find(R"("strategy": "channel")"), std::string::npos);
+  const std::string image = bytes(out / "model.safetensors");
+  EXPECT_NE(image.find(R"("o_proj.weight_scale":{"dtype":"F32","shape":[2,1])"), std::string::npos)
+      << image.substr(0, 300);
+  EXPECT_EQ(image.substr(image.size() - 16),
+            std::string("\x7E\xF6\x38\x00\x40\x44\xFE\x30\x00\x00\x00\x3F\x00\x00\x80\x3F", 16));
+  const io::ModelDirectory d = io::open_model_directory(out);
+  EXPECT_EQ(d.layout, "compressed-tensors");
+  ASSERT_EQ(d.model->tensors().size(), 1u);
+  EXPECT_EQ(d.model->tensors()[0].dtype, "fp8_e4m3:channel");
+  EXPECT_EQ(d.model->read_f32(d.model->tensors()[0]), w);
+  quantize_model_dir(out, tmp.path / "again", req);
+  EXPECT_EQ(bytes(tmp.path / "again" / "model.safetensors"), image);
+  req.format = "nvfp4";
+  EXPECT_THROW(quantize_model_dir(tmp.path / "in.safetensors", tmp.path / "x", req), Error);
+}
+
 }  // namespace
 }  // namespace lowp

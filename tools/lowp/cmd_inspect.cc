@@ -102,7 +102,7 @@ void add_inspect_command(CLI::App& app) {
       "model file: .safetensors, .gguf, .onnx, .npy or .npz, or a Hugging Face model "
       "directory (model.safetensors checked against config.json's quantization_config or "
       "hf_quant_config.json); names the checkpoint layout it recognizes (gpt-oss, modelopt, "
-      "lowp)");
+      "compressed-tensors, lowp)");
   cmd->add_option("FILE", *path, "Model file or directory")->required();
   cmd->add_flag("--json", *json, "Print JSON instead of a table");
   cmd->callback([path, json] { run_inspect(*path, *json); });

@@ -302,7 +302,9 @@ void add_quantize_command(CLI::App& app) {
                   "a model directory: model.safetensors, config.json with quantization_config, "
                   "the input directory's tokenizer files); modelopt (NVIDIA ModelOpt NVFP4: <name> "
                   "U8, <name>_scale F8_E4M3, <name>_scale_2 F32, -f nvfp4; OUT is a model "
-                  "directory with hf_quant_config.json)")
+                  "directory with hf_quant_config.json; or -f fp8_e4m3:tensor, FP8); "
+                  "compressed-tensors (llm-compressor float-quantized FP8: -f fp8_e4m3:tensor or "
+                  "fp8_e4m3:channel; OUT is a model directory)")
       ->default_str("lowp");
   cmd->add_option("--report", a->report_path, "Also write the per-tensor report as JSON");
   cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->default_str("0");

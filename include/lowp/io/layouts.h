@@ -26,6 +26,14 @@
 //    FP8 per tensor (quant_algo "FP8"): "<name>" F8_E4M3 [rows, cols] and
 //    "<name>_scale" F32 [] (amax/448), value = e4m3 * scale: exactly lowp's
 //    fp8_e4m3:tensor.
+//  * compressed-tensors (vLLM's llm-compressor; Hugging Face transformers'
+//    docs/source/en/quantization/compressed_tensors.md): "float-quantized" FP8,
+//    a matrix "<name>" as "<name>" F8_E4M3 [rows, cols] and "<name>_scale" F32
+//    [1] (strategy "tensor", lowp's fp8_e4m3:tensor) or [rows, 1] (strategy
+//    "channel", lowp's fp8_e4m3:channel), value = e4m3 * scale; config.json's
+//    quantization_config = {"quant_method": "compressed-tensors", "format":
+//    "float-quantized", "quantization_status": "compressed", "config_groups":
+//    {"group_0": {"targets": ["Linear"], "weights": {...}}}, "ignore": [...]}.
 // safetensors reading recognizes the gpt-oss pairs (safetensors.h), so a file
 // written in a layout reads back as the same tensors of that format.
 #pragma once
@@ -42,9 +50,10 @@
 
 namespace lowp::io {
 
-enum class Layout { kLowp, kGptOss, kModelopt };
+enum class Layout { kLowp, kGptOss, kModelopt, kCompressedTensors };
 
-// "lowp", "gpt-oss" or "modelopt" -> Layout; throws lowp::Error listing them.
+// "lowp", "gpt-oss", "modelopt" or "compressed-tensors" -> Layout; throws
+// lowp::Error listing them.
 Layout parse_layout(std::string_view name);
 std::string_view layout_name(Layout layout);
 // Whether the layout comes with a Hugging Face config (quantization_config):
@@ -69,6 +78,15 @@ std::vector<std::byte> modelopt_part_bytes(const PackedTensor& t, std::size_t pa
 std::vector<OutputTensor> modelopt_fp8_outputs(const std::string& name,
                                                std::span<const std::int64_t> shape);
 
+// compressed-tensors float-quantized FP8: "<name>" F8_E4M3 [rows, cols] and
+// "<name>_scale" F32 [1] (per_channel false) or [rows, 1] (true).
+std::vector<OutputTensor> compressed_fp8_outputs(const std::string& name,
+                                                 std::span<const std::int64_t> shape,
+                                                 bool per_channel);
+// Its quantization_config object as JSON text.
+std::string compressed_fp8_quantization_config(bool per_channel,
+                                               const std::vector<std::string>& ignore);
+
 // ModelOpt's hf_quant_config.json text for quant_algo "NVFP4" (group size 16)
 // or "FP8".
 std::string modelopt_quant_config(std::string_view quant_algo,
@@ -91,12 +109,13 @@ std::string config_with_quantization(std::string_view config, std::string_view q
 
 // A Hugging Face model directory: its model.safetensors, read as open_model
 // reads it, and the layout named by config.json's quantization_config
-// ("gpt-oss" for quant_method "mxfp4"; "modelopt" when hf_quant_config.json
-// names quant_algo "NVFP4" or "FP8"; the file's own layout, "lowp" or "", without one). Throws
-// lowp::Error naming the file and the convention when the directory has no model.safetensors,
-// config.json is not a JSON object, quant_method is unknown, or the tensors disagree with the
-// convention (quant_method "mxfp4" without a single "<name>_blocks"/"<name>_scales" pair; a pair's
-// own faults are found by the safetensors reader).
+// ("gpt-oss" for quant_method "mxfp4"; "compressed-tensors" for
+// quant_method "compressed-tensors" with format "float-quantized"; "modelopt" when
+// hf_quant_config.json names quant_algo "NVFP4" or "FP8"; the file's own layout, "lowp" or "",
+// without one). Throws lowp::Error naming the file and the convention when the directory has no
+// model.safetensors, config.json is not a JSON object, quant_method is unknown, or the tensors
+// disagree with the convention (quant_method "mxfp4" without a single
+// "<name>_blocks"/"<name>_scales" pair; a pair's own faults are found by the safetensors reader).
 struct ModelDirectory {
   std::unique_ptr<ModelReader> model;
   std::string layout;
