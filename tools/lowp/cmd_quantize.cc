@@ -253,7 +253,8 @@ void add_quantize_command(CLI::App& app) {
                          "bf16, q8_0, q4_0, q4_k, mxfp4). --layout gpt-oss writes the "
                          "Hugging Face model directory transformers and vLLM load as "
                          "gpt-oss MXFP4 (-o DIR -f mxfp4), --layout modelopt the directory vLLM "
-                         "loads as ModelOpt NVFP4 (-o DIR -f nvfp4)");
+                         "loads as ModelOpt NVFP4 or FP8 (-o DIR -f nvfp4), --layout "
+                         "compressed-tensors llm-compressor FP8 (-f fp8_e4m3:channel)");
   cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
   cmd->add_option("--format,-f", a->format,
