@@ -4,10 +4,14 @@
 // naming the source; any other exception, crash or sanitizer report is a bug.
 // For an accepted file every tensor's bytes must lie inside the input, every
 // float tensor must read (read_f32) to exactly element_count() values, and
-// every other tensor must refuse read_f32 with a lowp::Error.
+// every other tensor must refuse read_f32 with a lowp::Error. A tensor stored
+// in a block format (packed(): lowp's packed tensors, gpt-oss MXFP4, ModelOpt NVFP4)
+// must hand back codes and scales whose sizes match its shape, and the
+// recognized layout must be one of the known names.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -33,6 +37,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   (void)reader->metadata();
+  const std::string layout = reader->layout();
+  if (!layout.empty() && layout != "lowp" && layout != "gpt-oss" && layout != "modelopt")
+    std::abort();
   for (const lowp::io::TensorInfo& t : reader->tensors()) {
     const std::span<const std::byte> raw = reader->raw(t);
     if (raw.size() != t.nbytes || t.offset > size || raw.size() > size - t.offset) std::abort();
@@ -43,6 +50,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } catch (const lowp::Error& e) {
       if (t.is_float) std::abort();
       check_message(e);
+    }
+    if (const std::optional<lowp::PackedTensor> p = reader->packed(t)) {
+      if (p->elements.size() != t.nbytes || p->shape != t.shape ||
+          p->scales.size() != p->rows() * p->blocks_per_row())
+        std::abort();
     }
   }
   return 0;

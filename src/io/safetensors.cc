@@ -133,6 +133,8 @@ class SafetensorsReader final : public ModelReader {
   void read_f32_into(const TensorInfo& t, std::vector<float>& out) const override;
   bool read_f32_range(const TensorInfo& t, std::uint64_t first,
                       std::span<float> out) const override;
+  std::optional<PackedTensor> packed(const TensorInfo& t) const override;
+  std::string layout() const override { return layout_; }
   std::span<const std::byte> raw(const TensorInfo& t) const override {
     const TensorInfo& own = tensors_[index_of(t)];
     return image_.subspan(static_cast<std::size_t>(own.offset),
@@ -160,6 +162,10 @@ class SafetensorsReader final : public ModelReader {
                          std::vector<Combined>& out) const;
   void add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIndex& index, std::uint64_t data_start,
                        std::vector<Combined>& out) const;
+  void add_modelopt_nvfp4(std::vector<RawTensor>& raw, const RawIndex& index,
+                          std::uint64_t data_start, std::vector<Combined>& out) const;
+  void add_fp8_tensor_scaled(std::vector<RawTensor>& raw, const RawIndex& index,
+                             std::uint64_t data_start, std::vector<Combined>& out) const;
 
   std::span<const std::byte> image_;
   std::string source_;
@@ -168,6 +174,7 @@ class SafetensorsReader final : public ModelReader {
   std::vector<Entry> entries_;
   std::unordered_map<std::string, std::size_t> by_name_;
   std::vector<std::pair<std::string, std::string>> metadata_;
+  std::string layout_;  // the convention recognized: "gpt-oss", "lowp" or ""
 };
 
 RawTensor* find_raw(std::vector<RawTensor>& raw, const RawIndex& index, std::string_view name) {
@@ -242,7 +249,22 @@ void SafetensorsReader::parse() {
       add_packed(raw, index, key.substr(kPackedPrefix.size()), value, data_start, combined);
     }
   }
+  const std::size_t lowp_packed = combined.size();
   add_mxfp4_pairs(raw, index, data_start, combined);
+  const std::size_t gpt_oss = combined.size() - lowp_packed;
+  add_modelopt_nvfp4(raw, index, data_start, combined);
+  // (An FP8 matrix with a scale names no layout by itself: ModelOpt and
+  // compressed-tensors both store it so.)
+  const std::size_t before_fp8 = combined.size();
+  add_fp8_tensor_scaled(raw, index, data_start, combined);
+  const std::size_t fp8 = combined.size() - before_fp8;
+  if (combined.size() - fp8 > lowp_packed + gpt_oss) {
+    layout_ = "modelopt";
+  } else if (gpt_oss > 0) {
+    layout_ = "gpt-oss";
+  } else if (lowp_packed > 0) {
+    layout_ = "lowp";
+  }
 
   std::vector<Combined> all = std::move(combined);
   for (const RawTensor& t : raw) {
@@ -520,7 +542,7 @@ void SafetensorsReader::add_mxfp4_pairs(std::vector<RawTensor>& raw, const RawIn
       }
     }
     if (scales_name.empty()) continue;
-    const std::string where = "MXFP4 tensor " + lowp::quoted(blocks.name);
+    const std::string where = "gpt-oss MXFP4 tensor " + lowp::quoted(blocks.name);
     RawTensor* scales = find_raw(raw, index, scales_name);
     if (scales == nullptr)
       fail(source_, where + " has no scales: tensor " + lowp::quoted(scales_name) + " is missing");
@@ -586,6 +608,99 @@ bool SafetensorsReader::read_f32_range(const TensorInfo& t, std::uint64_t first,
   return decode_in_place(e, raw(info), static_cast<std::size_t>(first), out, 1);
 }
 
+// ModelOpt NVFP4 (vLLM's modelopt.py): "<name>" U8 [rows, cols/2],
+// "<name>_scale" F8_E4M3 [rows, cols/16], "<name>_scale_2" F32 scalar (the
+// per-tensor scale amax/2688). A U8 matrix with an F8_E4M3 "_scale" claims
+// the convention; every other part must then agree.
+void SafetensorsReader::add_modelopt_nvfp4(std::vector<RawTensor>& raw, const RawIndex& index,
+                                           std::uint64_t data_start,
+                                           std::vector<Combined>& out) const {
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    RawTensor& w = raw[i];
+    if (w.consumed || w.dtype->name != "U8" || w.shape.size() != 2) continue;
+    RawTensor* scale = find_raw(raw, index, w.name + "_scale");
+    if (scale == nullptr || scale->consumed || scale->dtype->name != "F8_E4M3") continue;
+    const std::string where = "ModelOpt NVFP4 tensor " + lowp::quoted(w.name);
+    const std::string scale2_name = w.name + "_scale_2";
+    RawTensor* scale2 = find_raw(raw, index, scale2_name);
+    if (scale2 == nullptr)
+      fail(source_,
+           where + " has no per-tensor scale: tensor " + lowp::quoted(scale2_name) + " is missing");
+    if (scale2->consumed || scale2->dtype->name != "F32" || scale2->end - scale2->begin != 4) {
+      fail(source_, where + ": " + lowp::quoted(scale2_name) + " must be one F32 value, is " +
+                        std::string(scale2->dtype->name) + " " + shape_text(scale2->shape));
+    }
+    // cols = 2 * bytes per row must be a whole number of blocks of 16 (the
+    // product cannot overflow: the U8 shape's bytes lie inside the file).
+    const std::int64_t cols = w.shape[1] * 2;
+    const std::vector<std::int64_t> expected = {w.shape[0], cols / 16};
+    if (cols % 16 != 0 || scale->shape != expected) {
+      fail(source_, where + ": scales " + lowp::quoted(scale->name) + " must be F8_E4M3 of shape " +
+                        shape_text(expected) +
+                        (cols % 16 != 0 ? " with the columns a multiple of 16" : "") + ", is " +
+                        shape_text(scale->shape));
+    }
+    std::uint32_t bits = 0;
+    for (std::size_t b = 4; b-- > 0;)
+      bits = (bits << 8) | std::to_integer<std::uint32_t>(
+                               image_[static_cast<std::size_t>(data_start + scale2->begin) + b]);
+    const float tensor_scale = std::bit_cast<float>(bits);
+    if (!std::isfinite(tensor_scale) || tensor_scale < 0.0f) {
+      fail(source_, where + ": " + lowp::quoted(scale2_name) + " must be finite and non-negative");
+    }
+    Combined c;
+    c.info.name = w.name;
+    c.info.dtype = "nvfp4";
+    c.info.shape = {w.shape[0], cols};
+    c.info.offset = data_start + w.begin;
+    c.info.nbytes = w.end - w.begin;
+    c.entry.format = BlockFormat{BlockScale::kUe4m3, kFp4E2m1, 16};
+    c.entry.axis = 1;
+    c.entry.tensor_scale = tensor_scale;
+    c.entry.scales_offset = data_start + scale->begin;
+    c.entry.scales_bytes = scale->end - scale->begin;
+    w.consumed = scale->consumed = scale2->consumed = true;
+    out.push_back(std::move(c));
+  }
+}
+
+// FP8 per tensor (ModelOpt quant_algo "FP8", vLLM's modelopt.py
+// ModelOptFp8LinearMethod): "<name>" F8_E4M3 [rows, cols] with "<name>_scale"
+// one F32, value = e4m3 * scale: lowp's fp8_e4m3:tensor matrix.
+void SafetensorsReader::add_fp8_tensor_scaled(std::vector<RawTensor>& raw, const RawIndex& index,
+                                              std::uint64_t data_start,
+                                              std::vector<Combined>& out) const {
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    RawTensor& w = raw[i];
+    if (w.consumed || w.dtype->name != "F8_E4M3" || w.shape.size() != 2) continue;
+    RawTensor* scale = find_raw(raw, index, w.name + "_scale");
+    if (scale == nullptr || scale->consumed || scale->dtype->name != "F32") continue;
+    const std::string where = "FP8 tensor " + lowp::quoted(w.name);
+    // One scale (per tensor), or one per row [rows, 1] (per channel).
+    const std::vector<std::int64_t> channel_shape = {w.shape[0], 1};
+    const bool per_channel = scale->shape == channel_shape && scale->end - scale->begin != 4;
+    if (scale->end - scale->begin != 4 && !per_channel) {
+      fail(source_, where + ": scale " + lowp::quoted(scale->name) +
+                        " must be one F32 value (per tensor), is " + shape_text(scale->shape) +
+                        " (per channel: " + shape_text(channel_shape) + ")");
+    }
+    const std::string spelling = per_channel ? "fp8_e4m3:channel" : "fp8_e4m3:tensor";
+    Combined c;
+    c.info.name = w.name;
+    c.info.dtype = spelling;
+    c.info.shape = w.shape;
+    c.info.offset = data_start + w.begin;
+    c.info.nbytes = w.end - w.begin;
+    c.entry.matrix = parse_matrix_format(spelling);
+    c.entry.rows = static_cast<std::size_t>(w.shape[0]);
+    c.entry.cols = static_cast<std::size_t>(w.shape[1]);
+    c.entry.scales_offset = data_start + scale->begin;
+    c.entry.scales_bytes = scale->end - scale->begin;
+    w.consumed = scale->consumed = true;
+    out.push_back(std::move(c));
+  }
+}
+
 void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& out) const {
   const std::size_t index = index_of(t);
   const TensorInfo& info = tensors_[index];
@@ -631,16 +746,7 @@ void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& o
     return;
   }
   if (e.dtype == nullptr) {  // packed: decode exactly as lowp::dequantize
-    PackedTensor p;
-    p.format = e.format;
-    p.shape = info.shape;
-    p.axis = e.axis;
-    p.tensor_scale = e.tensor_scale;
-    const auto* u8 = reinterpret_cast<const std::uint8_t*>(bytes.data());
-    p.elements.assign(u8, u8 + bytes.size());
-    const auto* s = reinterpret_cast<const std::uint8_t*>(image_.data() + e.scales_offset);
-    p.scales.assign(s, s + e.scales_bytes);
-    dequantize(p, out);
+    dequantize(*packed(info), out);
     return;
   }
   if (e.dtype->decode == Decode::kNone) {
@@ -679,6 +785,24 @@ void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& o
       break;
   }
   return;
+}
+
+std::optional<PackedTensor> SafetensorsReader::packed(const TensorInfo& t) const {
+  const std::size_t index = index_of(t);
+  const TensorInfo& info = tensors_[index];
+  const Entry& e = entries_[index];
+  if (e.dtype != nullptr || e.matrix) return std::nullopt;
+  PackedTensor p;
+  p.format = e.format;
+  p.shape = info.shape;
+  p.axis = e.axis;
+  p.tensor_scale = e.tensor_scale;
+  const std::span<const std::byte> bytes = raw(info);
+  const auto* u8 = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  p.elements.assign(u8, u8 + bytes.size());
+  const auto* s = reinterpret_cast<const std::uint8_t*>(image_.data() + e.scales_offset);
+  p.scales.assign(s, s + e.scales_bytes);
+  return p;
 }
 
 }  // namespace

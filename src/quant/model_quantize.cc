@@ -360,6 +360,43 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
     if (req.format.empty()) req.format = req.budget_formats.front();
   }
   const detail::ResolvedFormat f = detail::resolve_format(req);
+  if (req.layout == io::Layout::kGptOss) {
+    const std::string why =
+        req.output_kind != "safetensors" ? "writes safetensors, not " + req.output_kind
+        : req.fake                       ? "stores packed MXFP4, not --fake values"
+        : req.budget > 0                 ? "has one format, not a --budget"
+        : !f.is_block || f.block != BlockFormat{BlockScale::kUe8m0, kFp4E2m1, 32}
+            ? "holds mxfp4 (blocks of 32), not " + quoted(f.name)
+        : req.axis != -1 ? "blocks along the last dimension (--axis -1)"
+                         : "";
+    if (!why.empty()) throw Error("--layout gpt-oss " + why);
+  }
+  if (req.layout == io::Layout::kModelopt) {
+    const std::string why =
+        req.output_kind != "safetensors" ? "writes safetensors, not " + req.output_kind
+        : req.fake                       ? "stores packed NVFP4, not --fake values"
+        : req.budget > 0                 ? "has one format, not a --budget"
+        : !(f.is_block && f.block == BlockFormat{BlockScale::kUe4m3, kFp4E2m1, 16}) &&
+                !(f.matrix && f.matrix->scheme == MatrixScheme::kTensor &&
+                  f.matrix->element == kFp8E4m3)
+            ? "holds nvfp4 (blocks of 16) or fp8_e4m3:tensor, not " + quoted(f.name)
+        : req.axis != -1 ? "blocks along the last dimension (--axis -1)"
+                         : "";
+    if (!why.empty()) throw Error("--layout modelopt " + why);
+  }
+  if (req.layout == io::Layout::kCompressedTensors) {
+    const bool fp8 =
+        f.matrix && f.matrix->element == kFp8E4m3 &&
+        (f.matrix->scheme == MatrixScheme::kTensor || f.matrix->scheme == MatrixScheme::kChannel);
+    const std::string why =
+        req.output_kind != "safetensors" ? "writes safetensors, not " + req.output_kind
+        : req.fake                       ? "stores FP8 codes, not --fake values"
+        : req.budget > 0                 ? "has one format, not a --budget"
+        : !fp8
+            ? "holds fp8_e4m3:tensor or fp8_e4m3:channel (float-quantized), not " + quoted(f.name)
+            : "";
+    if (!why.empty()) throw Error("--layout compressed-tensors " + why);
+  }
   ModelReport report;
   report.budget = req.budget;
   report.output = out.string();

@@ -15,6 +15,7 @@
 #include "lowp/error.h"
 #include "lowp/format/convert.h"
 #include "lowp/io/gguf.h"
+#include "lowp/io/layouts.h"
 #include "lowp/io/safetensors.h"
 #include "lowp/quant/metrics.h"
 #include "lowp/storage/packed_matrix.h"
@@ -164,7 +165,13 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     bool quantize;
     std::size_t first_output;  // index into outputs
     std::size_t parts;         // outputs it owns (2 for packed: elements, scales)
+    // An engine layout whose format the input already holds along its last
+    // dimension: the stored codes and scales are copied, not requantized.
+    bool copy_packed = false;
   };
+  const bool gpt_oss = req.layout == io::Layout::kGptOss;
+  const bool modelopt = req.layout == io::Layout::kModelopt;
+  const bool compressed = req.layout == io::Layout::kCompressedTensors;
   std::vector<Plan> plans;
   std::vector<float> planned_scale;  // NVFP4 tensor scales written into the header
   std::vector<io::OutputTensor> outputs;
@@ -175,7 +182,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     return kv.first != "lowp.arch" &&
            (kv.first.rfind("lowp.", 0) == 0 || kv.first.rfind("lowp_", 0) == 0);
   });
-  metadata.emplace_back("lowp_quantized_format", f.name + (req.fake ? " (fake)" : ""));
+  if (!gpt_oss && !modelopt && !compressed)
+    metadata.emplace_back("lowp_quantized_format", f.name + (req.fake ? " (fake)" : ""));
   // One buffer for the values of every tensor in turn, one for their
   // quantized values: tensor after tensor reuses the same memory.
   std::vector<float> values_buffer, quantized_buffer;
@@ -185,7 +193,31 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     if (folded_scales.count(t.name) != 0) continue;
     Plan p{&t, is_selected(t, req), outputs.size(), 1};
     float tensor_scale = 1.0f;
-    if (p.quantize && f.is_block && !req.fake) {
+    // gpt-oss blocks run along the last dimension: a tensor whose last
+    // dimension is not a multiple of 32 is kept as it is.
+    if (gpt_oss && p.quantize && t.shape.back() % 32 != 0) p.quantize = false;
+    // ModelOpt quantizes matrices [rows, cols] with cols in blocks of 16.
+    if (modelopt && p.quantize && (t.shape.size() != 2 || (f.is_block && t.shape[1] % 16 != 0)))
+      p.quantize = false;
+    // compressed-tensors quantizes matrices.
+    if (compressed && p.quantize && t.shape.size() != 2) p.quantize = false;
+    if (p.quantize && compressed) {
+      std::vector<io::OutputTensor> parts =
+          io::compressed_fp8_outputs(t.name, t.shape, f.matrix->scheme == MatrixScheme::kChannel);
+      p.parts = parts.size();
+      for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
+    } else if (p.quantize && (gpt_oss || modelopt)) {
+      if (const std::optional<PackedTensor> stored = in.packed(t)) {
+        p.copy_packed = f.is_block && stored->format == f.block &&
+                        stored->axis == static_cast<int>(t.shape.size()) - 1;
+      }
+      std::vector<io::OutputTensor> parts = gpt_oss ? io::gpt_oss_outputs(t.name, t.shape)
+                                            : f.matrix
+                                                ? io::modelopt_fp8_outputs(t.name, t.shape)
+                                                : io::modelopt_nvfp4_outputs(t.name, t.shape);
+      p.parts = parts.size();
+      for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
+    } else if (p.quantize && f.is_block && !req.fake) {
       PackedTensor shape_only;
       shape_only.format = f.block;
       shape_only.shape = block_view(t.shape);
@@ -262,6 +294,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     const std::size_t part = index - p.first_output;
     if (part > 0) {
       if (streamed) return std::as_bytes(std::span(streamed_scales));
+      if (modelopt && !packed_matrix) return keep(io::modelopt_part_bytes(*pending, part));
       return keep(packed_matrix ? io::packed_matrix_bytes(*pending_matrix, part)
                                 : io::packed_tensor_bytes(*pending, part));
     }
@@ -276,7 +309,10 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       return in.raw(t);
     }
     const std::vector<std::int64_t> view = block_view(t.shape);
-    if (f.is_block && !req.fake && StreamedBlocks::applies(in, t, req.axis, view, req.block)) {
+    // Streamed: lowp's packing and gpt-oss's (the same bytes under other
+    // names), not ModelOpt's scale parts nor a copy of the input's codes.
+    if (f.is_block && !req.fake && !modelopt && !p.copy_packed &&
+        StreamedBlocks::applies(in, t, req.axis, view, req.block)) {
       // Sizes as planned: outputs[index] (elements) and the next (scales).
       streamed_elements.resize(o.nbytes);
       streamed_scales.resize(outputs[index + 1].nbytes);
@@ -300,9 +336,17 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       pending_matrix->dequantize(q);
       bytes = io::packed_matrix_bytes(*pending_matrix, 0);
       r.stored_as = f.name;
+    } else if (p.copy_packed) {
+      // The input's own codes and scales: decoded values and bytes unchanged.
+      pending = in.packed(t);
+      q.resize(values.size());
+      dequantize(*pending, q);
+      bytes = io::packed_tensor_bytes(*pending, 0);
+      r.stored_as = f.name;
     } else if (f.is_block && !req.fake) {
       pending = quantize(f.block, values, block_view(t.shape), req.axis, req.block);
-      if (pending->tensor_scale != planned_scale[owner[index]]) {
+      // (modelopt stores the tensor scale as data, after the codes.)
+      if (!modelopt && pending->tensor_scale != planned_scale[owner[index]]) {
         throw Error("tensor " + quoted(t.name) + " changed while it was being quantized");
       }
       q.resize(values.size());

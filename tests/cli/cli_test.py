@@ -548,7 +548,7 @@ class Quantize(Base):
             r = run("quantize", packed, "-o", back, "-f", "fp32", "-q")
             self.assertEqual(r.returncode, 0, r.stderr)
             got, want = self.read_safetensors_f32(back), self.read_safetensors_f32(fake)
-            for name in ("w1", "w2", "conv"):
+            for name in ("w1", "w2"):  # conv (rank 4) is kept
                 self.assertEqual(got[name], want[name], (fmt, name))
         self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x.gguf"), "-f", "int4:group32"],
                           "GGUF has no tensor type for int4:group32", self.path("x.gguf"))
@@ -1075,6 +1075,354 @@ class Report(Base):
         greedy = run("generate", "--temperature", "0", "-n", "30", "And God said")
         self.assertEqual(greedy.returncode, 0, greedy.stderr)
         self.assert_fails(["generate", "--format", "fp9", "x"], "fp9")
+
+def safetensors_raw(tensors):
+    """A safetensors image of {name: (dtype, shape, bytes)} in the given order."""
+    header, blobs, offset = {}, [], 0
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+def safetensors_tensors(path):
+    """{name: (dtype, shape, bytes)} of a safetensors file, and its metadata."""
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    return {k: (v["dtype"], v["shape"], data[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+            for k, v in header.items()}, meta
+
+
+# FP4 E2M1 values by code, as gpt-oss's FP4_VALUES table (Hugging Face
+# transformers, src/transformers/integrations/mxfp4.py).
+FP4_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
+
+
+def gpt_oss_decode(blocks, scales, rows, groups):
+    """transformers' convert_moe_packed_tensors, restated: byte i of a block holds
+    element 2i in its low nibble and 2i+1 in its high one; the block's value is
+    FP4_VALUES[code] * 2**(scale - 127)."""
+    out = []
+    for r in range(rows):
+        for g in range(groups):
+            e = scales[r * groups + g] - 127
+            for b in blocks[(r * groups + g) * 16:(r * groups + g + 1) * 16]:
+                out += [math.ldexp(FP4_VALUES[b & 0xF], e), math.ldexp(FP4_VALUES[b >> 4], e)]
+    return out
+
+
+class Layouts(Base):
+    def quantize_dir(self, src, out, *extra):
+        r = run("quantize", src, "-o", out, "-f", "mxfp4", "--layout", "gpt-oss", "-q", *extra)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_gpt_oss_bytes(self):
+        # Hand-derived from transformers' gpt-oss reader (convert_moe_packed_tensors in
+        # src/transformers/integrations/mxfp4.py): row 0 has amax 6, so its OCP floor
+        # scale is 2^0 (E8M0 byte 127) and its codes are 1.0->0x2, -1.0->0xA, 2->0x4,
+        # 3->0x5, 0->0x0, 6->0x7, 0.5->0x1, -6->0xF, packed two per byte low nibble
+        # first: A2 54 70 F1. Row 1 is row 0 times 4: the same codes, scale byte 129.
+        row = [1.0, -1.0, 2.0, 3.0, 0.0, 6.0, 0.5, -6.0] + [0.0] * 24
+        w = row + [4 * v for v in row]
+        odd = [0.25] * (2 * 48)  # last dimension 48: not blocks of 32, kept
+        with open(self.path("in.safetensors"), "wb") as f:
+            f.write(safetensors_bytes({"mlp.experts.gate_up_proj": ((2, 32), w),
+                                       "mlp.experts.gate_up_proj_bias": ((2,), [0.5, 1.5]),
+                                       "mlp.router.weight": ((2, 48), odd)}))
+        out = self.path("out")
+        self.quantize_dir(self.path("in.safetensors"), out)
+        self.assertEqual(sorted(os.listdir(out)), ["config.json", "model.safetensors"])
+        tensors, meta = safetensors_tensors(os.path.join(out, "model.safetensors"))
+        self.assertEqual(list(tensors), ["mlp.experts.gate_up_proj_blocks", "mlp.experts.gate_up_proj_scales",
+                                         "mlp.experts.gate_up_proj_bias", "mlp.router.weight"])
+        dtype, shape, blocks = tensors["mlp.experts.gate_up_proj_blocks"]
+        self.assertEqual((dtype, shape), ("U8", [2, 1, 16]))
+        self.assertEqual(blocks, bytes([0xA2, 0x54, 0x70, 0xF1] + [0] * 12) * 2)
+        self.assertEqual(tensors["mlp.experts.gate_up_proj_scales"], ("U8", [2, 1], bytes([127, 129])))
+        self.assertEqual(tensors["mlp.router.weight"], ("F32", [2, 48], f32(odd)))
+        self.assertEqual(gpt_oss_decode(blocks, [127, 129], 2, 1), w)
+        self.assertFalse(any(k.startswith("lowp") for k in meta), meta)
+        config = json.load(open(os.path.join(out, "config.json")))
+        self.assertEqual(config, {"quantization_config": {"quant_method": "mxfp4",
+                                                          "modules_to_not_convert": ["mlp.router"]}})
+        info = json.loads(run("inspect", "--json", out).stdout)
+        self.assertEqual(info["layout"], "gpt-oss")
+        types = {t["name"]: (t["dtype"], t["shape"]) for t in info["tensors"]}
+        self.assertEqual(types["mlp.experts.gate_up_proj"], ("mxfp4", [2, 32]))
+        self.assertIn("gpt-oss layout", run("inspect", out).stdout)
+
+    def test_gpt_oss_round_trip(self):
+        # gpt-oss decodes to lowp's own MXFP4 values, and re-writing it is byte-identical.
+        sample_model(self.path("m.npz"))
+        out, again = self.path("g1"), self.path("g2")
+        self.quantize_dir(self.path("m.npz"), out)
+        packed = os.path.join(out, "model.safetensors")
+        r = run("quantize", self.path("m.npz"), "-o", self.path("fake.safetensors"), "-f", "mxfp4", "--fake", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("quantize", packed, "-o", self.path("back.safetensors"), "-f", "fp32", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        fake, _ = safetensors_tensors(self.path("fake.safetensors"))
+        back, _ = safetensors_tensors(self.path("back.safetensors"))
+        for name in ("w1", "w2"):
+            self.assertEqual(back[name], fake[name], name)
+        tensors, _ = safetensors_tensors(packed)
+        self.assertEqual(tensors["w1_blocks"][1], [64, 3, 16])
+        self.assertEqual(tensors["conv"][0], "F32")  # last dimension 3: kept
+        # The independent decoder above agrees with lowp's reading.
+        w1 = struct.unpack(f"<{64 * 96}f", back["w1"][2])
+        self.assertEqual(gpt_oss_decode(tensors["w1_blocks"][2], tensors["w1_scales"][2], 64, 3), list(w1))
+        self.quantize_dir(out, again)
+        self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(), open(packed, "rb").read())
+        self.assertEqual(json.load(open(os.path.join(out, "config.json")))["quantization_config"]
+                         ["modules_to_not_convert"], ["conv", "bias"])
+
+    def test_gpt_oss_model_directory(self):
+        # A Hugging Face directory: its config.json gains quantization_config, its
+        # tokenizer files are copied, other files are not.
+        src = self.path("hf")
+        os.mkdir(src)
+        with open(os.path.join(src, "model.safetensors"), "wb") as f:
+            f.write(safetensors_bytes({"model.layers.0.mlp.experts.down_proj": ((4, 64), [0.1 * i for i in range(256)]),
+                                       "model.embed_tokens.weight": ((4, 8), [1.0] * 32)}))
+        config = {"architectures": ["GptOssForCausalLM"], "hidden_size": 64}
+        json.dump(config, open(os.path.join(src, "config.json"), "w"))
+        for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json", "README.md"):
+            open(os.path.join(src, name), "w").write("{}" if name != "README.md" else "hello")
+        out = self.path("q")
+        self.quantize_dir(src, out, "--include", "*experts*")
+        self.assertEqual(sorted(os.listdir(out)), ["config.json", "generation_config.json", "model.safetensors",
+                                                   "tokenizer.json", "tokenizer_config.json"])
+        written = json.load(open(os.path.join(out, "config.json")))
+        self.assertEqual(written["architectures"], ["GptOssForCausalLM"])
+        self.assertEqual(written["quantization_config"], {"quant_method": "mxfp4",
+                                                          "modules_to_not_convert": ["model.embed_tokens"]})
+        self.assertEqual(json.loads(run("inspect", "--json", src).stdout).get("layout"), None)
+
+    def test_gpt_oss_refusals(self):
+        sample_model(self.path("m.npz"))
+        out = self.path("out")
+        base = ["quantize", self.path("m.npz"), "-o", out, "--layout", "gpt-oss"]
+        self.assert_fails(base + ["-f", "nvfp4"], "--layout gpt-oss holds mxfp4 (blocks of 32), not 'nvfp4'", out)
+        self.assert_fails(base + ["-f", "mxfp4", "--block", "16"], "holds mxfp4 (blocks of 32)", out)
+        self.assert_fails(base + ["-f", "mxfp4", "--fake"], "--layout gpt-oss stores packed MXFP4", out)
+        self.assert_fails(base + ["-f", "mxfp4", "--axis", "0"], "--axis -1", out)
+        self.assert_fails(["quantize", self.path("m.npz"), "-o", out, "-f", "mxfp4", "--layout", "awq"],
+                          "unknown --layout 'awq'", out)
+        os.mkdir(out)
+        open(os.path.join(out, "keep"), "w").write("x")
+        self.assert_fails(base + ["-f", "mxfp4"], "exists: --layout gpt-oss writes a new model directory")
+        self.assertEqual(os.listdir(out), ["keep"])
+
+    def test_gpt_oss_bad_checkpoints(self):
+        d = self.path("ckpt")
+        os.mkdir(d)
+
+        def write(tensors, quantization_config):
+            with open(os.path.join(d, "model.safetensors"), "wb") as f:
+                f.write(safetensors_raw(tensors))
+            json.dump({"quantization_config": quantization_config}, open(os.path.join(d, "config.json"), "w"))
+
+        mxfp4 = {"quant_method": "mxfp4"}
+        blocks = ("U8", (2, 1, 16), bytes(32))
+        write({"w_blocks": blocks}, mxfp4)
+        self.assert_fails(["inspect", d], "gpt-oss MXFP4 tensor 'w_blocks' has no scales: tensor 'w_scales' is missing")
+        write({"w_blocks": blocks, "w_scales": ("U8", (2, 2), bytes(4))}, mxfp4)
+        self.assert_fails(["inspect", d], "scales 'w_scales' must be U8 of shape [2, 1], is U8 [2, 2]")
+        write({"w_blocks": blocks, "w_scales": ("F8_E4M3", (2, 1), bytes(2))}, mxfp4)
+        self.assert_fails(["inspect", d], "scales 'w_scales' must be U8 of shape [2, 1], is F8_E4M3 [2, 1]")
+        write({"w": ("F32", (1,), f32([1.0]))}, mxfp4)
+        self.assert_fails(["inspect", d], "config.json says quant_method \"mxfp4\" (gpt-oss) but no tensor")
+        write({"w": ("F32", (1,), f32([1.0]))}, {"quant_method": "awq"})
+        self.assert_fails(["inspect", d], "unknown quant_method 'awq'")
+        # A valid pair reads back; quantize rejects the same faults with no output.
+        write({"w_blocks": blocks, "w_scales": ("U8", (2, 1), bytes([127, 127]))}, mxfp4)
+        self.assertEqual(json.loads(run("inspect", "--json", d).stdout)["layout"], "gpt-oss")
+        write({"w_blocks": blocks}, mxfp4)
+        self.assert_fails(["quantize", d, "-o", self.path("o"), "-f", "mxfp4", "--layout", "gpt-oss"],
+                          "has no scales", self.path("o"))
+
+
+    def test_modelopt_nvfp4(self):
+        # ModelOpt NVFP4 as vLLM's modelopt.py loads it: <name> U8 [rows, cols/2],
+        # <name>_scale F8_E4M3 [rows, cols/16], <name>_scale_2 F32 scalar; a weight is
+        # e2m1 * e4m3(scale) * scale_2. Decoded here independently and against lowp's own
+        # NVFP4 (--fake); re-writing is byte-identical.
+        sample_model(self.path("m.npz"))
+        out, again = self.path("mo"), self.path("mo2")
+        r = run("quantize", self.path("m.npz"), "-o", out, "-f", "nvfp4", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(out)), ["hf_quant_config.json", "model.safetensors"])
+        hq = json.load(open(os.path.join(out, "hf_quant_config.json")))
+        self.assertEqual(hq["producer"]["name"], "modelopt")
+        self.assertEqual(hq["quantization"]["quant_algo"], "NVFP4")
+        self.assertEqual(hq["quantization"]["group_size"], 16)
+        self.assertEqual(hq["quantization"]["exclude_modules"], ["conv", "bias"])
+        packed = os.path.join(out, "model.safetensors")
+        tensors, meta = safetensors_tensors(packed)
+        self.assertEqual(meta, {})
+        self.assertEqual(tensors["w1"][:2], ("U8", [64, 48]))
+        self.assertEqual(tensors["w1_scale"][:2], ("F8_E4M3", [64, 6]))
+        self.assertEqual(tensors["w1_scale_2"][:2], ("F32", []))
+        self.assertEqual(tensors["conv"][0], "F32")  # rank 4: kept
+        r = run("quantize", self.path("m.npz"), "-o", self.path("fake.safetensors"), "-f", "nvfp4", "--fake", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("quantize", packed, "-o", self.path("back.safetensors"), "-f", "fp32", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        fake, _ = safetensors_tensors(self.path("fake.safetensors"))
+        back, _ = safetensors_tensors(self.path("back.safetensors"))
+        for name in ("w1", "w2"):
+            self.assertEqual(back[name], fake[name], name)
+        # Independent decode of w2: e2m1 * (scale_2 * e4m3) as float32 products (lowp's
+        # order; each product of two floats is exact in a double, then rounded once).
+        codes, scales = tensors["w2"][2], tensors["w2_scale"][2]
+        scale_2 = struct.unpack("<f", tensors["w2_scale_2"][2])[0]
+        f32_round = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+        want = []
+        for r_ in range(32):
+            for j in range(64):
+                b = codes[r_ * 32 + j // 2]
+                code = b & 0xF if j % 2 == 0 else b >> 4
+                want.append(f32_round(FP4_VALUES[code] * f32_round(scale_2 * e4m3_value(scales[r_ * 4 + j // 16]))))
+        self.assertEqual(list(struct.unpack(f"<{32 * 64}f", back["w2"][2])), want)
+        info = json.loads(run("inspect", "--json", out).stdout)
+        self.assertEqual(info["layout"], "modelopt")
+        self.assertEqual({t["name"]: t["dtype"] for t in info["tensors"]}["w1"], "nvfp4")
+        r = run("quantize", out, "-o", again, "-f", "nvfp4", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(), open(packed, "rb").read())
+        self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x"), "-f", "mxfp4", "--layout", "modelopt"],
+                          "--layout modelopt holds nvfp4 (blocks of 16) or fp8_e4m3:tensor, not 'mxfp4'", self.path("x"))
+
+    def test_modelopt_bad_checkpoints(self):
+        d = self.path("ckpt")
+        os.mkdir(d)
+
+        def write(tensors, algo="NVFP4"):
+            with open(os.path.join(d, "model.safetensors"), "wb") as f:
+                f.write(safetensors_raw(tensors))
+            json.dump({"producer": {"name": "modelopt"}, "quantization": {"quant_algo": algo}},
+                      open(os.path.join(d, "hf_quant_config.json"), "w"))
+
+        w = ("U8", (2, 8), bytes(16))
+        scale = ("F8_E4M3", (2, 1), bytes([0x38, 0x38]))
+        scale_2 = ("F32", (), f32([1.0]))
+        write({"l.weight": w, "l.weight_scale": scale})
+        self.assert_fails(["inspect", d], "ModelOpt NVFP4 tensor 'l.weight' has no per-tensor scale: tensor 'l.weight_scale_2' is missing")
+        write({"l.weight": w, "l.weight_scale": ("F8_E4M3", (2, 2), bytes(4)), "l.weight_scale_2": scale_2})
+        self.assert_fails(["inspect", d], "scales 'l.weight_scale' must be F8_E4M3 of shape [2, 1], is [2, 2]")
+        write({"l.weight": w, "l.weight_scale": scale, "l.weight_scale_2": ("BF16", (2,), bytes(4))})
+        self.assert_fails(["inspect", d], "'l.weight_scale_2' must be one F32 value, is BF16 [2]")
+        write({"l.weight": w, "l.weight_scale": scale, "l.weight_scale_2": ("F32", (), f32([math.inf]))})
+        self.assert_fails(["inspect", d], "must be finite and non-negative")
+        write({"l.weight": ("F32", (1,), f32([1.0]))})
+        self.assert_fails(["inspect", d], "hf_quant_config.json says ModelOpt NVFP4 but no tensor")
+        write({"l.weight": w, "l.weight_scale": scale, "l.weight_scale_2": scale_2}, algo="W4A8_AWQ")
+        self.assert_fails(["inspect", d], "unknown ModelOpt quant_algo 'W4A8_AWQ'")
+        write({"l.weight": w, "l.weight_scale": scale, "l.weight_scale_2": scale_2})
+        info = json.loads(run("inspect", "--json", d).stdout)
+        self.assertEqual(info["layout"], "modelopt")
+        self.assertEqual(info["tensors"][0]["shape"], [2, 16])
+
+
+    def test_modelopt_fp8(self):
+        # ModelOpt FP8 per tensor: <name> F8_E4M3 + <name>_scale F32 scalar, value = e4m3 * scale,
+        # which is lowp's fp8_e4m3:tensor; decoded independently here too.
+        sample_model(self.path("m.npz"))
+        out, again = self.path("fp8"), self.path("fp8b")
+        r = run("quantize", self.path("m.npz"), "-o", out, "-f", "fp8_e4m3:tensor", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        hq = json.load(open(os.path.join(out, "hf_quant_config.json")))
+        self.assertEqual(hq["quantization"]["quant_algo"], "FP8")
+        self.assertNotIn("group_size", hq["quantization"])
+        packed = os.path.join(out, "model.safetensors")
+        tensors, _ = safetensors_tensors(packed)
+        self.assertEqual(tensors["w2"][:2], ("F8_E4M3", [32, 64]))
+        self.assertEqual(tensors["w2_scale"][:2], ("F32", []))
+        r = run("quantize", self.path("m.npz"), "-o", self.path("fake.safetensors"), "-f", "fp8_e4m3:tensor", "--fake", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("quantize", packed, "-o", self.path("back.safetensors"), "-f", "fp32", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        fake, _ = safetensors_tensors(self.path("fake.safetensors"))
+        back, _ = safetensors_tensors(self.path("back.safetensors"))
+        for name in ("w1", "w2"):  # conv (rank 4) is kept
+            self.assertEqual(back[name], fake[name], name)
+        scale = struct.unpack("<f", tensors["w2_scale"][2])[0]
+        f32_round = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+        self.assertEqual(list(struct.unpack(f"<{32 * 64}f", back["w2"][2])),
+                         [f32_round(e4m3_value(c) * scale) for c in tensors["w2"][2]])
+        self.assertEqual(json.loads(run("inspect", "--json", out).stdout)["layout"], "modelopt")
+        r = run("quantize", out, "-o", again, "-f", "fp8_e4m3:tensor", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(), open(packed, "rb").read())
+        d = self.path("bad")
+        os.mkdir(d)
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(safetensors_raw({"l.weight": ("F8_E4M3", (2, 2), bytes(4)), "l.weight_scale": ("F32", (2,), f32([1, 1]))}))
+        self.assert_fails(["inspect", d], "FP8 tensor 'l.weight': scale 'l.weight_scale' must be one F32 value (per tensor), is [2]")
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(safetensors_raw({"l.weight": ("F8_E4M3", (2, 2), bytes(4))}))
+        json.dump({"quantization": {"quant_algo": "FP8"}}, open(os.path.join(d, "hf_quant_config.json"), "w"))
+        self.assert_fails(["inspect", d], "hf_quant_config.json says ModelOpt FP8 but no tensor")
+
+
+    def test_compressed_tensors_fp8(self):
+        # compressed-tensors float-quantized FP8 (per tensor and per channel): decoded values
+        # equal lowp's own fake quantization and an independent e4m3 * scale; config.json
+        # carries the quantization_config; re-writing is byte-identical.
+        sample_model(self.path("m.npz"))
+        for fmt, strategy, scale_shape in (("fp8_e4m3:tensor", "tensor", [1]), ("fp8_e4m3:channel", "channel", [32, 1])):
+            out, again = self.path("ct_" + strategy), self.path("ct2_" + strategy)
+            r = run("quantize", self.path("m.npz"), "-o", out, "-f", fmt, "--layout", "compressed-tensors", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            q = json.load(open(os.path.join(out, "config.json")))["quantization_config"]
+            self.assertEqual((q["quant_method"], q["format"], q["quantization_status"]),
+                             ("compressed-tensors", "float-quantized", "compressed"))
+            self.assertEqual(q["config_groups"]["group_0"]["targets"], ["Linear"])
+            weights = q["config_groups"]["group_0"]["weights"]
+            self.assertEqual((weights["num_bits"], weights["type"], weights["strategy"]), (8, "float", strategy))
+            self.assertEqual(q["ignore"], ["conv", "bias"])
+            packed = os.path.join(out, "model.safetensors")
+            tensors, _ = safetensors_tensors(packed)
+            self.assertEqual(tensors["w2"][:2], ("F8_E4M3", [32, 64]))
+            self.assertEqual(tensors["w2_scale"][:2], ("F32", scale_shape))
+            r = run("quantize", self.path("m.npz"), "-o", self.path("fake.safetensors"), "-f", fmt, "--fake", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = run("quantize", packed, "-o", self.path("back.safetensors"), "-f", "fp32", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            fake, _ = safetensors_tensors(self.path("fake.safetensors"))
+            back, _ = safetensors_tensors(self.path("back.safetensors"))
+            for name in ("w1", "w2"):
+                self.assertEqual(back[name], fake[name], (fmt, name))
+            scales = struct.unpack(f"<{len(tensors['w2_scale'][2]) // 4}f", tensors["w2_scale"][2])
+            f32_round = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+            want = [f32_round(e4m3_value(c) * scales[i // 64 if len(scales) > 1 else 0])
+                    for i, c in enumerate(tensors["w2"][2])]
+            self.assertEqual(list(struct.unpack(f"<{32 * 64}f", back["w2"][2])), want)
+            info = json.loads(run("inspect", "--json", out).stdout)
+            self.assertEqual(info["layout"], "compressed-tensors")
+            self.assertEqual({t["name"]: t["dtype"] for t in info["tensors"]}["w2"], fmt)
+            r = run("quantize", out, "-o", again, "-f", fmt, "--layout", "compressed-tensors", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(), open(packed, "rb").read())
+        self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x"), "-f", "int4:group32", "--layout", "compressed-tensors"],
+                          "--layout compressed-tensors holds fp8_e4m3:tensor or fp8_e4m3:channel", self.path("x"))
+        d = self.path("bad")
+        os.mkdir(d)
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(safetensors_raw({"l.weight": ("F8_E4M3", (2, 2), bytes(4)), "l.weight_scale": ("F32", (2, 2), f32([1] * 4))}))
+        self.assert_fails(["inspect", d], "FP8 tensor 'l.weight': scale 'l.weight_scale' must be one F32 value (per tensor), is [2, 2] (per channel: [2, 1])")
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(safetensors_raw({"l.weight": ("F8_E4M3", (2, 2), bytes(4))}))
+        for fmt_name, message in (("float-quantized", "says compressed-tensors float-quantized but no tensor"),
+                                  ("pack-quantized", "compressed-tensors format 'pack-quantized' is not read by lowp")):
+            json.dump({"quantization_config": {"quant_method": "compressed-tensors", "format": fmt_name}},
+                      open(os.path.join(d, "config.json"), "w"))
+            self.assert_fails(["inspect", d], message)
 
 
 class BadInput(Base):

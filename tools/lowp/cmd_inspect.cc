@@ -1,6 +1,7 @@
 // `lowp inspect FILE [--json]`: the tensors of a model file (name, dtype or
 // format, shape, bytes), its metadata, and totals (parameters, bytes, bits per
 // parameter). Reads only the file's index; no tensor data is touched.
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "lowp/io/layouts.h"
 #include "lowp/io/model.h"
 
 namespace lowp::cli {
@@ -28,7 +30,18 @@ std::string bytes_text(std::uint64_t b) {
 }
 
 void run_inspect(const std::string& path, bool json) {
-  const std::unique_ptr<io::ModelReader> model = io::open_model(path);
+  // A Hugging Face model directory: its model.safetensors, checked against
+  // the layout its config.json names.
+  std::unique_ptr<io::ModelReader> model;
+  std::string layout;
+  if (std::filesystem::is_directory(path)) {
+    io::ModelDirectory d = io::open_model_directory(path);
+    model = std::move(d.model);
+    layout = d.layout;
+  } else {
+    model = io::open_model(path);
+    layout = model->layout();
+  }
   std::uint64_t params = 0;
   std::uint64_t bytes = 0;
   for (const io::TensorInfo& t : model->tensors()) {
@@ -41,6 +54,7 @@ void run_inspect(const std::string& path, bool json) {
     nlohmann::json out;
     out["file"] = path;
     out["kind"] = model->kind();
+    if (!layout.empty()) out["layout"] = layout;
     out["metadata"] = nlohmann::json::object();
     for (const auto& [k, v] : model->metadata()) out["metadata"][k] = v;
     out["tensors"] = nlohmann::json::array();
@@ -59,7 +73,7 @@ void run_inspect(const std::string& path, bool json) {
     fmt::print("{}\n", out.dump(2));
     return;
   }
-  fmt::print("{} ({})\n", path, model->kind());
+  fmt::print("{} ({}{})\n", path, model->kind(), layout.empty() ? "" : ", " + layout + " layout");
   const auto metadata = model->metadata();
   if (!metadata.empty()) {
     fmt::print("\nmetadata:\n");
@@ -85,8 +99,11 @@ void add_inspect_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "inspect",
       "List the tensors (name, dtype or format, shape, bytes), metadata and totals of a "
-      "model file: .safetensors, .gguf, .onnx, .npy or .npz");
-  cmd->add_option("FILE", *path, "Model file")->required();
+      "model file: .safetensors, .gguf, .onnx, .npy or .npz, or a Hugging Face model "
+      "directory (model.safetensors checked against config.json's quantization_config or "
+      "hf_quant_config.json); names the checkpoint layout it recognizes (gpt-oss, modelopt, "
+      "compressed-tensors, lowp)");
+  cmd->add_option("FILE", *path, "Model file or directory")->required();
   cmd->add_flag("--json", *json, "Print JSON instead of a table");
   cmd->callback([path, json] { run_inspect(*path, *json); });
 }

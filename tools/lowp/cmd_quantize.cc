@@ -22,6 +22,7 @@
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/io/atomic_file.h"
+#include "lowp/io/layouts.h"
 #include "lowp/io/model.h"
 #include "lowp/nn/model_files.h"
 #include "lowp/nn/tokenizer.h"
@@ -34,6 +35,7 @@ namespace {
 
 struct QuantizeArgs {
   std::string in, out, format, round = "rne", scale_rule = "floor", to, report_path;
+  std::string layout = "lowp";
   std::string method = "rtn";
   double budget = 0;
   std::string budget_formats = "mxfp4,mxfp6_e2m3,mxfp8_e4m3";
@@ -172,7 +174,8 @@ void run_export(const QuantizeArgs& a) {
 void run_quantize(const QuantizeArgs& a) {
   if (a.format.empty() && !(a.budget > 0)) throw Error("--format is required (or --budget)");
   const QuantMethod method = parse_method(a.method);
-  if (is_runtime_model(a.in)) {
+  const io::Layout layout = io::parse_layout(a.layout);
+  if (!io::layout_has_config(layout) && is_runtime_model(a.in)) {
     run_export(a);
     return;
   }
@@ -189,7 +192,9 @@ void run_quantize(const QuantizeArgs& a) {
   req.exclude = a.exclude;
   req.min_elements = a.min_elements;
   req.fake = a.fake;
-  req.output_kind = output_kind_for(a.out, a.to);
+  req.layout = layout;
+  // An engine's layout is a model directory: safetensors inside.
+  req.output_kind = io::layout_has_config(layout) ? "safetensors" : output_kind_for(a.out, a.to);
   req.method = method;
   if (a.budget > 0) {
     req.budget = a.budget;
@@ -204,14 +209,15 @@ void run_quantize(const QuantizeArgs& a) {
       std::fflush(stderr);
     };
   }
-  const std::unique_ptr<io::ModelReader> in = io::open_model(a.in);
   // The model and its --report appear together or not at all. The report's
   // temporary is created first, so a report path that cannot be written fails
   // before the model is; a report that still fails to complete (a full disk)
   // takes the just-written model with it.
   std::optional<io::AtomicFile> report_file;
   if (!a.report_path.empty()) report_file.emplace(a.report_path);
-  ModelReport report = quantize_model(*in, a.out, req);
+  ModelReport report = io::layout_has_config(layout)
+                           ? quantize_model_dir(a.in, a.out, req)
+                           : quantize_model(*io::open_model(a.in), a.out, req);
   report.input = a.in;
   if (progress) std::fprintf(stderr, "\r\033[K");
   if (report_file) {
@@ -222,7 +228,7 @@ void run_quantize(const QuantizeArgs& a) {
       report_file->commit();
     } catch (...) {
       std::error_code ignored;
-      std::filesystem::remove(a.out, ignored);
+      std::filesystem::remove_all(a.out, ignored);
       throw;
     }
   }
@@ -245,7 +251,11 @@ void add_quantize_command(CLI::App& app) {
                          ".onnx (--fake only). A Hugging Face model directory (Llama, "
                          "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
                          "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
-                         "bf16, q8_0, q4_0, q4_k, mxfp4)");
+                         "bf16, q8_0, q4_0, q4_k, mxfp4). --layout gpt-oss writes the "
+                         "Hugging Face model directory transformers and vLLM load as "
+                         "gpt-oss MXFP4 (-o DIR -f mxfp4), --layout modelopt the directory vLLM "
+                         "loads as ModelOpt NVFP4 or FP8 (-o DIR -f nvfp4), --layout "
+                         "compressed-tensors llm-compressor FP8 (-f fp8_e4m3:channel)");
   cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
   cmd->add_option("--format,-f", a->format,
@@ -288,6 +298,16 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_flag("--fake", a->fake, "Keep each tensor's dtype, holding fake-quantized values");
   cmd->add_option("--to", a->to,
                   "Output kind when OUT's extension does not say: safetensors, gguf, onnx");
+  cmd->add_option("--layout", a->layout,
+                  "safetensors convention: lowp (lowp's packed tensors, read back by lowp); "
+                  "gpt-oss (OpenAI gpt-oss MXFP4: <name>_blocks/<name>_scales, -f mxfp4; OUT is "
+                  "a model directory: model.safetensors, config.json with quantization_config, "
+                  "the input directory's tokenizer files); modelopt (NVIDIA ModelOpt NVFP4: <name> "
+                  "U8, <name>_scale F8_E4M3, <name>_scale_2 F32, -f nvfp4; OUT is a model "
+                  "directory with hf_quant_config.json; or -f fp8_e4m3:tensor, FP8); "
+                  "compressed-tensors (llm-compressor float-quantized FP8: -f fp8_e4m3:tensor or "
+                  "fp8_e4m3:channel; OUT is a model directory)")
+      ->default_str("lowp");
   cmd->add_option("--report", a->report_path, "Also write the per-tensor report as JSON");
   cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->default_str("0");
   cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");

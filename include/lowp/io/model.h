@@ -15,11 +15,14 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "lowp/block/tensor.h"
 
 namespace lowp::io {
 
@@ -99,6 +102,13 @@ class ModelReader {
   void release(const TensorInfo& t) const;
   // Set by open_model: the mapping the reader's image lies in.
   void set_mapping(std::shared_ptr<const MappedFile> file) { mapping_ = std::move(file); }
+  // A tensor stored in a block format (lowp's packed tensors, gpt-oss MXFP4)
+  // as its PackedTensor (codes and scales as stored), so a writer can copy it
+  // without requantizing; nullopt for any other tensor.
+  virtual std::optional<PackedTensor> packed(const TensorInfo& /*t*/) const { return std::nullopt; }
+  // The checkpoint convention recognized in the file ("gpt-oss", "lowp"), or
+  // "" for none (lowp/io/layouts.h).
+  virtual std::string layout() const { return ""; }
 
   const TensorInfo* find(std::string_view name) const;
 

@@ -16,6 +16,9 @@
 //    nibble) and "<name>_scales" (U8, shape [..., G], E8M0) is one tensor
 //    "<name>" of dtype "mxfp4" and shape [..., G*32]. The ".blocks"/".scales"
 //    spelling of the original gpt-oss checkpoints is accepted too.
+//  * ModelOpt NVFP4 (lowp/io/layouts.h): a U8 matrix "<name>" [rows, cols/2]
+//    with "<name>_scale" (F8_E4M3 [rows, cols/16]) and "<name>_scale_2" (one
+//    F32) is one tensor "<name>" of dtype "nvfp4" and shape [rows, cols].
 //  * lowp's packed tensors (written by packed_tensor_outputs): U8 tensors
 //    "<name>" (the element bit stream) and "<name>.scales" plus the metadata
 //    entry "lowp.<name>" describing them are one tensor "<name>" whose dtype is

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "lowp/block/mx.h"
+#include "lowp/io/layouts.h"
 #include "lowp/io/model.h"
 #include "lowp/quant/methods.h"
 #include "lowp/quant/metrics.h"
@@ -42,6 +43,11 @@ struct QuantizeRequest {
   // only mode for ONNX output).
   bool fake = false;
   std::string output_kind;  // "safetensors", "gguf" or "onnx"
+  // The safetensors convention of the quantized tensors (lowp/io/layouts.h):
+  // lowp's packed form, or an engine's (gpt-oss: mxfp4 only, blocks along
+  // the last dimension; tensors whose last dimension is not a multiple of 32
+  // are kept).
+  io::Layout layout = io::Layout::kLowp;
   // rtn (the format's rule) or mse (data-free scale search, lowp/quant/
   // methods.h): mse applies to block and scaled matrix formats, with --fake
   // (any output, ONNX included) or as a packed matrix in safetensors.
@@ -109,5 +115,17 @@ bool is_selected(const io::TensorInfo& t, const QuantizeRequest& req);
 
 ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::path& out,
                            const QuantizeRequest& req);
+
+// A model in an engine's layout (req.layout with a config, io::layout_has_config)
+// as the Hugging Face model directory engines load: `out_dir`/model.safetensors
+// (quantize_model), config.json with the layout's "quantization_config" (the
+// input's config.json when `in` is a model directory, or one holding only
+// quantization_config; for modelopt, hf_quant_config.json, and the input's
+// config.json without a quantization_config), and the input directory's
+// tokenizer and generation files copied. `in` is a safetensors file or a directory holding one
+// model.safetensors. The directory is built beside `out_dir` and renamed into
+// place when complete: `out_dir` must not exist, or be an empty directory.
+ModelReport quantize_model_dir(const std::filesystem::path& in,
+                               const std::filesystem::path& out_dir, const QuantizeRequest& req);
 
 }  // namespace lowp

@@ -1,0 +1,125 @@
+// lowp/io/layouts.h — the checkpoint conventions inference engines load, as
+// output layouts of `lowp quantize --layout L` (docs/model-files.md).
+//
+//  * lowp: lowp's own packed safetensors tensors (safetensors.h).
+//  * gpt-oss: OpenAI gpt-oss MXFP4 as Hugging Face transformers reads it
+//    (transformers src/transformers/integrations/mxfp4.py, convert_moe_packed_tensors
+//    and quantizers/quantizer_mxfp4.py): a weight "<name>" of shape [..., K]
+//    (K a multiple of 32) is stored as
+//      "<name>_blocks"  U8 [..., K/32, 16]: 32 FP4 E2M1 codes per block,
+//                       element 2i in the low nibble of byte i, 2i+1 in the high;
+//      "<name>_scales"  U8 [..., K/32]: the block's E8M0 scale (2^(s-127)).
+//    config.json carries "quantization_config": {"quant_method": "mxfp4",
+//    "modules_to_not_convert": [the modules left unquantized]}.
+//  * modelopt: NVIDIA ModelOpt's NVFP4 checkpoints as vLLM's modelopt.py
+//    (ModelOptNvFp4LinearMethod) loads them: a weight "<name>" [rows, cols]
+//    (cols a multiple of 16) is stored as
+//      "<name>"          U8 [rows, cols/2]: two E2M1 codes per byte, element
+//                        2i in the low nibble;
+//      "<name>_scale"    F8_E4M3 [rows, cols/16]: each block's scale;
+//      "<name>_scale_2"  F32 []: the per-tensor scale amax/(6*448);
+//    value = e2m1 * e4m3(scale) * scale_2: exactly lowp's NVFP4 (its
+//    tensor_scale is scale_2, its UE4M3 scale bytes are the F8_E4M3 bytes).
+//    hf_quant_config.json beside it: {"producer": {"name": "modelopt", ...},
+//    "quantization": {"quant_algo": "NVFP4", "group_size": 16,
+//    "exclude_modules": [the modules left unquantized]}}.
+//    FP8 per tensor (quant_algo "FP8"): "<name>" F8_E4M3 [rows, cols] and
+//    "<name>_scale" F32 [] (amax/448), value = e4m3 * scale: exactly lowp's
+//    fp8_e4m3:tensor.
+//  * compressed-tensors (vLLM's llm-compressor; Hugging Face transformers'
+//    docs/source/en/quantization/compressed_tensors.md): "float-quantized" FP8,
+//    a matrix "<name>" as "<name>" F8_E4M3 [rows, cols] and "<name>_scale" F32
+//    [1] (strategy "tensor", lowp's fp8_e4m3:tensor) or [rows, 1] (strategy
+//    "channel", lowp's fp8_e4m3:channel), value = e4m3 * scale; config.json's
+//    quantization_config = {"quant_method": "compressed-tensors", "format":
+//    "float-quantized", "quantization_status": "compressed", "config_groups":
+//    {"group_0": {"targets": ["Linear"], "weights": {...}}}, "ignore": [...]}.
+// safetensors reading recognizes the gpt-oss pairs (safetensors.h), so a file
+// written in a layout reads back as the same tensors of that format.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lowp/io/model.h"
+
+namespace lowp::io {
+
+enum class Layout { kLowp, kGptOss, kModelopt, kCompressedTensors };
+
+// "lowp", "gpt-oss", "modelopt" or "compressed-tensors" -> Layout; throws
+// lowp::Error listing them.
+Layout parse_layout(std::string_view name);
+std::string_view layout_name(Layout layout);
+// Whether the layout comes with a Hugging Face config (quantization_config):
+// its output is a model directory.
+bool layout_has_config(Layout layout);
+
+// gpt-oss: the two stored tensors of weight `name` of `shape` (last dimension
+// a multiple of 32). Throws lowp::Error naming the tensor otherwise.
+std::vector<OutputTensor> gpt_oss_outputs(const std::string& name,
+                                          std::span<const std::int64_t> shape);
+
+// modelopt NVFP4: the three stored tensors of weight `name` of `shape` (rank
+// 2, last dimension a multiple of 16). Throws lowp::Error naming the tensor
+// otherwise. modelopt_part_bytes gives part 0 (codes), 1 (block scales) or
+// 2 (the FP32 tensor scale) of a PackedTensor in lowp's nvfp4 format.
+std::vector<OutputTensor> modelopt_nvfp4_outputs(const std::string& name,
+                                                 std::span<const std::int64_t> shape);
+std::vector<std::byte> modelopt_part_bytes(const PackedTensor& t, std::size_t part);
+
+// modelopt FP8 per tensor: the two stored tensors of matrix `name` ("<name>"
+// F8_E4M3, "<name>_scale" F32 []); throws unless `shape` has rank 2.
+std::vector<OutputTensor> modelopt_fp8_outputs(const std::string& name,
+                                               std::span<const std::int64_t> shape);
+
+// compressed-tensors float-quantized FP8: "<name>" F8_E4M3 [rows, cols] and
+// "<name>_scale" F32 [1] (per_channel false) or [rows, 1] (true).
+std::vector<OutputTensor> compressed_fp8_outputs(const std::string& name,
+                                                 std::span<const std::int64_t> shape,
+                                                 bool per_channel);
+// Its quantization_config object as JSON text.
+std::string compressed_fp8_quantization_config(bool per_channel,
+                                               const std::vector<std::string>& ignore);
+
+// ModelOpt's hf_quant_config.json text for quant_algo "NVFP4" (group size 16)
+// or "FP8".
+std::string modelopt_quant_config(std::string_view quant_algo,
+                                  const std::vector<std::string>& exclude_modules);
+
+// The module a tensor belongs to: its name up to the last '.'
+// ("model.layers.0.self_attn.q_proj.weight" -> "model.layers.0.self_attn.q_proj").
+std::string module_of(std::string_view tensor_name);
+
+// gpt-oss's quantization_config object as JSON text.
+std::string gpt_oss_quantization_config(const std::vector<std::string>& modules_to_not_convert);
+
+// A Hugging Face config.json's text with "quantization_config" set to the
+// JSON object `quantization_config` (replacing any there). `config` may be
+// empty (no input config): the result then holds only quantization_config.
+// An empty `quantization_config` removes the key instead.
+// Throws lowp::Error naming `source` if config is not a JSON object.
+std::string config_with_quantization(std::string_view config, std::string_view quantization_config,
+                                     std::string_view source);
+
+// A Hugging Face model directory: its model.safetensors, read as open_model
+// reads it, and the layout named by config.json's quantization_config
+// ("gpt-oss" for quant_method "mxfp4"; "compressed-tensors" for
+// quant_method "compressed-tensors" with format "float-quantized"; "modelopt" when
+// hf_quant_config.json names quant_algo "NVFP4" or "FP8"; the file's own layout, "lowp" or "",
+// without one). Throws lowp::Error naming the file and the convention when the directory has no
+// model.safetensors, config.json is not a JSON object, quant_method is unknown, or the tensors
+// disagree with the convention (quant_method "mxfp4" without a single
+// "<name>_blocks"/"<name>_scales" pair; a pair's own faults are found by the safetensors reader).
+struct ModelDirectory {
+  std::unique_ptr<ModelReader> model;
+  std::string layout;
+};
+ModelDirectory open_model_directory(const std::filesystem::path& dir);
+
+}  // namespace lowp::io
