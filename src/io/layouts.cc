@@ -180,11 +180,15 @@ std::string config_with_quantization(std::string_view config, std::string_view q
 }
 
 ModelDirectory open_model_directory(const std::filesystem::path& dir) {
-  const std::filesystem::path weights = dir / "model.safetensors";
-  if (!std::filesystem::exists(weights)) {
-    throw Error(quoted(dir.string()) + ": no model.safetensors in the model directory");
+  std::filesystem::path weights = dir / "model.safetensors";
+  const std::filesystem::path index = dir / "model.safetensors.index.json";
+  const bool sharded = !std::filesystem::exists(weights) && std::filesystem::exists(index);
+  if (!sharded && !std::filesystem::exists(weights)) {
+    throw Error(quoted(dir.string()) +
+                ": no model.safetensors or model.safetensors.index.json in the model directory");
   }
-  ModelDirectory d{open_model(weights), ""};
+  if (sharded) weights = index;
+  ModelDirectory d{sharded ? open_safetensors_shards(index) : open_model(weights), ""};
   d.layout = d.model->layout();
   const std::filesystem::path hf_quant = dir / "hf_quant_config.json";
   if (std::filesystem::exists(hf_quant)) {

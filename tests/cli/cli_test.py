@@ -1181,6 +1181,73 @@ class Layouts(Base):
         self.assertEqual(json.load(open(os.path.join(out, "config.json")))["quantization_config"]
                          ["modules_to_not_convert"], ["conv", "bias"])
 
+    def shard(self, src_file, out_dir, split_at, config=None):
+        """Splits a safetensors file into two shards and the index beside them,
+        as Hugging Face's save_pretrained does; returns the shard file names."""
+        tensors, _ = safetensors_tensors(src_file)
+        names = list(tensors)
+        os.mkdir(out_dir)
+        files = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+        parts = [names[:split_at], names[split_at:]]
+        weight_map = {}
+        for file, part in zip(files, parts):
+            open(os.path.join(out_dir, file), "wb").write(safetensors_raw({n: tensors[n] for n in part}))
+            weight_map.update({n: file for n in part})
+        json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map},
+                  open(os.path.join(out_dir, "model.safetensors.index.json"), "w"))
+        if config is not None:
+            json.dump(config, open(os.path.join(out_dir, "config.json"), "w"))
+        return files
+
+    def test_sharded_checkpoint(self):
+        # A gpt-oss directory saved in two shards reads as the single file does:
+        # inspect names the layout, and converting it gives the same bytes.
+        sample_model(self.path("m.npz"))
+        whole = self.path("whole")
+        self.quantize_dir(self.path("m.npz"), whole)
+        config = json.load(open(os.path.join(whole, "config.json")))
+        names = list(safetensors_tensors(os.path.join(whole, "model.safetensors"))[0])
+        # Split after w1's pair: each shard holds whole groups.
+        split = names.index("w1_scales") + 1
+        sharded = self.path("sharded")
+        self.shard(os.path.join(whole, "model.safetensors"), sharded, split, config)
+        info = json.loads(run("inspect", "--json", sharded).stdout)
+        self.assertEqual(info["layout"], "gpt-oss")
+        self.assertEqual(info["tensors"], json.loads(run("inspect", "--json", whole).stdout)["tensors"])
+        for src, dst in ((whole, "a"), (sharded, "b")):
+            r = run("quantize", src, "-o", self.path(dst), "-f", "nvfp4", "--layout", "modelopt", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(open(self.path("a/model.safetensors"), "rb").read(),
+                         open(self.path("b/model.safetensors"), "rb").read())
+        # Decoded to plain safetensors from the directory.
+        r = run("quantize", sharded, "-o", self.path("plain.safetensors"), "-f", "bf16", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(safetensors_tensors(self.path("plain.safetensors"))[0]["w1"][0], "BF16")
+
+    def test_sharded_checkpoint_bad(self):
+        sample_model(self.path("m.npz"))
+        whole = self.path("whole")
+        self.quantize_dir(self.path("m.npz"), whole)
+        names = list(safetensors_tensors(os.path.join(whole, "model.safetensors"))[0])
+        # A gpt-oss pair split between the shards.
+        split = self.path("split")
+        self.shard(os.path.join(whole, "model.safetensors"), split, names.index("w1_blocks") + 1)
+        self.assert_fails(["inspect", split], "w1_blocks")
+        # A shard the index lists is missing; an index naming a path elsewhere.
+        missing = self.path("missing")
+        files = self.shard(os.path.join(whole, "model.safetensors"), missing, 2)
+        os.remove(os.path.join(missing, files[1]))
+        self.assert_fails(["inspect", missing], "is missing")
+        evil = self.path("evil")
+        self.shard(os.path.join(whole, "model.safetensors"), evil, 2)
+        index = os.path.join(evil, "model.safetensors.index.json")
+        j = json.load(open(index))
+        j["weight_map"]["w2"] = "../m.safetensors"
+        json.dump(j, open(index, "w"))
+        self.assert_fails(["inspect", evil], "not a .safetensors file in the same directory")
+        self.assert_fails(["quantize", evil, "-o", self.path("o"), "-f", "mxfp4", "--layout", "gpt-oss"],
+                          "not a .safetensors file in the same directory")
+
     def test_gpt_oss_model_directory(self):
         # A Hugging Face directory: its config.json gains quantization_config, its
         # tokenizer files are copied, other files are not.

@@ -175,7 +175,11 @@ void run_quantize(const QuantizeArgs& a) {
   if (a.format.empty() && !(a.budget > 0)) throw Error("--format is required (or --budget)");
   const QuantMethod method = parse_method(a.method);
   const io::Layout layout = io::parse_layout(a.layout);
-  if (!io::layout_has_config(layout) && is_runtime_model(a.in)) {
+  // A model directory written to a file other than GGUF is quantized tensor
+  // by tensor like any model file (its weights: model.safetensors or shards).
+  const bool directory = std::filesystem::is_directory(a.in);
+  if (!io::layout_has_config(layout) && is_runtime_model(a.in) &&
+      !(directory && output_kind_for(a.out, a.to) != "gguf")) {
     run_export(a);
     return;
   }
@@ -217,7 +221,9 @@ void run_quantize(const QuantizeArgs& a) {
   if (!a.report_path.empty()) report_file.emplace(a.report_path);
   ModelReport report = io::layout_has_config(layout)
                            ? quantize_model_dir(a.in, a.out, req)
-                           : quantize_model(*io::open_model(a.in), a.out, req);
+                           : quantize_model(directory ? *io::open_model_directory(a.in).model
+                                                      : *io::open_model(a.in),
+                                            a.out, req);
   report.input = a.in;
   if (progress) std::fprintf(stderr, "\r\033[K");
   if (report_file) {
@@ -251,7 +257,9 @@ void add_quantize_command(CLI::App& app) {
                          ".onnx (--fake only). A Hugging Face model directory (Llama, "
                          "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
                          "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
-                         "bf16, q8_0, q4_0, q4_k, mxfp4). --layout gpt-oss writes the "
+                         "bf16, q8_0, q4_0, q4_k, mxfp4); to .safetensors, a directory's weights "
+                         "(model.safetensors or the shards of model.safetensors.index.json) are "
+                         "quantized tensor by tensor. --layout gpt-oss writes the "
                          "Hugging Face model directory transformers and vLLM load as "
                          "gpt-oss MXFP4 (-o DIR -f mxfp4), --layout modelopt the directory vLLM "
                          "loads as ModelOpt NVFP4 or FP8 (-o DIR -f nvfp4), --layout "

@@ -108,7 +108,8 @@ std::string config_with_quantization(std::string_view config, std::string_view q
                                      std::string_view source);
 
 // A Hugging Face model directory: its model.safetensors, read as open_model
-// reads it, and the layout named by config.json's quantization_config
+// reads it (or, without one, the shards model.safetensors.index.json lists,
+// read by open_safetensors_shards), and the layout named by config.json's quantization_config
 // ("gpt-oss" for quant_method "mxfp4"; "compressed-tensors" for
 // quant_method "compressed-tensors" with format "float-quantized"; "modelopt" when
 // hf_quant_config.json names quant_algo "NVFP4" or "FP8"; the file's own layout, "lowp" or "",
