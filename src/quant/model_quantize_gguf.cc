@@ -144,6 +144,8 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
       kv.emplace_back(key, io::GgufValue::string(value));
     }
   }
+  // The output's own format replaces an input's (a lowp GGUF re-quantized).
+  std::erase_if(kv, [](const io::GgufKv& e) { return e.first == "lowp.quantized_format"; });
   kv.emplace_back("lowp.quantized_format",
                   io::GgufValue::string(f.name + (req.fake ? " (fake)" : "")));
 
