@@ -189,6 +189,29 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   std::vector<float> values_buffer, quantized_buffer;
   // A GGUF input's NVFP4 scale tensors are in their tensors' values already.
   const std::map<std::string, std::string> folded_scales = io::gguf_nvfp4_scales(in);
+  // ModelOpt NVFP4: the layers an engine fuses share one tensor scale, the
+  // largest of their own (ModelOpt's export does the same; vLLM runs a fused
+  // layer under one global scale). One extra read of each grouped tensor.
+  const bool modelopt_nvfp4 = modelopt && f.is_block && !req.fake;
+  const auto modelopt_quantizes = [&](const io::TensorInfo& t) {
+    return is_selected(t, req) && t.shape.size() == 2 && t.shape[1] % 16 == 0;
+  };
+  std::map<std::string, float> shared_scale;  // tensor name -> its group's scale
+  if (modelopt_nvfp4) {
+    std::map<std::string, std::string> group_of;
+    std::map<std::string, float> group_scale;
+    for (const io::TensorInfo& t : in.tensors()) {
+      const std::string group = io::modelopt_fused_group(t.name);
+      if (group.empty() || !modelopt_quantizes(t)) continue;
+      in.read_f32_into(t, values_buffer);
+      in.release(t);
+      const float scale = nvfp4_tensor_scale_of(values_buffer, req.block);
+      group_of.emplace(t.name, group);
+      float& g = group_scale.try_emplace(group, 0.0f).first->second;
+      g = std::max(g, scale);
+    }
+    for (const auto& [name, group] : group_of) shared_scale.emplace(name, group_scale[group]);
+  }
   for (const io::TensorInfo& t : in.tensors()) {
     if (folded_scales.count(t.name) != 0) continue;
     Plan p{&t, is_selected(t, req), outputs.size(), 1};
@@ -215,6 +238,13 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
                                             : f.matrix
                                                 ? io::modelopt_fp8_outputs(t.name, t.shape)
                                                 : io::modelopt_nvfp4_outputs(t.name, t.shape);
+      // vLLM's NVFP4 path reads each module's input_scale (the activations'
+      // global scale); without activation statistics lowp writes 1 unless the
+      // input has one (then copied as it is).
+      const std::string input_scale = io::modelopt_input_scale_name(t.name);
+      if (modelopt_nvfp4 && !input_scale.empty() && in.find(input_scale) == nullptr) {
+        parts.push_back(io::OutputTensor{input_scale, "F32", {}, 4});
+      }
       p.parts = parts.size();
       for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
     } else if (p.quantize && f.is_block && !req.fake) {
@@ -294,6 +324,12 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     const std::size_t part = index - p.first_output;
     if (part > 0) {
       if (streamed) return std::as_bytes(std::span(streamed_scales));
+      if (modelopt && !packed_matrix && part == 3) {
+        const float unit = 1.0f;
+        std::vector<std::byte> bytes(4);
+        std::memcpy(bytes.data(), &unit, 4);
+        return keep(std::move(bytes));
+      }
       if (modelopt && !packed_matrix) return keep(io::modelopt_part_bytes(*pending, part));
       return keep(packed_matrix ? io::packed_matrix_bytes(*pending_matrix, part)
                                 : io::packed_tensor_bytes(*pending, part));
@@ -339,6 +375,22 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     } else if (p.copy_packed) {
       // The input's own codes and scales: decoded values and bytes unchanged.
       pending = in.packed(t);
+      q.resize(values.size());
+      dequantize(*pending, q);
+      bytes = io::packed_tensor_bytes(*pending, 0);
+      r.stored_as = f.name;
+    } else if (const auto shared = shared_scale.find(t.name); shared != shared_scale.end()) {
+      // A ModelOpt matrix [rows, cols] in blocks along its rows, under its
+      // fused group's tensor scale.
+      pending.emplace();
+      pending->format = f.block;
+      pending->shape = t.shape;
+      pending->axis = 1;
+      pending->tensor_scale = shared->second;
+      pending->elements.assign(packed_bytes(f.block.element.bits, values.size()), 0);
+      pending->scales.assign(pending->rows() * pending->blocks_per_row(), 0);
+      quantize_blocked(f.block, values, static_cast<std::size_t>(t.shape[1]), shared->second,
+                       req.block, pending->elements.data(), pending->scales.data());
       q.resize(values.size());
       dequantize(*pending, q);
       bytes = io::packed_tensor_bytes(*pending, 0);

@@ -1367,6 +1367,49 @@ class Layouts(Base):
         self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x"), "-f", "mxfp4", "--layout", "modelopt"],
                           "--layout modelopt holds nvfp4 (blocks of 16) or fp8_e4m3:tensor, not 'mxfp4'", self.path("x"))
 
+    def test_modelopt_nvfp4_fused_groups(self):
+        # ModelOpt's export gives the layers vLLM fuses (q/k/v, gate/up, an expert's
+        # w1/w3) one weight_scale_2, the largest amax of the group / (6 * 448), and
+        # every NVFP4 module an input_scale, which vLLM's NVFP4 path reads.
+        import random
+        rng = random.Random(3)
+        amax = {"self_attn.q_proj": 1.0, "self_attn.k_proj": 4.0, "self_attn.v_proj": 2.0,
+                "self_attn.o_proj": 8.0, "mlp.gate_proj": 0.5, "mlp.up_proj": 3.0, "mlp.down_proj": 6.0}
+        tensors = {}
+        for module, a in amax.items():
+            w = [rng.uniform(-a, a) for _ in range(4 * 32)]
+            w[5] = a  # the amax itself
+            tensors[f"model.layers.0.{module}.weight"] = ((4, 32), w)
+        with open(self.path("in.safetensors"), "wb") as f:
+            f.write(safetensors_bytes(tensors))
+        out = self.path("mo")
+        r = run("quantize", self.path("in.safetensors"), "-o", out, "-f", "nvfp4", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got, _ = safetensors_tensors(os.path.join(out, "model.safetensors"))
+        f32_round = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+        group_amax = {"self_attn.q_proj": 4.0, "self_attn.k_proj": 4.0, "self_attn.v_proj": 4.0,
+                      "self_attn.o_proj": 8.0, "mlp.gate_proj": 3.0, "mlp.up_proj": 3.0, "mlp.down_proj": 6.0}
+        for module, a in group_amax.items():
+            name = f"model.layers.0.{module}"
+            scale_2 = struct.unpack("<f", got[name + ".weight_scale_2"][2])[0]
+            self.assertEqual(scale_2, f32_round(a / 2688), module)
+            self.assertEqual(got[name + ".input_scale"], ("F32", [], f32([1.0])), module)
+        # Read back, every weight decodes as e2m1 * e4m3 * its scale_2 and stays
+        # within half an E2M1 step (of its block's scale) of the input.
+        r = run("quantize", out, "-o", self.path("back.safetensors"), "-f", "fp32", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        back, _ = safetensors_tensors(self.path("back.safetensors"))
+        q = struct.unpack("<128f", back["model.layers.0.self_attn.q_proj.weight"][2])
+        x = struct.unpack("<128f", f32(tensors["model.layers.0.self_attn.q_proj.weight"][1]))
+        for a, b in zip(q, x):
+            self.assertLessEqual(abs(a - b), 1.0 / 6 + 1e-6)  # block amax <= 1: steps of at most 1/3
+        self.assertEqual(back["model.layers.0.self_attn.q_proj.input_scale"][0], "F32")
+        # Re-writing keeps the input's input_scale rather than adding a second one.
+        r = run("quantize", out, "-o", self.path("mo2"), "-f", "nvfp4", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(open(self.path("mo2/model.safetensors"), "rb").read(),
+                         open(os.path.join(out, "model.safetensors"), "rb").read())
+
     def test_modelopt_bad_checkpoints(self):
         d = self.path("ckpt")
         os.mkdir(d)

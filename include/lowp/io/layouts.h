@@ -73,6 +73,17 @@ std::vector<OutputTensor> modelopt_nvfp4_outputs(const std::string& name,
                                                  std::span<const std::int64_t> shape);
 std::vector<std::byte> modelopt_part_bytes(const PackedTensor& t, std::size_t part);
 
+// The group of layers an engine runs as one matrix product, whose ModelOpt
+// NVFP4 weights share one weight_scale_2 (ModelOpt's export gives them the
+// largest amax of the group; vLLM uses one global scale per fused layer):
+// "<p>.q_proj.weight", "<p>.k_proj.weight", "<p>.v_proj.weight" -> "<p>.qkv";
+// "<p>.gate_proj.weight", "<p>.up_proj.weight" -> "<p>.gate_up"; an expert's
+// "<p>.w1.weight", "<p>.w3.weight" -> "<p>.w13"; "" for any other tensor.
+std::string modelopt_fused_group(std::string_view tensor_name);
+// "<module>.input_scale" for a weight "<module>.weight" (ModelOpt's static
+// activation scale of the module); "" for a name without the ".weight" suffix.
+std::string modelopt_input_scale_name(std::string_view tensor_name);
+
 // modelopt FP8 per tensor: the two stored tensors of matrix `name` ("<name>"
 // F8_E4M3, "<name>_scale" F32 []); throws unless `shape` has rank 2.
 std::vector<OutputTensor> modelopt_fp8_outputs(const std::string& name,
