@@ -4,6 +4,7 @@
 // (codes + scales + metadata naming the format), everything else copied as it
 // is.
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <map>
 #include <string>
@@ -31,6 +32,14 @@ namespace {
 std::string stored_dtype(const Format& f) {
   if (f.specials == Specials::kE8m0) return "";
   return std::string(io::safetensors_dtype_for(f));
+}
+
+// GGUF's name for a block type ("MXFP4" for mxfp4), as its TensorInfo
+// spells it.
+std::string gguf_block_type_name(const std::string& name) {
+  std::string upper = name;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return upper;
 }
 
 // safetensors' name for a tensor copied from `in` (plain little-endian values).
@@ -254,9 +263,21 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       shape_only.axis = normalize_axis(req.axis, shape_only.shape.size());
       shape_only.elements.resize(packed_bytes(f.block.element.bits, shape_only.element_count()));
       shape_only.scales.resize(shape_only.rows() * shape_only.blocks_per_row());
+      // An input already in this format along the same axis (another
+      // layout's, GGUF's) keeps its codes and scales.
+      if (t.dtype == f.name || t.dtype == gguf_block_type_name(f.name)) {
+        if (const std::optional<PackedTensor> stored = in.packed(t);
+            stored && stored->format == f.block && stored->shape == shape_only.shape &&
+            stored->axis == shape_only.axis) {
+          p.copy_packed = true;
+          tensor_scale = stored->tensor_scale;
+        }
+      }
       // NVFP4's FP32 tensor scale goes into the header, before the data: one
       // extra read of the tensor finds it.
-      if (has_tensor_scale(f.block)) {
+      if (p.copy_packed) {
+        // (its own)
+      } else if (has_tensor_scale(f.block)) {
         if (StreamedBlocks::applies(in, t, req.axis, shape_only.shape, req.block)) {
           tensor_scale = StreamedBlocks(in, t, f.block, shape_only.shape, req.block).tensor_scale();
         } else {

@@ -1088,6 +1088,18 @@ def safetensors_raw(tensors):
     return struct.pack("<Q", len(h)) + h + b"".join(blobs)
 
 
+def safetensors_raw_meta(tensors, metadata):
+    """safetensors_raw with a __metadata__ object."""
+    header, blobs, offset = {"__metadata__": metadata}, [], 0
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
 def safetensors_tensors(path):
     """{name: (dtype, shape, bytes)} of a safetensors file, and its metadata."""
     data = open(path, "rb").read()
@@ -1607,6 +1619,79 @@ class BadInput(Base):
 # under ASan): ctest runs them as cli_heavy_test in the slow tier, the rest as
 # cli_test (LOWP_CLI_PART=heavy or light; unset: all).
 HEAVY = {"test_power_rows", "test_nupes", "test_split_search_methods", "test_vq_rows"}
+
+
+class Convert(Base):
+    """lowp convert: another layout's codes and scales copied, never requantized."""
+
+    def model(self):
+        import random
+        rng = random.Random(11)
+        tensors = {"model.layers.0.mlp.down_proj.weight": ((8, 128), [rng.gauss(0, 1) for _ in range(8 * 128)]),
+                   "model.layers.0.self_attn.o_proj.weight": ((4, 64), [rng.gauss(0, 0.1) for _ in range(4 * 64)]),
+                   "model.norm.weight": ((64,), [1.0] * 64)}
+        # A block of huge values, one of zeros: scales at both ends.
+        w = tensors["model.layers.0.mlp.down_proj.weight"][1]
+        w[:16] = [1e4 * (i - 8) for i in range(16)]
+        w[16:32] = [0.0] * 16
+        with open(self.path("in.safetensors"), "wb") as f:
+            f.write(safetensors_bytes(tensors))
+        return self.path("in.safetensors")
+
+    def test_modelopt_to_gguf_and_back(self):
+        src = self.model()
+        mo, gguf, back = self.path("mo"), self.path("m.gguf"), self.path("mo2")
+        r = run("quantize", src, "-o", mo, "-f", "nvfp4", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("convert", mo, "-o", gguf, "--report", self.path("r.json"), "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        info = {t["name"]: t for t in json.loads(run("inspect", "--json", gguf).stdout)["tensors"]}
+        self.assertEqual(info["model.layers.0.mlp.down_proj.weight"]["dtype"], "NVFP4")
+        self.assertEqual(info["model.layers.0.mlp.down_proj.scale"]["dtype"], "F32")
+        self.assertEqual(info["model.layers.0.mlp.down_proj.input_scale"]["dtype"], "F32")  # kept
+        self.assertEqual(info["model.norm.weight"]["dtype"], "F32")
+        # ggml's blocks hold ModelOpt's codes and scale bytes; its per-tensor scale
+        # tensor holds weight_scale_2 (checked byte for byte by the way back).
+        r = run("convert", gguf, "-o", back, "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(open(os.path.join(back, "model.safetensors"), "rb").read(),
+                         open(os.path.join(mo, "model.safetensors"), "rb").read())
+        self.assertEqual(json.loads(run("inspect", "--json", back).stdout)["layout"], "modelopt")
+
+    def test_gpt_oss_to_gguf_and_back(self):
+        src = self.model()
+        g1, gguf, g2, lowp_file, g3 = (self.path("g1"), self.path("g.gguf"), self.path("g2"),
+                                       self.path("l.safetensors"), self.path("g3"))
+        r = run("quantize", src, "-o", g1, "-f", "mxfp4", "--layout", "gpt-oss", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for args in (["convert", g1, "-o", gguf], ["convert", gguf, "-o", g2, "--layout", "gpt-oss"],
+                     ["convert", g2, "-o", lowp_file], ["convert", lowp_file, "-o", g3, "--layout", "gpt-oss"]):
+            r = run(*args, "-q")
+            self.assertEqual(r.returncode, 0, (args, r.stderr))
+        original = open(os.path.join(g1, "model.safetensors"), "rb").read()
+        self.assertEqual(open(os.path.join(g2, "model.safetensors"), "rb").read(), original)
+        self.assertEqual(open(os.path.join(g3, "model.safetensors"), "rb").read(), original)
+        self.assertEqual(json.load(open(os.path.join(g3, "config.json"))),
+                         json.load(open(os.path.join(g1, "config.json"))))
+
+    def test_refusals(self):
+        src = self.model()
+        self.assert_fails(["convert", src, "-o", self.path("x.gguf")],
+                          "holds no tensor in a block or scaled format", self.path("x.gguf"))
+        # Two formats in one file.
+        a, b, both = self.path("a.safetensors"), self.path("b.safetensors"), self.path("both.safetensors")
+        for fmt, out in (("mxfp4", a), ("nvfp4", b)):
+            r = run("quantize", src, "-o", out, "-f", fmt, "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+        ta, _ = safetensors_tensors(a)
+        tb, meta_b = safetensors_tensors(b)
+        mixed = {k: v for k, v in ta.items() if "down_proj" in k}
+        mixed.update({k: v for k, v in tb.items() if "o_proj" in k})
+        meta = {k: v for k, v in meta_b.items() if "o_proj" in k}
+        meta.update({k: v for k, v in safetensors_tensors(a)[1].items() if "down_proj" in k})
+        open(both, "wb").write(safetensors_raw_meta(mixed, meta))
+        self.assert_fails(["convert", both, "-o", self.path("y.gguf")], "several formats (mxfp4, nvfp4)",
+                          self.path("y.gguf"))
 
 
 def load_tests(loader, standard_tests, pattern):
