@@ -185,7 +185,10 @@ TEST(ModeloptLayout, HandVectorBytesAndRoundTrip) {
   EXPECT_FALSE(fs::exists(out / "config.json"));  // a lone file has none to keep
   const io::ModelDirectory d = io::open_model_directory(out);
   EXPECT_EQ(d.layout, "modelopt");
-  ASSERT_EQ(d.model->tensors().size(), 1u);
+  // The weight and its module's input_scale (1: no activation statistics).
+  ASSERT_EQ(d.model->tensors().size(), 2u);
+  EXPECT_EQ(d.model->tensors()[1].name, "q_proj.input_scale");
+  EXPECT_EQ(d.model->read_f32(d.model->tensors()[1]), std::vector<float>{1.0f});
   const io::TensorInfo& t = d.model->tensors()[0];
   EXPECT_EQ(t.name, "q_proj.weight");
   EXPECT_EQ(t.dtype, "nvfp4");
@@ -210,7 +213,9 @@ TEST(ModeloptLayout, HandVectorBytesAndRoundTrip) {
             std::string::npos)
       << image.substr(0, 400);
   EXPECT_NE(image.find(R"("q_proj.weight_scale_2":{"dtype":"F32","shape":[])"), std::string::npos);
-  EXPECT_EQ(image.substr(image.size() - 4), std::string("\x00\x00\x80\x3F", 4));
+  EXPECT_NE(image.find(R"("q_proj.input_scale":{"dtype":"F32","shape":[])"), std::string::npos);
+  // weight_scale_2 and input_scale, both 1.0.
+  EXPECT_EQ(image.substr(image.size() - 8), std::string("\x00\x00\x80\x3F\x00\x00\x80\x3F", 8));
   // Re-writing from the ModelOpt directory copies the codes: byte-identical.
   quantize_model_dir(out, tmp.path / "again", req);
   EXPECT_EQ(bytes(tmp.path / "again" / "model.safetensors"), image);
