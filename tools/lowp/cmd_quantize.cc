@@ -338,7 +338,7 @@ void add_quantize_command(CLI::App& app) {
                          ".onnx (--fake only). A Hugging Face model directory (Llama, "
                          "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
                          "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
-                         "bf16, q8_0, q4_0, q4_k, mxfp4); to .safetensors, a directory's weights "
+                         "bf16, q8_0, q4_0, q4_k, mxfp4, nvfp4); to .safetensors, a directory's weights "
                          "(model.safetensors or the shards of model.safetensors.index.json) are "
                          "quantized tensor by tensor. --layout gpt-oss writes the "
                          "Hugging Face model directory transformers and vLLM load as "
