@@ -326,25 +326,25 @@ void add_convert_command(CLI::App& app) {
 
 void add_quantize_command(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
-  auto* cmd =
-      app.add_subcommand("quantize",
-                         "Quantize a model file (.safetensors, .gguf, .onnx, .npz, .npy) "
-                         "tensor by tensor and report what each "
-                         "tensor lost. By default float tensors of rank >= 2 are quantized "
-                         "and the rest (norms, biases) kept. "
-                         "Outputs: .safetensors (any format; block formats packed), .gguf "
-                         "(fp32, fp16, bf16, mxfp4, nvfp4, q8_0; nvfp4 as ggml's NVFP4 with its "
-                         "per-tensor scale in an F32 <name>.scale tensor), "
-                         ".onnx (--fake only). A Hugging Face model directory (Llama, "
-                         "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
-                         "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
-                         "bf16, q8_0, q4_0, q4_k, mxfp4, nvfp4); to .safetensors, a directory's weights "
-                         "(model.safetensors or the shards of model.safetensors.index.json) are "
-                         "quantized tensor by tensor. --layout gpt-oss writes the "
-                         "Hugging Face model directory transformers and vLLM load as "
-                         "gpt-oss MXFP4 (-o DIR -f mxfp4), --layout modelopt the directory vLLM "
-                         "loads as ModelOpt NVFP4 or FP8 (-o DIR -f nvfp4), --layout "
-                         "compressed-tensors llm-compressor FP8 (-f fp8_e4m3:channel)");
+  auto* cmd = app.add_subcommand(
+      "quantize",
+      "Quantize a model file (.safetensors, .gguf, .onnx, .npz, .npy) "
+      "tensor by tensor and report what each "
+      "tensor lost. By default float tensors of rank >= 2 are quantized "
+      "and the rest (norms, biases) kept. "
+      "Outputs: .safetensors (any format; block formats packed), .gguf "
+      "(fp32, fp16, bf16, mxfp4, nvfp4, q8_0; nvfp4 as ggml's NVFP4 with its "
+      "per-tensor scale in an F32 <name>.scale tensor), "
+      ".onnx (--fake only). A Hugging Face model directory (Llama, "
+      "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
+      "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
+      "bf16, q8_0, q4_0, q4_k, mxfp4, nvfp4); to .safetensors, a directory's weights "
+      "(model.safetensors or the shards of model.safetensors.index.json) are "
+      "quantized tensor by tensor. --layout gpt-oss writes the "
+      "Hugging Face model directory transformers and vLLM load as "
+      "gpt-oss MXFP4 (-o DIR -f mxfp4), --layout modelopt the directory vLLM "
+      "loads as ModelOpt NVFP4 or FP8 (-o DIR -f nvfp4), --layout "
+      "compressed-tensors llm-compressor FP8 (-f fp8_e4m3:channel)");
   cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
   cmd->add_option("--format,-f", a->format,
