@@ -214,6 +214,61 @@ struct WidenF64 {
   double operator()(double x) const { return x; }
 };
 
+// A code book (Kind::kTable) in a deterministic rounding mode: the answer of
+// the reference (lowp::detail::encode_table) found by a binary search over the
+// table's distinct values, sorted once, instead of its linear scans per input.
+// Each value's code is the reference's own answer for that value.
+class TableEncoder {
+ public:
+  TableEncoder(const Format& f, Rounding mode) : mode_(mode) {
+    for (const double y : table_values(f)) {
+      // (== treats the two zeros alike: one entry for zero.)
+      if (std::find(values_.begin(), values_.end(), y) == values_.end()) values_.push_back(y);
+    }
+    std::sort(values_.begin(), values_.end());
+    for (const double y : values_) codes_.push_back(::lowp::detail::encode_table(f, y, mode, 0));
+    zero_pos_ = ::lowp::detail::encode_table(f, 0.0, mode, 0);
+    zero_neg_ = ::lowp::detail::encode_table(f, -0.0, mode, 0);
+    nan_ = ::lowp::detail::encode_table(f, std::numeric_limits<double>::quiet_NaN(), mode, 0);
+  }
+  std::uint32_t operator()(double x) const {
+    if (x != x) return nan_;
+    const bool negative = std::signbit(x);
+    const auto code = [&](std::size_t j) {
+      return values_[j] == 0.0 ? (negative ? zero_neg_ : zero_pos_) : codes_[j];
+    };
+    const std::size_t n = values_.size();
+    // k: how many values are <= x.
+    const auto k = static_cast<std::size_t>(std::upper_bound(values_.begin(), values_.end(), x) -
+                                            values_.begin());
+    if (k == 0) return code(0);                   // below the smallest value (or -Inf)
+    if (values_[k - 1] == x) return code(k - 1);  // exact
+    if (k == n) return code(n - 1);               // above the largest value (or +Inf)
+    const double lo = values_[k - 1], hi = values_[k];
+    const bool lo_small = (lo < 0.0 ? -lo : lo) < (hi < 0.0 ? -hi : hi);
+    const double mid = (lo + hi) / 2;
+    bool up;  // hi rather than lo
+    switch (mode_) {
+      case Rounding::kNearestAway:
+        up = x < mid ? false : x > mid ? true : lo_small;
+        break;
+      case Rounding::kTowardZero:
+        up = !lo_small;
+        break;
+      default:  // nearest, ties to the smaller magnitude
+        up = x < mid ? false : x > mid ? true : !lo_small;
+        break;
+    }
+    return code(up ? k : k - 1);
+  }
+
+ private:
+  Rounding mode_;
+  std::vector<double> values_;  // distinct, ascending
+  std::vector<std::uint32_t> codes_;
+  std::uint32_t zero_pos_ = 0, zero_neg_ = 0, nan_ = 0;
+};
+
 // The scalar loop over the reference: codes (code_bytes(f) wide) of in[0, count).
 template <typename InT, typename Widen>
 void encode_scalar(const Format& f, const InT* in, std::size_t count, const Widen& widen,
@@ -221,6 +276,11 @@ void encode_scalar(const Format& f, const InT* in, std::size_t count, const Wide
                    std::uint64_t first_index) {
   auto run = [&](auto* out) {
     using CodeT = std::remove_pointer_t<decltype(out)>;
+    if (f.kind == Kind::kTable && opt.rounding != Rounding::kStochastic) {
+      const TableEncoder table(f, opt.rounding);
+      for (std::size_t i = 0; i < count; ++i) out[i] = static_cast<CodeT>(table(widen(in[i])));
+      return;
+    }
     for (std::size_t i = 0; i < count; ++i) {
       out[i] = static_cast<CodeT>(encode_at(f, widen(in[i]), opt, seed, first_index + i));
     }
