@@ -199,11 +199,36 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     // ModelOpt quantizes matrices [rows, cols] with cols in blocks of 16.
     if (modelopt && p.quantize && (t.shape.size() != 2 || (f.is_block && t.shape[1] % 16 != 0)))
       p.quantize = false;
-    // compressed-tensors quantizes matrices.
+    // compressed-tensors quantizes matrices; NVFP4 ones in blocks of 16 along the rows.
     if (compressed && p.quantize && t.shape.size() != 2) p.quantize = false;
+    if (compressed && p.quantize && f.is_block && t.shape[1] % 16 != 0) p.quantize = false;
     if (p.quantize && compressed) {
-      std::vector<io::OutputTensor> parts =
-          io::compressed_fp8_outputs(t.name, t.shape, f.matrix->scheme == MatrixScheme::kChannel);
+      std::vector<io::OutputTensor> parts;
+      if (f.is_block) {  // nvfp4-pack-quantized
+        if (const std::optional<PackedTensor> stored = in.packed(t)) {
+          p.copy_packed = stored->format == f.block && stored->axis == 1;
+          if (p.copy_packed) tensor_scale = stored->tensor_scale;
+        }
+        if (!p.copy_packed) {
+          // lowp's tensor scale, made the exact reciprocal of the global
+          // scale written (io::compressed_tensor_scale), read as for --layout lowp.
+          const std::vector<std::int64_t> view = block_view(t.shape);
+          if (StreamedBlocks::applies(in, t, req.axis, view, req.block)) {
+            tensor_scale = StreamedBlocks(in, t, f.block, view, req.block).tensor_scale();
+          } else {
+            in.read_f32_into(t, values_buffer);
+            tensor_scale = nvfp4_tensor_scale_of(values_buffer, req.block);
+          }
+          in.release(t);
+          tensor_scale = io::compressed_tensor_scale(tensor_scale);
+        }
+        parts = io::compressed_nvfp4_outputs(t.name, t.shape);
+      } else if (io::compressed_pack_supports(*f.matrix)) {  // pack-quantized
+        parts = io::compressed_pack_outputs(t.name, *f.matrix, t.shape);
+      } else {  // float-quantized
+        parts =
+            io::compressed_fp8_outputs(t.name, t.shape, f.matrix->scheme == MatrixScheme::kChannel);
+      }
       p.parts = parts.size();
       for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
     } else if (p.quantize && (gpt_oss || modelopt)) {
@@ -293,7 +318,14 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     const io::OutputTensor& o = outputs[index];
     const std::size_t part = index - p.first_output;
     if (part > 0) {
+      if (compressed && f.is_block && part == 2) {  // the F32 global scale
+        PackedTensor scale_only;
+        scale_only.tensor_scale = streamed ? planned_scale[owner[index]] : pending->tensor_scale;
+        return keep(io::compressed_nvfp4_part_bytes(scale_only, 2));
+      }
       if (streamed) return std::as_bytes(std::span(streamed_scales));
+      if (compressed && packed_matrix && io::compressed_pack_supports(*f.matrix))
+        return keep(io::compressed_pack_part_bytes(*pending_matrix, part));
       if (modelopt && !packed_matrix) return keep(io::modelopt_part_bytes(*pending, part));
       return keep(packed_matrix ? io::packed_matrix_bytes(*pending_matrix, part)
                                 : io::packed_tensor_bytes(*pending, part));
@@ -334,11 +366,34 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       pending_matrix = quantize_matrix_by(*f.matrix, values, rows, req);
       q.resize(values.size());
       pending_matrix->dequantize(q);
-      bytes = io::packed_matrix_bytes(*pending_matrix, 0);
+      bytes = compressed && io::compressed_pack_supports(*f.matrix)
+                  ? io::compressed_pack_part_bytes(*pending_matrix, 0)
+                  : io::packed_matrix_bytes(*pending_matrix, 0);
       r.stored_as = f.name;
     } else if (p.copy_packed) {
       // The input's own codes and scales: decoded values and bytes unchanged.
       pending = in.packed(t);
+      q.resize(values.size());
+      dequantize(*pending, q);
+      bytes = io::packed_tensor_bytes(*pending, 0);
+      r.stored_as = f.name;
+    } else if (f.is_block && compressed) {
+      // Under the planned tensor scale (the global scale's exact reciprocal),
+      // blocks along the rows of the matrix.
+      const auto rows = static_cast<std::size_t>(t.shape[0]);
+      const auto cols = static_cast<std::size_t>(t.shape[1]);
+      PackedTensor packed;
+      packed.format = f.block;
+      packed.shape = t.shape;
+      packed.axis = 1;
+      packed.tensor_scale = planned_scale[owner[index]];
+      packed.elements.assign(packed_bytes(f.block.element.bits, values.size()), 0);
+      packed.scales.assign(rows * packed.blocks_per_row(), 0);
+      if (rows != 0) {
+        quantize_blocked(f.block, values, cols, packed.tensor_scale, req.block,
+                         packed.elements.data(), packed.scales.data());
+      }
+      pending = std::move(packed);
       q.resize(values.size());
       dequantize(*pending, q);
       bytes = io::packed_tensor_bytes(*pending, 0);
