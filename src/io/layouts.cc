@@ -153,31 +153,37 @@ std::vector<OutputTensor> compressed_nvfp4_outputs(const std::string& name,
           OutputTensor{name + "_global_scale", "F32", {1}, 4}};
 }
 
+float compressed_nvfp4_global_scale(float amax) {
+  const float g = 2688.0f / amax;  // 448 (E4M3's max) * 6 (E2M1's max)
+  return std::isfinite(g) && g > 0.0f ? g : 1.0f;
+}
+
+float compressed_nvfp4_tensor_scale(float global_scale) { return 1.0f / global_scale; }
+
 float compressed_global_scale(float tensor_scale) {
   if (!(tensor_scale > 0.0f) || !std::isfinite(tensor_scale)) return 1.0f;
   const float g = 1.0f / tensor_scale;
-  if (1.0f / g == tensor_scale) return g;
-  // The reciprocal is not surjective on FP32 (where t's significand exceeds
-  // about sqrt(2), neighbouring reciprocals are more than an ulp of t apart):
-  // try the nearest neighbours of g.
+  float best = g;
+  int best_zeros = -1;
+  const auto consider = [&](float candidate) {
+    if (1.0f / candidate != tensor_scale) return;
+    const int zeros = std::countr_zero(std::bit_cast<std::uint32_t>(candidate) | 0x00800000u);
+    if (zeros > best_zeros) best = candidate, best_zeros = zeros;
+  };
+  consider(g);
   float down = g, up = g;
   for (int k = 0; k < 2; ++k) {
     down = std::nextafter(down, 0.0f);
     up = std::nextafter(up, std::numeric_limits<float>::infinity());
-    if (1.0f / down == tensor_scale) return down;
-    if (1.0f / up == tensor_scale) return up;
+    consider(down);
+    consider(up);
   }
-  return g;
-}
-
-float compressed_tensor_scale(float tensor_scale) {
-  if (!(tensor_scale > 0.0f) || !std::isfinite(tensor_scale)) return tensor_scale;
-  return 1.0f / (1.0f / tensor_scale);
+  return best;
 }
 
 namespace {
 
-std::vector<std::byte> f32_bytes(float v) {
+std::vector<std::byte> le_f32(float v) {
   const auto bits = std::bit_cast<std::uint32_t>(v);
   std::vector<std::byte> out(4);
   for (std::size_t i = 0; i < 4; ++i) out[i] = static_cast<std::byte>((bits >> (8 * i)) & 0xFF);
@@ -190,14 +196,6 @@ std::uint64_t int32_words(std::uint64_t count, int bits) {
 }
 
 }  // namespace
-
-std::vector<std::byte> compressed_nvfp4_part_bytes(const PackedTensor& t, std::size_t part) {
-  if (part == 2) return f32_bytes(compressed_global_scale(t.tensor_scale));
-  const std::vector<std::uint8_t>& src = part == 0 ? t.elements : t.scales;
-  std::vector<std::byte> out(src.size());
-  if (!src.empty()) std::memcpy(out.data(), src.data(), src.size());
-  return out;
-}
 
 bool compressed_pack_supports(const MatrixFormat& f) {
   const bool bits = f.element.bits == 2 || f.element.bits == 4 || f.element.bits == 8;
@@ -277,7 +275,7 @@ std::vector<std::byte> compressed_pack_part_bytes(const PackedMatrix& m, std::si
     const MatrixScales& s = m.scales();
     if (f.scheme == MatrixScheme::kChannel) {
       for (const float v : s.row) {
-        const std::vector<std::byte> b = f32_bytes(v);
+        const std::vector<std::byte> b = le_f32(v);
         out.insert(out.end(), b.begin(), b.end());
       }
     } else {

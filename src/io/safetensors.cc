@@ -141,6 +141,7 @@ class SafetensorsReader final : public ModelReader {
   bool read_f32_range(const TensorInfo& t, std::uint64_t first,
                       std::span<float> out) const override;
   std::optional<PackedTensor> packed(const TensorInfo& t) const override;
+  std::optional<PackedMatrix> packed_matrix(const TensorInfo& t) const;
   std::string layout() const override { return layout_; }
   std::span<const std::byte> raw(const TensorInfo& t) const override {
     const TensorInfo& own = tensors_[index_of(t)];
@@ -161,6 +162,8 @@ class SafetensorsReader final : public ModelReader {
     if (it == by_name_.end()) fail(source_, "no tensor " + lowp::quoted(t.name) + " in this file");
     return it->second;
   }
+  // The packed matrix of tensors_[index] (entries_[index].matrix set).
+  PackedMatrix matrix_of(std::size_t index) const;
   void add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name,
                   const std::string& description, std::uint64_t data_start,
                   std::vector<Combined>& out) const;
@@ -951,6 +954,59 @@ std::vector<std::uint8_t> compressed_codes(const Entry& e, std::span<const std::
   return codes;
 }
 
+PackedMatrix SafetensorsReader::matrix_of(std::size_t index) const {
+  const TensorInfo& info = tensors_[index];
+  const Entry& e = entries_[index];
+  const std::span<const std::byte> bytes = raw(info);
+  const auto* u8 = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  if (e.ct_bits != 0) {
+    try {
+      return PackedMatrix::from_codes(*e.matrix, e.rows, e.cols, compressed_codes(e, bytes),
+                                      *e.ct_scales);
+    } catch (const Error& err) {
+      fail(source_, "compressed-tensors tensor " + lowp::quoted(info.name) + ": " + err.what());
+    }
+  }
+  const auto* sc = reinterpret_cast<const std::uint8_t*>(image_.data() + e.scales_offset);
+  MatrixScales scales;
+  const auto load = [&](std::size_t i, std::size_t size) {  // little-endian, unaligned
+    std::uint32_t v = 0;
+    for (std::size_t b = size; b-- > 0;) v = (v << 8) | sc[i * size + b];
+    return v;
+  };
+  switch (e.matrix->scheme) {
+    case MatrixScheme::kTensor:
+      scales.tensor = std::bit_cast<float>(load(0, 4));
+      break;
+    case MatrixScheme::kChannel:
+      for (std::size_t i = 0; i < e.scales_bytes / 4; ++i)
+        scales.row.push_back(std::bit_cast<float>(load(i, 4)));
+      break;
+    case MatrixScheme::kGroup:
+      for (std::size_t i = 0; i < e.scales_bytes / 2; ++i)
+        scales.group.push_back(static_cast<std::uint16_t>(load(i, 2)));
+      break;
+    default:
+      break;
+  }
+  if (e.matrix->zero_points()) {
+    const auto* z = reinterpret_cast<const std::uint8_t*>(image_.data() + e.zeros_offset);
+    scales.zero.assign(z, z + e.zeros_bytes);
+  }
+  try {
+    return PackedMatrix::from_codes(*e.matrix, e.rows, e.cols, {u8, u8 + bytes.size()},
+                                    std::move(scales));
+  } catch (const Error& err) {
+    fail(source_, "packed matrix " + lowp::quoted(info.name) + ": " + err.what());
+  }
+}
+
+std::optional<PackedMatrix> SafetensorsReader::packed_matrix(const TensorInfo& t) const {
+  const std::size_t index = index_of(t);
+  if (!entries_[index].matrix) return std::nullopt;
+  return matrix_of(index);
+}
+
 void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& out) const {
   const std::size_t index = index_of(t);
   const TensorInfo& info = tensors_[index];
@@ -959,50 +1015,7 @@ void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& o
   const auto n = static_cast<std::size_t>(info.element_count());
   out.resize(n);   // every element is written below
   if (e.matrix) {  // a packed matrix: decode exactly as PackedMatrix::dequantize
-    const auto* u8 = reinterpret_cast<const std::uint8_t*>(bytes.data());
-    if (e.ct_bits != 0) {
-      try {
-        const PackedMatrix m = PackedMatrix::from_codes(*e.matrix, e.rows, e.cols,
-                                                        compressed_codes(e, bytes), *e.ct_scales);
-        m.dequantize(out);
-      } catch (const Error& err) {
-        fail(source_, "compressed-tensors tensor " + lowp::quoted(info.name) + ": " + err.what());
-      }
-      return;
-    }
-    const auto* sc = reinterpret_cast<const std::uint8_t*>(image_.data() + e.scales_offset);
-    MatrixScales scales;
-    const auto load = [&](std::size_t i, std::size_t size) {  // little-endian, unaligned
-      std::uint32_t v = 0;
-      for (std::size_t b = size; b-- > 0;) v = (v << 8) | sc[i * size + b];
-      return v;
-    };
-    switch (e.matrix->scheme) {
-      case MatrixScheme::kTensor:
-        scales.tensor = std::bit_cast<float>(load(0, 4));
-        break;
-      case MatrixScheme::kChannel:
-        for (std::size_t i = 0; i < e.scales_bytes / 4; ++i)
-          scales.row.push_back(std::bit_cast<float>(load(i, 4)));
-        break;
-      case MatrixScheme::kGroup:
-        for (std::size_t i = 0; i < e.scales_bytes / 2; ++i)
-          scales.group.push_back(static_cast<std::uint16_t>(load(i, 2)));
-        break;
-      default:
-        break;
-    }
-    if (e.matrix->zero_points()) {
-      const auto* z = reinterpret_cast<const std::uint8_t*>(image_.data() + e.zeros_offset);
-      scales.zero.assign(z, z + e.zeros_bytes);
-    }
-    try {
-      const PackedMatrix m = PackedMatrix::from_codes(*e.matrix, e.rows, e.cols,
-                                                      {u8, u8 + bytes.size()}, std::move(scales));
-      m.dequantize(out);
-    } catch (const Error& err) {
-      fail(source_, "packed matrix " + lowp::quoted(info.name) + ": " + err.what());
-    }
+    matrix_of(index).dequantize(out);
     return;
   }
   if (e.dtype == nullptr) {  // packed: decode exactly as lowp::dequantize
@@ -1066,6 +1079,12 @@ std::optional<PackedTensor> SafetensorsReader::packed(const TensorInfo& t) const
 }
 
 }  // namespace
+
+std::optional<PackedMatrix> safetensors_packed_matrix(const ModelReader& reader,
+                                                      const TensorInfo& t) {
+  const auto* s = dynamic_cast<const SafetensorsReader*>(&reader);
+  return s == nullptr ? std::nullopt : s->packed_matrix(t);
+}
 
 std::unique_ptr<ModelReader> parse_safetensors(std::span<const std::byte> image, std::string source,
                                                ImageOwner owner) {

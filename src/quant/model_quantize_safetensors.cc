@@ -4,6 +4,7 @@
 // (codes + scales + metadata naming the format), everything else copied as it
 // is.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <string>
@@ -36,6 +37,17 @@ std::string stored_dtype(const Format& f) {
 // safetensors' name for a tensor copied from `in` (plain little-endian values).
 std::string safetensors_copy_dtype(const io::ModelReader& in, const io::TensorInfo& t) {
   return in.kind() == "safetensors" ? t.dtype : plain_dtype(t);
+}
+
+// The largest finite magnitude of `values`, as NVFP4's tensor scale takes it
+// (nvfp4_tensor_scale_of: subnormals skipped under flush_subnormals).
+float finite_amax_of(std::span<const float> values, const BlockOptions& opt) {
+  float amax = 0.0f;
+  for (const float v : values) {
+    if (opt.flush_subnormals && std::fpclassify(v) == FP_SUBNORMAL) continue;
+    if (std::isfinite(v)) amax = std::max(amax, std::fabs(v));
+  }
+  return amax;
 }
 
 // A block-format tensor streamed in pieces of whole rows through one pass
@@ -89,6 +101,20 @@ class StreamedBlocks {
       }
     });
     return *std::max_element(scale.begin(), scale.end());
+  }
+
+  // compressed-tensors' NVFP4 global scale (io::compressed_nvfp4_global_scale)
+  // of the tensor's largest finite magnitude: the pieces' largest.
+  float global_scale() const {
+    std::vector<float> amax(pieces_, 0.0f);
+    parallel_for(pieces_, threads_, [&](std::size_t p0, std::size_t p1) {
+      std::vector<float> values;
+      for (std::size_t p = p0; p < p1; ++p) {
+        read_piece(p, values);
+        amax[p] = finite_amax_of(values, one_thread_);
+      }
+    });
+    return io::compressed_nvfp4_global_scale(*std::max_element(amax.begin(), amax.end()));
   }
 
   // Quantizes into elements (packed_bytes of the tensor) and scales (rows x
@@ -173,7 +199,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   const bool modelopt = req.layout == io::Layout::kModelopt;
   const bool compressed = req.layout == io::Layout::kCompressedTensors;
   std::vector<Plan> plans;
-  std::vector<float> planned_scale;  // NVFP4 tensor scales written into the header
+  std::vector<float> planned_scale;   // NVFP4 tensor scales written into the header
+  std::vector<float> planned_global;  // compressed-tensors NVFP4 global scales
   std::vector<io::OutputTensor> outputs;
   io::Metadata metadata = in.kind() == "safetensors" ? in.metadata() : io::Metadata{};
   // lowp's own keys describe the input's packing, not the output's; the
@@ -193,6 +220,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     if (folded_scales.count(t.name) != 0) continue;
     Plan p{&t, is_selected(t, req), outputs.size(), 1};
     float tensor_scale = 1.0f;
+    float global_scale = 1.0f;  // compressed-tensors NVFP4
     // gpt-oss blocks run along the last dimension: a tensor whose last
     // dimension is not a multiple of 32 is kept as it is.
     if (gpt_oss && p.quantize && t.shape.back() % 32 != 0) p.quantize = false;
@@ -207,20 +235,25 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       if (f.is_block) {  // nvfp4-pack-quantized
         if (const std::optional<PackedTensor> stored = in.packed(t)) {
           p.copy_packed = stored->format == f.block && stored->axis == 1;
-          if (p.copy_packed) tensor_scale = stored->tensor_scale;
+          if (p.copy_packed) {
+            tensor_scale = stored->tensor_scale;
+            global_scale = io::compressed_global_scale(tensor_scale);
+          }
         }
         if (!p.copy_packed) {
-          // lowp's tensor scale, made the exact reciprocal of the global
-          // scale written (io::compressed_tensor_scale), read as for --layout lowp.
+          // compressed-tensors' global scale from the tensor's largest
+          // finite magnitude (the one lowp's own tensor scale is taken from),
+          // and lowp's tensor scale its exact reciprocal.
           const std::vector<std::int64_t> view = block_view(t.shape);
           if (StreamedBlocks::applies(in, t, req.axis, view, req.block)) {
-            tensor_scale = StreamedBlocks(in, t, f.block, view, req.block).tensor_scale();
+            global_scale = StreamedBlocks(in, t, f.block, view, req.block).global_scale();
           } else {
             in.read_f32_into(t, values_buffer);
-            tensor_scale = nvfp4_tensor_scale_of(values_buffer, req.block);
+            global_scale =
+                io::compressed_nvfp4_global_scale(finite_amax_of(values_buffer, req.block));
           }
           in.release(t);
-          tensor_scale = io::compressed_tensor_scale(tensor_scale);
+          tensor_scale = io::compressed_nvfp4_tensor_scale(global_scale);
         }
         parts = io::compressed_nvfp4_outputs(t.name, t.shape);
       } else if (io::compressed_pack_supports(*f.matrix)) {  // pack-quantized
@@ -249,9 +282,18 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       shape_only.axis = normalize_axis(req.axis, shape_only.shape.size());
       shape_only.elements.resize(packed_bytes(f.block.element.bits, shape_only.element_count()));
       shape_only.scales.resize(shape_only.rows() * shape_only.blocks_per_row());
+      // A compressed-tensors NVFP4 input in the format asked for is copied:
+      // its codes, block scales and tensor scale fp32(1 / global scale).
+      if (in.layout() == "compressed-tensors") {
+        if (const std::optional<PackedTensor> stored = in.packed(t)) {
+          p.copy_packed = stored->format == f.block && stored->axis == shape_only.axis &&
+                          stored->shape == shape_only.shape;
+          if (p.copy_packed) tensor_scale = stored->tensor_scale;
+        }
+      }
       // NVFP4's FP32 tensor scale goes into the header, before the data: one
       // extra read of the tensor finds it.
-      if (has_tensor_scale(f.block)) {
+      if (has_tensor_scale(f.block) && !p.copy_packed) {
         if (StreamedBlocks::applies(in, t, req.axis, shape_only.shape, req.block)) {
           tensor_scale = StreamedBlocks(in, t, f.block, shape_only.shape, req.block).tensor_scale();
         } else {
@@ -294,6 +336,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     }
     plans.push_back(p);
     planned_scale.push_back(tensor_scale);
+    planned_global.push_back(global_scale);
   }
   std::vector<std::size_t> owner(outputs.size());
   for (std::size_t i = 0; i < plans.size(); ++i) {
@@ -318,11 +361,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     const io::OutputTensor& o = outputs[index];
     const std::size_t part = index - p.first_output;
     if (part > 0) {
-      if (compressed && f.is_block && part == 2) {  // the F32 global scale
-        PackedTensor scale_only;
-        scale_only.tensor_scale = streamed ? planned_scale[owner[index]] : pending->tensor_scale;
-        return keep(io::compressed_nvfp4_part_bytes(scale_only, 2));
-      }
+      if (compressed && f.is_block && part == 2)  // the F32 global scale, as planned
+        return keep(io::f32_bytes(std::span(&planned_global[owner[index]], 1)));
       if (streamed) return std::as_bytes(std::span(streamed_scales));
       if (compressed && packed_matrix && io::compressed_pack_supports(*f.matrix))
         return keep(io::compressed_pack_part_bytes(*pending_matrix, part));
@@ -363,7 +403,16 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     std::vector<std::byte> bytes;
     if (packed_matrix) {
       const std::size_t rows = view.size() < 2 ? 1 : static_cast<std::size_t>(view[0]);
-      pending_matrix = quantize_matrix_by(*f.matrix, values, rows, req);
+      // A compressed-tensors matrix already in the format asked for (into or
+      // out of that layout) is copied: its codes and scales unchanged.
+      std::optional<PackedMatrix> stored;
+      if (compressed || in.layout() == "compressed-tensors")
+        stored = io::safetensors_packed_matrix(in, t);
+      if (stored && stored->format().name == f.matrix->name && stored->rows() == rows) {
+        pending_matrix = std::move(stored);
+      } else {
+        pending_matrix = quantize_matrix_by(*f.matrix, values, rows, req);
+      }
       q.resize(values.size());
       pending_matrix->dequantize(q);
       bytes = compressed && io::compressed_pack_supports(*f.matrix)

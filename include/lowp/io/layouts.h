@@ -122,22 +122,25 @@ std::string compressed_fp8_quantization_config(bool per_channel,
 
 // compressed-tensors nvfp4-pack-quantized: the three stored tensors of weight
 // `name` of `shape` (rank 2, last dimension a multiple of 16); throws
-// lowp::Error naming the tensor otherwise. compressed_nvfp4_part_bytes gives
-// part 0 (codes), 1 (block scales) or 2 (the F32 global scale) of a
-// PackedTensor in lowp's nvfp4 format.
+// lowp::Error naming the tensor otherwise. Parts 0 and 1 hold the bytes of
+// lowp's nvfp4 elements and scales as they are; part 2 the global scale.
 std::vector<OutputTensor> compressed_nvfp4_outputs(const std::string& name,
                                                    std::span<const std::int64_t> shape);
-std::vector<std::byte> compressed_nvfp4_part_bytes(const PackedTensor& t, std::size_t part);
-// The global scale g stored for lowp's tensor scale t: an FP32 g whose
-// reciprocal fp32(1 / g) is t exactly where one exists (fp32(1 / t) or one of
-// its nearest neighbours), else fp32(1 / t), whose reciprocal is then t's
-// neighbour. 1 for t = 0 (an all-zero tensor, whose codes are all zero), as
-// generate_gparam falls back to.
+// The global scale compressed-tensors computes for a tensor of largest finite
+// magnitude amax (generate_gparam): fp32(2688 / amax), 1 where that is not
+// finite (amax 0 or tiny), as generate_gparam falls back to.
+float compressed_nvfp4_global_scale(float amax);
+// lowp's tensor scale under global scale g: fp32(1 / g) (an all-zero tensor,
+// written with g = 1, reads back with tensor scale 1 and all-zero codes).
+float compressed_nvfp4_tensor_scale(float global_scale);
+// The global scale written for a stored NVFP4 tensor of tensor scale t (one
+// copied, not quantized): an FP32 g whose reciprocal fp32(1 / g) is t exactly
+// where one exists among fp32(1 / t) and its two neighbours either side (the
+// reciprocal is not onto FP32: where t's significand exceeds about sqrt(2),
+// neighbouring reciprocals are more than an ulp of t apart), the one with the
+// shortest significand (448 rather than 447.99997 for t = fp32(1/448)); else
+// fp32(1 / t), whose reciprocal is then t's neighbour. 1 for t = 0.
 float compressed_global_scale(float tensor_scale);
-// The tensor scale lowp quantizes with for this layout: fp32(1 / fp32(1 / t)),
-// the reciprocal of the global scale fp32(1 / t), so that what is written
-// reads back exactly (0 stays 0).
-float compressed_tensor_scale(float tensor_scale);
 
 // compressed-tensors pack-quantized: whether lowp writes matrix format f in
 // it (intN:channel, intN:group<K>, intN:group<K>:asym with N = 2, 4, 8).

@@ -121,4 +121,13 @@ std::vector<std::byte> packed_matrix_bytes(const PackedMatrix& m, std::size_t pa
 OutputTensor f32_output(const std::string& name, std::vector<std::int64_t> shape);
 std::vector<std::byte> f32_bytes(std::span<const float> values);
 
+// A tensor of a safetensors reader (open_model, parse_safetensors) stored as a
+// scaled matrix (lowp's packed matrices, compressed-tensors pack-quantized,
+// FP8 with scales) as its PackedMatrix, codes and scales as stored, so that a
+// writer can copy it without requantizing; nullopt for any other tensor or
+// reader. Throws lowp::Error naming the tensor where the storage does not fit
+// its format.
+std::optional<PackedMatrix> safetensors_packed_matrix(const ModelReader& reader,
+                                                      const TensorInfo& t);
+
 }  // namespace lowp::io
