@@ -230,6 +230,11 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     // compressed-tensors quantizes matrices; NVFP4 ones in blocks of 16 along the rows.
     if (compressed && p.quantize && t.shape.size() != 2) p.quantize = false;
     if (compressed && p.quantize && f.is_block && t.shape[1] % 16 != 0) p.quantize = false;
+    // Integer groups must divide the row: a reader finds the group size as
+    // cols / groups (and vLLM requires it too).
+    if (compressed && p.quantize && f.matrix && f.matrix->scheme == MatrixScheme::kGroup &&
+        t.shape[1] % f.matrix->group != 0)
+      p.quantize = false;
     if (p.quantize && compressed) {
       std::vector<io::OutputTensor> parts;
       if (f.is_block) {  // nvfp4-pack-quantized

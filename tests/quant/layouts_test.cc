@@ -687,6 +687,32 @@ TEST(CompressedTensorsLayout, PackQuantizedRoundTrips) {
   }
 }
 
+TEST(CompressedTensorsLayout, GroupsThatDoNotDivideTheRowAreKept) {
+  // A reader finds the group size as cols / groups: a [2, 40] matrix in
+  // groups of 16 (3 groups, the last short) is left unquantized and listed in
+  // "ignore"; [2, 48] is quantized.
+  TempDir tmp;
+  io::write_safetensors(
+      tmp.path / "in.safetensors",
+      {io::f32_output("a.weight", {2, 40}), io::f32_output("b.weight", {2, 48})}, {},
+      [&](std::size_t i) { return io::f32_bytes(test_matrix(2, i == 0 ? 40 : 48, 3)); });
+  QuantizeRequest req;
+  req.format = "int4:group16";
+  req.layout = io::Layout::kCompressedTensors;
+  quantize_model_dir(tmp.path / "in.safetensors", tmp.path / "ct", req);
+  const io::ModelDirectory d = io::open_model_directory(tmp.path / "ct");
+  ASSERT_EQ(d.model->tensors().size(), 2u);
+  EXPECT_EQ(d.model->tensors()[0].name, "a.weight");
+  EXPECT_EQ(d.model->tensors()[0].dtype, "F32");
+  EXPECT_EQ(d.model->tensors()[1].name, "b.weight");
+  EXPECT_EQ(d.model->tensors()[1].dtype, "int4:group16");
+  EXPECT_NE(file_bytes(tmp.path / "ct" / "config.json").find(R"("ignore": [
+      "a"
+    ])"),
+            std::string::npos)
+      << file_bytes(tmp.path / "ct" / "config.json");
+}
+
 // The first line of the error opening `path`, or "" when it opens.
 std::string open_error(const fs::path& path) {
   try {
