@@ -175,7 +175,14 @@ void run_quantize(const QuantizeArgs& a) {
   if (a.format.empty() && !(a.budget > 0)) throw Error("--format is required (or --budget)");
   const QuantMethod method = parse_method(a.method);
   const io::Layout layout = io::parse_layout(a.layout);
-  if (!io::layout_has_config(layout) && is_runtime_model(a.in)) {
+  // A model directory written as a file other than GGUF (-o X.safetensors):
+  // its model.safetensors, checked against its config (an engine layout
+  // decoded), tensor by tensor.
+  const bool directory_file =
+      !io::layout_has_config(layout) && std::filesystem::is_directory(a.in) &&
+      output_kind_for(a.out, a.to) != "gguf" &&
+      std::filesystem::exists(std::filesystem::path(a.in) / "model.safetensors");
+  if (!io::layout_has_config(layout) && !directory_file && is_runtime_model(a.in)) {
     run_export(a);
     return;
   }
@@ -217,7 +224,9 @@ void run_quantize(const QuantizeArgs& a) {
   if (!a.report_path.empty()) report_file.emplace(a.report_path);
   ModelReport report = io::layout_has_config(layout)
                            ? quantize_model_dir(a.in, a.out, req)
-                           : quantize_model(*io::open_model(a.in), a.out, req);
+                           : quantize_model(directory_file ? *io::open_model_directory(a.in).model
+                                                           : *io::open_model(a.in),
+                                            a.out, req);
   report.input = a.in;
   if (progress) std::fprintf(stderr, "\r\033[K");
   if (report_file) {
@@ -255,7 +264,8 @@ void add_quantize_command(CLI::App& app) {
                          "Hugging Face model directory transformers and vLLM load as "
                          "gpt-oss MXFP4 (-o DIR -f mxfp4), --layout modelopt the directory vLLM "
                          "loads as ModelOpt NVFP4 or FP8 (-o DIR -f nvfp4), --layout "
-                         "compressed-tensors llm-compressor FP8 (-f fp8_e4m3:channel)");
+                         "compressed-tensors the llm-compressor directory (-f fp8_e4m3:channel, "
+                         "nvfp4, int4:group128, int8:channel, ...)");
   cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
   cmd->add_option("--format,-f", a->format,
@@ -305,8 +315,12 @@ void add_quantize_command(CLI::App& app) {
                   "the input directory's tokenizer files); modelopt (NVIDIA ModelOpt NVFP4: <name> "
                   "U8, <name>_scale F8_E4M3, <name>_scale_2 F32, -f nvfp4; OUT is a model "
                   "directory with hf_quant_config.json; or -f fp8_e4m3:tensor, FP8); "
-                  "compressed-tensors (llm-compressor float-quantized FP8: -f fp8_e4m3:tensor or "
-                  "fp8_e4m3:channel; OUT is a model directory)")
+                  "compressed-tensors (llm-compressor: float-quantized FP8, -f fp8_e4m3:tensor or "
+                  "fp8_e4m3:channel; nvfp4-pack-quantized, -f nvfp4: <name>_packed U8, "
+                  "<name>_scale F8_E4M3, <name>_global_scale F32 = 1 / lowp's tensor scale; "
+                  "pack-quantized, -f intN:channel, intN:group<K> or intN:group<K>:asym with N = "
+                  "2, 4, 8: <name>_packed I32, <name>_scale, <name>_shape[, <name>_zero_point]; "
+                  "OUT is a model directory)")
       ->default_str("lowp");
   cmd->add_option("--report", a->report_path, "Also write the per-tensor report as JSON");
   cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->default_str("0");
