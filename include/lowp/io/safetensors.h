@@ -19,6 +19,15 @@
 //  * ModelOpt NVFP4 (lowp/io/layouts.h): a U8 matrix "<name>" [rows, cols/2]
 //    with "<name>_scale" (F8_E4M3 [rows, cols/16]) and "<name>_scale_2" (one
 //    F32) is one tensor "<name>" of dtype "nvfp4" and shape [rows, cols].
+//  * compressed-tensors (lowp/io/layouts.h): "<name>_packed" U8 [rows, cols/2]
+//    with "<name>_scale" (F8_E4M3) and "<name>_global_scale" (F32 [1], g) is
+//    one tensor "<name>" of dtype "nvfp4" whose tensor scale is fp32(1 / g);
+//    "<name>_packed" I32 [rows, words] with "<name>_scale" (F32, F16 or BF16
+//    [rows, groups]), "<name>_shape" (I64 [2]) and optionally
+//    "<name>_zero_point" is one tensor "<name>" of dtype "int4:group128",
+//    "int8:channel", "int4:group32:asym", ... (2-, 4- and 8-bit codes). Either
+//    "_packed" tensor with one of its parts beside it claims the convention;
+//    a missing or malformed part is then an error naming it.
 //  * lowp's packed tensors (written by packed_tensor_outputs): U8 tensors
 //    "<name>" (the element bit stream) and "<name>.scales" plus the metadata
 //    entry "lowp.<name>" describing them are one tensor "<name>" whose dtype is
