@@ -13,6 +13,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -894,7 +895,9 @@ void SafetensorsReader::add_compressed_pack(RawTensor& w, const std::string& bas
     // lowp's group scales are FP16: F16 exactly, F32 and BF16 where exact.
     const std::uint32_t code = encode(kFp16, v);
     if (static_cast<double>(decode_f32(kFp16, code)) != v && !(std::isnan(v))) {
-      fail(source_, where + ": scale " + std::to_string(v) + " of " + lowp::quoted(scale_name) +
+      char text[32];
+      std::snprintf(text, sizeof text, "%.9g", v);
+      fail(source_, where + ": scale " + text + " of " + lowp::quoted(scale_name) +
                         " is not exactly an FP16 value (lowp's group scales are FP16)");
     }
     scales->group.push_back(static_cast<std::uint16_t>(code));
