@@ -118,6 +118,42 @@ std::vector<GgmlBlockNvfp4> to_ggml_nvfp4(const PackedTensor& t) {
   return out;
 }
 
+PackedTensor from_ggml_nvfp4(std::span<const GgmlBlockNvfp4> blocks,
+                             std::span<const std::int64_t> shape, float tensor_scale) {
+  constexpr std::size_t kBlock = kGgmlNvfp4BlockElements;
+  constexpr std::size_t kSub = kGgmlNvfp4SubBlockElements;
+  PackedTensor t;
+  parse_block_format("nvfp4", t.format);
+  t.shape.assign(shape.begin(), shape.end());
+  if (shape.empty() || shape.back() < 0 || static_cast<std::size_t>(shape.back()) % kBlock != 0) {
+    throw Error("ggml NVFP4 tensors need a last dimension that is a multiple of 64");
+  }
+  t.axis = static_cast<int>(shape.size()) - 1;
+  t.tensor_scale = tensor_scale;
+  const std::size_t n = t.element_count();
+  if (blocks.size() * kBlock != n) {
+    throw Error("ggml NVFP4 data holds " + std::to_string(blocks.size()) +
+                " blocks but the shape needs " + std::to_string(n / kBlock));
+  }
+  t.scales.resize(n / kSub);
+  std::vector<std::uint32_t> codes(n);
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    for (std::size_t s = 0; s < kBlock / kSub; ++s) {
+      const auto d = static_cast<std::uint8_t>(blocks[b].d[s] & 0x7Fu);
+      t.scales[b * (kBlock / kSub) + s] = d == 0x7F ? 0 : d;
+      const std::size_t first = b * kBlock + s * kSub;
+      for (std::size_t j = 0; j < kSub / 2; ++j) {
+        const std::uint8_t q = blocks[b].qs[s * (kSub / 2) + j];
+        codes[first + j] = q & 0x0Fu;
+        codes[first + j + kSub / 2] = q >> 4;
+      }
+    }
+  }
+  t.elements.assign(packed_bytes(4, n), 0);
+  pack_codes(4, codes, t.elements);
+  return t;
+}
+
 void ggml_mxfp4_dequantize(std::span<const GgmlBlockMxfp4> blocks, std::span<float> out) {
   check_output("MXFP4", out.size(), blocks.size());
   ggml_dequantize(GgmlQuantType::kMxfp4, std::as_bytes(blocks), out);

@@ -448,6 +448,9 @@ class GgufReader final : public ModelReader {
                           static_cast<std::size_t>(mine.nbytes));
   }
   std::vector<float> read_f32(const TensorInfo& t) const override;
+  // MXFP4 and NVFP4 (with a single scale) as lowp's packed tensors: ggml's
+  // codes and scales, so a writer can copy them.
+  std::optional<PackedTensor> packed(const TensorInfo& t) const override;
 
   const std::vector<GgufKv>& kv() const { return kv_; }
 
@@ -465,6 +468,9 @@ class GgufReader final : public ModelReader {
   void parse();
   void parse_tensor_info(Cursor& c, std::uint64_t index);
   void apply_nvfp4_scale(const TensorInfo& t, std::vector<float>& values) const;
+  // The values of an NVFP4 tensor's scale tensor: none (no scale tensor), one,
+  // or one per outermost slice of a rank-3 tensor.
+  std::vector<float> nvfp4_scale_values(const TensorInfo& t) const;
 
   std::span<const std::byte> image_;
   std::string source_;
@@ -628,10 +634,17 @@ std::vector<float> GgufReader::read_f32(const TensorInfo& t) const {
 }
 
 void GgufReader::apply_nvfp4_scale(const TensorInfo& t, std::vector<float>& values) const {
+  const std::vector<float> scale = nvfp4_scale_values(t);
+  if (scale.empty()) return;
+  const std::size_t per_slice = values.size() / scale.size();
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] *= scale[i / per_slice];
+}
+
+std::vector<float> GgufReader::nvfp4_scale_values(const TensorInfo& t) const {
   const std::string name = gguf_nvfp4_scale_name(t.name);
   const auto it = std::find_if(tensors_.begin(), tensors_.end(),
                                [&](const TensorInfo& s) { return s.name == name; });
-  if (it == tensors_.end()) return;  // llama.cpp's converter omits a scale of 1
+  if (it == tensors_.end()) return {};  // llama.cpp's converter omits a scale of 1
   const std::string named =
       "NVFP4 tensor " + lowp::quoted(t.name) + ": its scale tensor " + lowp::quoted(name);
   if (it->dtype != "F32") fail(named + " has type " + it->dtype + ", not F32");
@@ -647,8 +660,31 @@ void GgufReader::apply_nvfp4_scale(const TensorInfo& t, std::vector<float>& valu
   for (float s : scale) {
     if (!std::isfinite(s)) fail(named + " holds a non-finite value");
   }
-  const std::size_t per_slice = values.size() / count;
-  for (std::size_t i = 0; i < values.size(); ++i) values[i] *= scale[i / per_slice];
+  return scale;
+}
+
+// Copied into aligned blocks (the image's tensor data need not be aligned).
+template <typename Block>
+std::vector<Block> blocks_of(std::span<const std::byte> bytes) {
+  std::vector<Block> blocks(bytes.size() / sizeof(Block));
+  if (!blocks.empty()) std::memcpy(blocks.data(), bytes.data(), blocks.size() * sizeof(Block));
+  return blocks;
+}
+
+std::optional<PackedTensor> GgufReader::packed(const TensorInfo& t) const {
+  const std::size_t index = index_of(t);
+  const TensorInfo& info = tensors_[index];
+  const std::uint32_t id = entries_[index].type->id;
+  if (id == static_cast<std::uint32_t>(GgmlQuantType::kMxfp4)) {
+    return from_ggml_mxfp4(blocks_of<GgmlBlockMxfp4>(raw(info)), info.shape);
+  }
+  if (id == static_cast<std::uint32_t>(GgmlQuantType::kNvfp4)) {
+    const std::vector<float> scale = nvfp4_scale_values(info);
+    if (scale.size() > 1) return std::nullopt;  // one scale per slice: no PackedTensor holds it
+    return from_ggml_nvfp4(blocks_of<GgmlBlockNvfp4>(raw(info)), info.shape,
+                           scale.empty() ? 1.0f : scale[0]);
+  }
+  return std::nullopt;
 }
 
 }  // namespace

@@ -83,6 +83,25 @@ std::vector<std::byte> modelopt_part_bytes(const PackedTensor& t, std::size_t pa
   return out;
 }
 
+std::string modelopt_fused_group(std::string_view tensor_name) {
+  constexpr std::string_view kWeight = ".weight";
+  if (!tensor_name.ends_with(kWeight)) return "";
+  const std::string_view module = tensor_name.substr(0, tensor_name.size() - kWeight.size());
+  const std::size_t dot = module.rfind('.');
+  const std::string_view layer = dot == std::string_view::npos ? module : module.substr(dot + 1);
+  const std::string parent(dot == std::string_view::npos ? "" : module.substr(0, dot + 1));
+  if (layer == "q_proj" || layer == "k_proj" || layer == "v_proj") return parent + "qkv";
+  if (layer == "gate_proj" || layer == "up_proj") return parent + "gate_up";
+  if (layer == "w1" || layer == "w3") return parent + "w13";
+  return "";
+}
+
+std::string modelopt_input_scale_name(std::string_view tensor_name) {
+  constexpr std::string_view kWeight = ".weight";
+  if (!tensor_name.ends_with(kWeight)) return "";
+  return std::string(tensor_name.substr(0, tensor_name.size() - kWeight.size())) + ".input_scale";
+}
+
 std::vector<OutputTensor> modelopt_fp8_outputs(const std::string& name,
                                                std::span<const std::int64_t> shape) {
   if (shape.size() != 2) {
@@ -419,11 +438,15 @@ std::string config_with_quantization(std::string_view config, std::string_view q
 }
 
 ModelDirectory open_model_directory(const std::filesystem::path& dir) {
-  const std::filesystem::path weights = dir / "model.safetensors";
-  if (!std::filesystem::exists(weights)) {
-    throw Error(quoted(dir.string()) + ": no model.safetensors in the model directory");
+  std::filesystem::path weights = dir / "model.safetensors";
+  const std::filesystem::path index = dir / "model.safetensors.index.json";
+  const bool sharded = !std::filesystem::exists(weights) && std::filesystem::exists(index);
+  if (!sharded && !std::filesystem::exists(weights)) {
+    throw Error(quoted(dir.string()) +
+                ": no model.safetensors or model.safetensors.index.json in the model directory");
   }
-  ModelDirectory d{open_model(weights), ""};
+  if (sharded) weights = index;
+  ModelDirectory d{sharded ? open_safetensors_shards(index) : open_model(weights), ""};
   d.layout = d.model->layout();
   const std::filesystem::path hf_quant = dir / "hf_quant_config.json";
   if (std::filesystem::exists(hf_quant)) {

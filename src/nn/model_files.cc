@@ -497,6 +497,9 @@ Transformer load_gguf(const io::ModelReader& reader, const std::string& source) 
   set.add_borrowed(reader, source);
   const bool gpt2 = c.family == "gpt2";
   std::vector<std::string_view> ignored;
+  // NVFP4 weights' F32 scale tensors: read_f32 of the weight applies them.
+  const std::map<std::string, std::string> scales = io::gguf_nvfp4_scales(reader);
+  for (const auto& [scale, weight] : scales) ignored.push_back(scale);
   if (!gpt2) {
     ignored.push_back("rope_freqs.weight");
     if (set.has("rope_freqs.weight")) {

@@ -12,6 +12,7 @@
 #include "lowp/block/mx.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
+#include "lowp/io/gguf.h"
 #include "lowp/kernels.h"
 #include "lowp/nn/model_files.h"
 #include "lowp/storage/packed_matrix.h"
@@ -33,7 +34,7 @@ constexpr TypeInfo kTypes[] = {
     {"fp32", "F32", 1, 0, false},     {"fp16", "F16", 1, 1, false},
     {"bf16", "BF16", 1, 32, false},   {"q8_0", "Q8_0", 32, 7, false},
     {"q4_0", "Q4_0", 32, 2, true},    {"q4_k", "Q4_K", 256, 14, true},
-    {"mxfp4", "MXFP4", 32, 38, true},
+    {"mxfp4", "MXFP4", 32, 38, true}, {"nvfp4", "NVFP4", 64, 39, true},
 };
 
 const TypeInfo& type_info(const std::string& name) {
@@ -45,8 +46,10 @@ const TypeInfo& type_info(const std::string& name) {
   throw Error("GGUF export: unknown type " + quoted(name) + " (known: " + known + ")");
 }
 
-// The GGUF bytes of `x` (rows of `cols` values) in ggml type `gguf`.
-std::vector<std::byte> encode(const std::string& gguf, std::span<const float> x, std::size_t cols) {
+// The GGUF bytes of `x` (rows of `cols` values) in ggml type `gguf`. NVFP4
+// sets *tensor_scale to the scale its F32 ".scale" tensor holds.
+std::vector<std::byte> encode(const std::string& gguf, std::span<const float> x, std::size_t cols,
+                              float* tensor_scale) {
   std::vector<std::byte> out;
   if (gguf == "F32") {
     out.resize(x.size() * 4);
@@ -64,6 +67,18 @@ std::vector<std::byte> encode(const std::string& gguf, std::span<const float> x,
     const std::vector<GgmlBlockMxfp4> blocks = to_ggml_mxfp4(packed);
     out.resize(blocks.size() * sizeof(GgmlBlockMxfp4));
     if (!blocks.empty()) std::memcpy(out.data(), blocks.data(), out.size());
+  } else if (gguf == "NVFP4") {
+    // lowp's NVFP4 rule (lowp/block/mx.h) in ggml's blocks of 64, its FP32
+    // tensor scale in the tensor's ".scale" tensor (io::gguf_nvfp4_scale_name).
+    const std::int64_t shape[2] = {static_cast<std::int64_t>(x.size() / cols),
+                                   static_cast<std::int64_t>(cols)};
+    BlockFormat nvfp4;
+    parse_block_format("nvfp4", nvfp4);
+    const PackedTensor packed = quantize(nvfp4, x, shape, -1, {});
+    const std::vector<GgmlBlockNvfp4> blocks = to_ggml_nvfp4(packed);
+    out.resize(blocks.size() * sizeof(GgmlBlockNvfp4));
+    if (!blocks.empty()) std::memcpy(out.data(), blocks.data(), out.size());
+    *tensor_scale = packed.tensor_scale;
   } else {
     const std::optional<GgmlQuantInfo> info = ggml_quant_info(gguf);
     if (!info) throw Error("GGUF export: no encoder for " + gguf);
@@ -293,6 +308,7 @@ std::vector<GgufExportTensor> export_gguf(const nn::Transformer& model,
     std::vector<float> owned;                    // permuted q/k, rope factors
     std::optional<PackedMatrix> packed;          // written as it is (req.packed)
     std::size_t cols = 1;
+    bool scale_of_previous = false;  // the F32 scale of the NVFP4 tensor before it
   };
   std::vector<Item> items;
   const nn::TransformerWeights& w = model.weights();
@@ -300,6 +316,9 @@ std::vector<GgufExportTensor> export_gguf(const nn::Transformer& model,
   auto matrix_type = [&](TensorRole role, std::size_t cols) -> std::string {
     std::string t = type.gguf;
     if (role == TensorRole::kHead && type.four_bit) t = "Q6_K";
+    // NVFP4 for the linear layers alone (as ModelOpt quantizes them, and as
+    // llama.cpp reads a ".scale" tensor beside them): the token embedding in Q8_0.
+    if (t == "NVFP4" && !linear_of(role, 0, c)) t = "Q8_0";
     if (cols % block_of(t) != 0) t = cols % 32 == 0 ? "Q8_0" : "F16";
     return t;
   };
@@ -337,6 +356,12 @@ std::vector<GgufExportTensor> export_gguf(const nn::Transformer& model,
       }
       it.out = io::OutputTensor{name, t, shape, io::gguf_tensor_nbytes(t, shape)};
       items.push_back(std::move(it));
+      if (t == "NVFP4") {
+        Item scale;
+        scale.out = io::OutputTensor{io::gguf_nvfp4_scale_name(name), "F32", {1}, 4};
+        scale.scale_of_previous = true;
+        items.push_back(std::move(scale));
+      }
     }
   }
   if (!gpt2 && (!c.rope_divisors.empty() || c.rope_scaling == nn::RopeScaling::kLlama3)) {
@@ -354,10 +379,17 @@ std::vector<GgufExportTensor> export_gguf(const nn::Transformer& model,
     outputs.push_back(it.out);
     written.push_back({it.out.name, it.out.dtype, it.out.shape, it.out.nbytes});
   }
+  float tensor_scale = 1.0f;  // of the last NVFP4 tensor written
   io::write_gguf(out, kv, outputs, [&](std::size_t i) {
     const Item& it = items[i];
+    if (it.scale_of_previous) {
+      std::vector<std::byte> bytes(4);
+      std::memcpy(bytes.data(), &tensor_scale, 4);
+      return bytes;
+    }
     if (it.packed) return encode_packed(it.out.dtype, *it.packed, it.out.name);
-    return encode(it.out.dtype, it.values == nullptr ? it.owned : *it.values, it.cols);
+    return encode(it.out.dtype, it.values == nullptr ? it.owned : *it.values, it.cols,
+                  &tensor_scale);
   });
   return written;
 }

@@ -61,11 +61,6 @@ ModelReport quantize_model_dir(const fs::path& in, const fs::path& out_dir,
   std::unique_ptr<io::ModelReader> reader;
   std::string config;
   if (fs::is_directory(in)) {
-    if (!fs::exists(in / "model.safetensors") && fs::exists(in / "model.safetensors.index.json")) {
-      throw Error(quoted(in.string()) +
-                  ": sharded checkpoints (model.safetensors.index.json) are not read by --layout "
-                  "yet");
-    }
     reader = io::open_model_directory(in).model;
     if (fs::exists(in / "config.json")) config = read_text(in / "config.json");
   } else {

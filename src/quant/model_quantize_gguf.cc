@@ -5,6 +5,7 @@
 // tensor llama.cpp's converter writes (io::gguf_nvfp4_scale_name).
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -76,6 +77,7 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
     bool quantize;
     std::string note;
     std::size_t scale_of = kNone;
+    bool decode = false;  // kept as its decoded fp32 values
   };
   std::vector<Plan> plans;
   std::vector<io::OutputTensor> outputs;
@@ -112,6 +114,12 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
       o.dtype = in.kind() == "gguf" && (t.dtype == "F16" || t.dtype == "BF16") ? t.dtype : "F32";
     } else {
       o.dtype = gguf_copy_type(in, t);
+      // A tensor in a format GGUF has no type for (another layout's block
+      // format it cannot hold here) is kept as its exact fp32 values.
+      if (o.dtype.empty() && t.is_float) {
+        o.dtype = "F32";
+        p.decode = true;
+      }
       if (o.dtype.empty()) {
         throw Error("tensor " + quoted(t.name) + " of type " + t.dtype +
                     " has no GGUF type to be copied as");
@@ -144,8 +152,24 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
       kv.emplace_back(key, io::GgufValue::string(value));
     }
   }
+  // The output's own format replaces an input's (a lowp GGUF re-quantized).
+  std::erase_if(kv, [](const io::GgufKv& e) { return e.first == "lowp.quantized_format"; });
   kv.emplace_back("lowp.quantized_format",
                   io::GgufValue::string(f.name + (req.fake ? " (fake)" : "")));
+
+  // An input tensor already in the output's block format along its rows
+  // (gpt-oss, ModelOpt, lowp's packing, GGUF) keeps its codes and scales:
+  // converting between layouts loses nothing.
+  const auto stored_or_quantized = [&](const io::TensorInfo& t, std::span<const float> values) {
+    if (t.dtype == f.name || t.dtype == stored_type) {
+      if (std::optional<PackedTensor> stored = in.packed(t);
+          stored && stored->format == f.block &&
+          stored->axis == static_cast<int>(stored->shape.size()) - 1 && stored->shape == t.shape) {
+        return std::move(*stored);
+      }
+    }
+    return quantize(f.block, values, t.shape, -1, req.block);
+  };
 
   // Step 2: stream the tensors; each is quantized when the writer asks for it.
   float nvfp4_scale = 1.0f;  // the last NVFP4 tensor's, for the scale tensor after it
@@ -165,8 +189,9 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
     if (!p.quantize) {
       r.stored_as = p.note.empty() ? o.dtype : o.dtype + " (" + p.note + ")";
       report.tensors.push_back(std::move(r));
-      // Every reader that gets here stores plain little-endian values, so the
-      // bytes carry over as they are (gguf_copy_type kept the type).
+      if (p.decode) return bytes_of(in.read_f32(t));
+      // Every other reader that gets here stores plain little-endian values,
+      // so the bytes carry over as they are (gguf_copy_type kept the type).
       const auto raw = in.raw(t);
       return {raw.begin(), raw.end()};
     }
@@ -185,13 +210,13 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
       q.resize(values.size());
       ggml_q8_0_dequantize(blocks, q);
     } else if (o.dtype == "MXFP4") {
-      const PackedTensor packed = quantize(f.block, values, t.shape, -1, req.block);
+      const PackedTensor packed = stored_or_quantized(t, values);
       const std::vector<GgmlBlockMxfp4> blocks = to_ggml_mxfp4(packed);
       bytes = bytes_of(blocks);
       q.resize(values.size());
       ggml_mxfp4_dequantize(blocks, q);  // what ggml will read back
     } else if (o.dtype == "NVFP4") {
-      const PackedTensor packed = quantize(f.block, values, t.shape, -1, req.block);
+      const PackedTensor packed = stored_or_quantized(t, values);
       bytes = bytes_of(to_ggml_nvfp4(packed));
       nvfp4_scale = packed.tensor_scale;
       // What a GGUF reader decodes: ggml's block values times the scale

@@ -4,6 +4,7 @@
 // (codes + scales + metadata naming the format), everything else copied as it
 // is.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -32,6 +33,14 @@ namespace {
 std::string stored_dtype(const Format& f) {
   if (f.specials == Specials::kE8m0) return "";
   return std::string(io::safetensors_dtype_for(f));
+}
+
+// GGUF's name for a block type ("MXFP4" for mxfp4), as its TensorInfo
+// spells it.
+std::string gguf_block_type_name(const std::string& name) {
+  std::string upper = name;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return upper;
 }
 
 // safetensors' name for a tensor copied from `in` (plain little-endian values).
@@ -216,6 +225,50 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   std::vector<float> values_buffer, quantized_buffer;
   // A GGUF input's NVFP4 scale tensors are in their tensors' values already.
   const std::map<std::string, std::string> folded_scales = io::gguf_nvfp4_scales(in);
+  // ModelOpt NVFP4: the layers an engine fuses share one tensor scale, the
+  // largest of their own (ModelOpt's export does the same; vLLM runs a fused
+  // layer under one global scale). One extra read of each grouped tensor.
+  const bool modelopt_nvfp4 = modelopt && f.is_block && !req.fake;
+  const auto modelopt_quantizes = [&](const io::TensorInfo& t) {
+    return is_selected(t, req) && t.shape.size() == 2 && t.shape[1] % 16 == 0;
+  };
+  std::map<std::string, float> shared_scale;  // tensor name -> its group's scale
+  if (modelopt_nvfp4) {
+    std::map<std::string, std::string> group_of;
+    std::map<std::string, float> group_scale;
+    for (const io::TensorInfo& t : in.tensors()) {
+      const std::string group = io::modelopt_fused_group(t.name);
+      if (group.empty() || !modelopt_quantizes(t)) continue;
+      in.read_f32_into(t, values_buffer);
+      in.release(t);
+      const float scale = nvfp4_tensor_scale_of(values_buffer, req.block);
+      group_of.emplace(t.name, group);
+      float& g = group_scale.try_emplace(group, 0.0f).first->second;
+      g = std::max(g, scale);
+    }
+    for (const auto& [name, group] : group_of) shared_scale.emplace(name, group_scale[group]);
+  }
+  // compressed-tensors NVFP4 likewise: a fused layer's global scale is one
+  // (llm-compressor gives q/k/v, gate/up the smallest of theirs, i.e. the
+  // largest amax; vLLM loads one weight_global_scale per fused layer).
+  std::map<std::string, float> shared_amax;  // tensor name -> its group's amax
+  if (compressed && f.is_block && !req.fake) {
+    std::map<std::string, std::string> group_of;
+    std::map<std::string, float> group_amax;
+    for (const io::TensorInfo& t : in.tensors()) {
+      const std::string group = io::modelopt_fused_group(t.name);
+      if (group.empty() || !modelopt_quantizes(t)) continue;
+      if (const std::optional<PackedTensor> stored = in.packed(t);
+          stored && stored->format == f.block && stored->axis == 1)
+        continue;  // copied with its own scale
+      in.read_f32_into(t, values_buffer);
+      in.release(t);
+      group_of.emplace(t.name, group);
+      float& a = group_amax.try_emplace(group, 0.0f).first->second;
+      a = std::max(a, finite_amax_of(values_buffer, req.block));
+    }
+    for (const auto& [name, group] : group_of) shared_amax.emplace(name, group_amax[group]);
+  }
   for (const io::TensorInfo& t : in.tensors()) {
     if (folded_scales.count(t.name) != 0) continue;
     Plan p{&t, is_selected(t, req), outputs.size(), 1};
@@ -250,7 +303,9 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
           // finite magnitude (the one lowp's own tensor scale is taken from),
           // and lowp's tensor scale its exact reciprocal.
           const std::vector<std::int64_t> view = block_view(t.shape);
-          if (StreamedBlocks::applies(in, t, req.axis, view, req.block)) {
+          if (const auto shared = shared_amax.find(t.name); shared != shared_amax.end()) {
+            global_scale = io::compressed_nvfp4_global_scale(shared->second);
+          } else if (StreamedBlocks::applies(in, t, req.axis, view, req.block)) {
             global_scale = StreamedBlocks(in, t, f.block, view, req.block).global_scale();
           } else {
             in.read_f32_into(t, values_buffer);
@@ -278,6 +333,13 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
                                             : f.matrix
                                                 ? io::modelopt_fp8_outputs(t.name, t.shape)
                                                 : io::modelopt_nvfp4_outputs(t.name, t.shape);
+      // vLLM's NVFP4 path reads each module's input_scale (the activations'
+      // global scale); without activation statistics lowp writes 1 unless the
+      // input has one (then copied as it is).
+      const std::string input_scale = io::modelopt_input_scale_name(t.name);
+      if (modelopt_nvfp4 && !input_scale.empty() && in.find(input_scale) == nullptr) {
+        parts.push_back(io::OutputTensor{input_scale, "F32", {}, 4});
+      }
       p.parts = parts.size();
       for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
     } else if (p.quantize && f.is_block && !req.fake) {
@@ -287,18 +349,21 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       shape_only.axis = normalize_axis(req.axis, shape_only.shape.size());
       shape_only.elements.resize(packed_bytes(f.block.element.bits, shape_only.element_count()));
       shape_only.scales.resize(shape_only.rows() * shape_only.blocks_per_row());
-      // A compressed-tensors NVFP4 input in the format asked for is copied:
-      // its codes, block scales and tensor scale fp32(1 / global scale).
-      if (in.layout() == "compressed-tensors") {
-        if (const std::optional<PackedTensor> stored = in.packed(t)) {
-          p.copy_packed = stored->format == f.block && stored->axis == shape_only.axis &&
-                          stored->shape == shape_only.shape;
-          if (p.copy_packed) tensor_scale = stored->tensor_scale;
+      // An input already in this format along the same axis (another
+      // layout's, GGUF's) keeps its codes and scales.
+      if (t.dtype == f.name || t.dtype == gguf_block_type_name(f.name)) {
+        if (const std::optional<PackedTensor> stored = in.packed(t);
+            stored && stored->format == f.block && stored->shape == shape_only.shape &&
+            stored->axis == shape_only.axis) {
+          p.copy_packed = true;
+          tensor_scale = stored->tensor_scale;
         }
       }
       // NVFP4's FP32 tensor scale goes into the header, before the data: one
       // extra read of the tensor finds it.
-      if (has_tensor_scale(f.block) && !p.copy_packed) {
+      if (p.copy_packed) {
+        // (its own)
+      } else if (has_tensor_scale(f.block)) {
         if (StreamedBlocks::applies(in, t, req.axis, shape_only.shape, req.block)) {
           tensor_scale = StreamedBlocks(in, t, f.block, shape_only.shape, req.block).tensor_scale();
         } else {
@@ -369,6 +434,12 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       if (compressed && f.is_block && part == 2)  // the F32 global scale, as planned
         return keep(io::f32_bytes(std::span(&planned_global[owner[index]], 1)));
       if (streamed) return std::as_bytes(std::span(streamed_scales));
+      if (modelopt && !packed_matrix && part == 3) {
+        const float unit = 1.0f;
+        std::vector<std::byte> bytes(4);
+        std::memcpy(bytes.data(), &unit, 4);
+        return keep(std::move(bytes));
+      }
       if (compressed && packed_matrix && io::compressed_pack_supports(*f.matrix))
         return keep(io::compressed_pack_part_bytes(*pending_matrix, part));
       if (modelopt && !packed_matrix) return keep(io::modelopt_part_bytes(*pending, part));
@@ -427,6 +498,22 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     } else if (p.copy_packed) {
       // The input's own codes and scales: decoded values and bytes unchanged.
       pending = in.packed(t);
+      q.resize(values.size());
+      dequantize(*pending, q);
+      bytes = io::packed_tensor_bytes(*pending, 0);
+      r.stored_as = f.name;
+    } else if (const auto shared = shared_scale.find(t.name); shared != shared_scale.end()) {
+      // A ModelOpt matrix [rows, cols] in blocks along its rows, under its
+      // fused group's tensor scale.
+      pending.emplace();
+      pending->format = f.block;
+      pending->shape = t.shape;
+      pending->axis = 1;
+      pending->tensor_scale = shared->second;
+      pending->elements.assign(packed_bytes(f.block.element.bits, values.size()), 0);
+      pending->scales.assign(pending->rows() * pending->blocks_per_row(), 0);
+      quantize_blocked(f.block, values, static_cast<std::size_t>(t.shape[1]), shared->second,
+                       req.block, pending->elements.data(), pending->scales.data());
       q.resize(values.size());
       dequantize(*pending, q);
       bytes = io::packed_tensor_bytes(*pending, 0);

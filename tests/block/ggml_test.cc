@@ -110,6 +110,47 @@ TEST(GgmlNvfp4, HandBuiltBlockDecodes) {
   EXPECT_FALSE(std::signbit(y[8]));  // code 0x8 is +0
 }
 
+TEST(GgmlNvfp4, FromGgmlInvertsToGgml) {
+  // lowp -> ggml -> lowp gives the same codes, scales and tensor scale.
+  BlockFormat nvfp4;
+  ASSERT_TRUE(parse_block_format("nvfp4", nvfp4));
+  std::vector<float> x(3 * 128);
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i)) *
+                              (1.0 + static_cast<double>(i % 29)));
+  x[7] = 0x1.0p-20f;  // a tiny block scale
+  const std::int64_t shape[] = {3, 128};
+  const PackedTensor t = quantize(nvfp4, x, shape, -1, {});
+  const PackedTensor back = from_ggml_nvfp4(to_ggml_nvfp4(t), shape, t.tensor_scale);
+  EXPECT_EQ(back.format, t.format);
+  EXPECT_EQ(back.shape, t.shape);
+  EXPECT_EQ(back.axis, 1);
+  EXPECT_EQ(back.tensor_scale, t.tensor_scale);
+  EXPECT_EQ(back.scales, t.scales);
+  EXPECT_EQ(back.elements, t.elements);
+  EXPECT_THROW(from_ggml_nvfp4(to_ggml_nvfp4(t), std::vector<std::int64_t>{3, 64}, 1.0f), Error);
+  EXPECT_THROW(from_ggml_nvfp4({}, std::vector<std::int64_t>{2, 48}, 1.0f), Error);
+}
+
+TEST(GgmlNvfp4, FromGgmlDecodesAsGgml) {
+  // The hand-built block above: ggml's sign bit dropped (0xB8 -> 0x38) and its
+  // zero scale 0x7F -> 0x00, so lowp decodes what ggml decodes (up to the sign
+  // of zero: ggml's code 0x8 is +0, lowp's -0).
+  GgmlBlockNvfp4 b;
+  const std::uint8_t d[4] = {0x38, 0x01, 0x7F, 0xB8};
+  std::memcpy(b.d, d, 4);
+  for (std::size_t s = 0; s < 4; ++s)
+    for (std::size_t j = 0; j < 8; ++j)
+      b.qs[8 * s + j] = static_cast<std::uint8_t>(j | (j + 8) << 4);
+  const std::int64_t shape[] = {1, 64};
+  const PackedTensor t = from_ggml_nvfp4(std::span(&b, 1), shape, 0.5f);
+  EXPECT_EQ(t.scales, (std::vector<std::uint8_t>{0x38, 0x01, 0x00, 0x38}));
+  std::vector<float> ggml(64), lowp(64);
+  ggml_dequantize(GgmlQuantType::kNvfp4, std::as_bytes(std::span(&b, 1)), ggml);
+  dequantize(t, lowp);
+  for (std::size_t i = 0; i < 64; ++i) EXPECT_EQ(lowp[i], ggml[i] * 0.5f) << i;
+}
+
 TEST(GgmlMxfp4, RoundTripAndDecodeMatchLowp) {
   std::mt19937 rng(3);
   std::vector<GgmlBlockMxfp4> blocks(64);

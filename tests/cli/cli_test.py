@@ -1088,6 +1088,18 @@ def safetensors_raw(tensors):
     return struct.pack("<Q", len(h)) + h + b"".join(blobs)
 
 
+def safetensors_raw_meta(tensors, metadata):
+    """safetensors_raw with a __metadata__ object."""
+    header, blobs, offset = {"__metadata__": metadata}, [], 0
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
 def safetensors_tensors(path):
     """{name: (dtype, shape, bytes)} of a safetensors file, and its metadata."""
     data = open(path, "rb").read()
@@ -1180,6 +1192,75 @@ class Layouts(Base):
         self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(), open(packed, "rb").read())
         self.assertEqual(json.load(open(os.path.join(out, "config.json")))["quantization_config"]
                          ["modules_to_not_convert"], ["conv", "bias"])
+
+    def shard(self, src_file, out_dir, split_at, config=None):
+        """Splits a safetensors file into two shards and the index beside them,
+        as Hugging Face's save_pretrained does; returns the shard file names."""
+        tensors, _ = safetensors_tensors(src_file)
+        names = list(tensors)
+        os.mkdir(out_dir)
+        files = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+        parts = [names[:split_at], names[split_at:]]
+        weight_map = {}
+        for file, part in zip(files, parts):
+            open(os.path.join(out_dir, file), "wb").write(safetensors_raw({n: tensors[n] for n in part}))
+            weight_map.update({n: file for n in part})
+        json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map},
+                  open(os.path.join(out_dir, "model.safetensors.index.json"), "w"))
+        if config is not None:
+            json.dump(config, open(os.path.join(out_dir, "config.json"), "w"))
+        return files
+
+    def test_sharded_checkpoint(self):
+        # A gpt-oss directory saved in two shards reads as the single file does:
+        # inspect names the layout, and converting it gives the same bytes.
+        sample_model(self.path("m.npz"))
+        whole = self.path("whole")
+        self.quantize_dir(self.path("m.npz"), whole)
+        config = json.load(open(os.path.join(whole, "config.json")))
+        names = list(safetensors_tensors(os.path.join(whole, "model.safetensors"))[0])
+        # Split after w1's pair: each shard holds whole groups.
+        split = names.index("w1_scales") + 1
+        sharded = self.path("sharded")
+        self.shard(os.path.join(whole, "model.safetensors"), sharded, split, config)
+        info = json.loads(run("inspect", "--json", sharded).stdout)
+        self.assertEqual(info["layout"], "gpt-oss")
+        def listing(info):  # offsets are within each file
+            return [{k: v for k, v in t.items() if k != "offset"} for t in info["tensors"]]
+        self.assertEqual(listing(info), listing(json.loads(run("inspect", "--json", whole).stdout)))
+        for src, dst in ((whole, "a"), (sharded, "b")):
+            r = run("quantize", src, "-o", self.path(dst), "-f", "nvfp4", "--layout", "modelopt", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(open(self.path("a/model.safetensors"), "rb").read(),
+                         open(self.path("b/model.safetensors"), "rb").read())
+        # Decoded to plain safetensors from the directory.
+        r = run("quantize", sharded, "-o", self.path("plain.safetensors"), "-f", "bf16", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(safetensors_tensors(self.path("plain.safetensors"))[0]["w1"][0], "BF16")
+
+    def test_sharded_checkpoint_bad(self):
+        sample_model(self.path("m.npz"))
+        whole = self.path("whole")
+        self.quantize_dir(self.path("m.npz"), whole)
+        names = list(safetensors_tensors(os.path.join(whole, "model.safetensors"))[0])
+        # A gpt-oss pair split between the shards.
+        split = self.path("split")
+        self.shard(os.path.join(whole, "model.safetensors"), split, names.index("w1_blocks") + 1)
+        self.assert_fails(["inspect", split], "w1_blocks")
+        # A shard the index lists is missing; an index naming a path elsewhere.
+        missing = self.path("missing")
+        files = self.shard(os.path.join(whole, "model.safetensors"), missing, 2)
+        os.remove(os.path.join(missing, files[1]))
+        self.assert_fails(["inspect", missing], "is missing")
+        evil = self.path("evil")
+        self.shard(os.path.join(whole, "model.safetensors"), evil, 2)
+        index = os.path.join(evil, "model.safetensors.index.json")
+        j = json.load(open(index))
+        j["weight_map"]["w2"] = "../m.safetensors"
+        json.dump(j, open(index, "w"))
+        self.assert_fails(["inspect", evil], "not a .safetensors file in the same directory")
+        self.assert_fails(["quantize", evil, "-o", self.path("o"), "-f", "mxfp4", "--layout", "gpt-oss"],
+                          "not a .safetensors file in the same directory")
 
     def test_gpt_oss_model_directory(self):
         # A Hugging Face directory: its config.json gains quantization_config, its
@@ -1297,6 +1378,49 @@ class Layouts(Base):
         self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(), open(packed, "rb").read())
         self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x"), "-f", "mxfp4", "--layout", "modelopt"],
                           "--layout modelopt holds nvfp4 (blocks of 16) or fp8_e4m3:tensor, not 'mxfp4'", self.path("x"))
+
+    def test_modelopt_nvfp4_fused_groups(self):
+        # ModelOpt's export gives the layers vLLM fuses (q/k/v, gate/up, an expert's
+        # w1/w3) one weight_scale_2, the largest amax of the group / (6 * 448), and
+        # every NVFP4 module an input_scale, which vLLM's NVFP4 path reads.
+        import random
+        rng = random.Random(3)
+        amax = {"self_attn.q_proj": 1.0, "self_attn.k_proj": 4.0, "self_attn.v_proj": 2.0,
+                "self_attn.o_proj": 8.0, "mlp.gate_proj": 0.5, "mlp.up_proj": 3.0, "mlp.down_proj": 6.0}
+        tensors = {}
+        for module, a in amax.items():
+            w = [rng.uniform(-a, a) for _ in range(4 * 32)]
+            w[5] = a  # the amax itself
+            tensors[f"model.layers.0.{module}.weight"] = ((4, 32), w)
+        with open(self.path("in.safetensors"), "wb") as f:
+            f.write(safetensors_bytes(tensors))
+        out = self.path("mo")
+        r = run("quantize", self.path("in.safetensors"), "-o", out, "-f", "nvfp4", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got, _ = safetensors_tensors(os.path.join(out, "model.safetensors"))
+        f32_round = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+        group_amax = {"self_attn.q_proj": 4.0, "self_attn.k_proj": 4.0, "self_attn.v_proj": 4.0,
+                      "self_attn.o_proj": 8.0, "mlp.gate_proj": 3.0, "mlp.up_proj": 3.0, "mlp.down_proj": 6.0}
+        for module, a in group_amax.items():
+            name = f"model.layers.0.{module}"
+            scale_2 = struct.unpack("<f", got[name + ".weight_scale_2"][2])[0]
+            self.assertEqual(scale_2, f32_round(a / 2688), module)
+            self.assertEqual(got[name + ".input_scale"], ("F32", [], f32([1.0])), module)
+        # Read back, every weight decodes as e2m1 * e4m3 * its scale_2 and stays
+        # within half an E2M1 step (of its block's scale) of the input.
+        r = run("quantize", out, "-o", self.path("back.safetensors"), "-f", "fp32", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        back, _ = safetensors_tensors(self.path("back.safetensors"))
+        q = struct.unpack("<128f", back["model.layers.0.self_attn.q_proj.weight"][2])
+        x = struct.unpack("<128f", f32(tensors["model.layers.0.self_attn.q_proj.weight"][1]))
+        for a, b in zip(q, x):
+            self.assertLessEqual(abs(a - b), 1.0 / 6 + 1e-6)  # block amax <= 1: steps of at most 1/3
+        self.assertEqual(back["model.layers.0.self_attn.q_proj.input_scale"][0], "F32")
+        # Re-writing keeps the input's input_scale rather than adding a second one.
+        r = run("quantize", out, "-o", self.path("mo2"), "-f", "nvfp4", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(open(self.path("mo2/model.safetensors"), "rb").read(),
+                         open(os.path.join(out, "model.safetensors"), "rb").read())
 
     def test_modelopt_bad_checkpoints(self):
         d = self.path("ckpt")
@@ -1623,6 +1747,79 @@ class BadInput(Base):
 # under ASan): ctest runs them as cli_heavy_test in the slow tier, the rest as
 # cli_test (LOWP_CLI_PART=heavy or light; unset: all).
 HEAVY = {"test_power_rows", "test_nupes", "test_split_search_methods", "test_vq_rows"}
+
+
+class Convert(Base):
+    """lowp convert: another layout's codes and scales copied, never requantized."""
+
+    def model(self):
+        import random
+        rng = random.Random(11)
+        tensors = {"model.layers.0.mlp.down_proj.weight": ((8, 128), [rng.gauss(0, 1) for _ in range(8 * 128)]),
+                   "model.layers.0.self_attn.o_proj.weight": ((4, 64), [rng.gauss(0, 0.1) for _ in range(4 * 64)]),
+                   "model.norm.weight": ((64,), [1.0] * 64)}
+        # A block of huge values, one of zeros: scales at both ends.
+        w = tensors["model.layers.0.mlp.down_proj.weight"][1]
+        w[:16] = [1e4 * (i - 8) for i in range(16)]
+        w[16:32] = [0.0] * 16
+        with open(self.path("in.safetensors"), "wb") as f:
+            f.write(safetensors_bytes(tensors))
+        return self.path("in.safetensors")
+
+    def test_modelopt_to_gguf_and_back(self):
+        src = self.model()
+        mo, gguf, back = self.path("mo"), self.path("m.gguf"), self.path("mo2")
+        r = run("quantize", src, "-o", mo, "-f", "nvfp4", "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("convert", mo, "-o", gguf, "--report", self.path("r.json"), "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        info = {t["name"]: t for t in json.loads(run("inspect", "--json", gguf).stdout)["tensors"]}
+        self.assertEqual(info["model.layers.0.mlp.down_proj.weight"]["dtype"], "NVFP4")
+        self.assertEqual(info["model.layers.0.mlp.down_proj.scale"]["dtype"], "F32")
+        self.assertEqual(info["model.layers.0.mlp.down_proj.input_scale"]["dtype"], "F32")  # kept
+        self.assertEqual(info["model.norm.weight"]["dtype"], "F32")
+        # ggml's blocks hold ModelOpt's codes and scale bytes; its per-tensor scale
+        # tensor holds weight_scale_2 (checked byte for byte by the way back).
+        r = run("convert", gguf, "-o", back, "--layout", "modelopt", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(open(os.path.join(back, "model.safetensors"), "rb").read(),
+                         open(os.path.join(mo, "model.safetensors"), "rb").read())
+        self.assertEqual(json.loads(run("inspect", "--json", back).stdout)["layout"], "modelopt")
+
+    def test_gpt_oss_to_gguf_and_back(self):
+        src = self.model()
+        g1, gguf, g2, lowp_file, g3 = (self.path("g1"), self.path("g.gguf"), self.path("g2"),
+                                       self.path("l.safetensors"), self.path("g3"))
+        r = run("quantize", src, "-o", g1, "-f", "mxfp4", "--layout", "gpt-oss", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for args in (["convert", g1, "-o", gguf], ["convert", gguf, "-o", g2, "--layout", "gpt-oss"],
+                     ["convert", g2, "-o", lowp_file], ["convert", lowp_file, "-o", g3, "--layout", "gpt-oss"]):
+            r = run(*args, "-q")
+            self.assertEqual(r.returncode, 0, (args, r.stderr))
+        original = open(os.path.join(g1, "model.safetensors"), "rb").read()
+        self.assertEqual(open(os.path.join(g2, "model.safetensors"), "rb").read(), original)
+        self.assertEqual(open(os.path.join(g3, "model.safetensors"), "rb").read(), original)
+        self.assertEqual(json.load(open(os.path.join(g3, "config.json"))),
+                         json.load(open(os.path.join(g1, "config.json"))))
+
+    def test_refusals(self):
+        src = self.model()
+        self.assert_fails(["convert", src, "-o", self.path("x.gguf")],
+                          "holds no tensor in a block or scaled format", self.path("x.gguf"))
+        # Two formats in one file.
+        a, b, both = self.path("a.safetensors"), self.path("b.safetensors"), self.path("both.safetensors")
+        for fmt, out in (("mxfp4", a), ("nvfp4", b)):
+            r = run("quantize", src, "-o", out, "-f", fmt, "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+        ta, _ = safetensors_tensors(a)
+        tb, meta_b = safetensors_tensors(b)
+        mixed = {k: v for k, v in ta.items() if "down_proj" in k}
+        mixed.update({k: v for k, v in tb.items() if "o_proj" in k})
+        meta = {k: v for k, v in meta_b.items() if "o_proj" in k}
+        meta.update({k: v for k, v in safetensors_tensors(a)[1].items() if "down_proj" in k})
+        open(both, "wb").write(safetensors_raw_meta(mixed, meta))
+        self.assert_fails(["convert", both, "-o", self.path("y.gguf")], "several formats (mxfp4, nvfp4)",
+                          self.path("y.gguf"))
 
 
 def load_tests(loader, standard_tests, pattern):

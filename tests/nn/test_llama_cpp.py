@@ -9,7 +9,7 @@ here; also models/kjv-llama, or $LOWP_LLAMA_MODEL, when present):
     (exact ids, no BOS, untruncated softmax);
   * lowp on the Hugging Face directory itself against llama.cpp on that GGUF;
   * lowp's exporter: `lowp quantize DIR -o X.gguf -f T` for T in fp32, fp16,
-    bf16, q8_0, q4_0, q4_k, mxfp4, then llama.cpp and lowp (lowp_gpt_logits)
+    bf16, q8_0, q4_0, q4_k, mxfp4, nvfp4, then llama.cpp and lowp (lowp_gpt_logits)
     on the same file;
   * GGUFs written by ggml (ggml_gguf.py, ggml_quantize_chunk) from lowp's F32
     export in Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4, F16, BF16: lowp
@@ -45,7 +45,7 @@ NODE = os.environ.get("NODE") or shutil.which("node") or "node"
 THREADS = os.environ.get("LOWP_JUDGE_THREADS", "2")
 UNDER_CI = os.environ.get("CI") in ("true", "1")
 
-LOWP_TYPES = ["fp32", "fp16", "bf16", "q8_0", "q4_0", "q4_k", "mxfp4"]
+LOWP_TYPES = ["fp32", "fp16", "bf16", "q8_0", "q4_0", "q4_k", "mxfp4", "nvfp4"]
 GGML_TYPES = ["Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "MXFP4", "F16", "BF16"]
 WIDE = {"FP16", "BF16", "Q8_0", "F16"}
 PPL_TOLERANCE = 3e-3

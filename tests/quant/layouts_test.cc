@@ -192,7 +192,10 @@ TEST(ModeloptLayout, HandVectorBytesAndRoundTrip) {
   EXPECT_FALSE(fs::exists(out / "config.json"));  // a lone file has none to keep
   const io::ModelDirectory d = io::open_model_directory(out);
   EXPECT_EQ(d.layout, "modelopt");
-  ASSERT_EQ(d.model->tensors().size(), 1u);
+  // The weight and its module's input_scale (1: no activation statistics).
+  ASSERT_EQ(d.model->tensors().size(), 2u);
+  EXPECT_EQ(d.model->tensors()[1].name, "q_proj.input_scale");
+  EXPECT_EQ(d.model->read_f32(d.model->tensors()[1]), std::vector<float>{1.0f});
   const io::TensorInfo& t = d.model->tensors()[0];
   EXPECT_EQ(t.name, "q_proj.weight");
   EXPECT_EQ(t.dtype, "nvfp4");
@@ -217,7 +220,9 @@ TEST(ModeloptLayout, HandVectorBytesAndRoundTrip) {
             std::string::npos)
       << image.substr(0, 400);
   EXPECT_NE(image.find(R"("q_proj.weight_scale_2":{"dtype":"F32","shape":[])"), std::string::npos);
-  EXPECT_EQ(image.substr(image.size() - 4), std::string("\x00\x00\x80\x3F", 4));
+  EXPECT_NE(image.find(R"("q_proj.input_scale":{"dtype":"F32","shape":[])"), std::string::npos);
+  // weight_scale_2 and input_scale, both 1.0.
+  EXPECT_EQ(image.substr(image.size() - 8), std::string("\x00\x00\x80\x3F\x00\x00\x80\x3F", 8));
   // Re-writing from the ModelOpt directory copies the codes: byte-identical.
   quantize_model_dir(out, tmp.path / "again", req);
   EXPECT_EQ(bytes(tmp.path / "again" / "model.safetensors"), image);
@@ -402,6 +407,47 @@ TEST(CompressedTensorsLayout, Nvfp4HandVector) {
   // Re-writing from the compressed-tensors directory copies the codes.
   quantize_model_dir(out, tmp.path / "again", req);
   EXPECT_EQ(file_bytes(tmp.path / "again" / "model.safetensors"), image);
+}
+
+TEST(CompressedTensorsLayout, FusedLayersShareTheGlobalScale) {
+  // vLLM loads one weight_global_scale per fused layer (q/k/v, gate/up), and
+  // llm-compressor gives the layers of one the same (the smallest g, the
+  // largest amax): q, k, v with amax 6, 3, 12 all get g = 2688 / 12 = 224;
+  // o_proj keeps its own, 2688 / 6 = 448.
+  TempDir tmp;
+  const auto rows = [](float amax) {
+    std::vector<float> w(32, 0.0f);
+    w[0] = amax;
+    w[17] = -amax / 2;
+    return w;
+  };
+  const std::vector<std::pair<std::string, float>> layers = {{"l.q_proj.weight", 6.0f},
+                                                             {"l.k_proj.weight", 3.0f},
+                                                             {"l.v_proj.weight", 12.0f},
+                                                             {"l.o_proj.weight", 6.0f}};
+  std::vector<io::OutputTensor> outputs;
+  for (const auto& [name, amax] : layers) outputs.push_back(io::f32_output(name, {2, 16}));
+  io::write_safetensors(tmp.path / "in.safetensors", outputs, {},
+                        [&](std::size_t i) { return io::f32_bytes(rows(layers[i].second)); });
+  QuantizeRequest req;
+  req.format = "nvfp4";
+  req.layout = io::Layout::kCompressedTensors;
+  quantize_model_dir(tmp.path / "in.safetensors", tmp.path / "ct", req);
+  const std::string image = file_bytes(tmp.path / "ct" / "model.safetensors");
+  for (const auto& [name, amax] : layers) {
+    float g = 0.0f;
+    std::memcpy(&g, tensor_data(image, name + "_global_scale").data(), 4);
+    EXPECT_EQ(g, name == "l.o_proj.weight" ? 448.0f : 224.0f) << name;
+  }
+  // Each layer's values are its own, under the shared scale: the codes hold
+  // them exactly here (amax and amax / 2 at block scales of amax / 6).
+  const io::ModelDirectory d = io::open_model_directory(tmp.path / "ct");
+  for (const io::TensorInfo& t : d.model->tensors()) {
+    const auto layer = std::find_if(layers.begin(), layers.end(),
+                                    [&](const auto& l) { return l.first == t.name; });
+    ASSERT_NE(layer, layers.end());
+    EXPECT_EQ(d.model->read_f32(t), rows(layer->second)) << t.name;
+  }
 }
 
 TEST(CompressedTensorsLayout, GlobalScaleIsTheTensorScalesReciprocal) {

@@ -3,12 +3,14 @@
 // each tensor lost (MSE, SQNR, max error) and what the file saves.
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "arrays.h"
 #include "calibration.h"
 #include "commands.h"
+#include "lowp/block/block_format.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
 #include "lowp/io/atomic_file.h"
@@ -29,6 +32,7 @@
 #include "lowp/quant/calibrate.h"
 #include "lowp/quant/export_gguf.h"
 #include "lowp/quant/model_quantize.h"
+#include "lowp/storage/matrix_format.h"
 
 namespace lowp::cli {
 namespace {
@@ -47,6 +51,7 @@ struct QuantizeArgs {
   unsigned threads = 0;
   int axis = -1;
   bool saturate = false, fake = false, quiet = false;
+  bool convert = false;  // lowp convert: never the llama.cpp export
 };
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
@@ -175,14 +180,11 @@ void run_quantize(const QuantizeArgs& a) {
   if (a.format.empty() && !(a.budget > 0)) throw Error("--format is required (or --budget)");
   const QuantMethod method = parse_method(a.method);
   const io::Layout layout = io::parse_layout(a.layout);
-  // A model directory written as a file other than GGUF (-o X.safetensors):
-  // its model.safetensors, checked against its config (an engine layout
-  // decoded), tensor by tensor.
-  const bool directory_file =
-      !io::layout_has_config(layout) && std::filesystem::is_directory(a.in) &&
-      output_kind_for(a.out, a.to) != "gguf" &&
-      std::filesystem::exists(std::filesystem::path(a.in) / "model.safetensors");
-  if (!io::layout_has_config(layout) && !directory_file && is_runtime_model(a.in)) {
+  // A model directory written to a file other than GGUF is quantized tensor
+  // by tensor like any model file (its weights: model.safetensors or shards).
+  const bool directory = std::filesystem::is_directory(a.in);
+  if (!a.convert && !io::layout_has_config(layout) && is_runtime_model(a.in) &&
+      !(directory && output_kind_for(a.out, a.to) != "gguf")) {
     run_export(a);
     return;
   }
@@ -224,8 +226,8 @@ void run_quantize(const QuantizeArgs& a) {
   if (!a.report_path.empty()) report_file.emplace(a.report_path);
   ModelReport report = io::layout_has_config(layout)
                            ? quantize_model_dir(a.in, a.out, req)
-                           : quantize_model(directory_file ? *io::open_model_directory(a.in).model
-                                                           : *io::open_model(a.in),
+                           : quantize_model(directory ? *io::open_model_directory(a.in).model
+                                                      : *io::open_model(a.in),
                                             a.out, req);
   report.input = a.in;
   if (progress) std::fprintf(stderr, "\r\033[K");
@@ -244,28 +246,107 @@ void run_quantize(const QuantizeArgs& a) {
   if (!a.quiet) print_report(report);
 }
 
+// lowp convert: the input's own quantized format, copied code for code into
+// the output layout. The format is the one block format (mxfp4, nvfp4, ...)
+// or FP8 matrix format the input's quantized tensors hold; only those
+// tensors are written in it, every other tensor is kept as it is.
+void run_convert(QuantizeArgs a) {
+  const std::unique_ptr<io::ModelReader> in = std::filesystem::is_directory(a.in)
+                                                  ? io::open_model_directory(a.in).model
+                                                  : io::open_model(a.in);
+  std::set<std::string> formats;
+  std::vector<std::string> held;
+  for (const io::TensorInfo& t : in->tensors()) {
+    std::string name = t.dtype;
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    BlockFormat block;
+    bool quantized = parse_block_format(name, block);
+    if (!quantized && name.find(':') != std::string::npos) {
+      try {
+        parse_matrix_format(name);
+        quantized = true;
+      } catch (const Error&) {
+      }
+    }
+    if (!quantized) continue;
+    formats.insert(name);
+    held.push_back(t.name);
+  }
+  if (a.format.empty()) {
+    if (formats.empty()) {
+      throw Error(a.in +
+                  " holds no tensor in a block or scaled format (mxfp4, nvfp4, fp8_e4m3:tensor, "
+                  "...) to convert; give --format to quantize it");
+    }
+    if (formats.size() > 1) {
+      std::string list;
+      for (const std::string& f : formats) list += (list.empty() ? "" : ", ") + f;
+      throw Error(a.in + " holds tensors in several formats (" + list +
+                  "); give --format to choose one");
+    }
+    a.format = *formats.begin();
+  }
+  // The tensors already in the format, and only those (unless told which).
+  if (a.include.empty()) {
+    for (const std::string& name : held) a.include.push_back(name);
+  }
+  a.convert = true;
+  run_quantize(a);
+}
+
 }  // namespace
+
+void add_convert_command(CLI::App& app) {
+  auto a = std::make_shared<QuantizeArgs>();
+  auto* cmd = app.add_subcommand(
+      "convert",
+      "Convert a quantized model between layouts without requantizing: the tensors in the "
+      "input's block or FP8 format (gpt-oss MXFP4, ModelOpt NVFP4 or FP8, compressed-tensors "
+      "FP8, NVFP4 or packed integers, GGUF MXFP4/NVFP4, lowp's packing) are copied code for code "
+      "into the output's layout "
+      "(--layout, or .gguf / .safetensors by OUT's extension), every other tensor as it is. "
+      "E.g. a ModelOpt NVFP4 checkpoint to GGUF: lowp convert ckpt_dir -o model.gguf");
+  cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
+  cmd->add_option("-o,--output", a->out, "Output file or model directory")->required();
+  cmd->add_option("--layout", a->layout,
+                  "Output convention: lowp, gpt-oss, modelopt, compressed-tensors (as for "
+                  "lowp quantize)")
+      ->default_str("lowp");
+  cmd->add_option("--to", a->to,
+                  "Output kind when OUT's extension does not say: safetensors, gguf");
+  cmd->add_option("--format,-f", a->format,
+                  "The format to write (default: the one the input's quantized tensors hold); "
+                  "tensors in another format are quantized to it");
+  cmd->add_option("--include", a->include,
+                  "Convert only tensors whose name matches a glob (default: those in the format)");
+  cmd->add_option("--report", a->report_path, "Also write the per-tensor report as JSON");
+  cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->default_str("0");
+  cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
+  cmd->callback([a] { run_convert(*a); });
+}
 
 void add_quantize_command(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
-  auto* cmd =
-      app.add_subcommand("quantize",
-                         "Quantize a model file (.safetensors, .gguf, .onnx, .npz, .npy) "
-                         "tensor by tensor and report what each "
-                         "tensor lost. By default float tensors of rank >= 2 are quantized "
-                         "and the rest (norms, biases) kept. "
-                         "Outputs: .safetensors (any format; block formats packed), .gguf "
-                         "(fp32, fp16, bf16, mxfp4, nvfp4, q8_0; nvfp4 as ggml's NVFP4 with its "
-                         "per-tensor scale in an F32 <name>.scale tensor), "
-                         ".onnx (--fake only). A Hugging Face model directory (Llama, "
-                         "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
-                         "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
-                         "bf16, q8_0, q4_0, q4_k, mxfp4). --layout gpt-oss writes the "
-                         "Hugging Face model directory transformers and vLLM load as "
-                         "gpt-oss MXFP4 (-o DIR -f mxfp4), --layout modelopt the directory vLLM "
-                         "loads as ModelOpt NVFP4 or FP8 (-o DIR -f nvfp4), --layout "
-                         "compressed-tensors the llm-compressor directory (-f fp8_e4m3:channel, "
-                         "nvfp4, int4:group128, int8:channel, ...)");
+  auto* cmd = app.add_subcommand(
+      "quantize",
+      "Quantize a model file (.safetensors, .gguf, .onnx, .npz, .npy) "
+      "tensor by tensor and report what each "
+      "tensor lost. By default float tensors of rank >= 2 are quantized "
+      "and the rest (norms, biases) kept. "
+      "Outputs: .safetensors (any format; block formats packed), .gguf "
+      "(fp32, fp16, bf16, mxfp4, nvfp4, q8_0; nvfp4 as ggml's NVFP4 with its "
+      "per-tensor scale in an F32 <name>.scale tensor), "
+      ".onnx (--fake only). A Hugging Face model directory (Llama, "
+      "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
+      "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
+      "bf16, q8_0, q4_0, q4_k, mxfp4, nvfp4); to .safetensors, a directory's weights "
+      "(model.safetensors or the shards of model.safetensors.index.json) are "
+      "quantized tensor by tensor. --layout gpt-oss writes the "
+      "Hugging Face model directory transformers and vLLM load as "
+      "gpt-oss MXFP4 (-o DIR -f mxfp4), --layout modelopt the directory vLLM "
+      "loads as ModelOpt NVFP4 or FP8 (-o DIR -f nvfp4), --layout "
+      "compressed-tensors the llm-compressor directory (-f fp8_e4m3:channel, nvfp4, "
+      "int4:group128, int8:channel, ...)");
   cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
   cmd->add_option("--format,-f", a->format,

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   lowp::cli::add_fake_quant_command(app);
   lowp::cli::add_inspect_command(app);
   lowp::cli::add_quantize_command(app);
+  lowp::cli::add_convert_command(app);
   lowp::cli::add_report_command(app);
   lowp::cli::add_generate_command(app);
   lowp::cli::add_bench_command(app);

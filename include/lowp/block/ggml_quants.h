@@ -156,6 +156,16 @@ static_assert(sizeof(GgmlBlockNvfp4) == 36, "ggml's block_nvfp4 is 36 bytes");
 // NaN or Inf) gives 0. Throws lowp::Error for any other tensor.
 std::vector<GgmlBlockNvfp4> to_ggml_nvfp4(const PackedTensor& t);
 
+// The inverse, for a tensor of `shape` (last dimension a multiple of 64) whose
+// F32 scale tensor holds `tensor_scale`: lowp's packed NVFP4 along the last
+// axis with ggml's codes and scale bytes, so that lowp decodes the values
+// ggml does (up to the rounding of one product: ggml multiplies e2m1 * e4m3
+// by the scale tensor, lowp e2m1 by tensor_scale * e4m3). A scale byte's sign
+// bit, which ggml ignores, is cleared; 0x7F, which ggml reads as 0, becomes 0.
+// Throws lowp::Error when the block count does not match the shape.
+PackedTensor from_ggml_nvfp4(std::span<const GgmlBlockNvfp4> blocks,
+                             std::span<const std::int64_t> shape, float tensor_scale);
+
 // ggml's enum ggml_type numbers (ggml.h) of the quantized types lowp decodes.
 enum class GgmlQuantType : std::uint32_t {
   kQ4_0 = 2,

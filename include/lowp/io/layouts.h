@@ -46,7 +46,8 @@
 //    RECIPROCAL of lowp's NVFP4 tensor_scale (and of ModelOpt's scale_2, as
 //    entrypoints/convert/converters/modelopt_nvfp4.py converts it). lowp reads
 //    tensor_scale = fp32(1 / g), so its values are e2m1 * (e4m3 * fp32(1/g));
-//    see compressed_global_scale for the exactness of the round trip.
+//    see compressed_global_scale for the exactness of the round trip. The
+//    layers an engine fuses (modelopt_fused_group) share one g, the smallest.
 //    "pack-quantized" (compressors/pack_quantized/base.py and helpers.py
 //    pack_to_int32): an integer matrix "<name>" [rows, cols] as
 //      "<name>_packed"      I32 [rows, ceil(cols * bits / 32)]: each row's
@@ -105,6 +106,17 @@ std::vector<OutputTensor> gpt_oss_outputs(const std::string& name,
 std::vector<OutputTensor> modelopt_nvfp4_outputs(const std::string& name,
                                                  std::span<const std::int64_t> shape);
 std::vector<std::byte> modelopt_part_bytes(const PackedTensor& t, std::size_t part);
+
+// The group of layers an engine runs as one matrix product, whose ModelOpt
+// NVFP4 weights share one weight_scale_2 (ModelOpt's export gives them the
+// largest amax of the group; vLLM uses one global scale per fused layer):
+// "<p>.q_proj.weight", "<p>.k_proj.weight", "<p>.v_proj.weight" -> "<p>.qkv";
+// "<p>.gate_proj.weight", "<p>.up_proj.weight" -> "<p>.gate_up"; an expert's
+// "<p>.w1.weight", "<p>.w3.weight" -> "<p>.w13"; "" for any other tensor.
+std::string modelopt_fused_group(std::string_view tensor_name);
+// "<module>.input_scale" for a weight "<module>.weight" (ModelOpt's static
+// activation scale of the module); "" for a name without the ".weight" suffix.
+std::string modelopt_input_scale_name(std::string_view tensor_name);
 
 // modelopt FP8 per tensor: the two stored tensors of matrix `name` ("<name>"
 // F8_E4M3, "<name>_scale" F32 []); throws unless `shape` has rank 2.
@@ -181,7 +193,8 @@ std::string config_with_quantization(std::string_view config, std::string_view q
                                      std::string_view source);
 
 // A Hugging Face model directory: its model.safetensors, read as open_model
-// reads it, and the layout named by config.json's quantization_config
+// reads it (or, without one, the shards model.safetensors.index.json lists,
+// read by open_safetensors_shards), and the layout named by config.json's quantization_config
 // ("gpt-oss" for quant_method "mxfp4"; "compressed-tensors" for
 // quant_method "compressed-tensors" with format "float-quantized",
 // "nvfp4-pack-quantized" or "pack-quantized"; "modelopt" when

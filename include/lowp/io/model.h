@@ -99,7 +99,7 @@ class ModelReader {
   // the page cache and come back if read again), so a pass over a large file
   // holds about one tensor in memory rather than the whole file. Spans from
   // raw(t) stay valid. Does nothing for readers over memory they do not map.
-  void release(const TensorInfo& t) const;
+  virtual void release(const TensorInfo& t) const;
   // Set by open_model: the mapping the reader's image lies in.
   void set_mapping(std::shared_ptr<const MappedFile> file) { mapping_ = std::move(file); }
   // A tensor stored in a block format (lowp's packed tensors, gpt-oss MXFP4)
@@ -121,6 +121,17 @@ class ModelReader {
 // naming the path if the file is missing, unreadable, of an unknown kind, or
 // malformed.
 std::unique_ptr<ModelReader> open_model(const std::filesystem::path& path);
+
+// A checkpoint in shards: Hugging Face's model.safetensors.index.json (its
+// "weight_map" of tensor name -> shard file in the same directory) and the
+// shards it lists, read as one model, the shards' tensors in the order of
+// their file names. Each shard is read by open_model, so a layout's groups
+// (gpt-oss pairs, ModelOpt triples) are recognized within a shard; a group
+// whose parts lie in different shards is refused. Throws lowp::Error naming
+// the index for a malformed index, a file name that is not a .safetensors
+// file beside it, a missing shard, a tensor stored twice or not where the
+// index says.
+std::unique_ptr<ModelReader> open_safetensors_shards(const std::filesystem::path& index);
 
 // Per-format parsers over an in-memory image (open_model maps the file and
 // calls one of these; tests and fuzz targets call them directly). `source`
