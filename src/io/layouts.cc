@@ -3,8 +3,10 @@
 #include "lowp/io/layouts.h"
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -156,6 +158,243 @@ std::string compressed_fp8_quantization_config(bool per_channel,
   return j.dump();
 }
 
+std::vector<OutputTensor> compressed_nvfp4_outputs(const std::string& name,
+                                                   std::span<const std::int64_t> shape) {
+  if (shape.size() != 2 || shape[1] % 16 != 0) {
+    throw Error("tensor " + quoted(name) +
+                ": the compressed-tensors layout stores NVFP4 matrices [rows, cols] with cols a "
+                "multiple of 16");
+  }
+  const auto rows = static_cast<std::uint64_t>(shape[0]);
+  const auto cols = static_cast<std::uint64_t>(shape[1]);
+  return {OutputTensor{name + "_packed", "U8", {shape[0], shape[1] / 2}, rows * cols / 2},
+          OutputTensor{name + "_scale", "F8_E4M3", {shape[0], shape[1] / 16}, rows * cols / 16},
+          OutputTensor{name + "_global_scale", "F32", {1}, 4}};
+}
+
+float compressed_nvfp4_global_scale(float amax) {
+  const float g = 2688.0f / amax;  // 448 (E4M3's max) * 6 (E2M1's max)
+  return std::isfinite(g) && g > 0.0f ? g : 1.0f;
+}
+
+float compressed_nvfp4_tensor_scale(float global_scale) { return 1.0f / global_scale; }
+
+float compressed_global_scale(float tensor_scale) {
+  if (!(tensor_scale > 0.0f) || !std::isfinite(tensor_scale)) return 1.0f;
+  const float g = 1.0f / tensor_scale;
+  float best = g;
+  int best_zeros = -1;
+  const auto consider = [&](float candidate) {
+    if (1.0f / candidate != tensor_scale) return;
+    const int zeros = std::countr_zero(std::bit_cast<std::uint32_t>(candidate) | 0x00800000u);
+    if (zeros > best_zeros) best = candidate, best_zeros = zeros;
+  };
+  consider(g);
+  float down = g, up = g;
+  for (int k = 0; k < 2; ++k) {
+    down = std::nextafter(down, 0.0f);
+    up = std::nextafter(up, std::numeric_limits<float>::infinity());
+    consider(down);
+    consider(up);
+  }
+  return best;
+}
+
+namespace {
+
+std::vector<std::byte> le_f32(float v) {
+  const auto bits = std::bit_cast<std::uint32_t>(v);
+  std::vector<std::byte> out(4);
+  for (std::size_t i = 0; i < 4; ++i) out[i] = static_cast<std::byte>((bits >> (8 * i)) & 0xFF);
+  return out;
+}
+
+// pack_to_int32's words per row of `count` values of `bits` bits.
+std::uint64_t int32_words(std::uint64_t count, int bits) {
+  return (count * static_cast<std::uint64_t>(bits) + 31) / 32;
+}
+
+}  // namespace
+
+bool compressed_pack_supports(const MatrixFormat& f) {
+  const bool bits = f.element.bits == 2 || f.element.bits == 4 || f.element.bits == 8;
+  if (f.element.kind != Kind::kInt || !bits || f.ggml_q8_0) return false;
+  if (!f.asymmetric && !is_signed(f.element)) return false;  // uintN codes have no offset form
+  return (f.scheme == MatrixScheme::kChannel && !f.asymmetric) || f.scheme == MatrixScheme::kGroup;
+}
+
+std::vector<OutputTensor> compressed_pack_outputs(const std::string& name, const MatrixFormat& f,
+                                                  std::span<const std::int64_t> shape) {
+  if (shape.size() != 2) {
+    throw Error("tensor " + quoted(name) +
+                ": the compressed-tensors layout stores integer matrices [rows, cols]");
+  }
+  const auto rows = static_cast<std::uint64_t>(shape[0]);
+  const auto cols = static_cast<std::uint64_t>(shape[1]);
+  const int bits = f.element.bits;
+  const std::uint64_t words = int32_words(cols, bits);
+  std::vector<OutputTensor> out = {OutputTensor{
+      name + "_packed", "I32", {shape[0], static_cast<std::int64_t>(words)}, rows * words * 4}};
+  if (f.scheme == MatrixScheme::kChannel) {
+    out.push_back(OutputTensor{name + "_scale", "F32", {shape[0], 1}, rows * 4});
+  } else {
+    const auto g = static_cast<std::uint64_t>(f.group);
+    const std::uint64_t groups = (cols + g - 1) / g;
+    out.push_back(OutputTensor{
+        name + "_scale", "F16", {shape[0], static_cast<std::int64_t>(groups)}, rows * groups * 2});
+  }
+  out.push_back(OutputTensor{name + "_shape", "I64", {2}, 16});
+  if (f.zero_points()) {
+    const auto g = static_cast<std::uint64_t>(f.group);
+    const std::uint64_t groups = (cols + g - 1) / g;
+    const std::uint64_t zwords = int32_words(rows, bits);
+    out.push_back(
+        OutputTensor{name + "_zero_point",
+                     "I32",
+                     {static_cast<std::int64_t>(zwords), static_cast<std::int64_t>(groups)},
+                     zwords * groups * 4});
+  }
+  return out;
+}
+
+std::vector<std::byte> compressed_pack_part_bytes(const PackedMatrix& m, std::size_t part) {
+  const MatrixFormat& f = m.format();
+  const auto bits = static_cast<std::size_t>(f.element.bits);
+  const std::size_t rows = m.rows(), cols = m.cols();
+  std::vector<std::byte> out;
+  if (part == 0) {
+    // lowp's rows are little-endian bit streams starting on a byte; here each
+    // row starts on an int32 word (little-endian), the padding bits zero. A
+    // symmetric code is N-bit two's complement q; offset binary q + 2^(N-1)
+    // flips its top bit. An asymmetric code is already q + 2^(N-1)
+    // (lowp's unsigned code c = q_ct + 2^(N-1), q_ct = c - 2^(N-1)).
+    const std::size_t lowp_row = PackedMatrix::row_bytes(f, cols);
+    const std::size_t row = static_cast<std::size_t>(int32_words(cols, f.element.bits)) * 4;
+    std::uint8_t flip = 0;
+    if (!f.asymmetric) {
+      for (std::size_t b = bits - 1; b < 8; b += bits) flip |= static_cast<std::uint8_t>(1u << b);
+    }
+    const std::size_t full = cols * bits / 8;  // bytes whose fields are all codes (bits | 8)
+    out.assign(rows * row, std::byte{0});
+    const std::span<const std::uint8_t> codes = m.codes();
+    for (std::size_t r = 0; r < rows; ++r) {
+      for (std::size_t i = 0; i < lowp_row; ++i) {
+        std::uint8_t v = codes[r * lowp_row + i];
+        std::uint8_t mask = flip;
+        if (i >= full) {  // the last, partial byte: only its code fields
+          const std::size_t used = cols * bits - full * 8;
+          mask = static_cast<std::uint8_t>(flip & ((1u << used) - 1));
+        }
+        out[r * row + i] = static_cast<std::byte>(v ^ mask);
+      }
+    }
+    return out;
+  }
+  if (part == 1) {
+    const MatrixScales& s = m.scales();
+    if (f.scheme == MatrixScheme::kChannel) {
+      for (const float v : s.row) {
+        const std::vector<std::byte> b = le_f32(v);
+        out.insert(out.end(), b.begin(), b.end());
+      }
+    } else {
+      for (const std::uint16_t v : s.group) {
+        out.push_back(static_cast<std::byte>(v & 0xFF));
+        out.push_back(static_cast<std::byte>(v >> 8));
+      }
+    }
+    return out;
+  }
+  if (part == 2) {
+    for (const std::size_t d : {rows, cols}) {
+      const auto v = static_cast<std::uint64_t>(d);
+      for (std::size_t i = 0; i < 8; ++i)
+        out.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
+    }
+    return out;
+  }
+  // Zero points [rows, groups] (lowp's unsigned codes, already offset binary),
+  // packed down each column: word w of column g holds rows 32w/bits.. .
+  const auto g = static_cast<std::size_t>(f.group);
+  const std::size_t groups = (cols + g - 1) / g;
+  const auto zwords = static_cast<std::size_t>(int32_words(rows, f.element.bits));
+  std::vector<std::uint32_t> words(zwords * groups, 0);
+  const std::vector<std::uint8_t>& zero = m.scales().zero;
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t k = 0; k < groups; ++k) {
+      const std::size_t bit = r * bits;
+      words[(bit / 32) * groups + k] |= std::uint32_t{zero[r * groups + k]} << (bit % 32);
+    }
+  }
+  for (const std::uint32_t w : words) {
+    for (std::size_t i = 0; i < 4; ++i)
+      out.push_back(static_cast<std::byte>((w >> (8 * i)) & 0xFF));
+  }
+  return out;
+}
+
+namespace {
+
+// The compressed-tensors quantization_config around one group's "weights".
+std::string compressed_config(std::string_view format, const nlohmann::ordered_json& weights,
+                              const std::vector<std::string>& ignore) {
+  nlohmann::ordered_json group;
+  group["targets"] = {"Linear"};
+  group["weights"] = weights;
+  group["input_activations"] = nullptr;
+  group["output_activations"] = nullptr;
+  group["format"] = format;
+  nlohmann::ordered_json j;
+  j["quant_method"] = "compressed-tensors";
+  j["version"] = "0.18.0";  // the compressed-tensors release whose conventions these are
+  j["format"] = format;
+  j["quantization_status"] = "compressed";
+  j["config_groups"] = {{"group_0", group}};
+  j["ignore"] = ignore;
+  j["kv_cache_scheme"] = nullptr;
+  return j.dump();
+}
+
+}  // namespace
+
+std::string compressed_nvfp4_quantization_config(const std::vector<std::string>& ignore) {
+  // quant_scheme.py's NVFP4A16 preset, as QuantizationArgs serializes it.
+  nlohmann::ordered_json weights;
+  weights["num_bits"] = 4;
+  weights["type"] = "float";
+  weights["symmetric"] = true;
+  weights["group_size"] = 16;
+  weights["strategy"] = "tensor_group";
+  weights["block_structure"] = nullptr;
+  weights["dynamic"] = false;
+  weights["actorder"] = nullptr;
+  weights["scale_dtype"] = "torch.float8_e4m3fn";
+  weights["zp_dtype"] = nullptr;  // serialized only when asymmetric
+  weights["observer"] = "memoryless_minmax";
+  weights["observer_kwargs"] = nlohmann::ordered_json::object();
+  return compressed_config("nvfp4-pack-quantized", weights, ignore);
+}
+
+std::string compressed_pack_quantization_config(const MatrixFormat& f,
+                                                const std::vector<std::string>& ignore) {
+  const bool group = f.scheme == MatrixScheme::kGroup;
+  nlohmann::ordered_json weights;
+  weights["num_bits"] = f.element.bits;
+  weights["type"] = "int";
+  weights["symmetric"] = !f.asymmetric;
+  weights["group_size"] = group ? nlohmann::ordered_json(f.group) : nlohmann::ordered_json(nullptr);
+  weights["strategy"] = group ? "group" : "channel";
+  weights["block_structure"] = nullptr;
+  weights["dynamic"] = false;
+  weights["actorder"] = nullptr;
+  weights["scale_dtype"] = group ? "torch.float16" : "torch.float32";
+  weights["zp_dtype"] =
+      f.asymmetric ? nlohmann::ordered_json("torch.int8") : nlohmann::ordered_json(nullptr);
+  weights["observer"] = "memoryless_minmax";
+  weights["observer_kwargs"] = nlohmann::ordered_json::object();
+  return compressed_config("pack-quantized", weights, ignore);
+}
+
 std::string modelopt_quant_config(std::string_view quant_algo,
                                   const std::vector<std::string>& exclude_modules) {
   nlohmann::ordered_json j;
@@ -275,9 +514,21 @@ ModelDirectory open_model_directory(const std::filesystem::path& dir) {
   if (method == "compressed-tensors") {
     const std::string format =
         q.contains("format") && q["format"].is_string() ? q["format"].get<std::string>() : "";
+    if (format == "nvfp4-pack-quantized" || format == "pack-quantized") {
+      if (d.model->layout() != "compressed-tensors") {
+        throw Error(weights.string() + ": config.json says compressed-tensors " + format +
+                    " but no tensor is stored as <name>_packed (" +
+                    (format == "pack-quantized" ? "I32) with <name>_scale and <name>_shape"
+                                                : "U8) with <name>_scale (F8_E4M3) and "
+                                                  "<name>_global_scale (F32 [1])"));
+      }
+      d.layout = "compressed-tensors";
+      return d;
+    }
     if (format != "float-quantized") {
       throw Error(where + ": compressed-tensors format " + quoted(format) +
-                  " is not read by lowp (it reads float-quantized)");
+                  " is not read by lowp (it reads float-quantized, nvfp4-pack-quantized, "
+                  "pack-quantized)");
     }
     bool any = false;
     for (const TensorInfo& t : d.model->tensors())

@@ -13,8 +13,10 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
@@ -107,6 +109,12 @@ struct Entry {
   std::optional<MatrixFormat> matrix;
   std::size_t rows = 0, cols = 0;
   std::uint64_t zeros_offset = 0, zeros_bytes = 0;  // absolute
+  // compressed-tensors pack-quantized (ct_bits 2, 4 or 8): each row's codes
+  // as offset-binary fields in ct_row_bytes (whole int32 words); the scales
+  // (and zero points), converted when the file was opened, in ct_scales.
+  int ct_bits = 0;
+  std::uint64_t ct_row_bytes = 0;
+  std::shared_ptr<const MatrixScales> ct_scales;
 };
 
 // Raw tensors by name (views into the RawTensors, which stay put).
@@ -134,6 +142,7 @@ class SafetensorsReader final : public ModelReader {
   bool read_f32_range(const TensorInfo& t, std::uint64_t first,
                       std::span<float> out) const override;
   std::optional<PackedTensor> packed(const TensorInfo& t) const override;
+  std::optional<PackedMatrix> packed_matrix(const TensorInfo& t) const;
   std::string layout() const override { return layout_; }
   std::span<const std::byte> raw(const TensorInfo& t) const override {
     const TensorInfo& own = tensors_[index_of(t)];
@@ -154,6 +163,8 @@ class SafetensorsReader final : public ModelReader {
     if (it == by_name_.end()) fail(source_, "no tensor " + lowp::quoted(t.name) + " in this file");
     return it->second;
   }
+  // The packed matrix of tensors_[index] (entries_[index].matrix set).
+  PackedMatrix matrix_of(std::size_t index) const;
   void add_packed(std::vector<RawTensor>& raw, const RawIndex& index, const std::string& name,
                   const std::string& description, std::uint64_t data_start,
                   std::vector<Combined>& out) const;
@@ -166,6 +177,13 @@ class SafetensorsReader final : public ModelReader {
                           std::uint64_t data_start, std::vector<Combined>& out) const;
   void add_fp8_tensor_scaled(std::vector<RawTensor>& raw, const RawIndex& index,
                              std::uint64_t data_start, std::vector<Combined>& out) const;
+  void add_compressed_tensors(std::vector<RawTensor>& raw, const RawIndex& index,
+                              std::uint64_t data_start, std::vector<Combined>& out) const;
+  void add_compressed_pack(RawTensor& packed, const std::string& base, std::vector<RawTensor>& raw,
+                           const RawIndex& index, std::uint64_t data_start,
+                           std::vector<Combined>& out) const;
+  // An element of a raw tensor as a double (F32, F16, BF16 or I64).
+  double raw_value(const RawTensor& t, std::uint64_t data_start, std::uint64_t i) const;
 
   std::span<const std::byte> image_;
   std::string source_;
@@ -250,15 +268,19 @@ void SafetensorsReader::parse() {
     }
   }
   const std::size_t lowp_packed = combined.size();
+  add_compressed_tensors(raw, index, data_start, combined);
+  const std::size_t compressed = combined.size() - lowp_packed;
   add_mxfp4_pairs(raw, index, data_start, combined);
-  const std::size_t gpt_oss = combined.size() - lowp_packed;
+  const std::size_t gpt_oss = combined.size() - lowp_packed - compressed;
   add_modelopt_nvfp4(raw, index, data_start, combined);
   // (An FP8 matrix with a scale names no layout by itself: ModelOpt and
   // compressed-tensors both store it so.)
   const std::size_t before_fp8 = combined.size();
   add_fp8_tensor_scaled(raw, index, data_start, combined);
   const std::size_t fp8 = combined.size() - before_fp8;
-  if (combined.size() - fp8 > lowp_packed + gpt_oss) {
+  if (compressed > 0) {
+    layout_ = "compressed-tensors";
+  } else if (combined.size() - fp8 > lowp_packed + gpt_oss) {
     layout_ = "modelopt";
   } else if (gpt_oss > 0) {
     layout_ = "gpt-oss";
@@ -701,6 +723,293 @@ void SafetensorsReader::add_fp8_tensor_scaled(std::vector<RawTensor>& raw, const
   }
 }
 
+double SafetensorsReader::raw_value(const RawTensor& t, std::uint64_t data_start,
+                                    std::uint64_t i) const {
+  std::uint64_t v = 0;
+  const std::size_t size = t.dtype->size;
+  const std::size_t at = static_cast<std::size_t>(data_start + t.begin + i * size);
+  for (std::size_t b = size; b-- > 0;)
+    v = (v << 8) | std::to_integer<std::uint64_t>(image_[at + b]);
+  if (t.dtype->name == "I64") return static_cast<double>(static_cast<std::int64_t>(v));
+  if (t.dtype->name == "I32")
+    return static_cast<double>(static_cast<std::int32_t>(static_cast<std::uint32_t>(v)));
+  if (t.dtype->decode == Decode::kF32) return std::bit_cast<float>(static_cast<std::uint32_t>(v));
+  return decode_f32(t.dtype->format, static_cast<std::uint32_t>(v));
+}
+
+// compressed-tensors (safetensors.h, layouts.h): "<base>_packed" with
+// "<base>_scale" and, for NVFP4 (U8), "<base>_global_scale", for the integer
+// pack-quantized (I32) "<base>_shape" and optionally "<base>_zero_point".
+// A "_packed" tensor with any of its parts beside it claims the convention;
+// every part must then be there and agree.
+void SafetensorsReader::add_compressed_tensors(std::vector<RawTensor>& raw, const RawIndex& index,
+                                               std::uint64_t data_start,
+                                               std::vector<Combined>& out) const {
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    RawTensor& w = raw[i];
+    if (w.consumed || !w.name.ends_with("_packed") || w.shape.size() != 2) continue;
+    const std::string base = w.name.substr(0, w.name.size() - 7);
+    const bool nvfp4 = w.dtype->name == "U8", pack = w.dtype->name == "I32";
+    if (!nvfp4 && !pack) continue;
+    const std::string scale_name = base + "_scale";
+    const std::string other_name = base + (nvfp4 ? "_global_scale" : "_shape");
+    RawTensor* scale = find_raw(raw, index, scale_name);
+    RawTensor* other = find_raw(raw, index, other_name);
+    if (scale == nullptr && other == nullptr) continue;
+    if (pack) {
+      add_compressed_pack(w, base, raw, index, data_start, out);
+      continue;
+    }
+    const std::string where = "compressed-tensors NVFP4 tensor " + lowp::quoted(w.name);
+    if (scale == nullptr)
+      fail(source_, where + " has no block scales: tensor " + lowp::quoted(scale_name) +
+                        " (F8_E4M3 [rows, cols/16]) is missing");
+    if (other == nullptr)
+      fail(source_, where + " has no global scale: tensor " + lowp::quoted(other_name) +
+                        " (F32 [1]) is missing");
+    // cols = 2 * bytes per row, a whole number of blocks of 16 (no overflow:
+    // the U8 shape's bytes lie inside the file).
+    const std::int64_t cols = w.shape[1] * 2;
+    const std::vector<std::int64_t> expected = {w.shape[0], cols / 16};
+    if (cols % 16 != 0 || scale->consumed || scale->dtype->name != "F8_E4M3" ||
+        scale->shape != expected) {
+      fail(source_, where + ": block scales " + lowp::quoted(scale_name) +
+                        " must be F8_E4M3 of shape " + shape_text(expected) +
+                        (cols % 16 != 0 ? " with the columns a multiple of 16" : "") + ", is " +
+                        std::string(scale->dtype->name) + " " + shape_text(scale->shape));
+    }
+    if (other->consumed || other->dtype->name != "F32" || other->end - other->begin != 4) {
+      fail(source_, where + ": global scale " + lowp::quoted(other_name) +
+                        " must be one F32 value, is " + std::string(other->dtype->name) + " " +
+                        shape_text(other->shape));
+    }
+    const auto g = static_cast<float>(raw_value(*other, data_start, 0));
+    if (!std::isfinite(g) || !(g > 0.0f)) {
+      fail(source_,
+           where + ": global scale " + lowp::quoted(other_name) + " must be finite and positive");
+    }
+    Combined c;
+    c.info.name = base;
+    c.info.dtype = "nvfp4";
+    c.info.shape = {w.shape[0], cols};
+    c.info.offset = data_start + w.begin;
+    c.info.nbytes = w.end - w.begin;
+    c.entry.format = BlockFormat{BlockScale::kUe4m3, kFp4E2m1, 16};
+    c.entry.axis = 1;
+    // value = e2m1 * e4m3 / g, read as lowp's e2m1 * (e4m3 * fp32(1 / g)).
+    c.entry.tensor_scale = 1.0f / g;
+    c.entry.scales_offset = data_start + scale->begin;
+    c.entry.scales_bytes = scale->end - scale->begin;
+    w.consumed = scale->consumed = other->consumed = true;
+    out.push_back(std::move(c));
+  }
+}
+
+void SafetensorsReader::add_compressed_pack(RawTensor& w, const std::string& base,
+                                            std::vector<RawTensor>& raw, const RawIndex& index,
+                                            std::uint64_t data_start,
+                                            std::vector<Combined>& out) const {
+  const std::string where = "compressed-tensors pack-quantized tensor " + lowp::quoted(w.name);
+  const std::string scale_name = base + "_scale", shape_name = base + "_shape",
+                    zero_name = base + "_zero_point";
+  RawTensor* scale = find_raw(raw, index, scale_name);
+  RawTensor* shape = find_raw(raw, index, shape_name);
+  RawTensor* zero = find_raw(raw, index, zero_name);
+  if (scale == nullptr)
+    fail(source_, where + " has no scales: tensor " + lowp::quoted(scale_name) +
+                      " ([rows, groups], F32, F16 or BF16) is missing");
+  if (shape == nullptr)
+    fail(source_,
+         where + " has no shape: tensor " + lowp::quoted(shape_name) + " (I64 [2]) is missing");
+  if (shape->consumed || (shape->dtype->name != "I64" && shape->dtype->name != "I32") ||
+      shape->shape != std::vector<std::int64_t>{2}) {
+    fail(source_, where + ": " + lowp::quoted(shape_name) + " must be I64 [2], is " +
+                      std::string(shape->dtype->name) + " " + shape_text(shape->shape));
+  }
+  const double rows_d = raw_value(*shape, data_start, 0), cols_d = raw_value(*shape, data_start, 1);
+  const std::uint64_t words = static_cast<std::uint64_t>(w.shape[1]);
+  // The columns fit the packed words (at most 32 per word, 8 bits each at the
+  // least), so no count below overflows.
+  if (rows_d != static_cast<double>(w.shape[0]) || !(cols_d >= 1.0) ||
+      cols_d > 32.0 * static_cast<double>(words)) {
+    fail(source_, where + ": " + lowp::quoted(shape_name) + " [" +
+                      std::to_string(static_cast<std::int64_t>(rows_d)) + ", " +
+                      std::to_string(static_cast<std::int64_t>(cols_d)) +
+                      "] does not fit the packed " + shape_text(w.shape) + " (int32 words)");
+  }
+  const auto rows = static_cast<std::uint64_t>(rows_d), cols = static_cast<std::uint64_t>(cols_d);
+  // The width: ceil(cols * bits / 32) words per row.
+  int bits = 0, widths = 0;
+  for (const int b : {2, 4, 8}) {
+    if ((cols * static_cast<std::uint64_t>(b) + 31) / 32 == words) {
+      bits = b;
+      ++widths;
+    }
+  }
+  if (widths != 1) {
+    fail(source_, where + ": " + std::to_string(words) + " int32 words per row of " +
+                      std::to_string(cols) + " values " +
+                      (widths == 0 ? "are not 2-, 4- or 8-bit codes (lowp reads those)"
+                                   : "could be codes of more than one width"));
+  }
+  if (scale->consumed || scale->shape.size() != 2 || scale->shape[0] != w.shape[0] ||
+      scale->shape[1] < 1 || static_cast<std::uint64_t>(scale->shape[1]) > cols ||
+      cols % static_cast<std::uint64_t>(scale->shape[1]) != 0 ||
+      (scale->dtype->name != "F32" && scale->dtype->name != "F16" &&
+       scale->dtype->name != "BF16")) {
+    fail(source_, where + ": scales " + lowp::quoted(scale_name) + " must be F32, F16 or BF16 [" +
+                      std::to_string(rows) + ", groups] with the groups dividing the " +
+                      std::to_string(cols) + " columns, is " + std::string(scale->dtype->name) +
+                      " " + shape_text(scale->shape));
+  }
+  const auto groups = static_cast<std::uint64_t>(scale->shape[1]);
+  const std::uint64_t group = cols / groups;
+  const std::uint64_t zwords = (rows * static_cast<std::uint64_t>(bits) + 31) / 32;
+  if (zero != nullptr &&
+      (zero->consumed || zero->dtype->name != "I32" ||
+       zero->shape != std::vector<std::int64_t>{static_cast<std::int64_t>(zwords),
+                                                static_cast<std::int64_t>(groups)})) {
+    fail(source_, where + ": zero points " + lowp::quoted(zero_name) + " must be I32 [" +
+                      std::to_string(zwords) + ", " + std::to_string(groups) + "], is " +
+                      std::string(zero->dtype->name) + " " + shape_text(zero->shape));
+  }
+  // One scale per row: :channel; else groups of cols / groups (zero points
+  // exist for groups only).
+  const bool channel = groups == 1 && zero == nullptr;
+  std::string spelling = "int" + std::to_string(bits) +
+                         (channel ? ":channel" : ":group" + std::to_string(group)) +
+                         (zero != nullptr ? ":asym" : "");
+  MatrixFormat f;
+  try {
+    f = parse_matrix_format(spelling);
+  } catch (const Error& err) {
+    fail(source_, where + ": " + err.what());
+  }
+  auto scales = std::make_shared<MatrixScales>();
+  for (std::uint64_t k = 0; k < rows * groups; ++k) {
+    const double v = raw_value(*scale, data_start, k);
+    if (channel) {
+      scales->row.push_back(static_cast<float>(v));
+      continue;
+    }
+    // lowp's group scales are FP16: F16 exactly, F32 and BF16 where exact.
+    const std::uint32_t code = encode(kFp16, v);
+    if (static_cast<double>(decode_f32(kFp16, code)) != v && !(std::isnan(v))) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.9g", v);
+      fail(source_, where + ": scale " + text + " of " + lowp::quoted(scale_name) +
+                        " is not exactly an FP16 value (lowp's group scales are FP16)");
+    }
+    scales->group.push_back(static_cast<std::uint16_t>(code));
+  }
+  if (zero != nullptr) {  // unpacked down each column (pack_to_int32 packed_dim 0)
+    const std::uint32_t mask = (std::uint32_t{1} << bits) - 1;
+    for (std::uint64_t r = 0; r < rows; ++r) {
+      for (std::uint64_t k = 0; k < groups; ++k) {
+        const std::uint64_t bit = r * static_cast<std::uint64_t>(bits);
+        const auto word = static_cast<std::uint32_t>(
+            static_cast<std::int32_t>(raw_value(*zero, data_start, (bit / 32) * groups + k)));
+        scales->zero.push_back(static_cast<std::uint8_t>((word >> (bit % 32)) & mask));
+      }
+    }
+  }
+  w.consumed = scale->consumed = shape->consumed = true;
+  if (zero != nullptr) zero->consumed = true;
+  Combined c;
+  c.info.name = base;
+  c.info.dtype = spelling;
+  c.info.shape = {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)};
+  c.info.offset = data_start + w.begin;
+  c.info.nbytes = w.end - w.begin;
+  c.entry.matrix = f;
+  c.entry.rows = static_cast<std::size_t>(rows);
+  c.entry.cols = static_cast<std::size_t>(cols);
+  c.entry.ct_bits = bits;
+  c.entry.ct_row_bytes = words * 4;
+  c.entry.ct_scales = std::move(scales);
+  out.push_back(std::move(c));
+}
+
+// The lowp codes (PackedMatrix::from_codes) of a pack-quantized tensor:
+// each row's first row_bytes bytes of its int32 words, offset binary turned
+// back into two's complement for symmetric formats (the top bit of each field
+// flipped; an asymmetric code is offset binary already).
+std::vector<std::uint8_t> compressed_codes(const Entry& e, std::span<const std::byte> bytes) {
+  const MatrixFormat& f = *e.matrix;
+  const auto bits = static_cast<std::size_t>(e.ct_bits);
+  const std::size_t row = PackedMatrix::row_bytes(f, e.cols);
+  const std::size_t full = e.cols * bits / 8, used = e.cols * bits - full * 8;
+  std::uint8_t flip = 0;
+  if (!f.asymmetric) {
+    for (std::size_t b = bits - 1; b < 8; b += bits) flip |= static_cast<std::uint8_t>(1u << b);
+  }
+  std::vector<std::uint8_t> codes(e.rows * row);
+  for (std::size_t r = 0; r < e.rows; ++r) {
+    for (std::size_t i = 0; i < row; ++i) {
+      const std::uint8_t mask =
+          i < full ? flip : static_cast<std::uint8_t>(flip & ((1u << used) - 1));
+      const auto v = std::to_integer<std::uint8_t>(bytes[r * e.ct_row_bytes + i]);
+      // Bits past the last field (padding) are dropped.
+      codes[r * row + i] = static_cast<std::uint8_t>(
+          (v ^ mask) & (i < full ? 0xFF : static_cast<std::uint8_t>((1u << used) - 1)));
+    }
+  }
+  return codes;
+}
+
+PackedMatrix SafetensorsReader::matrix_of(std::size_t index) const {
+  const TensorInfo& info = tensors_[index];
+  const Entry& e = entries_[index];
+  const std::span<const std::byte> bytes = raw(info);
+  const auto* u8 = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  if (e.ct_bits != 0) {
+    try {
+      return PackedMatrix::from_codes(*e.matrix, e.rows, e.cols, compressed_codes(e, bytes),
+                                      *e.ct_scales);
+    } catch (const Error& err) {
+      fail(source_, "compressed-tensors tensor " + lowp::quoted(info.name) + ": " + err.what());
+    }
+  }
+  const auto* sc = reinterpret_cast<const std::uint8_t*>(image_.data() + e.scales_offset);
+  MatrixScales scales;
+  const auto load = [&](std::size_t i, std::size_t size) {  // little-endian, unaligned
+    std::uint32_t v = 0;
+    for (std::size_t b = size; b-- > 0;) v = (v << 8) | sc[i * size + b];
+    return v;
+  };
+  switch (e.matrix->scheme) {
+    case MatrixScheme::kTensor:
+      scales.tensor = std::bit_cast<float>(load(0, 4));
+      break;
+    case MatrixScheme::kChannel:
+      for (std::size_t i = 0; i < e.scales_bytes / 4; ++i)
+        scales.row.push_back(std::bit_cast<float>(load(i, 4)));
+      break;
+    case MatrixScheme::kGroup:
+      for (std::size_t i = 0; i < e.scales_bytes / 2; ++i)
+        scales.group.push_back(static_cast<std::uint16_t>(load(i, 2)));
+      break;
+    default:
+      break;
+  }
+  if (e.matrix->zero_points()) {
+    const auto* z = reinterpret_cast<const std::uint8_t*>(image_.data() + e.zeros_offset);
+    scales.zero.assign(z, z + e.zeros_bytes);
+  }
+  try {
+    return PackedMatrix::from_codes(*e.matrix, e.rows, e.cols, {u8, u8 + bytes.size()},
+                                    std::move(scales));
+  } catch (const Error& err) {
+    fail(source_, "packed matrix " + lowp::quoted(info.name) + ": " + err.what());
+  }
+}
+
+std::optional<PackedMatrix> SafetensorsReader::packed_matrix(const TensorInfo& t) const {
+  const std::size_t index = index_of(t);
+  if (!entries_[index].matrix) return std::nullopt;
+  return matrix_of(index);
+}
+
 void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& out) const {
   const std::size_t index = index_of(t);
   const TensorInfo& info = tensors_[index];
@@ -709,40 +1018,7 @@ void SafetensorsReader::read_f32_into(const TensorInfo& t, std::vector<float>& o
   const auto n = static_cast<std::size_t>(info.element_count());
   out.resize(n);   // every element is written below
   if (e.matrix) {  // a packed matrix: decode exactly as PackedMatrix::dequantize
-    const auto* u8 = reinterpret_cast<const std::uint8_t*>(bytes.data());
-    const auto* sc = reinterpret_cast<const std::uint8_t*>(image_.data() + e.scales_offset);
-    MatrixScales scales;
-    const auto load = [&](std::size_t i, std::size_t size) {  // little-endian, unaligned
-      std::uint32_t v = 0;
-      for (std::size_t b = size; b-- > 0;) v = (v << 8) | sc[i * size + b];
-      return v;
-    };
-    switch (e.matrix->scheme) {
-      case MatrixScheme::kTensor:
-        scales.tensor = std::bit_cast<float>(load(0, 4));
-        break;
-      case MatrixScheme::kChannel:
-        for (std::size_t i = 0; i < e.scales_bytes / 4; ++i)
-          scales.row.push_back(std::bit_cast<float>(load(i, 4)));
-        break;
-      case MatrixScheme::kGroup:
-        for (std::size_t i = 0; i < e.scales_bytes / 2; ++i)
-          scales.group.push_back(static_cast<std::uint16_t>(load(i, 2)));
-        break;
-      default:
-        break;
-    }
-    if (e.matrix->zero_points()) {
-      const auto* z = reinterpret_cast<const std::uint8_t*>(image_.data() + e.zeros_offset);
-      scales.zero.assign(z, z + e.zeros_bytes);
-    }
-    try {
-      const PackedMatrix m = PackedMatrix::from_codes(*e.matrix, e.rows, e.cols,
-                                                      {u8, u8 + bytes.size()}, std::move(scales));
-      m.dequantize(out);
-    } catch (const Error& err) {
-      fail(source_, "packed matrix " + lowp::quoted(info.name) + ": " + err.what());
-    }
+    matrix_of(index).dequantize(out);
     return;
   }
   if (e.dtype == nullptr) {  // packed: decode exactly as lowp::dequantize
@@ -806,6 +1082,12 @@ std::optional<PackedTensor> SafetensorsReader::packed(const TensorInfo& t) const
 }
 
 }  // namespace
+
+std::optional<PackedMatrix> safetensors_packed_matrix(const ModelReader& reader,
+                                                      const TensorInfo& t) {
+  const auto* s = dynamic_cast<const SafetensorsReader*>(&reader);
+  return s == nullptr ? std::nullopt : s->packed_matrix(t);
+}
 
 std::unique_ptr<ModelReader> parse_safetensors(std::span<const std::byte> image, std::string source,
                                                ImageOwner owner) {

@@ -388,13 +388,19 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
     const bool fp8 =
         f.matrix && f.matrix->element == kFp8E4m3 &&
         (f.matrix->scheme == MatrixScheme::kTensor || f.matrix->scheme == MatrixScheme::kChannel);
+    const bool nvfp4 = f.is_block && f.block == BlockFormat{BlockScale::kUe4m3, kFp4E2m1, 16};
+    const bool pack = f.matrix && io::compressed_pack_supports(*f.matrix);
     const std::string why =
         req.output_kind != "safetensors" ? "writes safetensors, not " + req.output_kind
-        : req.fake                       ? "stores FP8 codes, not --fake values"
+        : req.fake                       ? "stores packed codes, not --fake values"
         : req.budget > 0                 ? "has one format, not a --budget"
-        : !fp8
-            ? "holds fp8_e4m3:tensor or fp8_e4m3:channel (float-quantized), not " + quoted(f.name)
-            : "";
+        : !fp8 && !nvfp4 && !pack
+            ? "holds fp8_e4m3:tensor or fp8_e4m3:channel (float-quantized), nvfp4 "
+              "(nvfp4-pack-quantized), or intN:channel, intN:group<K>, intN:group<K>:asym with N "
+              "= 2, 4, 8 (pack-quantized), not " +
+                  quoted(f.name)
+        : nvfp4 && req.axis != -1 ? "blocks along the last dimension (--axis -1)"
+                                  : "";
     if (!why.empty()) throw Error("--layout compressed-tensors " + why);
   }
   ModelReport report;

@@ -15,6 +15,7 @@
 #include "lowp/error.h"
 #include "lowp/io/layouts.h"
 #include "lowp/quant/model_quantize.h"
+#include "lowp/storage/matrix_format.h"
 
 namespace lowp {
 namespace {
@@ -113,11 +114,20 @@ ModelReport quantize_model_dir(const fs::path& in, const fs::path& out_dir,
       write_text(temp.path / "config.json",
                  io::config_with_quantization(config, "", config_source));
   } else if (req.layout == io::Layout::kCompressedTensors) {
-    const bool per_channel = req.format.ends_with(":channel");
-    write_text(
-        temp.path / "config.json",
-        io::config_with_quantization(
-            config, io::compressed_fp8_quantization_config(per_channel, kept), config_source));
+    // The format as quantize_model resolved and checked it (report.format).
+    std::string quantization;
+    BlockFormat block;
+    if (parse_block_format(report.format, block)) {
+      quantization = io::compressed_nvfp4_quantization_config(kept);
+    } else if (const MatrixFormat f = parse_matrix_format(report.format);
+               io::compressed_pack_supports(f)) {
+      quantization = io::compressed_pack_quantization_config(f, kept);
+    } else {
+      quantization =
+          io::compressed_fp8_quantization_config(f.scheme == MatrixScheme::kChannel, kept);
+    }
+    write_text(temp.path / "config.json",
+               io::config_with_quantization(config, quantization, config_source));
   } else {
     write_text(
         temp.path / "config.json",

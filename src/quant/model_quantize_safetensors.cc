@@ -5,6 +5,7 @@
 // is.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <string>
@@ -45,6 +46,17 @@ std::string gguf_block_type_name(const std::string& name) {
 // safetensors' name for a tensor copied from `in` (plain little-endian values).
 std::string safetensors_copy_dtype(const io::ModelReader& in, const io::TensorInfo& t) {
   return in.kind() == "safetensors" ? t.dtype : plain_dtype(t);
+}
+
+// The largest finite magnitude of `values`, as NVFP4's tensor scale takes it
+// (nvfp4_tensor_scale_of: subnormals skipped under flush_subnormals).
+float finite_amax_of(std::span<const float> values, const BlockOptions& opt) {
+  float amax = 0.0f;
+  for (const float v : values) {
+    if (opt.flush_subnormals && std::fpclassify(v) == FP_SUBNORMAL) continue;
+    if (std::isfinite(v)) amax = std::max(amax, std::fabs(v));
+  }
+  return amax;
 }
 
 // A block-format tensor streamed in pieces of whole rows through one pass
@@ -98,6 +110,20 @@ class StreamedBlocks {
       }
     });
     return *std::max_element(scale.begin(), scale.end());
+  }
+
+  // compressed-tensors' NVFP4 global scale (io::compressed_nvfp4_global_scale)
+  // of the tensor's largest finite magnitude: the pieces' largest.
+  float global_scale() const {
+    std::vector<float> amax(pieces_, 0.0f);
+    parallel_for(pieces_, threads_, [&](std::size_t p0, std::size_t p1) {
+      std::vector<float> values;
+      for (std::size_t p = p0; p < p1; ++p) {
+        read_piece(p, values);
+        amax[p] = finite_amax_of(values, one_thread_);
+      }
+    });
+    return io::compressed_nvfp4_global_scale(*std::max_element(amax.begin(), amax.end()));
   }
 
   // Quantizes into elements (packed_bytes of the tensor) and scales (rows x
@@ -182,7 +208,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   const bool modelopt = req.layout == io::Layout::kModelopt;
   const bool compressed = req.layout == io::Layout::kCompressedTensors;
   std::vector<Plan> plans;
-  std::vector<float> planned_scale;  // NVFP4 tensor scales written into the header
+  std::vector<float> planned_scale;   // NVFP4 tensor scales written into the header
+  std::vector<float> planned_global;  // compressed-tensors NVFP4 global scales
   std::vector<io::OutputTensor> outputs;
   io::Metadata metadata = in.kind() == "safetensors" ? in.metadata() : io::Metadata{};
   // lowp's own keys describe the input's packing, not the output's; the
@@ -221,21 +248,80 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     }
     for (const auto& [name, group] : group_of) shared_scale.emplace(name, group_scale[group]);
   }
+  // compressed-tensors NVFP4 likewise: a fused layer's global scale is one
+  // (llm-compressor gives q/k/v, gate/up the smallest of theirs, i.e. the
+  // largest amax; vLLM loads one weight_global_scale per fused layer).
+  std::map<std::string, float> shared_amax;  // tensor name -> its group's amax
+  if (compressed && f.is_block && !req.fake) {
+    std::map<std::string, std::string> group_of;
+    std::map<std::string, float> group_amax;
+    for (const io::TensorInfo& t : in.tensors()) {
+      const std::string group = io::modelopt_fused_group(t.name);
+      if (group.empty() || !modelopt_quantizes(t)) continue;
+      if (const std::optional<PackedTensor> stored = in.packed(t);
+          stored && stored->format == f.block && stored->axis == 1)
+        continue;  // copied with its own scale
+      in.read_f32_into(t, values_buffer);
+      in.release(t);
+      group_of.emplace(t.name, group);
+      float& a = group_amax.try_emplace(group, 0.0f).first->second;
+      a = std::max(a, finite_amax_of(values_buffer, req.block));
+    }
+    for (const auto& [name, group] : group_of) shared_amax.emplace(name, group_amax[group]);
+  }
   for (const io::TensorInfo& t : in.tensors()) {
     if (folded_scales.count(t.name) != 0) continue;
     Plan p{&t, is_selected(t, req), outputs.size(), 1};
     float tensor_scale = 1.0f;
+    float global_scale = 1.0f;  // compressed-tensors NVFP4
     // gpt-oss blocks run along the last dimension: a tensor whose last
     // dimension is not a multiple of 32 is kept as it is.
     if (gpt_oss && p.quantize && t.shape.back() % 32 != 0) p.quantize = false;
     // ModelOpt quantizes matrices [rows, cols] with cols in blocks of 16.
     if (modelopt && p.quantize && (t.shape.size() != 2 || (f.is_block && t.shape[1] % 16 != 0)))
       p.quantize = false;
-    // compressed-tensors quantizes matrices.
+    // compressed-tensors quantizes matrices; NVFP4 ones in blocks of 16 along the rows.
     if (compressed && p.quantize && t.shape.size() != 2) p.quantize = false;
+    if (compressed && p.quantize && f.is_block && t.shape[1] % 16 != 0) p.quantize = false;
+    // Integer groups must divide the row: a reader finds the group size as
+    // cols / groups (and vLLM requires it too).
+    if (compressed && p.quantize && f.matrix && f.matrix->scheme == MatrixScheme::kGroup &&
+        t.shape[1] % f.matrix->group != 0)
+      p.quantize = false;
     if (p.quantize && compressed) {
-      std::vector<io::OutputTensor> parts =
-          io::compressed_fp8_outputs(t.name, t.shape, f.matrix->scheme == MatrixScheme::kChannel);
+      std::vector<io::OutputTensor> parts;
+      if (f.is_block) {  // nvfp4-pack-quantized
+        if (const std::optional<PackedTensor> stored = in.packed(t)) {
+          p.copy_packed = stored->format == f.block && stored->axis == 1;
+          if (p.copy_packed) {
+            tensor_scale = stored->tensor_scale;
+            global_scale = io::compressed_global_scale(tensor_scale);
+          }
+        }
+        if (!p.copy_packed) {
+          // compressed-tensors' global scale from the tensor's largest
+          // finite magnitude (the one lowp's own tensor scale is taken from),
+          // and lowp's tensor scale its exact reciprocal.
+          const std::vector<std::int64_t> view = block_view(t.shape);
+          if (const auto shared = shared_amax.find(t.name); shared != shared_amax.end()) {
+            global_scale = io::compressed_nvfp4_global_scale(shared->second);
+          } else if (StreamedBlocks::applies(in, t, req.axis, view, req.block)) {
+            global_scale = StreamedBlocks(in, t, f.block, view, req.block).global_scale();
+          } else {
+            in.read_f32_into(t, values_buffer);
+            global_scale =
+                io::compressed_nvfp4_global_scale(finite_amax_of(values_buffer, req.block));
+          }
+          in.release(t);
+          tensor_scale = io::compressed_nvfp4_tensor_scale(global_scale);
+        }
+        parts = io::compressed_nvfp4_outputs(t.name, t.shape);
+      } else if (io::compressed_pack_supports(*f.matrix)) {  // pack-quantized
+        parts = io::compressed_pack_outputs(t.name, *f.matrix, t.shape);
+      } else {  // float-quantized
+        parts =
+            io::compressed_fp8_outputs(t.name, t.shape, f.matrix->scheme == MatrixScheme::kChannel);
+      }
       p.parts = parts.size();
       for (io::OutputTensor& o : parts) outputs.push_back(std::move(o));
     } else if (p.quantize && (gpt_oss || modelopt)) {
@@ -320,6 +406,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     }
     plans.push_back(p);
     planned_scale.push_back(tensor_scale);
+    planned_global.push_back(global_scale);
   }
   std::vector<std::size_t> owner(outputs.size());
   for (std::size_t i = 0; i < plans.size(); ++i) {
@@ -344,6 +431,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     const io::OutputTensor& o = outputs[index];
     const std::size_t part = index - p.first_output;
     if (part > 0) {
+      if (compressed && f.is_block && part == 2)  // the F32 global scale, as planned
+        return keep(io::f32_bytes(std::span(&planned_global[owner[index]], 1)));
       if (streamed) return std::as_bytes(std::span(streamed_scales));
       if (modelopt && !packed_matrix && part == 3) {
         const float unit = 1.0f;
@@ -351,6 +440,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
         std::memcpy(bytes.data(), &unit, 4);
         return keep(std::move(bytes));
       }
+      if (compressed && packed_matrix && io::compressed_pack_supports(*f.matrix))
+        return keep(io::compressed_pack_part_bytes(*pending_matrix, part));
       if (modelopt && !packed_matrix) return keep(io::modelopt_part_bytes(*pending, part));
       return keep(packed_matrix ? io::packed_matrix_bytes(*pending_matrix, part)
                                 : io::packed_tensor_bytes(*pending, part));
@@ -388,10 +479,21 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     std::vector<std::byte> bytes;
     if (packed_matrix) {
       const std::size_t rows = view.size() < 2 ? 1 : static_cast<std::size_t>(view[0]);
-      pending_matrix = quantize_matrix_by(*f.matrix, values, rows, req);
+      // A compressed-tensors matrix already in the format asked for (into or
+      // out of that layout) is copied: its codes and scales unchanged.
+      std::optional<PackedMatrix> stored;
+      if (compressed || in.layout() == "compressed-tensors")
+        stored = io::safetensors_packed_matrix(in, t);
+      if (stored && stored->format().name == f.matrix->name && stored->rows() == rows) {
+        pending_matrix = std::move(stored);
+      } else {
+        pending_matrix = quantize_matrix_by(*f.matrix, values, rows, req);
+      }
       q.resize(values.size());
       pending_matrix->dequantize(q);
-      bytes = io::packed_matrix_bytes(*pending_matrix, 0);
+      bytes = compressed && io::compressed_pack_supports(*f.matrix)
+                  ? io::compressed_pack_part_bytes(*pending_matrix, 0)
+                  : io::packed_matrix_bytes(*pending_matrix, 0);
       r.stored_as = f.name;
     } else if (p.copy_packed) {
       // The input's own codes and scales: decoded values and bytes unchanged.
@@ -412,6 +514,27 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       pending->scales.assign(pending->rows() * pending->blocks_per_row(), 0);
       quantize_blocked(f.block, values, static_cast<std::size_t>(t.shape[1]), shared->second,
                        req.block, pending->elements.data(), pending->scales.data());
+      q.resize(values.size());
+      dequantize(*pending, q);
+      bytes = io::packed_tensor_bytes(*pending, 0);
+      r.stored_as = f.name;
+    } else if (f.is_block && compressed) {
+      // Under the planned tensor scale (the global scale's exact reciprocal),
+      // blocks along the rows of the matrix.
+      const auto rows = static_cast<std::size_t>(t.shape[0]);
+      const auto cols = static_cast<std::size_t>(t.shape[1]);
+      PackedTensor packed;
+      packed.format = f.block;
+      packed.shape = t.shape;
+      packed.axis = 1;
+      packed.tensor_scale = planned_scale[owner[index]];
+      packed.elements.assign(packed_bytes(f.block.element.bits, values.size()), 0);
+      packed.scales.assign(rows * packed.blocks_per_row(), 0);
+      if (rows != 0) {
+        quantize_blocked(f.block, values, cols, packed.tensor_scale, req.block,
+                         packed.elements.data(), packed.scales.data());
+      }
+      pending = std::move(packed);
       q.resize(values.size());
       dequantize(*pending, q);
       bytes = io::packed_tensor_bytes(*pending, 0);

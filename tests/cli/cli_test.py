@@ -1533,8 +1533,9 @@ class Layouts(Base):
             r = run("quantize", out, "-o", again, "-f", fmt, "--layout", "compressed-tensors", "-q")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(), open(packed, "rb").read())
-        self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x"), "-f", "int4:group32", "--layout", "compressed-tensors"],
-                          "--layout compressed-tensors holds fp8_e4m3:tensor or fp8_e4m3:channel", self.path("x"))
+        for bad in ("mxfp4", "int3:channel", "fp8_e4m3:group32"):
+            self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x"), "-f", bad, "--layout", "compressed-tensors"],
+                              "--layout compressed-tensors holds fp8_e4m3:tensor or fp8_e4m3:channel", self.path("x"))
         d = self.path("bad")
         os.mkdir(d)
         with open(os.path.join(d, "model.safetensors"), "wb") as f:
@@ -1543,10 +1544,137 @@ class Layouts(Base):
         with open(os.path.join(d, "model.safetensors"), "wb") as f:
             f.write(safetensors_raw({"l.weight": ("F8_E4M3", (2, 2), bytes(4))}))
         for fmt_name, message in (("float-quantized", "says compressed-tensors float-quantized but no tensor"),
-                                  ("pack-quantized", "compressed-tensors format 'pack-quantized' is not read by lowp")):
+                                  ("pack-quantized", "says compressed-tensors pack-quantized but no tensor is stored as <name>_packed"),
+                                  ("nvfp4-pack-quantized", "says compressed-tensors nvfp4-pack-quantized but no tensor"),
+                                  ("marlin-24", "compressed-tensors format 'marlin-24' is not read by lowp")):
             json.dump({"quantization_config": {"quant_method": "compressed-tensors", "format": fmt_name}},
                       open(os.path.join(d, "config.json"), "w"))
             self.assert_fails(["inspect", d], message)
+
+
+    def test_compressed_tensors_nvfp4(self):
+        # nvfp4-pack-quantized (compressed-tensors compressors/nvfp4): <name>_packed U8 (element
+        # 2i in the low nibble), <name>_scale F8_E4M3, <name>_global_scale F32 [1] = 448 * 6 / amax
+        # (generate_gparam). Decoded independently as e2m1 * (e4m3 * fp32(1 / g)), lowp's reading.
+        sample_model(self.path("m.npz"))
+        out = self.path("ct")
+        r = run("quantize", self.path("m.npz"), "-o", out, "-f", "nvfp4", "--layout", "compressed-tensors", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        q = json.load(open(os.path.join(out, "config.json")))["quantization_config"]
+        self.assertEqual((q["quant_method"], q["format"], q["quantization_status"]),
+                         ("compressed-tensors", "nvfp4-pack-quantized", "compressed"))
+        weights = q["config_groups"]["group_0"]["weights"]
+        self.assertEqual((weights["num_bits"], weights["type"], weights["strategy"], weights["group_size"],
+                          weights["symmetric"], weights["dynamic"], weights["scale_dtype"]),
+                         (4, "float", "tensor_group", 16, True, False, "torch.float8_e4m3fn"))
+        self.assertEqual(q["ignore"], ["conv", "bias"])
+        tensors, meta = safetensors_tensors(os.path.join(out, "model.safetensors"))
+        self.assertEqual(meta, {})
+        self.assertEqual(tensors["w1_packed"][:2], ("U8", [64, 48]))
+        self.assertEqual(tensors["w1_scale"][:2], ("F8_E4M3", [64, 6]))
+        self.assertEqual(tensors["w1_global_scale"][:2], ("F32", [1]))
+        f32_round = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+        r = run("quantize", self.path("m.npz"), "-o", self.path("plain.safetensors"), "-f", "fp32", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        plain, _ = safetensors_tensors(self.path("plain.safetensors"))
+        w1 = struct.unpack(f"<{64 * 96}f", plain["w1"][2])
+        g = struct.unpack("<f", tensors["w1_global_scale"][2])[0]
+        self.assertEqual(g, f32_round(2688.0 / max(abs(v) for v in w1)))
+        t = f32_round(1.0 / g)
+        packed, scales = tensors["w1_packed"][2], tensors["w1_scale"][2]
+        want = [f32_round(FP4_VALUES[(packed[i // 2] >> (4 * (i % 2))) & 0xF] * f32_round(t * e4m3_value(scales[i // 16])))
+                for i in range(64 * 96)]
+        r = run("quantize", out, "-o", self.path("back.safetensors"), "-f", "fp32", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        back, _ = safetensors_tensors(self.path("back.safetensors"))
+        self.assertEqual(list(struct.unpack(f"<{64 * 96}f", back["w1"][2])), want)
+        info = json.loads(run("inspect", "--json", out).stdout)
+        self.assertEqual(info["layout"], "compressed-tensors")
+        self.assertEqual({t["name"]: t["dtype"] for t in info["tensors"]}["w1"], "nvfp4")
+        # Into lowp's own nvfp4 and back: codes and scales copied, the same values.
+        r = run("quantize", out, "-o", self.path("lowp.safetensors"), "-f", "nvfp4", "--include", "w*", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        again = self.path("ct2")
+        r = run("quantize", self.path("lowp.safetensors"), "-o", again, "-f", "nvfp4", "--layout", "compressed-tensors", "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        tensors2, _ = safetensors_tensors(os.path.join(again, "model.safetensors"))
+        for name in ("w1_packed", "w1_scale", "w2_packed", "w2_scale"):
+            self.assertEqual(tensors2[name], tensors[name], name)
+        g2 = struct.unpack("<f", tensors2["w1_global_scale"][2])[0]
+        self.assertEqual(f32_round(1.0 / g2), t)
+
+    def test_compressed_tensors_pack_quantized(self):
+        # pack-quantized (compressed-tensors compressors/pack_quantized): codes q + 2^(bits-1) packed
+        # into int32 words, element i at bit i * bits (pack_to_int32); scales; shape I64 [2];
+        # asymmetric zero points packed down the columns. Decoded independently as
+        # unpack_from_int32 does, the values are lowp's own --fake ones; re-writing is byte-identical.
+        sample_model(self.path("m.npz"))
+        for fmt, bits, strategy, group, scale in (("int4:group32", 4, "group", 32, ("F16", [64, 3])),
+                                                  ("int8:channel", 8, "channel", None, ("F32", [64, 1])),
+                                                  ("int4:group16:asym", 4, "group", 16, ("F16", [64, 6]))):
+            out = self.path("ct_" + fmt.replace(":", "_"))
+            r = run("quantize", self.path("m.npz"), "-o", out, "-f", fmt, "--layout", "compressed-tensors", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            q = json.load(open(os.path.join(out, "config.json")))["quantization_config"]
+            self.assertEqual((q["format"], q["version"]), ("pack-quantized", "0.18.0"))
+            weights = q["config_groups"]["group_0"]["weights"]
+            asym = fmt.endswith(":asym")
+            self.assertEqual((weights["num_bits"], weights["type"], weights["strategy"], weights["group_size"],
+                              weights["symmetric"]), (bits, "int", strategy, group, not asym))
+            tensors, _ = safetensors_tensors(os.path.join(out, "model.safetensors"))
+            words = 96 * bits // 32
+            self.assertEqual(tensors["w1_packed"][:2], ("I32", [64, words]))
+            self.assertEqual(tensors["w1_scale"][:2], scale)
+            self.assertEqual(tensors["w1_shape"], ("I64", [2], struct.pack("<2q", 64, 96)))
+            groups = scale[1][1]
+            packed = struct.unpack(f"<{64 * words}I", tensors["w1_packed"][2])
+            unpack = lambda row_words, i: ((row_words[i * bits // 32] >> (i * bits % 32)) & ((1 << bits) - 1)) - (1 << (bits - 1))
+            qs = [unpack(packed[r * words:(r + 1) * words], i) for r in range(64) for i in range(96)]
+            fmt_code = "e" if scale[0] == "F16" else "f"
+            sc = struct.unpack(f"<{64 * groups}{fmt_code}", tensors["w1_scale"][2])
+            zp = [0] * (64 * groups)
+            if asym:
+                zwords = 64 * bits // 32
+                self.assertEqual(tensors["w1_zero_point"][:2], ("I32", [zwords, groups]))
+                z = struct.unpack(f"<{zwords * groups}I", tensors["w1_zero_point"][2])
+                for k in range(groups):
+                    column = [z[w * groups + k] for w in range(zwords)]
+                    for r in range(64):
+                        zp[r * groups + k] = unpack(column, r)
+            else:
+                self.assertNotIn("w1_zero_point", tensors)
+            f32_round = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+            want = [f32_round((qs[r * 96 + i] - zp[r * groups + i * groups // 96]) * sc[r * groups + i * groups // 96])
+                    for r in range(64) for i in range(96)]
+            r = run("quantize", self.path("m.npz"), "-o", self.path("fake.safetensors"), "-f", fmt, "--fake", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = run("quantize", out, "-o", self.path("back.safetensors"), "-f", "fp32", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            fake, _ = safetensors_tensors(self.path("fake.safetensors"))
+            back, _ = safetensors_tensors(self.path("back.safetensors"))
+            self.assertEqual(list(struct.unpack(f"<{64 * 96}f", back["w1"][2])), want, fmt)
+            for name in ("w1", "w2"):
+                self.assertEqual(back[name], fake[name], (fmt, name))
+            info = json.loads(run("inspect", "--json", out).stdout)
+            self.assertEqual(info["layout"], "compressed-tensors")
+            self.assertEqual({t["name"]: t["dtype"] for t in info["tensors"]}["w1"], fmt)
+            again = self.path("again_" + fmt.replace(":", "_"))
+            r = run("quantize", out, "-o", again, "-f", fmt, "--layout", "compressed-tensors", "-q")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(open(os.path.join(again, "model.safetensors"), "rb").read(),
+                             open(os.path.join(out, "model.safetensors"), "rb").read())
+        d = self.path("bad_pack")
+        os.mkdir(d)
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(safetensors_raw({"l.weight_packed": ("I32", (2, 2), bytes(16)),
+                                     "l.weight_shape": ("I64", (2,), struct.pack("<2q", 2, 16))}))
+        self.assert_fails(["inspect", d], "compressed-tensors pack-quantized tensor 'l.weight_packed' has no scales: "
+                                          "tensor 'l.weight_scale' ([rows, groups], F32, F16 or BF16) is missing")
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(safetensors_raw({"l.weight_packed": ("U8", (2, 8), bytes(16)),
+                                     "l.weight_scale": ("F8_E4M3", (2, 2), bytes(4)),
+                                     "l.weight_global_scale": ("F32", (1,), f32([448]))}))
+        self.assert_fails(["inspect", d], "block scales 'l.weight_scale' must be F8_E4M3 of shape [2, 1], is F8_E4M3 [2, 2]")
 
 
 class BadInput(Base):

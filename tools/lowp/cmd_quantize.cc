@@ -302,7 +302,8 @@ void add_convert_command(CLI::App& app) {
       "convert",
       "Convert a quantized model between layouts without requantizing: the tensors in the "
       "input's block or FP8 format (gpt-oss MXFP4, ModelOpt NVFP4 or FP8, compressed-tensors "
-      "FP8, GGUF MXFP4/NVFP4, lowp's packing) are copied code for code into the output's layout "
+      "FP8, NVFP4 or packed integers, GGUF MXFP4/NVFP4, lowp's packing) are copied code for code "
+      "into the output's layout "
       "(--layout, or .gguf / .safetensors by OUT's extension), every other tensor as it is. "
       "E.g. a ModelOpt NVFP4 checkpoint to GGUF: lowp convert ckpt_dir -o model.gguf");
   cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
@@ -344,7 +345,8 @@ void add_quantize_command(CLI::App& app) {
       "Hugging Face model directory transformers and vLLM load as "
       "gpt-oss MXFP4 (-o DIR -f mxfp4), --layout modelopt the directory vLLM "
       "loads as ModelOpt NVFP4 or FP8 (-o DIR -f nvfp4), --layout "
-      "compressed-tensors llm-compressor FP8 (-f fp8_e4m3:channel)");
+      "compressed-tensors the llm-compressor directory (-f fp8_e4m3:channel, nvfp4, "
+      "int4:group128, int8:channel, ...)");
   cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
   cmd->add_option("--format,-f", a->format,
@@ -394,8 +396,12 @@ void add_quantize_command(CLI::App& app) {
                   "the input directory's tokenizer files); modelopt (NVIDIA ModelOpt NVFP4: <name> "
                   "U8, <name>_scale F8_E4M3, <name>_scale_2 F32, -f nvfp4; OUT is a model "
                   "directory with hf_quant_config.json; or -f fp8_e4m3:tensor, FP8); "
-                  "compressed-tensors (llm-compressor float-quantized FP8: -f fp8_e4m3:tensor or "
-                  "fp8_e4m3:channel; OUT is a model directory)")
+                  "compressed-tensors (llm-compressor: float-quantized FP8, -f fp8_e4m3:tensor or "
+                  "fp8_e4m3:channel; nvfp4-pack-quantized, -f nvfp4: <name>_packed U8, "
+                  "<name>_scale F8_E4M3, <name>_global_scale F32 = 1 / lowp's tensor scale; "
+                  "pack-quantized, -f intN:channel, intN:group<K> or intN:group<K>:asym with N = "
+                  "2, 4, 8: <name>_packed I32, <name>_scale, <name>_shape[, <name>_zero_point]; "
+                  "OUT is a model directory)")
       ->default_str("lowp");
   cmd->add_option("--report", a->report_path, "Also write the per-tensor report as JSON");
   cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->default_str("0");

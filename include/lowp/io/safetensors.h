@@ -19,6 +19,15 @@
 //  * ModelOpt NVFP4 (lowp/io/layouts.h): a U8 matrix "<name>" [rows, cols/2]
 //    with "<name>_scale" (F8_E4M3 [rows, cols/16]) and "<name>_scale_2" (one
 //    F32) is one tensor "<name>" of dtype "nvfp4" and shape [rows, cols].
+//  * compressed-tensors (lowp/io/layouts.h): "<name>_packed" U8 [rows, cols/2]
+//    with "<name>_scale" (F8_E4M3) and "<name>_global_scale" (F32 [1], g) is
+//    one tensor "<name>" of dtype "nvfp4" whose tensor scale is fp32(1 / g);
+//    "<name>_packed" I32 [rows, words] with "<name>_scale" (F32, F16 or BF16
+//    [rows, groups]), "<name>_shape" (I64 [2]) and optionally
+//    "<name>_zero_point" is one tensor "<name>" of dtype "int4:group128",
+//    "int8:channel", "int4:group32:asym", ... (2-, 4- and 8-bit codes). Either
+//    "_packed" tensor with one of its parts beside it claims the convention;
+//    a missing or malformed part is then an error naming it.
 //  * lowp's packed tensors (written by packed_tensor_outputs): U8 tensors
 //    "<name>" (the element bit stream) and "<name>.scales" plus the metadata
 //    entry "lowp.<name>" describing them are one tensor "<name>" whose dtype is
@@ -120,5 +129,14 @@ std::vector<std::byte> packed_matrix_bytes(const PackedMatrix& m, std::size_t pa
 // Helpers for plain tensors: an F32 output entry, and its bytes (little-endian).
 OutputTensor f32_output(const std::string& name, std::vector<std::int64_t> shape);
 std::vector<std::byte> f32_bytes(std::span<const float> values);
+
+// A tensor of a safetensors reader (open_model, parse_safetensors) stored as a
+// scaled matrix (lowp's packed matrices, compressed-tensors pack-quantized,
+// FP8 with scales) as its PackedMatrix, codes and scales as stored, so that a
+// writer can copy it without requantizing; nullopt for any other tensor or
+// reader. Throws lowp::Error naming the tensor where the storage does not fit
+// its format.
+std::optional<PackedMatrix> safetensors_packed_matrix(const ModelReader& reader,
+                                                      const TensorInfo& t);
 
 }  // namespace lowp::io
