@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "lowp/error.h"
@@ -425,12 +426,13 @@ class Parser {
   // not fit (scale or zero point shape, types) is an error naming it.
   void resolve_qdq() {
     std::set<std::string, std::less<>> hidden;
+    std::map<std::string, std::size_t, std::less<>> index;
+    for (std::size_t i = 0; i < out_.tensors_.size(); ++i) index[out_.tensors_[i].name] = i;
     auto find = [&](const std::string& n) -> std::optional<std::size_t> {
       if (n.empty() || hidden.count(n) != 0) return std::nullopt;
-      for (std::size_t i = 0; i < out_.tensors_.size(); ++i) {
-        if (out_.tensors_[i].name == n) return i;
-      }
-      return std::nullopt;
+      const auto it = index.find(n);
+      if (it == index.end()) return std::nullopt;
+      return it->second;
     };
     for (const QdqNode& n : qdq_nodes_) {
       const std::string who = out_.source() + ": " + (n.reshape ? "Reshape" : "DequantizeLinear") +
@@ -475,6 +477,7 @@ class Parser {
         hidden.insert(n.inputs[1]);
         hidden.insert(t.name);
         names_.insert(n.output);
+        index[n.output] = *data;
         t.name = n.output;
         t.shape = std::move(dims);
         continue;
@@ -522,8 +525,9 @@ class Parser {
         std::vector<std::int64_t> want;
         if (n.block_size > 0) {
           want = xt.shape;
-          want[a] = (xt.shape[a] + n.block_size - 1) / n.block_size;
-          q.block_size = static_cast<int>(std::min<std::int64_t>(n.block_size, 1 << 30));
+          // ceil(dim / block_size), without overflow for any block_size.
+          want[a] = xt.shape[a] == 0 ? 0 : (xt.shape[a] - 1) / n.block_size + 1;
+          q.block_size = n.block_size;
           how = "block " + std::to_string(n.block_size);
         } else {
           want = {xt.shape[a]};
@@ -565,6 +569,7 @@ class Parser {
       hidden.insert(n.inputs[1]);
       if (zp) hidden.insert(n.inputs[2]);
       names_.insert(n.output);
+      index[n.output] = out_.tensors_.size();
       out_.tensors_.push_back(std::move(y));
       out_.entries_.push_back(ye);
     }

@@ -59,8 +59,8 @@ class OnnxReader final : public ModelReader {
     TensorInfo x, scale, zero_point;
     Entry x_entry, scale_entry, zero_point_entry;
     bool has_zero_point = false;
-    int axis = 0;        // normalized; meaningful for per-axis and blocked
-    int block_size = 0;  // 0: per tensor or per axis
+    int axis = 0;                 // normalized; meaningful for per-axis and blocked
+    std::int64_t block_size = 0;  // 0: per tensor or per axis
   };
 
   OnnxReader(std::span<const std::byte> image, std::string source, ImageOwner owner)

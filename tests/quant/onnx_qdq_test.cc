@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -496,14 +497,20 @@ TEST(OnnxQdq, RaisesOldOpsets) {
 }
 
 std::string qdq_model(const std::vector<std::int64_t>& scale_dims, std::size_t scale_count,
-                      bool with_scale = true) {
+                      bool with_scale = true, std::int64_t block_size = 0) {
   Pb g;
   g.s(2, "g");
   g.m(5, raw_tensor("w_q", 3, {2, 4}, std::string("\x01\x02\x03\x04\xff\xfe\xfd\x80", 8)));
   if (with_scale) g.m(5, float_tensor("w_s", scale_dims, std::vector<float>(scale_count, 0.5f)));
   std::vector<std::string> in = {"w_q"};
   if (with_scale) in.push_back("w_s");
-  g.m(1, node("DequantizeLinear", in, {"w"}, "dq_w").m(5, int_attr("axis", 0)));
+  Pb dq = node("DequantizeLinear", in, {"w"}, "dq_w");
+  if (block_size != 0) {
+    dq.m(5, int_attr("axis", 1)).m(5, int_attr("block_size", block_size));
+  } else {
+    dq.m(5, int_attr("axis", 0));
+  }
+  g.m(1, dq);
   return model(g, 13, 7);
 }
 
@@ -527,6 +534,15 @@ TEST(OnnxQdq, ReaderValuesAndBadNodes) {
             "t.onnx: DequantizeLinear node 'dq_w': scale 'w_s' has shape [3], expected [2]");
   EXPECT_EQ(error_of(qdq_model({}, 0, false)),
             "t.onnx: DequantizeLinear node 'dq_w': has no scale input");
+  EXPECT_EQ(error_of(qdq_model({2, 2}, 4, true, 4)),
+            "t.onnx: DequantizeLinear node 'dq_w': scale 'w_s' has shape [2, 2], expected [2, 1]");
+  EXPECT_EQ(error_of(qdq_model({2, 1}, 2, true, -3)),
+            "t.onnx: DequantizeLinear node 'dq_w': negative block_size");
+  // A block_size past the axis (even INT64_MAX) is one block: no overflow.
+  const std::string huge = qdq_model({2, 1}, 2, true, std::numeric_limits<std::int64_t>::max());
+  const auto h =
+      io::parse_onnx({reinterpret_cast<const std::byte*>(huge.data()), huge.size()}, "t.onnx");
+  EXPECT_EQ(h->read_f32(h->tensors()[0]), r->read_f32(r->tensors()[0]));
 }
 
 TEST(OnnxQdq, Refusals) {
