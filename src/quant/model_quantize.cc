@@ -411,7 +411,10 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
   } else if (req.output_kind == "onnx") {
     if (in.kind() != "onnx")
       throw Error("ONNX output needs an ONNX input (it patches the input graph)");
-    if (!req.fake) throw Error("ONNX output keeps the graph's dtypes: add --fake");
+    if (!req.fake)
+      throw Error(
+          "ONNX output keeps the graph's dtypes: add --fake, or --layout onnx-qdq for "
+          "DequantizeLinear weights");
     // The patch writer offers every float tensor once, in file order; the
     // others are copied as they are.
     std::size_t index = 0;
