@@ -380,6 +380,10 @@ TEST(OnnxQdq, RoundTripEqualsFakeQuantBitForBit) {
   const std::vector<Case> cases = {
       {"int4:group32", -1, 21, "INT4 (QDQ block 32)"},
       {"int4:group16:asym", -1, 21, "UINT4 (QDQ block 16)"},
+      {"int3:group32", -1, 21, "INT4 (QDQ block 32)"},
+      {"int8:group32", -1, 21, "INT8 (QDQ block 32)"},
+      {"fp4_e2m1", -1, 23, "FLOAT4E2M1 (QDQ tensor)"},
+      {"mxfp8_e5m2", 0, 21, "FLOAT8E5M2 (QDQ block 32)"},
       {"int8:group32:asym", -1, 21, "UINT8 (QDQ block 32)"},
       {"int8:channel", -1, 13, "INT8 (QDQ axis 0)"},
       {"int8:tensor", -1, 13, "INT8 (QDQ tensor)"},
