@@ -17,6 +17,7 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "onnx")
 
 # TensorProto.DataType
 FLOAT, INT64, FLOAT16, DOUBLE, BFLOAT16, FLOAT8E4M3FN, FLOAT4E2M1 = 1, 7, 10, 11, 16, 17, 23
+UINT4 = 21
 
 
 def varint(v):
@@ -96,7 +97,34 @@ def constant_fp8_fp4():
     return model(g)
 
 
+def qdq():
+    """DequantizeLinear weights (lowp/io/onnx_qdq.h): UINT4 blocks of 4 with a
+    zero point, reshaped to [2, 2, 2]; FLOAT4E2M1 under FP8 scales dequantized
+    by an FP32 scale (two levels, NVFP4's form)."""
+    def node(op, inputs, output, *attrs):
+        return (b"".join(s(1, x) for x in inputs) + s(2, output) + s(3, output + "_node") +
+                s(4, op) + b"".join(attrs))
+    def int_attr(name, v):
+        return s(5, s(1, name) + i(3, v) + u(20, 2))
+    g = s(2, "g")
+    g += s(5, tensor("u_q", UINT4, [2, 4]) + s(9, b"\x10\x32\xFE\x87"))
+    g += s(5, tensor("u_s", FLOAT, [2, 1]) + s(9, le_floats([0.5, 2.0])))
+    g += s(5, tensor("u_z", UINT4, [2, 1]) + s(9, b"\x38"))
+    g += s(5, tensor("u_shape", INT64, [3]) + s(9, struct.pack("<qqq", 2, 2, -1)))
+    g += s(1, node("DequantizeLinear", ["u_q", "u_s", "u_z"], "u_2d", int_attr("axis", 1),
+                   int_attr("block_size", 4)))
+    g += s(1, node("Reshape", ["u_2d", "u_shape"], "u"))
+    g += s(5, tensor("f_q", FLOAT4E2M1, [1, 16]) + s(9, bytes(range(0, 256, 32))))
+    g += s(5, tensor("f_sq", FLOAT8E4M3FN, [1, 1]) + s(9, b"\x38"))
+    g += s(5, tensor("f_ss", FLOAT, []) + s(9, le_floats([0.25])))
+    g += s(1, node("DequantizeLinear", ["f_sq", "f_ss"], "f_s"))
+    g += s(1, node("DequantizeLinear", ["f_q", "f_s"], "f", int_attr("axis", 1),
+                   int_attr("block_size", 16)))
+    return model(g)
+
+
 SEEDS = {
+    "qdq.onnx": qdq(),
     "full.onnx": full_model(),
     "raw_only.onnx": one_tensor(tensor("w", FLOAT, [2, 2]) + s(9, le_floats([1, 2, 3, 4]))),
     "constant_fp8_fp4.onnx": constant_fp8_fp4(),

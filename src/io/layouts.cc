@@ -19,8 +19,9 @@ Layout parse_layout(std::string_view name) {
   if (name == "gpt-oss") return Layout::kGptOss;
   if (name == "modelopt") return Layout::kModelopt;
   if (name == "compressed-tensors") return Layout::kCompressedTensors;
+  if (name == "onnx-qdq") return Layout::kOnnxQdq;
   throw Error("unknown --layout " + quoted(std::string(name)) +
-              " (layouts: lowp, gpt-oss, modelopt, compressed-tensors)");
+              " (layouts: lowp, gpt-oss, modelopt, compressed-tensors, onnx-qdq)");
 }
 
 std::string_view layout_name(Layout layout) {
@@ -31,13 +32,17 @@ std::string_view layout_name(Layout layout) {
       return "modelopt";
     case Layout::kCompressedTensors:
       return "compressed-tensors";
+    case Layout::kOnnxQdq:
+      return "onnx-qdq";
     case Layout::kLowp:
       break;
   }
   return "lowp";
 }
 
-bool layout_has_config(Layout layout) { return layout != Layout::kLowp; }
+bool layout_has_config(Layout layout) {
+  return layout != Layout::kLowp && layout != Layout::kOnnxQdq;
+}
 
 std::vector<OutputTensor> gpt_oss_outputs(const std::string& name,
                                           std::span<const std::int64_t> shape) {

@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "lowp/error.h"
@@ -105,6 +106,8 @@ struct TensorParse {
 };
 
 class Parser {
+  using Entry = OnnxReader::Entry;
+
  public:
   Parser(std::span<const std::byte> image, OnnxReader& out) : image_(image), out_(out) {}
 
@@ -169,6 +172,7 @@ class Parser {
       }
     }
     if (!has_graph) throw Error(out_.source() + ": not an ONNX model (ModelProto has no graph)");
+    resolve_qdq();
     if (!opsets.empty()) md.emplace_back("opset_import", opsets + "]");
     md.emplace_back("graph.name", graph_name_);
     md.emplace_back("graph.node_count", std::to_string(node_count_));
@@ -194,10 +198,13 @@ class Parser {
 
   void node(pb::Reader r) {
     pb::Field f;
-    std::string_view op_type, domain;
+    std::string_view op_type, domain, name;
     std::optional<std::string_view> first_output;
     std::vector<pb::Field> attributes;
+    std::vector<std::string> inputs;
     while (r.next(f)) {
+      if (f.number == 1) inputs.emplace_back(r.string(f, "input"));
+      if (f.number == 3) name = r.string(f, "name");
       if (f.number == 2 && !first_output) first_output = r.string(f, "output");
       if (f.number == 2) r.string(f, "output");
       if (f.number == 4) op_type = r.string(f, "op_type");
@@ -207,20 +214,43 @@ class Parser {
         attributes.push_back(f);
       }
     }
-    if (op_type != "Constant" || !(domain.empty() || domain == "ai.onnx")) return;
+    const bool default_domain = domain.empty() || domain == "ai.onnx";
+    if (default_domain && (op_type == "DequantizeLinear" || op_type == "Reshape") && first_output) {
+      QdqNode n;
+      n.reshape = op_type == "Reshape";
+      n.name = name.empty() ? std::string(*first_output) : std::string(name);
+      n.inputs = std::move(inputs);
+      n.output = *first_output;
+      for (const pb::Field& a : attributes) {
+        pb::Reader ar = r.sub(a, r.context().message + ".attribute");
+        pb::Field g;
+        std::string_view attr;
+        std::optional<std::int64_t> value;
+        while (ar.next(g)) {
+          if (g.number == 1) attr = ar.string(g, "name");
+          if (g.number == 3) value = ar.int64(g, "i");
+        }
+        if (attr == "axis" && value) n.axis = *value;
+        if (attr == "block_size" && value) n.block_size = *value;
+        if (attr == "allowzero" && value) n.allowzero = *value;
+      }
+      qdq_nodes_.push_back(std::move(n));
+      return;
+    }
+    if (op_type != "Constant" || !default_domain) return;
     for (const pb::Field& a : attributes) {
       pb::Reader ar = r.sub(a, r.context().message + ".attribute");
       pb::Field g;
-      std::string_view name;
+      std::string_view attr_name;
       std::optional<pb::Field> t;
       while (ar.next(g)) {
-        if (g.number == 1) name = ar.string(g, "name");
+        if (g.number == 1) attr_name = ar.string(g, "name");
         if (g.number == 5) {
           ar.expect(g, pb::WireType::kLen, "t");
           t = g;
         }
       }
-      if (name != "value" || !t) continue;
+      if (attr_name != "value" || !t) continue;
       if (!first_output || first_output->empty()) {
         r.fail_at(a.tag_offset, "Constant node has no output name");
       }
@@ -379,6 +409,183 @@ class Parser {
     out_.entries_.push_back(p.entry);
   }
 
+  // A DequantizeLinear or Reshape node of the main graph (resolve_qdq).
+  struct QdqNode {
+    bool reshape = false;
+    std::string name, output;
+    std::vector<std::string> inputs;
+    std::int64_t axis = 1, block_size = 0, allowzero = 0;
+  };
+  std::vector<QdqNode> qdq_nodes_;
+
+ public:
+  // DequantizeLinear nodes whose inputs are all constant (listed tensors, or
+  // earlier such outputs) become listed float tensors, their inputs unlisted;
+  // a Reshape of such an output by a constant INT64 shape renames it. Nodes
+  // with any other input are left alone. A recognized node whose inputs do
+  // not fit (scale or zero point shape, types) is an error naming it.
+  void resolve_qdq() {
+    std::set<std::string, std::less<>> hidden;
+    std::map<std::string, std::size_t, std::less<>> index;
+    for (std::size_t i = 0; i < out_.tensors_.size(); ++i) index[out_.tensors_[i].name] = i;
+    auto find = [&](const std::string& n) -> std::optional<std::size_t> {
+      if (n.empty() || hidden.count(n) != 0) return std::nullopt;
+      const auto it = index.find(n);
+      if (it == index.end()) return std::nullopt;
+      return it->second;
+    };
+    for (const QdqNode& n : qdq_nodes_) {
+      const std::string who = out_.source() + ": " + (n.reshape ? "Reshape" : "DequantizeLinear") +
+                              " node " + lowp::quoted(n.name) + ": ";
+      if (n.reshape) {
+        if (n.inputs.size() != 2) continue;
+        const auto data = find(n.inputs[0]), shape = find(n.inputs[1]);
+        if (!data || !shape || out_.entries_[*data].storage != Storage::kQdq) continue;
+        if (out_.tensors_[*shape].dtype != "INT64" || out_.tensors_[*shape].shape.size() != 1)
+          throw Error(who + "shape " + lowp::quoted(n.inputs[1]) + " is not a 1-D INT64 tensor");
+        std::vector<std::int64_t> dims;
+        out_.for_each_code(*shape,
+                           [&](std::uint64_t c) { dims.push_back(static_cast<std::int64_t>(c)); });
+        TensorInfo& t = out_.tensors_[*data];
+        const std::uint64_t count = t.element_count();
+        std::uint64_t known = 1;
+        std::optional<std::size_t> infer;
+        for (std::size_t k = 0; k < dims.size(); ++k) {
+          if (dims[k] == 0 && n.allowzero == 0) {
+            if (k >= t.shape.size()) throw Error(who + "shape copies a missing dimension");
+            dims[k] = t.shape[k];
+          }
+          if (dims[k] == -1 && !infer) {
+            infer = k;
+            continue;
+          }
+          if (dims[k] < 0) throw Error(who + "negative dimension in shape");
+          const auto u = static_cast<std::uint64_t>(dims[k]);
+          if (u != 0 && known > kMaxElements / u) throw Error(who + "shape overflows");
+          known *= u;
+        }
+        if (infer) {
+          if (known == 0 || count % known != 0) throw Error(who + "shape does not fit the data");
+          dims[*infer] = static_cast<std::int64_t>(count / known);
+          known = count;
+        }
+        if (known != count) {
+          throw Error(who + "shape has " + std::to_string(known) + " elements, the data " +
+                      std::to_string(count));
+        }
+        if (find(n.output)) throw Error(who + "output " + lowp::quoted(n.output) + " is taken");
+        hidden.insert(n.inputs[1]);
+        hidden.insert(t.name);
+        names_.insert(n.output);
+        index[n.output] = *data;
+        t.name = n.output;
+        t.shape = std::move(dims);
+        continue;
+      }
+      if (n.inputs.empty() || !find(n.inputs[0])) continue;  // not a constant's
+      if (n.inputs.size() < 2 || n.inputs[1].empty()) throw Error(who + "has no scale input");
+      if (n.inputs.size() > 3) throw Error(who + "has more than 3 inputs");
+      const auto x = find(n.inputs[0]), scale = find(n.inputs[1]);
+      std::optional<std::size_t> zp;
+      if (n.inputs.size() == 3 && !n.inputs[2].empty()) {
+        zp = find(n.inputs[2]);
+        if (!zp) continue;
+      }
+      if (!x || !scale) continue;
+      const TensorInfo& xt = out_.tensors_[*x];
+      const TensorInfo& st = out_.tensors_[*scale];
+      const Entry& xe = out_.entries_[*x];
+      const int code = xe.type->code;
+      const bool int_type =
+          code == 2 || code == 3 || code == 4 || code == 5 || code == 6 || code == 21 || code == 22;
+      const bool float_type = (code >= 17 && code <= 20) || code == 23;
+      if (xe.storage == Storage::kQdq || !(int_type || float_type)) {
+        throw Error(who + "input " + lowp::quoted(xt.name) + " of type " + xt.dtype +
+                    " cannot be dequantized");
+      }
+      if (!st.is_float)
+        throw Error(who + "scale " + lowp::quoted(st.name) + " is not a float tensor");
+      const auto rank = static_cast<std::int64_t>(xt.shape.size());
+      OnnxReader::Qdq q;
+      std::string how;
+      auto shape_text = [](const std::vector<std::int64_t>& s) {
+        std::string r = "[";
+        for (std::size_t k = 0; k < s.size(); ++k) r += (k ? ", " : "") + std::to_string(s[k]);
+        return r + "]";
+      };
+      if (n.block_size < 0) throw Error(who + "negative block_size");
+      if (n.block_size == 0 && st.element_count() == 1 && st.shape.size() <= 1) {
+        how = "tensor";
+      } else {
+        if (n.axis < -rank || n.axis >= rank)
+          throw Error(who + "axis " + std::to_string(n.axis) + " out of range for rank " +
+                      std::to_string(rank));
+        q.axis = static_cast<int>(n.axis < 0 ? n.axis + rank : n.axis);
+        const auto a = static_cast<std::size_t>(q.axis);
+        std::vector<std::int64_t> want;
+        if (n.block_size > 0) {
+          want = xt.shape;
+          // ceil(dim / block_size), without overflow for any block_size.
+          want[a] = xt.shape[a] == 0 ? 0 : (xt.shape[a] - 1) / n.block_size + 1;
+          q.block_size = n.block_size;
+          how = "block " + std::to_string(n.block_size);
+        } else {
+          want = {xt.shape[a]};
+          how = "axis " + std::to_string(q.axis);
+        }
+        if (st.shape != want) {
+          throw Error(who + "scale " + lowp::quoted(st.name) + " has shape " +
+                      shape_text(st.shape) + ", expected " + shape_text(want));
+        }
+      }
+      if (zp) {
+        const TensorInfo& zt = out_.tensors_[*zp];
+        if (zt.dtype != xt.dtype || zt.shape != st.shape) {
+          throw Error(who + "zero point " + lowp::quoted(zt.name) + " (" + zt.dtype + " " +
+                      shape_text(zt.shape) +
+                      ") does not match the input's type and the scale's "
+                      "shape");
+        }
+        q.zero_point = zt;
+        q.zero_point_entry = out_.entries_[*zp];
+        q.has_zero_point = true;
+      }
+      if (find(n.output) && n.output != xt.name)
+        throw Error(who + "output " + lowp::quoted(n.output) + " is taken");
+      q.x = xt;
+      q.x_entry = xe;
+      q.scale = st;
+      q.scale_entry = out_.entries_[*scale];
+      TensorInfo y = xt;
+      y.name = n.output;
+      y.dtype = xt.dtype + " (QDQ " + how + ")";
+      y.is_float = true;
+      Entry ye;
+      ye.storage = Storage::kQdq;
+      ye.type = xe.type;
+      ye.qdq = out_.qdq_.size();
+      out_.qdq_.push_back(std::move(q));
+      hidden.insert(n.inputs[0]);
+      hidden.insert(n.inputs[1]);
+      if (zp) hidden.insert(n.inputs[2]);
+      names_.insert(n.output);
+      index[n.output] = out_.tensors_.size();
+      out_.tensors_.push_back(std::move(y));
+      out_.entries_.push_back(ye);
+    }
+    // Unlist the hidden inputs.
+    std::vector<TensorInfo> tensors;
+    std::vector<Entry> entries;
+    for (std::size_t i = 0; i < out_.tensors_.size(); ++i) {
+      if (hidden.count(out_.tensors_[i].name) != 0) continue;
+      tensors.push_back(std::move(out_.tensors_[i]));
+      entries.push_back(out_.entries_[i]);
+    }
+    out_.tensors_ = std::move(tensors);
+    out_.entries_ = std::move(entries);
+  }
+
+ private:
   std::span<const std::byte> image_;
   OnnxReader& out_;
   std::set<std::string, std::less<>> names_;
@@ -425,14 +632,23 @@ std::span<const std::byte> OnnxReader::raw(const TensorInfo& t) const {
 
 void OnnxReader::for_each_code(std::size_t i,
                                const std::function<void(std::uint64_t)>& sink) const {
-  const TensorInfo& t = tensors_[i];
-  const Entry& e = entries_[i];
+  for_each_code(tensors_[i], entries_[i], sink);
+}
+
+void OnnxReader::for_each_code(const TensorInfo& t, const Entry& e,
+                               const std::function<void(std::uint64_t)>& sink) const {
+  if (e.storage == Storage::kQdq) {
+    const Qdq& q = qdq_[e.qdq];
+    for_each_code(q.x, q.x_entry, sink);
+    return;
+  }
   const auto begin = static_cast<std::size_t>(t.offset);
   const auto end = begin + static_cast<std::size_t>(t.nbytes);
   const pb::Context ctx{source_, "tensor " + lowp::quoted(t.name)};
   const std::byte* p = image_.data() + begin;
   switch (e.storage) {
     case Storage::kNone:
+    case Storage::kQdq:
       return;
     case Storage::kRaw: {
       const unsigned bits = e.type->bits;
@@ -480,27 +696,100 @@ void OnnxReader::for_each_code(std::size_t i,
 
 std::vector<float> OnnxReader::read_f32(const TensorInfo& t) const {
   const std::size_t i = index_of(t);
-  const DataType& type = *entries_[i].type;
+  return values(tensors_[i], entries_[i]);
+}
+
+namespace {
+
+// The value of integer code c of an ONNX integer type (sign-extended where signed).
+std::int64_t integer_value(int type_code, std::uint64_t c) {
+  switch (type_code) {
+    case 3:  // INT8
+      return static_cast<std::int8_t>(static_cast<std::uint8_t>(c));
+    case 5:  // INT16
+      return static_cast<std::int16_t>(static_cast<std::uint16_t>(c));
+    case 6:  // INT32
+      return static_cast<std::int32_t>(static_cast<std::uint32_t>(c));
+    case 22:  // INT4
+      return static_cast<std::int64_t>(c & 0xF) - ((c & 0x8) != 0 ? 16 : 0);
+    case 21:  // UINT4
+      return static_cast<std::int64_t>(c & 0xF);
+    case 2:  // UINT8
+      return static_cast<std::int64_t>(c & 0xFF);
+    default:  // UINT16
+      return static_cast<std::int64_t>(c & 0xFFFF);
+  }
+}
+
+}  // namespace
+
+std::vector<float> OnnxReader::values(const TensorInfo& t, const Entry& e) const {
   std::vector<float> out;
-  out.reserve(static_cast<std::size_t>(tensors_[i].element_count()));
+  out.reserve(static_cast<std::size_t>(t.element_count()));
+  if (e.storage == Storage::kQdq) {
+    // DequantizeLinear (onnx/docs/Operators.md): y = (x - x_zero_point) *
+    // x_scale. Integers: the difference in integers, converted to fp32 (as
+    // onnxruntime's kernels do), times the scale; floats: the decoded values'
+    // fp32 difference (zero points of FLOAT8/FLOAT4 are 0) times the scale.
+    const Qdq& q = qdq_[e.qdq];
+    const DataType& type = *q.x_entry.type;
+    const std::vector<float> scale = values(q.scale, q.scale_entry);
+    std::vector<std::uint64_t> x, zp;
+    x.reserve(out.capacity());
+    for_each_code(q.x, q.x_entry, [&](std::uint64_t c) { x.push_back(c); });
+    if (q.has_zero_point) {
+      for_each_code(q.zero_point, q.zero_point_entry, [&](std::uint64_t c) { zp.push_back(c); });
+    }
+    // Element k's scale index: strides of x's shape.
+    const std::vector<std::int64_t>& shape = q.x.shape;
+    std::size_t inner = 1;
+    for (std::size_t d = static_cast<std::size_t>(q.axis) + 1; d < shape.size(); ++d)
+      inner *= static_cast<std::size_t>(shape[d]);
+    const bool per_tensor = scale.size() == 1 && q.scale.shape.size() <= 1 && q.block_size == 0;
+    const auto dim = shape.empty()
+                         ? std::size_t{1}
+                         : static_cast<std::size_t>(shape[static_cast<std::size_t>(q.axis)]);
+    const auto block = static_cast<std::size_t>(q.block_size);
+    const std::size_t blocks = block == 0 ? dim : (dim + block - 1) / block;
+    for (std::size_t k = 0; k < x.size(); ++k) {
+      std::size_t s = 0;
+      if (!per_tensor) {
+        const std::size_t outer = k / (inner * dim), along = (k / inner) % dim, in = k % inner;
+        s = block == 0 ? along : (outer * blocks + along / block) * inner + in;
+      }
+      const std::uint64_t z = zp.empty() ? 0 : zp[s];
+      float v;
+      if (type.decode == Decode::kCode) {
+        const auto mask = static_cast<std::uint32_t>((std::uint64_t{1} << type.format.bits) - 1);
+        const float xv = decode_f32(type.format, static_cast<std::uint32_t>(x[k]) & mask);
+        v = zp.empty() ? xv : xv - decode_f32(type.format, static_cast<std::uint32_t>(z) & mask);
+      } else {
+        v = static_cast<float>(integer_value(type.code, x[k]) - integer_value(type.code, z));
+      }
+      out.push_back(v * scale[s]);
+    }
+    return out;
+  }
+  const DataType& type = *e.type;
   switch (type.decode) {
     case Decode::kNone:
       throw Error(source_ + ": tensor " + lowp::quoted(t.name) + " of type " + type.name +
                   " is not a float tensor");
     case Decode::kF32:
-      for_each_code(i, [&](std::uint64_t c) {
+      for_each_code(t, e, [&](std::uint64_t c) {
         out.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(c)));
       });
       break;
     case Decode::kF64:
       // The conversion rounds to nearest-even (the default floating-point environment).
-      for_each_code(
-          i, [&](std::uint64_t c) { out.push_back(static_cast<float>(std::bit_cast<double>(c))); });
+      for_each_code(t, e, [&](std::uint64_t c) {
+        out.push_back(static_cast<float>(std::bit_cast<double>(c)));
+      });
       break;
     case Decode::kCode: {
       const Format& f = type.format;
       const auto mask = static_cast<std::uint32_t>((std::uint64_t{1} << f.bits) - 1);
-      for_each_code(i, [&](std::uint64_t c) {
+      for_each_code(t, e, [&](std::uint64_t c) {
         out.push_back(decode_f32(f, static_cast<std::uint32_t>(c) & mask));
       });
       break;

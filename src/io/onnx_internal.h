@@ -28,6 +28,8 @@ enum class Storage : std::uint8_t {
   kUnpackedFixed64,  // a run of (tag, fixed64) double_data fields
   kUnpackedVarint,   // a run of (tag, varint) fields
   kUnpackedBytes,    // a run of string_data fields
+  kQdq,              // a DequantizeLinear output (OnnxReader::Qdq): its offset and
+                     // nbytes are its quantized input's
 };
 
 // What lowp knows of an ONNX data type.
@@ -48,13 +50,24 @@ class OnnxReader final : public ModelReader {
  public:
   struct Entry {
     Storage storage = Storage::kNone;
-    const DataType* type = nullptr;
+    const DataType* type = nullptr;  // kQdq: the quantized input's
+    std::size_t qdq = 0;             // kQdq: index into qdq_
+  };
+  // A DequantizeLinear whose inputs are all constant: y = (x - zp) * scale
+  // in fp32 (onnx_qdq.h). The inputs are kept here, not listed.
+  struct Qdq {
+    TensorInfo x, scale, zero_point;
+    Entry x_entry, scale_entry, zero_point_entry;
+    bool has_zero_point = false;
+    int axis = 0;                 // normalized; meaningful for per-axis and blocked
+    std::int64_t block_size = 0;  // 0: per tensor or per axis
   };
 
   OnnxReader(std::span<const std::byte> image, std::string source, ImageOwner owner)
       : image_(image), source_(std::move(source)), owner_(std::move(owner)) {}
 
   std::string_view kind() const override { return "onnx"; }
+  std::string layout() const override { return qdq_.empty() ? "" : "onnx-qdq"; }
   const std::vector<TensorInfo>& tensors() const override { return tensors_; }
   std::vector<std::pair<std::string, std::string>> metadata() const override { return metadata_; }
   std::vector<float> read_f32(const TensorInfo& t) const override;
@@ -63,6 +76,10 @@ class OnnxReader final : public ModelReader {
   // The element codes of tensor i in C order (the stored bits, zero-extended;
   // varints as their 64-bit value), one call of `sink` per element.
   void for_each_code(std::size_t i, const std::function<void(std::uint64_t)>& sink) const;
+  void for_each_code(const TensorInfo& t, const Entry& e,
+                     const std::function<void(std::uint64_t)>& sink) const;
+  // The fp32 values of a tensor, listed or not (QDQ outputs dequantized).
+  std::vector<float> values(const TensorInfo& t, const Entry& e) const;
   std::size_t index_of(const TensorInfo& t) const;  // throws if not one of ours
 
   std::span<const std::byte> image() const { return image_; }
@@ -73,6 +90,7 @@ class OnnxReader final : public ModelReader {
   std::vector<TensorInfo> tensors_;
   std::vector<Entry> entries_;
   std::vector<std::pair<std::string, std::string>> metadata_;
+  std::vector<Qdq> qdq_;
 
  private:
   std::span<const std::byte> image_;

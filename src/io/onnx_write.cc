@@ -87,6 +87,9 @@ std::vector<std::byte> payload(const OnnxReader& r, std::size_t i, const std::ve
       }
       break;
     }
+    case Storage::kQdq:
+      throw Error(r.source() + ": tensor " + lowp::quoted(t.name) +
+                  " is a DequantizeLinear output (QDQ): its values cannot be replaced in place");
     default:
       throw Error(r.source() + ": tensor " + lowp::quoted(t.name) + ": " + t.dtype +
                   " values stored as varints cannot be replaced in place");

@@ -410,10 +410,17 @@ ModelReport quantize_model(const io::ModelReader& in, const std::filesystem::pat
   report.output_kind = req.output_kind;
   report.fake = req.fake;
 
-  if (req.output_kind == "onnx") {
+  if (req.layout == io::Layout::kOnnxQdq) {
+    if (req.output_kind != "onnx")
+      throw Error("--layout onnx-qdq writes an .onnx file, not " + req.output_kind);
+    detail::write_onnx_qdq_output(in, out, f, req, report);
+  } else if (req.output_kind == "onnx") {
     if (in.kind() != "onnx")
       throw Error("ONNX output needs an ONNX input (it patches the input graph)");
-    if (!req.fake) throw Error("ONNX output keeps the graph's dtypes: add --fake");
+    if (!req.fake)
+      throw Error(
+          "ONNX output keeps the graph's dtypes: add --fake, or --layout onnx-qdq for "
+          "DequantizeLinear weights");
     // The patch writer offers every float tensor once, in file order; the
     // others are copied as they are.
     std::size_t index = 0;

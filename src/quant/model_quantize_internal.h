@@ -71,6 +71,11 @@ TensorReport base_report(const io::TensorInfo& t);
 void write_safetensors_output(const io::ModelReader& in, const std::filesystem::path& out,
                               const ResolvedFormat& f, const QuantizeRequest& req,
                               ModelReport& report);
+// --layout onnx-qdq (model_quantize_onnx_qdq.cc): the ONNX input with the
+// selected weights as DequantizeLinear of their codes and scales.
+void write_onnx_qdq_output(const io::ModelReader& in, const std::filesystem::path& out,
+                           const ResolvedFormat& f, const QuantizeRequest& req,
+                           ModelReport& report);
 void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& out,
                        const ResolvedFormat& f, const QuantizeRequest& req, ModelReport& report);
 

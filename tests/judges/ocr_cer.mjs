@@ -1,10 +1,14 @@
 // ocr_cer.mjs MODEL.onnx DICT IMAGES_DIR [--threads N] [--predictions OUT.json]
+//             [--outputs OUT.f32] [--optimization all|extended|basic|disabled]
 //
 // ONNX Runtime (onnxruntime-node's prebuilt CPU build) as a judge: runs a
 // PaddleOCR text recognizer (PP-OCRv4 rec, CTC head) on the labelled lines of
 // IMAGES_DIR/manifest.json (scripts/ocr_render.py: {"lines": [{"image":
 // "NNNN.pgm", "text": ...}]}, binary greyscale PGM images) and prints one line
-// of JSON: {cer, lines, chars, edits, exact_lines, seconds}.
+// of JSON: {cer, lines, chars, edits, exact_lines, seconds}. --outputs writes
+// the model's raw outputs, every line's float32 probabilities one after the
+// other (little-endian), for comparing two models (tests/nn/test_onnx_qdq.py);
+// --optimization sets ONNX Runtime's graph optimization level (default all).
 //
 // The steps follow PaddleOCR's recognizer (tools/infer/predict_rec.py,
 // resize_norm_img, and ppocr/postprocess/rec_postprocess.py, CTCLabelDecode),
@@ -34,14 +38,15 @@ const MIN_WIDTH = 320;
 function usage(message) {
   if (message) process.stderr.write(`ocr_cer.mjs: ${message}\n`);
   process.stderr.write(
-    "usage: node ocr_cer.mjs MODEL.onnx DICT IMAGES_DIR [--threads N] [--predictions OUT.json]\n",
+    "usage: node ocr_cer.mjs MODEL.onnx DICT IMAGES_DIR [--threads N] [--predictions OUT.json] " +
+      "[--outputs OUT.f32] [--optimization all|extended|basic|disabled]\n",
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
   const positional = [];
-  const opts = { threads: 1, predictions: null };
+  const opts = { threads: 1, predictions: null, outputs: null, optimization: "all" };
   for (let i = 0; i < argv.length; ++i) {
     const a = argv[i];
     if (a === "--threads" && i + 1 < argv.length) {
@@ -49,6 +54,13 @@ function parseArgs(argv) {
       if (!(opts.threads >= 1)) usage("--threads: expected a positive integer");
     } else if (a === "--predictions" && i + 1 < argv.length) {
       opts.predictions = argv[++i];
+    } else if (a === "--outputs" && i + 1 < argv.length) {
+      opts.outputs = argv[++i];
+    } else if (a === "--optimization" && i + 1 < argv.length) {
+      opts.optimization = argv[++i];
+      if (!["all", "extended", "basic", "disabled"].includes(opts.optimization)) {
+        usage("--optimization: expected all, extended, basic or disabled");
+      }
     } else if (a.startsWith("--")) {
       usage(`unknown option or missing value: ${a}`);
     } else {
@@ -156,7 +168,7 @@ const session = await ort.InferenceSession.create(opts.model, {
   intraOpNumThreads: opts.threads,
   interOpNumThreads: 1,
   executionMode: "sequential",
-  graphOptimizationLevel: "all",
+  graphOptimizationLevel: opts.optimization,
 });
 const [inputName] = session.inputNames;
 const [outputName] = session.outputNames;
@@ -166,10 +178,15 @@ let chars = 0;
 let edits = 0;
 let exact = 0;
 const predictions = [];
+const outputs = opts.outputs ? fs.openSync(opts.outputs, "w") : null;
 for (const line of manifest.lines) {
   const input = preprocess(readPgm(path.join(opts.dir, line.image)));
   const result = await session.run({ [inputName]: input });
   const text = ctcDecode(result[outputName], characters);
+  if (outputs !== null) {
+    const data = result[outputName].data;
+    fs.writeSync(outputs, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
   const truth = Array.from(line.text);
   const e = levenshtein(Array.from(text), truth);
   chars += truth.length;
@@ -178,6 +195,7 @@ for (const line of manifest.lines) {
   predictions.push({ image: line.image, text: line.text, prediction: text, edits: e });
 }
 const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+if (outputs !== null) fs.closeSync(outputs);
 if (opts.predictions) fs.writeFileSync(opts.predictions, JSON.stringify(predictions, null, 1) + "\n");
 process.stdout.write(JSON.stringify({
   cer: chars ? edits / chars : 0,

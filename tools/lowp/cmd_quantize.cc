@@ -336,7 +336,7 @@ void add_quantize_command(CLI::App& app) {
       "Outputs: .safetensors (any format; block formats packed), .gguf "
       "(fp32, fp16, bf16, mxfp4, nvfp4, q8_0; nvfp4 as ggml's NVFP4 with its "
       "per-tensor scale in an F32 <name>.scale tensor), "
-      ".onnx (--fake only). A Hugging Face model directory (Llama, "
+      ".onnx (--fake; --layout onnx-qdq). A Hugging Face model directory (Llama, "
       "Mistral, Qwen2, Qwen3, GPT-2) or a llama.cpp GGUF of one is "
       "written as the GGUF llama.cpp loads (-o X.gguf; -f fp32, fp16, "
       "bf16, q8_0, q4_0, q4_k, mxfp4, nvfp4); to .safetensors, a directory's weights "
@@ -346,7 +346,8 @@ void add_quantize_command(CLI::App& app) {
       "gpt-oss MXFP4 (-o DIR -f mxfp4), --layout modelopt the directory vLLM "
       "loads as ModelOpt NVFP4 or FP8 (-o DIR -f nvfp4), --layout "
       "compressed-tensors the llm-compressor directory (-f fp8_e4m3:channel, nvfp4, "
-      "int4:group128, int8:channel, ...)");
+      "int4:group128, int8:channel, ...); --layout onnx-qdq an ONNX model's weights as "
+      "DequantizeLinear");
   cmd->add_option("IN", a->in, "Input model file or Hugging Face model directory")->required();
   cmd->add_option("-o,--output", a->out, "Output file (written atomically)")->required();
   cmd->add_option("--format,-f", a->format,
@@ -401,7 +402,10 @@ void add_quantize_command(CLI::App& app) {
                   "<name>_scale F8_E4M3, <name>_global_scale F32 = 1 / lowp's tensor scale; "
                   "pack-quantized, -f intN:channel, intN:group<K> or intN:group<K>:asym with N = "
                   "2, 4, 8: <name>_packed I32, <name>_scale, <name>_shape[, <name>_zero_point]; "
-                  "OUT is a model directory)")
+                  "OUT is a model directory); onnx-qdq (ONNX input and "
+                  "output: each weight as DequantizeLinear of INT8/INT4/UINT4/FLOAT8/FLOAT4E2M1 "
+                  "codes and FP32 scales, e.g. -f int4:group32, int4:group32:asym, "
+                  "fp8_e4m3:channel, int8:channel, mxfp4, nvfp4; the opset is raised as needed)")
       ->default_str("lowp");
   cmd->add_option("--report", a->report_path, "Also write the per-tensor report as JSON");
   cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->default_str("0");

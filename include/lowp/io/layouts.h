@@ -84,9 +84,10 @@
 
 namespace lowp::io {
 
-enum class Layout { kLowp, kGptOss, kModelopt, kCompressedTensors };
+enum class Layout { kLowp, kGptOss, kModelopt, kCompressedTensors, kOnnxQdq };
 
-// "lowp", "gpt-oss", "modelopt" or "compressed-tensors" -> Layout; throws
+// "lowp", "gpt-oss", "modelopt", "compressed-tensors" or "onnx-qdq" (ONNX
+// DequantizeLinear weights, lowp/io/onnx_qdq.h) -> Layout; throws
 // lowp::Error listing them.
 Layout parse_layout(std::string_view name);
 std::string_view layout_name(Layout layout);
