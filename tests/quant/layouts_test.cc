@@ -334,7 +334,7 @@ void write_raw(const fs::path& path, const std::vector<RawPart>& parts) {
 std::vector<std::byte> le_bytes(std::uint64_t v, std::size_t size) {
   std::vector<std::byte> out;
   for (std::size_t i = 0; i < size; ++i)
-    out.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
+    out.push_back(static_cast<std::byte>(i < 8 ? (v >> (8 * i)) & 0xFF : 0));
   return out;
 }
 std::vector<std::byte> cat(std::initializer_list<std::vector<std::byte>> pieces) {
