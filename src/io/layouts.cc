@@ -89,12 +89,13 @@ std::vector<std::byte> modelopt_part_bytes(const PackedTensor& t, std::size_t pa
 }
 
 std::string modelopt_fused_group(std::string_view tensor_name) {
-  constexpr std::string_view kWeight = ".weight";
-  if (!tensor_name.ends_with(kWeight)) return "";
-  const std::string_view module = tensor_name.substr(0, tensor_name.size() - kWeight.size());
+  if (!tensor_name.ends_with(".weight")) return "";
+  const std::string module = module_of(tensor_name);
   const std::size_t dot = module.rfind('.');
-  const std::string_view layer = dot == std::string_view::npos ? module : module.substr(dot + 1);
-  const std::string parent(dot == std::string_view::npos ? "" : module.substr(0, dot + 1));
+  const std::string_view layer = dot == std::string::npos
+                                     ? std::string_view(module)
+                                     : std::string_view(module).substr(dot + 1);
+  const std::string parent = dot == std::string::npos ? "" : module.substr(0, dot + 1);
   if (layer == "q_proj" || layer == "k_proj" || layer == "v_proj") return parent + "qkv";
   if (layer == "gate_proj" || layer == "up_proj") return parent + "gate_up";
   if (layer == "w1" || layer == "w3") return parent + "w13";
@@ -102,9 +103,8 @@ std::string modelopt_fused_group(std::string_view tensor_name) {
 }
 
 std::string modelopt_input_scale_name(std::string_view tensor_name) {
-  constexpr std::string_view kWeight = ".weight";
-  if (!tensor_name.ends_with(kWeight)) return "";
-  return std::string(tensor_name.substr(0, tensor_name.size() - kWeight.size())) + ".input_scale";
+  if (!tensor_name.ends_with(".weight")) return "";
+  return module_of(tensor_name) + ".input_scale";
 }
 
 std::vector<OutputTensor> modelopt_fp8_outputs(const std::string& name,

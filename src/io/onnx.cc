@@ -141,16 +141,9 @@ class Parser {
           graph(r.sub(f, "graph"));
           break;
         case 8: {
-          pb::Reader o = r.sub(f, "opset_import");
-          pb::Field g;
-          std::string domain;
-          std::int64_t version = 0;
-          while (o.next(g)) {
-            if (g.number == 1) domain = o.string(g, "domain");
-            if (g.number == 2) version = o.int64(g, "version");
-          }
+          const OpsetId op = read_opset_id(r.sub(f, "opset_import"));
           opsets += (opsets.empty() ? "[" : ", ") + std::string("{\"domain\": ") +
-                    json_string(domain) + ", \"version\": " + std::to_string(version) + "}";
+                    json_string(op.domain) + ", \"version\": " + std::to_string(op.version) + "}";
           break;
         }
         case 14: {
@@ -214,7 +207,7 @@ class Parser {
         attributes.push_back(f);
       }
     }
-    const bool default_domain = domain.empty() || domain == "ai.onnx";
+    const bool default_domain = is_default_domain(domain);
     if (default_domain && (op_type == "DequantizeLinear" || op_type == "Reshape") && first_output) {
       QdqNode n;
       n.reshape = op_type == "Reshape";
@@ -697,6 +690,16 @@ void OnnxReader::for_each_code(const TensorInfo& t, const Entry& e,
 std::vector<float> OnnxReader::read_f32(const TensorInfo& t) const {
   const std::size_t i = index_of(t);
   return values(tensors_[i], entries_[i]);
+}
+
+OpsetId read_opset_id(pb::Reader o) {
+  OpsetId id;
+  pb::Field g;
+  while (o.next(g)) {
+    if (g.number == 1) id.domain = o.string(g, "domain");
+    if (g.number == 2) id.version = o.int64(g, "version");
+  }
+  return id;
 }
 
 namespace {

@@ -8,14 +8,27 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "element_type.h"
 #include "lowp/format/format.h"
 #include "lowp/io/model.h"
+#include "protobuf_wire.h"
 
 namespace lowp::io::onnx {
+
+// An OperatorSetIdProto (ModelProto field 8): domain 1, version 2.
+struct OpsetId {
+  std::string domain;
+  std::int64_t version = 0;
+};
+OpsetId read_opset_id(pb::Reader o);
+// The default ONNX operator domain: "" or "ai.onnx".
+inline bool is_default_domain(std::string_view domain) {
+  return domain.empty() || domain == "ai.onnx";
+}
 
 // How a tensor's values are laid out at [offset, offset + nbytes) in the file.
 enum class Storage : std::uint8_t {

@@ -575,8 +575,6 @@ std::span<const std::byte> field_bytes(std::span<const std::byte> image, const p
   return image.subspan(f.tag_offset, f.offset + f.size - f.tag_offset);
 }
 
-bool default_domain(std::string_view d) { return d.empty() || d == "ai.onnx"; }
-
 }  // namespace
 
 int qdq_min_opset(const QdqTensor& t) {
@@ -625,15 +623,8 @@ void write_onnx_qdq(const std::filesystem::path& path_out, const ModelReader& in
     pb::Field f;
     while (r.next(f)) {
       if (f.number == 8) {
-        pb::Reader o = r.sub(f, "opset_import");
-        pb::Field g;
-        std::string domain;
-        std::int64_t version = 0;
-        while (o.next(g)) {
-          if (g.number == 1) domain = o.string(g, "domain");
-          if (g.number == 2) version = o.int64(g, "version");
-        }
-        if (default_domain(domain)) from = static_cast<int>(version);
+        const onnx::OpsetId op = onnx::read_opset_id(r.sub(f, "opset_import"));
+        if (onnx::is_default_domain(op.domain)) from = static_cast<int>(op.version);
       } else if (f.number == 7) {
         pb::Reader g = r.sub(f, "graph");
         pb::Field h;
@@ -641,7 +632,7 @@ void write_onnx_qdq(const std::filesystem::path& path_out, const ModelReader& in
           if (h.number != 1) continue;
           const NodeParts n = parse_node(g, h);
           for (const std::string& o : n.outputs) names.insert(o);
-          if (n.op_type == "Constant" && default_domain(n.domain) && !n.outputs.empty())
+          if (n.op_type == "Constant" && onnx::is_default_domain(n.domain) && !n.outputs.empty())
             constants.insert(n.outputs[0]);
         }
       }
@@ -676,7 +667,7 @@ void write_onnx_qdq(const std::filesystem::path& path_out, const ModelReader& in
           first_node = false;
         }
         const NodeParts n = parse_node(g, f);
-        if (n.op_type == "Constant" && default_domain(n.domain) && !n.outputs.empty()) {
+        if (n.op_type == "Constant" && onnx::is_default_domain(n.domain) && !n.outputs.empty()) {
           const auto it = qdq.find(n.outputs[0]);
           if (it != qdq.end()) {
             gw.add_qdq(it->first, it->second.first, it->second.second, out);
@@ -721,13 +712,8 @@ void write_onnx_qdq(const std::filesystem::path& path_out, const ModelReader& in
     } else if (f.number == 7) {
       model.message_field(7, rebuild_graph(r, f));
     } else if (f.number == 8) {
-      pb::Reader o = r.sub(f, "opset_import");
-      pb::Field g;
-      std::string domain;
-      while (o.next(g)) {
-        if (g.number == 1) domain = o.string(g, "domain");
-      }
-      if (default_domain(domain)) {
+      const std::string domain = onnx::read_opset_id(r.sub(f, "opset_import")).domain;
+      if (onnx::is_default_domain(domain)) {
         has_default = true;
         Msg op;
         if (!domain.empty()) op.string_field(1, domain);

@@ -5,6 +5,7 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
@@ -215,6 +216,22 @@ std::vector<std::byte> encode_codes(const Format& f, std::span<const float> valu
   std::vector<std::byte> out(values.size() * static_cast<std::size_t>(code_bytes(f)));
   encode_f32(f, values, out.data(), {req.block.rounding, req.saturate}, req.block.seed);
   return out;
+}
+
+std::optional<PackedTensor> stored_in_format(const io::ModelReader& in, const io::TensorInfo& t,
+                                             const BlockFormat& f, std::string_view name,
+                                             std::span<const std::int64_t> shape, int axis) {
+  // The dtype first: packed() copies the tensor's codes.
+  const bool same_name = std::equal(
+      t.dtype.begin(), t.dtype.end(), name.begin(), name.end(),
+      [](char a, char b) { return a == b || a == std::toupper(static_cast<unsigned char>(b)); });
+  if (!same_name) return std::nullopt;
+  std::optional<PackedTensor> stored = in.packed(t);
+  if (!stored || stored->format != f || stored->axis != axis ||
+      !std::equal(stored->shape.begin(), stored->shape.end(), shape.begin(), shape.end())) {
+    return std::nullopt;
+  }
+  return stored;
 }
 
 std::string plain_dtype(const io::TensorInfo& t) {

@@ -161,12 +161,9 @@ void write_gguf_output(const io::ModelReader& in, const std::filesystem::path& o
   // (gpt-oss, ModelOpt, lowp's packing, GGUF) keeps its codes and scales:
   // converting between layouts loses nothing.
   const auto stored_or_quantized = [&](const io::TensorInfo& t, std::span<const float> values) {
-    if (t.dtype == f.name || t.dtype == stored_type) {
-      if (std::optional<PackedTensor> stored = in.packed(t);
-          stored && stored->format == f.block &&
-          stored->axis == static_cast<int>(stored->shape.size()) - 1 && stored->shape == t.shape) {
-        return std::move(*stored);
-      }
+    if (std::optional<PackedTensor> stored = stored_in_format(
+            in, t, f.block, f.name, t.shape, static_cast<int>(t.shape.size()) - 1)) {
+      return std::move(*stored);
     }
     return quantize(f.block, values, t.shape, -1, req.block);
   };

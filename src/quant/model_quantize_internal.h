@@ -4,9 +4,11 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lowp/block/block_format.h"
+#include "lowp/block/tensor.h"
 #include "lowp/quant/model_quantize.h"
 #include "lowp/storage/matrix_format.h"
 #include "lowp/storage/packed_matrix.h"
@@ -64,6 +66,14 @@ std::vector<float> decode_codes(const Format& f, std::span<const std::byte> code
 // A plain (little-endian, unpacked) dtype of any reader in safetensors' words
 // ("F32", "BF16", "I64", "BOOL", ...), or "" for anything else.
 std::string plain_dtype(const io::TensorInfo& t);
+
+// The input tensor's own codes and scales when it is already stored in block
+// format `f` (named `name`, as lowp spells it, or upper case as GGUF does)
+// along `axis` of `shape` — another layout's, GGUF's or lowp's packing — so a
+// writer copies them instead of requantizing; nullopt otherwise.
+std::optional<PackedTensor> stored_in_format(const io::ModelReader& in, const io::TensorInfo& t,
+                                             const BlockFormat& f, std::string_view name,
+                                             std::span<const std::int64_t> shape, int axis);
 
 // A report row for a tensor copied unchanged.
 TensorReport base_report(const io::TensorInfo& t);

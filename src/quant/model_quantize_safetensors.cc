@@ -4,7 +4,6 @@
 // (codes + scales + metadata naming the format), everything else copied as it
 // is.
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -33,14 +32,6 @@ namespace {
 std::string stored_dtype(const Format& f) {
   if (f.specials == Specials::kE8m0) return "";
   return std::string(io::safetensors_dtype_for(f));
-}
-
-// GGUF's name for a block type ("MXFP4" for mxfp4), as its TensorInfo
-// spells it.
-std::string gguf_block_type_name(const std::string& name) {
-  std::string upper = name;
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return upper;
 }
 
 // safetensors' name for a tensor copied from `in` (plain little-endian values).
@@ -100,30 +91,12 @@ class StreamedBlocks {
   // NVFP4's tensor scale, from the tensor's largest finite magnitude. The
   // scale grows with the magnitude, so the pieces' largest scale is the
   // tensor's.
-  float tensor_scale() const {
-    std::vector<float> scale(pieces_, 0.0f);
-    parallel_for(pieces_, threads_, [&](std::size_t p0, std::size_t p1) {
-      std::vector<float> values;
-      for (std::size_t p = p0; p < p1; ++p) {
-        read_piece(p, values);
-        scale[p] = nvfp4_tensor_scale_of(values, one_thread_);
-      }
-    });
-    return *std::max_element(scale.begin(), scale.end());
-  }
+  float tensor_scale() const { return max_over_pieces(&nvfp4_tensor_scale_of); }
 
   // compressed-tensors' NVFP4 global scale (io::compressed_nvfp4_global_scale)
   // of the tensor's largest finite magnitude: the pieces' largest.
   float global_scale() const {
-    std::vector<float> amax(pieces_, 0.0f);
-    parallel_for(pieces_, threads_, [&](std::size_t p0, std::size_t p1) {
-      std::vector<float> values;
-      for (std::size_t p = p0; p < p1; ++p) {
-        read_piece(p, values);
-        amax[p] = finite_amax_of(values, one_thread_);
-      }
-    });
-    return io::compressed_nvfp4_global_scale(*std::max_element(amax.begin(), amax.end()));
+    return io::compressed_nvfp4_global_scale(max_over_pieces(&finite_amax_of));
   }
 
   // Quantizes into elements (packed_bytes of the tensor) and scales (rows x
@@ -160,6 +133,19 @@ class StreamedBlocks {
   }
 
  private:
+  // The largest `measure` of the pieces' values, the pieces read in parallel.
+  float max_over_pieces(float (*measure)(std::span<const float>, const BlockOptions&)) const {
+    std::vector<float> most(pieces_, 0.0f);
+    parallel_for(pieces_, threads_, [&](std::size_t p0, std::size_t p1) {
+      std::vector<float> values;
+      for (std::size_t p = p0; p < p1; ++p) {
+        read_piece(p, values);
+        most[p] = measure(values, one_thread_);
+      }
+    });
+    return *std::max_element(most.begin(), most.end());
+  }
+
   static constexpr std::size_t kStatsPiece = std::size_t{1} << 16;
 
   std::size_t read_piece(std::size_t p, std::vector<float>& values) const {
@@ -203,6 +189,9 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     // An engine layout whose format the input already holds along its last
     // dimension: the stored codes and scales are copied, not requantized.
     bool copy_packed = false;
+    // NVFP4 of an engine layout (a matrix, blocks along its rows) under the
+    // tensor scale planned for it (planned_scale), not its own.
+    bool planned_tensor_scale = false;
   };
   const bool gpt_oss = req.layout == io::Layout::kGptOss;
   const bool modelopt = req.layout == io::Layout::kModelopt;
@@ -225,50 +214,44 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   std::vector<float> values_buffer, quantized_buffer;
   // A GGUF input's NVFP4 scale tensors are in their tensors' values already.
   const std::map<std::string, std::string> folded_scales = io::gguf_nvfp4_scales(in);
-  // ModelOpt NVFP4: the layers an engine fuses share one tensor scale, the
-  // largest of their own (ModelOpt's export does the same; vLLM runs a fused
-  // layer under one global scale). One extra read of each grouped tensor.
+  // NVFP4 in an engine's layout: the layers an engine fuses (q/k/v, gate/up,
+  // an expert's w1/w3) share one global scale, vLLM loading one per fused
+  // layer. ModelOpt's export gives them the largest tensor scale of the group,
+  // llm-compressor the smallest global scale (the largest amax). fused_max:
+  // tensor name -> the largest `measure` of its group's tensors, one extra
+  // read of each (with `skip_copied`, inputs copied with their own scale left
+  // out).
   const bool modelopt_nvfp4 = modelopt && f.is_block && !req.fake;
-  const auto modelopt_quantizes = [&](const io::TensorInfo& t) {
+  const auto engine_quantizes = [&](const io::TensorInfo& t) {
     return is_selected(t, req) && t.shape.size() == 2 && t.shape[1] % 16 == 0;
   };
-  std::map<std::string, float> shared_scale;  // tensor name -> its group's scale
-  if (modelopt_nvfp4) {
+  const auto fused_max = [&](float (*measure)(std::span<const float>, const BlockOptions&),
+                             bool skip_copied) {
     std::map<std::string, std::string> group_of;
-    std::map<std::string, float> group_scale;
+    std::map<std::string, float> group_max;
     for (const io::TensorInfo& t : in.tensors()) {
       const std::string group = io::modelopt_fused_group(t.name);
-      if (group.empty() || !modelopt_quantizes(t)) continue;
-      in.read_f32_into(t, values_buffer);
-      in.release(t);
-      const float scale = nvfp4_tensor_scale_of(values_buffer, req.block);
-      group_of.emplace(t.name, group);
-      float& g = group_scale.try_emplace(group, 0.0f).first->second;
-      g = std::max(g, scale);
-    }
-    for (const auto& [name, group] : group_of) shared_scale.emplace(name, group_scale[group]);
-  }
-  // compressed-tensors NVFP4 likewise: a fused layer's global scale is one
-  // (llm-compressor gives q/k/v, gate/up the smallest of theirs, i.e. the
-  // largest amax; vLLM loads one weight_global_scale per fused layer).
-  std::map<std::string, float> shared_amax;  // tensor name -> its group's amax
-  if (compressed && f.is_block && !req.fake) {
-    std::map<std::string, std::string> group_of;
-    std::map<std::string, float> group_amax;
-    for (const io::TensorInfo& t : in.tensors()) {
-      const std::string group = io::modelopt_fused_group(t.name);
-      if (group.empty() || !modelopt_quantizes(t)) continue;
-      if (const std::optional<PackedTensor> stored = in.packed(t);
-          stored && stored->format == f.block && stored->axis == 1)
-        continue;  // copied with its own scale
+      if (group.empty() || !engine_quantizes(t)) continue;
+      if (skip_copied) {
+        if (const std::optional<PackedTensor> stored = in.packed(t);
+            stored && stored->format == f.block && stored->axis == 1)
+          continue;
+      }
       in.read_f32_into(t, values_buffer);
       in.release(t);
       group_of.emplace(t.name, group);
-      float& a = group_amax.try_emplace(group, 0.0f).first->second;
-      a = std::max(a, finite_amax_of(values_buffer, req.block));
+      float& m = group_max.try_emplace(group, 0.0f).first->second;
+      m = std::max(m, measure(values_buffer, req.block));
     }
-    for (const auto& [name, group] : group_of) shared_amax.emplace(name, group_amax[group]);
-  }
+    std::map<std::string, float> by_tensor;
+    for (const auto& [name, group] : group_of) by_tensor.emplace(name, group_max[group]);
+    return by_tensor;
+  };
+  const std::map<std::string, float> shared_scale =
+      modelopt_nvfp4 ? fused_max(&nvfp4_tensor_scale_of, false) : std::map<std::string, float>{};
+  const std::map<std::string, float> shared_amax = compressed && f.is_block && !req.fake
+                                                       ? fused_max(&finite_amax_of, true)
+                                                       : std::map<std::string, float>{};
   for (const io::TensorInfo& t : in.tensors()) {
     if (folded_scales.count(t.name) != 0) continue;
     Plan p{&t, is_selected(t, req), outputs.size(), 1};
@@ -314,6 +297,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
           }
           in.release(t);
           tensor_scale = io::compressed_nvfp4_tensor_scale(global_scale);
+          p.planned_tensor_scale = true;
         }
         parts = io::compressed_nvfp4_outputs(t.name, t.shape);
       } else if (io::compressed_pack_supports(*f.matrix)) {  // pack-quantized
@@ -336,6 +320,11 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       // vLLM's NVFP4 path reads each module's input_scale (the activations'
       // global scale); without activation statistics lowp writes 1 unless the
       // input has one (then copied as it is).
+      if (const auto shared = shared_scale.find(t.name);
+          shared != shared_scale.end() && !p.copy_packed) {
+        tensor_scale = shared->second;
+        p.planned_tensor_scale = true;
+      }
       const std::string input_scale = io::modelopt_input_scale_name(t.name);
       if (modelopt_nvfp4 && !input_scale.empty() && in.find(input_scale) == nullptr) {
         parts.push_back(io::OutputTensor{input_scale, "F32", {}, 4});
@@ -351,13 +340,10 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       shape_only.scales.resize(shape_only.rows() * shape_only.blocks_per_row());
       // An input already in this format along the same axis (another
       // layout's, GGUF's) keeps its codes and scales.
-      if (t.dtype == f.name || t.dtype == gguf_block_type_name(f.name)) {
-        if (const std::optional<PackedTensor> stored = in.packed(t);
-            stored && stored->format == f.block && stored->shape == shape_only.shape &&
-            stored->axis == shape_only.axis) {
-          p.copy_packed = true;
-          tensor_scale = stored->tensor_scale;
-        }
+      if (const std::optional<PackedTensor> stored =
+              stored_in_format(in, t, f.block, f.name, shape_only.shape, shape_only.axis)) {
+        p.copy_packed = true;
+        tensor_scale = stored->tensor_scale;
       }
       // NVFP4's FP32 tensor scale goes into the header, before the data: one
       // extra read of the tensor finds it.
@@ -502,27 +488,11 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       dequantize(*pending, q);
       bytes = io::packed_tensor_bytes(*pending, 0);
       r.stored_as = f.name;
-    } else if (const auto shared = shared_scale.find(t.name); shared != shared_scale.end()) {
-      // A ModelOpt matrix [rows, cols] in blocks along its rows, under its
-      // fused group's tensor scale.
-      pending.emplace();
-      pending->format = f.block;
-      pending->shape = t.shape;
-      pending->axis = 1;
-      pending->tensor_scale = shared->second;
-      pending->elements.assign(packed_bytes(f.block.element.bits, values.size()), 0);
-      pending->scales.assign(pending->rows() * pending->blocks_per_row(), 0);
-      quantize_blocked(f.block, values, static_cast<std::size_t>(t.shape[1]), shared->second,
-                       req.block, pending->elements.data(), pending->scales.data());
-      q.resize(values.size());
-      dequantize(*pending, q);
-      bytes = io::packed_tensor_bytes(*pending, 0);
-      r.stored_as = f.name;
-    } else if (f.is_block && compressed) {
-      // Under the planned tensor scale (the global scale's exact reciprocal),
-      // blocks along the rows of the matrix.
+    } else if (p.planned_tensor_scale) {
+      // A matrix [rows, cols] in blocks along its rows, under the planned
+      // tensor scale (ModelOpt: its fused group's; compressed-tensors: the
+      // global scale's exact reciprocal).
       const auto rows = static_cast<std::size_t>(t.shape[0]);
-      const auto cols = static_cast<std::size_t>(t.shape[1]);
       PackedTensor packed;
       packed.format = f.block;
       packed.shape = t.shape;
@@ -531,8 +501,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
       packed.elements.assign(packed_bytes(f.block.element.bits, values.size()), 0);
       packed.scales.assign(rows * packed.blocks_per_row(), 0);
       if (rows != 0) {
-        quantize_blocked(f.block, values, cols, packed.tensor_scale, req.block,
-                         packed.elements.data(), packed.scales.data());
+        quantize_blocked(f.block, values, static_cast<std::size_t>(t.shape[1]), packed.tensor_scale,
+                         req.block, packed.elements.data(), packed.scales.data());
       }
       pending = std::move(packed);
       q.resize(values.size());

@@ -89,15 +89,20 @@ TEST(GgmlNvfp4, RepacksLowpBlocksOfSixteen) {
   EXPECT_THROW(to_ggml_nvfp4(quantize(nvfp4, x, transposed, 0, {})), Error);
 }
 
-TEST(GgmlNvfp4, HandBuiltBlockDecodes) {
-  // Scales 0x38 (1.0), 0x01 (2^-9), 0x7F (zero in ggml), 0xB8 (bit 7 ignored:
-  // 1.0); every sub-block holds codes 0..7 low and 8..15 high.
+// Scales 0x38 (1.0), 0x01 (2^-9), 0x7F (zero in ggml), 0xB8 (bit 7 ignored:
+// 1.0); every sub-block holds codes 0..7 low and 8..15 high.
+GgmlBlockNvfp4 hand_built_nvfp4_block() {
   GgmlBlockNvfp4 b;
   const std::uint8_t d[4] = {0x38, 0x01, 0x7F, 0xB8};
   std::memcpy(b.d, d, 4);
   for (std::size_t s = 0; s < 4; ++s)
     for (std::size_t j = 0; j < 8; ++j)
       b.qs[8 * s + j] = static_cast<std::uint8_t>(j | (j + 8) << 4);
+  return b;
+}
+
+TEST(GgmlNvfp4, HandBuiltBlockDecodes) {
+  const GgmlBlockNvfp4 b = hand_built_nvfp4_block();
   std::vector<float> y(64);
   ggml_dequantize(GgmlQuantType::kNvfp4, std::as_bytes(std::span(&b, 1)), y);
   const float e2m1[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, 0, -0.5f, -1, -1.5f, -2, -3, -4, -6};
@@ -136,12 +141,7 @@ TEST(GgmlNvfp4, FromGgmlDecodesAsGgml) {
   // The hand-built block above: ggml's sign bit dropped (0xB8 -> 0x38) and its
   // zero scale 0x7F -> 0x00, so lowp decodes what ggml decodes (up to the sign
   // of zero: ggml's code 0x8 is +0, lowp's -0).
-  GgmlBlockNvfp4 b;
-  const std::uint8_t d[4] = {0x38, 0x01, 0x7F, 0xB8};
-  std::memcpy(b.d, d, 4);
-  for (std::size_t s = 0; s < 4; ++s)
-    for (std::size_t j = 0; j < 8; ++j)
-      b.qs[8 * s + j] = static_cast<std::uint8_t>(j | (j + 8) << 4);
+  const GgmlBlockNvfp4 b = hand_built_nvfp4_block();
   const std::int64_t shape[] = {1, 64};
   const PackedTensor t = from_ggml_nvfp4(std::span(&b, 1), shape, 0.5f);
   EXPECT_EQ(t.scales, (std::vector<std::uint8_t>{0x38, 0x01, 0x00, 0x38}));

@@ -1076,21 +1076,10 @@ class Report(Base):
         self.assertEqual(greedy.returncode, 0, greedy.stderr)
         self.assert_fails(["generate", "--format", "fp9", "x"], "fp9")
 
-def safetensors_raw(tensors):
-    """A safetensors image of {name: (dtype, shape, bytes)} in the given order."""
-    header, blobs, offset = {}, [], 0
-    for name, (dtype, shape, data) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
-
-
-def safetensors_raw_meta(tensors, metadata):
-    """safetensors_raw with a __metadata__ object."""
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
+def safetensors_raw(tensors, metadata=None):
+    """A safetensors image of {name: (dtype, shape, bytes)} in the given order,
+    with a __metadata__ object when `metadata` is given."""
+    header, blobs, offset = ({} if metadata is None else {"__metadata__": metadata}), [], 0
     for name, (dtype, shape, data) in tensors.items():
         header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
@@ -1817,7 +1806,7 @@ class Convert(Base):
         mixed.update({k: v for k, v in tb.items() if "o_proj" in k})
         meta = {k: v for k, v in meta_b.items() if "o_proj" in k}
         meta.update({k: v for k, v in safetensors_tensors(a)[1].items() if "down_proj" in k})
-        open(both, "wb").write(safetensors_raw_meta(mixed, meta))
+        open(both, "wb").write(safetensors_raw(mixed, meta))
         self.assert_fails(["convert", both, "-o", self.path("y.gguf")], "several formats (mxfp4, nvfp4)",
                           self.path("y.gguf"))
 
