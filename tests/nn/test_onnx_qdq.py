@@ -44,7 +44,6 @@ instead under CI (CI=true).
 
 import array
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -59,37 +58,16 @@ OUT = os.environ.get("LOWP_OCR_DIR", os.path.join(SOURCE, "build", "ocr"))
 LOWP = os.environ.get("LOWP", os.path.join(SOURCE, "build", "bin", "lowp"))
 NODE = os.environ.get("NODE") or shutil.which("node") or "node"
 THREADS = os.environ.get("LOWP_JUDGE_THREADS", "2")
-UNDER_CI = os.environ.get("CI") in ("true", "1")
+
+# The PP-OCRv4 judge's prerequisites (model, node, onnxruntime-node, PIL, font,
+# bible), and skipping or failing under CI, are test_ocr_cer.py's.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_ocr_cer import check_prerequisites  # noqa: E402
 
 LINES = 40
 FORMATS = ["int4:group32", "int4:group32:asym", "int8:channel", "fp8_e4m3:channel"]
 TRIED = ["mxfp4"]  # FLOAT4E2M1: recorded, not required
 MAX_ABS_DIFF = 1e-4  # against the opset-9 --fake model, optimizations disabled
-
-
-def skip_or_fail(why):
-    if UNDER_CI:
-        print(f"FAIL: {why} (CI=true: skipping is not allowed)")
-        sys.exit(1)
-    print(f"SKIP: {why}")
-    sys.exit(77)
-
-
-def check_prerequisites():
-    for name in ("ch_PP-OCRv4_rec_infer.onnx", "ppocr_keys_v1.txt"):
-        if not os.path.exists(os.path.join(MODELS, name)):
-            skip_or_fail(f"{MODELS}/{name} missing (scripts/fetch-models.sh)")
-    if not shutil.which(NODE):
-        skip_or_fail(f"node not found ({NODE})")
-    if not os.path.exists(os.path.join(SOURCE, "tests", "judges", "node_modules",
-                                       "onnxruntime-node", "package.json")):
-        skip_or_fail("onnxruntime-node not installed (scripts/deps.sh: tests/judges npm ci)")
-    if importlib.util.find_spec("PIL") is None:
-        skip_or_fail(f"{sys.executable} cannot import PIL (python3-pil)")
-    if not os.path.exists("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
-        skip_or_fail("DejaVu Sans not found (fonts-dejavu-core)")
-    if not shutil.which("bible"):
-        skip_or_fail("bible not found (bible-kjv)")
 
 
 def rendered_set():

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "io/pb_builder.h"
 #include "lowp/error.h"
 #include "lowp/io/layouts.h"
 #include "lowp/io/model.h"
@@ -29,36 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// ---- a tiny protobuf encoder ----
-struct Pb {
-  std::string b;
-  Pb& varint(std::uint64_t v) {
-    while (v >= 0x80) {
-      b += static_cast<char>((v & 0x7f) | 0x80);
-      v >>= 7;
-    }
-    b += static_cast<char>(v);
-    return *this;
-  }
-  Pb& key(std::uint32_t field, int wire) {
-    return varint(std::uint64_t{field} << 3 | static_cast<unsigned>(wire));
-  }
-  Pb& i(std::uint32_t field, std::int64_t v) {
-    return key(field, 0).varint(static_cast<std::uint64_t>(v));
-  }
-  Pb& s(std::uint32_t field, std::string_view v) {
-    key(field, 2).varint(v.size());
-    b += v;
-    return *this;
-  }
-  Pb& m(std::uint32_t field, const Pb& v) { return s(field, v.b); }
-  Pb& f32(std::uint32_t field, float v) {
-    key(field, 5);
-    const auto u = std::bit_cast<std::uint32_t>(v);
-    for (int k = 0; k < 4; ++k) b += static_cast<char>((u >> (8 * k)) & 0xff);
-    return *this;
-  }
-};
+using lowp::io::pb_testing::Pb;
 
 std::string le_floats(const std::vector<float>& v) {
   std::string out;
