@@ -16,6 +16,10 @@ same results bit for bit) over numpy arrays:
   vector_quantize(w, format, ...)    VQ / GPTVQ with per-group int8 code books
   open_model(path)                   -> Model: tensors of safetensors/GGUF/ONNX/npy/npz files
   quantize_model(input, output, format, ...)   a whole model file, tensor by tensor
+  split_numbers(text, grouping)      digit-group tokenization of numbers (l2rK / r2lK)
+  insert_thousands_separators(text)  the comma trick
+  numeracy_tasks(task, n, ...)       numeracy items (prompt, exact answer)
+  parse_answer(output), score_answer(output, answer)   the exact scorer
 
 Errors are lowp.Error, a subclass of ValueError, with a one-line message.
 Format names: see formats() and docs/formats.md; any minifloat is "eXmY", any
@@ -36,13 +40,18 @@ try:
         fake_quantize_rows,
         format_info,
         formats,
+        insert_thousands_separators,
         low_rank_compensation,
         matryoshka_slice,
+        numeracy_tasks,
         open_model,
+        parse_answer,
         power_quantize,
         quantize,
         quantize_matrix,
         quantize_model,
+        score_answer,
+        split_numbers,
         vector_quantize,
     )
 except ModuleNotFoundError as e:
@@ -65,13 +74,18 @@ __all__ = [
     "fake_quantize_rows",
     "format_info",
     "formats",
+    "insert_thousands_separators",
     "low_rank_compensation",
     "matryoshka_slice",
+    "numeracy_tasks",
     "open_model",
+    "parse_answer",
     "power_quantize",
     "quantize",
     "quantize_matrix",
     "quantize_model",
+    "score_answer",
+    "split_numbers",
     "vector_quantize",
 ]
 

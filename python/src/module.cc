@@ -8,6 +8,7 @@
 
 namespace lowp::python {
 void add_matrix(py::module_& m);  // matrix.cc: quantize_matrix, PackedMatrix, fake_quantize_rows
+void add_numeracy_text(py::module_& m);  // numeracy_text.cc: split_numbers, numeracy_tasks, ...
 }  // namespace lowp::python
 
 PYBIND11_MODULE(_lowp, m) {
@@ -27,4 +28,5 @@ PYBIND11_MODULE(_lowp, m) {
   lowp::python::add_packed(m);
   lowp::python::add_matrix(m);
   lowp::python::add_model(m);
+  lowp::python::add_numeracy_text(m);
 }

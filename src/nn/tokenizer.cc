@@ -252,12 +252,42 @@ std::string normalized(const Tokenizer::Impl& t, std::string_view segment) {
   return s;
 }
 
+// The pieces of `s` (views into it that tile it) with the cuts inside every
+// run of ASCII digits replaced by `g`'s.
+std::vector<std::string_view> regroup_digits(std::string_view s,
+                                             const std::vector<std::string_view>& pieces,
+                                             numeracy::DigitGrouping g) {
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  std::vector<std::size_t> cuts;  // piece starts, less those inside digit runs
+  for (const auto piece : pieces) {
+    const auto at = static_cast<std::size_t>(piece.data() - s.data());
+    if (at == 0 || at >= s.size() || !is_digit(s[at - 1]) || !is_digit(s[at])) cuts.push_back(at);
+  }
+  const std::vector<std::size_t> groups = numeracy::split_points(s, g);
+  cuts.insert(cuts.end(), groups.begin(), groups.end());
+  std::sort(cuts.begin(), cuts.end());
+  cuts.push_back(s.size());
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  for (const std::size_t at : cuts) {
+    if (at > start) out.push_back(s.substr(start, at - start));
+    start = std::max(start, at);
+  }
+  return out;
+}
+
 // Steps 2-4 for one segment of text between added tokens.
 void encode_segment(const Tokenizer::Impl& t, std::string_view segment,
                     std::vector<std::int32_t>& out) {
   std::string s = normalized(t, segment);
   if (t.kind == Tokenizer::Kind::kSpm) {
-    if (t.spm_scores) return encode_spm(t, s, out);
+    if (t.spm_scores) {
+      if (!t.number_grouping) return encode_spm(t, s, out);
+      for (const auto piece : regroup_digits(s, {std::string_view(s)}, *t.number_grouping)) {
+        encode_spm(t, piece, out);
+      }
+      return;
+    }
     std::vector<std::string_view> pieces;
     if (t.metaspace_split) {
       static const std::string kMeta = "\xE2\x96\x81";
@@ -270,6 +300,7 @@ void encode_segment(const Tokenizer::Impl& t, std::string_view segment,
     } else {
       pieces.push_back(s);
     }
+    if (t.number_grouping) pieces = regroup_digits(s, pieces, *t.number_grouping);
     for (const auto piece : pieces) encode_char_bpe_piece(t, piece, out);
     return;
   }
@@ -280,6 +311,7 @@ void encode_segment(const Tokenizer::Impl& t, std::string_view segment,
     for (const auto piece : pieces) re->split(piece, next);
     pieces.swap(next);
   }
+  if (t.number_grouping) pieces = regroup_digits(s, pieces, *t.number_grouping);
   for (const auto piece : pieces) encode_byte_level_piece(t, piece, out);
 }
 
@@ -331,6 +363,17 @@ void Tokenizer::Impl::finish() {
   }
   if (scores.size() != tokens.size()) scores.resize(tokens.size(), 0.0f);
   if (types.size() != tokens.size()) types.resize(tokens.size(), TokenType::kNormal);
+}
+
+Tokenizer Tokenizer::with_number_grouping(numeracy::DigitGrouping grouping) const {
+  (void)numeracy::split_points("", grouping);  // checks the group size
+  auto impl = std::make_shared<Impl>(*impl_);
+  impl->number_grouping = grouping;
+  return Tokenizer(std::move(impl));
+}
+
+std::optional<numeracy::DigitGrouping> Tokenizer::number_grouping() const {
+  return impl_->number_grouping;
 }
 
 std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_special) const {

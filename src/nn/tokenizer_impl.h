@@ -70,6 +70,9 @@ struct Tokenizer::Impl {
   bool metaspace_split = false;
   std::vector<NormalizeStep> normalize;
 
+  // Digit-run cuts forced after pre-tokenization (with_number_grouping).
+  std::optional<numeracy::DigitGrouping> number_grouping;
+
   bool ignore_merges = false;
   bool byte_fallback = false;
   bool fuse_unk = false;

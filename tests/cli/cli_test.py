@@ -1735,6 +1735,120 @@ class BadInput(Base):
 # The report tests that run a search per layer (seconds each in Release, minutes
 # under ASan): ctest runs them as cli_heavy_test in the slow tier, the rest as
 # cli_test (LOWP_CLI_PART=heavy or light; unset: all).
+class Numeracy(Base):
+    """`lowp numeracy digits|tasks|score|eval`."""
+
+    LLAMA = os.path.join(SOURCE_DIR, "models", "kjv-llama")
+
+    def test_digits(self):
+        r = run("numeracy", "digits", "x=1234567.891", "-g", "l2r3", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["pieces"], ["x=", "123", "456", "7", ".", "891"])
+        self.assertEqual(out["comma"], "x=1,234,567.891")
+        r = run("numeracy", "digits", "12345", "--tokenizer", self.LLAMA, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        toks = json.loads(r.stdout)["tokens"]
+
+        def cuts(pieces):
+            at, out = 0, set()
+            for p in pieces:
+                at += len(p)
+                out.add(at)
+            return out
+
+        # The KJV Llama's vocabulary has no multi-digit tokens (tokenizer_test
+        # checks the regrouping on one that has): the cuts still hold.
+        self.assertEqual("".join(toks["default"]), "12345")
+        self.assertEqual("".join(toks["r2l3"]), "12345")
+        self.assertEqual("".join(toks["comma"]), "12,345")
+        self.assertIn(2, cuts(toks["r2l3"]))  # 12|345
+
+    def test_digit_stats(self):
+        text = self.path("t.txt")
+        with open(text, "w") as f:
+            f.write("In 1234567 and 12 and 3.14159.")
+        r = run("numeracy", "digits", "--file", text, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = {x["scheme"]: x for x in json.loads(r.stdout)}
+        # Groups: 1|234|567, 12, 3|.|141|59 (r2l3); bytes for default and comma.
+        self.assertEqual(rows["r2l3"]["tokens"], 3 + 1 + 4)
+        self.assertEqual(rows["l2r3"]["tokens"], 3 + 1 + 4)
+        self.assertEqual(rows["l2r1"]["tokens"], 7 + 2 + 7)
+        self.assertEqual(rows["default"]["tokens"], 7 + 2 + 7)
+        self.assertEqual(rows["comma"]["tokens"], 9 + 2 + 7)
+        self.assertEqual(rows["r2l3"]["numbers"], 3)
+        r = run("numeracy", "digits", "--file", text, "--tokenizer", self.LLAMA)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("3 numbers", r.stdout)
+        self.assert_fails(["numeracy", "digits", "12", "--file", text], "either TEXT or --file")
+        self.assert_fails(["numeracy", "digits", "--file", self.path("none.txt")], "cannot open")
+
+    def test_tasks_and_score(self):
+        r = run("numeracy", "tasks", "--tasks", "add,mul", "-n", "3", "--digits", "2",
+                "--style", "bare")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        items = [json.loads(line) for line in r.stdout.splitlines()]
+        self.assertEqual([it["task"] for it in items], ["add"] * 3 + ["mul"] * 3)
+        for it in items:
+            a, b = map(int, it["expression"].replace("*", "+").split("+"))
+            self.assertEqual(int(it["answer"]), a + b if it["task"] == "add" else a * b)
+            self.assertEqual(it["prompt"], it["expression"] + "=")
+        answers = self.path("answers.jsonl")
+        with open(answers, "w") as f:
+            for i, it in enumerate(items):
+                out = it["answer"] if i % 2 == 0 else "0"
+                f.write(json.dumps({"task": it["task"], "answer": it["answer"],
+                                    "output": " " + out + "\nQ: 1"}) + "\n")
+        r = run("numeracy", "score", answers)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("add", r.stdout)
+        self.assertRegex(r.stdout, r"add\s+66\.7%  \(2/3\)")
+        self.assertRegex(r.stdout, r"mul\s+33\.3%  \(1/3\)")
+
+    def test_eval_agrees_with_greedy_generate(self):
+        # The embedded byte-level model: eval's answer to an item is what
+        # `lowp generate --temperature 0` continues its prompt with.
+        r = run("numeracy", "eval", "--tasks", "add", "-n", "2", "--digits", "2",
+                "--schemes", "default,comma", "--json", "--show")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual([(x["scheme"], x["total"]) for x in out["results"]],
+                         [("default", 2), ("comma", 2)])
+        shown = [line for line in r.stderr.splitlines() if line.startswith("[fp32 default add]")]
+        self.assertEqual(len(shown), 2)
+        item = json.loads(run("numeracy", "tasks", "--tasks", "add", "-n", "1", "--digits",
+                              "2").stdout)
+        output = json.loads(shown[0].split(" -> ")[1].rsplit(" (", 1)[0])
+        g = run("generate", "--temperature", "0", "-n", str(len(output)), item["prompt"])
+        self.assertEqual(g.returncode, 0, g.stderr)
+        self.assertEqual(g.stdout, item["prompt"] + output + "\n")
+
+    def test_eval_tokenizer_schemes(self):
+        r = run("numeracy", "eval", self.LLAMA, "--tasks", "copy,compare", "-n", "2",
+                "--digits", "4", "--schemes", "default,l2r1,r2l3", "-f", "fp32,mxfp4")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("weights mxfp4", r.stdout)
+        self.assertRegex(r.stdout, r"compare\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+")
+
+    def test_bad_input(self):
+        self.assert_fails(["numeracy", "tasks", "--tasks", "addition"], "unknown numeracy task")
+        self.assert_fails(["numeracy", "tasks", "--tasks", "mul", "--digits", "10"],
+                          "--digits must be 1 ... 9")
+        self.assert_fails(["numeracy", "tasks", "--style", "chat"], "unknown prompt style")
+        self.assert_fails(["numeracy", "digits", "12", "-g", "r2l0"], "unknown digit grouping")
+        self.assert_fails(["numeracy", "eval", "--schemes", "r2l3", "-n", "1"],
+                          "this model reads bytes")
+        self.assert_fails(["numeracy", "eval", "--schemes", "x", "-n", "1"],
+                          "unknown tokenization scheme")
+        self.assert_fails(["numeracy", "eval", "-f", "fp9", "-n", "1"], "fp9")
+        self.assert_fails(["numeracy", "score", self.path("missing.jsonl")], "cannot open")
+        bad = self.path("bad.jsonl")
+        with open(bad, "w") as f:
+            f.write('{"answer": "1", "output": "1"}\n{"answer": 1}\n')
+        self.assert_fails(["numeracy", "score", bad], "bad.jsonl:2")
+
+
 HEAVY = {"test_power_rows", "test_nupes", "test_split_search_methods", "test_vq_rows"}
 
 

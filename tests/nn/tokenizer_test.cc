@@ -184,4 +184,51 @@ TEST(Tokenizer, MalformedFilesNameTheKey) {
   }
 }
 
+// The number pre-tokenizer step (with_number_grouping): digit runs are cut
+// into groups after the tokenizer's own split, and each group is merged on
+// its own, so the ids are those of the groups encoded one by one.
+TEST(Tokenizer, NumberGroupingCutsDigitRuns) {
+  json j = byte_level_json();
+  auto& vocab = j["model"]["vocab"];
+  auto& merges = j["model"]["merges"];
+  int id = 261;
+  for (const char* m : {"1 2", "12 3", "4 5", "3 4", "34 5", "5 6", "56 7"}) {
+    std::string a(m), b;
+    b = a.substr(a.find(' ') + 1);
+    a = a.substr(0, a.find(' '));
+    vocab[a + b] = id++;
+    merges.push_back(m);
+  }
+  const Tokenizer t = Tokenizer::from_hf_json_text(j.dump(), "", "digits.json");
+  const auto concat = [&](std::initializer_list<const char*> parts) {
+    std::vector<std::int32_t> out;
+    for (const char* p : parts) {
+      const auto ids = t.encode(p);
+      out.insert(out.end(), ids.begin(), ids.end());
+    }
+    return out;
+  };
+  const Tokenizer r2l = t.with_number_grouping(lowp::numeracy::parse_digit_grouping("r2l3"));
+  const Tokenizer l2r = t.with_number_grouping(lowp::numeracy::parse_digit_grouping("l2r3"));
+  EXPECT_FALSE(t.number_grouping().has_value());
+  ASSERT_TRUE(r2l.number_grouping().has_value());
+  EXPECT_EQ(lowp::numeracy::digit_grouping_name(*r2l.number_grouping()), "r2l3");
+  EXPECT_EQ(r2l.encode("12345"), concat({"12", "345"}));
+  EXPECT_EQ(l2r.encode("12345"), concat({"123", "45"}));
+  EXPECT_EQ(r2l.encode("1234567"), concat({"1", "234", "567"}));
+  // GPT-2's split keeps a space with the number (" ?\p{N}+"): it stays with
+  // the first group, and the text around the run is encoded as before.
+  EXPECT_EQ(r2l.encode("hello 12345 world<|eot|>"),
+            concat({"hello", " 12", "345", " world", "<|eot|>"}));
+  EXPECT_EQ(r2l.decode(r2l.encode("a 1234.56789 b")), "a 1234.56789 b");
+  EXPECT_EQ(t.encode("hello world"), r2l.encode("hello world"));
+  EXPECT_THROW(t.with_number_grouping({0, lowp::numeracy::DigitDirection::kLeftToRight}),
+               lowp::Error);
+  // SPM: the groups are cut in the normalized text ("▁" for spaces).
+  const Tokenizer spm = Tokenizer::from_hf_json_text(spm_json().dump(), "", "spm.json");
+  const Tokenizer spm_r2l = spm.with_number_grouping(lowp::numeracy::parse_digit_grouping("r2l2"));
+  EXPECT_EQ(spm_r2l.decode(spm_r2l.encode("ab 12345")), "ab 12345");
+  EXPECT_EQ(spm_r2l.encode("ab 12345").size(), spm.encode("ab 12345").size());  // bytes either way
+}
+
 }  // namespace

@@ -27,6 +27,7 @@
 
 #include "lowp/io/gguf.h"
 #include "lowp/io/model.h"
+#include "lowp/numeracy/digits.h"
 
 namespace lowp::nn {
 
@@ -65,6 +66,15 @@ class Tokenizer {
   std::vector<std::int32_t> encode(std::string_view text, bool add_special = false) const;
   // Ids out of range throw lowp::Error.
   std::string decode(std::span<const std::int32_t> ids) const;
+
+  // The same tokenizer with a number pre-tokenizer step: after the
+  // tokenizer's own pre-tokenization, the cuts inside every run of ASCII
+  // digits are replaced by `grouping`'s (lowp/numeracy/digits.h), so that
+  // "12345" is encoded as "12" "345" (r2l3) whatever the tokenizer's split
+  // regex does; text outside digit runs is encoded as before. (A group the
+  // vocabulary has no single token for is still merged as BPE merges it.)
+  Tokenizer with_number_grouping(numeracy::DigitGrouping grouping) const;
+  std::optional<numeracy::DigitGrouping> number_grouping() const;
 
   std::int32_t vocab_size() const;
   std::optional<std::int32_t> bos() const;
