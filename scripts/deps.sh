@@ -7,6 +7,7 @@ packages=(
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libhwy-dev
   libpcre2-dev libicu-dev pkg-config  # the tokenizers: split regexes, NFC
   libbenchmark-dev libopenblas-dev libopenblas0-pthread
+  libzstd-dev liblz4-dev  # the codecs `lowp bench storage` measures
   # Python: `import lowp` (numpy) and `lowp.torch` (Debian's PyTorch 1.13 and libtorch)
   pybind11-dev python3-dev python3-numpy python3-pytest python3-torch libtorch-dev
   # regex with \p{L} for the Llama-3 pre-tokenizer (scripts/train_kjv_llama.py)

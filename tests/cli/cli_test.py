@@ -624,6 +624,27 @@ class Quantize(Base):
 
 
 class Bench(Base):
+    def test_storage(self):
+        # The embedded model's 23 matrices hold 1,064,960 values: MXFP4 stores
+        # them as 532,480 code bytes and 33,280 E8M0 scales; the codecs round
+        # trip (checked inside) and every figure is present.
+        r = run("bench", "storage", "-f", "mxfp4,int8:channel", "--reps", "1", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual([x["format"] for x in out], ["mxfp4", "int8:channel"])
+        self.assertEqual(out[0]["values"], 1064960)
+        streams = {s["stream"]: s for s in out[0]["streams"]}
+        self.assertEqual(streams["codes"]["bytes"], 532480)
+        self.assertEqual(streams["codes"]["symbol_bits"], 4)
+        self.assertLessEqual(streams["codes"]["entropy_bits"], 4)
+        self.assertEqual(streams["block scales"]["bytes"], 33280)
+        self.assertLess(streams["block scales"]["for_bytes"], 33280)
+        self.assertEqual([c["codec"] for c in streams["codes"]["codecs"]],
+                         ["zstd-1", "zstd-19", "lz4", "lz4-hc"])
+        self.assertEqual({s["stream"] for s in out[1]["streams"]}, {"codes", "row scales (fp32)"})
+        self.assert_fails(["bench", "storage", "-f", "fp9"], "fp9")
+        self.assert_fails(["bench", "storage", self.path("missing.safetensors")], "missing")
+
     def test_json_rows(self):
         r = run("bench", "--elements", "5000", "--reps", "1", "--threads", "2", "--json")
         self.assertEqual(r.returncode, 0, r.stderr)

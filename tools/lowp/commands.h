@@ -24,5 +24,7 @@ void add_bench_gemv_command(CLI::App& bench);
 void add_bench_llama_command(CLI::App& bench);
 // `lowp bench file` (cmd_bench_file.cc).
 void add_bench_file_command(CLI::App& bench);
+// `lowp bench storage` (cmd_bench_storage.cc).
+void add_bench_storage_command(CLI::App& bench);
 
 }  // namespace lowp::cli
