@@ -11,7 +11,9 @@
 namespace lowp {
 namespace {
 
+// fp32, bf16, fp16 and the posits are plain casts (no scale).
 bool is_plain(const Format& f) {
+  if (f.kind == Kind::kPosit) return true;
   return f.kind == Kind::kFloat && f.specials == Specials::kIeee &&
          ((f.bits == 32 && f.exp_bits == 8) || (f.bits == 16 && f.exp_bits == 8) ||
           (f.bits == 16 && f.exp_bits == 5 && f.bias == 15));
@@ -27,6 +29,11 @@ Format scaled_element_of(std::string_view name, std::string_view element) {
   Format f = parse_format(element);
   if (f.kind == Kind::kFloat && f.specials == Specials::kE8m0)
     fail(name, "e8m0 cannot hold values");
+  if (f.kind == Kind::kPosit) {
+    // A scale s = amax / maxpos would put the values where a posit has the
+    // fewest fraction bits (its precision tapers away from 1).
+    fail(name, "a posit is a plain cast without a scale; spell it " + quoted(format_name(f)));
+  }
   if (f.kind == Kind::kInt && f.int_range == IntRange::kFull) f.int_range = IntRange::kSymmetric;
   return f;
 }
