@@ -702,6 +702,19 @@ class Posits(Base):
         self.assert_fails(["fake-quant", "-f", "mx:posit8:32", self.path("x.npy"), self.path("y.npy")],
                           "is a posit", self.path("y.npy"))
 
+    def test_bench_json(self):
+        r = run("bench", "posit", "--sizes", "64,70", "--reps", "1", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertGreater(out["ceiling_gb_per_s"], 0)
+        paths = [row["path"] for row in out["rows"] if row["n"] == 70]
+        self.assertEqual(len(paths), 7)
+        for row in out["rows"]:
+            self.assertGreater(row["gb_per_s"], 0)
+            if row["path"] == "fp32":
+                self.assertEqual(row["speedup_vs_fp32"], 1.0)
+        self.assert_fails(["bench", "posit", "--sizes", "0"], "--sizes")
+
 
 class Bench(Base):
     def test_json_rows(self):
