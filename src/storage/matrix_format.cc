@@ -32,7 +32,7 @@ Format scaled_element_of(std::string_view name, std::string_view element) {
   if (f.kind == Kind::kPosit) {
     // A scale s = amax / maxpos would put the values where a posit has the
     // fewest fraction bits (its precision tapers away from 1).
-    fail(name, "a posit is a plain cast without a scale; spell it " + quoted(format_name(f)));
+    fail(name, "a posit is a plain cast without a scale (posit8, posit16, posit8_es1, ...)");
   }
   if (f.kind == Kind::kInt && f.int_range == IntRange::kFull) f.int_range = IntRange::kSymmetric;
   return f;
@@ -93,6 +93,10 @@ MatrixFormat parse_spelling(std::string_view name) {
   const std::size_t colon = name.find(':');
   if (colon == std::string_view::npos) {
     const Format f = parse_format(name);
+    if (f.kind == Kind::kPosit && f.bits > 16) {
+      // (The plain path stores 32-bit codes as fp32 bits.)
+      fail(name, "32-bit posits are not a matrix storage format; use posit16 or posit8");
+    }
     if (is_plain(f)) {
       w.scheme = MatrixScheme::kPlain;
       w.element = f;

@@ -698,6 +698,7 @@ class Posits(Base):
                           self.path("o.safetensors"))
         self.assert_fails(["quantize", m, "-o", self.path("o.safetensors"), "-f", "posit8:channel", "--fake"],
                           "plain cast", self.path("o.safetensors"))
+        self.assert_fails(["report", "--formats", "posit32"], "32-bit posits")
         write_npy(self.path("x.npy"), "<f4", (32,), f32([1.0] * 32))
         self.assert_fails(["fake-quant", "-f", "mx:posit8:32", self.path("x.npy"), self.path("y.npy")],
                           "is a posit", self.path("y.npy"))

@@ -11,7 +11,8 @@
 //  * posit32, every es: every power of two 2^-150 .. 2^150 and its fp32 and
 //    fp64 neighbours, the codes at each regime's edges, minpos, maxpos and
 //    NaR, and a seeded sample of codes (values and midpoints, probed in fp64)
-//    and of fp32 bit patterns.
+//    and of fp32 bit patterns: 1,000 of each here, 100,000 in the slow tier's
+//    posit_sample_test.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -26,6 +27,12 @@
 #include "lowp/format/registry.h"
 #include "lowp/kernels.h"
 #include "oracle/posit_oracle.h"
+
+// Random posit32 codes and fp32 inputs per es: a quick sample in the fast
+// tier; posit_sample_test (the slow tier) builds this file with 100,000.
+#ifndef LOWP_POSIT32_SAMPLE
+#define LOWP_POSIT32_SAMPLE 1000
+#endif
 
 namespace {
 
@@ -201,7 +208,7 @@ std::vector<std::uint32_t> posit32_codes(std::uint32_t seed) {
     }
   }
   std::mt19937 rng(seed);
-  for (int i = 0; i < 20000; ++i) out.push_back(static_cast<std::uint32_t>(rng()));
+  for (int i = 0; i < LOWP_POSIT32_SAMPLE; ++i) out.push_back(static_cast<std::uint32_t>(rng()));
   return out;
 }
 
@@ -244,7 +251,7 @@ TEST_P(Posit32, DecodeAndEncodeSample) {
     }
   }
   std::mt19937 rng(777);
-  std::vector<float> fp32(20000);
+  std::vector<float> fp32(LOWP_POSIT32_SAMPLE);
   for (float& x : fp32) x = std::bit_cast<float>(static_cast<std::uint32_t>(rng()));
   for (const float x : fp32) probes.push_back(x);
   for (const ModePair& m : kModes) {

@@ -1,7 +1,7 @@
 // The register-decode GEMV (lowp/register_gemv.h) on every compiled target:
-//  * decoding is exact: with x a one-hot vector every row's sum is its one
-//    weight, so y must equal decode_f32 of that code bit for bit, for every
-//    code of posit16 (each es), posit8 and bf16 (NaNs compared as NaNs);
+//  * decoding is exact: every row holds one nonzero code, so its sum is that
+//    weight times a power of two, bit for bit, for every code of posit16 (each
+//    es), posit8 and bf16 (NaNs compared as NaNs);
 //  * sums: on random weights and activations, y is within the bound
 //    cols * 2^-23 * sum |w x| of the exact (fp64) dot product, and equal on
 //    every path that stores the same values (posit16 arithmetic and table).
@@ -37,7 +37,9 @@ bool same(float a, float b) {
 }
 
 // Every code once: a matrix of `codes` rows of `cols` columns in which row r
-// holds code r at column r % cols (and zeros elsewhere); x is one-hot.
+// holds code r at column r % cols (and zeros elsewhere), times x[c] = 2^c:
+// each row's sum is its one weight times a power of two, exact (or the same
+// overflow), and a weight decoded into the wrong lane meets the wrong power.
 void check_every_code(RegisterGemv g, const lowp::Format& f, std::size_t codes) {
   constexpr std::size_t kCols = 37;  // full chunks and a tail on every target
   const std::size_t bytes = lowp::kernels::register_gemv_bytes(g.decode);
@@ -46,14 +48,13 @@ void check_every_code(RegisterGemv g, const lowp::Format& f, std::size_t codes) 
     const auto code = static_cast<std::uint32_t>(r);
     std::memcpy(w.data() + (r * kCols + r % kCols) * bytes, &code, bytes);  // little-endian
   }
-  for (std::size_t hot = 0; hot < kCols; ++hot) {
-    std::vector<float> x(kCols, 0.0f), y(codes);
-    x[hot] = 1.0f;
-    lowp::kernels::register_gemv(g, w.data(), kCols, x.data(), y.data(), 0, codes);
-    for (std::size_t r = hot; r < codes; r += kCols) {
-      const float want = lowp::decode_f32(f, static_cast<std::uint32_t>(r));
-      ASSERT_TRUE(same(y[r], want)) << "code 0x" << std::hex << r << ": " << y[r] << " vs " << want;
-    }
+  std::vector<float> x(kCols), y(codes);
+  for (std::size_t c = 0; c < kCols; ++c) x[c] = std::ldexp(1.0f, static_cast<int>(c));
+  lowp::kernels::register_gemv(g, w.data(), kCols, x.data(), y.data(), 0, codes);
+  for (std::size_t r = 0; r < codes; ++r) {
+    const float value = lowp::decode_f32(f, static_cast<std::uint32_t>(r));
+    const auto want = static_cast<float>(static_cast<double>(value) * x[r % kCols]);
+    ASSERT_TRUE(same(y[r], want)) << "code 0x" << std::hex << r << ": " << y[r] << " vs " << want;
   }
 }
 

@@ -1,10 +1,10 @@
 // tests/oracle/posit_oracle.cc — see posit_oracle.h. Nothing here calls lowp.
 #include "oracle/posit_oracle.h"
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
-#include <string>
 
 namespace lowp_oracle {
 
@@ -29,39 +29,42 @@ double PositOracle::value(std::uint64_t code) const {
 double PositOracle::value_of_width(std::uint64_t code, int width) const {
   const std::uint64_t mask = (std::uint64_t{1} << width) - 1;
   code &= mask;
-  // The string, most significant bit first.
-  std::string s;
-  for (int i = width - 1; i >= 0; --i) s += ((code >> i) & 1) != 0 ? '1' : '0';
-  if (s.find('1') == std::string::npos) return 0.0;  // 00..0
-  if (s == "1" + std::string(static_cast<std::size_t>(width - 1), '0')) {
-    return std::numeric_limits<double>::quiet_NaN();  // NaR
+  // The string, most significant bit first (s[0 .. width)).
+  const auto w = static_cast<std::size_t>(width);
+  std::array<char, 64> s{};
+  bool any_one = false, rest_zero = true;
+  for (std::size_t i = 0; i < w; ++i) {
+    s[i] = ((code >> (w - 1 - i)) & 1) != 0 ? '1' : '0';
+    any_one |= s[i] == '1';
+    if (i > 0) rest_zero &= s[i] == '0';
   }
+  if (!any_one) return 0.0;                                                  // 00..0
+  if (s[0] == '1' && rest_zero) return std::numeric_limits<double>::quiet_NaN();  // NaR
   const bool negative = s[0] == '1';
   if (negative) {  // two's complement: invert every bit, add one
-    for (char& ch : s) ch = ch == '1' ? '0' : '1';
-    for (int i = width - 1; i >= 0; --i) {
-      const auto u = static_cast<std::size_t>(i);
-      if (s[u] == '0') {
-        s[u] = '1';
+    for (std::size_t i = 0; i < w; ++i) s[i] = s[i] == '1' ? '0' : '1';
+    for (std::size_t i = w; i-- > 0;) {
+      if (s[i] == '0') {
+        s[i] = '1';
         break;
       }
-      s[u] = '0';
+      s[i] = '0';
     }
   }
   // Regime: the run of characters equal to s[1].
   std::size_t i = 1;
   const char first = s[1];
   int run = 0;
-  while (i < s.size() && s[i] == first) ++run, ++i;
+  while (i < w && s[i] == first) ++run, ++i;
   ++i;  // the terminating bit (if the code has one)
   const int k = first == '1' ? run - 1 : -run;
   // Exponent: es characters, '0' where the string has ended.
   int e = 0;
-  for (int b = 0; b < es_; ++b, ++i) e = 2 * e + (i < s.size() && s[i] == '1' ? 1 : 0);
+  for (int b = 0; b < es_; ++b, ++i) e = 2 * e + (i < w && s[i] == '1' ? 1 : 0);
   // Fraction: whatever is left.
   double fraction = 0.0;
   double weight = 0.5;
-  for (; i < s.size(); ++i, weight /= 2) fraction += s[i] == '1' ? weight : 0.0;
+  for (; i < w; ++i, weight /= 2) fraction += s[i] == '1' ? weight : 0.0;
   const int scale = k * (1 << es_) + e;
   const double v = std::ldexp(1.0 + fraction, scale);
   return negative ? -v : v;
