@@ -38,7 +38,7 @@ double PositOracle::value_of_width(std::uint64_t code, int width) const {
     any_one |= s[i] == '1';
     if (i > 0) rest_zero &= s[i] == '0';
   }
-  if (!any_one) return 0.0;                                                  // 00..0
+  if (!any_one) return 0.0;                                                       // 00..0
   if (s[0] == '1' && rest_zero) return std::numeric_limits<double>::quiet_NaN();  // NaR
   const bool negative = s[0] == '1';
   if (negative) {  // two's complement: invert every bit, add one
