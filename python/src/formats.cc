@@ -48,13 +48,15 @@ Every registered format and its properties, one dict per format: first the
 scalar formats, then the block formats, with the same keys and values as
 ``lowp formats --json``.
 
-Scalar formats have ``name``, ``kind`` ("float", "int" or "table"), ``bits``,
+Scalar formats have ``name``, ``kind`` ("float", "int", "table" or "posit"), ``bits``,
 ``signed``, ``summary``; floats add ``exponent_bits``, ``mantissa_bits``,
 ``bias``, ``emax``, ``max_finite``, ``min_normal``, ``min_subnormal`` (None
 without subnormals), ``has_inf``, ``has_nan``, ``has_negative_zero``,
 ``inf_codes``, ``nan_codes``; integers add ``min`` and ``max``; code books
 (nf4, nf3, dint4) add ``min``, ``max``, ``max_finite``,
-``has_negative_zero`` and ``values`` (the value of each code).
+``has_negative_zero`` and ``values`` (the value of each code); posits add
+``exponent_bits`` (es), ``max_finite`` (maxpos), ``min_positive`` (minpos),
+``has_inf``, ``has_nan`` (NaR), ``has_negative_zero`` and ``nan_codes``.
 Block formats have ``kind`` "block", ``element``, ``block_size``, ``scale``,
 ``bits_per_value`` (scales included), ``element_max``, ``element_emax``.
 

@@ -116,6 +116,10 @@ bool parse_block_format(std::string_view name, BlockFormat& out) {
                 "with a scaled matrix format, e.g. " +
                 std::string(element_name) + ":group64");
   }
+  if (element.kind == Kind::kPosit) {
+    throw Error("block format " + text + ": " + quoted(element_name) +
+                " is a posit, which has no fixed binade for MX's power-of-two scale rule to align");
+  }
   if (element.kind == Kind::kInt) {
     if (element.int_range == IntRange::kUnsigned) {
       throw Error("block format " + text + ": MX integer elements are signed");

@@ -64,10 +64,27 @@ constexpr std::array kRegistry = {
                 "code book: AFPQ's 3-bit NormalFloat (Zhang et al. 2023), 8 values in [-1, 1]"},
     NamedFormat{"dint4", kDint4,
                 "code book: dINT4 (Lee et al. 2023, EMNLP), ±0 ±0.5 ±1..±6, lowp's reading"},
+    NamedFormat{"posit8", kPosit8, "Posit Standard 2022 posit8 (es = 2): ±2^-24 .. ±2^24, NaR"},
+    NamedFormat{"posit16", kPosit16, "Posit Standard 2022 posit16 (es = 2): ±2^-56 .. ±2^56, NaR"},
+    NamedFormat{"posit32", kPosit32,
+                "Posit Standard 2022 posit32 (es = 2): ±2^-120 .. ±2^120, NaR"},
+    NamedFormat{"posit8_es0", kPosit8Es0, "posit<8, 0> (2017 draft's posit8): ±2^-6 .. ±2^6"},
+    NamedFormat{"posit8_es1", kPosit8Es1, "posit<8, 1>: ±2^-12 .. ±2^12"},
+    NamedFormat{"posit16_es0", kPosit16Es0, "posit<16, 0>: ±2^-14 .. ±2^14"},
+    NamedFormat{"posit16_es1", kPosit16Es1, "posit<16, 1> (2017 draft's posit16): ±2^-28 .. ±2^28"},
+    NamedFormat{"posit32_es0", kPosit32Es0, "posit<32, 0>: ±2^-30 .. ±2^30"},
+    NamedFormat{"posit32_es1", kPosit32Es1, "posit<32, 1>: ±2^-60 .. ±2^60"},
 };
+static_assert(max_finite(kPosit8) == exp2i(24) && max_finite(kPosit16) == exp2i(56) &&
+              max_finite(kPosit32) == exp2i(120) && max_finite(kPosit8Es0) == exp2i(6) &&
+              max_finite(kPosit8Es1) == exp2i(12) && max_finite(kPosit16Es0) == exp2i(14) &&
+              max_finite(kPosit16Es1) == exp2i(28) && max_finite(kPosit32Es0) == exp2i(30) &&
+              max_finite(kPosit32Es1) == exp2i(60));
 
 // Other spellings users bring from PyTorch, ml_dtypes and papers.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 14> kAliases = {{
+// posit<n>_es2 is the standard's posit<n>: one format, registered under the
+// standard's name.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 17> kAliases = {{
     {"float32", "fp32"},
     {"bfloat16", "bf16"},
     {"float16", "fp16"},
@@ -82,6 +99,9 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 14> kAliases
     {"float4_e2m1fn", "fp4_e2m1"},
     {"fp8_e8m0", "e8m0"},
     {"float8_e8m0fnu", "e8m0"},
+    {"posit8_es2", "posit8"},
+    {"posit16_es2", "posit16"},
+    {"posit32_es2", "posit32"},
 }};
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -205,6 +225,9 @@ std::string format_name(const Format& f) {
   for (const NamedFormat& nf : kRegistry) {
     if (nf.format == f) return std::string(nf.name);
   }
+  if (f.kind == Kind::kPosit) {
+    return "posit" + std::to_string(f.bits) + "_es" + std::to_string(f.exp_bits);
+  }
   if (f.kind == Kind::kTable) {
     throw Error("format_name: a code book that is not in the registry");
   }
@@ -248,6 +271,7 @@ std::string inf_codes_text(const Format& f) {
 
 std::string nan_codes_text(const Format& f) {
   if (!has_nan(f)) return "none";
+  if (is_posit(f)) return hex_code(f, nan_code(f));  // NaR
   switch (f.specials) {
     case Specials::kIeee: {
       const std::uint32_t lo = inf_code(f) + 1;
@@ -265,7 +289,7 @@ std::string nan_codes_text(const Format& f) {
 std::string format_json(std::string_view name, const Format& f, std::string_view summary) {
   nlohmann::ordered_json j;
   j["name"] = name;
-  j["kind"] = is_float(f) ? "float" : is_table(f) ? "table" : "int";
+  j["kind"] = is_float(f) ? "float" : is_table(f) ? "table" : is_posit(f) ? "posit" : "int";
   j["bits"] = f.bits;
   j["signed"] = is_signed(f);
   j["summary"] = summary;
@@ -281,6 +305,14 @@ std::string format_json(std::string_view name, const Format& f, std::string_view
     j["has_nan"] = has_nan(f);
     j["has_negative_zero"] = has_negative_zero(f);
     j["inf_codes"] = inf_codes_text(f);
+    j["nan_codes"] = nan_codes_text(f);
+  } else if (is_posit(f)) {
+    j["exponent_bits"] = f.exp_bits;      // es
+    j["max_finite"] = max_finite(f);      // maxpos
+    j["min_positive"] = min_positive(f);  // minpos
+    j["has_inf"] = false;
+    j["has_nan"] = true;  // NaR
+    j["has_negative_zero"] = false;
     j["nan_codes"] = nan_codes_text(f);
   } else if (is_table(f)) {
     j["min"] = table_min(f);

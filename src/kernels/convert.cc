@@ -2,7 +2,8 @@
 // parameters from a Format, splits arrays across threads (and at multiples of
 // 2^32 elements, where the stochastic key changes), and calls the best Highway
 // target of convert-inl.h; formats the vector path does not cover go through a
-// scalar loop over the reference (lowp::encode / lowp::decode_f32).
+// scalar loop over the reference (lowp::encode / lowp::decode_f32), but posits
+// of at most 16 bits, which decode through a table of every code.
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/convert.cc"
@@ -19,7 +20,10 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <hwy/targets.h>
@@ -344,11 +348,41 @@ void encode_any(const Format& f, std::span<const InT> in, const Widen& widen,
 // stores skip reading each line first.
 constexpr std::size_t kDecodeStreamBytes = std::size_t{32} << 20;
 
+// The fp32 value of every code of a posit of at most 16 bits (decode_f32 of
+// each code: the reference's own answers), built on first use per format. A
+// lookup in a 256- or 65536-entry table beats decoding the regime.
+const std::vector<float>& posit_decode_table(const Format& f) {
+  static std::mutex mu;
+  static std::map<std::pair<int, int>, std::vector<float>> tables;  // (bits, es)
+  const std::lock_guard<std::mutex> lock(mu);
+  std::vector<float>& t = tables[{f.bits, f.exp_bits}];
+  if (t.empty()) {
+    t.resize(std::size_t{1} << f.bits);
+    for (std::uint32_t c = 0; c < t.size(); ++c) t[c] = decode_f32(f, c);
+  }
+  return t;
+}
+
 // decode_to_f32 / decode_to_bf16, as encode_any.
 template <typename OutT, typename VectorRun>
 void decode_any(const Format& f, const void* codes, std::span<OutT> out,
                 const VectorRun& vector_run, unsigned threads) {
   const int width = code_bytes(f);
+  if constexpr (std::is_same_v<OutT, float>) {
+    if (is_posit(f) && f.bits <= 16) {
+      const float* table = posit_decode_table(f).data();
+      parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
+        if (width == 1) {
+          const auto* c = static_cast<const std::uint8_t*>(codes);
+          for (std::size_t i = b; i < e; ++i) out[i] = table[c[i]];
+        } else {
+          const auto* c = static_cast<const std::uint16_t*>(codes);
+          for (std::size_t i = b; i < e; ++i) out[i] = table[c[i] & code_mask(f)];
+        }
+      });
+      return;
+    }
+  }
   if (!vectorized(f)) {
     parallel_for(out.size(), threads, [&](std::size_t b, std::size_t e) {
       OutT* to = out.data() + b;

@@ -98,7 +98,7 @@ ResolvedFormat resolve_format_rtn(const QuantizeRequest& req) {
     throw Error("code book " + quoted(req.format) + " needs a scale; use a scaled format such as " +
                 req.format + ":group64 or " + req.format + ":channel");
   }
-  if (!is_float(r.scalar)) {
+  if (!is_float(r.scalar) && !is_posit(r.scalar)) {
     throw Error("integer format " + quoted(req.format) +
                 " needs a scale; use a block format such as mxint8 or mx:int4:32");
   }
@@ -310,7 +310,8 @@ std::map<std::string, std::string> assign_budget(const io::ModelReader& in,
     QuantizeRequest one = req;
     one.format = name;
     formats.push_back(detail::resolve_format(one));
-    if (!formats.back().is_block && !formats.back().matrix && !is_float(formats.back().scalar)) {
+    if (!formats.back().is_block && !formats.back().matrix && !is_float(formats.back().scalar) &&
+        !is_posit(formats.back().scalar)) {
       throw Error("--budget: " + quoted(name) + " is not a format to store weights in");
     }
   }

@@ -175,6 +175,7 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
   const bool packed_matrix = f.matrix && !req.fake;
   const std::string scalar_dtype = f.is_block || f.matrix ? "" : stored_dtype(f.scalar);
   if (!req.fake && !f.is_block && !f.matrix && scalar_dtype.empty()) {
+    if (is_posit(f.scalar)) throw Error("safetensors has no dtype for " + f.name + "; add --fake");
     throw Error("safetensors has no dtype for " + f.name +
                 "; use a block format (e.g. mx:" + f.name + ":32) or add --fake");
   }

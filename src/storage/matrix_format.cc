@@ -11,7 +11,9 @@
 namespace lowp {
 namespace {
 
+// fp32, bf16, fp16 and the posits are plain casts (no scale).
 bool is_plain(const Format& f) {
+  if (f.kind == Kind::kPosit) return true;
   return f.kind == Kind::kFloat && f.specials == Specials::kIeee &&
          ((f.bits == 32 && f.exp_bits == 8) || (f.bits == 16 && f.exp_bits == 8) ||
           (f.bits == 16 && f.exp_bits == 5 && f.bias == 15));
@@ -27,6 +29,11 @@ Format scaled_element_of(std::string_view name, std::string_view element) {
   Format f = parse_format(element);
   if (f.kind == Kind::kFloat && f.specials == Specials::kE8m0)
     fail(name, "e8m0 cannot hold values");
+  if (f.kind == Kind::kPosit) {
+    // A scale s = amax / maxpos would put the values where a posit has the
+    // fewest fraction bits (its precision tapers away from 1).
+    fail(name, "a posit is a plain cast without a scale (posit8, posit16, posit8_es1, ...)");
+  }
   if (f.kind == Kind::kInt && f.int_range == IntRange::kFull) f.int_range = IntRange::kSymmetric;
   return f;
 }
@@ -86,6 +93,10 @@ MatrixFormat parse_spelling(std::string_view name) {
   const std::size_t colon = name.find(':');
   if (colon == std::string_view::npos) {
     const Format f = parse_format(name);
+    if (f.kind == Kind::kPosit && f.bits > 16) {
+      // (The plain path stores 32-bit codes as fp32 bits.)
+      fail(name, "32-bit posits are not a matrix storage format; use posit16 or posit8");
+    }
     if (is_plain(f)) {
       w.scheme = MatrixScheme::kPlain;
       w.element = f;

@@ -209,6 +209,7 @@ std::shared_ptr<const PackedMatrix::Kernel> PackedMatrix::make_kernel(const Pack
   const MatrixFormat& f = m.format_;
   p.segment_shift = kRowSegment;
   if (f.scheme == MatrixScheme::kPlain) {
+    if (is_posit(f.element)) return nullptr;  // no GEMV decode for posits: rows are dequantized
     p.decode = f.element.bits == 32      ? WeightDecode::kF32
                : f.element.exp_bits == 8 ? WeightDecode::kBf16
                                          : WeightDecode::kF16;

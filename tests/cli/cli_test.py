@@ -623,6 +623,100 @@ class Quantize(Base):
         self.assert_fails(["quantize", model, "-o", self.path("pp.gguf"), "-f", "mxfp4"], "keeps its weights in its graph", self.path("pp.gguf"))
 
 
+# An independent posit decoder (Posit Standard 2022 §3.2): two's complement,
+# regime run, es exponent bits, fraction; missing bits read as 0.
+def posit_value(code, n, es):
+    if code == 0:
+        return 0.0
+    if code == 1 << (n - 1):
+        return math.nan
+    sign = 1.0
+    if code >> (n - 1):
+        sign, code = -1.0, (1 << n) - code
+    bits = format(code, f"0{n}b")[1:]
+    run = len(bits) - len(bits.lstrip(bits[0]))
+    k = run - 1 if bits[0] == "1" else -run
+    rest = bits[run + 1:]
+    e = int((rest[:es] + "0" * es)[:es], 2) if es else 0
+    frac = rest[es:]
+    f = int(frac, 2) / 2 ** len(frac) if frac else 0.0
+    return sign * 2.0 ** (k * 2 ** es + e) * (1 + f)
+
+
+class Posits(Base):
+    def test_formats_rows(self):
+        table = {f["name"]: f for f in json.loads(run("formats", "--json").stdout)}
+        for name, n, es in (("posit8", 8, 2), ("posit16", 16, 2), ("posit32", 32, 2), ("posit8_es0", 8, 0),
+                            ("posit16_es1", 16, 1), ("posit32_es1", 32, 1)):
+            f = table[name]
+            self.assertEqual((f["kind"], f["bits"], f["exponent_bits"]), ("posit", n, es), name)
+            self.assertEqual(f["max_finite"], 2.0 ** ((n - 2) * 2 ** es), name)
+            self.assertEqual(f["min_positive"], 2.0 ** -((n - 2) * 2 ** es), name)
+            self.assertEqual(f["nan_codes"], "0x" + format(1 << (n - 1), f"0{n // 4}X"), name)
+        row = next(l for l in run("formats").stdout.splitlines() if l.startswith("posit8 "))
+        self.assertIn("2^24", row)
+        self.assertIn("2^-24", row)
+
+    def test_every_code_decodes_and_round_trips(self):
+        for name, n, es, descr in (("posit8", 8, 2, "|u1"), ("posit8_es0", 8, 0, "|u1"), ("posit16", 16, 2, "<u2"),
+                                   ("posit16_es1", 16, 1, "<u2")):
+            codes = list(range(1 << n))
+            payload = bytes(codes) if n == 8 else struct.pack(f"<{len(codes)}H", *codes)
+            write_npy(self.path("c.npy"), descr, (len(codes),), payload)
+            r = run("decode", "-f", name, "--dtype", "float64", self.path("c.npy"), self.path("v.npy"))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            values = struct.unpack(f"<{len(codes)}d", read_npy(self.path("v.npy"))[2])
+            for c, v in zip(codes, values):
+                want = posit_value(c, n, es)
+                self.assertTrue(math.isnan(v) if math.isnan(want) else v == want, (name, hex(c), v, want))
+            r = run("encode", "-f", name, self.path("v.npy"), self.path("c2.npy"))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(read_npy(self.path("c2.npy"))[2], payload, name)  # NaR included
+
+    def test_fake_quant(self):
+        x = [1.0, 144179.2, 1e-30, -1e30, math.nan, 0.3, -0.0]
+        write_npy(self.path("x.npy"), "<f4", (len(x),), f32(x))
+        r = run("fake-quant", "--format", "posit8", self.path("x.npy"), self.path("y.npy"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        y = struct.unpack(f"<{len(x)}f", read_npy(self.path("y.npy"))[2])
+        # 144179.2 rounds on the bit string to 2^18; never to 0 or NaR.
+        self.assertEqual(list(y[:4]), [1.0, 2.0 ** 18, 2.0 ** -24, -2.0 ** 24])
+        self.assertTrue(math.isnan(y[4]))
+        self.assertEqual(y[5], 0.3125)  # 0.3: posit8 0x32 (0.3125)
+        self.assertEqual(math.copysign(1, y[6]), 1.0)  # one zero
+
+    def test_quantize_and_refusals(self):
+        sample_model(self.path("m.npz"))
+        m = self.path("m.npz")
+        out = self.path("p.safetensors")
+        r = run("quantize", m, "-o", out, "-f", "posit16", "--fake", "--report", self.path("r.json"), "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = {t["name"]: t for t in json.load(open(self.path("r.json")))["tensors"]}
+        self.assertTrue(rows["w1"]["quantized"])
+        self.assertGreater(rows["w1"]["sqnr_db"], 60)  # posit16 holds ~12 fraction bits near 1
+        self.assert_fails(["quantize", m, "-o", self.path("o.safetensors"), "-f", "posit8"], "add --fake",
+                          self.path("o.safetensors"))
+        self.assert_fails(["quantize", m, "-o", self.path("o.safetensors"), "-f", "posit8:channel", "--fake"],
+                          "plain cast", self.path("o.safetensors"))
+        self.assert_fails(["report", "--formats", "posit32"], "32-bit posits")
+        write_npy(self.path("x.npy"), "<f4", (32,), f32([1.0] * 32))
+        self.assert_fails(["fake-quant", "-f", "mx:posit8:32", self.path("x.npy"), self.path("y.npy")],
+                          "is a posit", self.path("y.npy"))
+
+    def test_bench_json(self):
+        r = run("bench", "posit", "--sizes", "64,70", "--reps", "1", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertGreater(out["ceiling_gb_per_s"], 0)
+        paths = [row["path"] for row in out["rows"] if row["n"] == 70]
+        self.assertEqual(len(paths), 7)
+        for row in out["rows"]:
+            self.assertGreater(row["gb_per_s"], 0)
+            if row["path"] == "fp32":
+                self.assertEqual(row["speedup_vs_fp32"], 1.0)
+        self.assert_fails(["bench", "posit", "--sizes", "0"], "--sizes")
+
+
 class Bench(Base):
     def test_storage(self):
         # The embedded model's 23 matrices hold 1,064,960 values: MXFP4 stores
@@ -751,6 +845,15 @@ class Report(Base):
         root = ET.parse(svg).getroot()
         circles = root.findall(".//{http://www.w3.org/2000/svg}circle")
         self.assertEqual(len(circles), 5)
+
+    def test_posit_rows(self):
+        # Posits are plain casts (no scale): 16 and 8 bits per weight.
+        out = json.loads(self.report("--formats", "fp32,posit16,posit8", "--json", "--no-svg").stdout)
+        rows = {row["format"]: row for row in out["rows"]}
+        self.assertEqual(rows["posit16"]["bits_per_weight"], 16.0)
+        self.assertEqual(rows["posit8"]["bits_per_weight"], 8.0)
+        self.assertLess(abs(rows["posit16"]["delta_percent"]), 0.5)
+        self.assertGreater(rows["posit8"]["delta_bits_per_byte"], rows["posit16"]["delta_bits_per_byte"])
 
     def test_table_and_determinism(self):
         a = self.report("--formats", "mxfp6_e3m2,nvfp4", "--no-svg").stdout

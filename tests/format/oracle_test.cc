@@ -52,13 +52,17 @@ lowp::EncodeOptions to_lowp(Mode m) {
   return {};
 }
 
-// The formats of <= 16 bits in the registry, but the code books (the oracle
-// derives sign, exponent and mantissa layouts; code_table_test.cc checks
-// nf4, nf3 and dint4 against their own tables).
+// The formats of <= 16 bits in the registry, but the code books and posits
+// (the oracle derives sign, exponent and mantissa layouts; code_table_test.cc
+// checks nf4, nf3 and dint4 against their own tables, posit_test.cc the posits
+// against tests/oracle/posit_oracle.h).
 std::vector<lowp::NamedFormat> registered_small() {
   std::vector<lowp::NamedFormat> out;
   for (const lowp::NamedFormat& nf : lowp::registry()) {
-    if (nf.format.bits <= 16 && nf.format.kind != lowp::Kind::kTable) out.push_back(nf);
+    if (nf.format.bits <= 16 && nf.format.kind != lowp::Kind::kTable &&
+        nf.format.kind != lowp::Kind::kPosit) {
+      out.push_back(nf);
+    }
   }
   return out;
 }

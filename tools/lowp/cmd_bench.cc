@@ -271,6 +271,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
   add_bench_gemv_command(*cmd);
   add_bench_llama_command(*cmd);
+  add_bench_posit_command(*cmd);
   add_bench_file_command(*cmd);
   add_bench_storage_command(*cmd);
   cmd->require_subcommand(0, 1);

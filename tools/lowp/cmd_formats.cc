@@ -46,6 +46,12 @@ Row row_of(const NamedFormat& nf) {
     r.max = value_text(max_finite(f));
     r.min_normal = value_text(min_normal(f));
     r.min_subnormal = has_subnormals(f) ? value_text(min_positive(f)) : "none";
+  } else if (is_posit(f)) {  // exp = es; max finite = maxpos, min normal = minpos
+    r.exp_bits = std::to_string(f.exp_bits);
+    r.man_bits = r.bias = "-";
+    r.max = value_text(max_finite(f));
+    r.min_normal = value_text(min_positive(f));
+    r.min_subnormal = "none";
   } else if (is_table(f)) {  // a code book: its largest and smallest value
     r.exp_bits = r.man_bits = r.bias = "-";
     r.max = value_text(table_max(f));
@@ -88,8 +94,9 @@ void print_text(const std::vector<Row>& rows, const std::vector<BlockRow>& block
     fmt::print("{:<13} {:<22} {:>5} {:<19} {:>9}\n", b.name, b.element, b.block, b.scale, b.bits);
   }
   fmt::print(
-      "\nIntegers and code books show their minimum under 'min normal'. Any minifloat can also be "
-      "named as "
+      "\nIntegers and code books show their minimum under 'min normal'; posits show es under "
+      "'exp', "
+      "maxpos and minpos as max finite and min normal. Any minifloat can also be named as "
       "eXmY[bB][fn|fnuz|fin], and any MX format as mx:<element>:<k> (see docs/formats.md).\n");
 }
 

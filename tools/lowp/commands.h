@@ -20,6 +20,8 @@ void add_generate_command(CLI::App& app);
 void add_numeracy_command(CLI::App& app);
 // `lowp bench gemv`, a subcommand of bench (cmd_bench_gemv.cc).
 void add_bench_gemv_command(CLI::App& bench);
+// `lowp bench posit` (cmd_bench_posit.cc).
+void add_bench_posit_command(CLI::App& bench);
 // `lowp bench llama` (cmd_bench_llama.cc).
 void add_bench_llama_command(CLI::App& bench);
 // `lowp bench file` (cmd_bench_file.cc).

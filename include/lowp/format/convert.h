@@ -45,6 +45,19 @@
 //    2^32. Code books always saturate: values beyond the ends and ±Inf give the
 //    smallest or largest value's code. NaN gives the code of +0. A zero result
 //    keeps the input's sign where the table has -0 (dint4's code 8).
+//  * Posits (Posit Standard 2022 §4.1, §6.5): rounding is on the bit string.
+//    |x| is written as its infinitely long posit string (regime, es exponent
+//    bits, fraction) and cut after n bits; nearest-even rounds up iff the
+//    dropped bits are above one half of the last kept bit, or exactly one half
+//    and the kept string is odd. Equivalently x is compared with the (n+1)-bit
+//    posit between its two n-bit neighbours, which in the regime-only region
+//    is their geometric mean, not their arithmetic mean. Nearest-away rounds
+//    up at one half, toward zero truncates the string, stochastic rounds up
+//    with probability equal to the dropped fraction of the last kept bit.
+//    Posits never round a nonzero value to 0 and never overflow to NaR: 0 <
+//    |x| < minpos gives ±minpos and |x| > maxpos gives ±maxpos, in every mode
+//    (`saturate` changes nothing). ±0 gives 0 (posits have one zero), NaN and
+//    ±Inf give NaR.
 #pragma once
 
 #include <bit>
@@ -307,6 +320,99 @@ constexpr std::uint32_t encode_table(const Format& f, double x, Rounding mode,
   return code_of(q);
 }
 
+// A posit (Posit Standard 2022 §4.1): the magnitude's bit string is built
+// left-aligned in 64 bits and rounded at bit n-1 (see the header comment).
+constexpr std::uint32_t encode_posit(const Format& f, const Unpacked& u, Rounding mode,
+                                     std::uint32_t random) {
+  const int n = f.bits;
+  const int es = f.exp_bits;
+  switch (u.cls) {
+    case Unpacked::kNan:
+    case Unpacked::kInf:
+      return posit_nar(f);
+    case Unpacked::kZero:
+      return 0;
+    case Unpacked::kFinite:
+      break;
+  }
+  const std::uint32_t maxpos = code_mask(f) >> 1;
+  std::uint32_t magnitude;
+  const int max_scale = posit_max_scale(f);
+  if (u.exponent >= max_scale) {
+    magnitude = maxpos;  // |x| >= maxpos
+  } else if (u.exponent < -max_scale) {
+    magnitude = 1;  // 0 < |x| < minpos
+  } else {
+    // Step 1: regime k and exponent e of the scale, k * 2^es + e = exponent
+    // with 0 <= e < 2^es (C++20's >> on a negative int is floor division).
+    const int k = u.exponent >> es;
+    const auto e = static_cast<std::uint64_t>(u.exponent - k * (1 << es));
+    // Step 2: the string after the sign bit, left-aligned: the regime (k + 1
+    // ones and a zero, or -k zeros and a one; -(n-2) <= k <= n-3 here, so it is
+    // at most n - 1 bits), e in es bits, then the fraction. free = bits left.
+    const int regime_len = k >= 0 ? k + 2 : -k + 1;
+    const std::uint64_t regime = k >= 0 ? ((std::uint64_t{1} << (k + 1)) - 1) << 1 : 1;
+    std::uint64_t s = regime << (64 - regime_len);
+    int free = 64 - regime_len;
+    if (es > 0) {
+      s |= e << (free - es);
+      free -= es;
+    }
+    const std::uint64_t fraction = u.significand << 1;  // the bits after the leading 1
+    s |= fraction >> (64 - free);
+    const bool sticky = (fraction << free) != 0;  // fraction bits past the 64
+    // Step 3: keep n - 1 bits; the rest is a 0.64 fixed-point fraction of the
+    // last kept bit (the sticky bits only ever matter as "more than zero").
+    const std::uint64_t kept = s >> (65 - n);
+    const std::uint64_t dropped = (s << (n - 1)) | (sticky ? 1 : 0);
+    constexpr std::uint64_t kHalf = std::uint64_t{1} << 63;
+    bool up = false;
+    switch (mode) {
+      case Rounding::kNearestEven:
+        up = dropped > kHalf || (dropped == kHalf && (kept & 1) != 0);
+        break;
+      case Rounding::kNearestAway:
+        up = dropped >= kHalf;
+        break;
+      case Rounding::kTowardZero:
+        break;
+      case Rounding::kStochastic:
+        up = (((dropped >> 32) + random) >> 32) != 0;
+        break;
+    }
+    // minpos <= |x| < maxpos: kept is at least 1 and below maxpos (the regime
+    // of a value below maxpos ends inside the n - 1 bits), so no carry leaves
+    // the range.
+    magnitude = static_cast<std::uint32_t>(kept + (up ? 1 : 0));
+  }
+  return u.negative ? (0u - magnitude) & code_mask(f) : magnitude;
+}
+
+// The exact value of a posit code that is neither 0 nor NaR (Posit Standard
+// 2022 §3.2): |value| = 2^(k * 2^es + e) * (1 + f). Posits of at most 32 bits
+// have at most 29 fraction bits, so the value is exact in double.
+constexpr double decode_posit(const Format& f, std::uint32_t code) {
+  const int n = f.bits;
+  const bool negative = (code >> (n - 1)) != 0;
+  const std::uint32_t magnitude = negative ? (0u - code) & code_mask(f) : code;
+  // The n - 1 bits after the sign, left-aligned in 64 (zeros past the end).
+  const std::uint64_t s = std::uint64_t{magnitude} << (65 - n);
+  const bool ones = (s >> 63) != 0;
+  const int run = ones ? std::countl_one(s) : std::countl_zero(s);  // <= n - 1
+  const int k = ones ? run - 1 : -run;
+  std::uint64_t rest = s << run << 1;  // past the regime's terminating bit
+  int e = 0;
+  if (f.exp_bits > 0) {
+    e = static_cast<int>(rest >> (64 - f.exp_bits));
+    rest <<= f.exp_bits;
+  }
+  // 1.f as a 64-bit integer with the point after bit 63 (its low bit, f's 64th
+  // bit, is always 0: f has at most 29 bits).
+  const std::uint64_t significand = (std::uint64_t{1} << 63) | (rest >> 1);
+  const double v = static_cast<double>(significand) * exp2i(k * (1 << f.exp_bits) + e - 63);
+  return negative ? -v : v;
+}
+
 }  // namespace detail
 
 // Encode x into format f. `random` is used only by Rounding::kStochastic; pass
@@ -315,6 +421,7 @@ constexpr std::uint32_t encode(const Format& f, double x, EncodeOptions opt = {}
                                std::uint32_t random = 0) {
   if (f.kind == Kind::kTable) return detail::encode_table(f, x, opt.rounding, random);
   const detail::Unpacked u = detail::unpack(x);
+  if (f.kind == Kind::kPosit) return detail::encode_posit(f, u, opt.rounding, random);
   if (f.kind == Kind::kInt) return detail::encode_int(f, u, opt.rounding, random);
   if (f.specials == Specials::kE8m0) return detail::encode_e8m0(f, u, opt, random);
   return detail::encode_float(f, u, opt, random);
@@ -331,9 +438,15 @@ constexpr std::uint32_t encode_at(const Format& f, double x, const EncodeOptions
 }
 
 // The exact value of a code (only its low f.bits bits are read). NaN codes give a
-// quiet NaN (with the code's sign where the format's NaN is signed).
+// quiet NaN (with the code's sign where the format's NaN is signed); a posit's
+// NaR gives a positive quiet NaN.
 constexpr double decode(const Format& f, std::uint32_t code) {
   code &= code_mask(f);
+  if (f.kind == Kind::kPosit) {
+    if (code == 0) return 0.0;
+    if (code == posit_nar(f)) return std::numeric_limits<double>::quiet_NaN();
+    return detail::decode_posit(f, code);
+  }
   if (f.kind == Kind::kTable) {
     const std::span<const double> v = table_values(f);
     return code < v.size() ? v[code] : std::numeric_limits<double>::quiet_NaN();
@@ -357,8 +470,10 @@ constexpr double decode(const Format& f, std::uint32_t code) {
   return negative ? -v : v;
 }
 
-// Every code of a registered or parsed format decodes exactly into a float (the
-// parser rejects formats whose range fp32 cannot hold).
+// Every code of a registered or parsed format of at most 16 bits decodes
+// exactly into a float (the parser rejects formats whose range fp32 cannot
+// hold). posit32 values need up to 28 significant bits: they are rounded to
+// the nearest fp32, ties to even (their range, 2^-120 .. 2^120, fits fp32's).
 constexpr float decode_f32(const Format& f, std::uint32_t code) {
   return static_cast<float>(decode(f, code));
 }

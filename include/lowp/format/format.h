@@ -2,8 +2,9 @@
 //
 // Every scalar format lowp knows (the OCP FP8 formats, the MX element formats,
 // fp16/bf16/fp32, E8M0, narrow integers, any user-spelled minifloat eXmY, and
-// the code books nf4, nf3, dint4) is one `Format` value: a handful of bit counts
-// and a special-value policy, or the name of a code book's table.
+// the code books nf4, nf3, dint4, and the posits posit<n, es>) is one `Format`
+// value: a handful of bit counts and a special-value policy, or the name of a
+// code book's table.
 // Everything else (limits, special encodings, the value of each code) is derived
 // from those fields by the constexpr functions below, so no fact is written twice.
 //
@@ -11,7 +12,14 @@
 // (absent for E8M0), `exp_bits` exponent bits and `man_bits` mantissa bits, in the
 // low `bits` bits of a uint32_t. An integer code is the two's complement (or
 // unsigned) value in the low `bits` bits. A code-book (table) code is an index
-// into a fixed list of 2^bits values (lowp/format/code_table.h).
+// into a fixed list of 2^bits values (lowp/format/code_table.h). A posit code
+// (Kind::kPosit, Posit Standard 2022 §3) is an n-bit two's-complement string:
+// 0 is zero, 100..0 is NaR (not a real), a negative value's code is the two's
+// complement of its magnitude's; a positive code holds, after the sign bit 0,
+// the regime (a run of m equal bits ended by the opposite bit or the end of the
+// code: k = m - 1 for a run of ones, k = -m for zeros), then `exp_bits` (= es)
+// exponent bits e and the fraction f, either cut short where the code ends
+// (missing bits are 0); value = 2^(k * 2^es + e) * (1 + f).
 #pragma once
 
 #include <bit>
@@ -23,7 +31,7 @@
 
 namespace lowp {
 
-enum class Kind : std::uint8_t { kFloat, kInt, kTable };
+enum class Kind : std::uint8_t { kFloat, kInt, kTable, kPosit };
 
 // How a float format spends its top codes. The names follow the conventions of
 // the OCP FP8 spec and ml_dtypes.
@@ -54,7 +62,7 @@ enum class IntRange : std::uint8_t {
 struct Format {
   Kind kind = Kind::kFloat;
   int bits = 0;      // total bits of a code
-  int exp_bits = 0;  // floats only
+  int exp_bits = 0;  // floats; posits: es, the exponent field's width
   int man_bits = 0;  // floats only (explicit mantissa bits)
   int bias = 0;      // floats only
   Specials specials = Specials::kIeee;
@@ -79,6 +87,12 @@ constexpr Format int_format(int bits, IntRange range) {
 constexpr Format table_format(CodeTable table) {
   return Format{Kind::kTable,    code_table_bits(table), 0,    0, 0,
                 Specials::kIeee, IntRange::kFull,        table};
+}
+
+// A posit of `bits` bits (n) with `es` exponent bits (Posit Standard 2022 §3;
+// the standard fixes es = 2, the 2017 draft used es = 0, 1, 2 for n = 8, 16, 32).
+constexpr Format posit_format(int bits, int es) {
+  return Format{Kind::kPosit, bits, es, 0, 0, Specials::kIeee, IntRange::kFull};
 }
 
 // ---- the named formats ----
@@ -119,12 +133,28 @@ inline constexpr Format kUint2 = int_format(2, IntRange::kUnsigned);
 inline constexpr Format kNf4 = table_format(CodeTable::kNf4);
 inline constexpr Format kNf3 = table_format(CodeTable::kNf3);
 inline constexpr Format kDint4 = table_format(CodeTable::kDint4);
+// Posits: posit8, posit16, posit32 are the 2022 standard's (es = 2).
+inline constexpr Format kPosit8 = posit_format(8, 2);
+inline constexpr Format kPosit16 = posit_format(16, 2);
+inline constexpr Format kPosit32 = posit_format(32, 2);
+inline constexpr Format kPosit8Es0 = posit_format(8, 0);
+inline constexpr Format kPosit8Es1 = posit_format(8, 1);
+inline constexpr Format kPosit16Es0 = posit_format(16, 0);
+inline constexpr Format kPosit16Es1 = posit_format(16, 1);
+inline constexpr Format kPosit32Es0 = posit_format(32, 0);
+inline constexpr Format kPosit32Es1 = posit_format(32, 1);
 static_assert(kNf4.bits == 4 && kNf3.bits == 3 && kDint4.bits == 4);
 
 // ---- derived properties (all constexpr, all from the fields above) ----
 
 constexpr bool is_float(const Format& f) { return f.kind == Kind::kFloat; }
 constexpr bool is_table(const Format& f) { return f.kind == Kind::kTable; }
+constexpr bool is_posit(const Format& f) { return f.kind == Kind::kPosit; }
+// A posit's NaR code 100..0 (two's complement's most negative number).
+constexpr std::uint32_t posit_nar(const Format& f) { return std::uint32_t{1} << (f.bits - 1); }
+// A posit's largest and smallest positive value, maxpos = 2^((n - 2) * 2^es) and
+// minpos = 1 / maxpos (codes 011..1 and 00..01).
+constexpr int posit_max_scale(const Format& f) { return (f.bits - 2) << f.exp_bits; }
 // The values of a code book's codes, in code order (empty for other kinds).
 constexpr std::span<const double> table_values(const Format& f) {
   return is_table(f) ? code_table_values(f.table) : std::span<const double>();
@@ -142,6 +172,7 @@ constexpr double table_max(const Format& f) {
 }
 constexpr bool is_signed(const Format& f) {
   if (is_table(f)) return table_min(f) < 0.0;
+  if (is_posit(f)) return true;
   return is_float(f) ? f.specials != Specials::kE8m0 : f.int_range != IntRange::kUnsigned;
 }
 constexpr std::uint32_t code_mask(const Format& f) {
@@ -154,7 +185,10 @@ constexpr std::uint32_t sign_mask(const Format& f) {
 // Mask of the magnitude bits (exponent and mantissa) of a float code.
 constexpr std::uint32_t magnitude_mask(const Format& f) { return code_mask(f) & ~sign_mask(f); }
 constexpr bool has_inf(const Format& f) { return is_float(f) && f.specials == Specials::kIeee; }
-constexpr bool has_nan(const Format& f) { return is_float(f) && f.specials != Specials::kFinite; }
+// (A posit's NaR counts as its NaN.)
+constexpr bool has_nan(const Format& f) {
+  return is_posit(f) || (is_float(f) && f.specials != Specials::kFinite);
+}
 constexpr bool has_negative_zero(const Format& f) {
   if (is_table(f)) {
     for (double v : table_values(f)) {
@@ -172,7 +206,9 @@ constexpr bool has_subnormals(const Format& f) {
 // subnormals' scale): 1 - bias, or -bias for E8M0 whose code 0 is 2^-127.
 constexpr int emin(const Format& f) { return f.specials == Specials::kE8m0 ? -f.bias : 1 - f.bias; }
 // The largest finite magnitude code (sign bit clear).
+// (A posit's: maxpos, 011..1.)
 constexpr std::uint32_t max_magnitude_code(const Format& f) {
+  if (is_posit(f)) return code_mask(f) >> 1;
   const std::uint32_t all = magnitude_mask(f);
   switch (f.specials) {
     case Specials::kIeee:
@@ -188,6 +224,7 @@ constexpr std::uint32_t max_magnitude_code(const Format& f) {
 }
 // Canonical NaN code, or 0 where the format has none (check has_nan first).
 constexpr std::uint32_t nan_code(const Format& f) {
+  if (is_posit(f)) return posit_nar(f);
   if (!has_nan(f)) return 0;
   switch (f.specials) {
     case Specials::kIeee:  // quiet NaN: all-ones exponent, mantissa MSB set
@@ -211,6 +248,7 @@ constexpr std::uint32_t inf_code(const Format& f) {
 constexpr bool is_nan_code(const Format& f, std::uint32_t code) {
   if (!has_nan(f)) return false;
   code &= code_mask(f);
+  if (is_posit(f)) return code == posit_nar(f);
   switch (f.specials) {
     case Specials::kIeee:
       return (code & magnitude_mask(f)) > inf_code(f);
@@ -268,8 +306,10 @@ constexpr double magnitude_value(const Format& f, std::uint32_t mag) {
          exp2i(static_cast<int>(exp_field) - f.bias - f.man_bits);
 }
 
-// The largest magnitude of a value (a code book's largest |value|).
+// The largest magnitude of a value (a code book's largest |value|, a posit's
+// maxpos).
 constexpr double max_finite(const Format& f) {
+  if (is_posit(f)) return exp2i(posit_max_scale(f));
   if (is_table(f)) return table_max(f) > -table_min(f) ? table_max(f) : -table_min(f);
   return is_float(f) ? magnitude_value(f, max_magnitude_code(f)) : static_cast<double>(int_max(f));
 }
@@ -289,20 +329,24 @@ constexpr double table_min_positive(const Format& f) {
   return m;
 }
 // Smallest positive normal value (floats), 1 for integers, a code book's
-// smallest positive value.
+// smallest positive value, a posit's minpos.
 constexpr double min_normal(const Format& f) {
+  if (is_posit(f)) return exp2i(-posit_max_scale(f));
   if (is_table(f)) return table_min_positive(f);
   if (!is_float(f)) return 1.0;
   return exp2i(emin(f));
 }
 // Smallest positive value (the smallest subnormal where there are any).
 constexpr double min_positive(const Format& f) {
+  if (is_posit(f)) return exp2i(-posit_max_scale(f));
   if (is_table(f)) return table_min_positive(f);
   if (!is_float(f)) return 1.0;
   return has_subnormals(f) ? exp2i(emin(f) - f.man_bits) : exp2i(emin(f));
 }
-// Exponent of the largest finite binade (emax of the OCP/MX specs).
+// Exponent of the largest finite binade (emax of the OCP/MX specs; a posit's
+// maxpos exponent).
 constexpr int emax(const Format& f) {
+  if (is_posit(f)) return posit_max_scale(f);
   if (!is_float(f)) return 0;
   const std::uint32_t mag = max_magnitude_code(f);
   if (f.specials == Specials::kE8m0) return static_cast<int>(mag) - f.bias;

@@ -46,12 +46,14 @@ std::string inf_codes_text(const Format& f);
 std::string nan_codes_text(const Format& f);
 
 // The properties of a scalar format as one JSON object (compact text, keys in
-// this order): name, kind ("float", "int" or "table"), bits, signed, summary; floats
+// this order): name, kind ("float", "int", "table" or "posit"), bits, signed, summary; floats
 // add exponent_bits, mantissa_bits, bias, emax, max_finite, min_normal,
 // min_subnormal (null without subnormals), has_inf, has_nan,
 // has_negative_zero, inf_codes, nan_codes; integers add min and max; code
 // books add min, max, max_finite, has_negative_zero and values (the value of
-// each code, in code order). The one
+// each code, in code order); posits add exponent_bits (es), max_finite
+// (maxpos), min_positive (minpos), has_inf, has_nan, has_negative_zero and
+// nan_codes (NaR). The one
 // serializer of `lowp formats --json` and lowp.formats() / format_info().
 std::string format_json(std::string_view name, const Format& f, std::string_view summary);
 

@@ -7,6 +7,9 @@
 //
 // Spellings (parse_matrix_format):
 //   fp32, bf16, fp16         plain casts (round to nearest even), no scale
+//   posit8, posit16, ...     the posits of at most 16 bits (docs/posits.md):
+//                            plain casts too (a scaled posit, posit8:channel,
+//                            and posit32 are errors)
 //   <F>  or  <F>:tensor      any other scalar format: one FP32 scale per tensor,
 //                            s = amax / max(F), codes = encode_sat(w / s)
 //   <F>:channel              one FP32 scale per row: s = amax_row / max(F)
