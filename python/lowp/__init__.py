@@ -16,6 +16,8 @@ same results bit for bit) over numpy arrays:
   vector_quantize(w, format, ...)    VQ / GPTVQ with per-group int8 code books
   open_model(path)                   -> Model: tensors of safetensors/GGUF/ONNX/npy/npz files
   quantize_model(input, output, format, ...)   a whole model file, tensor by tensor
+  fone_encode(values, ...), fone_decode(features, ...)   FoNE number embeddings
+  arc_sort(x), radix_sort(x)         sorted copies (digit-count buckets; LSD radix)
 
 Errors are lowp.Error, a subclass of ValueError, with a one-line message.
 Format names: see formats() and docs/formats.md; any minifloat is "eXmY", any
@@ -30,10 +32,13 @@ try:
         Model,
         PackedMatrix,
         PackedTensor,
+        arc_sort,
         decode,
         encode,
         fake_quant,
         fake_quantize_rows,
+        fone_decode,
+        fone_encode,
         format_info,
         formats,
         low_rank_compensation,
@@ -43,6 +48,7 @@ try:
         quantize,
         quantize_matrix,
         quantize_model,
+        radix_sort,
         vector_quantize,
     )
 except ModuleNotFoundError as e:
@@ -59,10 +65,13 @@ __all__ = [
     "Model",
     "PackedMatrix",
     "PackedTensor",
+    "arc_sort",
     "decode",
     "encode",
     "fake_quant",
     "fake_quantize_rows",
+    "fone_decode",
+    "fone_encode",
     "format_info",
     "formats",
     "low_rank_compensation",
@@ -72,6 +81,7 @@ __all__ = [
     "quantize",
     "quantize_matrix",
     "quantize_model",
+    "radix_sort",
     "vector_quantize",
 ]
 

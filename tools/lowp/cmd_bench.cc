@@ -272,6 +272,7 @@ void add_bench_command(CLI::App& app) {
   add_bench_gemv_command(*cmd);
   add_bench_llama_command(*cmd);
   add_bench_file_command(*cmd);
+  add_bench_sort_command(*cmd);
   cmd->require_subcommand(0, 1);
   // `lowp bench gemv` runs its own callback only.
   cmd->callback([o, cmd] {

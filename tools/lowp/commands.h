@@ -23,5 +23,12 @@ void add_bench_gemv_command(CLI::App& bench);
 void add_bench_llama_command(CLI::App& bench);
 // `lowp bench file` (cmd_bench_file.cc).
 void add_bench_file_command(CLI::App& bench);
+// `lowp bench sort` (cmd_bench_sort.cc).
+void add_bench_sort_command(CLI::App& bench);
+// `lowp numeracy` with its `fone` subcommand (cmd_numeracy.cc).
+void add_numeracy_command(CLI::App& app);
+// The `numeracy` verb, created on first use: other files add their
+// subcommands to it.
+CLI::App* numeracy_command(CLI::App& app);
 
 }  // namespace lowp::cli
