@@ -129,7 +129,8 @@ std::vector<T> make_input(const std::string& dist, std::size_t n, std::uint64_t 
 template <typename T>
 void sweep() {
   for (const char* dist : {"bits", "few", "log", "mixed"}) {
-    for (const std::size_t n : {0, 1, 2, 3, 17, 255, 256, 257, 1000, 4096, 100'000}) {
+    for (const int size : {0, 1, 2, 3, 17, 255, 256, 257, 1000, 4096, 100'000}) {
+      const auto n = static_cast<std::size_t>(size);
       expect_sorts_like_std_sort(make_input<T>(dist, n, n * 31 + 7), dist);
     }
   }
