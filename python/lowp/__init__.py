@@ -20,6 +20,8 @@ same results bit for bit) over numpy arrays:
   insert_thousands_separators(text)  the comma trick
   numeracy_tasks(task, n, ...)       numeracy items (prompt, exact answer)
   parse_answer(output), score_answer(output, answer)   the exact scorer
+  fone_encode(values, ...), fone_decode(features, ...)   FoNE number embeddings
+  arc_sort(x), radix_sort(x)         sorted copies (digit-count buckets; LSD radix)
 
 Errors are lowp.Error, a subclass of ValueError, with a one-line message.
 Format names: see formats() and docs/formats.md; any minifloat is "eXmY", any
@@ -34,10 +36,13 @@ try:
         Model,
         PackedMatrix,
         PackedTensor,
+        arc_sort,
         decode,
         encode,
         fake_quant,
         fake_quantize_rows,
+        fone_decode,
+        fone_encode,
         format_info,
         formats,
         insert_thousands_separators,
@@ -50,6 +55,7 @@ try:
         quantize,
         quantize_matrix,
         quantize_model,
+        radix_sort,
         score_answer,
         split_numbers,
         vector_quantize,
@@ -68,10 +74,13 @@ __all__ = [
     "Model",
     "PackedMatrix",
     "PackedTensor",
+    "arc_sort",
     "decode",
     "encode",
     "fake_quant",
     "fake_quantize_rows",
+    "fone_decode",
+    "fone_encode",
     "format_info",
     "formats",
     "insert_thousands_separators",
@@ -84,6 +93,7 @@ __all__ = [
     "quantize",
     "quantize_matrix",
     "quantize_model",
+    "radix_sort",
     "score_answer",
     "split_numbers",
     "vector_quantize",

@@ -81,5 +81,6 @@ void add_formats(py::module_& m);
 void add_convert(py::module_& m);
 void add_packed(py::module_& m);
 void add_model(py::module_& m);
+void add_numeracy(py::module_& m);  // numeracy.cc: FoNE, ARC sort
 
 }  // namespace lowp::python

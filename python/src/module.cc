@@ -29,4 +29,5 @@ PYBIND11_MODULE(_lowp, m) {
   lowp::python::add_matrix(m);
   lowp::python::add_model(m);
   lowp::python::add_numeracy_text(m);
+  lowp::python::add_numeracy(m);
 }

@@ -779,6 +779,43 @@ class Bench(Base):
                            "--dir", self.dir], "failed")
 
 
+class Numeracy(Base):
+    def test_fone_round_trips(self):
+        r = run("numeracy", "fone", "123.45", "7", "--int-digits", "3", "--frac-digits", "2",
+                "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["period_exponents"], [-1, 0, 1, 2, 3])
+        self.assertEqual([v["decoded"] for v in out["values"]], ["123.45", "7.00"])
+        # Pair p: angle 2 pi (12345 mod 10^(p+1)) / 10^(p+1).
+        for p, (c, s) in enumerate(zip(*[iter(out["values"][0]["features"])] * 2)):
+            q = (12345 % 10 ** (p + 1)) / 10 ** (p + 1)
+            self.assertAlmostEqual(c, math.cos(2 * math.pi * q), places=14)
+            self.assertAlmostEqual(s, math.sin(2 * math.pi * q), places=14)
+        r = run("numeracy", "fone", "--fp32", "--sign", "--", "-999999999999")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("-999999999999 -> decoded -999999999999", r.stdout)
+
+    def test_fone_bad_value(self):
+        self.assert_fails(["numeracy", "fone", "12.345", "--frac-digits", "2"],
+                          "fone: value '12.345' has 3 fractional digits, more than frac_digits 2")
+        self.assert_fails(["numeracy", "fone", "1", "abc"], "'abc' is not a decimal number")
+        self.assert_fails(["numeracy", "fone", "--", "-5"], "is negative")
+
+    def test_bench_sort(self):
+        r = run("bench", "sort", "--max-size", "10000", "--reps", "1", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = json.loads(r.stdout)
+        self.assertEqual(len(rows), 2 * 3 * 4)
+        self.assertEqual({row["method"] for row in rows},
+                         {"std::sort", "ARC sort", "lowp radix", "hwy vqsort"})
+        for row in rows:
+            self.assertGreater(row["ns_per_element"], 0)
+            if row["method"] == "std::sort":
+                self.assertEqual(row["vs_std_sort"], 1)
+        self.assert_fails(["bench", "sort", "--dists", "zipf"], "unknown distribution 'zipf'")
+
+
 def safetensors_bytes(tensors, metadata=None):
     """A safetensors image of float32 tensors {name: (shape, values)}."""
     header = {}

@@ -274,6 +274,7 @@ void add_bench_command(CLI::App& app) {
   add_bench_posit_command(*cmd);
   add_bench_file_command(*cmd);
   add_bench_storage_command(*cmd);
+  add_bench_sort_command(*cmd);
   cmd->require_subcommand(0, 1);
   // `lowp bench gemv` runs its own callback only.
   cmd->callback([o, cmd] {

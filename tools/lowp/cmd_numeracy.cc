@@ -448,9 +448,7 @@ void add_task_options(CLI::App* cmd, TaskArgs& a, bool several) {
 }  // namespace
 
 void add_numeracy_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "numeracy", "How models see numbers: digit-group tokenization, numeracy tasks and scoring");
-  cmd->require_subcommand(1);
+  CLI::App* cmd = numeracy_command(app);
 
   auto d = std::make_shared<DigitsArgs>();
   auto* digits = cmd->add_subcommand(

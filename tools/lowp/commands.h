@@ -28,5 +28,12 @@ void add_bench_llama_command(CLI::App& bench);
 void add_bench_file_command(CLI::App& bench);
 // `lowp bench storage` (cmd_bench_storage.cc).
 void add_bench_storage_command(CLI::App& bench);
+// `lowp bench sort` (cmd_bench_sort.cc).
+void add_bench_sort_command(CLI::App& bench);
+// `lowp numeracy fone` (cmd_numeracy_fone.cc).
+void add_numeracy_fone_command(CLI::App& app);
+// The `numeracy` verb, created on first use: each file adds its subcommands
+// to it.
+CLI::App* numeracy_command(CLI::App& app);
 
 }  // namespace lowp::cli

@@ -23,7 +23,10 @@ int main(int argc, char** argv) {
   lowp::cli::add_report_command(app);
   lowp::cli::add_generate_command(app);
   lowp::cli::add_numeracy_command(app);
+  lowp::cli::add_numeracy_fone_command(app);
   lowp::cli::add_bench_command(app);
+  lowp::cli::add_numeracy_command(app);
+  lowp::cli::add_numeracy_fone_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
