@@ -231,12 +231,12 @@ TEST(AnalyzeTensor, MeasuredErrorIsTheScaledQuantizersError) {
 }
 
 TEST(AnalyzeTensor, RecommendationFollowsTheTails) {
-  AnalyzeOptions opt;
+  AnalyzeOptions opt;  // measured only: the recommendation does not read the analytic column
   opt.bits = {4, 8};
+  opt.blocks = false;
   const auto recommend = [&](const char* dist, const char* outliers, int bits) {
     DistributionSpec d = parse_distribution(dist);
     if (outliers != nullptr) parse_outliers(outliers, d);
-    opt.distribution = &d;
     const std::vector<float> x = sample_distribution(d, 200000, 1);
     const TensorAnalysis t = analyze_tensor(dist, x, 1, x.size(), opt);
     for (const auto& [b, idx] : t.recommendation) {
