@@ -1725,7 +1725,8 @@ class Analyze(Base):
             self.assertGreater(f["sqnr_db"], 0, f)
             self.assertIsNone(f["analytic_sqnr_db"])  # no distribution
         self.assertEqual([r["bits"] for r in t["recommendation"]], [4, 6, 8])
-        text = open(svg).read()
+        with open(svg) as f:
+            text = f.read()
         self.assertTrue(text.startswith("<svg"), text[:40])
         self.assertIn("polyline", text)
         self.assertTrue(text.rstrip().endswith("</svg>"))
@@ -1747,6 +1748,7 @@ class Analyze(Base):
             self.assert_fails(["analyze", "--dist", "gaussian", "--bits", bits], "--bits")
         self.assert_fails(["analyze", self.path("nope.safetensors")], "nope.safetensors")
         self.assert_fails(["analyze", model, "--tensor", "no.such.tensor"], "no tensor named 'no.such.tensor'")
+        self.assert_fails(["analyze", model, "--min-elements", "1000000000"], "no tensor of real numbers with at least")
         self.assert_fails(["analyze"], "either a model FILE or --dist")
         self.assert_fails(["analyze", model, "--dist", "gaussian"], "either a model FILE or --dist")
         svg = self.path("x.svg")

@@ -1,4 +1,4 @@
-// `lowp analyze (FILE [--tensor NAME]... | --dist D [--outliers P:FACTOR] [-n N]
+// `lowp analyze (FILE [--tensor NAME]... [--min-elements N] | --dist D [--outliers P:FACTOR] [-n N]
 //               [--seed S]) [--bits 4,8] [--no-channel] [--json] [--svg OUT.svg]`:
 // which format for which tensor. Every candidate format at each bit budget
 // (int, every eXmY, the block formats) with its MSE-searched clip, the SQNR
@@ -35,6 +35,7 @@ struct AnalyzeArgs {
   std::size_t n = 1000000;
   std::uint64_t seed = 0;
   std::string bits = "4,8";
+  std::uint64_t min_elements = 256;
   bool no_channel = false;
   bool json = false;
   std::string svg;
@@ -331,10 +332,15 @@ void run_analyze(const AnalyzeArgs& a) {
     }
     if (a.tensors.empty()) {
       for (const io::TensorInfo& t : model->tensors()) {
-        if (t.is_float && t.element_count() > 0) chosen.push_back(&t);
+        if (t.is_float && t.element_count() > 0 && t.element_count() >= a.min_elements) {
+          chosen.push_back(&t);
+        }
       }
     }
-    if (chosen.empty()) throw Error(a.file + ": no tensor of real numbers to analyze");
+    if (chosen.empty()) {
+      throw Error(a.file + ": no tensor of real numbers with at least " +
+                  std::to_string(a.min_elements) + " values to analyze");
+    }
     std::vector<float> x;
     for (const io::TensorInfo* t : chosen) {
       model->read_f32_into(*t, x);
@@ -392,6 +398,8 @@ void add_analyze_command(CLI::App& app) {
   cmd->add_option("FILE", a->file,
                   "Model file (.safetensors, .gguf, .onnx, .npy, .npz) or Hugging Face directory");
   cmd->add_option("--tensor", a->tensors, "Analyze only this tensor (repeatable; default: all)");
+  cmd->add_option("--min-elements", a->min_elements,
+                  "Without --tensor: skip tensors of fewer values (default 256)");
   cmd->add_option("--dist", a->dist,
                   "Analyze samples of a distribution: gaussian, laplace, student-t:NU, uniform");
   cmd->add_option("--outliers", a->outliers,
