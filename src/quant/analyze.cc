@@ -45,9 +45,14 @@ double base_pdf(const DistributionSpec& d, double x) {
     case Distribution::kLaplace:
       return 0.5 * std::exp(-std::fabs(x));
     case Distribution::kStudentT: {
+      // log of Gamma((nu+1)/2) / (sqrt(nu pi) Gamma(nu/2)), kept for the last nu.
+      thread_local double last_nu = 0, log_c = 0;
       const double nu = d.nu;
-      const double log_c = std::lgamma(0.5 * (nu + 1.0)) - std::lgamma(0.5 * nu) -
-                           0.5 * std::log(nu * std::numbers::pi);
+      if (nu != last_nu) {
+        log_c = std::lgamma(0.5 * (nu + 1.0)) - std::lgamma(0.5 * nu) -
+                0.5 * std::log(nu * std::numbers::pi);
+        last_nu = nu;
+      }
       return std::exp(log_c - 0.5 * (nu + 1.0) * std::log1p(x * x / nu));
     }
     case Distribution::kUniform:
@@ -101,7 +106,12 @@ double gk15_adaptive(const std::function<double(double)>& f, double a, double b,
     if (j % 2 == 1) g += kWg[j / 2] * s;
   }
   k *= h, g *= h;
-  if (std::fabs(k - g) <= tol || depth >= 40 || !(b - a > 0.0) || c <= a || c >= b) return k;
+  // Done at the absolute tolerance, or at a relative 1e-12 of the piece (a
+  // smaller difference is rounding noise: halving the tolerance with the
+  // interval would otherwise never be met where the integral is large).
+  if (std::fabs(k - g) <= std::max(tol, 1e-12 * std::fabs(k)) || depth >= 30 || c <= a || c >= b) {
+    return k;
+  }
   return gk15_adaptive(f, a, c, 0.5 * tol, depth + 1) +
          gk15_adaptive(f, c, b, 0.5 * tol, depth + 1);
 }
