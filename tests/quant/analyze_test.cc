@@ -117,6 +117,25 @@ void expect_matches_monte_carlo(const DistributionSpec& d, const char* format, d
   EXPECT_NEAR(analytic_mse(d, grid, s), mean, 4 * se) << distribution_name(d) << " " << format;
 }
 
+// Regression: the adaptive quadrature halved its absolute tolerance with each
+// bisection, so an integral too large for the tolerance (Student-t nu = 3 at
+// small clips) recursed on rounding noise for minutes. It now stops at a
+// relative 1e-12 of each piece.
+TEST(AnalyzeAnalytic, QuadratureStopsAtRoundingNoise) {
+  std::size_t calls = 0;
+  const double v = integrate(
+      [&](double x) {
+        ++calls;
+        return 1e6 * std::exp(x);
+      },
+      0.0, 1.0, 0.0);
+  EXPECT_NEAR(v / (1e6 * (std::numbers::e - 1)), 1.0, 1e-12);
+  EXPECT_LT(calls, 1000u);
+  const DistributionSpec t3 = parse_distribution("student-t:3");
+  const AnalyticOptimum a = analytic_best_scale(t3, format_grid(parse_format("fp8_e4m3")));
+  EXPECT_TRUE(std::isfinite(a.mse) && a.mse > 0);
+}
+
 TEST(AnalyzeAnalytic, MatchesMonteCarlo) {
   expect_matches_monte_carlo(parse_distribution("student-t:6"), "int4", 3.0);
   expect_matches_monte_carlo(parse_distribution("student-t:6"), "fp4_e2m1", 4.0);
