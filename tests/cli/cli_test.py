@@ -1827,6 +1827,95 @@ class Layouts(Base):
         self.assert_fails(["inspect", d], "block scales 'l.weight_scale' must be F8_E4M3 of shape [2, 1], is F8_E4M3 [2, 2]")
 
 
+class Analyze(Base):
+    """`lowp analyze`: per-tensor format analysis of a distribution or a model file."""
+
+    def analyze_json(self, *args):
+        r = run("analyze", *args, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_dist_uniform_int8_sqnr_and_recommendation(self):
+        j = self.analyze_json("--dist", "uniform", "-n", "100000", "--bits", "4,8")
+        self.assertEqual(j["bits"], [4, 8])
+        t = j["tensors"][0]
+        names = [f["name"] for f in t["formats"]]
+        for n in ("int4", "e1m2fin", "e2m1fin", "e3m0fin", "mxfp4", "nvfp4", "int8", "e4m3fin",
+                  "e7m0fin", "mxfp8_e4m3", "mxint8"):
+            self.assertIn(n, names)
+        self.assertNotIn("int4:channel", names)  # one row: no per-row candidates
+        int8 = next(f for f in t["formats"] if f["name"] == "int8")
+        # Uniform data on a 255-level grid tiling its range: SQNR = 10 log10(255^2)
+        # (variance 1/3 over D^2/12 with D = 2/255), measured and analytic.
+        self.assertAlmostEqual(int8["sqnr_db"], 20 * math.log10(255), delta=0.1)
+        self.assertAlmostEqual(int8["analytic_sqnr_db"], 20 * math.log10(255), delta=0.01)
+        self.assertEqual(int8["mac_cost_vs_int8"], "1")
+        e4m3 = next(f for f in t["formats"] if f["name"] == "e4m3fin")
+        self.assertEqual(e4m3["mac_cost_vs_int8"], "1.5-2.8")
+        self.assertIsNone(next(f for f in t["formats"] if f["name"] == "mxfp4")["clip_over_amax"])
+        rec = {r["bits"]: r["format"] for r in t["recommendation"]}
+        self.assertEqual(rec, {4: "int4", 8: "int8"})
+
+    def test_dist_table_heavy_tails_recommend_fp(self):
+        r = run("analyze", "--dist", "student-t:3", "--outliers", "0.001:10", "-n", "50000", "--bits", "4")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("analytic dB", r.stdout)
+        self.assertIn("not measured", r.stdout)
+        last = r.stdout.strip().splitlines()[-1]
+        self.assertTrue(last.startswith("tensor student-t:3 + outliers 0.001:10: at 4 bits use e"), last)
+
+    def model_tensor(self):
+        model = os.path.join(SOURCE_DIR, "models", "kjv-char", "model.safetensors")
+        r = run("inspect", model, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        tensors = json.loads(r.stdout)["tensors"]
+        t = next(t for t in tensors if len(t["shape"]) == 2 and t["shape"][0] > 1 and t["shape"][1] >= 64)
+        return model, t
+
+    def test_model_file_json_and_svg(self):
+        model, info = self.model_tensor()
+        svg = self.path("a.svg")
+        j = self.analyze_json(model, "--tensor", info["name"], "--bits", "4,6,8", "--svg", svg)
+        self.assertEqual(len(j["tensors"]), 1)
+        t = j["tensors"][0]
+        self.assertEqual(t["name"], info["name"])
+        self.assertEqual([t["rows"], t["cols"]], info["shape"])
+        names = {f["name"] for f in t["formats"]}
+        self.assertTrue({"int4:channel", "e2m1fin:channel", "mxfp6_e2m3", "int8"} <= names, names)
+        for f in t["formats"]:
+            self.assertGreater(f["sqnr_db"], 0, f)
+            self.assertIsNone(f["analytic_sqnr_db"])  # no distribution
+        self.assertEqual([r["bits"] for r in t["recommendation"]], [4, 6, 8])
+        with open(svg) as f:
+            text = f.read()
+        self.assertTrue(text.startswith("<svg"), text[:40])
+        self.assertIn("polyline", text)
+        self.assertTrue(text.rstrip().endswith("</svg>"))
+
+    def test_model_file_table(self):
+        model, info = self.model_tensor()
+        r = run("analyze", model, "--tensor", info["name"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("kurtosis", r.stdout)
+        self.assertIn(f"tensor {info['name']}: at 4 bits use ", r.stdout)
+        self.assertIn(", at 8 bits ", r.stdout)
+
+    def test_bad_input(self):
+        model, _ = self.model_tensor()
+        self.assert_fails(["analyze", "--dist", "cauchy"], "unknown distribution 'cauchy'")
+        self.assert_fails(["analyze", "--dist", "student-t:x"], "student-t")
+        self.assert_fails(["analyze", "--dist", "gaussian", "--outliers", "5:2"], "outliers '5:2'")
+        for bits in ("9", "4,x", "", "1"):
+            self.assert_fails(["analyze", "--dist", "gaussian", "--bits", bits], "--bits")
+        self.assert_fails(["analyze", self.path("nope.safetensors")], "nope.safetensors")
+        self.assert_fails(["analyze", model, "--tensor", "no.such.tensor"], "no tensor named 'no.such.tensor'")
+        self.assert_fails(["analyze", model, "--min-elements", "1000000000"], "no tensor of real numbers with at least")
+        self.assert_fails(["analyze"], "either a model FILE or --dist")
+        self.assert_fails(["analyze", model, "--dist", "gaussian"], "either a model FILE or --dist")
+        svg = self.path("x.svg")
+        self.assert_fails(["analyze", "--dist", "gaussian", "--bits", "9", "--svg", svg], "--bits", svg)
+
+
 class BadInput(Base):
     def setUp(self):
         super().setUp()

@@ -16,6 +16,7 @@ void add_quantize_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_report_command(CLI::App& app);
+void add_analyze_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_numeracy_command(CLI::App& app);
 // `lowp bench gemv`, a subcommand of bench (cmd_bench_gemv.cc).

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   lowp::cli::add_quantize_command(app);
   lowp::cli::add_convert_command(app);
   lowp::cli::add_report_command(app);
+  lowp::cli::add_analyze_command(app);
   lowp::cli::add_generate_command(app);
   lowp::cli::add_numeracy_command(app);
   lowp::cli::add_numeracy_fone_command(app);
