@@ -161,3 +161,15 @@ def test_lowp_tokenizes_as_python(tmp_path):
         got = json.loads(out.read_text())
         for text, ids in zip(texts, got):
             assert ids == tok.encode(text), (scheme, text)
+
+
+def test_export_reads_back(tmp_path):
+    import torch
+    args = arith.parse_args(["--smoke"])
+    for scheme in ("digit", "r2l3"):
+        model, tok = arith.build_model(scheme, args, 3)
+        arith.export(model, tok, str(tmp_path / scheme), {})
+        back, tok2 = arith.load_exported(str(tmp_path / scheme))
+        assert tok2.name == scheme
+        a, b = model.state_dict(), back.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -570,6 +570,52 @@ def export(model, scheme, out_dir, meta):
     save_safetensors(model, os.path.join(out_dir, "model.safetensors"))
 
 
+def load_exported(model_dir):
+    """(model, scheme) from a directory export() wrote."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        h = json.load(f)
+    with open(os.path.join(model_dir, "tokenizer.json")) as f:
+        pattern = json.load(f)["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"]
+    names = [k for k, v in PATTERNS.items() if v == pattern]
+    if not names:
+        raise ValueError(f"{model_dir}: the tokenizer is none of the schemes {', '.join(PATTERNS)}")
+    c = ModelConfig(h["vocab_size"], h["hidden_size"], h["intermediate_size"],
+                    h["num_hidden_layers"], h["num_attention_heads"],
+                    h["max_position_embeddings"], h["rms_norm_eps"], h["rope_theta"])
+    model = Llama(c, torch.Generator().manual_seed(0))
+    with open(os.path.join(model_dir, "model.safetensors"), "rb") as f:
+        blob = f.read()
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    state = {}
+    for name, info in header.items():
+        if name != "__metadata__":
+            a, b = info["data_offsets"]
+            state[name] = torch.frombuffer(bytearray(blob[8 + n + a:8 + n + b]),
+                                           dtype=torch.float32).reshape(info["shape"])
+    model.load_state_dict(state, strict=True)
+    return model, TokenScheme(names[0])
+
+
+def verify(args, log):
+    """--verify DIR: lowp's greedy answers against PyTorch's on test prompts."""
+    model, scheme = load_exported(args.verify)
+    test_set = make_test_set(args.test_size, args.max_digits, args.test_seed)
+    sample = test_set[::max(1, len(test_set) // args.lowp_prompts)][:args.lowp_prompts]
+    prompts = [f"{a}+{b}=" for a, b in sample]
+    max_new = args.max_digits + 2
+    ours = greedy(model, scheme, prompts, max_new)
+    theirs = lowp_answers(args.lowp, args.verify, prompts, max_new)
+    same = sum(x == y for x, y in zip(ours, theirs))
+    right = sum(x == str(a + b) for x, (a, b) in zip(ours, sample))
+    log(f"{args.verify}: lowp generate agrees with PyTorch on {same}/{len(prompts)} test "
+        f"prompts ({right} of PyTorch's answers right)")
+    for p, x, y in zip(prompts, ours, theirs):
+        if x != y:
+            log(f"  {p} PyTorch {x!r} lowp {y!r}")
+    return same == len(prompts)
+
+
 def lowp_answers(lowp, model_dir, prompts, max_new):
     """What `lowp generate DIR PROMPT -n max_new --temperature 0` answers."""
     out = []
@@ -657,8 +703,10 @@ def parse_args(argv=None):
     ap.add_argument("--out", help="write OUT/results.json and OUT/results.md")
     ap.add_argument("--export", metavar="DIR",
                     help="write each token-scheme model as DIR/SCHEME-seedN (HF Llama)")
-    ap.add_argument("--lowp", metavar="BIN", help="with --export: check `BIN generate` "
-                    "against PyTorch's greedy answers")
+    ap.add_argument("--lowp", metavar="BIN", help="with --export or --verify: check `BIN "
+                    "generate` against PyTorch's greedy answers")
+    ap.add_argument("--verify", metavar="DIR", help="only check an exported directory with "
+                    "--lowp on --lowp-prompts test prompts (same --max-digits, --test-*)")
     ap.add_argument("--lowp-prompts", type=int, default=20)
     ap.add_argument("--smoke", action="store_true",
                     help="a tiny configuration (a few steps, small test set), for the tests")
@@ -673,8 +721,10 @@ def parse_args(argv=None):
         ap.error("--max-digits must be 1..9")
     if args.hidden % args.heads or (args.hidden // args.heads) % 2:
         ap.error("--hidden must be a multiple of --heads with an even head size")
-    if args.lowp and not args.export:
-        ap.error("--lowp needs --export")
+    if args.lowp and not (args.export or args.verify):
+        ap.error("--lowp needs --export or --verify")
+    if args.verify and not args.lowp:
+        ap.error("--verify needs --lowp")
     return args
 
 
@@ -685,6 +735,8 @@ def main(argv=None):
     def log(s):
         print(s, flush=True)
 
+    if args.verify:
+        return verify(args, log)
     test_set = make_test_set(args.test_size, args.max_digits, args.test_seed)
     n_longer = sum(answer_longer(a, b) for a, b in test_set)
     log(f"test set: {len(test_set)} problems, {n_longer} with an answer longer than both operands")
