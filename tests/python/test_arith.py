@@ -3,12 +3,13 @@ the chunkings against hand-written cases and their regexes, the data split,
 a few training steps of every scheme, and the exported Llama directories run
 by lowp (`lowp generate ... --temperature 0`) against PyTorch's greedy answers.
 
-Run: PYTHONPATH=python LOWP=build/bin/lowp /usr/bin/python3 -m pytest tests/python/test_arith.py
-(ctest runs it with those set). Skips without torch, or (the lowp checks)
+Run: LOWP=build/bin/lowp LOWP_TOKENIZE=build/bin/lowp_tokenize /usr/bin/python3 -m pytest tests/python/test_arith.py
+(ctest runs it so). It imports arith.py as a file. Skips without torch, or (the lowp checks)
 without the lowp binary, except under ctest (LOWP_TORCH_REQUIRED=1).
 """
 
 import json
+import math
 import os
 import re
 import sys
@@ -103,9 +104,9 @@ def test_fone_features_and_digits():
     # (cos, sin)(2 pi x / 10^k): 123 -> angles 2pi*3/10, 2pi*23/100, 2pi*123/1000.
     for row, x in zip(f.tolist(), (123, 7)):
         for k in range(3):
-            a = 2 * 3.141592653589793 * (x % 10 ** (k + 1)) / 10 ** (k + 1)
-            assert abs(row[2 * k] - __import__("math").cos(a)) < 1e-6
-            assert abs(row[2 * k + 1] - __import__("math").sin(a)) < 1e-6
+            a = 2 * math.pi * (x % 10 ** (k + 1)) / 10 ** (k + 1)
+            assert abs(row[2 * k] - math.cos(a)) < 1e-6
+            assert abs(row[2 * k + 1] - math.sin(a)) < 1e-6
     assert arith.digit_targets([1234], 5).tolist() == [[4, 3, 2, 1, 0]]
 
 
