@@ -3,9 +3,12 @@ the chunkings against hand-written cases and their regexes, the data split,
 a few training steps of every scheme, and the exported Llama directories run
 by lowp (`lowp generate ... --temperature 0`) against PyTorch's greedy answers.
 
-Run: LOWP=build/bin/lowp LOWP_TOKENIZE=build/bin/lowp_tokenize /usr/bin/python3 -m pytest tests/python/test_arith.py
-(ctest runs it so). It imports arith.py as a file. Skips without torch, or (the lowp checks)
-without the lowp binary, except under ctest (LOWP_TORCH_REQUIRED=1).
+Run (ctest's arith_example_test runs it so):
+    LOWP=build/bin/lowp LOWP_TOKENIZE=build/bin/lowp_tokenize \
+        /usr/bin/python3 -m pytest tests/python/test_arith.py
+It imports arith.py as a file (no lowp extension module needed). Skips without
+torch, or (the lowp checks) without the binaries; with LOWP_TORCH_REQUIRED=1,
+or under CI (tests/python/conftest.py), those are failures.
 """
 
 import json
