@@ -26,8 +26,6 @@ int main(int argc, char** argv) {
   lowp::cli::add_numeracy_command(app);
   lowp::cli::add_numeracy_fone_command(app);
   lowp::cli::add_bench_command(app);
-  lowp::cli::add_numeracy_command(app);
-  lowp::cli::add_numeracy_fone_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
