@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_timing.h"
 #include "commands.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
@@ -62,38 +63,6 @@ struct Row {
   std::optional<double> peer_ns;  // the OpenBLAS time of the same product
   std::string activations;        // X's block format, or "" for fp32
 };
-
-// Median over `reps` rounds of the time per call; a round repeats the call
-// until it has lasted >= 20 ms.
-double now_ns(bool cpu) {
-  if (cpu) {
-    timespec t{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
-  }
-  return std::chrono::duration<double, std::nano>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-double time_per_call(const std::function<void()>& call, int reps, bool cpu) {
-  call();  // warm-up
-  std::size_t calls = 1;
-  for (;;) {
-    const double start = now_ns(cpu);
-    for (std::size_t i = 0; i < calls; ++i) call();
-    if (now_ns(cpu) - start >= 20e6 || calls >= (std::size_t{1} << 20)) break;
-    calls *= 2;
-  }
-  std::vector<double> per_call;
-  for (int r = 0; r < reps; ++r) {
-    const double start = now_ns(cpu);
-    for (std::size_t i = 0; i < calls; ++i) call();
-    per_call.push_back((now_ns(cpu) - start) / static_cast<double>(calls));
-  }
-  std::sort(per_call.begin(), per_call.end());
-  return per_call[per_call.size() / 2];
-}
 
 std::vector<std::string> split_formats(const std::string& list) {
   std::vector<std::string> out;

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_timing.h"
 #include "commands.h"
 #include "lowp/error.h"
 #include "lowp/numeracy/sort.h"
@@ -53,17 +54,6 @@ struct SortRow {
   double ns_per_element = 0;
   double vs_std_sort = 0;
 };
-
-double now_ns(bool cpu) {
-  if (cpu) {
-    timespec t{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
-  }
-  return std::chrono::duration<double, std::nano>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 template <typename T>
 std::vector<T> make_input(const std::string& dist, std::size_t n, std::uint64_t seed) {
