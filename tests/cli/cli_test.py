@@ -779,7 +779,7 @@ class Bench(Base):
                            "--dir", self.dir], "failed")
 
 
-class Numeracy(Base):
+class NumeracyFoneSort(Base):
     def test_fone_round_trips(self):
         r = run("numeracy", "fone", "123.45", "7", "--int-digits", "3", "--frac-digits", "2",
                 "--json")
