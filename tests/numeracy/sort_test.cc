@@ -67,7 +67,8 @@ std::vector<T> extremes() {
   using L = std::numeric_limits<T>;
   std::vector<T> v = {L::lowest(), L::max(), L::min(), T(0), T(1), T(9), T(10), T(99), T(100)};
   if constexpr (std::is_signed_v<T>) {
-    for (const T x : std::vector<T>(v)) v.push_back(static_cast<T>(-x - (x == L::lowest())));
+    for (const T x : std::vector<T>(v))
+      v.push_back(x == L::lowest() ? L::max() : static_cast<T>(-x));
     v.push_back(T(-1));
   }
   if constexpr (std::is_floating_point_v<T>) {

@@ -73,8 +73,10 @@ std::int64_t evaluate(Task task, const std::string& expr) {
       const std::int64_t d = v[n - 1] - v[n - 2];
       bool arithmetic = true, geometric = v[0] != 0, fib = true;
       for (std::size_t i = 1; i < n; ++i) arithmetic &= v[i] - v[i - 1] == d;
-      for (std::size_t i = 1; i < n && geometric; ++i)
-        geometric &= v[i] == v[i - 1] * (v[1] / v[0]);
+      for (std::size_t i = 1; i < n && geometric; ++i) {
+        std::int64_t next = 0;
+        geometric = !__builtin_mul_overflow(v[i - 1], v[1] / v[0], &next) && v[i] == next;
+      }
       for (std::size_t i = 2; i < n; ++i) fib &= v[i] == v[i - 1] + v[i - 2];
       if (arithmetic) return v[n - 1] + d;
       if (geometric) return v[n - 1] * (v[1] / v[0]);
