@@ -55,6 +55,7 @@ void expect_sorts_like_std_sort(const std::vector<T>& input, const std::string& 
   std::vector<T> radix = input;
   radix_sort(std::span<T>(radix));
   ASSERT_EQ(arc.size(), want.size());
+  if (want.empty()) return;  // memcmp must not see the empty vectors' null data
   // Bit for bit (NaN != NaN and -0 == +0 under ==).
   ASSERT_EQ(std::memcmp(arc.data(), want.data(), want.size() * sizeof(T)), 0)
       << "arc_sort " << what << " n=" << input.size();
