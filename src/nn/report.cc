@@ -13,7 +13,6 @@
 #include "lowp/storage/packed_matrix.h"
 
 namespace lowp::nn {
-namespace {
 
 std::string xml_escape(std::string_view s) {
   std::string out;
@@ -37,6 +36,8 @@ std::string xml_escape(std::string_view s) {
   }
   return out;
 }
+
+namespace {
 
 std::string num(double v, int decimals) {
   char buf[64];

@@ -22,6 +22,7 @@
 #include "lowp/io/layouts.h"
 #include "lowp/io/model.h"
 #include "lowp/io/npy.h"
+#include "lowp/nn/report.h"
 #include "lowp/quant/analyze.h"
 
 namespace lowp::cli {
@@ -171,29 +172,6 @@ nlohmann::json tensor_json(const TensorAnalysis& t) {
 // ---- the chart: SQNR vs bits per family (the data's error energy summed
 // over tensors, each tensor taking its family's best format at each width) ----
 
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::string chart_svg(const std::string& title, const std::vector<TensorAnalysis>& tensors,
                       const std::vector<int>& bits) {
   struct Family {
@@ -237,7 +215,7 @@ std::string chart_svg(const std::string& title, const std::vector<TensorAnalysis
       kW, kH);
   s +=
       fmt::format("<text x=\"{:.1f}\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-                  kLeft + pw / 2, xml_escape("lowp analyze: " + title));
+                  kLeft + pw / 2, nn::xml_escape("lowp analyze: " + title));
   const double ystep = (ymax - ymin) > 60 ? 10.0 : 5.0;
   for (double y = ymin; y <= ymax + 1e-9; y += ystep) {
     s += fmt::format(
@@ -272,7 +250,7 @@ std::string chart_svg(const std::string& title, const std::vector<TensorAnalysis
       s += fmt::format(
           "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"{}\"><title>{}</title></circle>\n",
           px(b), py(y), fam[f].colour,
-          xml_escape(fmt::format("{}: {} bits, {:.2f} dB", fam[f].label, b, y)));
+          nn::xml_escape(fmt::format("{}: {} bits, {:.2f} dB", fam[f].label, b, y)));
     }
     if (!points.empty()) {
       s += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n",
@@ -283,7 +261,7 @@ std::string chart_svg(const std::string& title, const std::vector<TensorAnalysis
         "<line x1=\"{0:.1f}\" x2=\"{1:.1f}\" y1=\"{2:.1f}\" y2=\"{2:.1f}\" stroke=\"{3}\" "
         "stroke-width=\"3\"/>\n<text x=\"{4:.1f}\" y=\"{5:.1f}\">{6}</text>\n",
         kLeft + pw + 12, kLeft + pw + 36, ly, fam[f].colour, kLeft + pw + 42, ly + 4,
-        xml_escape(fam[f].label));
+        nn::xml_escape(fam[f].label));
   }
   s += "</svg>\n";
   return s;

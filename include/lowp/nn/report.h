@@ -20,6 +20,10 @@ namespace lowp::nn {
 // mxint8, nvfp4, int8:channel, int4:group32.
 std::vector<std::string> default_report_formats();
 
+// Text for an SVG/XML element or attribute: &, <, > and " escaped, control
+// characters (not allowed in XML 1.0 text) replaced by spaces.
+std::string xml_escape(std::string_view s);
+
 struct ReportRow {
   std::string format;
   std::string method = "rtn";     // how the weights were quantized ("rtn": the direct cast)
