@@ -92,6 +92,14 @@ struct ErrorSums {
 };
 ErrorSums error_sums(const float* x, const float* q, std::size_t n);
 
+// Integer matrix product of integer-only inference: y[t * rows + r] =
+// sum_c x[t * cols + c] * w[r * cols + c] for n rows of x (int8) and `rows`
+// rows of w (int8), exact in int32 (cols < 2^17). Integer sums do not depend
+// on their order, so every target gives the same result. `threads` split the
+// rows of w (the persistent pool of lowp/thread_pool.h).
+void gemm_i8(const std::int8_t* x, std::size_t n, const std::int8_t* w, std::size_t rows,
+             std::size_t cols, std::int32_t* y, unsigned threads = 1);
+
 // The memory-bandwidth ceiling of `lowp bench`: streams `elements` elements,
 // in_bytes_per_element bytes of `in` and out_bytes_per_element bytes of `out`
 // each (multiples of 1/4: 4, 2, 1, 0.75 or 0.5, one of them 4, or 2 and 1),

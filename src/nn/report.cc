@@ -203,10 +203,27 @@ Report run_report(const Transformer& model, const ReportText& text, const Report
   }
   for (const ReportExtra& x : opt.extra) {
     const auto t0 = std::chrono::steady_clock::now();
-    Transformer q = x.build(model);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    ReportRow row = evaluate(std::move(q), fp32_format, true);
+    ReportRow row;
+    double seconds = 0;
+    if (x.measure) {
+      const ReportExtra::Measured m = x.measure(text, r.threads);
+      row.bits_per_weight = m.bits_per_weight;
+      row.model_bytes = m.model_bytes;
+      row.nats_per_byte = m.eval.nats_per_byte();
+      row.bits_per_byte = m.eval.bits_per_byte();
+      row.perplexity = m.eval.perplexity();
+      row.tokens = m.eval.tokens;
+      row.tokens_per_second =
+          m.eval.seconds > 0 ? static_cast<double>(m.eval.tokens) / m.eval.seconds : 0.0;
+      // The time to prepare the model: all but the evaluation.
+      seconds = std::max(
+          0.0, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() -
+                   m.eval.seconds);
+    } else {
+      Transformer q = x.build(model);
+      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      row = evaluate(std::move(q), fp32_format, true);
+    }
     row.format = x.format;
     row.method = x.method;
     row.quantize_seconds = seconds;

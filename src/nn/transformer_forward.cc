@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -406,8 +407,23 @@ EvalResult Transformer::evaluate(std::span<const std::int32_t> tokens,
   }
   check_tokens(tokens, "evaluate");
   if (bos) check_tokens(std::span<const std::int32_t>(&*bos, 1), "evaluate (bos)");
-  const auto ctx = static_cast<std::size_t>(config_.n_ctx),
-             vocab = static_cast<std::size_t>(config_.vocab_size);
+  return evaluate_windows(static_cast<std::size_t>(config_.n_ctx),
+                          static_cast<std::size_t>(config_.vocab_size), tokens, token_bytes,
+                          threads, bos,
+                          [this](std::span<const std::int32_t> input, std::span<float> logits) {
+                            KvCache cache = make_cache(input.size());
+                            run(input, cache, logits.data(), input.size(), 1);
+                          });
+}
+
+EvalResult evaluate_windows(std::size_t ctx, std::size_t vocab,
+                            std::span<const std::int32_t> tokens,
+                            std::span<const std::uint32_t> token_bytes, unsigned threads,
+                            std::optional<std::int32_t> bos, const WindowLogits& window_logits) {
+  if (token_bytes.size() != tokens.size()) {
+    throw Error("evaluate: " + std::to_string(tokens.size()) + " tokens but " +
+                std::to_string(token_bytes.size()) + " byte counts");
+  }
   // Window w covers tokens [w * stride, w * stride + len) of the text; with a
   // bos it runs bos + those and predicts all of them, else it predicts all but
   // its first.
@@ -429,8 +445,7 @@ EvalResult Transformer::evaluate(std::span<const std::int32_t> tokens,
       input.clear();
       if (bos) input.push_back(*bos);
       input.insert(input.end(), win.begin(), win.end());
-      KvCache cache = make_cache(input.size());
-      run(input, cache, logits.data(), input.size(), 1);
+      window_logits(input, std::span<float>(logits.data(), input.size() * vocab));
       double sum = 0.0;
       for (std::size_t i = 0; i + 1 < input.size(); ++i)
         sum +=
@@ -510,15 +525,25 @@ std::vector<std::int32_t> generate(const Transformer& model, std::span<const std
                                    std::uint64_t seed, unsigned threads,
                                    std::optional<std::int32_t> stop) {
   if (prompt.empty()) throw Error("generate: the prompt is empty (at least one token is needed)");
+  auto gen = std::make_shared<Generator>(model, threads);
+  return generate_with([gen](std::span<const std::int32_t> t) { return gen->push(t); }, prompt,
+                       count, temperature, top_k, seed, stop);
+}
+
+std::vector<std::int32_t> generate_with(const NextLogits& push,
+                                        std::span<const std::int32_t> prompt, std::size_t count,
+                                        double temperature, int top_k, std::uint64_t seed,
+                                        std::optional<std::int32_t> stop) {
+  if (prompt.empty()) throw Error("generate: the prompt is empty (at least one token is needed)");
   if (!(temperature >= 0.0) || !std::isfinite(temperature)) {
     throw Error("generate: temperature " + std::to_string(temperature) +
                 " must be finite and >= 0");
   }
   if (top_k < 0)
     throw Error("generate: top_k " + std::to_string(top_k) + " must be >= 0 (0: all tokens)");
-  Generator gen(model, threads);
+  // The prompt one token at a time (the GEMV path of Generator).
   std::span<const float> logits;
-  for (std::int32_t t : prompt) logits = gen.push(t);
+  for (const std::int32_t& t : prompt) logits = push(std::span<const std::int32_t>(&t, 1));
   std::mt19937_64 rng(seed);
   std::vector<std::int32_t> out;
   out.reserve(count);
@@ -560,7 +585,7 @@ std::vector<std::int32_t> generate(const Transformer& model, std::span<const std
     const auto token = static_cast<std::int32_t>(next);
     out.push_back(token);
     if (stop && token == *stop) break;
-    if (step + 1 < count) logits = gen.push(token);
+    if (step + 1 < count) logits = push(std::span<const std::int32_t>(&token, 1));
   }
   return out;
 }

@@ -25,6 +25,7 @@
 #include "lowp/quant/activations.h"
 #include "lowp/quant/aqas.h"
 #include "lowp/quant/budget.h"
+#include "lowp/quant/integer_model.h"
 #include "lowp/quant/matryoshka.h"
 #include "lowp/quant/rotate.h"
 #include "lowp/quant/smooth.h"
@@ -54,6 +55,9 @@ struct ReportArgs {
   unsigned threads = 0;
   int ctx = 0;
   bool json = false;
+  bool integer_only = false;
+  int int_attention_bits = 8;
+  int int_softmax_bits = 8;
   std::string svg = "lowp-report.svg";
   bool no_svg = false;
 };
@@ -170,6 +174,14 @@ void run_report(const ReportArgs& a) {
           quoted(a.activations));
     }
   }
+  if (a.integer_only && a.calib.file.empty()) {
+    throw Error("--integer-only needs calibration text (--calib FILE) for its static scales");
+  }
+  if (a.integer_only && a.rotate == "hadamard") {
+    throw Error(
+        "--integer-only does not cover --rotate hadamard's online rotation of the MLP (use "
+        "hadamard-residual)");
+  }
   if ((static_acts || a.smooth >= 0 || a.aqas) && a.calib.file.empty()) {
     throw Error(std::string(static_acts ? "--act-scales static"
                             : a.aqas    ? "--aqas"
@@ -239,7 +251,8 @@ void run_report(const ReportArgs& a) {
     }
   }
   std::shared_ptr<const std::vector<std::vector<std::int32_t>>> windows;
-  if (!a.methods.empty() || a.budget > 0 || static_acts || a.smooth >= 0 || a.aqas) {
+  if (!a.methods.empty() || a.budget > 0 || static_acts || a.smooth >= 0 || a.aqas ||
+      a.integer_only) {
     if (!a.methods.empty()) opt.methods = split_list(a.methods);
     bool needs_data = false;
     for (const std::string& m : opt.methods)
@@ -348,24 +361,54 @@ void run_report(const ReportArgs& a) {
     name_width = std::max(name_width, label.size() + 1);
     for (const std::string& m : methods) {
       const unsigned threads = opt.threads;
-      opt.extra.push_back(
-          {label, m, [assignment, windows, calib, m, threads](const nn::Transformer& model) {
-             ModelQuantizeOptions o;
-             const MethodSpec spec = parse_method_spec(m);
-             o.method = method_options(spec.method, calib, threads);
-             o.method.lorc_rank = spec.lorc_rank;
-             o.method.row_scale = spec.row_scale;
-             o.measure_objective = false;
-             o.format_of = [assignment](int layer, nn::LinearKind k) {
-               for (const MatrixAssignment& x : assignment->matrices) {
-                 if (x.layer == layer && x.kind == k) return x.format;
-               }
-               throw Error("budget: no format for a matrix");
-             };
-             const MatrixFormat& any = assignment->matrices.front().format;
-             return quantize_transformer(model, any, *windows, o).model;
-           }});
+      opt.extra.push_back({label,
+                           m,
+                           [assignment, windows, calib, m, threads](const nn::Transformer& model) {
+                             ModelQuantizeOptions o;
+                             const MethodSpec spec = parse_method_spec(m);
+                             o.method = method_options(spec.method, calib, threads);
+                             o.method.lorc_rank = spec.lorc_rank;
+                             o.method.row_scale = spec.row_scale;
+                             o.measure_objective = false;
+                             o.format_of = [assignment](int layer, nn::LinearKind k) {
+                               for (const MatrixAssignment& x : assignment->matrices) {
+                                 if (x.layer == layer && x.kind == k) return x.format;
+                               }
+                               throw Error("budget: no format for a matrix");
+                             };
+                             const MatrixFormat& any = assignment->matrices.front().format;
+                             return quantize_transformer(model, any, *windows, o).model;
+                           },
+                           {}});
     }
+  }
+  if (a.integer_only) {
+    // Two rows from one integer model (built by the first): the float W8A8
+    // model it mirrors (int8:channel weights, int8 static activation scales,
+    // float nonlinearities) and the integer-only model itself.
+    IntegerModelOptions io;
+    io.calibrator = calibrator;
+    io.attention_bits = a.int_attention_bits;
+    io.softmax_bits = a.int_softmax_bits;
+    io.threads = opt.threads;
+    auto im = std::make_shared<std::optional<IntegerTransformer>>();
+    const auto get = [im, windows, io](const nn::Transformer& m) -> const IntegerTransformer& {
+      if (!*im) im->emplace(m, *windows, io);
+      return **im;
+    };
+    const nn::Transformer base = gpt;
+    opt.extra.push_back(
+        {"w8a8-static", "float", {}, [get, base](const nn::ReportText& t, unsigned threads) {
+           const nn::Transformer& f = get(base).float_int8();
+           return nn::ReportExtra::Measured{f.evaluate(t.tokens, t.token_bytes, threads, t.bos),
+                                            f.linear_bits_per_weight(), f.weight_bytes()};
+         }});
+    opt.extra.push_back(
+        {"integer-only", "int8", {}, [get, base](const nn::ReportText& t, unsigned threads) {
+           const IntegerTransformer& m = get(base);
+           return nn::ReportExtra::Measured{m.evaluate(t.tokens, t.token_bytes, threads, t.bos),
+                                            m.linear_bits_per_weight(), m.weight_bytes()};
+         }});
   }
   const bool show_method = !opt.methods.empty() || a.budget > 0;
   std::size_t method_width = 6;
@@ -446,6 +489,15 @@ void run_report(const ReportArgs& a) {
                            {"tokens_per_second", r.tokens_per_second}});
     }
     if (!a.no_svg && !a.svg.empty()) j["svg"] = a.svg;
+    if (a.integer_only && rep.rows.size() >= 2) {
+      const nn::ReportRow& f = rep.rows[rep.rows.size() - 2];
+      const nn::ReportRow& i = rep.rows.back();
+      j["integer_only"] = {
+          {"attention_bits", a.int_attention_bits},
+          {"softmax_bits", a.int_softmax_bits},
+          {"delta_percent_vs_fp32", i.delta_percent},
+          {"delta_percent_vs_w8a8_static", 100.0 * (i.bits_per_byte / f.bits_per_byte - 1.0)}};
+    }
     if (assignment) {
       nlohmann::json b;
       b["bits_per_weight"] = a.budget;
@@ -468,6 +520,16 @@ void run_report(const ReportArgs& a) {
       for (const MatrixAssignment& x : assignment->matrices) {
         fmt::print("  {:<20} {:>10} weights  {}\n", x.name, thousands(x.weights), x.format.name);
       }
+    }
+    if (a.integer_only && rep.rows.size() >= 2) {
+      const nn::ReportRow& f = rep.rows[rep.rows.size() - 2];
+      const nn::ReportRow& i = rep.rows.back();
+      fmt::print(
+          "\ninteger-only (int8 weights and activations, {}-bit attention operands, {}-bit "
+          "softmax; integer GELU/SiLU, softmax, norms): {:+.2f}% bits/byte vs fp32, {:+.2f}% vs "
+          "w8a8-static (the same int8 model with float nonlinearities)\n",
+          a.int_attention_bits, a.int_softmax_bits, i.delta_percent,
+          100.0 * (i.bits_per_byte / f.bits_per_byte - 1.0));
     }
     if (!a.no_svg && !a.svg.empty()) fmt::print("\nchart (model size vs loss): {}\n", a.svg);
   }
@@ -563,6 +625,19 @@ void add_report_command(CLI::App& app) {
   cmd->add_option("--ctx", a->ctx,
                   "Evaluation window in tokens (default: the model's context, at most 512)")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--integer-only", a->integer_only,
+                "Also two rows for integer-only inference (I-BERT): w8a8-static, the model with "
+                "int8:channel weights and int8 activations at static scales (calibrated on "
+                "--calib with --act-calibrator) and float nonlinearities, and integer-only, the "
+                "same model run with integer arithmetic only from the embedding lookup to the "
+                "logits (i-GELU, integer sigmoid, softmax, LayerNorm/RMSNorm, multiply-shift "
+                "requantization); needs --calib; ignores --activations");
+  cmd->add_option("--int-attention-bits", a->int_attention_bits,
+                  "--integer-only: bits of q, k and v in attention (default 8)")
+      ->check(CLI::Range(2, 16));
+  cmd->add_option("--int-softmax-bits", a->int_softmax_bits,
+                  "--integer-only: bits of the attention probabilities (default 8)")
+      ->check(CLI::Range(1, 16));
   cmd->add_flag("--json", a->json, "Print JSON instead of a table");
   cmd->add_option("--svg", a->svg, "Where to write the chart (default: lowp-report.svg)");
   cmd->add_flag("--no-svg", a->no_svg, "Do not write the chart");

@@ -39,6 +39,14 @@ struct ReportRow {
   std::size_t tokens = 0;         // tokens predicted
 };
 
+// A validation text as the model sees it: its tokens, the bytes each stands
+// for, and the token that starts every evaluation window (if the model's
+// tokenizer adds one). See Transformer::evaluate.
+struct ReportText {
+  std::vector<std::int32_t> tokens;
+  std::vector<std::uint32_t> token_bytes;
+  std::optional<std::int32_t> bos;
+};
 // Builds the model whose weights `method` quantized to `format` (the
 // quantization methods live in lowp/quant, above this layer; the caller
 // provides them).
@@ -50,6 +58,14 @@ using ReportQuantizer = std::function<Transformer(
 struct ReportExtra {
   std::string format, method;  // the row's labels
   std::function<Transformer(const Transformer& model)> build;
+  // Instead of `build`, a model this runtime does not run (integer-only
+  // inference): `measure` evaluates the text itself (threads as the report's).
+  struct Measured {
+    EvalResult eval;
+    double bits_per_weight = 0;
+    std::uint64_t model_bytes = 0;
+  };
+  std::function<Measured(const ReportText& text, unsigned threads)> measure;
 };
 
 struct ReportOptions {
@@ -95,14 +111,6 @@ struct Report {
 // bytes, or not valid UTF-8 (with the offset of the first bad byte).
 void check_validation_text(std::span<const std::uint8_t> text, std::string_view source);
 
-// A validation text as the model sees it: its tokens, the bytes each stands
-// for, and the token that starts every evaluation window (if the model's
-// tokenizer adds one). See Transformer::evaluate.
-struct ReportText {
-  std::vector<std::int32_t> tokens;
-  std::vector<std::uint32_t> token_bytes;
-  std::optional<std::int32_t> bos;
-};
 // A text for a byte-level model: every byte a token.
 ReportText byte_tokens(std::span<const std::uint8_t> text);
 

@@ -343,6 +343,22 @@ class Generator {
   std::vector<float> logits_;
 };
 
+// The logits of one evaluation window: tokens at positions 0, 1, ... in,
+// [tokens.size(), vocab] logits out.
+using WindowLogits =
+    std::function<void(std::span<const std::int32_t> tokens, std::span<float> logits)>;
+// Transformer::evaluate's windows and sums for any model that gives a
+// window's logits (n_ctx tokens at most): the integer-only runtime uses it.
+// Does not check the tokens against the vocabulary.
+EvalResult evaluate_windows(std::size_t n_ctx, std::size_t vocab,
+                            std::span<const std::int32_t> tokens,
+                            std::span<const std::uint32_t> token_bytes, unsigned threads,
+                            std::optional<std::int32_t> bos, const WindowLogits& window_logits);
+
+// A model run token by token: appends tokens to its context and returns the
+// logits of the next one (valid until the next call), as Generator::push.
+using NextLogits = std::function<std::span<const float>(std::span<const std::int32_t> tokens)>;
+
 // Samples `count` tokens after `prompt` (at least one token): temperature 0 is
 // greedy (argmax, lowest index on ties); otherwise softmax(logits /
 // temperature) restricted to the top_k largest logits (0: all), drawn with a
@@ -352,5 +368,11 @@ std::vector<std::int32_t> generate(const Transformer& model, std::span<const std
                                    std::size_t count, double temperature, int top_k,
                                    std::uint64_t seed, unsigned threads = 1,
                                    std::optional<std::int32_t> stop = std::nullopt);
+// The same sampling for any model run token by token (the prompt is pushed
+// one token at a time).
+std::vector<std::int32_t> generate_with(const NextLogits& push,
+                                        std::span<const std::int32_t> prompt, std::size_t count,
+                                        double temperature, int top_k, std::uint64_t seed,
+                                        std::optional<std::int32_t> stop = std::nullopt);
 
 }  // namespace lowp::nn
