@@ -9,6 +9,7 @@
 #include <cmath>
 #include <numbers>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "lowp/error.h"
@@ -305,6 +306,52 @@ TEST(AnalyzeTensor, MatrixHasChannelAndBlockCandidates) {
   bad[3] = NAN;
   EXPECT_THROW(analyze_tensor("w", bad, 64, 64, opt), Error);
   EXPECT_THROW(analyze_tensor("w", x, 64, 65, opt), Error);
+}
+
+// docs/analyze.md, "Hardware cost": the cited figures, and n/a where none was found.
+TEST(AnalyzeHardwareCost, CitedFiguresPerFormat) {
+  const auto cost = [](const char* name, FormatFamily family, int bits) {
+    FormatResult r;
+    r.name = name;
+    r.family = family;
+    r.bits = bits;
+    return hardware_cost(r);
+  };
+  const HardwareCost int8 = cost("int8", FormatFamily::kInt, 8);
+  EXPECT_EQ(int8.relative_to_int8, "1");
+  EXPECT_EQ(int8.reference, "int8");
+  EXPECT_EQ(cost("int8:channel", FormatFamily::kInt, 8).relative_to_int8, "1");
+  // van Baalen et al. 2023: FP8 50-180% less efficient than INT8.
+  for (const char* fp8 : {"e4m3fin", "e5m2fin", "e2m5fin:channel"}) {
+    const HardwareCost c = cost(fp8, FormatFamily::kFloat, 8);
+    EXPECT_EQ(c.relative_to_int8, "1.5-2.8") << fp8;
+    EXPECT_EQ(c.reference, "int8") << fp8;
+    EXPECT_EQ(c.source, "van Baalen et al. 2023") << fp8;
+  }
+  // Chen et al. 2025, Table 5, rescaled from MXFP8 = 1 to MXINT8 = 1:
+  // MXFP8 1/0.79 (area) .. 1/0.63 (energy); NVFP4 0.54/0.79 .. 0.55/0.63.
+  EXPECT_EQ(cost("mxint8", FormatFamily::kBlock, 8).relative_to_int8, "1");
+  const HardwareCost mxfp8 = cost("mxfp8_e4m3", FormatFamily::kBlock, 8);
+  EXPECT_EQ(mxfp8.relative_to_int8, "1.3-1.6");
+  EXPECT_EQ(mxfp8.reference, "mxint8");
+  EXPECT_EQ(mxfp8.source, "Chen et al. 2025");
+  EXPECT_NEAR(1 / 0.79, 1.3, 0.05);
+  EXPECT_NEAR(1 / 0.63, 1.6, 0.05);
+  const HardwareCost nvfp4 = cost("nvfp4", FormatFamily::kBlock, 4);
+  EXPECT_EQ(nvfp4.relative_to_int8, "0.68-0.87");
+  EXPECT_EQ(nvfp4.reference, "mxint8");
+  EXPECT_NEAR(0.54 / 0.79, 0.68, 0.005);
+  EXPECT_NEAR(0.55 / 0.63, 0.87, 0.005);
+  // No cited number: scalar int4 and FP4, the other block formats.
+  for (const auto& [name, family, bits] :
+       {std::tuple{"int4", FormatFamily::kInt, 4}, std::tuple{"e2m1fin", FormatFamily::kFloat, 4},
+        std::tuple{"mxfp8_e5m2", FormatFamily::kBlock, 8},
+        std::tuple{"mxfp6_e2m3", FormatFamily::kBlock, 6},
+        std::tuple{"mxfp4", FormatFamily::kBlock, 4}}) {
+    const HardwareCost c = cost(name, family, bits);
+    EXPECT_EQ(c.relative_to_int8, "n/a") << name;
+    EXPECT_TRUE(c.reference.empty()) << name;
+  }
 }
 
 }  // namespace

@@ -187,11 +187,15 @@ TensorAnalysis analyze_tensor(std::string name, std::span<const float> x, std::s
 
 // ---- hardware cost (docs/analyze.md: the sources) ----
 
-// What the literature reports for a multiply-accumulate in a format family
-// relative to INT8, as text ("1", "1.5-2.8", ...) and the source's short
-// citation; "n/a" where no cited number was found.
+// What the literature reports for a multiply-accumulate in a format
+// relative to an INT8 one, as text ("1", "1.5-2.8", ...): scalar formats
+// against a scalar INT8 MAC, block formats against an MXINT8 dot-product
+// unit (the reference field says which). "n/a" where no cited number was
+// found; source is the short citation (docs/analyze.md lists what each
+// number measures).
 struct HardwareCost {
   std::string relative_to_int8;
+  std::string reference;  // "int8", "mxint8"; empty with "n/a"
   std::string source;
 };
 HardwareCost hardware_cost(const FormatResult& r);
