@@ -164,7 +164,8 @@ void run_inspect(const std::string& path, bool json, bool check_stats) {
   const auto num = [](float v) {
     return std::isnan(v) ? std::string("-") : fmt::format("{:.6g}", v);
   };
-  fmt::print("\nchunk statistics ({} tensors, {} header bytes):\n", stats.size(), stats_bytes);
+  fmt::print("\nchunk statistics ({} tensors, {} bytes of metadata text):\n", stats.size(),
+             stats_bytes);
   fmt::print("{:<{}}  {:>7} {:>6} {:>13} {:>13} {:>13} {:>9}\n", "name", name_width, "chunks",
              "rows", "min", "max", "amax", "nonfinite");
   for (const io::TensorInfo& t : model->tensors()) {
