@@ -7,7 +7,10 @@
 // every other tensor must refuse read_f32 with a lowp::Error. A tensor stored
 // in a block format (packed(): lowp's packed tensors, gpt-oss MXFP4, ModelOpt NVFP4)
 // must hand back codes and scales whose sizes match its shape, and the
-// recognized layout must be one of the known names.
+// recognized layout must be one of the known names. Chunk statistics in the
+// metadata (lowp/io/chunk_stats.h) must either read, with as many chunks as
+// the tensor's shape gives, and compare with the data without throwing, or
+// throw a one-line lowp::Error naming the source.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -16,6 +19,7 @@
 #include <string>
 
 #include "lowp/error.h"
+#include "lowp/io/chunk_stats.h"
 #include "lowp/io/model.h"
 
 namespace {
@@ -56,6 +60,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           p->scales.size() != p->rows() * p->blocks_per_row())
         std::abort();
     }
+  }
+  try {
+    const std::vector<lowp::io::ChunkStats> stats =
+        lowp::io::read_chunk_stats(*reader, "fuzz.safetensors");
+    for (const lowp::io::ChunkStats& s : stats) {
+      const lowp::io::TensorInfo* t = reader->find(s.tensor);
+      if (t == nullptr || s.max.size() != s.chunks() || s.amax.size() != s.chunks() ||
+          s.nonfinite.size() != s.chunks())
+        std::abort();
+    }
+    (void)lowp::io::check_chunk_stats(*reader, stats);
+  } catch (const lowp::Error& e) {
+    check_message(e);
   }
   return 0;
 }

@@ -81,6 +81,14 @@ SEEDS["lowp_int8_channel.safetensors"] = st(
     [("m", "U8", [6], 6), ("m.scales", "F32", [2], 8)],
     bytes([1, 2, 0x81, 127, 0, 0xFF]) + struct.pack("<2f", 0.5, 0.25),
     {"lowp.m": json.dumps({"format": "int8:channel", "shape": [2, 3]})})
+# Chunk statistics (lowp_chunk_stats, lowp/io/chunk_stats.h): x [4, 2] in
+# chunks of 2 rows, the second chunk with a NaN.
+SEEDS["chunk_stats.safetensors"] = st(
+    [("x", "F32", [4, 2], 32)],
+    struct.pack("<8f", 1, 2, 3, 4, 5, 6, float("nan"), 8),
+    {"lowp_chunk_stats": json.dumps({"version": 1, "tensors": {"x": {
+        "rows": 2, "chunks": 2, "min": [1, 5], "max": [4, 8], "amax": [4, 8], "nonfinite": [0, 1]}}},
+        separators=(",", ":"))})
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)

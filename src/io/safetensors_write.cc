@@ -2,11 +2,13 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
 #include "lowp/error.h"
 #include "lowp/io/atomic_file.h"
+#include "lowp/io/chunk_stats.h"
 #include "lowp/io/safetensors.h"
 #include "safetensors_common.h"
 
@@ -60,17 +62,28 @@ void put_u64le(std::uint64_t v, std::byte* out) {
 
 void write_safetensors(const std::filesystem::path& path, const std::vector<OutputTensor>& tensors,
                        const Metadata& metadata, const ProduceTensor& produce) {
-  std::vector<std::byte> kept;  // the latest tensor's bytes, alive while written
-  write_safetensors_views(path, tensors, metadata, [&](std::size_t i) {
-    kept = produce(i);
-    return std::span<const std::byte>(kept);
-  });
+  write_safetensors(path, tensors, metadata, produce, SafetensorsWriteOptions{});
 }
 
-void write_safetensors_views(const std::filesystem::path& path,
-                             const std::vector<OutputTensor>& tensors, const Metadata& metadata,
-                             const ProduceTensorView& produce) {
-  const std::string file = path.string();
+void write_safetensors(const std::filesystem::path& path, const std::vector<OutputTensor>& tensors,
+                       const Metadata& metadata, const ProduceTensor& produce,
+                       const SafetensorsWriteOptions& options) {
+  std::vector<std::byte> kept;  // the latest tensor's bytes, alive while written
+  write_safetensors_views(
+      path, tensors, metadata,
+      [&](std::size_t i) {
+        kept = produce(i);
+        return std::span<const std::byte>(kept);
+      },
+      options);
+}
+
+namespace {
+
+// The header text (padded so the data starts 8-byte aligned), checked as
+// write_safetensors documents.
+std::string header_text(const std::string& file, const std::vector<OutputTensor>& tensors,
+                        const Metadata& metadata) {
   // The header is assembled as text: ordered_json's linear lookups would
   // make a model with many tensors quadratic.
   std::string text = "{";
@@ -112,12 +125,61 @@ void write_safetensors_views(const std::filesystem::path& path,
   text.append((8 - text.size() % 8) % 8, ' ');
   if (text.size() > kSafetensorsMaxHeader)
     throw Error(file + ": header exceeds " + std::to_string(kSafetensorsMaxHeader) + " bytes");
+  return text;
+}
 
-  AtomicFile out(path);
+void write_header(AtomicFile& out, const std::string& text) {
   std::byte length[8];
   put_u64le(text.size(), length);
   out.write(length);
   out.write(std::as_bytes(std::span(text)));
+}
+
+// The statistics pass: `first` holds the whole file without statistics; read
+// it back with lowp's reader, and write `path` again with them in the header
+// (the data bytes copied as they are).
+void rewrite_with_chunk_stats(const std::filesystem::path& path, const AtomicFile& first,
+                              const std::vector<OutputTensor>& tensors, Metadata metadata,
+                              std::size_t old_header, std::int64_t rows) {
+  const std::string file = path.string();
+  auto map = std::make_shared<const MappedFile>(first.temp_path());
+  const std::unique_ptr<ModelReader> reader = parse_safetensors(map->bytes(), file, map);
+  reader->set_mapping(map);
+  std::vector<ChunkStats> stats;
+  for (const TensorInfo& t : reader->tensors()) {
+    if (!t.is_float) continue;
+    stats.push_back(compute_chunk_stats(*reader, t, rows));
+    reader->release(t);
+  }
+  metadata.emplace_back(std::string(kChunkStatsKey), chunk_stats_json(stats));
+  const std::string text = header_text(file, tensors, metadata);
+  AtomicFile out(path);
+  write_header(out, text);
+  const std::span<const std::byte> data = map->bytes().subspan(8 + old_header);
+  constexpr std::size_t kPiece = std::size_t{64} << 20;
+  for (std::size_t at = 0; at < data.size(); at += kPiece) {
+    const std::span<const std::byte> piece = data.subspan(at, std::min(kPiece, data.size() - at));
+    out.write(piece);
+    map->release(piece);
+  }
+  out.commit();
+}
+
+}  // namespace
+
+void write_safetensors_views(const std::filesystem::path& path,
+                             const std::vector<OutputTensor>& tensors, const Metadata& metadata,
+                             const ProduceTensorView& produce,
+                             const SafetensorsWriteOptions& options) {
+  const std::string file = path.string();
+  if (options.chunk_stats_rows < 0)
+    throw Error(file + ": chunk statistics need at least 1 row per chunk");
+  const bool stats = options.chunk_stats_rows > 0;
+  Metadata plain = metadata;
+  if (stats) std::erase_if(plain, [](const auto& kv) { return kv.first == kChunkStatsKey; });
+  const std::string text = header_text(file, tensors, plain);
+  AtomicFile out(path);
+  write_header(out, text);
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const std::span<const std::byte> bytes = produce(i);
     if (bytes.size() != tensors[i].nbytes) {
@@ -126,6 +188,11 @@ void write_safetensors_views(const std::filesystem::path& path,
                   std::to_string(tensors[i].nbytes));
     }
     out.write(bytes);
+  }
+  if (stats) {
+    rewrite_with_chunk_stats(path, out, tensors, std::move(plain), text.size(),
+                             options.chunk_stats_rows);
+    return;  // `out`, never committed, removes its temporary
   }
   out.commit();
 }

@@ -412,7 +412,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     kept = std::move(bytes);
     return std::span<const std::byte>(kept);
   };
-  io::write_safetensors_views(out, outputs, metadata, [&](std::size_t index) {
+  const io::SafetensorsWriteOptions write_options{req.chunk_stats_rows};
+  const auto produce = [&](std::size_t index) -> std::span<const std::byte> {
     const Plan& p = plans[owner[index]];
     const io::TensorInfo& t = *p.in;
     const io::OutputTensor& o = outputs[index];
@@ -535,7 +536,8 @@ void write_safetensors_output(const io::ModelReader& in, const std::filesystem::
     report.tensors.push_back(std::move(r));
     in.release(t);
     return keep(std::move(bytes));
-  });
+  };
+  io::write_safetensors_views(out, outputs, metadata, produce, write_options);
 }
 
 }  // namespace lowp::detail

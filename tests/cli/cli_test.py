@@ -2186,6 +2186,129 @@ class Convert(Base):
                           self.path("y.gguf"))
 
 
+class ChunkStats(Base):
+    """--chunk-stats on quantize/convert: per-chunk min/max/amax/non-finite
+    statistics in __metadata__ (lowp_chunk_stats), read with json + struct only."""
+
+    def quantize(self, out, *extra):
+        sample_model(self.path("m.npz"))
+        r = run("quantize", self.path("m.npz"), "-o", out, "-f", "mxfp4", *extra)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_plain_readers_see_the_same_tensors_and_exact_stats(self):
+        plain, stats = self.path("plain.safetensors"), self.path("stats.safetensors")
+        self.quantize(plain)
+        self.quantize(stats, "--chunk-stats=16")
+        a, meta_a = safetensors_tensors(plain)
+        b, meta_b = safetensors_tensors(stats)
+        self.assertEqual(a, b)  # the same entries and bytes for every tensor
+        self.assertNotIn("lowp_chunk_stats", meta_a)
+        st = json.loads(meta_b.pop("lowp_chunk_stats"))
+        self.assertEqual(meta_a, meta_b)
+        self.assertEqual(st["version"], 1)
+        # The F32 tensors kept as they are: recompute from the bytes.
+        for name in ("bias",):
+            dtype, shape, data = b[name]
+            self.assertEqual(dtype, "F32")
+            e = st["tensors"][name]
+            row = 1
+            for d in shape[1:]:
+                row *= d
+            values = struct.unpack(f"<{len(data) // 4}f", data)
+            rows = shape[0]
+            self.assertEqual(e["rows"], 16)
+            self.assertEqual(e["chunks"], (rows + 15) // 16)
+            for k in range(e["chunks"]):
+                chunk = values[k * 16 * row:(k + 1) * 16 * row]
+                f32_of = lambda v: struct.unpack("<f", struct.pack("<f", v))[0]
+                self.assertEqual(f32_of(e["min"][k]), min(chunk))
+                self.assertEqual(f32_of(e["max"][k]), max(chunk))
+                self.assertEqual(f32_of(e["amax"][k]), max(abs(v) for v in chunk))
+                self.assertEqual(e["nonfinite"][k], 0)
+        self.assertEqual(st["tensors"]["w1"]["chunks"], 4)  # packed: decoded values, 64 rows
+
+    def test_inspect_shows_and_checks(self):
+        out = self.path("s.safetensors")
+        self.quantize(out, "--chunk-stats")
+        r = run("inspect", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("chunk statistics (4 tensors", r.stdout)
+        self.assertIn("lowp_chunk_stats: (", r.stdout)
+        r = run("inspect", "--check-stats", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("chunk statistics match the data (4 tensors)", r.stdout)
+        info = json.loads(run("inspect", "--json", out).stdout)
+        w1 = {t["name"]: t for t in info["tensors"]}["w1"]
+        self.assertEqual(w1["chunk_stats"]["chunks"], 1)  # 64 rows, 64 a chunk
+        self.assertEqual(w1["chunk_stats"]["rows_per_chunk"], 64)
+        # No statistics to check.
+        plain = self.path("p.safetensors")
+        self.quantize(plain)
+        self.assert_fails(["inspect", "--check-stats", plain], "no chunk statistics")
+
+    def rewrite_stats(self, src, dst, edit):
+        """dst: src with its lowp_chunk_stats text edited (the header re-padded)."""
+        data = open(src, "rb").read()
+        n = struct.unpack("<Q", data[:8])[0]
+        header = json.loads(data[8:8 + n])
+        header["__metadata__"]["lowp_chunk_stats"] = edit(header["__metadata__"]["lowp_chunk_stats"])
+        h = json.dumps(header).encode()
+        h += b" " * ((8 - len(h) % 8) % 8)
+        with open(dst, "wb") as f:
+            f.write(struct.pack("<Q", len(h)) + h + data[8 + n:])
+
+    def test_mismatch_and_malformed(self):
+        good = self.path("s.safetensors")
+        self.quantize(good, "--chunk-stats=16")
+
+        def wrong_max(text):
+            st = json.loads(text)
+            e = st["tensors"]["w1"]
+            e["max"][2] = e["max"][2] * 2
+            e["amax"][2] = max(abs(e["min"][2]), e["max"][2])
+            return json.dumps(st)
+
+        bad = self.path("bad.safetensors")
+        self.rewrite_stats(good, bad, wrong_max)
+        line = self.assert_fails(["inspect", "--check-stats", bad], "tensor 'w1' chunk 2 (rows 32..47): stored max")
+        self.assertIn(bad, line)
+        for edit, msg in ((lambda t: t[:-3], "chunk statistics is not valid JSON"),
+                          (lambda t: t.replace('"w1"', '"nope"'), "tensor 'nope' is not in the file"),
+                          (lambda t: t.replace('"chunks":4', '"chunks":5', 1), "'chunks' must be 4")):
+            broken = self.path("broken.safetensors")
+            self.rewrite_stats(good, broken, edit)
+            # Plain inspect: a warning, the listing still printed.
+            r = run("inspect", broken)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("w1", r.stdout)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            self.assertIn("lowp: warning: " + broken + ": " , r.stderr)
+            self.assertIn(msg, r.stderr)
+            self.assertNotIn("chunk statistics (", r.stdout)
+            self.assert_fails(["inspect", "--check-stats", broken], msg)
+            os.remove(broken)
+
+    def test_options(self):
+        sample_model(self.path("m.npz"))
+        self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x.gguf"), "-f", "q8_0",
+                           "--chunk-stats"], "only safetensors output")
+        self.assert_fails(["quantize", self.path("m.npz"), "-o", self.path("x.safetensors"), "-f", "mxfp4",
+                           "--chunk-stats=-2"], "--chunk-stats")
+        # convert carries the option too; the input's stale statistics are dropped
+        # unless asked for again.
+        q = self.path("q.safetensors")
+        self.quantize(q, "--chunk-stats=8")
+        c = self.path("c.safetensors")
+        r = run("convert", q, "-o", c)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("lowp_chunk_stats", safetensors_tensors(c)[1])
+        r = run("convert", q, "-o", c, "--chunk-stats=8")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(run("inspect", "--check-stats", c).returncode, 0)
+        self.assertIn("--chunk-stats", run("quantize", "--help").stdout)
+        self.assertIn("--check-stats", run("inspect", "--help").stdout)
+
+
 def load_tests(loader, standard_tests, pattern):
     part = os.environ.get("LOWP_CLI_PART", "")
     if part not in ("", "heavy", "light"):

@@ -49,6 +49,7 @@ struct QuantizeArgs {
   std::uint64_t min_elements = 1;
   std::vector<std::string> include, exclude;
   unsigned threads = 0;
+  std::int64_t chunk_stats = 0;  // rows per chunk; 0: no statistics
   int axis = -1;
   bool saturate = false, fake = false, quiet = false;
   bool convert = false;  // lowp convert: never the llama.cpp export
@@ -180,6 +181,13 @@ void run_quantize(const QuantizeArgs& a) {
   if (a.format.empty() && !(a.budget > 0)) throw Error("--format is required (or --budget)");
   const QuantMethod method = parse_method(a.method);
   const io::Layout layout = io::parse_layout(a.layout);
+  if (a.chunk_stats < 0) throw Error("--chunk-stats: rows per chunk must be at least 1");
+  if (a.chunk_stats > 0) {
+    const std::string kind =
+        io::layout_has_config(layout) ? "safetensors" : output_kind_for(a.out, a.to);
+    if (kind != "safetensors")
+      throw Error("--chunk-stats: only safetensors output carries chunk statistics, not " + kind);
+  }
   // A model directory written to a file other than GGUF is quantized tensor
   // by tensor like any model file (its weights: model.safetensors or shards).
   const bool directory = std::filesystem::is_directory(a.in);
@@ -201,6 +209,7 @@ void run_quantize(const QuantizeArgs& a) {
   req.exclude = a.exclude;
   req.min_elements = a.min_elements;
   req.fake = a.fake;
+  req.chunk_stats_rows = a.chunk_stats;
   req.layout = layout;
   // An engine's layout is a model directory: safetensors inside.
   req.output_kind = io::layout_has_config(layout) ? "safetensors" : output_kind_for(a.out, a.to);
@@ -319,6 +328,11 @@ void add_convert_command(CLI::App& app) {
                   "tensors in another format are quantized to it");
   cmd->add_option("--include", a->include,
                   "Convert only tensors whose name matches a glob (default: those in the format)");
+  cmd->add_flag("--chunk-stats{64}", a->chunk_stats,
+                "safetensors output: per-chunk statistics (min, max, amax, non-finite count of "
+                "each run of ROWS rows of every float tensor, at most 1024 chunks a tensor) in "
+                "the header's __metadata__ (lowp_chunk_stats), shown by lowp inspect; "
+                "--chunk-stats=ROWS, default 64");
   cmd->add_option("--report", a->report_path, "Also write the per-tensor report as JSON");
   cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->default_str("0");
   cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
@@ -407,6 +421,11 @@ void add_quantize_command(CLI::App& app) {
                   "codes and FP32 scales, e.g. -f int4:group32, int4:group32:asym, "
                   "fp8_e4m3:channel, int8:channel, mxfp4, nvfp4; the opset is raised as needed)")
       ->default_str("lowp");
+  cmd->add_flag("--chunk-stats{64}", a->chunk_stats,
+                "safetensors output: per-chunk statistics (min, max, amax, non-finite count of "
+                "each run of ROWS rows of every float tensor, at most 1024 chunks a tensor) in "
+                "the header's __metadata__ (lowp_chunk_stats), shown by lowp inspect; "
+                "--chunk-stats=ROWS, default 64");
   cmd->add_option("--report", a->report_path, "Also write the per-tensor report as JSON");
   cmd->add_option("--threads", a->threads, "Threads (0: one per core)")->default_str("0");
   cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");

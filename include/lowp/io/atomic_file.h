@@ -29,6 +29,9 @@ class AtomicFile {
   // Writes `count` zero bytes (padding).
   void write_zeros(std::size_t count);
   std::uint64_t bytes_written() const { return written_; }
+  // The temporary's path: what has been written is in it (write() does not
+  // buffer), so a writer may read its own output back before commit().
+  const std::string& temp_path() const { return temp_; }
   // Closes and renames the temporary over the target.
   void commit();
 

@@ -98,9 +98,25 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Outp
 // it is called again (or the write ends): a caller that fills one buffer
 // tensor after tensor writes without a copy.
 using ProduceTensorView = std::function<std::span<const std::byte>(std::size_t index)>;
+
+// lowp-native options of the writer; the file stays standard safetensors.
+struct SafetensorsWriteOptions {
+  // When >= 1: per-chunk statistics (lowp/io/chunk_stats.h) of every float
+  // tensor, `chunk_stats_rows` rows per chunk (raised to keep at most
+  // kChunkStatsMaxChunks chunks), in the metadata entry "lowp_chunk_stats"
+  // (replacing one the caller passed). The header comes before the data, so
+  // the file is written once, read back with lowp's reader (the decoded
+  // values any reader gets), and written again with the statistics in its
+  // header: about one extra read and one extra write of the file.
+  std::int64_t chunk_stats_rows = 0;
+};
 void write_safetensors_views(const std::filesystem::path& path,
                              const std::vector<OutputTensor>& tensors, const Metadata& metadata,
-                             const ProduceTensorView& produce);
+                             const ProduceTensorView& produce,
+                             const SafetensorsWriteOptions& options = {});
+void write_safetensors(const std::filesystem::path& path, const std::vector<OutputTensor>& tensors,
+                       const Metadata& metadata, const ProduceTensor& produce,
+                       const SafetensorsWriteOptions& options);
 
 // lowp's packed form of `t` under `name`: returns the two output tensors
 // ("<name>" and "<name>.scales", both U8 and 1-d) and appends the "lowp.<name>"

@@ -43,6 +43,9 @@ struct QuantizeRequest {
   // only mode for ONNX output).
   bool fake = false;
   std::string output_kind;  // "safetensors", "gguf" or "onnx"
+  // safetensors output: per-chunk statistics of every float tensor, this many
+  // rows per chunk (0: none; lowp/io/chunk_stats.h).
+  std::int64_t chunk_stats_rows = 0;
   // The safetensors convention of the quantized tensors (lowp/io/layouts.h):
   // lowp's packed form, or an engine's (gpt-oss: mxfp4 only, blocks along
   // the last dimension; tensors whose last dimension is not a multiple of 32
