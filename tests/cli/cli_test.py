@@ -1237,6 +1237,42 @@ class Report(Base):
         self.assertEqual(greedy.returncode, 0, greedy.stderr)
         self.assert_fails(["generate", "--format", "fp9", "x"], "fp9")
 
+    def test_integer_only(self):
+        calib = self.calibration_text()
+        out = json.loads(self.report("--formats", "fp32", "--integer-only", "--calib", calib, "--calib-tokens",
+                                     "512", "--json", "--no-svg").stdout)
+        rows = [(r["format"], r["method"]) for r in out["rows"]]
+        self.assertEqual([r[0] for r in rows], ["fp32", "w8a8-static", "integer-only"])
+        fp32, w8a8, integer = (r["bits_per_byte"] for r in out["rows"])
+        # int8 everywhere costs little on this model; the integer kernels add little to it.
+        self.assertLess(abs(w8a8 / fp32 - 1), 0.05)
+        self.assertLess(abs(integer / w8a8 - 1), 0.02)
+        io = out["integer_only"]
+        self.assertEqual((io["attention_bits"], io["softmax_bits"]), (8, 8))
+        self.assertAlmostEqual(io["delta_percent_vs_w8a8_static"], 100 * (integer / w8a8 - 1), places=6)
+        # The table names the rows and prints the summary line.
+        table = self.report("--formats", "fp32", "--integer-only", "--calib", calib, "--calib-tokens", "512",
+                            "--int-softmax-bits", "12", "--no-svg").stdout
+        self.assertIn("integer-only", table)
+        self.assertIn("12-bit softmax", table)
+        # generate: deterministic for a seed, the same for any thread count, greedy works.
+        args = ["generate", "--integer-only", "--calib", calib, "--calib-tokens", "512", "-n", "30", "--seed", "3",
+                "In the beginning"]
+        a, b = run(*args), run(*args, "--threads", "2")
+        self.assertEqual(a.returncode, 0, a.stderr)
+        self.assertTrue(a.stdout.startswith("In the beginning"))
+        self.assertEqual(a.stdout, b.stdout)
+        self.assertEqual(run("generate", "--integer-only", "--calib", calib, "--calib-tokens", "512",
+                             "--temperature", "0", "-n", "20", "And God said").returncode, 0)
+        svg = self.path("chart.svg")
+        self.assert_fails(["report", "--text", self.text, "--integer-only", "--svg", svg], "--calib", svg)
+        self.assert_fails(["report", "--text", self.text, "--integer-only", "--calib", calib, "--rotate",
+                           "hadamard", "--svg", svg], "hadamard", svg)
+        self.assert_fails(["generate", "--integer-only", "x"], "--calib")
+        self.assert_fails(["generate", "--integer-only", "--calib", calib, "--format", "mxfp4", "x"], "--format")
+        self.assert_fails(["generate", "--calib", calib, "x"], "--integer-only")
+        self.assert_fails(["generate", "--integer-only", "--calib", self.path("missing.txt"), "x"], "missing.txt")
+
 def safetensors_raw(tensors, metadata=None):
     """A safetensors image of {name: (dtype, shape, bytes)} in the given order,
     with a __metadata__ object when `metadata` is given."""

@@ -27,6 +27,19 @@ inline constexpr Mode kModes[] = {
     {Round::kNearestEven, true},  {Round::kNearestAway, true},  {Round::kTowardZero, true},
 };
 
+// The rounding modes the exhaustive tier sweeps over all 2^32 fp32 patterns:
+// round-to-nearest-even (the default of every format and of the specs), and
+// the others too in a build configured with -DLOWP_EXHAUSTIVE_ALL_MODES=ON.
+// (Every mode is checked at every code, midpoint and their neighbours in the
+// fast tier.)
+inline std::vector<Round> exhaustive_roundings() {
+#ifdef LOWP_EXHAUSTIVE_ALL_MODES
+  return {Round::kNearestEven, Round::kNearestAway, Round::kTowardZero};
+#else
+  return {Round::kNearestEven};
+#endif
+}
+
 inline const char* mode_name(Mode m) {
   static const char* names[] = {"even", "away", "zero", "even+sat", "away+sat", "zero+sat"};
   return names[static_cast<int>(m.round) + (m.saturate ? 3 : 0)];

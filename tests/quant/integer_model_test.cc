@@ -112,7 +112,7 @@ void check_model(Case c, const char* name, double max_loss_increase_vs_w8a8) {
     den = std::max(den, static_cast<double>(std::fabs(ref[i])));
   }
   std::printf("%s: max |integer - float W8A8 logit| / max |logit| = %.4f\n", name, num / den);
-  EXPECT_LE(num / den, 0.2) << name;
+  EXPECT_LE(num / den, 0.1) << name;
 
   // The loss per byte: FP32, float W8A8, integer-only.
   const nn::EvalResult fp32 = c.model.evaluate(c.eval_tokens, c.eval_bytes, 2, c.bos);
@@ -134,8 +134,8 @@ void check_model(Case c, const char* name, double max_loss_increase_vs_w8a8) {
               1e-9);
 }
 
-TEST(IntegerModel, KjvCharGpt) { check_model(kjv_char(), "kjv-char", 0.05); }
-TEST(IntegerModel, KjvLlama) { check_model(kjv_llama(), "kjv-llama", 0.05); }
+TEST(IntegerModel, KjvCharGpt) { check_model(kjv_char(), "kjv-char", 0.005); }
+TEST(IntegerModel, KjvLlama) { check_model(kjv_llama(), "kjv-llama", 0.005); }
 
 TEST(IntegerModel, RefusesWhatItDoesNotCover) {
   Case c = kjv_char();

@@ -1,7 +1,9 @@
 // `lowp generate [MODEL] PROMPT [--format F] [-n N] [--temperature T]
-//                [--top-k K] [--seed S] [--threads N]`: sample text from a
+//                [--top-k K] [--seed S] [--threads N]
+//                [--integer-only --calib FILE]`: sample text from a
 // (quantized) model, token by token through the GEMV path with a KV cache, so
-// a user can see what a format does to it.
+// a user can see what a format does to it; --integer-only runs the model with
+// integer arithmetic only (lowp/quant/integer_model.h).
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -10,10 +12,13 @@
 
 #include <fmt/core.h>
 
+#include "calibration.h"
 #include "commands.h"
 #include "embedded.h"
 #include "lowp/error.h"
 #include "lowp/io/model.h"
+#include "lowp/quant/act_calib.h"
+#include "lowp/quant/integer_model.h"
 #include "lowp/storage/packed_matrix.h"
 #include "models.h"
 
@@ -29,6 +34,11 @@ struct GenerateArgs {
   int top_k = 0;
   std::uint64_t seed = 1;
   unsigned threads = 1;
+  bool integer_only = false;
+  CalibrationArgs calib;
+  std::string act_calibrator = "max";
+  int int_attention_bits = 8;
+  int int_softmax_bits = 8;
 };
 
 void run_generate(const GenerateArgs& a) {
@@ -41,8 +51,40 @@ void run_generate(const GenerateArgs& a) {
   if (prompt.empty()) throw Error("generate: the prompt is empty (give at least one byte)");
   if (!(a.temperature >= 0)) throw Error("generate: --temperature must be >= 0");
   if (a.top_k < 0) throw Error("generate: --top-k must be >= 0");
+  if (a.integer_only && a.calib.file.empty()) {
+    throw Error(
+        "generate: --integer-only needs calibration text (--calib FILE) for its static scales");
+  }
+  if (a.integer_only && (a.format != "fp32" || !a.activations.empty())) {
+    throw Error(
+        "generate: --integer-only fixes the formats (int8 weights and activations); drop --format "
+        "and --activations");
+  }
+  if (!a.integer_only && !a.calib.file.empty()) {
+    throw Error("generate: --calib is for --integer-only");
+  }
+  const CalibratorOptions calibrator = parse_calibrator(a.act_calibrator);
   const bool own_model = a.positional.size() == 2;
   const ModelAndTokenizer loaded = load_model_and_tokenizer(own_model ? a.positional.front() : "");
+  if (a.integer_only) {
+    const std::vector<std::int32_t> prompt_tokens = encode_prompt(loaded, prompt);
+    if (prompt_tokens.empty()) throw Error("generate: the prompt has no tokens");
+    const auto windows = load_calibration(loaded, a.calib, loaded.model.config().n_ctx);
+    IntegerModelOptions opt;
+    opt.calibrator = calibrator;
+    opt.attention_bits = a.int_attention_bits;
+    opt.softmax_bits = a.int_softmax_bits;
+    opt.threads = a.threads;
+    const IntegerTransformer im(loaded.model, windows, opt);
+    const std::optional<std::int32_t> eos =
+        loaded.tokenizer ? loaded.model.config().eos : std::optional<std::int32_t>{};
+    std::vector<std::int32_t> tokens =
+        nn::generate_with(im.generator(a.threads), prompt_tokens,
+                          static_cast<std::size_t>(a.tokens), a.temperature, a.top_k, a.seed, eos);
+    if (eos && !tokens.empty() && tokens.back() == *eos) tokens.pop_back();
+    fmt::print("{}{}\n", prompt, decode_tokens(loaded, tokens));
+    return;
+  }
   nn::Transformer model = loaded.model.with_weights(wf);
   if (!a.activations.empty()) model = model.with_activations(parse_matrix_format(a.activations));
   const std::vector<std::int32_t> prompt_tokens = encode_prompt(loaded, prompt);
@@ -75,6 +117,30 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-k", a->top_k, "Sample among the k most likely bytes (0: all)");
   cmd->add_option("--seed", a->seed, "Random seed (default 1)");
   cmd->add_option("--threads", a->threads, "Threads (default 1)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--integer-only", a->integer_only,
+                "Run the model with integer arithmetic only from the embedding lookup to the "
+                "logits (I-BERT: int8 weights and activations at static scales, integer "
+                "GELU/SiLU, softmax and norms; see docs/integer.md); needs --calib");
+  cmd->add_option("--calib", a->calib.file,
+                  "--integer-only: calibration text (UTF-8) for the static scales");
+  cmd->add_option("--calib-tokens", a->calib.tokens,
+                  "--integer-only: calibration tokens in all (default 16384)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--calib-seq", a->calib.sequence,
+                  "--integer-only: tokens per calibration sequence (default: the context, at "
+                  "most 256)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--calib-seed", a->calib.seed,
+                  "--integer-only: seed of the calibration windows' offsets (default 0)");
+  cmd->add_option("--act-calibrator", a->act_calibrator,
+                  "--integer-only: static scales from the |x| histogram: max (default), "
+                  "percentile[:P], mse or entropy");
+  cmd->add_option("--int-attention-bits", a->int_attention_bits,
+                  "--integer-only: bits of q, k and v in attention (default 8)")
+      ->check(CLI::Range(2, 16));
+  cmd->add_option("--int-softmax-bits", a->int_softmax_bits,
+                  "--integer-only: bits of the attention probabilities (default 8)")
+      ->check(CLI::Range(1, 16));
   cmd->callback([a] { run_generate(*a); });
 }
 
