@@ -2349,16 +2349,28 @@ def load_tests(loader, standard_tests, pattern):
     part = os.environ.get("LOWP_CLI_PART", "")
     if part not in ("", "heavy", "light"):
         raise SystemExit(f"LOWP_CLI_PART={part!r}: expected heavy or light")
+    # LOWP_CLI_SHARD=K/N: only every N-th selected test from the K-th (1-based),
+    # so that ctest can run the part as N processes side by side.
+    shard = os.environ.get("LOWP_CLI_SHARD", "1/1")
+    try:
+        k, n = (int(x) for x in shard.split("/"))
+        assert 1 <= k <= n
+    except (ValueError, AssertionError):
+        raise SystemExit(f"LOWP_CLI_SHARD={shard!r}: expected K/N with 1 <= K <= N")
     suite = unittest.TestSuite()
+    selected = []
 
     def walk(s):
         for t in s:
             if isinstance(t, unittest.TestSuite):
                 walk(t)
             elif not part or (t._testMethodName in HEAVY) == (part == "heavy"):
-                suite.addTest(t)
+                selected.append(t)
 
     walk(standard_tests)
+    for i, t in enumerate(selected):
+        if i % n == k - 1:
+            suite.addTest(t)
     return suite
 
 

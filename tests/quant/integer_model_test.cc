@@ -40,7 +40,15 @@ struct Case {
   std::optional<std::int32_t> bos;
 };
 
-// The first 12 KB of the held-out text calibrate, the rest is evaluated.
+// Under the sanitizers (about ten times slower) the test runs on less text.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr std::size_t kCalibBytes = 6000, kEvalBytes = 2048;
+#else
+constexpr std::size_t kCalibBytes = 12000, kEvalBytes = 8192;
+#endif
+
+// The first kCalibBytes of the held-out text calibrate, the next kEvalBytes
+// are evaluated.
 Case kjv_char() {
   const std::string text = read_text();
   Case c{nn::load_transformer(source_dir() / "models" / "kjv-char" / "model.safetensors"),
@@ -49,9 +57,10 @@ Case kjv_char() {
          {},
          std::nullopt};
   for (std::size_t i = 0; i < text.size(); ++i) {
-    (i < 12000 ? c.calib_tokens : c.eval_tokens).push_back(static_cast<unsigned char>(text[i]));
+    (i < kCalibBytes ? c.calib_tokens : c.eval_tokens)
+        .push_back(static_cast<unsigned char>(text[i]));
   }
-  c.eval_tokens.resize(std::min<std::size_t>(c.eval_tokens.size(), 8192));
+  c.eval_tokens.resize(std::min<std::size_t>(c.eval_tokens.size(), kEvalBytes));
   c.eval_bytes.assign(c.eval_tokens.size(), 1);
   return c;
 }
@@ -60,8 +69,8 @@ Case kjv_llama() {
   const std::string text = read_text();
   const auto dir = source_dir() / "models" / "kjv-llama";
   const nn::Tokenizer tok = nn::Tokenizer::from_directory(dir);
-  Case c{nn::load_transformer(dir), tok.encode(text.substr(0, 12000)), {}, {}, tok.bos()};
-  const std::string rest = text.substr(12000, 8192);
+  Case c{nn::load_transformer(dir), tok.encode(text.substr(0, kCalibBytes)), {}, {}, tok.bos()};
+  const std::string rest = text.substr(kCalibBytes, kEvalBytes);
   c.eval_tokens = tok.encode(rest);
   // Bytes per token: spread the text's bytes over its tokens (the loss per
   // byte needs only their sum).
