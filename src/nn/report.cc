@@ -120,6 +120,21 @@ ReportText byte_tokens(std::span<const std::uint8_t> text) {
   return t;
 }
 
+namespace {
+// A row's measurements: the model's size and its evaluation.
+ReportRow measured_row(const EvalResult& e, double bits_per_weight, std::uint64_t model_bytes) {
+  ReportRow row;
+  row.bits_per_weight = bits_per_weight;
+  row.model_bytes = model_bytes;
+  row.nats_per_byte = e.nats_per_byte();
+  row.bits_per_byte = e.bits_per_byte();
+  row.perplexity = e.perplexity();
+  row.tokens = e.tokens;
+  row.tokens_per_second = e.seconds > 0 ? static_cast<double>(e.tokens) / e.seconds : 0.0;
+  return row;
+}
+}  // namespace
+
 Report run_report(const Transformer& model, const ReportText& text, const ReportOptions& opt,
                   const std::function<void(const ReportRow&)>& progress) {
   if (opt.formats.empty() && opt.extra.empty()) throw Error("report: no formats given");
@@ -136,15 +151,8 @@ Report run_report(const Transformer& model, const ReportText& text, const Report
       cast = cast.with_activations(parse_matrix_format(opt.activations));
     if (with_activations && opt.finish) cast = opt.finish(std::move(cast));
     const EvalResult e = cast.evaluate(text.tokens, text.token_bytes, r.threads, text.bos);
-    ReportRow row;
+    ReportRow row = measured_row(e, cast.linear_bits_per_weight(), cast.weight_bytes());
     row.format = f.name;
-    row.bits_per_weight = cast.linear_bits_per_weight();
-    row.model_bytes = cast.weight_bytes();
-    row.nats_per_byte = e.nats_per_byte();
-    row.bits_per_byte = e.bits_per_byte();
-    row.perplexity = e.perplexity();
-    row.tokens = e.tokens;
-    row.tokens_per_second = e.seconds > 0 ? static_cast<double>(e.tokens) / e.seconds : 0.0;
     return row;
   };
   const std::vector<std::string> methods =
@@ -207,14 +215,7 @@ Report run_report(const Transformer& model, const ReportText& text, const Report
     double seconds = 0;
     if (x.measure) {
       const ReportExtra::Measured m = x.measure(text, r.threads);
-      row.bits_per_weight = m.bits_per_weight;
-      row.model_bytes = m.model_bytes;
-      row.nats_per_byte = m.eval.nats_per_byte();
-      row.bits_per_byte = m.eval.bits_per_byte();
-      row.perplexity = m.eval.perplexity();
-      row.tokens = m.eval.tokens;
-      row.tokens_per_second =
-          m.eval.seconds > 0 ? static_cast<double>(m.eval.tokens) / m.eval.seconds : 0.0;
+      row = measured_row(m.eval, m.bits_per_weight, m.model_bytes);
       // The time to prepare the model: all but the evaluation.
       seconds = std::max(
           0.0, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() -

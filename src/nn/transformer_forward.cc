@@ -84,14 +84,18 @@ Transformer::KvCache Transformer::make_cache(std::size_t capacity) const {
   return c;
 }
 
-void Transformer::check_tokens(std::span<const std::int32_t> tokens, const char* what) const {
+void check_token_ids(std::span<const std::int32_t> tokens, int vocab_size, const char* what) {
   for (std::size_t i = 0; i < tokens.size(); ++i) {
-    if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
+    if (tokens[i] < 0 || tokens[i] >= vocab_size) {
       throw Error(std::string(what) + ": token " + std::to_string(tokens[i]) + " at position " +
                   std::to_string(i) + " is outside the vocabulary [0, " +
-                  std::to_string(config_.vocab_size) + ")");
+                  std::to_string(vocab_size) + ")");
     }
   }
+}
+
+void Transformer::check_tokens(std::span<const std::int32_t> tokens, const char* what) const {
+  check_token_ids(tokens, config_.vocab_size, what);
 }
 
 namespace {
@@ -401,12 +405,6 @@ void Transformer::forward(std::span<const std::int32_t> tokens, std::span<float>
 EvalResult Transformer::evaluate(std::span<const std::int32_t> tokens,
                                  std::span<const std::uint32_t> token_bytes, unsigned threads,
                                  std::optional<std::int32_t> bos) const {
-  if (token_bytes.size() != tokens.size()) {
-    throw Error("evaluate: " + std::to_string(tokens.size()) + " tokens but " +
-                std::to_string(token_bytes.size()) + " byte counts");
-  }
-  check_tokens(tokens, "evaluate");
-  if (bos) check_tokens(std::span<const std::int32_t>(&*bos, 1), "evaluate (bos)");
   return evaluate_windows(static_cast<std::size_t>(config_.n_ctx),
                           static_cast<std::size_t>(config_.vocab_size), tokens, token_bytes,
                           threads, bos,
@@ -424,6 +422,10 @@ EvalResult evaluate_windows(std::size_t ctx, std::size_t vocab,
     throw Error("evaluate: " + std::to_string(tokens.size()) + " tokens but " +
                 std::to_string(token_bytes.size()) + " byte counts");
   }
+  check_token_ids(tokens, static_cast<int>(vocab), "evaluate");
+  if (bos)
+    check_token_ids(std::span<const std::int32_t>(&*bos, 1), static_cast<int>(vocab),
+                    "evaluate (bos)");
   // Window w covers tokens [w * stride, w * stride + len) of the text; with a
   // bos it runs bos + those and predicts all of them, else it predicts all but
   // its first.

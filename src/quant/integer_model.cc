@@ -640,19 +640,6 @@ void IntegerTransformer::Impl::run(std::span<const std::int32_t> tokens, Cache& 
   }
 }
 
-namespace {
-void check_tokens(const nn::TransformerConfig& c, std::span<const std::int32_t> tokens,
-                  const char* what) {
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
-      throw Error(std::string(what) + ": token " + std::to_string(tokens[i]) + " at " +
-                  std::to_string(i) + " is outside the vocabulary of " +
-                  std::to_string(c.vocab_size));
-    }
-  }
-}
-}  // namespace
-
 void IntegerTransformer::forward(std::span<const std::int32_t> tokens, std::span<float> logits,
                                  unsigned threads) const {
   const nn::TransformerConfig& c = impl_->config;
@@ -660,7 +647,7 @@ void IntegerTransformer::forward(std::span<const std::int32_t> tokens, std::span
     throw Error("forward: " + std::to_string(tokens.size()) +
                 " tokens, expected 1 to n_ctx = " + std::to_string(c.n_ctx));
   }
-  check_tokens(c, tokens, "forward");
+  nn::check_token_ids(tokens, c.vocab_size, "forward");
   if (logits.size() != tokens.size() * static_cast<std::size_t>(c.vocab_size)) {
     throw Error("forward: the logits span has the wrong size");
   }
@@ -673,8 +660,6 @@ nn::EvalResult IntegerTransformer::evaluate(std::span<const std::int32_t> tokens
                                             unsigned threads,
                                             std::optional<std::int32_t> bos) const {
   const nn::TransformerConfig& c = impl_->config;
-  check_tokens(c, tokens, "evaluate");
-  if (bos) check_tokens(c, std::span<const std::int32_t>(&*bos, 1), "evaluate (bos)");
   const Impl* im = impl_.get();
   return nn::evaluate_windows(static_cast<std::size_t>(c.n_ctx),
                               static_cast<std::size_t>(c.vocab_size), tokens, token_bytes, threads,
@@ -700,27 +685,23 @@ nn::NextLogits IntegerTransformer::generator(unsigned threads) const {
   s->logits.resize(static_cast<std::size_t>(impl_->config.vocab_size));
   return [s](std::span<const std::int32_t> tokens) -> std::span<const float> {
     if (tokens.empty()) throw Error("generator: no tokens to push");
-    check_tokens(s->im->config, tokens, "generator");
+    nn::check_token_ids(tokens, s->im->config.vocab_size, "generator");
     const auto ctx = static_cast<std::size_t>(s->im->config.n_ctx);
     std::size_t i = 0;
     while (i < tokens.size()) {
-      if (s->tokens.size() == ctx) {
-        // Keep the newest half and rebuild the cache from it.
+      // A full context keeps its newest half, and the cache is rebuilt from it.
+      const bool rebuild = s->tokens.size() == ctx;
+      if (rebuild) {
         s->tokens.erase(s->tokens.begin(),
                         s->tokens.begin() + static_cast<std::ptrdiff_t>(ctx - ctx / 2));
-        const std::size_t take = std::min(tokens.size() - i, ctx - s->tokens.size());
-        s->tokens.insert(s->tokens.end(), tokens.begin() + static_cast<std::ptrdiff_t>(i),
-                         tokens.begin() + static_cast<std::ptrdiff_t>(i + take));
         s->cache = s->im->make_cache();
-        s->im->run(s->tokens, s->cache, s->logits.data(), 1, s->threads);
-        i += take;
-        continue;
       }
-      const std::size_t take = std::min(tokens.size() - i, ctx - s->tokens.size());
-      const std::span<const std::int32_t> part = tokens.subspan(i, take);
+      const std::span<const std::int32_t> part =
+          tokens.subspan(i, std::min(tokens.size() - i, ctx - s->tokens.size()));
       s->tokens.insert(s->tokens.end(), part.begin(), part.end());
-      s->im->run(part, s->cache, s->logits.data(), 1, s->threads);
-      i += take;
+      s->im->run(rebuild ? std::span<const std::int32_t>(s->tokens) : part, s->cache,
+                 s->logits.data(), 1, s->threads);
+      i += part.size();
     }
     return s->logits;
   };

@@ -146,6 +146,38 @@ void check_model(Case c, const char* name, double max_loss_increase_vs_w8a8) {
 TEST(IntegerModel, KjvCharGpt) { check_model(kjv_char(), "kjv-char", 0.005); }
 TEST(IntegerModel, KjvLlama) { check_model(kjv_llama(), "kjv-llama", 0.005); }
 
+// Past the context the generator keeps the newest half of its tokens and
+// rebuilds its cache from them: its logits are then those of forward() on
+// that window, whether tokens come one at a time or in chunks that cross the
+// boundary.
+TEST(IntegerModel, GeneratorPastTheContext) {
+  Case c = kjv_char();
+  constexpr std::size_t ctx = 32;
+  const IntegerTransformer im(c.model.with_context(static_cast<int>(ctx)),
+                              windows(c.calib_tokens, ctx));
+  const auto vocab = static_cast<std::size_t>(c.model.config().vocab_size);
+  for (const std::size_t chunk : {std::size_t{1}, std::size_t{13}}) {
+    const nn::NextLogits push = im.generator(1);
+    std::vector<std::int32_t> window;  // what the generator should hold
+    std::vector<float> ref;
+    for (std::size_t at = 0; at + chunk <= 5 * ctx; at += chunk) {
+      const std::span<const std::int32_t> part(c.eval_tokens.data() + at, chunk);
+      for (const std::int32_t t : part) {
+        if (window.size() == ctx) {
+          window.erase(window.begin(), window.begin() + static_cast<std::ptrdiff_t>(ctx - ctx / 2));
+        }
+        window.push_back(t);
+      }
+      const std::span<const float> got = push(part);
+      ref.resize(window.size() * vocab);
+      im.forward(window, ref);
+      ASSERT_TRUE(
+          std::equal(got.begin(), got.end(), ref.end() - static_cast<std::ptrdiff_t>(vocab)))
+          << "chunk " << chunk << " at " << at;
+    }
+  }
+}
+
 TEST(IntegerModel, RefusesWhatItDoesNotCover) {
   Case c = kjv_char();
   const auto w = windows(c.calib_tokens, 64);

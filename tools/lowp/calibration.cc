@@ -102,6 +102,15 @@ MethodOptions method_options(QuantMethod method, const CalibrationArgs& a, unsig
   return o;
 }
 
+void add_integer_bits_options(CLI::App* cmd, IntegerModelOptions& o) {
+  cmd->add_option("--int-attention-bits", o.attention_bits,
+                  "--integer-only: bits of q, k and v in attention (default 8)")
+      ->check(CLI::Range(2, 16));
+  cmd->add_option("--int-softmax-bits", o.softmax_bits,
+                  "--integer-only: bits of the attention probabilities (default 8)")
+      ->check(CLI::Range(1, 16));
+}
+
 nn::ReportQuantizer report_quantizer(
     std::shared_ptr<const std::vector<std::vector<std::int32_t>>> windows, const CalibrationArgs& a,
     unsigned threads) {

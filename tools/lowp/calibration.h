@@ -13,6 +13,7 @@
 
 #include "lowp/nn/report.h"
 #include "lowp/quant/calibrate.h"
+#include "lowp/quant/integer_model.h"
 #include "models.h"
 
 namespace lowp::cli {
@@ -33,6 +34,10 @@ struct CalibrationArgs {
 };
 
 void add_calibration_options(CLI::App* cmd, CalibrationArgs& a);
+
+// --int-attention-bits and --int-softmax-bits of the commands with
+// --integer-only (report, generate), into o's attention_bits and softmax_bits.
+void add_integer_bits_options(CLI::App* cmd, IntegerModelOptions& o);
 
 // The calibration windows of `a.file` (none without a file), tokenized by
 // m's tokenizer, at most `n_ctx` tokens each (the context the model runs).

@@ -37,8 +37,7 @@ struct GenerateArgs {
   bool integer_only = false;
   CalibrationArgs calib;
   std::string act_calibrator = "max";
-  int int_attention_bits = 8;
-  int int_softmax_bits = 8;
+  IntegerModelOptions integer;  // --int-attention-bits, --int-softmax-bits
 };
 
 void run_generate(const GenerateArgs& a) {
@@ -63,38 +62,29 @@ void run_generate(const GenerateArgs& a) {
   if (!a.integer_only && !a.calib.file.empty()) {
     throw Error("generate: --calib is for --integer-only");
   }
-  const CalibratorOptions calibrator = parse_calibrator(a.act_calibrator);
+  IntegerModelOptions integer = a.integer;
+  integer.calibrator = parse_calibrator(a.act_calibrator);
+  integer.threads = a.threads;
   const bool own_model = a.positional.size() == 2;
   const ModelAndTokenizer loaded = load_model_and_tokenizer(own_model ? a.positional.front() : "");
-  if (a.integer_only) {
-    const std::vector<std::int32_t> prompt_tokens = encode_prompt(loaded, prompt);
-    if (prompt_tokens.empty()) throw Error("generate: the prompt has no tokens");
-    const auto windows = load_calibration(loaded, a.calib, loaded.model.config().n_ctx);
-    IntegerModelOptions opt;
-    opt.calibrator = calibrator;
-    opt.attention_bits = a.int_attention_bits;
-    opt.softmax_bits = a.int_softmax_bits;
-    opt.threads = a.threads;
-    const IntegerTransformer im(loaded.model, windows, opt);
-    const std::optional<std::int32_t> eos =
-        loaded.tokenizer ? loaded.model.config().eos : std::optional<std::int32_t>{};
-    std::vector<std::int32_t> tokens =
-        nn::generate_with(im.generator(a.threads), prompt_tokens,
-                          static_cast<std::size_t>(a.tokens), a.temperature, a.top_k, a.seed, eos);
-    if (eos && !tokens.empty() && tokens.back() == *eos) tokens.pop_back();
-    fmt::print("{}{}\n", prompt, decode_tokens(loaded, tokens));
-    return;
-  }
-  nn::Transformer model = loaded.model.with_weights(wf);
-  if (!a.activations.empty()) model = model.with_activations(parse_matrix_format(a.activations));
   const std::vector<std::int32_t> prompt_tokens = encode_prompt(loaded, prompt);
   if (prompt_tokens.empty()) throw Error("generate: the prompt has no tokens");
   // A tokenized model stops at its end-of-text token (not printed).
   const std::optional<std::int32_t> eos =
-      loaded.tokenizer ? model.config().eos : std::optional<std::int32_t>{};
-  std::vector<std::int32_t> tokens =
-      nn::generate(model, prompt_tokens, static_cast<std::size_t>(a.tokens), a.temperature, a.top_k,
-                   a.seed, a.threads, eos);
+      loaded.tokenizer ? loaded.model.config().eos : std::optional<std::int32_t>{};
+  const auto count = static_cast<std::size_t>(a.tokens);
+  std::vector<std::int32_t> tokens;
+  if (a.integer_only) {
+    const IntegerTransformer im(
+        loaded.model, load_calibration(loaded, a.calib, loaded.model.config().n_ctx), integer);
+    tokens = nn::generate_with(im.generator(a.threads), prompt_tokens, count, a.temperature,
+                               a.top_k, a.seed, eos);
+  } else {
+    nn::Transformer model = loaded.model.with_weights(wf);
+    if (!a.activations.empty()) model = model.with_activations(parse_matrix_format(a.activations));
+    tokens =
+        nn::generate(model, prompt_tokens, count, a.temperature, a.top_k, a.seed, a.threads, eos);
+  }
   if (eos && !tokens.empty() && tokens.back() == *eos) tokens.pop_back();
   fmt::print("{}{}\n", prompt, decode_tokens(loaded, tokens));
 }
@@ -135,12 +125,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--act-calibrator", a->act_calibrator,
                   "--integer-only: static scales from the |x| histogram: max (default), "
                   "percentile[:P], mse or entropy");
-  cmd->add_option("--int-attention-bits", a->int_attention_bits,
-                  "--integer-only: bits of q, k and v in attention (default 8)")
-      ->check(CLI::Range(2, 16));
-  cmd->add_option("--int-softmax-bits", a->int_softmax_bits,
-                  "--integer-only: bits of the attention probabilities (default 8)")
-      ->check(CLI::Range(1, 16));
+  add_integer_bits_options(cmd, a->integer);
   cmd->callback([a] { run_generate(*a); });
 }
 

@@ -56,8 +56,7 @@ struct ReportArgs {
   int ctx = 0;
   bool json = false;
   bool integer_only = false;
-  int int_attention_bits = 8;
-  int int_softmax_bits = 8;
+  IntegerModelOptions integer;  // --int-attention-bits, --int-softmax-bits
   std::string svg = "lowp-report.svg";
   bool no_svg = false;
 };
@@ -386,10 +385,8 @@ void run_report(const ReportArgs& a) {
     // Two rows from one integer model (built by the first): the float W8A8
     // model it mirrors (int8:channel weights, int8 static activation scales,
     // float nonlinearities) and the integer-only model itself.
-    IntegerModelOptions io;
+    IntegerModelOptions io = a.integer;
     io.calibrator = calibrator;
-    io.attention_bits = a.int_attention_bits;
-    io.softmax_bits = a.int_softmax_bits;
     io.threads = opt.threads;
     auto im = std::make_shared<std::optional<IntegerTransformer>>();
     const auto get = [im, windows, io](const nn::Transformer& m) -> const IntegerTransformer& {
@@ -493,8 +490,8 @@ void run_report(const ReportArgs& a) {
       const nn::ReportRow& f = rep.rows[rep.rows.size() - 2];
       const nn::ReportRow& i = rep.rows.back();
       j["integer_only"] = {
-          {"attention_bits", a.int_attention_bits},
-          {"softmax_bits", a.int_softmax_bits},
+          {"attention_bits", a.integer.attention_bits},
+          {"softmax_bits", a.integer.softmax_bits},
           {"delta_percent_vs_fp32", i.delta_percent},
           {"delta_percent_vs_w8a8_static", 100.0 * (i.bits_per_byte / f.bits_per_byte - 1.0)}};
     }
@@ -528,7 +525,7 @@ void run_report(const ReportArgs& a) {
           "\ninteger-only (int8 weights and activations, {}-bit attention operands, {}-bit "
           "softmax; integer GELU/SiLU, softmax, norms): {:+.2f}% bits/byte vs fp32, {:+.2f}% vs "
           "w8a8-static (the same int8 model with float nonlinearities)\n",
-          a.int_attention_bits, a.int_softmax_bits, i.delta_percent,
+          a.integer.attention_bits, a.integer.softmax_bits, i.delta_percent,
           100.0 * (i.bits_per_byte / f.bits_per_byte - 1.0));
     }
     if (!a.no_svg && !a.svg.empty()) fmt::print("\nchart (model size vs loss): {}\n", a.svg);
@@ -632,12 +629,7 @@ void add_report_command(CLI::App& app) {
                 "same model run with integer arithmetic only from the embedding lookup to the "
                 "logits (i-GELU, integer sigmoid, softmax, LayerNorm/RMSNorm, multiply-shift "
                 "requantization); needs --calib; ignores --activations");
-  cmd->add_option("--int-attention-bits", a->int_attention_bits,
-                  "--integer-only: bits of q, k and v in attention (default 8)")
-      ->check(CLI::Range(2, 16));
-  cmd->add_option("--int-softmax-bits", a->int_softmax_bits,
-                  "--integer-only: bits of the attention probabilities (default 8)")
-      ->check(CLI::Range(1, 16));
+  add_integer_bits_options(cmd, a->integer);
   cmd->add_flag("--json", a->json, "Print JSON instead of a table");
   cmd->add_option("--svg", a->svg, "Where to write the chart (default: lowp-report.svg)");
   cmd->add_flag("--no-svg", a->no_svg, "Do not write the chart");

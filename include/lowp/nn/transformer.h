@@ -347,9 +347,14 @@ class Generator {
 // [tokens.size(), vocab] logits out.
 using WindowLogits =
     std::function<void(std::span<const std::int32_t> tokens, std::span<float> logits)>;
+// Throws lowp::Error "WHAT: token T at position I is outside the vocabulary
+// [0, V)" for the first token outside [0, vocab_size).
+void check_token_ids(std::span<const std::int32_t> tokens, int vocab_size, const char* what);
+
 // Transformer::evaluate's windows and sums for any model that gives a
 // window's logits (n_ctx tokens at most): the integer-only runtime uses it.
-// Does not check the tokens against the vocabulary.
+// Checks the byte counts against the tokens, and the tokens and bos against
+// the vocabulary, as Transformer::evaluate does.
 EvalResult evaluate_windows(std::size_t n_ctx, std::size_t vocab,
                             std::span<const std::int32_t> tokens,
                             std::span<const std::uint32_t> token_bytes, unsigned threads,
