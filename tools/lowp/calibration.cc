@@ -111,17 +111,23 @@ void add_integer_bits_options(CLI::App* cmd, IntegerModelOptions& o) {
       ->check(CLI::Range(1, 16));
 }
 
+ModelQuantizeOptions model_quantize_options(const std::string& method, const CalibrationArgs& a,
+                                            unsigned threads) {
+  ModelQuantizeOptions o;
+  const MethodSpec spec = parse_method_spec(method);
+  o.method = method_options(spec.method, a, threads);
+  o.method.lorc_rank = spec.lorc_rank;
+  o.method.row_scale = spec.row_scale;
+  o.measure_objective = false;
+  return o;
+}
+
 nn::ReportQuantizer report_quantizer(
     std::shared_ptr<const std::vector<std::vector<std::int32_t>>> windows, const CalibrationArgs& a,
     unsigned threads) {
   return [windows, a, threads](const nn::Transformer& model, const MatrixFormat& f,
                                const std::string& method) {
-    ModelQuantizeOptions o;
-    const MethodSpec spec = parse_method_spec(method);
-    o.method = method_options(spec.method, a, threads);
-    o.method.lorc_rank = spec.lorc_rank;
-    o.method.row_scale = spec.row_scale;
-    o.measure_objective = false;
+    ModelQuantizeOptions o = model_quantize_options(method, a, threads);
     o.progress = [](const std::string& line) { fmt::print(stderr, "  {}\n", line); };
     ModelQuantization q = quantize_transformer(model, f, *windows, o);
     for (const std::string& w : q.warnings) fmt::print(stderr, "warning: {}\n", w);

@@ -53,6 +53,11 @@ std::vector<std::string> split_list(const std::string& s);
 // The method options the arguments describe.
 MethodOptions method_options(QuantMethod method, const CalibrationArgs& a, unsigned threads);
 
+// quantize_transformer's options for a --methods entry (e.g. gptq+lorc8,
+// mse+row), without the objective measurement a report does not print.
+ModelQuantizeOptions model_quantize_options(const std::string& method, const CalibrationArgs& a,
+                                            unsigned threads);
+
 // A ReportQuantizer over quantize_transformer that prints progress on stderr.
 nn::ReportQuantizer report_quantizer(
     std::shared_ptr<const std::vector<std::vector<std::int32_t>>> windows, const CalibrationArgs& a,

@@ -363,12 +363,7 @@ void run_report(const ReportArgs& a) {
       opt.extra.push_back({label,
                            m,
                            [assignment, windows, calib, m, threads](const nn::Transformer& model) {
-                             ModelQuantizeOptions o;
-                             const MethodSpec spec = parse_method_spec(m);
-                             o.method = method_options(spec.method, calib, threads);
-                             o.method.lorc_rank = spec.lorc_rank;
-                             o.method.row_scale = spec.row_scale;
-                             o.measure_objective = false;
+                             ModelQuantizeOptions o = model_quantize_options(m, calib, threads);
                              o.format_of = [assignment](int layer, nn::LinearKind k) {
                                for (const MatrixAssignment& x : assignment->matrices) {
                                  if (x.layer == layer && x.kind == k) return x.format;
