@@ -214,7 +214,7 @@ def test_per_tensor_scale_of_inf_or_nan_is_an_error_naming_the_tensor():
     with pytest.raises(ValueError, match="'proj input' holds Inf or NaN"):
         model(torch.cat([x[:2], torch.full((1, 8), math.nan)]))
     y = model(x)
-    with pytest.raises(ValueError, match="'proj grad_output' holds Inf or NaN"):
+    with pytest.raises(ValueError, match="'proj grad_output_tokens' holds Inf or NaN"):
         y.backward(torch.full_like(y, math.inf))
     with torch.no_grad():
         model.proj.weight[1, 2] = math.inf

@@ -11,8 +11,10 @@ against the system libtorch) that this package loads with
 torch.ops.load_library from its own directory; it registers torch.ops.lowp.*.
 It does not need lowp's numpy module (lowp._lowp).
 
-Recipes (lowp.torch.RECIPES): "fp32", "mxfp8", "mxfp6", "mxfp4", "fp8-dynamic";
-see lowp.torch.recipe() and docs/torch.md.
+Recipes (lowp.torch.RECIPES): "fp32", the MX ones ("mxfp8", "mxfp8-e4m3",
+"mxfp6", "mxfp6-e2m3", "mxfp4", "mxfp4-sr"), the FP8 ones ("fp8-current" a.k.a.
+"fp8-dynamic", "fp8-delayed", "fp8-blockwise") and "nvfp4"; see
+lowp.torch.recipe(), docs/torch.md and docs/training.md.
 """
 
 import os
@@ -45,11 +47,16 @@ def _load_ops():
 
 _load_ops()
 
-from .ops import fake_quant, fake_quant_per_tensor, format_max  # noqa: E402
-from .spec import QuantSpec, LinearSpec, RECIPES, recipe, with_options  # noqa: E402
+from .ops import (fake_quant, fake_quant_per_tensor, fake_quant_tiles, format_max,  # noqa: E402
+                  hadamard_matrix, hadamard_rows)
+from .spec import (QuantSpec, LinearSpec, RECIPES, ROLES, recipe, with_options,  # noqa: E402
+                   reset_stochastic_stream)
+from .stats import QuantStats  # noqa: E402
 from .linear import QuantLinearFunction, Linear, convert, quantized_linear  # noqa: E402
 
 __all__ = [
-    "LIBRARY_PATH", "fake_quant", "fake_quant_per_tensor", "format_max", "QuantSpec", "with_options", "LinearSpec", "RECIPES",
-    "recipe", "QuantLinearFunction", "Linear", "convert", "quantized_linear",
+    "LIBRARY_PATH", "fake_quant", "fake_quant_per_tensor", "fake_quant_tiles", "format_max",
+    "hadamard_matrix", "hadamard_rows", "QuantSpec", "with_options", "LinearSpec", "RECIPES",
+    "ROLES", "recipe", "reset_stochastic_stream", "QuantStats", "QuantLinearFunction", "Linear",
+    "convert", "quantized_linear",
 ]

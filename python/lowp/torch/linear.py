@@ -5,11 +5,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import stats as _stats
+from .ops import hadamard_rows
 from .spec import LinearSpec, recipe
 
 
-def _quantize(spec, x, axis, name):
-    return x if spec is None else spec(x, axis, name)
+def _quantize(spec, x, axis, name, state=None):
+    return x if spec is None else spec(x, axis, name, state)
 
 
 class QuantLinearFunction(torch.autograd.Function):
@@ -19,17 +21,18 @@ class QuantLinearFunction(torch.autograd.Function):
     errors (e.g. a per-tensor scale of a tensor holding Inf or NaN)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, spec, name=None):
+    def forward(ctx, x, weight, bias, spec, name=None, state=None):
         layer = name or f"Linear({weight.shape[1]}, {weight.shape[0]})"
         x2 = x.reshape(-1, x.shape[-1])
-        xq = _quantize(spec.input, x2, 1, f"{layer} input")
-        wq = _quantize(spec.weight, weight, 1, f"{layer} weight")
+        xq = _quantize(spec.input, x2, 1, f"{layer} input", state)
+        wq = _quantize(spec.weight, weight, 1, f"{layer} weight", state)
         y = xq.matmul(wq.t())
         if bias is not None:
             y = y + bias
         ctx.save_for_backward(x2, weight)
         ctx.spec = spec
         ctx.layer = layer
+        ctx.state = state
         ctx.has_bias = bias is not None
         ctx.x_shape = x.shape
         return y.reshape(*x.shape[:-1], weight.shape[0])
@@ -37,30 +40,42 @@ class QuantLinearFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         x2, weight = ctx.saved_tensors
-        spec, layer = ctx.spec, ctx.layer
+        spec, layer, state = ctx.spec, ctx.layer, ctx.state
         g = grad_y.reshape(-1, weight.shape[0])
         grad_x = grad_w = grad_b = None
+        measure = _stats.active()
         if ctx.needs_input_grad[0]:
             # Reduction over out_features: dy along axis 1, W along axis 0.
-            grad_x = _quantize(spec.grad_output, g, 1, f"{layer} grad_output").matmul(
-                _quantize(spec.weight_bwd, weight, 0, f"{layer} weight (backward)"))
+            grad_x = _quantize(spec.grad_output, g, 1, f"{layer} grad_output", state).matmul(
+                _quantize(spec.weight_bwd, weight, 0, f"{layer} weight_bwd", state))
+            if measure:
+                _stats.record_grad("grad_input", g.matmul(weight), grad_x)
             grad_x = grad_x.reshape(ctx.x_shape)
         if ctx.needs_input_grad[1]:
-            # Reduction over the N tokens: dy and x along axis 0.
-            grad_w = _quantize(spec.grad_output, g, 0, f"{layer} grad_output").t().matmul(
-                _quantize(spec.input_bwd, x2, 0, f"{layer} input (backward)"))
+            # Reduction over the N tokens: dy and x along axis 0, optionally
+            # both rotated along the tokens by the same random Hadamard transform.
+            gt, xt = g, x2
+            if spec.wgrad_hadamard:
+                gt = hadamard_rows(g, spec.wgrad_hadamard, spec.hadamard_seed)
+                xt = hadamard_rows(x2, spec.wgrad_hadamard, spec.hadamard_seed)
+            grad_w = _quantize(spec.role("grad_output_tokens"), gt, 0,
+                               f"{layer} grad_output_tokens", state).t().matmul(
+                _quantize(spec.input_bwd, xt, 0, f"{layer} input_bwd", state))
+            if measure:
+                _stats.record_grad("grad_weight", g.t().matmul(x2), grad_w)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g.sum(0)
-        return grad_x, grad_w, grad_b, None, None
+        return grad_x, grad_w, grad_b, None, None, None
 
 
-def quantized_linear(x, weight, bias=None, spec=None, name=None):
+def quantized_linear(x, weight, bias=None, spec=None, name=None, state=None):
     """F.linear with the operands quantized by `spec` (a recipe name or
-    LinearSpec); `name` names the layer in errors."""
+    LinearSpec); `name` names the layer in errors; `state` is a dict that
+    keeps delayed scaling's amax histories between calls (a Linear has one)."""
     spec = recipe(spec)
     if spec.is_identity():
         return F.linear(x, weight, bias)
-    return QuantLinearFunction.apply(x, weight, bias, spec, name)
+    return QuantLinearFunction.apply(x, weight, bias, spec, name, state)
 
 
 class Linear(nn.Linear):
@@ -79,9 +94,11 @@ class Linear(nn.Linear):
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
         self.spec = recipe(spec)
         self.name = name
+        self.scaling_state = {}
 
     def forward(self, x):
-        return quantized_linear(x, self.weight, self.bias, self.spec, self.name)
+        return quantized_linear(x, self.weight, self.bias, self.spec, self.name,
+                                self.scaling_state)
 
     def extra_repr(self):
         return super().extra_repr() + f", spec={self.spec.name}"
@@ -97,6 +114,7 @@ class Linear(nn.Linear):
         new.bias = linear.bias
         new.spec = recipe(spec)
         new.name = name
+        new.scaling_state = {}
         new.train(linear.training)
         return new
 
@@ -120,6 +138,7 @@ def _convert(module, spec, path):
     if isinstance(module, Linear):
         module.spec = spec
         module.name = path or module.name
+        module.scaling_state = {}
         return module
     if isinstance(module, nn.Linear):
         return Linear.from_linear(module, spec, path)
