@@ -113,6 +113,8 @@ def build_model(name, args):
         label = f"{name}/{args.scale_rule}"
     if args.keep_fp32 and name != "fp32":
         label += f" (fp32: {args.keep_fp32})"
+    if args.master_weights != "fp32":
+        label += f" ({args.master_weights} master weights)"
     return model, cfg, label
 
 
@@ -185,6 +187,12 @@ def train_one(name, args, train_data, val_data, threads=None):
                     p.grad.div_(loss_scale)
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         opt.step()
+        if args.master_weights == "bf16":
+            # BF16 master weights: the weights are stored in bfloat16 (rounded to
+            # nearest-even after every update); Adam's moments stay fp32.
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.copy_(p.to(torch.bfloat16).to(p.dtype))
         curve.append(loss.item())
         last = step + 1 == args.steps
         if args.eval_every and ((step + 1) % args.eval_every == 0 or last):
@@ -206,10 +214,13 @@ def train_one(name, args, train_data, val_data, threads=None):
         out["stats"] = {role: {k: sum(v) / len(v) for k, v in row.items()}
                         for role, row in stats_total.items()}
         out["stats_curve"] = stats_curve
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    os.makedirs(os.path.join(args.out, "partial"), exist_ok=True)
     if args.save:
-        os.makedirs(args.out, exist_ok=True)
-        safe = label.replace("/", "_").replace(":", "_").replace(" ", "_").replace(",", "_")
         torch.save(model.state_dict(), os.path.join(args.out, f"{safe}.pt"))
+    # Each recipe's result as soon as it is done (results.json comes at the end).
+    with open(os.path.join(args.out, "partial", f"{safe}.json"), "w") as f:
+        json.dump(out, f)
     return out
 
 
@@ -337,6 +348,8 @@ def main(argv=None):
     ap.add_argument("--eval-fp32", action="store_true",
                     help="also evaluate each final model with fp32 forward")
     ap.add_argument("--save", action="store_true", help="save each final state_dict in OUT")
+    ap.add_argument("--master-weights", default="fp32", choices=["fp32", "bf16"],
+                    help="precision the weights are kept in between steps (default fp32)")
     ap.add_argument("--val-bytes", type=int, default=40000,
                     help="validate on the first N bytes of the validation split")
     ap.add_argument("--eval-every", type=int, default=50)

@@ -49,7 +49,7 @@ class QuantLinearFunction(torch.autograd.Function):
             grad_x = _quantize(spec.grad_output, g, 1, f"{layer} grad_output", state).matmul(
                 _quantize(spec.weight_bwd, weight, 0, f"{layer} weight_bwd", state))
             if measure:
-                _stats.record_grad("grad_input", g.matmul(weight), grad_x)
+                _stats.record_grad("grad_input", g.matmul(weight), grad_x, layer)
             grad_x = grad_x.reshape(ctx.x_shape)
         if ctx.needs_input_grad[1]:
             # Reduction over the N tokens: dy and x along axis 0, optionally
@@ -62,7 +62,7 @@ class QuantLinearFunction(torch.autograd.Function):
                                f"{layer} grad_output_tokens", state).t().matmul(
                 _quantize(spec.input_bwd, xt, 0, f"{layer} input_bwd", state))
             if measure:
-                _stats.record_grad("grad_weight", g.t().matmul(x2), grad_w)
+                _stats.record_grad("grad_weight", g.t().matmul(x2), grad_w, layer)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g.sum(0)
         return grad_x, grad_w, grad_b, None, None, None

@@ -178,17 +178,22 @@ def _with_grad_rounding(spec, rounding, name):
 
 
 # The named recipes. Weights and activations keep their forward format when
-# they enter the backward matmuls; gradients take the backward format.
+# they enter the backward matmuls; gradients take the backward format. The MX
+# recipes with 8- and 6-bit elements use the rceil scale rule (the block's
+# largest value never clips; docs/training.md measures why), the MXFP4 ones the
+# OCP floor rule (better for E2M1 in the same measurements); "<recipe>/floor"
+# or "<recipe>/rceil" selects the other.
+RCEIL = {"scale_rule": "rceil"}
 RECIPES = {
     "fp32": LinearSpec(name="fp32"),
     # MX paper / microxcaling: E4M3 weights and activations, E5M2 gradients.
-    "mxfp8": _uniform("mxfp8", "mxfp8_e4m3", "mxfp8_e5m2"),
+    "mxfp8": _uniform("mxfp8", "mxfp8_e4m3", "mxfp8_e5m2", **RCEIL),
     # E4M3 for every operand, gradients included (NVIDIA's MXFP8 pre-training recipe).
-    "mxfp8-e4m3": _uniform("mxfp8-e4m3", "mxfp8_e4m3", "mxfp8_e4m3"),
+    "mxfp8-e4m3": _uniform("mxfp8-e4m3", "mxfp8_e4m3", "mxfp8_e4m3", **RCEIL),
     # The MX paper's sub-8-bit training: E3M2 for every operand.
-    "mxfp6": _uniform("mxfp6", "mxfp6_e3m2", "mxfp6_e3m2"),
+    "mxfp6": _uniform("mxfp6", "mxfp6_e3m2", "mxfp6_e3m2", **RCEIL),
     # The other FP6 element: E2M3 for every operand.
-    "mxfp6-e2m3": _uniform("mxfp6-e2m3", "mxfp6_e2m3", "mxfp6_e2m3"),
+    "mxfp6-e2m3": _uniform("mxfp6-e2m3", "mxfp6_e2m3", "mxfp6_e2m3", **RCEIL),
     # E2M1 for every operand.
     "mxfp4": _uniform("mxfp4", "mxfp4", "mxfp4"),
     # FP8 with per-tensor scales from the current amax: E4M3 forward, E5M2 gradients.

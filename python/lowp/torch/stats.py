@@ -55,7 +55,10 @@ class QuantStats:
     """Collects statistics of every lowp.torch quantization made while open
     (a context manager; nested ones all collect)."""
 
-    def __init__(self):
+    def __init__(self, by_layer=False):
+        """by_layer: keep each layer's operands apart ("h.0.mlp.c_fc input")
+        instead of pooling all layers per role."""
+        self.by_layer = by_layer
         self.roles = {}
         self.grads = {}
 
@@ -132,9 +135,9 @@ def record(spec, x, q, axis, name):
         values.update(blocks=int(live.sum()), clipped=int(over.sum()),
                       blocks_clipped=int(over.any(-1).sum()))
     for st in _STACK:
-        st.add_operand(_role_of(name), values)
+        st.add_operand(name if st.by_layer and name else _role_of(name), values)
 
 
-def record_grad(which, g_fp32, g_quant):
+def record_grad(which, g_fp32, g_quant, layer=None):
     for st in _STACK:
-        st.add_grad(which, g_fp32, g_quant)
+        st.add_grad(f"{layer} {which}" if st.by_layer and layer else which, g_fp32, g_quant)
