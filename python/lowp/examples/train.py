@@ -13,8 +13,9 @@ A recipe is any lowp.torch.recipe() name: fp32, mxfp8, mxfp8-e4m3, mxfp6,
 mxfp6-e2m3, mxfp4, mxfp4-sr, fp8-current (fp8-dynamic), fp8-delayed,
 fp8-blockwise, nvfp4; "<recipe>:<role>[+<role>]" quantizes only those roles
 (weight, input, grad_output, grad_output_tokens, weight_bwd, input_bwd) and
-"<recipe>/<rule>" picks the MX scale rule (floor, rceil). "unit-fp8" is muP-
-style unit scaling with static FP8 casts (see charlm.UnitCharLM).
+"<recipe>/<rule>" picks the MX scale rule (floor, rceil); "<recipe>@<layer>"
+leaves that layer (e.g. lm_head) in fp32. "unit-fp8" is unit scaling with
+static FP8 casts (muS; unit_scaling.UnitCharLM), "unit-fp32" its fp32 twin.
 
 Every nn.Linear of the model (attention, MLP, lm_head) runs in the recipe's
 formats, forward and backward (lowp.torch.convert); embeddings, LayerNorm,
@@ -97,20 +98,24 @@ def build_model(name, args):
     if name in UNIT_RECIPES:
         cfg = unit_scaling.UnitConfig()
         return unit_scaling.UnitCharLM(cfg, UNIT_RECIPES[name]), cfg, name
+    keep = [k for k in args.keep_fp32.split(",") if k]
+    full_name = name
+    if "@" in name:  # "<recipe>@<layer>[+<layer>]": those layers stay fp32
+        name, layers = name.split("@", 1)
+        keep += [k for k in layers.split("+") if k]
     cfg = charlm.Config()
     spec = lt.recipe(name)
     if args.scale_rule and "/" not in name and name != "fp32":
         spec = lt.with_options(spec, scale_rule=args.scale_rule)
     model = lt.convert(charlm.CharLM(cfg), spec)
-    if args.keep_fp32:
-        keep = [k for k in args.keep_fp32.split(",") if k]
+    if keep:
         for path, module in model.named_modules():
             if isinstance(module, lt.Linear) and any(path == k or path.startswith(k + ".")
                                                      for k in keep):
                 module.spec = lt.recipe("fp32")
-    label = name
+    label = full_name
     if args.scale_rule and "/" not in name and name != "fp32":
-        label = f"{name}/{args.scale_rule}"
+        label = f"{full_name}/{args.scale_rule}"
     if args.keep_fp32 and name != "fp32":
         label += f" (fp32: {args.keep_fp32})"
     if args.master_weights != "fp32":
@@ -371,7 +376,7 @@ def main(argv=None):
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     for r in recipes:
         if r not in UNIT_RECIPES:
-            lt.recipe(r)  # fails early on an unknown name
+            lt.recipe(r.split("@", 1)[0])  # fails early on an unknown name
 
     train_data, val_data = load_kjv()
     val_data = val_data[:args.val_bytes]
