@@ -1,13 +1,15 @@
 """Tests of lowp.torch.matmul_acc and Accumulator: the op against an exact
 reference in pure Python (fractions.Fraction sums, rounding by integer
 division, numpy float32 for the promotions), bit for bit, on small shapes;
-batch shapes; thread-count independence; bad input.
+batch shapes; thread-count independence; bad input; a smoke run of
+lowp.examples.accum_eval.
 
 Run: PYTHONPATH=build/python /usr/bin/python3 -m pytest tests/python/test_accum.py
 (ctest runs it with that set). Skips when numpy, torch or the op library is
 missing, except under ctest (LOWP_TORCH_REQUIRED=1).
 """
 
+import json
 import math
 import os
 from fractions import Fraction
@@ -210,3 +212,17 @@ def test_bad_input():
         torch.ops.lowp.matmul_acc(a, torch.ones(3, 5), 13, 0, "rne")
     with pytest.raises(TypeError, match="float32"):
         torch.ops.lowp.matmul_acc(a.double(), b, 13, 0, "rne")
+
+
+def test_accum_eval_smoke(tmp_path):
+    # The measurement script on a few windows: the fp32 accumulator is its
+    # reference row, and a 7-bit truncating accumulator costs loss.
+    from lowp.examples import accum_eval
+
+    out = tmp_path / "accum.json"
+    accum_eval.main(["--bytes", "400", "--widths", "23,7", "--promote", "0", "--roundings",
+                     "zero", "--timing-repeats", "0", "--threads", "1", "--json", str(out)])
+    rows = {row["label"]: row for row in json.loads(out.read_text())["rows"]}
+    assert rows[str(lt.Accumulator())]["vs_fp32_acc_percent"] == 0.0
+    assert rows[str(lt.Accumulator(7, 0, "zero"))]["loss"] > rows[str(lt.Accumulator())]["loss"]
+    assert set(rows) >= {str(lt.Accumulator(23, 0, "zero"))}
