@@ -226,3 +226,21 @@ def test_accum_eval_smoke(tmp_path):
     assert rows[str(lt.Accumulator())]["vs_fp32_acc_percent"] == 0.0
     assert rows[str(lt.Accumulator(7, 0, "zero"))]["loss"] > rows[str(lt.Accumulator())]["loss"]
     assert set(rows) >= {str(lt.Accumulator(23, 0, "zero"))}
+
+
+def test_accum_eval_training_smoke(tmp_path):
+    # Two training steps per accumulator (the KJV text comes from Debian's
+    # `bible` program).
+    import shutil
+
+    if shutil.which("bible") is None:
+        pytest.skip("the `bible` program (Debian bible-kjv) is not installed")
+    from lowp.examples import accum_eval
+
+    out = tmp_path / "train.json"
+    accum_eval.main(["--bytes", "300", "--skip-eval", "--train-steps", "2", "--train-batch", "2",
+                     "--warmup", "1", "--train-accumulators", "23:0:rne,7:0:zero", "--threads",
+                     "1", "--json", str(out)])
+    rows = json.loads(out.read_text())["training"]["rows"]
+    assert [row["accumulator"] for row in rows] == ["e8m23 rne", "e8m7 zero"]
+    assert all(math.isfinite(row["val_loss"]) for row in rows)

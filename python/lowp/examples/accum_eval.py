@@ -25,12 +25,13 @@ The emulated GEMM's cost: one matmul_acc against torch.matmul on the shapes
 of the model's MLP layers for a batch of --batch windows, same threads.
 
 --train-steps N (0: none) also trains the architecture from scratch on the
-KJV (train_mx.py's data split, schedule and seed) once per accumulator in
---train-accumulators: the forward GEMMs of every linear layer take MXFP8
-operands and the emulated accumulator; the backward GEMMs are plain fp32
-products of the same quantized operands (straight-through). Same seed and
-batches for every accumulator; the validation loss is then measured as above,
-in the accumulator the model was trained with.
+KJV (the training split of lowp.examples.train, Genesis to Philemon; AdamW,
+warmup then cosine decay to a tenth, gradient clipping at 1) once per
+accumulator in --train-accumulators: the forward GEMMs of every linear layer
+take MXFP8 operands and the emulated accumulator; the backward GEMMs are
+plain fp32 products of the same quantized operands (straight-through). Same
+seed and batches for every accumulator; the validation loss is then measured
+as above, in the accumulator the model was trained with.
 
 Prints markdown tables; --json writes the numbers.
 """
