@@ -5,6 +5,10 @@
 //                    str rounding, int seed, bool saturate) -> Tensor
 //   lowp::format_max(str format) -> float   (a scalar format's largest finite
 //   value)
+//   lowp::matmul_acc(Tensor a, Tensor b, int mantissa_bits, int promote_every,
+//                    str rounding) -> Tensor
+//     a [..., K] x b[N, K]^T with every sum kept in a narrow accumulator
+//     (lowp/accum_kernels.h, python/lowp/torch/accum.py).
 //
 // Quantize then dequantize a CPU float32 or bfloat16 tensor (same dtype and
 // shape out; bfloat16 is widened to fp32, which is exact, and the result
@@ -33,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "lowp/accum_kernels.h"
 #include "lowp/block/tensor.h"
 #include "lowp/block_kernels.h"
 #include "lowp/error.h"
@@ -169,6 +174,60 @@ double format_max(c10::string_view format_name) {
   }
 }
 
+// out[..., n] = sum over k of a[..., k] * b[n, k], each sum rounded to the
+// accumulator after every addition (lowp::gemm_accumulate). Rows of a run on
+// ATen's (OpenMP) threads, each range through the one-thread kernel; every
+// output is computed on its own, so the thread count changes nothing.
+at::Tensor matmul_acc(const at::Tensor& a, const at::Tensor& b, std::int64_t mantissa_bits,
+                      std::int64_t promote_every, c10::string_view rounding) {
+  for (const at::Tensor* t : {&a, &b}) {
+    TORCH_CHECK_TYPE(t->device().is_cpu(), "lowp::matmul_acc: expected CPU tensors, got one on ",
+                     t->device());
+    TORCH_CHECK_TYPE(t->scalar_type() == at::kFloat,
+                     "lowp::matmul_acc: expected float32 tensors, got ", t->scalar_type());
+  }
+  TORCH_CHECK_VALUE(a.dim() >= 1, "lowp::matmul_acc: a must have at least one dimension [..., K]");
+  TORCH_CHECK_VALUE(b.dim() == 2, "lowp::matmul_acc: b must be [N, K], got ", b.dim(),
+                    " dimensions");
+  TORCH_CHECK_VALUE(a.size(-1) == b.size(1),
+                    "lowp::matmul_acc: a's last dimension (K = ", a.size(-1),
+                    ") differs from b's second (", b.size(1), ")");
+  TORCH_CHECK_VALUE(promote_every >= 0, "lowp::matmul_acc: promote_every ", promote_every,
+                    " is negative (0: never promote)");
+  TORCH_CHECK_VALUE(mantissa_bits >= 1 && mantissa_bits <= 23,
+                    "lowp::matmul_acc: accumulator mantissa_bits ", mantissa_bits,
+                    " is out of range: 1..23 (23 is fp32's)");
+  Accumulator acc;
+  try {
+    acc.mantissa_bits = static_cast<int>(mantissa_bits);
+    acc.rounding = parse_rounding(std::string_view(rounding.data(), rounding.size()));
+    acc.promote_every = static_cast<std::size_t>(promote_every);
+    check_accumulator(acc);
+  } catch (const Error& e) {
+    TORCH_CHECK_VALUE(false, "lowp::matmul_acc: ", e.what());
+  }
+  const std::int64_t k = b.size(1), n = b.size(0);
+  std::vector<std::int64_t> shape(a.sizes().begin(), a.sizes().end());
+  shape.back() = n;
+  if (k == 0) return at::zeros(shape, a.options());  // empty sums are +0
+  const at::Tensor a2 = a.reshape({-1, k}).contiguous();
+  const at::Tensor b2 = b.contiguous();
+  const std::int64_t m = a2.size(0);
+  at::Tensor out = at::empty({m, n}, a.options());
+  if (m > 0 && n > 0) {
+    const float* pa = a2.data_ptr<float>();
+    const float* pb = b2.data_ptr<float>();
+    float* po = out.data_ptr<float>();
+    const auto uk = static_cast<std::size_t>(k), un = static_cast<std::size_t>(n);
+    at::parallel_for(0, m, 1, [&](std::int64_t begin, std::int64_t end) {
+      const auto first = static_cast<std::size_t>(begin);
+      gemm_accumulate(pa + first * uk, static_cast<std::size_t>(end - begin), pb, un, uk,
+                      po + first * un, acc, 1);
+    });
+  }
+  return out.reshape(shape);
+}
+
 }  // namespace
 
 TORCH_LIBRARY(lowp, m) {
@@ -179,6 +238,11 @@ TORCH_LIBRARY(lowp, m) {
   m.impl("fake_quant", c10::DispatchKey::CPU, TORCH_FN(fake_quant));
   // The largest finite value of a scalar format (for per-tensor scaling).
   m.def("format_max(str format) -> float", TORCH_FN(format_max));
+  // a [..., K] x b [N, K]^T summed in a narrow accumulator (lowp/accum_kernels.h).
+  m.def(
+      "matmul_acc(Tensor a, Tensor b, int mantissa_bits=23, int promote_every=0, "
+      "str rounding='rne') -> Tensor");
+  m.impl("matmul_acc", c10::DispatchKey::CPU, TORCH_FN(matmul_acc));
 }
 
 }  // namespace lowp::torch_ops

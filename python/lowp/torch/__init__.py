@@ -60,3 +60,7 @@ __all__ = [
     "ROLES", "recipe", "reset_stochastic_stream", "QuantStats", "QuantLinearFunction", "Linear",
     "convert", "quantized_linear",
 ]
+
+from .accum import Accumulator, matmul_acc  # noqa: E402
+
+__all__ += ["Accumulator", "matmul_acc"]
