@@ -49,7 +49,8 @@ def test_role_ablation_quantizes_only_the_named_roles():
     w = layer.weight.detach()
     assert torch.equal(y, x.matmul(w.t()) + layer.bias.detach())
     assert torch.equal(gx, r.matmul(w))
-    want = lt.fake_quant(r, "mxfp8_e5m2", 0).t().matmul(lt.fake_quant(x, "mxfp8_e4m3", 0))
+    want = lt.fake_quant(r, "mxfp8_e5m2", 0, "rceil").t().matmul(
+        lt.fake_quant(x, "mxfp8_e4m3", 0, "rceil"))
     assert torch.equal(gw, want)
     assert not torch.equal(gw, r.t().matmul(x))
 
@@ -388,3 +389,23 @@ def test_finetune_int_smoke(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lowp.examples.finetune_int", "--smoke",
                           "--recipes", "int4", "--model", model], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown recipe 'int4'" in bad.stderr
+
+
+def test_linear_spec_accumulator_sums_every_matmul_in_it():
+    acc = lt.Accumulator(mantissa_bits=7, promote_every=0, rounding="zero")
+    base = lt.recipe("mxfp8")
+    spec = lt.LinearSpec(weight=base.weight, input=base.input, grad_output=base.grad_output,
+                         weight_bwd=base.weight_bwd, input_bwd=base.input_bwd,
+                         accumulator=acc)
+    torch.manual_seed(13)
+    layer = lt.Linear(64, 32, bias=False, spec=spec)
+    x, r = torch.randn(40, 64), torch.randn(40, 32)
+    y, gx, gw = grads_of(layer, x, r)
+    w = layer.weight.detach()
+    xq, wq = base.input(x, 1), base.weight(w, 1)
+    assert torch.equal(y, lt.matmul_acc(xq, wq, acc))
+    gq = base.grad_output(r, 1)
+    assert torch.equal(gx, lt.matmul_acc(gq, base.weight_bwd(w, 0).t().contiguous(), acc))
+    gt = base.grad_output(r, 0).t().contiguous()
+    assert torch.equal(gw, lt.matmul_acc(gt, base.input_bwd(x, 0).t().contiguous(), acc))
+    assert not torch.equal(y, xq.matmul(wq.t()))  # 7 truncated bits do change the sums

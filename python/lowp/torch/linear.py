@@ -14,6 +14,14 @@ def _quantize(spec, x, axis, name, state=None):
     return x if spec is None else spec(x, axis, name, state)
 
 
+def _matmul_nt(a, b, acc):
+    """a [M, K] times b [N, K] transposed: a b^T, in the accumulator when given."""
+    if acc is None:
+        return a.matmul(b.t())
+    from .accum import matmul_acc
+    return matmul_acc(a.contiguous(), b.contiguous(), acc)
+
+
 class QuantLinearFunction(torch.autograd.Function):
     """y = Q_input(x) Q_weight(W)^T + b, with each operand of the backward
     matmuls quantized by its own role (see LinearSpec). x is [..., in]; the
@@ -26,7 +34,7 @@ class QuantLinearFunction(torch.autograd.Function):
         x2 = x.reshape(-1, x.shape[-1])
         xq = _quantize(spec.input, x2, 1, f"{layer} input", state)
         wq = _quantize(spec.weight, weight, 1, f"{layer} weight", state)
-        y = xq.matmul(wq.t())
+        y = _matmul_nt(xq, wq, spec.accumulator)
         if bias is not None:
             y = y + bias
         ctx.save_for_backward(x2, weight)
@@ -46,8 +54,10 @@ class QuantLinearFunction(torch.autograd.Function):
         measure = _stats.active()
         if ctx.needs_input_grad[0]:
             # Reduction over out_features: dy along axis 1, W along axis 0.
-            grad_x = _quantize(spec.grad_output, g, 1, f"{layer} grad_output", state).matmul(
-                _quantize(spec.weight_bwd, weight, 0, f"{layer} weight_bwd", state))
+            grad_x = _matmul_nt(
+                _quantize(spec.grad_output, g, 1, f"{layer} grad_output", state),
+                _quantize(spec.weight_bwd, weight, 0, f"{layer} weight_bwd", state).t(),
+                spec.accumulator)
             if measure:
                 _stats.record_grad("grad_input", g.matmul(weight), grad_x, layer)
             grad_x = grad_x.reshape(ctx.x_shape)
@@ -58,9 +68,11 @@ class QuantLinearFunction(torch.autograd.Function):
             if spec.wgrad_hadamard:
                 gt = hadamard_rows(g, spec.wgrad_hadamard, spec.hadamard_seed)
                 xt = hadamard_rows(x2, spec.wgrad_hadamard, spec.hadamard_seed)
-            grad_w = _quantize(spec.role("grad_output_tokens"), gt, 0,
-                               f"{layer} grad_output_tokens", state).t().matmul(
-                _quantize(spec.input_bwd, xt, 0, f"{layer} input_bwd", state))
+            grad_w = _matmul_nt(
+                _quantize(spec.role("grad_output_tokens"), gt, 0,
+                          f"{layer} grad_output_tokens", state).t(),
+                _quantize(spec.input_bwd, xt, 0, f"{layer} input_bwd", state).t(),
+                spec.accumulator)
             if measure:
                 _stats.record_grad("grad_weight", g.t().matmul(x2), grad_w, layer)
         if ctx.has_bias and ctx.needs_input_grad[2]:

@@ -133,6 +133,10 @@ class LinearSpec:
         signs from hadamard_seed) before they are quantized for grad_weight
         (NVFP4 training's random Hadamard transform); dy^T x is unchanged in
         exact arithmetic, the outliers are spread over k tokens.
+    accumulator: a lowp.torch.Accumulator: all three matmuls sum their
+        products in that accumulator (lowp.torch.matmul_acc: a narrow
+        significand, truncation, fp32 promotion every P products) instead of
+        torch.matmul; an emulation, about 30x slower than torch.matmul.
     The quantizers are straight-through: the gradient of a quantized operand
     is taken to be the gradient of the operand. The backward matmuls quantize
     the original fp32 x and W (not their forward-quantized copies). The bias
@@ -147,6 +151,7 @@ class LinearSpec:
     grad_output_tokens: object = SAME
     wgrad_hadamard: int = 0
     hadamard_seed: int = 0
+    accumulator: object = None
 
     def role(self, role):
         """The QuantSpec (or None) of a role, "same" resolved."""
@@ -154,7 +159,8 @@ class LinearSpec:
         return self.grad_output if role == "grad_output_tokens" and spec == SAME else spec
 
     def is_identity(self):
-        return all(self.role(r) is None for r in ROLES) and not self.wgrad_hadamard
+        return (all(self.role(r) is None for r in ROLES) and not self.wgrad_hadamard
+                and self.accumulator is None)
 
 
 def _uniform(name, forward, backward_grad, per_tensor=False, **kw):
