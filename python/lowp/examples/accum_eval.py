@@ -53,9 +53,11 @@ import lowp.torch as lt  # noqa: E402
 
 try:
     from . import charlm
+    from .train import window_loss
 except ImportError:  # run as a script
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import charlm
+    from train import window_loss
 
 
 def find_model_dir():
@@ -134,18 +136,9 @@ def emulate(model, setting):
     return model
 
 
-@torch.no_grad()
 def val_loss(model, val, n_ctx, batch=32):
-    windows = [val[i:i + n_ctx] for i in range(0, len(val) - n_ctx + 1, n_ctx)]
-    total, count = 0.0, 0
-    for i in range(0, len(windows), batch):
-        x = torch.tensor([list(w) for w in windows[i:i + batch]], dtype=torch.long)
-        logits = model(x[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1),
-                               reduction="sum")
-        total += loss.item()
-        count += x[:, 1:].numel()
-    return total / count, count
+    """(mean loss in nats per byte, predicted bytes): train.window_loss."""
+    return window_loss(model, val, n_ctx, batch)
 
 
 def time_gemm(fmt, acc, tokens, d_model, d_ff, repeats):

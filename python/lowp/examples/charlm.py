@@ -61,17 +61,25 @@ class Attention(nn.Module):
         self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, x):
-        b, t, d = x.shape
-        q, k, v = self.c_attn(x).split(d, dim=2)
-        hd = d // self.n_head
-        q = q.view(b, t, self.n_head, hd).transpose(1, 2)
-        k = k.view(b, t, self.n_head, hd).transpose(1, 2)
-        v = v.view(b, t, self.n_head, hd).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
-        att = att.masked_fill(~self.mask[:t, :t], float("-inf"))
-        att = F.softmax(att, dim=-1)
-        y = (att @ v).transpose(1, 2).contiguous().view(b, t, d)
-        return self.c_proj(y)
+        return self.c_proj(causal_self_attention(self.c_attn(x), self.n_head, self.mask))
+
+
+def causal_self_attention(qkv, n_head, mask):
+    """Causal multi-head attention of CharLM: qkv [b, t, 3d] holds q, k, v
+    concatenated along the last axis; softmax(q k^T / sqrt(d_head)) v with
+    the future masked by `mask` (a [n_ctx, n_ctx] lower-triangular bool);
+    returns [b, t, d], the heads concatenated (before the output projection)."""
+    b, t, d3 = qkv.shape
+    d = d3 // 3
+    q, k, v = qkv.split(d, dim=2)
+    hd = d // n_head
+    q = q.view(b, t, n_head, hd).transpose(1, 2)
+    k = k.view(b, t, n_head, hd).transpose(1, 2)
+    v = v.view(b, t, n_head, hd).transpose(1, 2)
+    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
+    att = att.masked_fill(~mask[:t, :t], float("-inf"))
+    att = F.softmax(att, dim=-1)
+    return (att @ v).transpose(1, 2).contiguous().view(b, t, d)
 
 
 class Mlp(nn.Module):

@@ -77,10 +77,11 @@ def lr_at(step, steps, peak, warmup, floor):
 
 
 @torch.no_grad()
-def val_loss(model, val, n_ctx, batch=32):
+def window_loss(model, val, n_ctx, batch=32):
+    """(mean cross-entropy in nats per byte, predicted bytes) over the
+    non-overlapping n_ctx windows of `val`, each predicting its bytes 1..n-1."""
     windows = [val[i:i + n_ctx] for i in range(0, len(val) - n_ctx + 1, n_ctx)]
     total, count = 0.0, 0
-    model.eval()
     for i in range(0, len(windows), batch):
         x = torch.tensor([list(w) for w in windows[i:i + batch]], dtype=torch.long)
         logits = model(x[:, :-1])
@@ -88,8 +89,16 @@ def val_loss(model, val, n_ctx, batch=32):
                                reduction="sum")
         total += loss.item()
         count += x[:, 1:].numel()
-    model.train()
-    return total / count
+    return total / count, count
+
+
+def val_loss(model, val, n_ctx, batch=32):
+    """window_loss's mean, with the model in eval mode for the evaluation."""
+    model.eval()
+    try:
+        return window_loss(model, val, n_ctx, batch)[0]
+    finally:
+        model.train()
 
 
 def build_model(name, args):

@@ -34,6 +34,11 @@ import torch.nn.functional as F
 
 import lowp.torch as lt
 
+try:
+    from . import charlm
+except ImportError:  # run as a script
+    import charlm
+
 UNIT_FP8 = lt.LinearSpec(
     weight=lt.QuantSpec("fp8_e4m3", saturate=True),
     input=lt.QuantSpec("fp8_e4m3", saturate=True),
@@ -90,16 +95,7 @@ class UnitBlock(nn.Module):
         self.register_buffer("mask", mask, persistent=False)
 
     def attn(self, x):
-        b, t, d = x.shape
-        q, k, v = self.c_attn(x).split(d, dim=2)
-        hd = d // self.n_head
-        q = q.view(b, t, self.n_head, hd).transpose(1, 2)
-        k = k.view(b, t, self.n_head, hd).transpose(1, 2)
-        v = v.view(b, t, self.n_head, hd).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
-        att = att.masked_fill(~self.mask[:t, :t], float("-inf"))
-        y = (F.softmax(att, dim=-1) @ v).transpose(1, 2).contiguous().view(b, t, d)
-        return self.c_proj(y)
+        return self.c_proj(charlm.causal_self_attention(self.c_attn(x), self.n_head, self.mask))
 
     def forward(self, x):
         x = self.keep * x + self.mix * self.ln_attn(self.attn(x))
