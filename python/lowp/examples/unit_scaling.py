@@ -49,14 +49,8 @@ UNIT_FP8 = lt.LinearSpec(
 
 
 @dataclass
-class UnitConfig:
-    vocab_size: int = 256
-    n_ctx: int = 128
-    d_model: int = 128
-    n_head: int = 4
-    n_layer: int = 5
-    d_ff: int = 512
-    ln_eps: float = 1e-5
+class UnitConfig(charlm.Config):
+    """CharLM's shape (tied_head is not used) and the residual mix tau."""
     tau: float = 0.2
 
 
