@@ -64,10 +64,33 @@ void dequantize_blocked_to_bf16(const BlockFormat& f, const std::uint8_t* elemen
 // The largest finite |x| of `in` (NVFP4's tensor amax; NaN and Inf skipped).
 float finite_amax(std::span<const float> in, unsigned threads = 1);
 
+// Fake quantization (quantize then dequantize) along the middle axis of a
+// C-order array seen as outer x length x inner, without the packed arrays:
+// out holds, bit for bit, what quantize_blocked then dequantize_blocked give
+// on the blocked view (lowp::fake_quantize with that block axis), whose row
+// r = o * inner + i holds the `length` values (o, j, i), j = 0 .. length - 1,
+// and whose element j of row r is at stream position first_index + r *
+// length + j. This call does the rows [row_begin, row_end), on the calling
+// thread (opt.threads is not read), and writes only their elements of `out`;
+// `in` and `out` are the whole array (outer * length * inner values) and
+// must not overlap. NVFP4 uses `tensor_scale` (nvfp4_tensor_scale_of of the
+// whole array); MX ignores it.
+//
+// Vector path: the formats and block sizes of quantize_blocked's, with
+// nearest-even or stochastic elements and no flush_subnormals; blocks along
+// the last axis (inner == 1) as quantize_blocked's, other axes a block per
+// lane (neighbouring columns of the array). Partial blocks along the last
+// axis and everything else take the scalar reference, block by block.
+void fake_quantize_rows(const BlockFormat& f, const float* in, float* out, std::size_t length,
+                        std::size_t inner, std::size_t row_begin, std::size_t row_end,
+                        float tensor_scale, const BlockOptions& opt, std::uint64_t first_index = 0);
+
 namespace kernels {
 // Whether quantize_blocked / dequantize_blocked take the vector path.
 bool block_quantize_is_vectorized(const BlockFormat& f, const BlockOptions& opt);
 bool block_dequantize_is_vectorized(const BlockFormat& f);
+// Whether fake_quantize_rows takes the vector path (for its whole blocks).
+bool block_fake_quantize_is_vectorized(const BlockFormat& f, const BlockOptions& opt);
 
 }  // namespace kernels
 

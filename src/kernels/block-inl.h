@@ -226,6 +226,39 @@ HWY_INLINE hn::Vec<DU> MxScaleCodes(DU du, const BlockQuantParams& p, hn::Vec<DU
                      hn::IfThenElse(hn::Gt(a, hn::Set(di, 0x7F7FFFFF)), hn::Set(di, 0xFF), code));
 }
 
+// NVFP4 step 2 for a vector of block maxima (fp32 bits): nvfp4_quantize_block's
+// fp32 steps on whole vectors. `code` is the E4M3 scale code (0x7F for a NaN
+// block; every finite block's code is at most 0x7E), `total` the block's
+// total scale tensor_scale * e4m3, `valid` whether that is usable (> 0 and
+// finite; else every element's code is 0).
+template <class DU>
+struct Nvfp4Scale {
+  hn::Vec<DU> code;
+  hn::Vec<hn::Rebind<float, DU>> total;
+  hn::Mask<hn::Rebind<float, DU>> valid;
+};
+template <class DU>
+HWY_INLINE Nvfp4Scale<DU> Nvfp4ScaleOf(DU du, const BlockQuantParams& p, hn::Vec<DU> amax) {
+  const hn::RebindToSigned<DU> di;
+  const hn::Rebind<float, DU> df;
+  const auto nan_block = hn::Gt(hn::BitCast(di, amax), hn::Set(di, 0x7F7FFFFF));
+  auto relative =
+      hn::Div(hn::Div(hn::BitCast(df, amax), hn::Set(df, 6.0f)), hn::Set(df, p.tensor_scale));
+  const auto low = hn::Set(df, 0x1p-6f), high = hn::Set(df, 448.0f);
+  relative = hn::IfThenElse(hn::Ge(relative, low), relative,
+                            hn::IfThenElse(hn::Gt(relative, high), high, low));
+  const auto r = hn::BitCast(du, hn::Min(relative, high));
+  auto code = hn::Sub(hn::ShiftRight<20>(hn::Add(hn::Add(r, hn::Set(du, 0x7FFFFu)),
+                                                 hn::And(hn::ShiftRight<20>(r), hn::Set(du, 1u)))),
+                      hn::Set(du, 120u << 3));
+  code = hn::Min(code, hn::Set(du, 0x7Eu));
+  const auto e4m3 = hn::BitCast(df, hn::Add(hn::ShiftLeft<20>(code), hn::Set(du, 120u << 23)));
+  const auto total = hn::Mul(hn::Set(df, p.tensor_scale), e4m3);
+  const auto valid = hn::And(hn::Gt(total, hn::Zero(df)),
+                             hn::Lt(total, hn::Set(df, std::numeric_limits<float>::infinity())));
+  return {hn::IfThenElse(hn::RebindMask(du, nan_block), hn::Set(du, 0x7Fu), code), total, valid};
+}
+
 // MX and NVFP4, k = lanes * vectors per block: steps 1-2 for nb blocks at once. The
 // lane-wise maxima of each block (one vector per block) are folded pairwise
 // (odd/even lanes of two vectors: after log2(lanes) rounds lane j holds block
@@ -266,31 +299,12 @@ HWY_INLINE void ScalesOfGroup(DU du, const BlockQuantParams& p, const float* HWY
     }
 #endif
     if (p.nvfp4) {
-      // Nvfp4ScaleOf on whole vectors (the same fp32 steps), the total scale
-      // to `first` and whether it is usable (1 or 0) to `second`; a NaN block
-      // gets code 0x7F (every finite block's code is at most 0x7E).
-      const auto amax = hn::Load(du, set);
-      const auto nan_block = hn::Gt(hn::BitCast(di, amax), hn::Set(di, 0x7F7FFFFF));
-      auto relative =
-          hn::Div(hn::Div(hn::BitCast(df, amax), hn::Set(df, 6.0f)), hn::Set(df, p.tensor_scale));
-      const auto low = hn::Set(df, 0x1p-6f), high = hn::Set(df, 448.0f);
-      relative = hn::IfThenElse(hn::Ge(relative, low), relative,
-                                hn::IfThenElse(hn::Gt(relative, high), high, low));
-      const auto r = hn::BitCast(du, hn::Min(relative, high));
-      auto code =
-          hn::Sub(hn::ShiftRight<20>(hn::Add(hn::Add(r, hn::Set(du, 0x7FFFFu)),
-                                             hn::And(hn::ShiftRight<20>(r), hn::Set(du, 1u)))),
-                  hn::Set(du, 120u << 3));
-      code = hn::Min(code, hn::Set(du, 0x7Eu));
-      const auto e4m3 = hn::BitCast(df, hn::Add(hn::ShiftLeft<20>(code), hn::Set(du, 120u << 23)));
-      const auto total = hn::Mul(hn::Set(df, p.tensor_scale), e4m3);
-      const auto valid =
-          hn::And(hn::Gt(total, hn::Zero(df)),
-                  hn::Lt(total, hn::Set(df, std::numeric_limits<float>::infinity())));
-      hn::Store(hn::IfThenElse(hn::RebindMask(du, nan_block), hn::Set(du, 0x7Fu), code), du,
-                codes + s);
-      hn::Store(total, df, first + s);
-      hn::Store(hn::IfThenElseZero(valid, hn::Set(df, 1.0f)), df, second + s);
+      // The total scale to `first` and whether it is usable (1 or 0) to
+      // `second`.
+      const auto scale = Nvfp4ScaleOf(du, p, hn::Load(du, set));
+      hn::Store(scale.code, du, codes + s);
+      hn::Store(scale.total, df, first + s);
+      hn::Store(hn::IfThenElseZero(scale.valid, hn::Set(df, 1.0f)), df, second + s);
       continue;
     }
     const auto code = MxScaleCodes(du, p, hn::Load(du, set));
@@ -701,6 +715,345 @@ inline void DequantizeBlocksToBF16(const BlockDequantParams& p, const std::uint8
                                    const std::uint8_t* scales, std::size_t blocks,
                                    std::uint16_t* out, const std::uint8_t* elements_end) {
   DequantizeBlocksToBF16Impl(p, elements, scales, blocks, out, elements_end);
+}
+
+// ---- Fake quantization: quantize, then dequantize, with no codes between ----
+//
+// The values of QuantizeBlocks followed by DequantizeBlocks (so of the scalar
+// reference), bit for bit, for nearest-even and stochastic elements. An
+// element code's value is exactly the scaled input rounded to the element's
+// grid and clamped to the largest element value, so the kernels compute that
+// value and multiply it by the block's scale:
+//  1. y = x / X as QuantizeBlocks does (MX: x times 2^-s, as two exact factors
+//     at the extreme scales; NVFP4: x / total, clamped to +-6).
+//  2. The element value r (ElementValue). Floats: |y| rounded at the unit
+//     2^(max(e, emin) - M), e the exponent of |y|; nearest-even by the fp32
+//     adder, r = (|y| + c) - c with c = 2^(max(e, emin) + 23 - M) (exact: c's
+//     unit is the element's, as in FastEncode); stochastic from n = floor(|y|
+//     / unit) and F, the top 32 bits of the dropped fraction, as convert-inl.h's
+//     steps 2-4 (n + 1 iff F + random carries out of 32 bits), r = n * unit.
+//     Then r = min(r, max_elem) with y's sign (a zero keeps it, as the
+//     element's -0 does). Integers: y rounded to an integer the same ways (the
+//     nearest-even adder is 1.5 * 2^23), clamped to [int_min, int_max]; zero
+//     is +0, as an integer code has no -0.
+//  3. value = r * 2^t (MX, t = s - fraction_bits): one product, which rounds
+//     the exact r * 2^t once, as the reference's double product cast to fp32;
+//     for t < -126 two, r * 2^(t + 126) * 2^-126, the first exact (a nonzero
+//     element value is at least 2^-16 and t >= -133). NVFP4: r * total, the
+//     reference's fp32 product. A NaN block gives NaN (0x7FC00000); an NVFP4
+//     block with an unusable total scale gives +0 (its codes are 0).
+// FakeQuantRowBlocks takes whole blocks of k contiguous values, as
+// QuantizeBlocks. FakeQuantColumns takes blocks along a strided axis, one
+// block per lane: a vector holds neighbouring columns, so loads and stores
+// stay contiguous and nothing is transposed.
+
+// Step 2 for fp32 lanes y (random: the stochastic bits, else unused).
+template <bool kStochastic, bool kInteger, class DF>
+HWY_INLINE hn::Vec<DF> ElementValue(DF df, const BlockQuantParams& p, hn::Vec<DF> y,
+                                    hn::Vec<hn::RebindToUnsigned<DF>> random) {
+  const hn::RebindToSigned<DF> di;
+  const hn::RebindToUnsigned<DF> du;
+  using VI = hn::Vec<decltype(di)>;
+  if constexpr (!kStochastic && kInteger) {
+    // |y| < 2^8 (y = x * 2^(fraction_bits - s), |x| < 2^(s + 1)).
+    const auto magic = hn::Set(df, 12582912.0f);  // 1.5 * 2^23
+    const auto r = hn::Sub(hn::Add(y, magic), magic);
+    return hn::Min(hn::Max(r, hn::Set(df, static_cast<float>(p.int_min))),
+                   hn::Set(df, static_cast<float>(p.int_max)));
+  }
+  const VI bits = hn::BitCast(di, y);
+  const VI abs = hn::And(bits, hn::Set(di, 0x7FFFFFFF));
+  const auto emin_bits = static_cast<std::int32_t>(p.min_normal_bits);
+  if constexpr (!kStochastic) {
+    // The exponent held within [emin, emax + 1], as FastEncode: beyond the
+    // largest binade every value clamps anyway.
+    const int emin = emin_bits >> 23;  // biased
+    const auto top_bits =
+        static_cast<std::int32_t>(emin + static_cast<int>(p.max_magnitude >> p.man_bits)) << 23;
+    const VI exponent =
+        hn::Min(hn::Max(hn::And(abs, hn::Set(di, 0x7F800000)), hn::Set(di, emin_bits)),
+                hn::Set(di, top_bits));
+    const auto c = hn::BitCast(df, hn::Add(exponent, hn::Set(di, (23 - p.man_bits) << 23)));
+    const auto r = hn::Min(hn::Sub(hn::Add(hn::BitCast(df, abs), c), c), hn::Set(df, p.max_value));
+    return hn::Or(
+        r, hn::BitCast(df, hn::And(bits, hn::Set(di, std::numeric_limits<std::int32_t>::min()))));
+  } else {
+    // Steps 2-4 of convert-inl.h: |y| = sig * 2^(e - 150) (e the biased
+    // exponent, fp32 subnormals at e = 1), the unit 2^(unit - 127) with unit
+    // = max(e, emin) - M (integers: 127), n = sig >> s, F = the s dropped bits
+    // at the top of 32, s = unit - e + 23 (integers: at least 4; from
+    // |y| >= 2^19 on, n is beyond every int_max anyway).
+    const VI zero = hn::Zero(di);
+    const VI exp_field = hn::ShiftRight<23>(abs);
+    const VI sig = hn::Or(hn::And(abs, hn::Set(di, 0x7FFFFF)),
+                          hn::IfThenZeroElse(hn::Eq(exp_field, zero), hn::Set(di, 0x800000)));
+    const VI e = hn::Max(exp_field, hn::Set(di, 1));
+    VI unit;
+    VI s;
+    if constexpr (kInteger) {
+      unit = hn::Set(di, 127);
+      s = hn::Max(hn::Sub(hn::Set(di, 150), e), hn::Set(di, 4));
+    } else {
+      unit = hn::Sub(hn::Max(e, hn::Set(di, emin_bits >> 23)), hn::Set(di, p.man_bits));
+      s = hn::Add(hn::Sub(unit, e), hn::Set(di, 23));
+    }
+    const auto sigu = hn::BitCast(du, sig);
+    const auto n = hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31))));
+    const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
+    const auto right =
+        hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
+    const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
+    const auto sum = hn::Add(fraction, random);
+    const auto carry = hn::Or(hn::And(fraction, random), hn::AndNot(sum, hn::Or(fraction, random)));
+    const VI count = hn::BitCast(di, hn::Add(n, hn::ShiftRight<31>(carry)));
+    if constexpr (kInteger) {
+      const VI value = hn::IfThenElse(hn::Lt(bits, zero), hn::Sub(zero, count), count);
+      return hn::ConvertTo(df,
+                           hn::Min(hn::Max(value, hn::Set(di, p.int_min)), hn::Set(di, p.int_max)));
+    } else {
+      const auto r =
+          hn::Min(hn::Mul(hn::ConvertTo(df, count), hn::BitCast(df, hn::ShiftLeft<23>(unit))),
+                  hn::Set(df, p.max_value));
+      return hn::Or(
+          r, hn::BitCast(df, hn::And(bits, hn::Set(di, std::numeric_limits<std::int32_t>::min()))));
+    }
+  }
+}
+
+// NVFP4's step 1: x / total clamped to +-6 (as Nvfp4Element).
+template <class DF>
+HWY_INLINE hn::Vec<DF> Nvfp4Scaled(DF df, hn::Vec<DF> x, hn::Vec<DF> total) {
+  const hn::RebindToUnsigned<DF> du;
+  const auto q = hn::BitCast(du, hn::Div(x, total));
+  const auto abs = hn::Min(hn::And(q, hn::Set(du, 0x7FFFFFFFu)), hn::Set(du, 0x40C00000u));  // 6
+  return hn::BitCast(df, hn::Or(abs, hn::And(q, hn::Set(du, 0x80000000u))));
+}
+
+// 2^e as an fp32 vector (int32 lanes e, -126 <= e <= 127).
+template <class DF>
+HWY_INLINE hn::Vec<DF> Pow2(DF df, hn::Vec<hn::RebindToSigned<DF>> e) {
+  const hn::RebindToSigned<DF> di;
+  return hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(e, hn::Set(di, 127))));
+}
+
+// `blocks` whole blocks of p.block_size values from `in` to `out`; element i
+// draws stochastic bits at index first_low + i (key: their high half). kBlock:
+// the block size when it is known at compile time (32: MX, 16: NVFP4), else 0.
+template <bool kStochastic, bool kInteger, std::size_t kBlock>
+HWY_NOINLINE void FakeQuantRowBlocksImpl(const BlockQuantParams& params,
+                                         const float* HWY_RESTRICT in, std::size_t blocks,
+                                         float* HWY_RESTRICT out, std::uint32_t key,
+                                         std::uint32_t first_low) {
+  const BlockQuantParams p = params;  // not aliased by the stores
+  const BlockTagU du;
+  const hn::Rebind<float, decltype(du)> df;
+  const std::size_t lanes = hn::Lanes(du);
+  const std::size_t k = kBlock != 0 ? kBlock : static_cast<std::size_t>(p.block_size);
+  const std::size_t group_blocks = std::max<std::size_t>(1, kGroup / k);
+  HWY_ALIGN std::uint8_t scales[kGroup / 16];
+  HWY_ALIGN float first[kGroup / 16 + 16], second[kGroup / 16 + 16];
+  HWY_ALIGN float encode_factor[kGroup / 16], decode_factor[kGroup / 16];
+  const auto iota = hn::Iota(du, 0u);
+  const auto nan = hn::BitCast(df, hn::Set(du, 0x7FC00000u));
+  for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
+    const std::size_t nb = std::min(group_blocks, blocks - b0);
+    const float* group_in = in + b0 * k;
+    float* group_out = out + b0 * k;
+    ScalesOfGroup(du, p, group_in, nb, scales, first, second);
+    auto random = [&](std::size_t at) HWY_ATTR {  // at: the element's offset in the group
+      if constexpr (kStochastic) {
+        const std::uint32_t low = first_low + static_cast<std::uint32_t>(b0 * k + at);
+        return StochasticBits(du, hn::Add(iota, hn::Set(du, low)), key);
+      } else {
+        (void)at;
+        return hn::Zero(du);
+      }
+    };
+    // Step 3's factor per block, and whether every block of the group is
+    // ordinary: finite, with one factor each way (MX: all but the extreme
+    // scales) or a usable total (NVFP4).
+    bool ordinary = true;
+    for (std::size_t b = 0; b < nb; ++b) {
+      if (p.nvfp4) {
+        ordinary = ordinary && scales[b] != 0x7F && second[b] != 0.0f;
+        encode_factor[b] = decode_factor[b] = first[b];
+      } else {
+        const int t = static_cast<int>(scales[b]) - 127 - p.fraction_bits;
+        ordinary = ordinary && scales[b] != 0xFF && second[b] == 1.0f && t >= -126;
+        encode_factor[b] = first[b];
+        decode_factor[b] = std::bit_cast<float>(detail::pow2_bits(std::max(t, -126)));
+      }
+    }
+    if (ordinary) {
+      for (std::size_t b = 0; b < nb; ++b) {
+        const auto ef = hn::Set(df, encode_factor[b]), factor = hn::Set(df, decode_factor[b]);
+        for (std::size_t j = b * k; j < (b + 1) * k; j += lanes) {
+          const auto x = hn::LoadU(df, group_in + j);
+          hn::Vec<decltype(df)> r;
+          if (p.nvfp4) {
+            r = ElementValue<kStochastic, false>(df, p, Nvfp4Scaled(df, x, ef), random(j));
+          } else {
+            r = ElementValue<kStochastic, kInteger>(df, p, hn::Mul(x, ef), random(j));
+          }
+          hn::StoreU(hn::Mul(r, factor), df, group_out + j);
+        }
+      }
+      continue;
+    }
+    for (std::size_t b = 0; b < nb; ++b) {
+      const std::size_t at = b * k;
+      const float* block = group_in + at;
+      float* dst = group_out + at;
+      auto fill = [&](hn::Vec<decltype(df)> v) HWY_ATTR {
+        for (std::size_t j = 0; j < k; j += lanes) hn::StoreU(v, df, dst + j);
+      };
+      if (p.nvfp4) {
+        if (scales[b] == 0x7F) {
+          fill(nan);
+        } else if (second[b] == 0.0f) {
+          fill(hn::Zero(df));
+        } else {
+          const auto total = hn::Set(df, first[b]);
+          for (std::size_t j = 0; j < k; j += lanes) {
+            const auto y = Nvfp4Scaled(df, hn::LoadU(df, block + j), total);
+            hn::StoreU(hn::Mul(ElementValue<kStochastic, false>(df, p, y, random(at + j)), total),
+                       df, dst + j);
+          }
+        }
+        continue;
+      }
+      if (scales[b] == 0xFF) {
+        fill(nan);
+        continue;
+      }
+      const int t = static_cast<int>(scales[b]) - 127 - p.fraction_bits;
+      const int tb = std::max(t, -126);
+      const auto efirst = hn::Set(df, first[b]), esecond = hn::Set(df, second[b]);
+      const auto dfirst = hn::Set(df, std::bit_cast<float>(detail::pow2_bits(t - tb)));
+      const auto dsecond = hn::Set(df, std::bit_cast<float>(detail::pow2_bits(tb)));
+      for (std::size_t j = 0; j < k; j += lanes) {
+        const auto y = hn::Mul(hn::Mul(hn::LoadU(df, block + j), efirst), esecond);
+        const auto r = ElementValue<kStochastic, kInteger>(df, p, y, random(at + j));
+        hn::StoreU(hn::Mul(hn::Mul(r, dfirst), dsecond), df, dst + j);
+      }
+    }
+  }
+}
+
+template <bool kStochastic, bool kInteger>
+HWY_INLINE void FakeQuantRowBlocksOf(const BlockQuantParams& p, const float* in, std::size_t blocks,
+                                     float* out, std::uint32_t key, std::uint32_t first_low) {
+  switch (p.block_size) {
+    case 32:
+      return FakeQuantRowBlocksImpl<kStochastic, kInteger, 32>(p, in, blocks, out, key, first_low);
+    case 16:
+      return FakeQuantRowBlocksImpl<kStochastic, kInteger, 16>(p, in, blocks, out, key, first_low);
+    default:
+      return FakeQuantRowBlocksImpl<kStochastic, kInteger, 0>(p, in, blocks, out, key, first_low);
+  }
+}
+
+inline void FakeQuantRowBlocks(const BlockQuantParams& p, const float* in, std::size_t blocks,
+                               float* out, std::uint32_t key, std::uint32_t first_low) {
+  if (p.stochastic) {
+    if (p.integer) return FakeQuantRowBlocksOf<true, true>(p, in, blocks, out, key, first_low);
+    return FakeQuantRowBlocksOf<true, false>(p, in, blocks, out, key, first_low);
+  }
+  if (p.integer) return FakeQuantRowBlocksOf<false, true>(p, in, blocks, out, key, first_low);
+  FakeQuantRowBlocksOf<false, false>(p, in, blocks, out, key, first_low);
+}
+
+// `columns` (a multiple of 16) neighbouring columns of `count` rows (1 <= count
+// <= k) `stride` floats apart: each column one block. Row j of column c draws
+// stochastic bits at index first_low + c * column_step + j (key: their high
+// half).
+template <bool kStochastic, bool kInteger>
+HWY_NOINLINE void FakeQuantColumnsImpl(const BlockQuantParams& params, const float* HWY_RESTRICT in,
+                                       std::size_t stride, std::size_t count, std::size_t columns,
+                                       float* HWY_RESTRICT out, std::uint32_t key,
+                                       std::uint32_t first_low, std::uint32_t column_step) {
+  const BlockQuantParams p = params;  // not aliased by the stores
+  const BlockTagU du;
+  const hn::RebindToSigned<decltype(du)> di;
+  const hn::Rebind<float, decltype(du)> df;
+  const std::size_t lanes = hn::Lanes(du);
+  const auto nan = hn::BitCast(df, hn::Set(du, 0x7FC00000u));
+  const auto lane_index = hn::Mul(hn::Iota(du, 0u), hn::Set(du, column_step));
+  for (std::size_t c0 = 0; c0 < columns; c0 += lanes) {
+    const float* from = in + c0;
+    float* to = out + c0;
+    // Step 1 per lane: the column's amax (fp32 bits without sign).
+    auto m = hn::Zero(di);
+    for (std::size_t j = 0; j < count; ++j) {
+      m = hn::Max(
+          m, hn::And(hn::BitCast(di, hn::LoadU(df, from + j * stride)), hn::Set(di, 0x7FFFFFFF)));
+    }
+    const auto column_index =
+        hn::Add(lane_index, hn::Set(du, first_low + static_cast<std::uint32_t>(c0) * column_step));
+    auto random = [&](std::size_t j) HWY_ATTR {
+      if constexpr (kStochastic) {
+        return StochasticBits(du, hn::Add(column_index, hn::Set(du, static_cast<std::uint32_t>(j))),
+                              key);
+      } else {
+        (void)j;
+        return hn::Zero(du);
+      }
+    };
+    if (p.nvfp4) {
+      const auto scale = Nvfp4ScaleOf(du, p, hn::BitCast(du, m));
+      const auto nan_block = hn::RebindMask(df, hn::Eq(scale.code, hn::Set(du, 0x7Fu)));
+      for (std::size_t j = 0; j < count; ++j) {
+        const auto y = Nvfp4Scaled(df, hn::LoadU(df, from + j * stride), scale.total);
+        auto v = hn::Mul(ElementValue<kStochastic, false>(df, p, y, random(j)), scale.total);
+        v = hn::IfThenElse(nan_block, nan, hn::IfThenElseZero(scale.valid, v));
+        hn::StoreU(v, df, to + j * stride);
+      }
+      continue;
+    }
+    const auto code = hn::BitCast(di, MxScaleCodes(du, p, hn::BitCast(du, m)));
+    const auto nan_block = hn::RebindMask(df, hn::Eq(code, hn::Set(di, 0xFF)));
+    // The factors of step 1 (MxEncodeFactors) and step 3, lane by lane.
+    const auto f = hn::Sub(hn::Set(di, 127 + p.fraction_bits), code);
+    const auto f1 = hn::Min(hn::Max(f, hn::Set(di, -126)), hn::Set(di, 127));
+    const auto t = hn::Sub(code, hn::Set(di, 127 + p.fraction_bits));
+    const auto tb = hn::Max(t, hn::Set(di, -126));
+    const auto efirst = Pow2(df, f1), esecond = Pow2(df, hn::Sub(f, f1));
+    const auto dfirst = Pow2(df, hn::Sub(t, tb)), dsecond = Pow2(df, tb);
+    // (A NaN block's lanes compute garbage here, replaced by NaN below.)
+    if (hn::AllTrue(di, hn::And(hn::Eq(f, f1), hn::Eq(t, tb)))) {
+      for (std::size_t j = 0; j < count; ++j) {
+        const auto y = hn::Mul(hn::LoadU(df, from + j * stride), efirst);
+        const auto v = hn::Mul(ElementValue<kStochastic, kInteger>(df, p, y, random(j)), dsecond);
+        hn::StoreU(hn::IfThenElse(nan_block, nan, v), df, to + j * stride);
+      }
+      continue;
+    }
+    for (std::size_t j = 0; j < count; ++j) {
+      const auto y = hn::Mul(hn::Mul(hn::LoadU(df, from + j * stride), efirst), esecond);
+      const auto r = ElementValue<kStochastic, kInteger>(df, p, y, random(j));
+      const auto v = hn::Mul(hn::Mul(r, dfirst), dsecond);
+      hn::StoreU(hn::IfThenElse(nan_block, nan, v), df, to + j * stride);
+    }
+  }
+}
+
+inline void FakeQuantColumns(const BlockQuantParams& p, const float* in, std::size_t stride,
+                             std::size_t count, std::size_t columns, float* out, std::uint32_t key,
+                             std::uint32_t first_low, std::uint32_t column_step) {
+  if (p.stochastic) {
+    if (p.integer) {
+      return FakeQuantColumnsImpl<true, true>(p, in, stride, count, columns, out, key, first_low,
+                                              column_step);
+    }
+    return FakeQuantColumnsImpl<true, false>(p, in, stride, count, columns, out, key, first_low,
+                                             column_step);
+  }
+  if (p.integer) {
+    return FakeQuantColumnsImpl<false, true>(p, in, stride, count, columns, out, key, first_low,
+                                             column_step);
+  }
+  FakeQuantColumnsImpl<false, false>(p, in, stride, count, columns, out, key, first_low,
+                                     column_step);
 }
 
 // The largest finite |x| of in[0, count) as fp32 bits (NVFP4's tensor amax).

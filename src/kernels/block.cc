@@ -40,6 +40,8 @@ HWY_EXPORT(QuantizeBlocksF16);
 HWY_EXPORT(DequantizeBlocks);
 HWY_EXPORT(DequantizeBlocksToBF16);
 HWY_EXPORT(FiniteAmaxBits);
+HWY_EXPORT(FakeQuantRowBlocks);
+HWY_EXPORT(FakeQuantColumns);
 
 namespace {
 
@@ -85,6 +87,8 @@ BlockQuantParams quant_params(const BlockFormat& f, const BlockOptions& opt, flo
   }
   p.nan_code = encode(e, std::numeric_limits<double>::quiet_NaN());  // as the reference
   p.tensor_scale = tensor_scale;
+  p.stochastic = opt.rounding == Rounding::kStochastic;
+  p.max_value = static_cast<float>(mx_element_max(e));
   return p;
 }
 
@@ -252,6 +256,10 @@ bool block_quantize_is_vectorized(const BlockFormat& f, const BlockOptions& opt)
   return vector_layout(f) && opt.rounding == Rounding::kNearestEven && !opt.flush_subnormals;
 }
 bool block_dequantize_is_vectorized(const BlockFormat& f) { return vector_layout(f); }
+bool block_fake_quantize_is_vectorized(const BlockFormat& f, const BlockOptions& opt) {
+  return vector_layout(f) && !opt.flush_subnormals &&
+         (opt.rounding == Rounding::kNearestEven || opt.rounding == Rounding::kStochastic);
+}
 
 }  // namespace kernels
 
@@ -445,6 +453,125 @@ float finite_amax(std::span<const float> in, unsigned threads) {
                              best = std::max(best, piece);
                            });
   return std::bit_cast<float>(best);
+}
+
+void fake_quantize_rows(const BlockFormat& f, const float* in, float* out, std::size_t length,
+                        std::size_t inner, std::size_t row_begin, std::size_t row_end,
+                        float tensor_scale, const BlockOptions& opt, std::uint64_t first_index) {
+  if (length == 0 || inner == 0 || row_begin >= row_end) return;
+  const std::size_t k = static_cast<std::size_t>(f.block_size);
+  const bool vector = kernels::block_fake_quantize_is_vectorized(f, opt);
+  const kernels::detail::BlockQuantParams p = kernels::quant_params(f, opt, tensor_scale);
+  // The position of element j of row r, and whether positions [a, b] share
+  // their high 32 bits (the stochastic key; the kernels take one key a call).
+  auto position = [&](std::size_t row, std::size_t j) {
+    return first_index + static_cast<std::uint64_t>(row) * length + j;
+  };
+  auto one_key = [](std::uint64_t a, std::uint64_t b) { return (a >> 32) == (b >> 32); };
+  auto key_of = [&](std::uint64_t pos) {
+    return stochastic_key(opt.seed, static_cast<std::uint32_t>(pos >> 32));
+  };
+  // The scalar reference for `count` values of row `row` from j0.
+  std::vector<float> values;
+  std::vector<std::uint32_t> codes;
+  auto scalar_block = [&](std::size_t row, std::size_t j0, std::size_t count) {
+    values.resize(count);
+    codes.resize(count);
+    const std::size_t base = (row / inner) * length * inner + row % inner;
+    for (std::size_t j = 0; j < count; ++j) values[j] = in[base + (j0 + j) * inner];
+    const std::uint8_t scale =
+        f.scale == BlockScale::kUe4m3
+            ? nvfp4_quantize_block(values, tensor_scale, codes, opt, position(row, j0))
+            : mx_quantize_block(f, values, codes, opt, position(row, j0));
+    for (std::size_t j = 0; j < count; ++j) {
+      out[base + (j0 + j) * inner] = block_value(f, tensor_scale, scale, codes[j]);
+    }
+  };
+
+  if (inner == 1) {
+    // Blocks of contiguous values. Rows that are whole blocks are one run.
+    const std::size_t full = length / k;
+    auto vector_run = [&](std::size_t row, std::size_t blocks) {  // from the row's start
+      for (std::size_t b = 0; b < blocks;) {
+        const std::uint64_t pos = position(row, b * k);
+        if (!one_key(pos, pos + k - 1)) {  // a block across a multiple of 2^32
+          scalar_block(row, b * k, k);
+          ++b;
+          continue;
+        }
+        const std::uint64_t to_wrap = (std::uint64_t{1} << 32) - (pos & 0xFFFFFFFFu);
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(blocks - b, to_wrap / k));
+        HWY_DYNAMIC_DISPATCH(kernels::FakeQuantRowBlocks)
+        (p, in + row * length + b * k, n, out + row * length + b * k, key_of(pos),
+         static_cast<std::uint32_t>(pos));
+        b += n;
+      }
+    };
+    if (vector && full * k == length) {
+      vector_run(row_begin, (row_end - row_begin) * full);
+      return;
+    }
+    for (std::size_t row = row_begin; row < row_end; ++row) {
+      std::size_t j0 = 0;
+      if (vector && full > 0) {
+        vector_run(row, full);
+        j0 = full * k;
+      }
+      for (; j0 < length; j0 += k) scalar_block(row, j0, std::min(k, length - j0));
+    }
+    return;
+  }
+
+  // Another axis: blocks of k rows of the array, a column each, 16 columns
+  // at a time (the rows of the blocked view that hold neighbouring i).
+  constexpr std::size_t kColumns = 16;
+  std::vector<float> tile_in, tile_out;  // for fewer than 16 columns
+  for (std::size_t row = row_begin; row < row_end;) {
+    const std::size_t o = row / inner, i0 = row % inner;
+    const std::size_t i1 = std::min(inner, i0 + (row_end - row));
+    const std::size_t row0 = o * inner;  // the blocked view's row of column 0
+    const float* base_in = in + o * length * inner;
+    float* base_out = out + o * length * inner;
+    for (std::size_t j0 = 0; j0 < length; j0 += k) {
+      const std::size_t count = std::min(k, length - j0);
+      for (std::size_t i = i0; i < i1;) {
+        const std::size_t columns = std::min(i1 - i, kColumns);
+        const std::uint64_t first = position(row0 + i, j0);
+        const std::uint64_t last = position(row0 + i + columns - 1, j0 + count - 1);
+        if (!vector || !one_key(first, last)) {
+          for (std::size_t c = 0; c < columns; ++c) scalar_block(row0 + i + c, j0, count);
+          i += columns;
+          continue;
+        }
+        const std::size_t run = columns == kColumns ? (i1 - i) / kColumns * kColumns : 0;
+        if (run > 0 && one_key(first, position(row0 + i + run - 1, j0 + count - 1))) {
+          HWY_DYNAMIC_DISPATCH(kernels::FakeQuantColumns)
+          (p, base_in + j0 * inner + i, inner, count, run, base_out + j0 * inner + i, key_of(first),
+           static_cast<std::uint32_t>(first), static_cast<std::uint32_t>(length));
+          i += run;
+          continue;
+        }
+        // Fewer than 16 columns (or a run across a key): through a 16-wide tile.
+        tile_in.assign(count * kColumns, 0.0f);
+        tile_out.resize(count * kColumns);
+        for (std::size_t j = 0; j < count; ++j) {
+          for (std::size_t c = 0; c < columns; ++c) {
+            tile_in[j * kColumns + c] = base_in[(j0 + j) * inner + i + c];
+          }
+        }
+        HWY_DYNAMIC_DISPATCH(kernels::FakeQuantColumns)
+        (p, tile_in.data(), kColumns, count, kColumns, tile_out.data(), key_of(first),
+         static_cast<std::uint32_t>(first), static_cast<std::uint32_t>(length));
+        for (std::size_t j = 0; j < count; ++j) {
+          for (std::size_t c = 0; c < columns; ++c) {
+            base_out[(j0 + j) * inner + i + c] = tile_out[j * kColumns + c];
+          }
+        }
+        i += columns;
+      }
+    }
+    row += i1 - i0;
+  }
 }
 
 }  // namespace lowp

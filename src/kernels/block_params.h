@@ -39,6 +39,11 @@ struct BlockQuantParams {
   std::uint32_t nan_code = 0;  // every element of a NaN block
   // NVFP4.
   float tensor_scale = 1.0f;
+  // Fake quantization (block-inl.h's FakeQuant*): the elements' rounding,
+  // nearest-even or stochastic, and the largest finite element value
+  // (mx_element_max; floats, where the rounded magnitude is clamped).
+  bool stochastic = false;
+  float max_value = 0.0f;
 };
 
 // Decoding full blocks: element decoding is convert-inl.h's, then the block's

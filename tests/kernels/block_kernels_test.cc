@@ -44,8 +44,10 @@ struct Packed {
 };
 
 // tensor.cc's loop over the blocked view, on the scalar reference.
+// Stochastic rounding draws element i from stream position first_index + i.
 Packed reference_quantize(const BlockFormat& f, const std::vector<float>& data,
-                          std::size_t row_length, float tensor_scale, const BlockOptions& opt) {
+                          std::size_t row_length, float tensor_scale, const BlockOptions& opt,
+                          std::uint64_t first_index = 0) {
   const std::size_t k = static_cast<std::size_t>(f.block_size);
   const std::size_t rows = data.size() / row_length;
   const std::size_t per_row = (row_length + k - 1) / k;
@@ -60,8 +62,8 @@ Packed reference_quantize(const BlockFormat& f, const std::vector<float>& data,
       const std::span<std::uint32_t> c(codes.data() + pos, count);
       out.scales[row * per_row + b] =
           f.scale == BlockScale::kUe4m3
-              ? lowp::nvfp4_quantize_block(values, tensor_scale, c, opt, pos)
-              : lowp::mx_quantize_block(f, values, c, opt, pos);
+              ? lowp::nvfp4_quantize_block(values, tensor_scale, c, opt, first_index + pos)
+              : lowp::mx_quantize_block(f, values, c, opt, first_index + pos);
     }
   }
   out.elements.assign(lowp::packed_bytes(f.element.bits, data.size()), 0);
@@ -281,6 +283,104 @@ TEST(BlockKernels, FallbackOptionsMatchReference) {
   }
 }
 
+// lowp::fake_quantize_rows against the scalar reference: the blocked view of
+// an outer x length x inner array quantized and dequantized by
+// reference_quantize / reference_dequantize (stream positions from
+// first_index), bit for bit at every element, with the rows done in three
+// pieces (as threads would).
+void check_fake_quantize(const BlockFormat& f, const std::vector<float>& data, std::size_t outer,
+                         std::size_t length, std::size_t inner, const BlockOptions& opt,
+                         std::uint64_t first_index, const std::string& what) {
+  ASSERT_EQ(data.size(), outer * length * inner) << what;
+  std::vector<float> blocked(data.size());
+  for (std::size_t flat = 0; flat < data.size(); ++flat) {
+    const std::size_t i = flat % inner, j = flat / inner % length, o = flat / inner / length;
+    blocked[(o * inner + i) * length + j] = data[flat];
+  }
+  const float ts = f.scale == BlockScale::kUe4m3 ? lowp::nvfp4_tensor_scale_of(data, opt) : 1.0f;
+  const Packed want = reference_quantize(f, blocked, length, ts, opt, first_index);
+  const std::vector<std::uint32_t> want_blocked =
+      reference_dequantize(f, want, data.size(), length, ts);
+  const std::size_t rows = outer * inner;
+  std::vector<float> got(data.size(), -1.0f);
+  const std::size_t cut1 = rows / 3, cut2 = rows - rows / 5;
+  for (const auto& [begin, end] :
+       {std::pair{std::size_t{0}, cut1}, std::pair{cut1, cut2}, std::pair{cut2, rows}}) {
+    lowp::fake_quantize_rows(f, data.data(), got.data(), length, inner, begin, end, ts, opt,
+                             first_index);
+  }
+  for (std::size_t flat = 0; flat < data.size(); ++flat) {
+    const std::size_t i = flat % inner, j = flat / inner % length, o = flat / inner / length;
+    const std::uint32_t w = want_blocked[(o * inner + i) * length + j];
+    if (std::bit_cast<std::uint32_t>(got[flat]) != w) {
+      FAIL() << what << ": first difference at " << flat << " (o " << o << ", j " << j << ", i "
+             << i << ", input " << data[flat] << "): got " << got[flat] << " (0x" << std::hex
+             << std::bit_cast<std::uint32_t>(got[flat]) << "), want " << std::bit_cast<float>(w)
+             << " (0x" << w << ")";
+    }
+  }
+}
+
+TEST(BlockKernels, FakeQuantizeRowsMatchesReferenceOnEveryTarget) {
+  for_each_target([] {
+    for (const BlockFormat& f : test_formats()) {
+      const auto k = static_cast<std::size_t>(f.block_size);
+      for (ScaleRule rule : kRules) {
+        if (f.scale == BlockScale::kUe4m3 && rule != ScaleRule::kFloor) continue;
+        for (const lowp::Rounding rounding :
+             {lowp::Rounding::kNearestEven, lowp::Rounding::kStochastic}) {
+          BlockOptions opt;
+          opt.scale_rule = rule;
+          opt.rounding = rounding;
+          opt.seed = 11;
+          const std::string name = lowp::block_format_name(f) + " " +
+                                   std::string(lowp::scale_rule_name(rule)) + " " +
+                                   std::string(lowp::rounding_name(rounding));
+          // {outer, length, inner}: the last axis (whole blocks, a partial
+          // last block, rows shorter than a block), then other axes (16
+          // columns and more, fewer, partial blocks along the axis).
+          const std::size_t shapes[][3] = {{5, 8 * k, 1},  {3, 3 * k + 5, 1},  {4, k - 3, 1},
+                                           {2, 4 * k, 16}, {1, 2 * k + 3, 37}, {3, k, 5},
+                                           {2, 70, 9},     {1, 3 * k, 40}};
+          std::uint32_t seed = 1;
+          for (const auto& s : shapes) {
+            const std::vector<float> data = test_data(s[0] * s[1] * s[2], k, seed++);
+            const std::string what = name + " shape " + std::to_string(s[0]) + "x" +
+                                     std::to_string(s[1]) + "x" + std::to_string(s[2]);
+            check_fake_quantize(f, data, s[0], s[1], s[2], opt, 0, what);
+            if (HasFatalFailure()) return;
+            // Stream positions across 2^32 (the stochastic key changes).
+            const std::uint64_t near_wrap = (std::uint64_t{1} << 32) - data.size() / 2 - 7;
+            check_fake_quantize(f, data, s[0], s[1], s[2], opt, near_wrap, what + " near 2^32");
+            if (HasFatalFailure()) return;
+          }
+        }
+      }
+    }
+  });
+}
+
+TEST(BlockKernels, FakeQuantizeRowsFallbackMatchesReference) {
+  // Roundings without a vector path, and flush_subnormals: the scalar
+  // reference block by block.
+  for (const char* name : {"mxfp8_e4m3", "mxint8", "nvfp4"}) {
+    BlockFormat f;
+    ASSERT_TRUE(lowp::parse_block_format(name, f));
+    for (const lowp::Rounding rounding : {lowp::Rounding::kNearestAway, lowp::Rounding::kTowardZero,
+                                          lowp::Rounding::kNearestEven}) {
+      BlockOptions opt;
+      opt.rounding = rounding;
+      opt.flush_subnormals = rounding == lowp::Rounding::kNearestEven;
+      EXPECT_FALSE(lowp::kernels::block_fake_quantize_is_vectorized(f, opt));
+      for (const std::size_t inner : {std::size_t{1}, std::size_t{19}}) {
+        check_fake_quantize(f, test_data(2 * 100 * inner, 32, 5), 2, 100, inner, opt, 0,
+                            std::string(name) + " " + std::string(lowp::rounding_name(rounding)) +
+                                " inner " + std::to_string(inner));
+      }
+    }
+  }
+}
+
 // lowp::quantize / dequantize on a block axis that is not the last (gathered
 // into the blocked view by a tiled transpose) and on the last.
 TEST(BlockKernels, TensorQuantizeAlongAnyAxis) {
@@ -376,7 +476,25 @@ TEST(BlockKernels, ElementRoundingSweep) {
     while (data.size() % k != 0) data.push_back(0.0f);
     BlockOptions opt;
     opt.threads = 1;
-    for_each_target([&] { check_quantize(f, data, data.size(), opt, name); });
+    for_each_target([&] {
+      check_quantize(f, data, data.size(), opt, name);
+      // Fake quantization along the last axis and along axis 0 of the same
+      // values as a k x (size / k) array, nearest-even and stochastic.
+      for (const lowp::Rounding rounding :
+           {lowp::Rounding::kNearestEven, lowp::Rounding::kStochastic}) {
+        BlockOptions fq = opt;
+        fq.rounding = rounding;
+        const std::string what =
+            std::string(name) + " fake " + std::string(lowp::rounding_name(rounding));
+        check_fake_quantize(f, data, 1, data.size(), 1, fq, 0, what);
+        std::vector<float> columns(data.size());
+        const std::size_t width = data.size() / k;
+        for (std::size_t b = 0; b < width; ++b) {
+          for (std::size_t j = 0; j < k; ++j) columns[j * width + b] = data[b * k + j];
+        }
+        check_fake_quantize(f, columns, 1, k, width, fq, 0, what + " axis 0");
+      }
+    });
   }
 }
 
