@@ -65,6 +65,15 @@ void decode_to_f32(const Format& f, const void* codes, std::span<float> out, uns
 void decode_to_bf16(const Format& f, const void* codes, std::span<std::uint16_t> out,
                     unsigned threads = 1);
 
+// Fake quantization, a cast there and back: out[i] = decode_f32(f, codes[i])
+// of the codes of encode_f32 (stochastic rounding of element i at
+// first_index + i), without the code array: the input goes in chunks that
+// keep their codes in L1. in and out have the same size (lowp::Error
+// otherwise) and may be the same array.
+void fake_quantize_f32(const Format& f, std::span<const float> in, std::span<float> out,
+                       const EncodeOptions& opt, std::uint64_t seed = 0,
+                       std::uint64_t first_index = 0, unsigned threads = 1);
+
 namespace kernels {
 
 // Whether encode_* / decode_to_* take the vector path for f (else the scalar

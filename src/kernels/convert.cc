@@ -22,6 +22,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -29,6 +30,7 @@
 #include <hwy/targets.h>
 
 #include "kernels/params.h"
+#include "lowp/error.h"
 #include "lowp/kernels.h"
 #include "lowp/thread_pool.h"
 
@@ -462,6 +464,45 @@ void decode_to_f32(const Format& f, const void* codes, std::span<float> out, uns
 void decode_to_bf16(const Format& f, const void* codes, std::span<std::uint16_t> out,
                     unsigned threads) {
   kernels::decode_any(f, codes, out, &HWY_DYNAMIC_DISPATCH(kernels::DecodeToBF16), threads);
+}
+
+void fake_quantize_f32(const Format& f, std::span<const float> in, std::span<float> out,
+                       const EncodeOptions& opt, std::uint64_t seed, std::uint64_t first_index,
+                       unsigned threads) {
+  if (out.size() != in.size()) {
+    throw Error("fake_quantize_f32: output holds " + std::to_string(out.size()) +
+                " values but the input " + std::to_string(in.size()));
+  }
+  // Chunks small enough for their codes to stay in L1 between the two steps.
+  constexpr std::size_t kChunk = 4096;
+  if (!kernels::vectorized(f)) {
+    kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
+      std::vector<std::uint32_t> codes(std::min(kChunk, e - b));
+      for (std::size_t c = b; c < e; c += kChunk) {
+        const std::size_t n = std::min(kChunk, e - c);
+        encode_f32(f, in.subspan(c, n), codes.data(), opt, seed, first_index + c, 1);
+        decode_to_f32(f, codes.data(), out.subspan(c, n), 1);
+      }
+    });
+    return;
+  }
+  const kernels::detail::EncodeParams encode = kernels::detail::encode_params(f, opt);
+  kernels::detail::DecodeParams decode = kernels::detail::decode_params(f);
+  decode.stream = out.size() * sizeof(float) >= kernels::kDecodeStreamBytes;
+  kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
+    alignas(64) std::uint8_t codes[kChunk * 2];
+    for (std::size_t c = b; c < e;) {
+      // A chunk, cut where the stochastic key changes (a multiple of 2^32).
+      const std::uint64_t index = first_index + c;
+      const std::uint64_t to_wrap = (std::uint64_t{1} << 32) - (index & 0xFFFFFFFFu);
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>({kChunk, e - c, to_wrap}));
+      const std::uint32_t key = stochastic_key(seed, static_cast<std::uint32_t>(index >> 32));
+      HWY_DYNAMIC_DISPATCH(kernels::EncodeF32)
+      (encode, in.data() + c, n, codes, key, static_cast<std::uint32_t>(index));
+      HWY_DYNAMIC_DISPATCH(kernels::DecodeToF32)(decode, codes, n, out.data() + c);
+      c += n;
+    }
+  });
 }
 
 }  // namespace lowp

@@ -267,6 +267,47 @@ TEST(Kernels, ThreadCountsGiveIdenticalOutput) {
   }
 }
 
+// fake_quantize_f32 against decode_f32 of the reference's codes, bit for bit:
+// every registered format of at most 16 bits (and the scalar fallback's
+// e8m3b130), every rounding, with and without saturation, random bit
+// patterns and edge values, stream positions across a multiple of 2^32,
+// chunk boundaries (lengths past 4096), threads, and in place.
+TEST(Kernels, FakeQuantizeMatchesEncodeThenDecode) {
+  std::vector<Format> formats = formats_under_test(false);
+  formats.push_back(lowp::parse_format("e8m3b130"));
+  for (const Format& f : formats) {
+    std::vector<float> in = edge_inputs(f);
+    const auto noise = random_inputs(9000 - in.size() % 9000, 5);
+    in.insert(in.end(), noise.begin(), noise.end());
+    for (Rounding r : kRoundings) {
+      for (bool sat : {false, true}) {
+        const EncodeOptions opt{r, sat};
+        const auto codes = run_reference(f, in, opt);
+        std::vector<std::uint32_t> want(in.size());
+        for (std::size_t i = 0; i < in.size(); ++i) {
+          want[i] = std::bit_cast<std::uint32_t>(lowp::decode_f32(f, codes[i]));
+        }
+        for_each_target(
+            [&] {
+              for (unsigned threads : {1u, 3u}) {
+                std::vector<float> out(in.size());
+                lowp::fake_quantize_f32(f, in, out, opt, kSeed, kFirstIndex, threads);
+                std::vector<std::uint32_t> got(out.size());
+                std::memcpy(got.data(), out.data(), out.size() * 4);
+                ASSERT_EQ(compare(in, want, got, describe(f, opt) + " fake quantize"), 0u)
+                    << threads << " threads";
+              }
+              std::vector<float> same = in;  // in place
+              lowp::fake_quantize_f32(f, same, same, opt, kSeed, kFirstIndex, 1);
+              ASSERT_EQ(std::memcmp(same.data(), want.data(), same.size() * 4), 0)
+                  << describe(f, opt) << " in place";
+            },
+            lowp::kernels::encode_is_vectorized(f));
+      }
+    }
+  }
+}
+
 TEST(Kernels, DecodeEveryCode) {
   std::size_t checked = 0;
   for (const Format& f : formats_under_test(true)) {
