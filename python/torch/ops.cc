@@ -3,21 +3,26 @@
 //
 //   lowp::fake_quant(Tensor x, str format, int axis, str scale_rule,
 //                    str rounding, int seed, bool saturate) -> Tensor
+//   lowp::fake_quant.out(..., *, Tensor(a!) out) -> Tensor(a!)   (the same
+//   into `out`, a contiguous tensor of x's dtype and shape)
 //   lowp::format_max(str format) -> float   (a scalar format's largest finite
 //   value)
 //   lowp::matmul_acc(Tensor a, Tensor b, int mantissa_bits, int promote_every,
 //                    str rounding) -> Tensor
 //     a [..., K] x b[N, K]^T with every sum kept in a narrow accumulator
 //     (lowp/accum_kernels.h, python/lowp/torch/accum.py).
+//   lowp::stream_copy(Tensor src, Tensor(a!) dst, bool non_temporal)   (the
+//   memory ceiling of `lowp bench` for fp32, for lowp.examples.bench_quant)
 //
 // Quantize then dequantize a CPU float32 or bfloat16 tensor (same dtype and
 // shape out; bfloat16 is widened to fp32, which is exact, and the result
 // rounded back to bfloat16 at the end). A scalar format (fp8_e4m3, fp6_e3m2,
-// int4, e3m4, ...) is a plain cast through the bulk kernels of lowp/kernels.h;
-// `axis` and `scale_rule` are ignored. A block format (mxfp8_e4m3, mxfp4,
-// nvfp4, mx:<element>:<k>, ...) quantizes blocks along `axis` with the
-// library's bulk block kernels (lowp/block_kernels.h), exactly as
-// lowp::fake_quantize (lowp/block/tensor.h) does. The values are exactly those of
+// int4, e3m4, ...) is a plain cast there and back (lowp::fake_quantize_f32 of
+// lowp/kernels.h); `axis` and `scale_rule` are ignored. A block format
+// (mxfp8_e4m3, mxfp4, nvfp4, mx:<element>:<k>, ...) quantizes blocks along
+// `axis` with the library's block kernels (lowp::fake_quantize_rows of
+// lowp/block_kernels.h), in place along any axis and without packed arrays,
+// exactly as lowp::fake_quantize (lowp/block/tensor.h). The values are exactly those of
 // `lowp fake-quant` on the same array: stochastic rounding of an element
 // depends only on the seed and the element's position (its C-order index for
 // scalar formats, its index in the blocked view for block formats), so results
@@ -27,11 +32,18 @@
 // ValueError for an unknown format, rounding or scale rule, an axis out of
 // range or --saturate with a block format; TypeError for a dtype other than
 // float32/bfloat16 or a non-CPU tensor.
+#include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 #include <torch/torch.h>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -48,72 +60,98 @@
 namespace lowp::torch_ops {
 namespace {
 
-// Block fake quantization (MX or NVFP4) of `rows` rows of `length` contiguous
-// values (the blocked view: the block axis moved last, C order), through the
-// library's bulk block kernels (lowp/block_kernels.h): exactly
-// lowp::fake_quantize, whose stochastic rounding draws element i of the
-// blocked view from stream position i. NVFP4's FP32 tensor scale comes from
-// the whole tensor first. Row ranges run on ATen's (OpenMP) threads, each
-// through the one-thread kernels (see fake_quant_scalar); with stochastic
-// rounding a range would restart the stream at 0, so then the whole view is
-// one call on the kernels' own threads.
-void fake_quant_blocked(const BlockFormat& f, const float* in, float* out, std::int64_t rows,
-                        std::int64_t length, const BlockOptions& opt) {
-  const auto n = static_cast<std::size_t>(rows * length);
-  if (n == 0) return;
-  const auto row_length = static_cast<std::size_t>(length);
-  const auto k = static_cast<std::size_t>(f.block_size);
-  const std::size_t blocks_per_row = (row_length + k - 1) / k;
-  const float tensor_scale =
-      has_tensor_scale(f) ? nvfp4_tensor_scale_of(std::span<const float>(in, n), opt) : 1.0f;
-  auto run = [&](std::int64_t row_begin, std::int64_t row_end, unsigned threads) {
-    const auto first = static_cast<std::size_t>(row_begin) * row_length;
-    const auto count = static_cast<std::size_t>(row_end - row_begin) * row_length;
-    std::vector<std::uint8_t> elements(packed_bytes(f.element.bits, count), 0);
-    std::vector<std::uint8_t> scales(static_cast<std::size_t>(row_end - row_begin) *
-                                     blocks_per_row);
-    BlockOptions range_opt = opt;
-    range_opt.threads = threads;
-    quantize_blocked(f, std::span<const float>(in + first, count), row_length, tensor_scale,
-                     range_opt, elements.data(), scales.data());
-    dequantize_blocked(f, elements.data(), scales.data(), tensor_scale, row_length,
-                       std::span<float>(out + first, count), threads);
-  };
-  if (opt.rounding == Rounding::kStochastic) {
-    run(0, rows, static_cast<unsigned>(std::max(1, at::get_num_threads())));
-    return;
+// A new fp32 tensor for an op's result (uninitialised). On Linux one of at
+// least 32 MiB (which glibc maps afresh for every allocation) is advised onto
+// transparent huge pages before its first write: each first touch of a 4 KiB
+// page is a fault, and on the 2-core VM of docs/torch.md a fresh 64 MiB
+// output took 18 ns per element in faults (any torch op's too, x * 2
+// included) against 0.2 ns to write it; huge pages take 512 times fewer.
+// Advice only: an error leaves ordinary pages.
+at::Tensor new_output(at::IntArrayRef sizes) {
+  at::Tensor out = at::empty(sizes, at::TensorOptions().dtype(at::kFloat));
+#ifdef __linux__
+  constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
+  const auto bytes = static_cast<std::uintptr_t>(out.numel()) * sizeof(float);
+  if (bytes >= (std::uintptr_t{32} << 20)) {
+    const auto begin = reinterpret_cast<std::uintptr_t>(out.data_ptr());
+    const std::uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
+    const std::uintptr_t last = (begin + bytes) & ~(kHuge - 1);
+    if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
   }
-  const std::int64_t grain = std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(length, 1));
+#endif
+  return out;
+}
+
+// NVFP4's tensor scale of n values (nvfp4_tensor_scale_of without
+// flush_subnormals), the amax taken in pieces on ATen's threads.
+float tensor_scale_of(const float* data, std::int64_t n) {
+  std::atomic<std::uint32_t> amax_bits{0};
+  at::parallel_for(0, n, 1 << 16, [&](std::int64_t begin, std::int64_t end) {
+    const auto piece = std::bit_cast<std::uint32_t>(finite_amax(
+        std::span<const float>(data + begin, static_cast<std::size_t>(end - begin)), 1));
+    std::uint32_t seen = amax_bits.load();
+    while (piece > seen && !amax_bits.compare_exchange_weak(seen, piece)) {
+    }
+  });
+  return nvfp4_tensor_scale(std::bit_cast<float>(amax_bits.load()));
+}
+
+// Block fake quantization (MX or NVFP4) of a C-order fp32 array seen as outer x
+// length x inner, blocks along the middle axis, through the library's
+// fake_quantize_rows (lowp/block_kernels.h): exactly lowp::fake_quantize, whose
+// stochastic rounding draws element j of the blocked view's row r (o * inner +
+// i) from stream position r * length + j, so any split gives the same values.
+// The blocked view's rows run in ranges on ATen's (OpenMP) threads, each
+// through the one-thread kernels (see fake_quant_scalar); nothing is moved or
+// packed.
+void fake_quant_blocked(const BlockFormat& f, const float* in, float* out, std::int64_t outer,
+                        std::int64_t length, std::int64_t inner, const BlockOptions& opt) {
+  const std::int64_t n = outer * length * inner;
+  if (n == 0) return;
+  const float tensor_scale = has_tensor_scale(f) ? tensor_scale_of(in, n) : 1.0f;
+  const std::int64_t rows = outer * inner;
+  // About 32K elements a piece at least; whole groups of 16 columns when the
+  // block axis is not the last.
+  std::int64_t grain = std::max<std::int64_t>(1, 32768 / length);
+  if (inner > 1) grain = (grain + 15) / 16 * 16;
   at::parallel_for(0, rows, grain, [&](std::int64_t row_begin, std::int64_t row_end) {
-    run(row_begin, row_end, 1);
+    fake_quantize_rows(f, in, out, static_cast<std::size_t>(length),
+                       static_cast<std::size_t>(inner), static_cast<std::size_t>(row_begin),
+                       static_cast<std::size_t>(row_end), tensor_scale, opt);
   });
 }
 
-// Plain cast of n fp32 values: encode with the bulk kernel, decode back.
+// Plain cast of n fp32 values there and back (lowp::fake_quantize_f32).
 void fake_quant_scalar(const Format& f, std::span<const float> in, std::span<float> out,
                        const EncodeOptions& opt, std::uint64_t seed) {
   // Pieces run on ATen's (OpenMP) threads, each through the one-thread kernel
   // with its first index, so stochastic rounding sees the same positions. (The
   // kernels' own std::thread pool would compete with OpenMP's spinning workers.)
-  const auto bytes = static_cast<std::size_t>(code_bytes(f));
   at::parallel_for(0, static_cast<std::int64_t>(in.size()), 1 << 15,
                    [&](std::int64_t begin, std::int64_t end) {
                      const auto first = static_cast<std::size_t>(begin);
                      const auto count = static_cast<std::size_t>(end - begin);
-                     std::vector<std::uint8_t> codes(count * bytes);
-                     encode_f32(f, in.subspan(first, count), codes.data(), opt, seed, first, 1);
-                     decode_to_f32(f, codes.data(), out.subspan(first, count), 1);
+                     fake_quantize_f32(f, in.subspan(first, count), out.subspan(first, count), opt,
+                                       seed, first, 1);
                    });
 }
 
-at::Tensor fake_quant(const at::Tensor& x, c10::string_view format_name, std::int64_t axis,
-                      c10::string_view scale_rule, c10::string_view rounding, std::int64_t seed,
-                      bool saturate) {
+// The op; `into`, when not null, receives the result (fake_quant.out).
+at::Tensor fake_quant_into(const at::Tensor& x, c10::string_view format_name, std::int64_t axis,
+                           c10::string_view scale_rule, c10::string_view rounding,
+                           std::int64_t seed, bool saturate, const at::Tensor* into) {
   TORCH_CHECK_TYPE(x.device().is_cpu(), "lowp::fake_quant: expected a CPU tensor, got one on ",
                    x.device());
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16,
                    "lowp::fake_quant: expected a float32 or bfloat16 tensor, got ",
                    x.scalar_type());
+  if (into != nullptr) {
+    TORCH_CHECK_VALUE(into->device().is_cpu() && into->scalar_type() == x.scalar_type() &&
+                          into->sizes() == x.sizes() && into->is_contiguous(),
+                      "lowp::fake_quant: out must be a contiguous CPU tensor of x's dtype and "
+                      "shape");
+    at::assert_no_overlap(*into, x);
+  }
   const std::string name(format_name.data(), format_name.size());
   try {
     BlockFormat block_format;
@@ -137,32 +175,47 @@ at::Tensor fake_quant(const at::Tensor& x, c10::string_view format_name, std::in
     opt.scale_rule = rule;
     opt.rounding = round;
     opt.seed = static_cast<std::uint64_t>(seed);
-    opt.threads = 1;  // NVFP4's tensor amax (see fake_quant_blocked on threads)
-    at::Tensor out;
+    const at::Tensor in = x.to(at::kFloat).contiguous();
+    // The result goes straight into `into` where the dtypes allow.
+    at::Tensor out =
+        into != nullptr && x.scalar_type() == at::kFloat ? *into : new_output(in.sizes());
     if (!is_block) {
-      const at::Tensor in = x.to(at::kFloat).contiguous();
       const std::span<const float> values(in.data_ptr<float>(),
                                           static_cast<std::size_t>(in.numel()));
-      out = at::empty(in.sizes(), in.options().dtype(at::kFloat));
       fake_quant_scalar(scalar_format, values,
                         std::span<float>(out.data_ptr<float>(), values.size()),
                         EncodeOptions{round, saturate}, opt.seed);
     } else {
-      // The blocked view is the tensor with the block axis moved last, in C
-      // order.
-      const at::Tensor moved =
-          (x.dim() == 0 ? x.reshape({1}) : x.movedim(block_axis, -1)).to(at::kFloat).contiguous();
-      at::Tensor moved_out = at::empty_like(moved);
-      const std::int64_t length = moved.size(-1);
-      const std::int64_t rows = length == 0 ? 0 : moved.numel() / length;
-      fake_quant_blocked(block_format, moved.data_ptr<float>(), moved_out.data_ptr<float>(), rows,
-                         length, opt);
-      out = x.dim() == 0 ? moved_out.reshape({}) : moved_out.movedim(-1, block_axis).contiguous();
+      // The tensor as outer x length x inner around the block axis (a 0-d
+      // tensor is one block of one value).
+      std::int64_t outer = 1, length = 1, inner = 1;
+      for (std::int64_t d = 0; d < in.dim(); ++d) {
+        (d < block_axis ? outer : d == block_axis ? length : inner) *= in.size(d);
+      }
+      fake_quant_blocked(block_format, in.data_ptr<float>(), out.data_ptr<float>(), outer, length,
+                         inner, opt);
+    }
+    if (into != nullptr) {
+      if (!out.is_same(*into)) into->copy_(out);  // to bfloat16, nearest-even as .to()
+      return *into;
     }
     return x.scalar_type() == at::kFloat ? out : out.to(x.scalar_type());
   } catch (const Error& e) {
     TORCH_CHECK_VALUE(false, "lowp::fake_quant(format ", name, "): ", e.what());
   }
+}
+
+at::Tensor fake_quant(const at::Tensor& x, c10::string_view format_name, std::int64_t axis,
+                      c10::string_view scale_rule, c10::string_view rounding, std::int64_t seed,
+                      bool saturate) {
+  return fake_quant_into(x, format_name, axis, scale_rule, rounding, seed, saturate, nullptr);
+}
+
+at::Tensor& fake_quant_out(const at::Tensor& x, c10::string_view format_name, std::int64_t axis,
+                           c10::string_view scale_rule, c10::string_view rounding,
+                           std::int64_t seed, bool saturate, at::Tensor& out) {
+  fake_quant_into(x, format_name, axis, scale_rule, rounding, seed, saturate, &out);
+  return out;
 }
 
 double format_max(c10::string_view format_name) {
@@ -228,6 +281,33 @@ at::Tensor matmul_acc(const at::Tensor& a, const at::Tensor& b, std::int64_t man
   return out.reshape(shape);
 }
 
+// The memory ceiling that lowp bench measures, for fp32 in and fp32 out:
+// copies src's values into dst (same size, contiguous fp32; dst 64-byte
+// aligned for non-temporal stores) with lowp::kernels::stream_ceiling, in
+// pieces on ATen's threads. For lowp.examples.bench_quant.
+void stream_copy(const at::Tensor& src, const at::Tensor& dst, bool non_temporal) {
+  TORCH_CHECK_TYPE(src.scalar_type() == at::kFloat && dst.scalar_type() == at::kFloat &&
+                       src.device().is_cpu() && dst.device().is_cpu(),
+                   "lowp::stream_copy: expected CPU float32 tensors");
+  TORCH_CHECK_VALUE(src.is_contiguous() && dst.is_contiguous() && src.numel() == dst.numel(),
+                    "lowp::stream_copy: expected contiguous tensors of the same size");
+  const auto* from = src.data_ptr<float>();
+  auto* to = dst.data_ptr<float>();
+  constexpr std::int64_t kUnit = 256;  // the ceiling's unit: 1 KiB of fp32
+  try {
+    at::parallel_for(0, src.numel(), 1 << 15, [&](std::int64_t begin, std::int64_t end) {
+      // Pieces on whole units, so that each starts 64-byte aligned.
+      begin = (begin + kUnit - 1) / kUnit * kUnit;
+      end = end == src.numel() ? end : (end + kUnit - 1) / kUnit * kUnit;
+      if (end <= begin) return;
+      kernels::stream_ceiling(from + begin, 4, to + begin, 4, static_cast<std::size_t>(end - begin),
+                              kernels::StreamVariant{non_temporal, false}, 1);
+    });
+  } catch (const Error& e) {
+    TORCH_CHECK_VALUE(false, "lowp::stream_copy: ", e.what());
+  }
+}
+
 }  // namespace
 
 TORCH_LIBRARY(lowp, m) {
@@ -236,6 +316,11 @@ TORCH_LIBRARY(lowp, m) {
       "str rounding='rne', "
       "int seed=0, bool saturate=False) -> Tensor");
   m.impl("fake_quant", c10::DispatchKey::CPU, TORCH_FN(fake_quant));
+  // The same into a given tensor of x's dtype and shape (no new output).
+  m.def(
+      "fake_quant.out(Tensor x, str format, int axis=-1, str scale_rule='floor', "
+      "str rounding='rne', int seed=0, bool saturate=False, *, Tensor(a!) out) -> Tensor(a!)");
+  m.impl("fake_quant.out", c10::DispatchKey::CPU, TORCH_FN(fake_quant_out));
   // The largest finite value of a scalar format (for per-tensor scaling).
   m.def("format_max(str format) -> float", TORCH_FN(format_max));
   // a [..., K] x b [N, K]^T summed in a narrow accumulator (lowp/accum_kernels.h).
@@ -243,6 +328,9 @@ TORCH_LIBRARY(lowp, m) {
       "matmul_acc(Tensor a, Tensor b, int mantissa_bits=23, int promote_every=0, "
       "str rounding='rne') -> Tensor");
   m.impl("matmul_acc", c10::DispatchKey::CPU, TORCH_FN(matmul_acc));
+  // The memory ceiling for fp32 in and out (lowp.examples.bench_quant).
+  m.def("stream_copy(Tensor src, Tensor(a!) dst, bool non_temporal) -> ()");
+  m.impl("stream_copy", c10::DispatchKey::CPU, TORCH_FN(stream_copy));
 }
 
 }  // namespace lowp::torch_ops

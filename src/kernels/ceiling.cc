@@ -97,6 +97,7 @@ bool StreamCeilingUnits(int in_lines, int out_lines, bool stream, bool half, con
   LOWP_CEILING_PAIR(2, 16)
   LOWP_CEILING_PAIR(8, 4)
   LOWP_CEILING_PAIR(4, 8)
+  LOWP_CEILING_PAIR(16, 16)
 #undef LOWP_CEILING_PAIR
   return false;
 }

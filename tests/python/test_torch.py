@@ -140,6 +140,23 @@ def test_block_scale_rules_and_rounding_match_cli(tmp_path, rule):
             assert same_bits(got, want), (fmt, rule, rounding)
 
 
+@pytest.mark.parametrize("rounding", ["rne", "stochastic"])
+def test_block_formats_match_cli_on_training_shapes(tmp_path, rounding):
+    """Shapes where the op's vector paths run: whole blocks along the last
+    axis, and 16 columns and more (plus a remainder) along the others;
+    gradient-like values and mixed-magnitude blocks."""
+    need_cli()
+    g = torch.Generator().manual_seed(8)
+    for x in (torch.randn(96, 160, generator=g) * 0.02, block_values((64, 96), 9),
+              torch.randn(3, 64, 40, generator=g)):
+        for fmt in ("mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp4", "mxint8", "nvfp4"):
+            for axis in range(x.dim()):
+                want = cli_fake_quant(tmp_path, x, fmt, "--axis", str(axis), "--round", rounding,
+                                      "--seed", "3")
+                got = lt.fake_quant(x, fmt, axis=axis, rounding=rounding, seed=3)
+                assert same_bits(got, want), (fmt, tuple(x.shape), axis, rounding)
+
+
 def test_block_specials_match_cli(tmp_path):
     need_cli()
     x = hostile_values((4, 64), 5)  # NaN/Inf blocks decode to NaN
@@ -190,6 +207,34 @@ def test_results_do_not_depend_on_thread_count():
     for other in outs[1:]:
         for a, b in zip(outs[0], other):
             assert same_bits(a, b)
+
+
+def test_out_argument():
+    x = block_values((48, 64), 10)
+    for fmt, axis, rounding in (("mxfp8_e4m3", 0, "rne"), ("nvfp4", -1, "stochastic"),
+                                ("fp8_e4m3", -1, "stochastic")):
+        out = torch.empty_like(x)
+        got = lt.fake_quant(x, fmt, axis=axis, rounding=rounding, out=out)
+        assert got is out
+        assert same_bits(out, lt.fake_quant(x, fmt, axis=axis, rounding=rounding))
+    xb = x.bfloat16()
+    out = torch.empty_like(xb)
+    lt.fake_quant(xb, "mxfp4", out=out)
+    assert torch.equal(out.view(torch.int16), lt.fake_quant(xb, "mxfp4").view(torch.int16))
+    for bad in (torch.empty(48, 63), torch.empty(48, 64, dtype=torch.float64),
+                torch.empty(64, 48).t()):
+        with pytest.raises(ValueError, match="out must be a contiguous CPU tensor"):
+            lt.fake_quant(x, "mxfp4", out=bad)
+    with pytest.raises(RuntimeError, match="single memory location"):
+        lt.fake_quant(x, "mxfp4", out=x)
+
+
+def test_stream_copy_copies():
+    x = torch.randn(1000, 33)
+    for non_temporal in (False, True):
+        y = torch.empty_like(x)
+        torch.ops.lowp.stream_copy(x, y, non_temporal)
+        assert same_bits(x, y)
 
 
 def test_per_tensor_scaling():

@@ -13,7 +13,8 @@ def _check_tensor(x, what):
         raise TypeError(f"lowp.torch.{what}: expected a torch.Tensor, got {type(x).__name__}")
 
 
-def fake_quant(x, format, axis=-1, scale_rule="floor", rounding="rne", seed=0, saturate=False):
+def fake_quant(x, format, axis=-1, scale_rule="floor", rounding="rne", seed=0, saturate=False,
+               out=None):
     """Quantizes `x` to `format` and back: a tensor of the same shape and dtype.
 
     x: a CPU float32 or bfloat16 tensor (bfloat16 is computed in fp32 and the
@@ -28,6 +29,8 @@ def fake_quant(x, format, axis=-1, scale_rule="floor", rounding="rne", seed=0, s
        on `seed` and each element's position, never on the thread count.
     saturate: scalar formats only: clamp overflow to the largest finite value
        instead of Inf/NaN (block formats always saturate).
+    out: a contiguous CPU tensor of x's dtype and shape, not overlapping x, to
+       receive the result (returned); by default a new tensor.
 
     The values are bit for bit those of `lowp fake-quant` on the same array.
     The result carries no gradient (see lowp.torch.Linear for training).
@@ -36,8 +39,12 @@ def fake_quant(x, format, axis=-1, scale_rule="floor", rounding="rne", seed=0, s
     tensor that is not on the CPU.
     """
     _check_tensor(x, "fake_quant")
-    return torch.ops.lowp.fake_quant(x.detach(), str(format), int(axis), str(scale_rule),
-                                     str(rounding), int(seed), bool(saturate))
+    args = (x.detach(), str(format), int(axis), str(scale_rule), str(rounding), int(seed),
+            bool(saturate))
+    if out is None:
+        return torch.ops.lowp.fake_quant(*args)
+    _check_tensor(out, "fake_quant")
+    return torch.ops.lowp.fake_quant.out(*args, out=out)
 
 
 # Symmetric integers wider than lowp's formats (which stop at 8 bits), for
