@@ -55,6 +55,7 @@ namespace lowp::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using detail::DecodeParams;
 using detail::EncodeParams;
+using detail::FakeQuantRneParams;
 using detail::RoundKind;
 
 constexpr std::size_t kMaxLanes32 = HWY_MAX_BYTES / 4;
@@ -531,6 +532,60 @@ inline void EncodeBF16(const EncodeParams& p, const std::uint16_t* in, std::size
 inline void EncodeF16(const EncodeParams& p, const std::uint16_t* in, std::size_t count, void* out,
                       std::uint32_t key, std::uint32_t first_low) {
   EncodeInput<Input::kF16>(p, in, count, out, key, first_low);
+}
+
+// ---- Fake quantization: decode_f32(encode(x)) for float formats, nearest-even ----
+// The code's value without the code: |x| rounded at the format's unit by the
+// fp32 adder, r = (|x| + c) - c with c = 2^(e' + 23 - M), e' the exponent of
+// |x| held within [emin, emax + 1] (c's unit is the format's there, so the sum
+// rounds to nearest-even at it and the difference is exact; beyond emax + 1
+// every value overflows anyway). r is the value of the magnitude code of
+// steps 2-5; then SpecialCases' cases in the same order (zero, finite
+// overflow r > max, Inf, NaN), each as the fp32 value its code decodes to.
+template <class DF>
+HWY_INLINE hn::Vec<DF> FakeQuantRneVec(DF df, const FakeQuantRneParams& p, hn::Vec<DF> x) {
+  const hn::RebindToSigned<DF> di;
+  const auto bits = hn::BitCast(di, x);
+  const auto abs = hn::And(bits, hn::Set(di, 0x7FFFFFFF));
+  const auto exponent =
+      hn::Min(hn::Max(hn::And(abs, hn::Set(di, 0x7F800000)), SetBits(di, p.min_normal_bits)),
+              SetBits(di, p.top_bits));
+  const auto c = hn::BitCast(df, hn::Add(exponent, hn::Set(di, (23 - p.man_bits) << 23)));
+  const auto r = hn::Sub(hn::Add(hn::BitCast(df, abs), c), c);
+  const auto negative = hn::RebindMask(df, hn::Lt(bits, hn::Zero(di)));
+  auto by_sign = [&](const std::uint32_t(&v)[2]) {
+    return hn::IfThenElse(negative, hn::BitCast(df, SetBits(di, v[1])),
+                          hn::BitCast(df, SetBits(di, v[0])));
+  };
+  auto value = hn::Or(r, hn::BitCast(df, hn::And(bits, SetBits(di, 0x80000000u))));
+  value = hn::IfThenElse(hn::Eq(r, hn::Zero(df)), by_sign(p.zero), value);
+  value = hn::IfThenElse(hn::Gt(r, hn::Set(df, p.max_value)), by_sign(p.overflow), value);
+  const auto inf = hn::Set(di, 0x7F800000);
+  value = hn::IfThenElse(hn::RebindMask(df, hn::Eq(abs, inf)), by_sign(p.inf), value);
+  return hn::IfThenElse(hn::RebindMask(df, hn::Gt(abs, inf)), by_sign(p.nan), value);
+}
+
+inline HWY_NOINLINE void FakeQuantRneLoop(const FakeQuantRneParams& params, const float* in,
+                                          std::size_t count, float* out) {
+  const FakeQuantRneParams p = params;  // not aliased by the stores
+  const hn::ScalableTag<float> df;
+  const std::size_t lanes = hn::Lanes(df);
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    hn::StoreU(FakeQuantRneVec(df, p, hn::LoadU(df, in + i)), df, out + i);
+  }
+  if (i == count) return;
+  HWY_ALIGN float tail[kMaxLanes32] = {};
+  const std::size_t rest = count - i;
+  std::memcpy(tail, in + i, rest * sizeof(float));
+  hn::Store(FakeQuantRneVec(df, p, hn::Load(df, tail)), df, tail);
+  std::memcpy(out + i, tail, rest * sizeof(float));
+}
+
+// (In place too: each vector is loaded before it is stored.)
+inline void FakeQuantRne(const FakeQuantRneParams& p, const float* in, std::size_t count,
+                         float* out) {
+  FakeQuantRneLoop(p, in, count, out);
 }
 
 // The fp32 bits (in int32 lanes) of each code: normal codes by re-biasing the

@@ -16,6 +16,7 @@
 #if HWY_ONCE
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -42,6 +43,7 @@ HWY_EXPORT(EncodeBF16);
 HWY_EXPORT(EncodeF16);
 HWY_EXPORT(DecodeToF32);
 HWY_EXPORT(DecodeToBF16);
+HWY_EXPORT(FakeQuantRne);
 
 namespace {
 
@@ -487,6 +489,32 @@ void fake_quantize_f32(const Format& f, std::span<const float> in, std::span<flo
     return;
   }
   const kernels::detail::EncodeParams encode = kernels::detail::encode_params(f, opt);
+  if (kernels::vector_format(f) && opt.rounding == Rounding::kNearestEven) {
+    // One pass, no codes (FakeQuantRne), where the format's units stay normal
+    // fp32 numbers up to its top binade.
+    auto pow2_bits = [](int e) { return static_cast<std::uint32_t>(e + 127) << 23; };
+    kernels::detail::FakeQuantRneParams p;
+    p.man_bits = f.man_bits;
+    p.min_normal_bits = pow2_bits(emin(f));
+    const int top = emin(f) + static_cast<int>(encode.max_magnitude >> f.man_bits);
+    if (top + 23 - f.man_bits <= 127) {
+      p.top_bits = pow2_bits(top);
+      p.max_value = static_cast<float>(max_finite(f));
+      for (int neg = 0; neg < 2; ++neg) {
+        auto value_bits = [&](std::uint32_t code) {
+          return std::bit_cast<std::uint32_t>(decode_f32(f, code));
+        };
+        p.zero[neg] = value_bits(encode.zero[neg]);
+        p.overflow[neg] = value_bits(encode.overflow[neg]);
+        p.inf[neg] = value_bits(encode.inf[neg]);
+        p.nan[neg] = value_bits(encode.nan[neg]);
+      }
+      kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
+        HWY_DYNAMIC_DISPATCH(kernels::FakeQuantRne)(p, in.data() + b, e - b, out.data() + b);
+      });
+      return;
+    }
+  }
   kernels::detail::DecodeParams decode = kernels::detail::decode_params(f);
   decode.stream = out.size() * sizeof(float) >= kernels::kDecodeStreamBytes;
   kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {

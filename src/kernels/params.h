@@ -86,6 +86,19 @@ struct DecodeParams {
   bool stream = false;
 };
 
+// Fake quantization of fp32 by a float format, nearest-even, in one pass
+// (convert-inl.h's FakeQuantRne): the format's grid, and the fp32 values that
+// the special cases' codes (EncodeParams' zero, overflow, inf, nan) decode
+// to. For float formats of the vector path whose binades' units stay normal
+// fp32 numbers up to 2^(emax + 1 + 23 - M) (not bf16).
+struct FakeQuantRneParams {
+  std::int32_t man_bits = 0;
+  std::uint32_t min_normal_bits = 0;  // fp32 bits of 2^emin
+  std::uint32_t top_bits = 0;         // fp32 bits of 2^(emax + 1)
+  float max_value = 0;                // the largest finite value
+  std::uint32_t zero[2] = {}, overflow[2] = {}, inf[2] = {}, nan[2] = {};  // [negative]
+};
+
 // The parameters of a format (convert.cc); the vector path must cover it
 // (kernels::encode_is_vectorized / decode_is_vectorized).
 EncodeParams encode_params(const Format& f, const EncodeOptions& opt);
