@@ -784,10 +784,9 @@ HWY_INLINE hn::Vec<DF> ElementValue(DF df, const BlockQuantParams& p, hn::Vec<DF
     // at the top of 32, s = unit - e + 23 (integers: at least 4; from
     // |y| >= 2^19 on, n is beyond every int_max anyway).
     const VI zero = hn::Zero(di);
-    const VI exp_field = hn::ShiftRight<23>(abs);
-    const VI sig = hn::Or(hn::And(abs, hn::Set(di, 0x7FFFFF)),
-                          hn::IfThenZeroElse(hn::Eq(exp_field, zero), hn::Set(di, 0x800000)));
-    const VI e = hn::Max(exp_field, hn::Set(di, 1));
+    const VI e = hn::Max(hn::ShiftRight<23>(abs), hn::Set(di, 1));
+    // The mantissa with the implicit bit of a normal: abs - (e - 1) * 2^23.
+    const VI sig = hn::Sub(hn::Add(abs, hn::Set(di, 0x800000)), hn::ShiftLeft<23>(e));
     VI unit;
     VI s;
     if constexpr (kInteger) {
@@ -803,9 +802,9 @@ HWY_INLINE hn::Vec<DF> ElementValue(DF df, const BlockQuantParams& p, hn::Vec<DF
     const auto right =
         hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
     const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
-    const auto sum = hn::Add(fraction, random);
-    const auto carry = hn::Or(hn::And(fraction, random), hn::AndNot(sum, hn::Or(fraction, random)));
-    const VI count = hn::BitCast(di, hn::Add(n, hn::ShiftRight<31>(carry)));
+    // Up iff F + random carries out of 32 bits (the sum wraps below F).
+    const auto up = hn::Lt(hn::Add(fraction, random), fraction);
+    const VI count = hn::BitCast(di, hn::Sub(n, hn::VecFromMask(du, up)));
     if constexpr (kInteger) {
       const VI value = hn::IfThenElse(hn::Lt(bits, zero), hn::Sub(zero, count), count);
       return hn::ConvertTo(df,
