@@ -835,6 +835,79 @@ HWY_INLINE hn::Vec<DF> Pow2(DF df, hn::Vec<hn::RebindToSigned<DF>> e) {
   return hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(e, hn::Set(di, 127))));
 }
 
+// Nearest-even MX with the block scale folded into the grid: steps 1-3 in one
+// rounding, x rounded at the element's unit times X = 2^t directly and
+// clamped to X * max_elem (floats: (|x| + c) - c with c = X * 2^(max(e_y, emin)
+// + 23 - M), e_y the exponent of y = x / X; integers: (x + m) - m with m =
+// X * 1.5 * 2^23, clamped to X * [int_min, int_max]). The scaling by X is
+// exact, so this is r * X with r of ElementValue, and r * X is exact in fp32
+// here (a multiple of X * 2^(emin - M) below X * 2^(emax + 1)), as the
+// reference's product then is. Valid when the constants stay normal fp32
+// numbers: t within ScaledRneRangeOf (floats: emin + t >= -126 and emax + t +
+// 23 - M <= 127; integers: -126 <= t <= 103). `low`: floats, the fp32 bits of 2^(emin + t);
+// integers, m. `lo`, `hi`: the clamp (floats: lo unused, hi = X * max_elem).
+struct ScaledRneRange {
+  int t_min, t_max;
+};
+inline ScaledRneRange ScaledRneRangeOf(const BlockQuantParams& p) {
+  if (p.integer) return {-126, 103};
+  const int emin = static_cast<int>(p.min_normal_bits >> 23) - 127;
+  return {-126 - emin, 104 + p.man_bits - p.emax_elem};
+}
+template <bool kInteger, class DF>
+HWY_INLINE hn::Vec<DF> ScaledRneValue(DF df, const BlockQuantParams& p, hn::Vec<DF> x,
+                                      hn::Vec<DF> low, hn::Vec<DF> lo, hn::Vec<DF> hi) {
+  if constexpr (kInteger) {
+    (void)p;
+    return hn::Min(hn::Max(hn::Sub(hn::Add(x, low), low), lo), hi);
+  } else {
+    (void)lo;
+    const hn::RebindToSigned<DF> di;
+    const auto bits = hn::BitCast(di, x);
+    const auto abs = hn::And(bits, hn::Set(di, 0x7FFFFFFF));
+    const auto exponent = hn::Max(hn::And(abs, hn::Set(di, 0x7F800000)), hn::BitCast(di, low));
+    const auto c = hn::BitCast(df, hn::Add(exponent, hn::Set(di, (23 - p.man_bits) << 23)));
+    const auto r = hn::Min(hn::Sub(hn::Add(hn::BitCast(df, abs), c), c), hi);
+    return hn::Or(
+        r, hn::BitCast(df, hn::And(bits, hn::Set(di, std::numeric_limits<std::int32_t>::min()))));
+  }
+}
+// ScaledRneValue's constants for nb blocks from their E8M0 scale codes, a
+// vector of blocks at a time, into low / lo / hi (nb rounded up to whole
+// vectors). Returns whether every block is finite with t in ScaledRneRangeOf.
+template <bool kInteger, class DU>
+HWY_INLINE bool ScaledRneGroup(DU du, const BlockQuantParams& p,
+                               const std::uint8_t* HWY_RESTRICT scales, std::size_t nb,
+                               float* HWY_RESTRICT low, float* HWY_RESTRICT lo,
+                               float* HWY_RESTRICT hi) {
+  const hn::RebindToSigned<DU> di;
+  const hn::Rebind<float, DU> df;
+  const hn::Rebind<std::uint8_t, DU> d8;
+  const std::size_t lanes = hn::Lanes(du);
+  const int emin = static_cast<int>(p.min_normal_bits >> 23) - 127;
+  const ScaledRneRange range = ScaledRneRangeOf(p);  // a NaN block's 0xFF is beyond it
+  bool all = true;
+  for (std::size_t s = 0; s < nb; s += lanes) {
+    const auto code = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, scales + s)));
+    const auto t = hn::Sub(code, hn::Set(di, 127 + p.fraction_bits));
+    // (Highway 1.0 has no integer >= or <=: bounds one beyond.)
+    const auto valid =
+        hn::And(hn::Gt(t, hn::Set(di, range.t_min - 1)), hn::Lt(t, hn::Set(di, range.t_max + 1)));
+    all = all && hn::AllTrue(di, hn::Or(hn::Not(hn::FirstN(di, nb - s)), valid));
+    const auto tv = hn::IfThenElseZero(valid, t);
+    const auto scale = Pow2(df, tv);
+    if constexpr (kInteger) {
+      hn::Store(hn::Mul(hn::Set(df, 12582912.0f), scale), df, low + s);
+      hn::Store(hn::Mul(hn::Set(df, static_cast<float>(p.int_min)), scale), df, lo + s);
+      hn::Store(hn::Mul(hn::Set(df, static_cast<float>(p.int_max)), scale), df, hi + s);
+    } else {
+      hn::Store(Pow2(df, hn::Add(tv, hn::Set(di, emin))), df, low + s);
+      hn::Store(hn::Mul(hn::Set(df, p.max_value), scale), df, hi + s);
+    }
+  }
+  return all;
+}
+
 // `blocks` whole blocks of p.block_size values from `in` to `out`; element i
 // draws stochastic bits at index first_low + i (key: their high half). kBlock:
 // the block size when it is known at compile time (32: MX, 16: NVFP4), else 0.
@@ -849,9 +922,11 @@ HWY_NOINLINE void FakeQuantRowBlocksImpl(const BlockQuantParams& params,
   const std::size_t lanes = hn::Lanes(du);
   const std::size_t k = kBlock != 0 ? kBlock : static_cast<std::size_t>(p.block_size);
   const std::size_t group_blocks = std::max<std::size_t>(1, kGroup / k);
-  HWY_ALIGN std::uint8_t scales[kGroup / 16];
+  HWY_ALIGN std::uint8_t scales[kGroup / 16 + 16] = {};
   HWY_ALIGN float first[kGroup / 16 + 16], second[kGroup / 16 + 16];
   HWY_ALIGN float encode_factor[kGroup / 16], decode_factor[kGroup / 16];
+  // Nearest-even MX: ScaledRneValue's constants per block.
+  HWY_ALIGN float rne_low[kGroup / 16 + 16], rne_lo[kGroup / 16 + 16], rne_hi[kGroup / 16 + 16];
   const auto iota = hn::Iota(du, 0u);
   const auto nan = hn::BitCast(df, hn::Set(du, 0x7FC00000u));
   for (std::size_t b0 = 0; b0 < blocks; b0 += group_blocks) {
@@ -868,6 +943,20 @@ HWY_NOINLINE void FakeQuantRowBlocksImpl(const BlockQuantParams& params,
         return hn::Zero(du);
       }
     };
+    // Nearest-even MX where every block allows it: ScaledRneValue.
+    if constexpr (!kStochastic) {
+      if (!p.nvfp4 && ScaledRneGroup<kInteger>(du, p, scales, nb, rne_low, rne_lo, rne_hi)) {
+        for (std::size_t b = 0; b < nb; ++b) {
+          const auto vlow = hn::Set(df, rne_low[b]), vlo = hn::Set(df, rne_lo[b]),
+                     vhi = hn::Set(df, rne_hi[b]);
+          for (std::size_t j = b * k; j < (b + 1) * k; j += lanes) {
+            hn::StoreU(ScaledRneValue<kInteger>(df, p, hn::LoadU(df, group_in + j), vlow, vlo, vhi),
+                       df, group_out + j);
+          }
+        }
+        continue;
+      }
+    }
     // Step 3's factor per block, and whether every block of the group is
     // ordinary: finite, with one factor each way (MX: all but the extreme
     // scales) or a usable total (NVFP4).
@@ -1019,6 +1108,35 @@ HWY_NOINLINE void FakeQuantColumnsImpl(const BlockQuantParams& params, const flo
     const auto efirst = Pow2(df, f1), esecond = Pow2(df, hn::Sub(f, f1));
     const auto dfirst = Pow2(df, hn::Sub(t, tb)), dsecond = Pow2(df, tb);
     // (A NaN block's lanes compute garbage here, replaced by NaN below.)
+    if constexpr (!kStochastic) {
+      // Nearest-even with the scale folded in (ScaledRneValue), where every
+      // lane but NaN blocks' allows it (ScaledRneRangeOf, lane by lane).
+      const auto nan_lane = hn::RebindMask(di, nan_block);
+      const int emin = static_cast<int>(p.min_normal_bits >> 23) - 127;
+      const ScaledRneRange range = ScaledRneRangeOf(p);
+      const auto valid =
+          hn::And(hn::Gt(t, hn::Set(di, range.t_min - 1)), hn::Lt(t, hn::Set(di, range.t_max + 1)));
+      if (hn::AllTrue(di, hn::Or(nan_lane, valid))) {
+        const auto tv = hn::IfThenElse(nan_lane, hn::Zero(di), t);  // NaN lanes: any valid t
+        const auto scale = Pow2(df, tv);
+        hn::Vec<decltype(df)> low, lo, hi;
+        if constexpr (kInteger) {
+          low = hn::Mul(hn::Set(df, 12582912.0f), scale);
+          lo = hn::Mul(hn::Set(df, static_cast<float>(p.int_min)), scale);
+          hi = hn::Mul(hn::Set(df, static_cast<float>(p.int_max)), scale);
+        } else {
+          low = Pow2(df, hn::Add(tv, hn::Set(di, emin)));
+          lo = hn::Zero(df);
+          hi = hn::Mul(hn::Set(df, p.max_value), scale);
+        }
+        for (std::size_t j = 0; j < count; ++j) {
+          const auto v =
+              ScaledRneValue<kInteger>(df, p, hn::LoadU(df, from + j * stride), low, lo, hi);
+          hn::StoreU(hn::IfThenElse(nan_block, nan, v), df, to + j * stride);
+        }
+        continue;
+      }
+    }
     if (hn::AllTrue(di, hn::And(hn::Eq(f, f1), hn::Eq(t, tb)))) {
       for (std::size_t j = 0; j < count; ++j) {
         const auto y = hn::Mul(hn::LoadU(df, from + j * stride), efirst);
