@@ -81,15 +81,16 @@ float finite_amax(std::span<const float> in, unsigned threads = 1);
 // the last axis (inner == 1) as quantize_blocked's, other axes a block per
 // lane (neighbouring columns of the array). Partial blocks along the last
 // axis and everything else take the scalar reference, block by block.
-void fake_quantize_rows(const BlockFormat& f, const float* in, float* out, std::size_t length,
-                        std::size_t inner, std::size_t row_begin, std::size_t row_end,
-                        float tensor_scale, const BlockOptions& opt, std::uint64_t first_index = 0);
+void fake_quantize_blocked(const BlockFormat& f, const float* in, float* out, std::size_t length,
+                           std::size_t inner, std::size_t row_begin, std::size_t row_end,
+                           float tensor_scale, const BlockOptions& opt,
+                           std::uint64_t first_index = 0);
 
 namespace kernels {
 // Whether quantize_blocked / dequantize_blocked take the vector path.
 bool block_quantize_is_vectorized(const BlockFormat& f, const BlockOptions& opt);
 bool block_dequantize_is_vectorized(const BlockFormat& f);
-// Whether fake_quantize_rows takes the vector path (for its whole blocks).
+// Whether fake_quantize_blocked takes the vector path (for its whole blocks).
 bool block_fake_quantize_is_vectorized(const BlockFormat& f, const BlockOptions& opt);
 
 }  // namespace kernels

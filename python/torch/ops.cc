@@ -20,7 +20,7 @@
 // int4, e3m4, ...) is a plain cast there and back (lowp::fake_quantize_f32 of
 // lowp/kernels.h); `axis` and `scale_rule` are ignored. A block format
 // (mxfp8_e4m3, mxfp4, nvfp4, mx:<element>:<k>, ...) quantizes blocks along
-// `axis` with the library's block kernels (lowp::fake_quantize_rows of
+// `axis` with the library's block kernels (lowp::fake_quantize_blocked of
 // lowp/block_kernels.h), in place along any axis and without packed arrays,
 // exactly as lowp::fake_quantize (lowp/block/tensor.h). The values are exactly those of
 // `lowp fake-quant` on the same array: stochastic rounding of an element
@@ -98,7 +98,7 @@ float tensor_scale_of(const float* data, std::int64_t n) {
 
 // Block fake quantization (MX or NVFP4) of a C-order fp32 array seen as outer x
 // length x inner, blocks along the middle axis, through the library's
-// fake_quantize_rows (lowp/block_kernels.h): exactly lowp::fake_quantize, whose
+// fake_quantize_blocked (lowp/block_kernels.h): exactly lowp::fake_quantize, whose
 // stochastic rounding draws element j of the blocked view's row r (o * inner +
 // i) from stream position r * length + j, so any split gives the same values.
 // The blocked view's rows run in ranges on ATen's (OpenMP) threads, each
@@ -115,9 +115,9 @@ void fake_quant_blocked(const BlockFormat& f, const float* in, float* out, std::
   std::int64_t grain = std::max<std::int64_t>(1, 32768 / length);
   if (inner > 1) grain = (grain + 15) / 16 * 16;
   at::parallel_for(0, rows, grain, [&](std::int64_t row_begin, std::int64_t row_end) {
-    fake_quantize_rows(f, in, out, static_cast<std::size_t>(length),
-                       static_cast<std::size_t>(inner), static_cast<std::size_t>(row_begin),
-                       static_cast<std::size_t>(row_end), tensor_scale, opt);
+    fake_quantize_blocked(f, in, out, static_cast<std::size_t>(length),
+                          static_cast<std::size_t>(inner), static_cast<std::size_t>(row_begin),
+                          static_cast<std::size_t>(row_end), tensor_scale, opt);
   });
 }
 

@@ -455,9 +455,9 @@ float finite_amax(std::span<const float> in, unsigned threads) {
   return std::bit_cast<float>(best);
 }
 
-void fake_quantize_rows(const BlockFormat& f, const float* in, float* out, std::size_t length,
-                        std::size_t inner, std::size_t row_begin, std::size_t row_end,
-                        float tensor_scale, const BlockOptions& opt, std::uint64_t first_index) {
+void fake_quantize_blocked(const BlockFormat& f, const float* in, float* out, std::size_t length,
+                           std::size_t inner, std::size_t row_begin, std::size_t row_end,
+                           float tensor_scale, const BlockOptions& opt, std::uint64_t first_index) {
   if (length == 0 || inner == 0 || row_begin >= row_end) return;
   const std::size_t k = static_cast<std::size_t>(f.block_size);
   const bool vector = kernels::block_fake_quantize_is_vectorized(f, opt);

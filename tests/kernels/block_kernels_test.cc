@@ -283,7 +283,7 @@ TEST(BlockKernels, FallbackOptionsMatchReference) {
   }
 }
 
-// lowp::fake_quantize_rows against the scalar reference: the blocked view of
+// lowp::fake_quantize_blocked against the scalar reference: the blocked view of
 // an outer x length x inner array quantized and dequantized by
 // reference_quantize / reference_dequantize (stream positions from
 // first_index), bit for bit at every element, with the rows done in three
@@ -306,8 +306,8 @@ void check_fake_quantize(const BlockFormat& f, const std::vector<float>& data, s
   const std::size_t cut1 = rows / 3, cut2 = rows - rows / 5;
   for (const auto& [begin, end] :
        {std::pair{std::size_t{0}, cut1}, std::pair{cut1, cut2}, std::pair{cut2, rows}}) {
-    lowp::fake_quantize_rows(f, data.data(), got.data(), length, inner, begin, end, ts, opt,
-                             first_index);
+    lowp::fake_quantize_blocked(f, data.data(), got.data(), length, inner, begin, end, ts, opt,
+                                first_index);
   }
   for (std::size_t flat = 0; flat < data.size(); ++flat) {
     const std::size_t i = flat % inner, j = flat / inner % length, o = flat / inner / length;
@@ -321,7 +321,7 @@ void check_fake_quantize(const BlockFormat& f, const std::vector<float>& data, s
   }
 }
 
-TEST(BlockKernels, FakeQuantizeRowsMatchesReferenceOnEveryTarget) {
+TEST(BlockKernels, FakeQuantizeBlockedMatchesReferenceOnEveryTarget) {
   for_each_target([] {
     for (const BlockFormat& f : test_formats()) {
       const auto k = static_cast<std::size_t>(f.block_size);
@@ -360,7 +360,7 @@ TEST(BlockKernels, FakeQuantizeRowsMatchesReferenceOnEveryTarget) {
   });
 }
 
-TEST(BlockKernels, FakeQuantizeRowsFallbackMatchesReference) {
+TEST(BlockKernels, FakeQuantizeBlockedFallbackMatchesReference) {
   // Roundings without a vector path, and flush_subnormals: the scalar
   // reference block by block.
   for (const char* name : {"mxfp8_e4m3", "mxint8", "nvfp4"}) {
