@@ -70,8 +70,10 @@ float finite_amax(std::span<const float> in, unsigned threads = 1);
 // on the blocked view (lowp::fake_quantize with that block axis), whose row
 // r = o * inner + i holds the `length` values (o, j, i), j = 0 .. length - 1,
 // and whose element j of row r is at stream position first_index + r *
-// length + j. This call does the rows [row_begin, row_end), on the calling
-// thread (opt.threads is not read), and writes only their elements of `out`;
+// length + j. This call does the blocks [block_begin, block_end) along the
+// axis (block b: j in [b * k, (b + 1) * k); block_end past the last means to
+// the end) of the rows [row_begin, row_end), on the calling thread
+// (opt.threads is not read), and writes only those elements of `out`;
 // `in` and `out` are the whole array (outer * length * inner values) and
 // must not overlap. NVFP4 uses `tensor_scale` (nvfp4_tensor_scale_of of the
 // whole array); MX ignores it.
@@ -83,8 +85,8 @@ float finite_amax(std::span<const float> in, unsigned threads = 1);
 // axis and everything else take the scalar reference, block by block.
 void fake_quantize_blocked(const BlockFormat& f, const float* in, float* out, std::size_t length,
                            std::size_t inner, std::size_t row_begin, std::size_t row_end,
-                           float tensor_scale, const BlockOptions& opt,
-                           std::uint64_t first_index = 0);
+                           std::size_t block_begin, std::size_t block_end, float tensor_scale,
+                           const BlockOptions& opt, std::uint64_t first_index = 0);
 
 namespace kernels {
 // Whether quantize_blocked / dequantize_blocked take the vector path.

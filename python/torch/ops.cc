@@ -98,26 +98,38 @@ float tensor_scale_of(const float* data, std::int64_t n) {
 
 // Block fake quantization (MX or NVFP4) of a C-order fp32 array seen as outer x
 // length x inner, blocks along the middle axis, through the library's
-// fake_quantize_blocked (lowp/block_kernels.h): exactly lowp::fake_quantize, whose
-// stochastic rounding draws element j of the blocked view's row r (o * inner +
-// i) from stream position r * length + j, so any split gives the same values.
-// The blocked view's rows run in ranges on ATen's (OpenMP) threads, each
-// through the one-thread kernels (see fake_quant_scalar); nothing is moved or
-// packed.
+// fake_quantize_blocked (lowp/block_kernels.h): exactly lowp::fake_quantize,
+// whose stochastic rounding draws element j of the blocked view's row r (o *
+// inner + i) from stream position r * length + j, so any split gives the same
+// values. The work goes in units of one block along the axis for one o (all
+// inner columns of it: a contiguous stretch of memory), ranges of them on
+// ATen's (OpenMP) threads, each through the one-thread kernels (see
+// fake_quant_scalar); nothing is moved or packed.
 void fake_quant_blocked(const BlockFormat& f, const float* in, float* out, std::int64_t outer,
                         std::int64_t length, std::int64_t inner, const BlockOptions& opt) {
   const std::int64_t n = outer * length * inner;
   if (n == 0) return;
   const float tensor_scale = has_tensor_scale(f) ? tensor_scale_of(in, n) : 1.0f;
-  const std::int64_t rows = outer * inner;
-  // About 32K elements a piece at least; whole groups of 16 columns when the
-  // block axis is not the last.
-  std::int64_t grain = std::max<std::int64_t>(1, 32768 / length);
-  if (inner > 1) grain = (grain + 15) / 16 * 16;
-  at::parallel_for(0, rows, grain, [&](std::int64_t row_begin, std::int64_t row_end) {
-    fake_quantize_blocked(f, in, out, static_cast<std::size_t>(length),
-                          static_cast<std::size_t>(inner), static_cast<std::size_t>(row_begin),
-                          static_cast<std::size_t>(row_end), tensor_scale, opt);
+  const std::int64_t k = f.block_size;
+  const std::int64_t blocks = (length + k - 1) / k;  // along the axis
+  const auto size = [](std::int64_t v) { return static_cast<std::size_t>(v); };
+  // Pieces of about 32K elements at least.
+  const std::int64_t grain = std::max<std::int64_t>(1, 32768 / (k * inner));
+  at::parallel_for(0, outer * blocks, grain, [&](std::int64_t unit, std::int64_t end) {
+    while (unit < end) {
+      const std::int64_t o = unit / blocks, b = unit % blocks;
+      if (inner == 1 && b == 0 && end - unit >= blocks) {  // whole rows: one call
+        const std::int64_t rows = (end - unit) / blocks;
+        fake_quantize_blocked(f, in, out, size(length), 1, size(o), size(o + rows), 0, size(blocks),
+                              tensor_scale, opt);
+        unit += rows * blocks;
+        continue;
+      }
+      const std::int64_t b_end = std::min(blocks, b + (end - unit));
+      fake_quantize_blocked(f, in, out, size(length), size(inner), size(o * inner),
+                            size((o + 1) * inner), size(b), size(b_end), tensor_scale, opt);
+      unit += b_end - b;
+    }
   });
 }
 

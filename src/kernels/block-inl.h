@@ -1051,6 +1051,11 @@ inline void FakeQuantRowBlocks(const BlockQuantParams& p, const float* in, std::
   FakeQuantRowBlocksOf<false, false>(p, in, blocks, out, key, first_low);
 }
 
+// FakeQuantColumns' software prefetch distance along a row, in floats: two
+// 16-column tiles ahead (measured on the Zen 4 VM of docs/torch.md: about 15%
+// faster along axis 0 of a 2048 x 512 tensor; 1 and 3 tiles did no better).
+constexpr std::size_t kColumnPrefetch = 32;
+
 // `columns` (a multiple of 16) neighbouring columns of `count` rows (1 <= count
 // <= k) `stride` floats apart: each column one block. Row j of column c draws
 // stochastic bits at index first_low + c * column_step + j (key: their high
@@ -1070,9 +1075,12 @@ HWY_NOINLINE void FakeQuantColumnsImpl(const BlockQuantParams& params, const flo
   for (std::size_t c0 = 0; c0 < columns; c0 += lanes) {
     const float* from = in + c0;
     float* to = out + c0;
-    // Step 1 per lane: the column's amax (fp32 bits without sign).
+    // Step 1 per lane: the column's amax (fp32 bits without sign). The rows
+    // are `count` streams far apart, more than the hardware prefetchers
+    // follow: each row's line kColumnPrefetch floats ahead is fetched here.
     auto m = hn::Zero(di);
     for (std::size_t j = 0; j < count; ++j) {
+      hwy::Prefetch(from + j * stride + kColumnPrefetch);
       m = hn::Max(
           m, hn::And(hn::BitCast(di, hn::LoadU(df, from + j * stride)), hn::Set(di, 0x7FFFFFFF)));
     }
@@ -1128,6 +1136,14 @@ HWY_NOINLINE void FakeQuantColumnsImpl(const BlockQuantParams& params, const flo
           low = Pow2(df, hn::Add(tv, hn::Set(di, emin)));
           lo = hn::Zero(df);
           hi = hn::Mul(hn::Set(df, p.max_value), scale);
+        }
+        if (hn::AllFalse(di, nan_lane)) {  // the usual case: no NaN block to patch
+          for (std::size_t j = 0; j < count; ++j) {
+            hn::StoreU(
+                ScaledRneValue<kInteger>(df, p, hn::LoadU(df, from + j * stride), low, lo, hi), df,
+                to + j * stride);
+          }
+          continue;
         }
         for (std::size_t j = 0; j < count; ++j) {
           const auto v =

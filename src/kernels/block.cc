@@ -457,9 +457,12 @@ float finite_amax(std::span<const float> in, unsigned threads) {
 
 void fake_quantize_blocked(const BlockFormat& f, const float* in, float* out, std::size_t length,
                            std::size_t inner, std::size_t row_begin, std::size_t row_end,
-                           float tensor_scale, const BlockOptions& opt, std::uint64_t first_index) {
-  if (length == 0 || inner == 0 || row_begin >= row_end) return;
+                           std::size_t block_begin, std::size_t block_end, float tensor_scale,
+                           const BlockOptions& opt, std::uint64_t first_index) {
   const std::size_t k = static_cast<std::size_t>(f.block_size);
+  if (length == 0 || inner == 0 || k == 0) return;
+  block_end = std::min(block_end, (length + k - 1) / k);
+  if (row_begin >= row_end || block_begin >= block_end) return;
   const bool vector = kernels::block_fake_quantize_is_vectorized(f, opt);
   const kernels::detail::BlockQuantParams p = kernels::quant_params(f, opt, tensor_scale);
   // The position of element j of row r, and whether positions [a, b] share
@@ -491,8 +494,8 @@ void fake_quantize_blocked(const BlockFormat& f, const float* in, float* out, st
   if (inner == 1) {
     // Blocks of contiguous values. Rows that are whole blocks are one run.
     const std::size_t full = length / k;
-    auto vector_run = [&](std::size_t row, std::size_t blocks) {  // from the row's start
-      for (std::size_t b = 0; b < blocks;) {
+    auto vector_run = [&](std::size_t row, std::size_t b, std::size_t blocks) {  // [b, blocks)
+      while (b < blocks) {
         const std::uint64_t pos = position(row, b * k);
         if (!one_key(pos, pos + k - 1)) {  // a block across a multiple of 2^32
           scalar_block(row, b * k, k);
@@ -507,17 +510,17 @@ void fake_quantize_blocked(const BlockFormat& f, const float* in, float* out, st
         b += n;
       }
     };
-    if (vector && full * k == length) {
-      vector_run(row_begin, (row_end - row_begin) * full);
+    if (vector && full * k == length && block_begin == 0 && block_end == full) {
+      vector_run(row_begin, 0, (row_end - row_begin) * full);
       return;
     }
     for (std::size_t row = row_begin; row < row_end; ++row) {
-      std::size_t j0 = 0;
-      if (vector && full > 0) {
-        vector_run(row, full);
-        j0 = full * k;
+      std::size_t b = block_begin;
+      if (vector && b < std::min(block_end, full)) {
+        vector_run(row, b, std::min(block_end, full));
+        b = std::min(block_end, full);
       }
-      for (; j0 < length; j0 += k) scalar_block(row, j0, std::min(k, length - j0));
+      for (; b < block_end; ++b) scalar_block(row, b * k, std::min(k, length - b * k));
     }
     return;
   }
@@ -532,7 +535,7 @@ void fake_quantize_blocked(const BlockFormat& f, const float* in, float* out, st
     const std::size_t row0 = o * inner;  // the blocked view's row of column 0
     const float* base_in = in + o * length * inner;
     float* base_out = out + o * length * inner;
-    for (std::size_t j0 = 0; j0 < length; j0 += k) {
+    for (std::size_t j0 = block_begin * k; j0 < std::min(block_end * k, length); j0 += k) {
       const std::size_t count = std::min(k, length - j0);
       for (std::size_t i = i0; i < i1;) {
         const std::size_t columns = std::min(i1 - i, kColumns);

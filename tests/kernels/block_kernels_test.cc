@@ -286,8 +286,8 @@ TEST(BlockKernels, FallbackOptionsMatchReference) {
 // lowp::fake_quantize_blocked against the scalar reference: the blocked view of
 // an outer x length x inner array quantized and dequantized by
 // reference_quantize / reference_dequantize (stream positions from
-// first_index), bit for bit at every element, with the rows done in three
-// pieces (as threads would).
+// first_index), bit for bit at every element, with the work done in three
+// pieces (as threads would): of the rows, then of the blocks along the axis.
 void check_fake_quantize(const BlockFormat& f, const std::vector<float>& data, std::size_t outer,
                          std::size_t length, std::size_t inner, const BlockOptions& opt,
                          std::uint64_t first_index, const std::string& what) {
@@ -302,21 +302,34 @@ void check_fake_quantize(const BlockFormat& f, const std::vector<float>& data, s
   const std::vector<std::uint32_t> want_blocked =
       reference_dequantize(f, want, data.size(), length, ts);
   const std::size_t rows = outer * inner;
-  std::vector<float> got(data.size(), -1.0f);
-  const std::size_t cut1 = rows / 3, cut2 = rows - rows / 5;
-  for (const auto& [begin, end] :
-       {std::pair{std::size_t{0}, cut1}, std::pair{cut1, cut2}, std::pair{cut2, rows}}) {
-    lowp::fake_quantize_blocked(f, data.data(), got.data(), length, inner, begin, end, ts, opt,
-                                first_index);
-  }
-  for (std::size_t flat = 0; flat < data.size(); ++flat) {
-    const std::size_t i = flat % inner, j = flat / inner % length, o = flat / inner / length;
-    const std::uint32_t w = want_blocked[(o * inner + i) * length + j];
-    if (std::bit_cast<std::uint32_t>(got[flat]) != w) {
-      FAIL() << what << ": first difference at " << flat << " (o " << o << ", j " << j << ", i "
-             << i << ", input " << data[flat] << "): got " << got[flat] << " (0x" << std::hex
-             << std::bit_cast<std::uint32_t>(got[flat]) << "), want " << std::bit_cast<float>(w)
-             << " (0x" << w << ")";
+  const std::size_t k = static_cast<std::size_t>(f.block_size);
+  const std::size_t blocks = (length + k - 1) / k;
+  // Row pieces (all blocks), then block pieces (all rows; the last one's end
+  // past the last block).
+  for (const bool by_rows : {true, false}) {
+    std::vector<float> got(data.size(), -1.0f);
+    const std::size_t n = by_rows ? rows : blocks;
+    const std::size_t cut1 = n / 3, cut2 = n - n / 5;
+    for (const auto& [begin, end] :
+         {std::pair{std::size_t{0}, cut1}, std::pair{cut1, cut2}, std::pair{cut2, n + 2}}) {
+      if (by_rows) {
+        lowp::fake_quantize_blocked(f, data.data(), got.data(), length, inner, begin,
+                                    std::min(end, rows), 0, blocks, ts, opt, first_index);
+      } else {
+        lowp::fake_quantize_blocked(f, data.data(), got.data(), length, inner, 0, rows, begin, end,
+                                    ts, opt, first_index);
+      }
+    }
+    for (std::size_t flat = 0; flat < data.size(); ++flat) {
+      const std::size_t i = flat % inner, j = flat / inner % length, o = flat / inner / length;
+      const std::uint32_t w = want_blocked[(o * inner + i) * length + j];
+      if (std::bit_cast<std::uint32_t>(got[flat]) != w) {
+        FAIL() << what << (by_rows ? " (row pieces)" : " (block pieces)")
+               << ": first difference at " << flat << " (o " << o << ", j " << j << ", i " << i
+               << ", input " << data[flat] << "): got " << got[flat] << " (0x" << std::hex
+               << std::bit_cast<std::uint32_t>(got[flat]) << "), want " << std::bit_cast<float>(w)
+               << " (0x" << w << ")";
+      }
     }
   }
 }
