@@ -404,6 +404,28 @@ def test_train_mx_smoke(tmp_path):
     assert (tmp_path / "loss.svg").read_text().startswith("<svg")
 
 
+def test_bench_quant_smoke(tmp_path):
+    """The speed benchmark runs (a tiny shape, one format of each kind) and
+    writes a row per case; --steps times one training step per recipe."""
+    from lowp.examples import bench_quant
+    path, steps_path = tmp_path / "bench.json", tmp_path / "steps.json"
+    old = torch.get_num_threads()
+    try:
+        assert bench_quant.main(["--quick", "--threads", "1", "--shapes", "64x96",
+                                 "--formats", "mxfp4,nvfp4,fp8_e4m3", "--target", "0.001",
+                                 "--markdown", "--json", str(path)]) == 0
+        assert bench_quant.main(["--steps", "1", "--threads", "1", "--json",
+                                 str(steps_path)]) == 0
+    finally:
+        torch.set_num_threads(old)
+    rows = json.load(open(path))["rows"]
+    assert len(rows) == 2 * 2 * 2 + 2  # block formats: 2 axes x 2 roundings; the cast: 2
+    assert all(r["ratio"] > 0 and r["op_ns"] > 0 for r in rows)
+    steps = json.load(open(steps_path))["steps"]
+    assert [r["recipe"] for r in steps] == list(bench_quant.STEP_RECIPES)
+    assert all(r["cpu_s"] > 0 for r in steps)
+
+
 # ---- bad input ----
 
 def test_bad_input_raises_clear_errors():
