@@ -9,6 +9,7 @@ unit-scaled model, and the training script's smoke run over every recipe.
 Run: PYTHONPATH=build/python /usr/bin/python3 -m pytest tests/python/test_training.py
 """
 
+import argparse
 import json
 import math
 import os
@@ -325,6 +326,28 @@ def test_train_smoke_runs_every_recipe_with_stats(tmp_path):
     assert "| recipe | role | clipped |" in out.stdout
     # @lm_head: the head's operands are not quantized, the rest are.
     assert results[-1]["stats"]["input"]["elements"] < results[1]["stats"]["input"]["elements"]
+
+
+def test_train_llama_arch_smoke(tmp_path):
+    """--arch llama trains the Llama-architecture byte model: every linear
+    layer (q/k/v/o, gate/up/down, lm_head) quantized, the same data."""
+    from lowp.examples import train
+    args = train.main(["--arch", "llama", "--smoke", "--jobs", "1", "--recipes",
+                       "fp32,mxfp6-hybrid", "--stats-every", "3", "--out", str(tmp_path)])
+    for r in args:
+        assert math.isfinite(r["final_val_loss"])
+    # 5 layers x 7 linears + lm_head, one input quantization each per step.
+    model, _, _ = train.build_model("mxfp6-hybrid", argparse.Namespace(
+        arch="llama", seed=1, keep_fp32="", scale_rule=None, master_weights="fp32"))
+    linears = [m for m in model.modules() if isinstance(m, lt.Linear)]
+    assert len(linears) == 5 * 7 + 1
+    assert linears[0].spec.input.format == "mxfp6_e2m3"
+    assert linears[0].spec.grad_output.format == "mxfp6_e3m2"
+    assert "<svg" in (tmp_path / "loss.svg").read_text()
+    out = subprocess.run([sys.executable, "-m", "lowp.examples.train", "--smoke", "--arch",
+                          "llama", "--recipes", "unit-fp8", "--out", str(tmp_path / "u")],
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "no --arch llama" in out.stderr
 
 
 def test_train_refuses_unknown_recipe(tmp_path):

@@ -10,12 +10,17 @@ does to each operand (--stats-every).
     ... --smoke                                              # a few steps, for the tests
 
 A recipe is any lowp.torch.recipe() name: fp32, mxfp8, mxfp8-e4m3, mxfp6,
-mxfp6-e2m3, mxfp4, mxfp4-sr, fp8-current (fp8-dynamic), fp8-delayed,
+mxfp6-e2m3, mxfp6-hybrid, mxfp4, mxfp4-sr, fp8-current (fp8-dynamic), fp8-delayed,
 fp8-blockwise, nvfp4; "<recipe>:<role>[+<role>]" quantizes only those roles
 (weight, input, grad_output, grad_output_tokens, weight_bwd, input_bwd) and
 "<recipe>/<rule>" picks the MX scale rule (floor, rceil); "<recipe>@<layer>"
 leaves that layer (e.g. lm_head) in fp32. "unit-fp8" is unit scaling with
 static FP8 casts (muS; unit_scaling.UnitCharLM), "unit-fp32" its fp32 twin.
+
+--arch llama trains a Llama-architecture byte model instead (Hugging Face
+LlamaForCausalLM's computation, arith.Llama: RMSNorm, RoPE, SiLU-gated MLP,
+no biases, untied head) at CharLM's size: 5 layers, width 128, 4 heads,
+intermediate 352 (a multiple of the 32-element MX block), 128-byte context.
 
 Every nn.Linear of the model (attention, MLP, lm_head) runs in the recipe's
 formats, forward and backward (lowp.torch.convert); embeddings, LayerNorm,
@@ -39,6 +44,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -48,10 +54,12 @@ import torch.nn.functional as F  # noqa: E402
 import lowp.torch as lt  # noqa: E402
 
 try:
+    from . import arith
     from . import charlm
     from . import unit_scaling
 except ImportError:  # run as a script
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import arith
     import charlm
     import unit_scaling
 
@@ -101,9 +109,36 @@ def val_loss(model, val, n_ctx, batch=32):
         model.train()
 
 
+@dataclass
+class LlamaConfig(arith.ModelConfig):
+    """--arch llama: a byte-level Llama the size of charlm.Config()."""
+    vocab_size: int = 256
+    hidden_size: int = 128
+    intermediate_size: int = 352
+    num_hidden_layers: int = 5
+    num_attention_heads: int = 4
+    max_position_embeddings: int = 128
+
+    @property
+    def n_ctx(self):
+        return self.max_position_embeddings
+
+
+def arch_config(args):
+    return LlamaConfig() if args.arch == "llama" else charlm.Config()
+
+
+def base_model(args):
+    """(fp32 model, config) of --arch; the weights drawn from --seed."""
+    cfg = arch_config(args)
+    if args.arch == "llama":
+        return arith.Llama(cfg, torch.Generator().manual_seed(args.seed)), cfg
+    return charlm.CharLM(cfg), cfg
+
+
 def build_model(name, args):
-    """(model, label) for a recipe name: CharLM converted to the recipe; the
-    layers named by --keep-fp32 stay fp32."""
+    """(model, label) for a recipe name: the --arch model converted to the
+    recipe; the layers named by --keep-fp32 stay fp32."""
     if name in UNIT_RECIPES:
         cfg = unit_scaling.UnitConfig()
         return unit_scaling.UnitCharLM(cfg, UNIT_RECIPES[name]), cfg, name
@@ -112,11 +147,11 @@ def build_model(name, args):
     if "@" in name:  # "<recipe>@<layer>[+<layer>]": those layers stay fp32
         name, layers = name.split("@", 1)
         keep += [k for k in layers.split("+") if k]
-    cfg = charlm.Config()
+    base, cfg = base_model(args)
     spec = lt.recipe(name)
     if args.scale_rule and "/" not in name and name != "fp32":
         spec = lt.with_options(spec, scale_rule=args.scale_rule)
-    model = lt.convert(charlm.CharLM(cfg), spec)
+    model = lt.convert(base, spec)
     if keep:
         for path, module in model.named_modules():
             if isinstance(module, lt.Linear) and any(path == k or path.startswith(k + ".")
@@ -248,7 +283,7 @@ def smooth(values, window):
     return out
 
 
-def write_svg(path, results, steps):
+def write_svg(path, results, steps, model="CharLM"):
     """Training loss (smoothed) and validation loss against step, one colour per recipe."""
     W, H, L, R, Tp, B = 720, 440, 60, 150, 30, 45
     series = [(r["recipe"], smooth(r["train_curve"], max(1, steps // 50))) for r in results]
@@ -270,7 +305,7 @@ def write_svg(path, results, steps):
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
              f'font-family="sans-serif" font-size="12">',
              f'<rect width="{W}" height="{H}" fill="white"/>',
-             f'<text x="{L}" y="18" font-size="14">CharLM on KJV: training loss (smoothed, '
+             f'<text x="{L}" y="18" font-size="14">{model} on KJV: training loss (smoothed, '
              f'lines) and validation loss (dots), nats/byte</text>']
     for i in range(6):
         v = lo + (hi - lo) * i / 5
@@ -342,6 +377,9 @@ def stats_table(results):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", default="gpt", choices=["gpt", "llama"],
+                    help="the model trained: CharLM (gpt, the embedded model's architecture) "
+                         "or a Llama of its size (llama)")
     ap.add_argument("--recipes", default=",".join(RECIPE_ORDER),
                     help="comma-separated recipes (default: all)")
     ap.add_argument("--steps", type=int, default=400)
@@ -384,13 +422,15 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     for r in recipes:
+        if r in UNIT_RECIPES and args.arch != "gpt":
+            ap.error(f"{r} is the unit-scaled CharLM; it has no --arch {args.arch}")
         if r not in UNIT_RECIPES:
             lt.recipe(r.split("@", 1)[0])  # fails early on an unknown name
 
     train_data, val_data = load_kjv()
     val_data = val_data[:args.val_bytes]
     print(f"train: {len(train_data)} train bytes, {len(val_data)} validation bytes; "
-          f"{args.steps} steps x {args.batch} x {charlm.Config().n_ctx} tokens; "
+          f"{args.steps} steps x {args.batch} x {arch_config(args).n_ctx} tokens; "
           f"{args.threads} threads", flush=True)
     start = time.time()
     if args.jobs > 1:
@@ -411,7 +451,8 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"args": vars(args), "torch": torch.__version__, "results": results}, f)
-    write_svg(os.path.join(args.out, "loss.svg"), results, args.steps)
+    write_svg(os.path.join(args.out, "loss.svg"), results, args.steps,
+              "Llama (bytes)" if args.arch == "llama" else "CharLM")
     print(table(results))
     if any("stats" in r for r in results):
         print()

@@ -12,8 +12,9 @@ torch.ops.load_library from its own directory; it registers torch.ops.lowp.*.
 It does not need lowp's numpy module (lowp._lowp).
 
 Recipes (lowp.torch.RECIPES): "fp32", the MX ones ("mxfp8", "mxfp8-e4m3",
-"mxfp6", "mxfp6-e2m3", "mxfp4", "mxfp4-sr"), the FP8 ones ("fp8-current" a.k.a.
-"fp8-dynamic", "fp8-delayed", "fp8-blockwise") and "nvfp4"; see
+"mxfp6", "mxfp6-e2m3", "mxfp6-hybrid", "mxfp4", "mxfp4-sr"), the FP8 ones
+("fp8-current" a.k.a. "fp8-dynamic", "fp8-delayed", "fp8-blockwise") and
+"nvfp4"; see
 lowp.torch.recipe(), docs/torch.md and docs/training.md.
 """
 

@@ -200,6 +200,9 @@ RECIPES = {
     "mxfp6": _uniform("mxfp6", "mxfp6_e3m2", "mxfp6_e3m2", **RCEIL),
     # The other FP6 element: E2M3 for every operand.
     "mxfp6-e2m3": _uniform("mxfp6-e2m3", "mxfp6_e2m3", "mxfp6_e2m3", **RCEIL),
+    # E2M3 weights and activations (the finer grid), E3M2 gradients (the wider
+    # range): the split mxfp8 makes between E4M3 and E5M2.
+    "mxfp6-hybrid": _uniform("mxfp6-hybrid", "mxfp6_e2m3", "mxfp6_e3m2", **RCEIL),
     # E2M1 for every operand.
     "mxfp4": _uniform("mxfp4", "mxfp4", "mxfp4"),
     # FP8 with per-tensor scales from the current amax: E4M3 forward, E5M2 gradients.
