@@ -303,6 +303,67 @@ def test_unit_scaled_model_is_unit_variance_and_static():
 
 # ---- the training script ----
 
+@pytest.mark.parametrize("name", ["mxfp8", "mxfp6-hybrid", "mxfp4", "fp8-current",
+                                  "mxfp8:input+grad_output_tokens"])
+def test_quantized_matmul_is_the_linear_with_b_transposed(name):
+    """2-D, quantized_matmul(a, b) is quantized_linear(a, b^T) with no bias, bit
+    for bit, forward and both gradients; batched, it is that per slice (block
+    scales; a per-tensor scale spans the whole batch, so one slice there)."""
+    g = torch.Generator().manual_seed(21)
+    n, h = (1, 1) if name.startswith("fp8") else (3, 2)
+    a = (torch.randn(n, h, 40, 64, generator=g) * 0.3).requires_grad_()
+    b = (torch.randn(n, h, 64, 96, generator=g) * 2.0).requires_grad_()
+    r = torch.randn(n, h, 40, 96, generator=g)
+    c = lt.quantized_matmul(a, b, name)
+    (c * r).sum().backward()
+    assert c.shape == (n, h, 40, 96)
+    assert not torch.equal(c, a.detach() @ b.detach())  # it does quantize
+    for i in range(n):
+        for j in range(h):
+            ai = a.detach()[i, j].clone().requires_grad_()
+            bt = b.detach()[i, j].t().clone().requires_grad_()
+            ci = lt.quantized_linear(ai, bt, None, name)
+            (ci * r[i, j]).sum().backward()
+            assert torch.equal(c.detach()[i, j], ci.detach())
+            assert torch.equal(a.grad[i, j], ai.grad)
+            assert torch.equal(b.grad[i, j], bt.grad.t())
+
+
+def test_quantized_matmul_fp32_and_refusals():
+    a, b = torch.randn(2, 5, 32), torch.randn(2, 32, 7)
+    assert torch.equal(lt.quantized_matmul(a, b, "fp32"), a @ b)
+    m = lt.Matmul("mxfp8", name="h.0.attn.qk")
+    assert torch.equal(m(a, b), lt.quantized_matmul(a, b, "mxfp8"))
+    assert "mxfp8" in repr(m)
+    with pytest.raises(ValueError, match="do not multiply"):
+        lt.quantized_matmul(a, torch.randn(3, 32, 7), "mxfp8")
+    with pytest.raises(ValueError, match="2-D tiles"):
+        lt.quantized_matmul(a, b, "fp8-blockwise")
+    with pytest.raises(ValueError, match="Hadamard"):
+        lt.quantized_matmul(a, b, "nvfp4")
+    # convert() re-specs Matmul modules as it does Linear layers.
+    holder = torch.nn.Module()
+    holder.qk = lt.Matmul("mxfp8")
+    lt.convert(holder, "mxfp4")
+    assert holder.qk.spec.name == "mxfp4"
+
+
+def test_train_quantize_attention_smoke(tmp_path):
+    """--quantize-attention runs q k^T and att v in the recipe (both
+    architectures); the statistics see the extra operands."""
+    from lowp.examples import train
+    for arch in ("gpt", "llama"):
+        res = train.main(["--arch", arch, "--smoke", "--jobs", "1", "--recipes", "mxfp8",
+                          "--stats-every", "3", "--quantize-attention",
+                          "--out", str(tmp_path / arch)])
+        plain = train.main(["--arch", arch, "--smoke", "--jobs", "1", "--recipes", "mxfp8",
+                            "--stats-every", "3", "--out", str(tmp_path / (arch + "0"))])
+        assert res[0]["recipe"] == "mxfp8 +attention"
+        assert math.isfinite(res[0]["final_val_loss"])
+        assert res[0]["stats"]["input"]["elements"] > plain[0]["stats"]["input"]["elements"]
+        assert res[0]["final_val_loss"] != plain[0]["final_val_loss"]
+
+
 def test_train_smoke_runs_every_recipe_with_stats(tmp_path):
     recipes = ["fp32", "mxfp8", "mxfp8/floor", "mxfp8:weight+weight_bwd", "mxfp6-e2m3",
                "mxfp4-sr", "fp8-current", "fp8-delayed", "fp8-blockwise", "nvfp4", "unit-fp8",
@@ -338,7 +399,8 @@ def test_train_llama_arch_smoke(tmp_path):
         assert math.isfinite(r["final_val_loss"])
     # 5 layers x 7 linears + lm_head, one input quantization each per step.
     model, _, _ = train.build_model("mxfp6-hybrid", argparse.Namespace(
-        arch="llama", seed=1, keep_fp32="", scale_rule=None, master_weights="fp32"))
+        arch="llama", seed=1, keep_fp32="", scale_rule=None, master_weights="fp32",
+        quantize_attention=False))
     linears = [m for m in model.modules() if isinstance(m, lt.Linear)]
     assert len(linears) == 5 * 7 + 1
     assert linears[0].spec.input.format == "mxfp6_e2m3"

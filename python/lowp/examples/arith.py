@@ -293,6 +293,10 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(d, d, bias=False)
         self.v_proj = nn.Linear(d, d, bias=False)
         self.o_proj = nn.Linear(d, d, bias=False)
+        # q k^T and att v: torch.matmul unless a module taking (a, b) is set
+        # (lowp.examples.train sets lowp.torch.Matmul for quantized attention).
+        self.qk_matmul = None
+        self.av_matmul = None
 
     def forward(self, x, cos, sin, mask):
         B, T, _ = x.shape
@@ -302,8 +306,10 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(B, T, H, D).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        att = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(D) + mask, dim=-1)
-        return self.o_proj((att @ v).transpose(1, 2).reshape(B, T, H * D))
+        scores = (self.qk_matmul or torch.matmul)(q, k.transpose(-2, -1))
+        att = torch.softmax(scores / math.sqrt(D) + mask, dim=-1)
+        out = (self.av_matmul or torch.matmul)(att, v)
+        return self.o_proj(out.transpose(1, 2).reshape(B, T, H * D))
 
 
 class Layer(nn.Module):

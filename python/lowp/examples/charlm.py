@@ -59,16 +59,22 @@ class Attention(nn.Module):
         self.c_proj = linear(cfg.d_model, cfg.d_model)
         mask = torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool))
         self.register_buffer("mask", mask, persistent=False)
+        # The attention products q k^T and att v: torch.matmul unless a module
+        # taking (a, b) is set here (lowp.torch.Matmul for quantized attention).
+        self.qk_matmul = None
+        self.av_matmul = None
 
     def forward(self, x):
-        return self.c_proj(causal_self_attention(self.c_attn(x), self.n_head, self.mask))
+        return self.c_proj(causal_self_attention(self.c_attn(x), self.n_head, self.mask,
+                                                 self.qk_matmul, self.av_matmul))
 
 
-def causal_self_attention(qkv, n_head, mask):
+def causal_self_attention(qkv, n_head, mask, qk_matmul=None, av_matmul=None):
     """Causal multi-head attention of CharLM: qkv [b, t, 3d] holds q, k, v
     concatenated along the last axis; softmax(q k^T / sqrt(d_head)) v with
     the future masked by `mask` (a [n_ctx, n_ctx] lower-triangular bool);
-    returns [b, t, d], the heads concatenated (before the output projection)."""
+    returns [b, t, d], the heads concatenated (before the output projection).
+    qk_matmul, av_matmul: what computes q k^T and att v (None: torch.matmul)."""
     b, t, d3 = qkv.shape
     d = d3 // 3
     q, k, v = qkv.split(d, dim=2)
@@ -76,10 +82,10 @@ def causal_self_attention(qkv, n_head, mask):
     q = q.view(b, t, n_head, hd).transpose(1, 2)
     k = k.view(b, t, n_head, hd).transpose(1, 2)
     v = v.view(b, t, n_head, hd).transpose(1, 2)
-    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
+    att = (qk_matmul or torch.matmul)(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
     att = att.masked_fill(~mask[:t, :t], float("-inf"))
     att = F.softmax(att, dim=-1)
-    return (att @ v).transpose(1, 2).contiguous().view(b, t, d)
+    return (av_matmul or torch.matmul)(att, v).transpose(1, 2).contiguous().view(b, t, d)
 
 
 class Mlp(nn.Module):

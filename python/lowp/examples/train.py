@@ -24,7 +24,10 @@ intermediate 352 (a multiple of the 32-element MX block), 128-byte context.
 
 Every nn.Linear of the model (attention, MLP, lm_head) runs in the recipe's
 formats, forward and backward (lowp.torch.convert); embeddings, LayerNorm,
-softmax and the attention matmuls stay fp32.
+softmax and the attention products stay fp32, unless --quantize-attention
+runs q k^T and att v in the recipe's formats too (lowp.torch.Matmul: blocks
+along each product's reduction dimension, forward and backward, as the MX
+paper's bmm quantization does).
 
 Data: `bible -f gen1:1-rev22:21` (Debian bible-kjv), one verse per line with
 its reference stripped; Genesis..Philemon train, Hebrews..Revelation validate.
@@ -152,14 +155,21 @@ def build_model(name, args):
     if args.scale_rule and "/" not in name and name != "fp32":
         spec = lt.with_options(spec, scale_rule=args.scale_rule)
     model = lt.convert(base, spec)
+    if args.quantize_attention:
+        for path, module in list(model.named_modules()):
+            if isinstance(module, (charlm.Attention, arith.Attention)):
+                module.qk_matmul = lt.Matmul(spec, f"{path}.qk")
+                module.av_matmul = lt.Matmul(spec, f"{path}.av")
     if keep:
         for path, module in model.named_modules():
-            if isinstance(module, lt.Linear) and any(path == k or path.startswith(k + ".")
-                                                     for k in keep):
+            if isinstance(module, (lt.Linear, lt.Matmul)) and any(
+                    path == k or path.startswith(k + ".") for k in keep):
                 module.spec = lt.recipe("fp32")
     label = full_name
     if args.scale_rule and "/" not in name and name != "fp32":
         label = f"{full_name}/{args.scale_rule}"
+    if args.quantize_attention and name != "fp32":
+        label += " +attention"
     if args.keep_fp32 and name != "fp32":
         label += f" (fp32: {args.keep_fp32})"
     if args.master_weights != "fp32":
@@ -171,7 +181,7 @@ def set_forward_fp32(model, on, saved):
     """Switches every lowp.torch.Linear (and unit-scaled linear) to fp32 (on)
     or back to its spec."""
     for m in model.modules():
-        if isinstance(m, (lt.Linear, unit_scaling.UnitLinear)):
+        if isinstance(m, (lt.Linear, lt.Matmul, unit_scaling.UnitLinear)):
             if on:
                 saved[id(m)] = m.spec
                 m.spec = lt.recipe("fp32")
@@ -393,6 +403,9 @@ def main(argv=None):
     ap.add_argument("--data-seed", type=int, default=1235, help="batch order")
     ap.add_argument("--scale-rule", default=None, choices=["floor", "rceil", "ceil", "even"],
                     help="MX shared-scale rule for every recipe (default: each recipe's own)")
+    ap.add_argument("--quantize-attention", action="store_true",
+                    help="also run the attention products (q k^T, att v) in the recipe's "
+                         "formats, forward and backward (lowp.torch.Matmul)")
     ap.add_argument("--keep-fp32", default="",
                     help="comma-separated layer paths left in fp32 (e.g. lm_head)")
     ap.add_argument("--stats-every", type=int, default=0,
@@ -424,6 +437,8 @@ def main(argv=None):
     for r in recipes:
         if r in UNIT_RECIPES and args.arch != "gpt":
             ap.error(f"{r} is the unit-scaled CharLM; it has no --arch {args.arch}")
+        if r in UNIT_RECIPES and args.quantize_attention:
+            ap.error(f"{r}: --quantize-attention applies to the lowp.torch recipes only")
         if r not in UNIT_RECIPES:
             lt.recipe(r.split("@", 1)[0])  # fails early on an unknown name
 

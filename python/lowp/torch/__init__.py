@@ -53,13 +53,14 @@ from .ops import (fake_quant, fake_quant_per_tensor, fake_quant_tiles, format_ma
 from .spec import (QuantSpec, LinearSpec, RECIPES, ROLES, recipe, with_options,  # noqa: E402
                    reset_stochastic_stream)
 from .stats import QuantStats  # noqa: E402
-from .linear import QuantLinearFunction, Linear, convert, quantized_linear  # noqa: E402
+from .linear import (QuantLinearFunction, Linear, convert, quantized_linear,  # noqa: E402
+                     QuantMatmulFunction, Matmul, quantized_matmul)
 
 __all__ = [
     "LIBRARY_PATH", "fake_quant", "fake_quant_per_tensor", "fake_quant_tiles", "format_max",
     "hadamard_matrix", "hadamard_rows", "QuantSpec", "with_options", "LinearSpec", "RECIPES",
     "ROLES", "recipe", "reset_stochastic_stream", "QuantStats", "QuantLinearFunction", "Linear",
-    "convert", "quantized_linear",
+    "convert", "quantized_linear", "QuantMatmulFunction", "Matmul", "quantized_matmul",
 ]
 
 from .accum import Accumulator, matmul_acc  # noqa: E402

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from . import stats as _stats
 from .ops import hadamard_rows
-from .spec import LinearSpec, recipe
+from .spec import ROLES, LinearSpec, recipe
 
 
 def _quantize(spec, x, axis, name, state=None):
@@ -80,6 +80,83 @@ class QuantLinearFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None
 
 
+class QuantMatmulFunction(torch.autograd.Function):
+    """c = Q(a) Q(b) for activations a [..., M, K] and b [..., K, N] with the
+    same leading dimensions (the attention products q k^T and att v): the
+    roles of quantized_linear(a, b^T), b in the weight's place. Forward: a
+    (input) and b (weight) in blocks along K. Backward: grad_a = Q(dc along
+    N) Q(b along N)^T (grad_output, weight_bwd); grad_b = Q(a along M)^T Q(dc
+    along M) (input_bwd, grad_output_tokens). Accumulators do not apply."""
+
+    @staticmethod
+    def forward(ctx, a, b, spec, name=None, state=None):
+        layer = name or "matmul"
+        aq = _quantize(spec.input, a, a.dim() - 1, f"{layer} input", state)
+        bq = _quantize(spec.weight, b, b.dim() - 2, f"{layer} weight", state)
+        ctx.save_for_backward(a, b)
+        ctx.spec, ctx.layer, ctx.state = spec, layer, state
+        return aq.matmul(bq)
+
+    @staticmethod
+    def backward(ctx, grad_c):
+        a, b = ctx.saved_tensors
+        spec, layer, state = ctx.spec, ctx.layer, ctx.state
+        last, rows = grad_c.dim() - 1, grad_c.dim() - 2
+        grad_a = grad_b = None
+        measure = _stats.active()
+        if ctx.needs_input_grad[0]:
+            grad_a = _quantize(spec.grad_output, grad_c, last, f"{layer} grad_output",
+                               state).matmul(
+                _quantize(spec.weight_bwd, b, last, f"{layer} weight_bwd", state).transpose(-2, -1))
+            if measure:
+                _stats.record_grad("grad_input", grad_c.matmul(b.transpose(-2, -1)), grad_a, layer)
+        if ctx.needs_input_grad[1]:
+            # Computed as (Q(dc)^T Q(a))^T: the product quantized_linear forms.
+            grad_b = _quantize(spec.role("grad_output_tokens"), grad_c, rows,
+                               f"{layer} grad_output_tokens", state).transpose(-2, -1).matmul(
+                _quantize(spec.input_bwd, a, rows, f"{layer} input_bwd", state)).transpose(-2, -1)
+            if measure:
+                _stats.record_grad("grad_weight", a.transpose(-2, -1).matmul(grad_c), grad_b,
+                                   layer)
+        return grad_a, grad_b, None, None, None
+
+
+def quantized_matmul(a, b, spec=None, name=None, state=None):
+    """a @ b for activations a [..., M, K], b [..., K, N] (same leading
+    dimensions) with both operands, and the backward matmuls' operands,
+    quantized by `spec` (a recipe name or LinearSpec; QuantMatmulFunction
+    gives the roles). 2-D, it equals quantized_linear(a, b.t()) bit for bit."""
+    spec = recipe(spec)
+    if spec.is_identity():
+        return a.matmul(b)
+    if (spec.accumulator is not None or spec.wgrad_hadamard
+            or any(q is not None and q.tile is not None for q in map(spec.role, ROLES))):
+        raise ValueError(f"lowp.torch.quantized_matmul: recipe {spec.name!r} has an accumulator, "
+                         f"a Hadamard transform or 2-D tiles; the attention products take none")
+    if a.dim() < 2 or a.shape[:-2] != b.shape[:-2] or a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"lowp.torch.quantized_matmul: shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)} do not multiply (same leading dimensions needed)")
+    return QuantMatmulFunction.apply(a, b, spec, name, state)
+
+
+class Matmul(nn.Module):
+    """A quantized a @ b of two activations (quantized_matmul) as a module,
+    with its spec, name and delayed-scaling state; convert() sets its spec
+    as it does a Linear's. Used for the attention products."""
+
+    def __init__(self, spec="fp32", name=None):
+        super().__init__()
+        self.spec = recipe(spec)
+        self.name = name
+        self.scaling_state = {}
+
+    def forward(self, a, b):
+        return quantized_matmul(a, b, self.spec, self.name, self.scaling_state)
+
+    def extra_repr(self):
+        return f"spec={self.spec.name}"
+
+
 def quantized_linear(x, weight, bias=None, spec=None, name=None, state=None):
     """F.linear with the operands quantized by `spec` (a recipe name or
     LinearSpec); `name` names the layer in errors; `state` is a dict that
@@ -134,8 +211,8 @@ class Linear(nn.Linear):
 def convert(model, spec):
     """Swaps every nn.Linear in `model` (recursively, in place) for a
     lowp.torch.Linear with `spec` that shares its parameters, so an optimizer
-    built before the call keeps working; lowp.torch.Linear layers already
-    there get the new spec. A head tied to an embedding is converted when it
+    built before the call keeps working; lowp.torch.Linear and
+    lowp.torch.Matmul modules already there get the new spec. A head tied to an embedding is converted when it
     is an nn.Linear sharing the embedding's weight (as in CharLM and Hugging
     Face models); a matmul written out in forward() is not a layer and stays
     as it is. Each converted layer is named by its path in `model` in errors.
@@ -147,7 +224,7 @@ def convert(model, spec):
 
 
 def _convert(module, spec, path):
-    if isinstance(module, Linear):
+    if isinstance(module, (Linear, Matmul)):
         module.spec = spec
         module.name = path or module.name
         module.scaling_state = {}
@@ -161,4 +238,5 @@ def _convert(module, spec, path):
     return module
 
 
-__all__ = ["QuantLinearFunction", "quantized_linear", "Linear", "convert", "LinearSpec"]
+__all__ = ["QuantLinearFunction", "quantized_linear", "Linear", "convert", "LinearSpec",
+           "QuantMatmulFunction", "quantized_matmul", "Matmul"]
