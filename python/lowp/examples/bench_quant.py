@@ -179,7 +179,10 @@ def step_times(args):
     for threads in args.threads:
         torch.set_num_threads(threads)
         runs = {}
-        for name in STEP_RECIPES:
+        recipes = args.recipes or STEP_RECIPES
+        if "fp32" not in recipes:
+            recipes = ("fp32",) + tuple(recipes)
+        for name in recipes:
             torch.manual_seed(0)
             base = name.split("+")[0]
             spec = (lt.with_options(lt.recipe(base), rounding="stochastic") if "+" in name
@@ -195,8 +198,8 @@ def step_times(args):
             loss.backward()
             opt.step()
 
-        cpu = dict.fromkeys(STEP_RECIPES, float("inf"))
-        wall = dict.fromkeys(STEP_RECIPES, float("inf"))
+        cpu = dict.fromkeys(recipes, float("inf"))
+        wall = dict.fromkeys(recipes, float("inf"))
         for i in range(args.steps + 1):  # the first round warms up
             for name, (model, opt) in runs.items():
                 start, cpu_start = time.perf_counter(), time.process_time()
@@ -204,7 +207,7 @@ def step_times(args):
                 if i > 0:
                     wall[name] = min(wall[name], time.perf_counter() - start)
                     cpu[name] = min(cpu[name], time.process_time() - cpu_start)
-        for name in STEP_RECIPES:
+        for name in recipes:
             rows.append({"threads": threads, "recipe": name, "cpu_s": cpu[name],
                          "wall_s": wall[name], "vs_fp32": cpu[name] / cpu["fp32"]})
             print(f"{threads}T step {name:<17} CPU {cpu[name] * 1e3:8.1f} ms  "
@@ -262,6 +265,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=0, metavar="N",
                         help="instead: time N CharLM training steps per recipe (fp32, the "
                         "recipes, mxfp8 with stochastic rounding) against fp32")
+    parser.add_argument("--recipes", type=lambda s: tuple(s.split(",")), default=None,
+                        help="with --steps: the recipes timed (default: " +
+                        ",".join(STEP_RECIPES) + "; fp32 is always added)")
     parser.add_argument("--json", metavar="FILE", help="write the rows as JSON to FILE")
     parser.add_argument("--markdown", action="store_true",
                         help="print a markdown table of all rows at the end")
