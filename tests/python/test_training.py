@@ -120,6 +120,11 @@ def test_nvfp4_tiles_of_one_by_sixteen_are_the_nvfp4_op(axis):
     a = lt.fake_quant_tiles(x, "nvfp4", axis, (1, 16))
     b = lt.fake_quant(x, "nvfp4", axis)
     assert torch.equal(a.view(torch.int32), b.view(torch.int32))
+    # Stochastic rounding too, where the axis length is a multiple of 16 (the
+    # tiles' stream runs over the axis padded to whole tiles, the op's not).
+    a = lt.fake_quant_tiles(x, "nvfp4", axis, (1, 16), "stochastic", 21)
+    b = lt.fake_quant(x, "nvfp4", axis, rounding="stochastic", seed=21)
+    assert torch.equal(a.view(torch.int32), b.view(torch.int32))
 
 
 def test_fp8_tiles_follow_their_definition():
