@@ -7,6 +7,12 @@
 //   into `out`, a contiguous tensor of x's dtype and shape)
 //   lowp::format_max(str format) -> float   (a scalar format's largest finite
 //   value)
+//   lowp::fake_quant_tiles(Tensor x, str format, int axis, int tile_rows,
+//                          int tile_cols, str rounding, int seed) -> Tensor
+//     a 2-D float32 tensor with one fp32 scale per tile of tile_rows x
+//     tile_cols elements, tile_cols along `axis` (lowp/tile_kernels.h):
+//     max_finite / amax for a scalar format, NVFP4's two-level scale for
+//     "nvfp4"; python/lowp/torch/ops.py's fake_quant_tiles.
 //   lowp::matmul_acc(Tensor a, Tensor b, int mantissa_bits, int promote_every,
 //                    str rounding) -> Tensor
 //     a [..., K] x b[N, K]^T with every sum kept in a narrow accumulator
@@ -56,6 +62,7 @@
 #include "lowp/format/convert.h"
 #include "lowp/format/registry.h"
 #include "lowp/kernels.h"
+#include "lowp/tile_kernels.h"
 
 namespace lowp::torch_ops {
 namespace {
@@ -239,6 +246,77 @@ double format_max(c10::string_view format_name) {
   }
 }
 
+// Tile fake quantization of a 2-D float32 tensor (lowp/tile_kernels.h):
+// bands of tiles in ranges on ATen's (OpenMP) threads, each through the
+// one-thread kernels, which give the same values for any split. Max scaling
+// takes each band's amaxes and then its values in one go (the band still in
+// cache); NVFP4 first needs every tile's amax (the tensor scale is the
+// largest). A NaN or Inf anywhere raises ValueError.
+at::Tensor fake_quant_tiles(const at::Tensor& x, c10::string_view format_name, std::int64_t axis,
+                            std::int64_t tile_rows, std::int64_t tile_cols,
+                            c10::string_view rounding, std::int64_t seed) {
+  TORCH_CHECK_TYPE(x.device().is_cpu(),
+                   "lowp::fake_quant_tiles: expected a CPU tensor, got one on ", x.device());
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat,
+                   "lowp::fake_quant_tiles: expected a float32 tensor, got ", x.scalar_type());
+  TORCH_CHECK_VALUE(x.dim() == 2, "lowp::fake_quant_tiles: expected a 2-D tensor, got ", x.dim(),
+                    "-D");
+  TORCH_CHECK_VALUE(tile_rows >= 1 && tile_cols >= 1, "lowp::fake_quant_tiles: tile (", tile_rows,
+                    ", ", tile_cols, ") must be positive");
+  TORCH_CHECK_VALUE(axis >= -2 && axis <= 1, "lowp::fake_quant_tiles: axis ", axis,
+                    " is out of range for a 2-D tensor");
+  const std::string name(format_name.data(), format_name.size());
+  try {
+    TileQuant q;
+    q.nvfp4 = name == "nvfp4";
+    q.element = q.nvfp4 ? kFp4E2m1 : parse_format(name);
+    q.tile_rows = static_cast<std::size_t>(tile_rows);
+    q.tile_cols = static_cast<std::size_t>(tile_cols);
+    q.axis = static_cast<int>((axis + 2) % 2);
+    q.rounding = parse_rounding(std::string_view(rounding.data(), rounding.size()));
+    q.seed = static_cast<std::uint64_t>(seed);
+    const at::Tensor in = x.contiguous();
+    const TileGrid grid(q, static_cast<std::size_t>(in.size(0)),
+                        static_cast<std::size_t>(in.size(1)));
+    at::Tensor out = new_output(in.sizes());
+    if (in.numel() == 0) return out;
+    const float* from = in.data_ptr<float>();
+    float* to = out.data_ptr<float>();
+    const auto bands = static_cast<std::int64_t>(grid.bands);
+    const auto band_values = static_cast<std::int64_t>(grid.band_rows * grid.cols);
+    const std::int64_t grain = std::max<std::int64_t>(1, 32768 / band_values);
+    const auto size = [](std::int64_t v) { return static_cast<std::size_t>(v); };
+    std::atomic<bool> finite{true};
+    if (!q.nvfp4) {
+      at::parallel_for(0, bands, grain, [&](std::int64_t begin, std::int64_t end) {
+        if (!fake_quantize_tiles(q, grid, from, to, size(begin), size(end), nullptr, 0.0f)) {
+          finite = false;
+        }
+      });
+    } else {
+      const std::size_t per_band = grid.tiles_per_band;
+      std::vector<float> amax(grid.bands * per_band);
+      at::parallel_for(0, bands, grain, [&](std::int64_t begin, std::int64_t end) {
+        if (!tile_amax(q, grid, from, size(begin), size(end),
+                       amax.data() + size(begin) * per_band)) {
+          finite = false;
+        }
+      });
+      if (finite) {
+        const float tensor_scale = nvfp4_tensor_scale(*std::max_element(amax.begin(), amax.end()));
+        at::parallel_for(0, bands, grain, [&](std::int64_t begin, std::int64_t end) {
+          fake_quantize_tiles(q, grid, from, to, size(begin), size(end),
+                              amax.data() + size(begin) * per_band, tensor_scale);
+        });
+      }
+    }
+    if (!finite) throw Error("the tensor holds Inf or NaN: no tile scales");
+    return out;
+  } catch (const Error& e) {
+    TORCH_CHECK_VALUE(false, "lowp::fake_quant_tiles(format ", name, "): ", e.what());
+  }
+}
+
 // out[..., n] = sum over k of a[..., k] * b[n, k], each sum rounded to the
 // accumulator after every addition (lowp::gemm_accumulate). Rows of a run on
 // ATen's (OpenMP) threads, each range through the one-thread kernel; every
@@ -335,6 +413,11 @@ TORCH_LIBRARY(lowp, m) {
   m.impl("fake_quant.out", c10::DispatchKey::CPU, TORCH_FN(fake_quant_out));
   // The largest finite value of a scalar format (for per-tensor scaling).
   m.def("format_max(str format) -> float", TORCH_FN(format_max));
+  // One fp32 scale per 2-D tile (lowp/tile_kernels.h).
+  m.def(
+      "fake_quant_tiles(Tensor x, str format, int axis, int tile_rows, int tile_cols, "
+      "str rounding='rne', int seed=0) -> Tensor");
+  m.impl("fake_quant_tiles", c10::DispatchKey::CPU, TORCH_FN(fake_quant_tiles));
   // a [..., K] x b [N, K]^T summed in a narrow accumulator (lowp/accum_kernels.h).
   m.def(
       "matmul_acc(Tensor a, Tensor b, int mantissa_bits=23, int promote_every=0, "

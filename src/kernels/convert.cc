@@ -113,6 +113,30 @@ EncodeParams detail::encode_params(const Format& f, const EncodeOptions& opt) {
   return p;
 }
 
+bool detail::fake_quant_rne_params(const Format& f, const EncodeParams& encode,
+                                   FakeQuantRneParams& p) {
+  // One pass, no codes (FakeQuantRne), where the format's units stay normal
+  // fp32 numbers up to its top binade.
+  if (!vector_format(f)) return false;
+  auto pow2_bits = [](int e) { return static_cast<std::uint32_t>(e + 127) << 23; };
+  const int top = emin(f) + static_cast<int>(encode.max_magnitude >> f.man_bits);
+  if (top + 23 - f.man_bits > 127) return false;
+  p.man_bits = f.man_bits;
+  p.min_normal_bits = pow2_bits(emin(f));
+  p.top_bits = pow2_bits(top);
+  p.max_value = static_cast<float>(max_finite(f));
+  for (int neg = 0; neg < 2; ++neg) {
+    auto value_bits = [&](std::uint32_t code) {
+      return std::bit_cast<std::uint32_t>(decode_f32(f, code));
+    };
+    p.zero[neg] = value_bits(encode.zero[neg]);
+    p.overflow[neg] = value_bits(encode.overflow[neg]);
+    p.inf[neg] = value_bits(encode.inf[neg]);
+    p.nan[neg] = value_bits(encode.nan[neg]);
+  }
+  return true;
+}
+
 DecodeParams detail::decode_params(const Format& f) {
   DecodeParams p;
   constexpr std::uint32_t kNone = 0x7FFFFFFF;  // above every magnitude and code
@@ -489,31 +513,13 @@ void fake_quantize_f32(const Format& f, std::span<const float> in, std::span<flo
     return;
   }
   const kernels::detail::EncodeParams encode = kernels::detail::encode_params(f, opt);
-  if (kernels::vector_format(f) && opt.rounding == Rounding::kNearestEven) {
-    // One pass, no codes (FakeQuantRne), where the format's units stay normal
-    // fp32 numbers up to its top binade.
-    auto pow2_bits = [](int e) { return static_cast<std::uint32_t>(e + 127) << 23; };
-    kernels::detail::FakeQuantRneParams p;
-    p.man_bits = f.man_bits;
-    p.min_normal_bits = pow2_bits(emin(f));
-    const int top = emin(f) + static_cast<int>(encode.max_magnitude >> f.man_bits);
-    if (top + 23 - f.man_bits <= 127) {
-      p.top_bits = pow2_bits(top);
-      p.max_value = static_cast<float>(max_finite(f));
-      for (int neg = 0; neg < 2; ++neg) {
-        auto value_bits = [&](std::uint32_t code) {
-          return std::bit_cast<std::uint32_t>(decode_f32(f, code));
-        };
-        p.zero[neg] = value_bits(encode.zero[neg]);
-        p.overflow[neg] = value_bits(encode.overflow[neg]);
-        p.inf[neg] = value_bits(encode.inf[neg]);
-        p.nan[neg] = value_bits(encode.nan[neg]);
-      }
-      kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
-        HWY_DYNAMIC_DISPATCH(kernels::FakeQuantRne)(p, in.data() + b, e - b, out.data() + b);
-      });
-      return;
-    }
+  kernels::detail::FakeQuantRneParams p;
+  if (opt.rounding == Rounding::kNearestEven &&
+      kernels::detail::fake_quant_rne_params(f, encode, p)) {
+    kernels::parallel_for(in.size(), threads, [&](std::size_t b, std::size_t e) {
+      HWY_DYNAMIC_DISPATCH(kernels::FakeQuantRne)(p, in.data() + b, e - b, out.data() + b);
+    });
+    return;
   }
   kernels::detail::DecodeParams decode = kernels::detail::decode_params(f);
   decode.stream = out.size() * sizeof(float) >= kernels::kDecodeStreamBytes;

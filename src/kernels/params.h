@@ -103,5 +103,8 @@ struct FakeQuantRneParams {
 // (kernels::encode_is_vectorized / decode_is_vectorized).
 EncodeParams encode_params(const Format& f, const EncodeOptions& opt);
 DecodeParams decode_params(const Format& f);
+// FakeQuantRne's parameters for f, whose EncodeParams (nearest-even) are
+// `encode`; false where FakeQuantRne does not cover f.
+bool fake_quant_rne_params(const Format& f, const EncodeParams& encode, FakeQuantRneParams& p);
 
 }  // namespace lowp::kernels::detail

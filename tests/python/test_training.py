@@ -1,6 +1,7 @@
 """Tests of lowp.torch's training recipes (docs/training.md): role ablations,
 the separate grad_output roles, tile (fine-grained FP8 / 2-D NVFP4) scaling
-against its definition and against the nvfp4 op, the random Hadamard
+against its definition and against the nvfp4 op (the C++ tile op against
+the torch reference, bit for bit, stochastic rounding included), the random Hadamard
 transform of the grad_weight inputs (a true gradient, checked against float64
 finite differences), delayed scaling's amax history, the stochastic-rounding
 stream, the quantization statistics, per-tensor wide integers, the
@@ -119,6 +120,11 @@ def test_nvfp4_tiles_of_one_by_sixteen_are_the_nvfp4_op(axis):
     a = lt.fake_quant_tiles(x, "nvfp4", axis, (1, 16))
     b = lt.fake_quant(x, "nvfp4", axis)
     assert torch.equal(a.view(torch.int32), b.view(torch.int32))
+    # Stochastic rounding too, where the axis length is a multiple of 16 (the
+    # tiles' stream runs over the axis padded to whole tiles, the op's not).
+    a = lt.fake_quant_tiles(x, "nvfp4", axis, (1, 16), "stochastic", 21)
+    b = lt.fake_quant(x, "nvfp4", axis, rounding="stochastic", seed=21)
+    assert torch.equal(a.view(torch.int32), b.view(torch.int32))
 
 
 def test_fp8_tiles_follow_their_definition():
@@ -147,6 +153,162 @@ def test_tiles_refuse_bad_input():
     x[1, 1] = math.nan
     with pytest.raises(ValueError, match="'w' holds Inf or NaN"):
         lt.fake_quant_tiles(x, "fp8_e4m3", 1, (1, 128), name="w")
+
+
+# The C++ op (torch.ops.lowp.fake_quant_tiles) against the torch reference
+# (_fake_quant_tiles_reference, the definition), bit for bit.
+
+TILES = [(1, 128), (128, 128), (1, 16), (16, 16), (4, 8)]
+# Sides that are multiples of every tile, of the 16s but not 128, of none.
+TILE_SHAPES = [(256, 128), (48, 80), (130, 200)]
+
+
+def tile_test_matrix(rows, cols, seed):
+    """8 x 8 patches of one magnitude each over fp32's range (2^-149 ..
+    2^126), some all zero (with -0), some fp32 subnormals (tiles whose
+    1 / amax overflows), some at FP32 max."""
+    g = torch.Generator().manual_seed(seed)
+    pr, pc = -(-rows // 8), -(-cols // 8)
+    exponent = torch.randint(-149, 127, (pr, pc), generator=g).float()
+    kind = torch.randint(0, 10, (pr, pc), generator=g)
+    e = exponent.repeat_interleave(8, 0).repeat_interleave(8, 1)[:rows, :cols]
+    k = kind.repeat_interleave(8, 0).repeat_interleave(8, 1)[:rows, :cols]
+    x = torch.randn(rows, cols, generator=g, dtype=torch.float64) * torch.exp2(e.double())
+    x = x.float()
+    signs = torch.where(torch.rand(rows, cols, generator=g) < 0.5, -1.0, 1.0)
+    tiny = torch.randint(1, 1 << 23, (rows, cols), generator=g, dtype=torch.int32).view(
+        torch.float32) * signs
+    huge = torch.where(torch.rand(rows, cols, generator=g) < 0.2,
+                       torch.tensor(torch.finfo(torch.float32).max), x.abs().clamp(max=1e38))
+    x = torch.where(k == 0, 0.0 * signs, x)
+    x = torch.where(k == 1, tiny, x)
+    x = torch.where(k == 2, huge * signs, x)
+    return x
+
+
+def tiles_op(x, format, axis, tile, rounding="rne", seed=0):
+    """The C++ op itself (lt.fake_quant_tiles falls back to the reference
+    where the op refuses the input)."""
+    return torch.ops.lowp.fake_quant_tiles(x.float(), format, axis % 2, tile[0], tile[1],
+                                           rounding, seed)
+
+
+def assert_bits_equal(a, b, what):
+    assert a.dtype == b.dtype and a.shape == b.shape, what
+    bits = torch.int16 if a.dtype == torch.bfloat16 else torch.int32
+    diff = (a.view(bits) != b.view(bits)).nonzero()
+    assert diff.numel() == 0, f"{what}: {len(diff)} differ, first at {diff[0].tolist()}"
+
+
+TILE_FORMATS = ["fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1", "int8", "nvfp4"]
+
+
+@pytest.mark.parametrize("format", TILE_FORMATS)
+def test_tiles_op_is_the_reference_bit_for_bit(format):
+    from lowp.torch.ops import _fake_quant_tiles_reference as reference
+    for seed, (rows, cols) in enumerate(TILE_SHAPES):
+        x = tile_test_matrix(rows, cols, seed)
+        for tile in TILES:
+            for axis in (0, 1):
+                what = f"{format} {rows}x{cols} tile {tile} axis {axis}"
+                assert_bits_equal(tiles_op(x, format, axis, tile),
+                                  reference(x, format, axis, tile), what)
+
+
+@pytest.mark.parametrize("format", ["fp8_e4m3", "nvfp4", "int8"])
+@pytest.mark.parametrize("rounding", ["stochastic", "away", "zero"])
+def test_tiles_op_rounds_as_the_reference(format, rounding):
+    """Stochastic rounding draws the reference's bits: element (r, c) of the
+    axis-last view at r * Kp + c of the zero-padded tile view."""
+    from lowp.torch.ops import _fake_quant_tiles_reference as reference
+    x = tile_test_matrix(130, 200, 7)
+    for tile in TILES:
+        for axis in (0, 1):
+            what = f"{format} {rounding} tile {tile} axis {axis}"
+            assert_bits_equal(tiles_op(x, format, axis, tile, rounding, seed=99),
+                              reference(x, format, axis, tile, rounding, seed=99), what)
+
+
+def test_tiles_op_edge_cases_match_the_reference():
+    from lowp.torch.ops import _fake_quant_tiles_reference as reference
+    cases = {
+        "zeros": torch.zeros(40, 24) * torch.where(torch.rand(40, 24) < 0.5, -1.0, 1.0),
+        "tiny": torch.tensor(1e-45) * torch.arange(-480.0, 480.0).reshape(40, 24),
+        "huge": torch.full((40, 24), torch.finfo(torch.float32).max) * torch.where(
+            torch.rand(40, 24) < 0.5, -1.0, 1.0),
+        "one": torch.tensor([[3.0]]),
+    }
+    for name, x in cases.items():
+        for format in ("fp8_e4m3", "nvfp4", "fp16", "e8m0", "posit8", "fp32"):
+            for tile, axis in (((1, 16), 1), ((16, 16), 0), ((4, 8), 0)):
+                what = f"{name} {format} tile {tile} axis {axis}"
+                assert_bits_equal(tiles_op(x, format, axis, tile),
+                                  reference(x, format, axis, tile), what)
+    # An empty tensor comes back empty (the reference's zero-padding fails on
+    # a side of 0 where the other is not a multiple of the tile).
+    for format in ("fp8_e4m3", "nvfp4"):
+        assert tiles_op(torch.zeros(0, 5), format, 1, (1, 16)).shape == (0, 5)
+        assert tiles_op(torch.zeros(5, 0), format, 0, (16, 16)).shape == (5, 0)
+
+
+def test_tiles_op_gives_the_same_bits_on_any_thread_count():
+    x = tile_test_matrix(300, 200, 8).clamp(-1e30, 1e30)
+    threads = torch.get_num_threads()
+    try:
+        for format, tile in (("fp8_e4m3", (1, 128)), ("nvfp4", (1, 16)), ("nvfp4", (16, 16))):
+            for axis in (0, 1):
+                got = []
+                for n in (1, 2, 3):
+                    torch.set_num_threads(n)
+                    got.append(tiles_op(x, format, axis, tile, "stochastic", 12))
+                assert_bits_equal(got[1], got[0], f"{format} {tile} axis {axis}, 2 threads")
+                assert_bits_equal(got[2], got[0], f"{format} {tile} axis {axis}, 3 threads")
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_tiles_wrapper_runs_the_op(monkeypatch):
+    """lt.fake_quant_tiles on valid input is the op (the reference never
+    runs): bfloat16 and float64 in, their dtype out; a transposed (strided)
+    input; axis -1 and -2."""
+    import lowp.torch.ops as ops
+    reference = ops._fake_quant_tiles_reference
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the reference ran")
+    x = tile_test_matrix(48, 80, 5).clamp(-1e38, 1e38)  # (bf16 rounds FP32 max to Inf)
+    for t in (x, x.bfloat16(), x.double(), x.t()):
+        for format in ("fp8_e4m3", "nvfp4"):
+            for axis in (-1, -2):
+                want = reference(t, format, axis, (1, 16), "stochastic", 4)
+                monkeypatch.setattr(ops, "_fake_quant_tiles_reference", refuse)
+                got = lt.fake_quant_tiles(t, format, axis, (1, 16), "stochastic", 4)
+                monkeypatch.setattr(ops, "_fake_quant_tiles_reference", reference)
+                assert_bits_equal(got, want, f"{t.dtype} {format} axis {axis}")
+
+
+def test_tiles_op_refuses_what_the_reference_refuses():
+    from lowp.torch.ops import _fake_quant_tiles_reference as reference
+    x = torch.randn(6, 7)
+    bad = [
+        (x, "mxfp8_e4m3", 1, (1, 128)),   # a block format
+        (x, "fp8_e4m3", 1, (0, 128)),     # a zero tile side
+        (x, "int16_sym", 1, (1, 128)),    # no scalar lowp format
+        (x.reshape(2, 3, 7), "fp8_e4m3", 1, (1, 128)),
+    ]
+    for value in (math.nan, math.inf, -math.inf):
+        y = x.clone()
+        y[2, 3] = value
+        bad += [(y, "fp8_e4m3", 1, (1, 128)), (y, "nvfp4", 0, (16, 16)),
+                (y, "mxfp8_e4m3", 1, (1, 128))]
+    for args in bad:
+        with pytest.raises(ValueError) as got:
+            lt.fake_quant_tiles(*args, name="w")
+        with pytest.raises(ValueError) as want:
+            reference(*args, name="w")
+        assert str(got.value) == str(want.value)
+    with pytest.raises(ValueError):
+        lt.fake_quant_tiles(x, "fp8_e4m3", 1, (1, 128), rounding="up")
 
 
 # ---- Hadamard ----

@@ -139,7 +139,34 @@ def fake_quant_tiles(x, format, axis, tile, rounding="rne", seed=0, name=None):
     each tile NVFP4's two-level scale: the tile's amax / 6 relative to the fp32
     tensor scale amax / 2688, rounded to E4M3 and clamped to [2^-6, 448], and
     E2M1 elements; with tile (1, 16) this is fake_quant(x, "nvfp4", axis)
-    value for value. A tensor holding Inf or NaN raises ValueError."""
+    value for value. A tensor holding Inf or NaN raises ValueError.
+
+    One pass of lowp's tile kernels (torch.ops.lowp.fake_quant_tiles,
+    lowp/tile_kernels.h) on the CPU, bit for bit the torch operations of
+    _fake_quant_tiles_reference (the definition), stochastic rounding
+    included: element (r, c) of x turned so that `axis` is last draws its
+    random bits at r * Kp + c, Kp the axis length rounded up to whole tiles
+    (its index in the reference's zero-padded tile view). Errors are the
+    reference's own (it runs when the op refuses the input)."""
+    _check_tensor(x, "fake_quant_tiles")
+    try:
+        tr, tc = (int(t) for t in tile)
+    except (TypeError, ValueError):
+        tr = tc = 0
+    if x.dim() == 2 and tr >= 1 and tc >= 1 and x.device.type == "cpu":
+        try:
+            q = torch.ops.lowp.fake_quant_tiles(x.detach().to(torch.float32), str(format),
+                                                int(axis) % 2, tr, tc, str(rounding), int(seed))
+        except ValueError:
+            q = None  # a bad format or rounding, Inf or NaN: the reference's error
+        if q is not None:
+            return q.to(x.dtype)
+    return _fake_quant_tiles_reference(x, format, axis, tile, rounding, seed, name)
+
+
+def _fake_quant_tiles_reference(x, format, axis, tile, rounding="rne", seed=0, name=None):
+    """fake_quant_tiles in torch operations over a zero-padded tile view: the
+    definition that the C++ op must match bit for bit (tests/python)."""
     _check_tensor(x, "fake_quant_tiles")
     xd = x.detach().to(torch.float32)
     if xd.numel() and not torch.isfinite(xd).all():
