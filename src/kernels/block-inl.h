@@ -796,12 +796,7 @@ HWY_INLINE hn::Vec<DF> ElementValue(DF df, const BlockQuantParams& p, hn::Vec<DF
       unit = hn::Sub(hn::Max(e, hn::Set(di, emin_bits >> 23)), hn::Set(di, p.man_bits));
       s = hn::Add(hn::Sub(unit, e), hn::Set(di, 23));
     }
-    const auto sigu = hn::BitCast(du, sig);
-    const auto n = hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31))));
-    const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
-    const auto right =
-        hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
-    const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
+    const auto [n, fraction] = SplitAt(du, sig, s);
     // Up iff F + random carries out of 32 bits (the sum wraps below F).
     const auto up = hn::Lt(hn::Add(fraction, random), fraction);
     const VI count = hn::BitCast(di, hn::Sub(n, hn::VecFromMask(du, up)));

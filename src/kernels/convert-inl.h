@@ -92,6 +92,25 @@ HWY_INLINE hn::Vec<DU> StochasticBits(DU du, hn::Vec<DU> index_low, std::uint32_
   return Mix32(du, Mix32(du, hn::Xor(index_low, k)) + k);
 }
 
+// Step 3's split of a significand at bit s (0 <= s < 64): the integer part
+// n = sig >> s and the dropped bits F, left-aligned in 32 bits (0.32 fixed
+// point). Shift counts stay below 32 (see step 3).
+template <class DU>
+struct SplitBits {
+  hn::Vec<DU> n;
+  hn::Vec<DU> fraction;
+};
+template <class DU, class VI>
+HWY_INLINE SplitBits<DU> SplitAt(DU du, VI sig, VI s) {
+  const hn::RebindToSigned<DU> di;
+  const auto sigu = hn::BitCast(du, sig);
+  const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
+  const auto right =
+      hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), hn::Zero(di)), hn::Set(di, 31)));
+  return {hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31)))),
+          hn::Shr(hn::Shl(sigu, left), right)};
+}
+
 // ---- 16-bit inputs: widened to fp32 bits in registers (exactly) ----
 
 // The input element types: fp32, or bf16 / fp16 as uint16 bit patterns.
@@ -221,12 +240,7 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DU>> EncodeVec(DU du, const EncodeParams& 
     // Step 3.
     const VI binade = hn::Max(e, hn::Set(di, p.emin));
     const VI s = hn::Add(hn::Sub(binade, e), hn::Set(di, 23 - p.man_bits));
-    const auto sigu = hn::BitCast(du, sig);
-    const auto n = hn::Shr(sigu, hn::BitCast(du, hn::Min(s, hn::Set(di, 31))));
-    const auto left = hn::BitCast(du, hn::Sub(hn::Set(di, 32), hn::Min(s, hn::Set(di, 32))));
-    const auto right =
-        hn::BitCast(du, hn::Min(hn::Max(hn::Sub(s, hn::Set(di, 32)), zero), hn::Set(di, 31)));
-    const auto fraction = hn::Shr(hn::Shl(sigu, left), right);
+    const auto [n, fraction] = SplitAt(du, sig, s);
     // Step 4.
     auto rounded = n;
     if constexpr (R != RoundKind::kTowardZero) {

@@ -230,14 +230,22 @@ bool fake_quantize_tiles(const TileQuant& q, const TileGrid& grid, const float* 
   return true;
 }
 
-void fake_quantize_tiles(const TileQuant& q, std::size_t rows, std::size_t cols,
-                         std::span<const float> in, std::span<float> out) {
-  const TileGrid grid(q, rows, cols);
+namespace {
+// A rows x cols input and an output of its size, or lowp::Error.
+void check_sizes(std::size_t rows, std::size_t cols, std::span<const float> in,
+                 std::span<float> out) {
   if (in.size() != rows * cols || out.size() != in.size()) {
     throw Error("fake_quantize_tiles: expected " + std::to_string(rows) + " x " +
                 std::to_string(cols) + " values in and out, got " + std::to_string(in.size()) +
                 " and " + std::to_string(out.size()));
   }
+}
+}  // namespace
+
+void fake_quantize_tiles(const TileQuant& q, std::size_t rows, std::size_t cols,
+                         std::span<const float> in, std::span<float> out) {
+  const TileGrid grid(q, rows, cols);
+  check_sizes(rows, cols, in, out);
   if (!q.nvfp4) {
     if (!fake_quantize_tiles(q, grid, in.data(), out.data(), 0, grid.bands, nullptr, 0.0f)) {
       throw Error(kernels::nonfinite_message());
@@ -256,11 +264,7 @@ void fake_quantize_tiles(const TileQuant& q, std::size_t rows, std::size_t cols,
 void fake_quantize_tiles_reference(const TileQuant& q, std::size_t rows, std::size_t cols,
                                    std::span<const float> in, std::span<float> out) {
   const TileGrid grid(q, rows, cols);
-  if (in.size() != rows * cols || out.size() != in.size()) {
-    throw Error("fake_quantize_tiles: expected " + std::to_string(rows) + " x " +
-                std::to_string(cols) + " values in and out, got " + std::to_string(in.size()) +
-                " and " + std::to_string(out.size()));
-  }
+  check_sizes(rows, cols, in, out);
   float tensor_amax = 0.0f;
   for (const float x : in) {
     if (!std::isfinite(x)) throw Error(kernels::nonfinite_message());
